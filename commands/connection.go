@@ -1,0 +1,277 @@
+package commands
+
+import (
+	"crypto/subtle"
+	"fmt"
+	"strings"
+
+	"github.com/vela-cache/vela/resp"
+)
+
+func (n *Node) registerConnection() {
+	const g = "connection"
+	sub := func(name string, arity int, flags Flags, h Handler, summary string) *Command {
+		return &Command{Name: "client|" + name, Arity: arity, Flags: flags, Handler: h, Group: g, Summary: summary}
+	}
+	for _, c := range []*Command{
+		{Name: "ping", Arity: -1, Flags: FlagFast, Handler: n.ping, Summary: "Returns the server's liveliness response."},
+		{Name: "echo", Arity: 2, Flags: FlagFast, Handler: n.echo, Summary: "Returns the given string."},
+		{Name: "quit", Arity: -1, Flags: FlagFast | FlagNoAuth | FlagLoading, Handler: n.quit, Summary: "Closes the connection."},
+		{Name: "select", Arity: 2, Flags: FlagFast | FlagLoading, Handler: n.selectDB, Summary: "Changes the selected database. Vela has only database 0."},
+		{Name: "auth", Arity: -2, Flags: FlagFast | FlagNoAuth | FlagLoading, Handler: n.auth, Summary: "Authenticates the connection."},
+		{Name: "hello", Arity: -1, Flags: FlagFast | FlagNoAuth | FlagLoading, Handler: n.hello, Summary: "Handshakes with the Redis server."},
+		{Name: "client", Arity: -2, Summary: "A container for client connection commands.", Subcommands: map[string]*Command{
+			"setname": sub("setname", 3, FlagLoading, n.clientSetName, "Sets the connection name."),
+			"getname": sub("getname", 2, FlagLoading, n.clientGetName, "Returns the name of the connection."),
+			"id":      sub("id", 2, FlagLoading, n.clientID, "Returns the unique client ID of the connection."),
+			"setinfo": sub("setinfo", 4, FlagLoading, n.clientSetInfo, "Sets information specific to the client or connection."),
+			"list":    sub("list", -2, FlagAdmin|FlagLoading, n.clientList, "Lists open connections."),
+			"help":    sub("help", 2, FlagLoading, n.clientHelp, "Returns helpful text about the different subcommands."),
+		}},
+	} {
+		c.Group = g
+		n.table.Register(c)
+	}
+}
+
+func (n *Node) ping(c *Ctx, args [][]byte) (resp.Reply, error) {
+	if len(args) > 2 {
+		return resp.Reply{}, wrongArity("ping")
+	}
+	if len(args) == 2 {
+		return resp.Bulk(args[1]), nil
+	}
+	return resp.Status("PONG"), nil
+}
+
+func (n *Node) echo(_ *Ctx, args [][]byte) (resp.Reply, error) { return resp.Bulk(args[1]), nil }
+
+func (n *Node) quit(c *Ctx, _ [][]byte) (resp.Reply, error) {
+	if c.Conn != nil {
+		c.Conn.Quit()
+	}
+	return resp.OK, nil
+}
+
+func (n *Node) selectDB(_ *Ctx, args [][]byte) (resp.Reply, error) {
+	id, err := intArg(args[1])
+	if err != nil || id < -1<<31 || id > 1<<31-1 {
+		return resp.Reply{}, ErrNotInteger
+	}
+	if id != 0 {
+		return resp.Reply{}, ErrDBIndex
+	}
+	return resp.OK, nil
+}
+
+// checkPassword authenticates user/pass against requirepass, with Redis's default user rules:
+// with no password configured, the default user accepts any password.
+func (n *Node) checkPassword(c *Ctx, user, pass []byte) error {
+	if string(user) != "default" {
+		return ErrWrongPass
+	}
+	if n.cfg.RequirePass != "" && subtle.ConstantTimeCompare(pass, []byte(n.cfg.RequirePass)) != 1 {
+		return ErrWrongPass
+	}
+	if c.Conn != nil {
+		c.Conn.SetAuthenticated()
+	}
+	return nil
+}
+
+func (n *Node) auth(c *Ctx, args [][]byte) (resp.Reply, error) {
+	if len(args) > 3 {
+		return resp.Reply{}, ErrSyntax
+	}
+	user, pass := []byte("default"), args[1]
+	if len(args) == 2 {
+		if n.cfg.RequirePass == "" {
+			return resp.Reply{}, ErrNoPassword
+		}
+	} else {
+		user, pass = args[1], args[2]
+	}
+	if err := n.checkPassword(c, user, pass); err != nil {
+		return resp.Reply{}, err
+	}
+	return resp.OK, nil
+}
+
+func (n *Node) hello(c *Ctx, args [][]byte) (resp.Reply, error) {
+	ver := int64(0)
+	next := 1
+	if len(args) >= 2 {
+		v, ok := intArgOK(args[1])
+		if !ok {
+			return resp.Reply{}, Error("ERR Protocol version is not an integer or out of range")
+		}
+		if v < 2 || v > 3 {
+			return resp.Reply{}, ErrNoProto
+		}
+		ver, next = v, 2
+	}
+	var user, pass, name []byte
+	hasName := false
+	for j := next; j < len(args); j++ {
+		more := len(args) - 1 - j
+		switch {
+		case equalFold(args[j], "auth") && more >= 2:
+			user, pass = args[j+1], args[j+2]
+			j += 2
+		case equalFold(args[j], "setname") && more >= 1:
+			name, hasName = args[j+1], true
+			if err := validClientName(name); err != nil {
+				return resp.Reply{}, err
+			}
+			j++
+		default:
+			return resp.Reply{}, Error(fmt.Sprintf("ERR Syntax error in HELLO option '%s'", args[j]))
+		}
+	}
+	if user != nil {
+		if err := n.checkPassword(c, user, pass); err != nil {
+			return resp.Reply{}, err
+		}
+	}
+	if c.Conn != nil && !c.Conn.Authenticated() {
+		return resp.Reply{}, Error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+	}
+	proto := int64(2)
+	var id int64
+	if c.Conn != nil {
+		if hasName {
+			c.Conn.SetName(string(name))
+		}
+		if ver != 0 {
+			c.Conn.SetProto(int(ver))
+		}
+		proto, id = int64(c.Conn.Proto()), c.Conn.ID
+	}
+	return resp.Map([]resp.Reply{
+		resp.BulkString("server"), resp.BulkString("redis"),
+		resp.BulkString("version"), resp.BulkString(Version),
+		resp.BulkString("proto"), resp.Int(proto),
+		resp.BulkString("id"), resp.Int(id),
+		resp.BulkString("mode"), resp.BulkString("standalone"),
+		resp.BulkString("role"), resp.BulkString("master"),
+		resp.BulkString("modules"), resp.Array([]resp.Reply{}),
+	}), nil
+}
+
+func intArgOK(b []byte) (int64, bool) {
+	n, err := intArg(b)
+	return n, err == nil
+}
+
+// validClientName applies Redis's rule: printable ASCII without spaces.
+func validClientName(name []byte) error {
+	for _, ch := range name {
+		if ch < '!' || ch > '~' {
+			return ErrClientName
+		}
+	}
+	return nil
+}
+
+func (n *Node) clientSetName(c *Ctx, args [][]byte) (resp.Reply, error) {
+	if err := validClientName(args[2]); err != nil {
+		return resp.Reply{}, err
+	}
+	if c.Conn != nil {
+		c.Conn.SetName(string(args[2]))
+	}
+	return resp.OK, nil
+}
+
+func (n *Node) clientGetName(c *Ctx, _ [][]byte) (resp.Reply, error) {
+	if c.Conn == nil || c.Conn.Name() == "" {
+		return resp.Nil, nil
+	}
+	return resp.BulkString(c.Conn.Name()), nil
+}
+
+func (n *Node) clientID(c *Ctx, _ [][]byte) (resp.Reply, error) {
+	if c.Conn == nil {
+		return resp.Zero, nil
+	}
+	return resp.Int(c.Conn.ID), nil
+}
+
+// clientSetInfo serves CLIENT SETINFO LIB-NAME|LIB-VER value (Redis 7.2), which go-redis and
+// other clients send on connect.
+func (n *Node) clientSetInfo(c *Ctx, args [][]byte) (resp.Reply, error) {
+	attr, val := args[2], args[3]
+	for _, ch := range val {
+		if ch < '!' || ch > '~' {
+			return resp.Reply{}, Error(fmt.Sprintf("ERR %s cannot contain spaces, newlines or special characters.", upper(string(attr))))
+		}
+	}
+	switch {
+	case equalFold(attr, "lib-name"):
+		if c.Conn != nil {
+			c.Conn.SetLib(string(val), "")
+		}
+	case equalFold(attr, "lib-ver"):
+		if c.Conn != nil {
+			c.Conn.SetLib("", string(val))
+		}
+	default:
+		return resp.Reply{}, Error(fmt.Sprintf("ERR Unrecognized option '%s'", attr))
+	}
+	return resp.OK, nil
+}
+
+// clientList serves CLIENT LIST [TYPE normal] [ID id …] with Redis's line format.
+func (n *Node) clientList(c *Ctx, args [][]byte) (resp.Reply, error) {
+	var ids map[int64]bool
+	for i := 2; i < len(args); {
+		switch {
+		case equalFold(args[i], "type") && i+1 < len(args):
+			t := string(lowerInto(nil, args[i+1]))
+			switch t {
+			case "normal":
+			case "master", "replica", "slave", "pubsub":
+				return resp.Verbatim(""), nil // Vela has no such clients
+			default:
+				return resp.Reply{}, Error("ERR Unknown client type '" + string(args[i+1]) + "'")
+			}
+			i += 2
+		case equalFold(args[i], "id") && i+1 < len(args):
+			ids = map[int64]bool{}
+			for i++; i < len(args); i++ {
+				id, ok := intArgOK(args[i])
+				if !ok || id <= 0 {
+					return resp.Reply{}, Error("ERR Invalid client ID")
+				}
+				ids[id] = true
+			}
+		default:
+			return resp.Reply{}, ErrSyntax
+		}
+	}
+	var b strings.Builder
+	if n.clients != nil {
+		n.clients.Clients(func(conn *resp.Conn) {
+			if ids != nil && !ids[conn.ID] {
+				return
+			}
+			in := conn.Info()
+			fmt.Fprintf(&b, "id=%d addr=%s laddr=%s fd=0 name=%s age=%d idle=%d flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s\n",
+				in.ID, in.Addr, in.LocalAddr, in.Name, int64(in.Age.Seconds()), int64(in.Idle.Seconds()),
+				in.LastCommand, in.Proto, in.LibName, in.LibVer)
+		})
+	}
+	return resp.Verbatim(b.String()), nil
+}
+
+func (n *Node) clientHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
+	return resp.Reply{Kind: resp.KindArray, Elems: []resp.Reply{
+		resp.Status("CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"),
+		resp.Status("GETNAME"), resp.Status("    Return the name of the current connection."),
+		resp.Status("ID"), resp.Status("    Return the ID of the current connection."),
+		resp.Status("LIST [TYPE NORMAL] [ID <id> [<id> ...]]"), resp.Status("    Return information about client connections."),
+		resp.Status("SETINFO <option> <value>"), resp.Status("    Set client meta attr. Options are LIB-NAME and LIB-VER."),
+		resp.Status("SETNAME <name>"), resp.Status("    Assign the name <name> to the current connection."),
+		resp.Status("HELP"), resp.Status("    Print this help."),
+	}}, nil
+}

@@ -1,0 +1,171 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/metrics"
+	"strings"
+	"time"
+
+	"github.com/vela-cache/vela/resp"
+)
+
+// infoSections are the sections INFO prints by default, in Redis's order, then Vela's.
+var infoSections = []string{"server", "clients", "memory", "stats", "keyspace", "vela"}
+
+// InfoSection adds lines to a custom INFO section; other packages (cluster, near cache) register
+// theirs with AddInfoSection.
+type InfoSection func(ctx context.Context) []string
+
+// AddInfoSection appends key:value lines from fn to the named section (created when new).
+func (n *Node) AddInfoSection(name string, fn InfoSection) {
+	n.extraInfo = append(n.extraInfo, namedSection{name, fn})
+}
+
+type namedSection struct {
+	name string
+	fn   InfoSection
+}
+
+// expiresCounter is implemented by stores that know how many keys have an expiry.
+type expiresCounter interface {
+	Expires(ctx context.Context) (int64, error)
+}
+
+func (n *Node) info(c *Ctx, args [][]byte) (resp.Reply, error) {
+	want := map[string]bool{}
+	all := len(args) == 1
+	for _, a := range args[1:] {
+		s := strings.ToLower(string(a))
+		if s == "all" || s == "everything" || s == "default" {
+			all = true
+		}
+		want[s] = true
+	}
+	var b strings.Builder
+	for _, sec := range infoSections {
+		if !all && !want[sec] {
+			continue
+		}
+		lines := n.infoSection(c.Context(), sec)
+		if b.Len() > 0 {
+			b.WriteString("\r\n")
+		}
+		b.WriteString("# " + strings.ToUpper(sec[:1]) + sec[1:] + "\r\n")
+		for _, l := range lines {
+			b.WriteString(l + "\r\n")
+		}
+	}
+	return resp.Verbatim(b.String()), nil
+}
+
+func (n *Node) infoSection(ctx context.Context, sec string) []string {
+	var lines []string
+	switch sec {
+	case "server":
+		uptime := time.Since(n.started)
+		lines = []string{
+			"redis_version:" + Version,
+			"redis_mode:standalone",
+			"os:" + runtime.GOOS + " " + runtime.GOARCH,
+			"arch_bits:64",
+			fmt.Sprintf("process_id:%d", os.Getpid()),
+			"run_id:" + n.runID,
+			fmt.Sprintf("tcp_port:%d", n.cfg.Port),
+			fmt.Sprintf("uptime_in_seconds:%d", int64(uptime.Seconds())),
+			fmt.Sprintf("uptime_in_days:%d", int64(uptime.Hours()/24)),
+			"executable:vela",
+			"vela_version:" + VelaVersion,
+		}
+	case "clients":
+		connected := 0
+		if n.clients != nil {
+			connected = n.clients.ClientCount()
+		}
+		lines = []string{
+			fmt.Sprintf("connected_clients:%d", connected),
+			"blocked_clients:0",
+		}
+	case "memory":
+		used := heapBytes()
+		lines = []string{
+			fmt.Sprintf("used_memory:%d", used),
+			"used_memory_human:" + humanBytes(used),
+			fmt.Sprintf("maxmemory:%s", n.setting("maxmemory", "0")),
+			"maxmemory_policy:" + n.setting("maxmemory-policy", "noeviction"),
+		}
+	case "stats":
+		s := n.stats
+		lines = []string{
+			fmt.Sprintf("total_connections_received:%d", s.Connections.Load()),
+			fmt.Sprintf("total_commands_processed:%d", s.Commands.Load()),
+			fmt.Sprintf("expired_keys:%d", s.Expirations.Load()),
+			fmt.Sprintf("evicted_keys:%d", s.Evictions.Load()),
+			fmt.Sprintf("keyspace_hits:%d", s.Hits.Load()),
+			fmt.Sprintf("keyspace_misses:%d", s.Misses.Load()),
+		}
+	case "keyspace":
+		if ks, err := n.keyspace(); err == nil {
+			keys, _ := ks.Len(ctx)
+			var expires int64
+			if ec, ok := n.store.(expiresCounter); ok {
+				expires, _ = ec.Expires(ctx)
+			}
+			if keys > 0 {
+				lines = append(lines, fmt.Sprintf("db0:keys=%d,expires=%d,avg_ttl=0", keys, expires))
+			}
+		}
+	case "vela":
+		lines = []string{
+			"vela_version:" + VelaVersion,
+			"store:" + n.cfg.StoreType,
+			"topology:" + n.cfg.Topology,
+			fmt.Sprintf("stats_enabled:%d", boolInt(n.stats.On())),
+		}
+	}
+	for _, x := range n.extraInfo {
+		if x.name == sec {
+			lines = append(lines, x.fn(ctx)...)
+		}
+	}
+	return lines
+}
+
+func (n *Node) setting(name, def string) string {
+	if v, ok := n.cfg.Settings[name]; ok {
+		return v
+	}
+	return def
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// heapBytes is the memory held by live heap objects: the closest Go figure to Redis's
+// used_memory (what the allocator has handed out), read without stopping the world.
+func heapBytes() uint64 {
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(sample)
+	if sample[0].Value.Kind() == metrics.KindUint64 {
+		return sample[0].Value.Uint64()
+	}
+	return 0
+}
+
+func humanBytes(b uint64) string {
+	switch {
+	case b >= 1<<30:
+		return fmt.Sprintf("%.2fG", float64(b)/(1<<30))
+	case b >= 1<<20:
+		return fmt.Sprintf("%.2fM", float64(b)/(1<<20))
+	case b >= 1<<10:
+		return fmt.Sprintf("%.2fK", float64(b)/(1<<10))
+	}
+	return fmt.Sprintf("%dB", b)
+}

@@ -1,0 +1,260 @@
+package commands
+
+import (
+	"math"
+	"strconv"
+
+	"github.com/vela-cache/vela/resp"
+	"github.com/vela-cache/vela/store"
+)
+
+func (n *Node) registerKeys() {
+	const g = "generic"
+	for _, c := range []*Command{
+		{Name: "del", Arity: -2, Flags: FlagWrite, FirstKey: 1, LastKey: -1, KeyStep: 1, Handler: n.del, Summary: "Deletes one or more keys."},
+		{Name: "unlink", Arity: -2, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: -1, KeyStep: 1, Handler: n.del, Summary: "Asynchronously deletes one or more keys."},
+		{Name: "exists", Arity: -2, Flags: FlagReadOnly | FlagFast, FirstKey: 1, LastKey: -1, KeyStep: 1, Handler: n.exists, Summary: "Determines whether one or more keys exist."},
+		{Name: "touch", Arity: -2, Flags: FlagReadOnly | FlagFast, FirstKey: 1, LastKey: -1, KeyStep: 1, Handler: n.exists, Summary: "Returns the number of existing keys out of those specified after updating the time they were last accessed."},
+		{Name: "type", Arity: 2, Flags: FlagReadOnly | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.typ, Summary: "Determines the type of value stored at a key."},
+		{Name: "expire", Arity: -3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.expire, Summary: "Sets the expiration time of a key in seconds."},
+		{Name: "pexpire", Arity: -3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.expire, Summary: "Sets the expiration time of a key in milliseconds."},
+		{Name: "expireat", Arity: -3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.expire, Summary: "Sets the expiration time of a key to a Unix timestamp."},
+		{Name: "pexpireat", Arity: -3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.expire, Summary: "Sets the expiration time of a key to a Unix milliseconds timestamp."},
+		{Name: "ttl", Arity: 2, Flags: FlagReadOnly | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.ttl, Summary: "Returns the expiration time in seconds of a key."},
+		{Name: "pttl", Arity: 2, Flags: FlagReadOnly | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.ttl, Summary: "Returns the expiration time in milliseconds of a key."},
+		{Name: "expiretime", Arity: 2, Flags: FlagReadOnly | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.ttl, Summary: "Returns the expiration time of a key as a Unix timestamp."},
+		{Name: "pexpiretime", Arity: 2, Flags: FlagReadOnly | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.ttl, Summary: "Returns the expiration time of a key as a Unix milliseconds timestamp."},
+		{Name: "persist", Arity: 2, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.persist, Summary: "Removes the expiration time of a key."},
+		{Name: "keys", Arity: 2, Flags: FlagReadOnly | FlagClusterWide, Handler: n.keys, Summary: "Returns all key names that match a pattern."},
+		{Name: "scan", Arity: -2, Flags: FlagReadOnly | FlagClusterWide, Handler: n.scan, Summary: "Iterates over the key names in the database."},
+	} {
+		c.Group = g
+		n.table.Register(c)
+	}
+}
+
+// del serves DEL and UNLINK.
+func (n *Node) del(c *Ctx, args [][]byte) (resp.Reply, error) {
+	var count int64
+	for _, key := range args[1:] {
+		res, err := n.do(c, key, store.Op{Kind: store.Delete})
+		if err != nil {
+			return resp.Reply{}, err
+		}
+		if res.Done {
+			count++
+		}
+	}
+	return resp.Int(count), nil
+}
+
+// exists serves EXISTS and TOUCH; a key named twice counts twice, as in Redis.
+func (n *Node) exists(c *Ctx, args [][]byte) (resp.Reply, error) {
+	kind := store.Inspect
+	if equalFold(args[0], "touch") {
+		kind = store.Touch
+	}
+	var count int64
+	for _, key := range args[1:] {
+		res, err := n.do(c, key, store.Op{Kind: kind})
+		if err != nil {
+			return resp.Reply{}, err
+		}
+		if res.Found {
+			count++
+		}
+	}
+	return resp.Int(count), nil
+}
+
+func (n *Node) typ(c *Ctx, args [][]byte) (resp.Reply, error) {
+	res, err := n.do(c, args[1], store.Op{Kind: store.Inspect})
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	if res.Found {
+		return resp.Status("string"), nil
+	}
+	return resp.Status("none"), nil
+}
+
+// expire serves EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT with NX, XX, GT and LT.
+func (n *Node) expire(c *Ctx, args [][]byte) (resp.Reply, error) {
+	name := string(lowerInto(make([]byte, 0, 9), args[0]))
+	var cond store.Cond
+	for _, a := range args[3:] {
+		switch {
+		case equalFold(a, "nx"):
+			cond |= store.CondNX
+		case equalFold(a, "xx"):
+			cond |= store.CondXX
+		case equalFold(a, "gt"):
+			cond |= store.CondGT
+		case equalFold(a, "lt"):
+			cond |= store.CondLT
+		default:
+			return resp.Reply{}, Error("ERR Unsupported option " + string(a))
+		}
+	}
+	if cond&store.CondNX != 0 && cond&(store.CondXX|store.CondGT|store.CondLT) != 0 {
+		return resp.Reply{}, ErrNXExpire
+	}
+	if cond&store.CondGT != 0 && cond&store.CondLT != 0 {
+		return resp.Reply{}, ErrGTLT
+	}
+	when, err := intArg(args[2])
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	if name == "expire" || name == "expireat" {
+		if when > math.MaxInt64/1000 || when < math.MinInt64/1000 {
+			return resp.Reply{}, invalidExpire(name)
+		}
+		when *= 1000
+	}
+	if name == "expire" || name == "pexpire" {
+		base := now()
+		if when > math.MaxInt64-base {
+			return resp.Reply{}, invalidExpire(name)
+		}
+		when += base
+	}
+	if when <= 0 {
+		// Any time at or before the epoch is in the past; 1 keeps "no expiry" (0) unambiguous.
+		when = 1
+	}
+	res, err := n.do(c, args[1], store.Op{Kind: store.Expire, ExpireAt: when, Cond: cond})
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	return resp.Bool(res.Done), nil
+}
+
+// ttl serves TTL, PTTL, EXPIRETIME and PEXPIRETIME.
+func (n *Node) ttl(c *Ctx, args [][]byte) (resp.Reply, error) {
+	res, err := n.do(c, args[1], store.Op{Kind: store.Inspect})
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	if !res.Found {
+		return resp.Int(-2), nil
+	}
+	if res.ExpireAt == 0 {
+		return resp.Int(-1), nil
+	}
+	name := args[0]
+	abs := len(name) > 4 // expiretime, pexpiretime
+	ms := name[0] == 'p' || name[0] == 'P'
+	t := res.ExpireAt
+	if !abs {
+		t = max(t-now(), 0)
+	}
+	if !ms {
+		if abs {
+			t /= 1000
+		} else {
+			t = (t + 500) / 1000
+		}
+	}
+	return resp.Int(t), nil
+}
+
+func (n *Node) persist(c *Ctx, args [][]byte) (resp.Reply, error) {
+	res, err := n.do(c, args[1], store.Op{Kind: store.Persist})
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	return resp.Bool(res.Done), nil
+}
+
+// keyspace returns the store's whole-keyspace abilities, or an error for stores without them.
+func (n *Node) keyspace() (store.Keyspace, error) {
+	ks, ok := n.store.(store.Keyspace)
+	if !ok {
+		return nil, Error("ERR this store cannot enumerate its keys")
+	}
+	return ks, nil
+}
+
+func (n *Node) keys(c *Ctx, args [][]byte) (resp.Reply, error) {
+	ks, err := n.keyspace()
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	var out []resp.Reply
+	pattern := args[1]
+	if len(pattern) == 1 && pattern[0] == '*' {
+		pattern = nil
+	}
+	var cursor uint64
+	for {
+		keys, next, err := ks.Scan(c.Context(), cursor, pattern, 1024)
+		if err != nil {
+			return resp.Reply{}, err
+		}
+		for _, k := range keys {
+			out = append(out, resp.Bulk(k))
+		}
+		if next == 0 {
+			break
+		}
+		cursor = next
+	}
+	if out == nil {
+		out = []resp.Reply{}
+	}
+	return resp.Array(out), nil
+}
+
+func (n *Node) scan(c *Ctx, args [][]byte) (resp.Reply, error) {
+	cursor, err := strconv.ParseUint(string(args[1]), 10, 64)
+	if err != nil {
+		return resp.Reply{}, ErrInvalidCur
+	}
+	var pattern []byte
+	count := 10
+	typeFilter := ""
+	for i := 2; i < len(args); i += 2 {
+		if i+1 >= len(args) {
+			return resp.Reply{}, ErrSyntax
+		}
+		switch {
+		case equalFold(args[i], "count"):
+			v, err := intArg(args[i+1])
+			if err != nil {
+				return resp.Reply{}, err
+			}
+			if v < 1 {
+				return resp.Reply{}, ErrSyntax
+			}
+			count = int(min(v, 1<<20))
+		case equalFold(args[i], "match"):
+			pattern = args[i+1]
+			if len(pattern) == 1 && pattern[0] == '*' {
+				pattern = nil
+			}
+		case equalFold(args[i], "type"):
+			typeFilter = string(lowerInto(nil, args[i+1]))
+		default:
+			return resp.Reply{}, ErrSyntax
+		}
+	}
+	ks, err := n.keyspace()
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	keys, next, err := ks.Scan(c.Context(), cursor, pattern, count)
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	elems := make([]resp.Reply, 0, len(keys))
+	if typeFilter == "" || typeFilter == "string" { // every Vela value is a string
+		for _, k := range keys {
+			elems = append(elems, resp.Bulk(k))
+		}
+	}
+	return resp.Array([]resp.Reply{
+		resp.BulkString(strconv.FormatUint(next, 10)),
+		resp.Array(elems),
+	}), nil
+}

@@ -1,0 +1,205 @@
+package commands
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"time"
+
+	"github.com/vela-cache/vela/resp"
+	"github.com/vela-cache/vela/stats"
+	"github.com/vela-cache/vela/store"
+)
+
+// Version is the Redis version Vela reports to clients (HELLO, INFO). Clients gate features on
+// it; Vela implements the Redis 7 behaviour of every command it serves.
+const Version = "7.0.15"
+
+// VelaVersion is Vela's own version, reported in INFO's vela section.
+const VelaVersion = "0.1.0"
+
+// Config is what the commands need to know about the node. The zero value is a local node with
+// no password and no default TTL.
+type Config struct {
+	// RequirePass is the password AUTH expects; "" means none.
+	RequirePass string
+	// DefaultTTL applies to writes that give no expiry (0: none).
+	DefaultTTL time.Duration
+	// MaxBulkLen is proto_max_bulk_len, the largest string a command may build.
+	MaxBulkLen int64
+	// Port is the TCP port reported by INFO.
+	Port int
+	// Settings are the values CONFIG GET reports, by Redis parameter name.
+	Settings map[string]string
+	// StoreType and Topology name the layers below, for INFO's vela section.
+	StoreType, Topology string
+}
+
+// Clients is what CLIENT LIST and INFO need from the listener. *resp.Server implements it.
+type Clients interface {
+	Clients(fn func(c *resp.Conn))
+	ClientCount() int
+}
+
+// Node executes commands against a store. It implements resp.Handler.
+type Node struct {
+	table   *Table
+	store   store.Store
+	cfg     Config
+	stats   *stats.Stats
+	log     *slog.Logger
+	started time.Time
+	runID   string
+	clients Clients
+
+	extraInfo []namedSection // INFO lines contributed by other packages
+}
+
+// NewNode returns a Node serving the built-in commands on st. stats may be nil.
+func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger) *Node {
+	if cfg.MaxBulkLen <= 0 {
+		cfg.MaxBulkLen = 512 << 20
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if counters == nil {
+		counters = &stats.Stats{Disabled: true}
+	}
+	id := make([]byte, 20)
+	_, _ = rand.Read(id)
+	n := &Node{table: NewTable(), store: st, cfg: cfg, stats: counters, log: log,
+		started: time.Now(), runID: hex.EncodeToString(id)}
+	n.registerConnection()
+	n.registerServer()
+	n.registerStrings()
+	n.registerKeys()
+	return n
+}
+
+// Table returns the command table, so other packages can register their commands.
+func (n *Node) Table() *Table { return n.table }
+
+// Store returns the store the node's commands use.
+func (n *Node) Store() store.Store { return n.store }
+
+// Stats returns the node's counters.
+func (n *Node) Stats() *stats.Stats { return n.stats }
+
+// SetClients tells the node which listener serves it (the listener is built after the node).
+func (n *Node) SetClients(c Clients) { n.clients = c }
+
+// Ctx is the command layer's state for one connection, passed to every handler.
+type Ctx struct {
+	// Conn is the client connection; nil when a handler is called directly (tests, internal use).
+	Conn *resp.Conn
+	// Node is the node executing the command.
+	Node *Node
+}
+
+// Context returns the connection's context (cancelled when it closes), or Background.
+func (c *Ctx) Context() context.Context {
+	if c.Conn == nil {
+		return context.Background()
+	}
+	return c.Conn.Context()
+}
+
+// Proto returns the connection's protocol version (2 without a connection).
+func (c *Ctx) Proto() int {
+	if c.Conn == nil {
+		return 2
+	}
+	return c.Conn.Proto()
+}
+
+// ServeRESP checks a request the way Redis's processCommand does — unknown command, unknown
+// subcommand, arity, then authentication — runs its handler and maps an error to its reply.
+func (n *Node) ServeRESP(conn *resp.Conn, args [][]byte) resp.Reply {
+	ctx, _ := conn.Session.(*Ctx)
+	if ctx == nil {
+		ctx = &Ctx{Conn: conn, Node: n}
+		conn.Session = ctx
+	}
+	return n.Exec(ctx, args)
+}
+
+// Exec runs one command for ctx.
+func (n *Node) Exec(ctx *Ctx, args [][]byte) resp.Reply {
+	if len(args) == 0 {
+		return resp.Error(string(ErrSyntax))
+	}
+	cmd := n.table.Lookup(args[0])
+	if cmd == nil {
+		return errorReply(unknownCommand(args))
+	}
+	if cmd.Subcommands != nil && (len(args) >= 2 || cmd.Handler == nil) {
+		if len(args) < 2 {
+			return errorReply(wrongArity(cmd.Name))
+		}
+		var buf [32]byte
+		sub := cmd.Subcommands[string(lowerInto(buf[:0], args[1][:min(len(args[1]), 32)]))]
+		if sub == nil || len(args[1]) > 32 {
+			return errorReply(unknownSubcommand(cmd.Name, args[1]))
+		}
+		cmd = sub
+	}
+	if (cmd.Arity > 0 && len(args) != cmd.Arity) || len(args) < -cmd.Arity {
+		return errorReply(wrongArity(cmd.Name))
+	}
+	if ctx.Conn != nil {
+		if !ctx.Conn.Authenticated() && cmd.Flags&FlagNoAuth == 0 {
+			return errorReply(ErrNoAuth)
+		}
+		ctx.Conn.SetLastCommand(&cmd.Name)
+	}
+	cmd.calls.Add(1)
+	if n.stats.On() {
+		n.stats.Commands.Inc()
+	}
+	reply, err := cmd.Handler(ctx, args)
+	if err != nil {
+		return errorReply(err)
+	}
+	return reply
+}
+
+// now returns the current unix milliseconds.
+func now() int64 { return time.Now().UnixMilli() }
+
+// defaultExpireAt is the expiry a write that gives none gets: now + default_ttl, or 0.
+func (n *Node) defaultExpireAt() int64 {
+	if n.cfg.DefaultTTL <= 0 {
+		return 0
+	}
+	return now() + n.cfg.DefaultTTL.Milliseconds()
+}
+
+// do runs op on key, counting hits, misses and writes.
+func (n *Node) do(c *Ctx, key []byte, op store.Op) (store.Result, error) {
+	res, err := n.store.Do(c.Context(), key, op)
+	if err != nil || !n.stats.On() {
+		return res, err
+	}
+	switch op.Kind {
+	case store.Get, store.GetEx:
+		if res.Found {
+			n.stats.Hits.Inc()
+		} else {
+			n.stats.Misses.Inc()
+		}
+	case store.Inspect, store.Touch:
+	case store.Delete:
+		if res.Done {
+			n.stats.Deletes.Inc()
+		}
+	case store.Set, store.Expire, store.Persist:
+		if res.Done {
+			n.stats.Writes.Inc()
+		}
+	default:
+		n.stats.Writes.Inc()
+	}
+	return res, nil
+}

@@ -1,0 +1,213 @@
+package commands
+
+import (
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/vela-cache/vela/glob"
+	"github.com/vela-cache/vela/resp"
+)
+
+func (n *Node) registerServer() {
+	const g = "server"
+	csub := func(parent, name string, arity int, h Handler, summary string) *Command {
+		return &Command{Name: parent + "|" + name, Arity: arity, Flags: FlagLoading, Handler: h, Group: g, Summary: summary}
+	}
+	for _, c := range []*Command{
+		{Name: "command", Arity: -1, Flags: FlagLoading, Handler: n.commandAll, Summary: "Returns detailed information about all commands.",
+			Subcommands: map[string]*Command{
+				"count": csub("command", "count", 2, n.commandCount, "Returns a count of commands."),
+				"info":  csub("command", "info", -2, n.commandInfo, "Returns information about one, multiple or all commands."),
+				"docs":  csub("command", "docs", -2, n.commandDocs, "Returns documentary information about one, multiple or all commands."),
+				"list":  csub("command", "list", -2, n.commandList, "Returns a list of command names."),
+			}},
+		{Name: "config", Arity: -2, Summary: "A container for server configuration commands.",
+			Subcommands: map[string]*Command{
+				"get": csub("config", "get", -3, n.configGet, "Returns the effective values of configuration parameters."),
+			}},
+		{Name: "info", Arity: -1, Flags: FlagLoading, Handler: n.info, Summary: "Returns information and statistics about the server."},
+		{Name: "time", Arity: 1, Flags: FlagFast | FlagLoading, Handler: n.time, Summary: "Returns the server time."},
+		{Name: "dbsize", Arity: 1, Flags: FlagReadOnly | FlagFast | FlagClusterWide, Handler: n.dbsize, Summary: "Returns the number of keys in the database."},
+		{Name: "flushdb", Arity: -1, Flags: FlagWrite | FlagClusterWide, Handler: n.flush, Summary: "Removes all keys from the current database."},
+		{Name: "flushall", Arity: -1, Flags: FlagWrite | FlagClusterWide, Handler: n.flush, Summary: "Removes all keys from all databases."},
+	} {
+		c.Group = g
+		n.table.Register(c)
+	}
+}
+
+func (n *Node) time(_ *Ctx, _ [][]byte) (resp.Reply, error) {
+	t := time.Now()
+	return resp.BulkStrings(strconv.FormatInt(t.Unix(), 10), strconv.Itoa(t.Nanosecond()/1000)), nil
+}
+
+func (n *Node) dbsize(c *Ctx, _ [][]byte) (resp.Reply, error) {
+	ks, err := n.keyspace()
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	size, err := ks.Len(c.Context())
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	return resp.Int(size), nil
+}
+
+// flush serves FLUSHDB and FLUSHALL [ASYNC|SYNC]; Vela has one database, so they are the same.
+func (n *Node) flush(c *Ctx, args [][]byte) (resp.Reply, error) {
+	if len(args) > 2 || (len(args) == 2 && !equalFold(args[1], "sync") && !equalFold(args[1], "async")) {
+		return resp.Reply{}, ErrSyntax
+	}
+	ks, err := n.keyspace()
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	if err := ks.Flush(c.Context()); err != nil {
+		return resp.Reply{}, err
+	}
+	return resp.OK, nil
+}
+
+// configGet serves CONFIG GET pattern [pattern …] from the settings the node was given.
+func (n *Node) configGet(c *Ctx, args [][]byte) (resp.Reply, error) {
+	names := make([]string, 0, len(n.cfg.Settings))
+	for name := range n.cfg.Settings {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	seen := map[string]bool{}
+	var kv []resp.Reply
+	for _, pattern := range args[2:] {
+		for _, name := range names {
+			if !seen[name] && glob.MatchFold(pattern, []byte(name)) {
+				seen[name] = true
+				kv = append(kv, resp.BulkString(name), resp.BulkString(n.cfg.Settings[name]))
+			}
+		}
+	}
+	if kv == nil {
+		kv = []resp.Reply{}
+	}
+	return resp.Map(kv), nil
+}
+
+func (n *Node) commandAll(_ *Ctx, _ [][]byte) (resp.Reply, error) {
+	all := n.table.All()
+	out := make([]resp.Reply, len(all))
+	for i, cmd := range all {
+		out[i] = commandInfoReply(cmd)
+	}
+	return resp.Array(out), nil
+}
+
+func (n *Node) commandCount(_ *Ctx, _ [][]byte) (resp.Reply, error) {
+	return resp.Int(int64(n.table.Len())), nil
+}
+
+func (n *Node) commandList(_ *Ctx, args [][]byte) (resp.Reply, error) {
+	if len(args) > 2 {
+		return resp.Reply{}, ErrSyntax
+	}
+	all := n.table.All()
+	out := make([]resp.Reply, len(all))
+	for i, cmd := range all {
+		out[i] = resp.BulkString(cmd.Name)
+	}
+	return resp.Array(out), nil
+}
+
+func (n *Node) commandInfo(c *Ctx, args [][]byte) (resp.Reply, error) {
+	if len(args) == 2 {
+		return n.commandAll(c, args)
+	}
+	out := make([]resp.Reply, 0, len(args)-2)
+	for _, name := range args[2:] {
+		if cmd := n.table.Lookup(name); cmd != nil {
+			out = append(out, commandInfoReply(cmd))
+		} else {
+			out = append(out, resp.NilArray)
+		}
+	}
+	return resp.Array(out), nil
+}
+
+// commandDocs serves COMMAND DOCS, which redis-cli asks for at start-up for its hints.
+func (n *Node) commandDocs(_ *Ctx, args [][]byte) (resp.Reply, error) {
+	var cmds []*Command
+	if len(args) == 2 {
+		cmds = n.table.All()
+	} else {
+		for _, name := range args[2:] {
+			if cmd := n.table.Lookup(name); cmd != nil {
+				cmds = append(cmds, cmd)
+			}
+		}
+	}
+	out := make([]resp.Reply, 0, 2*len(cmds))
+	for _, cmd := range cmds {
+		out = append(out, resp.BulkString(cmd.Name), docReply(cmd))
+	}
+	return resp.Map(out), nil
+}
+
+func docReply(cmd *Command) resp.Reply {
+	doc := []resp.Reply{
+		resp.BulkString("summary"), resp.BulkString(cmd.Summary),
+		resp.BulkString("since"), resp.BulkString("1.0.0"),
+		resp.BulkString("group"), resp.BulkString(cmd.Group),
+	}
+	if len(cmd.Subcommands) > 0 {
+		subs := make([]resp.Reply, 0, 2*len(cmd.Subcommands))
+		for _, name := range sortedSubcommands(cmd) {
+			sub := cmd.Subcommands[name]
+			subs = append(subs, resp.BulkString(sub.Name), docReply(sub))
+		}
+		doc = append(doc, resp.BulkString("subcommands"), resp.Map(subs))
+	}
+	return resp.Map(doc)
+}
+
+func commandInfoReply(cmd *Command) resp.Reply {
+	var flags []resp.Reply
+	for _, f := range flagNames {
+		if cmd.Flags&f.f != 0 {
+			flags = append(flags, resp.Status(f.name))
+		}
+	}
+	if flags == nil {
+		flags = []resp.Reply{}
+	}
+	var subs []resp.Reply
+	for _, name := range sortedSubcommands(cmd) {
+		subs = append(subs, commandInfoReply(cmd.Subcommands[name]))
+	}
+	if subs == nil {
+		subs = []resp.Reply{}
+	}
+	step := cmd.KeyStep
+	if cmd.FirstKey > 0 && step == 0 {
+		step = 1
+	}
+	return resp.Array([]resp.Reply{
+		resp.BulkString(cmd.Name),
+		resp.Int(int64(cmd.Arity)),
+		resp.Set(flags),
+		resp.Int(int64(cmd.FirstKey)),
+		resp.Int(int64(cmd.LastKey)),
+		resp.Int(int64(step)),
+		resp.Set([]resp.Reply{resp.Status("@" + cmd.Group)}),
+		resp.Set([]resp.Reply{}),
+		resp.Array([]resp.Reply{}),
+		resp.Array(subs),
+	})
+}
+
+func sortedSubcommands(cmd *Command) []string {
+	names := make([]string, 0, len(cmd.Subcommands))
+	for name := range cmd.Subcommands {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}

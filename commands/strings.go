@@ -1,0 +1,254 @@
+package commands
+
+import (
+	"github.com/vela-cache/vela/resp"
+	"github.com/vela-cache/vela/store"
+)
+
+func (n *Node) registerStrings() {
+	const g = "string"
+	for _, c := range []*Command{
+		{Name: "get", Arity: 2, Flags: FlagReadOnly | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.get, Summary: "Returns the string value of a key."},
+		{Name: "set", Arity: -3, Flags: FlagWrite, FirstKey: 1, LastKey: 1, Handler: n.set, Summary: "Sets the string value of a key, ignoring its type. Vela: TAGS tag [tag ...] as the last option tags the key."},
+		{Name: "setnx", Arity: 3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.setnx, Summary: "Set the string value of a key only when the key doesn't exist."},
+		{Name: "setex", Arity: 4, Flags: FlagWrite, FirstKey: 1, LastKey: 1, Handler: n.setex, Summary: "Sets the string value and expiration time of a key."},
+		{Name: "psetex", Arity: 4, Flags: FlagWrite, FirstKey: 1, LastKey: 1, Handler: n.setex, Summary: "Sets both string value and expiration time in milliseconds of a key."},
+		{Name: "getset", Arity: 3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.getset, Summary: "Returns the previous string value of a key after setting it to a new value."},
+		{Name: "getdel", Arity: 2, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.getdel, Summary: "Returns the string value of a key after deleting the key."},
+		{Name: "getex", Arity: -2, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.getex, Summary: "Returns the string value of a key after setting its expiration time."},
+		{Name: "mget", Arity: -2, Flags: FlagReadOnly | FlagFast, FirstKey: 1, LastKey: -1, KeyStep: 1, Handler: n.mget, Summary: "Atomically returns the string values of one or more keys."},
+		{Name: "mset", Arity: -3, Flags: FlagWrite, FirstKey: 1, LastKey: -1, KeyStep: 2, Handler: n.mset, Summary: "Atomically creates or modifies the string values of one or more keys."},
+		{Name: "msetnx", Arity: -3, Flags: FlagWrite, FirstKey: 1, LastKey: -1, KeyStep: 2, Handler: n.mset, Summary: "Atomically modifies the string values of one or more keys only when all keys don't exist."},
+		{Name: "incr", Arity: 2, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.incr, Summary: "Increments the integer value of a key by one."},
+		{Name: "decr", Arity: 2, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.incr, Summary: "Decrements the integer value of a key by one."},
+		{Name: "incrby", Arity: 3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.incr, Summary: "Increments the integer value of a key by a number."},
+		{Name: "decrby", Arity: 3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.incr, Summary: "Decrements a number from the integer value of a key."},
+		{Name: "incrbyfloat", Arity: 3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.incrbyfloat, Summary: "Increment the floating point value of a key by a number."},
+		{Name: "append", Arity: 3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.append, Summary: "Appends a string to the value of a key. Creates the key if it doesn't exist."},
+		{Name: "strlen", Arity: 2, Flags: FlagReadOnly | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.strlen, Summary: "Returns the length of a string value."},
+	} {
+		c.Group = g
+		n.table.Register(c)
+	}
+}
+
+func (n *Node) get(c *Ctx, args [][]byte) (resp.Reply, error) {
+	res, err := n.do(c, args[1], store.Op{Kind: store.Get})
+	if err != nil || !res.Found {
+		return resp.Nil, err
+	}
+	return resp.Bulk(res.Value), nil
+}
+
+func (n *Node) set(c *Ctx, args [][]byte) (resp.Reply, error) {
+	o, err := parseWriteOpts(args[3:], true)
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	op := store.Op{Kind: store.Set, Value: args[2], Cond: o.cond, ReturnOld: o.get}
+	if o.hasTags {
+		op.Tags = o.tags
+	}
+	switch {
+	case o.keepTTL:
+		op.TTL = store.TTLKeep
+	case o.unit != unitNone:
+		op.TTL = store.TTLSet
+		if op.ExpireAt, err = o.expireAt("set"); err != nil {
+			return resp.Reply{}, err
+		}
+	default:
+		op.ExpireAt = n.defaultExpireAt()
+	}
+	res, err := n.do(c, args[1], op)
+	switch {
+	case err != nil:
+		return resp.Reply{}, err
+	case o.get && res.Found:
+		return resp.Bulk(res.Value), nil
+	case o.get || !res.Done:
+		return resp.Nil, nil
+	}
+	return resp.OK, nil
+}
+
+func (n *Node) setnx(c *Ctx, args [][]byte) (resp.Reply, error) {
+	res, err := n.do(c, args[1], store.Op{Kind: store.Set, Value: args[2], Cond: store.CondNX,
+		ExpireAt: n.defaultExpireAt()})
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	return resp.Bool(res.Done), nil
+}
+
+// setex serves SETEX and PSETEX.
+func (n *Node) setex(c *Ctx, args [][]byte) (resp.Reply, error) {
+	name := "setex"
+	o := writeOpts{unit: unitEX, expire: args[2]}
+	if equalFold(args[0], "psetex") {
+		name, o.unit = "psetex", unitPX
+	}
+	at, err := o.expireAt(name)
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	if _, err := n.do(c, args[1], store.Op{Kind: store.Set, Value: args[3], TTL: store.TTLSet, ExpireAt: at}); err != nil {
+		return resp.Reply{}, err
+	}
+	return resp.OK, nil
+}
+
+func (n *Node) getset(c *Ctx, args [][]byte) (resp.Reply, error) {
+	res, err := n.do(c, args[1], store.Op{Kind: store.Set, Value: args[2], ReturnOld: true,
+		ExpireAt: n.defaultExpireAt()})
+	if err != nil || !res.Found {
+		return resp.Nil, err
+	}
+	return resp.Bulk(res.Value), nil
+}
+
+func (n *Node) getdel(c *Ctx, args [][]byte) (resp.Reply, error) {
+	res, err := n.do(c, args[1], store.Op{Kind: store.Delete, ReturnOld: true})
+	if err != nil || !res.Found {
+		return resp.Nil, err
+	}
+	return resp.Bulk(res.Value), nil
+}
+
+func (n *Node) getex(c *Ctx, args [][]byte) (resp.Reply, error) {
+	o, err := parseWriteOpts(args[2:], false)
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	op := store.Op{Kind: store.GetEx, TTL: store.TTLKeep}
+	switch {
+	case o.persist:
+		op.TTL = store.TTLClear
+	case o.unit != unitNone:
+		op.TTL = store.TTLSet
+		if op.ExpireAt, err = o.expireAt("getex"); err != nil {
+			// Redis answers a missing key before it validates the time.
+			if res, ierr := n.store.Do(c.Context(), args[1], store.Op{Kind: store.Inspect}); ierr == nil && !res.Found {
+				return resp.Nil, nil
+			}
+			return resp.Reply{}, err
+		}
+	}
+	res, err := n.do(c, args[1], op)
+	if err != nil || !res.Found {
+		return resp.Nil, err
+	}
+	return resp.Bulk(res.Value), nil
+}
+
+func (n *Node) mget(c *Ctx, args [][]byte) (resp.Reply, error) {
+	elems := make([]resp.Reply, len(args)-1)
+	for i, key := range args[1:] {
+		res, err := n.do(c, key, store.Op{Kind: store.Get})
+		if err != nil {
+			return resp.Reply{}, err
+		}
+		elems[i] = resp.Nil
+		if res.Found {
+			elems[i] = resp.Bulk(res.Value)
+		}
+	}
+	return resp.Array(elems), nil
+}
+
+// mset serves MSET and MSETNX; both are atomic when the store can write several keys at once.
+func (n *Node) mset(c *Ctx, args [][]byte) (resp.Reply, error) {
+	nx := equalFold(args[0], "msetnx")
+	if len(args)%2 == 0 {
+		return resp.Reply{}, wrongArity(map[bool]string{false: "mset", true: "msetnx"}[nx])
+	}
+	pairs := make([]store.KV, 0, (len(args)-1)/2)
+	for i := 1; i < len(args); i += 2 {
+		pairs = append(pairs, store.KV{Key: args[i], Value: args[i+1]})
+	}
+	ok, err := n.setMulti(c, pairs, nx)
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	if nx {
+		return resp.Bool(ok), nil
+	}
+	return resp.OK, nil
+}
+
+func (n *Node) setMulti(c *Ctx, pairs []store.KV, nx bool) (bool, error) {
+	at := n.defaultExpireAt()
+	if ms, ok := n.store.(store.MultiSetter); ok {
+		done, err := ms.SetMulti(c.Context(), pairs, at, nx)
+		if done && n.stats.On() {
+			n.stats.Writes.Add(uint64(len(pairs)))
+		}
+		return done, err
+	}
+	// A store without multi-key atomicity: check, then write. MSETNX is then only as atomic as
+	// the store allows; every built-in store implements MultiSetter.
+	if nx {
+		for _, kv := range pairs {
+			res, err := n.store.Do(c.Context(), kv.Key, store.Op{Kind: store.Inspect})
+			if err != nil {
+				return false, err
+			}
+			if res.Found {
+				return false, nil
+			}
+		}
+	}
+	for _, kv := range pairs {
+		if _, err := n.do(c, kv.Key, store.Op{Kind: store.Set, Value: kv.Value, ExpireAt: at}); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// incr serves INCR, DECR, INCRBY and DECRBY.
+func (n *Node) incr(c *Ctx, args [][]byte) (resp.Reply, error) {
+	delta := int64(1)
+	if len(args) == 3 {
+		d, err := intArg(args[2])
+		if err != nil {
+			return resp.Reply{}, err
+		}
+		delta = d
+	}
+	if args[0][0] == 'd' || args[0][0] == 'D' {
+		if delta == -1<<63 {
+			return resp.Reply{}, ErrDecrOverflow
+		}
+		delta = -delta
+	}
+	res, err := n.do(c, args[1], store.Op{Kind: store.IncrBy, Delta: delta, ExpireAt: n.defaultExpireAt()})
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	return resp.Int(res.Int), nil
+}
+
+func (n *Node) incrbyfloat(c *Ctx, args [][]byte) (resp.Reply, error) {
+	res, err := n.do(c, args[1], store.Op{Kind: store.IncrByFloat, Value: args[2], ExpireAt: n.defaultExpireAt()})
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	return resp.Bulk(res.Value), nil
+}
+
+func (n *Node) append(c *Ctx, args [][]byte) (resp.Reply, error) {
+	res, err := n.do(c, args[1], store.Op{Kind: store.Append, Value: args[2], ExpireAt: n.defaultExpireAt()})
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	return resp.Int(res.Int), nil
+}
+
+func (n *Node) strlen(c *Ctx, args [][]byte) (resp.Reply, error) {
+	res, err := n.do(c, args[1], store.Op{Kind: store.Inspect})
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	return resp.Int(res.Int), nil
+}

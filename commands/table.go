@@ -1,0 +1,164 @@
+// Package commands is Vela's command table: every command's name, arity, flags, key positions and
+// handler, and the dispatch that checks a request against them the way Redis does (unknown
+// command, wrong arity, authentication) before calling the handler.
+//
+// Handlers return a reply value and an error; dispatch turns errors into Redis's exact error
+// texts in one place (errors.go) and the resp package writes the reply. Handlers never know which
+// store or topology holds the keys: they talk to a store.Store.
+package commands
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync/atomic"
+
+	"github.com/vela-cache/vela/resp"
+)
+
+// Flags describe a command, as in Redis's COMMAND INFO.
+type Flags uint32
+
+// Command flags.
+const (
+	FlagWrite       Flags = 1 << iota // may modify the keyspace
+	FlagReadOnly                      // only reads the keyspace
+	FlagFast                          // O(1) or O(log N)
+	FlagNoAuth                        // allowed before AUTH
+	FlagAdmin                         // server administration
+	FlagClusterWide                   // acts on the whole keyspace (KEYS, SCAN, DBSIZE, FLUSHALL…)
+	FlagBlocking                      // may wait (FETCHLOCK)
+	FlagLoading                       // allowed while the node is not ready
+)
+
+var flagNames = []struct {
+	f    Flags
+	name string
+}{
+	{FlagWrite, "write"}, {FlagReadOnly, "readonly"}, {FlagFast, "fast"}, {FlagNoAuth, "no_auth"},
+	{FlagAdmin, "admin"}, {FlagBlocking, "blocking"}, {FlagLoading, "loading"},
+}
+
+// Handler executes one command. args[0] is the command name; args alias the read buffer and must
+// be copied to be kept after the handler returns.
+type Handler func(c *Ctx, args [][]byte) (resp.Reply, error)
+
+// Command is one entry of the table.
+type Command struct {
+	// Name is the lower-case name; a subcommand's is "parent|sub", as Redis reports it.
+	Name string
+	// Arity is the number of arguments including the name; negative means "at least -Arity".
+	Arity int
+	Flags Flags
+	// FirstKey, LastKey and KeyStep give the key positions (LastKey -1: the last argument).
+	FirstKey, LastKey, KeyStep int
+	// Group and Summary document the command for COMMAND DOCS.
+	Group, Summary string
+	// Handler runs the command. A command with subcommands has a handler only when it may also
+	// be called bare (COMMAND).
+	Handler Handler
+	// Subcommands, by lower-case name.
+	Subcommands map[string]*Command
+
+	calls atomic.Uint64 // times executed, for INFO commandstats and metrics
+}
+
+// Calls returns how many times the command has run.
+func (c *Command) Calls() uint64 { return c.calls.Load() }
+
+// Keys returns the key arguments of args according to the key positions.
+func (c *Command) Keys(args [][]byte) [][]byte {
+	if c.FirstKey == 0 || len(args) <= c.FirstKey {
+		return nil
+	}
+	last := c.LastKey
+	if last < 0 {
+		last = len(args) + last
+	}
+	step := max(c.KeyStep, 1)
+	var keys [][]byte
+	for i := c.FirstKey; i <= last && i < len(args); i += step {
+		keys = append(keys, args[i])
+	}
+	return keys
+}
+
+// Table maps command names to commands.
+type Table struct {
+	cmds map[string]*Command
+}
+
+// NewTable returns an empty table.
+func NewTable() *Table { return &Table{cmds: make(map[string]*Command)} }
+
+// Register adds cmd. It panics on a duplicate name, a nil handler or a zero arity: these are
+// programming errors that must stop start-up, as redcon's ServeMux does.
+func (t *Table) Register(cmd *Command) {
+	if cmd.Name == "" || cmd.Name != strings.ToLower(cmd.Name) {
+		panic(fmt.Sprintf("commands: bad command name %q", cmd.Name))
+	}
+	if _, dup := t.cmds[cmd.Name]; dup {
+		panic("commands: duplicate command " + cmd.Name)
+	}
+	if cmd.Arity == 0 {
+		panic("commands: zero arity for " + cmd.Name)
+	}
+	if cmd.Handler == nil && len(cmd.Subcommands) == 0 {
+		panic("commands: nil handler for " + cmd.Name)
+	}
+	for name, sub := range cmd.Subcommands {
+		if sub.Handler == nil || sub.Arity == 0 || sub.Name != cmd.Name+"|"+name {
+			panic("commands: bad subcommand " + cmd.Name + " " + name)
+		}
+	}
+	t.cmds[cmd.Name] = cmd
+}
+
+// Lookup finds a command by name, ignoring case, without allocating.
+func (t *Table) Lookup(name []byte) *Command {
+	var buf [32]byte
+	if len(name) > len(buf) {
+		return t.cmds[strings.ToLower(string(name))]
+	}
+	return t.cmds[string(lowerInto(buf[:0], name))]
+}
+
+// All returns every command sorted by name.
+func (t *Table) All() []*Command {
+	list := make([]*Command, 0, len(t.cmds))
+	for _, c := range t.cmds {
+		list = append(list, c)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+	return list
+}
+
+// Len is the number of top-level commands.
+func (t *Table) Len() int { return len(t.cmds) }
+
+func lowerInto(dst, s []byte) []byte {
+	for _, c := range s {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// equalFold reports whether arg equals the lower-case word w, ignoring ASCII case.
+func equalFold(arg []byte, w string) bool {
+	if len(arg) != len(w) {
+		return false
+	}
+	for i := 0; i < len(arg); i++ {
+		c := arg[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != w[i] {
+			return false
+		}
+	}
+	return true
+}

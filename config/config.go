@@ -1,0 +1,188 @@
+// Package config loads Vela's configuration: defaults, then a TOML file, then VELA_* environment
+// variables, then command-line flags, each overriding the one before. Every key has a flag of the
+// same name ("-default_ttl 5m", "-store.type disk") and an environment variable (VELA_ plus the
+// key in upper case with '.' as '_').
+//
+// Loading is strict: an unknown key, a value of the wrong type or an impossible combination is an
+// error naming the key, so a typo never silently runs a default.
+package config
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration. Its zero value is not valid; start from Default.
+type Config struct {
+	Listen             string        // RESP address
+	MetricsListen      string        // HTTP /metrics, /healthz, /readyz; "" disables
+	RequirePass        string        // password for AUTH; "" none
+	DefaultTTL         time.Duration // TTL for writes that give none; 0 none
+	ProtectedMode      bool          // refuse a non-loopback Listen without RequirePass
+	MaxClients         int           // most concurrent connections
+	Timeout            time.Duration // close clients idle this long; 0 never
+	ProtoMaxBulkLen    int64         // largest bulk string a client may send
+	LogLevel           string        // debug, info, warn, error
+	MaxSize            int64         // most live entries; 0 unlimited
+	MaxMemory          int64         // most bytes of keys+values+overhead; 0 unlimited
+	EvictionPolicy     string        // ttl_only, lru, lfu
+	SweepInterval      time.Duration // background TTL sweep period; 0 disables the sweep
+	StampedeProtection bool          // FETCHLOCK waits and GET coalescing
+	StampedeTimeout    time.Duration // default FETCHLOCK wait and lease
+	StatsEnabled       bool          // counters for STATS/INFO
+
+	Store     StoreConfig
+	Topology  TopologyConfig
+	Cluster   ClusterConfig
+	NearCache NearCacheConfig
+}
+
+// StoreConfig chooses and configures the store.
+type StoreConfig struct {
+	Type     string // memory, disk, redis
+	DiskPath string // bbolt file for the disk store
+	RedisURL string // external Redis for the redis store
+}
+
+// TopologyConfig chooses the topology.
+type TopologyConfig struct {
+	Type string // local, replicated, partitioned
+}
+
+// ClusterConfig configures membership for the cluster topologies.
+type ClusterConfig struct {
+	NodeName     string   // unique member name
+	GossipListen string   // memberlist bind address
+	Advertise    string   // address peers use; derived when empty
+	Join         []string // seed members
+	Secret       string   // gossip encryption key and peer authentication
+	Replicas     int      // copies of each key in partitioned mode
+}
+
+// NearCacheConfig configures the L1 near cache.
+type NearCacheConfig struct {
+	Enabled bool
+	L1TTL   time.Duration
+	MaxSize int
+}
+
+// Default returns the configuration `go run .` uses: a local memory-store node on
+// 127.0.0.1:6379.
+func Default() Config {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "vela"
+	}
+	return Config{
+		Listen:             "127.0.0.1:6379",
+		MetricsListen:      "127.0.0.1:9121",
+		ProtectedMode:      true,
+		MaxClients:         10000,
+		ProtoMaxBulkLen:    512 << 20,
+		LogLevel:           "info",
+		EvictionPolicy:     "ttl_only",
+		SweepInterval:      30 * time.Second,
+		StampedeProtection: true,
+		StampedeTimeout:    5 * time.Second,
+		StatsEnabled:       true,
+		Store:              StoreConfig{Type: "memory", DiskPath: "./data/vela.db", RedisURL: "redis://127.0.0.1:6379/0"},
+		Topology:           TopologyConfig{Type: "local"},
+		Cluster:            ClusterConfig{NodeName: host, GossipListen: "127.0.0.1:7946", Replicas: 1},
+		NearCache:          NearCacheConfig{L1TTL: 60 * time.Second, MaxSize: 100000},
+	}
+}
+
+// Error is a configuration problem with the key it concerns.
+type Error struct {
+	Key string
+	Msg string
+}
+
+func (e *Error) Error() string {
+	if e.Key == "" {
+		return "config: " + e.Msg
+	}
+	return "config: " + e.Key + ": " + e.Msg
+}
+
+// Validate checks values and combinations that no single key's parser can.
+func (c *Config) Validate() error {
+	oneOf := func(key, v string, allowed ...string) error {
+		for _, a := range allowed {
+			if v == a {
+				return nil
+			}
+		}
+		return &Error{key, fmt.Sprintf("must be one of %s (got %q)", strings.Join(allowed, ", "), v)}
+	}
+	checks := []error{
+		oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error"),
+		oneOf("eviction_policy", c.EvictionPolicy, "ttl_only", "lru", "lfu"),
+		oneOf("store.type", c.Store.Type, "memory", "disk", "redis"),
+		oneOf("topology.type", c.Topology.Type, "local", "replicated", "partitioned"),
+	}
+	for _, err := range checks {
+		if err != nil {
+			return err
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return &Error{"listen", fmt.Sprintf("not a host:port address (%q)", c.Listen)}
+	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			return &Error{"metrics_listen", fmt.Sprintf("not a host:port address (%q)", c.MetricsListen)}
+		}
+	}
+	if c.ProtectedMode && c.RequirePass == "" && !isLoopback(c.Listen) {
+		return &Error{"requirepass", fmt.Sprintf("required when listen (%s) is not a loopback address; set requirepass or protected_mode = false", c.Listen)}
+	}
+	switch {
+	case c.MaxClients < 1:
+		return &Error{"max_clients", "must be at least 1"}
+	case c.ProtoMaxBulkLen < 1:
+		return &Error{"proto_max_bulk_len", "must be at least 1 byte"}
+	case c.MaxSize < 0:
+		return &Error{"max_size", "must not be negative"}
+	case c.MaxMemory < 0:
+		return &Error{"max_memory", "must not be negative"}
+	case c.DefaultTTL < 0, c.Timeout < 0, c.SweepInterval < 0, c.StampedeTimeout < 0:
+		return &Error{"", "durations must not be negative"}
+	case c.Cluster.Replicas < 1:
+		return &Error{"cluster.replicas", "must be at least 1"}
+	case c.NearCache.MaxSize < 1 && c.NearCache.Enabled:
+		return &Error{"near_cache.max_size", "must be at least 1 when the near cache is enabled"}
+	case c.Topology.Type != "local" && c.Cluster.NodeName == "":
+		return &Error{"cluster.node_name", "must be set for a cluster topology"}
+	case c.Store.Type == "disk" && c.Store.DiskPath == "":
+		return &Error{"store.disk.path", "must be set for the disk store"}
+	case c.Store.Type == "redis" && c.Store.RedisURL == "":
+		return &Error{"store.redis.url", "must be set for the redis store"}
+	}
+	if c.Topology.Type != "local" {
+		if _, _, err := net.SplitHostPort(c.Cluster.GossipListen); err != nil {
+			return &Error{"cluster.gossip_listen", fmt.Sprintf("not a host:port address (%q)", c.Cluster.GossipListen)}
+		}
+		for _, j := range c.Cluster.Join {
+			if _, _, err := net.SplitHostPort(j); err != nil {
+				return &Error{"cluster.join", fmt.Sprintf("not a host:port address (%q)", j)}
+			}
+		}
+	}
+	return nil
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,62 @@
+// Command vela runs one Vela node: a Redis-compatible cache server. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/vela-cache/vela/config"
+	"github.com/vela-cache/vela/server"
+)
+
+// shutdownTimeout bounds how long in-flight commands may take after SIGTERM.
+const shutdownTimeout = 10 * time.Second
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	cfg, err := config.Load(args, os.Environ(), os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vela:", err)
+		return 2
+	}
+	log := newLogger(cfg.LogLevel)
+	srv, err := server.New(cfg, log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vela:", err)
+		return 2
+	}
+	if err := srv.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "vela:", err)
+		return 1
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	s := <-sig
+	log.Info("shutting down", "signal", s.String())
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Error("shutdown", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}

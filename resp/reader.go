@@ -1,0 +1,220 @@
+package resp
+
+import (
+	"bytes"
+	"errors"
+	"io"
+
+	"github.com/vela-cache/vela/redisnum"
+)
+
+// Limits bound what one client may make the reader hold. The zero value means Redis's defaults.
+type Limits struct {
+	// MaxBulkLen is the largest bulk string a client may send (proto-max-bulk-len). Default 512 MiB.
+	MaxBulkLen int64
+	// MaxQueryBuffer is the most unparsed input one connection may hold; past it the connection is
+	// closed (client-query-buffer-limit). Default 1 GiB.
+	MaxQueryBuffer int
+}
+
+const (
+	defaultMaxBulkLen     = 512 << 20
+	defaultMaxQueryBuffer = 1 << 30
+	maxInline             = 64 << 10 // PROTO_INLINE_MAX_SIZE: longest inline command or count line
+	maxMultibulkLen       = 1<<31 - 1
+	unauthMultibulkLen    = 10    // most arguments before AUTH when a password is required
+	unauthBulkLen         = 16384 // longest argument before AUTH when a password is required
+	initialBufSize        = 16 << 10
+)
+
+// ProtocolError is a malformed request. Its text is what Redis replies before closing the
+// connection, e.g. "Protocol error: invalid bulk length".
+type ProtocolError struct{ Msg string }
+
+func (e *ProtocolError) Error() string { return "Protocol error: " + e.Msg }
+
+// ErrQueryBufferLimit means a client sent more unparsed input than Limits.MaxQueryBuffer.
+var ErrQueryBufferLimit = errors.New("resp: query buffer limit reached")
+
+// Reader parses commands (multibulk or inline) from a stream without copying them: the argument
+// slices it returns alias its buffer and stay valid until the next call to Fill. It never
+// allocates more than about twice what the client has actually sent, whatever lengths the client
+// announces. A Reader is not safe for concurrent use.
+type Reader struct {
+	rd     io.Reader
+	limits Limits
+	buf    []byte
+	r, w   int // buf[r:w] is read but not yet consumed
+
+	// requireAuth applies Redis's stricter limits to clients that have not authenticated.
+	requireAuth bool
+
+	// State of a multibulk command whose arguments have not all arrived yet. Offsets are relative
+	// to r, so they survive the buffer being compacted.
+	pending  int   // arguments still expected; 0 when no multibulk is in progress
+	scan     int   // offset from r where parsing resumes
+	offs     []int // start,end offset pairs of the arguments parsed so far
+	args     [][]byte
+	inlineSc []byte // scratch for inline arguments that needed unescaping
+}
+
+// NewReader returns a Reader on rd with the given limits.
+func NewReader(rd io.Reader, limits Limits) *Reader {
+	if limits.MaxBulkLen <= 0 {
+		limits.MaxBulkLen = defaultMaxBulkLen
+	}
+	if limits.MaxQueryBuffer <= 0 {
+		limits.MaxQueryBuffer = defaultMaxQueryBuffer
+	}
+	return &Reader{rd: rd, limits: limits, buf: make([]byte, initialBufSize)}
+}
+
+// SetRequireAuth turns the unauthenticated limits on or off.
+func (rd *Reader) SetRequireAuth(on bool) { rd.requireAuth = on }
+
+// Buffered reports whether unconsumed input is waiting in the buffer.
+func (rd *Reader) Buffered() bool { return rd.w > rd.r }
+
+// Next parses the next complete command from the buffer. It returns nil args and a nil error when
+// the buffer holds no complete command: call Fill, then Next again. A *ProtocolError means the
+// input is malformed; the connection should be answered and closed.
+func (rd *Reader) Next() ([][]byte, error) {
+	for {
+		if rd.r == rd.w && rd.pending == 0 {
+			return nil, nil
+		}
+		data := rd.buf[rd.r:rd.w]
+		if rd.pending == 0 {
+			if data[0] != '*' {
+				return rd.inline(data)
+			}
+			line, n := readLine(data)
+			if n < 0 {
+				if len(data) > maxInline {
+					return nil, &ProtocolError{"too big mbulk count string"}
+				}
+				return nil, nil
+			}
+			count, ok := redisnum.ParseInt(line[1:])
+			if !ok || count > maxMultibulkLen {
+				return nil, &ProtocolError{"invalid multibulk length"}
+			}
+			if count > unauthMultibulkLen && rd.requireAuth {
+				return nil, &ProtocolError{"unauthenticated multibulk length"}
+			}
+			if count <= 0 {
+				rd.r += n
+				continue // an empty multibulk is skipped, as Redis does
+			}
+			rd.pending = int(count)
+			rd.scan = n
+			rd.offs = rd.offs[:0]
+		}
+		for rd.pending > 0 {
+			data = rd.buf[rd.r+rd.scan : rd.w]
+			if len(data) == 0 {
+				return nil, nil
+			}
+			if data[0] != '$' {
+				return nil, &ProtocolError{"expected '$', got '" + string(data[0]) + "'"}
+			}
+			line, n := readLine(data)
+			if n < 0 {
+				if len(data) > maxInline {
+					return nil, &ProtocolError{"too big bulk count string"}
+				}
+				return nil, nil
+			}
+			size, ok := redisnum.ParseInt(line[1:])
+			if !ok || size < 0 || size > rd.limits.MaxBulkLen {
+				return nil, &ProtocolError{"invalid bulk length"}
+			}
+			if size > unauthBulkLen && rd.requireAuth {
+				return nil, &ProtocolError{"unauthenticated bulk length"}
+			}
+			if int64(len(data)-n) < size+2 {
+				return nil, nil // the argument has not fully arrived
+			}
+			start := rd.scan + n
+			rd.offs = append(rd.offs, start, start+int(size))
+			rd.scan = start + int(size) + 2
+			rd.pending--
+		}
+		args := rd.args[:0]
+		for i := 0; i < len(rd.offs); i += 2 {
+			args = append(args, rd.buf[rd.r+rd.offs[i]:rd.r+rd.offs[i+1]:rd.r+rd.offs[i+1]])
+		}
+		rd.args = args
+		rd.r += rd.scan
+		rd.scan = 0
+		return args, nil
+	}
+}
+
+// inline parses a telnet-style command line.
+func (rd *Reader) inline(data []byte) ([][]byte, error) {
+	nl := bytes.IndexByte(data, '\n')
+	if nl < 0 {
+		if len(data) > maxInline {
+			return nil, &ProtocolError{"too big inline request"}
+		}
+		return nil, nil
+	}
+	line := data[:nl]
+	if len(line) > 0 && line[len(line)-1] == '\r' {
+		line = line[:len(line)-1]
+	}
+	args, ok := splitInline(line, rd.args[:0], rd.inlineSc[:0])
+	if !ok {
+		return nil, &ProtocolError{"unbalanced quotes in request"}
+	}
+	rd.r += nl + 1
+	rd.args = args
+	if len(args) > 0 {
+		return args, nil
+	}
+	return rd.Next() // an empty line is skipped
+}
+
+// Fill reads more input into the buffer, compacting or growing it as needed. Argument slices
+// returned by Next before the call are invalid after it.
+func (rd *Reader) Fill() error {
+	if rd.r > 0 {
+		if rd.r == rd.w && len(rd.buf) > 4*initialBufSize && rd.pending == 0 {
+			rd.buf = make([]byte, initialBufSize) // give back a buffer grown by one big command
+		} else {
+			copy(rd.buf, rd.buf[rd.r:rd.w])
+		}
+		rd.w -= rd.r
+		rd.r = 0
+	}
+	if rd.w == len(rd.buf) {
+		if len(rd.buf) >= rd.limits.MaxQueryBuffer {
+			return ErrQueryBufferLimit
+		}
+		size := min(2*len(rd.buf), rd.limits.MaxQueryBuffer)
+		grown := make([]byte, size)
+		copy(grown, rd.buf[:rd.w])
+		rd.buf = grown
+	}
+	n, err := rd.rd.Read(rd.buf[rd.w:])
+	rd.w += n
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+// readLine returns the line at the start of data without its CRLF and the bytes it used, or
+// n < 0 when no full line has arrived.
+func readLine(data []byte) (line []byte, n int) {
+	i := bytes.IndexByte(data, '\r')
+	if i < 0 || i+1 >= len(data) {
+		return nil, -1
+	}
+	// Like Redis, the byte after '\r' is skipped without being checked.
+	return data[:i], i + 2
+}

@@ -1,0 +1,273 @@
+// Package resp is Vela's wire layer: it accepts connections, parses RESP2/RESP3 requests with
+// Redis's limits, hands each command to a Handler and writes the replies, flushing once per
+// pipelined batch. It knows nothing about commands or stores.
+package resp
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Handler executes commands. ServeRESP is called from the connection's own goroutine, one
+// command at a time per connection and concurrently across connections; args alias the read
+// buffer and are valid only until ServeRESP returns, so a handler that keeps an argument must
+// copy it.
+type Handler interface {
+	ServeRESP(c *Conn, args [][]byte) Reply
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(c *Conn, args [][]byte) Reply
+
+// ServeRESP calls f(c, args).
+func (f HandlerFunc) ServeRESP(c *Conn, args [][]byte) Reply { return f(c, args) }
+
+// Config configures a Server. The zero value listens on no address; fill Addr.
+type Config struct {
+	// Addr is the TCP address to listen on, e.g. "127.0.0.1:6379".
+	Addr string
+	// MaxClients is the most connections served at once (0: 10000). Extra connections get
+	// "-ERR max number of clients reached" and are closed.
+	MaxClients int
+	// IdleTimeout closes a client idle this long (0: never).
+	IdleTimeout time.Duration
+	// RequireAuth makes new connections unauthenticated until AUTH or HELLO AUTH succeeds.
+	RequireAuth bool
+	// Limits bound request sizes.
+	Limits Limits
+	// Logger receives connection-level errors; nil discards them.
+	Logger *slog.Logger
+	// OnAccept, when set, is called for every accepted connection (total_connections_received).
+	OnAccept func()
+}
+
+// Server is a RESP listener.
+type Server struct {
+	cfg     Config
+	handler Handler
+	log     *slog.Logger
+
+	ln       net.Listener
+	ctx      context.Context // parent of every connection's context
+	cancel   context.CancelFunc
+	closing  atomic.Bool
+	conns    sync.WaitGroup // one per connection goroutine
+	acceptWG sync.WaitGroup // the accept loop
+	nextID   atomic.Int64
+	count    atomic.Int64 // open connections
+
+	mu      sync.Mutex // guards clients
+	clients map[*Conn]struct{}
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// NewServer returns a Server that will pass commands to h.
+func NewServer(cfg Config, h Handler) *Server {
+	if cfg.MaxClients <= 0 {
+		cfg.MaxClients = 10000
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{cfg: cfg, handler: h, log: log, ctx: ctx, cancel: cancel,
+		clients: make(map[*Conn]struct{})}
+}
+
+// Listen binds the configured address. It is separate from Serve so that start-up can fail
+// before anything runs and tests can learn the port (Addr) of ":0".
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr returns the bound address, or nil before Listen.
+func (s *Server) Addr() net.Addr {
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Serve accepts connections until Shutdown. It returns nil after a Shutdown.
+func (s *Server) Serve() error {
+	s.acceptWG.Add(1)
+	defer s.acceptWG.Done()
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			// Running out of file descriptors is transient: back off instead of spinning.
+			s.log.Warn("accept failed", "err", err)
+			select {
+			case <-time.After(50 * time.Millisecond):
+				continue
+			case <-s.ctx.Done():
+				return nil
+			}
+		}
+		if s.count.Add(1) > int64(s.cfg.MaxClients) {
+			s.count.Add(-1)
+			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = io.WriteString(nc, "-ERR max number of clients reached\r\n")
+			_ = nc.Close()
+			continue
+		}
+		if s.cfg.OnAccept != nil {
+			s.cfg.OnAccept()
+		}
+		c := s.newConn(nc)
+		s.conns.Add(1)
+		go s.serveConn(c)
+	}
+}
+
+// Clients calls fn for every open connection, in no particular order.
+func (s *Server) Clients(fn func(c *Conn)) {
+	s.mu.Lock()
+	list := make([]*Conn, 0, len(s.clients))
+	for c := range s.clients {
+		list = append(list, c)
+	}
+	s.mu.Unlock()
+	for _, c := range list {
+		fn(c)
+	}
+}
+
+// ClientCount returns the number of open connections.
+func (s *Server) ClientCount() int { return int(s.count.Load()) }
+
+// Shutdown stops accepting, lets every connection finish the command batch it is executing,
+// then closes the connections. When ctx ends first, remaining connections are closed at once and
+// ctx's error is returned. Shutdown is idempotent.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdownOnce.Do(func() {
+		s.closing.Store(true)
+		if s.ln != nil {
+			_ = s.ln.Close()
+		}
+		s.acceptWG.Wait()
+		// Wake connections blocked in Read; one executing a command finishes it first and then
+		// notices closing.
+		s.Clients(func(c *Conn) { _ = c.nc.SetReadDeadline(time.Now()) })
+		done := make(chan struct{})
+		go func() { s.conns.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			s.cancel()
+			s.Clients(func(c *Conn) { _ = c.nc.Close() })
+			<-done
+			s.shutdownErr = ctx.Err()
+		}
+		s.cancel()
+	})
+	return s.shutdownErr
+}
+
+func (s *Server) newConn(nc net.Conn) *Conn {
+	ctx, cancel := context.WithCancel(s.ctx)
+	c := &Conn{
+		ID:      s.nextID.Add(1),
+		server:  s,
+		nc:      nc,
+		ctx:     ctx,
+		cancel:  cancel,
+		created: time.Now(),
+		authed:  !s.cfg.RequireAuth,
+	}
+	c.SetProto(2)
+	c.lastActive.Store(c.created.UnixMilli())
+	c.rd = NewReader(nc, s.cfg.Limits)
+	c.rd.SetRequireAuth(s.cfg.RequireAuth)
+	s.mu.Lock()
+	s.clients[c] = struct{}{}
+	s.mu.Unlock()
+	return c
+}
+
+// maxPendingOutput is the reply backlog after which a batch flushes before reading on.
+const maxPendingOutput = 64 << 10
+
+func (s *Server) serveConn(c *Conn) {
+	defer s.conns.Done()
+	defer s.closeConn(c)
+	defer func() {
+		// A handler bug must not take the process down; the client loses only its connection.
+		if p := recover(); p != nil {
+			s.log.Error("panic serving connection", "client", c.ID, "panic", p)
+		}
+	}()
+	for {
+		args, err := c.rd.Next()
+		if err != nil {
+			var pe *ProtocolError
+			if errors.As(err, &pe) {
+				c.out = Append(c.out, Error("ERR "+pe.Error()), c.proto)
+			}
+			_ = c.flush()
+			return
+		}
+		if args == nil {
+			if c.flush() != nil || c.quit || s.closing.Load() {
+				return
+			}
+			if s.cfg.IdleTimeout > 0 {
+				_ = c.nc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+				if s.closing.Load() { // Shutdown may have set its deadline just before ours
+					return
+				}
+			}
+			if err := c.rd.Fill(); err != nil {
+				if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrDeadlineExceeded) && !s.closing.Load() {
+					s.log.Debug("client read failed", "client", c.ID, "err", err)
+				}
+				return
+			}
+			c.lastActive.Store(time.Now().UnixMilli())
+			continue
+		}
+		reply := s.handler.ServeRESP(c, args)
+		c.out = Append(c.out, reply, c.proto)
+		if c.quit {
+			_ = c.flush()
+			return
+		}
+		if len(c.out) > maxPendingOutput {
+			if c.flush() != nil {
+				return
+			}
+		}
+	}
+}
+
+func (s *Server) closeConn(c *Conn) {
+	c.cancel()
+	_ = c.nc.Close()
+	s.mu.Lock()
+	delete(s.clients, c)
+	s.mu.Unlock()
+	s.count.Add(-1)
+	c.runCloseHooks()
+}

@@ -1,0 +1,137 @@
+// Package server assembles one Vela node from its configuration — store, command table, RESP
+// listener, TTL sweep — starts the parts in order and shuts them down in reverse. main.go and the
+// in-process test nodes both use it, so a test runs exactly what the binary runs.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+
+	"github.com/vela-cache/vela/commands"
+	"github.com/vela-cache/vela/config"
+	"github.com/vela-cache/vela/resp"
+	"github.com/vela-cache/vela/stats"
+	"github.com/vela-cache/vela/store"
+	"github.com/vela-cache/vela/store/memory"
+)
+
+// Server is one running Vela node.
+type Server struct {
+	cfg   config.Config
+	log   *slog.Logger
+	store store.Store
+	stats *stats.Stats
+	node  *commands.Node
+	resp  *resp.Server
+	sweep *store.SweepLoop
+
+	serveErr chan error
+	once     sync.Once
+	errShut  error
+}
+
+// New builds a node from cfg; nothing listens until Start.
+func New(cfg config.Config, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	st, err := openStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	counters := &stats.Stats{Disabled: !cfg.StatsEnabled}
+	_, port, _ := net.SplitHostPort(cfg.Listen)
+	portNum, _ := strconv.Atoi(port)
+	node := commands.NewNode(st, commands.Config{
+		RequirePass: cfg.RequirePass,
+		DefaultTTL:  cfg.DefaultTTL,
+		MaxBulkLen:  cfg.ProtoMaxBulkLen,
+		Port:        portNum,
+		Settings:    redisSettings(cfg),
+		StoreType:   cfg.Store.Type,
+		Topology:    cfg.Topology.Type,
+	}, counters, log)
+	rs := resp.NewServer(resp.Config{
+		Addr:        cfg.Listen,
+		MaxClients:  cfg.MaxClients,
+		IdleTimeout: cfg.Timeout,
+		RequireAuth: cfg.RequirePass != "",
+		Limits:      resp.Limits{MaxBulkLen: cfg.ProtoMaxBulkLen},
+		Logger:      log,
+		OnAccept:    counters.Connections.Inc,
+	}, node)
+	node.SetClients(rs)
+	return &Server{cfg: cfg, log: log, store: st, stats: counters, node: node, resp: rs,
+		serveErr: make(chan error, 1)}, nil
+}
+
+func openStore(cfg config.Config) (store.Store, error) {
+	switch cfg.Store.Type {
+	case "memory":
+		return memory.New(memory.Config{MaxValueLen: cfg.ProtoMaxBulkLen}), nil
+	}
+	return nil, &config.Error{Key: "store.type", Msg: fmt.Sprintf("%q is not available in this build", cfg.Store.Type)}
+}
+
+// redisSettings are the CONFIG GET parameters, under Redis's names.
+func redisSettings(cfg config.Config) map[string]string {
+	policy := map[string]string{"ttl_only": "noeviction", "lru": "allkeys-lru", "lfu": "allkeys-lfu"}[cfg.EvictionPolicy]
+	return map[string]string{
+		"maxclients":         strconv.Itoa(cfg.MaxClients),
+		"timeout":            strconv.FormatInt(int64(cfg.Timeout.Seconds()), 10),
+		"proto-max-bulk-len": strconv.FormatInt(cfg.ProtoMaxBulkLen, 10),
+		"maxmemory":          strconv.FormatInt(cfg.MaxMemory, 10),
+		"maxmemory-policy":   policy,
+		"databases":          "1",
+		"save":               "",
+		"appendonly":         "no",
+		"protected-mode":     map[bool]string{true: "yes", false: "no"}[cfg.ProtectedMode],
+		"bind":               cfg.Listen,
+		"loglevel":           cfg.LogLevel,
+	}
+}
+
+// Node returns the command node, for packages that add commands.
+func (s *Server) Node() *commands.Node { return s.node }
+
+// Start binds the listener and starts serving and sweeping. On error nothing is left running.
+func (s *Server) Start() error {
+	if err := s.resp.Listen(); err != nil {
+		_ = s.store.Close()
+		return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
+	}
+	if sw, ok := s.store.(store.Sweeper); ok && s.cfg.SweepInterval > 0 {
+		s.sweep = store.StartSweep(sw, s.cfg.SweepInterval, func(n int) {
+			if s.stats.On() {
+				s.stats.Expirations.Add(uint64(n))
+			}
+		}, s.log)
+	}
+	go func() { s.serveErr <- s.resp.Serve() }()
+	s.log.Info("vela ready", "listen", s.resp.Addr().String(), "store", s.cfg.Store.Type, "topology", s.cfg.Topology.Type)
+	return nil
+}
+
+// Addr returns the RESP listener's address (useful with port 0).
+func (s *Server) Addr() string { return s.resp.Addr().String() }
+
+// Shutdown stops accepting, lets in-flight commands finish, stops the sweep and closes the store.
+// It is idempotent and honours ctx's deadline.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.once.Do(func() {
+		var errs []error
+		errs = append(errs, s.resp.Shutdown(ctx))
+		if s.sweep != nil {
+			errs = append(errs, s.sweep.Shutdown(ctx))
+		}
+		errs = append(errs, s.store.Close())
+		s.errShut = errors.Join(errs...)
+		s.log.Info("vela stopped")
+	})
+	return s.errShut
+}

@@ -1,0 +1,186 @@
+package store
+
+import (
+	"github.com/vela-cache/vela/redisnum"
+)
+
+// Entry is a live stored value as Apply sees it.
+type Entry struct {
+	Value    []byte
+	ExpireAt int64 // absolute unix ms; 0: no expiry
+}
+
+// Action says what a store must do with the entry after Apply.
+type Action uint8
+
+// Actions.
+const (
+	Keep   Action = iota // leave the entry as it was (or absent)
+	Put                  // store the returned entry
+	Remove               // delete the entry
+)
+
+// Expired reports whether an entry with this expiry is dead at now.
+func Expired(expireAt, now int64) bool { return expireAt != 0 && expireAt <= now }
+
+// Apply is the meaning of every Op, shared by the stores that hold values themselves. cur is the
+// live entry (only when exists; a caller must treat an expired entry as absent), now the current
+// unix ms, maxLen the largest value allowed. It returns what to store, what to do, and the Result.
+// A Put entry never aliases op's slices, so the store may keep it as is; it may alias cur.Value
+// when only the expiry changed. Apply has no side effects.
+func Apply(cur Entry, exists bool, op *Op, now int64, maxLen int64) (Entry, Action, Result, error) {
+	var res Result
+	if exists {
+		res.Found = true
+	}
+	switch op.Kind {
+	case Get:
+		if exists {
+			res.Value = cur.Value
+		}
+		return cur, Keep, res, nil
+
+	case Inspect, Touch:
+		if exists {
+			res.ExpireAt = cur.ExpireAt
+			res.Int = int64(len(cur.Value))
+		}
+		return cur, Keep, res, nil
+
+	case Set:
+		if op.ReturnOld && exists {
+			res.Value = cur.Value
+		}
+		if (op.Cond&CondNX != 0 && exists) || (op.Cond&CondXX != 0 && !exists) {
+			return cur, Keep, res, nil
+		}
+		res.Done = true
+		next := Entry{Value: clone(op.Value), ExpireAt: op.ExpireAt}
+		if op.TTL == TTLKeep {
+			next.ExpireAt = 0
+			if exists {
+				next.ExpireAt = cur.ExpireAt
+			}
+		}
+		if Expired(next.ExpireAt, now) {
+			return Entry{}, Remove, res, nil // Redis: a write with a past expiry deletes the key
+		}
+		return next, Put, res, nil
+
+	case Delete:
+		if !exists {
+			return cur, Keep, res, nil
+		}
+		if op.ReturnOld {
+			res.Value = cur.Value
+		}
+		res.Done = true
+		return Entry{}, Remove, res, nil
+
+	case IncrBy:
+		var n int64
+		next := Entry{ExpireAt: op.ExpireAt}
+		if exists {
+			var ok bool
+			if n, ok = redisnum.ParseInt(cur.Value); !ok {
+				return cur, Keep, res, ErrNotInteger
+			}
+			next.ExpireAt = cur.ExpireAt
+		}
+		if (op.Delta < 0 && n < 0 && op.Delta < -1<<63-n) || (op.Delta > 0 && n > 0 && op.Delta > 1<<63-1-n) {
+			return cur, Keep, res, ErrOverflow
+		}
+		n += op.Delta
+		next.Value = redisnum.AppendInt(make([]byte, 0, 20), n)
+		res.Int = n
+		return next, Put, res, nil
+
+	case IncrByFloat:
+		var v redisnum.LongDouble
+		next := Entry{ExpireAt: op.ExpireAt}
+		if exists {
+			var ok bool
+			if v, ok = redisnum.ParseLongDouble(cur.Value); !ok {
+				return cur, Keep, res, ErrNotFloat
+			}
+			next.ExpireAt = cur.ExpireAt
+		}
+		incr, ok := redisnum.ParseLongDouble(op.Value)
+		if !ok {
+			return cur, Keep, res, ErrNotFloat
+		}
+		sum, ok := v.Add(incr)
+		if !ok {
+			return cur, Keep, res, ErrNaN
+		}
+		next.Value = sum.AppendHuman(nil)
+		res.Value = next.Value
+		return next, Put, res, nil
+
+	case Append:
+		next := Entry{ExpireAt: op.ExpireAt}
+		if exists {
+			if int64(len(cur.Value))+int64(len(op.Value)) > maxLen {
+				return cur, Keep, res, ErrTooLarge
+			}
+			next.ExpireAt = cur.ExpireAt
+			// A fresh slice: the stored one may be referenced by replies in flight.
+			next.Value = make([]byte, 0, len(cur.Value)+len(op.Value))
+			next.Value = append(append(next.Value, cur.Value...), op.Value...)
+		} else {
+			next.Value = clone(op.Value)
+		}
+		res.Int = int64(len(next.Value))
+		return next, Put, res, nil
+
+	case Expire:
+		if !exists {
+			return cur, Keep, res, nil
+		}
+		if (op.Cond&CondNX != 0 && cur.ExpireAt != 0) ||
+			(op.Cond&CondXX != 0 && cur.ExpireAt == 0) ||
+			(op.Cond&CondGT != 0 && (cur.ExpireAt == 0 || op.ExpireAt <= cur.ExpireAt)) ||
+			(op.Cond&CondLT != 0 && cur.ExpireAt != 0 && op.ExpireAt >= cur.ExpireAt) {
+			return cur, Keep, res, nil
+		}
+		res.Done = true
+		if Expired(op.ExpireAt, now) {
+			return Entry{}, Remove, res, nil
+		}
+		return Entry{Value: cur.Value, ExpireAt: op.ExpireAt}, Put, res, nil
+
+	case Persist:
+		if !exists || cur.ExpireAt == 0 {
+			return cur, Keep, res, nil
+		}
+		res.Done = true
+		return Entry{Value: cur.Value}, Put, res, nil
+
+	case GetEx:
+		if !exists {
+			return cur, Keep, res, nil
+		}
+		res.Value = cur.Value
+		switch op.TTL {
+		case TTLKeep:
+			return cur, Keep, res, nil
+		case TTLClear:
+			if cur.ExpireAt == 0 {
+				return cur, Keep, res, nil
+			}
+			return Entry{Value: cur.Value}, Put, res, nil
+		default:
+			if Expired(op.ExpireAt, now) {
+				return Entry{}, Remove, res, nil
+			}
+			return Entry{Value: cur.Value, ExpireAt: op.ExpireAt}, Put, res, nil
+		}
+	}
+	return cur, Keep, res, nil
+}
+
+func clone(b []byte) []byte {
+	c := make([]byte, len(b))
+	copy(c, b)
+	return c
+}

@@ -1,0 +1,162 @@
+// Package store defines the seam between Vela's commands and the places values live, and the
+// semantics every store shares.
+//
+// # Operations
+//
+// A Store applies one Op to one key atomically and returns a Result. Ops are declarative (set
+// with conditions, increment, append, expire…) rather than callbacks, so that each store can apply
+// them its own way: the memory and disk stores run Apply under their lock or transaction, the
+// Redis store turns each Op into the matching Redis command, and a cluster topology can ship an
+// Op to the key's owner. Apply in this package is the one definition of what every Op means.
+//
+// # Time
+//
+// Expiry times are absolute Unix milliseconds; 0 means no expiry. An entry whose expiry is at or
+// before now is gone: no Op ever sees it.
+//
+// # Optional abilities
+//
+// Whole-keyspace operations (Len, Scan, Flush), the atomic multi-key write MSETNX needs, and the
+// background sweep are separate small interfaces, found with a type assertion.
+package store
+
+import (
+	"context"
+	"errors"
+)
+
+// Store holds string values with per-key expiry. Implementations are safe for concurrent use and
+// apply each Do atomically with respect to every other operation on the same key.
+type Store interface {
+	// Do applies op to key. key and op's byte slices may alias a connection's read buffer: a
+	// store copies what it keeps. The Result's Value may alias stored memory, which a store never
+	// mutates in place, so callers may read it but not modify it.
+	Do(ctx context.Context, key []byte, op Op) (Result, error)
+	// Close releases the store's resources; calls after Close fail.
+	Close() error
+}
+
+// Keyspace is implemented by stores that can enumerate and clear their keys.
+type Keyspace interface {
+	// Len returns the number of keys, live or not yet swept; the count Redis's DBSIZE gives.
+	Len(ctx context.Context) (int64, error)
+	// Scan returns up to about count keys matching pattern (Redis glob, "" for all) from the
+	// position cursor and the cursor to continue from; 0 when the iteration is complete. Keys
+	// present for the whole iteration are returned at least once.
+	Scan(ctx context.Context, cursor uint64, pattern []byte, count int) (keys [][]byte, next uint64, err error)
+	// Flush deletes every key.
+	Flush(ctx context.Context) error
+}
+
+// MultiSetter is implemented by stores that can write several keys atomically.
+type MultiSetter interface {
+	// SetMulti writes every pair with the given expiry (0: none). With onlyIfNoneExist it writes
+	// nothing, and reports false, when any of the keys is live.
+	SetMulti(ctx context.Context, pairs []KV, expireAt int64, onlyIfNoneExist bool) (bool, error)
+}
+
+// Sweeper is implemented by stores that hold expired entries until something removes them.
+type Sweeper interface {
+	// Sweep removes expired entries and returns how many it removed.
+	Sweep(ctx context.Context) (int, error)
+}
+
+// KV is one key and value for SetMulti.
+type KV struct {
+	Key, Value []byte
+}
+
+// Kind says what an Op does.
+type Kind uint8
+
+// Op kinds. The Result fields each one fills are listed beside it.
+const (
+	// Get reads the value: Found, Value.
+	Get Kind = iota + 1
+	// Inspect reads metadata without the value: Found, ExpireAt, Int (value length).
+	Inspect
+	// Touch is Inspect that also counts as an access for LRU/LFU: Found.
+	Touch
+	// Set writes Value subject to Cond (None, NX, XX) and TTL: Done, and with ReturnOld Found
+	// and Value (the old value).
+	Set
+	// Delete removes the key: Found (it existed), and with ReturnOld Value.
+	Delete
+	// IncrBy adds Delta to an integer value (a missing key counts as 0): Int.
+	IncrBy
+	// IncrByFloat adds Float to a numeric value: Value (the new value as Redis formats it).
+	IncrByFloat
+	// Append appends Value (a missing key counts as empty): Int (the new length).
+	Append
+	// Expire sets the expiry to ExpireAt subject to Cond (None, NX, XX, GT, LT); an expiry in the
+	// past deletes the key: Done.
+	Expire
+	// Persist removes the expiry: Done.
+	Persist
+	// GetEx reads the value and changes its expiry per TTL: Found, Value.
+	GetEx
+)
+
+// Cond restricts when a Set or Expire applies. Conditions are bits so that EXPIRE's XX can be
+// combined with GT or LT, as Redis allows.
+type Cond uint8
+
+// Conditions.
+const (
+	CondNone Cond = 0
+	CondNX   Cond = 1 << 0 // only when the key (Set) or its expiry (Expire) does not exist
+	CondXX   Cond = 1 << 1 // only when the key (Set) or its expiry (Expire) exists
+	CondGT   Cond = 1 << 2 // Expire only: only when the new expiry is later (none counts as infinite)
+	CondLT   Cond = 1 << 3 // Expire only: only when the new expiry is earlier
+)
+
+// TTLMode says what a write does to the key's expiry.
+type TTLMode uint8
+
+// TTL modes.
+const (
+	TTLClear TTLMode = iota // Set: no expiry (ExpireAt, if not 0, is a default TTL to apply)
+	TTLSet                  // set the expiry to ExpireAt
+	TTLKeep                 // keep the current expiry (SET KEEPTTL, GETEX without options)
+)
+
+// Op is one operation on one key. The zero value of each field is the plain case.
+type Op struct {
+	Kind      Kind
+	Value     []byte
+	Delta     int64
+	Float     float64
+	Cond      Cond
+	TTL       TTLMode
+	ExpireAt  int64 // absolute unix ms; for IncrBy/IncrByFloat/Append it applies only to a new key
+	ReturnOld bool
+	// Tags replaces the key's tags on Set (nil: no tags). Stores without tag support ignore it.
+	Tags [][]byte
+}
+
+// Result is what an Op produced; see each Kind for the fields it fills.
+type Result struct {
+	Found    bool
+	Done     bool
+	Value    []byte
+	Int      int64
+	ExpireAt int64
+}
+
+// Errors every store reports for the same conditions. Command code maps them to Redis's texts.
+var (
+	// ErrNotInteger: the value is not an integer or out of range.
+	ErrNotInteger = errors.New("store: value is not an integer or out of range")
+	// ErrOverflow: an increment would overflow a 64-bit integer.
+	ErrOverflow = errors.New("store: increment or decrement would overflow")
+	// ErrNotFloat: the value is not a valid float.
+	ErrNotFloat = errors.New("store: value is not a valid float")
+	// ErrNaN: an increment would produce NaN or Infinity.
+	ErrNaN = errors.New("store: increment would produce NaN or Infinity")
+	// ErrTooLarge: the value would exceed the largest allowed string.
+	ErrTooLarge = errors.New("store: string exceeds maximum allowed size")
+	// ErrOOM: the write needs room the store may not take (ttl_only policy at its bound).
+	ErrOOM = errors.New("store: command not allowed when used memory > 'maxmemory'")
+	// ErrClosed: the store has been closed.
+	ErrClosed = errors.New("store: closed")
+)

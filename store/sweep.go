@@ -1,0 +1,56 @@
+package store
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// SweepLoop runs a Sweeper periodically in its own goroutine until Shutdown.
+type SweepLoop struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+}
+
+// StartSweep sweeps s every interval; onSwept (may be nil) receives each sweep's count.
+func StartSweep(s Sweeper, interval time.Duration, onSwept func(int), log *slog.Logger) *SweepLoop {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &SweepLoop{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			n, err := s.Sweep(ctx)
+			if err != nil && ctx.Err() == nil {
+				log.Warn("ttl sweep failed", "err", err)
+			}
+			if n > 0 && onSwept != nil {
+				onSwept(n)
+			}
+			if n > 0 {
+				log.Debug("ttl sweep", "removed", n)
+			}
+		}
+	}()
+	return l
+}
+
+// Shutdown stops the loop, interrupting a sweep in progress, and waits for it to end or for ctx.
+// It is idempotent.
+func (l *SweepLoop) Shutdown(ctx context.Context) error {
+	l.once.Do(l.cancel)
+	select {
+	case <-l.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
