@@ -61,6 +61,16 @@ type Sweeper interface {
 	Sweep(ctx context.Context) (int, error)
 }
 
+// Tagger is implemented by stores that keep the tag index behind SET … TAGS and TAGINVALIDATE.
+// A store that implements it must drop a key from its tags whenever the key is deleted, expires,
+// is evicted, flushed or overwritten (a Set replaces the tags with Op.Tags, nil meaning none), so
+// that the index never leaks.
+type Tagger interface {
+	// InvalidateTags deletes every live key carrying any of tags and returns the deleted keys
+	// (each once), so callers can notify what watches those keys (leases, near caches).
+	InvalidateTags(ctx context.Context, tags [][]byte) ([][]byte, error)
+}
+
 // KV is one key and value for SetMulti.
 type KV struct {
 	Key, Value []byte
