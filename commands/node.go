@@ -54,6 +54,7 @@ type Node struct {
 	clients Clients
 
 	extraInfo []namedSection // INFO lines contributed by other packages
+	watchers  []KeyWatcher   // told about every key change (watch.go)
 }
 
 // NewNode returns a Node serving the built-in commands on st. stats may be nil.
@@ -179,8 +180,14 @@ func (n *Node) defaultExpireAt() int64 {
 // do runs op on key, counting hits, misses and writes.
 func (n *Node) do(c *Ctx, key []byte, op store.Op) (store.Result, error) {
 	res, err := n.store.Do(c.Context(), key, op)
-	if err != nil || !n.stats.On() {
+	if err != nil {
 		return res, err
+	}
+	if len(n.watchers) > 0 && changes(&op, &res) {
+		n.NotifyKey(key)
+	}
+	if !n.stats.On() {
+		return res, nil
 	}
 	switch op.Kind {
 	case store.Get, store.GetEx:

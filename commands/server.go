@@ -66,6 +66,7 @@ func (n *Node) flush(c *Ctx, args [][]byte) (resp.Reply, error) {
 	if err := ks.Flush(c.Context()); err != nil {
 		return resp.Reply{}, err
 	}
+	n.NotifyAll()
 	return resp.OK, nil
 }
 

@@ -180,8 +180,13 @@ func (n *Node) setMulti(c *Ctx, pairs []store.KV, nx bool) (bool, error) {
 	at := n.defaultExpireAt()
 	if ms, ok := n.store.(store.MultiSetter); ok {
 		done, err := ms.SetMulti(c.Context(), pairs, at, nx)
-		if done && n.stats.On() {
-			n.stats.Writes.Add(uint64(len(pairs)))
+		if done {
+			for _, kv := range pairs {
+				n.NotifyKey(kv.Key)
+			}
+			if n.stats.On() {
+				n.stats.Writes.Add(uint64(len(pairs)))
+			}
 		}
 		return done, err
 	}

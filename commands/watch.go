@@ -1,0 +1,44 @@
+package commands
+
+import "github.com/vela-cache/vela/store"
+
+// KeyWatcher is told about every change a command on this node makes to a key, after the change
+// is applied: FETCHLOCK leases end on a write, near caches drop their copy. Methods are called on
+// the connection goroutine that made the change and must not block.
+type KeyWatcher interface {
+	// KeyChanged reports that key was written or deleted.
+	KeyChanged(key []byte)
+	// AllChanged reports that every key may have changed (FLUSHALL, FLUSHDB).
+	AllChanged()
+}
+
+// Watch registers w. Call it during start-up, before the node serves clients.
+func (n *Node) Watch(w KeyWatcher) { n.watchers = append(n.watchers, w) }
+
+// NotifyKey tells every watcher that key changed. Commands registered by other packages call it
+// after their own writes (TAGINVALIDATE for each deleted key, FETCHFILL).
+func (n *Node) NotifyKey(key []byte) {
+	for _, w := range n.watchers {
+		w.KeyChanged(key)
+	}
+}
+
+// NotifyAll tells every watcher that every key may have changed.
+func (n *Node) NotifyAll() {
+	for _, w := range n.watchers {
+		w.AllChanged()
+	}
+}
+
+// changes reports whether an Op of this kind, with this result, changed the key.
+func changes(op *store.Op, res *store.Result) bool {
+	switch op.Kind {
+	case store.Get, store.Inspect, store.Touch:
+		return false
+	case store.GetEx:
+		return res.Found && op.TTL != store.TTLKeep
+	case store.Set, store.Delete, store.Expire, store.Persist:
+		return res.Done
+	}
+	return true // IncrBy, IncrByFloat and Append write whenever they succeed
+}
