@@ -55,7 +55,21 @@ type Node struct {
 
 	extraInfo []namedSection // INFO lines contributed by other packages
 	watchers  []KeyWatcher   // told about every key change (watch.go)
+	router    Router         // decides where keyed and cluster-wide commands run; nil: here
 }
+
+// Router decides where a command runs when the node is part of a cluster. Exec calls Route for
+// every command that names keys or acts cluster-wide, after the command has passed Redis's
+// checks (arity, authentication), unless the connection is a cluster peer's (Ctx.Peer): a
+// command a peer forwarded runs here, so requests never loop. Route returns handled = false to
+// let the command run locally as usual; that path must not allocate. A reply may be a
+// resp.Later future. Route is called concurrently from every connection's goroutine.
+type Router interface {
+	Route(c *Ctx, cmd *Command, args [][]byte) (reply resp.Reply, handled bool)
+}
+
+// SetRouter installs r. Call it during start-up, before the node serves clients.
+func (n *Node) SetRouter(r Router) { n.router = r }
 
 // NewNode returns a Node serving the built-in commands on st. stats may be nil.
 func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger) *Node {
@@ -97,6 +111,9 @@ type Ctx struct {
 	Conn *resp.Conn
 	// Node is the node executing the command.
 	Node *Node
+	// Peer marks a connection from another cluster member (authenticated with the cluster
+	// secret): its commands run on this node and are never routed again.
+	Peer bool
 }
 
 // Context returns the connection's context (cancelled when it closes), or Background.
@@ -159,12 +176,41 @@ func (n *Node) Exec(ctx *Ctx, args [][]byte) resp.Reply {
 	if n.stats.On() {
 		n.stats.Commands.Inc()
 	}
+	if n.router != nil && !ctx.Peer && (cmd.FirstKey > 0 || cmd.Flags&FlagClusterWide != 0) {
+		if reply, handled := n.router.Route(ctx, cmd, args); handled {
+			return reply
+		}
+	}
+	return n.ExecLocal(ctx, cmd, args)
+}
+
+// ExecLocal runs cmd's handler on this node, without routing, and maps an error to its reply.
+// Routers call it for the part of a command that belongs here.
+func (n *Node) ExecLocal(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 	reply, err := cmd.Handler(ctx, args)
 	if err != nil {
 		return errorReply(err)
 	}
 	return reply
 }
+
+// Lookup returns the command (or subcommand) args names, or nil.
+func (n *Node) Lookup(args [][]byte) *Command {
+	if len(args) == 0 {
+		return nil
+	}
+	cmd := n.table.Lookup(args[0])
+	if cmd != nil && cmd.Subcommands != nil && len(args) >= 2 {
+		var buf [32]byte
+		if sub := cmd.Subcommands[string(lowerInto(buf[:0], args[1][:min(len(args[1]), 32)]))]; sub != nil {
+			return sub
+		}
+	}
+	return cmd
+}
+
+// ErrorReply maps an error to the reply a client sees, with Redis's texts for the sentinels.
+func ErrorReply(err error) resp.Reply { return errorReply(err) }
 
 // now returns the current unix milliseconds.
 func now() int64 { return time.Now().UnixMilli() }

@@ -60,6 +60,11 @@ type ClusterConfig struct {
 	Join         []string // seed members
 	Secret       string   // gossip encryption key and peer authentication
 	Replicas     int      // copies of each key in partitioned mode
+	// GossipProfile picks memberlist's timings: lan (default), wan, or local (one host, tests).
+	GossipProfile string
+	// ForwardTimeout bounds a request forwarded to a peer; a dead or slow peer gives clients an
+	// error after it.
+	ForwardTimeout time.Duration
 }
 
 // NearCacheConfig configures the L1 near cache.
@@ -90,8 +95,9 @@ func Default() Config {
 		StatsEnabled:       true,
 		Store:              StoreConfig{Type: "memory", DiskPath: "./data/vela.db", RedisURL: "redis://127.0.0.1:6379/0"},
 		Topology:           TopologyConfig{Type: "local"},
-		Cluster:            ClusterConfig{NodeName: host, GossipListen: "127.0.0.1:7946", Replicas: 1},
-		NearCache:          NearCacheConfig{L1TTL: 60 * time.Second, MaxSize: 100000},
+		Cluster: ClusterConfig{NodeName: host, GossipListen: "127.0.0.1:7946", Replicas: 1,
+			GossipProfile: "lan", ForwardTimeout: time.Second},
+		NearCache: NearCacheConfig{L1TTL: 60 * time.Second, MaxSize: 100000},
 	}
 }
 
@@ -123,6 +129,7 @@ func (c *Config) Validate() error {
 		oneOf("eviction_policy", c.EvictionPolicy, "ttl_only", "lru", "lfu"),
 		oneOf("store.type", c.Store.Type, "memory", "disk", "redis"),
 		oneOf("topology.type", c.Topology.Type, "local", "replicated", "partitioned"),
+		oneOf("cluster.gossip_profile", c.Cluster.GossipProfile, "lan", "wan", "local"),
 	}
 	for _, err := range checks {
 		if err != nil {
@@ -151,6 +158,8 @@ func (c *Config) Validate() error {
 		return &Error{"max_memory", "must not be negative"}
 	case c.DefaultTTL < 0, c.Timeout < 0, c.SweepInterval < 0, c.StampedeTimeout < 0:
 		return &Error{"", "durations must not be negative"}
+	case c.Cluster.ForwardTimeout <= 0:
+		return &Error{"cluster.forward_timeout", "must be positive (a dead peer must not hang clients)"}
 	case c.Cluster.Replicas < 1:
 		return &Error{"cluster.replicas", "must be at least 1"}
 	case c.NearCache.MaxSize < 1 && c.NearCache.Enabled:

@@ -63,6 +63,8 @@ func (c *Config) keys() []key {
 		{"cluster.join", kList, "seed members, host:port", &c.Cluster.Join},
 		{"cluster.secret", kString, "gossip encryption key and peer authentication", &c.Cluster.Secret},
 		{"cluster.replicas", kInt, "copies of each key in partitioned mode", &c.Cluster.Replicas},
+		{"cluster.gossip_profile", kString, "memberlist timings: lan, wan or local (one host)", &c.Cluster.GossipProfile},
+		{"cluster.forward_timeout", kDuration, "longest wait for a peer's reply to a forwarded command", &c.Cluster.ForwardTimeout},
 		{"near_cache.enabled", kBool, "L1 in front of the topology", &c.NearCache.Enabled},
 		{"near_cache.l1_ttl", kDuration, "longest an L1 copy lives", &c.NearCache.L1TTL},
 		{"near_cache.max_size", kInt, "L1 entries", &c.NearCache.MaxSize},

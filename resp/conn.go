@@ -27,6 +27,11 @@ type Conn struct {
 	authed  bool
 	quit    bool
 
+	// Replies still to come (forwarded commands), in order, with where they go in out and the
+	// protocol they were asked in; and the buffer the resolved output is assembled in.
+	futures []pendingReply
+	spare   []byte
+
 	lastActive atomic.Int64           // unix ms of the last read, for CLIENT LIST idle=
 	lastCmd    atomic.Pointer[string] // name of the last command, for CLIENT LIST cmd=
 
@@ -151,8 +156,52 @@ func (c *Conn) runCloseHooks() {
 	}
 }
 
+// pendingReply is a Future whose reply belongs at offset pos of out.
+type pendingReply struct {
+	pos   int
+	proto int
+	f     Future
+}
+
+// maxFutures is how many replies a connection lets pend before it waits for them.
+const maxFutures = 1024
+
+// add appends a reply to the output: at once, or as a placeholder for a Future.
+func (c *Conn) add(r Reply) {
+	if r.Kind == KindFuture {
+		c.futures = append(c.futures, pendingReply{pos: len(c.out), proto: c.proto, f: r.Future})
+		if len(c.futures) >= maxFutures {
+			c.resolve()
+		}
+		return
+	}
+	c.out = Append(c.out, r, c.proto)
+}
+
+// resolve waits for every pending Future, in order, and splices its reply into out.
+func (c *Conn) resolve() {
+	if len(c.futures) == 0 {
+		return
+	}
+	buf := c.spare[:0]
+	prev := 0
+	for i, p := range c.futures {
+		buf = append(buf, c.out[prev:p.pos]...)
+		buf = Append(buf, p.f.Wait(), p.proto)
+		prev = p.pos
+		c.futures[i] = pendingReply{}
+	}
+	buf = append(buf, c.out[prev:]...)
+	c.futures = c.futures[:0]
+	c.spare, c.out = c.out[:0], buf
+	if cap(c.spare) > 4*maxPendingOutput {
+		c.spare = nil
+	}
+}
+
 // flush writes the pending replies.
 func (c *Conn) flush() error {
+	c.resolve()
 	if len(c.out) == 0 {
 		return nil
 	}

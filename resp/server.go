@@ -224,6 +224,7 @@ func (s *Server) serveConn(c *Conn) {
 		if err != nil {
 			var pe *ProtocolError
 			if errors.As(err, &pe) {
+				c.resolve()
 				c.out = Append(c.out, Error("ERR "+pe.Error()), c.proto)
 			}
 			_ = c.flush()
@@ -248,8 +249,7 @@ func (s *Server) serveConn(c *Conn) {
 			c.lastActive.Store(time.Now().UnixMilli())
 			continue
 		}
-		reply := s.handler.ServeRESP(c, args)
-		c.out = Append(c.out, reply, c.proto)
+		c.add(s.handler.ServeRESP(c, args))
 		if c.quit {
 			_ = c.flush()
 			return

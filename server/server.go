@@ -12,8 +12,11 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/hashicorp/memberlist"
+
 	"github.com/vela-cache/vela/commands"
 	"github.com/vela-cache/vela/config"
+	"github.com/vela-cache/vela/partition"
 	"github.com/vela-cache/vela/resp"
 	"github.com/vela-cache/vela/stats"
 	"github.com/vela-cache/vela/store"
@@ -29,6 +32,8 @@ type Server struct {
 	node  *commands.Node
 	resp  *resp.Server
 	sweep *store.SweepLoop
+	// cluster is the partitioned topology; nil for a local node.
+	cluster *partition.Cluster
 
 	serveErr chan error
 	once     sync.Once
@@ -36,7 +41,11 @@ type Server struct {
 }
 
 // New builds a node from cfg; nothing listens until Start.
-func New(cfg config.Config, log *slog.Logger) (*Server, error) {
+func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
+	var opts options
+	for _, o := range opt {
+		o(&opts)
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -66,8 +75,43 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		OnAccept:    counters.Connections.Inc,
 	}, node)
 	node.SetClients(rs)
-	return &Server{cfg: cfg, log: log, store: st, stats: counters, node: node, resp: rs,
-		serveErr: make(chan error, 1)}, nil
+	s := &Server{cfg: cfg, log: log, store: st, stats: counters, node: node, resp: rs,
+		serveErr: make(chan error, 1)}
+	if cfg.Topology.Type == "partitioned" {
+		cl, err := partition.New(node, st, partition.Config{
+			NodeName:       cfg.Cluster.NodeName,
+			GossipListen:   cfg.Cluster.GossipListen,
+			Advertise:      cfg.Cluster.Advertise,
+			Join:           cfg.Cluster.Join,
+			Secret:         cfg.Cluster.Secret,
+			Replicas:       cfg.Cluster.Replicas,
+			Profile:        cfg.Cluster.GossipProfile,
+			ForwardTimeout: cfg.Cluster.ForwardTimeout,
+			BlockingWait:   cfg.StampedeTimeout,
+			RequirePass:    cfg.RequirePass,
+			Transport:      opts.transport,
+			Log:            log,
+		})
+		if err != nil {
+			_ = st.Close()
+			return nil, &config.Error{Key: "topology.type", Msg: err.Error()}
+		}
+		s.cluster = cl
+	}
+	return s, nil
+}
+
+// Option adjusts how New builds a node.
+type Option func(*options)
+
+type options struct {
+	transport memberlist.NodeAwareTransport
+}
+
+// WithGossipTransport makes the cluster gossip over t instead of UDP/TCP sockets of its own
+// (tests inject network faults this way).
+func WithGossipTransport(t memberlist.NodeAwareTransport) Option {
+	return func(o *options) { o.transport = t }
 }
 
 func openStore(cfg config.Config) (store.Store, error) {
@@ -112,10 +156,24 @@ func (s *Server) Start() error {
 			}
 		}, s.log)
 	}
+	if s.cluster != nil {
+		// Join once the listener is up, so peers can forward to this node as soon as they see it.
+		if err := s.cluster.Start(s.resp.Addr().String()); err != nil {
+			_ = s.resp.Shutdown(context.Background())
+			if s.sweep != nil {
+				_ = s.sweep.Shutdown(context.Background())
+			}
+			_ = s.store.Close()
+			return fmt.Errorf("cluster: %w", err)
+		}
+	}
 	go func() { s.serveErr <- s.resp.Serve() }()
 	s.log.Info("vela ready", "listen", s.resp.Addr().String(), "store", s.cfg.Store.Type, "topology", s.cfg.Topology.Type)
 	return nil
 }
+
+// Cluster returns the partitioned topology, or nil for a local node.
+func (s *Server) Cluster() *partition.Cluster { return s.cluster }
 
 // Addr returns the RESP listener's address (useful with port 0).
 func (s *Server) Addr() string { return s.resp.Addr().String() }
@@ -125,7 +183,14 @@ func (s *Server) Addr() string { return s.resp.Addr().String() }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.once.Do(func() {
 		var errs []error
+		if s.cluster != nil {
+			// Hand the keys over and say goodbye while the listener still serves (and forwards).
+			errs = append(errs, s.cluster.Leave(ctx))
+		}
 		errs = append(errs, s.resp.Shutdown(ctx))
+		if s.cluster != nil {
+			errs = append(errs, s.cluster.Shutdown(ctx))
+		}
 		if s.sweep != nil {
 			errs = append(errs, s.sweep.Shutdown(ctx))
 		}

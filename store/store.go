@@ -71,6 +71,13 @@ type Tagger interface {
 	InvalidateTags(ctx context.Context, tags [][]byte) ([][]byte, error)
 }
 
+// TagReader is implemented by stores that can report a key's tags, so that a cluster handing a
+// key to another member, or copying it to a replica, keeps them.
+type TagReader interface {
+	// KeyTags returns the tags of key (nil when it has none or does not exist).
+	KeyTags(ctx context.Context, key []byte) ([][]byte, error)
+}
+
 // KV is one key and value for SetMulti.
 type KV struct {
 	Key, Value []byte

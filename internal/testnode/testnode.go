@@ -4,8 +4,11 @@ package testnode
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
+	"slices"
+	"sort"
 	"testing"
 	"time"
 
@@ -51,3 +54,73 @@ func Start(t testing.TB, cfg config.Config) *server.Server {
 
 // StartDefault runs a node with Config().
 func StartDefault(t testing.TB) *server.Server { return Start(t, Config()) }
+
+// ClusterConfig returns Config() for a member of a partitioned test cluster: gossip on a free
+// loopback port with fast failure detection, joining seeds.
+func ClusterConfig(name string, seeds ...string) config.Config {
+	cfg := Config()
+	cfg.Topology.Type = "partitioned"
+	cfg.Cluster.NodeName = name
+	cfg.Cluster.GossipListen = "127.0.0.1:0"
+	cfg.Cluster.GossipProfile = "local"
+	cfg.Cluster.Join = seeds
+	cfg.Cluster.Secret = "test-secret"
+	return cfg
+}
+
+// StartCluster runs n partitioned members named node-1…node-n, each joining the first, with
+// adjust (may be nil) applied to each configuration. It does not wait for them to converge.
+func StartCluster(t testing.TB, n int, adjust func(i int, cfg *config.Config)) []*server.Server {
+	t.Helper()
+	var nodes []*server.Server
+	var seed string
+	for i := 0; i < n; i++ {
+		var cfg config.Config
+		if i == 0 {
+			cfg = ClusterConfig(fmt.Sprintf("node-%d", i+1))
+		} else {
+			cfg = ClusterConfig(fmt.Sprintf("node-%d", i+1), seed)
+		}
+		if adjust != nil {
+			adjust(i, &cfg)
+		}
+		srv := Start(t, cfg)
+		if i == 0 {
+			seed = srv.Cluster().GossipAddr()
+		}
+		nodes = append(nodes, srv)
+	}
+	return nodes
+}
+
+// WaitConverged polls until every node's ring has exactly the members of want's names and every
+// node is ready, or fails the test after timeout.
+func WaitConverged(t testing.TB, timeout time.Duration, nodes ...*server.Server) {
+	t.Helper()
+	var want []string
+	for _, n := range nodes {
+		want = append(want, n.Cluster().Name())
+	}
+	sort.Strings(want)
+	deadline := time.Now().Add(timeout)
+	for {
+		ok := true
+		for _, n := range nodes {
+			if !slices.Equal(n.Cluster().RingMembers(), want) || !n.Cluster().Ready() {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			var got []string
+			for _, n := range nodes {
+				got = append(got, fmt.Sprintf("%s: %v ready=%v", n.Cluster().Name(), n.Cluster().RingMembers(), n.Cluster().Ready()))
+			}
+			t.Fatalf("cluster did not converge on %v within %v: %v", want, timeout, got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,424 @@
+// Package membership runs a node's cluster membership on hashicorp/memberlist: it joins the
+// seeds (retrying in the background until one answers), gossips each member's RESP address in
+// its metadata, encrypts gossip with a key derived from the cluster secret, rejoins members lost
+// to a partition once they answer again, and reports every change to one callback, serially.
+package membership
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Profiles name memberlist's timing presets.
+const (
+	// ProfileLAN is memberlist's DefaultLANConfig: failure detection in a few seconds, gentle on
+	// the network. The production default.
+	ProfileLAN = "lan"
+	// ProfileWAN is memberlist's DefaultWANConfig, for members far apart.
+	ProfileWAN = "wan"
+	// ProfileLocal is for nodes on one host (tests): sub-second probes, a dead member is noticed
+	// within about two seconds.
+	ProfileLocal = "local"
+)
+
+// EventKind says what happened to a member.
+type EventKind uint8
+
+// Event kinds.
+const (
+	Joined  EventKind = iota + 1 // a member appeared (including this node, first)
+	Updated                      // a member's metadata changed
+	Left                         // a member left gracefully
+	Failed                       // a member stopped answering and was declared dead
+)
+
+func (k EventKind) String() string {
+	return [...]string{"", "join", "update", "leave", "failed"}[k]
+}
+
+// Member is one cluster member.
+type Member struct {
+	Name   string // unique node name
+	Gossip string // memberlist address, host:port
+	RESP   string // RESP address peers forward commands to, host:port
+	State  string // alive, suspect, left or dead
+}
+
+// Event is one membership change with the members alive after it.
+type Event struct {
+	Kind    EventKind
+	Member  Member
+	Members []Member // alive members, sorted by name, this node included
+}
+
+// Config configures a Membership. NodeName, Bind and RESP are required.
+type Config struct {
+	// NodeName is this member's unique name.
+	NodeName string
+	// Bind is the gossip listen address, host:port (port 0 picks a free one).
+	Bind string
+	// Advertise is the address peers use: "host" or "host:port". Empty: derived from Bind (or
+	// the first private address when Bind is unspecified).
+	Advertise string
+	// RESP is the RESP address to advertise to peers; a host of 0.0.0.0/:: is replaced by the
+	// advertised gossip host.
+	RESP string
+	// Join lists seed members, host:port. Empty: this node starts a new cluster.
+	Join []string
+	// Secret derives the gossip encryption key (SHA-256, 32 bytes) so any passphrase works.
+	// Empty: gossip is not encrypted.
+	Secret string
+	// Profile is ProfileLAN (default), ProfileWAN or ProfileLocal.
+	Profile string
+	// RetryInterval spaces join attempts and rejoins of lost members (default 1s).
+	RetryInterval time.Duration
+	// Transport replaces memberlist's UDP/TCP transport (tests inject network faults with it).
+	Transport memberlist.NodeAwareTransport
+	// OnChange is called for every change, serially, from memberlist's goroutines: it must not
+	// block for long nor call back into the Membership's Leave or Shutdown.
+	OnChange func(Event)
+	// Log receives one line per join, leave and failure, and memberlist's own logs at debug.
+	Log *slog.Logger
+}
+
+// SecretKey derives memberlist's 32-byte AES key from a passphrase.
+func SecretKey(secret string) []byte {
+	sum := sha256.Sum256([]byte("vela-gossip:" + secret))
+	return sum[:]
+}
+
+// Membership is this node's view of the cluster.
+type Membership struct {
+	cfg  Config
+	log  *slog.Logger
+	ml   *memberlist.Memberlist
+	self Member
+
+	mu      sync.Mutex        // guards members and lost
+	members map[string]Member // alive (or suspect) members by name
+	lost    map[string]lostMember
+
+	meta     atomic.Pointer[string] // the RESP address NodeMeta publishes
+	joined   atomic.Bool
+	stop     chan struct{}
+	done     sync.WaitGroup
+	stopOnce sync.Once
+	leftOnce sync.Once
+	leftErr  error
+}
+
+// lostMember is a member declared dead, remembered so it can be rejoined after a partition.
+type lostMember struct {
+	gossip string
+	since  time.Time
+}
+
+// forgetLost is how long a dead member's address is retried.
+const forgetLost = 30 * time.Minute
+
+// Start creates the memberlist, starts joining the seeds in the background and returns.
+func Start(cfg Config) (*Membership, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = time.Second
+	}
+	var mc *memberlist.Config
+	switch cfg.Profile {
+	case "", ProfileLAN:
+		mc = memberlist.DefaultLANConfig()
+	case ProfileWAN:
+		mc = memberlist.DefaultWANConfig()
+	case ProfileLocal:
+		mc = memberlist.DefaultLocalConfig()
+		mc.ProbeInterval = 400 * time.Millisecond
+		mc.ProbeTimeout = 200 * time.Millisecond
+		mc.SuspicionMult = 2
+		mc.SuspicionMaxTimeoutMult = 2
+		mc.GossipInterval = 50 * time.Millisecond
+		mc.PushPullInterval = 2 * time.Second
+		mc.TCPTimeout = time.Second
+		mc.DeadNodeReclaimTime = time.Second
+	default:
+		return nil, fmt.Errorf("membership: unknown profile %q", cfg.Profile)
+	}
+	host, portStr, err := net.SplitHostPort(cfg.Bind)
+	if err != nil {
+		return nil, fmt.Errorf("membership: bind address %q: %w", cfg.Bind, err)
+	}
+	port, _ := strconv.Atoi(portStr)
+	mc.Name = cfg.NodeName
+	mc.BindAddr = host
+	mc.BindPort = port
+	mc.AdvertisePort = port
+	if cfg.Advertise != "" {
+		ah, ap, err := net.SplitHostPort(cfg.Advertise)
+		if err != nil {
+			ah, ap = cfg.Advertise, ""
+		}
+		mc.AdvertiseAddr = ah
+		if ap != "" {
+			mc.AdvertisePort, _ = strconv.Atoi(ap)
+		}
+	}
+	if cfg.Secret != "" {
+		mc.SecretKey = SecretKey(cfg.Secret)
+	}
+	mc.LogOutput = logWriter{cfg.Log}
+	mc.Logger = nil
+	m := &Membership{cfg: cfg, log: cfg.Log, members: map[string]Member{}, lost: map[string]lostMember{},
+		stop: make(chan struct{})}
+	mc.Delegate = (*delegate)(m)
+	mc.Events = (*events)(m)
+	if cfg.Transport != nil {
+		mc.Transport = cfg.Transport
+	} else if port == 0 {
+		// memberlist picks a free port itself only through its transport; build it here so the
+		// same port serves UDP and TCP and is known before Create advertises it.
+		t, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+			BindAddrs: []string{host}, BindPort: 0, Logger: log.New(mc.LogOutput, "", 0)})
+		if err != nil {
+			return nil, fmt.Errorf("membership: %w", err)
+		}
+		mc.Transport = t
+		mc.BindPort = t.GetAutoBindPort()
+		if mc.AdvertisePort == 0 {
+			mc.AdvertisePort = mc.BindPort
+		}
+	}
+	m.self = Member{Name: cfg.NodeName, RESP: cfg.RESP, State: "alive"}
+	if h, p, err := net.SplitHostPort(cfg.RESP); err == nil && (h == "" || net.ParseIP(h).IsUnspecified()) {
+		if ah := mc.AdvertiseAddr; ah != "" {
+			m.self.RESP = net.JoinHostPort(ah, p)
+		} else if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+			m.self.RESP = net.JoinHostPort(host, p)
+		}
+	}
+	m.meta.Store(&m.self.RESP)
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("membership: %w", err)
+	}
+	m.ml = ml
+	ln := ml.LocalNode()
+	m.self.Gossip = net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
+	if h, p, err := net.SplitHostPort(cfg.RESP); err == nil && (h == "" || net.ParseIP(h).IsUnspecified()) {
+		m.self.RESP = net.JoinHostPort(ln.Addr.String(), p)
+		addr := m.self.RESP
+		m.meta.Store(&addr)
+		_ = ml.UpdateNode(time.Second)
+	}
+	m.done.Add(1)
+	go m.joinLoop()
+	return m, nil
+}
+
+// Self returns this node as peers see it.
+func (m *Membership) Self() Member { return m.self }
+
+// Joined reports whether the node has joined a cluster (at once when it has no seeds).
+func (m *Membership) Joined() bool { return m.joined.Load() }
+
+// Members returns the alive members, sorted by name, with their states from memberlist (alive
+// or suspect), followed by the members lost to failure ("dead") that are still being retried.
+func (m *Membership) Members() []Member {
+	var out []Member
+	for _, n := range m.ml.Members() {
+		mem := member(n)
+		mem.State = stateName(n.State)
+		out = append(out, mem)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	m.mu.Lock()
+	var dead []Member
+	for name, l := range m.lost {
+		dead = append(dead, Member{Name: name, Gossip: l.gossip, State: "dead"})
+	}
+	m.mu.Unlock()
+	sort.Slice(dead, func(i, j int) bool { return dead[i].Name < dead[j].Name })
+	return append(out, dead...)
+}
+
+func stateName(s memberlist.NodeStateType) string {
+	switch s {
+	case memberlist.StateAlive:
+		return "alive"
+	case memberlist.StateSuspect:
+		return "suspect"
+	case memberlist.StateLeft:
+		return "left"
+	}
+	return "dead"
+}
+
+// joinLoop joins the seeds, retrying until one answers, then keeps trying to rejoin members
+// declared dead: after a partition heals, each side would otherwise go on without the other.
+func (m *Membership) joinLoop() {
+	defer m.done.Done()
+	seeds := m.cfg.Join
+	if len(seeds) == 0 {
+		m.joined.Store(true)
+	}
+	t := time.NewTicker(m.cfg.RetryInterval)
+	defer t.Stop()
+	for {
+		if !m.joined.Load() {
+			n, err := m.ml.Join(seeds)
+			if n > 0 {
+				m.joined.Store(true)
+				m.log.Info("cluster joined", "node", m.self.Name, "seeds", strings.Join(seeds, ","), "members", m.ml.NumMembers())
+			} else {
+				m.log.Debug("cluster join failed, retrying", "seeds", strings.Join(seeds, ","), "err", err)
+			}
+		} else {
+			m.rejoinLost()
+		}
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (m *Membership) rejoinLost() {
+	m.mu.Lock()
+	var addrs []string
+	for name, l := range m.lost {
+		if time.Since(l.since) > forgetLost {
+			delete(m.lost, name)
+			continue
+		}
+		addrs = append(addrs, l.gossip)
+	}
+	m.mu.Unlock()
+	if len(addrs) > 0 {
+		if n, _ := m.ml.Join(addrs); n > 0 {
+			m.log.Debug("rejoined lost members", "answered", n)
+		}
+	}
+}
+
+// Leave tells the cluster this node is leaving and waits, up to timeout, for the message to
+// spread. The node keeps running until Shutdown. Leave is idempotent.
+func (m *Membership) Leave(timeout time.Duration) error {
+	m.leftOnce.Do(func() {
+		m.stopOnce.Do(func() { close(m.stop) })
+		m.done.Wait()
+		m.leftErr = m.ml.Leave(timeout)
+	})
+	return m.leftErr
+}
+
+// Shutdown stops gossiping without saying goodbye (call Leave first for a graceful exit). It is
+// idempotent.
+func (m *Membership) Shutdown() error {
+	m.stopOnce.Do(func() { close(m.stop) })
+	m.done.Wait()
+	return m.ml.Shutdown()
+}
+
+func member(n *memberlist.Node) Member {
+	return Member{Name: n.Name, Gossip: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))),
+		RESP: string(n.Meta)}
+}
+
+// events implements memberlist.EventDelegate. memberlist calls it serially, holding its node
+// lock, so it only updates the member map and hands the change to OnChange.
+type events Membership
+
+func (e *events) NotifyJoin(n *memberlist.Node)   { e.change(Joined, n) }
+func (e *events) NotifyUpdate(n *memberlist.Node) { e.change(Updated, n) }
+func (e *events) NotifyLeave(n *memberlist.Node) {
+	if n.State == memberlist.StateLeft {
+		e.change(Left, n)
+	} else {
+		e.change(Failed, n)
+	}
+}
+
+func (e *events) change(kind EventKind, n *memberlist.Node) {
+	m := (*Membership)(e)
+	mem := member(n)
+	mem.State = "alive"
+	m.mu.Lock()
+	switch kind {
+	case Joined, Updated:
+		m.members[mem.Name] = mem
+		delete(m.lost, mem.Name)
+	case Left:
+		mem.State = "left"
+		delete(m.members, mem.Name)
+		delete(m.lost, mem.Name)
+	case Failed:
+		mem.State = "dead"
+		delete(m.members, mem.Name)
+		if mem.Name != m.cfg.NodeName {
+			m.lost[mem.Name] = lostMember{gossip: mem.Gossip, since: time.Now()}
+		}
+	}
+	list := make([]Member, 0, len(m.members))
+	for _, x := range m.members {
+		list = append(list, x)
+	}
+	m.mu.Unlock()
+	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+	if kind != Updated {
+		m.log.Info("cluster member "+kind.String(), "node", m.cfg.NodeName, "member", mem.Name,
+			"gossip", mem.Gossip, "resp", mem.RESP, "members", len(list))
+	}
+	if m.cfg.OnChange != nil {
+		m.cfg.OnChange(Event{Kind: kind, Member: mem, Members: list})
+	}
+}
+
+// delegate implements memberlist.Delegate: the metadata is the RESP address; Vela sends no
+// user messages or state over gossip.
+type delegate Membership
+
+func (d *delegate) NodeMeta(limit int) []byte {
+	b := []byte(*d.meta.Load())
+	if len(b) > limit {
+		return nil
+	}
+	return b
+}
+func (d *delegate) NotifyMsg([]byte)                           {}
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d *delegate) LocalState(join bool) []byte                { return nil }
+func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// logWriter turns memberlist's log lines ("[DEBUG] memberlist: …") into slog records.
+type logWriter struct{ log *slog.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelDebug
+	switch {
+	case strings.Contains(line, "[ERR]"):
+		level = slog.LevelWarn
+	case strings.Contains(line, "[WARN]"):
+		level = slog.LevelDebug // probes of a dead peer warn constantly; the events say it once
+	}
+	w.log.Log(nil, level, "memberlist", "msg", line) //nolint:staticcheck // no context here
+	return len(p), nil
+}
+
+var (
+	_ memberlist.EventDelegate = (*events)(nil)
+	_ memberlist.Delegate      = (*delegate)(nil)
+	_ io.Writer                = logWriter{}
+)

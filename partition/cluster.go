@@ -1,0 +1,361 @@
+// Package partition is Vela's partitioned topology: every key has an owner on a consistent-hash
+// ring (package ring) of the members memberlist knows (package membership); a node serves the
+// keys it owns from its store and forwards the others to their owner over pipelined peer
+// connections (package peer).
+//
+// # Routing
+//
+// Cluster installs itself as the command node's Router. Single-key commands go to the key's
+// owner; multi-key commands (MGET, MSET, MSETNX, DEL, UNLINK, EXISTS, TOUCH) are split by owner
+// and their replies gathered in order; commands flagged cluster-wide (DBSIZE, KEYS, SCAN,
+// FLUSHALL, FLUSHDB, TAGINVALIDATE, and any other command registered with that flag) run on
+// every member and their replies are merged. A forwarded command's reply is a resp.Future, so a
+// client's pipelined batch is forwarded as a batch. Peers authenticate with the cluster secret
+// (VELA PEER) and a peer's commands always run where they land, so nothing loops.
+//
+// # Replicas
+//
+// With cluster.replicas = N a key lives on its owner and the next N-1 members clockwise. Writes
+// run on the owner, which then copies the key's resulting state (value, expiry, tags) to the
+// other holders before replying. Reads go to the owner and fall back to the other holders when
+// it does not answer.
+//
+// # Rebalancing
+//
+// After every membership change each node walks its keyspace in the background and hands the
+// keys whose holders changed to their new holders (VELA RESTORE … NX, so a handed-off copy never
+// overwrites a newer write made on the new owner), then drops the keys it no longer holds. A
+// node that leaves gracefully first routes as if it were gone, hands all its keys over, then
+// tells the cluster.
+//
+// # Caveats
+//
+// MSETNX over keys of several owners checks every owner, then sets on every owner: a concurrent
+// writer between the two steps can make it partial. Keys sharing a {hashtag} live on one owner,
+// where MSETNX is atomic. A write that reaches an old owner while the ring is changing may be
+// handed over after a newer copy and lost; a read may miss a key that is still being handed
+// over. A FETCHLOCK lease taken through a forwarding node belongs to the peer connection on the
+// owner, so it ends by its LEASE time rather than when the client disconnects.
+package partition
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/hashicorp/memberlist"
+
+	"github.com/vela-cache/vela/commands"
+	"github.com/vela-cache/vela/membership"
+	"github.com/vela-cache/vela/peer"
+	"github.com/vela-cache/vela/ring"
+	"github.com/vela-cache/vela/stats"
+	"github.com/vela-cache/vela/store"
+)
+
+// Config configures a Cluster.
+type Config struct {
+	// NodeName is this member's unique name (cluster.node_name).
+	NodeName string
+	// GossipListen is the memberlist bind address (cluster.gossip_listen).
+	GossipListen string
+	// Advertise is the address peers use (cluster.advertise); empty: derived.
+	Advertise string
+	// Join lists seed members (cluster.join).
+	Join []string
+	// Secret encrypts gossip and authenticates peers (cluster.secret).
+	Secret string
+	// Replicas is the number of copies of each key (cluster.replicas, default 1).
+	Replicas int
+	// Profile is the membership timing profile (membership.ProfileLAN by default).
+	Profile string
+	// ForwardTimeout bounds one forwarded request (default 1s); cluster-wide commands get four
+	// times as long.
+	ForwardTimeout time.Duration
+	// BlockingWait is how long a forwarded blocking command (FETCHLOCK) may wait on the owner
+	// when it gives no TIMEOUT (stampede_timeout).
+	BlockingWait time.Duration
+	// RequirePass is the node's requirepass; peers send it with AUTH before authenticating.
+	RequirePass string
+	// VNodes is the number of ring points per member (default ring.DefaultVNodes).
+	VNodes int
+	// PeerConns is the number of pipelined connections to each peer (default 4).
+	PeerConns int
+	// Settle is how long rebalancing waits after a change for more changes (default 200ms).
+	Settle time.Duration
+	// Transport replaces memberlist's network transport (fault-injection tests).
+	Transport memberlist.NodeAwareTransport
+	// Log receives one line per join, leave and handoff.
+	Log *slog.Logger
+}
+
+// Cluster is the partitioned topology of one node.
+type Cluster struct {
+	cfg   Config
+	self  string
+	node  *commands.Node
+	store store.Store
+	ks    store.Keyspace
+	stats *stats.Stats
+	log   *slog.Logger
+	pool  *peer.Pool
+	token string // VELA PEER proof derived from the secret
+
+	ml      *membership.Membership
+	view    atomic.Pointer[view]
+	version atomic.Uint64
+	leaving atomic.Bool
+	synced  atomic.Bool
+
+	// members is the latest member list from membership, for rebuilding the view when this
+	// node starts leaving.
+	membersMu sync.Mutex // guards members
+	members   []membership.Member
+
+	stripes [256]sync.Mutex // serialise a key's write and its copy to replicas, by key hash
+
+	kick     chan struct{} // wakes the rebalancer
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	leaveMu  sync.Mutex // serialises Leave
+	left     bool       // Leave has run
+	shutOnce sync.Once
+	shutErr  error
+}
+
+// view is one immutable routing state: the ring and where to reach each member.
+type view struct {
+	ring  *ring.Ring
+	addrs map[string]string // member name → RESP address
+}
+
+// New builds the topology for node, whose commands run on st, and installs it as the node's
+// router. Nothing runs until Start.
+func New(node *commands.Node, st store.Store, cfg Config) (*Cluster, error) {
+	if cfg.NodeName == "" {
+		return nil, errors.New("partition: node name required")
+	}
+	if cfg.Replicas < 1 {
+		cfg.Replicas = 1
+	}
+	if cfg.ForwardTimeout <= 0 {
+		cfg.ForwardTimeout = time.Second
+	}
+	if cfg.BlockingWait <= 0 {
+		cfg.BlockingWait = 5 * time.Second
+	}
+	if cfg.Settle <= 0 {
+		cfg.Settle = 200 * time.Millisecond
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	ks, ok := st.(store.Keyspace)
+	if !ok {
+		return nil, errors.New("partition: the store cannot enumerate its keys, which rebalancing needs")
+	}
+	cl := &Cluster{cfg: cfg, self: cfg.NodeName, node: node, store: st, ks: ks, stats: node.Stats(),
+		log: cfg.Log, token: PeerToken(cfg.Secret), kick: make(chan struct{}, 1), stop: make(chan struct{})}
+	handshake := [][][]byte{}
+	if cfg.RequirePass != "" {
+		handshake = append(handshake, [][]byte{[]byte("AUTH"), []byte(cfg.RequirePass)})
+	}
+	handshake = append(handshake,
+		[][]byte{[]byte("VELA"), []byte("PEER"), []byte(cl.token)},
+		[][]byte{[]byte("HELLO"), []byte("3")})
+	cl.pool = peer.NewPool(peer.Config{Conns: cfg.PeerConns, DialTimeout: cfg.ForwardTimeout,
+		Handshake: handshake, Log: cfg.Log})
+	cl.setView(nil)
+	cl.registerCommands()
+	node.AddInfoSection("vela", cl.infoLines)
+	node.SetRouter(cl)
+	return cl, nil
+}
+
+// PeerToken is the proof a peer presents with VELA PEER: a hash of the cluster secret, so the
+// secret itself never crosses the network.
+func PeerToken(secret string) string {
+	sum := sha256.Sum256([]byte("vela-peer:" + secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// Start joins the cluster (in the background: seeds are retried until one answers) and starts
+// rebalancing. respAddr is the listener's address, advertised to peers.
+func (cl *Cluster) Start(respAddr string) error {
+	ml, err := membership.Start(membership.Config{
+		NodeName: cl.cfg.NodeName, Bind: cl.cfg.GossipListen, Advertise: cl.cfg.Advertise,
+		RESP: respAddr, Join: cl.cfg.Join, Secret: cl.cfg.Secret, Profile: cl.cfg.Profile,
+		Transport: cl.cfg.Transport, OnChange: cl.onChange, Log: cl.log,
+	})
+	if err != nil {
+		return err
+	}
+	cl.ml = ml
+	cl.wg.Add(1)
+	go cl.rebalanceLoop()
+	return nil
+}
+
+// onChange is membership's callback: it rebuilds the view and wakes the rebalancer. It runs
+// serially on memberlist's goroutines and does not block.
+func (cl *Cluster) onChange(ev membership.Event) {
+	cl.membersMu.Lock()
+	cl.members = ev.Members
+	cl.setView(ev.Members)
+	cl.membersMu.Unlock()
+	if ev.Kind == membership.Left || ev.Kind == membership.Failed {
+		if ev.Member.RESP != "" && ev.Member.Name != cl.self {
+			go cl.pool.Forget(ev.Member.RESP)
+		}
+	}
+	select {
+	case cl.kick <- struct{}{}:
+	default:
+	}
+}
+
+// setView builds and publishes the routing state for members (this node is left out while it
+// is leaving). Callers hold membersMu, or run before Start.
+func (cl *Cluster) setView(members []membership.Member) {
+	names := make([]string, 0, len(members)+1)
+	addrs := make(map[string]string, len(members))
+	for _, m := range members {
+		if m.Name == cl.self && cl.leaving.Load() {
+			continue
+		}
+		names = append(names, m.Name)
+		addrs[m.Name] = m.RESP
+	}
+	if members == nil && !cl.leaving.Load() {
+		names = append(names, cl.self) // before membership starts: a cluster of one
+	}
+	v := &view{ring: ring.New(names, cl.version.Add(1), ring.Config{VNodes: cl.cfg.VNodes}), addrs: addrs}
+	cl.view.Store(v)
+}
+
+// Ready reports whether the node has joined the cluster and finished its first rebalancing
+// pass since.
+func (cl *Cluster) Ready() bool {
+	return cl.ml != nil && cl.ml.Joined() && cl.synced.Load() && !cl.leaving.Load()
+}
+
+// Members returns the membership as memberlist sees it.
+func (cl *Cluster) Members() []membership.Member {
+	if cl.ml == nil {
+		return nil
+	}
+	return cl.ml.Members()
+}
+
+// Leave hands this node's keys to the members that will own them, then tells the cluster it is
+// leaving. The node keeps serving (forwarding everything) until Shutdown. It is idempotent.
+func (cl *Cluster) Leave(ctx context.Context) error {
+	cl.leaveMu.Lock()
+	defer cl.leaveMu.Unlock()
+	if cl.left || cl.ml == nil {
+		return nil
+	}
+	cl.left = true
+	cl.stopRebalancer()
+	old := cl.view.Load().ring
+	cl.leaving.Store(true)
+	cl.membersMu.Lock()
+	cl.setView(cl.members)
+	cl.membersMu.Unlock()
+	v := cl.view.Load()
+	if v.ring.Len() > 0 {
+		// A failed handoff is logged, not returned: the node leaves anyway, and with replicas
+		// the copies elsewhere survive it.
+		st, err := cl.handoff(ctx, old, v)
+		cl.log.Info("cluster handoff before leaving", "node", cl.self, "moved", st.moved,
+			"dropped", st.dropped, "failed", st.failed, "took", st.took.Round(time.Millisecond), "err", err)
+	}
+	timeout := 5 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(d)/2, 100*time.Millisecond)
+	}
+	return cl.ml.Leave(timeout)
+}
+
+func (cl *Cluster) stopRebalancer() {
+	select {
+	case <-cl.stop:
+	default:
+		close(cl.stop)
+	}
+	cl.wg.Wait()
+}
+
+// Shutdown leaves the cluster if Leave has not run, closes the peer connections and stops
+// gossiping. It is idempotent.
+func (cl *Cluster) Shutdown(ctx context.Context) error {
+	cl.shutOnce.Do(func() {
+		err := cl.Leave(ctx)
+		cl.stopRebalancer()
+		cl.pool.Close()
+		if cl.ml != nil {
+			err = errors.Join(err, cl.ml.Shutdown())
+		}
+		cl.shutErr = err
+	})
+	return cl.shutErr
+}
+
+// Kill stops gossip and peer traffic at once, without leaving or handing off: the closest an
+// in-process test node gets to a crash.
+func (cl *Cluster) Kill() {
+	cl.shutOnce.Do(func() {
+		cl.leaveMu.Lock()
+		cl.left = true
+		cl.leaveMu.Unlock()
+		cl.stopRebalancer()
+		if cl.ml != nil {
+			_ = cl.ml.Shutdown()
+		}
+		cl.pool.Close()
+	})
+}
+
+// checksum identifies a member list: equal on every node that agrees on the members.
+func checksum(members []string) string {
+	return fmt.Sprintf("%016x", xxhash.Sum64String(strings.Join(members, "\x00")))
+}
+
+func (cl *Cluster) infoLines(context.Context) []string {
+	v := cl.view.Load()
+	ready := 0
+	if cl.Ready() {
+		ready = 1
+	}
+	return []string{
+		fmt.Sprintf("cluster_members:%d", v.ring.Len()),
+		fmt.Sprintf("cluster_ring_version:%d", v.ring.Version()),
+		"cluster_ring_checksum:" + checksum(v.ring.Members()),
+		fmt.Sprintf("cluster_replicas:%d", cl.cfg.Replicas),
+		fmt.Sprintf("cluster_ready:%d", ready),
+		fmt.Sprintf("cluster_forwards:%d", cl.stats.Forwards.Load()),
+	}
+}
+
+// GossipAddr is the memberlist address peers and seeds use to reach this node ("" before
+// Start).
+func (cl *Cluster) GossipAddr() string {
+	if cl.ml == nil {
+		return ""
+	}
+	return cl.ml.Self().Gossip
+}
+
+// RingMembers returns the members of the current ring, sorted.
+func (cl *Cluster) RingMembers() []string { return cl.view.Load().ring.Members() }
+
+// Name is this member's name.
+func (cl *Cluster) Name() string { return cl.self }

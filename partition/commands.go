@@ -1,0 +1,92 @@
+package partition
+
+import (
+	"crypto/subtle"
+
+	"github.com/vela-cache/vela/commands"
+	"github.com/vela-cache/vela/resp"
+)
+
+// errPeerOnly answers a client that calls a command meant for cluster peers.
+var errPeerOnly = commands.Error("ERR this VELA subcommand is for cluster peers only (VELA PEER first)")
+
+// registerCommands adds VELA and its subcommands: NODES, RING and OWNER for people; PEER,
+// RESTORE, DROP and OWNED for peers.
+func (cl *Cluster) registerCommands() {
+	sub := func(name string, arity int, flags commands.Flags, h commands.Handler, summary string) *commands.Command {
+		return &commands.Command{Name: "vela|" + name, Arity: arity, Flags: flags, Handler: h,
+			Group: "vela", Summary: summary}
+	}
+	cl.node.Table().Register(&commands.Command{Name: "vela", Arity: -2, Group: "vela",
+		Summary: "Vela cluster introspection and peer commands.",
+		Subcommands: map[string]*commands.Command{
+			"nodes":   sub("nodes", 2, commands.FlagLoading, cl.nodes, "Lists the cluster members: name, RESP address, gossip address, state."),
+			"ring":    sub("ring", 2, commands.FlagLoading, cl.ringInfo, "Describes the hash ring: version, checksum, virtual nodes per member."),
+			"owner":   sub("owner", 3, commands.FlagReadOnly, cl.owner, "Returns the members holding a key, owner first."),
+			"peer":    sub("peer", 3, commands.FlagNoAuth|commands.FlagLoading, cl.peerAuth, "Marks the connection as a cluster peer's (internal)."),
+			"restore": sub("restore", -5, commands.FlagWrite, cl.restore, "Writes an entry handed over by a peer (internal)."),
+			"drop":    sub("drop", 3, commands.FlagWrite, cl.drop, "Deletes a replica's copy of a key (internal)."),
+			"owned":   sub("owned", -3, commands.FlagReadOnly, cl.ownedCmd, "Runs DBSIZE, KEYS or SCAN on this member's own keys (internal)."),
+		}})
+}
+
+func (cl *Cluster) nodes(_ *commands.Ctx, _ [][]byte) (resp.Reply, error) {
+	var out []resp.Reply
+	for _, m := range cl.Members() {
+		out = append(out, resp.BulkStrings(m.Name, m.RESP, m.Gossip, m.State))
+	}
+	if out == nil {
+		out = []resp.Reply{}
+	}
+	return resp.Array(out), nil
+}
+
+func (cl *Cluster) ringInfo(_ *commands.Ctx, _ [][]byte) (resp.Reply, error) {
+	r := cl.view.Load().ring
+	members := make([]resp.Reply, 0, 2*r.Len())
+	for _, m := range r.Members() {
+		members = append(members, resp.BulkString(m), resp.Int(int64(r.VNodes())))
+	}
+	return resp.Map([]resp.Reply{
+		resp.BulkString("version"), resp.Int(int64(r.Version())),
+		resp.BulkString("checksum"), resp.BulkString(checksum(r.Members())),
+		resp.BulkString("replicas"), resp.Int(int64(cl.cfg.Replicas)),
+		resp.BulkString("vnodes"), resp.Int(int64(r.VNodes())),
+		resp.BulkString("members"), resp.Map(members),
+	}), nil
+}
+
+func (cl *Cluster) owner(_ *commands.Ctx, args [][]byte) (resp.Reply, error) {
+	owners := cl.view.Load().ring.Owners(args[2], cl.cfg.Replicas, nil)
+	return resp.BulkStrings(owners...), nil
+}
+
+// peerAuth serves VELA PEER token: a peer proves it knows the cluster secret. With a secret the
+// connection is also authenticated (peers need no requirepass); without one it is marked as a
+// peer's but must AUTH like any client.
+func (cl *Cluster) peerAuth(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
+	if subtle.ConstantTimeCompare(args[2], []byte(cl.token)) != 1 {
+		return resp.Reply{}, commands.Error("ERR cluster: bad peer token (is cluster.secret the same on every member?)")
+	}
+	c.Peer = true
+	if cl.cfg.Secret != "" && c.Conn != nil {
+		c.Conn.SetAuthenticated()
+	}
+	return resp.OK, nil
+}
+
+// ownedCmd serves VELA OWNED DBSIZE|KEYS|SCAN … for peers running a cluster-wide command.
+func (cl *Cluster) ownedCmd(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
+	if !c.Peer {
+		return resp.Reply{}, errPeerOnly
+	}
+	inner := args[2:]
+	cmd := cl.node.Lookup(inner)
+	if cmd == nil || (cmd.Name != "dbsize" && cmd.Name != "keys" && cmd.Name != "scan") {
+		return resp.Reply{}, commands.ErrSyntax
+	}
+	if (cmd.Arity > 0 && len(inner) != cmd.Arity) || len(inner) < -cmd.Arity {
+		return resp.Reply{}, commands.Error("ERR wrong number of arguments for '" + cmd.Name + "' command")
+	}
+	return cl.owned(c, cmd, inner), nil
+}

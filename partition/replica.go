@@ -1,0 +1,159 @@
+package partition
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/vela-cache/vela/commands"
+	"github.com/vela-cache/vela/peer"
+	"github.com/vela-cache/vela/resp"
+	"github.com/vela-cache/vela/store"
+)
+
+// writeLocal runs a write on this node, the owner of its keys, and copies the resulting state of
+// each key to the key's other holders before replying. The key stripes stay locked from the
+// write until the copies are queued, so copies of one key reach a replica in write order.
+func (cl *Cluster) writeLocal(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte) resp.Reply {
+	first, last, step := keyRange(cmd, len(args))
+	var keys [][]byte
+	for i := first; first > 0 && i <= last; i += step {
+		keys = append(keys, args[i])
+	}
+	stripes := make([]int, 0, len(keys))
+	for _, k := range keys {
+		stripes = append(stripes, cl.stripe(k))
+	}
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	for _, s := range stripes {
+		cl.stripes[s].Lock()
+	}
+	reply := cl.node.ExecLocal(c, cmd, args)
+	var calls []*peer.Call
+	if !reply.IsError() {
+		for _, k := range keys {
+			calls = cl.copyKey(c.Context(), v, k, calls)
+		}
+	}
+	for _, s := range stripes {
+		cl.stripes[s].Unlock()
+	}
+	for _, call := range calls {
+		if _, err := call.Result(); err != nil {
+			cl.log.Warn("cluster: copy to replica failed", "err", err)
+		}
+	}
+	return reply
+}
+
+// copyKey sends key's current state to its holders other than this node.
+func (cl *Cluster) copyKey(ctx context.Context, v *view, key []byte, calls []*peer.Call) []*peer.Call {
+	var buf [8]string
+	owners := v.ring.Owners(key, cl.cfg.Replicas, buf[:0])
+	args, err := cl.restoreArgs(ctx, key, false)
+	if err != nil {
+		cl.log.Warn("cluster: reading key for replicas failed", "err", err)
+		return calls
+	}
+	for _, o := range owners {
+		if o == cl.self {
+			continue
+		}
+		if cl.stats.On() {
+			cl.stats.Forwards.Inc()
+		}
+		calls = append(calls, cl.pool.Send(v.addrs[o], args, uint64(cl.stripe(key)), cl.cfg.ForwardTimeout))
+	}
+	return calls
+}
+
+// restoreArgs builds the peer command that recreates key's current state elsewhere: VELA RESTORE
+// key value pxat [NX] [TAGS tag …], or VELA DROP key when the key is gone.
+func (cl *Cluster) restoreArgs(ctx context.Context, key []byte, nx bool) ([][]byte, error) {
+	ins, err := cl.store.Do(ctx, key, store.Op{Kind: store.Inspect})
+	if err != nil {
+		return nil, err
+	}
+	var val store.Result
+	if ins.Found {
+		if val, err = cl.store.Do(ctx, key, store.Op{Kind: store.Get}); err != nil {
+			return nil, err
+		}
+	}
+	if !ins.Found || !val.Found {
+		return [][]byte{[]byte("VELA"), []byte("DROP"), key}, nil
+	}
+	args := [][]byte{[]byte("VELA"), []byte("RESTORE"), key, val.Value, strconv.AppendInt(nil, ins.ExpireAt, 10)}
+	if nx {
+		args = append(args, []byte("NX"))
+	}
+	if tr, ok := cl.store.(store.TagReader); ok {
+		tags, err := tr.KeyTags(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		if len(tags) > 0 {
+			args = append(append(args, []byte("TAGS")), tags...)
+		}
+	}
+	return args, nil
+}
+
+// restore serves VELA RESTORE key value pxat [NX] [TAGS tag …] for peers: it writes the entry
+// as given (pxat 0: no expiry). With NX an existing key is kept. Replies 1 when written.
+func (cl *Cluster) restore(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
+	if !c.Peer {
+		return resp.Reply{}, errPeerOnly
+	}
+	if len(args) < 5 {
+		return resp.Reply{}, commands.ErrSyntax
+	}
+	at, err := strconv.ParseInt(string(args[4]), 10, 64)
+	if err != nil || at < 0 {
+		return resp.Reply{}, commands.ErrNotInteger
+	}
+	op := store.Op{Kind: store.Set, Value: args[3], TTL: store.TTLSet, ExpireAt: at}
+	for i := 5; i < len(args); i++ {
+		switch {
+		case equalFold(args[i], "nx"):
+			op.Cond = store.CondNX
+		case equalFold(args[i], "tags"):
+			op.Tags = args[i+1:]
+			i = len(args)
+		default:
+			return resp.Reply{}, commands.ErrSyntax
+		}
+	}
+	if at != 0 && at <= time.Now().UnixMilli() {
+		return resp.Zero, nil // already expired: nothing to keep
+	}
+	res, err := cl.store.Do(c.Context(), args[2], op)
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	if res.Done {
+		cl.node.NotifyKey(args[2])
+	}
+	return resp.Bool(res.Done), nil
+}
+
+// drop serves VELA DROP key for peers: the key was deleted on its owner.
+func (cl *Cluster) drop(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
+	if !c.Peer {
+		return resp.Reply{}, errPeerOnly
+	}
+	res, err := cl.store.Do(c.Context(), args[2], store.Op{Kind: store.Delete})
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	if res.Done {
+		cl.node.NotifyKey(args[2])
+	}
+	return resp.Bool(res.Done), nil
+}
+
+func equalFold(a []byte, lowerWord string) bool {
+	return len(a) == len(lowerWord) && string(lower(a)) == lowerWord
+}

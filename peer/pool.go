@@ -1,0 +1,432 @@
+// Package peer is the client side of node-to-node traffic: a pool of a few RESP connections per
+// peer, each carrying many requests at once. Requests are written as they come (whoever finds
+// the connection idle writes everything queued so far in one write, so concurrent senders share
+// syscalls) and a reader goroutine matches replies to requests in order. No request waits for
+// another's round trip, and there is no connection per request.
+//
+// Every request has a deadline. A request that misses it fails with a clear error and its
+// connection is closed (the replies queued behind it would be just as late); the next request
+// dials afresh. A peer that refuses connections is marked down for a moment so that clients get
+// their error at once instead of each waiting for a dial.
+package peer
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/vela-cache/vela/resp"
+)
+
+// Config configures a Pool. The zero value is usable.
+type Config struct {
+	// Conns is the number of pipelined connections per peer (default 4). Requests are spread
+	// over them by the caller's pick value, so one client's requests stay in order.
+	Conns int
+	// DialTimeout bounds connecting plus the handshake (default 1s).
+	DialTimeout time.Duration
+	// Handshake commands run on every new connection before any request (AUTH, peer
+	// authentication, HELLO 3); an error reply to any of them fails the connection.
+	Handshake [][][]byte
+	// Log receives connection failures at debug level.
+	Log *slog.Logger
+}
+
+// Errors a Call can end with, wrapped with the peer's address.
+var (
+	// ErrTimeout: the peer did not answer before the deadline.
+	ErrTimeout = errors.New("peer did not answer in time")
+	// ErrUnreachable: the peer could not be connected to.
+	ErrUnreachable = errors.New("peer unreachable")
+	// ErrClosed: the pool has been closed.
+	ErrClosed = errors.New("peer pool closed")
+)
+
+// downFor is how long a peer that refused a connection is failed fast.
+const downFor = 200 * time.Millisecond
+
+// Pool holds connections to peers, by address. It is safe for concurrent use.
+type Pool struct {
+	cfg Config
+	log *slog.Logger
+
+	mu     sync.Mutex // guards peers and closed
+	peers  map[string]*peerConns
+	closed bool
+
+	readers sync.WaitGroup // one per open connection's reader goroutine
+}
+
+// NewPool returns an empty pool; connections are made on first use.
+func NewPool(cfg Config) *Pool {
+	if cfg.Conns <= 0 {
+		cfg.Conns = 4
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = time.Second
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Pool{cfg: cfg, log: log, peers: map[string]*peerConns{}}
+}
+
+// peerConns are the connections to one peer.
+type peerConns struct {
+	addr      string
+	mu        sync.Mutex // guards conns, idle and downUntil; held while dialing a slot
+	conns     []*conn
+	idle      []*conn // exclusive connections for blocking commands
+	downUntil time.Time
+}
+
+// Call is one request in flight. It implements resp.Future, so a connection can write the
+// reply when it arrives while later commands of the same batch go on.
+type Call struct {
+	addr     string
+	deadline time.Time
+	conn     *conn
+	done     chan struct{}
+	reply    resp.Reply
+	err      error
+}
+
+func (c *Call) finish(r resp.Reply, err error) {
+	c.reply, c.err = r, err
+	close(c.done)
+}
+
+// Result waits for the reply until the call's deadline. An error reply from the peer is a
+// reply, not an error; err is a transport failure or timeout.
+func (c *Call) Result() (resp.Reply, error) {
+	select {
+	case <-c.done:
+		return c.reply, c.err
+	default:
+	}
+	d := time.Until(c.deadline)
+	t := time.NewTimer(max(d, 0))
+	defer t.Stop()
+	select {
+	case <-c.done:
+	case <-t.C:
+		// The replies queued behind this one are stuck too: drop the connection.
+		c.conn.fail(fmt.Errorf("%s: %w", c.addr, ErrTimeout))
+		<-c.done
+	}
+	return c.reply, c.err
+}
+
+// Wait returns the reply, or an "ERR cluster: …" error reply when the call failed. It
+// implements resp.Future.
+func (c *Call) Wait() resp.Reply {
+	r, err := c.Result()
+	if err != nil {
+		return ErrorReply(err)
+	}
+	return r
+}
+
+// ErrorReply turns a transport failure into the reply a client sees.
+func ErrorReply(err error) resp.Reply {
+	return resp.Error("ERR cluster: " + err.Error())
+}
+
+func failed(addr string, err error) *Call {
+	c := &Call{addr: addr, done: make(chan struct{})}
+	c.finish(resp.Reply{}, err)
+	return c
+}
+
+// Send writes args to the peer at addr on the connection chosen by pick and returns at once;
+// the reply is awaited with the Call, until now+timeout. args are encoded before Send returns,
+// so they may alias a buffer the caller reuses.
+func (p *Pool) Send(addr string, args [][]byte, pick uint64, timeout time.Duration) *Call {
+	pc, err := p.peer(addr)
+	if err != nil {
+		return failed(addr, err)
+	}
+	cn, err := p.conn(pc, int(pick%uint64(p.cfg.Conns)))
+	if err != nil {
+		return failed(addr, err)
+	}
+	call := &Call{addr: addr, deadline: time.Now().Add(timeout), conn: cn, done: make(chan struct{})}
+	cn.send(call, args, timeout)
+	return call
+}
+
+// Do sends args and waits for the reply.
+func (p *Pool) Do(addr string, args [][]byte, pick uint64, timeout time.Duration) (resp.Reply, error) {
+	return p.Send(addr, args, pick, timeout).Result()
+}
+
+// DoExclusive runs args on a connection no other request shares until it returns, for commands
+// that may block on the peer (FETCHLOCK) and would otherwise hold up the pipelined ones. ctx
+// ending abandons the request and closes that connection.
+func (p *Pool) DoExclusive(ctx context.Context, addr string, args [][]byte, timeout time.Duration) (resp.Reply, error) {
+	pc, err := p.peer(addr)
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	pc.mu.Lock()
+	var cn *conn
+	for len(pc.idle) > 0 && cn == nil {
+		cn = pc.idle[len(pc.idle)-1]
+		pc.idle = pc.idle[:len(pc.idle)-1]
+		if cn.broken() {
+			cn = nil
+		}
+	}
+	pc.mu.Unlock()
+	if cn == nil {
+		if cn, err = p.dial(pc); err != nil {
+			return resp.Reply{}, err
+		}
+	}
+	call := &Call{addr: addr, deadline: time.Now().Add(timeout), conn: cn, done: make(chan struct{})}
+	cn.send(call, args, timeout)
+	stop := context.AfterFunc(ctx, func() { cn.fail(fmt.Errorf("%s: %w", addr, context.Canceled)) })
+	r, err := call.Result()
+	stop()
+	if err == nil && !cn.broken() {
+		pc.mu.Lock()
+		if len(pc.idle) < 16 {
+			pc.idle = append(pc.idle, cn)
+			cn = nil
+		}
+		pc.mu.Unlock()
+	}
+	if cn != nil && err == nil {
+		cn.fail(ErrClosed)
+	}
+	return r, err
+}
+
+func (p *Pool) peer(addr string) (*peerConns, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrClosed
+	}
+	pc := p.peers[addr]
+	if pc == nil {
+		pc = &peerConns{addr: addr, conns: make([]*conn, p.cfg.Conns)}
+		p.peers[addr] = pc
+	}
+	return pc, nil
+}
+
+// conn returns a healthy pipelined connection in slot i, dialing one when needed.
+func (p *Pool) conn(pc *peerConns, i int) (*conn, error) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if cn := pc.conns[i]; cn != nil && !cn.broken() {
+		return cn, nil
+	}
+	if time.Now().Before(pc.downUntil) {
+		return nil, fmt.Errorf("%s: %w", pc.addr, ErrUnreachable)
+	}
+	cn, err := p.dial(pc)
+	if err != nil {
+		pc.downUntil = time.Now().Add(downFor)
+		return nil, err
+	}
+	pc.conns[i] = cn
+	return cn, nil
+}
+
+// dial connects to the peer, runs the handshake and starts the reader.
+func (p *Pool) dial(pc *peerConns) (*conn, error) {
+	deadline := time.Now().Add(p.cfg.DialTimeout)
+	nc, err := net.DialTimeout("tcp", pc.addr, p.cfg.DialTimeout)
+	if err != nil {
+		p.log.Debug("peer dial failed", "peer", pc.addr, "err", err)
+		return nil, fmt.Errorf("%s: %w", pc.addr, ErrUnreachable)
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	br := bufio.NewReaderSize(nc, 64<<10)
+	if len(p.cfg.Handshake) > 0 {
+		var out []byte
+		for _, cmd := range p.cfg.Handshake {
+			out = appendCommand(out, cmd)
+		}
+		_ = nc.SetDeadline(deadline)
+		_, err = nc.Write(out)
+		for i := 0; err == nil && i < len(p.cfg.Handshake); i++ {
+			var r resp.Reply
+			if r, err = readReply(br, 0); err == nil && r.IsError() {
+				err = fmt.Errorf("handshake %s: %s", p.cfg.Handshake[i][0], r.Str)
+			}
+		}
+		_ = nc.SetDeadline(time.Time{})
+		if err != nil {
+			_ = nc.Close()
+			p.log.Warn("peer handshake failed", "peer", pc.addr, "err", err)
+			return nil, fmt.Errorf("%s: %w (%v)", pc.addr, ErrUnreachable, err)
+		}
+	}
+	cn := &conn{addr: pc.addr, nc: nc, br: br}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		_ = nc.Close()
+		return nil, ErrClosed
+	}
+	p.readers.Add(1)
+	p.mu.Unlock()
+	go func() {
+		defer p.readers.Done()
+		cn.readLoop()
+	}()
+	return cn, nil
+}
+
+// Close closes every connection, failing the requests in flight, and waits for the readers.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	p.closed = true
+	peers := p.peers
+	p.peers = map[string]*peerConns{}
+	p.mu.Unlock()
+	for _, pc := range peers {
+		pc.mu.Lock()
+		for _, cn := range append(pc.conns, pc.idle...) {
+			if cn != nil {
+				cn.fail(ErrClosed)
+			}
+		}
+		pc.mu.Unlock()
+	}
+	p.readers.Wait()
+}
+
+// Forget closes the connections to addr (a member that left).
+func (p *Pool) Forget(addr string) {
+	p.mu.Lock()
+	pc := p.peers[addr]
+	delete(p.peers, addr)
+	p.mu.Unlock()
+	if pc == nil {
+		return
+	}
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	for _, cn := range append(pc.conns, pc.idle...) {
+		if cn != nil {
+			cn.fail(fmt.Errorf("%s: %w", addr, ErrClosed))
+		}
+	}
+}
+
+// conn is one pipelined connection.
+type conn struct {
+	addr string
+	nc   net.Conn
+	br   *bufio.Reader // the reader goroutine's only
+
+	mu      sync.Mutex // guards the fields below
+	wbuf    []byte     // requests encoded but not yet written
+	spare   []byte     // the other write buffer, swapped with wbuf by the writer
+	queue   []*Call    // requests written or queued, awaiting replies, oldest first
+	head    int        // queue[head:] are pending
+	writing bool       // a sender is writing wbuf out
+	err     error      // set once the connection has failed
+}
+
+func (cn *conn) broken() bool {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	return cn.err != nil
+}
+
+// send queues call and writes it, unless another sender is writing, in which case that sender
+// writes it with its own batch.
+func (cn *conn) send(call *Call, args [][]byte, timeout time.Duration) {
+	cn.mu.Lock()
+	if cn.err != nil {
+		err := cn.err
+		cn.mu.Unlock()
+		call.finish(resp.Reply{}, err)
+		return
+	}
+	cn.wbuf = appendCommand(cn.wbuf, args)
+	cn.queue = append(cn.queue, call)
+	if cn.writing {
+		cn.mu.Unlock()
+		return
+	}
+	cn.writing = true
+	for len(cn.wbuf) > 0 && cn.err == nil {
+		buf := cn.wbuf
+		cn.wbuf = cn.spare[:0]
+		cn.mu.Unlock()
+		_ = cn.nc.SetWriteDeadline(time.Now().Add(timeout))
+		_, err := cn.nc.Write(buf)
+		cn.mu.Lock()
+		if cap(buf) <= 1<<20 {
+			cn.spare = buf[:0]
+		}
+		if err != nil {
+			cn.writing = false
+			cn.mu.Unlock()
+			cn.fail(fmt.Errorf("%s: %w", cn.addr, err))
+			return
+		}
+	}
+	cn.writing = false
+	cn.mu.Unlock()
+}
+
+// readLoop matches replies to requests until the connection fails.
+func (cn *conn) readLoop() {
+	for {
+		r, err := readReply(cn.br, 0)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				err = ErrTimeout
+			}
+			cn.fail(fmt.Errorf("%s: %w", cn.addr, err))
+			return
+		}
+		cn.mu.Lock()
+		if cn.head == len(cn.queue) {
+			cn.mu.Unlock()
+			cn.fail(fmt.Errorf("%s: %w", cn.addr, errBadReply))
+			return
+		}
+		call := cn.queue[cn.head]
+		cn.queue[cn.head] = nil
+		cn.head++
+		if cn.head == len(cn.queue) {
+			cn.queue, cn.head = cn.queue[:0], 0
+		}
+		cn.mu.Unlock()
+		call.finish(r, nil)
+	}
+}
+
+// fail marks the connection failed, closes it and fails every pending request with err.
+func (cn *conn) fail(err error) {
+	cn.mu.Lock()
+	if cn.err != nil {
+		cn.mu.Unlock()
+		return
+	}
+	cn.err = err
+	pending := cn.queue[cn.head:]
+	cn.queue, cn.head = nil, 0
+	cn.mu.Unlock()
+	_ = cn.nc.Close()
+	for _, c := range pending {
+		c.finish(resp.Reply{}, err)
+	}
+}
