@@ -60,10 +60,11 @@ type Node struct {
 
 // Router decides where a command runs when the node is part of a cluster. Exec calls Route for
 // every command that names keys or acts cluster-wide, after the command has passed Redis's
-// checks (arity, authentication), unless the connection is a cluster peer's (Ctx.Peer): a
-// command a peer forwarded runs here, so requests never loop. Route returns handled = false to
-// let the command run locally as usual; that path must not allocate. A reply may be a
-// resp.Later future. Route is called concurrently from every connection's goroutine.
+// checks (arity, authentication). On a cluster peer's connection (Ctx.Peer) a router must run
+// the command here (it may add local work, such as copying a write to replicas) and never
+// forward it again, so requests never loop. Route returns handled = false to let the command
+// run locally as usual; that path must not allocate. A reply may be a resp.Later future. Route
+// is called concurrently from every connection's goroutine.
 type Router interface {
 	Route(c *Ctx, cmd *Command, args [][]byte) (reply resp.Reply, handled bool)
 }
@@ -176,7 +177,7 @@ func (n *Node) Exec(ctx *Ctx, args [][]byte) resp.Reply {
 	if n.stats.On() {
 		n.stats.Commands.Inc()
 	}
-	if n.router != nil && !ctx.Peer && (cmd.FirstKey > 0 || cmd.Flags&FlagClusterWide != 0) {
+	if n.router != nil && (cmd.FirstKey > 0 || cmd.Flags&FlagClusterWide != 0) {
 		if reply, handled := n.router.Route(ctx, cmd, args); handled {
 			return reply
 		}

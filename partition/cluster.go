@@ -45,6 +45,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -114,6 +115,8 @@ type Cluster struct {
 	version atomic.Uint64
 	leaving atomic.Bool
 	synced  atomic.Bool
+	// balancedFor is the ring the local keys were last handed off for.
+	balancedFor atomic.Pointer[ring.Ring]
 
 	// members is the latest member list from membership, for rebuilding the view when this
 	// node starts leaving.
@@ -245,6 +248,13 @@ func (cl *Cluster) setView(members []membership.Member) {
 // pass since.
 func (cl *Cluster) Ready() bool {
 	return cl.ml != nil && cl.ml.Joined() && cl.synced.Load() && !cl.leaving.Load()
+}
+
+// Balanced reports whether the last handoff pass ran for the current ring: every key this node
+// held that belongs elsewhere has been handed over.
+func (cl *Cluster) Balanced() bool {
+	b := cl.balancedFor.Load()
+	return b != nil && slices.Equal(b.Members(), cl.view.Load().ring.Members())
 }
 
 // Members returns the membership as memberlist sees it.

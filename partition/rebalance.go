@@ -55,6 +55,7 @@ func (cl *Cluster) rebalanceLoop() {
 		}
 		v := cl.view.Load()
 		if slices.Equal(v.ring.Members(), balanced.Members()) {
+			cl.balancedFor.Store(v.ring)
 			cl.synced.Store(true)
 			continue
 		}
@@ -71,6 +72,7 @@ func (cl *Cluster) rebalanceLoop() {
 			continue
 		}
 		balanced = v.ring
+		cl.balancedFor.Store(v.ring)
 		cl.synced.Store(true)
 	}
 }

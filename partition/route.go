@@ -21,6 +21,13 @@ var _ commands.Router = (*Cluster)(nil)
 
 // Route implements commands.Router.
 func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) (resp.Reply, bool) {
+	if c.Peer {
+		// A peer sent this here to run here. Writes are copied on to the other holders.
+		if cl.cfg.Replicas > 1 && cmd.Flags&commands.FlagWrite != 0 && cmd.FirstKey > 0 && cmd.Flags&commands.FlagClusterWide == 0 {
+			return cl.writeLocal(c, cl.view.Load(), cmd, args), true
+		}
+		return resp.Reply{}, false
+	}
 	if cmd.Flags&commands.FlagClusterWide != 0 {
 		return cl.clusterWide(c, cmd, args), true
 	}

@@ -93,8 +93,9 @@ func StartCluster(t testing.TB, n int, adjust func(i int, cfg *config.Config)) [
 	return nodes
 }
 
-// WaitConverged polls until every node's ring has exactly the members of want's names and every
-// node is ready, or fails the test after timeout.
+// WaitConverged polls until every node's ring has exactly the given nodes as members and every
+// node is ready and has finished handing off keys for that ring, or fails the test after
+// timeout.
 func WaitConverged(t testing.TB, timeout time.Duration, nodes ...*server.Server) {
 	t.Helper()
 	var want []string
@@ -106,7 +107,7 @@ func WaitConverged(t testing.TB, timeout time.Duration, nodes ...*server.Server)
 	for {
 		ok := true
 		for _, n := range nodes {
-			if !slices.Equal(n.Cluster().RingMembers(), want) || !n.Cluster().Ready() {
+			if !slices.Equal(n.Cluster().RingMembers(), want) || !n.Cluster().Ready() || !n.Cluster().Balanced() {
 				ok = false
 				break
 			}
