@@ -45,6 +45,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -94,6 +95,8 @@ type Config struct {
 	Settle time.Duration
 	// Transport replaces memberlist's network transport (fault-injection tests).
 	Transport memberlist.NodeAwareTransport
+	// PeerDial opens peer connections (default: TCP); fault-injection tests replace it.
+	PeerDial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Log receives one line per join, leave and handoff.
 	Log *slog.Logger
 }
@@ -175,7 +178,7 @@ func New(node *commands.Node, st store.Store, cfg Config) (*Cluster, error) {
 		[][]byte{[]byte("VELA"), []byte("PEER"), []byte(cl.token)},
 		[][]byte{[]byte("HELLO"), []byte("3")})
 	cl.pool = peer.NewPool(peer.Config{Conns: cfg.PeerConns, DialTimeout: cfg.ForwardTimeout,
-		Handshake: handshake, Log: cfg.Log})
+		Handshake: handshake, Dial: cfg.PeerDial, Log: cfg.Log})
 	cl.setView(nil)
 	cl.registerCommands()
 	node.AddInfoSection("vela", cl.infoLines)

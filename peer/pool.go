@@ -19,6 +19,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vela-cache/vela/resp"
@@ -34,6 +35,8 @@ type Config struct {
 	// Handshake commands run on every new connection before any request (AUTH, peer
 	// authentication, HELLO 3); an error reply to any of them fails the connection.
 	Handshake [][][]byte
+	// Dial opens connections (default: a net.Dialer); tests inject network faults with it.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Log receives connection failures at debug level.
 	Log *slog.Logger
 }
@@ -71,6 +74,9 @@ func NewPool(cfg Config) *Pool {
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = time.Second
 	}
+	if cfg.Dial == nil {
+		cfg.Dial = (&net.Dialer{}).DialContext
+	}
 	log := cfg.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -81,10 +87,18 @@ func NewPool(cfg Config) *Pool {
 // peerConns are the connections to one peer.
 type peerConns struct {
 	addr      string
-	mu        sync.Mutex // guards conns, idle and downUntil; held while dialing a slot
-	conns     []*conn
-	idle      []*conn // exclusive connections for blocking commands
-	downUntil time.Time
+	slots     []slot
+	downUntil atomic.Int64 // unix ns before which dialing is not retried
+
+	mu   sync.Mutex // guards idle
+	idle []*conn    // exclusive connections for blocking commands
+}
+
+// slot is one pipelined connection's place; its lock is held while dialing it, so requests for
+// other slots never wait for that dial.
+type slot struct {
+	mu sync.Mutex // guards cn
+	cn *conn
 }
 
 // Call is one request in flight. It implements resp.Future, so a connection can write the
@@ -149,15 +163,19 @@ func failed(addr string, err error) *Call {
 // the reply is awaited with the Call, until now+timeout. args are encoded before Send returns,
 // so they may alias a buffer the caller reuses.
 func (p *Pool) Send(addr string, args [][]byte, pick uint64, timeout time.Duration) *Call {
+	deadline := time.Now().Add(timeout)
 	pc, err := p.peer(addr)
 	if err != nil {
 		return failed(addr, err)
 	}
-	cn, err := p.conn(pc, int(pick%uint64(p.cfg.Conns)))
+	cn, err := p.conn(pc, int(pick%uint64(p.cfg.Conns)), deadline)
 	if err != nil {
 		return failed(addr, err)
 	}
-	call := &Call{addr: addr, deadline: time.Now().Add(timeout), conn: cn, done: make(chan struct{})}
+	if time.Now().After(deadline) { // the wait for a dial used the whole budget
+		return failed(addr, fmt.Errorf("%s: %w", addr, ErrTimeout))
+	}
+	call := &Call{addr: addr, deadline: deadline, conn: cn, done: make(chan struct{})}
 	cn.send(call, args, timeout)
 	return call
 }
@@ -186,7 +204,7 @@ func (p *Pool) DoExclusive(ctx context.Context, addr string, args [][]byte, time
 	}
 	pc.mu.Unlock()
 	if cn == nil {
-		if cn, err = p.dial(pc); err != nil {
+		if cn, err = p.dial(pc, time.Now().Add(p.cfg.DialTimeout)); err != nil {
 			return resp.Reply{}, err
 		}
 	}
@@ -217,35 +235,42 @@ func (p *Pool) peer(addr string) (*peerConns, error) {
 	}
 	pc := p.peers[addr]
 	if pc == nil {
-		pc = &peerConns{addr: addr, conns: make([]*conn, p.cfg.Conns)}
+		pc = &peerConns{addr: addr, slots: make([]slot, p.cfg.Conns)}
 		p.peers[addr] = pc
 	}
 	return pc, nil
 }
 
-// conn returns a healthy pipelined connection in slot i, dialing one when needed.
-func (p *Pool) conn(pc *peerConns, i int) (*conn, error) {
-	pc.mu.Lock()
-	defer pc.mu.Unlock()
-	if cn := pc.conns[i]; cn != nil && !cn.broken() {
+// conn returns a healthy pipelined connection in slot i, dialing one (until deadline at the
+// latest) when needed.
+func (p *Pool) conn(pc *peerConns, i int, deadline time.Time) (*conn, error) {
+	s := &pc.slots[i]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cn := s.cn; cn != nil && !cn.broken() {
 		return cn, nil
 	}
-	if time.Now().Before(pc.downUntil) {
+	if time.Now().UnixNano() < pc.downUntil.Load() {
 		return nil, fmt.Errorf("%s: %w", pc.addr, ErrUnreachable)
 	}
-	cn, err := p.dial(pc)
+	cn, err := p.dial(pc, deadline)
 	if err != nil {
-		pc.downUntil = time.Now().Add(downFor)
+		pc.downUntil.Store(time.Now().Add(downFor).UnixNano())
 		return nil, err
 	}
-	pc.conns[i] = cn
+	s.cn = cn
 	return cn, nil
 }
 
-// dial connects to the peer, runs the handshake and starts the reader.
-func (p *Pool) dial(pc *peerConns) (*conn, error) {
-	deadline := time.Now().Add(p.cfg.DialTimeout)
-	nc, err := net.DialTimeout("tcp", pc.addr, p.cfg.DialTimeout)
+// dial connects to the peer, runs the handshake and starts the reader, within DialTimeout and
+// before deadline.
+func (p *Pool) dial(pc *peerConns, deadline time.Time) (*conn, error) {
+	if d := time.Now().Add(p.cfg.DialTimeout); d.Before(deadline) {
+		deadline = d
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	nc, err := p.cfg.Dial(ctx, "tcp", pc.addr)
+	cancel()
 	if err != nil {
 		p.log.Debug("peer dial failed", "peer", pc.addr, "err", err)
 		return nil, fmt.Errorf("%s: %w", pc.addr, ErrUnreachable)
@@ -298,13 +323,7 @@ func (p *Pool) Close() {
 	p.peers = map[string]*peerConns{}
 	p.mu.Unlock()
 	for _, pc := range peers {
-		pc.mu.Lock()
-		for _, cn := range append(pc.conns, pc.idle...) {
-			if cn != nil {
-				cn.fail(ErrClosed)
-			}
-		}
-		pc.mu.Unlock()
+		pc.closeAll(ErrClosed)
 	}
 	p.readers.Wait()
 }
@@ -315,16 +334,27 @@ func (p *Pool) Forget(addr string) {
 	pc := p.peers[addr]
 	delete(p.peers, addr)
 	p.mu.Unlock()
-	if pc == nil {
-		return
+	if pc != nil {
+		pc.closeAll(fmt.Errorf("%s: %w", addr, ErrClosed))
+	}
+}
+
+// closeAll fails every connection to the peer.
+func (pc *peerConns) closeAll(err error) {
+	for i := range pc.slots {
+		s := &pc.slots[i]
+		s.mu.Lock()
+		if s.cn != nil {
+			s.cn.fail(err)
+		}
+		s.mu.Unlock()
 	}
 	pc.mu.Lock()
-	defer pc.mu.Unlock()
-	for _, cn := range append(pc.conns, pc.idle...) {
-		if cn != nil {
-			cn.fail(fmt.Errorf("%s: %w", addr, ErrClosed))
-		}
+	for _, cn := range pc.idle {
+		cn.fail(err)
 	}
+	pc.idle = nil
+	pc.mu.Unlock()
 }
 
 // conn is one pipelined connection.

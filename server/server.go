@@ -90,6 +90,7 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 			BlockingWait:   cfg.StampedeTimeout,
 			RequirePass:    cfg.RequirePass,
 			Transport:      opts.transport,
+			PeerDial:       opts.peerDial,
 			Log:            log,
 		})
 		if err != nil {
@@ -106,6 +107,13 @@ type Option func(*options)
 
 type options struct {
 	transport memberlist.NodeAwareTransport
+	peerDial  func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// WithPeerDialer makes the cluster open its connections to peers with dial (tests inject
+// network faults this way).
+func WithPeerDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) Option {
+	return func(o *options) { o.peerDial = dial }
 }
 
 // WithGossipTransport makes the cluster gossip over t instead of UDP/TCP sockets of its own

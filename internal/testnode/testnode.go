@@ -26,7 +26,7 @@ func Config() config.Config {
 
 // Start validates cfg, runs a node and stops it when the test ends. Set VELA_TEST_LOG=1 to see
 // its logs.
-func Start(t testing.TB, cfg config.Config) *server.Server {
+func Start(t testing.TB, cfg config.Config, opts ...server.Option) *server.Server {
 	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)
@@ -35,7 +35,7 @@ func Start(t testing.TB, cfg config.Config) *server.Server {
 	if os.Getenv("VELA_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	srv, err := server.New(cfg, log)
+	srv, err := server.New(cfg, log, opts...)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}

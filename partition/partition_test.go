@@ -1,0 +1,268 @@
+package partition_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vela-cache/vela/internal/testnode"
+	"github.com/vela-cache/vela/server"
+)
+
+// The partition test cuts the network between nodes with a fault-injecting layer instead of
+// network namespaces, so it runs anywhere without privileges: every node's gossip goes through a
+// memberlist transport that drops packets and refuses connections across a cut, and its peer
+// connections through a dialer whose connections silently swallow traffic across a cut (a
+// stalled TCP connection, not a reset one: the worst case for a client waiting on a forward).
+
+// faults is the state of the simulated network: which node owns which address, and which pairs
+// of nodes cannot reach each other.
+type faults struct {
+	mu    sync.Mutex
+	owner map[string]string // gossip or RESP address → node name
+	cut   map[[2]string]bool
+}
+
+func newFaults() *faults {
+	return &faults{owner: map[string]string{}, cut: map[[2]string]bool{}}
+}
+
+func (f *faults) register(addr, node string) {
+	f.mu.Lock()
+	f.owner[addr] = node
+	f.mu.Unlock()
+}
+
+// isCut reports whether node from cannot reach the node at addr.
+func (f *faults) isCut(from, addr string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	to, ok := f.owner[addr]
+	return ok && f.cut[[2]string{from, to}]
+}
+
+// split cuts every link between a node of side and a node of other.
+func (f *faults) split(side, other []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, a := range side {
+		for _, b := range other {
+			f.cut[[2]string{a, b}] = true
+			f.cut[[2]string{b, a}] = true
+		}
+	}
+}
+
+func (f *faults) heal() {
+	f.mu.Lock()
+	f.cut = map[[2]string]bool{}
+	f.mu.Unlock()
+}
+
+// faultTransport is memberlist's own network transport with the cuts applied to what this node
+// sends and the connections it opens.
+type faultTransport struct {
+	*memberlist.NetTransport
+	f    *faults
+	self string
+}
+
+var errCut = errors.New("simulated partition: i/o timeout")
+
+func (t *faultTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	if t.f.isCut(t.self, addr) {
+		return time.Now(), nil // lost on the way
+	}
+	return t.NetTransport.WriteTo(b, addr)
+}
+
+func (t *faultTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
+	return t.WriteTo(b, a.Addr)
+}
+
+func (t *faultTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	if t.f.isCut(t.self, addr) {
+		return nil, errCut
+	}
+	c, err := t.NetTransport.DialTimeout(addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &faultConn{Conn: c, f: t.f, from: t.self, to: addr}, nil
+}
+
+func (t *faultTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	return t.DialTimeout(a.Addr, timeout)
+}
+
+// faultConn swallows everything across a cut; once it has lost data it stays a black hole, as
+// a TCP connection whose path died would.
+type faultConn struct {
+	net.Conn
+	f        *faults
+	from, to string
+	dead     atomic.Bool
+}
+
+func (c *faultConn) lost() bool {
+	if c.dead.Load() || c.f.isCut(c.from, c.to) {
+		c.dead.Store(true)
+		return true
+	}
+	return false
+}
+
+func (c *faultConn) Write(b []byte) (int, error) {
+	if c.lost() {
+		return len(b), nil
+	}
+	return c.Conn.Write(b)
+}
+
+func (c *faultConn) Read(b []byte) (int, error) {
+	for {
+		n, err := c.Conn.Read(b)
+		if err != nil || !c.lost() {
+			return n, err
+		}
+	}
+}
+
+func startFaultyNode(t *testing.T, f *faults, name string, seeds ...string) *server.Server {
+	t.Helper()
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{"127.0.0.1"}, BindPort: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.register(fmt.Sprintf("127.0.0.1:%d", nt.GetAutoBindPort()), name)
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if f.isCut(name, addr) {
+			<-ctx.Done() // a SYN into the void
+			return nil, errCut
+		}
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &faultConn{Conn: c, f: f, from: name, to: addr}, nil
+	}
+	cfg := testnode.ClusterConfig(name, seeds...)
+	srv := testnode.Start(t, cfg, server.WithGossipTransport(&faultTransport{NetTransport: nt, f: f, self: name}),
+		server.WithPeerDialer(dial))
+	f.register(srv.Addr(), name)
+	return srv
+}
+
+func ringIs(srv *server.Server, members ...string) bool {
+	got := srv.Cluster().RingMembers()
+	return strings.Join(got, ",") == strings.Join(members, ",")
+}
+
+func TestNetworkPartition(t *testing.T) {
+	f := newFaults()
+	n1 := startFaultyNode(t, f, "node-1")
+	n2 := startFaultyNode(t, f, "node-2", n1.Cluster().GossipAddr())
+	n3 := startFaultyNode(t, f, "node-3", n1.Cluster().GossipAddr())
+	nodes := []*server.Server{n1, n2, n3}
+	testnode.WaitConverged(t, 10*time.Second, nodes...)
+	writeKeys(t, client(t, n1), 3000)
+
+	f.split([]string{"node-1", "node-2"}, []string{"node-3"})
+	ctx := context.Background()
+	clients := []*redis.Client{client(t, n1), client(t, n2), client(t, n3)}
+	// While the cut is fresh, and until each side has declared the other dead, every command
+	// answers or fails with a clear error within the forward timeout (1s) plus slack.
+	var answers, clearErrors atomic.Int64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(10 * time.Second)
+	for ci, c := range clients {
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; time.Now().Before(deadline); i += 4 {
+					if ringIs(nodes[ci], "node-1", "node-2") || ringIs(nodes[ci], "node-3") {
+						return // this side has settled
+					}
+					key := "key:" + strconv.Itoa(i%3000)
+					t0 := time.Now()
+					var err error
+					if i%2 == 0 {
+						err = c.Get(ctx, key).Err()
+					} else {
+						err = c.Set(ctx, key, "val:"+strconv.Itoa(i%3000), 0).Err()
+					}
+					if d := time.Since(t0); d > 2*time.Second {
+						t.Errorf("command %d through node-%d took %v during the partition: %v", i, ci+1, d, err)
+						return
+					}
+					switch {
+					case err == nil || errors.Is(err, redis.Nil):
+						answers.Add(1)
+					case strings.HasPrefix(err.Error(), "ERR cluster: "):
+						clearErrors.Add(1)
+					default:
+						t.Errorf("command through node-%d: unexpected error %v", ci+1, err)
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	waitFor(t, 15*time.Second, "each side to drop the other", func() bool {
+		return ringIs(n1, "node-1", "node-2") && ringIs(n2, "node-1", "node-2") && ringIs(n3, "node-3")
+	})
+	t.Logf("during the partition: %d answers, %d clear errors", answers.Load(), clearErrors.Load())
+	// Each side now serves on its own: the majority answers for every key (those node-3 held
+	// are missing there, with one copy), and node-3 answers too.
+	for _, c := range clients {
+		for i := 0; i < 100; i++ {
+			if err := c.Get(ctx, "key:"+strconv.Itoa(i)).Err(); err != nil && !errors.Is(err, redis.Nil) {
+				t.Fatalf("GET while partitioned and settled: %v", err)
+			}
+		}
+	}
+
+	f.heal()
+	testnode.WaitConverged(t, 20*time.Second, nodes...)
+	for i, c := range clients {
+		k := "healed:" + strconv.Itoa(i)
+		if err := c.Set(ctx, k, "yes", 0).Err(); err != nil {
+			t.Fatalf("SET after heal: %v", err)
+		}
+		for _, other := range clients {
+			if v, err := other.Get(ctx, k).Result(); err != nil || v != "yes" {
+				t.Fatalf("GET %s after heal = %q, %v", k, v, err)
+			}
+		}
+	}
+	if n, err := clients[0].DBSize(ctx).Result(); err != nil || n < 3 {
+		t.Fatalf("DBSIZE after heal = %d, %v", n, err)
+	}
+}
+
+// waitFor polls cond until it holds or fails the test after timeout.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}

@@ -1,0 +1,140 @@
+package peer
+
+import (
+	"errors"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/vela-cache/vela/internal/redistest"
+	"github.com/vela-cache/vela/resp"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func args(s ...string) [][]byte {
+	out := make([][]byte, len(s))
+	for i, a := range s {
+		out[i] = []byte(a)
+	}
+	return out
+}
+
+// TestPipelinedAgainstRedis sends many concurrent requests over two connections to a real
+// redis-server and checks every reply reaches its own caller, in RESP2 and RESP3.
+func TestPipelinedAgainstRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	for _, hello := range []string{"2", "3"} {
+		p := NewPool(Config{Conns: 2, Handshake: [][][]byte{args("HELLO", hello)}})
+		var wg sync.WaitGroup
+		for g := 0; g < 8; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 300; i++ {
+					k := "k:" + strconv.Itoa(g) + ":" + strconv.Itoa(i)
+					set := p.Send(srv.Addr, args("SET", k, "v"+strconv.Itoa(i)), uint64(g), 5*time.Second)
+					get := p.Send(srv.Addr, args("GET", k), uint64(g), 5*time.Second)
+					if r, err := set.Result(); err != nil || r.Str != "OK" {
+						t.Errorf("SET = %+v, %v", r, err)
+						return
+					}
+					if r, err := get.Result(); err != nil || string(r.Bytes) != "v"+strconv.Itoa(i) {
+						t.Errorf("GET %s = %+v, %v", k, r, err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		cases := []struct {
+			name string
+			cmd  [][]byte
+			kind resp.Kind
+		}{
+			{"nil", args("GET", "nope"), resp.KindNil},
+			{"error", args("INCR", "k:0:1"), resp.KindError},
+			{"int", args("DEL", "k:0:1", "k:0:2"), resp.KindInt},
+			{"array", args("MGET", "k:0:3", "nope"), resp.KindArray},
+		}
+		for _, c := range cases {
+			r, err := p.Do(srv.Addr, c.cmd, 0, 5*time.Second)
+			if err != nil || r.Kind != c.kind {
+				t.Fatalf("HELLO %s, %s: %+v, %v", hello, c.name, r, err)
+			}
+		}
+		if r, _ := p.Do(srv.Addr, args("CONFIG", "GET", "maxclients"), 0, 5*time.Second); hello == "3" && r.Kind != resp.KindMap {
+			t.Fatalf("RESP3 CONFIG GET = %+v, want a map", r)
+		}
+		p.Close()
+	}
+}
+
+// TestSilentPeerTimesOut: a peer that accepts but never answers costs a caller its timeout,
+// not a hang, and the requests behind it fail too.
+func TestSilentPeerTimesOut(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	var mu sync.Mutex
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		ln.Close()
+		<-done
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	p := NewPool(Config{Conns: 1})
+	defer p.Close()
+	start := time.Now()
+	a := p.Send(ln.Addr().String(), args("GET", "a"), 0, 200*time.Millisecond)
+	b := p.Send(ln.Addr().String(), args("GET", "b"), 0, 5*time.Second)
+	if _, err := a.Result(); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("silent peer: %v", err)
+	}
+	if _, err := b.Result(); err == nil {
+		t.Fatal("request queued behind a timed-out one succeeded")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("failing took %v", d)
+	}
+	if r := a.Wait(); !r.IsError() || r.Str[:12] != "ERR cluster:" {
+		t.Fatalf("Wait = %+v", r)
+	}
+}
+
+func TestUnreachablePeerFailsFast(t *testing.T) {
+	addr := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
+	p := NewPool(Config{})
+	defer p.Close()
+	for i := 0; i < 3; i++ {
+		start := time.Now()
+		if _, err := p.Do(addr, args("PING"), 0, time.Second); !errors.Is(err, ErrUnreachable) {
+			t.Fatalf("closed port: %v", err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("took %v", d)
+		}
+	}
+}
