@@ -372,3 +372,6 @@ func (cl *Cluster) RingMembers() []string { return cl.view.Load().ring.Members()
 
 // Name is this member's name.
 func (cl *Cluster) Name() string { return cl.self }
+
+// Owner returns the member owning key in the current ring.
+func (cl *Cluster) Owner(key []byte) string { return cl.view.Load().ring.Owner(key) }

@@ -1,8 +1,9 @@
 // Package peer is the client side of node-to-node traffic: a pool of a few RESP connections per
-// peer, each carrying many requests at once. Requests are written as they come (whoever finds
-// the connection idle writes everything queued so far in one write, so concurrent senders share
-// syscalls) and a reader goroutine matches replies to requests in order. No request waits for
-// another's round trip, and there is no connection per request.
+// peer, each carrying many requests at once. Requests are queued on a connection and written when
+// someone needs a reply (whoever flushes writes everything queued so far in one write, so a
+// client's pipelined batch and concurrent clients share syscalls), and a reader goroutine matches
+// replies to requests in order. No request waits for another's round trip, and there is no
+// connection per request.
 //
 // Every request has a deadline. A request that misses it fails with a clear error and its
 // connection is closed (the replies queued behind it would be just as late); the next request
@@ -62,14 +63,12 @@ type Pool struct {
 	mu     sync.Mutex // guards peers and closed
 	peers  map[string]*peerConns
 	closed bool
-
-	readers sync.WaitGroup // one per open connection's reader goroutine
 }
 
 // NewPool returns an empty pool; connections are made on first use.
 func NewPool(cfg Config) *Pool {
 	if cfg.Conns <= 0 {
-		cfg.Conns = 4
+		cfg.Conns = 1
 	}
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = time.Second
@@ -108,6 +107,7 @@ type Call struct {
 	deadline time.Time
 	conn     *conn
 	done     chan struct{}
+	turn     chan struct{} // signalled when this call is to take over reading
 	reply    resp.Reply
 	err      error
 }
@@ -117,25 +117,53 @@ func (c *Call) finish(r resp.Reply, err error) {
 	close(c.done)
 }
 
+// Flush makes sure the request is on its way. Result flushes too; a connection holding several
+// futures flushes them all before waiting for the first, so requests to different peers overlap.
+func (c *Call) Flush() {
+	if c.conn != nil {
+		c.conn.flush()
+	}
+}
+
 // Result waits for the reply until the call's deadline. An error reply from the peer is a
 // reply, not an error; err is a transport failure or timeout.
+//
+// There is no reader goroutine: a waiting caller that finds nobody reading the connection reads
+// replies itself, handing each to its caller, until its own arrives, then passes the reading on
+// to the oldest caller still waiting. Under light load a forward then costs no goroutine switch.
 func (c *Call) Result() (resp.Reply, error) {
+	c.Flush()
 	select {
 	case <-c.done:
 		return c.reply, c.err
 	default:
 	}
-	d := time.Until(c.deadline)
-	t := time.NewTimer(max(d, 0))
-	defer t.Stop()
-	select {
-	case <-c.done:
-	case <-t.C:
-		// The replies queued behind this one are stuck too: drop the connection.
-		c.conn.fail(fmt.Errorf("%s: %w", c.addr, ErrTimeout))
-		<-c.done
+	var t *time.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
+	for {
+		if c.conn.lead(c) {
+			<-c.done
+			return c.reply, c.err
+		}
+		if t == nil {
+			t = time.NewTimer(max(time.Until(c.deadline), 0))
+		}
+		select {
+		case <-c.done:
+			return c.reply, c.err
+		case <-c.turn:
+			// The reader passed the connection on to this call: read next time round.
+		case <-t.C:
+			// The replies queued behind this one are stuck too: drop the connection.
+			c.conn.fail(fmt.Errorf("%s: %w", c.addr, ErrTimeout))
+			<-c.done
+			return c.reply, c.err
+		}
 	}
-	return c.reply, c.err
 }
 
 // Wait returns the reply, or an "ERR cluster: …" error reply when the call failed. It
@@ -151,6 +179,10 @@ func (c *Call) Wait() resp.Reply {
 // ErrorReply turns a transport failure into the reply a client sees.
 func ErrorReply(err error) resp.Reply {
 	return resp.Error("ERR cluster: " + err.Error())
+}
+
+func newCall(addr string, deadline time.Time, cn *conn) *Call {
+	return &Call{addr: addr, deadline: deadline, conn: cn, done: make(chan struct{}), turn: make(chan struct{}, 1)}
 }
 
 func failed(addr string, err error) *Call {
@@ -175,7 +207,7 @@ func (p *Pool) Send(addr string, args [][]byte, pick uint64, timeout time.Durati
 	if time.Now().After(deadline) { // the wait for a dial used the whole budget
 		return failed(addr, fmt.Errorf("%s: %w", addr, ErrTimeout))
 	}
-	call := &Call{addr: addr, deadline: deadline, conn: cn, done: make(chan struct{})}
+	call := newCall(addr, deadline, cn)
 	cn.send(call, args, timeout)
 	return call
 }
@@ -208,7 +240,7 @@ func (p *Pool) DoExclusive(ctx context.Context, addr string, args [][]byte, time
 			return resp.Reply{}, err
 		}
 	}
-	call := &Call{addr: addr, deadline: time.Now().Add(timeout), conn: cn, done: make(chan struct{})}
+	call := newCall(addr, time.Now().Add(timeout), cn)
 	cn.send(call, args, timeout)
 	stop := context.AfterFunc(ctx, func() { cn.fail(fmt.Errorf("%s: %w", addr, context.Canceled)) })
 	r, err := call.Result()
@@ -299,23 +331,17 @@ func (p *Pool) dial(pc *peerConns, deadline time.Time) (*conn, error) {
 			return nil, fmt.Errorf("%s: %w (%v)", pc.addr, ErrUnreachable, err)
 		}
 	}
-	cn := &conn{addr: pc.addr, nc: nc, br: br}
 	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
 		_ = nc.Close()
 		return nil, ErrClosed
 	}
-	p.readers.Add(1)
-	p.mu.Unlock()
-	go func() {
-		defer p.readers.Done()
-		cn.readLoop()
-	}()
-	return cn, nil
+	return &conn{addr: pc.addr, nc: nc, br: br}, nil
 }
 
-// Close closes every connection, failing the requests in flight, and waits for the readers.
+// Close closes every connection, failing the requests in flight.
 func (p *Pool) Close() {
 	p.mu.Lock()
 	p.closed = true
@@ -325,7 +351,6 @@ func (p *Pool) Close() {
 	for _, pc := range peers {
 		pc.closeAll(ErrClosed)
 	}
-	p.readers.Wait()
 }
 
 // Forget closes the connections to addr (a member that left).
@@ -361,15 +386,17 @@ func (pc *peerConns) closeAll(err error) {
 type conn struct {
 	addr string
 	nc   net.Conn
-	br   *bufio.Reader // the reader goroutine's only
+	br   *bufio.Reader // used only by the caller holding the reading role
 
-	mu      sync.Mutex // guards the fields below
-	wbuf    []byte     // requests encoded but not yet written
-	spare   []byte     // the other write buffer, swapped with wbuf by the writer
-	queue   []*Call    // requests written or queued, awaiting replies, oldest first
-	head    int        // queue[head:] are pending
-	writing bool       // a sender is writing wbuf out
-	err     error      // set once the connection has failed
+	mu      sync.Mutex    // guards the fields below
+	wbuf    []byte        // requests encoded but not yet written
+	spare   []byte        // the other write buffer, swapped with wbuf by the writer
+	queue   []*Call       // requests written or queued, awaiting replies, oldest first
+	head    int           // queue[head:] are pending
+	writing bool          // a goroutine is writing wbuf out
+	timeout time.Duration // write deadline of the latest request
+	err     error         // set once the connection has failed
+	reading bool          // a caller is reading replies (see Call.Result)
 }
 
 func (cn *conn) broken() bool {
@@ -378,8 +405,9 @@ func (cn *conn) broken() bool {
 	return cn.err != nil
 }
 
-// send queues call and writes it, unless another sender is writing, in which case that sender
-// writes it with its own batch.
+// send queues call; the request is written by the next flush (Call.Flush or Call.Result, or
+// at once when much is queued), together with whatever else has been queued on the connection
+// by then: a pipelined batch of a client, or requests of many clients, go out in one write.
 func (cn *conn) send(call *Call, args [][]byte, timeout time.Duration) {
 	cn.mu.Lock()
 	if cn.err != nil {
@@ -390,7 +418,19 @@ func (cn *conn) send(call *Call, args [][]byte, timeout time.Duration) {
 	}
 	cn.wbuf = appendCommand(cn.wbuf, args)
 	cn.queue = append(cn.queue, call)
-	if cn.writing {
+	cn.timeout = timeout
+	big := len(cn.wbuf) >= 64<<10
+	cn.mu.Unlock()
+	if big {
+		cn.flush()
+	}
+}
+
+// flush writes the queued requests unless another goroutine is writing (it writes them too,
+// as it loops until the buffer is empty).
+func (cn *conn) flush() {
+	cn.mu.Lock()
+	if cn.writing || len(cn.wbuf) == 0 || cn.err != nil {
 		cn.mu.Unlock()
 		return
 	}
@@ -398,6 +438,7 @@ func (cn *conn) send(call *Call, args [][]byte, timeout time.Duration) {
 	for len(cn.wbuf) > 0 && cn.err == nil {
 		buf := cn.wbuf
 		cn.wbuf = cn.spare[:0]
+		timeout := cn.timeout
 		cn.mu.Unlock()
 		_ = cn.nc.SetWriteDeadline(time.Now().Add(timeout))
 		_, err := cn.nc.Write(buf)
@@ -416,31 +457,71 @@ func (cn *conn) send(call *Call, args [][]byte, timeout time.Duration) {
 	cn.mu.Unlock()
 }
 
-// readLoop matches replies to requests until the connection fails.
-func (cn *conn) readLoop() {
-	for {
-		r, err := readReply(cn.br, 0)
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				err = ErrTimeout
-			}
-			cn.fail(fmt.Errorf("%s: %w", cn.addr, err))
-			return
-		}
-		cn.mu.Lock()
-		if cn.head == len(cn.queue) {
-			cn.mu.Unlock()
-			cn.fail(fmt.Errorf("%s: %w", cn.addr, errBadReply))
-			return
-		}
-		call := cn.queue[cn.head]
-		cn.queue[cn.head] = nil
-		cn.head++
-		if cn.head == len(cn.queue) {
-			cn.queue, cn.head = cn.queue[:0], 0
-		}
+// lead reads replies for c when nobody else is reading: it reports false at once when another
+// caller holds the reading role. Otherwise it reads, finishing each call in order, until c is
+// finished (or the connection fails), then passes the role to the oldest call still waiting.
+func (cn *conn) lead(c *Call) bool {
+	cn.mu.Lock()
+	if cn.reading {
 		cn.mu.Unlock()
-		call.finish(r, nil)
+		return false
+	}
+	if cn.err != nil {
+		cn.mu.Unlock()
+		return true // fail has finished c or will
+	}
+	cn.reading = true
+	cn.mu.Unlock()
+	_ = cn.nc.SetReadDeadline(c.deadline)
+	for {
+		select {
+		case <-c.done:
+		default:
+			r, err := readReply(cn.br, 0)
+			if err != nil {
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					err = ErrTimeout
+				}
+				cn.fail(fmt.Errorf("%s: %w", cn.addr, err))
+				cn.release()
+				return true
+			}
+			cn.mu.Lock()
+			if cn.head == len(cn.queue) {
+				cn.mu.Unlock()
+				cn.fail(fmt.Errorf("%s: %w", cn.addr, errBadReply))
+				cn.release()
+				return true
+			}
+			call := cn.queue[cn.head]
+			cn.queue[cn.head] = nil
+			cn.head++
+			if cn.head == len(cn.queue) {
+				cn.queue, cn.head = cn.queue[:0], 0
+			}
+			cn.mu.Unlock()
+			call.finish(r, nil)
+			continue
+		}
+		cn.release()
+		return true
+	}
+}
+
+// release gives up the reading role, waking the oldest waiting call to take it.
+func (cn *conn) release() {
+	cn.mu.Lock()
+	cn.reading = false
+	var next *Call
+	if cn.head < len(cn.queue) {
+		next = cn.queue[cn.head]
+	}
+	cn.mu.Unlock()
+	if next != nil {
+		select {
+		case next.turn <- struct{}{}:
+		default:
+		}
 	}
 }
 

@@ -34,6 +34,9 @@ func readReply(br *bufio.Reader, depth int) (resp.Reply, error) {
 	body := line[1:]
 	switch line[0] {
 	case '+':
+		if string(body) == "OK" {
+			return resp.OK, nil // the common case, without allocating
+		}
 		return resp.Status(string(body)), nil
 	case '-', '!':
 		if line[0] == '!' {

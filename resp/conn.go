@@ -183,6 +183,11 @@ func (c *Conn) resolve() {
 	if len(c.futures) == 0 {
 		return
 	}
+	for _, p := range c.futures {
+		if f, ok := p.f.(Flusher); ok {
+			f.Flush()
+		}
+	}
 	buf := c.spare[:0]
 	prev := 0
 	for i, p := range c.futures {

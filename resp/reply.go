@@ -36,6 +36,13 @@ type Future interface {
 	Wait() Reply
 }
 
+// Flusher is implemented by futures whose work starts only when flushed (requests buffered for a
+// peer). A connection flushes all its futures before it waits for the first, so that they run
+// at the same time.
+type Flusher interface {
+	Flush()
+}
+
 // Later returns a reply that the connection resolves with f.Wait before writing it. Without a
 // connection (a direct call), resolve it with Resolve.
 func Later(f Future) Reply { return Reply{Kind: KindFuture, Future: f} }

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Compare one node of a 3-node partitioned Vela cluster with twemproxy in front of 3
+# redis-servers, on this machine, in the same run: redis-benchmark GET/SET, pipeline 1 and 16.
+# With 3 members about 2/3 of the keys are forwarded by the node the benchmark talks to.
+#
+# Usage: bench/cluster.sh [requests] [clients]   (defaults 200000 and 50)
+# Output: bench/out/cluster-<time>.csv and a table on stdout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-200000}
+C=${2:-50}
+OUT=bench/out
+mkdir -p "$OUT"
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+go build -o "$TMP/vela" .
+
+BASE=${BENCH_PORT_BASE:-17000}
+# Vela: three members; the benchmark talks to the first.
+for i in 1 2 3; do
+  join=()
+  [ "$i" -gt 1 ] && join=(-cluster.join "127.0.0.1:$((BASE + 101))")
+  "$TMP/vela" -listen "127.0.0.1:$((BASE + i))" -metrics_listen= -topology.type partitioned \
+    -cluster.node_name "vela-$i" -cluster.gossip_listen "127.0.0.1:$((BASE + 100 + i))" \
+    -cluster.gossip_profile local -log_level warn "${join[@]}" 2>"$TMP/vela-$i.log" &
+  PIDS+=($!)
+done
+# Redis: three servers behind twemproxy (ketama, like Vela's consistent hashing).
+for i in 1 2 3; do
+  redis-server --port $((BASE + 200 + i)) --bind 127.0.0.1 --save "" --appendonly no \
+    --daemonize no --loglevel warning >"$TMP/redis-$i.log" 2>&1 &
+  PIDS+=($!)
+done
+cat >"$TMP/nutcracker.yml" <<YML
+vela_bench:
+  listen: 127.0.0.1:$((BASE + 300))
+  hash: fnv1a_64
+  distribution: ketama
+  redis: true
+  server_connections: 1
+  servers:
+   - 127.0.0.1:$((BASE + 201)):1
+   - 127.0.0.1:$((BASE + 202)):1
+   - 127.0.0.1:$((BASE + 203)):1
+YML
+nutcracker -c "$TMP/nutcracker.yml" -o "$TMP/nutcracker.log" &
+PIDS+=($!)
+
+wait_port() { for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "port $1 not up" >&2; exit 1; }
+for p in $((BASE + 1)) $((BASE + 2)) $((BASE + 3)) $((BASE + 201)) $((BASE + 202)) $((BASE + 203)); do wait_port "$p"; done
+sleep 0.5
+for _ in $(seq 100); do
+  n=$(redis-cli -p $((BASE + 1)) --no-raw vela ring 2>/dev/null | grep -c '^ *[0-9]*) "vela-' || true)
+  [ "$n" -ge 3 ] && break
+  sleep 0.1
+done
+redis-cli -p $((BASE + 1)) vela nodes | paste - - - - || true
+for _ in $(seq 100); do redis-cli -p $((BASE + 300)) set warm up >/dev/null 2>&1 && break; sleep 0.1; done
+
+CSV="$OUT/cluster-$(date +%Y%m%d-%H%M%S).csv"
+echo "target,pipeline,test,rps,p50_ms" >"$CSV"
+run() { # target port pipeline
+  redis-benchmark -h 127.0.0.1 -p "$2" -t set,get -n "$N" -c "$C" -P "$3" -r 100000 --csv 2>/dev/null |
+    awk -F'","' -v t="$1" -v p="$3" 'NR>1 { gsub(/"/,""); print t "," p "," $1 "," $2 "," $6 }' >>"$CSV"
+}
+# Alternate targets so both see the same machine noise.
+for round in 1 2; do
+  for P in 1 16; do
+    run vela $((BASE + 1)) "$P"
+    run twemproxy $((BASE + 300)) "$P"
+  done
+done
+echo "forwards on vela-1: $(redis-cli -p $((BASE + 1)) stats | paste - - | awk '$1=="forwards"{print $2}')"
+for i in 1 2 3; do echo "vela-$i keys: $(redis-cli -p $((BASE + i)) info keyspace | grep db0 || echo none)"; done
+echo
+echo "best of 2 rounds (requests/s; p50 ms)"
+awk -F, 'NR>1 { k=$1","$2","$3; if ($4 > best[k]) { best[k]=$4; p50[k]=$5 } }
+  END { for (k in best) print k "," best[k] "," p50[k] }' "$CSV" | sort | column -t -s,
+echo "raw: $CSV"
