@@ -54,11 +54,11 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	_, port, _ := net.SplitHostPort(cfg.Listen)
 	portNum, _ := strconv.Atoi(port)
 	node := commands.NewNode(st, commands.Config{
-		RequirePass: cfg.RequirePass,
-		DefaultTTL:  cfg.DefaultTTL,
-		MaxBulkLen:  cfg.ProtoMaxBulkLen,
-		Port:        portNum,
-		Settings:    redisSettings(cfg),
+		RequirePass:    cfg.RequirePass,
+		DefaultTTL:     cfg.DefaultTTL,
+		MaxBulkLen:     cfg.ProtoMaxBulkLen,
+		Port:           portNum,
+		Settings:       redisSettings(cfg),
 		StoreType:      cfg.Store.Type,
 		Topology:       cfg.Topology.Type,
 		MaxSize:        cfg.MaxSize,
