@@ -30,6 +30,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -495,71 +496,101 @@ func (s *Store) evict(keep []byte) {
 	}
 }
 
-// evictOne samples entries of one shard and removes the best candidate: an expired entry when it
-// meets one, else the one with the highest evictScore. It reports whether it removed anything.
+// evictOne samples entries across the store and removes the best candidate: an expired entry
+// when it meets one, else the one with the highest evictScore. Each sample picks a shard with a
+// probability proportional to its entries, so every entry is about as likely to be a candidate
+// wherever it lives (evicting from a shard chosen uniformly would let shard sizes drift apart
+// until small shards lose even their hottest keys). Only one shard lock is held at a time. It
+// reports whether it removed anything.
 func (s *Store) evictOne(keep []byte) bool {
-	start := rand.IntN(numShards)
-	for k := 0; k < numShards; k++ {
-		sh := &s.shards[(start+k)&shardMask]
-		if sh.count.Load() == 0 {
+	var cum [numShards]int64
+	var total int64
+	for i := range s.shards {
+		total += max(0, s.shards[i].count.Load())
+		cum[i] = total
+	}
+	if total == 0 {
+		return false
+	}
+	var keyBuf [64]byte
+	best := keyBuf[:0]
+	found := false
+	var bestScore uint64
+	for n := 0; n < s.samples; n++ {
+		r := rand.Int64N(total)
+		i := sort.Search(numShards, func(i int) bool { return cum[i] > r })
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		t, j := sh.sample()
+		if t == nil {
+			sh.mu.Unlock()
 			continue
 		}
-		sh.mu.Lock()
+		p := t.items[j]
+		hd := hdr(p)
 		now := s.now()
-		var bestT *table
-		bestI, found := 0, false
-		var bestScore uint64
-		for n := 0; n < s.samples; n++ {
-			t, i := sh.sample()
-			if t == nil {
-				break
-			}
-			p := t.items[i]
-			hd := hdr(p)
-			if store.Expired(hd.expireAt, now) {
-				s.removeAt(sh, t, i, true)
-				sh.mu.Unlock()
-				return true
-			}
-			if string(keyOf(p)) == string(keep) {
-				continue
-			}
-			if score := s.evictScore(hd, now); !found || score > bestScore {
-				bestT, bestI, bestScore, found = t, i, score, true
-			}
+		if store.Expired(hd.expireAt, now) {
+			s.removeAt(sh, t, j, true)
+			sh.mu.Unlock()
+			return true
 		}
-		if found {
-			s.removeAt(sh, bestT, bestI, false)
-			if s.stats.On() {
-				s.stats.Evictions.Inc()
+		if k := keyOf(p); string(k) != string(keep) {
+			if score := s.evictScore(hd, now); !found || score > bestScore {
+				best = append(best[:0], k...)
+				bestScore, found = score, true
 			}
 		}
 		sh.mu.Unlock()
-		if found {
-			return true
-		}
 	}
-	return false
+	if !found {
+		return false
+	}
+	h, sh, t := s.locate(best)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	j := t.find(best, h)
+	if j < 0 {
+		return false // deleted meanwhile: the caller checks the bound again
+	}
+	s.removeAt(sh, t, j, false)
+	if s.stats.On() {
+		s.stats.Evictions.Inc()
+	}
+	return true
 }
 
-// sample returns a random occupied bucket of a random non-empty slot of a locked shard, or nil.
+// sample returns a random entry of a locked shard (nil when it has none), close to uniformly:
+// a random slot, retried while empty, then a random bucket of it, retried while empty. Walking
+// forward to the next entry instead would favour entries behind long empty runs, and sampling
+// many times the same few entries makes eviction forget what it learned from the others.
 func (sh *shard) sample() (*table, int) {
-	local := rand.IntN(slotsPerShard)
+	for try := 0; try < 64; try++ {
+		if t := &sh.slots[rand.IntN(slotsPerShard)]; t.n > 0 {
+			return t, t.randomItem()
+		}
+	}
+	local := rand.IntN(slotsPerShard) // a sparse shard: walk to the next non-empty slot
 	for k := 0; k < slotsPerShard; k++ {
-		t := &sh.slots[(local+k)%slotsPerShard]
-		if t.n == 0 {
-			continue
+		if t := &sh.slots[(local+k)%slotsPerShard]; t.n > 0 {
+			return t, t.randomItem()
 		}
-		c := len(t.items)
-		i := rand.IntN(c)
-		for t.items[i] == nil {
-			if i++; i == c {
-				i = 0
-			}
-		}
-		return t, i
 	}
 	return nil, 0
+}
+
+// randomItem returns a random occupied bucket of a non-empty table.
+func (t *table) randomItem() int {
+	c := len(t.items)
+	i := rand.IntN(c)
+	for try := 0; try < 8 && t.items[i] == nil; try++ {
+		i = rand.IntN(c)
+	}
+	for t.items[i] == nil {
+		if i++; i == c {
+			i = 0
+		}
+	}
+	return i
 }
 
 // SetMulti writes every pair atomically: the shards involved are locked in index order, so two
