@@ -159,7 +159,7 @@ func (x *Index) leave(tag, key string) {
 		if len(set.keys) == 0 {
 			delete(ts.m, tag)
 			ts.shrink()
-		} else if set.peak >= shrinkMin && len(set.keys) < set.peak/8 {
+		} else if shouldShrink(len(set.keys), set.peak) {
 			set.keys = rebuild(set.keys)
 			set.peak = len(set.keys)
 		}
@@ -169,7 +169,7 @@ func (x *Index) leave(tag, key string) {
 
 // shrink rebuilds the shard's map when it has emptied far below its peak. Caller holds ks.mu.
 func (ks *keyShard) shrink() {
-	if ks.peak >= shrinkMin && len(ks.m) < ks.peak/8 {
+	if shouldShrink(len(ks.m), ks.peak) {
 		ks.m = rebuild(ks.m)
 		ks.peak = len(ks.m)
 	}
@@ -177,10 +177,17 @@ func (ks *keyShard) shrink() {
 
 // shrink is keyShard.shrink for tag shards. Caller holds ts.mu.
 func (ts *tagShard) shrink() {
-	if ts.peak >= shrinkMin && len(ts.m) < ts.peak/8 {
+	if shouldShrink(len(ts.m), ts.peak) {
 		ts.m = rebuild(ts.m)
 		ts.peak = len(ts.m)
 	}
+}
+
+// shouldShrink says when a map of n entries that once held peak is worth rebuilding: when it is
+// empty and was more than one group (8 entries), or far below a large peak. Either way the
+// rebuild is paid for by the deletions since the peak.
+func shouldShrink(n, peak int) bool {
+	return (n == 0 && peak > 8) || (peak >= shrinkMin && n < peak/8)
 }
 
 func rebuild[V any](m map[string]V) map[string]V {
