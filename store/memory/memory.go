@@ -177,28 +177,34 @@ func (s *Store) Do(_ context.Context, key []byte, op store.Op) (store.Result, er
 		return store.Result{}, store.ErrTooLarge
 	}
 	h, sh, t := s.locate(key)
-	now := s.now()
 	if op.Kind == store.Get || op.Kind == store.Inspect || op.Kind == store.Touch {
+		// Reads look at the clock only when they must (an expiry to check, an access to
+		// record): on a key without TTL under ttl_only, a GET reads no clock at all. Apply
+		// does not use now for these kinds.
 		sh.mu.RLock()
 		var cur store.Entry
 		live := false
 		if i := t.find(key, h); i >= 0 {
 			p := t.items[i]
 			hd := hdr(p)
-			if store.Expired(hd.expireAt, now) {
-				sh.mu.RUnlock()
-				s.expireKey(key, now)
-				_, _, res, err := store.Apply(cur, false, &op, now, s.maxLen)
-				return res, err
+			if hd.expireAt != 0 || s.policy != PolicyTTLOnly {
+				now := s.now()
+				if store.Expired(hd.expireAt, now) {
+					sh.mu.RUnlock()
+					s.expireKey(key, now)
+					_, _, res, err := store.Apply(cur, false, &op, now, s.maxLen)
+					return res, err
+				}
+				s.touch(hd, now)
 			}
-			s.touch(hd, now)
 			cur = store.Entry{Value: valueOf(p), ExpireAt: hd.expireAt}
 			live = true
 		}
 		sh.mu.RUnlock()
-		_, _, res, err := store.Apply(cur, live, &op, now, s.maxLen)
+		_, _, res, err := store.Apply(cur, live, &op, 0, s.maxLen)
 		return res, err
 	}
+	now := s.now()
 	sh.mu.Lock()
 	res, err := s.apply(sh, t, key, h, &op, now, s.policy == PolicyTTLOnly)
 	sh.mu.Unlock()
@@ -512,6 +518,7 @@ func (s *Store) evictOne(keep []byte) bool {
 	if total == 0 {
 		return false
 	}
+	now := s.now()
 	var keyBuf [64]byte
 	best := keyBuf[:0]
 	found := false
@@ -528,7 +535,6 @@ func (s *Store) evictOne(keep []byte) bool {
 		}
 		p := t.items[j]
 		hd := hdr(p)
-		now := s.now()
 		if store.Expired(hd.expireAt, now) {
 			s.removeAt(sh, t, j, true)
 			sh.mu.Unlock()
