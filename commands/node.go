@@ -174,9 +174,11 @@ func (n *Node) Exec(ctx *Ctx, args [][]byte) resp.Reply {
 	var reply resp.Reply
 	var err error
 	if cmd.observer != nil {
-		start := time.Now()
+		// Durations from the node's start time read only the monotonic clock, where
+		// time.Now would also read the wall clock.
+		start := time.Since(n.started)
 		reply, err = cmd.Handler(ctx, args)
-		cmd.observer.Observe(time.Since(start).Seconds())
+		cmd.observer.Observe((time.Since(n.started) - start).Seconds())
 	} else {
 		reply, err = cmd.Handler(ctx, args)
 	}

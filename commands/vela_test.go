@@ -179,6 +179,12 @@ func TestSetTags(t *testing.T) {
 	if n := must(c.Do(ctx, "TAGINVALIDATE", "t3")); n != int64(2) {
 		t.Fatalf("TAGINVALIDATE t3 = %v, want 2", n)
 	}
+	must(c.Do(ctx, "SET", "f1", "1", "TAGS", "flushed"))
+	must(c.Do(ctx, "FLUSHALL"))
+	must(c.Do(ctx, "SET", "f2", "1"))
+	if n := must(c.Do(ctx, "TAGINVALIDATE", "flushed")); n != int64(0) {
+		t.Fatalf("TAGINVALIDATE after FLUSHALL = %v, want 0", n)
+	}
 	if err := c.Do(ctx, "SET", "a", "1", "TAGS").Err(); err == nil || err.Error() != "ERR syntax error" {
 		t.Fatalf("SET … TAGS without a tag: %v", err)
 	}

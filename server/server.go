@@ -163,8 +163,17 @@ func (s *Server) Start() error {
 		}
 	}
 	if sw, ok := s.store.(store.Sweeper); ok && s.cfg.SweepInterval > 0 {
-		// The store counts the expirations it sweeps itself (memory.Config.Stats).
-		s.sweep = store.StartSweep(sw, s.cfg.SweepInterval, nil, s.log)
+		// The memory store counts every expiration itself (memory.Config.Stats), lazy ones
+		// included; for other stores the sweep's count is added here.
+		var onSwept func(int)
+		if s.cfg.Store.Type != "memory" {
+			onSwept = func(n int) {
+				if s.stats.On() {
+					s.stats.Expirations.Add(uint64(n))
+				}
+			}
+		}
+		s.sweep = store.StartSweep(sw, s.cfg.SweepInterval, onSwept, s.log)
 	}
 	go func() { s.serveErr <- s.resp.Serve() }()
 	s.ready.Store(true)

@@ -438,3 +438,58 @@ func benchKeys(s *Store, n int) [][]byte {
 	}
 	return keys
 }
+
+// TestEvictionAndExpiryUntagKeys checks that eviction, lazy expiry, the sweep and overwrites all
+// remove keys from the tag index, so that it always holds exactly the tagged keys stored.
+func TestEvictionAndExpiryUntagKeys(t *testing.T) {
+	s, clock := newClocked(Config{MaxSize: 200, Policy: PolicyLRU})
+	tagged := func() int {
+		n := 0
+		for i := range s.shards {
+			for j := range s.shards[i].slots {
+				for _, p := range s.shards[i].slots[j].items {
+					if p != nil && hdr(p).tagged() {
+						n++
+					}
+				}
+			}
+		}
+		return n
+	}
+	check := func(when string) {
+		t.Helper()
+		_, inIndex := s.TagIndexLen()
+		if n := tagged(); inIndex != n {
+			t.Fatalf("%s: tag index has %d keys, the store %d tagged keys", when, inIndex, n)
+		}
+	}
+	for i := 0; i < 1000; i++ {
+		clock.ms++
+		op := store.Op{Kind: store.Set, Value: []byte("v"), Tags: [][]byte{[]byte(fmt.Sprintf("t%d", i%7))}}
+		if i%3 == 0 {
+			op.TTL, op.ExpireAt = store.TTLSet, clock.ms+50
+		}
+		if _, err := s.Do(ctx, []byte(fmt.Sprintf("k%d", i)), op); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("after evictions")
+	if _, inIndex := s.TagIndexLen(); inIndex == 0 || inIndex > 200 {
+		t.Fatalf("tag index holds %d keys for a store of 200", inIndex)
+	}
+	clock.ms += 100
+	for i := 900; i < 1000; i++ {
+		get(s, fmt.Sprintf("k%d", i)) // lazy expiry of a third of them
+	}
+	check("after lazy expiry")
+	if _, err := s.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("after the sweep")
+	for i := 0; i < 1000; i++ {
+		_ = set(t, s, fmt.Sprintf("k%d", i), "untagged now")
+	}
+	if tags, keys := s.TagIndexLen(); tags != 0 || keys != 0 {
+		t.Fatalf("after overwriting every key without TAGS the index holds %d tags, %d keys", tags, keys)
+	}
+}
