@@ -384,61 +384,6 @@ func TestGetDoesNotAllocate(t *testing.T) {
 	}
 }
 
-func BenchmarkGetHit(b *testing.B) {
-	s := New(Config{Stats: &stats.Stats{}})
-	keys := benchKeys(s, 10000)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		_, _ = s.Do(ctx, keys[i%len(keys)], store.Op{Kind: store.Get})
-	}
-}
-
-func BenchmarkGetHitParallel(b *testing.B) {
-	s := New(Config{Stats: &stats.Stats{}, Policy: PolicyLRU, MaxSize: 1 << 20})
-	keys := benchKeys(s, 10000)
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		i := rand.IntN(len(keys))
-		for pb.Next() {
-			i++
-			_, _ = s.Do(ctx, keys[i%len(keys)], store.Op{Kind: store.Get})
-		}
-	})
-}
-
-func BenchmarkSet(b *testing.B) {
-	for _, bc := range []struct {
-		name string
-		cfg  Config
-	}{
-		{"unbounded", Config{}},
-		{"lru-bounded", Config{Policy: PolicyLRU, MaxSize: 5000}},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			bc.cfg.Stats = &stats.Stats{}
-			s := New(bc.cfg)
-			keys := benchKeys(s, 10000)
-			value := make([]byte, 64)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				_, _ = s.Do(ctx, keys[i%len(keys)], store.Op{Kind: store.Set, Value: value})
-			}
-		})
-	}
-}
-
-func benchKeys(s *Store, n int) [][]byte {
-	keys := make([][]byte, n)
-	for i := range keys {
-		keys[i] = []byte(fmt.Sprintf("key:%012d", i))
-		_, _ = s.Do(ctx, keys[i], store.Op{Kind: store.Set, Value: make([]byte, 64)})
-	}
-	return keys
-}
-
 // TestEvictionAndExpiryUntagKeys checks that eviction, lazy expiry, the sweep and overwrites all
 // remove keys from the tag index, so that it always holds exactly the tagged keys stored.
 func TestEvictionAndExpiryUntagKeys(t *testing.T) {
