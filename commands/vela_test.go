@@ -2,6 +2,7 @@ package commands_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -149,7 +150,7 @@ func TestSetTags(t *testing.T) {
 	must := func(cmd *redis.Cmd) any {
 		t.Helper()
 		v, err := cmd.Result()
-		if err != nil && err != redis.Nil {
+		if err != nil && !errors.Is(err, redis.Nil) {
 			t.Fatalf("%v: %v", cmd.Args(), err)
 		}
 		return v

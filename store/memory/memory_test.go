@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -274,7 +275,7 @@ func TestTTLOnlyOOM(t *testing.T) {
 	n := 0
 	for ; n < 10000; n++ {
 		if err := set(t, s, fmt.Sprintf("k%d", n), value); err != nil {
-			if err != store.ErrOOM {
+			if !errors.Is(err, store.ErrOOM) {
 				t.Fatalf("SET k%d: %v", n, err)
 			}
 			break
@@ -290,10 +291,10 @@ func TestTTLOnlyOOM(t *testing.T) {
 	if err := set(t, s, "k1", value); err != nil {
 		t.Fatalf("same-size update at the bound: %v", err)
 	}
-	if err := set(t, s, "k2", string(make([]byte, 4000))); err != store.ErrOOM {
+	if err := set(t, s, "k2", string(make([]byte, 4000))); !errors.Is(err, store.ErrOOM) {
 		t.Fatalf("growing update at the bound: %v, want ErrOOM", err)
 	}
-	if _, err := s.Do(ctx, []byte("k3"), store.Op{Kind: store.Append, Value: make([]byte, 4000)}); err != store.ErrOOM {
+	if _, err := s.Do(ctx, []byte("k3"), store.Op{Kind: store.Append, Value: make([]byte, 4000)}); !errors.Is(err, store.ErrOOM) {
 		t.Fatalf("APPEND at the bound: %v, want ErrOOM", err)
 	}
 	if _, err := s.Do(ctx, []byte("k3"), store.Op{Kind: store.Delete}); err != nil {
@@ -302,7 +303,7 @@ func TestTTLOnlyOOM(t *testing.T) {
 	if err := set(t, s, "new", value); err != nil {
 		t.Fatalf("SET after a DEL made room: %v", err)
 	}
-	if ok, err := s.SetMulti(ctx, []store.KV{{Key: []byte("m1"), Value: []byte(value)}, {Key: []byte("m2"), Value: []byte(value)}}, 0, false); ok || err != store.ErrOOM {
+	if ok, err := s.SetMulti(ctx, []store.KV{{Key: []byte("m1"), Value: []byte(value)}, {Key: []byte("m2"), Value: []byte(value)}}, 0, false); ok || !errors.Is(err, store.ErrOOM) {
 		t.Fatalf("MSET at the bound = %v, %v; want ErrOOM", ok, err)
 	}
 	if _, ok := get(s, "m1"); ok {
