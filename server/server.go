@@ -11,11 +11,14 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 
 	"github.com/vela-cache/vela/commands"
 	"github.com/vela-cache/vela/config"
+	"github.com/vela-cache/vela/metrics"
 	"github.com/vela-cache/vela/partition"
 	"github.com/vela-cache/vela/resp"
 	"github.com/vela-cache/vela/stats"
@@ -34,6 +37,9 @@ type Server struct {
 	sweep *store.SweepLoop
 	// cluster is the partitioned topology; nil for a local node.
 	cluster *partition.Cluster
+	// metrics serves /metrics, /healthz and /readyz; nil when metrics_listen is "".
+	metrics *metrics.Metrics
+	ready   atomic.Bool // set once Start has finished, cleared when Shutdown begins
 
 	serveErr chan error
 	once     sync.Once
@@ -49,21 +55,24 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	st, err := openStore(cfg)
+	counters := &stats.Stats{Disabled: !cfg.StatsEnabled}
+	st, err := openStore(cfg, counters)
 	if err != nil {
 		return nil, err
 	}
-	counters := &stats.Stats{Disabled: !cfg.StatsEnabled}
 	_, port, _ := net.SplitHostPort(cfg.Listen)
 	portNum, _ := strconv.Atoi(port)
 	node := commands.NewNode(st, commands.Config{
-		RequirePass: cfg.RequirePass,
-		DefaultTTL:  cfg.DefaultTTL,
-		MaxBulkLen:  cfg.ProtoMaxBulkLen,
-		Port:        portNum,
-		Settings:    redisSettings(cfg),
-		StoreType:   cfg.Store.Type,
-		Topology:    cfg.Topology.Type,
+		RequirePass:    cfg.RequirePass,
+		DefaultTTL:     cfg.DefaultTTL,
+		MaxBulkLen:     cfg.ProtoMaxBulkLen,
+		Port:           portNum,
+		Settings:       redisSettings(cfg),
+		StoreType:      cfg.Store.Type,
+		Topology:       cfg.Topology.Type,
+		MaxSize:        cfg.MaxSize,
+		MaxMemory:      cfg.MaxMemory,
+		EvictionPolicy: cfg.EvictionPolicy,
 	}, counters, log)
 	rs := resp.NewServer(resp.Config{
 		Addr:        cfg.Listen,
@@ -77,6 +86,16 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 	node.SetClients(rs)
 	s := &Server{cfg: cfg, log: log, store: st, stats: counters, node: node, resp: rs,
 		serveErr: make(chan error, 1)}
+	if cfg.MetricsListen != "" {
+		s.metrics = metrics.New(node, log)
+		s.metrics.AddReadyCheck("node", func(context.Context) error {
+			if !s.ready.Load() {
+				return errors.New("not serving")
+			}
+			return nil
+		})
+		s.metrics.AddReadyCheck("store", s.probeStore)
+	}
 	if cfg.Topology.Type == "partitioned" {
 		cl, err := partition.New(node, st, partition.Config{
 			NodeName:       cfg.Cluster.NodeName,
@@ -98,6 +117,14 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 			return nil, &config.Error{Key: "topology.type", Msg: err.Error()}
 		}
 		s.cluster = cl
+		if s.metrics != nil {
+			s.metrics.AddReadyCheck("cluster", func(context.Context) error {
+				if !cl.Ready() {
+					return errors.New("not joined and synced")
+				}
+				return nil
+			})
+		}
 	}
 	return s, nil
 }
@@ -122,10 +149,28 @@ func WithGossipTransport(t memberlist.NodeAwareTransport) Option {
 	return func(o *options) { o.transport = t }
 }
 
-func openStore(cfg config.Config) (store.Store, error) {
+// probeStore checks that the store answers: a read of a key no client can have written.
+func (s *Server) probeStore(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_, err := s.store.Do(ctx, []byte("\x00vela:readyz"), store.Op{Kind: store.Inspect})
+	return err
+}
+
+func openStore(cfg config.Config, counters *stats.Stats) (store.Store, error) {
 	switch cfg.Store.Type {
 	case "memory":
-		return memory.New(memory.Config{MaxValueLen: cfg.ProtoMaxBulkLen}), nil
+		policy, err := memory.ParsePolicy(cfg.EvictionPolicy)
+		if err != nil {
+			return nil, &config.Error{Key: "eviction_policy", Msg: err.Error()}
+		}
+		return memory.New(memory.Config{
+			MaxValueLen: cfg.ProtoMaxBulkLen,
+			MaxSize:     cfg.MaxSize,
+			MaxMemory:   cfg.MaxMemory,
+			Policy:      policy,
+			Stats:       counters,
+		}), nil
 	}
 	return nil, &config.Error{Key: "store.type", Msg: fmt.Sprintf("%q is not available in this build", cfg.Store.Type)}
 }
@@ -151,18 +196,43 @@ func redisSettings(cfg config.Config) map[string]string {
 // Node returns the command node, for packages that add commands.
 func (s *Server) Node() *commands.Node { return s.node }
 
+// Metrics returns the node's telemetry, for packages that add collectors or readiness checks;
+// nil when metrics_listen is "".
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
+// MetricsAddr returns the address /metrics is served on ("" when disabled or before Start).
+func (s *Server) MetricsAddr() string {
+	if s.metrics == nil {
+		return ""
+	}
+	return s.metrics.Addr()
+}
+
 // Start binds the listener and starts serving and sweeping. On error nothing is left running.
 func (s *Server) Start() error {
 	if err := s.resp.Listen(); err != nil {
 		_ = s.store.Close()
 		return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
 	}
+	if s.metrics != nil {
+		if err := s.metrics.Start(s.cfg.MetricsListen); err != nil {
+			_ = s.resp.Shutdown(context.Background())
+			_ = s.store.Close()
+			return err
+		}
+	}
 	if sw, ok := s.store.(store.Sweeper); ok && s.cfg.SweepInterval > 0 {
-		s.sweep = store.StartSweep(sw, s.cfg.SweepInterval, func(n int) {
-			if s.stats.On() {
-				s.stats.Expirations.Add(uint64(n))
+		// The memory store counts every expiration itself (memory.Config.Stats), lazy ones
+		// included; for other stores the sweep's count is added here.
+		var onSwept func(int)
+		if s.cfg.Store.Type != "memory" {
+			onSwept = func(n int) {
+				if s.stats.On() {
+					s.stats.Expirations.Add(uint64(n))
+				}
 			}
-		}, s.log)
+		}
+		s.sweep = store.StartSweep(sw, s.cfg.SweepInterval, onSwept, s.log)
 	}
 	if s.cluster != nil {
 		// Join once the listener is up, so peers can forward to this node as soon as they see it.
@@ -171,11 +241,15 @@ func (s *Server) Start() error {
 			if s.sweep != nil {
 				_ = s.sweep.Shutdown(context.Background())
 			}
+			if s.metrics != nil {
+				_ = s.metrics.Shutdown(context.Background())
+			}
 			_ = s.store.Close()
 			return fmt.Errorf("cluster: %w", err)
 		}
 	}
 	go func() { s.serveErr <- s.resp.Serve() }()
+	s.ready.Store(true)
 	s.log.Info("vela ready", "listen", s.resp.Addr().String(), "store", s.cfg.Store.Type, "topology", s.cfg.Topology.Type)
 	return nil
 }
@@ -190,6 +264,7 @@ func (s *Server) Addr() string { return s.resp.Addr().String() }
 // It is idempotent and honours ctx's deadline.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.once.Do(func() {
+		s.ready.Store(false)
 		var errs []error
 		if s.cluster != nil {
 			// Hand the keys over and say goodbye while the listener still serves (and forwards).
@@ -203,6 +278,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs = append(errs, s.sweep.Shutdown(ctx))
 		}
 		errs = append(errs, s.store.Close())
+		if s.metrics != nil {
+			errs = append(errs, s.metrics.Shutdown(ctx))
+		}
 		s.errShut = errors.Join(errs...)
 		s.log.Info("vela stopped")
 	})
