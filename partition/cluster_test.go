@@ -291,6 +291,20 @@ func TestPartitionedCluster(t *testing.T) {
 		}
 	})
 
+	const tagged = 200
+	t.Run("tagged keys across owners", func(t *testing.T) {
+		p := c1.Pipeline()
+		for i := 0; i < tagged; i++ {
+			p.Do(ctx, "SET", "tagged:"+strconv.Itoa(i), "v", "TAGS", "grp", "other")
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			t.Fatalf("SET … TAGS: %v", err)
+		}
+		if n, err := c1.Do(ctx, "TAGINVALIDATE", "nothing-has-this").Int64(); err != nil || n != 0 {
+			t.Fatalf("TAGINVALIDATE of an unused tag = %d, %v", n, err)
+		}
+	})
+
 	parent := t
 	t.Run("a fourth node joins without losing a key", func(t *testing.T) {
 		total := dbsize(t, c1)
@@ -320,6 +334,21 @@ func TestPartitionedCluster(t *testing.T) {
 		}
 		if got := dbsize(t, client(t, rest[0])); got < numKeys {
 			t.Fatalf("DBSIZE after leave = %d", got)
+		}
+	})
+
+	t.Run("TAGINVALIDATE is cluster-wide and tags survived the handoffs", func(t *testing.T) {
+		c := client(t, nodes[3])
+		n, err := c.Do(ctx, "TAGINVALIDATE", "grp").Int64()
+		if err != nil || n != tagged {
+			t.Fatalf("TAGINVALIDATE grp = %d, %v; want %d", n, err, tagged)
+		}
+		var keys []string
+		for i := 0; i < tagged; i++ {
+			keys = append(keys, "tagged:"+strconv.Itoa(i))
+		}
+		if n, err := c.Exists(ctx, keys...).Result(); err != nil || n != 0 {
+			t.Fatalf("%d tagged keys left, %v", n, err)
 		}
 	})
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vela-cache/vela/commands"
 	"github.com/vela-cache/vela/config"
@@ -118,6 +119,9 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 		}
 		s.cluster = cl
 		if s.metrics != nil {
+			s.metrics.Registerer().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "vela_cluster_members", Help: "Members in this node's hash ring.",
+			}, func() float64 { return float64(len(cl.RingMembers())) }))
 			s.metrics.AddReadyCheck("cluster", func(context.Context) error {
 				if !cl.Ready() {
 					return errors.New("not joined and synced")
