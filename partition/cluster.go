@@ -47,6 +47,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -125,6 +126,7 @@ type Cluster struct {
 	// node starts leaving.
 	membersMu sync.Mutex // guards members
 	members   []membership.Member
+	joinedAt  time.Time // when this node first saw the cluster it joined; guarded by membersMu
 
 	stripes [256]sync.Mutex // serialise a key's write and its copy to replicas, by key hash
 
@@ -141,7 +143,16 @@ type Cluster struct {
 type view struct {
 	ring  *ring.Ring
 	addrs map[string]string // member name → RESP address
+	// prev is the ring of the other members, kept for pullWindow after this node joined
+	// (since): a key it now owns that has not been handed over yet is pulled from the owner it
+	// had before on first use. nil outside that window.
+	prev  *ring.Ring
+	since time.Time
 }
+
+// pullWindow is how long after joining a node looks for a key it owns but lacks at the key's
+// previous owner.
+const pullWindow = 30 * time.Second
 
 // New builds the topology for node, whose commands run on st, and installs it as the node's
 // router. Nothing runs until Start.
@@ -243,8 +254,37 @@ func (cl *Cluster) setView(members []membership.Member) {
 	if members == nil && !cl.leaving.Load() {
 		names = append(names, cl.self) // before membership starts: a cluster of one
 	}
-	v := &view{ring: ring.New(names, cl.version.Add(1), ring.Config{VNodes: cl.cfg.VNodes}), addrs: addrs}
+	old := cl.view.Load()
+	v := &view{addrs: addrs}
+	sort.Strings(names)
+	names = slices.Compact(names)
+	if old != nil && slices.Equal(old.ring.Members(), names) {
+		v.ring, v.prev, v.since = old.ring, old.prev, old.since // only an address changed
+		cl.view.Store(v)
+		return
+	}
+	v.ring = ring.New(names, cl.version.Add(1), ring.Config{VNodes: cl.cfg.VNodes})
+	// A node that joins an existing cluster (it has seeds) takes keys from the others.
+	if cl.joinedAt.IsZero() && len(cl.cfg.Join) > 0 && len(names) > 1 && v.ring.Has(cl.self) {
+		cl.joinedAt = time.Now()
+	}
+	if !cl.joinedAt.IsZero() && time.Since(cl.joinedAt) < pullWindow && v.ring.Has(cl.self) && len(names) > 1 {
+		others := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == cl.self })
+		v.prev, v.since = ring.New(others, 0, ring.Config{VNodes: cl.cfg.VNodes}), cl.joinedAt
+	}
 	cl.view.Store(v)
+}
+
+// forgetPrev drops the previous ring once its pull window has passed.
+func (cl *Cluster) forgetPrev() {
+	cl.membersMu.Lock()
+	defer cl.membersMu.Unlock()
+	v := cl.view.Load()
+	if v.prev != nil && time.Since(v.since) >= pullWindow {
+		nv := *v
+		nv.prev = nil
+		cl.view.Store(&nv)
+	}
 }
 
 // Ready reports whether the node has joined the cluster and finished its first rebalancing

@@ -383,3 +383,20 @@ func waitHandoff(t testing.TB, nodes []*server.Server, want int64) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestReadsDuringJoin reads every key through a node while it joins: keys it now owns but has
+// not received yet are pulled from their previous owner, so no read misses.
+func TestReadsDuringJoin(t *testing.T) {
+	nodes := testnode.StartCluster(t, 2, nil)
+	testnode.WaitConverged(t, 10*time.Second, nodes...)
+	const n = 5000
+	writeKeys(t, client(t, nodes[0]), n)
+	n3 := testnode.Start(t, testnode.ClusterConfig("node-3", nodes[0].Cluster().GossipAddr()))
+	waitFor(t, 10*time.Second, "node-3 to see the cluster", func() bool { return len(n3.Cluster().RingMembers()) == 3 })
+	checkKeys(t, client(t, n3), n)
+	testnode.WaitConverged(t, 10*time.Second, append(nodes, n3)...)
+	checkKeys(t, client(t, n3), n)
+	if got := nodes[0].Node().Stats().Forwards.Load() + nodes[1].Node().Stats().Forwards.Load(); got == 0 {
+		t.Fatal("no handoff traffic")
+	}
+}

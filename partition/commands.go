@@ -11,7 +11,7 @@ import (
 var errPeerOnly = commands.Error("ERR this VELA subcommand is for cluster peers only (VELA PEER first)")
 
 // registerCommands adds VELA and its subcommands: NODES, RING and OWNER for people; PEER,
-// RESTORE, DROP and OWNED for peers.
+// RESTORE, DROP, TAKE and OWNED for peers.
 func (cl *Cluster) registerCommands() {
 	sub := func(name string, arity int, flags commands.Flags, h commands.Handler, summary string) *commands.Command {
 		return &commands.Command{Name: "vela|" + name, Arity: arity, Flags: flags, Handler: h,
@@ -26,6 +26,7 @@ func (cl *Cluster) registerCommands() {
 			"peer":    sub("peer", 3, commands.FlagNoAuth|commands.FlagLoading, cl.peerAuth, "Marks the connection as a cluster peer's (internal)."),
 			"restore": sub("restore", -5, commands.FlagWrite, cl.restore, "Writes an entry handed over by a peer (internal)."),
 			"drop":    sub("drop", 3, commands.FlagWrite, cl.drop, "Deletes a replica's copy of a key (internal)."),
+			"take":    sub("take", 3, commands.FlagWrite, cl.take, "Hands a key to its new owner before the handoff pass does (internal)."),
 			"owned":   sub("owned", -3, commands.FlagReadOnly, cl.ownedCmd, "Runs DBSIZE, KEYS or SCAN on this member's own keys (internal)."),
 		}})
 }

@@ -34,12 +34,19 @@ func (cl *Cluster) rebalanceLoop() {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
+	forget := time.NewTimer(time.Hour)
+	forget.Stop()
+	defer forget.Stop()
 	for {
 		select {
 		case <-cl.stop:
 			return
 		case <-cl.kick:
+			forget.Reset(pullWindow + time.Second)
 		case <-retry.C:
+		case <-forget.C:
+			cl.forgetPrev()
+			continue
 		}
 		// Let a burst of changes (a node joining sees every member at once) settle first.
 		settle := time.NewTimer(cl.cfg.Settle)

@@ -157,3 +157,63 @@ func (cl *Cluster) drop(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 func equalFold(a []byte, lowerWord string) bool {
 	return len(a) == len(lowerWord) && string(lower(a)) == lowerWord
 }
+
+// pullIfMissing fetches key from its previous owner when the ring changed lately, the key is
+// not here, and that owner is still a member: the key may not have been handed over yet. The
+// previous owner gives it up (VELA TAKE), so its handoff pass will not send it again later.
+func (cl *Cluster) pullIfMissing(c *commands.Ctx, v *view, key []byte) {
+	if time.Since(v.since) >= pullWindow {
+		return
+	}
+	prev := v.prev.Owner(key)
+	if prev == cl.self || prev == "" || !v.ring.Has(prev) {
+		return
+	}
+	if res, err := cl.store.Do(c.Context(), key, store.Op{Kind: store.Inspect}); err != nil || res.Found {
+		return
+	}
+	if cl.stats.On() {
+		cl.stats.Forwards.Inc()
+	}
+	r, err := cl.pool.Do(v.addrs[prev], [][]byte{[]byte("VELA"), []byte("TAKE"), key}, pick(c), cl.cfg.ForwardTimeout)
+	if err != nil || r.Kind != resp.KindArray || len(r.Elems) < 2 {
+		return
+	}
+	at, err := strconv.ParseInt(bulkText(r.Elems[1]), 10, 64)
+	if err != nil || (at != 0 && at <= time.Now().UnixMilli()) {
+		return
+	}
+	op := store.Op{Kind: store.Set, Cond: store.CondNX, Value: r.Elems[0].Bytes, TTL: store.TTLSet, ExpireAt: at}
+	for _, t := range r.Elems[2:] {
+		op.Tags = append(op.Tags, t.Bytes)
+	}
+	if res, err := cl.store.Do(c.Context(), key, op); err == nil && res.Done {
+		cl.node.NotifyKey(key)
+	}
+}
+
+// take serves VELA TAKE key for peers: the new owner of key wants it before the handoff pass
+// gets to it. It replies [value, pxat, tag …] and deletes the key here, or nil when absent.
+func (cl *Cluster) take(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
+	if !c.Peer {
+		return resp.Reply{}, errPeerOnly
+	}
+	key := args[2]
+	rest, err := cl.restoreArgs(c.Context(), key, false)
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	if string(rest[1]) == "DROP" {
+		return resp.NilArray, nil
+	}
+	out := []resp.Reply{resp.Bulk(rest[3]), resp.Bulk(rest[4])}
+	if len(rest) > 6 { // … TAGS tag …
+		for _, t := range rest[6:] {
+			out = append(out, resp.Bulk(t))
+		}
+	}
+	if res, err := cl.store.Do(c.Context(), key, store.Op{Kind: store.Delete}); err == nil && res.Done {
+		cl.node.NotifyKey(key)
+	}
+	return resp.Array(out), nil
+}

@@ -41,6 +41,9 @@ func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 		if cl.cfg.Replicas == 1 {
 			owner := v.ring.Owner(key)
 			if owner == cl.self || owner == "" {
+				if v.prev != nil {
+					cl.pullIfMissing(c, v, key)
+				}
 				return resp.Reply{}, false // the hot path: nothing allocated
 			}
 			return cl.forward(c, v, owner, args, cmd.Flags), true
@@ -241,6 +244,13 @@ func (cl *Cluster) multi(c *commands.Ctx, v *view, cmd *commands.Command, args [
 		g.idx = append(g.idx, nkeys)
 		g.args = append(g.args, args[i:min(i+step, len(args))]...)
 		nkeys++
+	}
+	if v.prev != nil && cl.cfg.Replicas == 1 {
+		for i := first; i <= last; i += step {
+			if v.ring.Owner(args[i]) == cl.self {
+				cl.pullIfMissing(c, v, args[i])
+			}
+		}
 	}
 	write := cmd.Flags&commands.FlagWrite != 0 && cl.cfg.Replicas > 1
 	if len(groups) == 1 {
