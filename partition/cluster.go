@@ -90,7 +90,7 @@ type Config struct {
 	RequirePass string
 	// VNodes is the number of ring points per member (default ring.DefaultVNodes).
 	VNodes int
-	// PeerConns is the number of pipelined connections to each peer (default 4).
+	// PeerConns is the number of pipelined connections to each peer (default 1).
 	PeerConns int
 	// Settle is how long rebalancing waits after a change for more changes (default 200ms).
 	Settle time.Duration

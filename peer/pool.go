@@ -1,9 +1,11 @@
 // Package peer is the client side of node-to-node traffic: a pool of a few RESP connections per
-// peer, each carrying many requests at once. Requests are queued on a connection and written when
-// someone needs a reply (whoever flushes writes everything queued so far in one write, so a
-// client's pipelined batch and concurrent clients share syscalls), and a reader goroutine matches
-// replies to requests in order. No request waits for another's round trip, and there is no
-// connection per request.
+// peer (one by default, as twemproxy keeps), each carrying many requests at once. Requests are
+// queued on a connection and a writer goroutine writes everything queued so far in one write: a
+// client's pipelined batch, and the requests of every client that arrived meanwhile, share one
+// syscall. Replies are matched to requests in order by the waiting callers themselves: the
+// first to wait reads, hands each reply to its caller, and passes the reading on once its own
+// has come, so a lightly loaded connection costs no extra goroutine switch. No request waits for
+// another's round trip, and there is no connection per request.
 //
 // Every request has a deadline. A request that misses it fails with a clear error and its
 // connection is closed (the replies queued behind it would be just as late); the next request
@@ -19,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,8 +31,9 @@ import (
 
 // Config configures a Pool. The zero value is usable.
 type Config struct {
-	// Conns is the number of pipelined connections per peer (default 4). Requests are spread
-	// over them by the caller's pick value, so one client's requests stay in order.
+	// Conns is the number of pipelined connections per peer (default 1: the more requests share
+	// a connection, the more share each write). Requests are spread over them by the caller's
+	// pick value, so one client's requests stay in order.
 	Conns int
 	// DialTimeout bounds connecting plus the handshake (default 1s).
 	DialTimeout time.Duration
@@ -63,6 +67,8 @@ type Pool struct {
 	mu     sync.Mutex // guards peers and closed
 	peers  map[string]*peerConns
 	closed bool
+
+	writers sync.WaitGroup // one per open connection's writer goroutine
 }
 
 // NewPool returns an empty pool; connections are made on first use.
@@ -121,7 +127,7 @@ func (c *Call) finish(r resp.Reply, err error) {
 // futures flushes them all before waiting for the first, so requests to different peers overlap.
 func (c *Call) Flush() {
 	if c.conn != nil {
-		c.conn.flush()
+		c.conn.kick()
 	}
 }
 
@@ -149,15 +155,21 @@ func (c *Call) Result() (resp.Reply, error) {
 			<-c.done
 			return c.reply, c.err
 		}
-		if t == nil {
-			t = time.NewTimer(max(time.Until(c.deadline), 0))
+		// The reader gives up, failing the connection and so this call, at its own deadline;
+		// a timer is needed only when this call's deadline comes first.
+		var timeout <-chan time.Time
+		if c.deadline.Before(c.conn.readerDeadline()) {
+			if t == nil {
+				t = time.NewTimer(max(time.Until(c.deadline), 0))
+			}
+			timeout = t.C
 		}
 		select {
 		case <-c.done:
 			return c.reply, c.err
 		case <-c.turn:
 			// The reader passed the connection on to this call: read next time round.
-		case <-t.C:
+		case <-timeout:
 			// The replies queued behind this one are stuck too: drop the connection.
 			c.conn.fail(fmt.Errorf("%s: %w", c.addr, ErrTimeout))
 			<-c.done
@@ -331,17 +343,23 @@ func (p *Pool) dial(pc *peerConns, deadline time.Time) (*conn, error) {
 			return nil, fmt.Errorf("%s: %w (%v)", pc.addr, ErrUnreachable, err)
 		}
 	}
+	cn := &conn{addr: pc.addr, nc: nc, br: br, wake: make(chan struct{}, 1), closed: make(chan struct{})}
 	p.mu.Lock()
-	closed := p.closed
-	p.mu.Unlock()
-	if closed {
+	if p.closed {
+		p.mu.Unlock()
 		_ = nc.Close()
 		return nil, ErrClosed
 	}
-	return &conn{addr: pc.addr, nc: nc, br: br}, nil
+	p.writers.Add(1)
+	p.mu.Unlock()
+	go func() {
+		defer p.writers.Done()
+		cn.writeLoop()
+	}()
+	return cn, nil
 }
 
-// Close closes every connection, failing the requests in flight.
+// Close closes every connection, failing the requests in flight, and waits for the writers.
 func (p *Pool) Close() {
 	p.mu.Lock()
 	p.closed = true
@@ -351,6 +369,7 @@ func (p *Pool) Close() {
 	for _, pc := range peers {
 		pc.closeAll(ErrClosed)
 	}
+	p.writers.Wait()
 }
 
 // Forget closes the connections to addr (a member that left).
@@ -397,6 +416,10 @@ type conn struct {
 	timeout time.Duration // write deadline of the latest request
 	err     error         // set once the connection has failed
 	reading bool          // a caller is reading replies (see Call.Result)
+	readDL  time.Time     // that reader's deadline
+
+	wake   chan struct{} // tells the writer there is something to write
+	closed chan struct{} // closed by fail: the writer ends
 }
 
 func (cn *conn) broken() bool {
@@ -422,6 +445,29 @@ func (cn *conn) send(call *Call, args [][]byte, timeout time.Duration) {
 	big := len(cn.wbuf) >= 64<<10
 	cn.mu.Unlock()
 	if big {
+		cn.flush()
+	}
+}
+
+// kick wakes the writer.
+func (cn *conn) kick() {
+	select {
+	case cn.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop writes what callers queue. It yields once before each write so that the other
+// goroutines ready to run (clients whose requests arrived in the same poll) queue theirs first,
+// and one write carries them all.
+func (cn *conn) writeLoop() {
+	for {
+		select {
+		case <-cn.closed:
+			return
+		case <-cn.wake:
+		}
+		runtime.Gosched()
 		cn.flush()
 	}
 }
@@ -471,6 +517,7 @@ func (cn *conn) lead(c *Call) bool {
 		return true // fail has finished c or will
 	}
 	cn.reading = true
+	cn.readDL = c.deadline
 	cn.mu.Unlock()
 	_ = cn.nc.SetReadDeadline(c.deadline)
 	for {
@@ -508,6 +555,17 @@ func (cn *conn) lead(c *Call) bool {
 	}
 }
 
+// readerDeadline is when the current reader gives up; the zero time when nobody reads (the
+// caller then takes the role itself next time round, or a timer guards it).
+func (cn *conn) readerDeadline() time.Time {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	if !cn.reading {
+		return time.Time{}
+	}
+	return cn.readDL
+}
+
 // release gives up the reading role, waking the oldest waiting call to take it.
 func (cn *conn) release() {
 	cn.mu.Lock()
@@ -533,6 +591,7 @@ func (cn *conn) fail(err error) {
 		return
 	}
 	cn.err = err
+	close(cn.closed)
 	pending := cn.queue[cn.head:]
 	cn.queue, cn.head = nil, 0
 	cn.mu.Unlock()
