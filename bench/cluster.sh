@@ -22,7 +22,7 @@ trap cleanup EXIT
 
 go build -o "$TMP/vela" .
 
-BASE=${BENCH_PORT_BASE:-17000}
+BASE=${BENCH_PORT_BASE:-23000}
 # Vela: three members; the benchmark talks to the first.
 for i in 1 2 3; do
   join=()
@@ -67,8 +67,9 @@ for _ in $(seq 100); do redis-cli -p $((BASE + 300)) set warm up >/dev/null 2>&1
 CSV="$OUT/cluster-$(date +%Y%m%d-%H%M%S).csv"
 echo "target,pipeline,test,rps,p50_ms" >"$CSV"
 run() { # target port pipeline
-  redis-benchmark -h 127.0.0.1 -p "$2" -t set,get -n "$N" -c "$C" -P "$3" -r 100000 --csv 2>/dev/null |
-    awk -F'","' -v t="$1" -v p="$3" 'NR>1 { gsub(/"/,""); print t "," p "," $1 "," $2 "," $6 }' >>"$CSV"
+  timeout 300 redis-benchmark -h 127.0.0.1 -p "$2" -t set,get -n "$N" -c "$C" -P "$3" -r 100000 --csv 2>/dev/null |
+    tr -d '"' | awk -F, -v t="$1" -v p="$3" 'NR>1 { print t "," p "," $1 "," $2 "," $5 }' >>"$CSV" ||
+    echo "$1 pipeline $3: redis-benchmark failed or timed out" >&2
 }
 # Alternate targets so both see the same machine noise.
 for round in 1 2; do

@@ -232,14 +232,13 @@ func (m *Membership) Self() Member { return m.self }
 // Joined reports whether the node has joined a cluster (at once when it has no seeds).
 func (m *Membership) Joined() bool { return m.joined.Load() }
 
-// Members returns the alive members, sorted by name, with their states from memberlist (alive
-// or suspect), followed by the members lost to failure ("dead") that are still being retried.
+// Members returns the members memberlist considers alive, sorted by name ("alive", or
+// "leaving" once they have announced a graceful leave), followed by the members lost to failure
+// ("dead") that are still being retried.
 func (m *Membership) Members() []Member {
 	var out []Member
 	for _, n := range m.ml.Members() {
-		mem := member(n)
-		mem.State = stateName(n.State)
-		out = append(out, mem)
+		out = append(out, member(n))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	m.mu.Lock()
@@ -250,18 +249,6 @@ func (m *Membership) Members() []Member {
 	m.mu.Unlock()
 	sort.Slice(dead, func(i, j int) bool { return dead[i].Name < dead[j].Name })
 	return append(out, dead...)
-}
-
-func stateName(s memberlist.NodeStateType) string {
-	switch s {
-	case memberlist.StateAlive:
-		return "alive"
-	case memberlist.StateSuspect:
-		return "suspect"
-	case memberlist.StateLeft:
-		return "left"
-	}
-	return "dead"
 }
 
 // joinLoop joins the seeds, retrying until one answers, then keeps trying to rejoin members
@@ -318,7 +305,11 @@ func (m *Membership) Leave(timeout time.Duration) error {
 	m.leftOnce.Do(func() {
 		m.stopOnce.Do(func() { close(m.stop) })
 		m.done.Wait()
-		m.leftErr = m.ml.Leave(timeout)
+		// First mark the metadata, so that the others record a leave, not a failure.
+		meta := *m.meta.Load() + leavingMark
+		m.meta.Store(&meta)
+		_ = m.ml.UpdateNode(timeout / 2)
+		m.leftErr = m.ml.Leave(timeout / 2)
 	})
 	return m.leftErr
 }
@@ -331,9 +322,19 @@ func (m *Membership) Shutdown() error {
 	return m.ml.Shutdown()
 }
 
+// The metadata is the RESP address, followed by " leaving" once the member has started a
+// graceful leave: memberlist reports a leave and a failure alike to the event delegate, so the
+// flag is what tells them apart.
+const leavingMark = " leaving"
+
 func member(n *memberlist.Node) Member {
-	return Member{Name: n.Name, Gossip: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))),
-		RESP: string(n.Meta)}
+	meta := string(n.Meta)
+	m := Member{Name: n.Name, Gossip: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))),
+		RESP: strings.TrimSuffix(meta, leavingMark), State: "alive"}
+	if strings.HasSuffix(meta, leavingMark) {
+		m.State = "leaving"
+	}
+	return m
 }
 
 // events implements memberlist.EventDelegate. memberlist calls it serially, holding its node
@@ -343,7 +344,11 @@ type events Membership
 func (e *events) NotifyJoin(n *memberlist.Node)   { e.change(Joined, n) }
 func (e *events) NotifyUpdate(n *memberlist.Node) { e.change(Updated, n) }
 func (e *events) NotifyLeave(n *memberlist.Node) {
-	if n.State == memberlist.StateLeft {
+	m := (*Membership)(e)
+	m.mu.Lock()
+	prev, known := m.members[n.Name]
+	m.mu.Unlock()
+	if known && prev.State == "leaving" || strings.HasSuffix(string(n.Meta), leavingMark) {
 		e.change(Left, n)
 	} else {
 		e.change(Failed, n)
@@ -353,7 +358,6 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 func (e *events) change(kind EventKind, n *memberlist.Node) {
 	m := (*Membership)(e)
 	mem := member(n)
-	mem.State = "alive"
 	m.mu.Lock()
 	switch kind {
 	case Joined, Updated:
@@ -396,6 +400,7 @@ func (d *delegate) NodeMeta(limit int) []byte {
 	}
 	return b
 }
+
 func (d *delegate) NotifyMsg([]byte)                           {}
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (d *delegate) LocalState(join bool) []byte                { return nil }

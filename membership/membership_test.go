@@ -1,0 +1,97 @@
+package membership
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).packetHandler"))
+}
+
+func TestSecretKey(t *testing.T) {
+	for _, s := range []string{"", "x", "a much longer passphrase than thirty-two bytes, surely"} {
+		if k := SecretKey(s); len(k) != 32 {
+			t.Fatalf("SecretKey(%q) has %d bytes", s, len(k))
+		}
+	}
+	if string(SecretKey("a")) == string(SecretKey("b")) {
+		t.Fatal("different secrets give the same key")
+	}
+}
+
+// TestJoinRetryAndLeave: a node whose seed is not up yet keeps trying and joins once it is;
+// the events arrive in order and a graceful leave is reported as such; a wrong secret never
+// joins.
+func TestJoinRetryAndLeave(t *testing.T) {
+	var mu sync.Mutex
+	events := map[string][]Event{}
+	record := func(name string) func(Event) {
+		return func(ev Event) {
+			mu.Lock()
+			events[name] = append(events[name], ev)
+			mu.Unlock()
+		}
+	}
+	a, err := Start(Config{NodeName: "a", Bind: "127.0.0.1:0", RESP: "127.0.0.1:7001", Profile: ProfileLocal,
+		Secret: "s3cret", OnChange: record("a"), RetryInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Shutdown()
+	b, err := Start(Config{NodeName: "b", Bind: "127.0.0.1:0", RESP: "0.0.0.0:7002", Profile: ProfileLocal,
+		Secret: "s3cret", Join: []string{a.Self().Gossip}, OnChange: record("b"), RetryInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Shutdown()
+	wrong, err := Start(Config{NodeName: "w", Bind: "127.0.0.1:0", RESP: "127.0.0.1:7003", Profile: ProfileLocal,
+		Secret: "other", Join: []string{a.Self().Gossip}, RetryInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wrong.Shutdown()
+	waitFor(t, func() bool {
+		return b.Joined() && len(a.Members()) == 2 && len(b.Members()) == 2
+	})
+	for _, m := range a.Members() {
+		if m.Name == "b" && m.RESP != "127.0.0.1:7002" {
+			t.Fatalf("b's RESP address seen by a = %q (0.0.0.0 should become the gossip host)", m.RESP)
+		}
+		if m.State != "alive" {
+			t.Fatalf("member %+v", m)
+		}
+	}
+	if wrong.Joined() {
+		t.Fatal("a member with another secret joined")
+	}
+	if err := b.Leave(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		evs := events["a"]
+		return len(evs) > 0 && evs[len(evs)-1].Kind == Left && evs[len(evs)-1].Member.Name == "b"
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if last := events["a"][len(events["a"])-1]; len(last.Members) != 1 || last.Members[0].Name != "a" {
+		t.Fatalf("members after b left: %+v", last.Members)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
