@@ -67,6 +67,7 @@ type Pool struct {
 	mu     sync.Mutex // guards peers and closed
 	peers  map[string]*peerConns
 	closed bool
+	byAddr atomic.Pointer[map[string]*peerConns] // copy of peers for lock-free lookups
 
 	writers sync.WaitGroup // one per open connection's writer goroutine
 }
@@ -271,7 +272,14 @@ func (p *Pool) DoExclusive(ctx context.Context, addr string, args [][]byte, time
 	return r, err
 }
 
+// peer returns the connections to addr. The common case reads an immutable map without
+// locking; adding a peer copies it.
 func (p *Pool) peer(addr string) (*peerConns, error) {
+	if m := p.byAddr.Load(); m != nil {
+		if pc := (*m)[addr]; pc != nil {
+			return pc, nil
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -281,8 +289,18 @@ func (p *Pool) peer(addr string) (*peerConns, error) {
 	if pc == nil {
 		pc = &peerConns{addr: addr, slots: make([]slot, p.cfg.Conns)}
 		p.peers[addr] = pc
+		p.publish()
 	}
 	return pc, nil
+}
+
+// publish copies peers into byAddr. Callers hold mu.
+func (p *Pool) publish() {
+	m := make(map[string]*peerConns, len(p.peers))
+	for a, pc := range p.peers {
+		m[a] = pc
+	}
+	p.byAddr.Store(&m)
 }
 
 // conn returns a healthy pipelined connection in slot i, dialing one (until deadline at the
@@ -365,6 +383,7 @@ func (p *Pool) Close() {
 	p.closed = true
 	peers := p.peers
 	p.peers = map[string]*peerConns{}
+	p.byAddr.Store(nil)
 	p.mu.Unlock()
 	for _, pc := range peers {
 		pc.closeAll(ErrClosed)
@@ -377,6 +396,7 @@ func (p *Pool) Forget(addr string) {
 	p.mu.Lock()
 	pc := p.peers[addr]
 	delete(p.peers, addr)
+	p.publish()
 	p.mu.Unlock()
 	if pc != nil {
 		pc.closeAll(fmt.Errorf("%s: %w", addr, ErrClosed))
@@ -417,6 +437,9 @@ type conn struct {
 	err     error         // set once the connection has failed
 	reading bool          // a caller is reading replies (see Call.Result)
 	readDL  time.Time     // that reader's deadline
+
+	writeDL   time.Time // write deadline last set; the writing goroutine's only
+	setReadDL time.Time // read deadline last set; the reader's only
 
 	wake   chan struct{} // tells the writer there is something to write
 	closed chan struct{} // closed by fail: the writer ends
@@ -486,7 +509,7 @@ func (cn *conn) flush() {
 		cn.wbuf = cn.spare[:0]
 		timeout := cn.timeout
 		cn.mu.Unlock()
-		_ = cn.nc.SetWriteDeadline(time.Now().Add(timeout))
+		cn.moveWriteDeadline(timeout)
 		_, err := cn.nc.Write(buf)
 		cn.mu.Lock()
 		if cap(buf) <= 1<<20 {
@@ -519,7 +542,7 @@ func (cn *conn) lead(c *Call) bool {
 	cn.reading = true
 	cn.readDL = c.deadline
 	cn.mu.Unlock()
-	_ = cn.nc.SetReadDeadline(c.deadline)
+	cn.moveReadDeadline(c.deadline)
 	for {
 		select {
 		case <-c.done:
@@ -552,6 +575,28 @@ func (cn *conn) lead(c *Call) bool {
 		}
 		cn.release()
 		return true
+	}
+}
+
+// deadlineSlack is how far a connection's deadlines may lag behind the exact ones: setting a
+// deadline costs a runtime timer update, so it is moved only when it is off by more than this.
+const deadlineSlack = 20 * time.Millisecond
+
+// moveWriteDeadline sets the write deadline to about now+timeout. Only the goroutine holding
+// the writing role calls it.
+func (cn *conn) moveWriteDeadline(timeout time.Duration) {
+	want := time.Now().Add(timeout)
+	if d := want.Sub(cn.writeDL); d > deadlineSlack || d < -deadlineSlack {
+		cn.writeDL = want
+		_ = cn.nc.SetWriteDeadline(want)
+	}
+}
+
+// moveReadDeadline sets the read deadline to about want. Only the reader calls it.
+func (cn *conn) moveReadDeadline(want time.Time) {
+	if d := want.Sub(cn.setReadDL); d > deadlineSlack || d < -deadlineSlack {
+		cn.setReadDL = want
+		_ = cn.nc.SetReadDeadline(want)
 	}
 }
 
