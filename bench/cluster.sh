@@ -45,12 +45,14 @@ vela_bench:
   distribution: ketama
   redis: true
   server_connections: 1
+  timeout: 2000
   servers:
    - 127.0.0.1:$((BASE + 201)):1
    - 127.0.0.1:$((BASE + 202)):1
    - 127.0.0.1:$((BASE + 203)):1
 YML
-nutcracker -c "$TMP/nutcracker.yml" -o "$TMP/nutcracker.log" &
+# Its own stats port: the default (22222) may be taken by another nutcracker on the machine.
+nutcracker -c "$TMP/nutcracker.yml" -s $((BASE + 301)) -o "$TMP/nutcracker.log" &
 PIDS+=($!)
 
 wait_port() { for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "port $1 not up" >&2; exit 1; }
@@ -62,11 +64,15 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 redis-cli -p $((BASE + 1)) vela nodes | paste - - - - || true
-for _ in $(seq 100); do redis-cli -p $((BASE + 300)) set warm up >/dev/null 2>&1 && break; sleep 0.1; done
+up=""
+for _ in $(seq 100); do redis-cli -p $((BASE + 300)) set warm up 2>/dev/null | grep -q OK && { up=1; break; }; sleep 0.1; done
+[ -n "$up" ] || { echo "twemproxy did not start:" >&2; cat "$TMP/nutcracker.log" >&2; exit 1; }
 
 CSV="$OUT/cluster-$(date +%Y%m%d-%H%M%S).csv"
 echo "target,pipeline,test,rps,p50_ms" >"$CSV"
+alive() { for i in 1 2 3; do redis-cli -p $((BASE + 200 + i)) ping >/dev/null 2>&1 || echo "redis-server $i is down" >&2; done; }
 run() { # target port pipeline
+  [ "$1" = twemproxy ] && alive
   timeout 300 redis-benchmark -h 127.0.0.1 -p "$2" -t set,get -n "$N" -c "$C" -P "$3" -r 100000 --csv 2>/dev/null |
     tr -d '"' | awk -F, -v t="$1" -v p="$3" 'NR>1 { print t "," p "," $1 "," $2 "," $5 }' >>"$CSV" ||
     echo "$1 pipeline $3: redis-benchmark failed or timed out" >&2
