@@ -2,7 +2,9 @@ package peer
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
+	"io"
 	"strconv"
 
 	"github.com/vela-cache/vela/redisnum"
@@ -119,26 +121,21 @@ func readBulk(br *bufio.Reader, lenField []byte) ([]byte, error) {
 	if !ok || n < 0 || n > maxBulk {
 		return nil, errBadReply
 	}
-	b := make([]byte, int(n)+2)
-	if _, err := ioReadFull(br, b); err != nil {
+	// Grow with the data that actually arrives: a peer announcing a huge string it does not
+	// send makes this node allocate nothing.
+	var buf bytes.Buffer
+	buf.Grow(int(min(n+2, 64<<10)))
+	if _, err := io.CopyN(&buf, br, n+2); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
 		return nil, err
 	}
+	b := buf.Bytes()
 	if b[n] != '\r' || b[n+1] != '\n' {
 		return nil, errBadReply
 	}
 	return b[:n:n], nil
-}
-
-func ioReadFull(br *bufio.Reader, b []byte) (int, error) {
-	read := 0
-	for read < len(b) {
-		n, err := br.Read(b[read:])
-		read += n
-		if err != nil {
-			return read, err
-		}
-	}
-	return read, nil
 }
 
 // readLine returns one CRLF-terminated line without the CRLF. The slice is only valid until
