@@ -2,7 +2,9 @@ package resp
 
 import (
 	"context"
+	"errors"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +29,12 @@ type Conn struct {
 	authed  bool
 	quit    bool
 
+	// blocking is set while Blocking runs; peerGone records that the watcher saw the client go
+	// away. Both belong to the connection's goroutine (peerGone is written by the watcher before
+	// it signals Blocking, which reads it after).
+	blocking bool
+	peerGone bool
+
 	lastActive atomic.Int64           // unix ms of the last read, for CLIENT LIST idle=
 	lastCmd    atomic.Pointer[string] // name of the last command, for CLIENT LIST cmd=
 
@@ -41,8 +49,8 @@ type Conn struct {
 	closeHooks []func()
 }
 
-// Context is cancelled when the connection closes or the server shuts down. Commands derive their
-// deadlines from it.
+// Context is cancelled when the connection closes or the server shuts down, and during Blocking as
+// soon as the client goes away. Commands derive their deadlines from it.
 func (c *Conn) Context() context.Context { return c.ctx }
 
 // RemoteAddr is the client's address.
@@ -163,4 +171,70 @@ func (c *Conn) flush() error {
 		c.out = c.out[:0]
 	}
 	return err
+}
+
+// Blocking runs fn, a wait inside a command handler (FETCHLOCK waiting for a fill), while a
+// goroutine watches the socket, so that a client that disconnects is noticed at once rather than
+// when the wait ends: the watcher cancels Context, which fn must honour. It must be called from
+// the connection's goroutine, inside ServeRESP. Nested calls just run fn.
+//
+// The watcher reads into the free space at the end of the reader's buffer, never where the
+// current command's arguments live, so they stay valid; bytes it reads (commands pipelined
+// behind the blocking one) are kept and executed afterwards, in order. It stops, and Blocking
+// returns, before the connection reads again. When the buffer has no free space, or it fills up
+// during the wait, the socket is not (or no longer) watched and a disconnect is noticed when the
+// wait ends. Blocking lifts the idle timeout for the duration of the wait, as Redis does for
+// blocked clients.
+func (c *Conn) Blocking(fn func()) {
+	spare := c.rd.buf[c.rd.w:]
+	if c.blocking || len(spare) == 0 || c.server.closing.Load() {
+		fn()
+		return
+	}
+	if err := c.nc.SetReadDeadline(time.Time{}); err != nil {
+		fn()
+		return
+	}
+	if c.server.closing.Load() { // Shutdown may have set its wake-up deadline just before ours
+		_ = c.nc.SetReadDeadline(time.Now())
+		fn()
+		return
+	}
+	c.blocking = true
+	done := make(chan int, 1)
+	go c.watch(spare, done)
+	defer func() {
+		// Wake the watcher out of Read and wait for it, even if fn panicked: it must not touch
+		// the buffer once the connection reads again.
+		_ = c.nc.SetReadDeadline(aLongTimeAgo)
+		c.rd.w += <-done
+		c.blocking = false
+		if c.server.closing.Load() {
+			_ = c.nc.SetReadDeadline(time.Now()) // keep Shutdown's wake-up
+		} else {
+			_ = c.nc.SetReadDeadline(time.Time{}) // serveConn sets the idle deadline before reading
+		}
+	}()
+	fn()
+}
+
+// aLongTimeAgo is a read deadline in the past: it makes a blocked Read return at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// watch reads into buf until it is full, the client goes away (then it cancels the connection's
+// context) or Blocking wakes it with a past deadline. It sends how many bytes it read.
+func (c *Conn) watch(buf []byte, done chan<- int) {
+	n := 0
+	for n < len(buf) {
+		k, err := c.nc.Read(buf[n:])
+		n += k
+		if err != nil {
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				c.peerGone = true
+				c.cancel()
+			}
+			break
+		}
+	}
+	done <- n
 }

@@ -249,6 +249,9 @@ func (s *Server) serveConn(c *Conn) {
 			continue
 		}
 		reply := s.handler.ServeRESP(c, args)
+		if c.peerGone { // seen by Blocking's watcher: nobody is left to read the reply
+			return
+		}
 		c.out = Append(c.out, reply, c.proto)
 		if c.quit {
 			_ = c.flush()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vela-cache/vela/commands"
 	"github.com/vela-cache/vela/config"
+	"github.com/vela-cache/vela/fetchlock"
 	"github.com/vela-cache/vela/resp"
 	"github.com/vela-cache/vela/stats"
 	"github.com/vela-cache/vela/store"
@@ -22,13 +23,14 @@ import (
 
 // Server is one running Vela node.
 type Server struct {
-	cfg   config.Config
-	log   *slog.Logger
-	store store.Store
-	stats *stats.Stats
-	node  *commands.Node
-	resp  *resp.Server
-	sweep *store.SweepLoop
+	cfg    config.Config
+	log    *slog.Logger
+	store  store.Store
+	stats  *stats.Stats
+	node   *commands.Node
+	leases *fetchlock.Manager
+	resp   *resp.Server
+	sweep  *store.SweepLoop
 
 	serveErr chan error
 	once     sync.Once
@@ -56,6 +58,13 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		StoreType:   cfg.Store.Type,
 		Topology:    cfg.Topology.Type,
 	}, counters, log)
+	leases := fetchlock.New(fetchlock.Config{Store: st, Stats: counters})
+	node.Watch(leases)
+	fetchlock.Register(node, leases, fetchlock.CommandConfig{
+		NoWait:     !cfg.StampedeProtection,
+		Timeout:    cfg.StampedeTimeout,
+		DefaultTTL: cfg.DefaultTTL,
+	})
 	rs := resp.NewServer(resp.Config{
 		Addr:        cfg.Listen,
 		MaxClients:  cfg.MaxClients,
@@ -66,8 +75,8 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		OnAccept:    counters.Connections.Inc,
 	}, node)
 	node.SetClients(rs)
-	return &Server{cfg: cfg, log: log, store: st, stats: counters, node: node, resp: rs,
-		serveErr: make(chan error, 1)}, nil
+	return &Server{cfg: cfg, log: log, store: st, stats: counters, node: node, leases: leases,
+		resp: rs, serveErr: make(chan error, 1)}, nil
 }
 
 func openStore(cfg config.Config) (store.Store, error) {
@@ -99,6 +108,9 @@ func redisSettings(cfg config.Config) map[string]string {
 // Node returns the command node, for packages that add commands.
 func (s *Server) Node() *commands.Node { return s.node }
 
+// Leases returns the node's FETCHLOCK lease manager.
+func (s *Server) Leases() *fetchlock.Manager { return s.leases }
+
 // Start binds the listener and starts serving and sweeping. On error nothing is left running.
 func (s *Server) Start() error {
 	if err := s.resp.Listen(); err != nil {
@@ -125,6 +137,8 @@ func (s *Server) Addr() string { return s.resp.Addr().String() }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.once.Do(func() {
 		var errs []error
+		// Wake FETCHLOCK waiters first (they answer TIMEOUT) so in-flight commands finish promptly.
+		errs = append(errs, s.leases.Shutdown(ctx))
 		errs = append(errs, s.resp.Shutdown(ctx))
 		if s.sweep != nil {
 			errs = append(errs, s.sweep.Shutdown(ctx))
