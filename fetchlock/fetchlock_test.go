@@ -131,7 +131,9 @@ func TestTimeoutArrivesOnTime(t *testing.T) {
 	mustLock(t, c, "slow", "LEASE", 60000)
 	before := srv.Node().Stats().FetchTimeouts.Load()
 	for _, ms := range []int{100, 250} {
+		stalls := watchStalls()
 		r := doLock(context.Background(), c, "slow", "TIMEOUT", ms)
+		stall := stalls()
 		if r.err != nil || r.status != "TIMEOUT" || !r.null {
 			t.Fatalf("FETCHLOCK TIMEOUT %d = %v, want [TIMEOUT, nil]", ms, r)
 		}
@@ -139,9 +141,12 @@ func TestTimeoutArrivesOnTime(t *testing.T) {
 		if r.elapsed < asked {
 			t.Fatalf("TIMEOUT %d ms arrived after %v: early", ms, r.elapsed)
 		}
-		if r.elapsed > asked+50*time.Millisecond {
-			t.Fatalf("TIMEOUT %d ms arrived after %v: more than 50 ms late", ms, r.elapsed)
+		// Late by at most 50 ms, not counting time in which this process could not run at all
+		// (a loaded machine), which no server can help.
+		if r.elapsed > asked+50*time.Millisecond+stall {
+			t.Fatalf("TIMEOUT %d ms arrived after %v: more than 50 ms late (process stalled %v)", ms, r.elapsed, stall)
 		}
+		t.Logf("TIMEOUT %d ms arrived after %v (process stalled %v meanwhile)", ms, r.elapsed, stall)
 	}
 	if got := srv.Node().Stats().FetchTimeouts.Load() - before; got != 2 {
 		t.Fatalf("fetch_timeouts grew by %d, want 2", got)
@@ -195,13 +200,19 @@ func TestFencing(t *testing.T) {
 			c.Set(ctx, k, "newer", 0)
 			c.Del(ctx, k)
 		}},
-		{name: "tag-invalidated", meddle: func(k string) {
+		{name: "deleted-then-notified", meddle: func(k string) {
 			// What TAGINVALIDATE does for each key it deletes: delete in the store, then notify.
 			c.Set(ctx, k, "newer", 0)
 			if _, err := srv.Node().Store().Do(ctx, []byte(k), store.Op{Kind: store.Delete}); err != nil {
 				t.Fatal(err)
 			}
 			srv.Node().NotifyKey([]byte(k))
+		}},
+		{name: "taginvalidate", meddle: func(k string) {
+			c.Do(ctx, "SET", k, "newer", "TAGS", "t:"+k)
+			if n := c.Do(ctx, "TAGINVALIDATE", "t:"+k).Val(); n != int64(1) {
+				t.Fatalf("TAGINVALIDATE = %v", n)
+			}
 		}},
 		{name: "flushed", meddle: func(string) { c.FlushAll(ctx) }},
 		{name: "incremented", meddle: func(k string) { c.Incr(ctx, k) }, want: "1"},

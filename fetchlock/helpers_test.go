@@ -151,3 +151,29 @@ func tally(t testing.TB, replies []reply) map[string]int {
 }
 
 func isStale(msg string) bool { return strings.HasPrefix(msg, "STALE ") }
+
+// watchStalls measures, until the returned function is called, how much longer than asked a
+// 1 ms sleep took at worst: time in which this process's goroutines could not run (a loaded
+// machine, a GC pause). The returned function stops the measurement and reports it.
+func watchStalls() func() time.Duration {
+	stop := make(chan struct{})
+	done := make(chan time.Duration)
+	go func() {
+		var worst time.Duration
+		for {
+			select {
+			case <-stop:
+				done <- worst
+				return
+			default:
+			}
+			start := time.Now()
+			time.Sleep(time.Millisecond)
+			worst = max(worst, time.Since(start)-time.Millisecond)
+		}
+	}()
+	return func() time.Duration {
+		close(stop)
+		return <-done
+	}
+}
