@@ -1,6 +1,7 @@
 package fetchlock
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"sync"
@@ -79,13 +80,21 @@ type lease struct {
 }
 
 // waiter is a Lock call waiting for the key. It is sent exactly one message, after which it is
-// off the queue: nil (the key changed: read it again) or the lease it has been handed.
+// off the queue.
 type waiter struct {
 	prev, next *waiter
 	queued     bool
-	ch         chan *lease // buffered 1, so senders never block
+	ch         chan wake // buffered 1, so senders never block
 	owner      *owner
 	leaseFor   time.Duration
+}
+
+// wake is the message a waiter gets: the lease it has been handed, the value a fill has just
+// written (filled), or neither: the key changed, read it again.
+type wake struct {
+	lease  *lease
+	filled bool
+	value  []byte // shared by every waiter of the fill: read-only
 }
 
 // owner tracks the leases of one client connection, to end them when it closes.
@@ -133,16 +142,62 @@ func (m *Manager) Lock(ctx context.Context, key []byte, req LockRequest) (LockRe
 	s := m.shard(key)
 	s.mu.Lock()
 	e := s.pin(key)
-	gen := e.gen
 	s.mu.Unlock()
-	defer m.unpin(e)
 
 	waited := false
-	for reads := 1; ; reads++ {
-		// Read again now that the entry is pinned: a change reported from here on bumps gen.
-		v, found, exp, err = m.read(ctx, key, req.Refresh)
+	for {
+		res, w, err := m.decide(ctx, e, key, req, o, deadline)
+		if err != nil || w == nil {
+			m.unpin(e)
+			return res, err
+		}
+		// From here e is no longer pinned for this call: whoever ends the wait unpins it.
+		if !waited {
+			waited = true
+			if m.stats.On() {
+				m.stats.FetchWaits.Inc()
+			}
+		}
+		msg, woken, err := m.wait(ctx, e, w, time.Until(deadline), req.Client)
+		switch {
+		case err != nil:
+			return LockResult{}, err
+		case !woken:
+			if m.stats.On() {
+				m.stats.FetchTimeouts.Inc()
+			}
+			return LockResult{Status: Timeout}, nil
+		case msg.lease != nil:
+			return LockResult{Status: Locked, Token: msg.lease.token}, nil
+		case msg.filled:
+			return LockResult{Status: Hit, Value: msg.value}, nil
+		}
+		// Woken by a write: most likely the key is there now, and reading it needs no lock.
+		v, found, exp, err := m.read(ctx, key, req.Refresh)
 		if err != nil {
 			return LockResult{}, err
+		}
+		if found && !nearExpiry(exp, req.Refresh) {
+			return LockResult{Status: Hit, Value: v}, nil
+		}
+		s.mu.Lock()
+		e = s.pin(key) // the entry may have been dropped meanwhile
+		s.mu.Unlock()
+	}
+}
+
+// decide reads the key with e pinned and settles the call under the shard lock: a result, or a
+// waiter queued on e (res is then unused). A change reported while the key was being read makes
+// it read again, so a decision never rests on a read older than the last reported change.
+func (m *Manager) decide(ctx context.Context, e *entry, key []byte, req LockRequest, o *owner, deadline time.Time) (LockResult, *waiter, error) {
+	s := e.sh
+	s.mu.Lock()
+	gen := e.gen
+	s.mu.Unlock()
+	for reads := 1; ; reads++ {
+		v, found, exp, err := m.read(ctx, key, req.Refresh)
+		if err != nil {
+			return LockResult{}, nil, err
 		}
 		s.mu.Lock()
 		if e.gen != gen && reads < maxRereads {
@@ -156,62 +211,40 @@ func (m *Manager) Lock(ctx context.Context, key []byte, req LockRequest) (LockRe
 		switch {
 		case found && (e.lease != nil || !nearExpiry(exp, req.Refresh)):
 			s.mu.Unlock()
-			return LockResult{Status: Hit, Value: v}, nil
+			return LockResult{Status: Hit, Value: v}, nil, nil
 		case found:
 			l := m.grant(e, req.Lease, o, true)
 			s.mu.Unlock()
-			return LockResult{Status: Refresh, Value: v, Token: l.token}, nil
+			return LockResult{Status: Refresh, Value: v, Token: l.token}, nil, nil
 		case e.lease == nil:
 			l := m.grant(e, req.Lease, o, false)
 			s.mu.Unlock()
-			return LockResult{Status: Locked, Token: l.token}, nil
-		}
-		remaining := time.Until(deadline)
-		if req.Timeout <= 0 || remaining <= 0 || m.closed() {
+			return LockResult{Status: Locked, Token: l.token}, nil, nil
+		case req.Timeout <= 0 || !time.Now().Before(deadline) || m.closed():
 			s.mu.Unlock()
 			if m.stats.On() {
 				m.stats.FetchTimeouts.Inc()
 			}
-			return LockResult{Status: Timeout}, nil
+			return LockResult{Status: Timeout}, nil, nil
 		}
-		w := &waiter{ch: make(chan *lease, 1), owner: o, leaseFor: req.Lease}
+		w := &waiter{ch: make(chan wake, 1), owner: o, leaseFor: req.Lease}
 		e.enqueue(w)
 		s.mu.Unlock()
-		if !waited {
-			waited = true
-			if m.stats.On() {
-				m.stats.FetchWaits.Inc()
-			}
-		}
-		l, woken, err := m.wait(ctx, e, w, remaining, req.Client)
-		switch {
-		case err != nil:
-			return LockResult{}, err
-		case l != nil:
-			return LockResult{Status: Locked, Token: l.token}, nil
-		case !woken:
-			if m.stats.On() {
-				m.stats.FetchTimeouts.Inc()
-			}
-			return LockResult{Status: Timeout}, nil
-		}
-		// The key changed: read it again.
-		s.mu.Lock()
-		gen = e.gen
-		s.mu.Unlock()
-		reads = 0
+		return LockResult{}, w, nil
 	}
 }
 
 // wait blocks until w is sent a message, d passes, ctx ends or the manager shuts down. It
-// returns the lease w was handed (nil if none) and whether a message arrived; err is ctx's error
-// when ctx ended, in which case a lease handed at that moment has been passed on.
-func (m *Manager) wait(ctx context.Context, e *entry, w *waiter, d time.Duration, c Client) (l *lease, woken bool, err error) {
+// returns the message and whether one arrived; err is ctx's error when ctx ended, in which case
+// a lease handed at that moment has been passed on. The waiter's pin on e is released when it
+// returns: by the sender of the message (so that a thousand woken waiters do not all take the
+// shard lock again), or here.
+func (m *Manager) wait(ctx context.Context, e *entry, w *waiter, d time.Duration, c Client) (msg wake, woken bool, err error) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	block := func() {
 		select {
-		case l = <-w.ch:
+		case msg = <-w.ch:
 			woken = true
 		case <-t.C:
 		case <-ctx.Done():
@@ -228,19 +261,21 @@ func (m *Manager) wait(ctx context.Context, e *entry, w *waiter, d time.Duration
 		s.mu.Lock()
 		if w.queued {
 			e.remove(w)
+			e.pins--
+			s.drop(e)
 			s.mu.Unlock()
-			return nil, false, ctx.Err()
+			return wake{}, false, ctx.Err()
 		}
 		s.mu.Unlock()
-		l, woken = <-w.ch, true // a message was sent just as the wait ended
+		msg, woken = <-w.ch, true // a message was sent just as the wait ended
 	}
 	if err := ctx.Err(); err != nil {
-		if l != nil {
-			m.releaseLease(l) // the client has gone: the next waiter gets it
+		if msg.lease != nil {
+			m.releaseLease(msg.lease) // the client has gone: the next waiter gets it
 		}
-		return nil, false, err
+		return wake{}, false, err
 	}
-	return l, woken, nil
+	return msg, woken, nil
 }
 
 // Fill implements FETCHFILL; see Leases.
@@ -292,7 +327,18 @@ func (m *Manager) Fill(ctx context.Context, key []byte, token Token, f FillReque
 		s.drop(e)
 		return ErrChanged
 	}
-	m.changed(e) // our own write: end the lease and wake the waiters to read it
+	// Our own write: end the lease and hand the waiters the value, unless it expired at once.
+	e.gen++
+	if e.lease != nil {
+		m.endLease(e.lease)
+	}
+	msg := wake{}
+	if e.head != nil && (f.ExpireAt == 0 || f.ExpireAt > time.Now().UnixMilli()) {
+		msg = wake{filled: true, value: bytes.Clone(f.Value)}
+	}
+	for w := e.dequeue(); w != nil; w = e.dequeue() {
+		e.send(w, msg)
+	}
 	s.drop(e)
 	return nil
 }
@@ -437,19 +483,24 @@ func (m *Manager) grant(e *entry, d time.Duration, o *owner, refresh bool) *leas
 // waiter (handOver) or wakes every waiter to read the key. The caller holds the shard lock.
 func (m *Manager) end(l *lease, handOver bool) {
 	e := l.e
-	e.lease = nil
-	l.timer.Stop()
-	if l.owner != nil {
-		l.owner.remove(l)
-	}
+	m.endLease(l)
 	if handOver {
 		if w := e.dequeue(); w != nil {
-			w.ch <- m.grant(e, w.leaseFor, w.owner, false)
+			e.send(w, wake{lease: m.grant(e, w.leaseFor, w.owner, false)})
 		}
 		return
 	}
 	for w := e.dequeue(); w != nil; w = e.dequeue() {
-		w.ch <- nil
+		e.send(w, wake{})
+	}
+}
+
+// endLease detaches l from its entry, timer and owner. The caller holds the shard lock.
+func (m *Manager) endLease(l *lease) {
+	l.e.lease = nil
+	l.timer.Stop()
+	if l.owner != nil {
+		l.owner.remove(l)
 	}
 }
 
@@ -462,7 +513,7 @@ func (m *Manager) changed(e *entry) {
 		return
 	}
 	for w := e.dequeue(); w != nil; w = e.dequeue() {
-		w.ch <- nil
+		e.send(w, wake{})
 	}
 }
 
@@ -564,6 +615,13 @@ func (s *shard) drop(e *entry) {
 		delete(s.keys, e.key)
 		s.n.Add(-1)
 	}
+}
+
+// send gives dequeued waiter w its message and releases its pin on e. The caller holds the
+// shard lock.
+func (e *entry) send(w *waiter, msg wake) {
+	e.pins--
+	w.ch <- msg
 }
 
 func (e *entry) enqueue(w *waiter) {

@@ -239,7 +239,11 @@ func (s *Server) serveConn(c *Conn) {
 					return
 				}
 			}
-			if err := c.rd.Fill(); err != nil {
+			fill := c.rd.Fill
+			if c.watching {
+				fill = c.collectWatch // the watcher left by Blocking is already reading
+			}
+			if err := fill(); err != nil {
 				if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrDeadlineExceeded) && !s.closing.Load() {
 					s.log.Debug("client read failed", "client", c.ID, "err", err)
 				}
@@ -249,7 +253,7 @@ func (s *Server) serveConn(c *Conn) {
 			continue
 		}
 		reply := s.handler.ServeRESP(c, args)
-		if c.peerGone { // seen by Blocking's watcher: nobody is left to read the reply
+		if c.peerGone.Load() { // seen by Blocking's watcher: nobody is left to read the reply
 			return
 		}
 		c.out = Append(c.out, reply, c.proto)
@@ -268,6 +272,9 @@ func (s *Server) serveConn(c *Conn) {
 func (s *Server) closeConn(c *Conn) {
 	c.cancel()
 	_ = c.nc.Close()
+	if c.watching {
+		_ = c.collectWatch() // Close ended its read
+	}
 	s.mu.Lock()
 	delete(s.clients, c)
 	s.mu.Unlock()
