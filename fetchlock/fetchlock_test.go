@@ -32,7 +32,7 @@ func stampede(t *testing.T, n int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := doLock(ctx, c, "hot", "TIMEOUT", 60000)
+			r := doLock(ctx, c, "hot", "TIMEOUT", 60000, "LEASE", 120000)
 			if r.status == "LOCKED" {
 				// Fill only once everybody else is waiting, to prove that they wait.
 				if !within(func() bool { return waiters(srv) == n-1 }) {
@@ -359,7 +359,7 @@ func TestRefreshUnderLoad(t *testing.T) {
 				return
 			}
 			for time.Now().Before(end) {
-				r := doLock(ctx, c, "hot", "REFRESH", 250, "TIMEOUT", 20000)
+				r := doLock(ctx, c, "hot", "REFRESH", 700, "TIMEOUT", 20000)
 				switch {
 				case r.err != nil || (r.status != "HIT" && r.status != "REFRESH"):
 					bad.Add(1)
@@ -372,7 +372,7 @@ func TestRefreshUnderLoad(t *testing.T) {
 					refreshes.Add(1)
 					// A slow fetch: the key expires before the fill, so readers then find it
 					// missing with the lease held, and wait for the fill instead of missing.
-					time.Sleep(300 * time.Millisecond)
+					time.Sleep(900 * time.Millisecond)
 					if msg := fill(c, "hot", r.token, "v2", "PX", 60000); msg != "" {
 						t.Errorf("refresh FETCHFILL: %s", msg)
 					}
@@ -382,15 +382,17 @@ func TestRefreshUnderLoad(t *testing.T) {
 						t.Errorf("HIT with %q", r.value)
 					}
 				}
-				time.Sleep(time.Millisecond)
+				time.Sleep(5 * time.Millisecond)
 			}
 		}()
 	}
 	ready.Wait()
-	if err := c.Set(ctx, "hot", "v1", 400*time.Millisecond).Err(); err != nil {
+	// The refresh window opens 300 ms after the SET; the key expires at 1 s, before the
+	// refresher (fetching for 900 ms) fills it; readers go on until 1.4 s.
+	if err := c.Set(ctx, "hot", "v1", time.Second).Err(); err != nil {
 		t.Fatal(err)
 	}
-	end = time.Now().Add(700 * time.Millisecond) // past the key's first expiry
+	end = time.Now().Add(1400 * time.Millisecond)
 	close(start)
 	wg.Wait()
 	if refreshes.Load() != 1 || bad.Load() != 0 {
@@ -588,4 +590,26 @@ func TestFillLatency(t *testing.T) {
 	t.Logf("%d rounds, %d waiters each, FETCHFILL sent -> last waiter's HIT: p50 %v  p99 %v  max %v",
 		rounds, n, pct(last, 0.50), pct(last, 0.99), last[len(last)-1])
 	t.Logf("FETCHFILL sent -> median waiter's HIT: p50 %v  p99 %v", pct(median, 0.50), pct(median, 0.99))
+}
+
+// Shutdown answers waiting callers TIMEOUT at once instead of holding the shutdown up.
+func TestShutdownWakesWaiters(t *testing.T) {
+	srv := node(t, nil)
+	c := client(t, srv, 12)
+	mustLock(t, c, "k", "LEASE", 120000)
+	results := make(chan reply, 10)
+	for range 10 {
+		go func() { results <- doLock(context.Background(), c, "k", "TIMEOUT", 120000) }()
+	}
+	eventually(t, "10 waiters", func() bool { return waiters(srv) == 10 })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	for _, r := range collect(t, results, 10) {
+		if r.status != "TIMEOUT" && r.err == nil {
+			t.Fatalf("waiter got %v at shutdown, want TIMEOUT (or the connection closed)", r)
+		}
+	}
 }

@@ -97,7 +97,7 @@ func fill(c redis.UniversalClient, key, token, value string, extra ...any) strin
 	return ""
 }
 
-// eventually polls cond until it holds or ten seconds pass; then it fails the test. Only for
+// eventually polls cond until it holds or 30 seconds pass; then it fails the test. Only for
 // the test's own goroutine: others use within.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
@@ -106,9 +106,9 @@ func eventually(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-// within polls cond until it holds (true) or ten seconds pass (false).
+// within polls cond until it holds (true) or 30 seconds pass (false).
 func within(cond func() bool) bool {
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			return false

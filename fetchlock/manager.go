@@ -41,7 +41,7 @@ type Manager struct {
 	maxPerClient int
 	shards       [shardCount]shard
 	owners       sync.Map      // Client -> *owner, for the clients that have used Lock
-	done         chan struct{} // closed by Shutdown: nobody waits any more
+	done         chan struct{} // closed by Shutdown: nobody starts waiting any more
 	shutdownOnce sync.Once
 }
 
@@ -90,11 +90,13 @@ type waiter struct {
 }
 
 // wake is the message a waiter gets: the lease it has been handed, the value a fill has just
-// written (filled), or neither: the key changed, read it again.
+// written (filled), the manager shutting down (closing: answer TIMEOUT), or none of these: the
+// key changed, read it again.
 type wake struct {
-	lease  *lease
-	filled bool
-	value  []byte // shared by every waiter of the fill: read-only
+	lease   *lease
+	filled  bool
+	closing bool
+	value   []byte // shared by every waiter of the fill: read-only
 }
 
 // owner tracks the leases of one client connection, to end them when it closes.
@@ -169,6 +171,11 @@ func (m *Manager) Lock(ctx context.Context, key []byte, req LockRequest) (LockRe
 			return LockResult{Status: Timeout}, nil
 		case msg.lease != nil:
 			return LockResult{Status: Locked, Token: msg.lease.token}, nil
+		case msg.closing:
+			if m.stats.On() {
+				m.stats.FetchTimeouts.Inc()
+			}
+			return LockResult{Status: Timeout}, nil
 		case msg.filled:
 			return LockResult{Status: Hit, Value: msg.value}, nil
 		}
@@ -248,7 +255,6 @@ func (m *Manager) wait(ctx context.Context, e *entry, w *waiter, d time.Duration
 			woken = true
 		case <-t.C:
 		case <-ctx.Done():
-		case <-m.done:
 		}
 	}
 	if c != nil {
@@ -427,6 +433,10 @@ func (m *Manager) Shutdown(context.Context) error {
 				if e.lease != nil {
 					e.lease.timer.Stop()
 				}
+				for w := e.dequeue(); w != nil; w = e.dequeue() {
+					e.send(w, wake{closing: true})
+				}
+				s.drop(e)
 			}
 			s.mu.Unlock()
 		}

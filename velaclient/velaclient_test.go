@@ -43,7 +43,7 @@ func TestGetOrFetchRunsFetchOnce(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			v, err := velaclient.GetOrFetch(context.Background(), c, "cold", fetch,
-				velaclient.Options{TTL: time.Minute, Timeout: 5 * time.Second})
+				velaclient.Options{TTL: time.Minute, Timeout: 8 * time.Second, Lease: 30 * time.Second})
 			if err != nil || string(v) != "from-db" {
 				t.Errorf("GetOrFetch = %q, %v", v, err)
 			}
