@@ -8,7 +8,9 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -539,6 +541,7 @@ func TestFillLatency(t *testing.T) {
 	}
 	last := make([]time.Duration, 0, rounds)   // fill sent -> last waiter's HIT
 	median := make([]time.Duration, 0, rounds) // fill sent -> median waiter's HIT
+	cpu := make([]time.Duration, 0, rounds)    // CPU time the process (server and waiters) used meanwhile
 	for round := range rounds {
 		key := "bench:" + strconv.Itoa(round)
 		token := mustLock(t, holder, key, "LEASE", 60000)
@@ -571,11 +574,13 @@ func TestFillLatency(t *testing.T) {
 			}()
 		}
 		eventually(t, "all waiters to queue", func() bool { return waiters(srv) == n })
+		cpu0 := cpuTime()
 		start := time.Now()
 		if msg := fill(holder, key, token, "value", "EX", 60); msg != "" {
 			t.Fatalf("FETCHFILL: %s", msg)
 		}
 		wg.Wait()
+		cpu = append(cpu, cpuTime()-cpu0)
 		lat := make([]time.Duration, n)
 		for i, at := range got {
 			lat[i] = at.Sub(start)
@@ -586,10 +591,16 @@ func TestFillLatency(t *testing.T) {
 	}
 	slices.Sort(last)
 	slices.Sort(median)
+	slices.Sort(cpu)
 	pct := func(d []time.Duration, p float64) time.Duration { return d[min(len(d)-1, int(float64(len(d))*p))] }
 	t.Logf("%d rounds, %d waiters each, FETCHFILL sent -> last waiter's HIT: p50 %v  p99 %v  max %v",
 		rounds, n, pct(last, 0.50), pct(last, 0.99), last[len(last)-1])
 	t.Logf("FETCHFILL sent -> median waiter's HIT: p50 %v  p99 %v", pct(median, 0.50), pct(median, 0.99))
+	t.Logf("CPU time (user+system, server and waiters together) from FETCHFILL to the last HIT: p50 %v  p99 %v",
+		pct(cpu, 0.50), pct(cpu, 0.99))
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		t.Logf("load average: %s", strings.TrimSpace(string(la)))
+	}
 }
 
 // Shutdown answers waiting callers TIMEOUT at once instead of holding the shutdown up.
@@ -612,4 +623,13 @@ func TestShutdownWakesWaiters(t *testing.T) {
 			t.Fatalf("waiter got %v at shutdown, want TIMEOUT (or the connection closed)", r)
 		}
 	}
+}
+
+// cpuTime returns the user and system CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
