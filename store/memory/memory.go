@@ -57,7 +57,7 @@ type shard struct {
 	mu    sync.RWMutex // guards slots, peak, ttlKeys and every entry in them
 	slots [numSlots / numShards]map[string]entry
 	// peak is the most entries each slot map has held since it was last rebuilt; Go maps never
-	// shrink, so the sweep rebuilds a slot map that has emptied far below its peak.
+	// shrink, so the sweep rebuilds a slot map that has emptied or fallen far below its peak.
 	peak    [numSlots / numShards]int32
 	ttlKeys int64        // entries with an expiry, so Len can skip shards that have none
 	count   atomic.Int64 // entries, live or expired-but-unswept
@@ -275,7 +275,8 @@ func (s *Store) Flush(_ context.Context) error {
 }
 
 // Sweep deletes expired entries one slot at a time, holding each shard's lock only for one slot,
-// and rebuilds slot maps that have shrunk far below their peak so the memory is given back.
+// and rebuilds slot maps that have emptied or shrunk far below their peak so the memory is given
+// back.
 func (s *Store) Sweep(ctx context.Context) (int, error) {
 	removed := 0
 	for slot := 0; slot < numSlots; slot++ {
@@ -294,7 +295,9 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 				removed++
 			}
 		}
-		if peak := sh.peak[local]; peak > 16 && int32(len(m)) < peak/4 {
+		// Go maps never shrink: a slot map that has emptied, or shrunk far below its peak, is
+		// replaced so that the memory its buckets held is given back.
+		if peak := sh.peak[local]; peak > 0 && (len(m) == 0 || (peak > 16 && int32(len(m)) < peak/4)) {
 			fresh := make(map[string]entry, len(m))
 			for k, e := range m {
 				fresh[k] = e
@@ -313,6 +316,16 @@ func (s *Store) Close() error {
 		return nil
 	}
 	return s.Flush(context.Background())
+}
+
+// Stored returns the number of entries the store holds, including expired ones that neither an
+// access nor the sweep has removed yet; Len counts only live keys.
+func (s *Store) Stored() int64 {
+	var n int64
+	for i := range s.shards {
+		n += s.shards[i].count.Load()
+	}
+	return n
 }
 
 // Expires returns the number of live keys with an expiry, for INFO's keyspace line.
