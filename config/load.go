@@ -91,7 +91,9 @@ func Load(args []string, environ []string, usage io.Writer) (Config, error) {
 	}
 
 	fs := flag.NewFlagSet("vela", flag.ContinueOnError)
-	fs.SetOutput(usage)
+	// The flag package prints the whole usage on any error; a bad flag must give one line, so
+	// usage is printed only for -h.
+	fs.SetOutput(io.Discard)
 	configPath := fs.String("config", "", "TOML configuration file")
 	flagValues := map[string]*string{}
 	for _, k := range keys {
@@ -106,6 +108,8 @@ func Load(args []string, environ []string, usage io.Writer) (Config, error) {
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(usage)
+			fs.Usage()
 			return c, err
 		}
 		return c, &Error{"", err.Error()}
