@@ -21,9 +21,17 @@
 //     Vela serves it because go-redis sends it.
 //   - CLIENT HELP, CONFIG HELP, COMMAND HELP are not generated: Redis's help lists subcommands
 //     Vela deliberately does not have.
+//   - CLIENT LIST TYPE normal lists this very connection: shape only. CLIENT LIST of other types
+//     and of unknown ids is empty on both and compared exactly.
 //   - DBSIZE is always preceded by EXISTS over the whole key space: Redis counts keys that have
 //     expired but not yet been reclaimed, and its reclaiming runs on its own clock; touching every
 //     key first makes both counts deterministic.
+//   - SCAN TYPE none is not generated: Redis 7.0 reports a key that has expired but is not yet
+//     reclaimed as type "none", so its answer depends on Redis's expiry clock.
+//   - Command and subcommand names never contain a NUL byte (arguments and options do): Redis
+//     finds a command in a hash table whose bucket comes from the whole name but whose key
+//     comparison (strcasecmp) stops at the NUL, so whether "get\x00x" runs GET depends on the
+//     random hash seed of that Redis process. Vela treats such a name as unknown.
 //
 // # Time
 //
