@@ -75,7 +75,7 @@ func FuzzExec(f *testing.F) {
 	node := commands.NewNode(st, commands.Config{MaxBulkLen: 1 << 20}, nil, nil)
 	ctx := &commands.Ctx{Node: node}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if st.Stored() > 10000 {
+		if keys, _ := st.Usage(); keys > 10000 {
 			node.Exec(ctx, [][]byte{[]byte("FLUSHALL")})
 		}
 		args := decodeArgs(data)

@@ -60,7 +60,15 @@ type Command struct {
 	// Subcommands, by lower-case name.
 	Subcommands map[string]*Command
 
-	calls atomic.Uint64 // times executed, for INFO commandstats and metrics
+	calls    atomic.Uint64 // times executed, for INFO commandstats and metrics
+	observer Observer      // receives each run's duration; set before serving (Table.Observe)
+}
+
+// Observer receives the duration in seconds of every run of one command; a
+// prometheus.Observer satisfies it. Observe is called on the connection goroutine, so it must
+// not block, and on the hot path, so it should not allocate.
+type Observer interface {
+	Observe(seconds float64)
 }
 
 // Calls returns how many times the command has run.
@@ -85,7 +93,30 @@ func (c *Command) Keys(args [][]byte) [][]byte {
 
 // Table maps command names to commands.
 type Table struct {
-	cmds map[string]*Command
+	cmds    map[string]*Command
+	observe func(cmd *Command) Observer // see Observe
+}
+
+// Observe makes every command, registered already or later, report its durations to the
+// Observer that fn returns for it (nil: none); fn runs once per command and subcommand, so the
+// hot path only calls a pre-resolved Observer. Call it during start-up, before serving.
+func (t *Table) Observe(fn func(cmd *Command) Observer) {
+	t.observe = fn
+	for _, cmd := range t.cmds {
+		t.attach(cmd)
+	}
+}
+
+func (t *Table) attach(cmd *Command) {
+	if t.observe == nil {
+		return
+	}
+	if cmd.Handler != nil {
+		cmd.observer = t.observe(cmd)
+	}
+	for _, sub := range cmd.Subcommands {
+		sub.observer = t.observe(sub)
+	}
 }
 
 // NewTable returns an empty table.
@@ -112,6 +143,7 @@ func (t *Table) Register(cmd *Command) {
 		}
 	}
 	t.cmds[cmd.Name] = cmd
+	t.attach(cmd)
 }
 
 // Lookup finds a command by name, ignoring case, without allocating.
