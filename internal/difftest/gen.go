@@ -35,6 +35,7 @@ type Step struct {
 	Closes bool
 }
 
+// String renders the request for failure messages, quoting binary bytes.
 func (s Step) String() string {
 	if s.Raw != nil {
 		return "raw " + strconv.Quote(string(s.Raw))

@@ -48,6 +48,7 @@ type Mismatch struct {
 	Disconnected bool     // a connection failed; the run stopped
 }
 
+// String renders the mismatch with both replies and the steps before it.
 func (m Mismatch) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "step %d: %s\n  redis: %s\n  vela:  %s", m.Index, m.Step, m.Redis, m.Vela)

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,7 +37,12 @@ func velaBinary(t *testing.T) string {
 		buildPath = filepath.Join(buildDir, "vela")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", buildPath, "github.com/vela-cache/vela")
+		goBin, err := exec.LookPath("go") // go test puts its own go first in PATH
+		if err != nil {
+			buildErr = err
+			return
+		}
+		cmd := exec.CommandContext(ctx, goBin, "build", "-o", buildPath, "github.com/vela-cache/vela")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = errors.New(err.Error() + ": " + string(out))
