@@ -150,3 +150,59 @@ func TestBlockingShutdown(t *testing.T) {
 		t.Fatal("waiting command not cancelled by Shutdown")
 	}
 }
+
+// After a blocking command, the watcher's pending read becomes the connection's next read: a
+// command sent after the reply is served, and the idle timeout applies again.
+func TestBlockingReadCarriesOver(t *testing.T) {
+	srv := resp.NewServer(resp.Config{Addr: "127.0.0.1:0", IdleTimeout: 300 * time.Millisecond},
+		resp.HandlerFunc(func(c *resp.Conn, args [][]byte) resp.Reply {
+			if strings.EqualFold(string(args[0]), "NAP") {
+				c.Blocking(func() { time.Sleep(10 * time.Millisecond) })
+				return resp.OK
+			}
+			return resp.Status("PONG")
+		}))
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve() }()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}()
+	nc, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	br := bufio.NewReader(nc)
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	expect := func(send, want string) {
+		t.Helper()
+		if _, err := nc.Write([]byte(send)); err != nil {
+			t.Fatal(err)
+		}
+		line, err := br.ReadString('\n')
+		if err != nil || strings.TrimRight(line, "\r\n") != want {
+			t.Fatalf("%q: got %q, %v; want %q", send, line, err, want)
+		}
+	}
+	for range 3 {
+		expect("NAP\r\n", "+OK")
+		time.Sleep(20 * time.Millisecond) // the reply is out; the watcher's read is pending
+		expect("PING\r\n", "+PONG")
+		expect("NAP\r\nNAP\r\n", "+OK") // the second wait reuses the pending watcher
+		if line, err := br.ReadString('\n'); err != nil || line != "+OK\r\n" {
+			t.Fatalf("second pipelined NAP: %q, %v", line, err)
+		}
+	}
+	// Idle now: the idle timeout closes the connection.
+	start := time.Now()
+	if _, err := br.ReadString('\n'); err == nil {
+		t.Fatal("read a reply nobody asked for")
+	}
+	if waited := time.Since(start); waited < 250*time.Millisecond || waited > 5*time.Second {
+		t.Fatalf("connection closed after %v idle, want about 300 ms", waited)
+	}
+}

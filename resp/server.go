@@ -239,11 +239,12 @@ func (s *Server) serveConn(c *Conn) {
 					return
 				}
 			}
-			fill := c.rd.Fill
 			if c.watching {
-				fill = c.collectWatch // the watcher left by Blocking is already reading
+				err = c.collectWatch() // the watcher left by Blocking is already reading
+			} else {
+				err = c.rd.Fill()
 			}
-			if err := fill(); err != nil {
+			if err != nil {
 				if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrDeadlineExceeded) && !s.closing.Load() {
 					s.log.Debug("client read failed", "client", c.ID, "err", err)
 				}
