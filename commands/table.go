@@ -178,12 +178,13 @@ func lowerInto(dst, s []byte) []byte {
 	return dst
 }
 
-// equalFold reports whether arg equals the lower-case word w, ignoring ASCII case.
+// equalFold reports whether arg equals the lower-case word w, ignoring ASCII case. Like Redis's
+// strcasecmp on an argument it reads arg as a C string: "nx\x00junk" equals "nx".
 func equalFold(arg []byte, w string) bool {
-	if len(arg) != len(w) {
+	if len(arg) < len(w) || (len(arg) > len(w) && arg[len(w)] != 0) {
 		return false
 	}
-	for i := 0; i < len(arg); i++ {
+	for i := 0; i < len(w); i++ {
 		c := arg[i]
 		if c >= 'A' && c <= 'Z' {
 			c += 'a' - 'A'

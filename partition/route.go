@@ -22,8 +22,11 @@ var _ commands.Router = (*Cluster)(nil)
 // Route implements commands.Router.
 func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) (resp.Reply, bool) {
 	if c.Peer {
-		// A peer sent this here to run here. Writes are copied on to the other holders.
-		if cl.cfg.Replicas > 1 && cmd.Flags&commands.FlagWrite != 0 && cmd.FirstKey > 0 && cmd.Flags&commands.FlagClusterWide == 0 {
+		// A peer sent this here to run here. Writes are copied on to the other holders (not
+		// blocking ones: FETCHLOCK writes nothing itself and must not hold the key's stripe
+		// while it waits).
+		if cl.cfg.Replicas > 1 && cmd.Flags&commands.FlagWrite != 0 && cmd.FirstKey > 0 &&
+			cmd.Flags&(commands.FlagClusterWide|commands.FlagBlocking) == 0 {
 			return cl.writeLocal(c, cl.view.Load(), cmd, args), true
 		}
 		return resp.Reply{}, false
@@ -132,6 +135,9 @@ func (cl *Cluster) routeReplicated(c *commands.Ctx, v *view, cmd *commands.Comma
 	}
 	if cmd.Flags&commands.FlagWrite != 0 {
 		if owners[0] == cl.self {
+			if cmd.Flags&commands.FlagBlocking != 0 {
+				return resp.Reply{}, false
+			}
 			return cl.writeLocal(c, v, cmd, args), true
 		}
 		return cl.forward(c, v, owners[0], args, cmd.Flags), true

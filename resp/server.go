@@ -240,7 +240,12 @@ func (s *Server) serveConn(c *Conn) {
 					return
 				}
 			}
-			if err := c.rd.Fill(); err != nil {
+			if c.watching {
+				err = c.collectWatch() // the watcher left by Blocking is already reading
+			} else {
+				err = c.rd.Fill()
+			}
+			if err != nil {
 				if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrDeadlineExceeded) && !s.closing.Load() {
 					s.log.Debug("client read failed", "client", c.ID, "err", err)
 				}
@@ -249,7 +254,11 @@ func (s *Server) serveConn(c *Conn) {
 			c.lastActive.Store(time.Now().UnixMilli())
 			continue
 		}
-		c.add(s.handler.ServeRESP(c, args))
+		reply := s.handler.ServeRESP(c, args)
+		if c.peerGone.Load() { // seen by Blocking's watcher: nobody is left to read the reply
+			return
+		}
+		c.add(reply)
 		if c.quit {
 			_ = c.flush()
 			return
@@ -265,6 +274,9 @@ func (s *Server) serveConn(c *Conn) {
 func (s *Server) closeConn(c *Conn) {
 	c.cancel()
 	_ = c.nc.Close()
+	if c.watching {
+		_ = c.collectWatch() // Close ended its read
+	}
 	s.mu.Lock()
 	delete(s.clients, c)
 	s.mu.Unlock()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/vela-cache/vela/commands"
 	"github.com/vela-cache/vela/config"
+	"github.com/vela-cache/vela/fetchlock"
 	"github.com/vela-cache/vela/metrics"
 	"github.com/vela-cache/vela/partition"
 	"github.com/vela-cache/vela/resp"
@@ -29,13 +30,14 @@ import (
 
 // Server is one running Vela node.
 type Server struct {
-	cfg   config.Config
-	log   *slog.Logger
-	store store.Store
-	stats *stats.Stats
-	node  *commands.Node
-	resp  *resp.Server
-	sweep *store.SweepLoop
+	cfg    config.Config
+	log    *slog.Logger
+	store  store.Store
+	stats  *stats.Stats
+	node   *commands.Node
+	leases *fetchlock.Manager
+	resp   *resp.Server
+	sweep  *store.SweepLoop
 	// cluster is the partitioned topology; nil for a local node.
 	cluster *partition.Cluster
 	// metrics serves /metrics, /healthz and /readyz; nil when metrics_listen is "".
@@ -75,6 +77,13 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 		MaxMemory:      cfg.MaxMemory,
 		EvictionPolicy: cfg.EvictionPolicy,
 	}, counters, log)
+	leases := fetchlock.New(fetchlock.Config{Store: st, Stats: counters})
+	node.Watch(leases)
+	fetchlock.Register(node, leases, fetchlock.CommandConfig{
+		NoWait:     !cfg.StampedeProtection,
+		Timeout:    cfg.StampedeTimeout,
+		DefaultTTL: cfg.DefaultTTL,
+	})
 	rs := resp.NewServer(resp.Config{
 		Addr:        cfg.Listen,
 		MaxClients:  cfg.MaxClients,
@@ -85,8 +94,8 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 		OnAccept:    counters.Connections.Inc,
 	}, node)
 	node.SetClients(rs)
-	s := &Server{cfg: cfg, log: log, store: st, stats: counters, node: node, resp: rs,
-		serveErr: make(chan error, 1)}
+	s := &Server{cfg: cfg, log: log, store: st, stats: counters, node: node, leases: leases,
+		resp: rs, serveErr: make(chan error, 1)}
 	if cfg.MetricsListen != "" {
 		s.metrics = metrics.New(node, log)
 		s.metrics.AddReadyCheck("node", func(context.Context) error {
@@ -200,6 +209,9 @@ func redisSettings(cfg config.Config) map[string]string {
 // Node returns the command node, for packages that add commands.
 func (s *Server) Node() *commands.Node { return s.node }
 
+// Leases returns the node's FETCHLOCK lease manager.
+func (s *Server) Leases() *fetchlock.Manager { return s.leases }
+
 // Metrics returns the node's telemetry, for packages that add collectors or readiness checks;
 // nil when metrics_listen is "".
 func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
@@ -274,6 +286,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			// Hand the keys over and say goodbye while the listener still serves (and forwards).
 			errs = append(errs, s.cluster.Leave(ctx))
 		}
+		// Wake FETCHLOCK waiters first (they answer TIMEOUT) so in-flight commands finish promptly.
+		errs = append(errs, s.leases.Shutdown(ctx))
 		errs = append(errs, s.resp.Shutdown(ctx))
 		if s.cluster != nil {
 			errs = append(errs, s.cluster.Shutdown(ctx))

@@ -44,13 +44,23 @@ func (h *header) tagged() bool { return h.klen&taggedBit != 0 }
 
 // keyOf returns the item's key, aliasing the item.
 func keyOf(p item) []byte {
-	return unsafe.Slice((*byte)(unsafe.Add(p, headerSize)), hdr(p).keyLen())
+	n := hdr(p).keyLen()
+	if n == 0 {
+		return unsafe.Slice((*byte)(p), 0) // see valueOf
+	}
+	return unsafe.Slice((*byte)(unsafe.Add(p, headerSize)), n)
 }
 
 // valueOf returns the item's value, aliasing the item. A zero-length value is a non-nil empty
-// slice, so callers can tell it from a missing one.
+// slice, so callers can tell it from a missing one. An empty key or value may end exactly where
+// the allocation ends; a pointer there would point at the next object in memory, which the
+// garbage collector would then mark (it crashes with "marked free object"), so empty slices
+// point at the start of the item instead.
 func valueOf(p item) []byte {
 	h := hdr(p)
+	if h.vlen == 0 {
+		return unsafe.Slice((*byte)(p), 0)
+	}
 	return unsafe.Slice((*byte)(unsafe.Add(p, headerSize+h.keyLen())), int(h.vlen))
 }
 

@@ -1,0 +1,83 @@
+package partition_test
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vela-cache/vela/internal/testnode"
+)
+
+// TestFetchLockClusterWide: callers on every node FETCHLOCK one missing key; the lease lives on
+// the key's owner, so exactly one of them in the whole cluster gets LOCKED, the others wait, and
+// the holder's FETCHFILL through its own node wakes them all with HIT.
+func TestFetchLockClusterWide(t *testing.T) {
+	nodes := testnode.StartCluster(t, 3, nil)
+	testnode.WaitConverged(t, 10*time.Second, nodes...)
+	ctx := context.Background()
+	// A key owned by node-3, so callers on node-1 and node-2 are forwarded.
+	var key string
+	for i := 0; ; i++ {
+		key = "lease:" + strconv.Itoa(i)
+		if nodes[0].Cluster().Owner([]byte(key)) == "node-3" {
+			break
+		}
+	}
+	const perNode = 4
+	type result struct {
+		status, value string
+		err           error
+	}
+	results := make(chan result, 3*perNode)
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		c := redis.NewClient(&redis.Options{Addr: n.Addr(), PoolSize: perNode + 2, ReadTimeout: 30 * time.Second, MaxRetries: -1})
+		t.Cleanup(func() { _ = c.Close() })
+		for w := 0; w < perNode; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				v, err := c.Do(ctx, "FETCHLOCK", key, "TIMEOUT", 20000, "LEASE", 30000).Slice()
+				if err != nil || len(v) < 2 {
+					results <- result{err: err}
+					return
+				}
+				status, _ := v[0].(string)
+				second, _ := v[1].(string)
+				if status == "LOCKED" {
+					// Fill once every other caller is waiting on the owner.
+					deadline := time.Now().Add(10 * time.Second)
+					for nodes[2].Node().Stats().FetchWaits.Load() < 3*perNode-1 && time.Now().Before(deadline) {
+						time.Sleep(10 * time.Millisecond)
+					}
+					if err := c.Do(ctx, "FETCHFILL", key, second, "filled", "EX", 60).Err(); err != nil {
+						t.Errorf("FETCHFILL through %s: %v", c.Options().Addr, err)
+					}
+				}
+				results <- result{status: status, value: second}
+			}()
+		}
+	}
+	wg.Wait()
+	close(results)
+	count := map[string]int{}
+	for r := range results {
+		if r.err != nil {
+			t.Fatalf("FETCHLOCK: %v", r.err)
+		}
+		count[r.status]++
+		if r.status == "HIT" && r.value != "filled" {
+			t.Fatalf("HIT with %q", r.value)
+		}
+	}
+	if count["LOCKED"] != 1 || count["HIT"] != 3*perNode-1 {
+		t.Fatalf("replies %v, want 1 LOCKED and %d HIT", count, 3*perNode-1)
+	}
+	if w := nodes[2].Node().Stats().FetchWaits.Load(); w < 3*perNode-1 {
+		t.Fatalf("the owner saw %d waits", w)
+	}
+}
