@@ -5,6 +5,7 @@
 package membership
 
 import (
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -93,6 +94,30 @@ type Config struct {
 	Log *slog.Logger
 }
 
+// resolveHost returns host as an IP address, looking a name up (memberlist advertises IPs
+// only; in a container the advertised address is usually the service's name). IPv4 is
+// preferred.
+func resolveHost(host string) (string, error) {
+	if ip := net.ParseIP(host); ip != nil {
+		return host, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+	if err != nil {
+		return "", err
+	}
+	if len(addrs) == 0 {
+		return "", fmt.Errorf("no address for %s", host)
+	}
+	for _, a := range addrs {
+		if a.IP.To4() != nil {
+			return a.IP.String(), nil
+		}
+	}
+	return addrs[0].IP.String(), nil
+}
+
 // SecretKey derives memberlist's 32-byte AES key from a passphrase.
 func SecretKey(secret string) []byte {
 	sum := sha256.Sum256([]byte("vela-gossip:" + secret))
@@ -169,7 +194,11 @@ func Start(cfg Config) (*Membership, error) {
 		if err != nil {
 			ah, ap = cfg.Advertise, ""
 		}
-		mc.AdvertiseAddr = ah
+		ip, err := resolveHost(ah)
+		if err != nil {
+			return nil, fmt.Errorf("membership: advertise address %q: %w", cfg.Advertise, err)
+		}
+		mc.AdvertiseAddr = ip
 		if ap != "" {
 			mc.AdvertisePort, _ = strconv.Atoi(ap)
 		}
@@ -236,17 +265,19 @@ func (m *Membership) Joined() bool { return m.joined.Load() }
 // "leaving" once they have announced a graceful leave), followed by the members lost to failure
 // ("dead") that are still being retried.
 func (m *Membership) Members() []Member {
-	var out []Member
-	for _, n := range m.ml.Members() {
-		out = append(out, member(n))
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	// From the member map the events keep, not memberlist's Members(): the nodes it returns are
+	// its own, which it goes on updating without a lock the caller could take.
 	m.mu.Lock()
+	out := make([]Member, 0, len(m.members))
+	for _, mem := range m.members {
+		out = append(out, mem)
+	}
 	var dead []Member
 	for name, l := range m.lost {
 		dead = append(dead, Member{Name: name, Gossip: l.gossip, State: "dead"})
 	}
 	m.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	sort.Slice(dead, func(i, j int) bool { return dead[i].Name < dead[j].Name })
 	return append(out, dead...)
 }

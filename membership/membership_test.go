@@ -43,7 +43,7 @@ func TestJoinRetryAndLeave(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Shutdown()
-	b, err := Start(Config{NodeName: "b", Bind: "127.0.0.1:0", RESP: "0.0.0.0:7002", Profile: ProfileLocal,
+	b, err := Start(Config{NodeName: "b", Bind: "127.0.0.1:0", RESP: "0.0.0.0:7002", Profile: ProfileLocal, Advertise: "localhost",
 		Secret: "s3cret", Join: []string{a.Self().Gossip}, OnChange: record("b"), RetryInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
