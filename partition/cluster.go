@@ -132,9 +132,10 @@ type Cluster struct {
 
 	kick     chan struct{} // wakes the rebalancer
 	stop     chan struct{}
-	wg       sync.WaitGroup
-	leaveMu  sync.Mutex // serialises Leave
-	left     bool       // Leave has run
+	wg       sync.WaitGroup // the rebalancer
+	bg       sync.WaitGroup // short-lived goroutines closing connections to departed members
+	leaveMu  sync.Mutex     // serialises Leave
+	left     bool           // Leave has run
 	shutOnce sync.Once
 	shutErr  error
 }
@@ -230,7 +231,11 @@ func (cl *Cluster) onChange(ev membership.Event) {
 	cl.membersMu.Unlock()
 	if ev.Kind == membership.Left || ev.Kind == membership.Failed {
 		if ev.Member.RESP != "" && ev.Member.Name != cl.self {
-			go cl.pool.Forget(ev.Member.RESP)
+			cl.bg.Add(1)
+			go func() { // Forget may wait for a dial in progress: not on memberlist's goroutine
+				defer cl.bg.Done()
+				cl.pool.Forget(ev.Member.RESP)
+			}()
 		}
 	}
 	select {
@@ -353,28 +358,14 @@ func (cl *Cluster) Shutdown(ctx context.Context) error {
 	cl.shutOnce.Do(func() {
 		err := cl.Leave(ctx)
 		cl.stopRebalancer()
-		cl.pool.Close()
 		if cl.ml != nil {
 			err = errors.Join(err, cl.ml.Shutdown())
 		}
+		cl.bg.Wait()
+		cl.pool.Close()
 		cl.shutErr = err
 	})
 	return cl.shutErr
-}
-
-// Kill stops gossip and peer traffic at once, without leaving or handing off: the closest an
-// in-process test node gets to a crash.
-func (cl *Cluster) Kill() {
-	cl.shutOnce.Do(func() {
-		cl.leaveMu.Lock()
-		cl.left = true
-		cl.leaveMu.Unlock()
-		cl.stopRebalancer()
-		if cl.ml != nil {
-			_ = cl.ml.Shutdown()
-		}
-		cl.pool.Close()
-	})
 }
 
 // checksum identifies a member list: equal on every node that agrees on the members.
