@@ -6,12 +6,14 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
+	"github.com/vela-cache/vela/config"
 	"github.com/vela-cache/vela/internal/testnode"
 	"github.com/vela-cache/vela/server"
 	"github.com/vela-cache/vela/store"
@@ -398,5 +400,34 @@ func TestReadsDuringJoin(t *testing.T) {
 	checkKeys(t, client(t, n3), n)
 	if got := nodes[0].Node().Stats().Forwards.Load() + nodes[1].Node().Stats().Forwards.Load(); got == 0 {
 		t.Fatal("no handoff traffic")
+	}
+}
+
+// TestPeerConnectionsSurviveIdleTimeout: with timeout set, client connections idle that long are
+// closed, but a peer's pooled connection is not, so forwards after a quiet spell do not fail.
+func TestPeerConnectionsSurviveIdleTimeout(t *testing.T) {
+	nodes := testnode.StartCluster(t, 2, func(_ int, cfg *config.Config) { cfg.Timeout = 200 * time.Millisecond })
+	testnode.WaitConverged(t, 10*time.Second, nodes...)
+	ctx := context.Background()
+	var key string
+	for i := 0; ; i++ {
+		if key = "idle:" + strconv.Itoa(i); nodes[0].Cluster().Owner([]byte(key)) == "node-2" {
+			break
+		}
+	}
+	c1 := client(t, nodes[0])
+	if err := c1.Set(ctx, key, "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until node-2 shows a connection idle for well past the timeout: the peer's.
+	c2 := client(t, nodes[1])
+	waitFor(t, 10*time.Second, "an idle peer connection on node-2", func() bool {
+		list, err := c2.ClientList(ctx).Result()
+		return err == nil && (strings.Contains(list, "idle=1 ") || strings.Contains(list, "idle=2 "))
+	})
+	for i := 0; i < 5; i++ {
+		if v, err := c1.Get(ctx, key).Result(); err != nil || v != "v" {
+			t.Fatalf("GET after an idle spell = %q, %v", v, err)
+		}
 	}
 }

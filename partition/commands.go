@@ -70,8 +70,11 @@ func (cl *Cluster) peerAuth(c *commands.Ctx, args [][]byte) (resp.Reply, error) 
 		return resp.Reply{}, commands.Error("ERR cluster: bad peer token (is cluster.secret the same on every member?)")
 	}
 	c.Peer = true
-	if cl.cfg.Secret != "" && c.Conn != nil {
-		c.Conn.SetAuthenticated()
+	if c.Conn != nil {
+		c.Conn.SetNoIdleTimeout()
+		if cl.cfg.Secret != "" {
+			c.Conn.SetAuthenticated()
+		}
 	}
 	return resp.OK, nil
 }

@@ -28,6 +28,7 @@ type Conn struct {
 	created time.Time
 	authed  bool
 	quit    bool
+	noIdle  bool // exempt from the idle timeout (a cluster peer's pooled connection)
 
 	// Replies still to come (forwarded commands), in order, with where they go in out and the
 	// protocol they were asked in; and the buffer the resolved output is assembled in.
@@ -88,6 +89,18 @@ func (c *Conn) Proto() int { return c.proto }
 func (c *Conn) SetProto(v int) {
 	c.proto = v
 	c.protoShared.Store(int32(v))
+}
+
+// SetNoIdleTimeout exempts the connection from the server's idle timeout: cluster peers keep
+// their pooled connections open however long they are idle.
+func (c *Conn) SetNoIdleTimeout() {
+	c.noIdle = true
+	if c.server.cfg.IdleTimeout > 0 {
+		_ = c.nc.SetReadDeadline(time.Time{}) // the one set while it waited for this command
+		if c.server.closing.Load() {          // Shutdown may have set its wake-up deadline just before
+			_ = c.nc.SetReadDeadline(time.Now())
+		}
+	}
 }
 
 // Quit makes the connection close once the current reply is written.

@@ -234,7 +234,7 @@ func (s *Server) serveConn(c *Conn) {
 			if c.flush() != nil || c.quit || s.closing.Load() {
 				return
 			}
-			if s.cfg.IdleTimeout > 0 {
+			if s.cfg.IdleTimeout > 0 && !c.noIdle {
 				_ = c.nc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 				if s.closing.Load() { // Shutdown may have set its deadline just before ours
 					return
