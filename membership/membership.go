@@ -449,7 +449,7 @@ func (w logWriter) Write(p []byte) (int, error) {
 	case strings.Contains(line, "[WARN]"):
 		level = slog.LevelDebug // probes of a dead peer warn constantly; the events say it once
 	}
-	w.log.Log(nil, level, "memberlist", "msg", line) //nolint:staticcheck // no context here
+	w.log.Log(context.Background(), level, "memberlist", "msg", line)
 	return len(p), nil
 }
 
