@@ -17,6 +17,7 @@ import (
 	"github.com/vela-cache/vela/resp"
 	"github.com/vela-cache/vela/stats"
 	"github.com/vela-cache/vela/store"
+	"github.com/vela-cache/vela/store/disk"
 	"github.com/vela-cache/vela/store/memory"
 )
 
@@ -74,6 +75,12 @@ func openStore(cfg config.Config) (store.Store, error) {
 	switch cfg.Store.Type {
 	case "memory":
 		return memory.New(memory.Config{MaxValueLen: cfg.ProtoMaxBulkLen}), nil
+	case "disk":
+		st, err := disk.Open(disk.Config{Path: cfg.Store.DiskPath, MaxValueLen: cfg.ProtoMaxBulkLen})
+		if err != nil {
+			return nil, &config.Error{Key: "store.disk.path", Msg: err.Error()}
+		}
+		return st, nil
 	}
 	return nil, &config.Error{Key: "store.type", Msg: fmt.Sprintf("%q is not available in this build", cfg.Store.Type)}
 }
