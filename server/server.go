@@ -19,6 +19,7 @@ import (
 	"github.com/vela-cache/vela/store"
 	"github.com/vela-cache/vela/store/disk"
 	"github.com/vela-cache/vela/store/memory"
+	"github.com/vela-cache/vela/store/redisstore"
 )
 
 // Server is one running Vela node.
@@ -41,7 +42,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	st, err := openStore(cfg)
+	st, err := openStore(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +72,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		serveErr: make(chan error, 1)}, nil
 }
 
-func openStore(cfg config.Config) (store.Store, error) {
+func openStore(cfg config.Config, log *slog.Logger) (store.Store, error) {
 	switch cfg.Store.Type {
 	case "memory":
 		return memory.New(memory.Config{MaxValueLen: cfg.ProtoMaxBulkLen}), nil
@@ -79,6 +80,12 @@ func openStore(cfg config.Config) (store.Store, error) {
 		st, err := disk.Open(disk.Config{Path: cfg.Store.DiskPath, MaxValueLen: cfg.ProtoMaxBulkLen})
 		if err != nil {
 			return nil, &config.Error{Key: "store.disk.path", Msg: err.Error()}
+		}
+		return st, nil
+	case "redis":
+		st, err := redisstore.Open(redisstore.Config{URL: cfg.Store.RedisURL, Logger: log})
+		if err != nil {
+			return nil, &config.Error{Key: "store.redis.url", Msg: err.Error()}
 		}
 		return st, nil
 	}

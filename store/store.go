@@ -153,6 +153,13 @@ type Result struct {
 	ExpireAt int64
 }
 
+// ServerError is an error reply from a server behind a store (an external Redis) that has no
+// sentinel below, such as WRONGTYPE for a key another Redis client made a list. Its text is the
+// complete reply, prefix included, and reaches the client verbatim.
+type ServerError string
+
+func (e ServerError) Error() string { return string(e) }
+
 // Errors every store reports for the same conditions. Command code maps them to Redis's texts.
 var (
 	// ErrNotInteger: the value is not an integer or out of range.
