@@ -39,6 +39,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -111,7 +112,7 @@ func Open(cfg Config) (*Store, error) {
 	case "single":
 		o := t.single
 		o.MaxRetries, o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = -1, dial, rw, rw, s.timeout
-		o.ContextTimeoutEnabled, o.PoolSize = true, pool
+		o.ContextTimeoutEnabled, o.PoolSize, o.DialerRetries = true, pool, 1
 		s.c = redis.NewClient(o)
 		mo := *o
 		mo.DB, mo.PoolSize = t.metaDB, 4
@@ -119,7 +120,7 @@ func Open(cfg Config) (*Store, error) {
 	case "sentinel":
 		o := t.failover
 		o.MaxRetries, o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = -1, dial, rw, rw, s.timeout
-		o.ContextTimeoutEnabled, o.PoolSize = true, pool
+		o.ContextTimeoutEnabled, o.PoolSize, o.DialerRetries = true, pool, 1
 		s.c = redis.NewFailoverClient(o)
 		mo := *o
 		mo.DB, mo.PoolSize = t.metaDB, 4
@@ -127,7 +128,7 @@ func Open(cfg Config) (*Store, error) {
 	case "cluster":
 		o := t.cluster
 		o.MaxRetries, o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = -1, dial, rw, rw, s.timeout
-		o.ContextTimeoutEnabled, o.PoolSize = true, pool
+		o.ContextTimeoutEnabled, o.PoolSize, o.DialerRetries = true, pool, 1
 		s.cluster = redis.NewClusterClient(o)
 		s.c = s.cluster
 	}
@@ -554,7 +555,7 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 				break
 			}
 			var n int64
-			n, err = scriptCleanTag.Run(cctx, s.meta, []string{tk}).Int64()
+			n, err = scriptCleanTag.Run(cctx, s.meta, []string{tk}, s.metaDB, s.userDB).Int64()
 			cleaned += int(n)
 		}
 		cancel()
@@ -626,7 +627,9 @@ func (s *Store) mapErr(ctx context.Context, err error) error {
 		}
 		return store.ServerError(msg)
 	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) ||
+		(errors.As(err, &ne) && ne.Timeout()) {
 		return fmt.Errorf("redis store: no reply from Redis within %v", s.timeout)
 	}
 	if errors.Is(err, redis.ErrClosed) {

@@ -150,13 +150,21 @@ end
 return out
 `)
 
-// scriptCleanTag runs in the meta database: KEYS[1] a tag set. It drops members that no longer
-// carry the tag and returns how many.
-var scriptCleanTag = redis.NewScript(`
+// scriptCleanTag runs in the meta database: KEYS[1] a tag set; ARGV meta, user database. It
+// drops members that no longer carry the tag, and the tag records of keys that no longer exist
+// (deleted by a client writing to Redis directly), and returns how many members it dropped.
+var scriptCleanTag = redis.NewScript(luaDropTags + `
 local tag = string.sub(KEYS[1], 3)
 local n = 0
 for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if redis.call('SISMEMBER', 'k:' .. k, tag) == 0 then
+  redis.call('SELECT', ARGV[2])
+  local exists = redis.call('EXISTS', k)
+  redis.call('SELECT', ARGV[1])
+  if exists == 0 then
+    droptags(k)
+    redis.call('SREM', KEYS[1], k)
+    n = n + 1
+  elseif redis.call('SISMEMBER', 'k:' .. k, tag) == 0 then
     redis.call('SREM', KEYS[1], k)
     n = n + 1
   end
