@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# GET/SET throughput of Vela (memory store, local topology) beside redis-server, same machine,
+# same run: redis-benchmark with 50 clients, pipeline 1 and 16, 64-byte and 1 KiB values.
+# Prints requests per second for each and the ratio Vela/Redis.
+#
+# Usage: bench/getset.sh [requests-per-cell]   (default 200000)
+# Environment: VELA_BENCH_ARGS adds flags to the Vela command line (e.g. "-stats_enabled=false").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-200000}
+out=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$out"' EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+RPORT=$(free_port); VPORT=$(free_port)
+
+go build -o "$out/vela" .
+redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no --logfile "$out/redis.log" &
+"$out/vela" -listen "127.0.0.1:$VPORT" -metrics_listen "" -log_level warn ${VELA_BENCH_ARGS:-} 2>"$out/vela.log" &
+for p in "$RPORT" "$VPORT"; do
+  for _ in $(seq 50); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
+done
+
+rps() { # port test pipeline size
+  redis-benchmark -p "$1" -t "$2" -c 50 -P "$3" -d "$4" -n "$N" -r 100000 -q --csv 2>/dev/null |
+    awk -F'","' 'NR>1 {gsub(/"/,"",$2); print $2; exit}'
+}
+
+printf '%-4s %-5s %-6s %12s %12s %7s\n' test pipe value redis_rps vela_rps ratio
+for t in set get; do
+  for p in 1 16; do
+    for d in 64 1024; do
+      r=$(rps "$RPORT" "$t" "$p" "$d")
+      v=$(rps "$VPORT" "$t" "$p" "$d")
+      ratio=$(awk -v a="$v" -v b="$r" 'BEGIN { if (b > 0) printf "%.2f", a/b; else print "n/a" }')
+      printf '%-4s %-5s %-6s %12s %12s %7s\n' "$t" "$p" "$d" "$r" "$v" "$ratio"
+    done
+  done
+done
