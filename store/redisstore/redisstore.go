@@ -18,13 +18,22 @@
 // # Tags
 //
 // Tags live in Redis, in the meta database (a separate database, so KEYS, SCAN and DBSIZE show
-// only user keys): "t:<tag>" is the set of keys under a tag, "k:<key>" the set of a key's tags,
-// carrying the key's own expiry. Every write that replaces, deletes or re-times a key runs as one
-// Lua script that also updates the bookkeeping, so several Vela nodes sharing the Redis agree, and
-// TAGINVALIDATE is one script too. A tag set may keep a key that expired or was overwritten by a
-// client writing to Redis directly; such members are dropped when the tag is invalidated and by
-// the periodic sweep, so none stays forever. Redis Cluster has only database 0, so there the
-// store runs without tags (SET … TAGS and TAGINVALIDATE are refused).
+// only user keys): "t:<tag>" is the set of keys under a tag, "k:<key>" the set of a key's tags
+// and "f:<key>" the SHA-1 of the value the key had when it was tagged. A key carries its tags
+// only while its value still has that fingerprint, which lets every write without TAGS stay the
+// plain Redis command (a plain SET costs what it costs on Redis): SET … TAGS, DEL, INCR/APPEND
+// (which move the fingerprint to the new value) and TAGINVALIDATE are Lua scripts that keep the
+// bookkeeping in step atomically, so several Vela nodes sharing the Redis agree. Stale entries
+// (keys overwritten, expired or deleted, also by clients writing to Redis directly) are dropped
+// when their tag is invalidated and by the periodic sweep, so none stays forever.
+//
+// One difference from the memory and disk stores follows: a write without TAGS that stores
+// exactly the value the key already had, or a key that expires and is re-created with exactly its
+// old value, keeps the old tags. The only effect is that TAGINVALIDATE may delete such a key,
+// which a cache can always afford.
+//
+// Redis Cluster has only database 0, so there the store runs without tags (SET … TAGS and
+// TAGINVALIDATE are refused).
 //
 // # Failures
 //
@@ -271,79 +280,39 @@ func (s *Store) do(ctx context.Context, k string, op *store.Op) (store.Result, e
 		return res, nil
 
 	case store.IncrBy:
-		var n int64
-		var err error
-		if op.ExpireAt != 0 {
-			n, err = scriptNewTTL.Run(ctx, s.c, keys, "INCRBY", op.Delta, op.ExpireAt).Int64()
-		} else {
-			n, err = s.c.IncrBy(ctx, k, op.Delta).Result()
-		}
+		n, err := s.update(ctx, k, "INCRBY", op.Delta, op.ExpireAt).Int64()
 		res.Int = n
 		return res, err
 
 	case store.IncrByFloat:
-		var v string
-		var err error
-		if op.ExpireAt != 0 {
-			v, err = scriptNewTTL.Run(ctx, s.c, keys, "INCRBYFLOAT", op.Value, op.ExpireAt).Text()
-		} else {
-			v, err = s.c.Do(ctx, "incrbyfloat", k, op.Value).Text()
-		}
+		v, err := s.update(ctx, k, "INCRBYFLOAT", op.Value, op.ExpireAt).Text()
 		res.Value = []byte(v)
 		return res, err
 
 	case store.Append:
-		var n int64
-		var err error
-		if op.ExpireAt != 0 {
-			n, err = scriptNewTTL.Run(ctx, s.c, keys, "APPEND", op.Value, op.ExpireAt).Int64()
-		} else {
-			n, err = s.c.Do(ctx, "append", k, op.Value).Int64()
-		}
+		n, err := s.update(ctx, k, "APPEND", op.Value, op.ExpireAt).Int64()
 		res.Int = n
 		return res, err
 
 	case store.Expire:
-		conds := condArgs(op.Cond)
-		var n int64
-		var err error
-		if s.metaDB == "" {
-			args := append([]any{"pexpireat", k, op.ExpireAt}, conds...)
-			n, err = s.c.Do(ctx, args...).Int64()
-		} else {
-			args := append([]any{s.metaDB, op.ExpireAt}, conds...)
-			n, err = scriptExpire.Run(ctx, s.c, keys, args...).Int64()
-		}
+		args := append([]any{"pexpireat", k, op.ExpireAt}, condArgs(op.Cond)...)
+		n, err := s.c.Do(ctx, args...).Int64()
 		res.Found, res.Done = n == 1, n == 1
 		return res, err
 
 	case store.Persist:
-		var n int64
-		var err error
-		if s.metaDB == "" {
-			n, err = s.c.Do(ctx, "persist", k).Int64()
-		} else {
-			n, err = scriptPersist.Run(ctx, s.c, keys, s.metaDB).Int64()
-		}
+		n, err := s.c.Do(ctx, "persist", k).Int64()
 		res.Found, res.Done = n == 1, n == 1
 		return res, err
 
 	case store.GetEx:
-		mode := "PXAT"
+		var cmd *redis.Cmd
 		if op.TTL == store.TTLClear {
-			mode = "PERSIST"
-		}
-		var v string
-		var err error
-		if s.metaDB == "" {
-			if mode == "PERSIST" {
-				v, err = s.c.Do(ctx, "getex", k, "persist").Text()
-			} else {
-				v, err = s.c.Do(ctx, "getex", k, "pxat", op.ExpireAt).Text()
-			}
+			cmd = s.c.Do(ctx, "getex", k, "persist")
 		} else {
-			v, err = scriptGetEx.Run(ctx, s.c, keys, s.metaDB, mode, op.ExpireAt).Text()
+			cmd = s.c.Do(ctx, "getex", k, "pxat", op.ExpireAt)
 		}
+		v, err := cmd.Text()
 		if errors.Is(err, redis.Nil) {
 			return res, nil
 		}
@@ -353,7 +322,20 @@ func (s *Store) do(ctx context.Context, k string, op *store.Op) (store.Result, e
 	return res, fmt.Errorf("redis store: unknown op kind %d", op.Kind)
 }
 
-// set runs a Set: a plain SET in cluster mode, otherwise the script that also replaces the tags.
+// update runs INCRBY, INCRBYFLOAT or APPEND. A default TTL (expireAt) applies only to a key the
+// command creates, and a tagged key's fingerprint follows its new value, so both need a script;
+// in cluster mode (no tags) a plain command does when there is no default TTL.
+func (s *Store) update(ctx context.Context, k, cmd string, arg any, expireAt int64) *redis.Cmd {
+	switch {
+	case s.metaDB != "":
+		return scriptUpdate.Run(ctx, s.c, []string{k}, s.metaDB, cmd, arg, expireAt)
+	case expireAt != 0:
+		return scriptNewTTL.Run(ctx, s.c, []string{k}, cmd, arg, expireAt)
+	}
+	return s.c.Do(ctx, cmd, k, arg)
+}
+
+// set runs a Set: a plain SET, or with tags the script that also records them.
 func (s *Store) set(ctx context.Context, k string, op *store.Op) (store.Result, error) {
 	var res store.Result
 	cond := ""
@@ -370,77 +352,98 @@ func (s *Store) set(ctx context.Context, k string, op *store.Op) (store.Result, 
 	case op.ExpireAt != 0:
 		ttl = "PXAT"
 	}
-	if s.metaDB == "" {
-		if len(op.Tags) > 0 {
+	if len(op.Tags) > 0 {
+		if s.metaDB == "" {
 			return res, ErrNoTags
 		}
-		args := []any{"set", k, op.Value}
-		if cond != "" {
-			args = append(args, cond)
+		args := make([]any, 0, 6+len(op.Tags))
+		args = append(args, s.metaDB, op.Value, cond, boolArg(op.ReturnOld), ttl, op.ExpireAt)
+		for _, t := range op.Tags {
+			args = append(args, t)
 		}
-		if op.ReturnOld {
-			args = append(args, "get")
-		}
-		switch ttl {
-		case "PXAT":
-			args = append(args, "pxat", op.ExpireAt)
-		case "KEEPTTL":
-			args = append(args, "keepttl")
-		}
-		v, err := s.c.Do(ctx, args...).Result()
-		if errors.Is(err, redis.Nil) {
-			err, v = nil, nil
-		}
+		v, err := scriptSet.Run(ctx, s.c, []string{k}, args...).Slice()
 		if err != nil {
 			return res, err
 		}
-		if op.ReturnOld {
-			if sv, ok := v.(string); ok {
+		if len(v) > 0 {
+			n, _ := v[0].(int64)
+			res.Done = n == 1
+		}
+		if len(v) > 1 {
+			if sv, ok := v[1].(string); ok {
 				res.Found, res.Value = true, []byte(sv)
 			}
-			res.Done = (cond == "NX" && !res.Found) || (cond == "XX" && res.Found) || cond == ""
-		} else {
-			res.Done = v != nil
 		}
 		return res, nil
 	}
-	args := make([]any, 0, 6+len(op.Tags))
-	args = append(args, s.metaDB, op.Value, cond, boolArg(op.ReturnOld), ttl, op.ExpireAt)
-	for _, t := range op.Tags {
-		args = append(args, t)
+	args := make([]any, 3, 7)
+	args[0], args[1], args[2] = "set", k, op.Value
+	if cond != "" {
+		args = append(args, cond)
 	}
-	v, err := scriptSet.Run(ctx, s.c, []string{k}, args...).Slice()
+	if op.ReturnOld {
+		args = append(args, "get")
+	}
+	switch ttl {
+	case "PXAT":
+		args = append(args, "pxat", op.ExpireAt)
+	case "KEEPTTL":
+		args = append(args, "keepttl")
+	}
+	v, err := s.c.Do(ctx, args...).Result()
+	if errors.Is(err, redis.Nil) {
+		err, v = nil, nil
+	}
 	if err != nil {
 		return res, err
 	}
-	if len(v) > 0 {
-		n, _ := v[0].(int64)
-		res.Done = n == 1
-	}
-	if len(v) > 1 {
-		if sv, ok := v[1].(string); ok {
+	if op.ReturnOld {
+		if sv, ok := v.(string); ok {
 			res.Found, res.Value = true, []byte(sv)
 		}
+		res.Done = (cond == "NX" && !res.Found) || (cond == "XX" && res.Found) || cond == ""
+	} else {
+		res.Done = v != nil
 	}
 	return res, nil
 }
 
-// SetMulti writes every pair in one script (MSET/MSETNX semantics, with the expiry and with the
-// keys' tags dropped). In cluster mode the keys must share a hash slot, as for Redis's MSET.
+// SetMulti is MSET or MSETNX (a script when there is an expiry). The keys lose their tags as with
+// any plain write (their fingerprints no longer match). In cluster mode the keys must share a
+// hash slot, as for Redis's MSET.
 func (s *Store) SetMulti(ctx context.Context, pairs []store.KV, expireAt int64, onlyIfNoneExist bool) (bool, error) {
 	if s.closed.Load() {
 		return false, store.ErrClosed
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	keys := make([]string, len(pairs))
-	args := make([]any, 0, 3+len(pairs))
-	args = append(args, s.metaDB, boolArg(onlyIfNoneExist), expireAt)
-	for i, kv := range pairs {
-		keys[i] = string(kv.Key)
-		args = append(args, kv.Value)
+	var n int64
+	var err error
+	if expireAt != 0 {
+		keys := make([]string, len(pairs))
+		args := make([]any, 0, 2+len(pairs))
+		args = append(args, boolArg(onlyIfNoneExist), expireAt)
+		for i, kv := range pairs {
+			keys[i] = string(kv.Key)
+			args = append(args, kv.Value)
+		}
+		n, err = scriptMSet.Run(ctx, s.c, keys, args...).Int64()
+	} else {
+		args := make([]any, 0, 1+2*len(pairs))
+		args = append(args, "mset")
+		if onlyIfNoneExist {
+			args[0] = "msetnx"
+		}
+		for _, kv := range pairs {
+			args = append(args, string(kv.Key), kv.Value)
+		}
+		var v any
+		v, err = s.c.Do(ctx, args...).Result()
+		n = 1
+		if nv, ok := v.(int64); ok {
+			n = nv
+		}
 	}
-	n, err := scriptMSet.Run(ctx, s.c, keys, args...).Int64()
 	if err != nil {
 		return false, s.mapErr(ctx, err)
 	}

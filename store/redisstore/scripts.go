@@ -3,35 +3,37 @@ package redisstore
 import "github.com/redis/go-redis/v9"
 
 // Tag bookkeeping lives in the meta database (see the package comment): "t:<tag>" is the set of
-// keys under a tag, "k:<key>" the set of a key's tags, with the key's own expiry so both vanish at
-// the same millisecond. Every script that ends or changes a key's life keeps "k:<key>" in step,
-// inside the script, so no other client can interleave.
+// keys under a tag, "k:<key>" the set of a key's tags and "f:<key>" the SHA-1 of the value the
+// key had when it was tagged (or last changed through Vela by INCR, APPEND…). A key carries its
+// tags only while its value still has that fingerprint, so a plain SET, which Vela sends to Redis
+// as a plain SET for speed, ends the tags without touching the bookkeeping; the stale entries are
+// dropped by TAGINVALIDATE and the sweep.
 
-// luaDropTags removes k from all its tag sets and deletes its tag record. The meta database must
-// be selected.
+// luaDropTags defines droptags, which removes k from all its tag sets and deletes its records
+// (the meta database must be selected), and tagstate, which says whether k carries tag: 2 yes,
+// 1 the tag is not among k's tags, 0 k's records are stale (k is gone or its value changed
+// behind Vela). tagstate leaves the meta database selected.
 const luaDropTags = `
 local function droptags(k)
   local rk = 'k:' .. k
   local tags = redis.call('SMEMBERS', rk)
   for _, t in ipairs(tags) do redis.call('SREM', 't:' .. t, k) end
-  if #tags > 0 then redis.call('DEL', rk) end
+  redis.call('DEL', rk, 'f:' .. k)
 end
-`
-
-// luaFollowTTL gives k's tag record k's current expiry (or drops it if k is gone).
-const luaFollowTTL = luaDropTags + `
-local function followttl(k, meta)
-  local at = redis.call('PEXPIRETIME', k)
+local function tagstate(k, tag, meta, user)
   redis.call('SELECT', meta)
-  local rk = 'k:' .. k
-  if at == -2 then droptags(k)
-  elseif at == -1 then redis.call('PERSIST', rk)
-  else redis.call('PEXPIREAT', rk, at) end
+  if redis.call('SISMEMBER', 'k:' .. k, tag) == 0 then return 1 end
+  local fp = redis.call('GET', 'f:' .. k)
+  redis.call('SELECT', user)
+  local ok, v = pcall(redis.call, 'GET', k)
+  redis.call('SELECT', meta)
+  if ok and v ~= false and fp == redis.sha1hex(v) then return 2 end
+  return 0
 end
 `
 
-// scriptSet: KEYS[1] key; ARGV meta, value, cond (NX|XX|""), get (1|0), ttl (PXAT|KEEPTTL|""),
-// pxat, tags… Returns {done(1|0)} or, with get, {done, old value or nil}.
+// scriptSet (SET … TAGS): KEYS[1] key; ARGV meta, value, cond (NX|XX|""), get (1|0),
+// ttl (PXAT|KEEPTTL|""), pxat, tags… Returns {done(1|0), old value or nil}.
 var scriptSet = redis.NewScript(luaDropTags + `
 local args = {KEYS[1], ARGV[2]}
 if ARGV[3] ~= '' then args[#args+1] = ARGV[3] end
@@ -46,16 +48,16 @@ else
   done = (r ~= false)
 end
 if not done then return {0, r} end
-local at = redis.call('PEXPIRETIME', KEYS[1])
+local live = redis.call('EXISTS', KEYS[1])
 redis.call('SELECT', ARGV[1])
 droptags(KEYS[1])
-if #ARGV >= 7 and at ~= -2 then
+if live == 1 then
   local rk = 'k:' .. KEYS[1]
   for i = 7, #ARGV do
     redis.call('SADD', 't:' .. ARGV[i], KEYS[1])
     redis.call('SADD', rk, ARGV[i])
   end
-  if at > 0 then redis.call('PEXPIREAT', rk, at) end
+  redis.call('SET', 'f:' .. KEYS[1], redis.sha1hex(ARGV[2]))
 end
 return {1, r}
 `)
@@ -71,31 +73,26 @@ end
 return r
 `)
 
-// scriptExpire: KEYS[1] key; ARGV meta, pxat, conditions… Returns PEXPIREAT's reply.
-var scriptExpire = redis.NewScript(luaFollowTTL + `
-local r = redis.call('PEXPIREAT', KEYS[1], ARGV[2], unpack(ARGV, 3))
-if r == 1 then followttl(KEYS[1], ARGV[1]) end
+// scriptUpdate: KEYS[1] key; ARGV meta, command (INCRBY|INCRBYFLOAT|APPEND), argument, pxat
+// ("0": none). Runs the command, gives the key the expiry if the command created it (a default
+// TTL), and moves a tagged key's fingerprint to its new value so that it keeps its tags.
+var scriptUpdate = redis.NewScript(`
+local existed = redis.call('EXISTS', KEYS[1])
+local r = redis.call(ARGV[2], KEYS[1], ARGV[3])
+if existed == 0 then
+  if ARGV[4] ~= '0' then redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end
+  return r
+end
+local v = redis.call('GET', KEYS[1])
+redis.call('SELECT', ARGV[1])
+if redis.call('EXISTS', 'f:' .. KEYS[1]) == 1 then
+  redis.call('SET', 'f:' .. KEYS[1], redis.sha1hex(v))
+end
 return r
 `)
 
-// scriptPersist: KEYS[1] key; ARGV meta. Returns PERSIST's reply.
-var scriptPersist = redis.NewScript(luaFollowTTL + `
-local r = redis.call('PERSIST', KEYS[1])
-if r == 1 then followttl(KEYS[1], ARGV[1]) end
-return r
-`)
-
-// scriptGetEx: KEYS[1] key; ARGV meta, PERSIST|PXAT, pxat. Returns GETEX's reply.
-var scriptGetEx = redis.NewScript(luaFollowTTL + `
-local r
-if ARGV[2] == 'PERSIST' then r = redis.call('GETEX', KEYS[1], 'PERSIST')
-else r = redis.call('GETEX', KEYS[1], 'PXAT', ARGV[3]) end
-if r ~= false then followttl(KEYS[1], ARGV[1]) end
-return r
-`)
-
-// scriptNewTTL: KEYS[1] key; ARGV command (INCRBY|INCRBYFLOAT|APPEND), argument, pxat. Runs the
-// command and gives the key the expiry only if the command created it (a default TTL).
+// scriptNewTTL (cluster mode, no tags): KEYS[1] key; ARGV command, argument, pxat. Runs the
+// command and gives the key the expiry only if the command created it.
 var scriptNewTTL = redis.NewScript(`
 local existed = redis.call('EXISTS', KEYS[1])
 local r = redis.call(ARGV[1], KEYS[1], ARGV[2])
@@ -110,20 +107,13 @@ if at == -2 then return {-2, 0} end
 return {at, redis.call('STRLEN', KEYS[1])}
 `)
 
-// scriptMSet: KEYS the keys; ARGV meta ("" in cluster mode), nx (1|0), pxat (0: none), values…
-// Returns 1 if written, 0 if NX found a live key.
-var scriptMSet = redis.NewScript(luaDropTags + `
-if ARGV[2] == '1' then
+// scriptMSet: KEYS the keys; ARGV nx (1|0), pxat, values… MSET/MSETNX with an expiry. Returns 1
+// if written, 0 if NX found a live key.
+var scriptMSet = redis.NewScript(`
+if ARGV[1] == '1' then
   for i = 1, #KEYS do if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end end
 end
-for i = 1, #KEYS do
-  if ARGV[3] ~= '0' then redis.call('SET', KEYS[i], ARGV[3+i], 'PXAT', ARGV[3])
-  else redis.call('SET', KEYS[i], ARGV[3+i]) end
-end
-if ARGV[1] ~= '' then
-  redis.call('SELECT', ARGV[1])
-  for i = 1, #KEYS do droptags(KEYS[i]) end
-end
+for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[2+i], 'PXAT', ARGV[2]) end
 return 1
 `)
 
@@ -137,9 +127,9 @@ for i = 3, #ARGV do
   local tk = 't:' .. ARGV[i]
   local members = redis.call('SMEMBERS', tk)
   for _, k in ipairs(members) do
-    redis.call('SELECT', ARGV[1])
-    if redis.call('SISMEMBER', 'k:' .. k, ARGV[i]) == 1 then
-      droptags(k)
+    local st = tagstate(k, ARGV[i], ARGV[1], ARGV[2])
+    if st ~= 1 then droptags(k) end
+    if st == 2 then
       redis.call('SELECT', ARGV[2])
       if redis.call('DEL', k) == 1 then out[#out+1] = k end
     end
@@ -151,20 +141,14 @@ return out
 `)
 
 // scriptCleanTag runs in the meta database: KEYS[1] a tag set; ARGV meta, user database. It
-// drops members that no longer carry the tag, and the tag records of keys that no longer exist
-// (deleted by a client writing to Redis directly), and returns how many members it dropped.
+// drops the members that no longer carry the tag (with their records) and returns how many.
 var scriptCleanTag = redis.NewScript(luaDropTags + `
 local tag = string.sub(KEYS[1], 3)
 local n = 0
 for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  redis.call('SELECT', ARGV[2])
-  local exists = redis.call('EXISTS', k)
-  redis.call('SELECT', ARGV[1])
-  if exists == 0 then
-    droptags(k)
-    redis.call('SREM', KEYS[1], k)
-    n = n + 1
-  elseif redis.call('SISMEMBER', 'k:' .. k, tag) == 0 then
+  local st = tagstate(k, tag, ARGV[1], ARGV[2])
+  if st == 0 then droptags(k) end
+  if st ~= 2 then
     redis.call('SREM', KEYS[1], k)
     n = n + 1
   end

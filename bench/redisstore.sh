@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# GET/SET throughput through Vela on the redis store, beside the same Redis directly and
+# twemproxy (nutcracker) in front of it, same run: redis-benchmark with 50 clients, pipeline 1
+# and 16. Prints requests per second and the ratios Vela/twemproxy and Vela/Redis.
+#
+# Usage: bench/redisstore.sh [requests-per-cell]   (default 100000)
+# Environment: VELA_BENCH_ARGS adds flags to the Vela command line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-100000}
+out=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$out"' EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+RPORT=$(free_port); VPORT=$(free_port); TPORT=$(free_port)
+
+go build -o "$out/vela" .
+redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no --logfile "$out/redis.log" &
+sed -e "s/LISTEN/$TPORT/" -e "s/REDIS/$RPORT/" bench/twemproxy.yml >"$out/twemproxy.yml"
+for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+nutcracker -c "$out/twemproxy.yml" -o "$out/twemproxy.log" &
+"$out/vela" -listen "127.0.0.1:$VPORT" -metrics_listen "" -log_level warn \
+  -store.type redis -store.redis.url "redis://127.0.0.1:$RPORT/0" ${VELA_BENCH_ARGS:-} 2>"$out/vela.log" &
+for p in "$VPORT" "$TPORT"; do
+  for _ in $(seq 50); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
+done
+
+rps() { # port test pipeline
+  redis-benchmark -p "$1" -t "$2" -c 50 -P "$3" -n "$N" -r 100000 -q --csv 2>/dev/null |
+    awk -F'","' 'NR>1 {gsub(/"/,"",$2); print $2; exit}'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a/b; else print "n/a" }'; }
+
+printf '%-4s %-5s %12s %12s %12s %10s %10s\n' test pipe redis_rps twemproxy vela vela/twem vela/redis
+for t in set get; do
+  for p in 1 16; do
+    r=$(rps "$RPORT" "$t" "$p")
+    w=$(rps "$TPORT" "$t" "$p")
+    v=$(rps "$VPORT" "$t" "$p")
+    printf '%-4s %-5s %12s %12s %12s %10s %10s\n' "$t" "$p" "$r" "$w" "$v" "$(ratio "$v" "$w")" "$(ratio "$v" "$r")"
+  done
+done
