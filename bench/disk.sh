@@ -19,7 +19,7 @@ go build -o "$out/vela" .
 for _ in $(seq 50); do redis-cli -p "$VPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
 rps() { # clients requests
-  redis-benchmark -p "$VPORT" -t set -c "$1" -n "$2" -r 100000 -q --csv 2>/dev/null |
+  timeout 300 redis-benchmark -p "$VPORT" -t set -c "$1" -n "$2" -r 100000 -q --csv 2>/dev/null |
     awk -F'","' 'NR>1 {gsub(/"/,"",$2); print $2; exit}'
 }
 one=$(rps 1 "$N1")

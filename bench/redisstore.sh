@@ -23,10 +23,11 @@ nutcracker -c "$out/twemproxy.yml" -o "$out/twemproxy.log" &
   -store.type redis -store.redis.url "redis://127.0.0.1:$RPORT/0" ${VELA_BENCH_ARGS:-} 2>"$out/vela.log" &
 for p in "$VPORT" "$TPORT"; do
   for _ in $(seq 50); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  redis-cli -p "$p" ping >/dev/null 2>&1 || { echo "port $p did not answer"; cat "$out"/*.log; exit 1; }
 done
 
 rps() { # port test pipeline
-  redis-benchmark -p "$1" -t "$2" -c 50 -P "$3" -n "$N" -r 100000 -q --csv 2>/dev/null |
+  timeout 120 redis-benchmark -p "$1" -t "$2" -c 50 -P "$3" -n "$N" -r 100000 -q --csv 2>/dev/null |
     awk -F'","' 'NR>1 {gsub(/"/,"",$2); print $2; exit}'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a/b; else print "n/a" }'; }

@@ -53,8 +53,9 @@ type Node struct {
 	runID   string
 	clients Clients
 
-	extraInfo []namedSection // INFO lines contributed by other packages
-	watchers  []KeyWatcher   // told about every key change (watch.go)
+	pipe      store.Pipeliner // the store's pipelined path, if it has one
+	extraInfo []namedSection  // INFO lines contributed by other packages
+	watchers  []KeyWatcher    // told about every key change (watch.go)
 }
 
 // NewNode returns a Node serving the built-in commands on st. stats may be nil.
@@ -72,6 +73,7 @@ func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger
 	_, _ = rand.Read(id)
 	n := &Node{table: NewTable(), store: st, cfg: cfg, stats: counters, log: log,
 		started: time.Now(), runID: hex.EncodeToString(id)}
+	n.pipe, _ = st.(store.Pipeliner)
 	n.registerConnection()
 	n.registerServer()
 	n.registerStrings()
@@ -159,6 +161,9 @@ func (n *Node) Exec(ctx *Ctx, args [][]byte) resp.Reply {
 	if n.stats.On() {
 		n.stats.Commands.Inc()
 	}
+	if ctx.Conn != nil && cmd.Flags&FlagPipelined == 0 {
+		ctx.Conn.Settle() // pipelined calls before this command complete first
+	}
 	reply, err := cmd.Handler(ctx, args)
 	if err != nil {
 		return errorReply(err)
@@ -179,15 +184,54 @@ func (n *Node) defaultExpireAt() int64 {
 
 // do runs op on key, counting hits, misses and writes.
 func (n *Node) do(c *Ctx, key []byte, op store.Op) (store.Result, error) {
-	res, err := n.store.Do(c.Context(), key, op)
-	if err != nil {
-		return res, err
+	if c.Conn != nil {
+		c.Conn.Settle() // a pipelined command falling back to Do must not overtake earlier calls
 	}
-	if len(n.watchers) > 0 && changes(&op, &res) {
+	res, err := n.store.Do(c.Context(), key, op)
+	n.account(key, &op, res, err)
+	return res, err
+}
+
+// start begins op on key on the store's pipelined path, or returns nil when there is none (the
+// handler then uses do). Only commands flagged FlagPipelined may use it.
+func (n *Node) start(c *Ctx, key []byte, op store.Op) store.Call {
+	if n.pipe == nil || c.Conn == nil {
+		return nil
+	}
+	return n.pipe.Start(c.Context(), key, op)
+}
+
+// later is the reply of a pipelined call: it waits for the call, accounts for it as do does and
+// shapes the reply with build.
+type later struct {
+	n     *Node
+	key   []byte // aliases the read buffer, valid until the connection settles
+	op    store.Op
+	call  store.Call
+	build func(store.Result, error) (resp.Reply, error)
+}
+
+// Reply implements resp.Later.
+func (l *later) Reply() resp.Reply {
+	res, err := l.call.Wait()
+	l.n.account(l.key, &l.op, res, err)
+	reply, err := l.build(res, err)
+	if err != nil {
+		return errorReply(err)
+	}
+	return reply
+}
+
+// account tells the watchers about a change and counts hits, misses and writes.
+func (n *Node) account(key []byte, op *store.Op, res store.Result, err error) {
+	if err != nil {
+		return
+	}
+	if len(n.watchers) > 0 && changes(op, &res) {
 		n.NotifyKey(key)
 	}
 	if !n.stats.On() {
-		return res, nil
+		return
 	}
 	switch op.Kind {
 	case store.Get, store.GetEx:
@@ -208,5 +252,4 @@ func (n *Node) do(c *Ctx, key []byte, op store.Op) (store.Result, error) {
 	default:
 		n.stats.Writes.Inc()
 	}
-	return res, nil
 }

@@ -21,6 +21,7 @@ type Conn struct {
 	nc      net.Conn
 	rd      *Reader
 	out     []byte
+	waiting []Reply // replies queued behind a Later one, in order (see Settle)
 	ctx     context.Context
 	cancel  context.CancelFunc
 	created time.Time
@@ -151,8 +152,37 @@ func (c *Conn) runCloseHooks() {
 	}
 }
 
-// flush writes the pending replies.
+// maxLater is how many replies may wait behind a Later reply before the connection settles them.
+const maxLater = 1024
+
+// later queues a reply behind Later replies still outstanding.
+func (c *Conn) later(r Reply) {
+	c.waiting = append(c.waiting, r)
+	if len(c.waiting) >= maxLater {
+		c.Settle()
+	}
+}
+
+// Settle resolves the Later replies queued on the connection, in order, and buffers them for
+// writing. A handler whose command must not overlap the pipelined commands before it (anything
+// but a plain GET or SET) calls Settle first. It must be called on the connection's goroutine.
+func (c *Conn) Settle() {
+	if len(c.waiting) == 0 {
+		return
+	}
+	for i, r := range c.waiting {
+		if r.Later != nil {
+			r = r.Later.Reply()
+		}
+		c.out = Append(c.out, r, c.proto)
+		c.waiting[i] = Reply{}
+	}
+	c.waiting = c.waiting[:0]
+}
+
+// flush settles and writes the pending replies.
 func (c *Conn) flush() error {
+	c.Settle()
 	if len(c.out) == 0 {
 		return nil
 	}

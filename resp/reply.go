@@ -37,6 +37,17 @@ type Reply struct {
 	Bytes []byte  // bulk/verbatim payload when set
 	Str   string  // status/error text, or bulk payload when Bytes is nil
 	Elems []Reply // array, map, set and push elements
+	// Later, when set, is a reply still being computed (a pipelined store call): the connection
+	// goes on executing the commands it has already received and asks Later for the reply, in
+	// order, before it writes.
+	Later Later
+}
+
+// Later produces a reply that was not ready when its handler returned.
+type Later interface {
+	// Reply blocks until the reply is ready and returns it. It is called once, on the
+	// connection's goroutine.
+	Reply() Reply
 }
 
 // Common replies.

@@ -249,7 +249,11 @@ func (s *Server) serveConn(c *Conn) {
 			continue
 		}
 		reply := s.handler.ServeRESP(c, args)
-		c.out = Append(c.out, reply, c.proto)
+		if reply.Later != nil || len(c.waiting) > 0 {
+			c.later(reply) // keep the order of the replies
+		} else {
+			c.out = Append(c.out, reply, c.proto)
+		}
 		if c.quit {
 			_ = c.flush()
 			return

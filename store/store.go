@@ -71,6 +71,23 @@ type Tagger interface {
 	InvalidateTags(ctx context.Context, tags [][]byte) ([][]byte, error)
 }
 
+// Pipeliner is implemented by stores whose operations cross a network and can overlap, so that
+// the commands a client pipelines travel together instead of one round trip each.
+type Pipeliner interface {
+	// Start begins op on key and returns without waiting, or returns nil when op cannot be
+	// pipelined (the caller then uses Do). key and op may be reused once Start returns. Calls on
+	// one key complete in the order they were started; a caller must not mix Start and Do on a
+	// key without waiting for its started calls first.
+	Start(ctx context.Context, key []byte, op Op) Call
+}
+
+// Call is an operation begun with Pipeliner.Start.
+type Call interface {
+	// Wait blocks until the operation completes, which the store bounds by its deadline, and
+	// returns what Do would have. It may be called more than once.
+	Wait() (Result, error)
+}
+
 // KV is one key and value for SetMulti.
 type KV struct {
 	Key, Value []byte

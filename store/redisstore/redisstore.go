@@ -69,6 +69,9 @@ type Config struct {
 	// PoolSize is the most connections per Redis node. Default 128: Vela multiplexes many
 	// clients, and each in-flight command holds a connection.
 	PoolSize int
+	// PipelineConns is the number of shared connections that carry the GETs and SETs of every
+	// client, pipelined (single Redis only; Cluster and Sentinel use the pool). Default 4.
+	PipelineConns int
 	// Logger receives connection-level events; nil discards them.
 	Logger *slog.Logger
 }
@@ -85,6 +88,7 @@ type Store struct {
 	userDB  string
 	timeout time.Duration
 	log     *slog.Logger
+	pipe    *pipe // shared pipelined connections for GET and SET (single Redis only)
 	gets    singleflight.Group
 	closed  atomic.Bool
 }
@@ -95,6 +99,7 @@ var (
 	_ store.MultiSetter = (*Store)(nil)
 	_ store.Sweeper     = (*Store)(nil)
 	_ store.Tagger      = (*Store)(nil)
+	_ store.Pipeliner   = (*Store)(nil)
 )
 
 // Open prepares clients for the Redis that cfg.URL names and pings it. Only a bad URL is an
@@ -123,6 +128,11 @@ func Open(cfg Config) (*Store, error) {
 		o.MaxRetries, o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = -1, dial, rw, rw, s.timeout
 		o.ContextTimeoutEnabled, o.PoolSize, o.DialerRetries = true, pool, 1
 		s.c = redis.NewClient(o)
+		conns := cfg.PipelineConns
+		if conns <= 0 {
+			conns = 4
+		}
+		s.pipe = newPipe(o, conns, s.timeout)
 		mo := *o
 		mo.DB, mo.PoolSize = t.metaDB, 4
 		s.meta = redis.NewClient(&mo)
@@ -170,6 +180,9 @@ func (s *Store) Close() error {
 		return nil
 	}
 	var errs []error
+	if s.pipe != nil {
+		s.pipe.close()
+	}
 	if s.meta != nil {
 		errs = append(errs, s.meta.Close())
 	}
@@ -180,6 +193,18 @@ func (s *Store) Close() error {
 // Client returns the go-redis client, for parts of Vela that keep their own state in the same
 // Redis (FETCHLOCK leases, near-cache invalidation).
 func (s *Store) Client() redis.UniversalClient { return s.c }
+
+// Start pipelines a GET or a SET without tags on the shared connections (see pipe); other ops,
+// and every op in Cluster or Sentinel mode, return nil.
+func (s *Store) Start(_ context.Context, key []byte, op store.Op) store.Call {
+	if s.pipe == nil || s.closed.Load() {
+		return nil
+	}
+	if op.Kind != store.Get && (op.Kind != store.Set || len(op.Tags) > 0) {
+		return nil
+	}
+	return s.pipe.start(s, key, &op)
+}
 
 // Do runs op as the matching Redis command (or, where tags must follow, a Lua script).
 func (s *Store) Do(ctx context.Context, key []byte, op store.Op) (store.Result, error) {

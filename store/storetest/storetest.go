@@ -47,6 +47,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Tags", testTags},
 		{"TagsLifecycle", testTagsLifecycle},
 		{"Concurrent", testConcurrent},
+		{"Pipelined", testPipelined},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
 	}
@@ -552,7 +553,7 @@ func testSweep(t *testing.T, s store.Store) {
 	if !ok {
 		t.Skip("store has no sweep")
 	}
-	at := now() + 100
+	at := now() + 1000 // time enough for 50 durable writes under the race detector
 	for i := range 50 {
 		do(t, s, fmt.Sprintf("e%d", i), store.Op{Kind: store.Set, Value: []byte("v"), TTL: store.TTLSet, ExpireAt: at})
 	}
@@ -717,5 +718,81 @@ func testConcurrent(t *testing.T, s store.Store) {
 		if !ok || !bytes.Equal([]byte(v), []byte(k)) {
 			t.Fatalf("%s = %q", k, v)
 		}
+	}
+}
+
+// testPipelined checks that calls begun with Pipeliner.Start mean what Do means, complete in
+// order per key, and can overlap.
+func testPipelined(t *testing.T, s store.Store) {
+	p, ok := s.(store.Pipeliner)
+	if !ok {
+		t.Skip("store does not pipeline")
+	}
+	start := func(key string, op store.Op) store.Call {
+		t.Helper()
+		c := p.Start(ctx, []byte(key), op)
+		if c == nil {
+			t.Fatalf("%s %v: not pipelined", key, op.Kind)
+		}
+		return c
+	}
+	wait := func(c store.Call) store.Result {
+		t.Helper()
+		res, err := c.Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	// A whole pipeline on one key, started before any is waited for.
+	calls := []store.Call{
+		start("k", store.Op{Kind: store.Get}),
+		start("k", store.Op{Kind: store.Set, Value: []byte("1")}),
+		start("k", store.Op{Kind: store.Get}),
+		start("k", store.Op{Kind: store.Set, Value: []byte("2"), Cond: store.CondNX}),
+		start("k", store.Op{Kind: store.Set, Value: []byte("3"), Cond: store.CondXX, ReturnOld: true}),
+		start("k", store.Op{Kind: store.Get}),
+		start("k", store.Op{Kind: store.Set, Value: []byte("4"), TTL: store.TTLSet, ExpireAt: far, ReturnOld: true}),
+		start("k", store.Op{Kind: store.Set, Value: []byte("5"), TTL: store.TTLKeep, Cond: store.CondNX, ReturnOld: true}),
+		start("n", store.Op{Kind: store.Set, Value: []byte("x"), Cond: store.CondXX}),
+	}
+	want := []store.Result{
+		{},
+		{Done: true},
+		{Found: true, Value: []byte("1")},
+		{},
+		{Done: true, Found: true, Value: []byte("1")},
+		{Found: true, Value: []byte("3")},
+		{Done: true, Found: true, Value: []byte("3")},
+		{Found: true, Value: []byte("4")},
+		{},
+	}
+	for i, c := range calls {
+		got := wait(c)
+		if got.Found != want[i].Found || got.Done != want[i].Done || !bytes.Equal(got.Value, want[i].Value) {
+			t.Errorf("call %d = %+v, want %+v", i, got, want[i])
+		}
+	}
+	if got := expireAt(t, s, "k"); got != far {
+		t.Fatalf("pipelined SET PXAT: expiry %d, want %d", got, far)
+	}
+	wantMissing(t, s, "n")
+	// Many keys at once, then read back through Do.
+	var sets []store.Call
+	for i := range 200 {
+		sets = append(sets, start(fmt.Sprintf("p%d", i), store.Op{Kind: store.Set, Value: []byte(fmt.Sprint(i))}))
+	}
+	for _, c := range sets {
+		if !wait(c).Done {
+			t.Fatal("pipelined SET not done")
+		}
+	}
+	for i := range 200 {
+		wantValue(t, s, fmt.Sprintf("p%d", i), fmt.Sprint(i))
+	}
+	// Ops that cannot be pipelined say so.
+	if c := p.Start(ctx, []byte("k"), store.Op{Kind: store.Set, Value: []byte("v"), Tags: [][]byte{[]byte("t")}}); c != nil {
+		c.Wait()
+		t.Fatal("a tagged SET was pipelined")
 	}
 }
