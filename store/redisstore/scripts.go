@@ -79,6 +79,8 @@ return r
 var scriptUpdate = redis.NewScript(`
 local existed = redis.call('EXISTS', KEYS[1])
 local r = redis.call(ARGV[2], KEYS[1], ARGV[3])
+-- Lua numbers are doubles: return INCRBY's result as the exact text Redis stored.
+if ARGV[2] == 'INCRBY' then r = redis.call('GET', KEYS[1]) end
 if existed == 0 then
   if ARGV[4] ~= '0' then redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end
   return r
@@ -96,6 +98,7 @@ return r
 var scriptNewTTL = redis.NewScript(`
 local existed = redis.call('EXISTS', KEYS[1])
 local r = redis.call(ARGV[1], KEYS[1], ARGV[2])
+if ARGV[1] == 'INCRBY' then r = redis.call('GET', KEYS[1]) end
 if existed == 0 then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
 return r
 `)

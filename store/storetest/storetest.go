@@ -231,6 +231,11 @@ func testIncrBy(t *testing.T, s store.Store) {
 	set(t, s, "min", "-9223372036854775808")
 	doErr(t, s, "min", store.Op{Kind: store.IncrBy, Delta: -1}, store.ErrOverflow)
 	wantValue(t, s, "max", "9223372036854775807")
+	set(t, s, "big", "9223372036854775800") // beyond a double's precision
+	if res := do(t, s, "big", store.Op{Kind: store.IncrBy, Delta: 5}); res.Int != 9223372036854775805 {
+		t.Fatalf("incr of a big value = %d", res.Int)
+	}
+	wantValue(t, s, "big", "9223372036854775805")
 	// INCR keeps an existing expiry.
 	do(t, s, "t", store.Op{Kind: store.Set, Value: []byte("1"), TTL: store.TTLSet, ExpireAt: far})
 	do(t, s, "t", store.Op{Kind: store.IncrBy, Delta: 1})
