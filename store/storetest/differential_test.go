@@ -164,4 +164,3 @@ func randomCommand(rng *rand.Rand, far int64) []any {
 		return []any{"decrby", k(), rng.IntN(10)}
 	}
 }
-
