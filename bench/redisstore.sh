@@ -3,11 +3,15 @@
 # twemproxy (nutcracker) in front of it, same run: redis-benchmark with 50 clients, pipeline 1
 # and 16. Prints requests per second and the ratios Vela/twemproxy and Vela/Redis.
 #
-# Usage: bench/redisstore.sh [requests-per-cell]   (default 100000)
+# The machine is shared and noisy: each cell runs the three targets in turn ROUNDS times and
+# reports the median of each.
+#
+# Usage: bench/redisstore.sh [requests-per-run] [rounds]   (defaults 50000 and 3)
 # Environment: VELA_BENCH_ARGS adds flags to the Vela command line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=${1:-100000}
+N=${1:-50000}
+ROUNDS=${2:-3}
 out=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$out"' EXIT
 
@@ -30,14 +34,19 @@ rps() { # port test pipeline
   timeout 120 redis-benchmark -p "$1" -t "$2" -c 50 -P "$3" -n "$N" -r 100000 -q --csv 2>/dev/null |
     awk -F'","' 'NR>1 {gsub(/"/,"",$2); print $2; exit}'
 }
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a/b; else print "n/a" }'; }
 
 printf '%-4s %-5s %12s %12s %12s %10s %10s\n' test pipe redis_rps twemproxy vela vela/twem vela/redis
 for t in set get; do
   for p in 1 16; do
-    r=$(rps "$RPORT" "$t" "$p")
-    w=$(rps "$TPORT" "$t" "$p")
-    v=$(rps "$VPORT" "$t" "$p")
+    rs=; ws=; vs=
+    for _ in $(seq "$ROUNDS"); do
+      rs="$rs $(rps "$RPORT" "$t" "$p")"
+      ws="$ws $(rps "$TPORT" "$t" "$p")"
+      vs="$vs $(rps "$VPORT" "$t" "$p")"
+    done
+    r=$(echo "$rs" | median); w=$(echo "$ws" | median); v=$(echo "$vs" | median)
     printf '%-4s %-5s %12s %12s %12s %10s %10s\n' "$t" "$p" "$r" "$w" "$v" "$(ratio "$v" "$w")" "$(ratio "$v" "$r")"
   done
 done

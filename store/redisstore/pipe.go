@@ -19,9 +19,11 @@ import (
 )
 
 // pipe multiplexes the GETs and SETs of every Vela client onto a few shared Redis connections,
-// the way twemproxy does: each connection has a writer goroutine that sends everything queued
-// since its last write in one write, and a reader goroutine that matches replies to calls in
-// order. A key always uses the same connection, so the calls on one key run in the order they
+// the way twemproxy does. Starting a call only encodes it into the connection's write buffer;
+// the first caller that waits writes everything queued on every connection, on its own goroutine
+// (no hand-off), so a client's pipeline and the commands of all clients waiting at the same time
+// leave in one write per connection. A reader goroutine per connection matches replies to calls
+// in order. A key always uses the same connection, so the calls on one key run in the order they
 // were started. Concurrent GETs of one key that is already being fetched share that fetch,
 // unless a write to the key was queued after it.
 //
@@ -31,8 +33,7 @@ type pipe struct {
 	conns   []*pipeConn
 	opt     *redis.Options
 	timeout time.Duration
-	wg      sync.WaitGroup // writer and reader goroutines
-	quit    chan struct{}  // closed by close
+	wg      sync.WaitGroup // reader goroutines
 }
 
 // pipeConn is one shared Redis connection and the calls queued on it.
@@ -40,14 +41,15 @@ type pipeConn struct {
 	p    *pipe
 	wake chan struct{} // capacity 1: the writer has something to send
 
-	mu     sync.Mutex        // guards everything below
-	wbuf   []byte            // encoded commands not yet written
-	spare  []byte            // the other write buffer, swapped with wbuf by the writer
-	calls  []*pcall          // calls awaiting replies, oldest first (written or in wbuf)
-	gets   map[string]*pcall // the newest in-flight GET of each key, for coalescing
-	nc     net.Conn          // nil while disconnected
-	gen    uint64            // incremented for every connection, so a dead reader stops
-	closed bool              // the pipe is closed: calls fail at once
+	mu      sync.Mutex        // guards everything below
+	wbuf    []byte            // encoded commands not yet written
+	spare   []byte            // the other write buffer, swapped with wbuf by the writer
+	calls   []*pcall          // calls awaiting replies, oldest first (written or in wbuf)
+	gets    map[string]*pcall // the newest in-flight GET of each key, for coalescing
+	nc      net.Conn          // nil while disconnected
+	gen     uint64            // incremented for every connection, so a dead reader stops
+	closed  bool              // the pipe is closed: calls fail at once
+	writing bool              // a caller is writing wbuf (and drains it until empty)
 }
 
 // pcall is one pipelined call. Its result fields are written once, before done is closed.
@@ -67,19 +69,15 @@ type pcall struct {
 var errPipeClosed = errors.New("redis store: closed")
 
 func newPipe(opt *redis.Options, conns int, timeout time.Duration) *pipe {
-	p := &pipe{opt: opt, timeout: timeout, quit: make(chan struct{})}
+	p := &pipe{opt: opt, timeout: timeout}
 	for range conns {
-		pc := &pipeConn{p: p, wake: make(chan struct{}, 1), gets: make(map[string]*pcall)}
-		p.conns = append(p.conns, pc)
-		p.wg.Add(1)
-		go pc.writer()
+		p.conns = append(p.conns, &pipeConn{p: p, gets: make(map[string]*pcall)})
 	}
 	return p
 }
 
-// close stops every goroutine and fails the calls still queued.
+// close fails the calls still queued, closes the connections and waits for the readers.
 func (p *pipe) close() {
-	close(p.quit)
 	for _, pc := range p.conns {
 		pc.mu.Lock()
 		pc.closed = true
@@ -116,16 +114,24 @@ func (p *pipe) start(s *Store, key []byte, op *store.Op) *pcall {
 	}
 	pc.calls = append(pc.calls, c)
 	pc.mu.Unlock()
-	select {
-	case pc.wake <- struct{}{}:
-	default:
-	}
 	return c
+}
+
+// flush writes what is queued on every connection (see pipeConn.flush).
+func (p *pipe) flush() {
+	for _, pc := range p.conns {
+		pc.flush()
+	}
 }
 
 // Wait returns the call's result in store terms.
 func (c *pcall) Wait() (store.Result, error) {
-	<-c.done
+	select {
+	case <-c.done:
+	default:
+		c.s.pipe.flush()
+		<-c.done
+	}
 	s := c.s
 	var res store.Result
 	if c.err != nil {
@@ -161,41 +167,28 @@ func (e replyError) Error() string { return string(e) }
 // RedisError marks replyError as a Redis error reply (go-redis's redis.Error interface).
 func (replyError) RedisError() {}
 
-// writer sends queued commands, dialling first when disconnected.
-func (pc *pipeConn) writer() {
-	defer pc.p.wg.Done()
-	for {
-		select {
-		case <-pc.wake:
-		case <-pc.p.quit:
-			pc.mu.Lock()
-			if pc.nc != nil {
-				_ = pc.nc.Close()
-				pc.nc = nil
-			}
-			pc.mu.Unlock()
-			return
-		}
-		pc.mu.Lock()
-		if len(pc.wbuf) == 0 {
-			pc.mu.Unlock()
-			continue
-		}
+// flush writes the queued commands, dialling first when disconnected, and goes on until the
+// buffer is empty; if another caller is already writing, that caller will send ours too.
+func (pc *pipeConn) flush() {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.writing || len(pc.wbuf) == 0 {
+		return
+	}
+	pc.writing = true
+	defer func() { pc.writing = false }()
+	for len(pc.wbuf) > 0 && !pc.closed {
 		if pc.nc == nil {
 			pc.mu.Unlock()
 			nc, err := pc.p.dial()
 			pc.mu.Lock()
 			if err != nil {
 				pc.failLocked(fmt.Errorf("redis store: %w", err))
-				pc.mu.Unlock()
-				continue
+				return
 			}
-			select {
-			case <-pc.p.quit:
+			if pc.closed {
 				_ = nc.Close()
-				pc.mu.Unlock()
-				continue
-			default:
+				return
 			}
 			pc.nc = nc
 			pc.gen++
@@ -211,17 +204,18 @@ func (pc *pipeConn) writer() {
 
 		pc.mu.Lock()
 		pc.spare = buf[:0]
-		if pc.gen == gen && pc.nc != nil {
-			if err != nil {
-				pc.failLocked(fmt.Errorf("redis store: %w", err))
-			} else if len(pc.calls) > 0 {
-				// The replies must start coming within the timeout. The reader clears the
-				// deadline (under mu) whenever nothing is awaited, so it only fires on a real
-				// stall.
-				_ = nc.SetReadDeadline(time.Now().Add(pc.p.timeout))
-			}
+		if pc.gen != gen || pc.nc == nil {
+			continue // the connection failed meanwhile; its calls have been failed
 		}
-		pc.mu.Unlock()
+		if err != nil {
+			pc.failLocked(fmt.Errorf("redis store: %w", err))
+			return
+		}
+		if len(pc.calls) > 0 {
+			// The replies must start coming within the timeout. The reader clears the deadline
+			// (under mu) whenever nothing is awaited, so it only fires on a real stall.
+			_ = nc.SetReadDeadline(time.Now().Add(pc.p.timeout))
+		}
 	}
 }
 
