@@ -7,7 +7,8 @@
 # reports the median of each.
 #
 # Usage: bench/redisstore.sh [requests-per-run] [rounds]   (defaults 50000 and 3)
-# Environment: VELA_BENCH_ARGS adds flags to the Vela command line.
+# Environment: VELA_BIN runs that binary instead of building this tree; VELA_BENCH_ARGS adds flags to the Vela command line; VELA_URL_QUERY is appended to
+# the store URL (e.g. "?vela_pipeline_conns=1").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-50000}
@@ -18,13 +19,13 @@ trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$out"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 RPORT=$(free_port); VPORT=$(free_port); TPORT=$(free_port)
 
-go build -o "$out/vela" .
+if [ -n "${VELA_BIN:-}" ]; then cp "$VELA_BIN" "$out/vela"; else go build -o "$out/vela" .; fi
 redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no --logfile "$out/redis.log" &
 sed -e "s/LISTEN/$TPORT/" -e "s/REDIS/$RPORT/" bench/twemproxy.yml >"$out/twemproxy.yml"
 for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 nutcracker -c "$out/twemproxy.yml" -o "$out/twemproxy.log" &
 "$out/vela" -listen "127.0.0.1:$VPORT" -metrics_listen "" -log_level warn \
-  -store.type redis -store.redis.url "redis://127.0.0.1:$RPORT/0" ${VELA_BENCH_ARGS:-} 2>"$out/vela.log" &
+  -store.type redis -store.redis.url "redis://127.0.0.1:$RPORT/0${VELA_URL_QUERY:-}" ${VELA_BENCH_ARGS:-} 2>"$out/vela.log" &
 for p in "$VPORT" "$TPORT"; do
   for _ in $(seq 50); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
   redis-cli -p "$p" ping >/dev/null 2>&1 || { echo "port $p did not answer"; cat "$out"/*.log; exit 1; }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -194,6 +195,14 @@ func (pc *pipeConn) flush() {
 			pc.gen++
 			pc.p.wg.Add(1)
 			go pc.reader(nc, pc.gen)
+		}
+		// Let the other runnable clients queue their commands first: more of them then leave
+		// in this one write (twemproxy gets the same effect from its event loop).
+		pc.mu.Unlock()
+		runtime.Gosched()
+		pc.mu.Lock()
+		if pc.nc == nil {
+			continue
 		}
 		buf, nc, gen := pc.wbuf, pc.nc, pc.gen
 		pc.wbuf = pc.spare[:0]

@@ -13,7 +13,8 @@
 //	rediss+cluster://…                                             Redis Cluster over TLS
 //	redis+sentinel://[user:password@]s1:26379,s2:26379/master[/db][?sentinel_password=…]
 //
-// Any of them may add vela_meta_db=N (default 15): the database that holds the tag bookkeeping.
+// Any of them may add vela_meta_db=N (default 15): the database that holds the tag bookkeeping,
+// and vela_pipeline_conns=N (default 2): the shared connections that carry pipelined GETs and SETs.
 //
 // # Tags
 //
@@ -70,11 +71,15 @@ type Config struct {
 	// clients, and each in-flight command holds a connection.
 	PoolSize int
 	// PipelineConns is the number of shared connections that carry the GETs and SETs of every
-	// client, pipelined (single Redis only; Cluster and Sentinel use the pool). Default 4.
+	// client, pipelined (single Redis only; Cluster and Sentinel use the pool). Default 2; the
+	// URL parameter vela_pipeline_conns overrides it.
 	PipelineConns int
 	// Logger receives connection-level events; nil discards them.
 	Logger *slog.Logger
 }
+
+// defaultPipelineConns is the number of shared pipelined connections unless configured.
+const defaultPipelineConns = 2
 
 // ErrNoTags is returned for tag operations in Redis Cluster mode.
 var ErrNoTags = errors.New("redis store: tags need a single Redis or Sentinel, not Redis Cluster")
@@ -129,8 +134,11 @@ func Open(cfg Config) (*Store, error) {
 		o.ContextTimeoutEnabled, o.PoolSize, o.DialerRetries = true, pool, 1
 		s.c = redis.NewClient(o)
 		conns := cfg.PipelineConns
+		if t.conns > 0 {
+			conns = t.conns
+		}
 		if conns <= 0 {
-			conns = 4
+			conns = defaultPipelineConns
 		}
 		s.pipe = newPipe(o, conns, s.timeout)
 		mo := *o

@@ -18,6 +18,7 @@ type target struct {
 	failover *redis.FailoverOptions
 	metaDB   int // database holding Vela's tag bookkeeping; -1 in cluster mode
 	userDB   int
+	conns    int // vela_pipeline_conns, 0 for the default
 }
 
 // defaultMetaDB is where tag bookkeeping lives unless vela_meta_db says otherwise.
@@ -36,6 +37,14 @@ func parseURL(raw string) (*target, error) {
 			return nil, fmt.Errorf("redis store: vela_meta_db must be a database number (got %q)", v)
 		}
 		q.Del("vela_meta_db")
+		u.RawQuery = q.Encode()
+	}
+	conns := 0
+	if v := q.Get("vela_pipeline_conns"); v != "" {
+		if conns, err = strconv.Atoi(v); err != nil || conns < 1 || conns > 64 {
+			return nil, fmt.Errorf("redis store: vela_pipeline_conns must be 1 to 64 (got %q)", v)
+		}
+		q.Del("vela_pipeline_conns")
 		u.RawQuery = q.Encode()
 	}
 	scheme, mode, _ := strings.Cut(u.Scheme, "+")
@@ -91,6 +100,6 @@ func parseURL(raw string) (*target, error) {
 	if metaDB >= 0 && metaDB == t.userDB {
 		return nil, fmt.Errorf("redis store: vela_meta_db (%d) must differ from the url's database", metaDB)
 	}
-	t.metaDB = metaDB
+	t.metaDB, t.conns = metaDB, conns
 	return t, nil
 }
