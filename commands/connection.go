@@ -3,6 +3,7 @@ package commands
 import (
 	"crypto/subtle"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/vela-cache/vela/resp"
@@ -55,8 +56,11 @@ func (n *Node) quit(c *Ctx, _ [][]byte) (resp.Reply, error) {
 
 func (n *Node) selectDB(_ *Ctx, args [][]byte) (resp.Reply, error) {
 	id, err := intArg(args[1])
-	if err != nil || id < -1<<31 || id > 1<<31-1 {
-		return resp.Reply{}, ErrNotInteger
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	if id < math.MinInt32 || id > math.MaxInt32 {
+		return resp.Reply{}, ErrIntRange
 	}
 	if id != 0 {
 		return resp.Reply{}, ErrDBIndex
@@ -110,38 +114,34 @@ func (n *Node) hello(c *Ctx, args [][]byte) (resp.Reply, error) {
 		}
 		ver, next = v, 2
 	}
-	var user, pass, name []byte
-	hasName := false
+	// Options take effect one by one, as in Redis: an AUTH or SETNAME before a bad option stays
+	// applied even though HELLO replies with an error.
 	for j := next; j < len(args); j++ {
 		more := len(args) - 1 - j
 		switch {
 		case equalFold(args[j], "auth") && more >= 2:
-			user, pass = args[j+1], args[j+2]
+			if err := n.checkPassword(c, args[j+1], args[j+2]); err != nil {
+				return resp.Reply{}, err
+			}
 			j += 2
 		case equalFold(args[j], "setname") && more >= 1:
-			name, hasName = args[j+1], true
-			if err := validClientName(name); err != nil {
+			if err := validClientName(args[j+1]); err != nil {
 				return resp.Reply{}, err
+			}
+			if c.Conn != nil {
+				c.Conn.SetName(string(args[j+1]))
 			}
 			j++
 		default:
-			return resp.Reply{}, Error(fmt.Sprintf("ERR Syntax error in HELLO option '%s'", args[j]))
-		}
-	}
-	if user != nil {
-		if err := n.checkPassword(c, user, pass); err != nil {
-			return resp.Reply{}, err
+			return resp.Reply{}, formatError("Syntax error in HELLO option '%s'", cstr(args[j]))
 		}
 	}
 	if c.Conn != nil && !c.Conn.Authenticated() {
-		return resp.Reply{}, Error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+		return resp.Reply{}, Error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 	}
 	proto := int64(2)
 	var id int64
 	if c.Conn != nil {
-		if hasName {
-			c.Conn.SetName(string(name))
-		}
 		if ver != 0 {
 			c.Conn.SetProto(int(ver))
 		}
@@ -203,7 +203,7 @@ func (n *Node) clientSetInfo(c *Ctx, args [][]byte) (resp.Reply, error) {
 	attr, val := args[2], args[3]
 	for _, ch := range val {
 		if ch < '!' || ch > '~' {
-			return resp.Reply{}, Error(fmt.Sprintf("ERR %s cannot contain spaces, newlines or special characters.", upper(string(attr))))
+			return resp.Reply{}, formatError("%s cannot contain spaces, newlines or special characters.", upper(string(cstr(attr))))
 		}
 	}
 	switch {
@@ -216,50 +216,54 @@ func (n *Node) clientSetInfo(c *Ctx, args [][]byte) (resp.Reply, error) {
 			c.Conn.SetLib("", string(val))
 		}
 	default:
-		return resp.Reply{}, Error(fmt.Sprintf("ERR Unrecognized option '%s'", attr))
+		return resp.Reply{}, formatError("Unrecognized option '%s'", cstr(attr))
 	}
 	return resp.OK, nil
 }
 
-// clientList serves CLIENT LIST [TYPE normal] [ID id …] with Redis's line format.
+// clientList serves CLIENT LIST [TYPE type | ID id [id …]] with Redis's line format and
+// argument rules: TYPE takes exactly one argument, ID lists clients in the order asked.
 func (n *Node) clientList(c *Ctx, args [][]byte) (resp.Reply, error) {
-	var ids map[int64]bool
-	for i := 2; i < len(args); {
-		switch {
-		case equalFold(args[i], "type") && i+1 < len(args):
-			t := string(lowerInto(nil, args[i+1]))
-			switch t {
-			case "normal":
-			case "master", "replica", "slave", "pubsub":
-				return resp.Verbatim(""), nil // Vela has no such clients
-			default:
-				return resp.Reply{}, Error("ERR Unknown client type '" + string(args[i+1]) + "'")
-			}
-			i += 2
-		case equalFold(args[i], "id") && i+1 < len(args):
-			ids = map[int64]bool{}
-			for i++; i < len(args); i++ {
-				id, ok := intArgOK(args[i])
-				if !ok || id <= 0 {
-					return resp.Reply{}, Error("ERR Invalid client ID")
-				}
-				ids[id] = true
-			}
+	var ids []int64
+	switch {
+	case len(args) == 4 && equalFold(args[2], "type"):
+		switch t := args[3]; {
+		case equalFold(t, "normal"):
+		case equalFold(t, "master"), equalFold(t, "replica"), equalFold(t, "slave"), equalFold(t, "pubsub"):
+			return resp.Verbatim(""), nil // Vela has no such clients
 		default:
-			return resp.Reply{}, ErrSyntax
+			return resp.Reply{}, formatError("Unknown client type '%s'", cstr(t))
 		}
+	case len(args) > 3 && equalFold(args[2], "id"):
+		for _, a := range args[3:] {
+			id, ok := intArgOK(a)
+			if !ok {
+				return resp.Reply{}, Error("ERR Invalid client ID")
+			}
+			ids = append(ids, id)
+		}
+	case len(args) != 2:
+		return resp.Reply{}, ErrSyntax
 	}
 	var b strings.Builder
+	line := func(conn *resp.Conn) {
+		in := conn.Info()
+		fmt.Fprintf(&b, "id=%d addr=%s laddr=%s fd=0 name=%s age=%d idle=%d flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s\n",
+			in.ID, in.Addr, in.LocalAddr, in.Name, int64(in.Age.Seconds()), int64(in.Idle.Seconds()),
+			in.LastCommand, in.Proto, in.LibName, in.LibVer)
+	}
 	if n.clients != nil {
-		n.clients.Clients(func(conn *resp.Conn) {
-			if ids != nil && !ids[conn.ID] {
-				return
+		if ids == nil {
+			n.clients.Clients(line)
+		} else {
+			byID := map[int64]*resp.Conn{}
+			n.clients.Clients(func(conn *resp.Conn) { byID[conn.ID] = conn })
+			for _, id := range ids {
+				if conn := byID[id]; conn != nil {
+					line(conn)
+				}
 			}
-			in := conn.Info()
-			fmt.Fprintf(&b, "id=%d addr=%s laddr=%s fd=0 name=%s age=%d idle=%d flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s\n",
-				in.ID, in.Addr, in.LocalAddr, in.Name, int64(in.Age.Seconds()), int64(in.Idle.Seconds()),
-				in.LastCommand, in.Proto, in.LibName, in.LibVer)
-		})
+		}
 	}
 	return resp.Verbatim(b.String()), nil
 }

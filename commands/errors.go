@@ -1,8 +1,10 @@
 package commands
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/vela-cache/vela/resp"
 	"github.com/vela-cache/vela/store"
@@ -18,6 +20,7 @@ func (e Error) Error() string { return string(e) }
 var (
 	ErrSyntax       = Error("ERR syntax error")
 	ErrNotInteger   = Error("ERR value is not an integer or out of range")
+	ErrIntRange     = Error("ERR value is out of range, value must between -2147483648 and 2147483647")
 	ErrNotFloat     = Error("ERR value is not a valid float")
 	ErrNoAuth       = Error("NOAUTH Authentication required.")
 	ErrWrongPass    = Error("WRONGPASS invalid username-password pair or user is disabled.")
@@ -46,31 +49,62 @@ func invalidExpire(name string) error {
 	return Error("ERR invalid expire time in '" + name + "' command")
 }
 
-// unknownCommand formats Redis's reply to an unknown command, quoting the first arguments.
+// cstr returns b up to its first NUL byte. Redis formats arguments into messages with %s and
+// compares option names with strcasecmp, both of which read an argument as a C string.
+func cstr(b []byte) []byte {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		return b[:i]
+	}
+	return b
+}
+
+// oneLine replaces CR and LF with spaces, as Redis does to every error it formats from client
+// input, so that the reply stays one protocol line.
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if c == '\r' || c == '\n' {
+			b[i] = ' '
+		}
+	}
+	return string(b)
+}
+
+// formatError builds an error the way Redis's addReplyErrorFormat does: CR and LF are trimmed
+// from both ends of the message and replaced by spaces inside it. Arguments that come from the
+// client should be passed through cstr first, as Redis prints them with %s.
+func formatError(format string, a ...any) Error {
+	msg := strings.Trim(fmt.Sprintf(format, a...), "\r\n")
+	return Error("ERR " + oneLine(msg))
+}
+
+// unknownCommand formats Redis's reply to an unknown command, quoting the first arguments:
+// each argument is printed as a C string, and printing stops once 128 bytes of them are shown.
 func unknownCommand(args [][]byte) error {
 	var quoted []byte
 	for _, a := range args[1:] {
 		if len(quoted) >= 128 {
 			break
 		}
-		n := 128 - len(quoted)
+		a = cstr(a)
+		a = a[:min(len(a), 128-len(quoted))]
 		quoted = append(quoted, '\'')
-		quoted = append(quoted, a[:min(len(a), n)]...)
+		quoted = append(quoted, a...)
 		quoted = append(quoted, '\'', ' ')
 	}
-	name := args[0]
-	if len(name) > 128 {
-		name = name[:128]
-	}
-	return Error(fmt.Sprintf("ERR unknown command '%s', with args beginning with: %s", name, quoted))
+	name := cstr(args[0])
+	name = name[:min(len(name), 128)]
+	return Error(oneLine("ERR unknown command '" + string(name) + "', with args beginning with: " + string(quoted)))
 }
 
 // unknownSubcommand formats Redis's reply to a bad subcommand of a container command.
 func unknownSubcommand(parent string, sub []byte) error {
-	if len(sub) > 128 {
-		sub = sub[:128]
-	}
-	return Error(fmt.Sprintf("ERR unknown subcommand '%s'. Try %s HELP.", sub, upper(parent)))
+	sub = cstr(sub)
+	sub = sub[:min(len(sub), 128)]
+	return Error(oneLine("ERR unknown subcommand '" + string(sub) + "'. Try " + upper(parent) + " HELP."))
 }
 
 // errorReply maps any error to the reply the client sees. Store and command sentinels get Redis's
@@ -96,7 +130,7 @@ func errorReply(err error) resp.Reply {
 	case errors.Is(err, store.ErrOOM):
 		return resp.Error(string(ErrOOM))
 	}
-	return resp.Error("ERR " + err.Error())
+	return resp.Error(oneLine("ERR " + err.Error()))
 }
 
 func upper(s string) string {

@@ -34,6 +34,17 @@ type expiresCounter interface {
 	Expires(ctx context.Context) (int64, error)
 }
 
+// tagIndexLen is implemented by stores that can size their tag index.
+type tagIndexLen interface {
+	TagIndexLen() (tags, keys int)
+}
+
+// usageReporter is implemented by stores that account for the memory their entries take (the
+// figure max_memory bounds).
+type usageReporter interface {
+	Usage() (keys, bytes int64)
+}
+
 func (n *Node) info(c *Ctx, args [][]byte) (resp.Reply, error) {
 	want := map[string]bool{}
 	all := len(args) == 1
@@ -93,9 +104,16 @@ func (n *Node) infoSection(ctx context.Context, sec string) []string {
 		lines = []string{
 			fmt.Sprintf("used_memory:%d", used),
 			"used_memory_human:" + humanBytes(used),
-			fmt.Sprintf("maxmemory:%s", n.setting("maxmemory", "0")),
-			"maxmemory_policy:" + n.setting("maxmemory-policy", "noeviction"),
 		}
+		if u, ok := n.store.(usageReporter); ok {
+			_, dataset := u.Usage()
+			lines = append(lines, fmt.Sprintf("used_memory_dataset:%d", dataset))
+		}
+		lines = append(lines,
+			fmt.Sprintf("maxmemory:%s", n.setting("maxmemory", "0")),
+			"maxmemory_human:"+humanBytes(uint64(n.cfg.MaxMemory)),
+			"maxmemory_policy:"+n.setting("maxmemory-policy", "noeviction"),
+		)
 	case "stats":
 		s := n.stats
 		lines = []string{
@@ -122,7 +140,21 @@ func (n *Node) infoSection(ctx context.Context, sec string) []string {
 			"vela_version:" + VelaVersion,
 			"store:" + n.cfg.StoreType,
 			"topology:" + n.cfg.Topology,
-			fmt.Sprintf("stats_enabled:%d", boolInt(n.stats.On())),
+			"eviction_policy:" + n.cfg.EvictionPolicy,
+			fmt.Sprintf("max_size:%d", n.cfg.MaxSize),
+			fmt.Sprintf("max_memory:%d", n.cfg.MaxMemory),
+		}
+		if u, ok := n.store.(usageReporter); ok {
+			entries, bytes := u.Usage()
+			lines = append(lines, fmt.Sprintf("store_entries:%d", entries), fmt.Sprintf("store_used_memory:%d", bytes))
+		}
+		if ti, ok := n.store.(tagIndexLen); ok {
+			tags, keys := ti.TagIndexLen()
+			lines = append(lines, fmt.Sprintf("tags:%d", tags), fmt.Sprintf("tagged_keys:%d", keys))
+		}
+		lines = append(lines, fmt.Sprintf("stats_enabled:%d", boolInt(n.stats.On())))
+		for _, f := range n.stats.Snapshot() {
+			lines = append(lines, fmt.Sprintf("%s:%d", f.Name, f.Value))
 		}
 	}
 	for _, x := range n.extraInfo {

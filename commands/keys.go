@@ -4,6 +4,8 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/vela-cache/vela/glob"
+
 	"github.com/vela-cache/vela/resp"
 	"github.com/vela-cache/vela/store"
 )
@@ -93,7 +95,7 @@ func (n *Node) expire(c *Ctx, args [][]byte) (resp.Reply, error) {
 		case equalFold(a, "lt"):
 			cond |= store.CondLT
 		default:
-			return resp.Reply{}, Error("ERR Unsupported option " + string(a))
+			return resp.Reply{}, formatError("Unsupported option %s", cstr(a))
 		}
 	}
 	if cond&store.CondNX != 0 && cond&(store.CondXX|store.CondGT|store.CondLT) != 0 {
@@ -150,11 +152,7 @@ func (n *Node) ttl(c *Ctx, args [][]byte) (resp.Reply, error) {
 		t = max(t-now(), 0)
 	}
 	if !ms {
-		if abs {
-			t /= 1000
-		} else {
-			t = (t + 500) / 1000
-		}
+		t = t/1000 + (t%1000+500)/1000 // rounded, as Redis does for EXPIRETIME too; no overflow
 	}
 	return resp.Int(t), nil
 }
@@ -182,10 +180,7 @@ func (n *Node) keys(c *Ctx, args [][]byte) (resp.Reply, error) {
 		return resp.Reply{}, err
 	}
 	var out []resp.Reply
-	pattern := args[1]
-	if len(pattern) == 1 && pattern[0] == '*' {
-		pattern = nil
-	}
+	pattern, filter := scanPattern(args[1])
 	var cursor uint64
 	for {
 		keys, next, err := ks.Scan(c.Context(), cursor, pattern, 1024)
@@ -193,7 +188,9 @@ func (n *Node) keys(c *Ctx, args [][]byte) (resp.Reply, error) {
 			return resp.Reply{}, err
 		}
 		for _, k := range keys {
-			out = append(out, resp.Bulk(k))
+			if filter == nil || glob.Match(filter, k) {
+				out = append(out, resp.Bulk(k))
+			}
 		}
 		if next == 0 {
 			break
@@ -207,13 +204,13 @@ func (n *Node) keys(c *Ctx, args [][]byte) (resp.Reply, error) {
 }
 
 func (n *Node) scan(c *Ctx, args [][]byte) (resp.Reply, error) {
-	cursor, err := strconv.ParseUint(string(args[1]), 10, 64)
-	if err != nil {
+	cursor, ok := parseCursor(args[1])
+	if !ok {
 		return resp.Reply{}, ErrInvalidCur
 	}
-	var pattern []byte
+	var pattern, filter []byte
 	count := 10
-	typeFilter := ""
+	wantStrings := true // TYPE names a type Vela's values have (every value is a string)
 	for i := 2; i < len(args); i += 2 {
 		if i+1 >= len(args) {
 			return resp.Reply{}, ErrSyntax
@@ -229,12 +226,9 @@ func (n *Node) scan(c *Ctx, args [][]byte) (resp.Reply, error) {
 			}
 			count = int(min(v, 1<<20))
 		case equalFold(args[i], "match"):
-			pattern = args[i+1]
-			if len(pattern) == 1 && pattern[0] == '*' {
-				pattern = nil
-			}
+			pattern, filter = scanPattern(args[i+1])
 		case equalFold(args[i], "type"):
-			typeFilter = string(lowerInto(nil, args[i+1]))
+			wantStrings = equalFold(args[i+1], "string")
 		default:
 			return resp.Reply{}, ErrSyntax
 		}
@@ -248,13 +242,63 @@ func (n *Node) scan(c *Ctx, args [][]byte) (resp.Reply, error) {
 		return resp.Reply{}, err
 	}
 	elems := make([]resp.Reply, 0, len(keys))
-	if typeFilter == "" || typeFilter == "string" { // every Vela value is a string
+	if wantStrings {
 		for _, k := range keys {
-			elems = append(elems, resp.Bulk(k))
+			if filter == nil || glob.Match(filter, k) {
+				elems = append(elems, resp.Bulk(k))
+			}
 		}
 	}
 	return resp.Array([]resp.Reply{
 		resp.BulkString(strconv.FormatUint(next, 10)),
 		resp.Array(elems),
 	}), nil
+}
+
+// scanPattern turns a KEYS or SCAN MATCH pattern into the one for Keyspace.Scan, where "" means
+// every key, and a filter the command applies itself: the empty pattern, which matches only the
+// empty key.
+func scanPattern(p []byte) (pattern, filter []byte) {
+	switch {
+	case len(p) == 0:
+		return nil, p
+	case len(p) == 1 && p[0] == '*':
+		return nil, nil
+	}
+	return p, nil
+}
+
+// parseCursor reads a SCAN cursor as Redis does, with strtoul on the argument as a C string: an
+// empty string is 0, one leading '+' or '-' is allowed ("-1" wraps to 2^64-1), overflow and
+// trailing characters are errors, and so is a leading space (Redis checks that itself).
+func parseCursor(b []byte) (uint64, bool) {
+	s := cstr(b)
+	if len(s) == 0 {
+		return 0, true
+	}
+	neg := false
+	digits := s
+	switch s[0] {
+	case '+', '-':
+		neg = s[0] == '-'
+		digits = s[1:]
+	}
+	if len(digits) == 0 {
+		return 0, false // no digits: strtoul leaves the end pointer at the sign
+	}
+	var n uint64
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := uint64(c - '0')
+		if n > (math.MaxUint64-d)/10 {
+			return 0, false // ERANGE
+		}
+		n = n*10 + d
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
 }

@@ -34,6 +34,9 @@ type Config struct {
 	Settings map[string]string
 	// StoreType and Topology name the layers below, for INFO's vela section.
 	StoreType, Topology string
+	// MaxSize, MaxMemory and EvictionPolicy are the store's bounds, for INFO (0: unbounded).
+	MaxSize, MaxMemory int64
+	EvictionPolicy     string
 }
 
 // Clients is what CLIENT LIST and INFO need from the listener. *resp.Server implements it.
@@ -78,6 +81,7 @@ func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger
 	n.registerServer()
 	n.registerStrings()
 	n.registerKeys()
+	n.registerVela()
 	return n
 }
 
@@ -89,6 +93,14 @@ func (n *Node) Store() store.Store { return n.store }
 
 // Stats returns the node's counters.
 func (n *Node) Stats() *stats.Stats { return n.stats }
+
+// ClientCount returns the number of open client connections (0 before SetClients).
+func (n *Node) ClientCount() int {
+	if n.clients == nil {
+		return 0
+	}
+	return n.clients.ClientCount()
+}
 
 // SetClients tells the node which listener serves it (the listener is built after the node).
 func (n *Node) SetClients(c Clients) { n.clients = c }
@@ -164,7 +176,17 @@ func (n *Node) Exec(ctx *Ctx, args [][]byte) resp.Reply {
 	if ctx.Conn != nil && cmd.Flags&FlagPipelined == 0 {
 		ctx.Conn.Settle() // pipelined calls before this command complete first
 	}
-	reply, err := cmd.Handler(ctx, args)
+	var reply resp.Reply
+	var err error
+	if cmd.observer != nil {
+		// Durations from the node's start time read only the monotonic clock, where
+		// time.Now would also read the wall clock.
+		start := time.Since(n.started)
+		reply, err = cmd.Handler(ctx, args)
+		cmd.observer.Observe((time.Since(n.started) - start).Seconds())
+	} else {
+		reply, err = cmd.Handler(ctx, args)
+	}
 	if err != nil {
 		return errorReply(err)
 	}

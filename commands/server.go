@@ -1,8 +1,10 @@
 package commands
 
 import (
+	"bytes"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vela-cache/vela/glob"
@@ -70,7 +72,10 @@ func (n *Node) flush(c *Ctx, args [][]byte) (resp.Reply, error) {
 	return resp.OK, nil
 }
 
-// configGet serves CONFIG GET pattern [pattern …] from the settings the node was given.
+// configGet serves CONFIG GET parameter [parameter …] from the settings the node was given,
+// with Redis 7's rules: a name without glob characters is looked up ignoring case and reported
+// as the client spelled it; a pattern reports the canonical names it matches; each parameter is
+// reported once.
 func (n *Node) configGet(c *Ctx, args [][]byte) (resp.Reply, error) {
 	names := make([]string, 0, len(n.cfg.Settings))
 	for name := range n.cfg.Settings {
@@ -79,9 +84,17 @@ func (n *Node) configGet(c *Ctx, args [][]byte) (resp.Reply, error) {
 	sort.Strings(names)
 	seen := map[string]bool{}
 	var kv []resp.Reply
-	for _, pattern := range args[2:] {
+	for _, arg := range args[2:] {
+		if !bytes.ContainsAny(cstr(arg), "[*?") {
+			name := strings.ToLower(string(arg))
+			if v, ok := n.cfg.Settings[name]; ok && !seen[name] {
+				seen[name] = true
+				kv = append(kv, resp.BulkString(string(arg)), resp.BulkString(v))
+			}
+			continue
+		}
 		for _, name := range names {
-			if !seen[name] && glob.MatchFold(pattern, []byte(name)) {
+			if !seen[name] && glob.MatchFold(cstr(arg), []byte(name)) {
 				seen[name] = true
 				kv = append(kv, resp.BulkString(name), resp.BulkString(n.cfg.Settings[name]))
 			}
@@ -127,7 +140,7 @@ func (n *Node) commandInfo(c *Ctx, args [][]byte) (resp.Reply, error) {
 		if cmd := n.table.Lookup(name); cmd != nil {
 			out = append(out, commandInfoReply(cmd))
 		} else {
-			out = append(out, resp.NilArray)
+			out = append(out, resp.Nil) // Redis answers an unknown name with a null bulk
 		}
 	}
 	return resp.Array(out), nil

@@ -61,7 +61,15 @@ type Command struct {
 	// Subcommands, by lower-case name.
 	Subcommands map[string]*Command
 
-	calls atomic.Uint64 // times executed, for INFO commandstats and metrics
+	calls    atomic.Uint64 // times executed, for INFO commandstats and metrics
+	observer Observer      // receives each run's duration; set before serving (Table.Observe)
+}
+
+// Observer receives the duration in seconds of every run of one command; a
+// prometheus.Observer satisfies it. Observe is called on the connection goroutine, so it must
+// not block, and on the hot path, so it should not allocate.
+type Observer interface {
+	Observe(seconds float64)
 }
 
 // Calls returns how many times the command has run.
@@ -86,7 +94,30 @@ func (c *Command) Keys(args [][]byte) [][]byte {
 
 // Table maps command names to commands.
 type Table struct {
-	cmds map[string]*Command
+	cmds    map[string]*Command
+	observe func(cmd *Command) Observer // see Observe
+}
+
+// Observe makes every command, registered already or later, report its durations to the
+// Observer that fn returns for it (nil: none); fn runs once per command and subcommand, so the
+// hot path only calls a pre-resolved Observer. Call it during start-up, before serving.
+func (t *Table) Observe(fn func(cmd *Command) Observer) {
+	t.observe = fn
+	for _, cmd := range t.cmds {
+		t.attach(cmd)
+	}
+}
+
+func (t *Table) attach(cmd *Command) {
+	if t.observe == nil {
+		return
+	}
+	if cmd.Handler != nil {
+		cmd.observer = t.observe(cmd)
+	}
+	for _, sub := range cmd.Subcommands {
+		sub.observer = t.observe(sub)
+	}
 }
 
 // NewTable returns an empty table.
@@ -113,6 +144,7 @@ func (t *Table) Register(cmd *Command) {
 		}
 	}
 	t.cmds[cmd.Name] = cmd
+	t.attach(cmd)
 }
 
 // Lookup finds a command by name, ignoring case, without allocating.
@@ -147,12 +179,13 @@ func lowerInto(dst, s []byte) []byte {
 	return dst
 }
 
-// equalFold reports whether arg equals the lower-case word w, ignoring ASCII case.
+// equalFold reports whether arg equals the lower-case word w, ignoring ASCII case. Like Redis's
+// strcasecmp on an argument it reads arg as a C string: "nx\x00junk" equals "nx".
 func equalFold(arg []byte, w string) bool {
-	if len(arg) != len(w) {
+	if len(arg) < len(w) || (len(arg) > len(w) && arg[len(w)] != 0) {
 		return false
 	}
-	for i := 0; i < len(arg); i++ {
+	for i := 0; i < len(w); i++ {
 		c := arg[i]
 		if c >= 'A' && c <= 'Z' {
 			c += 'a' - 'A'

@@ -149,8 +149,16 @@ func (c *Config) Validate() error {
 		return &Error{"max_size", "must not be negative"}
 	case c.MaxMemory < 0:
 		return &Error{"max_memory", "must not be negative"}
-	case c.DefaultTTL < 0, c.Timeout < 0, c.SweepInterval < 0, c.StampedeTimeout < 0:
-		return &Error{"", "durations must not be negative"}
+	case c.DefaultTTL < 0:
+		return &Error{"default_ttl", "must not be negative"}
+	case c.Timeout < 0:
+		return &Error{"timeout", "must not be negative"}
+	case c.SweepInterval < 0:
+		return &Error{"sweep_interval", "must not be negative"}
+	case c.StampedeTimeout < 0:
+		return &Error{"stampede_timeout", "must not be negative"}
+	case c.NearCache.L1TTL < 0:
+		return &Error{"near_cache.l1_ttl", "must not be negative"}
 	case c.Cluster.Replicas < 1:
 		return &Error{"cluster.replicas", "must be at least 1"}
 	case c.NearCache.MaxSize < 1 && c.NearCache.Enabled:

@@ -91,7 +91,9 @@ func Load(args []string, environ []string, usage io.Writer) (Config, error) {
 	}
 
 	fs := flag.NewFlagSet("vela", flag.ContinueOnError)
-	fs.SetOutput(usage)
+	// The flag package prints the whole usage on any error; a bad flag must give one line, so
+	// usage is printed only for -h.
+	fs.SetOutput(io.Discard)
 	configPath := fs.String("config", "", "TOML configuration file")
 	flagValues := map[string]*string{}
 	for _, k := range keys {
@@ -106,6 +108,8 @@ func Load(args []string, environ []string, usage io.Writer) (Config, error) {
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(usage)
+			fs.Usage()
 			return c, err
 		}
 		return c, &Error{"", err.Error()}
@@ -223,6 +227,9 @@ func setTOML(k key, v any) error {
 			if x < 0 {
 				return fmt.Errorf("must not be negative (got %d)", x)
 			}
+			if x > maxDurationMs {
+				return fmt.Errorf("too large (got %d ms)", x)
+			}
 			*k.ptr.(*time.Duration) = time.Duration(x) * time.Millisecond
 		case string:
 			return setString(k, x)
@@ -313,6 +320,9 @@ func setInt(k key, n int64) error {
 	return nil
 }
 
+// maxDurationMs is the largest duration in milliseconds a time.Duration holds (about 292 years).
+const maxDurationMs = int64(1<<63-1) / int64(time.Millisecond)
+
 // ParseDuration reads a duration as the configuration writes it: a Go duration ("5m", "250ms"),
 // a bare integer of milliseconds, or "infinity"/"0" for none (0).
 func ParseDuration(s string) (time.Duration, error) {
@@ -323,6 +333,9 @@ func ParseDuration(s string) (time.Duration, error) {
 	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
 		if ms < 0 {
 			return 0, fmt.Errorf("must not be negative (got %q)", s)
+		}
+		if ms > maxDurationMs {
+			return 0, fmt.Errorf("too large (got %q ms)", s)
 		}
 		return time.Duration(ms) * time.Millisecond, nil
 	}

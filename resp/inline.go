@@ -1,77 +1,106 @@
 package resp
 
-// splitInline splits an inline command line into arguments the way Redis's sdssplitargs does:
-// arguments are separated by spaces; "double quotes" understand \n \r \t \b \a \\ \" and \xHH;
-// 'single quotes' understand \'; a closing quote must be followed by a space or the end of the
-// line. Arguments without escapes alias line; unescaped ones are built in scratch. It reports
-// false for unbalanced quotes.
-func splitInline(line []byte, args [][]byte, scratch []byte) ([][]byte, bool) {
-	i := 0
+import "bytes"
+
+// splitInline splits an inline command line into arguments exactly as Redis's sdssplitargs
+// does. The line is read as a C string (it ends at the first NUL byte). Arguments are separated
+// by blanks; a double quote opens a string that understands \n \r \t \b \a, \xHH and any other
+// escaped byte; a single quote opens one where only \' is special; a quote may start in the
+// middle of an argument (foo"bar baz" is one argument), but a closing quote must be followed by
+// a blank or the end of the line. It reports false for an unterminated quote or a closing quote
+// followed by something else. The arguments are built in scratch and alias it.
+func splitInline(line []byte, args [][]byte, scratch []byte) ([][]byte, []byte, bool) {
+	if i := bytes.IndexByte(line, 0); i >= 0 {
+		line = line[:i]
+	}
+	at := func(i int) byte { // the C string's byte at i, NUL past the end
+		if i < len(line) {
+			return line[i]
+		}
+		return 0
+	}
+	p := 0
 	for {
-		for i < len(line) && isSpace(line[i]) {
-			i++
+		for p < len(line) && isSpace(line[p]) {
+			p++
 		}
-		if i == len(line) {
-			return args, true
+		if p == len(line) {
+			return args, scratch, true
 		}
-		switch line[i] {
-		case '"', '\'':
-			quote := line[i]
-			i++
-			start := len(scratch)
-			closed := false
-			for i < len(line) {
-				c := line[i]
+		start := len(scratch)
+		inDouble, inSingle, done := false, false, false
+		for !done {
+			c := at(p)
+			switch {
+			case inDouble:
 				switch {
-				case quote == '"' && c == '\\' && i+3 < len(line) && line[i+1] == 'x' &&
-					isHex(line[i+2]) && isHex(line[i+3]):
-					scratch = append(scratch, unhex(line[i+2])<<4|unhex(line[i+3]))
-					i += 4
-					continue
-				case quote == '"' && c == '\\' && i+1 < len(line):
-					i++
-					switch line[i] {
+				case c == '\\' && at(p+1) == 'x' && isHex(at(p+2)) && isHex(at(p+3)):
+					scratch = append(scratch, unhex(at(p+2))<<4|unhex(at(p+3)))
+					p += 3
+				case c == '\\' && at(p+1) != 0:
+					p++
+					switch e := line[p]; e {
 					case 'n':
-						c = '\n'
+						scratch = append(scratch, '\n')
 					case 'r':
-						c = '\r'
+						scratch = append(scratch, '\r')
 					case 't':
-						c = '\t'
+						scratch = append(scratch, '\t')
 					case 'b':
-						c = '\b'
+						scratch = append(scratch, '\b')
 					case 'a':
-						c = '\a'
+						scratch = append(scratch, '\a')
 					default:
-						c = line[i]
+						scratch = append(scratch, e)
 					}
-				case quote == '\'' && c == '\\' && i+1 < len(line) && line[i+1] == '\'':
-					i++
-					c = '\''
-				case c == quote:
-					closed = true
+				case c == '"':
+					if next := at(p + 1); next != 0 && !isSpace(next) {
+						return args, scratch, false
+					}
+					done = true
+				case c == 0:
+					return args, scratch, false // unterminated quotes
+				default:
+					scratch = append(scratch, c)
 				}
-				i++
-				if closed {
-					break
+			case inSingle:
+				switch {
+				case c == '\\' && at(p+1) == '\'':
+					p++
+					scratch = append(scratch, '\'')
+				case c == '\'':
+					if next := at(p + 1); next != 0 && !isSpace(next) {
+						return args, scratch, false
+					}
+					done = true
+				case c == 0:
+					return args, scratch, false
+				default:
+					scratch = append(scratch, c)
 				}
-				scratch = append(scratch, c)
+			default:
+				switch c {
+				case ' ', '\n', '\r', '\t', 0: // not \v or \f: those only separate leading blanks
+					done = true
+				case '"':
+					inDouble = true
+				case '\'':
+					inSingle = true
+				default:
+					scratch = append(scratch, c)
+				}
 			}
-			if !closed || (i < len(line) && !isSpace(line[i])) {
-				return args, false
+			if p < len(line) {
+				p++
 			}
-			// scratch may move as it grows, so arguments are sliced from it only at the end of
-			// each quoted argument; earlier ones stay valid because append copies on growth.
-			args = append(args, scratch[start:len(scratch):len(scratch)])
-		default:
-			start := i
-			for i < len(line) && !isSpace(line[i]) {
-				i++
-			}
-			args = append(args, line[start:i:i])
 		}
+		// scratch may move as it grows; an argument sliced from an earlier array stays valid
+		// because append copies and never writes to the old one.
+		args = append(args, scratch[start:len(scratch):len(scratch)])
 	}
 }
 
+// isSpace is C's isspace in the C locale.
 func isSpace(c byte) bool {
 	return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\v' || c == '\f'
 }

@@ -37,7 +37,7 @@ func (e *ProtocolError) Error() string { return "Protocol error: " + e.Msg }
 var ErrQueryBufferLimit = errors.New("resp: query buffer limit reached")
 
 // Reader parses commands (multibulk or inline) from a stream without copying them: the argument
-// slices it returns alias its buffer and stay valid until the next call to Fill. It never
+// slices it returns alias its buffers and stay valid until the next call to Next or Fill. It never
 // allocates more than about twice what the client has actually sent, whatever lengths the client
 // announces. A Reader is not safe for concurrent use.
 type Reader struct {
@@ -86,7 +86,11 @@ func (rd *Reader) Next() ([][]byte, error) {
 		data := rd.buf[rd.r:rd.w]
 		if rd.pending == 0 {
 			if data[0] != '*' {
-				return rd.inline(data)
+				args, skipped, err := rd.inline(data)
+				if skipped {
+					continue // an empty line is skipped, as Redis does
+				}
+				return args, err
 			}
 			line, n := readLine(data)
 			if n < 0 {
@@ -151,29 +155,38 @@ func (rd *Reader) Next() ([][]byte, error) {
 	}
 }
 
-// inline parses a telnet-style command line.
-func (rd *Reader) inline(data []byte) ([][]byte, error) {
+// inline parses a telnet-style command line. It returns nil args and a nil error both when the
+// line has not fully arrived and when it was empty (skipped); skipped reports the latter.
+func (rd *Reader) inline(data []byte) (args [][]byte, skipped bool, err error) {
 	nl := bytes.IndexByte(data, '\n')
 	if nl < 0 {
 		if len(data) > maxInline {
-			return nil, &ProtocolError{"too big inline request"}
+			return nil, false, &ProtocolError{"too big inline request"}
 		}
-		return nil, nil
+		return nil, false, nil
 	}
 	line := data[:nl]
 	if len(line) > 0 && line[len(line)-1] == '\r' {
 		line = line[:len(line)-1]
 	}
-	args, ok := splitInline(line, rd.args[:0], rd.inlineSc[:0])
-	if !ok {
-		return nil, &ProtocolError{"unbalanced quotes in request"}
+	args, rd.inlineSc, err = rd.splitInline(line)
+	if err != nil {
+		return nil, false, err
 	}
 	rd.r += nl + 1
 	rd.args = args
-	if len(args) > 0 {
-		return args, nil
+	if len(args) == 0 {
+		return nil, true, nil
 	}
-	return rd.Next() // an empty line is skipped
+	return args, false, nil
+}
+
+func (rd *Reader) splitInline(line []byte) ([][]byte, []byte, error) {
+	args, scratch, ok := splitInline(line, rd.args[:0], rd.inlineSc[:0])
+	if !ok {
+		return nil, scratch, &ProtocolError{"unbalanced quotes in request"}
+	}
+	return args, scratch, nil
 }
 
 // Fill reads more input into the buffer, compacting or growing it as needed. Argument slices

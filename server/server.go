@@ -11,9 +11,12 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/vela-cache/vela/commands"
 	"github.com/vela-cache/vela/config"
+	"github.com/vela-cache/vela/metrics"
 	"github.com/vela-cache/vela/resp"
 	"github.com/vela-cache/vela/stats"
 	"github.com/vela-cache/vela/store"
@@ -31,6 +34,9 @@ type Server struct {
 	node  *commands.Node
 	resp  *resp.Server
 	sweep *store.SweepLoop
+	// metrics serves /metrics, /healthz and /readyz; nil when metrics_listen is "".
+	metrics *metrics.Metrics
+	ready   atomic.Bool // set once Start has finished, cleared when Shutdown begins
 
 	serveErr chan error
 	once     sync.Once
@@ -42,21 +48,24 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	st, err := openStore(cfg, log)
+	counters := &stats.Stats{Disabled: !cfg.StatsEnabled}
+	st, err := openStore(cfg, counters, log)
 	if err != nil {
 		return nil, err
 	}
-	counters := &stats.Stats{Disabled: !cfg.StatsEnabled}
 	_, port, _ := net.SplitHostPort(cfg.Listen)
 	portNum, _ := strconv.Atoi(port)
 	node := commands.NewNode(st, commands.Config{
-		RequirePass: cfg.RequirePass,
-		DefaultTTL:  cfg.DefaultTTL,
-		MaxBulkLen:  cfg.ProtoMaxBulkLen,
-		Port:        portNum,
-		Settings:    redisSettings(cfg),
-		StoreType:   cfg.Store.Type,
-		Topology:    cfg.Topology.Type,
+		RequirePass:    cfg.RequirePass,
+		DefaultTTL:     cfg.DefaultTTL,
+		MaxBulkLen:     cfg.ProtoMaxBulkLen,
+		Port:           portNum,
+		Settings:       redisSettings(cfg),
+		StoreType:      cfg.Store.Type,
+		Topology:       cfg.Topology.Type,
+		MaxSize:        cfg.MaxSize,
+		MaxMemory:      cfg.MaxMemory,
+		EvictionPolicy: cfg.EvictionPolicy,
 	}, counters, log)
 	rs := resp.NewServer(resp.Config{
 		Addr:        cfg.Listen,
@@ -68,14 +77,43 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		OnAccept:    counters.Connections.Inc,
 	}, node)
 	node.SetClients(rs)
-	return &Server{cfg: cfg, log: log, store: st, stats: counters, node: node, resp: rs,
-		serveErr: make(chan error, 1)}, nil
+	s := &Server{cfg: cfg, log: log, store: st, stats: counters, node: node, resp: rs,
+		serveErr: make(chan error, 1)}
+	if cfg.MetricsListen != "" {
+		s.metrics = metrics.New(node, log)
+		s.metrics.AddReadyCheck("node", func(context.Context) error {
+			if !s.ready.Load() {
+				return errors.New("not serving")
+			}
+			return nil
+		})
+		s.metrics.AddReadyCheck("store", s.probeStore)
+	}
+	return s, nil
 }
 
-func openStore(cfg config.Config, log *slog.Logger) (store.Store, error) {
+// probeStore checks that the store answers: a read of a key no client can have written.
+func (s *Server) probeStore(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_, err := s.store.Do(ctx, []byte("\x00vela:readyz"), store.Op{Kind: store.Inspect})
+	return err
+}
+
+func openStore(cfg config.Config, counters *stats.Stats, log *slog.Logger) (store.Store, error) {
 	switch cfg.Store.Type {
 	case "memory":
-		return memory.New(memory.Config{MaxValueLen: cfg.ProtoMaxBulkLen}), nil
+		policy, err := memory.ParsePolicy(cfg.EvictionPolicy)
+		if err != nil {
+			return nil, &config.Error{Key: "eviction_policy", Msg: err.Error()}
+		}
+		return memory.New(memory.Config{
+			MaxValueLen: cfg.ProtoMaxBulkLen,
+			MaxSize:     cfg.MaxSize,
+			MaxMemory:   cfg.MaxMemory,
+			Policy:      policy,
+			Stats:       counters,
+		}), nil
 	case "disk":
 		st, err := disk.Open(disk.Config{Path: cfg.Store.DiskPath, MaxValueLen: cfg.ProtoMaxBulkLen})
 		if err != nil {
@@ -113,20 +151,46 @@ func redisSettings(cfg config.Config) map[string]string {
 // Node returns the command node, for packages that add commands.
 func (s *Server) Node() *commands.Node { return s.node }
 
+// Metrics returns the node's telemetry, for packages that add collectors or readiness checks;
+// nil when metrics_listen is "".
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
+// MetricsAddr returns the address /metrics is served on ("" when disabled or before Start).
+func (s *Server) MetricsAddr() string {
+	if s.metrics == nil {
+		return ""
+	}
+	return s.metrics.Addr()
+}
+
 // Start binds the listener and starts serving and sweeping. On error nothing is left running.
 func (s *Server) Start() error {
 	if err := s.resp.Listen(); err != nil {
 		_ = s.store.Close()
 		return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
 	}
+	if s.metrics != nil {
+		if err := s.metrics.Start(s.cfg.MetricsListen); err != nil {
+			_ = s.resp.Shutdown(context.Background())
+			_ = s.store.Close()
+			return err
+		}
+	}
 	if sw, ok := s.store.(store.Sweeper); ok && s.cfg.SweepInterval > 0 {
-		s.sweep = store.StartSweep(sw, s.cfg.SweepInterval, func(n int) {
-			if s.stats.On() {
-				s.stats.Expirations.Add(uint64(n))
+		// The memory store counts every expiration itself (memory.Config.Stats), lazy ones
+		// included; for other stores the sweep's count is added here.
+		var onSwept func(int)
+		if s.cfg.Store.Type != "memory" {
+			onSwept = func(n int) {
+				if s.stats.On() {
+					s.stats.Expirations.Add(uint64(n))
+				}
 			}
-		}, s.log)
+		}
+		s.sweep = store.StartSweep(sw, s.cfg.SweepInterval, onSwept, s.log)
 	}
 	go func() { s.serveErr <- s.resp.Serve() }()
+	s.ready.Store(true)
 	s.log.Info("vela ready", "listen", s.resp.Addr().String(), "store", s.cfg.Store.Type, "topology", s.cfg.Topology.Type)
 	return nil
 }
@@ -138,12 +202,16 @@ func (s *Server) Addr() string { return s.resp.Addr().String() }
 // It is idempotent and honours ctx's deadline.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.once.Do(func() {
+		s.ready.Store(false)
 		var errs []error
 		errs = append(errs, s.resp.Shutdown(ctx))
 		if s.sweep != nil {
 			errs = append(errs, s.sweep.Shutdown(ctx))
 		}
 		errs = append(errs, s.store.Close())
+		if s.metrics != nil {
+			errs = append(errs, s.metrics.Shutdown(ctx))
+		}
 		s.errShut = errors.Join(errs...)
 		s.log.Info("vela stopped")
 	})

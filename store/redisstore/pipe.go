@@ -258,7 +258,7 @@ func (pc *pipeConn) reader(nc net.Conn, gen uint64) {
 		if len(pc.calls) == 0 {
 			pc.calls = pc.calls[:0:0]
 		}
-		if c.key != "" && pc.gets[c.key] == c {
+		if c.kind == store.Get && pc.gets[c.key] == c {
 			delete(pc.gets, c.key)
 		}
 		if br.Buffered() == 0 {

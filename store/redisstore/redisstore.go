@@ -263,14 +263,21 @@ func (s *Store) do(ctx context.Context, k string, op *store.Op) (store.Result, e
 	keys := []string{k}
 	switch op.Kind {
 	case store.Inspect:
-		v, err := scriptInspect.Run(ctx, s.c, keys).Int64Slice()
+		// MULTI, not a script: Lua numbers are doubles and would round a far expiry.
+		var at *redis.Cmd
+		var n *redis.IntCmd
+		_, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			at = p.Do(ctx, "pexpiretime", k)
+			n = p.StrLen(ctx, k)
+			return nil
+		})
 		if err != nil {
 			return res, err
 		}
-		if len(v) == 2 && v[0] != -2 {
-			res.Found, res.Int = true, v[1]
-			if v[0] > 0 {
-				res.ExpireAt = v[0]
+		if v, _ := at.Int64(); v != -2 {
+			res.Found, res.Int = true, n.Val()
+			if v > 0 {
+				res.ExpireAt = v
 			}
 		}
 		return res, nil

@@ -103,13 +103,6 @@ if existed == 0 then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
 return r
 `)
 
-// scriptInspect: KEYS[1] key. Returns {PEXPIRETIME, STRLEN}.
-var scriptInspect = redis.NewScript(`
-local at = redis.call('PEXPIRETIME', KEYS[1])
-if at == -2 then return {-2, 0} end
-return {at, redis.call('STRLEN', KEYS[1])}
-`)
-
 // scriptMSet: KEYS the keys; ARGV nx (1|0), pxat, values… MSET/MSETNX with an expiry. Returns 1
 // if written, 0 if NX found a live key.
 var scriptMSet = redis.NewScript(`

@@ -186,6 +186,12 @@ func testSetTTL(t *testing.T, s store.Store) {
 	if got := expireAt(t, s, "k"); got != 0 {
 		t.Fatalf("plain set kept expiry %d", got)
 	}
+	// The farthest expiry Redis accepts survives exactly (no rounding through a double).
+	const farthest = 9223372036854775806
+	do(t, s, "max", store.Op{Kind: store.Set, Value: []byte("v"), TTL: store.TTLSet, ExpireAt: farthest})
+	if got := expireAt(t, s, "max"); got != farthest {
+		t.Fatalf("expiry %d, want %d", got, farthest)
+	}
 	// A default TTL rides on TTLClear's ExpireAt.
 	do(t, s, "d", store.Op{Kind: store.Set, Value: []byte("x"), ExpireAt: far})
 	if got := expireAt(t, s, "d"); got != far {
@@ -782,6 +788,13 @@ func testPipelined(t *testing.T, s store.Store) {
 		t.Fatalf("pipelined SET PXAT: expiry %d, want %d", got, far)
 	}
 	wantMissing(t, s, "n")
+	// The empty key is a key like any other.
+	for i, v := range []string{"x", "y"} {
+		start("", store.Op{Kind: store.Set, Value: []byte(v)}).Wait()
+		if got := wait(start("", store.Op{Kind: store.Get})); string(got.Value) != v {
+			t.Fatalf("round %d: empty key = %q, want %q", i, got.Value, v)
+		}
+	}
 	// Many keys at once, then read back through Do.
 	var sets []store.Call
 	for i := range 200 {

@@ -1,0 +1,95 @@
+package commands_test
+
+import (
+	"bufio"
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/vela-cache/vela/commands"
+	"github.com/vela-cache/vela/internal/respclient"
+	"github.com/vela-cache/vela/resp"
+	"github.com/vela-cache/vela/store/memory"
+)
+
+// encodeArgs packs arguments as the fuzz input: each is a length byte then its bytes.
+func encodeArgs(args ...string) []byte {
+	var b []byte
+	for _, a := range args {
+		b = append(b, byte(len(a)))
+		b = append(b, a...)
+	}
+	return b
+}
+
+func decodeArgs(data []byte) [][]byte {
+	var args [][]byte
+	for len(data) > 0 {
+		n := int(data[0])
+		data = data[1:]
+		n = min(n, len(data))
+		args = append(args, data[:n:n])
+		data = data[n:]
+	}
+	return args
+}
+
+// checkReply fails t unless r encodes, in RESP2 and RESP3, to exactly one well-formed reply
+// whose error text (if any) is a single line.
+func checkReply(t *testing.T, args [][]byte, r resp.Reply) {
+	t.Helper()
+	for _, proto := range []int{2, 3} {
+		raw := resp.Append(nil, r, proto)
+		rd := bufio.NewReader(bytes.NewReader(raw))
+		v, _, err := respclient.ReadValue(rd)
+		if err != nil || rd.Buffered() != 0 {
+			t.Fatalf("%q: RESP%d reply %q does not parse as one reply: %v", args, proto, raw, err)
+		}
+		if v.IsError() && strings.ContainsAny(v.Str, "\r\n") {
+			t.Fatalf("%q: error reply %q spans lines", args, v.Str)
+		}
+	}
+}
+
+var fuzzSeeds = [][]string{
+	{"SET", "k", "v", "EX", "10", "NX", "GET"}, {"SET", "k", "v", "KEEPTTL", "PXAT", "1"},
+	{"GETEX", "k", "PERSIST"}, {"GETEX", "k", "EXAT", "0"}, {"INCRBYFLOAT", "k", "1e308"},
+	{"INCRBY", "k", "-9223372036854775808"}, {"DECRBY", "k", "-9223372036854775808"},
+	{"APPEND", "k", "\r\n\x00"}, {"MSET", "a", "1", "b"}, {"MSETNX", "a", "1", "b", "2"},
+	{"EXPIRE", "k", "100", "GT", "LT"}, {"PEXPIREAT", "k", "-1", "XX"}, {"EXPIRETIME", "k"},
+	{"SCAN", "-1", "MATCH", "*[", "COUNT", "0"}, {"KEYS", "\\"}, {"CLIENT", "LIST", "ID", "x"},
+	{"CLIENT", "SETNAME", "a b"}, {"HELLO", "3", "AUTH", "default", "x", "SETNAME", "n"},
+	{"COMMAND", "INFO", "get", "nosuch"}, {"COMMAND", "DOCS"}, {"CONFIG", "GET", "*"},
+	{"INFO", "everything"}, {"FLUSHALL", "ASYNC"}, {"SELECT", "2147483648"}, {"AUTH", "a", "b", "c"},
+	{"nosuch\r\n", "a\x00b", "c\n"}, {"CLIENT", "bad\r\nsub"}, {"ECHO"}, {"PING", "a", "b"},
+	{"TIME"}, {"DBSIZE"}, {"TYPE", "k"}, {"TOUCH", "k", "k"}, {"SET", "k", "v", "TAGS", "t1", "t2"},
+}
+
+// FuzzExec runs arbitrary arguments through the command table on a memory store: no input may
+// panic, and every reply must be valid RESP with single-line errors.
+func FuzzExec(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add(encodeArgs(s...))
+	}
+	st := memory.New(memory.Config{MaxValueLen: 1 << 20})
+	node := commands.NewNode(st, commands.Config{MaxBulkLen: 1 << 20}, nil, nil)
+	ctx := &commands.Ctx{Node: node}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if keys, _ := st.Usage(); keys > 10000 {
+			node.Exec(ctx, [][]byte{[]byte("FLUSHALL")})
+		}
+		args := decodeArgs(data)
+		checkReply(t, args, node.Exec(ctx, args))
+	})
+}
+
+// TestExecSeeds runs the fuzz seeds as a plain test, so that a regression shows up in go test
+// even without -fuzz.
+func TestExecSeeds(t *testing.T) {
+	node := commands.NewNode(memory.New(memory.Config{}), commands.Config{}, nil, nil)
+	ctx := &commands.Ctx{Node: node}
+	for _, s := range fuzzSeeds {
+		args := decodeArgs(encodeArgs(s...))
+		checkReply(t, args, node.Exec(ctx, args))
+	}
+}

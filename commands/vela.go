@@ -1,0 +1,53 @@
+package commands
+
+import (
+	"github.com/vela-cache/vela/resp"
+	"github.com/vela-cache/vela/store"
+)
+
+// ErrNoTags is the reply when the store underneath keeps no tag index.
+var ErrNoTags = Error("ERR this store does not support tags")
+
+// registerVela registers Vela's own cache commands: TAGINVALIDATE and STATS.
+func (n *Node) registerVela() {
+	const g = "vela"
+	for _, c := range []*Command{
+		{Name: "taginvalidate", Arity: -2, Flags: FlagWrite | FlagClusterWide, Handler: n.tagInvalidate,
+			Summary: "Deletes every live key carrying any of the tags; replies with the number of keys deleted."},
+		{Name: "stats", Arity: 1, Flags: FlagFast | FlagLoading, Handler: n.statsCmd,
+			Summary: "Returns Vela's cache counters as a map (a flat name/value array in RESP2)."},
+	} {
+		c.Group = g
+		n.table.Register(c)
+	}
+}
+
+// tagInvalidate serves TAGINVALIDATE tag [tag …]. Every deleted key is reported to the key
+// watchers (leases, near caches) and counted in tag_invalidations.
+func (n *Node) tagInvalidate(c *Ctx, args [][]byte) (resp.Reply, error) {
+	tg, ok := n.store.(store.Tagger)
+	if !ok {
+		return resp.Reply{}, ErrNoTags
+	}
+	deleted, err := tg.InvalidateTags(c.Context(), args[1:])
+	for _, key := range deleted {
+		n.NotifyKey(key)
+	}
+	if n.stats.On() && len(deleted) > 0 {
+		n.stats.TagInvalidations.Add(uint64(len(deleted)))
+	}
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	return resp.Int(int64(len(deleted))), nil
+}
+
+// statsCmd serves STATS: every counter of stats.Stats.Snapshot, in its documented order.
+func (n *Node) statsCmd(_ *Ctx, _ [][]byte) (resp.Reply, error) {
+	fields := n.stats.Snapshot()
+	kv := make([]resp.Reply, 0, 2*len(fields))
+	for _, f := range fields {
+		kv = append(kv, resp.BulkString(f.Name), resp.Int(int64(f.Value)))
+	}
+	return resp.Map(kv), nil
+}

@@ -1,0 +1,263 @@
+package difftest_test
+
+import (
+	"fmt"
+	"math/rand"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/vela-cache/vela/internal/difftest"
+	"github.com/vela-cache/vela/internal/redistest"
+	"github.com/vela-cache/vela/internal/respclient"
+	"github.com/vela-cache/vela/internal/testnode"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// maxBulk is both servers' proto-max-bulk-len: Redis's smallest allowed value, so that APPEND
+// can overflow it and an oversized bulk length can be sent cheaply.
+const maxBulk = 1 << 20
+
+// seedAndSteps reads DIFFTEST_SEED and DIFFTEST_STEPS, defaulting to a time-based seed and def.
+func seedAndSteps(t *testing.T, def int) (int64, int) {
+	t.Helper()
+	seed := time.Now().UnixNano()
+	if s := os.Getenv("DIFFTEST_SEED"); s != "" {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			t.Fatalf("DIFFTEST_SEED: %v", err)
+		}
+		seed = v
+	}
+	steps := def
+	if s := os.Getenv("DIFFTEST_STEPS"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatalf("DIFFTEST_STEPS: %v", err)
+		}
+		steps = v
+	}
+	return seed, steps
+}
+
+// runSequences runs n sequences of steps/n steps each (odd ones over RESP3) and fails t with the
+// seed on any mismatch. It returns the number of commands sent to each server.
+func runSequences(t *testing.T, redisAddr, velaAddr string, seed int64, steps, n int, gen difftest.GenOptions, auth string) (int, map[string]map[string]int) {
+	t.Helper()
+	total := 0
+	replies := map[string]map[string]int{}
+	for i := 0; i < n; i++ {
+		seqSeed := seed + int64(i)
+		resp3 := i%2 == 1
+		name := fmt.Sprintf("seq%d-resp%d", i, map[bool]int{false: 2, true: 3}[resp3])
+		t.Run(name, func(t *testing.T) {
+			for _, addr := range []string{redisAddr, velaAddr} {
+				c := respclient.Dial(t, addr)
+				if auth != "" {
+					c.Do("AUTH", auth).OK()
+				}
+				c.Do("FLUSHALL").OK()
+				_ = c.Close()
+			}
+			res, err := difftest.Run(difftest.Options{
+				RedisAddr: redisAddr, VelaAddr: velaAddr, Seed: seqSeed, Steps: steps / n, RESP3: resp3, Gen: gen,
+			})
+			total += res.Commands
+			for name, outcomes := range res.Replies {
+				if replies[name] == nil {
+					replies[name] = map[string]int{}
+				}
+				for o, c := range outcomes {
+					replies[name][o] += c
+				}
+			}
+			if err != nil {
+				t.Fatalf("seed %d: %v", seqSeed, err)
+			}
+			for _, m := range res.Mismatches {
+				t.Errorf("seed %d: %s", seqSeed, m)
+			}
+			if len(res.Mismatches) > 0 {
+				t.Logf("rerun with DIFFTEST_SEED=%d (sequence %d of this test uses seed+%d)", seed, i, i)
+			}
+		})
+	}
+	return total, replies
+}
+
+// coverage lists the commands every full run must have seen succeed and fail (a command that
+// cannot fail, like TIME without arguments, still fails on a wrong argument count).
+var coverage = []string{
+	"get", "set", "setnx", "setex", "psetex", "getset", "getdel", "getex", "mget", "mset", "msetnx",
+	"incr", "decr", "incrby", "decrby", "incrbyfloat", "append", "strlen",
+	"del", "unlink", "exists", "touch", "type", "expire", "pexpire", "expireat", "pexpireat",
+	"ttl", "pttl", "expiretime", "pexpiretime", "persist", "keys", "scan",
+	"ping", "echo", "select", "auth", "hello", "client|setname", "client|getname", "client|id",
+	"client|list", "command", "command|count", "command|info", "command|docs", "config|get", "info",
+	"time", "dbsize", "flushdb", "flushall",
+}
+
+// checkCoverage fails t when a command of the list never succeeded or never failed. Commands
+// whose only failure is an argument count (or that cannot fail at all) need only succeed.
+func checkCoverage(t *testing.T, replies map[string]map[string]int) {
+	t.Helper()
+	okOnly := map[string]bool{"command": true, "info": true, "command|info": true, "command|docs": true}
+	for _, name := range coverage {
+		r := replies[name]
+		if r["ok"] == 0 {
+			t.Errorf("%s never succeeded (%v)", name, r)
+		}
+		if r["error"] == 0 && !okOnly[name] {
+			t.Errorf("%s never failed (%v)", name, r)
+		}
+	}
+	if testing.Verbose() {
+		names := make([]string, 0, len(replies))
+		for name := range replies {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			t.Logf("%-20.20q ok %6d  error %6d", name, replies[name]["ok"], replies[name]["error"])
+		}
+	}
+}
+
+// TestDifferential sends at least 20,000 random commands (every command of DESIGN.md §3
+// "Connection and server", "Strings" and "Keys", with options, error cases and binary values) to
+// a real redis-server and to Vela, half of the sequences over RESP3, and requires identical
+// replies. See doc.go for what is compared how.
+func TestDifferential(t *testing.T) {
+	def := 24000
+	if testing.Short() {
+		def = 4000
+	}
+	seed, steps := seedAndSteps(t, def)
+	t.Logf("seed %d, %d steps", seed, steps)
+	rs := redistest.Start(t, "--databases", "1", "--proto-max-bulk-len", strconv.Itoa(maxBulk))
+	cfg := testnode.Config()
+	cfg.ProtoMaxBulkLen = maxBulk
+	vela := testnode.Start(t, cfg)
+	total, replies := runSequences(t, rs.Addr, vela.Addr(), seed, steps, 8, difftest.GenOptions{MaxBulkLen: maxBulk}, "")
+	t.Logf("%d commands sent to each server", total)
+	if t.Failed() {
+		return
+	}
+	if steps >= 20000 && total < 20000 {
+		t.Fatalf("only %d commands ran", total)
+	}
+	if steps >= 20000 {
+		checkCoverage(t, replies)
+	}
+}
+
+// TestDifferentialRequirePass runs sequences against servers with a password: commands before
+// AUTH, AUTH and HELLO AUTH variants, and the stricter unauthenticated request limits.
+func TestDifferentialRequirePass(t *testing.T) {
+	def := 4000
+	if testing.Short() {
+		def = 1000
+	}
+	seed, steps := seedAndSteps(t, def)
+	t.Logf("seed %d, %d steps", seed, steps)
+	const pass = "s3cret"
+	rs := redistest.Start(t, "--databases", "1", "--proto-max-bulk-len", strconv.Itoa(maxBulk), "--requirepass", pass)
+	cfg := testnode.Config()
+	cfg.ProtoMaxBulkLen = maxBulk
+	cfg.RequirePass = pass
+	vela := testnode.Start(t, cfg)
+	_, replies := runSequences(t, rs.Addr, vela.Addr(), seed, steps, 2, difftest.GenOptions{MaxBulkLen: maxBulk, Password: pass}, pass)
+	if !t.Failed() && replies["get"]["error"] == 0 {
+		t.Errorf("no command was refused before AUTH (%v)", replies["get"])
+	}
+}
+
+// TestIncrByFloatDifferential focuses on INCRBYFLOAT, whose results depend on emulating Redis's
+// x87 long double exactly: correctly rounded parsing, 64-bit addition and "%.17Lf" formatting.
+// Each case sets a random number, adds another, then adds to the result again.
+func TestIncrByFloatDifferential(t *testing.T) {
+	seed, _ := seedAndSteps(t, 0)
+	n := 3000
+	if testing.Short() {
+		n = 500
+	}
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewSource(seed))
+	number := func() string {
+		var b strings.Builder
+		if r.Intn(3) == 0 {
+			b.WriteByte('-')
+		}
+		switch r.Intn(6) {
+		case 0: // hexadecimal with a binary exponent
+			fmt.Fprintf(&b, "0x%x.%xp%d", r.Intn(1<<20), r.Intn(1<<16), r.Intn(40)-20)
+			return b.String()
+		case 1: // many significant digits
+			for i := 1 + r.Intn(25); i > 0; i-- {
+				b.WriteByte(byte('0' + r.Intn(10)))
+			}
+			b.WriteByte('.')
+			for i := r.Intn(25); i > 0; i-- {
+				b.WriteByte(byte('0' + r.Intn(10)))
+			}
+			return b.String()
+		case 2: // short decimals that are not binary fractions
+			fmt.Fprintf(&b, "%d.%d", r.Intn(1000), r.Intn(100))
+			return b.String()
+		}
+		fmt.Fprintf(&b, "%d.%de%d", 1+r.Intn(9), r.Intn(1_000_000), r.Intn(60)-30)
+		return b.String()
+	}
+	rs := redistest.Start(t)
+	vela := testnode.StartDefault(t)
+	rc, vc := respclient.Dial(t, rs.Addr), respclient.Dial(t, vela.Addr())
+	mismatches := 0
+	for i := 0; i < n && mismatches < 10; i++ {
+		a, b, c := number(), number(), number()
+		for _, cmd := range [][]any{{"SET", "f", a}, {"INCRBYFLOAT", "f", b}, {"INCRBYFLOAT", "f", c}, {"GET", "f"}} {
+			want, got := rc.Do(cmd...), vc.Do(cmd...)
+			if string(want.Raw) != string(got.Raw) {
+				mismatches++
+				t.Errorf("seed %d: SET f %s; INCRBYFLOAT f %s; INCRBYFLOAT f %s: at %v redis %s, vela %s",
+					seed, a, b, c, cmd, want.Value, got.Value)
+				break
+			}
+		}
+	}
+}
+
+// TestDifferentialStores runs the differential sequences against Vela on the disk store and on
+// the redis store (backed by its own redis-server), so that every store answers exactly as Redis
+// does.
+func TestDifferentialStores(t *testing.T) {
+	def := 6000
+	if testing.Short() {
+		def = 1500
+	}
+	for _, storeType := range []string{"disk", "redis"} {
+		t.Run(storeType, func(t *testing.T) {
+			seed, steps := seedAndSteps(t, def)
+			t.Logf("seed %d, %d steps", seed, steps)
+			rs := redistest.Start(t, "--databases", "1", "--proto-max-bulk-len", strconv.Itoa(maxBulk))
+			cfg := testnode.Config()
+			cfg.ProtoMaxBulkLen = maxBulk
+			cfg.Store.Type = storeType
+			switch storeType {
+			case "disk":
+				cfg.Store.DiskPath = t.TempDir() + "/vela.db"
+			case "redis":
+				backing := redistest.Start(t, "--proto-max-bulk-len", strconv.Itoa(maxBulk))
+				cfg.Store.RedisURL = "redis://" + backing.Addr + "/0"
+			}
+			vela := testnode.Start(t, cfg)
+			total, _ := runSequences(t, rs.Addr, vela.Addr(), seed, steps, 4, difftest.GenOptions{MaxBulkLen: maxBulk}, "")
+			t.Logf("%d commands sent to each server", total)
+		})
+	}
+}

@@ -1,0 +1,887 @@
+package difftest
+
+import (
+	"fmt"
+	"math/rand"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Check says how the two servers' replies to a Step are compared.
+type Check uint8
+
+// Checks. Exact is the rule; every other kind is an exception documented in doc.go.
+const (
+	Exact          Check = iota // raw bytes equal
+	TTLSeconds                  // integers within ttlTolSeconds (TTL, EXPIRETIME)
+	TTLMillis                   // integers within ttlTolMillis (PTTL, PEXPIRETIME)
+	Sorted                      // arrays equal once sorted (KEYS)
+	UnorderedPairs              // maps (or RESP2 flat pairs) equal as sets of pairs (CONFIG GET)
+	Shape                       // same reply type; errors must still be equal
+	Hello                       // HELLO's map with the connection id ignored
+	ScanAll                     // run a whole SCAN iteration on each side, compare the key sets
+)
+
+// Step is one request and how its replies are compared.
+type Step struct {
+	// Args is a multibulk request; nil when Raw is set.
+	Args [][]byte
+	// Raw is sent as is (inline commands, malformed input); it produces Replies replies.
+	Raw     []byte
+	Replies int
+	Check   Check
+	// Closes says the server closes the connection after replying (QUIT, protocol errors).
+	Closes bool
+}
+
+// String renders the request for failure messages, quoting binary bytes.
+func (s Step) String() string {
+	if s.Raw != nil {
+		return "raw " + strconv.Quote(string(s.Raw))
+	}
+	parts := make([]string, len(s.Args))
+	for i, a := range s.Args {
+		q := string(a)
+		if len(q) > 80 {
+			q = q[:80] + fmt.Sprintf("…(%d bytes)", len(a))
+		}
+		parts[i] = strconv.Quote(q)
+	}
+	return strings.Join(parts, " ")
+}
+
+// GenOptions configure a generator.
+type GenOptions struct {
+	// Password is the servers' requirepass; "" when they have none.
+	Password string
+	// MaxBulkLen is both servers' proto-max-bulk-len, used to generate APPENDs that overflow it
+	// and bulk lengths that exceed it. 0 disables those steps.
+	MaxBulkLen int
+}
+
+// Gen produces a random command sequence from a seed. Relative and absolute expiry times are
+// derived from the wall clock, so a seed reproduces the same commands with times shifted.
+type Gen struct {
+	r     *rand.Rand
+	opts  GenOptions
+	space [][]byte
+	cmds  []weighted
+}
+
+type weighted struct {
+	w  int
+	fn func() []Step
+}
+
+// Keys is the key space every sequence draws from: small, so commands interact, and including
+// the empty key, binary keys and keys with glob metacharacters.
+var Keys = [][]byte{
+	[]byte("a"), []byte("b"), []byte("key:1"), []byte("key:2"), []byte("key:10"), []byte("user{1}"),
+	[]byte(""), []byte("k\x00z"), []byte("k\r\nz"), []byte("\xff\xfe"), []byte("[x]"), []byte("*"),
+}
+
+// NewGen returns a generator for seed.
+func NewGen(seed int64, opts GenOptions) *Gen {
+	g := &Gen{r: rand.New(rand.NewSource(seed)), opts: opts, space: Keys}
+	g.cmds = []weighted{
+		// Strings.
+		{60, g.get}, {80, g.set}, {10, g.setnx}, {15, g.setex}, {10, g.getset}, {10, g.getdel},
+		{30, g.getex}, {20, g.mget}, {20, g.mset}, {40, g.incr}, {40, g.incrbyfloat},
+		{25, g.append}, {10, g.strlen},
+		// Keys.
+		{25, g.del}, {25, g.exists}, {10, g.typ}, {60, g.expire}, {40, g.ttl}, {10, g.persist},
+		{15, g.keys}, {15, g.scan},
+		// Connection and server.
+		{8, g.ping}, {5, g.echo}, {2, g.quit}, {5, g.selectDB}, {6, g.auth}, {8, g.hello},
+		{12, g.client}, {6, g.command}, {6, g.config}, {3, g.info}, {2, g.time}, {8, g.dbsize},
+		{2, g.flush},
+		// Garbage and the wire.
+		{12, g.unknown}, {12, g.inline}, {2, g.protocolError},
+	}
+	return g
+}
+
+// Next returns the next steps (usually one).
+func (g *Gen) Next() []Step {
+	total := 0
+	for _, c := range g.cmds {
+		total += c.w
+	}
+	n := g.r.Intn(total)
+	for _, c := range g.cmds {
+		if n < c.w {
+			return c.fn()
+		}
+		n -= c.w
+	}
+	panic("unreachable")
+}
+
+// --- random pieces ---
+
+func (g *Gen) pick(list ...string) string { return list[g.r.Intn(len(list))] }
+
+func (g *Gen) chance(p float64) bool { return g.r.Float64() < p }
+
+// word returns the option s in a random letter case, and rarely followed by a NUL and junk:
+// Redis compares option names as C strings, so "nx\x00junk" is NX to it.
+func (g *Gen) word(s string) string {
+	s = g.name(s)
+	if g.chance(0.01) {
+		s += "\x00" + g.pick("", "x", "junk")
+	}
+	return s
+}
+
+// name returns the command or subcommand name s in a random letter case. Names never contain a
+// NUL: Redis finds commands in a hash table whose bucket is chosen from the whole name but whose
+// comparison stops at a NUL, so whether "get\x00x" runs GET depends on Redis's random hash seed.
+func (g *Gen) name(s string) string {
+	switch g.r.Intn(8) {
+	case 0:
+		s = strings.ToUpper(s)
+	case 1:
+		b := []byte(s)
+		for i := range b {
+			if g.r.Intn(2) == 0 && b[i] >= 'a' && b[i] <= 'z' {
+				b[i] -= 'a' - 'A'
+			}
+		}
+		s = string(b)
+	case 2, 3, 4:
+		s = strings.ToLower(s)
+	default:
+		s = strings.ToUpper(s)
+	}
+	return s
+}
+
+func (g *Gen) key() []byte { return g.space[g.r.Intn(len(g.space))] }
+
+func (g *Gen) binary(maxLen int) []byte {
+	b := make([]byte, g.r.Intn(maxLen+1))
+	for i := range b {
+		switch g.r.Intn(6) {
+		case 0:
+			b[i] = "\r\n\x00"[g.r.Intn(3)]
+		case 1:
+			b[i] = byte(128 + g.r.Intn(128))
+		default:
+			b[i] = byte(g.r.Intn(256))
+		}
+	}
+	return b
+}
+
+func (g *Gen) intString() string {
+	switch g.r.Intn(5) {
+	case 0:
+		return g.pick("0", "1", "-1", "42", "100", "-100", "9223372036854775807", "-9223372036854775808",
+			"9223372036854775806", "-9223372036854775807")
+	case 1:
+		return g.pick("9223372036854775808", "-9223372036854775809", "+1", "01", " 1", "1 ", "1.0", "abc",
+			"", "-0", "0x10", "1e3", "00", "-", "12345678901234567890", "1\x00")
+	case 2:
+		return strconv.FormatInt(g.r.Int63()-g.r.Int63(), 10)
+	default:
+		return strconv.Itoa(g.r.Intn(2000) - 1000)
+	}
+}
+
+func (g *Gen) floatString() string {
+	switch g.r.Intn(6) {
+	case 0:
+		return g.pick("1.5", "-0.1", "0.1", "3.0e2", "1e308", "1.7976931348623157e308", "5e-324", "10.5",
+			".5", "5.", "-.5", "+1.5", "0x1p3", "0x10", "0X1P-2", "0x1.8", "1e+10", "0", "-0", "1e4931",
+			"1.18973149535723176502e+4932", "1e-4940", "0e999999", "00001.5000", "3.14159265358979323846264")
+	case 1:
+		return g.pick("inf", "-inf", "+inf", "infinity", "-Infinity", "nan", "-nan", "1e4933", "1e-5000",
+			"1 ", " 1", "1e", "--1", "+-inf", "1p3", "0b1", "1_0", "abc", "", "0x", ".", "e5", "1e5.5",
+			"1\x00", "1,5", "∞")
+	case 2:
+		return strconv.FormatFloat((g.r.Float64()-0.5)*2e6, 'f', g.r.Intn(12), 64)
+	case 3:
+		return strconv.FormatFloat((g.r.Float64()-0.5)*2, 'e', g.r.Intn(20), 64)
+	case 4:
+		return fmt.Sprintf("%.*e", g.r.Intn(18), (g.r.Float64()-0.5)*2*pow10(g.r.Intn(80)-40))
+	default:
+		return strconv.Itoa(g.r.Intn(200) - 100)
+	}
+}
+
+func pow10(n int) float64 {
+	f := 1.0
+	for ; n > 0; n-- {
+		f *= 10
+	}
+	for ; n < 0; n++ {
+		f /= 10
+	}
+	return f
+}
+
+func (g *Gen) value() []byte {
+	switch g.r.Intn(10) {
+	case 0, 1:
+		return []byte(g.intString())
+	case 2:
+		return []byte(g.floatString())
+	case 3, 4:
+		return g.binary(40)
+	case 5:
+		return []byte{}
+	default:
+		return []byte("v" + strconv.Itoa(g.r.Intn(100)))
+	}
+}
+
+func nowMs() int64 { return time.Now().UnixMilli() }
+
+// expireArg returns an expiry argument for SET/GETEX/SETEX in unit ("ex", "px", "exat", "pxat"):
+// usually valid and at least 1000 s from now, sometimes invalid or at an overflow boundary.
+func (g *Gen) expireArg(unit string) string {
+	now := nowMs()
+	switch g.r.Intn(12) {
+	case 0:
+		return g.pick("abc", "", "1.5", "+5", "01", " 5", "5 ", "9223372036854775808")
+	case 1:
+		return g.pick("0", "-1", "-100", "-9223372036854775808")
+	case 2:
+		return g.pick("9223372036854775807", "9223372036854775", "9223372036854776", "9223372036854775806")
+	}
+	switch unit {
+	case "ex":
+		return strconv.Itoa(1000 + g.r.Intn(1_000_000))
+	case "px":
+		return strconv.FormatInt(1_000_001+g.r.Int63n(1_000_000_000), 10)
+	case "exat":
+		if g.chance(0.3) {
+			return strconv.FormatInt(1+g.r.Int63n(now/1000-1000), 10)
+		}
+		return strconv.FormatInt(now/1000+1000+g.r.Int63n(1_000_000), 10)
+	default:
+		if g.chance(0.3) {
+			return strconv.FormatInt(1+g.r.Int63n(now-1_000_000), 10)
+		}
+		return strconv.FormatInt(now+1_000_001+g.r.Int63n(1_000_000_000), 10)
+	}
+}
+
+// expireCmdArg returns the time argument of EXPIRE-family commands, which accept zero and
+// negative times (the key is deleted).
+func (g *Gen) expireCmdArg(cmd string) string {
+	now := nowMs()
+	switch g.r.Intn(12) {
+	case 0:
+		return g.pick("abc", "", "1.5", "+5", "01", " 5", "9223372036854775808")
+	case 1:
+		return g.pick("0", "-1", "-100", "-9223372036854775808", "-9223372036854775807")
+	case 2:
+		return g.pick("9223372036854775807", "9223372036854775", "9223372036854776", "-9223372036854775",
+			"-9223372036854776", "9223372036854774")
+	}
+	switch cmd {
+	case "expire":
+		return strconv.Itoa(1000 + g.r.Intn(1_000_000))
+	case "pexpire":
+		return strconv.FormatInt(1_000_001+g.r.Int63n(1_000_000_000), 10)
+	case "expireat":
+		if g.chance(0.3) {
+			return strconv.FormatInt(g.r.Int63n(now/1000-1000), 10)
+		}
+		return strconv.FormatInt(now/1000+1000+g.r.Int63n(1_000_000), 10)
+	default:
+		if g.chance(0.3) {
+			return strconv.FormatInt(g.r.Int63n(now-1_000_000), 10)
+		}
+		return strconv.FormatInt(now+1_000_001+g.r.Int63n(1_000_000_000), 10)
+	}
+}
+
+func args(parts ...any) [][]byte {
+	out := make([][]byte, 0, len(parts))
+	for _, p := range parts {
+		switch x := p.(type) {
+		case string:
+			out = append(out, []byte(x))
+		case []byte:
+			out = append(out, x)
+		case [][]byte:
+			out = append(out, x...)
+		default:
+			panic(fmt.Sprintf("difftest: bad arg %T", p))
+		}
+	}
+	return out
+}
+
+func one(check Check, parts ...any) []Step { return []Step{{Args: args(parts...), Check: check}} }
+
+func exact(parts ...any) []Step { return one(Exact, parts...) }
+
+// arity returns cmd with a wrong number of arguments: none, or extra ones.
+func (g *Gen) arity(cmd string, n int) []Step {
+	a := [][]byte{[]byte(g.name(cmd))}
+	for i := 0; i < n; i++ {
+		a = append(a, g.key())
+	}
+	return []Step{{Args: a}}
+}
+
+// --- strings ---
+
+func (g *Gen) get() []Step {
+	if g.chance(0.03) {
+		return g.arity("get", g.pick2(0, 2))
+	}
+	return exact(g.name("get"), g.key())
+}
+
+func (g *Gen) pick2(a, b int) int {
+	if g.r.Intn(2) == 0 {
+		return a
+	}
+	return b
+}
+
+// setOptions returns 0-4 random SET options, mostly valid combinations.
+func (g *Gen) setOptions(forGetex bool) [][]byte {
+	var out [][]byte
+	n := g.r.Intn(4)
+	if g.chance(0.05) {
+		n = 4 + g.r.Intn(3)
+	}
+	for i := 0; i < n; i++ {
+		var opt string
+		if forGetex {
+			opt = g.pick("ex", "px", "exat", "pxat", "persist", "ex", "px", "exat", "pxat", "keepttl", "nx", "get", "foo")
+		} else {
+			opt = g.pick("nx", "xx", "get", "keepttl", "ex", "px", "exat", "pxat", "ex", "px", "exat", "pxat", "persist", "foo", "e")
+		}
+		out = append(out, []byte(g.word(opt)))
+		switch opt {
+		case "ex", "px", "exat", "pxat":
+			if g.chance(0.03) && i == n-1 {
+				continue // the value is missing: syntax error
+			}
+			out = append(out, []byte(g.expireArg(opt)))
+		}
+	}
+	return out
+}
+
+func (g *Gen) set() []Step {
+	if g.chance(0.02) {
+		return g.arity("set", g.pick2(0, 1))
+	}
+	return exact(g.name("set"), g.key(), g.value(), g.setOptions(false))
+}
+
+func (g *Gen) setnx() []Step {
+	if g.chance(0.05) {
+		return g.arity("setnx", g.pick2(1, 3))
+	}
+	return exact(g.name("setnx"), g.key(), g.value())
+}
+
+func (g *Gen) setex() []Step {
+	cmd, unit := "setex", "ex"
+	if g.chance(0.5) {
+		cmd, unit = "psetex", "px"
+	}
+	if g.chance(0.05) {
+		return g.arity(cmd, g.pick2(2, 4))
+	}
+	return exact(g.name(cmd), g.key(), g.expireArg(unit), g.value())
+}
+
+func (g *Gen) getset() []Step {
+	if g.chance(0.05) {
+		return g.arity("getset", g.pick2(1, 3))
+	}
+	return exact(g.name("getset"), g.key(), g.value())
+}
+
+func (g *Gen) getdel() []Step {
+	if g.chance(0.05) {
+		return g.arity("getdel", g.pick2(0, 2))
+	}
+	return exact(g.name("getdel"), g.key())
+}
+
+func (g *Gen) getex() []Step {
+	if g.chance(0.03) {
+		return g.arity("getex", 0)
+	}
+	return exact(g.name("getex"), g.key(), g.setOptions(true))
+}
+
+func (g *Gen) keyList(min, max int) [][]byte {
+	n := min + g.r.Intn(max-min+1)
+	out := make([][]byte, n)
+	for i := range out {
+		out[i] = g.key()
+	}
+	return out
+}
+
+func (g *Gen) mget() []Step {
+	if g.chance(0.03) {
+		return g.arity("mget", 0)
+	}
+	return exact(g.name("mget"), g.keyList(1, 5))
+}
+
+func (g *Gen) mset() []Step {
+	cmd := g.pick("mset", "msetnx")
+	n := 1 + g.r.Intn(4)
+	a := [][]byte{[]byte(g.name(cmd))}
+	for i := 0; i < n; i++ {
+		a = append(a, g.key(), g.value())
+	}
+	if g.chance(0.05) {
+		a = a[:len(a)-1] // odd: wrong number of arguments
+	}
+	if g.chance(0.02) {
+		a = a[:1]
+	}
+	return []Step{{Args: a}}
+}
+
+func (g *Gen) incr() []Step {
+	cmd := g.pick("incr", "decr", "incrby", "decrby")
+	if g.chance(0.03) {
+		return g.arity(cmd, 3)
+	}
+	if cmd == "incr" || cmd == "decr" {
+		if g.chance(0.03) {
+			return g.arity(cmd, 2)
+		}
+		return exact(g.name(cmd), g.key())
+	}
+	if g.chance(0.03) {
+		return g.arity(cmd, 1)
+	}
+	return exact(g.name(cmd), g.key(), g.intString())
+}
+
+func (g *Gen) incrbyfloat() []Step {
+	if g.chance(0.03) {
+		return g.arity("incrbyfloat", g.pick2(1, 3))
+	}
+	return exact(g.name("incrbyfloat"), g.key(), g.floatString())
+}
+
+func (g *Gen) append() []Step {
+	if g.chance(0.03) {
+		return g.arity("append", g.pick2(1, 3))
+	}
+	if g.opts.MaxBulkLen > 0 && g.chance(0.01) {
+		// Two of these exceed proto-max-bulk-len: "string exceeds maximum allowed size".
+		big := make([]byte, g.opts.MaxBulkLen/2+1+g.r.Intn(100))
+		for i := range big {
+			big[i] = 'x'
+		}
+		return exact(g.name("append"), g.key(), big)
+	}
+	return exact(g.name("append"), g.key(), g.value())
+}
+
+func (g *Gen) strlen() []Step {
+	if g.chance(0.05) {
+		return g.arity("strlen", g.pick2(0, 2))
+	}
+	return exact(g.name("strlen"), g.key())
+}
+
+// --- keys ---
+
+func (g *Gen) del() []Step {
+	cmd := g.pick("del", "unlink")
+	if g.chance(0.03) {
+		return g.arity(cmd, 0)
+	}
+	return exact(g.name(cmd), g.keyList(1, 4))
+}
+
+func (g *Gen) exists() []Step {
+	cmd := g.pick("exists", "touch")
+	if g.chance(0.03) {
+		return g.arity(cmd, 0)
+	}
+	return exact(g.name(cmd), g.keyList(1, 4))
+}
+
+func (g *Gen) typ() []Step {
+	if g.chance(0.05) {
+		return g.arity("type", g.pick2(0, 2))
+	}
+	return exact(g.name("type"), g.key())
+}
+
+func (g *Gen) expire() []Step {
+	cmd := g.pick("expire", "pexpire", "expireat", "pexpireat")
+	if g.chance(0.03) {
+		return g.arity(cmd, 1)
+	}
+	a := args(g.name(cmd), g.key(), g.expireCmdArg(cmd))
+	n := 0
+	switch g.r.Intn(10) {
+	case 0, 1, 2, 3:
+	case 4, 5, 6, 7:
+		n = 1
+	case 8:
+		n = 2
+	default:
+		n = 3
+	}
+	for i := 0; i < n; i++ {
+		opt := g.pick("nx", "xx", "gt", "lt", "nx", "xx", "gt", "lt", "foo", "x\r\ny\r\n", "")
+		a = append(a, []byte(g.word(opt)))
+	}
+	return []Step{{Args: a}}
+}
+
+func (g *Gen) ttl() []Step {
+	cmd := g.pick("ttl", "pttl", "expiretime", "pexpiretime")
+	if g.chance(0.03) {
+		return g.arity(cmd, g.pick2(0, 2))
+	}
+	check := TTLSeconds
+	if cmd[0] == 'p' {
+		check = TTLMillis
+	}
+	return one(check, g.name(cmd), g.key())
+}
+
+func (g *Gen) persist() []Step {
+	if g.chance(0.05) {
+		return g.arity("persist", g.pick2(0, 2))
+	}
+	return exact(g.name("persist"), g.key())
+}
+
+func (g *Gen) pattern() []byte {
+	if g.chance(0.6) {
+		return []byte(g.pick("*", "k*", "key:?", "key:[0-9]", "key:[^1]*", "*\\**", "[", "[a-", "\\[x]", "**",
+			"*:*", "?", "", "[z-a]*", "*\x00*", "\xff*", "a*b*c*d*", "[\x80-\xff]*", "[a-\xff]", "[\xff-a]",
+			"key:1[0]", "*[", "\\", "k\\", "[[]x]", "[]]", "[^]", "[\\]", "*1}", "*{*", "k?z", "k\r\nz", "?*",
+			"*?", "[!x]*", "[a-c]", "[A-Z]*", "\\*", "*\\"))
+	}
+	alphabet := []string{"*", "?", "[", "]", "^", "-", "\\", "a", "k", "e", "y", ":", "1", "0", "\x00", "\xff", "z"}
+	var b strings.Builder
+	for n := g.r.Intn(8); n > 0; n-- {
+		b.WriteString(alphabet[g.r.Intn(len(alphabet))])
+	}
+	return []byte(b.String())
+}
+
+func (g *Gen) keys() []Step {
+	if g.chance(0.05) {
+		return g.arity("keys", g.pick2(0, 2))
+	}
+	return one(Sorted, g.name("keys"), g.pattern())
+}
+
+func (g *Gen) scan() []Step {
+	if g.chance(0.03) {
+		return g.arity("scan", 0)
+	}
+	a := args(g.name("scan"))
+	check := ScanAll
+	switch g.r.Intn(10) {
+	case 0:
+		// Cursor parsing: strtoul accepts "", a sign and anything after a NUL; the iteration
+		// from a non-zero cursor is server-specific, so only the shape is compared.
+		a = append(a, []byte(g.pick("", "+0", "-0", "0\x00x", "abc", " 0", "0 ", "1.5", "0x10", "+", "-",
+			"18446744073709551615", "18446744073709551616", "-1", "-18446744073709551616", "99999999999999999999")))
+		check = Shape
+	default:
+		a = append(a, []byte("0"))
+	}
+	for n := g.r.Intn(4); n > 0; n-- {
+		switch g.r.Intn(7) {
+		case 0, 1:
+			a = append(a, []byte(g.word("match")), g.pattern())
+		case 2, 3:
+			a = append(a, []byte(g.word("count")), []byte(g.pick("1", "2", "5", "10", "100", "1000")))
+		case 4:
+			// Not "none": Redis 7.0 reports a key that has expired but is not yet reclaimed as
+			// of type none, so what SCAN TYPE none returns depends on Redis's expiry clock.
+			a = append(a, []byte(g.word("type")), []byte(g.word(g.pick("string", "hash", "list", "foo"))))
+		case 5:
+			a = append(a, []byte(g.word("count")), []byte(g.pick("0", "-1", "abc", "", "9223372036854775808")))
+			check = Shape
+		default:
+			a = append(a, []byte(g.word(g.pick("match", "count", "type", "foo"))))
+			check = Shape
+		}
+	}
+	return []Step{{Args: a, Check: check}}
+}
+
+// --- connection and server ---
+
+func (g *Gen) ping() []Step {
+	switch g.r.Intn(6) {
+	case 0:
+		return exact(g.name("ping"), g.value(), g.value())
+	case 1, 2:
+		return exact(g.name("ping"), g.value())
+	}
+	return exact(g.name("ping"))
+}
+
+func (g *Gen) echo() []Step {
+	if g.chance(0.1) {
+		return g.arity("echo", g.pick2(0, 2))
+	}
+	return exact(g.name("echo"), g.value())
+}
+
+func (g *Gen) quit() []Step {
+	s := exact(g.name("quit"))
+	if g.chance(0.3) {
+		s = exact(g.name("quit"), "a", "b")
+	}
+	s[0].Closes = true
+	return s
+}
+
+func (g *Gen) selectDB() []Step {
+	if g.chance(0.1) {
+		return g.arity("select", g.pick2(0, 2))
+	}
+	return exact(g.name("select"), g.pick("0", "0", "1", "-1", "abc", "2147483648", "-2147483649", "0\x00", "00", "", "15"))
+}
+
+func (g *Gen) password() string {
+	if g.opts.Password != "" && g.chance(0.5) {
+		return g.opts.Password
+	}
+	return g.pick("wrong", "", "x y", "secret\x00")
+}
+
+func (g *Gen) auth() []Step {
+	switch g.r.Intn(6) {
+	case 0:
+		return exact(g.name("auth"))
+	case 1:
+		return exact(g.name("auth"), "a", "b", "c")
+	case 2, 3:
+		return exact(g.name("auth"), g.password())
+	}
+	return exact(g.name("auth"), g.pick("default", "default", "nouser", "DEFAULT"), g.password())
+}
+
+func (g *Gen) clientName() string {
+	return g.pick("name", "app-1", "", "bad name", "bad\nname", "caf\xc3\xa9", "~!@#", "n\x00")
+}
+
+func (g *Gen) hello() []Step {
+	a := args(g.name("hello"))
+	if g.chance(0.85) {
+		a = append(a, []byte(g.pick("2", "3", "3", "2", "3", "4", "1", "0", "abc", "-1", "", "3\x00")))
+	}
+	for n := g.r.Intn(3); n > 0; n-- {
+		switch g.r.Intn(5) {
+		case 0, 1:
+			a = append(a, []byte(g.word("setname")), []byte(g.clientName()))
+		case 2:
+			a = append(a, []byte(g.name("auth")), []byte(g.pick("default", "nouser")), []byte(g.password()))
+		case 3:
+			a = append(a, []byte(g.word(g.pick("auth", "setname"))))
+		default:
+			a = append(a, []byte(g.pick("foo", "bad\r\nopt", "3")))
+		}
+	}
+	return []Step{{Args: a, Check: Hello}}
+}
+
+func (g *Gen) client() []Step {
+	c := g.name("client")
+	switch g.r.Intn(14) {
+	case 0, 1, 2:
+		return exact(c, g.name("setname"), g.clientName())
+	case 3, 4:
+		return exact(c, g.name("getname"))
+	case 5:
+		return one(Shape, c, g.name("id"))
+	case 6:
+		return one(Shape, c, g.name("list"))
+	case 7:
+		typ := g.pick("master", "replica", "slave", "pubsub", "foo", "normal", "normal\x00")
+		check := Exact
+		if strings.HasPrefix(typ, "normal") {
+			check = Shape // lists this very connection
+		}
+		return one(check, c, g.name("list"), g.word("type"), g.word(typ))
+	case 8:
+		return exact(c, g.name("list"), g.word("id"), g.pick("999999", "0", "-1", "abc", "1.5"), g.pick("999998", "x"))
+	case 9:
+		return exact(c, g.name("list"), g.pick("type", "id", "foo", "type normal"), g.pick("normal", "1"), g.pick("id", "x"))
+	case 10:
+		return exact(c)
+	case 11:
+		return exact(c, g.name(g.pick("setname", "getname", "id", "list")), "a", "b")
+	case 12:
+		return exact(c, g.name(g.pick("setname", "getname", "id")), g.pick("", "a"), g.pick("", "a"), "x")
+	}
+	return exact(c, g.pick("foo", "SETNAME2", "setname2", "bad\r\nsub", strings.Repeat("s", 140), "nosuch"))
+}
+
+func (g *Gen) command() []Step {
+	c := g.name("command")
+	switch g.r.Intn(9) {
+	case 0:
+		return one(Shape, c)
+	case 1:
+		return one(Shape, c, g.name("count"))
+	case 2:
+		return exact(c, g.name("count"), "x")
+	case 3:
+		return one(Shape, c, g.name("info"), g.pick("get", "set", "SET"))
+	case 4:
+		return exact(c, g.name("info"), g.pick("nosuch", "get\x01", ""))
+	case 5:
+		return one(Shape, c, g.name("docs"), g.pick("get", "set", "client"))
+	case 6:
+		return exact(c, g.name("docs"), g.pick("nosuch", "get\x01"))
+	case 7:
+		return one(Shape, c, g.name("info"))
+	}
+	return exact(c, g.pick("foo", "count\r\n", "nosuch"))
+}
+
+// configNames are parameters both servers report identically (the test starts them so).
+var configNames = []string{"maxclients", "timeout", "proto-max-bulk-len", "maxmemory", "maxmemory-policy",
+	"databases", "appendonly", "save", "nosuch-param", "MAXCLIENTS", "Databases"}
+
+func (g *Gen) config() []Step {
+	c := g.name("config")
+	switch g.r.Intn(6) {
+	case 0, 1, 2:
+		return exact(c, g.name("get"), g.pick(configNames...))
+	case 3:
+		return one(UnorderedPairs, c, g.name("get"), g.pick(configNames...), g.pick(configNames...))
+	case 4:
+		return exact(c, g.name("get"))
+	}
+	return exact(c, g.pick("foo", "bad\r\nsub", "gett"))
+}
+
+func (g *Gen) info() []Step {
+	a := args(g.name("info"))
+	for n := g.r.Intn(3); n > 0; n-- {
+		a = append(a, []byte(g.word(g.pick("server", "clients", "memory", "stats", "keyspace", "default", "all", "nosuch"))))
+	}
+	return []Step{{Args: a, Check: Shape}}
+}
+
+func (g *Gen) time() []Step {
+	if g.chance(0.2) {
+		return exact(g.name("time"), "x")
+	}
+	return one(Shape, g.name("time"))
+}
+
+func (g *Gen) dbsize() []Step {
+	if g.chance(0.1) {
+		return exact(g.name("dbsize"), "x")
+	}
+	return []Step{{Args: args("EXISTS", g.space)}, {Args: args(g.name("dbsize"))}}
+}
+
+func (g *Gen) flush() []Step {
+	a := args(g.name(g.pick("flushdb", "flushall")))
+	switch g.r.Intn(6) {
+	case 0:
+		a = append(a, []byte(g.word("async")))
+	case 1:
+		a = append(a, []byte(g.word("sync")))
+	case 2:
+		a = append(a, []byte(g.pick("foo", "")))
+	case 3:
+		a = append(a, []byte("sync"), []byte("async"))
+	}
+	return []Step{{Args: a}}
+}
+
+// --- garbage and the wire ---
+
+func (g *Gen) unknown() []Step {
+	name := g.pick("foo", "SETT", "gett", "ge", "bad\r\nname", "", strings.Repeat("N", 200), "kill", "x y", "\xff")
+	a := args(name)
+	for n := g.r.Intn(5); n > 0; n-- {
+		switch g.r.Intn(4) {
+		case 0:
+			a = append(a, []byte(strings.Repeat("a", 30+g.r.Intn(120))))
+		default:
+			a = append(a, g.value())
+		}
+	}
+	return []Step{{Args: a}}
+}
+
+// inline returns a telnet-style request: words, quoted strings with escapes, quotes inside
+// words, and sometimes unbalanced quotes (a protocol error that closes the connection).
+func (g *Gen) inline() []Step {
+	var b strings.Builder
+	cmd := g.pick("SET", "GET", "ECHO", "PING", "EXISTS", "APPEND", "set", "MGET")
+	b.WriteString(cmd)
+	closes := false
+	for n := 1 + g.r.Intn(3); n > 0; n-- {
+		b.WriteString(g.pick(" ", "  ", "\t", " \v", "\f "))
+		switch g.r.Intn(12) {
+		case 0:
+			b.WriteString(`"a b\r\n\x41\x4g\"\\q"`)
+		case 1:
+			b.WriteString(`'it\'s \x41'`)
+		case 2:
+			b.WriteString(`foo"bar baz"`)
+		case 3:
+			b.WriteString(`a'b c'd`)
+			closes = true // a closing quote must be followed by a space
+		case 4:
+			b.WriteString(`"unterminated`)
+			closes = true
+		case 5:
+			b.WriteString(`"\xff\x00\xZZ"`)
+		case 6:
+			b.WriteString("a\vb")
+		case 7:
+			b.WriteString(`""`)
+		case 8:
+			b.WriteString(`'\n'`)
+		default:
+			b.WriteString(string(g.space[g.r.Intn(6)]))
+		}
+	}
+	end := g.pick("\r\n", "\n", " \r\n")
+	line := b.String() + end
+	if g.chance(0.2) {
+		line = "\r\n" + line // an empty line is skipped without a reply
+	}
+	return []Step{{Raw: []byte(line), Replies: 1, Closes: closes}}
+}
+
+// protocolError returns a malformed multibulk request; both servers reply with a protocol error
+// and close the connection.
+func (g *Gen) protocolError() []Step {
+	bad := []string{
+		"*1\r\n$abc\r\n",
+		"*x\r\n",
+		"*1\r\n+foo\r\n",
+		"*2\r\n$3\r\nGET\r\n:1\r\n",
+		"*1\r\n$-1\r\n",
+		"*3000000000\r\n",
+		"*1\r\n$" + strconv.Itoa(g.opts.MaxBulkLen+1) + "\r\n",
+		"*+1\r\n",
+		"*1\r\n$+3\r\nGET\r\n",
+	}
+	if g.opts.MaxBulkLen == 0 {
+		bad = bad[:6]
+	}
+	return []Step{{Raw: []byte(g.pick(bad...)), Replies: 1, Closes: true}}
+}

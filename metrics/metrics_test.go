@@ -1,0 +1,209 @@
+package metrics_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/vela-cache/vela/internal/testnode"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var ctx = context.Background()
+
+// scrape fetches /metrics over HTTP and parses it.
+func scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %s", resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return families
+}
+
+// value returns the value of the series of family name whose labels include want ("k=v"), or
+// for a histogram its sample count. It is -1 when there is no such series.
+func value(families map[string]*dto.MetricFamily, name string, want ...string) float64 {
+	f := families[name]
+	if f == nil {
+		return -1
+	}
+next:
+	for _, m := range f.GetMetric() {
+		for _, w := range want {
+			k, v, _ := strings.Cut(w, "=")
+			found := false
+			for _, l := range m.GetLabel() {
+				if l.GetName() == k && l.GetValue() == v {
+					found = true
+				}
+			}
+			if !found {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue()
+		case m.Gauge != nil:
+			return m.Gauge.GetValue()
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount())
+		}
+	}
+	return -1
+}
+
+// TestScrapeMovesWithCommands runs commands against a node and checks, over HTTP, that every
+// series the issue lists moves by exactly what the commands did.
+func TestScrapeMovesWithCommands(t *testing.T) {
+	cfg := testnode.Config()
+	cfg.MetricsListen = "127.0.0.1:0"
+	cfg.MaxSize = 50
+	cfg.EvictionPolicy = "lru"
+	srv := testnode.Start(t, cfg)
+	addr := srv.MetricsAddr()
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer c.Close()
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	before := scrape(t, addr)
+	if v := value(before, "vela_connected_clients"); v != 1 {
+		t.Fatalf("vela_connected_clients = %v, want 1", v)
+	}
+	// 63 new keys through a store bounded at 50: 12 evictions, since by the last write the
+	// expired "short" has been removed by the GET that found it.
+	for i := 0; i < 60; i++ {
+		c.Set(ctx, fmt.Sprintf("k%d", i), "v", 0)
+	}
+	c.Get(ctx, "k59")
+	c.Get(ctx, "k58")
+	c.Get(ctx, "missing")
+	c.Set(ctx, "short", "v", time.Millisecond)
+	time.Sleep(5 * time.Millisecond)
+	c.Get(ctx, "short") // an expiration, and a miss
+	c.Do(ctx, "SET", "tagged1", "v", "TAGS", "t")
+	c.Do(ctx, "SET", "tagged2", "v", "TAGS", "t")
+	c.Do(ctx, "TAGINVALIDATE", "t")
+	c.Do(ctx, "CONFIG", "GET", "maxmemory")
+	after := scrape(t, addr)
+
+	moved := []struct {
+		name   string
+		labels []string
+		delta  float64
+	}{
+		{"vela_commands_total", []string{"cmd=set"}, 63},
+		{"vela_commands_total", []string{"cmd=get"}, 4},
+		{"vela_commands_total", []string{"cmd=config|get"}, 1},
+		{"vela_command_duration_seconds", []string{"cmd=set"}, 63},
+		{"vela_command_duration_seconds", []string{"cmd=taginvalidate"}, 1},
+		{"vela_hits_total", nil, 2},
+		{"vela_misses_total", nil, 2},
+		{"vela_writes_total", nil, 63},
+		{"vela_evictions_total", nil, 12},
+		{"vela_expirations_total", nil, 1},
+		{"vela_tag_invalidations_total", nil, 2},
+		{"vela_commands_processed_total", nil, 69},
+	}
+	for _, m := range moved {
+		b := max(value(before, m.name, m.labels...), 0)
+		a := value(after, m.name, m.labels...)
+		if a-b != m.delta {
+			t.Errorf("%s%v moved %v → %v, want +%v", m.name, m.labels, b, a, m.delta)
+		}
+	}
+	if v := value(after, "vela_keys"); v != 48 {
+		t.Errorf("vela_keys = %v, want 48 (the 50 of max_size less the 2 invalidated)", v)
+	}
+	if v := value(after, "vela_memory_used_bytes"); v <= value(before, "vela_memory_used_bytes") {
+		t.Errorf("vela_memory_used_bytes did not grow: %v", v)
+	}
+	if v := value(after, "go_goroutines"); v <= 0 {
+		t.Errorf("the Go runtime collector is missing")
+	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// TestHealthAndReadiness checks /healthz, /readyz, and that a readiness check added by another
+// package (as the cluster does) turns /readyz to 503 with its reason.
+func TestHealthAndReadiness(t *testing.T) {
+	cfg := testnode.Config()
+	cfg.MetricsListen = "127.0.0.1:0"
+	srv := testnode.Start(t, cfg)
+	base := "http://" + srv.MetricsAddr()
+	if code, _ := get(t, base+"/healthz"); code != 200 {
+		t.Fatalf("/healthz = %d", code)
+	}
+	if code, body := get(t, base+"/readyz"); code != 200 {
+		t.Fatalf("/readyz = %d %s", code, body)
+	}
+	var syncing atomic.Bool
+	syncing.Store(true)
+	srv.Metrics().AddReadyCheck("cluster", func(context.Context) error {
+		if syncing.Load() {
+			return errors.New("still copying the data set")
+		}
+		return nil
+	})
+	if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, "cluster: still copying") {
+		t.Fatalf("/readyz while syncing = %d %q", code, body)
+	}
+	syncing.Store(false)
+	if code, _ := get(t, base+"/readyz"); code != 200 {
+		t.Fatalf("/readyz after sync = %d", code)
+	}
+}
+
+// TestNoDefaultRegistry runs two nodes with metrics in one process: with per-node registries
+// they do not collide, and each counts only its own commands.
+func TestNoDefaultRegistry(t *testing.T) {
+	cfg := testnode.Config()
+	cfg.MetricsListen = "127.0.0.1:0"
+	a, b := testnode.Start(t, cfg), testnode.Start(t, cfg)
+	ca := redis.NewClient(&redis.Options{Addr: a.Addr()})
+	defer ca.Close()
+	for i := 0; i < 3; i++ {
+		ca.Set(ctx, "k", "v", 0)
+	}
+	if v := value(scrape(t, a.MetricsAddr()), "vela_writes_total"); v != 3 {
+		t.Fatalf("node a: vela_writes_total = %v", v)
+	}
+	if v := value(scrape(t, b.MetricsAddr()), "vela_writes_total"); v != 0 {
+		t.Fatalf("node b: vela_writes_total = %v", v)
+	}
+}
