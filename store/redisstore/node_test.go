@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -37,8 +40,8 @@ func startNode(t *testing.T, url string) (*server.Server, *redis.Client) {
 func TestTwoNodesShareTags(t *testing.T) {
 	r := redistest.Start(t)
 	url := "redis://" + r.Addr + "/0"
-	srvA, a := startNode(t, url)
-	srvB, b := startNode(t, url)
+	_, a := startNode(t, url)
+	_, b := startNode(t, url)
 	direct := redis.NewClient(&redis.Options{Addr: r.Addr})
 	defer direct.Close()
 	ctx := context.Background()
@@ -68,7 +71,7 @@ func TestTwoNodesShareTags(t *testing.T) {
 		t.Fatalf("KEYS * on Redis db 0 = %v (bookkeeping must stay out)", keys)
 	}
 
-	n, err := tagInvalidate(ctx, srvB, b, "team:0")
+	n, err := tagInvalidate(ctx, b, "team:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,10 +86,10 @@ func TestTwoNodesShareTags(t *testing.T) {
 	if v := a.Get(ctx, "user:0").Val(); v != "plain" {
 		t.Fatalf("user:0 = %q", v)
 	}
-	if n, _ := tagInvalidate(ctx, srvA, a, "users"); n != 4 { // user:3,5,7,9
+	if n, _ := tagInvalidate(ctx, a, "users"); n != 4 { // user:3,5,7,9
 		t.Fatalf("TAGINVALIDATE users through a = %v, want 4", n)
 	}
-	if n, _ := tagInvalidate(ctx, srvA, a, "other"); n != 1 {
+	if n, _ := tagInvalidate(ctx, a, "other"); n != 1 {
 		t.Fatalf("TAGINVALIDATE other = %v, want 1", n)
 	}
 	if keys := a.Keys(ctx, "*").Val(); !slices.Equal(keys, []string{"user:0"}) {
@@ -94,23 +97,13 @@ func TestTwoNodesShareTags(t *testing.T) {
 	}
 }
 
-// tagInvalidate sends TAGINVALIDATE through c, or, in a build where that command is not yet
-// registered, asks the node's store directly.
-func tagInvalidate(ctx context.Context, srv *server.Server, c *redis.Client, tags ...string) (int64, error) {
+// tagInvalidate sends TAGINVALIDATE through c and returns the count it replies.
+func tagInvalidate(ctx context.Context, c *redis.Client, tags ...string) (int64, error) {
 	args := []any{"taginvalidate"}
 	for _, t := range tags {
 		args = append(args, t)
 	}
-	n, err := c.Do(ctx, args...).Int64()
-	if err == nil || !strings.HasPrefix(err.Error(), "ERR unknown command") {
-		return n, err
-	}
-	in := make([][]byte, len(tags))
-	for i, t := range tags {
-		in[i] = []byte(t)
-	}
-	keys, err := srv.Node().Store().(store.Tagger).InvalidateTags(ctx, in)
-	return int64(len(keys)), err
+	return c.Do(ctx, args...).Int64()
 }
 
 // TestTagsNeverOrphaned writes tagged keys and ends their life every way there is — through
@@ -310,5 +303,48 @@ func TestURLForms(t *testing.T) {
 		if _, err := redisstore.Open(redisstore.Config{URL: bad}); err == nil {
 			t.Errorf("%s: accepted", bad)
 		}
+	}
+}
+
+// TestSentinel runs a real Sentinel (redis-server --sentinel) watching a master and opens the
+// store through a redis+sentinel:// URL: commands and tags reach the master.
+func TestSentinel(t *testing.T) {
+	master := redistest.Start(t)
+	bin := redistest.Binary(t)
+	dir := t.TempDir()
+	port := redistest.FreePort(t)
+	conf := filepath.Join(dir, "sentinel.conf")
+	body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor mymaster 127.0.0.1 %d 1\n", port, dir, master.Port)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, conf, "--sentinel", "--logfile", filepath.Join(dir, "sentinel.log"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if err := redistest.WaitReady(addr, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, "redis+sentinel://"+addr+"/mymaster/0")
+	ctx := context.Background()
+	if _, err := s.Do(ctx, []byte("k"), store.Op{Kind: store.Set, Value: []byte("v"), Tags: [][]byte{[]byte("t")}}); err != nil {
+		t.Fatal(err)
+	}
+	direct := redis.NewClient(&redis.Options{Addr: master.Addr})
+	defer direct.Close()
+	if v := direct.Get(ctx, "k").Val(); v != "v" {
+		t.Fatalf("master has k = %q", v)
+	}
+	if res, err := s.Do(ctx, []byte("k"), store.Op{Kind: store.Get}); err != nil || string(res.Value) != "v" {
+		t.Fatalf("get through sentinel: %q %v", res.Value, err)
+	}
+	keys, err := s.InvalidateTags(ctx, [][]byte{[]byte("t")})
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("invalidate through sentinel: %q %v", keys, err)
+	}
+	if n := direct.Exists(ctx, "k").Val(); n != 0 {
+		t.Fatal("k survived the invalidation")
 	}
 }
