@@ -348,3 +348,70 @@ func TestSentinel(t *testing.T) {
 		t.Fatal("k survived the invalidation")
 	}
 }
+
+// TestCluster builds a three-master Redis Cluster and runs the store on it through a
+// redis+cluster:// URL: single-key commands route to their owners, DBSIZE and FLUSHDB span the
+// masters, and tags are refused with a clear error.
+func TestCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a Redis Cluster")
+	}
+	var addrs []string
+	for range 3 {
+		r := redistest.Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+		addrs = append(addrs, r.Addr)
+	}
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Skip("redis-cli not installed")
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	ctx := context.Background()
+	for _, a := range addrs { // wait until every node agrees the cluster is up
+		c := redis.NewClient(&redis.Options{Addr: a})
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(c.ClusterInfo(ctx).Val(), "cluster_state:ok") {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: cluster not ok", a)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		_ = c.Close()
+	}
+	s := open(t, "redis+cluster://"+strings.Join(addrs, ","))
+	for i := range 30 {
+		k := []byte(fmt.Sprintf("key:%d", i))
+		if _, err := s.Do(ctx, k, store.Op{Kind: store.Set, Value: k, TTL: store.TTLSet, ExpireAt: time.Now().Add(time.Hour).UnixMilli()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 30 {
+		k := []byte(fmt.Sprintf("key:%d", i))
+		res, err := s.Do(ctx, k, store.Op{Kind: store.Get})
+		if err != nil || string(res.Value) != string(k) {
+			t.Fatalf("get %s = %q %v", k, res.Value, err)
+		}
+	}
+	if res, err := s.Do(ctx, []byte("n"), store.Op{Kind: store.IncrBy, Delta: 2, ExpireAt: time.Now().Add(time.Hour).UnixMilli()}); err != nil || res.Int != 2 {
+		t.Fatalf("incr: %v %v", res, err)
+	}
+	if ok, err := s.SetMulti(ctx, []store.KV{{Key: []byte("{u}a"), Value: []byte("1")}, {Key: []byte("{u}b"), Value: []byte("2")}}, 0, true); err != nil || !ok {
+		t.Fatalf("msetnx in one slot: %v %v", ok, err)
+	}
+	if n, err := s.Len(ctx); err != nil || n != 33 {
+		t.Fatalf("len over the masters = %d %v, want 33", n, err)
+	}
+	if _, err := s.Do(ctx, []byte("t"), store.Op{Kind: store.Set, Value: []byte("v"), Tags: [][]byte{[]byte("x")}}); !errors.Is(err, redisstore.ErrNoTags) {
+		t.Fatalf("tagged set on a cluster: %v", err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.Len(ctx); n != 0 {
+		t.Fatalf("len after flush = %d", n)
+	}
+}

@@ -539,6 +539,31 @@ func (s *Store) Len(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
+// Expires reports the keys with an expiry, from Redis's INFO keyspace line of the user database
+// (0 in cluster mode, where it is not summed).
+func (s *Store) Expires(ctx context.Context) (int64, error) {
+	if s.cluster != nil {
+		return 0, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	info, err := s.c.Info(ctx, "keyspace").Result()
+	if err != nil {
+		return 0, s.mapErr(ctx, err)
+	}
+	prefix := "db" + s.userDB + ":"
+	for line := range strings.SplitSeq(info, "\r\n") {
+		if rest, ok := strings.CutPrefix(line, prefix); ok {
+			for field := range strings.SplitSeq(rest, ",") {
+				if v, ok := strings.CutPrefix(field, "expires="); ok {
+					return strconv.ParseInt(v, 10, 64)
+				}
+			}
+		}
+	}
+	return 0, nil
+}
+
 // Scan passes SCAN through (the meta database is separate, so only user keys appear). In cluster
 // mode it is refused: a cursor would have to span several masters.
 func (s *Store) Scan(ctx context.Context, cursor uint64, pattern []byte, count int) ([][]byte, uint64, error) {

@@ -1,7 +1,9 @@
 package redisstore_test
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -28,4 +30,23 @@ func TestConformance(t *testing.T) {
 		r := redistest.Start(t)
 		return open(t, "redis://"+r.Addr+"/0")
 	})
+}
+
+func TestExpires(t *testing.T) {
+	r := redistest.Start(t)
+	s := open(t, "redis://"+r.Addr+"/2")
+	ctx := context.Background()
+	far := time.Now().Add(time.Hour).UnixMilli()
+	for i, k := range []string{"a", "b", "c"} {
+		op := store.Op{Kind: store.Set, Value: []byte("v")}
+		if i > 0 {
+			op.TTL, op.ExpireAt = store.TTLSet, far
+		}
+		if _, err := s.Do(ctx, []byte(k), op); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.Expires(ctx); err != nil || n != 2 {
+		t.Fatalf("expires = %d %v, want 2", n, err)
+	}
 }
