@@ -2,7 +2,9 @@ package resp
 
 import (
 	"context"
+	"errors"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +30,20 @@ type Conn struct {
 	authed  bool
 	quit    bool
 
+	// Socket watching for Blocking. blocking and watching belong to the connection's goroutine:
+	// blocking is set while Blocking runs, watching while a watcher goroutine exists whose result
+	// has not been collected from wdone.
+	blocking bool
+	watching bool
+	wdone    chan watchResult // buffered 1; the watcher's single result
+	peerGone atomic.Bool      // the watcher saw the client go away
+	wmu      sync.Mutex       // guards wstopping and wexited, shared with the watcher
+	// wstopping: the blocking command is over, so the watcher's next successful read is the
+	// connection's next read and ends it. wexited: the watcher has stopped reading. wread: bytes
+	// it has read so far.
+	wstopping, wexited bool
+	wread              int
+
 	lastActive atomic.Int64           // unix ms of the last read, for CLIENT LIST idle=
 	lastCmd    atomic.Pointer[string] // name of the last command, for CLIENT LIST cmd=
 
@@ -42,8 +58,8 @@ type Conn struct {
 	closeHooks []func()
 }
 
-// Context is cancelled when the connection closes or the server shuts down. Commands derive their
-// deadlines from it.
+// Context is cancelled when the connection closes or the server shuts down, and during Blocking as
+// soon as the client goes away. Commands derive their deadlines from it.
 func (c *Conn) Context() context.Context { return c.ctx }
 
 // RemoteAddr is the client's address.
@@ -193,4 +209,138 @@ func (c *Conn) flush() error {
 		c.out = c.out[:0]
 	}
 	return err
+}
+
+// Blocking runs fn, a wait inside a command handler (FETCHLOCK waiting for a fill), while a
+// goroutine watches the socket, so that a client that disconnects is noticed at once rather than
+// when the wait ends: the watcher cancels Context, which fn must honour, and the connection is
+// closed once the handler returns. It must be called from the connection's goroutine, inside
+// ServeRESP. Nested calls just run fn.
+//
+// The watcher reads into the free space at the end of the reader's buffer, never where the
+// current command's arguments live, so they stay valid; bytes it reads (commands pipelined
+// behind the blocking one) are executed afterwards, in order. It is not stopped when fn returns:
+// its pending read simply becomes the connection's next read, collected before the connection
+// reads again, so that ending a wait costs no extra system call or goroutine switch. When the
+// buffer has no free space, or it fills up during the wait, the socket is no longer watched and
+// a disconnect is noticed when the wait ends. The idle timeout does not apply while fn runs, as
+// Redis does not apply it to blocked clients.
+func (c *Conn) Blocking(fn func()) {
+	if c.blocking || !c.startWatch() {
+		fn()
+		return
+	}
+	c.blocking = true
+	defer func() {
+		c.blocking = false
+		c.wmu.Lock()
+		c.wstopping = true
+		exited, read := c.wexited, c.wread
+		c.wmu.Unlock()
+		switch {
+		case exited:
+			_ = c.collectWatch() // its result is waiting: take in the bytes now
+		case read > 0:
+			// Commands were pipelined during the wait: they must be seen now, so stop the
+			// watcher instead of letting its read carry over.
+			_ = c.nc.SetReadDeadline(aLongTimeAgo)
+			_ = c.collectWatch()
+			if c.server.closing.Load() {
+				_ = c.nc.SetReadDeadline(time.Now()) // keep Shutdown's wake-up
+			} else {
+				_ = c.nc.SetReadDeadline(time.Time{}) // serveConn sets the idle deadline before reading
+			}
+		}
+	}()
+	fn()
+}
+
+// aLongTimeAgo is a read deadline in the past: it makes a blocked Read return at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// watchResult is what the watcher read before it stopped, and why it stopped (nil: it was asked
+// to, or the buffer is full).
+type watchResult struct {
+	n   int
+	err error
+}
+
+// startWatch makes sure a watcher is reading the socket for a wait. It reports false when none
+// can: no free buffer space, the server is shutting down, or the client is gone already.
+func (c *Conn) startWatch() bool {
+	if c.server.closing.Load() || c.peerGone.Load() {
+		return false
+	}
+	if c.watching {
+		c.wmu.Lock()
+		if !c.wexited { // still reading: keep it for this wait too
+			c.wstopping = false
+			c.wmu.Unlock()
+			return true
+		}
+		c.wmu.Unlock()
+		if c.collectWatch() != nil {
+			return false
+		}
+	}
+	spare := c.rd.buf[c.rd.w:]
+	if len(spare) == 0 {
+		return false
+	}
+	if c.server.cfg.IdleTimeout > 0 {
+		if err := c.nc.SetReadDeadline(time.Time{}); err != nil {
+			return false
+		}
+		if c.server.closing.Load() { // Shutdown may have set its wake-up deadline just before ours
+			_ = c.nc.SetReadDeadline(time.Now())
+			return false
+		}
+	}
+	if c.wdone == nil {
+		c.wdone = make(chan watchResult, 1)
+	}
+	c.wstopping, c.wexited, c.wread = false, false, 0 // no watcher runs now
+	c.watching = true
+	go c.watch(spare)
+	return true
+}
+
+// collectWatch waits for the watcher to stop and takes in what it read. The connection's
+// goroutine calls it before reading again and before closing.
+func (c *Conn) collectWatch() error {
+	r := <-c.wdone
+	c.watching = false
+	c.rd.w += r.n
+	return r.err
+}
+
+// watch reads into buf until it is full, the client goes away (then it cancels the connection's
+// context), a deadline passes (idle timeout, Shutdown), or a read succeeds after the blocking
+// command is over.
+func (c *Conn) watch(buf []byte) {
+	n := 0
+	var err error
+	for n < len(buf) {
+		var k int
+		k, err = c.nc.Read(buf[n:])
+		n += k
+		if err != nil {
+			break
+		}
+		c.wmu.Lock()
+		c.wread = n
+		stop := c.wstopping
+		c.wmu.Unlock()
+		if stop {
+			break
+		}
+	}
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		c.peerGone.Store(true)
+		c.cancel()
+	}
+	c.wmu.Lock()
+	c.wexited = true
+	c.wmu.Unlock()
+	c.wdone <- watchResult{n, err}
 }

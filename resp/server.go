@@ -239,7 +239,12 @@ func (s *Server) serveConn(c *Conn) {
 					return
 				}
 			}
-			if err := c.rd.Fill(); err != nil {
+			if c.watching {
+				err = c.collectWatch() // the watcher left by Blocking is already reading
+			} else {
+				err = c.rd.Fill()
+			}
+			if err != nil {
 				if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrDeadlineExceeded) && !s.closing.Load() {
 					s.log.Debug("client read failed", "client", c.ID, "err", err)
 				}
@@ -249,6 +254,9 @@ func (s *Server) serveConn(c *Conn) {
 			continue
 		}
 		reply := s.handler.ServeRESP(c, args)
+		if c.peerGone.Load() { // seen by Blocking's watcher: nobody is left to read the reply
+			return
+		}
 		if reply.Later != nil || len(c.waiting) > 0 {
 			c.later(reply) // keep the order of the replies
 		} else {
@@ -269,6 +277,9 @@ func (s *Server) serveConn(c *Conn) {
 func (s *Server) closeConn(c *Conn) {
 	c.cancel()
 	_ = c.nc.Close()
+	if c.watching {
+		_ = c.collectWatch() // Close ended its read
+	}
 	s.mu.Lock()
 	delete(s.clients, c)
 	s.mu.Unlock()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vela-cache/vela/commands"
 	"github.com/vela-cache/vela/config"
+	"github.com/vela-cache/vela/fetchlock"
 	"github.com/vela-cache/vela/metrics"
 	"github.com/vela-cache/vela/resp"
 	"github.com/vela-cache/vela/stats"
@@ -27,13 +28,14 @@ import (
 
 // Server is one running Vela node.
 type Server struct {
-	cfg   config.Config
-	log   *slog.Logger
-	store store.Store
-	stats *stats.Stats
-	node  *commands.Node
-	resp  *resp.Server
-	sweep *store.SweepLoop
+	cfg    config.Config
+	log    *slog.Logger
+	store  store.Store
+	stats  *stats.Stats
+	node   *commands.Node
+	leases *fetchlock.Manager
+	resp   *resp.Server
+	sweep  *store.SweepLoop
 	// metrics serves /metrics, /healthz and /readyz; nil when metrics_listen is "".
 	metrics *metrics.Metrics
 	ready   atomic.Bool // set once Start has finished, cleared when Shutdown begins
@@ -67,6 +69,13 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		MaxMemory:      cfg.MaxMemory,
 		EvictionPolicy: cfg.EvictionPolicy,
 	}, counters, log)
+	leases := fetchlock.New(fetchlock.Config{Store: st, Stats: counters})
+	node.Watch(leases)
+	fetchlock.Register(node, leases, fetchlock.CommandConfig{
+		NoWait:     !cfg.StampedeProtection,
+		Timeout:    cfg.StampedeTimeout,
+		DefaultTTL: cfg.DefaultTTL,
+	})
 	rs := resp.NewServer(resp.Config{
 		Addr:        cfg.Listen,
 		MaxClients:  cfg.MaxClients,
@@ -77,8 +86,8 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		OnAccept:    counters.Connections.Inc,
 	}, node)
 	node.SetClients(rs)
-	s := &Server{cfg: cfg, log: log, store: st, stats: counters, node: node, resp: rs,
-		serveErr: make(chan error, 1)}
+	s := &Server{cfg: cfg, log: log, store: st, stats: counters, node: node, leases: leases,
+		resp: rs, serveErr: make(chan error, 1)}
 	if cfg.MetricsListen != "" {
 		s.metrics = metrics.New(node, log)
 		s.metrics.AddReadyCheck("node", func(context.Context) error {
@@ -151,6 +160,9 @@ func redisSettings(cfg config.Config) map[string]string {
 // Node returns the command node, for packages that add commands.
 func (s *Server) Node() *commands.Node { return s.node }
 
+// Leases returns the node's FETCHLOCK lease manager.
+func (s *Server) Leases() *fetchlock.Manager { return s.leases }
+
 // Metrics returns the node's telemetry, for packages that add collectors or readiness checks;
 // nil when metrics_listen is "".
 func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
@@ -204,6 +216,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.once.Do(func() {
 		s.ready.Store(false)
 		var errs []error
+		// Wake FETCHLOCK waiters first (they answer TIMEOUT) so in-flight commands finish promptly.
+		errs = append(errs, s.leases.Shutdown(ctx))
 		errs = append(errs, s.resp.Shutdown(ctx))
 		if s.sweep != nil {
 			errs = append(errs, s.sweep.Shutdown(ctx))
