@@ -33,9 +33,11 @@ type Server struct {
 	store  store.Store
 	stats  *stats.Stats
 	node   *commands.Node
-	leases *fetchlock.Manager
-	resp   *resp.Server
-	sweep  *store.SweepLoop
+	leases *fetchlock.Manager // in-process leases; nil when they live in Redis
+	// redisLeases keeps the leases in Redis for the redis store; nil otherwise.
+	redisLeases *redisstore.Leases
+	resp        *resp.Server
+	sweep       *store.SweepLoop
 	// metrics serves /metrics, /healthz and /readyz; nil when metrics_listen is "".
 	metrics *metrics.Metrics
 	ready   atomic.Bool // set once Start has finished, cleared when Shutdown begins
@@ -69,8 +71,25 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		MaxMemory:      cfg.MaxMemory,
 		EvictionPolicy: cfg.EvictionPolicy,
 	}, counters, log)
-	leases := fetchlock.New(fetchlock.Config{Store: st, Stats: counters})
-	node.Watch(leases)
+	// FETCHLOCK leases live where the values do: in Redis for the redis store (so the nodes in
+	// front of one Redis coordinate), in process otherwise.
+	var leases fetchlock.Leases
+	var mgr *fetchlock.Manager
+	var redisLeases *redisstore.Leases
+	if rs, ok := st.(*redisstore.Store); ok {
+		rl, err := rs.NewLeases(redisstore.LeasesConfig{Stats: counters})
+		if err != nil {
+			log.Info("FETCHLOCK leases kept in process", "reason", err)
+		} else {
+			redisLeases, leases = rl, rl
+			node.Watch(rl)
+		}
+	}
+	if leases == nil {
+		mgr = fetchlock.New(fetchlock.Config{Store: st, Stats: counters})
+		leases = mgr
+		node.Watch(mgr)
+	}
 	fetchlock.Register(node, leases, fetchlock.CommandConfig{
 		NoWait:     !cfg.StampedeProtection,
 		Timeout:    cfg.StampedeTimeout,
@@ -86,8 +105,8 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		OnAccept:    counters.Connections.Inc,
 	}, node)
 	node.SetClients(rs)
-	s := &Server{cfg: cfg, log: log, store: st, stats: counters, node: node, leases: leases,
-		resp: rs, serveErr: make(chan error, 1)}
+	s := &Server{cfg: cfg, log: log, store: st, stats: counters, node: node, leases: mgr,
+		redisLeases: redisLeases, resp: rs, serveErr: make(chan error, 1)}
 	if cfg.MetricsListen != "" {
 		s.metrics = metrics.New(node, log)
 		s.metrics.AddReadyCheck("node", func(context.Context) error {
@@ -160,7 +179,8 @@ func redisSettings(cfg config.Config) map[string]string {
 // Node returns the command node, for packages that add commands.
 func (s *Server) Node() *commands.Node { return s.node }
 
-// Leases returns the node's FETCHLOCK lease manager.
+// Leases returns the node's in-process FETCHLOCK lease manager (nil when the redis store keeps
+// the leases in Redis).
 func (s *Server) Leases() *fetchlock.Manager { return s.leases }
 
 // Metrics returns the node's telemetry, for packages that add collectors or readiness checks;
@@ -217,7 +237,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.ready.Store(false)
 		var errs []error
 		// Wake FETCHLOCK waiters first (they answer TIMEOUT) so in-flight commands finish promptly.
-		errs = append(errs, s.leases.Shutdown(ctx))
+		if s.leases != nil {
+			errs = append(errs, s.leases.Shutdown(ctx))
+		}
+		if s.redisLeases != nil {
+			errs = append(errs, s.redisLeases.Close())
+		}
 		errs = append(errs, s.resp.Shutdown(ctx))
 		if s.sweep != nil {
 			errs = append(errs, s.sweep.Shutdown(ctx))
