@@ -39,8 +39,7 @@ type pipe struct {
 
 // pipeConn is one shared Redis connection and the calls queued on it.
 type pipeConn struct {
-	p    *pipe
-	wake chan struct{} // capacity 1: the writer has something to send
+	p *pipe
 
 	mu      sync.Mutex        // guards everything below
 	wbuf    []byte            // encoded commands not yet written
