@@ -28,8 +28,10 @@
 // # Counting and restart
 //
 // The number of keys (and of keys with an expiry) is kept in the meta bucket and updated in the
-// same transaction as the data, so opening a file of any size reads a few pages and never scans
-// the keys. Len subtracts the expired-but-unswept keys by walking the head of the exp index.
+// same transaction as the data, so opening a file never reads the keys: bbolt only rebuilds its
+// free-page list from the page headers (the list is not written by each commit, which makes
+// commits cheaper), about 0.14 s for a million keys. Len subtracts the expired-but-unswept keys by
+// walking the head of the exp index.
 //
 // # SCAN
 //
