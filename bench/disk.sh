@@ -3,6 +3,7 @@
 # clients, same run, same file: shows the group commit (50 clients should reach >= 10x one).
 #
 # Usage: bench/disk.sh [requests-single] [requests-50]   (defaults 10000 and 100000)
+# Environment: VELA_BIN runs that binary instead of building this tree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N1=${1:-10000}
@@ -13,7 +14,7 @@ trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$out"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 VPORT=$(free_port)
 
-go build -o "$out/vela" .
+if [ -n "${VELA_BIN:-}" ]; then cp "$VELA_BIN" "$out/vela"; else go build -o "$out/vela" .; fi
 "$out/vela" -listen "127.0.0.1:$VPORT" -metrics_listen "" -log_level warn \
   -store.type disk -store.disk.path "$out/data/vela.db" 2>"$out/vela.log" &
 for _ in $(seq 50); do redis-cli -p "$VPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done

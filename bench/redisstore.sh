@@ -17,13 +17,13 @@ out=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$out"' EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-RPORT=$(free_port); VPORT=$(free_port); TPORT=$(free_port)
+RPORT=$(free_port); VPORT=$(free_port); TPORT=$(free_port); SPORT=$(free_port)
 
 if [ -n "${VELA_BIN:-}" ]; then cp "$VELA_BIN" "$out/vela"; else go build -o "$out/vela" .; fi
 redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no --logfile "$out/redis.log" &
 sed -e "s/LISTEN/$TPORT/" -e "s/REDIS/$RPORT/" bench/twemproxy.yml >"$out/twemproxy.yml"
 for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
-nutcracker -c "$out/twemproxy.yml" -o "$out/twemproxy.log" &
+nutcracker -c "$out/twemproxy.yml" -s "$SPORT" -o "$out/twemproxy.log" &
 "$out/vela" -listen "127.0.0.1:$VPORT" -metrics_listen "" -log_level warn \
   -store.type redis -store.redis.url "redis://127.0.0.1:$RPORT/0${VELA_URL_QUERY:-}" ${VELA_BENCH_ARGS:-} 2>"$out/vela.log" &
 for p in "$VPORT" "$TPORT"; do
