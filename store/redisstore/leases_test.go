@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vela-cache/vela/internal/redistest"
+	"github.com/vela-cache/vela/velaclient"
 )
 
 // fetchlock sends FETCHLOCK and returns its reply as strings ("" for nil).
@@ -198,4 +200,50 @@ func TestLeasesAcrossNodes(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestSidecarsFetchOnce is the sidecar deployment: three Vela nodes in front of one Redis, each
+// with its own application clients calling velaclient.GetOrFetch on the same cold keys at once.
+// Exactly one fetch runs per key, whichever node the callers use, and all get its value.
+func TestSidecarsFetchOnce(t *testing.T) {
+	r := redistest.Start(t)
+	url := "redis://" + r.Addr + "/0"
+	var clients []*redis.Client
+	for range 3 {
+		_, c := startNode(t, url)
+		clients = append(clients, c)
+	}
+	ctx := context.Background()
+	for round := range 5 {
+		key := fmt.Sprintf("cold:%d", round)
+		var fetches atomic.Int64
+		var wg sync.WaitGroup
+		errs := make(chan error, 30)
+		for i := range 30 {
+			c := clients[i%3]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				v, err := velaclient.GetOrFetch(ctx, c, key, func(context.Context) ([]byte, error) {
+					fetches.Add(1)
+					time.Sleep(50 * time.Millisecond) // a slow backend
+					return []byte("fresh " + key), nil
+				}, velaclient.Options{TTL: time.Minute, Timeout: 5 * time.Second, OnTimeout: velaclient.ReturnError})
+				if err == nil && string(v) != "fresh "+key {
+					err = fmt.Errorf("got %q", v)
+				}
+				if err != nil {
+					errs <- err
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		if n := fetches.Load(); n != 1 {
+			t.Fatalf("round %d: %d fetches for 30 callers on 3 sidecars, want 1", round, n)
+		}
+	}
 }
