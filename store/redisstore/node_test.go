@@ -2,12 +2,21 @@ package redisstore_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	cryptorand "crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -413,5 +422,68 @@ func TestCluster(t *testing.T) {
 	}
 	if n, _ := s.Len(ctx); n != 0 {
 		t.Fatalf("len after flush = %d", n)
+	}
+}
+
+// TestTLS serves Redis over TLS (a self-signed certificate made here) and opens the store with a
+// rediss:// URL: both go-redis's connections and the shared pipelined ones speak TLS.
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeSelfSigned(t, certFile, keyFile)
+	tlsPort := redistest.FreePort(t)
+	redistest.Start(t, "--tls-port", strconv.Itoa(tlsPort), "--tls-cert-file", certFile,
+		"--tls-key-file", keyFile, "--tls-ca-cert-file", certFile, "--tls-auth-clients", "no")
+	_, c := startNode(t, fmt.Sprintf("rediss://127.0.0.1:%d/0?skip_verify=true", tlsPort))
+	ctx := context.Background()
+	pipe := c.Pipeline()
+	for i := range 20 {
+		pipe.Set(ctx, fmt.Sprintf("k%d", i), i, 0)
+		pipe.Get(ctx, fmt.Sprintf("k%d", i))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Do(ctx, "set", "tagged", "v", "tags", "t").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := tagInvalidate(ctx, c, "t"); err != nil || n != 1 {
+		t.Fatalf("TAGINVALIDATE over TLS = %d %v", n, err)
+	}
+	if n := c.DBSize(ctx).Val(); n != 20 {
+		t.Fatalf("DBSIZE = %d", n)
+	}
+}
+
+// writeSelfSigned writes a certificate for 127.0.0.1 and its key, PEM-encoded.
+func writeSelfSigned(t *testing.T, certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), cryptorand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "vela test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		IsCA:         true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(cryptorand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
