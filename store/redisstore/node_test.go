@@ -183,7 +183,7 @@ func TestCoalescedGets(t *testing.T) {
 	sleeping := make(chan struct{})
 	go func() {
 		close(sleeping)
-		direct.Do(ctx, "debug", "sleep", "0.5")
+		direct.Do(ctx, "debug", "sleep", "1")
 	}()
 	<-sleeping
 	time.Sleep(50 * time.Millisecond) // let DEBUG SLEEP reach Redis
@@ -231,7 +231,7 @@ func TestRedisDownAndBack(t *testing.T) {
 	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	const bound = 2*time.Second + time.Second // the store's default deadline, plus slack
+	const bound = 2*time.Second + 2*time.Second // the store's default deadline, plus slack for a loaded machine
 
 	// Slow: Redis blocked for longer than the deadline.
 	direct := redis.NewClient(&redis.Options{Addr: r.Addr, ReadTimeout: 10 * time.Second})

@@ -379,7 +379,7 @@ func testGetEx(t *testing.T, s store.Store) {
 }
 
 func testExpiry(t *testing.T, s store.Store) {
-	at := now() + 150
+	at := now() + 400 // time enough for the writes and the first read under the race detector
 	do(t, s, "short", store.Op{Kind: store.Set, Value: []byte("v"), TTL: store.TTLSet, ExpireAt: at})
 	do(t, s, "incr", store.Op{Kind: store.Set, Value: []byte("1"), TTL: store.TTLSet, ExpireAt: at})
 	wantValue(t, s, "short", "v")
