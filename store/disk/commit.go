@@ -3,6 +3,8 @@ package disk
 import (
 	"bytes"
 	"encoding/binary"
+	"sort"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -18,6 +20,7 @@ const (
 	reqInvalidate                // InvalidateTags
 	reqFlush                     // Flush
 	reqSweep                     // one sweep batch
+	reqMove                      // move the staging log into place (see doc.go)
 )
 
 // request is one write waiting for the committer. Its inputs may alias the caller's buffers: the
@@ -71,11 +74,18 @@ func (s *Store) submit(r *request) error {
 // transaction and answers them, until Close.
 func (s *Store) run() {
 	defer close(s.stopped)
+	tick := time.NewTicker(s.moveEvery)
+	defer tick.Stop()
 	batch := make([]*request, 0, s.maxBatch)
 	for {
 		select {
 		case r := <-s.reqs:
 			batch = append(batch, r)
+		case <-tick.C:
+			if s.staged.Load() > 0 {
+				s.commit([]*request{{kind: reqMove, done: make(chan struct{}, 1)}})
+			}
+			continue
 		case <-s.quit:
 			for {
 				select {
@@ -88,6 +98,8 @@ func (s *Store) run() {
 				}
 				s.commit(batch)
 				if len(batch) < s.maxBatch {
+					// Leave the file compact: the log moved into place.
+					s.commit([]*request{{kind: reqMove, done: make(chan struct{}, 1)}})
 					return
 				}
 				batch = batch[:0]
@@ -132,15 +144,17 @@ func (s *Store) commit(batch []*request) {
 	}
 }
 
-// commitTx runs batch in one read-write transaction, committing only if something changed.
+// commitTx runs batch in one read-write transaction, committing only if something changed, and
+// then publishes the transaction's staged values to the overlay (or clears it after a move).
 func (s *Store) commitTx(batch []*request) error {
 	tx, err := s.db.Begin(true)
 	if err != nil {
 		return err
 	}
 	w := &wtx{
-		data: tx.Bucket(bucketData), exp: tx.Bucket(bucketExp), tags: tx.Bucket(bucketTags),
-		meta: tx.Bucket(bucketMeta), tx: tx, now: s.now(), maxLen: s.maxLen,
+		s: s, data: tx.Bucket(bucketData), exp: tx.Bucket(bucketExp), tags: tx.Bucket(bucketTags),
+		stage: tx.Bucket(bucketStage), meta: tx.Bucket(bucketMeta), tx: tx, now: s.now(), maxLen: s.maxLen,
+		pending: map[string][]byte{},
 	}
 	w.count = metaInt(w.meta, metaCount)
 	w.expires = metaInt(w.meta, metaExpires)
@@ -161,23 +175,178 @@ func (s *Store) commitTx(batch []*request) error {
 		_ = tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	// Committed (fsync'd): make the staged values visible before anyone is answered.
+	if w.moved {
+		s.ovClear()
+		s.staged.Store(0)
+	} else {
+		s.ovMerge(w.pending)
+		s.staged.Add(int64(w.nstaged))
+	}
+	return nil
 }
 
 // wtx is the committer's view of one read-write transaction. Methods return an error only for
 // failures of the transaction itself; a request's own failure goes into the request.
 type wtx struct {
-	tx                    *bolt.Tx
-	data, exp, tags, meta *bolt.Bucket
-	now, maxLen           int64
-	count, expires        int64 // the meta counters, as updated so far in this transaction
-	dirty                 bool  // something was written
+	s                            *Store
+	tx                           *bolt.Tx
+	data, exp, tags, stage, meta *bolt.Bucket
+	now, maxLen                  int64
+	count, expires               int64 // the meta counters, as updated so far in this transaction
+	dirty                        bool  // something was written
+	// Until the staging log is moved in this transaction, mutations are appended to the log and
+	// the data records they produce are kept in pending (nil: deleted), which reads consult
+	// before the overlay and the data bucket.
+	moved   bool
+	pending map[string][]byte
+	nstaged int
+}
+
+// bucket ids in the staging log.
+const (
+	stData byte = iota
+	stExp
+	stTags
+)
+
+func (w *wtx) bucket(id byte) *bolt.Bucket {
+	switch id {
+	case stData:
+		return w.data
+	case stExp:
+		return w.exp
+	}
+	return w.tags
+}
+
+// putIn writes key=val into bucket id: appended to the staging log, or in place once moved.
+func (w *wtx) putIn(id byte, key, val []byte) error {
+	w.dirty = true
+	if w.moved {
+		return w.bucket(id).Put(key, val)
+	}
+	if id == stData {
+		w.pending[string(key)] = val
+	}
+	return w.stageOp(id, 'P', key, val)
+}
+
+// delIn deletes key from bucket id, staged or in place.
+func (w *wtx) delIn(id byte, key []byte) error {
+	w.dirty = true
+	if w.moved {
+		return w.bucket(id).Delete(key)
+	}
+	if id == stData {
+		w.pending[string(key)] = nil
+	}
+	return w.stageOp(id, 'D', key, nil)
+}
+
+// stageOp appends one mutation to the staging log under the next sequence number: the log's
+// keys only grow, so a batch of writes dirties the log's last page or two, whatever the keys.
+func (w *wtx) stageOp(id, op byte, key, val []byte) error {
+	seq := w.s.seq
+	w.s.seq++
+	w.nstaged++
+	rec := make([]byte, 0, 2+binary.MaxVarintLen64+len(key)+len(val))
+	rec = append(rec, id, op)
+	rec = binary.AppendUvarint(rec, uint64(len(key)))
+	rec = append(append(rec, key...), val...)
+	return w.stage.Put(u64(seq), rec)
+}
+
+// getData returns key's current data record: staged in this transaction, staged earlier (the
+// overlay), or in the data bucket.
+func (w *wtx) getData(dk []byte) []byte {
+	if !w.moved {
+		if rec, ok := w.pending[string(dk)]; ok {
+			return rec
+		}
+		if rec, ok := w.s.ovPeek(dk); ok {
+			return rec
+		}
+	}
+	return w.data.Get(dk)
+}
+
+// move applies the staging log to the buckets, in order, and empties it. Afterwards this
+// transaction writes in place.
+func (w *wtx) move() error {
+	if w.moved {
+		return nil
+	}
+	w.moved, w.dirty = true, true
+	clear(w.pending)
+	// Applied in key order (stable, so the writes to one key keep their order): bbolt inserts
+	// into a node by shifting it, and a node only splits at commit, so random-order inserts of a
+	// long log into one transaction would cost quadratic copying.
+	type mutation struct {
+		id  byte
+		del bool
+		key []byte
+		val []byte
+	}
+	var log []mutation
+	c := w.stage.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if len(v) < 3 {
+			continue
+		}
+		n, sz := binary.Uvarint(v[2:])
+		if sz <= 0 || n > uint64(len(v)-2-sz) {
+			continue // cannot happen: the log is written by stageOp only
+		}
+		log = append(log, mutation{id: v[0], del: v[1] == 'D',
+			key: cloneBytes(v[2+sz : 2+sz+int(n)]), val: cloneBytes(v[2+sz+int(n):])})
+	}
+	sort.SliceStable(log, func(i, j int) bool {
+		if log[i].id != log[j].id {
+			return log[i].id < log[j].id
+		}
+		return bytes.Compare(log[i].key, log[j].key) < 0
+	})
+	for _, m := range log {
+		var err error
+		if m.del {
+			err = w.bucket(m.id).Delete(m.key)
+		} else {
+			err = w.bucket(m.id).Put(m.key, m.val)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := w.tx.DeleteBucket(bucketStage); err != nil {
+		return err
+	}
+	b, err := w.tx.CreateBucket(bucketStage)
+	w.stage = b
+	return err
 }
 
 // exec runs one request. Its outputs are reset first, so that a retried request starts clean.
 func (w *wtx) exec(r *request, sweepBatch int) error {
 	r.res, r.ok, r.n, r.keys, r.err = store.Result{}, false, 0, nil, nil
 	switch r.kind {
+	case reqOp, reqMulti:
+		if !w.moved && w.s.staged.Load()+int64(w.nstaged) >= int64(w.s.maxStaged) {
+			if err := w.move(); err != nil {
+				return err
+			}
+		}
+	default: // the whole-keyspace requests work on the buckets themselves
+		if err := w.move(); err != nil {
+			return err
+		}
+	}
+	switch r.kind {
+	case reqMove:
+		return nil
 	case reqOp:
 		res, opErr, err := w.apply(r.key, &r.op)
 		r.res, r.err = res, opErr
@@ -200,7 +369,7 @@ func (w *wtx) exec(r *request, sweepBatch int) error {
 
 // load reads key's record, removing it first if it has expired.
 func (w *wtx) load(dk, key []byte) (record, bool, error) {
-	raw := w.data.Get(dk)
+	raw := w.getData(dk)
 	if raw == nil {
 		return record{}, false, nil
 	}
@@ -245,13 +414,13 @@ func (w *wtx) put(dk, key []byte, old record, existed bool, next store.Entry, ta
 	w.dirty = true
 	if !existed || old.expireAt != next.ExpireAt {
 		if existed && old.expireAt != 0 {
-			if err := w.exp.Delete(expKey(old.expireAt, key)); err != nil {
+			if err := w.delIn(stExp, expKey(old.expireAt, key)); err != nil {
 				return err
 			}
 			w.expires--
 		}
 		if next.ExpireAt != 0 {
-			if err := w.exp.Put(expKey(next.ExpireAt, key), nil); err != nil {
+			if err := w.putIn(stExp, expKey(next.ExpireAt, key), nil); err != nil {
 				return err
 			}
 			w.expires++
@@ -260,13 +429,13 @@ func (w *wtx) put(dk, key []byte, old record, existed bool, next store.Entry, ta
 	if replaceTags || !existed {
 		if existed {
 			for _, t := range old.tags {
-				if err := w.tags.Delete(tagKey(t, key)); err != nil {
+				if err := w.delIn(stTags, tagKey(t, key)); err != nil {
 					return err
 				}
 			}
 		}
 		for _, t := range tags {
-			if err := w.tags.Put(tagKey(t, key), nil); err != nil {
+			if err := w.putIn(stTags, tagKey(t, key), nil); err != nil {
 				return err
 			}
 		}
@@ -274,24 +443,24 @@ func (w *wtx) put(dk, key []byte, old record, existed bool, next store.Entry, ta
 	if !existed {
 		w.count++
 	}
-	return w.data.Put(dk, encodeRecord(next.ExpireAt, tags, next.Value))
+	return w.putIn(stData, dk, encodeRecord(next.ExpireAt, tags, next.Value))
 }
 
 // remove deletes key, whose current record is rec, with its expiry and tag index entries.
 func (w *wtx) remove(dk, key []byte, rec record) error {
 	w.dirty = true
-	if err := w.data.Delete(dk); err != nil {
+	if err := w.delIn(stData, dk); err != nil {
 		return err
 	}
 	w.count--
 	if rec.expireAt != 0 {
-		if err := w.exp.Delete(expKey(rec.expireAt, key)); err != nil {
+		if err := w.delIn(stExp, expKey(rec.expireAt, key)); err != nil {
 			return err
 		}
 		w.expires--
 	}
 	for _, t := range rec.tags {
-		if err := w.tags.Delete(tagKey(t, key)); err != nil {
+		if err := w.delIn(stTags, tagKey(t, key)); err != nil {
 			return err
 		}
 	}
@@ -369,7 +538,7 @@ func (w *wtx) invalidate(tags [][]byte) ([][]byte, error) {
 // flush empties the data and index buckets.
 func (w *wtx) flush() error {
 	w.dirty = true
-	for _, name := range [][]byte{bucketData, bucketExp, bucketTags} {
+	for _, name := range [][]byte{bucketData, bucketExp, bucketTags, bucketStage} {
 		if err := w.tx.DeleteBucket(name); err != nil {
 			return err
 		}
@@ -382,6 +551,8 @@ func (w *wtx) flush() error {
 			w.data = b
 		case bytes.Equal(name, bucketExp):
 			w.exp = b
+		case bytes.Equal(name, bucketStage):
+			w.stage = b
 		default:
 			w.tags = b
 		}

@@ -31,6 +31,12 @@ type Config struct {
 	// SweepBatch is the most expired keys one sweep transaction removes, so a sweep never holds
 	// the writer for long. Default 2048.
 	SweepBatch int
+	// MaxStaged is the most mutations the staging log holds before the committer moves it into
+	// place (see doc.go); a larger log makes moves cheaper per write and restarts after a crash
+	// longer. Default 16384.
+	MaxStaged int
+	// MoveInterval is how often a non-empty staging log is moved into place. Default 200ms.
+	MoveInterval time.Duration
 	// Now returns the current unix milliseconds; nil means the wall clock. Tests may fix it.
 	Now func() int64
 }
@@ -54,6 +60,8 @@ var (
 	bucketExp  = []byte("exp")
 	bucketTags = []byte("tags")
 	bucketMeta = []byte("meta")
+	// bucketStage is the staging log (see doc.go): sequence number -> one bucket mutation.
+	bucketStage = []byte("stage")
 
 	metaVersion = []byte("version")
 	metaCount   = []byte("count")
@@ -66,7 +74,17 @@ type Store struct {
 	maxLen     int64
 	maxBatch   int
 	sweepBatch int
+	maxStaged  int
+	moveEvery  time.Duration
 	now        func() int64
+
+	// The overlay: data records committed to the staging log but not yet moved into the data
+	// bucket (nil: deleted), sharded by the first byte of the data key. Only the committer
+	// writes it; readers consult it before the data bucket.
+	ov     [ovShards]ovShard
+	ovLen  atomic.Int64 // entries in the overlay, so reads skip it when empty
+	staged atomic.Int64 // mutations in the staging log
+	seq    uint64       // next staging sequence number; the committer's only
 
 	reqs    chan *request // writes waiting for the committer
 	quit    chan struct{} // closed by Close: the committer drains reqs and stops
@@ -103,6 +121,15 @@ func Open(cfg Config) (*Store, error) {
 	if s.now == nil {
 		s.now = func() int64 { return time.Now().UnixMilli() }
 	}
+	if s.maxStaged <= 0 {
+		s.maxStaged = 65536
+	}
+	if s.moveEvery <= 0 {
+		s.moveEvery = time.Second
+	}
+	for i := range s.ov {
+		s.ov[i].m = map[string][]byte{}
+	}
 	if dir := filepath.Dir(cfg.Path); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("disk store: %w", err)
@@ -128,6 +155,11 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s.db = db
+	// A log left by a crash is moved into place before anything is served.
+	if err := s.commitTx([]*request{{kind: reqMove}}); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("disk store: replaying the staging log: %w", err)
+	}
 	s.reqs = make(chan *request, s.maxBatch)
 	s.quit = make(chan struct{})
 	s.stopped = make(chan struct{})
@@ -159,7 +191,7 @@ func initBuckets(tx *bolt.Tx) error {
 	if v := meta.Get(metaVersion); len(v) != 8 || binary.BigEndian.Uint64(v) != formatVersion {
 		return ErrFormat
 	}
-	for _, b := range [][]byte{bucketData, bucketExp, bucketTags} {
+	for _, b := range [][]byte{bucketData, bucketExp, bucketTags, bucketStage} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
@@ -217,9 +249,21 @@ func (s *Store) Do(ctx context.Context, key []byte, op store.Op) (store.Result, 
 // read runs a read-only op in a read transaction.
 func (s *Store) read(key []byte, op *store.Op) (res store.Result, err error) {
 	now := s.now()
+	var buf [128]byte
+	dk := appendDataKey(buf[:0], key)
+	if raw, ok := s.ovGet(dk); ok {
+		var e store.Entry
+		live := false
+		if raw != nil {
+			e = store.Entry{ExpireAt: recExpire(raw), Value: recValue(raw)}
+			live = !store.Expired(e.ExpireAt, now)
+		}
+		_, _, res, err = store.Apply(e, live, op, now, s.maxLen)
+		res.Value = cloneBytes(res.Value)
+		return res, err
+	}
 	dbErr := s.db.View(func(tx *bolt.Tx) error {
-		var buf [128]byte
-		raw := tx.Bucket(bucketData).Get(appendDataKey(buf[:0], key))
+		raw := tx.Bucket(bucketData).Get(dk)
 		var e store.Entry
 		live := false
 		if raw != nil {
@@ -319,7 +363,10 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 }
 
 // Len returns the number of live keys: the stored count less the expired keys not yet swept.
-func (s *Store) Len(_ context.Context) (int64, error) {
+func (s *Store) Len(ctx context.Context) (int64, error) {
+	if err := s.settle(ctx); err != nil {
+		return 0, err
+	}
 	var n int64
 	now := s.now()
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -333,7 +380,10 @@ func (s *Store) Len(_ context.Context) (int64, error) {
 }
 
 // Expires returns the number of live keys with an expiry, for INFO's keyspace line.
-func (s *Store) Expires(_ context.Context) (int64, error) {
+func (s *Store) Expires(ctx context.Context) (int64, error) {
+	if err := s.settle(ctx); err != nil {
+		return 0, err
+	}
 	var n int64
 	now := s.now()
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -344,6 +394,83 @@ func (s *Store) Expires(_ context.Context) (int64, error) {
 		return 0, s.dbError(err)
 	}
 	return n, nil
+}
+
+// settle moves the staging log into place, so that the indexes and the key order reflect every
+// acknowledged write (Len, Expires and Scan read them directly).
+func (s *Store) settle(ctx context.Context) error {
+	if s.staged.Load() == 0 {
+		return nil
+	}
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &request{kind: reqMove, done: make(chan struct{}, 1)}
+	if err := s.submit(r); err != nil {
+		return err
+	}
+	return r.err
+}
+
+// ovShards is the number of overlay shards.
+const ovShards = 64
+
+// ovShard is one part of the overlay.
+type ovShard struct {
+	mu sync.RWMutex // guards m; the committer holds it only to write
+	m  map[string][]byte
+	_  [40]byte // keep neighbouring shards' locks off one cache line
+}
+
+// ovGet returns the overlay's record for a data key (nil: deleted) and whether it has one.
+func (s *Store) ovGet(dk []byte) ([]byte, bool) {
+	if s.ovLen.Load() == 0 {
+		return nil, false
+	}
+	sh := &s.ov[dk[0]%ovShards]
+	sh.mu.RLock()
+	rec, ok := sh.m[string(dk)]
+	sh.mu.RUnlock()
+	return rec, ok
+}
+
+// ovPeek is ovGet for the committer, the overlay's only writer: no lock needed.
+func (s *Store) ovPeek(dk []byte) ([]byte, bool) {
+	if s.ovLen.Load() == 0 {
+		return nil, false
+	}
+	rec, ok := s.ov[dk[0]%ovShards].m[string(dk)]
+	return rec, ok
+}
+
+// ovMerge publishes a committed transaction's staged records.
+func (s *Store) ovMerge(pending map[string][]byte) {
+	for k, rec := range pending {
+		sh := &s.ov[k[0]%ovShards]
+		sh.mu.Lock()
+		if _, ok := sh.m[k]; !ok {
+			s.ovLen.Add(1)
+		}
+		sh.m[k] = rec
+		sh.mu.Unlock()
+	}
+}
+
+// ovClear empties the overlay after the staging log has been moved into place.
+func (s *Store) ovClear() {
+	if s.ovLen.Load() == 0 {
+		return
+	}
+	for i := range s.ov {
+		sh := &s.ov[i]
+		sh.mu.Lock()
+		clear(sh.m)
+		sh.mu.Unlock()
+	}
+	s.ovLen.Store(0)
 }
 
 // countExpired counts the head of the exp index: keys whose expiry has passed.
@@ -359,7 +486,10 @@ func countExpired(tx *bolt.Tx, now int64) int64 {
 // Scan returns keys in hash order from cursor (a hash value). It stops once it has count keys or
 // has visited ten times count entries, and never between two keys of equal hash; the next cursor
 // is the hash of the first key not visited, or 0 at the end.
-func (s *Store) Scan(_ context.Context, cursor uint64, pattern []byte, count int) ([][]byte, uint64, error) {
+func (s *Store) Scan(ctx context.Context, cursor uint64, pattern []byte, count int) ([][]byte, uint64, error) {
+	if err := s.settle(ctx); err != nil {
+		return nil, 0, err
+	}
 	if count < 1 {
 		count = 10
 	}

@@ -4,12 +4,13 @@
 //
 // # Layout
 //
-// The file has four buckets:
+// The file has five buckets:
 //
-//	data  xxhash64(key) big-endian (8 bytes) + key  ->  record
-//	exp   expireAt big-endian (8 bytes) + key        ->  empty   (the sweep's index)
-//	tags  uvarint(len(tag)) + tag + key              ->  empty   (tag -> keys)
-//	meta  "version", "count", "expires"              ->  8-byte big-endian integers
+//	data   xxhash64(key) big-endian (8 bytes) + key  ->  record
+//	exp    expireAt big-endian (8 bytes) + key        ->  empty   (the sweep's index)
+//	tags   uvarint(len(tag)) + tag + key              ->  empty   (tag -> keys)
+//	stage  sequence number big-endian (8 bytes)       ->  one mutation of data, exp or tags
+//	meta   "version", "count", "expires"              ->  8-byte big-endian integers
 //
 // A record is expireAt (8 bytes, absolute unix ms, 0 for none), the key's tags (uvarint count,
 // then uvarint length and bytes each) and the value. The per-key tags in the record and the tags
@@ -24,6 +25,19 @@
 // caller. While it commits, new writes queue up and form the next batch, so one client pays one
 // commit per write and fifty clients share a commit between them, with no artificial delay.
 // Reads run in their own read-only transactions and never wait for the committer.
+//
+// # Staging log
+//
+// A B+tree write dirties the leaf that holds the key, so a commit of fifty writes to random keys
+// would write some fifty pages. Instead, the committer appends each transaction's mutations to
+// the stage bucket, whose keys only grow (a commit then writes the log's last page or two and the
+// meta page), and keeps the resulting records in an in-memory overlay that reads consult before
+// the data bucket. Every second, or when the log holds MaxStaged mutations, and before anything
+// that reads the indexes or the key order (SCAN, DBSIZE, INFO's counts, TAGINVALIDATE, the sweep,
+// FLUSHDB), the committer moves the log into place in one transaction — sorted by key, so many
+// writes share each dirtied page — and empties the overlay. Everything is in the file, committed
+// with fsync, before a write is acknowledged; a log left by a crash is moved into place when the
+// file is opened.
 //
 // # Counting and restart
 //
