@@ -77,6 +77,7 @@ func (s *Store) run() {
 	tick := time.NewTicker(s.moveEvery)
 	defer tick.Stop()
 	batch := make([]*request, 0, s.maxBatch)
+	lastBatch, lastCommit := 0, time.Duration(0) // the previous commit's size and duration
 	for {
 		select {
 		case r := <-s.reqs:
@@ -114,7 +115,26 @@ func (s *Store) run() {
 				break fill
 			}
 		}
+		// With concurrent writers, the ones answered by the last commit are still on their way
+		// back (reply, next request): wait a little for them, up to as many as the last batch
+		// and at most half a commit, so that they share this commit instead of each paying for
+		// the next. A lone writer (last batch of one) never waits.
+		if target := min(lastBatch, s.maxBatch); len(batch) < target {
+			timer := time.NewTimer(min(lastCommit/2, time.Millisecond))
+		more:
+			for len(batch) < target {
+				select {
+				case r := <-s.reqs:
+					batch = append(batch, r)
+				case <-timer.C:
+					break more
+				}
+			}
+			timer.Stop()
+		}
+		start := time.Now()
 		s.commit(batch)
+		lastBatch, lastCommit = len(batch), time.Since(start)
 		clear(batch)
 		batch = batch[:0]
 	}
