@@ -111,9 +111,12 @@ func unknownSubcommand(parent string, sub []byte) error {
 // exact texts; anything else is an internal failure and is reported as "ERR <text>".
 func errorReply(err error) resp.Reply {
 	var e Error
+	var se store.ServerError
 	switch {
 	case errors.As(err, &e):
 		return resp.Error(string(e))
+	case errors.As(err, &se):
+		return resp.Error(string(se))
 	case errors.Is(err, store.ErrNotInteger):
 		return resp.Error(string(ErrNotInteger))
 	case errors.Is(err, store.ErrOverflow):

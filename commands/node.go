@@ -56,9 +56,10 @@ type Node struct {
 	runID   string
 	clients Clients
 
-	extraInfo []namedSection // INFO lines contributed by other packages
-	watchers  []KeyWatcher   // told about every key change (watch.go)
-	router    Router         // decides where keyed and cluster-wide commands run; nil: here
+	pipe      store.Pipeliner // the store's pipelined path, if it has one
+	extraInfo []namedSection  // INFO lines contributed by other packages
+	watchers  []KeyWatcher    // told about every key change (watch.go)
+	router    Router          // decides where keyed and cluster-wide commands run; nil: here
 }
 
 // Router decides where a command runs when the node is part of a cluster. Exec calls Route for
@@ -66,7 +67,7 @@ type Node struct {
 // checks (arity, authentication). On a cluster peer's connection (Ctx.Peer) a router must run
 // the command here (it may add local work, such as copying a write to replicas) and never
 // forward it again, so requests never loop. Route returns handled = false to let the command
-// run locally as usual; that path must not allocate. A reply may be a resp.Later future. Route
+// run locally as usual; that path must not allocate. A reply may be deferred (resp.Reply.Later). Route
 // is called concurrently from every connection's goroutine.
 type Router interface {
 	Route(c *Ctx, cmd *Command, args [][]byte) (reply resp.Reply, handled bool)
@@ -90,6 +91,7 @@ func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger
 	_, _ = rand.Read(id)
 	n := &Node{table: NewTable(), store: st, cfg: cfg, stats: counters, log: log,
 		started: time.Now(), runID: hex.EncodeToString(id)}
+	n.pipe, _ = st.(store.Pipeliner)
 	n.registerConnection()
 	n.registerServer()
 	n.registerStrings()
@@ -189,6 +191,9 @@ func (n *Node) Exec(ctx *Ctx, args [][]byte) resp.Reply {
 	if n.stats.On() {
 		n.stats.Commands.Inc()
 	}
+	if ctx.Conn != nil && cmd.Flags&FlagPipelined == 0 {
+		ctx.Conn.Settle() // pipelined calls before this command complete first
+	}
 	if n.router != nil && (cmd.FirstKey > 0 || cmd.Flags&FlagClusterWide != 0) {
 		if reply, handled := n.router.Route(ctx, cmd, args); handled {
 			return reply
@@ -248,15 +253,54 @@ func (n *Node) defaultExpireAt() int64 {
 
 // do runs op on key, counting hits, misses and writes.
 func (n *Node) do(c *Ctx, key []byte, op store.Op) (store.Result, error) {
-	res, err := n.store.Do(c.Context(), key, op)
-	if err != nil {
-		return res, err
+	if c.Conn != nil {
+		c.Conn.Settle() // a pipelined command falling back to Do must not overtake earlier calls
 	}
-	if len(n.watchers) > 0 && changes(&op, &res) {
+	res, err := n.store.Do(c.Context(), key, op)
+	n.account(key, &op, res, err)
+	return res, err
+}
+
+// start begins op on key on the store's pipelined path, or returns nil when there is none (the
+// handler then uses do). Only commands flagged FlagPipelined may use it.
+func (n *Node) start(c *Ctx, key []byte, op store.Op) store.Call {
+	if n.pipe == nil || c.Conn == nil {
+		return nil
+	}
+	return n.pipe.Start(c.Context(), key, op)
+}
+
+// later is the reply of a pipelined call: it waits for the call, accounts for it as do does and
+// shapes the reply with build.
+type later struct {
+	n     *Node
+	key   []byte // aliases the read buffer, valid until the connection settles
+	op    store.Op
+	call  store.Call
+	build func(store.Result, error) (resp.Reply, error)
+}
+
+// Reply implements resp.Later.
+func (l *later) Reply() resp.Reply {
+	res, err := l.call.Wait()
+	l.n.account(l.key, &l.op, res, err)
+	reply, err := l.build(res, err)
+	if err != nil {
+		return errorReply(err)
+	}
+	return reply
+}
+
+// account tells the watchers about a change and counts hits, misses and writes.
+func (n *Node) account(key []byte, op *store.Op, res store.Result, err error) {
+	if err != nil {
+		return
+	}
+	if len(n.watchers) > 0 && changes(op, &res) {
 		n.NotifyKey(key)
 	}
 	if !n.stats.On() {
-		return res, nil
+		return
 	}
 	switch op.Kind {
 	case store.Get, store.GetEx:
@@ -277,5 +321,4 @@ func (n *Node) do(c *Ctx, key []byte, op store.Op) (store.Result, error) {
 	default:
 		n.stats.Writes.Inc()
 	}
-	return res, nil
 }

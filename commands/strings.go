@@ -8,8 +8,8 @@ import (
 func (n *Node) registerStrings() {
 	const g = "string"
 	for _, c := range []*Command{
-		{Name: "get", Arity: 2, Flags: FlagReadOnly | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.get, Summary: "Returns the string value of a key."},
-		{Name: "set", Arity: -3, Flags: FlagWrite, FirstKey: 1, LastKey: 1, Handler: n.set, Summary: "Sets the string value of a key, ignoring its type. Vela: TAGS tag [tag ...] as the last option tags the key."},
+		{Name: "get", Arity: 2, Flags: FlagReadOnly | FlagFast | FlagPipelined, FirstKey: 1, LastKey: 1, Handler: n.get, Summary: "Returns the string value of a key."},
+		{Name: "set", Arity: -3, Flags: FlagWrite | FlagPipelined, FirstKey: 1, LastKey: 1, Handler: n.set, Summary: "Sets the string value of a key, ignoring its type. Vela: TAGS tag [tag ...] as the last option tags the key."},
 		{Name: "setnx", Arity: 3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.setnx, Summary: "Set the string value of a key only when the key doesn't exist."},
 		{Name: "setex", Arity: 4, Flags: FlagWrite, FirstKey: 1, LastKey: 1, Handler: n.setex, Summary: "Sets the string value and expiration time of a key."},
 		{Name: "psetex", Arity: 4, Flags: FlagWrite, FirstKey: 1, LastKey: 1, Handler: n.setex, Summary: "Sets both string value and expiration time in milliseconds of a key."},
@@ -33,7 +33,14 @@ func (n *Node) registerStrings() {
 }
 
 func (n *Node) get(c *Ctx, args [][]byte) (resp.Reply, error) {
-	res, err := n.do(c, args[1], store.Op{Kind: store.Get})
+	op := store.Op{Kind: store.Get}
+	if call := n.start(c, args[1], op); call != nil {
+		return resp.Reply{Later: &later{n: n, key: args[1], op: op, call: call, build: getReply}}, nil
+	}
+	return getReply(n.do(c, args[1], op))
+}
+
+func getReply(res store.Result, err error) (resp.Reply, error) {
 	if err != nil || !res.Found {
 		return resp.Nil, err
 	}
@@ -60,16 +67,38 @@ func (n *Node) set(c *Ctx, args [][]byte) (resp.Reply, error) {
 	default:
 		op.ExpireAt = n.defaultExpireAt()
 	}
-	res, err := n.do(c, args[1], op)
+	build := setReply
+	if o.get {
+		build = setGetReply
+	}
+	if len(op.Tags) == 0 {
+		if call := n.start(c, args[1], op); call != nil {
+			return resp.Reply{Later: &later{n: n, key: args[1], op: op, call: call, build: build}}, nil
+		}
+	}
+	return build(n.do(c, args[1], op))
+}
+
+// setReply is SET's reply: OK, or nil when NX or XX stopped it.
+func setReply(res store.Result, err error) (resp.Reply, error) {
 	switch {
 	case err != nil:
 		return resp.Reply{}, err
-	case o.get && res.Found:
-		return resp.Bulk(res.Value), nil
-	case o.get || !res.Done:
+	case !res.Done:
 		return resp.Nil, nil
 	}
 	return resp.OK, nil
+}
+
+// setGetReply is SET … GET's reply: the old value, or nil.
+func setGetReply(res store.Result, err error) (resp.Reply, error) {
+	switch {
+	case err != nil:
+		return resp.Reply{}, err
+	case res.Found:
+		return resp.Bulk(res.Value), nil
+	}
+	return resp.Nil, nil
 }
 
 func (n *Node) setnx(c *Ctx, args [][]byte) (resp.Reply, error) {

@@ -29,6 +29,7 @@ const (
 	FlagClusterWide                   // acts on the whole keyspace (KEYS, SCAN, DBSIZE, FLUSHALL…)
 	FlagBlocking                      // may wait (FETCHLOCK)
 	FlagLoading                       // allowed while the node is not ready
+	FlagPipelined                     // may overlap the commands pipelined before it (GET, SET)
 )
 
 var flagNames = []struct {

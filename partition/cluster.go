@@ -9,7 +9,7 @@
 // owner; multi-key commands (MGET, MSET, MSETNX, DEL, UNLINK, EXISTS, TOUCH) are split by owner
 // and their replies gathered in order; commands flagged cluster-wide (DBSIZE, KEYS, SCAN,
 // FLUSHALL, FLUSHDB, TAGINVALIDATE, and any other command registered with that flag) run on
-// every member and their replies are merged. A forwarded command's reply is a resp.Future, so a
+// every member and their replies are merged. A forwarded command's reply is a resp.Later, so a
 // client's pipelined batch is forwarded as a batch. Peers authenticate with the cluster secret
 // (VELA PEER) and a peer's commands always run where they land, so nothing loops.
 //

@@ -30,7 +30,7 @@ func (cl *Cluster) writeLocal(c *commands.Ctx, v *view, cmd *commands.Command, a
 	for _, s := range stripes {
 		cl.stripes[s].Lock()
 	}
-	reply := cl.node.ExecLocal(c, cmd, args)
+	reply := settled(cl.node.ExecLocal(c, cmd, args))
 	var calls []*peer.Call
 	if !reply.IsError() {
 		for _, k := range keys {

@@ -97,7 +97,7 @@ func (cl *Cluster) forward(c *commands.Ctx, v *view, owner string, args [][]byte
 	if c.Conn == nil {
 		return call.Wait()
 	}
-	return resp.Later(call)
+	return resp.Reply{Later: call}
 }
 
 // blockingTimeout bounds a forwarded blocking command: its TIMEOUT option (milliseconds) or the
@@ -153,7 +153,7 @@ func (cl *Cluster) routeReplicated(c *commands.Ctx, v *view, cmd *commands.Comma
 	if c.Conn == nil {
 		return f.Wait(), true
 	}
-	return resp.Later(f), true
+	return resp.Reply{Later: f}, true
 }
 
 // send forwards args to member without waiting.
@@ -176,6 +176,13 @@ type fallbackRead struct {
 	first  *peer.Call
 }
 
+// Reply implements resp.Later.
+func (f *fallbackRead) Reply() resp.Reply { return f.Wait() }
+
+// Flush implements resp.Flusher: the request to the owner goes out with the rest of the batch.
+func (f *fallbackRead) Flush() { f.first.Flush() }
+
+// Wait returns the owner's reply, or a fallback holder's.
 func (f *fallbackRead) Wait() resp.Reply {
 	r, err := f.first.Result()
 	for _, o := range f.owners[1:] {
@@ -183,7 +190,7 @@ func (f *fallbackRead) Wait() resp.Reply {
 			break
 		}
 		if o == f.cl.self {
-			return f.cl.node.ExecLocal(f.c, f.cmd, f.args)
+			return settled(f.cl.node.ExecLocal(f.c, f.cmd, f.args))
 		}
 		r, err = f.cl.send(f.c, f.v, o, f.args).Result()
 	}
@@ -291,7 +298,7 @@ func (cl *Cluster) runGroups(c *commands.Ctx, v *view, cmd *commands.Command, gr
 			if cmd.Flags&commands.FlagWrite != 0 && cl.cfg.Replicas > 1 {
 				g.reply = cl.writeLocal(c, v, cmd, g.args)
 			} else {
-				g.reply = cl.node.ExecLocal(c, cmd, g.args)
+				g.reply = settled(cl.node.ExecLocal(c, cmd, g.args))
 			}
 		}
 	}
@@ -503,11 +510,11 @@ func (cl *Cluster) owned(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 	switch cmd.Name {
 	case "dbsize":
 		if !filter {
-			return cl.node.ExecLocal(c, cmd, args)
+			return settled(cl.node.ExecLocal(c, cmd, args))
 		}
 		return cl.countOwned(c)
 	case "keys", "scan":
-		r := cl.node.ExecLocal(c, cmd, args)
+		r := settled(cl.node.ExecLocal(c, cmd, args))
 		if !filter || r.IsError() {
 			return r
 		}
@@ -528,7 +535,7 @@ func (cl *Cluster) owned(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 		}
 		return r
 	}
-	return cl.node.ExecLocal(c, cmd, args)
+	return settled(cl.node.ExecLocal(c, cmd, args))
 }
 
 // countOwned counts the live keys this node owns.
@@ -551,6 +558,15 @@ func (cl *Cluster) countOwned(c *commands.Ctx) resp.Reply {
 		}
 		cursor = next
 	}
+}
+
+// settled waits for a reply a local handler deferred (a pipelined store call), where the
+// cluster needs its value.
+func settled(r resp.Reply) resp.Reply {
+	if r.Later != nil {
+		return r.Later.Reply()
+	}
+	return r
 }
 
 // stripe returns the lock serialising writes to key with their copies.

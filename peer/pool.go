@@ -107,8 +107,8 @@ type slot struct {
 	cn *conn
 }
 
-// Call is one request in flight. It implements resp.Future, so a connection can write the
-// reply when it arrives while later commands of the same batch go on.
+// Call is one request in flight. It implements resp.Later and resp.Flusher, so a connection can
+// write the reply when it arrives while later commands of the same batch go on.
 type Call struct {
 	addr     string
 	deadline time.Time
@@ -179,8 +179,10 @@ func (c *Call) Result() (resp.Reply, error) {
 	}
 }
 
-// Wait returns the reply, or an "ERR cluster: …" error reply when the call failed. It
-// implements resp.Future.
+// Reply implements resp.Later: a connection writes the reply when it arrives.
+func (c *Call) Reply() resp.Reply { return c.Wait() }
+
+// Wait returns the reply, or an "ERR cluster: …" error reply when the call failed.
 func (c *Call) Wait() resp.Reply {
 	r, err := c.Result()
 	if err != nil {

@@ -23,17 +23,13 @@ type Conn struct {
 	nc      net.Conn
 	rd      *Reader
 	out     []byte
+	waiting []Reply // replies queued behind a Later one, in order (see Settle)
 	ctx     context.Context
 	cancel  context.CancelFunc
 	created time.Time
 	authed  bool
 	quit    bool
 	noIdle  bool // exempt from the idle timeout (a cluster peer's pooled connection)
-
-	// Replies still to come (forwarded commands), in order, with where they go in out and the
-	// protocol they were asked in; and the buffer the resolved output is assembled in.
-	futures []pendingReply
-	spare   []byte
 
 	// Socket watching for Blocking. blocking and watching belong to the connection's goroutine:
 	// blocking is set while Blocking runs, watching while a watcher goroutine exists whose result
@@ -89,18 +85,6 @@ func (c *Conn) Proto() int { return c.proto }
 func (c *Conn) SetProto(v int) {
 	c.proto = v
 	c.protoShared.Store(int32(v))
-}
-
-// SetNoIdleTimeout exempts the connection from the server's idle timeout: cluster peers keep
-// their pooled connections open however long they are idle.
-func (c *Conn) SetNoIdleTimeout() {
-	c.noIdle = true
-	if c.server.cfg.IdleTimeout > 0 {
-		_ = c.nc.SetReadDeadline(time.Time{}) // the one set while it waited for this command
-		if c.server.closing.Load() {          // Shutdown may have set its wake-up deadline just before
-			_ = c.nc.SetReadDeadline(time.Now())
-		}
-	}
 }
 
 // Quit makes the connection close once the current reply is written.
@@ -185,57 +169,55 @@ func (c *Conn) runCloseHooks() {
 	}
 }
 
-// pendingReply is a Future whose reply belongs at offset pos of out.
-type pendingReply struct {
-	pos   int
-	proto int
-	f     Future
+// maxLater is how many replies may wait behind a Later reply before the connection settles them.
+const maxLater = 1024
+
+// later queues a reply behind Later replies still outstanding.
+func (c *Conn) later(r Reply) {
+	c.waiting = append(c.waiting, r)
+	if len(c.waiting) >= maxLater {
+		c.Settle()
+	}
 }
 
-// maxFutures is how many replies a connection lets pend before it waits for them.
-const maxFutures = 1024
-
-// add appends a reply to the output: at once, or as a placeholder for a Future.
-func (c *Conn) add(r Reply) {
-	if r.Kind == KindFuture {
-		c.futures = append(c.futures, pendingReply{pos: len(c.out), proto: c.proto, f: r.Future})
-		if len(c.futures) >= maxFutures {
-			c.resolve()
+// SetNoIdleTimeout exempts the connection from the server's idle timeout: cluster peers keep
+// their pooled connections open however long they are idle.
+func (c *Conn) SetNoIdleTimeout() {
+	c.noIdle = true
+	if c.server.cfg.IdleTimeout > 0 {
+		_ = c.nc.SetReadDeadline(time.Time{}) // the one set while it waited for this command
+		if c.server.closing.Load() {          // Shutdown may have set its wake-up deadline just before
+			_ = c.nc.SetReadDeadline(time.Now())
 		}
-		return
 	}
-	c.out = Append(c.out, r, c.proto)
 }
 
-// resolve waits for every pending Future, in order, and splices its reply into out.
-func (c *Conn) resolve() {
-	if len(c.futures) == 0 {
+// Settle resolves the Later replies queued on the connection, in order, and buffers them for
+// writing. A handler whose command must not overlap the pipelined commands before it (anything
+// but a plain GET or SET) calls Settle first. It must be called on the connection's goroutine.
+func (c *Conn) Settle() {
+	if len(c.waiting) == 0 {
 		return
 	}
-	for _, p := range c.futures {
-		if f, ok := p.f.(Flusher); ok {
+	// Start every deferred request before waiting for the first, so that they overlap.
+	for _, r := range c.waiting {
+		if f, ok := r.Later.(Flusher); ok {
 			f.Flush()
 		}
 	}
-	buf := c.spare[:0]
-	prev := 0
-	for i, p := range c.futures {
-		buf = append(buf, c.out[prev:p.pos]...)
-		buf = Append(buf, p.f.Wait(), p.proto)
-		prev = p.pos
-		c.futures[i] = pendingReply{}
+	for i, r := range c.waiting {
+		if r.Later != nil {
+			r = r.Later.Reply()
+		}
+		c.out = Append(c.out, r, c.proto)
+		c.waiting[i] = Reply{}
 	}
-	buf = append(buf, c.out[prev:]...)
-	c.futures = c.futures[:0]
-	c.spare, c.out = c.out[:0], buf
-	if cap(c.spare) > 4*maxPendingOutput {
-		c.spare = nil
-	}
+	c.waiting = c.waiting[:0]
 }
 
-// flush writes the pending replies.
+// flush settles and writes the pending replies.
 func (c *Conn) flush() error {
-	c.resolve()
+	c.Settle()
 	if len(c.out) == 0 {
 		return nil
 	}

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// delayed is a Future that answers after a while, and records whether it was flushed first.
+// delayed is a Later reply that answers after a while, and records whether it was flushed first.
 type delayed struct {
 	after   time.Duration
 	reply   Reply
@@ -20,7 +20,7 @@ type delayed struct {
 }
 
 func (d *delayed) Flush() { d.flushed.Store(true) }
-func (d *delayed) Wait() Reply {
+func (d *delayed) Reply() Reply {
 	time.Sleep(d.after)
 	return d.reply
 }
@@ -37,8 +37,9 @@ func TestFuturesKeepOrder(t *testing.T) {
 			mu.Lock()
 			futures = append(futures, d)
 			mu.Unlock()
-			return Later(d)
+			return Reply{Later: d}
 		case "proto3":
+			c.Settle() // as Node.Exec does before any command that is not pipelined
 			c.SetProto(3)
 			return OK
 		case "nil":

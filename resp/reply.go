@@ -25,35 +25,7 @@ const (
 	KindDouble               // double (,1.5)
 	KindVerbatim             // verbatim string (=), format "txt"
 	KindPush                 // out-of-band push (>n)
-	KindFuture               // a reply still being computed elsewhere: see Future
 )
-
-// Future is a reply that arrives later, such as a command forwarded to a cluster peer. A handler
-// returns Later(f) instead of waiting, so the connection can run the rest of a pipelined batch
-// while the peer works; the connection calls Wait, in order, before it writes the replies. Wait
-// must return within a bounded time.
-type Future interface {
-	Wait() Reply
-}
-
-// Flusher is implemented by futures whose work starts only when flushed (requests buffered for a
-// peer). A connection flushes all its futures before it waits for the first, so that they run
-// at the same time.
-type Flusher interface {
-	Flush()
-}
-
-// Later returns a reply that the connection resolves with f.Wait before writing it. Without a
-// connection (a direct call), resolve it with Resolve.
-func Later(f Future) Reply { return Reply{Kind: KindFuture, Future: f} }
-
-// Resolve waits for r when it is a Future and returns the final reply.
-func Resolve(r Reply) Reply {
-	if r.Kind == KindFuture {
-		return r.Future.Wait()
-	}
-	return r
-}
 
 // Reply is one RESP reply value. Handlers return it by value; the connection writes it in the
 // protocol version the client negotiated. A Reply never owns its bytes: Bytes may alias store
@@ -65,8 +37,24 @@ type Reply struct {
 	Bytes []byte  // bulk/verbatim payload when set
 	Str   string  // status/error text, or bulk payload when Bytes is nil
 	Elems []Reply // array, map, set and push elements
-	// Future produces the reply of a KindFuture.
-	Future Future
+	// Later, when set, is a reply still being computed (a pipelined store call): the connection
+	// goes on executing the commands it has already received and asks Later for the reply, in
+	// order, before it writes.
+	Later Later
+}
+
+// Flusher is implemented by Later replies whose work starts only when flushed (requests
+// buffered for a cluster peer). A connection flushes all its Later replies before it waits for
+// the first, so that they run at the same time.
+type Flusher interface {
+	Flush()
+}
+
+// Later produces a reply that was not ready when its handler returned.
+type Later interface {
+	// Reply blocks until the reply is ready and returns it. It is called once, on the
+	// connection's goroutine.
+	Reply() Reply
 }
 
 // Common replies.
@@ -193,8 +181,6 @@ func Append(dst []byte, r Reply, proto int) []byte {
 		} else {
 			dst = redcon.AppendArray(dst, len(r.Elems))
 		}
-	case KindFuture:
-		return Append(dst, r.Future.Wait(), proto)
 	case KindPush:
 		if proto >= 3 {
 			dst = append(dst, '>')

@@ -224,7 +224,6 @@ func (s *Server) serveConn(c *Conn) {
 		if err != nil {
 			var pe *ProtocolError
 			if errors.As(err, &pe) {
-				c.resolve()
 				c.out = Append(c.out, Error("ERR "+pe.Error()), c.proto)
 			}
 			_ = c.flush()
@@ -258,7 +257,11 @@ func (s *Server) serveConn(c *Conn) {
 		if c.peerGone.Load() { // seen by Blocking's watcher: nobody is left to read the reply
 			return
 		}
-		c.add(reply)
+		if reply.Later != nil || len(c.waiting) > 0 {
+			c.later(reply) // keep the order of the replies
+		} else {
+			c.out = Append(c.out, reply, c.proto)
+		}
 		if c.quit {
 			_ = c.flush()
 			return

@@ -25,7 +25,9 @@ import (
 	"github.com/vela-cache/vela/resp"
 	"github.com/vela-cache/vela/stats"
 	"github.com/vela-cache/vela/store"
+	"github.com/vela-cache/vela/store/disk"
 	"github.com/vela-cache/vela/store/memory"
+	"github.com/vela-cache/vela/store/redisstore"
 )
 
 // Server is one running Vela node.
@@ -35,9 +37,11 @@ type Server struct {
 	store  store.Store
 	stats  *stats.Stats
 	node   *commands.Node
-	leases *fetchlock.Manager
-	resp   *resp.Server
-	sweep  *store.SweepLoop
+	leases *fetchlock.Manager // in-process leases; nil when they live in Redis
+	// redisLeases keeps the leases in Redis for the redis store; nil otherwise.
+	redisLeases *redisstore.Leases
+	resp        *resp.Server
+	sweep       *store.SweepLoop
 	// cluster is the partitioned topology; nil for a local node.
 	cluster *partition.Cluster
 	// metrics serves /metrics, /healthz and /readyz; nil when metrics_listen is "".
@@ -59,7 +63,7 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	counters := &stats.Stats{Disabled: !cfg.StatsEnabled}
-	st, err := openStore(cfg, counters)
+	st, err := openStore(cfg, counters, log)
 	if err != nil {
 		return nil, err
 	}
@@ -77,8 +81,25 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 		MaxMemory:      cfg.MaxMemory,
 		EvictionPolicy: cfg.EvictionPolicy,
 	}, counters, log)
-	leases := fetchlock.New(fetchlock.Config{Store: st, Stats: counters})
-	node.Watch(leases)
+	// FETCHLOCK leases live where the values do: in Redis for the redis store (so the nodes in
+	// front of one Redis coordinate), in process otherwise.
+	var leases fetchlock.Leases
+	var mgr *fetchlock.Manager
+	var redisLeases *redisstore.Leases
+	if rs, ok := st.(*redisstore.Store); ok {
+		rl, err := rs.NewLeases(redisstore.LeasesConfig{Stats: counters})
+		if err != nil {
+			log.Info("FETCHLOCK leases kept in process", "reason", err)
+		} else {
+			redisLeases, leases = rl, rl
+			node.Watch(rl)
+		}
+	}
+	if leases == nil {
+		mgr = fetchlock.New(fetchlock.Config{Store: st, Stats: counters})
+		leases = mgr
+		node.Watch(mgr)
+	}
 	fetchlock.Register(node, leases, fetchlock.CommandConfig{
 		NoWait:     !cfg.StampedeProtection,
 		Timeout:    cfg.StampedeTimeout,
@@ -94,8 +115,8 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 		OnAccept:    counters.Connections.Inc,
 	}, node)
 	node.SetClients(rs)
-	s := &Server{cfg: cfg, log: log, store: st, stats: counters, node: node, leases: leases,
-		resp: rs, serveErr: make(chan error, 1)}
+	s := &Server{cfg: cfg, log: log, store: st, stats: counters, node: node, leases: mgr,
+		redisLeases: redisLeases, resp: rs, serveErr: make(chan error, 1)}
 	if cfg.MetricsListen != "" {
 		s.metrics = metrics.New(node, log)
 		s.metrics.AddReadyCheck("node", func(context.Context) error {
@@ -170,7 +191,7 @@ func (s *Server) probeStore(ctx context.Context) error {
 	return err
 }
 
-func openStore(cfg config.Config, counters *stats.Stats) (store.Store, error) {
+func openStore(cfg config.Config, counters *stats.Stats, log *slog.Logger) (store.Store, error) {
 	switch cfg.Store.Type {
 	case "memory":
 		policy, err := memory.ParsePolicy(cfg.EvictionPolicy)
@@ -184,6 +205,18 @@ func openStore(cfg config.Config, counters *stats.Stats) (store.Store, error) {
 			Policy:      policy,
 			Stats:       counters,
 		}), nil
+	case "disk":
+		st, err := disk.Open(disk.Config{Path: cfg.Store.DiskPath, MaxValueLen: cfg.ProtoMaxBulkLen})
+		if err != nil {
+			return nil, &config.Error{Key: "store.disk.path", Msg: err.Error()}
+		}
+		return st, nil
+	case "redis":
+		st, err := redisstore.Open(redisstore.Config{URL: cfg.Store.RedisURL, Logger: log})
+		if err != nil {
+			return nil, &config.Error{Key: "store.redis.url", Msg: err.Error()}
+		}
+		return st, nil
 	}
 	return nil, &config.Error{Key: "store.type", Msg: fmt.Sprintf("%q is not available in this build", cfg.Store.Type)}
 }
@@ -209,7 +242,8 @@ func redisSettings(cfg config.Config) map[string]string {
 // Node returns the command node, for packages that add commands.
 func (s *Server) Node() *commands.Node { return s.node }
 
-// Leases returns the node's FETCHLOCK lease manager.
+// Leases returns the node's in-process FETCHLOCK lease manager (nil when the redis store keeps
+// the leases in Redis).
 func (s *Server) Leases() *fetchlock.Manager { return s.leases }
 
 // Metrics returns the node's telemetry, for packages that add collectors or readiness checks;
@@ -287,7 +321,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs = append(errs, s.cluster.Leave(ctx))
 		}
 		// Wake FETCHLOCK waiters first (they answer TIMEOUT) so in-flight commands finish promptly.
-		errs = append(errs, s.leases.Shutdown(ctx))
+		if s.leases != nil {
+			errs = append(errs, s.leases.Shutdown(ctx))
+		}
+		if s.redisLeases != nil {
+			errs = append(errs, s.redisLeases.Close())
+		}
 		errs = append(errs, s.resp.Shutdown(ctx))
 		if s.cluster != nil {
 			errs = append(errs, s.cluster.Shutdown(ctx))

@@ -78,6 +78,23 @@ type TagReader interface {
 	KeyTags(ctx context.Context, key []byte) ([][]byte, error)
 }
 
+// Pipeliner is implemented by stores whose operations cross a network and can overlap, so that
+// the commands a client pipelines travel together instead of one round trip each.
+type Pipeliner interface {
+	// Start begins op on key and returns without waiting, or returns nil when op cannot be
+	// pipelined (the caller then uses Do). key and op may be reused once Start returns. Calls on
+	// one key complete in the order they were started; a caller must not mix Start and Do on a
+	// key without waiting for its started calls first.
+	Start(ctx context.Context, key []byte, op Op) Call
+}
+
+// Call is an operation begun with Pipeliner.Start.
+type Call interface {
+	// Wait blocks until the operation completes, which the store bounds by its deadline, and
+	// returns what Do would have. It may be called more than once.
+	Wait() (Result, error)
+}
+
 // KV is one key and value for SetMulti.
 type KV struct {
 	Key, Value []byte
@@ -159,6 +176,13 @@ type Result struct {
 	Int      int64
 	ExpireAt int64
 }
+
+// ServerError is an error reply from a server behind a store (an external Redis) that has no
+// sentinel below, such as WRONGTYPE for a key another Redis client made a list. Its text is the
+// complete reply, prefix included, and reaches the client verbatim.
+type ServerError string
+
+func (e ServerError) Error() string { return string(e) }
 
 // Errors every store reports for the same conditions. Command code maps them to Redis's texts.
 var (

@@ -231,3 +231,33 @@ func TestIncrByFloatDifferential(t *testing.T) {
 		}
 	}
 }
+
+// TestDifferentialStores runs the differential sequences against Vela on the disk store and on
+// the redis store (backed by its own redis-server), so that every store answers exactly as Redis
+// does.
+func TestDifferentialStores(t *testing.T) {
+	def := 6000
+	if testing.Short() {
+		def = 1500
+	}
+	for _, storeType := range []string{"disk", "redis"} {
+		t.Run(storeType, func(t *testing.T) {
+			seed, steps := seedAndSteps(t, def)
+			t.Logf("seed %d, %d steps", seed, steps)
+			rs := redistest.Start(t, "--databases", "1", "--proto-max-bulk-len", strconv.Itoa(maxBulk))
+			cfg := testnode.Config()
+			cfg.ProtoMaxBulkLen = maxBulk
+			cfg.Store.Type = storeType
+			switch storeType {
+			case "disk":
+				cfg.Store.DiskPath = t.TempDir() + "/vela.db"
+			case "redis":
+				backing := redistest.Start(t, "--proto-max-bulk-len", strconv.Itoa(maxBulk))
+				cfg.Store.RedisURL = "redis://" + backing.Addr + "/0"
+			}
+			vela := testnode.Start(t, cfg)
+			total, _ := runSequences(t, rs.Addr, vela.Addr(), seed, steps, 4, difftest.GenOptions{MaxBulkLen: maxBulk}, "")
+			t.Logf("%d commands sent to each server", total)
+		})
+	}
+}

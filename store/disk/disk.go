@@ -1,0 +1,666 @@
+package disk
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/vela-cache/vela/glob"
+	"github.com/vela-cache/vela/store"
+)
+
+// Config configures a disk Store. Path is required; every other zero value is a default.
+type Config struct {
+	// Path is the bbolt file; its directory is created if missing.
+	Path string
+	// MaxValueLen is the largest value APPEND may build (proto_max_bulk_len). Default 512 MiB.
+	MaxValueLen int64
+	// MaxBatch is the most write requests committed in one transaction. Larger batches amortise
+	// the fsync over more writers but make each commit (and the writers' wait) longer. Default 1024.
+	MaxBatch int
+	// SweepBatch is the most expired keys one sweep transaction removes, so a sweep never holds
+	// the writer for long. Default 2048.
+	SweepBatch int
+	// MaxStaged is the most mutations the staging log holds before the committer moves it into
+	// place (see doc.go); a larger log makes moves cheaper per write and restarts after a crash
+	// longer. Default 16384.
+	MaxStaged int
+	// MoveInterval is how often a non-empty staging log is moved into place. Default 200ms.
+	MoveInterval time.Duration
+	// Now returns the current unix milliseconds; nil means the wall clock. Tests may fix it.
+	Now func() int64
+}
+
+// Errors particular to the disk store.
+var (
+	// ErrKeyTooLong: the key, or a tag together with the key, exceeds bbolt's key size limit.
+	ErrKeyTooLong = errors.New("disk store: key too long (a key, and each tag with its key, must fit in 32760 bytes)")
+	// ErrFormat: the file is not a Vela disk store of a version this build reads.
+	ErrFormat = errors.New("disk store: file is not a Vela store of a supported version")
+)
+
+const (
+	formatVersion = 1
+	// maxKeyLen leaves room in a bbolt key (32768) for the 8-byte hash or expiry prefix.
+	maxKeyLen = bolt.MaxKeySize - 8
+)
+
+var (
+	bucketData = []byte("data")
+	bucketExp  = []byte("exp")
+	bucketTags = []byte("tags")
+	bucketMeta = []byte("meta")
+	// bucketStage is the staging log (see doc.go): sequence number -> one bucket mutation.
+	bucketStage = []byte("stage")
+
+	metaVersion = []byte("version")
+	metaCount   = []byte("count")
+	metaExpires = []byte("expires")
+)
+
+// Store is the bbolt-backed store. It is safe for concurrent use.
+type Store struct {
+	db         *bolt.DB
+	maxLen     int64
+	maxBatch   int
+	sweepBatch int
+	maxStaged  int
+	moveEvery  time.Duration
+	now        func() int64
+
+	// The overlay: data records committed to the staging log but not yet moved into the data
+	// bucket (nil: deleted), sharded by the first byte of the data key. Only the committer
+	// writes it; readers consult it before the data bucket.
+	ov     [ovShards]ovShard
+	ovLen  atomic.Int64 // entries in the overlay, so reads skip it when empty
+	staged atomic.Int64 // mutations in the staging log
+	seq    uint64       // next staging sequence number; the committer's only
+
+	reqs    chan *request // writes waiting for the committer
+	quit    chan struct{} // closed by Close: the committer drains reqs and stops
+	stopped chan struct{} // closed when the committer has answered its last request
+	closed  atomic.Bool
+	once    sync.Once
+	errShut error
+	pool    sync.Pool // *request
+}
+
+var (
+	_ store.Store       = (*Store)(nil)
+	_ store.Keyspace    = (*Store)(nil)
+	_ store.MultiSetter = (*Store)(nil)
+	_ store.Sweeper     = (*Store)(nil)
+	_ store.Tagger      = (*Store)(nil)
+)
+
+// Open opens (or creates) the store file at cfg.Path and starts its committer.
+func Open(cfg Config) (*Store, error) {
+	if cfg.Path == "" {
+		return nil, errors.New("disk store: no path")
+	}
+	s := &Store{maxLen: cfg.MaxValueLen, maxBatch: cfg.MaxBatch, sweepBatch: cfg.SweepBatch, now: cfg.Now}
+	if s.maxLen <= 0 {
+		s.maxLen = 512 << 20
+	}
+	if s.maxBatch <= 0 {
+		s.maxBatch = 1024
+	}
+	if s.sweepBatch <= 0 {
+		s.sweepBatch = 2048
+	}
+	if s.now == nil {
+		s.now = func() int64 { return time.Now().UnixMilli() }
+	}
+	if s.maxStaged <= 0 {
+		s.maxStaged = 65536
+	}
+	if s.moveEvery <= 0 {
+		s.moveEvery = time.Second
+	}
+	for i := range s.ov {
+		s.ov[i].m = map[string][]byte{}
+	}
+	if dir := filepath.Dir(cfg.Path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("disk store: %w", err)
+		}
+	}
+	db, err := bolt.Open(cfg.Path, 0o600, &bolt.Options{
+		Timeout:      time.Second,
+		FreelistType: bolt.FreelistMapType,
+		NoStatistics: true,
+		// The freelist is rebuilt at open (a scan of the page headers: 0.14 s for a million keys)
+		// instead of written by every commit, which makes each group commit about a quarter
+		// cheaper. Data and meta pages are still fsync'd by every commit.
+		NoFreelistSync: true,
+	})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("disk store: %s is locked by another process", cfg.Path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("disk store: open %s: %w", cfg.Path, err)
+	}
+	if err := db.Update(initBuckets); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	s.db = db
+	// A log left by a crash is moved into place before anything is served.
+	if err := s.commitTx([]*request{{kind: reqMove}}); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("disk store: replaying the staging log: %w", err)
+	}
+	s.reqs = make(chan *request, s.maxBatch)
+	s.quit = make(chan struct{})
+	s.stopped = make(chan struct{})
+	s.pool.New = func() any { return &request{done: make(chan struct{}, 1)} }
+	go s.run()
+	return s, nil
+}
+
+// initBuckets creates the buckets of a new file and checks the version of an existing one.
+func initBuckets(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		if tx.Bucket(bucketData) != nil {
+			return ErrFormat
+		}
+		var err error
+		if meta, err = tx.CreateBucket(bucketMeta); err != nil {
+			return err
+		}
+		for _, k := range [][]byte{metaVersion, metaCount, metaExpires} {
+			if err := meta.Put(k, make([]byte, 8)); err != nil {
+				return err
+			}
+		}
+		if err := meta.Put(metaVersion, u64(formatVersion)); err != nil {
+			return err
+		}
+	}
+	if v := meta.Get(metaVersion); len(v) != 8 || binary.BigEndian.Uint64(v) != formatVersion {
+		return ErrFormat
+	}
+	for _, b := range [][]byte{bucketData, bucketExp, bucketTags, bucketStage} {
+		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close stops the committer after it has answered every queued write, then closes the file. It
+// is idempotent.
+func (s *Store) Close() error {
+	s.once.Do(func() {
+		s.closed.Store(true)
+		close(s.quit)
+		<-s.stopped
+		s.errShut = s.db.Close()
+	})
+	return s.errShut
+}
+
+// Do applies op to key. Reads run in a read-only transaction; writes are committed (fsync'd)
+// before Do returns.
+func (s *Store) Do(ctx context.Context, key []byte, op store.Op) (store.Result, error) {
+	if s.closed.Load() {
+		return store.Result{}, store.ErrClosed
+	}
+	switch op.Kind {
+	case store.Get, store.Inspect, store.Touch:
+		return s.read(key, &op)
+	case store.GetEx:
+		if op.TTL == store.TTLKeep {
+			return s.read(key, &op)
+		}
+	}
+	if err := checkKey(key); err != nil {
+		return store.Result{}, err
+	}
+	if op.Kind == store.Set {
+		if err := checkTags(key, op.Tags); err != nil {
+			return store.Result{}, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return store.Result{}, err
+	}
+	r := s.pool.Get().(*request)
+	r.kind, r.key, r.op = reqOp, key, op
+	if err := s.submit(r); err != nil {
+		return store.Result{}, err
+	}
+	res, err := r.res, r.err
+	s.release(r)
+	return res, err
+}
+
+// read runs a read-only op in a read transaction.
+func (s *Store) read(key []byte, op *store.Op) (res store.Result, err error) {
+	now := s.now()
+	var buf [128]byte
+	dk := appendDataKey(buf[:0], key)
+	if raw, ok := s.ovGet(dk); ok {
+		var e store.Entry
+		live := false
+		if raw != nil {
+			e = store.Entry{ExpireAt: recExpire(raw), Value: recValue(raw)}
+			live = !store.Expired(e.ExpireAt, now)
+		}
+		_, _, res, err = store.Apply(e, live, op, now, s.maxLen)
+		res.Value = cloneBytes(res.Value)
+		return res, err
+	}
+	dbErr := s.db.View(func(tx *bolt.Tx) error {
+		raw := tx.Bucket(bucketData).Get(dk)
+		var e store.Entry
+		live := false
+		if raw != nil {
+			e = store.Entry{ExpireAt: recExpire(raw), Value: recValue(raw)}
+			live = !store.Expired(e.ExpireAt, now)
+		}
+		_, _, res, err = store.Apply(e, live, op, now, s.maxLen)
+		res.Value = cloneBytes(res.Value) // raw is only valid inside the transaction
+		return nil
+	})
+	if dbErr != nil {
+		return store.Result{}, s.dbError(dbErr)
+	}
+	return res, err
+}
+
+// dbError maps bbolt's errors after Close to store.ErrClosed.
+func (s *Store) dbError(err error) error {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) || s.closed.Load() {
+		return store.ErrClosed
+	}
+	return fmt.Errorf("disk store: %w", err)
+}
+
+// SetMulti writes every pair in one transaction; with onlyIfNoneExist it writes nothing when any
+// key is live. Every pair is written without tags.
+func (s *Store) SetMulti(ctx context.Context, pairs []store.KV, expireAt int64, onlyIfNoneExist bool) (bool, error) {
+	if s.closed.Load() {
+		return false, store.ErrClosed
+	}
+	for _, kv := range pairs {
+		if err := checkKey(kv.Key); err != nil {
+			return false, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	r := &request{kind: reqMulti, pairs: pairs, expireAt: expireAt, nx: onlyIfNoneExist, done: make(chan struct{}, 1)}
+	if err := s.submit(r); err != nil {
+		return false, err
+	}
+	return r.ok, r.err
+}
+
+// InvalidateTags deletes every key carrying any of tags, in one transaction, and returns the live
+// ones it deleted.
+func (s *Store) InvalidateTags(ctx context.Context, tags [][]byte) ([][]byte, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	r := &request{kind: reqInvalidate, tags: tags, done: make(chan struct{}, 1)}
+	if err := s.submit(r); err != nil {
+		return nil, err
+	}
+	return r.keys, r.err
+}
+
+// Flush deletes every key.
+func (s *Store) Flush(ctx context.Context) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &request{kind: reqFlush, done: make(chan struct{}, 1)}
+	if err := s.submit(r); err != nil {
+		return err
+	}
+	return r.err
+}
+
+// Sweep removes expired entries (and their tags) from the file, SweepBatch per transaction, until
+// none is left or ctx ends.
+func (s *Store) Sweep(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		if s.closed.Load() {
+			return total, store.ErrClosed
+		}
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		r := &request{kind: reqSweep, done: make(chan struct{}, 1)}
+		if err := s.submit(r); err != nil {
+			return total, err
+		}
+		total += r.n
+		if r.err != nil || r.n < s.sweepBatch {
+			return total, r.err
+		}
+	}
+}
+
+// Len returns the number of live keys: the stored count less the expired keys not yet swept.
+func (s *Store) Len(ctx context.Context) (int64, error) {
+	if err := s.settle(ctx); err != nil {
+		return 0, err
+	}
+	var n int64
+	now := s.now()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		n = metaInt(tx.Bucket(bucketMeta), metaCount) - countExpired(tx, now)
+		return nil
+	})
+	if err != nil {
+		return 0, s.dbError(err)
+	}
+	return n, nil
+}
+
+// Expires returns the number of live keys with an expiry, for INFO's keyspace line.
+func (s *Store) Expires(ctx context.Context) (int64, error) {
+	if err := s.settle(ctx); err != nil {
+		return 0, err
+	}
+	var n int64
+	now := s.now()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		n = metaInt(tx.Bucket(bucketMeta), metaExpires) - countExpired(tx, now)
+		return nil
+	})
+	if err != nil {
+		return 0, s.dbError(err)
+	}
+	return n, nil
+}
+
+// settle moves the staging log into place, so that the indexes and the key order reflect every
+// acknowledged write (Len, Expires and Scan read them directly).
+func (s *Store) settle(ctx context.Context) error {
+	if s.staged.Load() == 0 {
+		return nil
+	}
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &request{kind: reqMove, done: make(chan struct{}, 1)}
+	if err := s.submit(r); err != nil {
+		return err
+	}
+	return r.err
+}
+
+// ovShards is the number of overlay shards.
+const ovShards = 64
+
+// ovShard is one part of the overlay.
+type ovShard struct {
+	mu sync.RWMutex // guards m; the committer holds it only to write
+	m  map[string][]byte
+	_  [40]byte // keep neighbouring shards' locks off one cache line
+}
+
+// ovGet returns the overlay's record for a data key (nil: deleted) and whether it has one.
+func (s *Store) ovGet(dk []byte) ([]byte, bool) {
+	if s.ovLen.Load() == 0 {
+		return nil, false
+	}
+	sh := &s.ov[dk[0]%ovShards]
+	sh.mu.RLock()
+	rec, ok := sh.m[string(dk)]
+	sh.mu.RUnlock()
+	return rec, ok
+}
+
+// ovPeek is ovGet for the committer, the overlay's only writer: no lock needed.
+func (s *Store) ovPeek(dk []byte) ([]byte, bool) {
+	if s.ovLen.Load() == 0 {
+		return nil, false
+	}
+	rec, ok := s.ov[dk[0]%ovShards].m[string(dk)]
+	return rec, ok
+}
+
+// ovMerge publishes a committed transaction's staged records.
+func (s *Store) ovMerge(pending map[string][]byte) {
+	for k, rec := range pending {
+		sh := &s.ov[k[0]%ovShards]
+		sh.mu.Lock()
+		if _, ok := sh.m[k]; !ok {
+			s.ovLen.Add(1)
+		}
+		sh.m[k] = rec
+		sh.mu.Unlock()
+	}
+}
+
+// ovClear empties the overlay after the staging log has been moved into place.
+func (s *Store) ovClear() {
+	if s.ovLen.Load() == 0 {
+		return
+	}
+	for i := range s.ov {
+		sh := &s.ov[i]
+		sh.mu.Lock()
+		clear(sh.m)
+		sh.mu.Unlock()
+	}
+	s.ovLen.Store(0)
+}
+
+// countExpired counts the head of the exp index: keys whose expiry has passed.
+func countExpired(tx *bolt.Tx, now int64) int64 {
+	var n int64
+	c := tx.Bucket(bucketExp).Cursor()
+	for k, _ := c.First(); k != nil && int64(binary.BigEndian.Uint64(k)) <= now; k, _ = c.Next() {
+		n++
+	}
+	return n
+}
+
+// Scan returns keys in hash order from cursor (a hash value). It stops once it has count keys or
+// has visited ten times count entries, and never between two keys of equal hash; the next cursor
+// is the hash of the first key not visited, or 0 at the end.
+func (s *Store) Scan(ctx context.Context, cursor uint64, pattern []byte, count int) ([][]byte, uint64, error) {
+	if err := s.settle(ctx); err != nil {
+		return nil, 0, err
+	}
+	if count < 1 {
+		count = 10
+	}
+	now := s.now()
+	var keys [][]byte
+	var next uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketData).Cursor()
+		visited := 0
+		var last uint64
+		for k, v := c.Seek(u64(cursor)); k != nil; k, v = c.Next() {
+			h := binary.BigEndian.Uint64(k)
+			if (len(keys) >= count || visited >= 10*count) && h != last {
+				next = h
+				return nil
+			}
+			visited++
+			last = h
+			if store.Expired(recExpire(v), now) {
+				continue
+			}
+			if key := k[8:]; len(pattern) == 0 || glob.Match(pattern, key) {
+				keys = append(keys, cloneBytes(key))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, s.dbError(err)
+	}
+	return keys, next, nil
+}
+
+// checkKey refuses keys bbolt cannot hold with the 8-byte prefix.
+func checkKey(key []byte) error {
+	if len(key) > maxKeyLen {
+		return ErrKeyTooLong
+	}
+	return nil
+}
+
+// checkTags refuses tags whose tag-index key would exceed bbolt's limit.
+func checkTags(key []byte, tags [][]byte) error {
+	for _, t := range tags {
+		if len(t)+len(key)+binary.MaxVarintLen64 > bolt.MaxKeySize {
+			return ErrKeyTooLong
+		}
+	}
+	return nil
+}
+
+func u64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+func metaInt(meta *bolt.Bucket, k []byte) int64 {
+	v := meta.Get(k)
+	if len(v) != 8 {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(v))
+}
+
+func cloneBytes(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	c := make([]byte, len(b))
+	copy(c, b)
+	return c
+}
+
+// appendDataKey appends the data-bucket key of key: its hash, then the key.
+func appendDataKey(dst, key []byte) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, xxhash.Sum64(key))
+	return append(dst, key...)
+}
+
+// expKey is the exp-index key of key expiring at at.
+func expKey(at int64, key []byte) []byte {
+	b := make([]byte, 8, 8+len(key))
+	binary.BigEndian.PutUint64(b, uint64(at))
+	return append(b, key...)
+}
+
+// tagPrefix is the tag-index prefix of tag's keys.
+func tagPrefix(tag []byte) []byte {
+	b := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(tag)), uint64(len(tag)))
+	return append(b, tag...)
+}
+
+// tagKey is the tag-index key of key under tag.
+func tagKey(tag, key []byte) []byte {
+	b := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(tag)+len(key)), uint64(len(tag)))
+	return append(append(b, tag...), key...)
+}
+
+// record is a decoded data-bucket value. Its slices alias the transaction's memory.
+type record struct {
+	expireAt int64
+	tags     [][]byte
+	value    []byte
+}
+
+// encodeRecord builds a data-bucket value.
+func encodeRecord(expireAt int64, tags [][]byte, value []byte) []byte {
+	n := 8 + binary.MaxVarintLen64 + len(value)
+	for _, t := range tags {
+		n += binary.MaxVarintLen64 + len(t)
+	}
+	b := make([]byte, 8, n)
+	binary.BigEndian.PutUint64(b, uint64(expireAt))
+	b = binary.AppendUvarint(b, uint64(len(tags)))
+	for _, t := range tags {
+		b = binary.AppendUvarint(b, uint64(len(t)))
+		b = append(b, t...)
+	}
+	return append(b, value...)
+}
+
+func recExpire(raw []byte) int64 {
+	if len(raw) < 8 {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(raw))
+}
+
+// recValue returns the value of a record without decoding its tags into a slice.
+func recValue(raw []byte) []byte {
+	if len(raw) < 9 {
+		return nil
+	}
+	p := raw[8:]
+	n, w := binary.Uvarint(p)
+	p = p[w:]
+	for ; n > 0 && w > 0; n-- {
+		var l uint64
+		l, w = binary.Uvarint(p)
+		if w <= 0 || l > uint64(len(p)-w) {
+			return nil
+		}
+		p = p[w+int(l):]
+	}
+	return p
+}
+
+// decodeRecord decodes a record; a malformed one decodes as far as it can.
+func decodeRecord(raw []byte) record {
+	r := record{expireAt: recExpire(raw)}
+	if len(raw) < 9 {
+		return r
+	}
+	p := raw[8:]
+	n, w := binary.Uvarint(p)
+	if w <= 0 || n > uint64(len(p)) {
+		return r
+	}
+	p = p[w:]
+	if n > 0 {
+		r.tags = make([][]byte, 0, n)
+	}
+	for ; n > 0; n-- {
+		l, w := binary.Uvarint(p)
+		if w <= 0 || l > uint64(len(p)-w) {
+			return r
+		}
+		r.tags = append(r.tags, p[w:w+int(l)])
+		p = p[w+int(l):]
+	}
+	r.value = p
+	return r
+}

@@ -1,0 +1,487 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vela-cache/vela/fetchlock"
+	"github.com/vela-cache/vela/stats"
+)
+
+// Leases keeps FETCHLOCK's fetch leases in Redis, beside the values, so that several Vela nodes
+// in front of one Redis coordinate: there is one lease per key whichever node a caller asks. It
+// implements fetchlock.Leases and commands.KeyWatcher.
+//
+// # Layout
+//
+// A lease is a hash "l:<key>" in the meta database — the holder's token, the kind of lease
+// ("missing": granted on a missing key; "refresh": granted on a live key near expiry, with the
+// SHA-1 of the value it was granted on) — that expires with the lease (PEXPIRE). Every decision
+// is one Lua script, so granting, filling and releasing are atomic across nodes.
+//
+// # Fencing
+//
+// A fill writes only while its token holds the lease and the key has not been written since the
+// grant: a "missing" lease requires the key to be still missing, a "refresh" lease requires the
+// value to be still the one it was granted on. A FETCHLOCK that finds the key written ends such a
+// lease (the key is live: HIT). One write is not detected: a key written and deleted again
+// between the grant and the fill, with no FETCHLOCK in between, lets the fill through.
+//
+// # Waiting
+//
+// A caller that finds the lease held waits on its node. Fills and releases publish the key on a
+// channel every node subscribes to, which wakes the waiters at once; every waiter also re-checks
+// at least every PollInterval and when the lease runs out, so lost messages, leases that expire
+// and writes made elsewhere are noticed within that bound. When a lease ends, the first waiter to
+// re-check gets it (exactly one does), not necessarily the one that waited longest.
+type Leases struct {
+	s       *Store
+	stats   *stats.Stats
+	log     *slog.Logger
+	poll    time.Duration
+	channel string
+	max     int
+	ps      *redis.PubSub
+	done    chan struct{} // closed when the dispatch goroutine has ended
+	once    sync.Once
+	closing atomic.Bool // set by Close: waiters answer TIMEOUT instead of waiting on
+
+	mu      sync.Mutex                           // guards waiters, owners and byToken
+	waiters map[string]map[*leaseWaiter]struct{} // local callers waiting, by key
+	owners  map[fetchlock.Client]*leaseOwner     // clients holding leases granted here
+	byToken map[fetchlock.Token]*leaseOwner      // the owner of each such lease
+	nwait   atomic.Int64                         // len of all waiter sets, read lock-free
+}
+
+var _ fetchlock.Leases = (*Leases)(nil)
+
+// leaseWaiter is one waiting Lock call; ch (capacity 1) is signalled to make it re-check.
+type leaseWaiter struct{ ch chan struct{} }
+
+// leaseOwner is the leases a client connection holds, so they end when it closes.
+type leaseOwner struct {
+	held map[fetchlock.Token]heldLease
+}
+
+type heldLease struct {
+	key   string
+	until time.Time // when the lease runs out in Redis anyway
+}
+
+// LeasesConfig configures Redis-kept leases. The zero value is usable.
+type LeasesConfig struct {
+	// Stats receives fetch_locks, fetch_waits and fetch_timeouts; nil counts nothing.
+	Stats *stats.Stats
+	// PollInterval is the longest a waiter goes without re-checking the key. Default 25ms.
+	PollInterval time.Duration
+	// MaxLeasesPerClient bounds the leases one connection may hold at once. Default 10000.
+	MaxLeasesPerClient int
+}
+
+// ErrNoLeases is returned by NewLeases in Redis Cluster mode.
+var ErrNoLeases = errors.New("redis store: FETCHLOCK leases in Redis need a single Redis or Sentinel, not Redis Cluster")
+
+// NewLeases starts keeping leases in the store's Redis. Close it before the store.
+func (s *Store) NewLeases(cfg LeasesConfig) (*Leases, error) {
+	if s.metaDB == "" {
+		return nil, ErrNoLeases
+	}
+	l := &Leases{s: s, stats: cfg.Stats, log: s.log, poll: cfg.PollInterval, max: cfg.MaxLeasesPerClient,
+		channel: "__vela:fetchlock:" + s.metaDB, done: make(chan struct{}),
+		waiters: map[string]map[*leaseWaiter]struct{}{}, owners: map[fetchlock.Client]*leaseOwner{},
+		byToken: map[fetchlock.Token]*leaseOwner{}}
+	if l.stats == nil {
+		l.stats = &stats.Stats{Disabled: true}
+	}
+	if l.poll <= 0 {
+		l.poll = 25 * time.Millisecond
+	}
+	if l.max <= 0 {
+		l.max = 10000
+	}
+	// go-redis re-subscribes by itself after a lost connection; waiters poll meanwhile.
+	l.ps = s.c.Subscribe(context.Background(), l.channel)
+	ch := l.ps.Channel()
+	go func() {
+		defer close(l.done)
+		for msg := range ch {
+			l.wake(msg.Payload)
+		}
+	}()
+	return l, nil
+}
+
+// Close stops listening for lease events and wakes every waiter. It is idempotent.
+func (l *Leases) Close() error {
+	var err error
+	l.once.Do(func() {
+		l.closing.Store(true)
+		err = l.ps.Close()
+		<-l.done
+		l.AllChanged()
+	})
+	return err
+}
+
+// Lock serves FETCHLOCK (see fetchlock.Leases).
+func (l *Leases) Lock(ctx context.Context, key []byte, req fetchlock.LockRequest) (fetchlock.LockResult, error) {
+	k := string(key)
+	deadline := time.Now().Add(req.Timeout)
+	var w *leaseWaiter
+	defer func() {
+		if w != nil {
+			l.unregister(k, w)
+		}
+	}()
+	if req.Client != nil && l.full(req.Client) {
+		return fetchlock.LockResult{}, fetchlock.ErrTooManyLeases
+	}
+	waited := false
+	for {
+		var tok fetchlock.Token
+		_, _ = rand.Read(tok[:])
+		cctx, cancel := context.WithTimeout(ctx, l.s.timeout)
+		v, err := scriptLock.Run(cctx, l.s.c, nil, l.s.metaDB, l.s.userDB, k, tok.String(),
+			max(req.Lease.Milliseconds(), 1), req.Refresh.Milliseconds(), l.channel).Slice()
+		cancel()
+		if err != nil {
+			return fetchlock.LockResult{}, l.s.mapErr(cctx, err)
+		}
+		status, _ := v[0].(string)
+		switch status {
+		case "HIT":
+			val, _ := v[1].(string)
+			return fetchlock.LockResult{Status: fetchlock.Hit, Value: []byte(val)}, nil
+		case "REFRESH", "LOCKED":
+			l.hold(req.Client, k, tok, req.Lease)
+			if l.stats.On() {
+				l.stats.FetchLocks.Inc()
+			}
+			if status == "LOCKED" {
+				return fetchlock.LockResult{Status: fetchlock.Locked, Token: tok}, nil
+			}
+			val, _ := v[1].(string)
+			return fetchlock.LockResult{Status: fetchlock.Refresh, Value: []byte(val), Token: tok}, nil
+		}
+		// Someone else holds the lease on a missing key.
+		remaining := time.Until(deadline)
+		if req.Timeout <= 0 || remaining <= 0 || l.closing.Load() {
+			if l.stats.On() {
+				l.stats.FetchTimeouts.Inc()
+			}
+			return fetchlock.LockResult{Status: fetchlock.Timeout}, nil
+		}
+		if !waited {
+			waited = true
+			if l.stats.On() {
+				l.stats.FetchWaits.Inc()
+			}
+		}
+		if w == nil { // registered before the next check, so no wake-up can be missed
+			w = l.register(k)
+			continue
+		}
+		d := min(remaining, l.poll)
+		if ttl, _ := v[1].(int64); ttl > 0 {
+			d = min(d, time.Duration(ttl+1)*time.Millisecond)
+		}
+		l.sleep(ctx, w, d, req.Client)
+		if err := ctx.Err(); err != nil {
+			return fetchlock.LockResult{}, err
+		}
+	}
+}
+
+// Fill serves FETCHFILL: one script checks the token and the fencing, writes the value (and its
+// tags), ends the lease and publishes the key.
+func (l *Leases) Fill(ctx context.Context, key []byte, token fetchlock.Token, f fetchlock.FillRequest) error {
+	ctx, cancel := context.WithTimeout(ctx, l.s.timeout)
+	defer cancel()
+	args := make([]any, 0, 7+len(f.Tags))
+	args = append(args, l.s.metaDB, l.s.userDB, string(key), token.String(), f.Value, f.ExpireAt, l.channel)
+	for _, t := range f.Tags {
+		args = append(args, t)
+	}
+	res, err := scriptFill.Run(ctx, l.s.c, nil, args...).Text()
+	if err != nil {
+		return l.s.mapErr(ctx, err)
+	}
+	switch res {
+	case "NOTHELD":
+		return fetchlock.ErrNotHeld
+	case "CHANGED":
+		l.forget(token)
+		return fetchlock.ErrChanged
+	}
+	l.forget(token)
+	return nil
+}
+
+// Release serves FETCHRELEASE.
+func (l *Leases) Release(ctx context.Context, key []byte, token fetchlock.Token) error {
+	ok, err := l.release(ctx, string(key), token)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fetchlock.ErrNotHeld
+	}
+	l.forget(token)
+	return nil
+}
+
+func (l *Leases) release(ctx context.Context, key string, token fetchlock.Token) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.s.timeout)
+	defer cancel()
+	n, err := scriptRelease.Run(ctx, l.s.c, nil, l.s.metaDB, key, token.String(), l.channel).Int64()
+	if err != nil {
+		return false, l.s.mapErr(ctx, err)
+	}
+	return n == 1, nil
+}
+
+// KeyChanged wakes this node's waiters on key: the key was written, so they will find it live
+// (and their re-check ends a lease the write made stale). It never blocks.
+func (l *Leases) KeyChanged(key []byte) {
+	if l.nwait.Load() == 0 {
+		return
+	}
+	l.wake(string(key))
+}
+
+// AllChanged wakes every waiter on this node.
+func (l *Leases) AllChanged() {
+	if l.nwait.Load() == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, set := range l.waiters {
+		for w := range set {
+			signal(w.ch)
+		}
+	}
+}
+
+// Counts reports the callers waiting here, for INFO (leases and keys live in Redis).
+func (l *Leases) Counts() fetchlock.Counts {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := fetchlock.Counts{Keys: len(l.waiters), Waiters: int(l.nwait.Load())}
+	for _, o := range l.owners {
+		c.Leases += len(o.held)
+	}
+	return c
+}
+
+func (l *Leases) wake(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for w := range l.waiters[key] {
+		signal(w.ch)
+	}
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (l *Leases) register(key string) *leaseWaiter {
+	w := &leaseWaiter{ch: make(chan struct{}, 1)}
+	l.mu.Lock()
+	set := l.waiters[key]
+	if set == nil {
+		set = map[*leaseWaiter]struct{}{}
+		l.waiters[key] = set
+	}
+	set[w] = struct{}{}
+	l.mu.Unlock()
+	l.nwait.Add(1)
+	return w
+}
+
+func (l *Leases) unregister(key string, w *leaseWaiter) {
+	l.mu.Lock()
+	if set := l.waiters[key]; set != nil {
+		delete(set, w)
+		if len(set) == 0 {
+			delete(l.waiters, key)
+		}
+	}
+	l.mu.Unlock()
+	l.nwait.Add(-1)
+}
+
+// sleep waits for a wake-up, d, or ctx, inside the client's Blocking (which watches its socket).
+func (l *Leases) sleep(ctx context.Context, w *leaseWaiter, d time.Duration, c fetchlock.Client) {
+	wait := func() {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-w.ch:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
+	if c == nil {
+		wait()
+		return
+	}
+	c.Blocking(wait)
+}
+
+// full reports whether c holds the most leases allowed, after dropping those that ran out.
+func (l *Leases) full(c fetchlock.Client) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	o := l.owners[c]
+	if o == nil || len(o.held) < l.max {
+		return false
+	}
+	now := time.Now()
+	for tok, h := range o.held {
+		if now.After(h.until) {
+			delete(o.held, tok)
+			delete(l.byToken, tok)
+		}
+	}
+	return len(o.held) >= l.max
+}
+
+// hold records that c holds tok on key, so that the lease ends when c closes.
+func (l *Leases) hold(c fetchlock.Client, key string, tok fetchlock.Token, lease time.Duration) {
+	if c == nil {
+		return
+	}
+	l.mu.Lock()
+	o := l.owners[c]
+	if o == nil {
+		o = &leaseOwner{held: map[fetchlock.Token]heldLease{}}
+		l.owners[c] = o
+		c.OnClose(func() { l.clientClosed(c) })
+	}
+	o.held[tok] = heldLease{key: key, until: time.Now().Add(lease)}
+	l.byToken[tok] = o
+	l.mu.Unlock()
+}
+
+// forget drops tok from its owner's leases (it was filled or released).
+func (l *Leases) forget(tok fetchlock.Token) {
+	l.mu.Lock()
+	if o := l.byToken[tok]; o != nil {
+		delete(o.held, tok)
+		delete(l.byToken, tok)
+	}
+	l.mu.Unlock()
+}
+
+// clientClosed releases the leases c still holds; waiters anywhere are woken by the release.
+func (l *Leases) clientClosed(c fetchlock.Client) {
+	l.mu.Lock()
+	o := l.owners[c]
+	delete(l.owners, c)
+	var held map[fetchlock.Token]heldLease
+	if o != nil {
+		held = o.held
+		for tok := range held {
+			delete(l.byToken, tok)
+		}
+	}
+	l.mu.Unlock()
+	now := time.Now()
+	for tok, h := range held {
+		if now.After(h.until) {
+			continue // ran out in Redis already
+		}
+		if _, err := l.release(context.Background(), h.key, tok); err != nil {
+			l.log.Warn("redis store: could not release a FETCHLOCK lease of a closed connection", "err", err)
+		}
+	}
+}
+
+// scriptLock: ARGV meta, user, key, token, lease ms, refresh ms, channel. Returns {"HIT", value},
+// {"REFRESH", value}, {"LOCKED"} or {"WAIT", lease pttl}.
+var scriptLock = redis.NewScript(`
+local key, lk = ARGV[3], 'l:' .. ARGV[3]
+redis.call('SELECT', ARGV[2])
+local v = redis.call('GET', key)
+if v then
+  local pttl = redis.call('PTTL', key)
+  redis.call('SELECT', ARGV[1])
+  local kind = redis.call('HGET', lk, 'kind')
+  if kind == 'missing' or (kind == 'refresh' and redis.call('HGET', lk, 'fp') ~= redis.sha1hex(v)) then
+    -- the key was written since this lease was granted: the write ended it
+    redis.call('DEL', lk)
+    redis.call('PUBLISH', ARGV[7], key)
+  end
+  local refresh = tonumber(ARGV[6])
+  if refresh > 0 and pttl >= 0 and pttl <= refresh and redis.call('EXISTS', lk) == 0 then
+    redis.call('HSET', lk, 'token', ARGV[4], 'kind', 'refresh', 'fp', redis.sha1hex(v))
+    redis.call('PEXPIRE', lk, ARGV[5])
+    return {'REFRESH', v}
+  end
+  return {'HIT', v}
+end
+redis.call('SELECT', ARGV[1])
+if redis.call('EXISTS', lk) == 0 then
+  redis.call('HSET', lk, 'token', ARGV[4], 'kind', 'missing')
+  redis.call('PEXPIRE', lk, ARGV[5])
+  return {'LOCKED'}
+end
+return {'WAIT', redis.call('PTTL', lk)}
+`)
+
+// scriptFill: ARGV meta, user, key, token, value, pxat (0: none), channel, tags… Returns "OK",
+// "NOTHELD" or "CHANGED".
+var scriptFill = redis.NewScript(luaDropTags + `
+local key, lk = ARGV[3], 'l:' .. ARGV[3]
+redis.call('SELECT', ARGV[1])
+if redis.call('HGET', lk, 'token') ~= ARGV[4] then return 'NOTHELD' end
+local kind, fp = redis.call('HGET', lk, 'kind'), redis.call('HGET', lk, 'fp')
+redis.call('DEL', lk)
+redis.call('PUBLISH', ARGV[7], key)
+redis.call('SELECT', ARGV[2])
+local cur = redis.call('GET', key)
+if kind == 'missing' then
+  if cur then return 'CHANGED' end
+elseif not cur or redis.sha1hex(cur) ~= fp then
+  return 'CHANGED'
+end
+if ARGV[6] ~= '0' then redis.call('SET', key, ARGV[5], 'PXAT', ARGV[6])
+else redis.call('SET', key, ARGV[5]) end
+local live = redis.call('EXISTS', key)
+redis.call('SELECT', ARGV[1])
+droptags(key)
+if live == 1 and #ARGV >= 8 then
+  for i = 8, #ARGV do
+    redis.call('SADD', 't:' .. ARGV[i], key)
+    redis.call('SADD', 'k:' .. key, ARGV[i])
+  end
+  redis.call('SET', 'f:' .. key, redis.sha1hex(ARGV[5]))
+end
+return 'OK'
+`)
+
+// scriptRelease: ARGV meta, key, token, channel. Returns 1 if the token held the lease.
+var scriptRelease = redis.NewScript(`
+redis.call('SELECT', ARGV[1])
+local lk = 'l:' .. ARGV[2]
+if redis.call('HGET', lk, 'token') ~= ARGV[3] then return 0 end
+redis.call('DEL', lk)
+redis.call('PUBLISH', ARGV[4], ARGV[2])
+return 1
+`)
+
+// String describes the lease keeper for logs.
+func (l *Leases) String() string { return fmt.Sprintf("redis leases (channel %s)", l.channel) }

@@ -1,0 +1,489 @@
+package redisstore_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	cryptorand "crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vela-cache/vela/internal/redistest"
+	"github.com/vela-cache/vela/internal/testnode"
+	"github.com/vela-cache/vela/server"
+	"github.com/vela-cache/vela/store"
+	"github.com/vela-cache/vela/store/redisstore"
+)
+
+// startNode runs an in-process Vela node on the redis store at url.
+func startNode(t *testing.T, url string) (*server.Server, *redis.Client) {
+	t.Helper()
+	cfg := testnode.Config()
+	cfg.Store.Type = "redis"
+	cfg.Store.RedisURL = url
+	srv := testnode.Start(t, cfg)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1, ReadTimeout: 10 * time.Second})
+	t.Cleanup(func() { _ = c.Close() })
+	return srv, c
+}
+
+// TestTwoNodesShareTags runs two Vela nodes on one Redis: keys tagged through one are invalidated
+// through the other, overwrites through either drop the old tags, and the tag bookkeeping never
+// shows up as user keys.
+func TestTwoNodesShareTags(t *testing.T) {
+	r := redistest.Start(t)
+	url := "redis://" + r.Addr + "/0"
+	_, a := startNode(t, url)
+	_, b := startNode(t, url)
+	direct := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer direct.Close()
+	ctx := context.Background()
+
+	for i := range 10 {
+		if err := a.Do(ctx, "set", fmt.Sprintf("user:%d", i), "v", "ex", 100, "tags", "users", fmt.Sprintf("team:%d", i%2)).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Overwritten through b without tags: no longer under "users".
+	if err := b.Set(ctx, "user:0", "plain", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Re-tagged through b.
+	if err := b.Do(ctx, "set", "user:1", "v2", "tags", "other").Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Only user keys are visible.
+	if n := b.DBSize(ctx).Val(); n != 10 {
+		t.Fatalf("DBSIZE through b = %d, want 10", n)
+	}
+	keys, err := a.Keys(ctx, "*").Result()
+	if err != nil || len(keys) != 10 {
+		t.Fatalf("KEYS * through a = %v %v", keys, err)
+	}
+	if keys, _ := direct.Keys(ctx, "*").Result(); len(keys) != 10 {
+		t.Fatalf("KEYS * on Redis db 0 = %v (bookkeeping must stay out)", keys)
+	}
+
+	n, err := tagInvalidate(ctx, b, "team:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 4 { // user:2,4,6,8 (user:0 was overwritten without tags)
+		t.Fatalf("TAGINVALIDATE team:0 through b = %d, want 4", n)
+	}
+	for _, k := range []string{"user:2", "user:4", "user:6", "user:8"} {
+		if err := a.Get(ctx, k).Err(); !errors.Is(err, redis.Nil) {
+			t.Fatalf("%s after invalidation through the other node: %v", k, err)
+		}
+	}
+	if v := a.Get(ctx, "user:0").Val(); v != "plain" {
+		t.Fatalf("user:0 = %q", v)
+	}
+	if n, _ := tagInvalidate(ctx, a, "users"); n != 4 { // user:3,5,7,9
+		t.Fatalf("TAGINVALIDATE users through a = %v, want 4", n)
+	}
+	if n, _ := tagInvalidate(ctx, a, "other"); n != 1 {
+		t.Fatalf("TAGINVALIDATE other = %v, want 1", n)
+	}
+	if keys := a.Keys(ctx, "*").Val(); !slices.Equal(keys, []string{"user:0"}) {
+		t.Fatalf("left: %v", keys)
+	}
+}
+
+// tagInvalidate sends TAGINVALIDATE through c and returns the count it replies.
+func tagInvalidate(ctx context.Context, c *redis.Client, tags ...string) (int64, error) {
+	args := []any{"taginvalidate"}
+	for _, t := range tags {
+		args = append(args, t)
+	}
+	return c.Do(ctx, args...).Int64()
+}
+
+// TestTagsNeverOrphaned writes tagged keys and ends their life every way there is — through
+// Vela, through Redis directly, by expiry — and checks that after a sweep no tag set in the meta
+// database names a key that does not carry the tag.
+func TestTagsNeverOrphaned(t *testing.T) {
+	r := redistest.Start(t)
+	s := open(t, "redis://"+r.Addr+"/0")
+	direct := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer direct.Close()
+	meta := redis.NewClient(&redis.Options{Addr: r.Addr, DB: 15})
+	defer meta.Close()
+	ctx := context.Background()
+	tag := [][]byte{[]byte("t")}
+	set := func(k string, op store.Op) {
+		t.Helper()
+		if _, err := s.Do(ctx, []byte(k), op); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now().UnixMilli()
+	set("expires", store.Op{Kind: store.Set, Value: []byte("v"), TTL: store.TTLSet, ExpireAt: now + 100, Tags: tag})
+	set("expire-later", store.Op{Kind: store.Set, Value: []byte("v"), Tags: tag})
+	set("expire-later", store.Op{Kind: store.Expire, ExpireAt: now + 100})
+	set("deleted", store.Op{Kind: store.Set, Value: []byte("v"), Tags: tag})
+	set("deleted", store.Op{Kind: store.Delete})
+	set("direct-del", store.Op{Kind: store.Set, Value: []byte("v"), Tags: tag})
+	set("direct-set", store.Op{Kind: store.Set, Value: []byte("v"), Tags: tag})
+	set("kept", store.Op{Kind: store.Set, Value: []byte("v"), Tags: tag})
+	direct.Del(ctx, "direct-del")
+	direct.Set(ctx, "direct-set", "behind Vela's back", 0) // a new value ends the tags
+	time.Sleep(250 * time.Millisecond)
+	// The tag record of a key deleted behind Vela's back lingers until the sweep.
+	if _, err := s.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	members := meta.SMembers(ctx, "t:t").Val()
+	slices.Sort(members)
+	if !slices.Equal(members, []string{"kept"}) {
+		t.Fatalf("tag set after sweep = %v", members)
+	}
+	if recs := meta.Keys(ctx, "[kf]:*").Val(); len(recs) != 2 { // k:kept and f:kept
+		t.Fatalf("tag records after sweep: %v", recs)
+	}
+	keys, err := s.InvalidateTags(ctx, tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || string(keys[0]) != "kept" {
+		t.Fatalf("invalidate = %q, want [kept]", keys)
+	}
+	if n := meta.DBSize(ctx).Val(); n != 0 {
+		t.Fatalf("meta database still holds %d keys: %v", n, meta.Keys(ctx, "*").Val())
+	}
+}
+
+// TestCoalescedGets blocks Redis with DEBUG SLEEP, fires concurrent GETs of one key through the
+// store, and counts the GETs Redis served: they must share one call.
+func TestCoalescedGets(t *testing.T) {
+	r := redistest.Start(t, "--enable-debug-command", "yes")
+	s := open(t, "redis://"+r.Addr+"/0")
+	direct := redis.NewClient(&redis.Options{Addr: r.Addr, ReadTimeout: 5 * time.Second})
+	defer direct.Close()
+	ctx := context.Background()
+	direct.Set(ctx, "hot", "value", 0)
+	direct.ConfigResetStat(ctx)
+
+	sleeping := make(chan struct{})
+	go func() {
+		close(sleeping)
+		direct.Do(ctx, "debug", "sleep", "1")
+	}()
+	<-sleeping
+	time.Sleep(50 * time.Millisecond) // let DEBUG SLEEP reach Redis
+	const n = 50
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := s.Do(ctx, []byte("hot"), store.Op{Kind: store.Get})
+			if err == nil && string(res.Value) != "value" {
+				err = fmt.Errorf("got %q", res.Value)
+			}
+			if err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	stats := direct.Info(ctx, "commandstats").Val()
+	calls := -1
+	for line := range strings.SplitSeq(stats, "\r\n") {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_get:calls="); ok {
+			_, _ = fmt.Sscanf(rest, "%d", &calls)
+		}
+	}
+	if calls < 1 || calls > 3 {
+		t.Fatalf("Redis served %d GETs for %d concurrent reads of one key, want them coalesced", calls, n)
+	}
+	t.Logf("%d concurrent GETs -> %d Redis GET calls", n, calls)
+}
+
+// TestRedisDownAndBack stops Redis under a running node: every command fails with a clear error
+// within the store's deadline, a slow Redis times out within it too, and once Redis is back the
+// node serves again without a restart.
+func TestRedisDownAndBack(t *testing.T) {
+	r := redistest.Start(t, "--enable-debug-command", "yes")
+	_, c := startNode(t, "redis://"+r.Addr+"/0")
+	ctx := context.Background()
+	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	const bound = 2*time.Second + 2*time.Second // the store's default deadline, plus slack for a loaded machine
+
+	// Slow: Redis blocked for longer than the deadline.
+	direct := redis.NewClient(&redis.Options{Addr: r.Addr, ReadTimeout: 10 * time.Second})
+	go direct.Do(ctx, "debug", "sleep", "3")
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	err := c.Set(ctx, "k", "slow", 0).Err()
+	took := time.Since(start)
+	if err == nil || !strings.HasPrefix(err.Error(), "ERR redis store:") {
+		t.Fatalf("SET while Redis sleeps: %v", err)
+	}
+	if took > bound {
+		t.Fatalf("SET while Redis sleeps took %v, want at most %v", took, bound)
+	}
+	t.Logf("slow Redis: %q after %v", err, took.Round(time.Millisecond))
+	time.Sleep(3 * time.Second) // let DEBUG SLEEP end
+	_ = direct.Close()
+
+	// Down.
+	r.Stop()
+	for i, cmd := range [][]any{{"get", "k"}, {"set", "k", "x"}, {"incr", "n"}, {"dbsize"}, {"set", "t", "v", "tags", "x"}} {
+		start := time.Now()
+		err := c.Do(ctx, cmd...).Err()
+		took := time.Since(start)
+		if err == nil || !strings.HasPrefix(err.Error(), "ERR redis store:") {
+			t.Fatalf("%v with Redis down: %v", cmd, err)
+		}
+		if took > bound {
+			t.Fatalf("%v with Redis down took %v, want at most %v", cmd, took, bound)
+		}
+		if i == 0 {
+			t.Logf("Redis down: %q after %v", err, took.Round(time.Millisecond))
+		}
+	}
+
+	// Back: the node recovers by itself.
+	r.Restart(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := c.Set(ctx, "k", "back", 0).Err()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery after Redis came back: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if v := c.Get(ctx, "k").Val(); v != "back" {
+		t.Fatalf("GET after recovery = %q", v)
+	}
+}
+
+// TestURLForms opens the store through the URL forms that a single redis-server can serve.
+func TestURLForms(t *testing.T) {
+	r := redistest.Start(t)
+	for _, url := range []string{
+		"redis://" + r.Addr,
+		"redis://" + r.Addr + "/3",
+		"redis://" + r.Addr + "/0?vela_meta_db=7&dial_timeout=2s",
+	} {
+		s := open(t, url)
+		ctx := context.Background()
+		if _, err := s.Do(ctx, []byte("k"), store.Op{Kind: store.Set, Value: []byte("v"), Tags: [][]byte{[]byte("t")}}); err != nil {
+			t.Fatalf("%s: %v", url, err)
+		}
+		if keys, err := s.InvalidateTags(ctx, [][]byte{[]byte("t")}); err != nil || len(keys) != 1 {
+			t.Fatalf("%s: invalidate %q %v", url, keys, err)
+		}
+	}
+	for _, bad := range []string{
+		"http://" + r.Addr,
+		"redis://" + r.Addr + "/15", // the default meta database
+		"redis://" + r.Addr + "/0?vela_meta_db=x",
+		"redis+sentinel://" + r.Addr, // no master name
+		"redis+nope://" + r.Addr,
+	} {
+		if _, err := redisstore.Open(redisstore.Config{URL: bad}); err == nil {
+			t.Errorf("%s: accepted", bad)
+		}
+	}
+}
+
+// TestSentinel runs a real Sentinel (redis-server --sentinel) watching a master and opens the
+// store through a redis+sentinel:// URL: commands and tags reach the master.
+func TestSentinel(t *testing.T) {
+	master := redistest.Start(t)
+	bin := redistest.Binary(t)
+	dir := t.TempDir()
+	port := redistest.FreePort(t)
+	conf := filepath.Join(dir, "sentinel.conf")
+	body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor mymaster 127.0.0.1 %d 1\n", port, dir, master.Port)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, conf, "--sentinel", "--logfile", filepath.Join(dir, "sentinel.log"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if err := redistest.WaitReady(addr, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, "redis+sentinel://"+addr+"/mymaster/0")
+	ctx := context.Background()
+	if _, err := s.Do(ctx, []byte("k"), store.Op{Kind: store.Set, Value: []byte("v"), Tags: [][]byte{[]byte("t")}}); err != nil {
+		t.Fatal(err)
+	}
+	direct := redis.NewClient(&redis.Options{Addr: master.Addr})
+	defer direct.Close()
+	if v := direct.Get(ctx, "k").Val(); v != "v" {
+		t.Fatalf("master has k = %q", v)
+	}
+	if res, err := s.Do(ctx, []byte("k"), store.Op{Kind: store.Get}); err != nil || string(res.Value) != "v" {
+		t.Fatalf("get through sentinel: %q %v", res.Value, err)
+	}
+	keys, err := s.InvalidateTags(ctx, [][]byte{[]byte("t")})
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("invalidate through sentinel: %q %v", keys, err)
+	}
+	if n := direct.Exists(ctx, "k").Val(); n != 0 {
+		t.Fatal("k survived the invalidation")
+	}
+}
+
+// TestCluster builds a three-master Redis Cluster and runs the store on it through a
+// redis+cluster:// URL: single-key commands route to their owners, DBSIZE and FLUSHDB span the
+// masters, and tags are refused with a clear error.
+func TestCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a Redis Cluster")
+	}
+	var addrs []string
+	for range 3 {
+		r := redistest.Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+		addrs = append(addrs, r.Addr)
+	}
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Skip("redis-cli not installed")
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	ctx := context.Background()
+	for _, a := range addrs { // wait until every node agrees the cluster is up
+		c := redis.NewClient(&redis.Options{Addr: a})
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(c.ClusterInfo(ctx).Val(), "cluster_state:ok") {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: cluster not ok", a)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		_ = c.Close()
+	}
+	s := open(t, "redis+cluster://"+strings.Join(addrs, ","))
+	for i := range 30 {
+		k := []byte(fmt.Sprintf("key:%d", i))
+		if _, err := s.Do(ctx, k, store.Op{Kind: store.Set, Value: k, TTL: store.TTLSet, ExpireAt: time.Now().Add(time.Hour).UnixMilli()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 30 {
+		k := []byte(fmt.Sprintf("key:%d", i))
+		res, err := s.Do(ctx, k, store.Op{Kind: store.Get})
+		if err != nil || string(res.Value) != string(k) {
+			t.Fatalf("get %s = %q %v", k, res.Value, err)
+		}
+	}
+	if res, err := s.Do(ctx, []byte("n"), store.Op{Kind: store.IncrBy, Delta: 2, ExpireAt: time.Now().Add(time.Hour).UnixMilli()}); err != nil || res.Int != 2 {
+		t.Fatalf("incr: %v %v", res, err)
+	}
+	if ok, err := s.SetMulti(ctx, []store.KV{{Key: []byte("{u}a"), Value: []byte("1")}, {Key: []byte("{u}b"), Value: []byte("2")}}, 0, true); err != nil || !ok {
+		t.Fatalf("msetnx in one slot: %v %v", ok, err)
+	}
+	if n, err := s.Len(ctx); err != nil || n != 33 {
+		t.Fatalf("len over the masters = %d %v, want 33", n, err)
+	}
+	if _, err := s.Do(ctx, []byte("t"), store.Op{Kind: store.Set, Value: []byte("v"), Tags: [][]byte{[]byte("x")}}); !errors.Is(err, redisstore.ErrNoTags) {
+		t.Fatalf("tagged set on a cluster: %v", err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.Len(ctx); n != 0 {
+		t.Fatalf("len after flush = %d", n)
+	}
+}
+
+// TestTLS serves Redis over TLS (a self-signed certificate made here) and opens the store with a
+// rediss:// URL: both go-redis's connections and the shared pipelined ones speak TLS.
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeSelfSigned(t, certFile, keyFile)
+	tlsPort := redistest.FreePort(t)
+	redistest.Start(t, "--tls-port", strconv.Itoa(tlsPort), "--tls-cert-file", certFile,
+		"--tls-key-file", keyFile, "--tls-ca-cert-file", certFile, "--tls-auth-clients", "no")
+	_, c := startNode(t, fmt.Sprintf("rediss://127.0.0.1:%d/0?skip_verify=true", tlsPort))
+	ctx := context.Background()
+	pipe := c.Pipeline()
+	for i := range 20 {
+		pipe.Set(ctx, fmt.Sprintf("k%d", i), i, 0)
+		pipe.Get(ctx, fmt.Sprintf("k%d", i))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Do(ctx, "set", "tagged", "v", "tags", "t").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := tagInvalidate(ctx, c, "t"); err != nil || n != 1 {
+		t.Fatalf("TAGINVALIDATE over TLS = %d %v", n, err)
+	}
+	if n := c.DBSize(ctx).Val(); n != 20 {
+		t.Fatalf("DBSIZE = %d", n)
+	}
+}
+
+// writeSelfSigned writes a certificate for 127.0.0.1 and its key, PEM-encoded.
+func writeSelfSigned(t *testing.T, certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), cryptorand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "vela test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		IsCA:         true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(cryptorand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

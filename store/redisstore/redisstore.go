@@ -1,0 +1,707 @@
+// Package redisstore is Vela's store on an external Redis (or Redis Cluster, or a Sentinel-managed
+// Redis) through go-redis. Each Op becomes the native Redis command that means the same thing
+// (SET with NX/XX/GET/KEEPTTL/PXAT, INCRBY, INCRBYFLOAT, APPEND, PEXPIREAT with NX/XX/GT/LT,
+// PERSIST, GETEX, GETDEL…), so expiry is Redis's own and replies match Redis exactly. Keys are
+// stored under their own names: other Redis clients see the same data.
+//
+// # URLs
+//
+//	redis://[user:password@]host:port[/db][?dial_timeout=1s&…]   one Redis (go-redis ParseURL options)
+//	rediss://…                                                     the same over TLS
+//	unix:///path/to/redis.sock[?db=N]                              a Unix socket
+//	redis+cluster://[user:password@]h1:p1,h2:p2[?…]                Redis Cluster (seed nodes)
+//	rediss+cluster://…                                             Redis Cluster over TLS
+//	redis+sentinel://[user:password@]s1:26379,s2:26379/master[/db][?sentinel_password=…]
+//
+// Any of them may add vela_meta_db=N (default 15): the database that holds the tag bookkeeping,
+// and vela_pipeline_conns=N (default 2): the shared connections that carry pipelined GETs and SETs.
+//
+// # Tags
+//
+// Tags live in Redis, in the meta database (a separate database, so KEYS, SCAN and DBSIZE show
+// only user keys): "t:<tag>" is the set of keys under a tag, "k:<key>" the set of a key's tags
+// and "f:<key>" the SHA-1 of the value the key had when it was tagged. A key carries its tags
+// only while its value still has that fingerprint, which lets every write without TAGS stay the
+// plain Redis command (a plain SET costs what it costs on Redis): SET … TAGS, DEL, INCR/APPEND
+// (which move the fingerprint to the new value) and TAGINVALIDATE are Lua scripts that keep the
+// bookkeeping in step atomically, so several Vela nodes sharing the Redis agree. Stale entries
+// (keys overwritten, expired or deleted, also by clients writing to Redis directly) are dropped
+// when their tag is invalidated and by the periodic sweep, so none stays forever.
+//
+// One difference from the memory and disk stores follows: a write without TAGS that stores
+// exactly the value the key already had, or a key that expires and is re-created with exactly its
+// old value, keeps the old tags. The only effect is that TAGINVALIDATE may delete such a key,
+// which a cache can always afford.
+//
+// Redis Cluster has only database 0, so there the store runs without tags (SET … TAGS and
+// TAGINVALIDATE are refused).
+//
+// # Failures
+//
+// Every call has a deadline (Config.Timeout, default 2 s) on top of go-redis's dial, read and
+// write timeouts, and is never retried (a retried INCR could apply twice): when Redis is down or
+// slow the client gets "-ERR redis store: …" within the deadline, and the next call after Redis
+// returns uses a fresh connection. Concurrent GETs of one key share one Redis call.
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/vela-cache/vela/store"
+)
+
+// Config configures a Store. URL is required.
+type Config struct {
+	// URL says where Redis is; see the package comment for the forms.
+	URL string
+	// Timeout bounds every call, queueing for a connection included. Default 2s.
+	Timeout time.Duration
+	// PoolSize is the most connections per Redis node. Default 128: Vela multiplexes many
+	// clients, and each in-flight command holds a connection.
+	PoolSize int
+	// PipelineConns is the number of shared connections that carry the GETs and SETs of every
+	// client, pipelined (single Redis only; Cluster and Sentinel use the pool). Default 2; the
+	// URL parameter vela_pipeline_conns overrides it.
+	PipelineConns int
+	// Logger receives connection-level events; nil discards them.
+	Logger *slog.Logger
+}
+
+// defaultPipelineConns is the number of shared pipelined connections unless configured.
+const defaultPipelineConns = 2
+
+// ErrNoTags is returned for tag operations in Redis Cluster mode.
+var ErrNoTags = errors.New("redis store: tags need a single Redis or Sentinel, not Redis Cluster")
+
+// Store is the Redis-backed store. It is safe for concurrent use.
+type Store struct {
+	c       redis.UniversalClient
+	meta    *redis.Client // the meta database, for the sweep (nil in cluster mode)
+	cluster *redis.ClusterClient
+	metaDB  string // "" in cluster mode
+	userDB  string
+	timeout time.Duration
+	log     *slog.Logger
+	pipe    *pipe // shared pipelined connections for GET and SET (single Redis only)
+	gets    singleflight.Group
+	closed  atomic.Bool
+}
+
+var (
+	_ store.Store       = (*Store)(nil)
+	_ store.Keyspace    = (*Store)(nil)
+	_ store.MultiSetter = (*Store)(nil)
+	_ store.Sweeper     = (*Store)(nil)
+	_ store.Tagger      = (*Store)(nil)
+	_ store.Pipeliner   = (*Store)(nil)
+)
+
+// Open prepares clients for the Redis that cfg.URL names and pings it. Only a bad URL is an
+// error: Redis itself may come up later.
+func Open(cfg Config) (*Store, error) {
+	t, err := parseURL(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{timeout: cfg.Timeout, log: cfg.Logger}
+	if s.timeout <= 0 {
+		s.timeout = 2 * time.Second
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	pool := cfg.PoolSize
+	if pool <= 0 {
+		pool = 128
+	}
+	// Bounded waits everywhere, no retries (see the package comment).
+	dial, rw := min(time.Second, s.timeout), s.timeout
+	switch t.kind {
+	case "single":
+		o := t.single
+		o.MaxRetries, o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = -1, dial, rw, rw, s.timeout
+		o.ContextTimeoutEnabled, o.PoolSize, o.DialerRetries = true, pool, 1
+		s.c = redis.NewClient(o)
+		conns := cfg.PipelineConns
+		if t.conns > 0 {
+			conns = t.conns
+		}
+		if conns <= 0 {
+			conns = defaultPipelineConns
+		}
+		s.pipe = newPipe(o, conns, s.timeout)
+		mo := *o
+		mo.DB, mo.PoolSize = t.metaDB, 4
+		s.meta = redis.NewClient(&mo)
+	case "sentinel":
+		o := t.failover
+		o.MaxRetries, o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = -1, dial, rw, rw, s.timeout
+		o.ContextTimeoutEnabled, o.PoolSize, o.DialerRetries = true, pool, 1
+		s.c = redis.NewFailoverClient(o)
+		mo := *o
+		mo.DB, mo.PoolSize = t.metaDB, 4
+		s.meta = redis.NewFailoverClient(&mo)
+	case "cluster":
+		o := t.cluster
+		o.MaxRetries, o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = -1, dial, rw, rw, s.timeout
+		o.ContextTimeoutEnabled, o.PoolSize, o.DialerRetries = true, pool, 1
+		s.cluster = redis.NewClusterClient(o)
+		s.c = s.cluster
+	}
+	if t.metaDB >= 0 {
+		s.metaDB, s.userDB = strconv.Itoa(t.metaDB), strconv.Itoa(t.userDB)
+	}
+	// Redis may come up after Vela (docker-compose): an unreachable Redis is logged, not fatal;
+	// commands fail with a clear error until it answers.
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	if err := s.c.Ping(ctx).Err(); err != nil {
+		s.log.Warn("redis store: Redis not reachable yet", "url", redactURL(cfg.URL), "err", err)
+	}
+	return s, nil
+}
+
+// redactURL hides the password of a URL for error messages.
+func redactURL(raw string) string {
+	if i := strings.Index(raw, "@"); i >= 0 {
+		if j := strings.Index(raw, "://"); j >= 0 && j < i {
+			return raw[:j+3] + "…@" + raw[i+1:]
+		}
+	}
+	return raw
+}
+
+// Close closes the connections. It is idempotent.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	var errs []error
+	if s.pipe != nil {
+		s.pipe.close()
+	}
+	if s.meta != nil {
+		errs = append(errs, s.meta.Close())
+	}
+	errs = append(errs, s.c.Close())
+	return errors.Join(errs...)
+}
+
+// Client returns the go-redis client, for parts of Vela that keep their own state in the same
+// Redis (FETCHLOCK leases, near-cache invalidation).
+func (s *Store) Client() redis.UniversalClient { return s.c }
+
+// Start pipelines a GET or a SET without tags on the shared connections (see pipe); other ops,
+// and every op in Cluster or Sentinel mode, return nil.
+func (s *Store) Start(_ context.Context, key []byte, op store.Op) store.Call {
+	if s.pipe == nil || s.closed.Load() {
+		return nil
+	}
+	if op.Kind != store.Get && (op.Kind != store.Set || len(op.Tags) > 0) {
+		return nil
+	}
+	return s.pipe.start(s, key, &op)
+}
+
+// Do runs op as the matching Redis command (or, where tags must follow, a Lua script).
+func (s *Store) Do(ctx context.Context, key []byte, op store.Op) (store.Result, error) {
+	if s.closed.Load() {
+		return store.Result{}, store.ErrClosed
+	}
+	if op.Kind == store.Get || (op.Kind == store.GetEx && op.TTL == store.TTLKeep) {
+		return s.get(ctx, key)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	res, err := s.do(ctx, string(key), &op)
+	if err != nil {
+		return store.Result{}, s.mapErr(ctx, err)
+	}
+	return res, nil
+}
+
+// get reads key; concurrent reads of one key share one call, which runs under its own deadline
+// so that one caller going away does not fail the others.
+func (s *Store) get(ctx context.Context, key []byte) (store.Result, error) {
+	k := string(key)
+	ch := s.gets.DoChan(k, func() (any, error) {
+		cctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		defer cancel()
+		v, err := s.c.Get(cctx, k).Bytes()
+		if errors.Is(err, redis.Nil) {
+			return store.Result{}, nil
+		}
+		if err != nil {
+			return nil, s.mapErr(cctx, err)
+		}
+		return store.Result{Found: true, Value: v}, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return store.Result{}, r.Err
+		}
+		return r.Val.(store.Result), nil
+	case <-ctx.Done():
+		return store.Result{}, fmt.Errorf("redis store: %w", ctx.Err())
+	}
+}
+
+func (s *Store) do(ctx context.Context, k string, op *store.Op) (store.Result, error) {
+	var res store.Result
+	keys := []string{k}
+	switch op.Kind {
+	case store.Inspect:
+		// MULTI, not a script: Lua numbers are doubles and would round a far expiry.
+		var at *redis.Cmd
+		var n *redis.IntCmd
+		_, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			at = p.Do(ctx, "pexpiretime", k)
+			n = p.StrLen(ctx, k)
+			return nil
+		})
+		if err != nil {
+			return res, err
+		}
+		if v, _ := at.Int64(); v != -2 {
+			res.Found, res.Int = true, n.Val()
+			if v > 0 {
+				res.ExpireAt = v
+			}
+		}
+		return res, nil
+
+	case store.Touch:
+		n, err := s.c.Touch(ctx, k).Result()
+		res.Found = n > 0
+		return res, err
+
+	case store.Set:
+		return s.set(ctx, k, op)
+
+	case store.Delete:
+		if s.metaDB == "" {
+			if op.ReturnOld {
+				v, err := s.c.GetDel(ctx, k).Bytes()
+				if errors.Is(err, redis.Nil) {
+					return res, nil
+				}
+				res.Found, res.Done, res.Value = err == nil, err == nil, v
+				return res, err
+			}
+			n, err := s.c.Del(ctx, k).Result()
+			res.Found, res.Done = n > 0, n > 0
+			return res, err
+		}
+		v, err := scriptDel.Run(ctx, s.c, keys, s.metaDB, boolArg(op.ReturnOld)).Result()
+		if errors.Is(err, redis.Nil) {
+			return res, nil
+		}
+		if err != nil {
+			return res, err
+		}
+		switch v := v.(type) {
+		case string:
+			res.Found, res.Done, res.Value = true, true, []byte(v)
+		case int64:
+			res.Found, res.Done = v > 0, v > 0
+		}
+		return res, nil
+
+	case store.IncrBy:
+		n, err := s.update(ctx, k, "INCRBY", op.Delta, op.ExpireAt).Int64()
+		res.Int = n
+		return res, err
+
+	case store.IncrByFloat:
+		v, err := s.update(ctx, k, "INCRBYFLOAT", op.Value, op.ExpireAt).Text()
+		res.Value = []byte(v)
+		return res, err
+
+	case store.Append:
+		n, err := s.update(ctx, k, "APPEND", op.Value, op.ExpireAt).Int64()
+		res.Int = n
+		return res, err
+
+	case store.Expire:
+		args := append([]any{"pexpireat", k, op.ExpireAt}, condArgs(op.Cond)...)
+		n, err := s.c.Do(ctx, args...).Int64()
+		res.Found, res.Done = n == 1, n == 1
+		return res, err
+
+	case store.Persist:
+		n, err := s.c.Do(ctx, "persist", k).Int64()
+		res.Found, res.Done = n == 1, n == 1
+		return res, err
+
+	case store.GetEx:
+		var cmd *redis.Cmd
+		if op.TTL == store.TTLClear {
+			cmd = s.c.Do(ctx, "getex", k, "persist")
+		} else {
+			cmd = s.c.Do(ctx, "getex", k, "pxat", op.ExpireAt)
+		}
+		v, err := cmd.Text()
+		if errors.Is(err, redis.Nil) {
+			return res, nil
+		}
+		res.Found, res.Value = err == nil, []byte(v)
+		return res, err
+	}
+	return res, fmt.Errorf("redis store: unknown op kind %d", op.Kind)
+}
+
+// update runs INCRBY, INCRBYFLOAT or APPEND. A default TTL (expireAt) applies only to a key the
+// command creates, and a tagged key's fingerprint follows its new value, so both need a script;
+// in cluster mode (no tags) a plain command does when there is no default TTL.
+func (s *Store) update(ctx context.Context, k, cmd string, arg any, expireAt int64) *redis.Cmd {
+	switch {
+	case s.metaDB != "":
+		return scriptUpdate.Run(ctx, s.c, []string{k}, s.metaDB, cmd, arg, expireAt)
+	case expireAt != 0:
+		return scriptNewTTL.Run(ctx, s.c, []string{k}, cmd, arg, expireAt)
+	}
+	return s.c.Do(ctx, cmd, k, arg)
+}
+
+// set runs a Set: a plain SET, or with tags the script that also records them.
+func (s *Store) set(ctx context.Context, k string, op *store.Op) (store.Result, error) {
+	var res store.Result
+	cond := ""
+	switch {
+	case op.Cond&store.CondNX != 0:
+		cond = "NX"
+	case op.Cond&store.CondXX != 0:
+		cond = "XX"
+	}
+	ttl := ""
+	switch {
+	case op.TTL == store.TTLKeep:
+		ttl = "KEEPTTL"
+	case op.ExpireAt != 0:
+		ttl = "PXAT"
+	}
+	if len(op.Tags) > 0 {
+		if s.metaDB == "" {
+			return res, ErrNoTags
+		}
+		args := make([]any, 0, 6+len(op.Tags))
+		args = append(args, s.metaDB, op.Value, cond, boolArg(op.ReturnOld), ttl, op.ExpireAt)
+		for _, t := range op.Tags {
+			args = append(args, t)
+		}
+		v, err := scriptSet.Run(ctx, s.c, []string{k}, args...).Slice()
+		if err != nil {
+			return res, err
+		}
+		if len(v) > 0 {
+			n, _ := v[0].(int64)
+			res.Done = n == 1
+		}
+		if len(v) > 1 {
+			if sv, ok := v[1].(string); ok {
+				res.Found, res.Value = true, []byte(sv)
+			}
+		}
+		return res, nil
+	}
+	args := make([]any, 3, 7)
+	args[0], args[1], args[2] = "set", k, op.Value
+	if cond != "" {
+		args = append(args, cond)
+	}
+	if op.ReturnOld {
+		args = append(args, "get")
+	}
+	switch ttl {
+	case "PXAT":
+		args = append(args, "pxat", op.ExpireAt)
+	case "KEEPTTL":
+		args = append(args, "keepttl")
+	}
+	v, err := s.c.Do(ctx, args...).Result()
+	if errors.Is(err, redis.Nil) {
+		err, v = nil, nil
+	}
+	if err != nil {
+		return res, err
+	}
+	if op.ReturnOld {
+		if sv, ok := v.(string); ok {
+			res.Found, res.Value = true, []byte(sv)
+		}
+		res.Done = (cond == "NX" && !res.Found) || (cond == "XX" && res.Found) || cond == ""
+	} else {
+		res.Done = v != nil
+	}
+	return res, nil
+}
+
+// SetMulti is MSET or MSETNX (a script when there is an expiry). The keys lose their tags as with
+// any plain write (their fingerprints no longer match). In cluster mode the keys must share a
+// hash slot, as for Redis's MSET.
+func (s *Store) SetMulti(ctx context.Context, pairs []store.KV, expireAt int64, onlyIfNoneExist bool) (bool, error) {
+	if s.closed.Load() {
+		return false, store.ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	var n int64
+	var err error
+	if expireAt != 0 {
+		keys := make([]string, len(pairs))
+		args := make([]any, 0, 2+len(pairs))
+		args = append(args, boolArg(onlyIfNoneExist), expireAt)
+		for i, kv := range pairs {
+			keys[i] = string(kv.Key)
+			args = append(args, kv.Value)
+		}
+		n, err = scriptMSet.Run(ctx, s.c, keys, args...).Int64()
+	} else {
+		args := make([]any, 0, 1+2*len(pairs))
+		args = append(args, "mset")
+		if onlyIfNoneExist {
+			args[0] = "msetnx"
+		}
+		for _, kv := range pairs {
+			args = append(args, string(kv.Key), kv.Value)
+		}
+		var v any
+		v, err = s.c.Do(ctx, args...).Result()
+		n = 1
+		if nv, ok := v.(int64); ok {
+			n = nv
+		}
+	}
+	if err != nil {
+		return false, s.mapErr(ctx, err)
+	}
+	return n == 1, nil
+}
+
+// InvalidateTags deletes every key carrying any of tags, atomically, and returns them.
+func (s *Store) InvalidateTags(ctx context.Context, tags [][]byte) ([][]byte, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	if s.metaDB == "" {
+		return nil, ErrNoTags
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	args := make([]any, 0, 2+len(tags))
+	args = append(args, s.metaDB, s.userDB)
+	for _, t := range tags {
+		args = append(args, t)
+	}
+	v, err := scriptInvalidate.Run(ctx, s.c, nil, args...).StringSlice()
+	if err != nil {
+		return nil, s.mapErr(ctx, err)
+	}
+	out := make([][]byte, len(v))
+	for i, k := range v {
+		out[i] = []byte(k)
+	}
+	return out, nil
+}
+
+// Len is DBSIZE (summed over the masters in cluster mode).
+func (s *Store) Len(ctx context.Context) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if s.cluster != nil {
+		var total atomic.Int64
+		err := s.cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			n, err := c.DBSize(ctx).Result()
+			total.Add(n)
+			return err
+		})
+		if err != nil {
+			return 0, s.mapErr(ctx, err)
+		}
+		return total.Load(), nil
+	}
+	n, err := s.c.DBSize(ctx).Result()
+	if err != nil {
+		return 0, s.mapErr(ctx, err)
+	}
+	return n, nil
+}
+
+// Expires reports the keys with an expiry, from Redis's INFO keyspace line of the user database
+// (0 in cluster mode, where it is not summed).
+func (s *Store) Expires(ctx context.Context) (int64, error) {
+	if s.cluster != nil {
+		return 0, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	info, err := s.c.Info(ctx, "keyspace").Result()
+	if err != nil {
+		return 0, s.mapErr(ctx, err)
+	}
+	prefix := "db" + s.userDB + ":"
+	for line := range strings.SplitSeq(info, "\r\n") {
+		if rest, ok := strings.CutPrefix(line, prefix); ok {
+			for field := range strings.SplitSeq(rest, ",") {
+				if v, ok := strings.CutPrefix(field, "expires="); ok {
+					return strconv.ParseInt(v, 10, 64)
+				}
+			}
+		}
+	}
+	return 0, nil
+}
+
+// Scan passes SCAN through (the meta database is separate, so only user keys appear). In cluster
+// mode it is refused: a cursor would have to span several masters.
+func (s *Store) Scan(ctx context.Context, cursor uint64, pattern []byte, count int) ([][]byte, uint64, error) {
+	if s.cluster != nil {
+		return nil, 0, errors.New("redis store: SCAN and KEYS are not supported on Redis Cluster")
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	match := ""
+	if len(pattern) > 0 {
+		match = string(pattern)
+	}
+	keys, next, err := s.c.Scan(ctx, cursor, match, int64(max(count, 1))).Result()
+	if err != nil {
+		return nil, 0, s.mapErr(ctx, err)
+	}
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		out[i] = []byte(k)
+	}
+	return out, next, nil
+}
+
+// Flush empties the user database and, with it, the tag bookkeeping.
+func (s *Store) Flush(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	var err error
+	switch {
+	case s.cluster != nil:
+		err = s.cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			return c.FlushDB(ctx).Err()
+		})
+	default:
+		err = scriptFlush.Run(ctx, s.c, nil, s.metaDB).Err()
+	}
+	if err != nil {
+		return s.mapErr(ctx, err)
+	}
+	return nil
+}
+
+// Sweep drops tag-set members that no longer carry their tag (keys that expired or were
+// overwritten by clients writing to Redis directly). Redis expires keys itself, so Sweep reports
+// no removed entries.
+func (s *Store) Sweep(ctx context.Context) (int, error) {
+	if s.meta == nil || s.closed.Load() {
+		return 0, nil
+	}
+	var cursor uint64
+	cleaned := 0
+	for {
+		cctx, cancel := context.WithTimeout(ctx, s.timeout)
+		keys, next, err := s.meta.Scan(cctx, cursor, "t:*", 100).Result()
+		for _, tk := range keys {
+			if err != nil {
+				break
+			}
+			var n int64
+			n, err = scriptCleanTag.Run(cctx, s.meta, []string{tk}, s.metaDB, s.userDB).Int64()
+			cleaned += int(n)
+		}
+		cancel()
+		if err != nil {
+			return 0, s.mapErr(ctx, err)
+		}
+		if next == 0 {
+			break
+		}
+		cursor = next
+	}
+	if cleaned > 0 {
+		s.log.Debug("redis store: stale tag members dropped", "count", cleaned)
+	}
+	return 0, nil
+}
+
+// condArgs turns expire conditions into PEXPIREAT's options.
+func condArgs(c store.Cond) []any {
+	var out []any
+	if c&store.CondNX != 0 {
+		out = append(out, "NX")
+	}
+	if c&store.CondXX != 0 {
+		out = append(out, "XX")
+	}
+	if c&store.CondGT != 0 {
+		out = append(out, "GT")
+	}
+	if c&store.CondLT != 0 {
+		out = append(out, "LT")
+	}
+	return out
+}
+
+func boolArg(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// Redis error texts that have store sentinels.
+var redisErrors = []struct {
+	text string
+	err  error
+}{
+	{"ERR value is not an integer or out of range", store.ErrNotInteger},
+	{"ERR increment or decrement would overflow", store.ErrOverflow},
+	{"ERR value is not a valid float", store.ErrNotFloat},
+	{"ERR increment would produce NaN or Infinity", store.ErrNaN},
+	{"ERR string exceeds maximum allowed size", store.ErrTooLarge},
+	{"OOM ", store.ErrOOM},
+}
+
+// mapErr turns a go-redis error into what the command layer expects: a store sentinel, a Redis
+// error reply to pass on verbatim, or a clear "redis store: …" failure.
+func (s *Store) mapErr(ctx context.Context, err error) error {
+	var re redis.Error
+	if errors.As(err, &re) {
+		msg := re.Error()
+		if i := strings.Index(msg, " script: "); i >= 0 { // an error raised inside a script
+			msg = msg[:i]
+		}
+		for _, e := range redisErrors {
+			if strings.HasPrefix(msg, e.text) {
+				return e.err
+			}
+		}
+		return store.ServerError(msg)
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) ||
+		(errors.As(err, &ne) && ne.Timeout()) {
+		return fmt.Errorf("redis store: no reply from Redis within %v", s.timeout)
+	}
+	if errors.Is(err, redis.ErrClosed) {
+		return store.ErrClosed
+	}
+	return fmt.Errorf("redis store: %w", err)
+}
