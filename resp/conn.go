@@ -215,6 +215,32 @@ func (c *Conn) Settle() {
 	c.waiting = c.waiting[:0]
 }
 
+// Bounds of lingerClose.
+const (
+	lingerTime  = 500 * time.Millisecond
+	lingerBytes = 4 << 20
+)
+
+// lingerClose is used after a protocol error reply: closing a socket whose input has not all
+// been read makes the kernel send a reset, which can destroy the error reply before the client
+// reads it. So the connection shuts down its sending side and discards what the client still
+// sends, for a bounded time and amount, before it is closed.
+func (c *Conn) lingerClose() {
+	tc, ok := c.nc.(interface{ CloseWrite() error })
+	if !ok || c.watching || tc.CloseWrite() != nil {
+		return
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(lingerTime))
+	scratch := c.rd.buf // the request is abandoned: its buffer is free
+	for read := 0; read < lingerBytes; {
+		n, err := c.nc.Read(scratch)
+		read += n
+		if err != nil {
+			return
+		}
+	}
+}
+
 // flush settles and writes the pending replies.
 func (c *Conn) flush() error {
 	c.Settle()

@@ -225,6 +225,9 @@ func (s *Server) serveConn(c *Conn) {
 			var pe *ProtocolError
 			if errors.As(err, &pe) {
 				c.out = Append(c.out, Error("ERR "+pe.Error()), c.proto)
+				if c.flush() == nil {
+					c.lingerClose()
+				}
 			}
 			_ = c.flush()
 			return
