@@ -108,6 +108,14 @@ func startProc(t *testing.T, name string, replicas int, seeds ...string) *proc {
 }
 
 func lastLines(s string, n int) string {
+	if i := strings.Index(s, "panic: "); i >= 0 { // a crash: its first lines say why
+		s = s[i:]
+		return strings.Join(strings.Split(s, "\n")[:min(n, strings.Count(s, "\n"))], "\n")
+	}
+	if i := strings.Index(s, "fatal error: "); i >= 0 {
+		s = s[i:]
+		return strings.Join(strings.Split(s, "\n")[:min(n, strings.Count(s, "\n"))], "\n")
+	}
 	lines := strings.Split(s, "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
@@ -198,6 +206,16 @@ func TestSIGKILLWithTwoReplicasLosesNothing(t *testing.T) {
 	}
 	procs[1].kill()
 	survivors := []*proc{procs[0], procs[2]}
+	// At once, before the survivors notice: reads of the dead member's keys fall back to the
+	// other holder.
+	for _, p := range survivors {
+		checkKeys(t, p.c, numKeys)
+		for i := 0; i < 200; i++ {
+			if v, err := p.c.Get(context.Background(), "key:"+strconv.Itoa(i)).Result(); err != nil || v != "val:"+strconv.Itoa(i) {
+				t.Fatalf("GET key:%d through %s right after the kill = %q, %v", i, p.name, v, err)
+			}
+		}
+	}
 	waitRing(t, 2, survivors...)
 	for _, p := range survivors {
 		checkKeys(t, p.c, numKeys)

@@ -148,8 +148,11 @@ func (cl *Cluster) routeReplicated(c *commands.Ctx, v *view, cmd *commands.Comma
 	if cmd.Flags&commands.FlagBlocking != 0 {
 		return cl.forward(c, v, owners[0], args, cmd.Flags), true
 	}
-	f := &fallbackRead{cl: cl, c: c, v: v, cmd: cmd, owners: slices.Clone(owners), args: cloneArgs(args)}
-	f.first = cl.send(c, v, owners[0], args)
+	// The fallback may run a command here from inside the connection's Settle: it gets a context
+	// of its own, without the connection, so that the command does not settle again.
+	detached := &commands.Ctx{Node: c.Node, Peer: c.Peer}
+	f := &fallbackRead{cl: cl, c: detached, v: v, cmd: cmd, owners: slices.Clone(owners), args: cloneArgs(args)}
+	f.first = cl.send(c, v, owners[0], args) // the client's own connection pick: keeps its order
 	if c.Conn == nil {
 		return f.Wait(), true
 	}
@@ -266,8 +269,11 @@ func (cl *Cluster) multi(c *commands.Ctx, v *view, cmd *commands.Command, args [
 		}
 	}
 	write := cmd.Flags&commands.FlagWrite != 0 && cl.cfg.Replicas > 1
+	_, canSplit := splittable[cmd.Name]
 	if len(groups) == 1 {
 		switch {
+		case groups[0].owner != cl.self && cl.readFallback(cmd) && canSplit:
+			// Through runGroups, which falls back to the other holders.
 		case groups[0].owner != cl.self:
 			return cl.forward(c, v, groups[0].owner, args, cmd.Flags), true
 		case write:
@@ -277,6 +283,9 @@ func (cl *Cluster) multi(c *commands.Ctx, v *view, cmd *commands.Command, args [
 	}
 	kind, ok := splittable[cmd.Name]
 	if !ok {
+		if len(groups) == 1 {
+			return resp.Reply{}, false
+		}
 		return resp.Error(errCrossSlot), true
 	}
 	if cmd.Name == "msetnx" {
@@ -303,10 +312,62 @@ func (cl *Cluster) runGroups(c *commands.Ctx, v *view, cmd *commands.Command, gr
 		}
 	}
 	for _, g := range groups {
-		if g.call != nil {
-			g.reply = g.call.Wait()
+		if g.call == nil {
+			continue
+		}
+		r, err := g.call.Result()
+		switch {
+		case err == nil:
+			g.reply = r
+		case cl.readFallback(cmd):
+			g.reply = cl.groupFallback(c, v, cmd, g)
+		default:
+			g.reply = peer.ErrorReply(err)
 		}
 	}
+}
+
+// readFallback reports whether cmd's keys may be read from their other holders when the owner
+// does not answer.
+func (cl *Cluster) readFallback(cmd *commands.Command) bool {
+	return cl.cfg.Replicas > 1 && cmd.Flags&commands.FlagReadOnly != 0
+}
+
+// groupFallback runs a read-only group whose owner did not answer key by key on each key's other
+// holders (they differ from key to key). Only MGET, EXISTS and TOUCH get here.
+func (cl *Cluster) groupFallback(c *commands.Ctx, v *view, cmd *commands.Command, g *group) resp.Reply {
+	var elems []resp.Reply
+	var sum int64
+	var buf [8]string
+	for _, key := range g.args[1:] {
+		args := [][]byte{g.args[0], key}
+		var r resp.Reply
+		var err error = peer.ErrUnreachable
+		for _, o := range v.ring.Owners(key, cl.cfg.Replicas, buf[:0])[1:] {
+			if o == cl.self {
+				r, err = settled(cl.node.ExecLocal(c, cmd, args)), nil
+			} else {
+				r, err = cl.send(c, v, o, args).Result()
+			}
+			if err == nil {
+				break
+			}
+		}
+		switch {
+		case err != nil:
+			return peer.ErrorReply(err)
+		case r.IsError():
+			return r
+		case r.Kind == resp.KindArray && len(r.Elems) == 1:
+			elems = append(elems, r.Elems[0])
+		default:
+			sum += r.Int
+		}
+	}
+	if cmd.Name == "mget" {
+		return resp.Array(elems)
+	}
+	return resp.Int(sum)
 }
 
 func merge(kind mergeKind, groups []*group, nkeys int) resp.Reply {

@@ -30,6 +30,8 @@ type Conn struct {
 	authed  bool
 	quit    bool
 	noIdle  bool // exempt from the idle timeout (a cluster peer's pooled connection)
+	// settling is set while Settle resolves the waiting replies.
+	settling bool
 
 	// Socket watching for Blocking. blocking and watching belong to the connection's goroutine:
 	// blocking is set while Blocking runs, watching while a watcher goroutine exists whose result
@@ -196,9 +198,11 @@ func (c *Conn) SetNoIdleTimeout() {
 // writing. A handler whose command must not overlap the pipelined commands before it (anything
 // but a plain GET or SET) calls Settle first. It must be called on the connection's goroutine.
 func (c *Conn) Settle() {
-	if len(c.waiting) == 0 {
-		return
+	if len(c.waiting) == 0 || c.settling {
+		return // nothing waits, or a Later being resolved runs a command that settles
 	}
+	c.settling = true
+	defer func() { c.settling = false }()
 	// Start every deferred request before waiting for the first, so that they overlap.
 	for _, r := range c.waiting {
 		if f, ok := r.Later.(Flusher); ok {
