@@ -179,8 +179,11 @@ func lowerInto(dst, s []byte) []byte {
 	return dst
 }
 
-// equalFold reports whether arg equals the lower-case word w, ignoring ASCII case. Like Redis's
-// strcasecmp on an argument it reads arg as a C string: "nx\x00junk" equals "nx".
+// ArgIs reports whether the option argument arg is the lower-case word w, ignoring ASCII case.
+// Like Redis's strcasecmp on an argument it reads arg as a C string: "nx\x00junk" is "nx".
+// Packages that register commands use it for their options, so every option parses alike.
+func ArgIs(arg []byte, w string) bool { return equalFold(arg, w) }
+
 func equalFold(arg []byte, w string) bool {
 	if len(arg) < len(w) || (len(arg) > len(w) && arg[len(w)] != 0) {
 		return false

@@ -204,11 +204,11 @@ func (h *handlers) fetchlock(c *commands.Ctx, args [][]byte) (resp.Reply, error)
 		}
 		var err error
 		switch opt := args[i]; {
-		case equalFold(opt, "timeout"):
+		case commands.ArgIs(opt, "timeout"):
 			req.Timeout, err = msArg(args[i+1], "TIMEOUT", 0, maxTimeoutMs)
-		case equalFold(opt, "lease"):
+		case commands.ArgIs(opt, "lease"):
 			req.Lease, err = msArg(args[i+1], "LEASE", 1, maxLeaseMs)
-		case equalFold(opt, "refresh"):
+		case commands.ArgIs(opt, "refresh"):
 			req.Refresh, err = msArg(args[i+1], "REFRESH", 1, maxRefreshMs)
 		default:
 			return resp.Reply{}, commands.ErrSyntax
@@ -253,13 +253,13 @@ func (h *handlers) fetchfill(c *commands.Ctx, args [][]byte) (resp.Reply, error)
 	var expire []byte
 	for i := 4; i < len(args); i++ {
 		switch a := args[i]; {
-		case (equalFold(a, "ex") || equalFold(a, "px")) && unit == "" && i+1 < len(args):
+		case (commands.ArgIs(a, "ex") || commands.ArgIs(a, "px")) && unit == "" && i+1 < len(args):
 			unit, expire = "px", args[i+1]
-			if equalFold(a, "ex") {
+			if commands.ArgIs(a, "ex") {
 				unit = "ex"
 			}
 			i++
-		case equalFold(a, "tags") && i+1 < len(args):
+		case commands.ArgIs(a, "tags") && i+1 < len(args):
 			f.Tags = args[i+1:]
 			i = len(args)
 		default:
@@ -347,21 +347,4 @@ func expireAt(b []byte, seconds bool) (int64, error) {
 		return 0, bad
 	}
 	return now + n, nil
-}
-
-// equalFold reports whether arg equals the lower-case word w, ignoring ASCII case.
-func equalFold(arg []byte, w string) bool {
-	if len(arg) != len(w) {
-		return false
-	}
-	for i := 0; i < len(arg); i++ {
-		c := arg[i]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != w[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -117,9 +117,9 @@ func (cl *Cluster) restore(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	op := store.Op{Kind: store.Set, Value: args[3], TTL: store.TTLSet, ExpireAt: at}
 	for i := 5; i < len(args); i++ {
 		switch {
-		case equalFold(args[i], "nx"):
+		case commands.ArgIs(args[i], "nx"):
 			op.Cond = store.CondNX
-		case equalFold(args[i], "tags"):
+		case commands.ArgIs(args[i], "tags"):
 			op.Tags = args[i+1:]
 			i = len(args)
 		default:
@@ -152,10 +152,6 @@ func (cl *Cluster) drop(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 		cl.node.NotifyKey(args[2])
 	}
 	return resp.Bool(res.Done), nil
-}
-
-func equalFold(a []byte, lowerWord string) bool {
-	return len(a) == len(lowerWord) && string(lower(a)) == lowerWord
 }
 
 // pullIfMissing fetches key from its previous owner when the ring changed lately, the key is
