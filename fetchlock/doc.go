@@ -17,10 +17,11 @@
 // delete, tag invalidation or flush, through KeyChanged/AllChanged) ends the lease, so a slow
 // holder's fill is refused (STALE) and newer data stays. A fill under a lease granted on a missing
 // key is also conditional in the store (write only if still absent), which closes the window
-// between a concurrent write's store update and its notification. A refresh lease (granted on a
-// live key) cannot use that condition; there a write whose store update lands in the
-// microseconds between the fill's check and the fill's own store update may be overwritten. A
-// store-level compare-and-set would close that window.
+// between a concurrent write's store update and its notification. A fill under a refresh lease
+// (granted on a live key) is a compare-and-set in the store (store.CondSame): it writes only if
+// the key still holds the value the holder was handed, or has expired meanwhile. What remains
+// undetectable in that window is a write of the very same value, which changes nothing a reader
+// can see but its expiry.
 //
 // # Concurrency
 //

@@ -74,6 +74,7 @@ type lease struct {
 	e       *entry
 	owner   *owner // the holder's connection; nil when it has none
 	refresh bool   // granted on a live key (REFRESH): the fill may overwrite it
+	seen    []byte // REFRESH: the value the holder was given; the fill overwrites only that
 	filling bool   // a Fill is writing under this lease
 	expires time.Time
 	timer   *time.Timer
@@ -221,6 +222,7 @@ func (m *Manager) decide(ctx context.Context, e *entry, key []byte, req LockRequ
 			return LockResult{Status: Hit, Value: v}, nil, nil
 		case found:
 			l := m.grant(e, req.Lease, o, true)
+			l.seen = bytes.Clone(v)
 			s.mu.Unlock()
 			return LockResult{Status: Refresh, Value: v, Token: l.token}, nil, nil
 		case e.lease == nil:
@@ -308,7 +310,11 @@ func (m *Manager) Fill(ctx context.Context, key []byte, token Token, f FillReque
 	if f.ExpireAt != 0 {
 		op.TTL = store.TTLSet
 	}
-	if !l.refresh {
+	if l.refresh {
+		// Granted on a live key: a write since then has changed its value (or, expired in the
+		// meantime, the key is absent and the refresh may land).
+		op.Cond, op.Expect = store.CondSame, l.seen
+	} else {
 		// Granted on a missing key: any write since then has created it.
 		op.Cond = store.CondNX
 	}

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"bytes"
+
 	"github.com/vela-cache/vela/redisnum"
 )
 
@@ -51,7 +53,8 @@ func Apply(cur Entry, exists bool, op *Op, now int64, maxLen int64) (Entry, Acti
 		if op.ReturnOld && exists {
 			res.Value = cur.Value
 		}
-		if (op.Cond&CondNX != 0 && exists) || (op.Cond&CondXX != 0 && !exists) {
+		if (op.Cond&CondNX != 0 && exists) || (op.Cond&CondXX != 0 && !exists) ||
+			(op.Cond&CondSame != 0 && exists && !bytes.Equal(cur.Value, op.Expect)) {
 			return cur, Keep, res, nil
 		}
 		res.Done = true

@@ -142,6 +142,9 @@ const (
 	CondXX   Cond = 1 << 1 // only when the key (Set) or its expiry (Expire) exists
 	CondGT   Cond = 1 << 2 // Expire only: only when the new expiry is later (none counts as infinite)
 	CondLT   Cond = 1 << 3 // Expire only: only when the new expiry is earlier
+	// CondSame is for Set only: write only when the key is absent or still holds Op.Expect. It
+	// fences a FETCHLOCK refresh: a fill must not overwrite a value written since the lease.
+	CondSame Cond = 1 << 4
 )
 
 // TTLMode says what a write does to the key's expiry.
@@ -164,6 +167,8 @@ type Op struct {
 	TTL       TTLMode
 	ExpireAt  int64 // absolute unix ms; for IncrBy/IncrByFloat/Append it applies only to a new key
 	ReturnOld bool
+	// Expect is the value CondSame compares with.
+	Expect []byte
 	// Tags replaces the key's tags on Set (nil: no tags). Stores without tag support ignore it.
 	Tags [][]byte
 }

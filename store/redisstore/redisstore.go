@@ -214,6 +214,9 @@ func (s *Store) Start(_ context.Context, key []byte, op store.Op) store.Call {
 	return s.pipe.start(s, key, &op)
 }
 
+// errCompareAndSet: the redis store does not implement store.CondSame.
+var errCompareAndSet = errors.New("redis store: compare-and-set (CondSame) is not supported")
+
 // Do runs op as the matching Redis command (or, where tags must follow, a Lua script).
 func (s *Store) Do(ctx context.Context, key []byte, op store.Op) (store.Result, error) {
 	if s.closed.Load() {
@@ -221,6 +224,11 @@ func (s *Store) Do(ctx context.Context, key []byte, op store.Op) (store.Result, 
 	}
 	if op.Kind == store.Get || (op.Kind == store.GetEx && op.TTL == store.TTLKeep) {
 		return s.get(ctx, key)
+	}
+	if op.Cond&store.CondSame != 0 {
+		// Only the in-process lease manager asks for it; on this store leases live in Redis
+		// and their fills are fenced by Lua scripts (leases.go).
+		return store.Result{}, errCompareAndSet
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
