@@ -30,6 +30,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Get", testGet},
 		{"Set", testSet},
 		{"SetConditions", testSetConditions},
+		{"SetCompareAndSet", testSetSame},
 		{"SetTTL", testSetTTL},
 		{"Delete", testDelete},
 		{"IncrBy", testIncrBy},
@@ -171,6 +172,29 @@ func testSetConditions(t *testing.T, s store.Store) {
 		t.Fatal("XX on a live key was not done")
 	}
 	wantValue(t, s, "k", "3")
+}
+
+// testSetSame checks store.CondSame, the compare-and-set FETCHLOCK refresh fills use. A store
+// that does not offer it must refuse it with an error rather than ignore the condition.
+func testSetSame(t *testing.T, s store.Store) {
+	do(t, s, "k", store.Op{Kind: store.Set, Value: []byte("seen")})
+	res, err := s.Do(ctx, []byte("k"), store.Op{Kind: store.Set, Value: []byte("fill"), Cond: store.CondSame, Expect: []byte("seen")})
+	if err != nil {
+		wantValue(t, s, "k", "seen")
+		t.Skipf("store does not offer compare-and-set: %v", err)
+	}
+	if !res.Done {
+		t.Fatal("CondSame with the current value was not done")
+	}
+	wantValue(t, s, "k", "fill")
+	if res := do(t, s, "k", store.Op{Kind: store.Set, Value: []byte("late"), Cond: store.CondSame, Expect: []byte("seen")}); res.Done {
+		t.Fatal("CondSame after another write was done")
+	}
+	wantValue(t, s, "k", "fill")
+	if res := do(t, s, "gone", store.Op{Kind: store.Set, Value: []byte("v"), Cond: store.CondSame, Expect: []byte("seen")}); !res.Done {
+		t.Fatal("CondSame on a missing key was not done")
+	}
+	wantValue(t, s, "gone", "v")
 }
 
 func testSetTTL(t *testing.T, s store.Store) {
