@@ -363,31 +363,21 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 }
 
 // Len returns the number of live keys: the stored count less the expired keys not yet swept.
-func (s *Store) Len(ctx context.Context) (int64, error) {
-	if err := s.settle(ctx); err != nil {
-		return 0, err
-	}
-	var n int64
-	now := s.now()
-	err := s.db.View(func(tx *bolt.Tx) error {
-		n = metaInt(tx.Bucket(bucketMeta), metaCount) - countExpired(tx, now)
-		return nil
-	})
-	if err != nil {
-		return 0, s.dbError(err)
-	}
-	return n, nil
-}
+func (s *Store) Len(ctx context.Context) (int64, error) { return s.liveCount(ctx, metaCount) }
 
 // Expires returns the number of live keys with an expiry, for INFO's keyspace line.
-func (s *Store) Expires(ctx context.Context) (int64, error) {
+func (s *Store) Expires(ctx context.Context) (int64, error) { return s.liveCount(ctx, metaExpires) }
+
+// liveCount reads a stored count (every key, or every key with an expiry) less the keys that
+// have expired but are not yet swept.
+func (s *Store) liveCount(ctx context.Context, counter []byte) (int64, error) {
 	if err := s.settle(ctx); err != nil {
 		return 0, err
 	}
 	var n int64
 	now := s.now()
 	err := s.db.View(func(tx *bolt.Tx) error {
-		n = metaInt(tx.Bucket(bucketMeta), metaExpires) - countExpired(tx, now)
+		n = metaInt(tx.Bucket(bucketMeta), counter) - countExpired(tx, now)
 		return nil
 	})
 	if err != nil {
