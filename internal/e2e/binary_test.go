@@ -17,49 +17,12 @@ import (
 
 	"github.com/vela-cache/vela/internal/redistest"
 	"github.com/vela-cache/vela/internal/respclient"
+	"github.com/vela-cache/vela/internal/testproc"
 )
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildPath string
-	buildErr  error
-)
-
-// velaBinary builds the vela command once per test run and returns its path.
-func velaBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "vela-e2e-")
-		if buildErr != nil {
-			return
-		}
-		buildPath = filepath.Join(buildDir, "vela")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		goBin, err := exec.LookPath("go") // go test puts its own go first in PATH
-		if err != nil {
-			buildErr = err
-			return
-		}
-		cmd := exec.CommandContext(ctx, goBin, "build", "-o", buildPath, "github.com/vela-cache/vela")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = errors.New(err.Error() + ": " + string(out))
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("building vela: %v", buildErr)
-	}
-	return buildPath
-}
-
-// removeBinary deletes the built binary; TestMain calls it after the tests.
-func removeBinary() {
-	if buildDir != "" {
-		_ = os.RemoveAll(buildDir)
-	}
-}
+// velaBinary builds the vela command for a test (the Go build cache makes the second build
+// quick) and returns its path.
+func velaBinary(t *testing.T) string { return testproc.Build(t) }
 
 // TestGracefulShutdown starts the binary, runs pipelined traffic from several clients, sends
 // SIGTERM, and requires exit code 0 with every reply a client received complete: in-flight

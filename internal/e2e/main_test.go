@@ -9,7 +9,6 @@ import (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	removeBinary()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
