@@ -7,6 +7,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vela-cache/vela/internal/respclient"
@@ -186,22 +187,28 @@ func runStep(sides []*side, st Step, resp3 bool, res *Result) (*Mismatch, int) {
 	if st.Check == ScanAll {
 		return scanStep(sides, st, res)
 	}
-	for _, s := range sides {
+	var readErr []string
+	readErrs := make([]error, len(sides))
+	for i, s := range sides {
 		if st.Raw != nil {
 			s.c.SendRaw(st.Raw)
 		} else {
 			s.c.SendArgs(st.Args)
 		}
 		if err := s.c.Flush(); err != nil {
-			return Mismatch{Disconnected: true}.withErr(s.name, err), 1
+			if !isReset(err) {
+				return Mismatch{Disconnected: true}.withErr(s.name, err), 1
+			}
+			// The server closed on a protocol error before reading the whole request: judged
+			// below with the other side's reply, like a reset while reading.
+			readErrs[i] = err
+			readErr = append(readErr, fmt.Sprintf("%s: %v (while sending)", s.name, err))
 		}
 	}
 	n := max(st.Replies, 1)
 	replies := make([][]reply, len(sides))
-	var readErr []string
-	readErrs := make([]error, len(sides))
 	for i, s := range sides {
-		for j := 0; j < n; j++ {
+		for j := 0; j < n && readErrs[i] == nil; j++ {
 			v, raw, err := s.c.Receive()
 			if err != nil {
 				readErrs[i] = err
@@ -291,7 +298,7 @@ func protocolClose(replies [][]reply, errs []error) bool {
 	for i := range replies {
 		switch {
 		case errs[i] != nil:
-			if !strings.Contains(errs[i].Error(), "reset") {
+			if !isReset(errs[i]) {
 				return false
 			}
 		case len(replies[i]) == 0:
@@ -304,6 +311,12 @@ func protocolClose(replies [][]reply, errs []error) bool {
 		}
 	}
 	return true
+}
+
+// isReset reports whether err is the peer resetting or having closed the connection.
+func isReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		strings.Contains(err.Error(), "reset") || strings.Contains(err.Error(), "broken pipe")
 }
 
 // closed reports whether the server has closed c (it reads nothing more and sees EOF).
