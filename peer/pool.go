@@ -346,7 +346,7 @@ func (p *Pool) dial(pc *peerConns, deadline time.Time) (*conn, error) {
 	if len(p.cfg.Handshake) > 0 {
 		var out []byte
 		for _, cmd := range p.cfg.Handshake {
-			out = appendCommand(out, cmd)
+			out = resp.AppendCommand(out, cmd...)
 		}
 		_ = nc.SetDeadline(deadline)
 		_, err = nc.Write(out)
@@ -464,7 +464,7 @@ func (cn *conn) send(call *Call, args [][]byte, timeout time.Duration) {
 		call.finish(resp.Reply{}, err)
 		return
 	}
-	cn.wbuf = appendCommand(cn.wbuf, args)
+	cn.wbuf = resp.AppendCommand(cn.wbuf, args...)
 	cn.queue = append(cn.queue, call)
 	cn.timeout = timeout
 	big := len(cn.wbuf) >= 64<<10

@@ -153,18 +153,3 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 	}
 	return line[:len(line)-2], nil
 }
-
-// appendCommand encodes args as a RESP multibulk request.
-func appendCommand(dst []byte, args [][]byte) []byte {
-	dst = append(dst, '*')
-	dst = strconv.AppendInt(dst, int64(len(args)), 10)
-	dst = append(dst, '\r', '\n')
-	for _, a := range args {
-		dst = append(dst, '$')
-		dst = strconv.AppendInt(dst, int64(len(a)), 10)
-		dst = append(dst, '\r', '\n')
-		dst = append(dst, a...)
-		dst = append(dst, '\r', '\n')
-	}
-	return dst
-}

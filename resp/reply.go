@@ -210,3 +210,13 @@ func AppendFloat(dst []byte, f float64) []byte {
 	}
 	return strconv.AppendFloat(dst, f, 'g', 17, 64)
 }
+
+// AppendCommand appends args encoded as a RESP multibulk request, the form clients send (peer
+// forwarding, test clients).
+func AppendCommand(dst []byte, args ...[]byte) []byte {
+	dst = redcon.AppendArray(dst, len(args))
+	for _, a := range args {
+		dst = redcon.AppendBulk(dst, a)
+	}
+	return dst
+}

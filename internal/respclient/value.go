@@ -8,6 +8,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/vela-cache/vela/resp"
 )
 
 // Value is one parsed reply. Type is the RESP type byte the server sent, so RESP2 and RESP3
@@ -213,19 +215,7 @@ func readValue(r *bufio.Reader, raw *bytes.Buffer, depth int) (Value, error) {
 }
 
 // AppendCommand appends args encoded as a RESP multibulk request.
-func AppendCommand(dst []byte, args ...[]byte) []byte {
-	dst = append(dst, '*')
-	dst = strconv.AppendInt(dst, int64(len(args)), 10)
-	dst = append(dst, '\r', '\n')
-	for _, a := range args {
-		dst = append(dst, '$')
-		dst = strconv.AppendInt(dst, int64(len(a)), 10)
-		dst = append(dst, '\r', '\n')
-		dst = append(dst, a...)
-		dst = append(dst, '\r', '\n')
-	}
-	return dst
-}
+func AppendCommand(dst []byte, args ...[]byte) []byte { return resp.AppendCommand(dst, args...) }
 
 // Args converts strings, byte slices and integers to command arguments.
 func Args(args ...any) [][]byte {

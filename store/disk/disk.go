@@ -330,14 +330,7 @@ func (s *Store) Flush(ctx context.Context) error {
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	r := &request{kind: reqFlush, done: make(chan struct{}, 1)}
-	if err := s.submit(r); err != nil {
-		return err
-	}
-	return r.err
+	return s.control(ctx, reqFlush)
 }
 
 // Sweep removes expired entries (and their tags) from the file, SweepBatch per transaction, until
@@ -395,10 +388,15 @@ func (s *Store) settle(ctx context.Context) error {
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
+	return s.control(ctx, reqMove)
+}
+
+// control asks the committer for a whole-store operation and waits for it.
+func (s *Store) control(ctx context.Context, kind reqKind) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r := &request{kind: reqMove, done: make(chan struct{}, 1)}
+	r := &request{kind: kind, done: make(chan struct{}, 1)}
 	if err := s.submit(r); err != nil {
 		return err
 	}
