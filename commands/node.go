@@ -158,6 +158,20 @@ func (n *Node) ServeRESP(conn *resp.Conn, args [][]byte) resp.Reply {
 	return n.Exec(ctx, args)
 }
 
+// TryServeRESP implements resp.Inliner: it runs the command unless the command may wait or take
+// long — FETCHLOCK, administrative and cluster-wide commands (KEYS, SCAN, FLUSHALL…) — or the
+// node routes commands to other members. The server enables event loops only over a store whose
+// operations never wait on I/O (the memory store), so every other command completes at once.
+func (n *Node) TryServeRESP(conn *resp.Conn, args [][]byte) (resp.Reply, bool) {
+	if n.router != nil {
+		return resp.Reply{}, false
+	}
+	if cmd := n.Lookup(args); cmd != nil && cmd.Flags&(FlagBlocking|FlagAdmin|FlagClusterWide) != 0 {
+		return resp.Reply{}, false
+	}
+	return n.ServeRESP(conn, args), true
+}
+
 // Exec runs one command for ctx.
 func (n *Node) Exec(ctx *Ctx, args [][]byte) resp.Reply {
 	if len(args) == 0 {

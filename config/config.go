@@ -33,6 +33,7 @@ type Config struct {
 	StampedeProtection bool          // FETCHLOCK waits and GET coalescing
 	StampedeTimeout    time.Duration // default FETCHLOCK wait and lease
 	StatsEnabled       bool          // counters for STATS/INFO
+	EventLoops         int           // epoll loops serving clients (memory store, local topology); 0 none
 
 	Store     StoreConfig
 	Topology  TopologyConfig
@@ -93,6 +94,7 @@ func Default() Config {
 		StampedeProtection: true,
 		StampedeTimeout:    5 * time.Second,
 		StatsEnabled:       true,
+		EventLoops:         1,
 		Store:              StoreConfig{Type: "memory", DiskPath: "./data/vela.db", RedisURL: "redis://127.0.0.1:6379/0"},
 		Topology:           TopologyConfig{Type: "local"},
 		Cluster: ClusterConfig{NodeName: host, GossipListen: "127.0.0.1:7946", Replicas: 1,
@@ -158,6 +160,8 @@ func (c *Config) Validate() error {
 		return &Error{"max_memory", "must not be negative"}
 	case c.DefaultTTL < 0:
 		return &Error{"default_ttl", "must not be negative"}
+	case c.EventLoops < 0 || c.EventLoops > 1024:
+		return &Error{"event_loops", "must be between 0 and 1024"}
 	case c.Timeout < 0:
 		return &Error{"timeout", "must not be negative"}
 	case c.SweepInterval < 0:

@@ -18,9 +18,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // blockingServer serves WAIT (blocks in Conn.Blocking until the connection's context ends, then
 // reports on ended), NAP ms (blocks in Conn.Blocking for ms, replies with its argument echoed
 // back after the wait, which proves the argument survived) and PING.
-func blockingServer(t *testing.T, ended chan<- error) *resp.Server {
+func blockingServer(t *testing.T, loops int, ended chan<- error) *resp.Server {
 	t.Helper()
-	srv := resp.NewServer(resp.Config{Addr: "127.0.0.1:0"}, resp.HandlerFunc(func(c *resp.Conn, args [][]byte) resp.Reply {
+	srv := resp.NewServer(resp.Config{Addr: "127.0.0.1:0", EventLoops: loops}, waitsOn("WAIT", "NAP")(func(c *resp.Conn, args [][]byte) resp.Reply {
 		switch strings.ToUpper(string(args[0])) {
 		case "WAIT":
 			c.Blocking(func() { <-c.Context().Done() })
@@ -54,9 +54,11 @@ func blockingServer(t *testing.T, ended chan<- error) *resp.Server {
 
 // A client that disconnects while its command waits in Blocking is noticed at once: the wait's
 // context is cancelled and the connection is closed, with no goroutine left behind.
-func TestBlockingNoticesDisconnect(t *testing.T) {
+func TestBlockingNoticesDisconnect(t *testing.T) { inBothModes(t, testBlockingNoticesDisconnect) }
+
+func testBlockingNoticesDisconnect(t *testing.T, loops int) {
 	ended := make(chan error, 1)
-	srv := blockingServer(t, ended)
+	srv := blockingServer(t, loops, ended)
 	nc, err := net.Dial("tcp", srv.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +91,11 @@ func TestBlockingNoticesDisconnect(t *testing.T) {
 // Commands pipelined behind a blocking one, read by the watcher during the wait, run afterwards
 // in order; the blocking command's own argument is intact when it replies.
 func TestBlockingKeepsPipelinedCommands(t *testing.T) {
-	srv := blockingServer(t, make(chan error, 1))
+	inBothModes(t, testBlockingKeepsPipelinedCommands)
+}
+
+func testBlockingKeepsPipelinedCommands(t *testing.T, loops int) {
+	srv := blockingServer(t, loops, make(chan error, 1))
 	nc, err := net.Dial("tcp", srv.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -119,9 +125,11 @@ func TestBlockingKeepsPipelinedCommands(t *testing.T) {
 
 // Shutdown is not held up by a client whose command is waiting in Blocking beyond the shutdown
 // deadline: the wait is cancelled and Shutdown reports the deadline.
-func TestBlockingShutdown(t *testing.T) {
+func TestBlockingShutdown(t *testing.T) { inBothModes(t, testBlockingShutdown) }
+
+func testBlockingShutdown(t *testing.T, loops int) {
 	ended := make(chan error, 1)
-	srv := resp.NewServer(resp.Config{Addr: "127.0.0.1:0"}, resp.HandlerFunc(func(c *resp.Conn, args [][]byte) resp.Reply {
+	srv := resp.NewServer(resp.Config{Addr: "127.0.0.1:0", EventLoops: loops}, waitsOn("WAIT")(func(c *resp.Conn, args [][]byte) resp.Reply {
 		c.Blocking(func() { <-c.Context().Done() })
 		ended <- c.Context().Err()
 		return resp.OK
@@ -153,9 +161,11 @@ func TestBlockingShutdown(t *testing.T) {
 
 // After a blocking command, the watcher's pending read becomes the connection's next read: a
 // command sent after the reply is served, and the idle timeout applies again.
-func TestBlockingReadCarriesOver(t *testing.T) {
-	srv := resp.NewServer(resp.Config{Addr: "127.0.0.1:0", IdleTimeout: 300 * time.Millisecond},
-		resp.HandlerFunc(func(c *resp.Conn, args [][]byte) resp.Reply {
+func TestBlockingReadCarriesOver(t *testing.T) { inBothModes(t, testBlockingReadCarriesOver) }
+
+func testBlockingReadCarriesOver(t *testing.T, loops int) {
+	srv := resp.NewServer(resp.Config{Addr: "127.0.0.1:0", IdleTimeout: 300 * time.Millisecond, EventLoops: loops},
+		waitsOn("NAP")(func(c *resp.Conn, args [][]byte) resp.Reply {
 			if strings.EqualFold(string(args[0]), "NAP") {
 				c.Blocking(func() { time.Sleep(10 * time.Millisecond) })
 				return resp.OK

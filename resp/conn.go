@@ -33,6 +33,12 @@ type Conn struct {
 	// settling is set while Settle resolves the waiting replies.
 	settling bool
 
+	// Event loop serving (loop_linux.go). loop is the connection's loop (nil: goroutine mode
+	// only), fdio its non-blocking socket access, inLoop whether the loop holds it right now.
+	loop   *loop
+	fdio   *fdIO
+	inLoop bool
+
 	// Socket watching for Blocking. blocking and watching belong to the connection's goroutine:
 	// blocking is set while Blocking runs, watching while a watcher goroutine exists whose result
 	// has not been collected from wdone.
@@ -275,7 +281,7 @@ func (c *Conn) flush() error {
 // a disconnect is noticed when the wait ends. The idle timeout does not apply while fn runs, as
 // Redis does not apply it to blocked clients.
 func (c *Conn) Blocking(fn func()) {
-	if c.blocking || !c.startWatch() {
+	if c.blocking || c.inLoop || !c.startWatch() { // an Inliner never runs a wait on a loop
 		fn()
 		return
 	}

@@ -25,6 +25,7 @@ const (
 	unauthMultibulkLen    = 10    // most arguments before AUTH when a password is required
 	unauthBulkLen         = 16384 // longest argument before AUTH when a password is required
 	initialBufSize        = 16 << 10
+	greedyBufSize         = 4 * initialBufSize // grown to after a read that filled the buffer; kept while busy
 )
 
 // ProtocolError is a malformed request. Its text is what Redis replies before closing the
@@ -44,7 +45,8 @@ type Reader struct {
 	rd     io.Reader
 	limits Limits
 	buf    []byte
-	r, w   int // buf[r:w] is read but not yet consumed
+	r, w   int  // buf[r:w] is read but not yet consumed
+	filled bool // the last read filled all the room it was given
 
 	// requireAuth applies Redis's stricter limits to clients that have not authenticated.
 	requireAuth bool
@@ -191,7 +193,11 @@ func (rd *Reader) splitInline(line []byte) ([][]byte, []byte, error) {
 
 // Fill reads more input into the buffer, compacting or growing it as needed. Argument slices
 // returned by Next before the call are invalid after it.
-func (rd *Reader) Fill() error {
+func (rd *Reader) Fill() error { return rd.FillFrom(rd.rd) }
+
+// FillFrom is Fill reading from src instead of the Reader's own source: an event loop reads the
+// socket without blocking, and one read that finds nothing returns src's error (EAGAIN).
+func (rd *Reader) FillFrom(src io.Reader) error {
 	if rd.r > 0 {
 		if rd.r == rd.w && len(rd.buf) > 4*initialBufSize && rd.pending == 0 {
 			rd.buf = make([]byte, initialBufSize) // give back a buffer grown by one big command
@@ -201,7 +207,10 @@ func (rd *Reader) Fill() error {
 		rd.w -= rd.r
 		rd.r = 0
 	}
-	if rd.w == len(rd.buf) {
+	// Grow when the buffer is full, and also, up to greedyBufSize, when the last read filled all
+	// the room it had: a client pipelining more than the buffer holds then gets its whole batch
+	// read, and answered, at once instead of in two halves (Redis's query buffer is greedy too).
+	if rd.w == len(rd.buf) || (rd.filled && len(rd.buf) < greedyBufSize) {
 		if len(rd.buf) >= rd.limits.MaxQueryBuffer {
 			return ErrQueryBufferLimit
 		}
@@ -210,7 +219,8 @@ func (rd *Reader) Fill() error {
 		copy(grown, rd.buf[:rd.w])
 		rd.buf = grown
 	}
-	n, err := rd.rd.Read(rd.buf[rd.w:])
+	n, err := src.Read(rd.buf[rd.w:])
+	rd.filled = n == len(rd.buf)-rd.w
 	rd.w += n
 	if n > 0 {
 		return nil

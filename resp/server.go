@@ -23,6 +23,15 @@ type Handler interface {
 	ServeRESP(c *Conn, args [][]byte) Reply
 }
 
+// Inliner is implemented by a Handler whose commands can run on an event loop (Config.EventLoops).
+// TryServeRESP runs the command and returns its reply, with ok true, when the command completes
+// without waiting: no I/O, no Blocking, no Later reply, nothing slower than the store's own
+// locks. Otherwise it does nothing at all and returns ok false, and the command runs through
+// ServeRESP on a goroutine of the connection's own, which may wait as long as it needs.
+type Inliner interface {
+	TryServeRESP(c *Conn, args [][]byte) (reply Reply, ok bool)
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(c *Conn, args [][]byte) Reply
 
@@ -46,20 +55,28 @@ type Config struct {
 	Logger *slog.Logger
 	// OnAccept, when set, is called for every accepted connection (total_connections_received).
 	OnAccept func()
+	// EventLoops is the number of epoll event loops serving connections (Linux only, and only when
+	// the Handler is an Inliner). A connection on a loop costs one read and one write system call
+	// per request and no goroutine switch; commands the Inliner declines run on a goroutine of
+	// the connection's own. 0 serves every connection from a goroutine of its own.
+	EventLoops int
 }
 
 // Server is a RESP listener.
 type Server struct {
 	cfg     Config
 	handler Handler
+	inliner Inliner // handler as an Inliner; nil when it is not one
 	log     *slog.Logger
 
 	ln       net.Listener
 	ctx      context.Context // parent of every connection's context
 	cancel   context.CancelFunc
 	closing  atomic.Bool
-	conns    sync.WaitGroup // one per connection goroutine
+	conns    sync.WaitGroup // one per open connection, done in closeConn
 	acceptWG sync.WaitGroup // the accept loop
+	loopList []*loop        // the event loops, when EventLoops > 0; set under mu
+	loops    sync.WaitGroup // one per running event loop
 	nextID   atomic.Int64
 	count    atomic.Int64 // open connections
 
@@ -80,7 +97,8 @@ func NewServer(cfg Config, h Handler) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{cfg: cfg, handler: h, log: log, ctx: ctx, cancel: cancel,
+	inl, _ := h.(Inliner)
+	return &Server{cfg: cfg, handler: h, inliner: inl, log: log, ctx: ctx, cancel: cancel,
 		clients: make(map[*Conn]struct{})}
 }
 
@@ -107,6 +125,11 @@ func (s *Server) Addr() net.Addr {
 func (s *Server) Serve() error {
 	s.acceptWG.Add(1)
 	defer s.acceptWG.Done()
+	if s.cfg.EventLoops > 0 && s.inliner != nil && loopsSupported && !s.closing.Load() {
+		if err := s.startLoops(s.cfg.EventLoops); err != nil {
+			s.log.Warn("event loops unavailable; serving each client from a goroutine", "err", err)
+		}
+	}
 	for {
 		nc, err := s.ln.Accept()
 		if err != nil {
@@ -138,7 +161,13 @@ func (s *Server) Serve() error {
 		}
 		c := s.newConn(nc)
 		s.conns.Add(1)
-		go s.serveConn(c)
+		if len(s.loopList) > 0 {
+			l := s.loopList[int(c.ID)%len(s.loopList)]
+			if l.attach(c) && l.give(c) {
+				continue
+			}
+		}
+		go s.serveConn(c, nil, nil)
 	}
 }
 
@@ -168,6 +197,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			_ = s.ln.Close()
 		}
 		s.acceptWG.Wait()
+		// A connection on an event loop is never in the middle of a command when its loop sees
+		// the stop: the loops close theirs at once.
+		s.mu.Lock()
+		loops := s.loopList
+		s.mu.Unlock()
+		for _, l := range loops {
+			l.stop()
+		}
+		s.loops.Wait()
 		// Wake connections blocked in Read; one executing a command finishes it first and then
 		// notices closing.
 		s.Clients(func(c *Conn) { _ = c.nc.SetReadDeadline(time.Now()) })
@@ -210,17 +248,30 @@ func (s *Server) newConn(nc net.Conn) *Conn {
 // maxPendingOutput is the reply backlog after which a batch flushes before reading on.
 const maxPendingOutput = 64 << 10
 
-func (s *Server) serveConn(c *Conn) {
-	defer s.conns.Done()
-	defer s.closeConn(c)
+// serveConn serves c from a goroutine of its own ("goroutine mode"). When c comes from an event
+// loop, it first runs args, the command the loop declined, or answers perr, the protocol error
+// the loop met. It returns once c is closed, or once it has given c back to its event loop:
+// that happens when c is idle after a command the loop could have run itself.
+func (s *Server) serveConn(c *Conn, args [][]byte, err error) {
+	givenBack := false
 	defer func() {
 		// A handler bug must not take the process down; the client loses only its connection.
 		if p := recover(); p != nil {
 			s.log.Error("panic serving connection", "client", c.ID, "panic", p)
 		}
+		if !givenBack {
+			s.closeConn(c)
+		}
 	}()
+	lastInline := false // the last command was one the event loop runs
 	for {
-		args, err := c.rd.Next()
+		if args == nil && err == nil {
+			if c.quit { // QUIT ran on the loop, which could not write its reply
+				_ = c.flush()
+				return
+			}
+			args, err = c.rd.Next()
+		}
 		if err != nil {
 			var pe *ProtocolError
 			if errors.As(err, &pe) {
@@ -235,6 +286,15 @@ func (s *Server) serveConn(c *Conn) {
 		if args == nil {
 			if c.flush() != nil || c.quit || s.closing.Load() {
 				return
+			}
+			if lastInline && c.loop != nil && !c.watching && len(c.waiting) == 0 {
+				if s.cfg.IdleTimeout > 0 && !c.noIdle {
+					_ = c.nc.SetReadDeadline(time.Time{}) // the loop keeps the idle timeout
+				}
+				if c.loop.give(c) {
+					givenBack = true
+					return
+				}
 			}
 			if s.cfg.IdleTimeout > 0 && !c.noIdle {
 				_ = c.nc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
@@ -256,7 +316,17 @@ func (s *Server) serveConn(c *Conn) {
 			c.lastActive.Store(time.Now().UnixMilli())
 			continue
 		}
-		reply := s.handler.ServeRESP(c, args)
+		var reply Reply
+		if c.loop != nil {
+			var ok bool
+			if reply, ok = s.inliner.TryServeRESP(c, args); !ok {
+				reply = s.handler.ServeRESP(c, args)
+			}
+			lastInline = ok
+		} else {
+			reply = s.handler.ServeRESP(c, args)
+		}
+		args = nil
 		if c.peerGone.Load() { // seen by Blocking's watcher: nobody is left to read the reply
 			return
 		}
@@ -288,4 +358,5 @@ func (s *Server) closeConn(c *Conn) {
 	s.mu.Unlock()
 	s.count.Add(-1)
 	c.runCloseHooks()
+	s.conns.Done()
 }

@@ -113,6 +113,7 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 		Limits:      resp.Limits{MaxBulkLen: cfg.ProtoMaxBulkLen},
 		Logger:      log,
 		OnAccept:    counters.Connections.Inc,
+		EventLoops:  eventLoops(cfg),
 	}, node)
 	node.SetClients(rs)
 	s := &Server{cfg: cfg, log: log, store: st, stats: counters, node: node, leases: mgr,
@@ -222,6 +223,16 @@ func openStore(cfg config.Config, counters *stats.Stats, log *slog.Logger) (stor
 }
 
 // redisSettings are the CONFIG GET parameters, under Redis's names.
+// eventLoops is how many event loops serve clients. Their commands run on the loop, so only a
+// store that never waits on I/O (memory) in the local topology can use them; the disk and redis
+// stores and the partitioned topology serve each client from a goroutine of its own.
+func eventLoops(cfg config.Config) int {
+	if cfg.Store.Type != "memory" || cfg.Topology.Type != "local" {
+		return 0
+	}
+	return cfg.EventLoops
+}
+
 func redisSettings(cfg config.Config) map[string]string {
 	policy := map[string]string{"ttl_only": "noeviction", "lru": "allkeys-lru", "lfu": "allkeys-lfu"}[cfg.EvictionPolicy]
 	return map[string]string{

@@ -1,0 +1,286 @@
+package resp_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vela-cache/vela/resp"
+)
+
+// inlineHandler is a Handler and an Inliner: the commands named in waits are declined by
+// TryServeRESP (they must run on a goroutine), every other command runs in-line.
+type inlineHandler struct {
+	fn    resp.HandlerFunc
+	waits map[string]bool
+}
+
+func (h inlineHandler) ServeRESP(c *resp.Conn, args [][]byte) resp.Reply { return h.fn(c, args) }
+
+func (h inlineHandler) TryServeRESP(c *resp.Conn, args [][]byte) (resp.Reply, bool) {
+	if h.waits[strings.ToUpper(string(args[0]))] {
+		return resp.Reply{}, false
+	}
+	return h.fn(c, args), true
+}
+
+// waitsOn builds a handler that may run on an event loop, except for the named commands.
+func waitsOn(names ...string) func(resp.HandlerFunc) resp.Handler {
+	return func(fn resp.HandlerFunc) resp.Handler {
+		h := inlineHandler{fn: fn, waits: map[string]bool{}}
+		for _, n := range names {
+			h.waits[n] = true
+		}
+		return h
+	}
+}
+
+// inBothModes runs test with every connection on its own goroutine, then on an event loop.
+func inBothModes(t *testing.T, test func(t *testing.T, loops int)) {
+	t.Run("goroutines", func(t *testing.T) { test(t, 0) })
+	if resp.LoopsSupported {
+		t.Run("eventloop", func(t *testing.T) { test(t, 1) })
+	}
+}
+
+// loopServer serves PING, BIG n (a bulk of n bytes), QUIT, BOOM (panics) and NAP ms (waits on a
+// goroutine) with one event loop.
+func loopServer(t *testing.T, cfg resp.Config) *resp.Server {
+	t.Helper()
+	if !resp.LoopsSupported {
+		t.Skip("event loops need Linux")
+	}
+	cfg.Addr, cfg.EventLoops = "127.0.0.1:0", 1
+	srv := resp.NewServer(cfg, waitsOn("NAP")(func(c *resp.Conn, args [][]byte) resp.Reply {
+		switch strings.ToUpper(string(args[0])) {
+		case "BIG":
+			n, _ := strconv.Atoi(string(args[1]))
+			return resp.Bulk(bytes.Repeat([]byte{'v'}, n))
+		case "QUIT":
+			c.Quit()
+			return resp.OK
+		case "BOOM":
+			panic("handler bug")
+		case "NAP":
+			d, _ := time.ParseDuration(string(args[1]) + "ms")
+			c.Blocking(func() { time.Sleep(d) })
+			return resp.Bulk(args[1])
+		}
+		return resp.Status("PONG")
+	}))
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return srv
+}
+
+// dialLoop connects and returns the connection with a reader, under a test-wide deadline.
+func dialLoop(t *testing.T, srv *resp.Server) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	nc, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = nc.Close() })
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	return nc, bufio.NewReader(nc)
+}
+
+// expectLines reads one line per want and compares it without its CRLF.
+func expectLines(t *testing.T, br *bufio.Reader, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading %q: %v", w, err)
+		}
+		if got := strings.TrimRight(line, "\r\n"); got != w {
+			t.Fatalf("got %q, want %q", got, w)
+		}
+	}
+}
+
+// waitHeld waits until the event loop holds n connections.
+func waitHeld(t *testing.T, srv *resp.Server, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for srv.LoopHeld() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("event loop holds %d connections, want %d", srv.LoopHeld(), n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// A command the loop declines moves its connection to a goroutine, with the replies of the
+// commands before it written first and those after it in order; once the connection is idle
+// after an in-line command, the loop holds it again. (After a Blocking wait, the watcher's
+// pending read is the connection's next read, so the loop takes it back one request later.)
+func TestLoopHandsOffAndTakesBack(t *testing.T) {
+	srv := loopServer(t, resp.Config{})
+	nc, br := dialLoop(t, srv)
+	waitHeld(t, srv, 1)
+	if _, err := nc.Write([]byte("PING\r\n*2\r\n$3\r\nNAP\r\n$2\r\n30\r\nPING\r\nPING\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	expectLines(t, br, "+PONG", "$2", "30", "+PONG", "+PONG")
+	if _, err := nc.Write([]byte("PING\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	expectLines(t, br, "+PONG")
+	waitHeld(t, srv, 1)
+	for range 3 {
+		if _, err := nc.Write([]byte("PING\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		expectLines(t, br, "+PONG")
+	}
+}
+
+// A reply larger than the socket buffer cannot be written by the loop without waiting: the
+// connection's goroutine writes the rest while the client reads slowly, and nothing is lost.
+func TestLoopLargeReply(t *testing.T) {
+	srv := loopServer(t, resp.Config{})
+	nc, br := dialLoop(t, srv)
+	const size = 8 << 20
+	if _, err := nc.Write([]byte("*2\r\n$3\r\nBIG\r\n$7\r\n" + strconv.Itoa(size) + "\r\nPING\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the socket buffer fills before the client reads
+	expectLines(t, br, "$"+strconv.Itoa(size))
+	n, err := io.CopyN(io.Discard, br, size+2)
+	if err != nil || n != size+2 {
+		t.Fatalf("read %d bytes of the reply: %v", n, err)
+	}
+	expectLines(t, br, "+PONG")
+	waitHeld(t, srv, 1) // PING ran in-line: the loop has the connection back
+}
+
+// A protocol error met on the loop is answered with Redis's text, then the connection closes.
+func TestLoopProtocolError(t *testing.T) {
+	srv := loopServer(t, resp.Config{})
+	nc, br := dialLoop(t, srv)
+	if _, err := nc.Write([]byte("PING\r\n*1\r\n$x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	expectLines(t, br, "+PONG", "-ERR Protocol error: invalid bulk length")
+	if _, err := br.ReadString('\n'); err != io.EOF {
+		t.Fatalf("connection still open after a protocol error: %v", err)
+	}
+	waitHeld(t, srv, 0)
+}
+
+// QUIT on the loop writes its reply and closes; commands pipelined after it do not run.
+func TestLoopQuit(t *testing.T) {
+	srv := loopServer(t, resp.Config{})
+	nc, br := dialLoop(t, srv)
+	if _, err := nc.Write([]byte("QUIT\r\nPING\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	expectLines(t, br, "+OK")
+	if rest, err := io.ReadAll(br); err != nil || len(rest) != 0 {
+		t.Fatalf("after QUIT: %q, %v", rest, err)
+	}
+	waitHeld(t, srv, 0)
+}
+
+// A panic in an in-line handler costs its client the connection, nothing else.
+func TestLoopHandlerPanic(t *testing.T) {
+	srv := loopServer(t, resp.Config{})
+	other, obr := dialLoop(t, srv)
+	nc, br := dialLoop(t, srv)
+	waitHeld(t, srv, 2)
+	if _, err := nc.Write([]byte("BOOM\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := br.ReadString('\n'); err != io.EOF {
+		t.Fatalf("connection of the panicking command still open: %v", err)
+	}
+	if _, err := other.Write([]byte("PING\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	expectLines(t, obr, "+PONG")
+	if n := srv.ClientCount(); n != 1 {
+		t.Fatalf("%d clients after the panic, want 1", n)
+	}
+}
+
+// The loop enforces the idle timeout on the connections it holds.
+func TestLoopIdleTimeout(t *testing.T) {
+	srv := loopServer(t, resp.Config{IdleTimeout: 200 * time.Millisecond})
+	nc, br := dialLoop(t, srv)
+	for range 3 { // activity keeps the connection open
+		time.Sleep(100 * time.Millisecond)
+		if _, err := nc.Write([]byte("PING\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		expectLines(t, br, "+PONG")
+	}
+	start := time.Now()
+	if _, err := br.ReadString('\n'); err != io.EOF {
+		t.Fatalf("idle connection: %v, want EOF", err)
+	}
+	if waited := time.Since(start); waited < 150*time.Millisecond || waited > 3*time.Second {
+		t.Fatalf("closed after %v idle, want about 200 ms", waited)
+	}
+}
+
+// Shutdown closes the connections the loop holds and its goroutine ends (TestMain checks for
+// leaks); a client that disconnects on its own is removed.
+func TestLoopShutdownAndDisconnect(t *testing.T) {
+	srv := loopServer(t, resp.Config{})
+	var conns []net.Conn
+	for range 20 {
+		nc, br := dialLoop(t, srv)
+		if _, err := nc.Write([]byte("PING\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		expectLines(t, br, "+PONG")
+		conns = append(conns, nc)
+	}
+	waitHeld(t, srv, 20)
+	for _, nc := range conns[:10] {
+		_ = nc.Close()
+	}
+	waitHeld(t, srv, 10)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.ClientCount(); n != 0 {
+		t.Fatalf("%d clients after Shutdown", n)
+	}
+	for _, nc := range conns[10:] {
+		if _, err := nc.Read(make([]byte, 1)); err == nil {
+			t.Fatal("connection open after Shutdown")
+		}
+	}
+}
+
+// Commands pipelined in batches larger than the read buffer all run, in order, on the loop.
+func TestLoopLargePipeline(t *testing.T) {
+	srv := loopServer(t, resp.Config{})
+	nc, br := dialLoop(t, srv)
+	const n = 20000
+	go func() {
+		_, _ = nc.Write(bytes.Repeat([]byte("*2\r\n$3\r\nBIG\r\n$2\r\n10\r\n"), n))
+	}()
+	for range n {
+		expectLines(t, br, "$10", "vvvvvvvvvv")
+	}
+}
