@@ -3,8 +3,10 @@
 # same run: redis-benchmark with 50 clients, pipeline 1 and 16, 64-byte and 1 KiB values.
 # Prints requests per second for each and the ratio Vela/Redis.
 #
-# Usage: bench/getset.sh [requests-per-cell]   (default 200000)
-# Environment: VELA_BENCH_ARGS adds flags to the Vela command line (e.g. "-stats_enabled=false").
+# Usage: bench/getset.sh [requests-per-cell]   (default 200000; pipeline-16 cells send 5x as many)
+# Environment: VELA_BENCH_ARGS adds flags to the Vela command line (e.g. "-stats_enabled=false");
+# REPS (default 3) runs each cell that many times, alternating Redis and Vela, and prints the
+# median of each, so that one noisy run on a shared machine does not decide the ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-200000}
@@ -26,12 +28,21 @@ rps() { # port test pipeline size
     awk -F'","' 'NR>1 {gsub(/"/,"",$2); print $2; exit}'
 }
 
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+REPS=${REPS:-3}
 printf '%-4s %-5s %-6s %12s %12s %7s\n' test pipe value redis_rps vela_rps ratio
 for t in set get; do
   for p in 1 16; do
     for d in 64 1024; do
-      r=$(rps "$RPORT" "$t" "$p" "$d")
-      v=$(rps "$VPORT" "$t" "$p" "$d")
+      n=$N; [ "$p" -gt 1 ] && n=$((5 * N))
+      rs=""; vs=""
+      for _ in $(seq "$REPS"); do
+        rs+="$(N=$n rps "$RPORT" "$t" "$p" "$d")"$'\n'
+        vs+="$(N=$n rps "$VPORT" "$t" "$p" "$d")"$'\n'
+      done
+      r=$(printf '%s' "$rs" | median)
+      v=$(printf '%s' "$vs" | median)
       ratio=$(awk -v a="$v" -v b="$r" 'BEGIN { if (b > 0) printf "%.2f", a/b; else print "n/a" }')
       printf '%-4s %-5s %-6s %12s %12s %7s\n' "$t" "$p" "$d" "$r" "$v" "$ratio"
     done
