@@ -1,17 +1,11 @@
 package fetchlock_test
 
 import (
-	"bufio"
 	"context"
-	"fmt"
 	"net"
-	"os"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -511,98 +505,6 @@ func (f *fakeClient) close() {
 	}
 }
 
-// TestFillLatency measures, with 1,000 waiters on one key, the time from sending FETCHFILL to the
-// last waiter receiving its HIT, over many rounds, and prints p50/p99. It is a benchmark, not a
-// check: set VELA_BENCH_FETCHLOCK=1 (and VELA_BENCH_ROUNDS, default 100) to run it:
-//
-//	VELA_BENCH_FETCHLOCK=1 go test -run TestFillLatency -v ./fetchlock/
-//
-// The waiters use raw sockets with a minimal RESP reader so that the figure is the server's
-// (plus the kernel's), not a client library's; the holder uses go-redis.
-func TestFillLatency(t *testing.T) {
-	if os.Getenv("VELA_BENCH_FETCHLOCK") == "" {
-		t.Skip("set VELA_BENCH_FETCHLOCK=1 to run the fill-to-last-HIT latency benchmark")
-	}
-	const n = 1000
-	rounds := 100
-	if s := os.Getenv("VELA_BENCH_ROUNDS"); s != "" {
-		rounds, _ = strconv.Atoi(s)
-	}
-	srv := node(t, func(c *config.Config) { c.MaxClients = n + 100 })
-	holder := client(t, srv, 1)
-	conns := make([]*bufio.ReadWriter, n)
-	for i := range conns {
-		nc, err := net.Dial("tcp", srv.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
-		conns[i] = bufio.NewReadWriter(bufio.NewReader(nc), bufio.NewWriter(nc))
-	}
-	last := make([]time.Duration, 0, rounds)   // fill sent -> last waiter's HIT
-	median := make([]time.Duration, 0, rounds) // fill sent -> median waiter's HIT
-	cpu := make([]time.Duration, 0, rounds)    // CPU time the process (server and waiters) used meanwhile
-	for round := range rounds {
-		key := "bench:" + strconv.Itoa(round)
-		token := mustLock(t, holder, key, "LEASE", 60000)
-		req := fmt.Sprintf("*4\r\n$9\r\nFETCHLOCK\r\n$%d\r\n%s\r\n$7\r\nTIMEOUT\r\n$5\r\n30000\r\n", len(key), key)
-		got := make([]time.Time, n)
-		var wg sync.WaitGroup
-		for i, rw := range conns {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, _ = rw.WriteString(req)
-				if err := rw.Flush(); err != nil {
-					t.Error(err)
-					return
-				}
-				// *2 $3 HIT $5 value: five lines.
-				var lines [5]string
-				for j := range lines {
-					line, err := rw.ReadString('\n')
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					lines[j] = line
-				}
-				got[i] = time.Now()
-				if lines[2] != "HIT\r\n" || lines[4] != "value\r\n" {
-					t.Errorf("waiter got %q", lines)
-				}
-			}()
-		}
-		eventually(t, "all waiters to queue", func() bool { return waiters(srv) == n })
-		cpu0 := cpuTime()
-		start := time.Now()
-		if msg := fill(holder, key, token, "value", "EX", 60); msg != "" {
-			t.Fatalf("FETCHFILL: %s", msg)
-		}
-		wg.Wait()
-		cpu = append(cpu, cpuTime()-cpu0)
-		lat := make([]time.Duration, n)
-		for i, at := range got {
-			lat[i] = at.Sub(start)
-		}
-		slices.Sort(lat)
-		last = append(last, lat[n-1])
-		median = append(median, lat[n/2])
-	}
-	slices.Sort(last)
-	slices.Sort(median)
-	slices.Sort(cpu)
-	pct := func(d []time.Duration, p float64) time.Duration { return d[min(len(d)-1, int(float64(len(d))*p))] }
-	t.Logf("%d rounds, %d waiters each, FETCHFILL sent -> last waiter's HIT: p50 %v  p99 %v  max %v",
-		rounds, n, pct(last, 0.50), pct(last, 0.99), last[len(last)-1])
-	t.Logf("FETCHFILL sent -> median waiter's HIT: p50 %v  p99 %v", pct(median, 0.50), pct(median, 0.99))
-	t.Logf("CPU time (user+system, server and waiters together) from FETCHFILL to the last HIT: p50 %v  p99 %v",
-		pct(cpu, 0.50), pct(cpu, 0.99))
-	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
-		t.Logf("load average: %s", strings.TrimSpace(string(la)))
-	}
-}
-
 // Shutdown answers waiting callers TIMEOUT at once instead of holding the shutdown up.
 func TestShutdownWakesWaiters(t *testing.T) {
 	srv := node(t, nil)
@@ -623,13 +525,4 @@ func TestShutdownWakesWaiters(t *testing.T) {
 			t.Fatalf("waiter got %v at shutdown, want TIMEOUT (or the connection closed)", r)
 		}
 	}
-}
-
-// cpuTime returns the user and system CPU time this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
