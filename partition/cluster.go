@@ -23,19 +23,22 @@
 // # Rebalancing
 //
 // After every membership change each node walks its keyspace in the background and hands the
-// keys whose holders changed to their new holders (VELA RESTORE … NX, so a handed-off copy never
-// overwrites a newer write made on the new owner), then drops the keys it no longer holds. A
-// node that leaves gracefully first routes as if it were gone, hands all its keys over, then
-// tells the cluster.
+// keys whose holders changed to their new holders (VELA RESTORE … NX), then drops the keys it no
+// longer holds. A node that leaves gracefully first tells the others (VELA LEAVING), which route
+// around it from then on, then hands all its keys over and leaves.
+//
+// Every change opens a handoff window (window.go) during which a handed-over copy is installed
+// only if the new holder has not written, deleted, flushed or invalidated the key since the
+// window opened: a copy in flight never brings back a deleted key or an older value.
 //
 // # Caveats
 //
 // MSETNX over keys of several owners checks every owner, then sets on every owner: a concurrent
 // writer between the two steps can make it partial. Keys sharing a {hashtag} live on one owner,
-// where MSETNX is atomic. A write that reaches an old owner while the ring is changing may be
-// handed over after a newer copy and lost; a read may miss a key that is still being handed
-// over. A FETCHLOCK lease taken through a forwarding node belongs to the peer connection on the
-// owner, so it ends by its LEASE time rather than when the client disconnects.
+// where MSETNX is atomic. A read may miss a key that is still being handed over (a joining node
+// pulls such keys from their previous owner; see the README for the exact guarantee). A
+// FETCHLOCK lease taken through a forwarding node belongs to the peer connection on the owner,
+// so it ends by its LEASE time rather than when the client disconnects.
 package partition
 
 import (
@@ -94,6 +97,10 @@ type Config struct {
 	PeerConns int
 	// Settle is how long rebalancing waits after a change for more changes (default 200ms).
 	Settle time.Duration
+	// Tombstones is the most keys a node notes as changed during one handoff window (default
+	// 1<<20, about 20 MB at most). Beyond it every further handed-over copy is refused until the
+	// window ends: a key may then be missing, never older than a change made here.
+	Tombstones int
 	// Transport replaces memberlist's network transport (fault-injection tests).
 	Transport memberlist.NodeAwareTransport
 	// PeerDial opens peer connections (default: TCP); fault-injection tests replace it.
@@ -128,7 +135,15 @@ type Cluster struct {
 	members   []membership.Member
 	joinedAt  time.Time // when this node first saw the cluster it joined; guarded by membersMu
 
-	stripes [256]sync.Mutex // serialise a key's write and its copy to replicas, by key hash
+	// stripes serialise, by key hash: a key's write with its copies to replicas; and the
+	// handoff window's notes with the installs of handed-over copies (window.go). Stripe i
+	// also guards the notes of the current fence's keys[i].
+	stripes [numStripes]sync.Mutex
+
+	// departing are members that announced they are leaving (VELA LEAVING), and when: the ring
+	// leaves them out until they are gone. Guarded by membersMu.
+	departing map[string]time.Time
+	refused   atomic.Uint64 // handed-over copies refused by a handoff window
 
 	kick     chan struct{} // wakes the rebalancer
 	stop     chan struct{}
@@ -144,16 +159,32 @@ type Cluster struct {
 type view struct {
 	ring  *ring.Ring
 	addrs map[string]string // member name → RESP address
-	// prev is the ring of the other members, kept for pullWindow after this node joined
-	// (since): a key it now owns that has not been handed over yet is pulled from the owner it
-	// had before on first use. nil outside that window.
+	// prev is the ring a key not handed over yet is pulled from on first use, during pullWindow
+	// after since: the ring of the other members after this node joined, or the ring with the
+	// members that announced they are leaving. nil outside that window. prev != nil implies
+	// fence != nil.
 	prev  *ring.Ring
 	since time.Time
+
+	// The handoff window (window.go). fence holds the notes of keys changed here while
+	// handed-over copies may still arrive (nil outside a window). from lists the rings in force
+	// before the membership changes of the window, until changeEnd (nil when no change happened
+	// here lately: the window was opened by a peer's fenced request); all is set when there
+	// were more changes than from keeps.
+	fence     *fence
+	from      []*ring.Ring
+	all       bool
+	changeEnd time.Time
 }
 
 // pullWindow is how long after joining a node looks for a key it owns but lacks at the key's
-// previous owner.
+// previous owner (and how long after a member announced it is leaving the others look for it
+// there).
 const pullWindow = 30 * time.Second
+
+// departGrace is how long a member that announced it is leaving stays out of the ring while it
+// is still in the membership (its handoff is taking that long, or it never left).
+const departGrace = 5 * time.Minute
 
 // New builds the topology for node, whose commands run on st, and installs it as the node's
 // router. Nothing runs until Start.
@@ -175,6 +206,9 @@ func New(node *commands.Node, st store.Store, cfg Config) (*Cluster, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Tombstones <= 0 {
+		cfg.Tombstones = defaultTombstones
 	}
 	ks, ok := st.(store.Keyspace)
 	if !ok {
@@ -227,6 +261,7 @@ func (cl *Cluster) Start(respAddr string) error {
 func (cl *Cluster) onChange(ev membership.Event) {
 	cl.membersMu.Lock()
 	cl.members = ev.Members
+	cl.pruneDeparting(ev.Members)
 	cl.setView(ev.Members)
 	cl.membersMu.Unlock()
 	if ev.Kind == membership.Left || ev.Kind == membership.Failed {
@@ -238,23 +273,31 @@ func (cl *Cluster) onChange(ev membership.Event) {
 			}()
 		}
 	}
-	select {
-	case cl.kick <- struct{}{}:
-	default:
-	}
+	cl.wake()
 }
 
 // setView builds and publishes the routing state for members (this node is left out while it
-// is leaving). Callers hold membersMu, or run before Start.
+// is leaving, and so are the members that announced they are leaving). A new ring opens a
+// handoff window. Callers hold membersMu, or run before Start.
 func (cl *Cluster) setView(members []membership.Member) {
+	now := time.Now()
 	names := make([]string, 0, len(members)+1)
 	addrs := make(map[string]string, len(members))
+	var gone []string // alive members that announced they are leaving
+	var goneSince time.Time
 	for _, m := range members {
 		if m.Name == cl.self && cl.leaving.Load() {
 			continue
 		}
-		names = append(names, m.Name)
 		addrs[m.Name] = m.RESP
+		if at, ok := cl.departing[m.Name]; ok && m.Name != cl.self {
+			gone = append(gone, m.Name)
+			if goneSince.IsZero() || at.Before(goneSince) {
+				goneSince = at
+			}
+			continue
+		}
+		names = append(names, m.Name)
 	}
 	if members == nil && !cl.leaving.Load() {
 		names = append(names, cl.self) // before membership starts: a cluster of one
@@ -264,8 +307,9 @@ func (cl *Cluster) setView(members []membership.Member) {
 	sort.Strings(names)
 	names = slices.Compact(names)
 	if old != nil && slices.Equal(old.ring.Members(), names) {
-		v.ring, v.prev, v.since = old.ring, old.prev, old.since // only an address changed
-		cl.view.Store(v)
+		nv := *old // only an address changed
+		nv.addrs = addrs
+		cl.view.Store(&nv)
 		return
 	}
 	v.ring = ring.New(names, cl.version.Add(1), ring.Config{VNodes: cl.cfg.VNodes})
@@ -273,22 +317,78 @@ func (cl *Cluster) setView(members []membership.Member) {
 	if cl.joinedAt.IsZero() && len(cl.cfg.Join) > 0 && len(names) > 1 && v.ring.Has(cl.self) {
 		cl.joinedAt = time.Now()
 	}
-	if !cl.joinedAt.IsZero() && time.Since(cl.joinedAt) < pullWindow && v.ring.Has(cl.self) && len(names) > 1 {
+	switch {
+	case !cl.joinedAt.IsZero() && time.Since(cl.joinedAt) < pullWindow && v.ring.Has(cl.self) && len(names) > 1:
 		others := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == cl.self })
 		v.prev, v.since = ring.New(others, 0, ring.Config{VNodes: cl.cfg.VNodes}), cl.joinedAt
+	case len(gone) > 0 && time.Since(goneSince) < pullWindow && v.ring.Has(cl.self):
+		// Members leaving hand their keys over; until a key arrives it can be pulled from them.
+		v.prev, v.since = ring.New(append(slices.Clone(names), gone...), 0, ring.Config{VNodes: cl.cfg.VNodes}), goneSince
+	}
+	if old != nil {
+		cl.openWindow(old, v, now)
 	}
 	cl.view.Store(v)
 }
 
-// forgetPrev drops the previous ring once its pull window has passed.
-func (cl *Cluster) forgetPrev() {
+// noteDeparting records that member announced it is leaving, and rebuilds the view without it.
+// Entries end when the member is gone from the membership, or after departGrace (a member that
+// is still there by then is routed to again).
+func (cl *Cluster) noteDeparting(member string) {
+	cl.membersMu.Lock()
+	if cl.departing == nil {
+		cl.departing = map[string]time.Time{}
+	}
+	cl.departing[member] = time.Now()
+	cl.setView(cl.members)
+	cl.membersMu.Unlock()
+	cl.wake()
+}
+
+// pruneDeparting drops the departing entries of members no longer in members, or announced
+// longer ago than departGrace. Callers hold membersMu.
+func (cl *Cluster) pruneDeparting(members []membership.Member) {
+	for name, at := range cl.departing {
+		if time.Since(at) >= departGrace || !slices.ContainsFunc(members, func(m membership.Member) bool { return m.Name == name }) {
+			delete(cl.departing, name)
+		}
+	}
+}
+
+// closeWindows ends the pull window and the handoff window once they have run out, and reports
+// whether either is still open.
+func (cl *Cluster) closeWindows() bool {
 	cl.membersMu.Lock()
 	defer cl.membersMu.Unlock()
+	if len(cl.departing) > 0 && cl.members != nil {
+		n := len(cl.departing)
+		if cl.pruneDeparting(cl.members); len(cl.departing) != n {
+			cl.setView(cl.members)
+		}
+	}
 	v := cl.view.Load()
-	if v.prev != nil && time.Since(v.since) >= pullWindow {
-		nv := *v
+	now := time.Now()
+	nv := *v
+	if nv.prev != nil && now.Sub(nv.since) >= pullWindow {
 		nv.prev = nil
+	}
+	if nv.from != nil && !now.Before(nv.changeEnd) {
+		nv.from, nv.all = nil, false
+	}
+	if nv.fence != nil && nv.from == nil && nv.prev == nil && now.UnixNano() >= nv.fence.until.Load() {
+		nv.fence = nil
+	}
+	if nv.prev != v.prev || nv.fence != v.fence || (nv.from == nil) != (v.from == nil) {
 		cl.view.Store(&nv)
+	}
+	return nv.fence != nil || nv.prev != nil
+}
+
+// wake tells the rebalancer to look at the view again.
+func (cl *Cluster) wake() {
+	select {
+	case cl.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -313,8 +413,9 @@ func (cl *Cluster) Members() []membership.Member {
 	return cl.ml.Members()
 }
 
-// Leave hands this node's keys to the members that will own them, then tells the cluster it is
-// leaving. The node keeps serving (forwarding everything) until Shutdown. It is idempotent.
+// Leave tells the other members that this node is leaving (they route around it from then on),
+// hands its keys to the members that now own them, then leaves the membership. The node keeps
+// serving (forwarding everything) until Shutdown. It is idempotent.
 func (cl *Cluster) Leave(ctx context.Context) error {
 	cl.leaveMu.Lock()
 	defer cl.leaveMu.Unlock()
@@ -330,6 +431,7 @@ func (cl *Cluster) Leave(ctx context.Context) error {
 	cl.membersMu.Unlock()
 	v := cl.view.Load()
 	if v.ring.Len() > 0 {
+		cl.announceLeave(v)
 		// A failed handoff is logged, not returned: the node leaves anyway, and with replicas
 		// the copies elsewhere survive it.
 		st, err := cl.handoff(ctx, old, v)
@@ -341,6 +443,27 @@ func (cl *Cluster) Leave(ctx context.Context) error {
 		timeout = max(time.Until(d)/2, 100*time.Millisecond)
 	}
 	return cl.ml.Leave(timeout)
+}
+
+// announceLeave tells every member of v (VELA LEAVING) that this node is leaving, and waits for
+// their answers (a forward timeout at most): a member that answered routes the keys of this node
+// to their new owners and has opened its handoff window, so that what its clients change there
+// wins over the copies this node is about to send. A member that did not answer still reaches
+// the new owners through this node, which passes its requests on (window.go).
+func (cl *Cluster) announceLeave(v *view) {
+	args := [][]byte{[]byte("VELA"), []byte("LEAVING"), []byte(cl.self)}
+	var calls []*peer.Call
+	for _, m := range v.ring.Members() {
+		calls = append(calls, cl.pool.Send(v.addrs[m], args, 0, cl.cfg.ForwardTimeout))
+	}
+	failed := 0
+	for _, c := range calls {
+		if _, err := c.Result(); err != nil {
+			failed++
+			cl.log.Warn("cluster: announcing the leave failed", "node", cl.self, "err", err)
+		}
+	}
+	cl.log.Info("cluster leave announced", "node", cl.self, "members", len(calls), "failed", failed)
 }
 
 func (cl *Cluster) stopRebalancer() {
@@ -379,6 +502,10 @@ func (cl *Cluster) infoLines(context.Context) []string {
 	if cl.Ready() {
 		ready = 1
 	}
+	window, tombstones := 0, int64(0)
+	if v.fence != nil {
+		window, tombstones = 1, v.fence.count.Load()
+	}
 	return []string{
 		fmt.Sprintf("cluster_members:%d", v.ring.Len()),
 		fmt.Sprintf("cluster_ring_version:%d", v.ring.Version()),
@@ -386,6 +513,9 @@ func (cl *Cluster) infoLines(context.Context) []string {
 		fmt.Sprintf("cluster_replicas:%d", cl.cfg.Replicas),
 		fmt.Sprintf("cluster_ready:%d", ready),
 		fmt.Sprintf("cluster_forwards:%d", cl.stats.Forwards.Load()),
+		fmt.Sprintf("cluster_handoff_window:%d", window),
+		fmt.Sprintf("cluster_tombstones:%d", tombstones),
+		fmt.Sprintf("cluster_copies_refused:%d", cl.refused.Load()),
 	}
 }
 

@@ -42,10 +42,12 @@ func (cl *Cluster) rebalanceLoop() {
 		case <-cl.stop:
 			return
 		case <-cl.kick:
-			forget.Reset(pullWindow + time.Second)
+			forget.Reset(time.Second)
 		case <-retry.C:
 		case <-forget.C:
-			cl.forgetPrev()
+			if cl.closeWindows() {
+				forget.Reset(time.Second)
+			}
 			continue
 		}
 		// Let a burst of changes (a node joining sees every member at once) settle first.

@@ -30,6 +30,11 @@ func (cl *Cluster) writeLocal(c *commands.Ctx, v *view, cmd *commands.Command, a
 	for _, s := range stripes {
 		cl.stripes[s].Lock()
 	}
+	if v.fence != nil && changes(cmd) {
+		for _, k := range keys {
+			cl.noteLocked(v, k) // before the write: a copy handed over later must not undo it
+		}
+	}
 	reply := settled(cl.node.ExecLocal(c, cmd, args))
 	var calls []*peer.Call
 	if !reply.IsError() {
@@ -102,7 +107,10 @@ func (cl *Cluster) restoreArgs(ctx context.Context, key []byte, nx bool) ([][]by
 }
 
 // restore serves VELA RESTORE key value pxat [NX] [TAGS tag …] for peers: it writes the entry
-// as given (pxat 0: no expiry). With NX an existing key is kept. Replies 1 when written.
+// as given (pxat 0: no expiry). With NX (a handed-over copy) it is installed only if the key is
+// absent and, during a handoff window, was not changed here since the window opened; without
+// (the owner's copy to a replica) it is written and, during a window, noted as a change.
+// Replies 1 when written.
 func (cl *Cluster) restore(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	if !c.Peer {
 		return resp.Reply{}, errPeerOnly
@@ -129,6 +137,16 @@ func (cl *Cluster) restore(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	if at != 0 && at <= time.Now().UnixMilli() {
 		return resp.Zero, nil // already expired: nothing to keep
 	}
+	if op.Cond == store.CondNX {
+		done, err := cl.install(c.Context(), args[2], op)
+		if err != nil {
+			return resp.Reply{}, err
+		}
+		return resp.Bool(done), nil
+	}
+	if v := cl.view.Load(); v.fence != nil {
+		cl.note(v, args[2])
+	}
 	res, err := cl.store.Do(c.Context(), args[2], op)
 	if err != nil {
 		return resp.Reply{}, err
@@ -139,10 +157,14 @@ func (cl *Cluster) restore(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	return resp.Bool(res.Done), nil
 }
 
-// drop serves VELA DROP key for peers: the key was deleted on its owner.
+// drop serves VELA DROP key for peers: the key was deleted on its owner. During a handoff
+// window the delete is noted, even when the key had not arrived here yet.
 func (cl *Cluster) drop(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	if !c.Peer {
 		return resp.Reply{}, errPeerOnly
+	}
+	if v := cl.view.Load(); v.fence != nil {
+		cl.note(v, args[2])
 	}
 	res, err := cl.store.Do(c.Context(), args[2], store.Op{Kind: store.Delete})
 	if err != nil {
@@ -155,18 +177,23 @@ func (cl *Cluster) drop(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 }
 
 // pullIfMissing fetches key from its previous owner when the ring changed lately, the key is
-// not here, and that owner is still a member: the key may not have been handed over yet. The
-// previous owner gives it up (VELA TAKE), so its handoff pass will not send it again later.
+// not here, and that owner is still reachable (a member, or a member leaving): the key may not
+// have been handed over yet. The previous owner gives it up (VELA TAKE), so its handoff pass
+// will not send it again later. The copy is installed as a handed-over one: not over a change
+// made here since the handoff window opened.
 func (cl *Cluster) pullIfMissing(c *commands.Ctx, v *view, key []byte) {
 	if time.Since(v.since) >= pullWindow {
 		return
 	}
 	prev := v.prev.Owner(key)
-	if prev == cl.self || prev == "" || !v.ring.Has(prev) {
+	if prev == cl.self || prev == "" || v.addrs[prev] == "" {
 		return
 	}
 	if res, err := cl.store.Do(c.Context(), key, store.Op{Kind: store.Inspect}); err != nil || res.Found {
 		return
+	}
+	if cl.refuses(key) {
+		return // changed here since: this node's state wins
 	}
 	if cl.stats.On() {
 		cl.stats.Forwards.Inc()
@@ -179,12 +206,12 @@ func (cl *Cluster) pullIfMissing(c *commands.Ctx, v *view, key []byte) {
 	if err != nil || (at != 0 && at <= time.Now().UnixMilli()) {
 		return
 	}
-	op := store.Op{Kind: store.Set, Cond: store.CondNX, Value: r.Elems[0].Bytes, TTL: store.TTLSet, ExpireAt: at}
+	op := store.Op{Kind: store.Set, Value: r.Elems[0].Bytes, TTL: store.TTLSet, ExpireAt: at}
 	for _, t := range r.Elems[2:] {
 		op.Tags = append(op.Tags, t.Bytes)
 	}
-	if res, err := cl.store.Do(c.Context(), key, op); err == nil && res.Done {
-		cl.node.NotifyKey(key)
+	if _, err := cl.install(c.Context(), key, op); err != nil {
+		cl.log.Warn("cluster: installing a pulled key failed", "err", err)
 	}
 }
 

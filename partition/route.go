@@ -22,6 +22,13 @@ var _ commands.Router = (*Cluster)(nil)
 // Route implements commands.Router.
 func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) (resp.Reply, bool) {
 	if c.Peer {
+		// During a handoff window a peer's command may have to go on to the keys' new holder,
+		// and the keys it changes here are noted first (window.go).
+		if v := cl.view.Load(); v.fence != nil {
+			if r, ok := cl.peerInWindow(c, v, cmd, args); ok {
+				return r, true
+			}
+		}
 		// A peer sent this here to run here. Writes are copied on to the other holders (not
 		// blocking ones: FETCHLOCK writes nothing itself and must not hold the key's stripe
 		// while it waits).
@@ -44,8 +51,8 @@ func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 		if cl.cfg.Replicas == 1 {
 			owner := v.ring.Owner(key)
 			if owner == cl.self || owner == "" {
-				if v.prev != nil {
-					cl.pullIfMissing(c, v, key)
+				if v.fence != nil { // a handoff window (window.go)
+					cl.localInWindow(c, v, cmd, key)
 				}
 				return resp.Reply{}, false // the hot path: nothing allocated
 			}
@@ -93,7 +100,7 @@ func (cl *Cluster) forward(c *commands.Ctx, v *view, owner string, args [][]byte
 		}
 		return r
 	}
-	call := cl.pool.Send(addr, args, pick(c), cl.cfg.ForwardTimeout)
+	call := cl.pool.Send(addr, outbound(v, args, flags), pick(c), cl.cfg.ForwardTimeout)
 	if c.Conn == nil {
 		return call.Wait()
 	}
@@ -261,12 +268,8 @@ func (cl *Cluster) multi(c *commands.Ctx, v *view, cmd *commands.Command, args [
 		g.args = append(g.args, args[i:min(i+step, len(args))]...)
 		nkeys++
 	}
-	if v.prev != nil && cl.cfg.Replicas == 1 {
-		for i := first; i <= last; i += step {
-			if v.ring.Owner(args[i]) == cl.self {
-				cl.pullIfMissing(c, v, args[i])
-			}
-		}
+	if v.fence != nil {
+		cl.multiInWindow(c, v, cmd, args, first, last, step)
 	}
 	write := cmd.Flags&commands.FlagWrite != 0 && cl.cfg.Replicas > 1
 	_, canSplit := splittable[cmd.Name]
@@ -299,7 +302,7 @@ func (cl *Cluster) multi(c *commands.Ctx, v *view, cmd *commands.Command, args [
 func (cl *Cluster) runGroups(c *commands.Ctx, v *view, cmd *commands.Command, groups []*group) {
 	for _, g := range groups {
 		if g.owner != cl.self {
-			g.call = cl.send(c, v, g.owner, g.args)
+			g.call = cl.send(c, v, g.owner, outbound(v, g.args, cmd.Flags))
 		}
 	}
 	for _, g := range groups {
@@ -441,9 +444,12 @@ func (cl *Cluster) clusterWide(c *commands.Ctx, cmd *commands.Command, args [][]
 	}
 	// DBSIZE and KEYS count only the keys each member holds as owner (copies and keys still
 	// being handed over would count twice); the rest run as they are.
-	peerArgs := args
+	peerArgs := outbound(v, args, cmd.Flags)
 	if cmd.Name == "dbsize" || cmd.Name == "keys" {
 		peerArgs = append([][]byte{[]byte("VELA"), []byte("OWNED")}, args...)
+	}
+	if v.fence != nil && cmd.Flags&commands.FlagWrite != 0 {
+		cl.noteWide(cmd, args) // before it runs here (window.go)
 	}
 	members := v.ring.Members()
 	calls := make([]*peer.Call, len(members))
@@ -631,4 +637,4 @@ func settled(r resp.Reply) resp.Reply {
 }
 
 // stripe returns the lock serialising writes to key with their copies.
-func (cl *Cluster) stripe(key []byte) int { return int(xxhash.Sum64(key) & 255) }
+func (cl *Cluster) stripe(key []byte) int { return int(xxhash.Sum64(key) % numStripes) }

@@ -1,0 +1,485 @@
+package partition
+
+// Handoff windows: what keeps a handed-over copy from undoing a newer change.
+//
+// A key whose owner changed reaches its new owner in the background (the old owner's handoff
+// pass, or a pull on first use) while the new owner already serves it. A copy read before a
+// change made on the new owner could land after it: a deleted key would come back, an
+// overwritten one could return to its old value once the new one expired or was deleted.
+//
+// So every change of the ring opens a handoff window on each node: fenceWindow after the last
+// change, kept open while copies keep arriving. During it:
+//
+//   - Before a command changes keys here (any write or delete, from a client or a peer), the
+//     node notes each key a copy of which may still come here: a key that moved here in a change
+//     of the window, or one this node does not hold in its ring at all (the sender's ring is
+//     ahead). FLUSHALL and FLUSHDB note "everything", TAGINVALIDATE its tags. The note is taken
+//     under the key's stripe lock before the command runs, even when the command then changes
+//     nothing (DEL of a key that has not arrived yet).
+//   - A copy arriving by handoff (VELA RESTORE … NX) or by pull (VELA TAKE's reply) is installed
+//     only if the key is absent here, not noted, and carries no noted tag, under the same
+//     stripe lock: a note taken after the install belongs to a command that runs after it.
+//   - Forwarded writes go out as VELA FENCED, so that a member that has not seen the change yet
+//     opens a window and notes them too. A peer's command on keys this node no longer holds (the
+//     peer's ring is behind) is passed on to their holder as VELA FINAL, which runs there and is
+//     never passed on again, instead of changing a copy that is being handed over.
+//
+// A member leaving gracefully announces it first (VELA LEAVING): the others route around it and
+// open their window before its copies leave.
+//
+// Outside a window none of this runs: the local fast path loads the view it already loads and
+// finds fence nil. Notes are 64-bit key hashes in maps sharded like the stripes, at most
+// Config.Tombstones; when full, every further copy is refused until the window ends (a missing
+// key rather than an older one). The maps go when the window ends.
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/vela-cache/vela/commands"
+	"github.com/vela-cache/vela/peer"
+	"github.com/vela-cache/vela/resp"
+	"github.com/vela-cache/vela/ring"
+	"github.com/vela-cache/vela/store"
+)
+
+const (
+	// numStripes is the number of key stripes (Cluster.stripes); a power of two.
+	numStripes = 256
+	// fenceWindow is how long a handoff window stays open after the last ring change, the last
+	// handed-over copy received, or the last fenced request from a peer.
+	fenceWindow = pullWindow
+	// maxFrom is how many earlier rings a window remembers; after more changes every key
+	// counts as moved.
+	maxFrom = 4
+	// defaultTombstones is Config.Tombstones' default.
+	defaultTombstones = 1 << 20
+)
+
+// fence is the state of one handoff window: what changed here since it opened.
+type fence struct {
+	limit   int64
+	count   atomic.Int64 // keys noted
+	full    atomic.Bool  // limit reached: every copy is refused
+	flushed atomic.Bool  // FLUSHALL or FLUSHDB ran here: every copy is refused
+	until   atomic.Int64 // unix nanoseconds: the window may end then; only moves later
+	// keys[i] holds the hashes of the noted keys of stripe i; guarded by Cluster.stripes[i].
+	keys    [numStripes]map[uint64]struct{}
+	anyTags atomic.Bool
+	tagsMu  sync.Mutex          // guards tags
+	tags    map[string]struct{} // tags invalidated here
+}
+
+func newFence(limit int) *fence { return &fence{limit: int64(limit)} }
+
+// extend keeps the window open until t at least.
+func (f *fence) extend(t time.Time) {
+	n := t.UnixNano()
+	for {
+		cur := f.until.Load()
+		if n <= cur || f.until.CompareAndSwap(cur, n) {
+			return
+		}
+	}
+}
+
+// addLocked notes the key hashing to h. The caller holds stripe h%numStripes.
+func (f *fence) addLocked(h uint64) {
+	if f.full.Load() {
+		return
+	}
+	m := f.keys[h%numStripes]
+	if _, ok := m[h]; ok {
+		return
+	}
+	if f.count.Add(1) > f.limit {
+		f.count.Add(-1)
+		f.full.Store(true)
+		return
+	}
+	if m == nil {
+		m = make(map[uint64]struct{})
+		f.keys[h%numStripes] = m
+	}
+	m[h] = struct{}{}
+}
+
+// refusesLocked reports whether a handed-over copy of the key hashing to h, carrying tags, must
+// not be installed. The caller holds stripe h%numStripes.
+func (f *fence) refusesLocked(h uint64, tags [][]byte) bool {
+	if f.full.Load() || f.flushed.Load() {
+		return true
+	}
+	if _, ok := f.keys[h%numStripes][h]; ok {
+		return true
+	}
+	if len(tags) > 0 && f.anyTags.Load() {
+		f.tagsMu.Lock()
+		defer f.tagsMu.Unlock()
+		for _, t := range tags {
+			if _, ok := f.tags[string(t)]; ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// openWindow opens the handoff window of v, a view with a new ring replacing old, or extends the
+// one old has: the notes are kept, the rings before the change are remembered.
+func (cl *Cluster) openWindow(old, v *view, now time.Time) {
+	f := old.fence
+	if f == nil {
+		f = newFence(cl.cfg.Tombstones)
+	}
+	f.extend(now.Add(fenceWindow))
+	from := slices.Clone(old.from) // nil unless a change of the window is still recent
+	from = append(from, old.ring)
+	if v.prev != nil {
+		from = append(from, v.prev) // a joining node: the ring without it
+	}
+	v.all = old.all
+	if len(from) > maxFrom {
+		from, v.all = from[len(from)-maxFrom:], true
+	}
+	v.fence, v.from, v.changeEnd = f, from, now.Add(fenceWindow)
+}
+
+// ensureFence returns the current view with a handoff window open, opening one if needed (a
+// peer sent a fenced request: its ring changed, perhaps before this node's did), and keeps it
+// open for fenceWindow more.
+func (cl *Cluster) ensureFence() *view {
+	v := cl.view.Load()
+	if v.fence == nil {
+		cl.membersMu.Lock()
+		if v = cl.view.Load(); v.fence == nil {
+			nv := *v
+			nv.fence = newFence(cl.cfg.Tombstones)
+			cl.view.Store(&nv)
+			v = &nv
+		}
+		cl.membersMu.Unlock()
+		cl.wake() // the rebalancer closes the window when it has run out
+	}
+	v.fence.extend(time.Now().Add(fenceWindow))
+	return v
+}
+
+// holds reports whether this node holds key in r.
+func (cl *Cluster) holds(r *ring.Ring, key []byte) bool {
+	return r.IsOwner(key, cl.cfg.Replicas, cl.self)
+}
+
+// moving reports whether a copy of key may still be handed to this node during v's window: the
+// key moved here in one of the window's changes, or this node does not hold it at all.
+func (cl *Cluster) moving(v *view, key []byte) bool {
+	if v.all || !cl.holds(v.ring, key) {
+		return true
+	}
+	for _, r := range v.from {
+		if !cl.holds(r, key) {
+			return true
+		}
+	}
+	return false
+}
+
+// note records, before a command changes key here, that copies of key handed over later must
+// not be installed. v is the view the command was routed with; the notes go to the current
+// window (a window that has just closed takes no more).
+func (cl *Cluster) note(v *view, key []byte) {
+	if !cl.moving(v, key) {
+		return
+	}
+	h := xxhash.Sum64(key)
+	mu := &cl.stripes[h%numStripes]
+	mu.Lock()
+	if f := cl.view.Load().fence; f != nil {
+		f.addLocked(h)
+	}
+	mu.Unlock()
+}
+
+// noteLocked is note for a caller that holds key's stripe (writeLocal).
+func (cl *Cluster) noteLocked(v *view, key []byte) {
+	if f := cl.view.Load().fence; f != nil && cl.moving(v, key) {
+		f.addLocked(xxhash.Sum64(key))
+	}
+}
+
+// noteWide records a cluster-wide write about to run here: FLUSHALL and FLUSHDB (and any other
+// cluster-wide write) refuse every later copy, TAGINVALIDATE the copies carrying its tags. Every
+// stripe is taken, so that no install is halfway.
+func (cl *Cluster) noteWide(cmd *commands.Command, args [][]byte) {
+	for i := range cl.stripes {
+		cl.stripes[i].Lock()
+	}
+	if f := cl.view.Load().fence; f != nil {
+		if cmd.Name == "taginvalidate" {
+			f.tagsMu.Lock()
+			if f.tags == nil {
+				f.tags = map[string]struct{}{}
+			}
+			for _, t := range args[1:] {
+				f.tags[string(t)] = struct{}{}
+			}
+			f.tagsMu.Unlock()
+			f.anyTags.Store(true)
+		} else {
+			f.flushed.Store(true)
+		}
+	}
+	for i := range cl.stripes {
+		cl.stripes[i].Unlock()
+	}
+}
+
+// changes reports whether cmd may change the keys it names. FETCHLOCK (blocking) changes
+// nothing itself: its fill comes as FETCHFILL.
+func changes(cmd *commands.Command) bool {
+	return cmd.Flags&commands.FlagWrite != 0 && cmd.Flags&commands.FlagBlocking == 0
+}
+
+// install writes a handed-over (or pulled) copy of key: only if the key is absent here and,
+// during a handoff window, was not changed here since the window opened. It reports whether it
+// wrote.
+func (cl *Cluster) install(ctx context.Context, key []byte, op store.Op) (bool, error) {
+	op.Cond = store.CondNX
+	h := xxhash.Sum64(key)
+	mu := &cl.stripes[h%numStripes]
+	mu.Lock()
+	if f := cl.view.Load().fence; f != nil {
+		if f.refusesLocked(h, op.Tags) {
+			mu.Unlock()
+			cl.refused.Add(1)
+			return false, nil
+		}
+		f.extend(time.Now().Add(fenceWindow)) // copies still arrive: keep the notes
+	}
+	res, err := cl.store.Do(ctx, key, op)
+	mu.Unlock()
+	if err != nil {
+		return false, err
+	}
+	if res.Done {
+		cl.node.NotifyKey(key)
+	}
+	return res.Done, nil
+}
+
+// refuses reports whether a copy of key would be refused now (a pull need not fetch it).
+func (cl *Cluster) refuses(key []byte) bool {
+	h := xxhash.Sum64(key)
+	mu := &cl.stripes[h%numStripes]
+	mu.Lock()
+	defer mu.Unlock()
+	f := cl.view.Load().fence
+	return f != nil && f.refusesLocked(h, nil)
+}
+
+// localInWindow prepares a client's command on key, which this node owns, during a handoff
+// window: the key is pulled from its previous owner if it has not arrived yet, then noted if the
+// command changes it.
+func (cl *Cluster) localInWindow(c *commands.Ctx, v *view, cmd *commands.Command, key []byte) {
+	if v.prev != nil {
+		cl.pullIfMissing(c, v, key)
+	}
+	if changes(cmd) {
+		cl.note(v, key)
+	}
+}
+
+// multiInWindow is localInWindow for the keys of a multi-key command this node owns. With
+// replicas, writes are noted by writeLocal, under the stripes it holds.
+func (cl *Cluster) multiInWindow(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte, first, last, step int) {
+	if cl.cfg.Replicas > 1 {
+		return
+	}
+	for i := first; i <= last; i += step {
+		if v.ring.Owner(args[i]) != cl.self {
+			continue
+		}
+		if v.prev != nil {
+			cl.pullIfMissing(c, v, args[i])
+		}
+		if changes(cmd) {
+			cl.note(v, args[i])
+		}
+	}
+}
+
+// peerInWindow routes a peer's command during a handoff window. When this node's ring changed
+// lately and places some of the command's keys elsewhere, the peer's ring is behind: the
+// command is passed on (VELA FINAL) to where they are now. Otherwise it runs here, and the keys
+// it changes are noted first.
+func (cl *Cluster) peerInWindow(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte) (resp.Reply, bool) {
+	if cmd.Flags&commands.FlagClusterWide != 0 {
+		if cmd.Flags&commands.FlagWrite != 0 {
+			cl.noteWide(cmd, args)
+		}
+		return resp.Reply{}, false
+	}
+	first, last, step := keyRange(cmd, len(args))
+	if first == 0 {
+		return resp.Reply{}, false
+	}
+	// A blocking command (FETCHLOCK) is not passed on: it may wait, and it changes nothing.
+	if v.from != nil && cmd.Flags&commands.FlagBlocking == 0 {
+		if r, ok := cl.passOn(c, v, cmd, args, first, last, step); ok {
+			return r, true
+		}
+	}
+	if changes(cmd) && cl.cfg.Replicas == 1 { // with replicas, writeLocal notes them
+		for i := first; i <= last; i += step {
+			cl.note(v, args[i])
+		}
+	}
+	return resp.Reply{}, false
+}
+
+// target is where a command on key runs in v: its owner for a write, any holder for a read
+// ("" when that is this node).
+func (cl *Cluster) target(v *view, cmd *commands.Command, key []byte) string {
+	if cmd.Flags&commands.FlagWrite == 0 && cl.holds(v.ring, key) {
+		return ""
+	}
+	if o := v.ring.Owner(key); o != cl.self {
+		return o
+	}
+	return ""
+}
+
+// passOn sends a peer's command on to where its keys are in v: whole when they all go to one
+// member, split by member for the multi-key commands Vela splits (but MSETNX). It reports false
+// when the keys are all here, or cannot be split: the command then runs here.
+func (cl *Cluster) passOn(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte, first, last, step int) (resp.Reply, bool) {
+	var groups []*group
+	nkeys, away := 0, false
+	for i := first; i <= last; i += step {
+		t := cl.target(v, cmd, args[i])
+		away = away || t != ""
+		var g *group
+		for _, x := range groups {
+			if x.owner == t {
+				g = x
+				break
+			}
+		}
+		if g == nil {
+			g = &group{owner: t, args: [][]byte{args[0]}}
+			groups = append(groups, g)
+		}
+		g.idx = append(g.idx, nkeys)
+		g.args = append(g.args, args[i:min(i+step, len(args))]...)
+		nkeys++
+	}
+	if !away {
+		return resp.Reply{}, false
+	}
+	if len(groups) == 1 {
+		call := cl.sendFinal(c, v, groups[0].owner, args)
+		if c.Conn == nil {
+			return call.Wait(), true
+		}
+		return resp.Reply{Later: call}, true
+	}
+	kind, ok := splittable[cmd.Name]
+	if !ok || cmd.Name == "msetnx" {
+		return resp.Reply{}, false
+	}
+	for _, g := range groups {
+		if g.owner != "" {
+			g.call = cl.sendFinal(c, v, g.owner, g.args)
+		}
+	}
+	for _, g := range groups {
+		if g.owner == "" {
+			g.reply = settled(cl.runHere(c, v, cmd, g.args))
+		}
+	}
+	for _, g := range groups {
+		if g.call != nil {
+			g.reply = g.call.Wait()
+		}
+	}
+	return merge(kind, groups, nkeys), true
+}
+
+// sendFinal sends args to member as VELA FINAL: it runs there, whatever that member's ring says.
+func (cl *Cluster) sendFinal(c *commands.Ctx, v *view, member string, args [][]byte) *peer.Call {
+	if cl.stats.On() {
+		cl.stats.Forwards.Inc()
+	}
+	out := append([][]byte{[]byte("VELA"), []byte("FINAL")}, args...)
+	return cl.pool.Send(v.addrs[member], out, pick(c), cl.cfg.ForwardTimeout)
+}
+
+// runHere runs a keyed command on this node, never elsewhere: the keys it changes are noted
+// first (or, with replicas, by writeLocal, which also copies the result to the other holders).
+func (cl *Cluster) runHere(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte) resp.Reply {
+	if cl.cfg.Replicas > 1 && changes(cmd) && cmd.Flags&commands.FlagClusterWide == 0 {
+		return cl.writeLocal(c, v, cmd, args)
+	}
+	if changes(cmd) && v.fence != nil {
+		first, last, step := keyRange(cmd, len(args))
+		for i := first; first > 0 && i <= last; i += step {
+			cl.note(v, args[i])
+		}
+	}
+	return cl.node.ExecLocal(c, cmd, args)
+}
+
+// outbound is the request a forward of a command with flags sends: during this node's handoff
+// window (its ring changed lately) a write is wrapped in VELA FENCED, so that the peer notes the
+// keys it changes even if its ring has not changed yet. Otherwise args as they are.
+func outbound(v *view, args [][]byte, flags commands.Flags) [][]byte {
+	if v.from == nil || flags&commands.FlagWrite == 0 || flags&commands.FlagBlocking != 0 {
+		return args
+	}
+	return append([][]byte{[]byte("VELA"), []byte("FENCED")}, args...)
+}
+
+// fenced serves VELA FENCED command…: a peer in a handoff window forwards a write. This node
+// opens (or extends) its own window, then serves the command as any peer's: the keys it changes
+// are noted when a copy of them may still arrive here.
+func (cl *Cluster) fenced(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
+	if !c.Peer {
+		return resp.Reply{}, errPeerOnly
+	}
+	cl.ensureFence()
+	return cl.node.Exec(c, args[2:]), nil
+}
+
+// final serves VELA FINAL command…: a peer passed on a command on keys its ring places here. It
+// runs here, never passed on again (so requests never loop), after its keys are noted.
+func (cl *Cluster) final(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
+	if !c.Peer {
+		return resp.Reply{}, errPeerOnly
+	}
+	inner := args[2:]
+	cmd := cl.node.Lookup(inner)
+	if cmd == nil || cmd.Handler == nil || cmd.FirstKey == 0 || cmd.Flags&commands.FlagClusterWide != 0 {
+		return resp.Reply{}, commands.ErrSyntax
+	}
+	if (cmd.Arity > 0 && len(inner) != cmd.Arity) || len(inner) < -cmd.Arity {
+		return resp.Reply{}, commands.Error("ERR wrong number of arguments for '" + cmd.Name + "' command")
+	}
+	return cl.runHere(c, cl.ensureFence(), cmd, inner), nil
+}
+
+// leavingCmd serves VELA LEAVING member: member is about to hand its keys over and leave.
+func (cl *Cluster) leavingCmd(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
+	if !c.Peer {
+		return resp.Reply{}, errPeerOnly
+	}
+	if string(args[2]) == cl.self {
+		return resp.Reply{}, commands.Error("ERR cluster: a member cannot announce this node's leave")
+	}
+	cl.noteDeparting(string(args[2]))
+	return resp.OK, nil
+}

@@ -1,0 +1,357 @@
+package partition_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vela-cache/vela/internal/testnode"
+	"github.com/vela-cache/vela/partition"
+	"github.com/vela-cache/vela/ring"
+	"github.com/vela-cache/vela/server"
+)
+
+// The tests in this file hold a node's handoff copies back on their way to the new owner (the
+// sender believes them sent and waits for the replies), change the keys on the new owner
+// meanwhile, then let the copies through: the newer change must win.
+
+// holdback is a peer dialer whose connections can hold back what a node sends. Once armed, the
+// first write on a connection that contains match, and everything written on that connection
+// after it, is kept until release, in order.
+type holdback struct {
+	match []byte
+	mu    sync.Mutex // guards everything below and serialises writes with release
+	armed bool
+	held  []*heldConn
+}
+
+type heldConn struct {
+	net.Conn
+	h       *holdback
+	holding bool
+	buf     []byte
+}
+
+func newHoldback(match string) *holdback { return &holdback{match: []byte(match)} }
+
+func (h *holdback) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &heldConn{Conn: c, h: h}, nil
+}
+
+func (c *heldConn) Write(b []byte) (int, error) {
+	h := c.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !c.holding && h.armed && bytes.Contains(b, h.match) {
+		c.holding = true
+		h.held = append(h.held, c)
+	}
+	if c.holding {
+		c.buf = append(c.buf, b...)
+		return len(b), nil
+	}
+	return c.Conn.Write(b)
+}
+
+func (h *holdback) arm() {
+	h.mu.Lock()
+	h.armed = true
+	h.mu.Unlock()
+}
+
+// release sends everything held, in order, and stops holding.
+func (h *holdback) release(t testing.TB) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.armed = false
+	for _, c := range h.held {
+		if _, err := c.Conn.Write(c.buf); err != nil {
+			t.Errorf("releasing held writes: %v", err)
+		}
+		c.buf, c.holding = nil, false
+	}
+	h.held = nil
+}
+
+// holds reports whether every one of parts is among the held bytes.
+func (h *holdback) holds(parts ...string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range parts {
+		found := false
+		for _, c := range h.held {
+			if bytes.Contains(c.buf, []byte("\r\n"+p+"\r\n")) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// startHeld runs a cluster member whose peer connections go through h, with a forward timeout
+// long enough for a held handoff to wait on a loaded machine.
+func startHeld(t *testing.T, name string, h *holdback, seeds ...string) *server.Server {
+	t.Helper()
+	cfg := testnode.ClusterConfig(name, seeds...)
+	cfg.Cluster.ForwardTimeout = 3 * time.Second
+	return testnode.Start(t, cfg, server.WithPeerDialer(h.dial))
+}
+
+// peerClient talks to srv as a cluster member does (VELA PEER): its commands run on srv as they
+// are, the way a member whose ring has not caught up yet sends them.
+func peerClient(t testing.TB, srv *server.Server) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), ReadTimeout: 10 * time.Second, MaxRetries: -1,
+		OnConnect: func(ctx context.Context, cn *redis.Conn) error {
+			return cn.Do(ctx, "VELA", "PEER", partition.PeerToken("test-secret")).Err()
+		}})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// movingKeys returns n keys named prefix:i that before owns in a ring of members before and
+// after owns once the ring has the members after.
+func movingKeys(prefix string, n int, before []string, from string, after []string, to string) []string {
+	rb, ra := ring.New(before, 0, ring.Config{}), ring.New(after, 0, ring.Config{})
+	var keys []string
+	for i := 0; len(keys) < n; i++ {
+		k := prefix + ":" + strconv.Itoa(i)
+		if rb.Owner([]byte(k)) == from && ra.Owner([]byte(k)) == to {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+func mustGetNil(t *testing.T, c *redis.Client, key, why string) {
+	t.Helper()
+	v, err := c.Get(context.Background(), key).Result()
+	if !errors.Is(err, redis.Nil) {
+		t.Errorf("%s: GET %s through %s = %q, %v; want no key", why, key, c.Options().Addr, v, err)
+	}
+}
+
+func mustGet(t *testing.T, c *redis.Client, key, want, why string) {
+	t.Helper()
+	v, err := c.Get(context.Background(), key).Result()
+	if err != nil || v != want {
+		t.Errorf("%s: GET %s through %s = %q, %v; want %q", why, key, c.Options().Addr, v, err, want)
+	}
+}
+
+// TestJoinWindowKeepsNewerChanges: a member joins; while the old owner's copies of the keys the
+// newcomer now owns are held back, the newcomer deletes, expires, overwrites and invalidates
+// some of them, a member that has not seen the join deletes one through the old owner, and a
+// pull races a peer's write and delete. Once the copies land, every one of those changes holds
+// and the untouched keys have arrived.
+func TestJoinWindowKeepsNewerChanges(t *testing.T) {
+	ctx := context.Background()
+	hold1, hold2 := newHoldback("RESTORE"), newHoldback("TAKE")
+	n1 := startHeld(t, "node-1", hold1)
+	testnode.WaitConverged(t, 10*time.Second, n1)
+	keys := movingKeys("join", 12, []string{"node-1"}, "node-1", []string{"node-1", "node-2"}, "node-2")
+	kDel, kGetDel, kExpire, kOver, kTag, kStale, kPull := keys[0], keys[1], keys[2], keys[3], keys[4], keys[5], keys[6]
+	kept := keys[7:]
+	c1 := client(t, n1)
+	for _, k := range keys {
+		args := []any{"SET", k, "old:" + k}
+		if k == kTag {
+			args = append(args, "TAGS", "join-tag")
+		}
+		if err := c1.Do(ctx, args...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	hold1.arm()
+	n2 := startHeld(t, "node-2", hold2, n1.Cluster().GossipAddr())
+	waitFor(t, 10*time.Second, "node-1 to send its copies to node-2", func() bool { return hold1.holds(keys...) })
+	c2 := client(t, n2)
+
+	// Changes through the new owner, each a command that reads the key first (so the key is
+	// pulled from node-1, which still has it: its handoff is only waiting for replies).
+	if n, err := c2.Del(ctx, kDel).Result(); err != nil || n != 1 {
+		t.Fatalf("DEL %s = %d, %v", kDel, n, err)
+	}
+	if v, err := c2.GetDel(ctx, kGetDel).Result(); err != nil || v != "old:"+kGetDel {
+		t.Fatalf("GETDEL %s = %q, %v", kGetDel, v, err)
+	}
+	if ok, err := c2.Expire(ctx, kExpire, -time.Second).Result(); err != nil || !ok {
+		t.Fatalf("EXPIRE %s -1 = %v, %v", kExpire, ok, err)
+	}
+	if err := c2.Set(ctx, kOver, "new", 50*time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the overwrite to expire", func() bool {
+		return errors.Is(c2.Get(ctx, kOver).Err(), redis.Nil)
+	})
+	if err := c2.Do(ctx, "TAGINVALIDATE", "join-tag").Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A member whose ring is behind sends a DEL to the old owner, after its copy left.
+	staleDel := make(chan error, 1)
+	go func() { staleDel <- peerClient(t, n1).Del(ctx, kStale).Err() }()
+	waitFor(t, 5*time.Second, "the stale member's DEL to be served", func() bool {
+		select {
+		case err := <-staleDel:
+			staleDel <- err
+			return true
+		default:
+			return hold1.holds(kStale, "FINAL") // passed on to node-2, behind the copies
+		}
+	})
+
+	// A pull in flight (its TAKE held back) while a peer writes and deletes the key on node-2.
+	hold2.arm()
+	pulled := make(chan error, 1)
+	go func() { pulled <- c2.Get(ctx, kPull).Err() }()
+	waitFor(t, 5*time.Second, "node-2 to pull "+kPull, func() bool { return hold2.holds(kPull) })
+	p2 := peerClient(t, n2)
+	if err := p2.Set(ctx, kPull, "new", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.Del(ctx, kPull).Err(); err != nil {
+		t.Fatal(err)
+	}
+	hold2.release(t)
+	if err := <-pulled; err != nil && !errors.Is(err, redis.Nil) {
+		t.Fatalf("GET %s during the pull: %v", kPull, err)
+	}
+
+	hold1.release(t)
+	if err := <-staleDel; err != nil {
+		t.Fatalf("stale DEL: %v", err)
+	}
+	testnode.WaitConverged(t, 10*time.Second, n1, n2)
+	for _, c := range []*redis.Client{c1, c2} {
+		mustGetNil(t, c, kDel, "deleted while its copy was in flight")
+		mustGetNil(t, c, kGetDel, "GETDEL while its copy was in flight")
+		mustGetNil(t, c, kExpire, "expired by EXPIRE while its copy was in flight")
+		mustGetNil(t, c, kOver, "overwritten (then expired) while its copy was in flight")
+		mustGetNil(t, c, kTag, "invalidated while its copy was in flight")
+		mustGetNil(t, c, kStale, "deleted through the old owner after its copy left")
+		mustGetNil(t, c, kPull, "written and deleted while a pull was in flight")
+		for _, k := range kept {
+			mustGet(t, c, k, "old:"+k, "untouched key handed over")
+		}
+	}
+	if l := localLen(t, n2); l != int64(len(kept)) {
+		t.Errorf("node-2 holds %d keys, want the %d untouched ones", l, len(kept))
+	}
+}
+
+// TestJoinWindowFlushAll: a FLUSHALL while a joining member's copies are in flight leaves the
+// cluster empty but for what was written after it.
+func TestJoinWindowFlushAll(t *testing.T) {
+	ctx := context.Background()
+	hold1 := newHoldback("RESTORE")
+	n1 := startHeld(t, "node-1", hold1)
+	testnode.WaitConverged(t, 10*time.Second, n1)
+	keys := movingKeys("flush", 20, []string{"node-1"}, "node-1", []string{"node-1", "node-2"}, "node-2")
+	c1 := client(t, n1)
+	for _, k := range keys {
+		if err := c1.Set(ctx, k, "old", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hold1.arm()
+	n2 := startHeld(t, "node-2", newHoldback("never"), n1.Cluster().GossipAddr())
+	waitFor(t, 10*time.Second, "node-1 to send its copies to node-2", func() bool { return hold1.holds(keys...) })
+	c2 := client(t, n2)
+	if err := c2.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.Set(ctx, keys[0], "after-flush", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	hold1.release(t)
+	testnode.WaitConverged(t, 10*time.Second, n1, n2)
+	mustGet(t, c1, keys[0], "after-flush", "written after FLUSHALL")
+	for _, k := range keys[1:] {
+		mustGetNil(t, c1, k, "flushed while its copy was in flight")
+	}
+	if n := dbsize(t, c2); n != 1 {
+		t.Errorf("DBSIZE after FLUSHALL and one SET = %d, want 1", n)
+	}
+}
+
+// TestLeaveWindowKeepsNewerChanges: a member leaves gracefully; while its copies are held
+// back, the members that take its keys delete and invalidate some of them through their own
+// clients. The changes hold once the copies land, and the untouched keys survive the leave.
+func TestLeaveWindowKeepsNewerChanges(t *testing.T) {
+	ctx := context.Background()
+	hold1 := newHoldback("RESTORE")
+	n1 := startHeld(t, "node-1", hold1)
+	n2 := startHeld(t, "node-2", newHoldback("never"), n1.Cluster().GossipAddr())
+	n3 := startHeld(t, "node-3", newHoldback("never"), n1.Cluster().GossipAddr())
+	testnode.WaitConverged(t, 10*time.Second, n1, n2, n3)
+	all, rest := []string{"node-1", "node-2", "node-3"}, []string{"node-2", "node-3"}
+	to2 := movingKeys("leave", 6, all, "node-1", rest, "node-2")
+	to3 := movingKeys("leave", 6, all, "node-1", rest, "node-3")
+	c1, c2, c3 := client(t, n1), client(t, n2), client(t, n3)
+	for _, k := range append(append([]string{}, to2...), to3...) {
+		args := []any{"SET", k, "old:" + k}
+		if k == to2[2] || k == to3[2] {
+			args = append(args, "TAGS", "leave-tag")
+		}
+		if err := c1.Do(ctx, args...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	hold1.arm()
+	left := make(chan error, 1)
+	go func() {
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		left <- n1.Shutdown(sctx)
+	}()
+	// The handoff queues every copy, then writes each peer's batch when it waits for its first
+	// reply: one batch is held, the other goes out after the release. Both were read before.
+	waitFor(t, 10*time.Second, "node-1 to send its copies", func() bool {
+		return hold1.holds(to2...) || hold1.holds(to3...)
+	})
+	// Deletes through the members taking the keys over: each its own key, and each the key the
+	// other one takes.
+	for _, d := range []struct {
+		c   *redis.Client
+		key string
+	}{{c2, to2[0]}, {c3, to3[0]}, {c2, to3[1]}, {c3, to2[1]}} {
+		if err := d.c.Del(ctx, d.key).Err(); err != nil {
+			t.Fatalf("DEL %s through %s: %v", d.key, d.c.Options().Addr, err)
+		}
+	}
+	if err := c3.Do(ctx, "TAGINVALIDATE", "leave-tag").Err(); err != nil {
+		t.Fatal(err)
+	}
+	hold1.release(t)
+	if err := <-left; err != nil {
+		t.Fatalf("node-1 shutdown: %v", err)
+	}
+	testnode.WaitConverged(t, 10*time.Second, n2, n3)
+	for _, c := range []*redis.Client{c2, c3} {
+		for _, k := range []string{to2[0], to2[1], to3[0], to3[1]} {
+			mustGetNil(t, c, k, "deleted while its copy was in flight")
+		}
+		mustGetNil(t, c, to2[2], "invalidated while its copy was in flight")
+		mustGetNil(t, c, to3[2], "invalidated while its copy was in flight")
+		for _, k := range append(append([]string{}, to2[3:]...), to3[3:]...) {
+			mustGet(t, c, k, "old:"+k, "untouched key handed over")
+		}
+	}
+}
