@@ -53,7 +53,8 @@ func (cl *Cluster) writeLocal(c *commands.Ctx, v *view, cmd *commands.Command, a
 	return reply
 }
 
-// copyKey sends key's current state to its holders other than this node.
+// copyKey sends key's current state to its holders other than this node (fenced during this
+// node's handoff window, so that a holder whose ring is behind notes it too: window.go).
 func (cl *Cluster) copyKey(ctx context.Context, v *view, key []byte, calls []*peer.Call) []*peer.Call {
 	var buf [8]string
 	owners := v.ring.Owners(key, cl.cfg.Replicas, buf[:0])
@@ -62,6 +63,7 @@ func (cl *Cluster) copyKey(ctx context.Context, v *view, key []byte, calls []*pe
 		cl.log.Warn("cluster: reading key for replicas failed", "err", err)
 		return calls
 	}
+	args = outbound(v, args, commands.FlagWrite)
 	for _, o := range owners {
 		if o == cl.self {
 			continue

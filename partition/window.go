@@ -56,7 +56,7 @@ const (
 	fenceWindow = pullWindow
 	// maxFrom is how many earlier rings a window remembers; after more changes every key
 	// counts as moved.
-	maxFrom = 4
+	maxFrom = 8
 	// defaultTombstones is Config.Tombstones' default.
 	defaultTombstones = 1 << 20
 )
@@ -139,9 +139,10 @@ func (cl *Cluster) openWindow(old, v *view, now time.Time) {
 	}
 	f.extend(now.Add(fenceWindow))
 	from := slices.Clone(old.from) // nil unless a change of the window is still recent
-	from = append(from, old.ring)
-	if v.prev != nil {
-		from = append(from, v.prev) // a joining node: the ring without it
+	for _, r := range []*ring.Ring{old.ring, v.prev} { // v.prev: the ring without a joining node
+		if r != nil && !slices.ContainsFunc(from, func(x *ring.Ring) bool { return slices.Equal(x.Members(), r.Members()) }) {
+			from = append(from, r)
+		}
 	}
 	v.all = old.all
 	if len(from) > maxFrom {

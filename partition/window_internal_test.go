@@ -1,0 +1,178 @@
+package partition
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/vela-cache/vela/commands"
+	"github.com/vela-cache/vela/ring"
+	"github.com/vela-cache/vela/store"
+	"github.com/vela-cache/vela/store/memory"
+)
+
+// windowCluster is a cluster of one member ("b") that has not started, with a handoff window
+// open as if it had just taken keys from "a": b owns in ring {a, b} what it owns, and held
+// nothing in ring {a}.
+func windowCluster(t *testing.T, tombstones int) (*Cluster, *commands.Node) {
+	t.Helper()
+	st := memory.New(memory.Config{})
+	node := commands.NewNode(st, commands.Config{}, nil, nil)
+	cl, err := New(node, st, Config{NodeName: "b", Tombstones: tombstones})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &view{ring: ring.New([]string{"a", "b"}, 1, ring.Config{}), addrs: map[string]string{}}
+	cl.openWindow(&view{ring: ring.New([]string{"a"}, 0, ring.Config{})}, v, time.Now())
+	cl.view.Store(v)
+	return cl, node
+}
+
+// keyOwnedBy returns a key that member owns in ring r.
+func keyOwnedBy(r *ring.Ring, member string, from int) string {
+	for i := from; ; i++ {
+		if k := "k:" + strconv.Itoa(i); r.Owner([]byte(k)) == member {
+			return k
+		}
+	}
+}
+
+func copyOp(tags ...string) store.Op {
+	op := store.Op{Kind: store.Set, Value: []byte("old"), TTL: store.TTLSet}
+	for _, t := range tags {
+		op.Tags = append(op.Tags, []byte(t))
+	}
+	return op
+}
+
+func mustInstall(t *testing.T, cl *Cluster, key string, want bool, op store.Op) {
+	t.Helper()
+	done, err := cl.install(context.Background(), []byte(key), op)
+	if err != nil || done != want {
+		t.Fatalf("install %s = %v, %v; want %v", key, done, err, want)
+	}
+}
+
+func TestInstallRefusesNotedKeys(t *testing.T) {
+	cl, node := windowCluster(t, 100)
+	v := cl.view.Load()
+	c := &commands.Ctx{Node: node}
+	del := node.Lookup([][]byte{[]byte("del")})
+	k1, k2 := keyOwnedBy(v.ring, "b", 0), keyOwnedBy(v.ring, "b", 1000)
+	// A DEL of a key that has not arrived yet is noted: the copy that arrives later is refused.
+	cl.localInWindow(c, v, del, []byte(k1))
+	node.ExecLocal(c, del, [][]byte{[]byte("DEL"), []byte(k1)})
+	mustInstall(t, cl, k1, false, copyOp())
+	mustInstall(t, cl, k2, true, copyOp())
+	mustInstall(t, cl, k2, false, copyOp()) // present: kept
+	if got := cl.refused.Load(); got != 1 {
+		t.Fatalf("refused = %d, want 1", got)
+	}
+	// Reads note nothing.
+	get := node.Lookup([][]byte{[]byte("get")})
+	k3 := keyOwnedBy(v.ring, "b", 2000)
+	cl.localInWindow(c, v, get, []byte(k3))
+	mustInstall(t, cl, k3, true, copyOp())
+}
+
+func TestInstallRefusesInvalidatedTagsAndFlush(t *testing.T) {
+	cl, node := windowCluster(t, 100)
+	v := cl.view.Load()
+	inv := node.Lookup([][]byte{[]byte("taginvalidate")})
+	cl.noteWide(inv, [][]byte{[]byte("TAGINVALIDATE"), []byte("t1")})
+	mustInstall(t, cl, keyOwnedBy(v.ring, "b", 0), false, copyOp("t0", "t1"))
+	mustInstall(t, cl, keyOwnedBy(v.ring, "b", 1000), true, copyOp("t0"))
+	mustInstall(t, cl, keyOwnedBy(v.ring, "b", 2000), true, copyOp())
+	flush := node.Lookup([][]byte{[]byte("flushall")})
+	cl.noteWide(flush, [][]byte{[]byte("FLUSHALL")})
+	mustInstall(t, cl, keyOwnedBy(v.ring, "b", 3000), false, copyOp())
+}
+
+// TestNotesOnlyKeysThatMayArrive: a key this node held before the change and still holds is
+// not noted (no copy of it can come); one it gained, or does not hold, is.
+func TestNotesOnlyKeysThatMayArrive(t *testing.T) {
+	st := memory.New(memory.Config{})
+	node := commands.NewNode(st, commands.Config{}, nil, nil)
+	cl, err := New(node, st, Config{NodeName: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := ring.New([]string{"a", "b"}, 1, ring.Config{})
+	after := ring.New([]string{"a", "b", "c"}, 2, ring.Config{})
+	v := &view{ring: after, addrs: map[string]string{}}
+	cl.openWindow(&view{ring: before}, v, time.Now())
+	cl.view.Store(v)
+	var kept, lost string // b's in both rings; b's before, c's after
+	for i := 0; kept == "" || lost == ""; i++ {
+		k := []byte("k:" + strconv.Itoa(i))
+		switch {
+		case before.Owner(k) == "b" && after.Owner(k) == "b":
+			kept = string(k)
+		case before.Owner(k) == "b" && after.Owner(k) == "c":
+			lost = string(k)
+		}
+	}
+	if cl.moving(v, []byte(kept)) {
+		t.Errorf("%s stayed on b but counts as moving", kept)
+	}
+	if !cl.moving(v, []byte(lost)) {
+		t.Errorf("%s is not b's any more but does not count as moving", lost)
+	}
+	cl.note(v, []byte(kept))
+	cl.note(v, []byte(lost))
+	if n := v.fence.count.Load(); n != 1 {
+		t.Fatalf("%d keys noted, want 1", n)
+	}
+}
+
+// TestTombstoneLimit: past the limit the window refuses every copy (a missing key, never an
+// older one), and the notes end with the window.
+func TestTombstoneLimit(t *testing.T) {
+	cl, node := windowCluster(t, 3)
+	v := cl.view.Load()
+	c := &commands.Ctx{Node: node}
+	set := node.Lookup([][]byte{[]byte("set")})
+	for i := 0; i < 5; i++ {
+		cl.localInWindow(c, v, set, []byte(keyOwnedBy(v.ring, "b", i*1000)))
+	}
+	if n, full := v.fence.count.Load(), v.fence.full.Load(); n != 3 || !full {
+		t.Fatalf("noted %d, full %v; want 3, true", n, full)
+	}
+	fresh := keyOwnedBy(v.ring, "b", 9000)
+	mustInstall(t, cl, fresh, false, copyOp())
+
+	// The window runs out: the notes go, copies are installed when absent again.
+	v.fence.until.Store(time.Now().Add(-time.Second).UnixNano())
+	v.changeEnd = time.Now().Add(-time.Second)
+	if cl.closeWindows() {
+		t.Fatal("the window is still open after it ran out")
+	}
+	if cl.view.Load().fence != nil {
+		t.Fatal("the fence outlived its window")
+	}
+	mustInstall(t, cl, fresh, true, copyOp())
+}
+
+// TestLocalPathAllocatesNothingOutsideAWindow: with no window open, a routed local write costs
+// the allocations of the same write on a node with no cluster (the store's copy of the value),
+// nothing more.
+func TestLocalPathAllocatesNothingOutsideAWindow(t *testing.T) {
+	cl, node := windowCluster(t, 100)
+	nv := *cl.view.Load()
+	nv.fence, nv.from = nil, nil
+	nv.ring = ring.New([]string{"b"}, 3, ring.Config{})
+	cl.view.Store(&nv)
+	plain := commands.NewNode(memory.New(memory.Config{}), commands.Config{}, nil, nil)
+	set := [][]byte{[]byte("SET"), []byte("k"), []byte("v")}
+	allocs := func(n *commands.Node) float64 {
+		c := &commands.Ctx{Node: n}
+		if r := n.Exec(c, set); r.IsError() {
+			t.Fatal(r.Str)
+		}
+		return testing.AllocsPerRun(1000, func() { n.Exec(c, set) })
+	}
+	if got, want := allocs(node), allocs(plain); got != want {
+		t.Fatalf("a routed local SET allocates %.1f times outside a window, a local node's %.1f", got, want)
+	}
+}
