@@ -138,8 +138,10 @@ func (cl *Cluster) openWindow(old, v *view, now time.Time) {
 		f = newFence(cl.cfg.Tombstones)
 	}
 	f.extend(now.Add(fenceWindow))
-	from := slices.Clone(old.from) // nil unless a change of the window is still recent
-	for _, r := range []*ring.Ring{old.ring, v.prev} { // v.prev: the ring without a joining node
+	// The rings before: those of the window's recent changes, the one replaced, and for a
+	// joining node the ring without it.
+	from := slices.Clone(old.from)
+	for _, r := range []*ring.Ring{old.ring, v.prev} {
 		if r != nil && !slices.ContainsFunc(from, func(x *ring.Ring) bool { return slices.Equal(x.Members(), r.Members()) }) {
 			from = append(from, r)
 		}
