@@ -451,28 +451,46 @@ func outbound(v *view, args [][]byte, flags commands.Flags) [][]byte {
 // opens (or extends) its own window, then serves the command as any peer's: the keys it changes
 // are noted when a copy of them may still arrive here.
 func (cl *Cluster) fenced(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
-	if !c.Peer {
-		return resp.Reply{}, errPeerOnly
+	inner := args[2:]
+	cmd, err := cl.wrapped(c, inner)
+	if err != nil {
+		return resp.Reply{}, err
 	}
 	cl.ensureFence()
-	return cl.node.Exec(c, args[2:]), nil
+	if r, ok := cl.Route(c, cmd, inner); ok {
+		return r, nil
+	}
+	return cl.node.ExecLocal(c, cmd, inner), nil
 }
 
 // final serves VELA FINAL command…: a peer passed on a command on keys its ring places here. It
 // runs here, never passed on again (so requests never loop), after its keys are noted.
 func (cl *Cluster) final(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
-	if !c.Peer {
-		return resp.Reply{}, errPeerOnly
-	}
 	inner := args[2:]
-	cmd := cl.node.Lookup(inner)
-	if cmd == nil || cmd.Handler == nil || cmd.FirstKey == 0 || cmd.Flags&commands.FlagClusterWide != 0 {
+	cmd, err := cl.wrapped(c, inner)
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	if cmd.FirstKey == 0 || cmd.Flags&commands.FlagClusterWide != 0 {
 		return resp.Reply{}, commands.ErrSyntax
 	}
-	if (cmd.Arity > 0 && len(inner) != cmd.Arity) || len(inner) < -cmd.Arity {
-		return resp.Reply{}, commands.Error("ERR wrong number of arguments for '" + cmd.Name + "' command")
-	}
 	return cl.runHere(c, cl.ensureFence(), cmd, inner), nil
+}
+
+// wrapped returns the command a peer wrapped in VELA FENCED or FINAL, checked as Exec checks a
+// request.
+func (cl *Cluster) wrapped(c *commands.Ctx, inner [][]byte) (*commands.Command, error) {
+	if !c.Peer {
+		return nil, errPeerOnly
+	}
+	cmd := cl.node.Lookup(inner)
+	if cmd == nil || cmd.Handler == nil {
+		return nil, commands.ErrSyntax
+	}
+	if (cmd.Arity > 0 && len(inner) != cmd.Arity) || len(inner) < -cmd.Arity {
+		return nil, commands.Error("ERR wrong number of arguments for '" + cmd.Name + "' command")
+	}
+	return cmd, nil
 }
 
 // leavingCmd serves VELA LEAVING member: member is about to hand its keys over and leave.

@@ -176,3 +176,34 @@ func TestLocalPathAllocatesNothingOutsideAWindow(t *testing.T) {
 		t.Fatalf("a routed local SET allocates %.1f times outside a window, a local node's %.1f", got, want)
 	}
 }
+
+// TestFencedRequestOpensAWindow: a member whose ring changed forwards a write as VELA FENCED to
+// a member that has not seen the change: that member opens a window and notes the keys it does
+// not hold in its own ring (a copy of them may be on its way), not the ones it holds.
+func TestFencedRequestOpensAWindow(t *testing.T) {
+	for _, wrap := range []string{"FENCED", "FINAL"} {
+		t.Run(wrap, func(t *testing.T) {
+			cl, node := windowCluster(t, 100)
+			nv := *cl.view.Load()
+			nv.fence, nv.from = nil, nil // no change seen here
+			cl.view.Store(&nv)
+			c := &commands.Ctx{Node: node, Peer: true}
+			notMine, mine := keyOwnedBy(nv.ring, "a", 0), keyOwnedBy(nv.ring, "b", 0)
+			for _, k := range []string{notMine, mine} {
+				r, err := map[string]commands.Handler{"FENCED": cl.fenced, "FINAL": cl.final}[wrap](c,
+					[][]byte{[]byte("VELA"), []byte(wrap), []byte("DEL"), []byte(k)})
+				if err != nil || r.IsError() || r.Int != 0 {
+					t.Fatalf("VELA %s DEL %s = %+v, %v", wrap, k, r, err)
+				}
+			}
+			if cl.view.Load().fence == nil {
+				t.Fatal("no window opened")
+			}
+			mustInstall(t, cl, notMine, false, copyOp())
+			mustInstall(t, cl, mine, true, copyOp())
+			if _, err := cl.fenced(&commands.Ctx{Node: node}, [][]byte{[]byte("VELA"), []byte(wrap), []byte("DEL"), []byte("x")}); err != errPeerOnly {
+				t.Fatalf("a client ran VELA %s: %v", wrap, err)
+			}
+		})
+	}
+}
