@@ -73,6 +73,12 @@ type Router interface {
 	Route(c *Ctx, cmd *Command, args [][]byte) (reply resp.Reply, handled bool)
 }
 
+// InlineRouter is implemented by a Router that can tell, before routing, that a command will run
+// on this node without touching the network (so an event loop may run it in-line).
+type InlineRouter interface {
+	Inline(c *Ctx, cmd *Command, args [][]byte) bool
+}
+
 // SetRouter installs r. Call it during start-up, before the node serves clients.
 func (n *Node) SetRouter(r Router) { n.router = r }
 
@@ -150,26 +156,36 @@ func (c *Ctx) Proto() int {
 // ServeRESP checks a request the way Redis's processCommand does — unknown command, unknown
 // subcommand, arity, then authentication — runs its handler and maps an error to its reply.
 func (n *Node) ServeRESP(conn *resp.Conn, args [][]byte) resp.Reply {
+	return n.Exec(n.session(conn), args)
+}
+
+// TryServeRESP implements resp.Inliner: it runs the command unless the command may wait or take
+// long — FETCHLOCK, administrative and cluster-wide commands (KEYS, SCAN, FLUSHALL…) — or the
+// router would send it to another member (or has no InlineRouter to say it would not). The
+// server enables event loops only over a store whose operations never wait on I/O (the memory
+// store), so every other command completes at once.
+func (n *Node) TryServeRESP(conn *resp.Conn, args [][]byte) (resp.Reply, bool) {
+	cmd := n.Lookup(args)
+	if cmd != nil && cmd.Flags&(FlagBlocking|FlagAdmin|FlagClusterWide) != 0 {
+		return resp.Reply{}, false
+	}
+	ctx := n.session(conn)
+	if n.router != nil && cmd != nil && cmd.FirstKey > 0 { // what Exec routes
+		if ir, ok := n.router.(InlineRouter); !ok || !ir.Inline(ctx, cmd, args) {
+			return resp.Reply{}, false
+		}
+	}
+	return n.Exec(ctx, args), true
+}
+
+// session returns the command layer's state for conn, creating it on first use.
+func (n *Node) session(conn *resp.Conn) *Ctx {
 	ctx, _ := conn.Session.(*Ctx)
 	if ctx == nil {
 		ctx = &Ctx{Conn: conn, Node: n}
 		conn.Session = ctx
 	}
-	return n.Exec(ctx, args)
-}
-
-// TryServeRESP implements resp.Inliner: it runs the command unless the command may wait or take
-// long — FETCHLOCK, administrative and cluster-wide commands (KEYS, SCAN, FLUSHALL…) — or the
-// node routes commands to other members. The server enables event loops only over a store whose
-// operations never wait on I/O (the memory store), so every other command completes at once.
-func (n *Node) TryServeRESP(conn *resp.Conn, args [][]byte) (resp.Reply, bool) {
-	if n.router != nil {
-		return resp.Reply{}, false
-	}
-	if cmd := n.Lookup(args); cmd != nil && cmd.Flags&(FlagBlocking|FlagAdmin|FlagClusterWide) != 0 {
-		return resp.Reply{}, false
-	}
-	return n.ServeRESP(conn, args), true
+	return ctx
 }
 
 // Exec runs one command for ctx.

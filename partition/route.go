@@ -63,6 +63,33 @@ func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 	return cl.multi(c, v, cmd, args, first, last, step)
 }
 
+// Inline implements commands.InlineRouter: it reports whether Route would run the command here
+// without touching the network, so that an event loop may run it in-line. That holds for a
+// peer's request when writes are not copied on (replicas = 1), and for a single-key command
+// whose key this node owns outside the window after a join (when a missing key may be pulled
+// from its previous owner).
+func (cl *Cluster) Inline(c *commands.Ctx, cmd *commands.Command, args [][]byte) bool {
+	if cl.cfg.Replicas != 1 || cmd.Flags&(commands.FlagClusterWide|commands.FlagBlocking) != 0 {
+		return false
+	}
+	if c.Peer {
+		return true
+	}
+	first, last, step := keyRange(cmd, len(args))
+	if first == 0 {
+		return true // Route leaves keyless commands to the node
+	}
+	if first+step <= last {
+		return false
+	}
+	v := cl.view.Load()
+	if v.prev != nil {
+		return false
+	}
+	owner := v.ring.Owner(args[first])
+	return owner == cl.self || owner == ""
+}
+
 // keyRange returns the positions of cmd's keys in args (first 0: no key).
 func keyRange(cmd *commands.Command, n int) (first, last, step int) {
 	first, last, step = cmd.FirstKey, cmd.LastKey, max(cmd.KeyStep, 1)
