@@ -65,15 +65,16 @@ func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 
 // Inline implements commands.InlineRouter: it reports whether Route would run the command here
 // without touching the network, so that an event loop may run it in-line. That holds for a
-// peer's request when writes are not copied on (replicas = 1), and for a single-key command
-// whose key this node owns outside the window after a join (when a missing key may be pulled
-// from its previous owner).
+// peer's request when writes are not copied on (replicas = 1) and this node's ring has not
+// changed lately (during that handoff window a peer's request may be passed on: window.go),
+// and for a single-key command whose key this node owns outside the window after a join (when
+// a missing key may be pulled from its previous owner).
 func (cl *Cluster) Inline(c *commands.Ctx, cmd *commands.Command, args [][]byte) bool {
 	if cl.cfg.Replicas != 1 || cmd.Flags&(commands.FlagClusterWide|commands.FlagBlocking) != 0 {
 		return false
 	}
 	if c.Peer {
-		return true
+		return cl.view.Load().from == nil
 	}
 	first, last, step := keyRange(cmd, len(args))
 	if first == 0 {
