@@ -98,8 +98,8 @@ type Config struct {
 	// Settle is how long rebalancing waits after a change for more changes (default 200ms).
 	Settle time.Duration
 	// Tombstones is the most keys a node notes as changed during one handoff window (default
-	// 1<<20, about 20 MB at most). Beyond it every further handed-over copy is refused until the
-	// window ends: a key may then be missing, never older than a change made here.
+	// 1<<19: about 19 MB when reached). Beyond it every further handed-over copy is refused until
+	// the window ends: a key may then be missing, never older than a change made here.
 	Tombstones int
 	// Transport replaces memberlist's network transport (fault-injection tests).
 	Transport memberlist.NodeAwareTransport

@@ -57,8 +57,8 @@ const (
 	// maxFrom is how many earlier rings a window remembers; after more changes every key
 	// counts as moved.
 	maxFrom = 8
-	// defaultTombstones is Config.Tombstones' default.
-	defaultTombstones = 1 << 20
+	// defaultTombstones is Config.Tombstones' default (about 19 MB of maps when reached).
+	defaultTombstones = 1 << 19
 )
 
 // fence is the state of one handoff window: what changed here since it opened.
