@@ -28,7 +28,7 @@ func (cl *Cluster) registerCommands() {
 			"drop":    sub("drop", 3, commands.FlagWrite, cl.drop, "Deletes a replica's copy of a key (internal)."),
 			"take":    sub("take", 3, commands.FlagWrite, cl.take, "Hands a key to its new owner before the handoff pass does (internal)."),
 			"owned":   sub("owned", -3, commands.FlagReadOnly, cl.ownedCmd, "Runs DBSIZE, KEYS or SCAN on this member's own keys (internal)."),
-			"leaving": sub("leaving", 3, commands.FlagLoading, cl.leavingCmd, "Announces that a member is about to hand its keys over and leave (internal)."),
+			"leaving": sub("leaving", 3, commands.FlagAdmin|commands.FlagLoading, cl.leavingCmd, "Announces that a member is about to hand its keys over and leave (internal)."),
 			// FENCED and FINAL wrap a peer's command: they may wait as long as it does.
 			"fenced": sub("fenced", -3, commands.FlagWrite|commands.FlagBlocking, cl.fenced, "Runs a write forwarded by a member whose ring just changed (internal)."),
 			"final":  sub("final", -3, commands.FlagWrite|commands.FlagBlocking, cl.final, "Runs a command passed on by a member that no longer holds its keys (internal)."),

@@ -331,8 +331,7 @@ func (cl *Cluster) peerInWindow(c *commands.Ctx, v *view, cmd *commands.Command,
 	if first == 0 {
 		return resp.Reply{}, false
 	}
-	// A blocking command (FETCHLOCK) is not passed on: it may wait, and it changes nothing.
-	if v.from != nil && cmd.Flags&commands.FlagBlocking == 0 {
+	if v.from != nil {
 		if r, ok := cl.passOn(c, v, cmd, args, first, last, step); ok {
 			return r, true
 		}
@@ -384,6 +383,16 @@ func (cl *Cluster) passOn(c *commands.Ctx, v *view, cmd *commands.Command, args 
 	if !away {
 		return resp.Reply{}, false
 	}
+	if len(groups) == 1 && cmd.Flags&commands.FlagBlocking != 0 {
+		// FETCHLOCK: the lease is taken where the key now lives, on a connection of its own.
+		// This runs on the peer's own exclusive connection, which may wait as long.
+		out := append([][]byte{[]byte("VELA"), []byte("FINAL")}, args...)
+		r, err := cl.pool.DoExclusive(c.Context(), v.addrs[groups[0].owner], out, cl.blockingTimeout(args))
+		if err != nil {
+			return peer.ErrorReply(err), true
+		}
+		return r, true
+	}
 	if len(groups) == 1 {
 		call := cl.sendFinal(c, v, groups[0].owner, args)
 		if c.Conn == nil {
@@ -392,7 +401,7 @@ func (cl *Cluster) passOn(c *commands.Ctx, v *view, cmd *commands.Command, args 
 		return resp.Reply{Later: call}, true
 	}
 	kind, ok := splittable[cmd.Name]
-	if !ok || cmd.Name == "msetnx" {
+	if !ok || cmd.Name == "msetnx" || cmd.Flags&commands.FlagBlocking != 0 {
 		return resp.Reply{}, false
 	}
 	for _, g := range groups {

@@ -216,6 +216,18 @@ func TestJoinWindowKeepsNewerChanges(t *testing.T) {
 		}
 	})
 
+	// The same member's FETCHLOCK on a new key that moved: the lease is taken on the new owner,
+	// where the fill (through the new owner) finds it.
+	kLease := movingKeys("lease", 1, []string{"node-1"}, "node-1", []string{"node-1", "node-2"}, "node-2")[0]
+	lock, err := peerClient(t, n1).Do(ctx, "FETCHLOCK", kLease).StringSlice()
+	if err != nil || len(lock) != 2 || lock[0] != "LOCKED" {
+		t.Fatalf("FETCHLOCK %s through the old owner = %q, %v", kLease, lock, err)
+	}
+	if err := c2.Do(ctx, "FETCHFILL", kLease, lock[1], "filled").Err(); err != nil {
+		t.Fatalf("FETCHFILL %s through the new owner: %v", kLease, err)
+	}
+	mustGet(t, c2, kLease, "filled", "filled under a lease taken through the old owner")
+
 	// A pull in flight (its TAKE held back) while a peer writes and deletes the key on node-2.
 	hold2.arm()
 	pulled := make(chan error, 1)
@@ -250,8 +262,8 @@ func TestJoinWindowKeepsNewerChanges(t *testing.T) {
 			mustGet(t, c, k, "old:"+k, "untouched key handed over")
 		}
 	}
-	if l := localLen(t, n2); l != int64(len(kept)) {
-		t.Errorf("node-2 holds %d keys, want the %d untouched ones", l, len(kept))
+	if l := localLen(t, n2); l != int64(len(kept))+1 {
+		t.Errorf("node-2 holds %d keys, want the %d untouched ones and the filled one", l, len(kept))
 	}
 }
 
