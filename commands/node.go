@@ -73,11 +73,24 @@ type Router interface {
 	Route(c *Ctx, cmd *Command, args [][]byte) (reply resp.Reply, handled bool)
 }
 
-// InlineRouter is implemented by a Router that can tell, before routing, that a command will run
-// on this node without touching the network (so an event loop may run it in-line).
+// InlineRouter is implemented by a Router that can tell, before routing, how a command will be
+// served, so that an event loop may run it in-line.
 type InlineRouter interface {
-	Inline(c *Ctx, cmd *Command, args [][]byte) bool
+	// Inline reports how Route would serve the command: InlineLocal (here, without touching the
+	// network), InlineForward (sent to a peer, with a Later reply that implements
+	// resp.Notifier) or InlineNo (anything else, such as a multi-key gather).
+	Inline(c *Ctx, cmd *Command, args [][]byte) Inlining
 }
+
+// Inlining is an InlineRouter's verdict.
+type Inlining uint8
+
+// Verdicts of InlineRouter.Inline.
+const (
+	InlineNo Inlining = iota
+	InlineLocal
+	InlineForward
+)
 
 // SetRouter installs r. Call it during start-up, before the node serves clients.
 func (n *Node) SetRouter(r Router) { n.router = r }
@@ -161,21 +174,48 @@ func (n *Node) ServeRESP(conn *resp.Conn, args [][]byte) resp.Reply {
 
 // TryServeRESP implements resp.Inliner: it runs the command unless the command may wait or take
 // long — FETCHLOCK, administrative and cluster-wide commands (KEYS, SCAN, FLUSHALL…) — or the
-// router would send it to another member (or has no InlineRouter to say it would not). The
-// server enables event loops only over a store whose operations never wait on I/O (the memory
-// store), so every other command completes at once.
+// router would do more than run it here or forward it with a reply that notifies (see
+// InlineRouter). Over a pipelined store (redis), whose calls cross the network, it runs only
+// what needs no store call or goes on the pipelined path (GET, SET without TAGS), whose replies
+// notify. While the connection's earlier replies are still being computed, only a pipelined
+// command may run (anything else would wait for them); the loop asks again once they are
+// written. The server enables event loops only over the memory store and the redis store's
+// pipelined connections, so a command run here never blocks.
 func (n *Node) TryServeRESP(conn *resp.Conn, args [][]byte) (resp.Reply, bool) {
 	cmd := n.Lookup(args)
 	if cmd != nil && cmd.Flags&(FlagBlocking|FlagAdmin|FlagClusterWide) != 0 {
 		return resp.Reply{}, false
 	}
+	pipelined := cmd != nil && cmd.Flags&FlagPipelined != 0
+	if n.pipe != nil && cmd != nil && !(pipelined && !hasTagsOption(cmd, args)) &&
+		!(cmd.FirstKey == 0 && cmd.Flags&FlagFast != 0) {
+		return resp.Reply{}, false
+	}
+	if conn.Pending() && !pipelined {
+		return resp.Reply{}, false
+	}
 	ctx := n.session(conn)
 	if n.router != nil && cmd != nil && cmd.FirstKey > 0 { // what Exec routes
-		if ir, ok := n.router.(InlineRouter); !ok || !ir.Inline(ctx, cmd, args) {
+		ir, ok := n.router.(InlineRouter)
+		if !ok || ir.Inline(ctx, cmd, args) == InlineNo {
 			return resp.Reply{}, false
 		}
 	}
 	return n.Exec(ctx, args), true
+}
+
+// hasTagsOption reports whether a SET carries a TAGS option (which the pipelined path does not
+// take).
+func hasTagsOption(cmd *Command, args [][]byte) bool {
+	if cmd.Name != "set" {
+		return false
+	}
+	for _, a := range args[min(3, len(args)):] {
+		if ArgIs(a, "tags") {
+			return true
+		}
+	}
+	return false
 }
 
 // session returns the command layer's state for conn, creating it on first use.
@@ -283,8 +323,11 @@ func (n *Node) defaultExpireAt() int64 {
 
 // do runs op on key, counting hits, misses and writes.
 func (n *Node) do(c *Ctx, key []byte, op store.Op) (store.Result, error) {
-	if c.Conn != nil {
-		c.Conn.Settle() // a pipelined command falling back to Do must not overtake earlier calls
+	// A pipelined command falling back to Do must not overtake the store calls started before
+	// it, which may be on the same key. Without a pipelined store the only pending replies are
+	// forwards of other members' keys, which a local key cannot conflict with.
+	if c.Conn != nil && n.pipe != nil {
+		c.Conn.Settle()
 	}
 	res, err := n.store.Do(c.Context(), key, op)
 	n.account(key, &op, res, err)
@@ -308,6 +351,29 @@ type later struct {
 	op    store.Op
 	call  store.Call
 	build func(store.Result, error) (resp.Reply, error)
+}
+
+// laterReply is the reply of a call started on the store's pipelined path: a Later that, when
+// the store's call can notify (resp.Notifier), notifies too, so an event loop need not block.
+func (n *Node) laterReply(key []byte, op store.Op, call store.Call, build func(store.Result, error) (resp.Reply, error)) resp.Reply {
+	l := &later{n: n, key: key, op: op, call: call, build: build}
+	if _, ok := call.(resp.Notifier); ok {
+		return resp.Reply{Later: notifyingLater{l}}
+	}
+	return resp.Reply{Later: l}
+}
+
+// notifyingLater is a later whose store call notifies and flushes.
+type notifyingLater struct{ *later }
+
+// Notify implements resp.Notifier.
+func (l notifyingLater) Notify(fn func()) bool { return l.call.(resp.Notifier).Notify(fn) }
+
+// Flush implements resp.Flusher: it sends the call when the store buffers it.
+func (l notifyingLater) Flush() {
+	if f, ok := l.call.(resp.Flusher); ok {
+		f.Flush()
+	}
 }
 
 // Reply implements resp.Later.

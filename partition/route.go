@@ -63,32 +63,37 @@ func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 	return cl.multi(c, v, cmd, args, first, last, step)
 }
 
-// Inline implements commands.InlineRouter: it reports whether Route would run the command here
-// without touching the network, so that an event loop may run it in-line. That holds for a
-// peer's request when writes are not copied on (replicas = 1) and this node's ring has not
-// changed lately (during that handoff window a peer's request may be passed on: window.go),
-// and for a single-key command whose key this node owns outside the window after a join (when
-// a missing key may be pulled from its previous owner).
-func (cl *Cluster) Inline(c *commands.Ctx, cmd *commands.Command, args [][]byte) bool {
+// Inline implements commands.InlineRouter. With one copy of each key (replicas = 1) a peer's
+// request and a single-key command on a key this node owns run here, and a single-key command
+// on another member's key is forwarded with a reply that notifies (peer.Call); outside that, in
+// the window after a join (when a missing key may be pulled from its previous owner), and for a
+// peer's request during this node's handoff window (it may be passed on, split and gathered:
+// window.go), the command is left to a goroutine.
+func (cl *Cluster) Inline(c *commands.Ctx, cmd *commands.Command, args [][]byte) commands.Inlining {
 	if cl.cfg.Replicas != 1 || cmd.Flags&(commands.FlagClusterWide|commands.FlagBlocking) != 0 {
-		return false
+		return commands.InlineNo
 	}
 	if c.Peer {
-		return cl.view.Load().from == nil
+		if cl.view.Load().from != nil {
+			return commands.InlineNo
+		}
+		return commands.InlineLocal
 	}
 	first, last, step := keyRange(cmd, len(args))
 	if first == 0 {
-		return true // Route leaves keyless commands to the node
+		return commands.InlineLocal // Route leaves keyless commands to the node
 	}
 	if first+step <= last {
-		return false
+		return commands.InlineNo
 	}
 	v := cl.view.Load()
 	if v.prev != nil {
-		return false
+		return commands.InlineNo
 	}
-	owner := v.ring.Owner(args[first])
-	return owner == cl.self || owner == ""
+	if owner := v.ring.Owner(args[first]); owner != cl.self && owner != "" {
+		return commands.InlineForward
+	}
+	return commands.InlineLocal
 }
 
 // keyRange returns the positions of cmd's keys in args (first 0: no key).

@@ -40,6 +40,7 @@ type loop struct {
 	conns   map[int32]*Conn // registered connections by descriptor; the loop goroutine only
 	held    atomic.Int64    // len(conns), for other goroutines (tests)
 	wakeb   [8]byte
+	toFlush []*Conn // parked in this poll round, their Later replies not yet flushed
 
 	mu         sync.Mutex
 	incoming   []*Conn // handed to the loop, not yet registered
@@ -194,6 +195,7 @@ func (l *loop) run() {
 				l.serve(c, l.events[i].Events)
 			}
 		}
+		l.flushParked()
 	}
 }
 
@@ -358,11 +360,9 @@ func (l *loop) park(c *Conn) {
 			return
 		}
 	}
-	for _, r := range c.waiting {
-		if f, ok := r.Later.(Flusher); ok {
-			f.Flush()
-		}
-	}
+	// Start the work behind the replies once every ready connection has queued its requests:
+	// then one write carries them all (flushParked, at the end of the poll round).
+	l.toFlush = append(l.toFlush, c)
 	if c.notifyFn == nil {
 		c.notifyFn = func() {
 			if c.unparked.Add(-1) == 0 {
@@ -386,6 +386,19 @@ func (l *loop) park(c *Conn) {
 	}
 }
 
+// flushParked starts the Later replies of the connections parked in this poll round.
+func (l *loop) flushParked() {
+	for i, c := range l.toFlush {
+		l.toFlush[i] = nil
+		for _, r := range c.waiting {
+			if f, ok := r.Later.(Flusher); ok {
+				f.Flush()
+			}
+		}
+	}
+	l.toFlush = l.toFlush[:0]
+}
+
 // ready puts a parked connection whose replies are all computed on the loop's ready list. It is
 // called from the goroutine that computed the last of them.
 func (l *loop) ready(c *Conn) {
@@ -403,6 +416,12 @@ func (l *loop) resume(c *Conn) {
 	if !c.inLoop || !c.parked {
 		return // closed meanwhile
 	}
+	defer func() {
+		if p := recover(); p != nil { // building a reply (Later.Reply) panicked
+			l.s.log.Error("panic serving connection", "client", c.ID, "panic", p)
+			l.close(c)
+		}
+	}()
 	c.parked = false
 	if !l.write(c) {
 		return
@@ -486,7 +505,8 @@ func (l *loop) closeAll() {
 func (l *loop) closeIdle(idle time.Duration) {
 	cutoff := time.Now().Add(-idle).UnixMilli()
 	for _, c := range l.conns {
-		if !c.noIdle && c.lastActive.Load() < cutoff {
+		// A parked connection waits for its replies: like Redis's blocked clients, it is not idle.
+		if !c.noIdle && !c.parked && c.lastActive.Load() < cutoff {
 			l.close(c)
 		}
 	}
