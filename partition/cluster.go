@@ -340,7 +340,9 @@ func (cl *Cluster) noteDeparting(member string) {
 		cl.departing = map[string]time.Time{}
 	}
 	cl.departing[member] = time.Now()
-	cl.setView(cl.members)
+	if cl.members != nil { // before the first membership event there is no ring to change
+		cl.setView(cl.members)
+	}
 	cl.membersMu.Unlock()
 	cl.wake()
 }
