@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -261,6 +262,12 @@ func TestJoinWindowKeepsNewerChanges(t *testing.T) {
 		for _, k := range kept {
 			mustGet(t, c, k, "old:"+k, "untouched key handed over")
 		}
+	}
+	// The copies of the deleted, expired, overwritten and invalidated keys were refused (the
+	// stale DEL ran after its copy, on node-2, and the pull found kPull gone on node-1).
+	info, err := c2.Info(ctx, "vela").Result()
+	if err != nil || !strings.Contains(info, "cluster_copies_refused:") || strings.Contains(info, "cluster_copies_refused:0\r") {
+		t.Errorf("INFO vela on node-2 shows no refused copy: %q, %v", info, err)
 	}
 	if l := localLen(t, n2); l != int64(len(kept))+1 {
 		t.Errorf("node-2 holds %d keys, want the %d untouched ones and the filled one", l, len(kept))
