@@ -102,4 +102,3 @@ func pollNow(epfd int, events []unix.EpollEvent) (int, error) {
 	}
 	return int(n), nil
 }
-

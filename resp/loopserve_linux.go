@@ -223,4 +223,3 @@ func (l *loop) write(c *Conn) bool {
 	}
 	return true
 }
-
