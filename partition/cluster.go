@@ -135,10 +135,12 @@ type Cluster struct {
 	members   []membership.Member
 	joinedAt  time.Time // when this node first saw the cluster it joined; guarded by membersMu
 
-	// stripes serialise, by key hash: a key's write with its copies to replicas; and the
-	// handoff window's notes with the installs of handed-over copies (window.go). Stripe i
-	// also guards the notes of the current fence's keys[i].
-	stripes [numStripes]sync.Mutex
+	stripes [numStripes]sync.Mutex // serialise a key's write and its copy to replicas, by key hash
+	// fenceMu order, by key hash, a handoff window's notes with the installs of handed-over
+	// copies, and fenceMu[i] guards the notes of the current fence's keys[i] (window.go). They
+	// are never held across network I/O (an install holds one for its store write), so that an
+	// event loop may take them: after stripes when both are taken.
+	fenceMu [numStripes]sync.Mutex
 
 	// departing are members that announced they are leaving (VELA LEAVING), and when: the ring
 	// leaves them out until they are gone. Guarded by membersMu.

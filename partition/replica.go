@@ -32,7 +32,7 @@ func (cl *Cluster) writeLocal(c *commands.Ctx, v *view, cmd *commands.Command, a
 	}
 	if v.fence != nil && changes(cmd) {
 		for _, k := range keys {
-			cl.noteLocked(v, k) // before the write: a copy handed over later must not undo it
+			cl.note(v, k) // before the write: a copy handed over later must not undo it
 		}
 	}
 	reply := settled(cl.node.ExecLocal(c, cmd, args))
@@ -53,8 +53,7 @@ func (cl *Cluster) writeLocal(c *commands.Ctx, v *view, cmd *commands.Command, a
 	return reply
 }
 
-// copyKey sends key's current state to its holders other than this node (fenced during this
-// node's handoff window, so that a holder whose ring is behind notes it too: window.go).
+// copyKey sends key's current state to its holders other than this node.
 func (cl *Cluster) copyKey(ctx context.Context, v *view, key []byte, calls []*peer.Call) []*peer.Call {
 	var buf [8]string
 	owners := v.ring.Owners(key, cl.cfg.Replicas, buf[:0])
@@ -63,7 +62,6 @@ func (cl *Cluster) copyKey(ctx context.Context, v *view, key []byte, calls []*pe
 		cl.log.Warn("cluster: reading key for replicas failed", "err", err)
 		return calls
 	}
-	args = outbound(v, args, commands.FlagWrite)
 	for _, o := range owners {
 		if o == cl.self {
 			continue
@@ -111,7 +109,7 @@ func (cl *Cluster) restoreArgs(ctx context.Context, key []byte, nx bool) ([][]by
 // restore serves VELA RESTORE key value pxat [NX] [TAGS tag …] for peers: it writes the entry
 // as given (pxat 0: no expiry). With NX (a handed-over copy) it is installed only if the key is
 // absent and, during a handoff window, was not changed here since the window opened; without
-// (the owner's copy to a replica) it is written and, during a window, noted as a change.
+// (the owner's copy to a replica) it is written and, if a copy may still arrive, noted.
 // Replies 1 when written.
 func (cl *Cluster) restore(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	if !c.Peer {
@@ -146,9 +144,7 @@ func (cl *Cluster) restore(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 		}
 		return resp.Bool(done), nil
 	}
-	if v := cl.view.Load(); v.fence != nil {
-		cl.note(v, args[2])
-	}
+	cl.notePeerWrite(args[2])
 	res, err := cl.store.Do(c.Context(), args[2], op)
 	if err != nil {
 		return resp.Reply{}, err
@@ -159,15 +155,13 @@ func (cl *Cluster) restore(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	return resp.Bool(res.Done), nil
 }
 
-// drop serves VELA DROP key for peers: the key was deleted on its owner. During a handoff
-// window the delete is noted, even when the key had not arrived here yet.
+// drop serves VELA DROP key for peers: the key was deleted on its owner. If a copy of the key
+// may still arrive, the delete is noted, even when the key had not arrived here yet.
 func (cl *Cluster) drop(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	if !c.Peer {
 		return resp.Reply{}, errPeerOnly
 	}
-	if v := cl.view.Load(); v.fence != nil {
-		cl.note(v, args[2])
-	}
+	cl.notePeerWrite(args[2])
 	res, err := cl.store.Do(c.Context(), args[2], store.Op{Kind: store.Delete})
 	if err != nil {
 		return resp.Reply{}, err

@@ -23,9 +23,10 @@ var _ commands.Router = (*Cluster)(nil)
 func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) (resp.Reply, bool) {
 	if c.Peer {
 		// During a handoff window a peer's command may have to go on to the keys' new holder,
-		// and the keys it changes here are noted first (window.go).
-		if v := cl.view.Load(); v.fence != nil {
-			if r, ok := cl.peerInWindow(c, v, cmd, args); ok {
+		// and the keys it changes here are noted first; a peer writing a key this node does
+		// not hold has seen a ring change this node has not, which opens a window (window.go).
+		if v := cl.view.Load(); v.fence != nil || cl.peerAhead(v, cmd, args) {
+			if r, ok := cl.peerInWindow(c, cl.ensureFence(), cmd, args); ok {
 				return r, true
 			}
 		}
@@ -120,7 +121,7 @@ func (cl *Cluster) forward(c *commands.Ctx, v *view, owner string, args [][]byte
 		}
 		return r
 	}
-	call := cl.pool.Send(addr, outbound(v, args, flags), pick(c), cl.cfg.ForwardTimeout)
+	call := cl.pool.Send(addr, args, pick(c), cl.cfg.ForwardTimeout)
 	if c.Conn == nil {
 		return call.Wait()
 	}
@@ -322,7 +323,7 @@ func (cl *Cluster) multi(c *commands.Ctx, v *view, cmd *commands.Command, args [
 func (cl *Cluster) runGroups(c *commands.Ctx, v *view, cmd *commands.Command, groups []*group) {
 	for _, g := range groups {
 		if g.owner != cl.self {
-			g.call = cl.send(c, v, g.owner, outbound(v, g.args, cmd.Flags))
+			g.call = cl.send(c, v, g.owner, g.args)
 		}
 	}
 	for _, g := range groups {

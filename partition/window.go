@@ -14,23 +14,27 @@ package partition
 //     node notes each key a copy of which may still come here: a key that moved here in a change
 //     of the window, or one this node does not hold in its ring at all (the sender's ring is
 //     ahead). FLUSHALL and FLUSHDB note "everything", TAGINVALIDATE its tags. The note is taken
-//     under the key's stripe lock before the command runs, even when the command then changes
-//     nothing (DEL of a key that has not arrived yet).
+//     under the key's fence lock (Cluster.fenceMu) before the command runs, even when the
+//     command then changes nothing (DEL of a key that has not arrived yet).
 //   - A copy arriving by handoff (VELA RESTORE … NX) or by pull (VELA TAKE's reply) is installed
 //     only if the key is absent here, not noted, and carries no noted tag, under the same
-//     stripe lock: a note taken after the install belongs to a command that runs after it.
-//   - Forwarded writes go out as VELA FENCED, so that a member that has not seen the change yet
-//     opens a window and notes them too. A peer's command on keys this node no longer holds (the
+//     lock: a note taken after the install belongs to a command that runs after it. The fence
+//     locks are never held across network I/O, so event loops may take them.
+//   - A peer writing a key this node does not hold in its ring has seen a change this node has
+//     not: that opens a window here and notes the key (one ring lookup per peer write is all
+//     this costs outside windows). Cluster-wide writes sent during a window are wrapped in VELA
+//     FENCED for the same purpose. A peer's command on keys this node no longer holds (the
 //     peer's ring is behind) is passed on to their holder as VELA FINAL, which runs there and is
-//     never passed on again, instead of changing a copy that is being handed over.
+//     never passed on again, instead of changing a copy that is being handed over. (With
+//     replicas ≥ 2 it runs here, and writeLocal copies the result to the key's holders.)
 //
 // A member leaving gracefully announces it first (VELA LEAVING): the others route around it and
 // open their window before its copies leave.
 //
-// Outside a window none of this runs: the local fast path loads the view it already loads and
-// finds fence nil. Notes are 64-bit key hashes in maps sharded like the stripes, at most
-// Config.Tombstones; when full, every further copy is refused until the window ends (a missing
-// key rather than an older one). The maps go when the window ends.
+// Outside a window none of this runs but that lookup: the local fast path loads the view it
+// already loads and finds fence nil. Notes are 64-bit key hashes in maps sharded like the fence
+// locks, at most Config.Tombstones; when full, every further copy is refused until the window
+// ends (a missing key rather than an older one). The maps go when the window ends.
 
 import (
 	"context"
@@ -49,7 +53,7 @@ import (
 )
 
 const (
-	// numStripes is the number of key stripes (Cluster.stripes); a power of two.
+	// numStripes is the number of key stripes (Cluster.stripes, Cluster.fenceMu); a power of two.
 	numStripes = 256
 	// fenceWindow is how long a handoff window stays open after the last ring change, the last
 	// handed-over copy received, or the last fenced request from a peer.
@@ -68,7 +72,8 @@ type fence struct {
 	full    atomic.Bool  // limit reached: every copy is refused
 	flushed atomic.Bool  // FLUSHALL or FLUSHDB ran here: every copy is refused
 	until   atomic.Int64 // unix nanoseconds: the window may end then; only moves later
-	// keys[i] holds the hashes of the noted keys of stripe i; guarded by Cluster.stripes[i].
+	// keys[i] holds the hashes of the noted keys whose hash is i modulo numStripes; guarded by
+	// Cluster.fenceMu[i].
 	keys    [numStripes]map[uint64]struct{}
 	anyTags atomic.Bool
 	tagsMu  sync.Mutex          // guards tags
@@ -88,7 +93,7 @@ func (f *fence) extend(t time.Time) {
 	}
 }
 
-// addLocked notes the key hashing to h. The caller holds stripe h%numStripes.
+// addLocked notes the key hashing to h. The caller holds fenceMu[h%numStripes].
 func (f *fence) addLocked(h uint64) {
 	if f.full.Load() {
 		return
@@ -110,7 +115,7 @@ func (f *fence) addLocked(h uint64) {
 }
 
 // refusesLocked reports whether a handed-over copy of the key hashing to h, carrying tags, must
-// not be installed. The caller holds stripe h%numStripes.
+// not be installed. The caller holds fenceMu[h%numStripes].
 func (f *fence) refusesLocked(h uint64, tags [][]byte) bool {
 	if f.full.Load() || f.flushed.Load() {
 		return true
@@ -153,9 +158,8 @@ func (cl *Cluster) openWindow(old, v *view, now time.Time) {
 	v.fence, v.from, v.changeEnd = f, from, now.Add(fenceWindow)
 }
 
-// ensureFence returns the current view with a handoff window open, opening one if needed (a
-// peer sent a fenced request: its ring changed, perhaps before this node's did), and keeps it
-// open for fenceWindow more.
+// ensureFence returns the current view with a handoff window open. When none is, it opens one
+// for fenceWindow (a peer's ring changed before this node's did).
 func (cl *Cluster) ensureFence() *view {
 	v := cl.view.Load()
 	if v.fence == nil {
@@ -167,10 +171,40 @@ func (cl *Cluster) ensureFence() *view {
 			v = &nv
 		}
 		cl.membersMu.Unlock()
+		v.fence.extend(time.Now().Add(fenceWindow))
 		cl.wake() // the rebalancer closes the window when it has run out
 	}
-	v.fence.extend(time.Now().Add(fenceWindow))
 	return v
+}
+
+// peerAhead reports whether a peer's command writes a key this node does not hold in its ring:
+// the peer has seen a ring change this node has not, and a copy of the key may be on its way
+// here. Outside a window this is the only cost a peer's command pays: a ring lookup per key.
+func (cl *Cluster) peerAhead(v *view, cmd *commands.Command, args [][]byte) bool {
+	if !changes(cmd) || cmd.Flags&commands.FlagClusterWide != 0 {
+		return false
+	}
+	first, last, step := keyRange(cmd, len(args))
+	for i := first; first > 0 && i <= last; i += step {
+		if !cl.holds(v.ring, args[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// notePeerWrite notes a write a peer makes here outside a command (a replica's copy from its
+// owner) when a copy of key may still arrive: during a window, or when this node does not hold
+// key in its ring (the owner's ring is ahead: a window opens).
+func (cl *Cluster) notePeerWrite(key []byte) {
+	v := cl.view.Load()
+	if v.fence == nil {
+		if cl.holds(v.ring, key) {
+			return
+		}
+		v = cl.ensureFence()
+	}
+	cl.note(v, key)
 }
 
 // holds reports whether this node holds key in r.
@@ -200,7 +234,7 @@ func (cl *Cluster) note(v *view, key []byte) {
 		return
 	}
 	h := xxhash.Sum64(key)
-	mu := &cl.stripes[h%numStripes]
+	mu := &cl.fenceMu[h%numStripes]
 	mu.Lock()
 	if f := cl.view.Load().fence; f != nil {
 		f.addLocked(h)
@@ -208,19 +242,12 @@ func (cl *Cluster) note(v *view, key []byte) {
 	mu.Unlock()
 }
 
-// noteLocked is note for a caller that holds key's stripe (writeLocal).
-func (cl *Cluster) noteLocked(v *view, key []byte) {
-	if f := cl.view.Load().fence; f != nil && cl.moving(v, key) {
-		f.addLocked(xxhash.Sum64(key))
-	}
-}
-
 // noteWide records a cluster-wide write about to run here: FLUSHALL and FLUSHDB (and any other
 // cluster-wide write) refuse every later copy, TAGINVALIDATE the copies carrying its tags. Every
-// stripe is taken, so that no install is halfway.
+// fenceMu is taken, so that no install is halfway.
 func (cl *Cluster) noteWide(cmd *commands.Command, args [][]byte) {
-	for i := range cl.stripes {
-		cl.stripes[i].Lock()
+	for i := range cl.fenceMu {
+		cl.fenceMu[i].Lock()
 	}
 	if f := cl.view.Load().fence; f != nil {
 		if cmd.Name == "taginvalidate" {
@@ -237,8 +264,8 @@ func (cl *Cluster) noteWide(cmd *commands.Command, args [][]byte) {
 			f.flushed.Store(true)
 		}
 	}
-	for i := range cl.stripes {
-		cl.stripes[i].Unlock()
+	for i := range cl.fenceMu {
+		cl.fenceMu[i].Unlock()
 	}
 }
 
@@ -254,7 +281,7 @@ func changes(cmd *commands.Command) bool {
 func (cl *Cluster) install(ctx context.Context, key []byte, op store.Op) (bool, error) {
 	op.Cond = store.CondNX
 	h := xxhash.Sum64(key)
-	mu := &cl.stripes[h%numStripes]
+	mu := &cl.fenceMu[h%numStripes]
 	mu.Lock()
 	if f := cl.view.Load().fence; f != nil {
 		if f.refusesLocked(h, op.Tags) {
@@ -278,7 +305,7 @@ func (cl *Cluster) install(ctx context.Context, key []byte, op store.Op) (bool, 
 // refuses reports whether a copy of key would be refused now (a pull need not fetch it).
 func (cl *Cluster) refuses(key []byte) bool {
 	h := xxhash.Sum64(key)
-	mu := &cl.stripes[h%numStripes]
+	mu := &cl.fenceMu[h%numStripes]
 	mu.Lock()
 	defer mu.Unlock()
 	f := cl.view.Load().fence
@@ -298,7 +325,7 @@ func (cl *Cluster) localInWindow(c *commands.Ctx, v *view, cmd *commands.Command
 }
 
 // multiInWindow is localInWindow for the keys of a multi-key command this node owns. With
-// replicas, writes are noted by writeLocal, under the stripes it holds.
+// replicas, writes are noted by writeLocal.
 func (cl *Cluster) multiInWindow(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte, first, last, step int) {
 	if cl.cfg.Replicas > 1 {
 		return
@@ -317,9 +344,9 @@ func (cl *Cluster) multiInWindow(c *commands.Ctx, v *view, cmd *commands.Command
 }
 
 // peerInWindow routes a peer's command during a handoff window. When this node's ring changed
-// lately and places some of the command's keys elsewhere, the peer's ring is behind: the
-// command is passed on (VELA FINAL) to where they are now. Otherwise it runs here, and the keys
-// it changes are noted first.
+// lately and places some of the command's keys elsewhere, the peer's ring is behind: with
+// replicas = 1 the command is passed on (VELA FINAL) to where they are now. Otherwise it runs
+// here, and the keys it changes are noted first.
 func (cl *Cluster) peerInWindow(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte) (resp.Reply, bool) {
 	if cmd.Flags&commands.FlagClusterWide != 0 {
 		if cmd.Flags&commands.FlagWrite != 0 {
@@ -331,7 +358,10 @@ func (cl *Cluster) peerInWindow(c *commands.Ctx, v *view, cmd *commands.Command,
 	if first == 0 {
 		return resp.Reply{}, false
 	}
-	if v.from != nil {
+	// Only with one copy: with more, the holder the command is passed to would copy the result
+	// back to this node, on the very connection whose reply it waits for. There a write that
+	// lands here is copied on to the key's holders in this node's ring by writeLocal instead.
+	if v.from != nil && cl.cfg.Replicas == 1 {
 		if r, ok := cl.passOn(c, v, cmd, args, first, last, step); ok {
 			return r, true
 		}
@@ -446,26 +476,27 @@ func (cl *Cluster) runHere(c *commands.Ctx, v *view, cmd *commands.Command, args
 	return cl.node.ExecLocal(c, cmd, args)
 }
 
-// outbound is the request a forward of a command with flags sends: during this node's handoff
-// window (its ring changed lately) a write is wrapped in VELA FENCED, so that the peer notes the
-// keys it changes even if its ring has not changed yet. Otherwise args as they are.
+// outbound is the request a cluster-wide command sends the other members: during this node's
+// handoff window (its ring changed lately) a write (FLUSHALL, TAGINVALIDATE) is wrapped in VELA
+// FENCED, so that a member that has not seen the change yet opens a window and notes it too.
+// (A keyed write needs no wrapper: a member that does not hold the key sees it by itself.)
 func outbound(v *view, args [][]byte, flags commands.Flags) [][]byte {
-	if v.from == nil || flags&commands.FlagWrite == 0 || flags&commands.FlagBlocking != 0 {
+	if v.from == nil || flags&commands.FlagWrite == 0 || flags&commands.FlagClusterWide == 0 {
 		return args
 	}
 	return append([][]byte{[]byte("VELA"), []byte("FENCED")}, args...)
 }
 
-// fenced serves VELA FENCED command…: a peer in a handoff window forwards a write. This node
-// opens (or extends) its own window, then serves the command as any peer's: the keys it changes
-// are noted when a copy of them may still arrive here.
+// fenced serves VELA FENCED command…: a peer in a handoff window sends a cluster-wide write (or
+// any command). This node opens (or extends) its own window, then serves the command as any
+// peer's, noting what it changes.
 func (cl *Cluster) fenced(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	inner := args[2:]
 	cmd, err := cl.wrapped(c, inner)
 	if err != nil {
 		return resp.Reply{}, err
 	}
-	cl.ensureFence()
+	cl.ensureFence().fence.extend(time.Now().Add(fenceWindow))
 	if r, ok := cl.Route(c, cmd, inner); ok {
 		return r, nil
 	}
@@ -483,7 +514,9 @@ func (cl *Cluster) final(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	if cmd.FirstKey == 0 || cmd.Flags&commands.FlagClusterWide != 0 {
 		return resp.Reply{}, commands.ErrSyntax
 	}
-	return cl.runHere(c, cl.ensureFence(), cmd, inner), nil
+	v := cl.ensureFence()
+	v.fence.extend(time.Now().Add(fenceWindow))
+	return cl.runHere(c, v, cmd, inner), nil
 }
 
 // wrapped returns the command a peer wrapped in VELA FENCED or FINAL, checked as Exec checks a

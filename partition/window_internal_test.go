@@ -2,6 +2,7 @@ package partition
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"testing"
 	"time"
@@ -154,9 +155,9 @@ func TestTombstoneLimit(t *testing.T) {
 	mustInstall(t, cl, fresh, true, copyOp())
 }
 
-// TestLocalPathAllocatesNothingOutsideAWindow: with no window open, a routed local write costs
-// the allocations of the same write on a node with no cluster (the store's copy of the value),
-// nothing more.
+// TestLocalPathAllocatesNothingOutsideAWindow: with no window open, a routed local write (a
+// client's or a peer's) costs the allocations of the same write on a node with no cluster (the
+// store's copy of the value), nothing more.
 func TestLocalPathAllocatesNothingOutsideAWindow(t *testing.T) {
 	cl, node := windowCluster(t, 100)
 	nv := *cl.view.Load()
@@ -165,44 +166,70 @@ func TestLocalPathAllocatesNothingOutsideAWindow(t *testing.T) {
 	cl.view.Store(&nv)
 	plain := commands.NewNode(memory.New(memory.Config{}), commands.Config{}, nil, nil)
 	set := [][]byte{[]byte("SET"), []byte("k"), []byte("v")}
-	allocs := func(n *commands.Node) float64 {
-		c := &commands.Ctx{Node: n}
+	allocs := func(n *commands.Node, peer bool) float64 {
+		c := &commands.Ctx{Node: n, Peer: peer}
 		if r := n.Exec(c, set); r.IsError() {
 			t.Fatal(r.Str)
 		}
 		return testing.AllocsPerRun(1000, func() { n.Exec(c, set) })
 	}
-	if got, want := allocs(node), allocs(plain); got != want {
+	want := allocs(plain, false)
+	if got := allocs(node, false); got != want {
 		t.Fatalf("a routed local SET allocates %.1f times outside a window, a local node's %.1f", got, want)
+	}
+	if got := allocs(node, true); got != want {
+		t.Fatalf("a peer's SET allocates %.1f times outside a window, a local node's %.1f", got, want)
+	}
+	if cl.view.Load().fence != nil {
+		t.Fatal("a window opened")
 	}
 }
 
-// TestFencedRequestOpensAWindow: a member whose ring changed forwards a write as VELA FENCED to
-// a member that has not seen the change: that member opens a window and notes the keys it does
-// not hold in its own ring (a copy of them may be on its way), not the ones it holds.
-func TestFencedRequestOpensAWindow(t *testing.T) {
-	for _, wrap := range []string{"FENCED", "FINAL"} {
-		t.Run(wrap, func(t *testing.T) {
+// TestPeerAheadOpensAWindow: a member whose ring changed writes, through a peer's command, a
+// key this node does not hold in its own ring (or passes one on as VELA FINAL, or wraps it in
+// VELA FENCED): this node opens a window and notes that key, but not the ones it holds.
+func TestPeerAheadOpensAWindow(t *testing.T) {
+	for _, wrap := range []string{"", "FENCED", "FINAL"} {
+		t.Run("wrap="+wrap, func(t *testing.T) {
 			cl, node := windowCluster(t, 100)
 			nv := *cl.view.Load()
 			nv.fence, nv.from = nil, nil // no change seen here
 			cl.view.Store(&nv)
 			c := &commands.Ctx{Node: node, Peer: true}
 			notMine, mine := keyOwnedBy(nv.ring, "a", 0), keyOwnedBy(nv.ring, "b", 0)
-			for _, k := range []string{notMine, mine} {
-				r, err := map[string]commands.Handler{"FENCED": cl.fenced, "FINAL": cl.final}[wrap](c,
-					[][]byte{[]byte("VELA"), []byte(wrap), []byte("DEL"), []byte(k)})
-				if err != nil || r.IsError() || r.Int != 0 {
-					t.Fatalf("VELA %s DEL %s = %+v, %v", wrap, k, r, err)
+			run := func(c *commands.Ctx, k string) (int64, error) {
+				if wrap == "" {
+					r := node.Exec(c, [][]byte{[]byte("DEL"), []byte(k)})
+					if r.IsError() {
+						return 0, errors.New(r.Str)
+					}
+					return r.Int, nil
 				}
+				h := map[string]commands.Handler{"FENCED": cl.fenced, "FINAL": cl.final}[wrap]
+				r, err := h(c, [][]byte{[]byte("VELA"), []byte(wrap), []byte("DEL"), []byte(k)})
+				if err == nil && r.IsError() {
+					err = errors.New(r.Str)
+				}
+				return r.Int, err
+			}
+			if n, err := run(c, mine); err != nil || n != 0 {
+				t.Fatalf("DEL %s = %d, %v", mine, n, err)
+			}
+			if wrap == "" && cl.view.Load().fence != nil {
+				t.Fatal("a peer's DEL of a key this node holds opened a window")
+			}
+			if n, err := run(c, notMine); err != nil || n != 0 {
+				t.Fatalf("DEL %s = %d, %v", notMine, n, err)
 			}
 			if cl.view.Load().fence == nil {
 				t.Fatal("no window opened")
 			}
 			mustInstall(t, cl, notMine, false, copyOp())
 			mustInstall(t, cl, mine, true, copyOp())
-			if _, err := cl.fenced(&commands.Ctx{Node: node}, [][]byte{[]byte("VELA"), []byte(wrap), []byte("DEL"), []byte("x")}); err != errPeerOnly {
-				t.Fatalf("a client ran VELA %s: %v", wrap, err)
+			if wrap != "" {
+				if _, err := run(&commands.Ctx{Node: node}, "x"); err == nil || err.Error() != errPeerOnly.Error() {
+					t.Fatalf("a client ran VELA %s: %v", wrap, err)
+				}
 			}
 		})
 	}
