@@ -22,6 +22,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -177,6 +178,9 @@ func (c *Call) Result() (resp.Reply, error) {
 	defer func() {
 		if t != nil {
 			t.Stop()
+		}
+		if c.conn != nil {
+			c.conn.unwait(c)
 		}
 	}()
 	for {
@@ -468,6 +472,7 @@ type conn struct {
 	err     error         // set once the connection has failed
 	reading bool          // a caller is reading replies (see Call.Result)
 	readDL  time.Time     // that reader's deadline
+	waiters []*Call       // calls waiting in Result for the reading role, oldest first
 
 	writeDL   time.Time // write deadline last set; the writing goroutine's only
 	setReadDL time.Time // read deadline last set; the reader's only
@@ -560,14 +565,19 @@ func (cn *conn) flush() {
 }
 
 // lead reads replies for c when nobody else is reading: it reports false at once when another
-// caller holds the reading role. Otherwise it reads, finishing each call in order, until c is
-// finished (or the connection fails), then passes the role to the oldest call still waiting.
+// caller holds the reading role (c is then among the waiters the role is passed to). Otherwise it
+// reads, finishing each call in order, until c is finished (or the connection fails), then
+// passes the role on to a call still waiting.
 func (cn *conn) lead(c *Call) bool {
 	cn.mu.Lock()
 	if cn.reading {
+		if !slices.Contains(cn.waiters, c) {
+			cn.waiters = append(cn.waiters, c)
+		}
 		cn.mu.Unlock()
 		return false
 	}
+	cn.waiters = slices.DeleteFunc(cn.waiters, func(w *Call) bool { return w == c })
 	if cn.err != nil {
 		cn.mu.Unlock()
 		return true // fail has finished c or will
@@ -644,26 +654,42 @@ func (cn *conn) readerDeadline() time.Time {
 	return cn.readDL
 }
 
-// release gives up the reading role, waking the oldest waiting call to take it, or starting a
-// reader when that call's caller waits for a notification instead.
+// release gives up the reading role: a reader is started when the oldest pending call's caller
+// waits for a notification, else the oldest call waiting in Result takes it. (The oldest pending
+// call itself may have nobody waiting for it yet, such as a forward whose connection settles
+// later: handing the role to it alone would leave the waiting callers behind it without a
+// reader.)
 func (cn *conn) release() {
 	cn.mu.Lock()
 	cn.reading = false
-	var next *Call
+	var next, waiter *Call
 	if cn.head < len(cn.queue) {
 		next = cn.queue[cn.head]
 	}
+	if len(cn.waiters) > 0 {
+		waiter = cn.waiters[0]
+	}
 	cn.mu.Unlock()
-	if next != nil {
-		if next.state.Load() == callNotify {
-			cn.ensureReader()
-			return
-		}
+	if next == nil {
+		return
+	}
+	if next.state.Load() == callNotify {
+		cn.ensureReader()
+		return
+	}
+	if waiter != nil {
 		select {
-		case next.turn <- struct{}{}:
+		case waiter.turn <- struct{}{}:
 		default:
 		}
 	}
+}
+
+// unwait drops c from the calls waiting for the reading role.
+func (cn *conn) unwait(c *Call) {
+	cn.mu.Lock()
+	cn.waiters = slices.DeleteFunc(cn.waiters, func(w *Call) bool { return w == c })
+	cn.mu.Unlock()
 }
 
 // ensureReader starts a goroutine that reads replies (readAll) unless someone reads already or

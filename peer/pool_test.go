@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"bufio"
 	"errors"
 	"net"
 	"strconv"
@@ -219,5 +220,80 @@ func TestNotify(t *testing.T) {
 	}
 	if c, ok := <-accepted; ok {
 		c.Close()
+	}
+}
+
+// TestReadingRolePassesToAWaitingCaller: the caller reading a connection's replies passes the
+// role on when its own reply has come. The oldest pending call may have nobody waiting for it
+// (a forward whose client connection settles later); a caller waiting behind it must still get
+// the role and its reply, not sleep until something else reads.
+func TestReadingRolePassesToAWaitingCaller(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	answer := make(chan struct{})
+	served := make(chan struct{})
+	go func() { // a peer that reads three requests and answers them when told
+		defer close(served)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for i := 0; i < 3*5; i++ { // three requests of five lines: *2, $3, GET, $1, key
+			if _, err := br.ReadString('\n'); err != nil {
+				return
+			}
+		}
+		<-answer
+		_, _ = c.Write([]byte("+x\r\n+a\r\n+b\r\n"))
+		_, _ = c.Read(make([]byte, 1)) // until the pool closes
+	}()
+	p := NewPool(Config{Conns: 1})
+	defer func() { p.Close(); <-served }()
+	addr := ln.Addr().String()
+	x := p.Send(addr, args("GET", "x"), 0, 5*time.Second)
+	_ = p.Send(addr, args("GET", "a"), 0, 5*time.Second) // nobody waits for this one
+	b := p.Send(addr, args("GET", "b"), 0, 5*time.Second)
+	xDone, bDone := make(chan error, 1), make(chan error, 1)
+	go func() { _, err := x.Result(); xDone <- err }()
+	// x's caller reads; b's caller waits for the role.
+	waitUntil(t, func() bool {
+		cn := x.conn
+		cn.mu.Lock()
+		defer cn.mu.Unlock()
+		return cn.reading
+	})
+	go func() { _, err := b.Result(); bDone <- err }()
+	waitUntil(t, func() bool {
+		cn := x.conn
+		cn.mu.Lock()
+		defer cn.mu.Unlock()
+		return len(cn.waiters) == 1
+	})
+	close(answer)
+	for name, ch := range map[string]chan error{"x": xDone, "b": bDone} {
+		select {
+		case err := <-ch:
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatalf("%s's caller never got its reply", name)
+		}
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
