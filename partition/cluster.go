@@ -112,7 +112,12 @@ type Cluster struct {
 	stats *stats.Stats
 	log   *slog.Logger
 	pool  *peer.Pool
-	token string // VELA PEER proof derived from the secret
+	// copies carries the copies of writes to replicas on connections of their own. A write a
+	// peer forwarded here waits for its copies on the goroutine serving that peer; were the
+	// copies queued on the connections that carry forwards, two nodes copying to each other
+	// could each wait behind the other's blocked connection until the timeout.
+	copies *peer.Pool
+	token  string // VELA PEER proof derived from the secret
 
 	ml      *membership.Membership
 	view    atomic.Pointer[view]
@@ -191,6 +196,8 @@ func New(node *commands.Node, st store.Store, cfg Config) (*Cluster, error) {
 		[][]byte{[]byte("HELLO"), []byte("3")})
 	cl.pool = peer.NewPool(peer.Config{Conns: cfg.PeerConns, DialTimeout: cfg.ForwardTimeout,
 		Handshake: handshake, Dial: cfg.PeerDial, Log: cfg.Log})
+	cl.copies = peer.NewPool(peer.Config{Conns: 1, DialTimeout: cfg.ForwardTimeout,
+		Handshake: handshake, Dial: cfg.PeerDial, Log: cfg.Log})
 	cl.setView(nil)
 	cl.registerCommands()
 	node.AddInfoSection("vela", cl.infoLines)
@@ -235,6 +242,7 @@ func (cl *Cluster) onChange(ev membership.Event) {
 			go func() { // Forget may wait for a dial in progress: not on memberlist's goroutine
 				defer cl.bg.Done()
 				cl.pool.Forget(ev.Member.RESP)
+				cl.copies.Forget(ev.Member.RESP)
 			}()
 		}
 	}
@@ -363,6 +371,7 @@ func (cl *Cluster) Shutdown(ctx context.Context) error {
 		}
 		cl.bg.Wait()
 		cl.pool.Close()
+		cl.copies.Close()
 		cl.shutErr = err
 	})
 	return cl.shutErr
