@@ -281,6 +281,9 @@ func (s *Store) visitTagPage(ctx context.Context, hash, reg, tag, mode string, c
 	}
 	removed := 0
 	if len(drop) > 1 {
+		if s.afterTagCheck != nil {
+			s.afterTagCheck()
+		}
 		n, err := clusterTagRemove.Run(ctx, s.c, []string{hash, reg}, drop...).Int64()
 		if err != nil {
 			return deleted, 0, 0, err

@@ -365,6 +365,52 @@ func clusterCrashedTagWrites(t *testing.T, rc *redisCluster) {
 	}
 }
 
+// clusterTagInterleavings runs the two interleavings of a tagged write and a TAGINVALIDATE on
+// other nodes that could lose a tag entry, each forced with a hook, and checks that the key
+// written ends up invalidated by its tag.
+func clusterTagInterleavings(t *testing.T, rc *redisCluster) {
+	s1, s2 := open(t, rc.url), open(t, rc.url)
+	ctx := context.Background()
+	tag := [][]byte{[]byte("t")}
+	set := func(s *redisstore.Store, k, v string, tags [][]byte) {
+		t.Helper()
+		if res, err := s.Do(ctx, []byte(k), store.Op{Kind: store.Set, Value: []byte(v), Tags: tags}); err != nil || !res.Done {
+			t.Fatalf("SET %s: %+v %v", k, res, err)
+		}
+	}
+	invalidate := func(s *redisstore.Store, want ...string) {
+		t.Helper()
+		keys, err := s.InvalidateTags(ctx, tag)
+		var got []string
+		for _, k := range keys {
+			got = append(got, string(k))
+		}
+		if err != nil || !slices.Equal(got, want) {
+			t.Fatalf("invalidate t = %q %v, want %q", got, err, want)
+		}
+	}
+
+	// An invalidation between the steps of a write: it deletes the old value, and the write,
+	// which completes after it, stays tagged.
+	set(s1, "k1", "old", tag)
+	s1.AfterTagBegin(func() { invalidate(s2, "k1") })
+	set(s1, "k1", "new", tag)
+	s1.AfterTagBegin(nil)
+	invalidate(s2, "k1")
+
+	// A write between an invalidation's check (which found the entry stale) and its removal of
+	// the entry: the write's entry survives the removal.
+	set(s1, "k2", "old", tag)
+	set(s1, "k2", "plain", nil) // the entry is stale now
+	s1.AfterTagCheck(func() { set(s2, "k2", "new", tag) })
+	invalidate(s1)
+	s1.AfterTagCheck(nil)
+	invalidate(s2, "k2")
+	if _, book := rc.rawKeys(t); len(book) != 0 {
+		t.Fatalf("bookkeeping left: %v", book)
+	}
+}
+
 // clusterConcurrentTagging runs tagged writes, invalidations, deletes and plain writes at once
 // through two stores on the cluster, then checks that no tagged key escaped its tags (after
 // invalidating every tag, no key written with tags is left), that DBSIZE and SCAN agree with the

@@ -25,3 +25,7 @@ func (s *Store) SetPendingGrace(d time.Duration) { s.pendingGrace = d }
 
 // AfterTagBegin makes fn run between steps 1 and 2 of every tagged write (cluster mode).
 func (s *Store) AfterTagBegin(fn func()) { s.afterTagBegin = fn }
+
+// AfterTagCheck makes fn run between the checks of the keys of a tag hash page and the removal of
+// the entries they let go, in TAGINVALIDATE and the sweep (cluster mode).
+func (s *Store) AfterTagCheck(fn func()) { s.afterTagCheck = fn }

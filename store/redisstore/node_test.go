@@ -449,6 +449,7 @@ func TestCluster(t *testing.T) {
 		{"TwoNodesShareTags", clusterTwoNodesShareTags},
 		{"TagsNeverOrphaned", clusterTagsNeverOrphaned},
 		{"CrashedTagWrites", clusterCrashedTagWrites},
+		{"TagInterleavings", clusterTagInterleavings},
 		{"ConcurrentTagging", clusterConcurrentTagging},
 		{"Leases", func(t *testing.T, rc *redisCluster) { leasesAcrossNodes(t, rc.url) }},
 		{"SidecarsFetchOnce", func(t *testing.T, rc *redisCluster) { sidecarsFetchOnce(t, rc.url) }},

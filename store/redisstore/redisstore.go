@@ -107,8 +107,9 @@ type Store struct {
 	// pendingGrace is how old a pending tagged write (cluster mode) must be before the sweep
 	// gives it up.
 	pendingGrace time.Duration
-	// afterTagBegin, when set (by tests), runs between the steps of a tagged write.
-	afterTagBegin func()
+	// afterTagBegin and afterTagCheck, set by tests only, run between steps 1 and 2 of a tagged
+	// write and between an invalidation's checks and its removal of tag entries.
+	afterTagBegin, afterTagCheck func()
 }
 
 var (
