@@ -16,8 +16,7 @@ func (s *Store) SlotTag(slot uint16) string { return s.slots[slot] }
 // BeginTagWrite runs steps 0 and 1 of a tagged write of key and stops there: what a node that
 // dies in the middle of SET … TAGS leaves behind (cluster mode).
 func (s *Store) BeginTagWrite(ctx context.Context, key string, tags ...string) error {
-	_, pend, _ := s.keyBook(key)
-	return s.beginTagWrite(ctx, key, pend, newNonce(), tags)
+	return s.beginTagWrite(ctx, key, s.keyBook(key), newNonce(), tags)
 }
 
 // SetPendingGrace sets how old a pending tagged write must be before the sweep cancels it.

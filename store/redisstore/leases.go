@@ -156,8 +156,8 @@ func (l *Leases) Lock(ctx context.Context, key []byte, req fetchlock.LockRequest
 		lease := max(req.Lease.Milliseconds(), 1)
 		var cmd *redis.Cmd
 		if l.s.cluster != nil {
-			_, _, leases := l.s.keyBook(k)
-			cmd = clusterLock.Run(cctx, l.s.c, []string{k, leases}, tok.String(), lease, req.Refresh.Milliseconds(), l.channel)
+			bk := l.s.keyBook(k)
+			cmd = clusterLock.Run(cctx, l.s.c, []string{k, bk.leases, bk.index}, tok.String(), lease, req.Refresh.Milliseconds(), l.channel)
 		} else {
 			cmd = scriptLock.Run(cctx, l.s.c, nil, l.s.metaDB, l.s.userDB, k, tok.String(),
 				lease, req.Refresh.Milliseconds(), l.channel)
@@ -265,13 +265,13 @@ func (l *Leases) Release(ctx context.Context, key []byte, token fetchlock.Token)
 // clusterFill runs FETCHFILL on Redis Cluster; with tags it is a tagged write (steps 0 to 2 of
 // cluster.go, clusterFill being step 2), started over if the sweep gave it up.
 func (l *Leases) clusterFill(ctx context.Context, key string, token fetchlock.Token, f fetchlock.FillRequest) (string, error) {
-	recs, pend, leases := l.s.keyBook(key)
+	bk := l.s.keyBook(key)
 	tags := distinct(f.Tags)
 	for range maxTagAttempts {
 		nonce := ""
 		if len(tags) > 0 {
 			nonce = newNonce()
-			if err := l.s.beginTagWrite(ctx, key, pend, nonce, tags); err != nil {
+			if err := l.s.beginTagWrite(ctx, key, bk, nonce, tags); err != nil {
 				return "", err
 			}
 		}
@@ -280,7 +280,7 @@ func (l *Leases) clusterFill(ctx context.Context, key string, token fetchlock.To
 		for _, t := range tags {
 			args = append(args, t)
 		}
-		res, err := clusterFill.Run(ctx, l.s.c, []string{key, leases, recs, pend}, args...).Text()
+		res, err := clusterFill.Run(ctx, l.s.c, []string{key, bk.leases, bk.recs, bk.pend, bk.index}, args...).Text()
 		if err != nil || res != "RETRY" {
 			return res, err
 		}
@@ -293,8 +293,8 @@ func (l *Leases) release(ctx context.Context, key string, token fetchlock.Token)
 	defer cancel()
 	var cmd *redis.Cmd
 	if l.s.cluster != nil {
-		_, _, leases := l.s.keyBook(key)
-		cmd = clusterRelease.Run(ctx, l.s.c, []string{leases}, key, token.String(), l.channel)
+		bk := l.s.keyBook(key)
+		cmd = clusterRelease.Run(ctx, l.s.c, []string{bk.leases, bk.index}, key, token.String(), l.channel)
 	} else {
 		cmd = scriptRelease.Run(ctx, l.s.c, nil, l.s.metaDB, key, token.String(), l.channel)
 	}

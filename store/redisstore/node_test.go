@@ -366,7 +366,7 @@ type redisCluster struct {
 }
 
 // startCluster builds a redisCluster and waits until every node reports it up.
-func startCluster(t *testing.T) *redisCluster {
+func startCluster(t testing.TB) *redisCluster {
 	t.Helper()
 	var addrs []string
 	for range 3 {
@@ -400,7 +400,7 @@ func startCluster(t *testing.T) *redisCluster {
 }
 
 // flush empties every master.
-func (rc *redisCluster) flush(t *testing.T) {
+func (rc *redisCluster) flush(t testing.TB) {
 	t.Helper()
 	for _, c := range rc.masters {
 		if err := c.FlushAll(context.Background()).Err(); err != nil {

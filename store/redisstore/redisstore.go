@@ -95,8 +95,7 @@ type Store struct {
 	c       redis.UniversalClient
 	meta    *redis.Client // the meta database, for the sweep (nil in cluster mode)
 	cluster *redis.ClusterClient
-	slots   *slotTags // cluster mode: the tag of each slot, for bookkeeping key names
-	metaDB  string    // "" in cluster mode
+	metaDB  string // "" in cluster mode
 	userDB  string
 	timeout time.Duration
 	log     *slog.Logger
@@ -104,8 +103,11 @@ type Store struct {
 	gets    singleflight.Group
 	closed  atomic.Bool
 
-	// pendingGrace is how old a pending tagged write (cluster mode) must be before the sweep
-	// gives it up.
+	// Cluster mode (cluster.go): the tag of each slot, for bookkeeping key names; the name of
+	// each slot's bookkeeping index, ready to pass to scripts; how old a pending tagged write
+	// must be before the sweep gives it up.
+	slots        *slotTags
+	indexArgs    []any
 	pendingGrace time.Duration
 	// afterTagBegin and afterTagCheck, set by tests only, run between steps 1 and 2 of a tagged
 	// write and between an invalidation's checks and its removal of tag entries.
@@ -173,6 +175,10 @@ func Open(cfg Config) (*Store, error) {
 		s.cluster = redis.NewClusterClient(o)
 		s.c = s.cluster
 		s.slots = newSlotTags()
+		s.indexArgs = make([]any, numSlots)
+		for slot := range s.indexArgs {
+			s.indexArgs[slot] = s.slotBase(uint16(slot)) + "i"
+		}
 		s.pendingGrace = defaultPendingGrace(s.timeout)
 	}
 	if t.metaDB >= 0 {
@@ -321,8 +327,8 @@ func (s *Store) do(ctx context.Context, k string, op *store.Op) (store.Result, e
 		var v any
 		var err error
 		if s.cluster != nil {
-			recs, _, _ := s.keyBook(k)
-			v, err = clusterDel.Run(ctx, s.c, []string{k, recs}, boolArg(op.ReturnOld)).Result()
+			bk := s.keyBook(k)
+			v, err = clusterDel.Run(ctx, s.c, []string{k, bk.recs, bk.index}, boolArg(op.ReturnOld)).Result()
 		} else {
 			v, err = scriptDel.Run(ctx, s.c, keys, s.metaDB, boolArg(op.ReturnOld)).Result()
 		}
@@ -387,8 +393,8 @@ func (s *Store) do(ctx context.Context, k string, op *store.Op) (store.Result, e
 // command creates, and a tagged key's fingerprint follows its new value, so both need a script.
 func (s *Store) update(ctx context.Context, k, cmd string, arg any, expireAt int64) *redis.Cmd {
 	if s.cluster != nil {
-		recs, _, _ := s.keyBook(k)
-		return clusterUpdate.Run(ctx, s.c, []string{k, recs}, cmd, arg, expireAt)
+		bk := s.keyBook(k)
+		return clusterUpdate.Run(ctx, s.c, []string{k, bk.recs, bk.index}, cmd, arg, expireAt)
 	}
 	return scriptUpdate.Run(ctx, s.c, []string{k}, s.metaDB, cmd, arg, expireAt, s.userDB)
 }
