@@ -204,6 +204,9 @@ func leasesAcrossNodes(t *testing.T, url string) {
 				t.Fatalf("lease bookkeeping visible as a user key: %q", k)
 			}
 		}
+		if n := b.DBSize(ctx).Val(); n != int64(len(keys)) {
+			t.Fatalf("DBSIZE = %d while a lease is held, KEYS * lists %d keys", n, len(keys))
+		}
 	})
 }
 
