@@ -73,6 +73,25 @@ type Router interface {
 	Route(c *Ctx, cmd *Command, args [][]byte) (reply resp.Reply, handled bool)
 }
 
+// InlineRouter is implemented by a Router that can tell, before routing, how a command will be
+// served, so that an event loop may run it in-line.
+type InlineRouter interface {
+	// Inline reports how Route would serve the command: InlineLocal (here, without touching the
+	// network), InlineForward (sent to a peer, with a Later reply that implements
+	// resp.Notifier) or InlineNo (anything else, such as a multi-key gather).
+	Inline(c *Ctx, cmd *Command, args [][]byte) Inlining
+}
+
+// Inlining is an InlineRouter's verdict.
+type Inlining uint8
+
+// Verdicts of InlineRouter.Inline.
+const (
+	InlineNo Inlining = iota
+	InlineLocal
+	InlineForward
+)
+
 // SetRouter installs r. Call it during start-up, before the node serves clients.
 func (n *Node) SetRouter(r Router) { n.router = r }
 
@@ -150,26 +169,54 @@ func (c *Ctx) Proto() int {
 // ServeRESP checks a request the way Redis's processCommand does — unknown command, unknown
 // subcommand, arity, then authentication — runs its handler and maps an error to its reply.
 func (n *Node) ServeRESP(conn *resp.Conn, args [][]byte) resp.Reply {
+	return n.Exec(n.session(conn), args)
+}
+
+// TryServeRESP implements resp.Inliner: it runs the command unless the command may wait or take
+// long — FETCHLOCK, administrative and cluster-wide commands (KEYS, SCAN, FLUSHALL…) — or the
+// router would do more than run it here or forward it with a reply that notifies (see
+// InlineRouter). While the connection's earlier replies are still being computed, only a
+// pipelined forward may run (anything else would wait for them); the loop asks again once they
+// are written. The server enables event loops only over a store whose operations never wait on
+// I/O (the memory store), so a command run here completes at once.
+func (n *Node) TryServeRESP(conn *resp.Conn, args [][]byte) (resp.Reply, bool) {
+	cmd := n.Lookup(args)
+	if cmd != nil && cmd.Flags&(FlagBlocking|FlagAdmin|FlagClusterWide) != 0 {
+		return resp.Reply{}, false
+	}
+	ctx := n.session(conn)
+	way := InlineLocal
+	if n.router != nil && cmd != nil && cmd.FirstKey > 0 { // what Exec routes
+		way = InlineNo
+		if ir, ok := n.router.(InlineRouter); ok {
+			way = ir.Inline(ctx, cmd, args)
+		}
+	}
+	switch way {
+	case InlineNo:
+		return resp.Reply{}, false
+	case InlineLocal:
+		// A pipelined command (GET, SET) runs beside pending forwards (do does not settle
+		// without a pipelined store); any other one waits for them.
+		if conn.Pending() && (cmd == nil || cmd.Flags&FlagPipelined == 0 || n.pipe != nil) {
+			return resp.Reply{}, false
+		}
+	case InlineForward:
+		if conn.Pending() && cmd.Flags&FlagPipelined == 0 {
+			return resp.Reply{}, false
+		}
+	}
+	return n.Exec(ctx, args), true
+}
+
+// session returns the command layer's state for conn, creating it on first use.
+func (n *Node) session(conn *resp.Conn) *Ctx {
 	ctx, _ := conn.Session.(*Ctx)
 	if ctx == nil {
 		ctx = &Ctx{Conn: conn, Node: n}
 		conn.Session = ctx
 	}
-	return n.Exec(ctx, args)
-}
-
-// TryServeRESP implements resp.Inliner: it runs the command unless the command may wait or take
-// long — FETCHLOCK, administrative and cluster-wide commands (KEYS, SCAN, FLUSHALL…) — or the
-// node routes commands to other members. The server enables event loops only over a store whose
-// operations never wait on I/O (the memory store), so every other command completes at once.
-func (n *Node) TryServeRESP(conn *resp.Conn, args [][]byte) (resp.Reply, bool) {
-	if n.router != nil {
-		return resp.Reply{}, false
-	}
-	if cmd := n.Lookup(args); cmd != nil && cmd.Flags&(FlagBlocking|FlagAdmin|FlagClusterWide) != 0 {
-		return resp.Reply{}, false
-	}
-	return n.ServeRESP(conn, args), true
+	return ctx
 }
 
 // Exec runs one command for ctx.
@@ -267,8 +314,11 @@ func (n *Node) defaultExpireAt() int64 {
 
 // do runs op on key, counting hits, misses and writes.
 func (n *Node) do(c *Ctx, key []byte, op store.Op) (store.Result, error) {
-	if c.Conn != nil {
-		c.Conn.Settle() // a pipelined command falling back to Do must not overtake earlier calls
+	// A pipelined command falling back to Do must not overtake the store calls started before
+	// it, which may be on the same key. Without a pipelined store the only pending replies are
+	// forwards of other members' keys, which a local key cannot conflict with.
+	if c.Conn != nil && n.pipe != nil {
+		c.Conn.Settle()
 	}
 	res, err := n.store.Do(c.Context(), key, op)
 	n.account(key, &op, res, err)

@@ -293,6 +293,47 @@ func TestPartitionedCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("a mixed pipeline across owners keeps its order", func(t *testing.T) {
+		// GET/SET of local and forwarded keys overlap on the event loop; INCR (not pipelined)
+		// waits for the replies before it; every reply must still match its command.
+		p := c1.Pipeline()
+		const n = 300
+		sets := make([]*redis.StatusCmd, n)
+		gets := make([]*redis.StringCmd, n)
+		incrs := make([]*redis.IntCmd, n)
+		for i := range n {
+			sets[i] = p.Set(ctx, "mix:"+strconv.Itoa(i), "v"+strconv.Itoa(i), 0)
+			gets[i] = p.Get(ctx, "mix:"+strconv.Itoa(i))
+			incrs[i] = p.Incr(ctx, "mixctr:"+strconv.Itoa(i%7))
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			t.Fatalf("pipeline: %v", err)
+		}
+		seen := map[int]int64{}
+		for i := range n {
+			if err := sets[i].Err(); err != nil {
+				t.Fatalf("SET %d: %v", i, err)
+			}
+			if v, err := gets[i].Result(); err != nil || v != "v"+strconv.Itoa(i) {
+				t.Fatalf("GET %d = %q, %v", i, v, err)
+			}
+			seen[i%7]++
+			if v, err := incrs[i].Result(); err != nil || v != seen[i%7] {
+				t.Fatalf("INCR %d = %d, %v; want %d", i, v, err, seen[i%7])
+			}
+		}
+		keys := make([]string, n)
+		for i := range keys {
+			keys[i] = "mix:" + strconv.Itoa(i)
+		}
+		if removed, err := c1.Del(ctx, keys...).Result(); err != nil || removed != n {
+			t.Fatalf("DEL = %d, %v", removed, err)
+		}
+		if removed, err := c1.Del(ctx, "mixctr:0", "mixctr:1", "mixctr:2", "mixctr:3", "mixctr:4", "mixctr:5", "mixctr:6").Result(); err != nil || removed != 7 {
+			t.Fatalf("DEL counters = %d, %v", removed, err)
+		}
+	})
+
 	const tagged = 200
 	t.Run("tagged keys across owners", func(t *testing.T) {
 		p := c1.Pipeline()

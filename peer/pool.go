@@ -69,7 +69,7 @@ type Pool struct {
 	closed bool
 	byAddr atomic.Pointer[map[string]*peerConns] // copy of peers for lock-free lookups
 
-	writers sync.WaitGroup // one per open connection's writer goroutine
+	writers sync.WaitGroup // every connection's writer goroutine and reader goroutines
 }
 
 // NewPool returns an empty pool; connections are made on first use.
@@ -117,11 +117,39 @@ type Call struct {
 	turn     chan struct{} // signalled when this call is to take over reading
 	reply    resp.Reply
 	err      error
+
+	state  atomic.Uint32 // callPending, callNotify (notify is set) or callFinished
+	notify func()
 }
+
+// States of a Call.
+const (
+	callPending  = iota // in flight, nobody to notify
+	callNotify          // in flight; notify is to be called when it finishes
+	callFinished        // reply and err are set
+)
 
 func (c *Call) finish(r resp.Reply, err error) {
 	c.reply, c.err = r, err
 	close(c.done)
+	if c.state.Swap(callFinished) == callNotify {
+		c.notify()
+	}
+}
+
+// Notify implements resp.Notifier: fn is called, on the goroutine that reads the reply, once
+// the call has finished; it reports false when it has finished already. Nobody waits in Result
+// for a call whose caller asked to be notified, so Notify makes sure a goroutine reads the
+// connection's replies.
+func (c *Call) Notify(fn func()) bool {
+	c.notify = fn
+	if !c.state.CompareAndSwap(callPending, callNotify) {
+		return false
+	}
+	if c.conn != nil {
+		c.conn.ensureReader()
+	}
+	return true
 }
 
 // Flush makes sure the request is on its way. Result flushes too; a connection holding several
@@ -363,7 +391,8 @@ func (p *Pool) dial(pc *peerConns, deadline time.Time) (*conn, error) {
 			return nil, fmt.Errorf("%s: %w (%v)", pc.addr, ErrUnreachable, err)
 		}
 	}
-	cn := &conn{addr: pc.addr, nc: nc, br: br, wake: make(chan struct{}, 1), closed: make(chan struct{})}
+	cn := &conn{addr: pc.addr, nc: nc, br: br, wake: make(chan struct{}, 1), closed: make(chan struct{}),
+		tasks: &p.writers}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -445,6 +474,8 @@ type conn struct {
 
 	wake   chan struct{} // tells the writer there is something to write
 	closed chan struct{} // closed by fail: the writer ends
+
+	tasks *sync.WaitGroup // the pool's: counts this connection's writer and reader goroutines
 }
 
 func (cn *conn) broken() bool {
@@ -613,7 +644,8 @@ func (cn *conn) readerDeadline() time.Time {
 	return cn.readDL
 }
 
-// release gives up the reading role, waking the oldest waiting call to take it.
+// release gives up the reading role, waking the oldest waiting call to take it, or starting a
+// reader when that call's caller waits for a notification instead.
 func (cn *conn) release() {
 	cn.mu.Lock()
 	cn.reading = false
@@ -623,10 +655,73 @@ func (cn *conn) release() {
 	}
 	cn.mu.Unlock()
 	if next != nil {
+		if next.state.Load() == callNotify {
+			cn.ensureReader()
+			return
+		}
 		select {
 		case next.turn <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// ensureReader starts a goroutine that reads replies (readAll) unless someone reads already or
+// nothing is pending.
+func (cn *conn) ensureReader() {
+	cn.mu.Lock()
+	if cn.reading || cn.err != nil || cn.head == len(cn.queue) {
+		cn.mu.Unlock()
+		return
+	}
+	cn.reading = true
+	cn.tasks.Add(1) // before fail can run: Pool.Close waits for tasks only after failing us
+	cn.mu.Unlock()
+	go cn.readAll()
+}
+
+// readAll holds the reading role for the callers that asked to be notified: it reads replies,
+// finishing calls in order (those of waiting callers too), until none is pending or the
+// connection fails. Its read deadline is the oldest pending call's.
+func (cn *conn) readAll() {
+	defer cn.tasks.Done()
+	for {
+		cn.mu.Lock()
+		if cn.err != nil || cn.head == len(cn.queue) {
+			cn.reading = false
+			cn.mu.Unlock()
+			return
+		}
+		dl := cn.queue[cn.head].deadline
+		cn.readDL = dl
+		cn.mu.Unlock()
+		cn.moveReadDeadline(dl)
+		r, err := readReply(cn.br, 0)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				err = ErrTimeout
+			}
+			cn.fail(fmt.Errorf("%s: %w", cn.addr, err))
+			cn.mu.Lock()
+			cn.reading = false
+			cn.mu.Unlock()
+			return
+		}
+		cn.mu.Lock()
+		if cn.head == len(cn.queue) {
+			cn.reading = false
+			cn.mu.Unlock()
+			cn.fail(fmt.Errorf("%s: %w", cn.addr, errBadReply))
+			return
+		}
+		call := cn.queue[cn.head]
+		cn.queue[cn.head] = nil
+		cn.head++
+		if cn.head == len(cn.queue) {
+			cn.queue, cn.head = cn.queue[:0], 0
+		}
+		cn.mu.Unlock()
+		call.finish(r, nil)
 	}
 }
 

@@ -138,3 +138,86 @@ func TestUnreachablePeerFailsFast(t *testing.T) {
 		}
 	}
 }
+
+// Calls whose callers ask to be notified instead of waiting (an event loop's forwards) are read
+// by a reader goroutine of the pool's, in order, mixed with callers that wait in Result; a
+// silent peer notifies with a timeout error; nothing is left running after Close (TestMain).
+func TestNotify(t *testing.T) {
+	srv := redistest.Start(t)
+	p := NewPool(Config{Conns: 1})
+	const n = 2000
+	notified := make(chan int, n)
+	calls := make([]*Call, n)
+	for i := range n {
+		k := "n:" + strconv.Itoa((i/2)%50) // a GET reads the SET just before it
+		if i%2 == 0 {
+			calls[i] = p.Send(srv.Addr, args("SET", k, strconv.Itoa(i)), 0, 5*time.Second)
+		} else {
+			calls[i] = p.Send(srv.Addr, args("GET", k), 0, 5*time.Second)
+		}
+		switch {
+		case i%7 == 3: // this caller waits in Result, on its own goroutine
+			go func() {
+				_, _ = calls[i].Result()
+				notified <- i
+			}()
+		case !calls[i].Notify(func() { notified <- i }):
+			notified <- i // finished already
+		}
+		if i%100 == 99 {
+			calls[i].Flush()
+		}
+	}
+	calls[n-1].Flush()
+	deadline := time.After(10 * time.Second)
+	for range n {
+		select {
+		case <-notified:
+		case <-deadline:
+			t.Fatal("not every call finished")
+		}
+	}
+	for i, c := range calls {
+		r, err := c.Result()
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if i%2 == 1 && string(r.Bytes) != strconv.Itoa(i-1) { // the SET just before it, same key
+			t.Fatalf("GET %d = %q, want %d", i, r.Bytes, i-1)
+		}
+	}
+	p.Close()
+
+	// A peer that never answers: the notification still comes, with the timeout.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c
+		}
+		close(accepted)
+	}()
+	q := NewPool(Config{Conns: 1})
+	defer q.Close()
+	call := q.Send(ln.Addr().String(), args("GET", "a"), 0, 200*time.Millisecond)
+	done := make(chan struct{})
+	if !call.Notify(func() { close(done) }) {
+		t.Fatal("a call to a silent peer finished at once")
+	}
+	call.Flush()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no notification from a silent peer")
+	}
+	if _, err := call.Result(); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("silent peer: %v", err)
+	}
+	if c, ok := <-accepted; ok {
+		c.Close()
+	}
+}

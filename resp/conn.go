@@ -38,6 +38,12 @@ type Conn struct {
 	loop   *loop
 	fdio   *fdIO
 	inLoop bool
+	// parked: the loop waits for the connection's Later replies (Notifier) before it runs more
+	// of its commands; unparked counts the notifications still due plus one. inputSeen: the
+	// socket became readable while parked. notifyFn is the callback given to Notify.
+	parked, inputSeen bool
+	unparked          atomic.Int32
+	notifyFn          func()
 
 	// Socket watching for Blocking. blocking and watching belong to the connection's goroutine:
 	// blocking is set while Blocking runs, watching while a watcher goroutine exists whose result
@@ -179,6 +185,10 @@ func (c *Conn) runCloseHooks() {
 
 // maxLater is how many replies may wait behind a Later reply before the connection settles them.
 const maxLater = 1024
+
+// Pending reports whether replies of commands already run are still being computed (Later). A
+// command that must not overtake them waits for them (Settle), which an event loop must not do.
+func (c *Conn) Pending() bool { return len(c.waiting) > 0 }
 
 // later queues a reply behind Later replies still outstanding.
 func (c *Conn) later(r Reply) {

@@ -33,17 +33,22 @@ type loop struct {
 	file    *os.File        // epfd, registered with the runtime's poller
 	raw     syscall.RawConn // file's, to park until epfd is readable
 	pollFn  func(uintptr) bool
-	ready   int   // events the last poll returned
+	nready  int   // events the last poll returned
 	pollErr error // error of the last poll
 	wakefd  int
 	events  []unix.EpollEvent
 	conns   map[int32]*Conn // registered connections by descriptor; the loop goroutine only
 	held    atomic.Int64    // len(conns), for other goroutines (tests)
 	wakeb   [8]byte
+	toFlush []*Conn // parked in this poll round, their Later replies not yet flushed
 
-	mu       sync.Mutex
-	incoming []*Conn // handed to the loop, not yet registered
-	stopped  bool    // Shutdown asked the loop to end; it registers nothing any more
+	mu         sync.Mutex
+	incoming   []*Conn // handed to the loop, not yet registered
+	readyList  []*Conn // parked connections whose replies are ready
+	spareReady []*Conn // the other ready list, swapped with readyList by the loop
+	woken      bool    // wakefd has been written since the loop last drained it
+	stopping   bool    // Shutdown asked the loop to end; it registers nothing any more
+	stopped    bool    // the loop has ended (or is closing everything): wakefd is closed
 }
 
 // newLoop creates the epoll instance and the eventfd that wakes it.
@@ -106,28 +111,33 @@ func (l *loop) attach(c *Conn) bool {
 // touch c afterwards. It reports false when the loop has stopped; the caller then keeps c.
 func (l *loop) give(c *Conn) bool {
 	l.mu.Lock()
-	if l.stopped {
+	if l.stopped || l.stopping {
 		l.mu.Unlock()
 		return false
 	}
 	l.incoming = append(l.incoming, c)
-	first := len(l.incoming) == 1
+	l.wakeLocked()
 	l.mu.Unlock()
-	if first { // a wake-up is already pending otherwise
-		l.wake()
-	}
 	return true
 }
 
 // stop asks the loop to close its connections and end.
 func (l *loop) stop() {
 	l.mu.Lock()
-	l.stopped = true
+	if !l.stopped {
+		l.stopping = true
+		l.wakeLocked()
+	}
 	l.mu.Unlock()
-	l.wake()
 }
 
-func (l *loop) wake() {
+// wakeLocked makes the loop's next poll return, unless a wake-up is pending already. The caller
+// holds mu, and the loop has not stopped (it closes wakefd under mu).
+func (l *loop) wakeLocked() {
+	if l.woken || l.stopped {
+		return
+	}
+	l.woken = true
 	var one = [8]byte{1}
 	_, _ = unix.Write(l.wakefd, one[:])
 }
@@ -142,7 +152,10 @@ func (l *loop) run() {
 	defer l.s.loops.Done()
 	defer func() {
 		_ = l.file.Close() // the epoll descriptor
+		l.mu.Lock()        // wakefd is written under mu, and only while not stopped
+		l.stopped = true
 		_ = unix.Close(l.wakefd)
+		l.mu.Unlock()
 	}()
 	idle := l.s.cfg.IdleTimeout
 	var tick time.Duration
@@ -170,7 +183,7 @@ func (l *loop) run() {
 			l.closeAll()
 			return
 		}
-		for i := range l.ready {
+		for i := range l.nready {
 			fd := l.events[i].Fd
 			if fd == int32(l.wakefd) {
 				if !l.takeIncoming() {
@@ -179,9 +192,10 @@ func (l *loop) run() {
 				continue
 			}
 			if c := l.conns[fd]; c != nil {
-				l.serve(c)
+				l.serve(c, l.events[i].Events)
 			}
 		}
+		l.flushParked()
 	}
 }
 
@@ -192,7 +206,7 @@ func (l *loop) poll(uintptr) bool {
 	if err == unix.EINTR {
 		n, err = 0, nil
 	}
-	l.ready, l.pollErr = n, err
+	l.nready, l.pollErr = n, err
 	return n > 0 || err != nil
 }
 
@@ -201,11 +215,16 @@ func (l *loop) poll(uintptr) bool {
 func (l *loop) takeIncoming() bool {
 	_, _ = unix.Read(l.wakefd, l.wakeb[:])
 	l.mu.Lock()
-	list, stopped := l.incoming, l.stopped
-	l.incoming = nil
+	list, ready, stopped := l.incoming, l.readyList, l.stopping
+	l.incoming, l.readyList, l.woken = nil, l.spareReady[:0], false
+	l.spareReady = ready
 	l.mu.Unlock()
+	for i, c := range ready {
+		ready[i] = nil
+		l.resume(c)
+	}
 	for _, c := range list {
-		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: c.fdio.fd}
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET, Fd: c.fdio.fd}
 		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, int(c.fdio.fd), &ev); err != nil {
 			l.s.log.Warn("cannot register client with the event loop", "client", c.ID, "err", err)
 			l.s.closeConn(c)
@@ -214,8 +233,8 @@ func (l *loop) takeIncoming() bool {
 		l.conns[c.fdio.fd] = c
 		l.held.Store(int64(len(l.conns)))
 		c.inLoop = true
-		// Input that arrived while nobody was reading is reported by epoll (level-triggered),
-		// but input already buffered is not: serve it now.
+		// Input waiting in the socket is reported by epoll when the descriptor is added, but
+		// input already buffered is not: run it now.
 		if c.rd.Buffered() {
 			l.process(c)
 		}
@@ -227,20 +246,43 @@ func (l *loop) takeIncoming() bool {
 	return true
 }
 
-// serve handles a readable connection: one read, then every complete command it holds.
-func (l *loop) serve(c *Conn) {
-	err := c.rd.FillFrom(c.fdio)
-	if err != nil {
-		if err != unix.EAGAIN {
+// serve handles an event on c. Descriptors are registered edge-triggered: a read that fills
+// the room it was given may have left more in the socket, so serve reads again after running
+// what it got; a shorter read emptied the socket. A parked connection is only marked: its input
+// is read once its pending replies are written (reading earlier could move the buffer that
+// their keys alias).
+func (l *loop) serve(c *Conn, events uint32) {
+	if c.parked {
+		if events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
 			l.close(c)
+			return
 		}
+		c.inputSeen = true
 		return
 	}
-	c.lastActive.Store(time.Now().UnixMilli())
-	l.process(c)
+	for {
+		err := c.rd.FillFrom(c.fdio)
+		if err != nil {
+			if err != unix.EAGAIN {
+				l.close(c)
+			}
+			return
+		}
+		c.lastActive.Store(time.Now().UnixMilli())
+		more := c.rd.filled
+		l.process(c)
+		if !more || !c.inLoop {
+			return
+		}
+		if c.parked {
+			c.inputSeen = true
+			return
+		}
+	}
 }
 
-// process runs the buffered commands of c and writes their replies.
+// process runs the buffered commands of c and writes their replies. It parks c when replies
+// are still being computed (see park).
 func (l *loop) process(c *Conn) {
 	defer func() {
 		if p := recover(); p != nil { // a handler bug costs the client its connection only
@@ -251,6 +293,10 @@ func (l *loop) process(c *Conn) {
 	for {
 		args, err := c.rd.Next()
 		if err != nil {
+			if len(c.waiting) > 0 { // answer the commands before it first
+				l.park(c)
+				return
+			}
 			l.handOff(c, nil, err) // the goroutine answers and lingers before closing
 			return
 		}
@@ -259,26 +305,132 @@ func (l *loop) process(c *Conn) {
 		}
 		reply, ok := l.s.inliner.TryServeRESP(c, args)
 		if !ok {
+			if len(c.waiting) > 0 {
+				// It may have been declined only because it must not overtake the pending
+				// replies: ask again once they are written.
+				c.rd.Unread()
+				l.park(c)
+				return
+			}
 			l.handOff(c, args, nil)
 			return
 		}
 		if reply.Later != nil || len(c.waiting) > 0 {
-			c.later(reply)
+			c.waiting = append(c.waiting, reply) // not c.later: its Settle would block the loop
+			if len(c.waiting) >= maxLater {
+				l.park(c)
+				return
+			}
 		} else {
 			c.out = Append(c.out, reply, c.proto)
 		}
 		if c.quit {
+			if len(c.waiting) > 0 {
+				l.park(c) // QUIT's reply is written with the others, then the connection closes
+				return
+			}
 			l.write(c)
 			if c.inLoop {
 				l.close(c)
 			}
 			return
 		}
-		if len(c.out) > maxPendingOutput && !l.write(c) {
+		if len(c.out) > maxPendingOutput && len(c.waiting) == 0 && !l.write(c) {
 			return
 		}
 	}
+	if len(c.waiting) > 0 {
+		l.park(c)
+		return
+	}
 	l.write(c)
+}
+
+// park makes c wait, without blocking the loop, for its Later replies: it starts them all
+// (Flusher) and asks each to notify (Notifier); the last notification puts c on the loop's
+// ready list, and resume writes the replies and goes on with c's input. A Later that cannot
+// notify is waited for on a goroutine instead: c is handed off.
+func (l *loop) park(c *Conn) {
+	for _, r := range c.waiting {
+		if r.Later == nil {
+			continue
+		}
+		if _, ok := r.Later.(Notifier); !ok {
+			l.handOff(c, nil, nil) // serveConn settles them, blocking
+			return
+		}
+	}
+	// Start the work behind the replies once every ready connection has queued its requests:
+	// then one write carries them all (flushParked, at the end of the poll round).
+	l.toFlush = append(l.toFlush, c)
+	if c.notifyFn == nil {
+		c.notifyFn = func() {
+			if c.unparked.Add(-1) == 0 {
+				l.ready(c)
+			}
+		}
+	}
+	c.parked = true
+	c.unparked.Store(1) // held until every Notify is registered
+	for _, r := range c.waiting {
+		if r.Later == nil {
+			continue
+		}
+		c.unparked.Add(1)
+		if !r.Later.(Notifier).Notify(c.notifyFn) {
+			c.unparked.Add(-1) // ready already
+		}
+	}
+	if c.unparked.Add(-1) == 0 { // everything was ready
+		l.resume(c)
+	}
+}
+
+// flushParked starts the Later replies of the connections parked in this poll round.
+func (l *loop) flushParked() {
+	for i, c := range l.toFlush {
+		l.toFlush[i] = nil
+		for _, r := range c.waiting {
+			if f, ok := r.Later.(Flusher); ok {
+				f.Flush()
+			}
+		}
+	}
+	l.toFlush = l.toFlush[:0]
+}
+
+// ready puts a parked connection whose replies are all computed on the loop's ready list. It is
+// called from the goroutine that computed the last of them.
+func (l *loop) ready(c *Conn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped || l.stopping {
+		return // the loop closes c
+	}
+	l.readyList = append(l.readyList, c)
+	l.wakeLocked()
+}
+
+// resume writes the replies of a connection that was parked and goes on with its input.
+func (l *loop) resume(c *Conn) {
+	if !c.inLoop || !c.parked {
+		return // closed meanwhile
+	}
+	c.parked = false
+	if !l.write(c) {
+		return
+	}
+	if c.quit {
+		l.close(c)
+		return
+	}
+	if c.rd.Buffered() {
+		l.process(c)
+	}
+	if c.inLoop && !c.parked && c.inputSeen {
+		c.inputSeen = false
+		l.serve(c, unix.EPOLLIN)
+	}
 }
 
 // write sends the buffered replies of c. When the socket cannot take them all, c is handed to a

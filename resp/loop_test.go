@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -127,9 +128,8 @@ func waitHeld(t *testing.T, srv *resp.Server, n int) {
 }
 
 // A command the loop declines moves its connection to a goroutine, with the replies of the
-// commands before it written first and those after it in order; once the connection is idle
-// after an in-line command, the loop holds it again. (After a Blocking wait, the watcher's
-// pending read is the connection's next read, so the loop takes it back one request later.)
+// commands before it written first and those after it in order; once the connection has sent
+// enough commands the loop could run and is idle, the loop holds it again.
 func TestLoopHandsOffAndTakesBack(t *testing.T) {
 	srv := loopServer(t, resp.Config{})
 	nc, br := dialLoop(t, srv)
@@ -138,10 +138,13 @@ func TestLoopHandsOffAndTakesBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectLines(t, br, "+PONG", "$2", "30", "+PONG", "+PONG")
-	if _, err := nc.Write([]byte("PING\r\n")); err != nil {
-		t.Fatal(err)
+	waitHeld(t, srv, 0) // a connection that sends commands the loop declines stays on its goroutine
+	for range 16 {
+		if _, err := nc.Write([]byte("PING\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		expectLines(t, br, "+PONG")
 	}
-	expectLines(t, br, "+PONG")
 	waitHeld(t, srv, 1)
 	for range 3 {
 		if _, err := nc.Write([]byte("PING\r\n")); err != nil {
@@ -282,5 +285,139 @@ func TestLoopLargePipeline(t *testing.T) {
 	}()
 	for range n {
 		expectLines(t, br, "$10", "vvvvvvvvvv")
+	}
+}
+
+// timedLater is a Later reply computed by a timer: a Notifier, like a cluster forward.
+type timedLater struct {
+	mu    sync.Mutex
+	done  chan struct{}
+	fn    func()
+	reply resp.Reply
+}
+
+func newTimedLater(d time.Duration, r resp.Reply) *timedLater {
+	l := &timedLater{done: make(chan struct{}), reply: r}
+	time.AfterFunc(d, func() {
+		l.mu.Lock()
+		close(l.done)
+		fn := l.fn
+		l.mu.Unlock()
+		if fn != nil {
+			fn()
+		}
+	})
+	return l
+}
+
+func (l *timedLater) Notify(fn func()) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case <-l.done:
+		return false
+	default:
+		l.fn = fn
+		return true
+	}
+}
+
+func (l *timedLater) Reply() resp.Reply { <-l.done; return l.reply }
+
+// blockingLater is a Later reply that cannot notify: it is waited for on a goroutine.
+type blockingLater struct{ *timedLater }
+
+func (l blockingLater) Reply() resp.Reply { return l.timedLater.Reply() }
+
+// laterHandler serves SLOW ms v (a notifying Later), BLOCKY ms v (a Later that cannot notify),
+// ORDERED (which must not overtake pending replies, so the loop declines it while there are
+// some) and PING, all on the loop.
+type laterHandler struct{}
+
+func (laterHandler) ServeRESP(c *resp.Conn, args [][]byte) resp.Reply {
+	switch strings.ToUpper(string(args[0])) {
+	case "SLOW", "BLOCKY":
+		d, _ := time.ParseDuration(string(args[1]) + "ms")
+		l := newTimedLater(d, resp.BulkString(string(args[2])))
+		if strings.EqualFold(string(args[0]), "BLOCKY") {
+			return resp.Reply{Later: blockingLater{l}}
+		}
+		return resp.Reply{Later: l}
+	case "ORDERED":
+		c.Settle()
+		return resp.Status("ORDERED")
+	}
+	return resp.Status("PONG")
+}
+
+func (h laterHandler) TryServeRESP(c *resp.Conn, args [][]byte) (resp.Reply, bool) {
+	if strings.EqualFold(string(args[0]), "ORDERED") && c.Pending() {
+		return resp.Reply{}, false
+	}
+	return h.ServeRESP(c, args), true
+}
+
+// Later replies on the loop: a connection waits for its pending replies without holding up the
+// loop's other connections, its replies keep their order, a command that must not overtake them
+// runs after them, and a Later that cannot notify is waited for on a goroutine.
+func TestLoopLaterReplies(t *testing.T) {
+	if !resp.LoopsSupported {
+		t.Skip("event loops need Linux")
+	}
+	srv := resp.NewServer(resp.Config{Addr: "127.0.0.1:0", EventLoops: 1}, laterHandler{})
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	slow, sbr := dialLoop(t, srv)
+	fast, fbr := dialLoop(t, srv)
+	waitHeld(t, srv, 2)
+	cmd := func(args ...string) string {
+		b := "*" + strconv.Itoa(len(args)) + "\r\n"
+		for _, a := range args {
+			b += "$" + strconv.Itoa(len(a)) + "\r\n" + a + "\r\n"
+		}
+		return b
+	}
+	start := time.Now()
+	if _, err := slow.Write([]byte(cmd("SLOW", "300", "a") + cmd("PING") + cmd("SLOW", "10", "b") +
+		cmd("ORDERED") + cmd("SLOW", "0", "c") + cmd("PING"))); err != nil {
+		t.Fatal(err)
+	}
+	// The other connection is served while the first waits.
+	for range 5 {
+		if _, err := fast.Write([]byte("PING\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		expectLines(t, fbr, "+PONG")
+	}
+	if waited := time.Since(start); waited > 250*time.Millisecond {
+		t.Fatalf("another connection waited %v behind a pending reply", waited)
+	}
+	expectLines(t, sbr, "$1", "a", "+PONG", "$1", "b", "+ORDERED", "$1", "c", "+PONG")
+	waitHeld(t, srv, 2) // both still on the loop
+	// A Later that cannot notify moves its connection to a goroutine; the replies stay in order.
+	if _, err := slow.Write([]byte(cmd("SLOW", "20", "x") + cmd("BLOCKY", "20", "y") + cmd("PING"))); err != nil {
+		t.Fatal(err)
+	}
+	expectLines(t, sbr, "$1", "x", "$1", "y", "+PONG")
+	// A client that goes away while its replies are pending is closed once they are done.
+	if _, err := fast.Write([]byte(cmd("SLOW", "50", "z"))); err != nil {
+		t.Fatal(err)
+	}
+	_ = fast.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for srv.ClientCount() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d clients, want 1 after the disconnect", srv.ClientCount())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -46,6 +46,7 @@ type Reader struct {
 	limits Limits
 	buf    []byte
 	r, w   int  // buf[r:w] is read but not yet consumed
+	prev   int  // r before the command Next returned last, for Unread
 	filled bool // the last read filled all the room it was given
 
 	// requireAuth applies Redis's stricter limits to clients that have not authenticated.
@@ -73,6 +74,10 @@ func NewReader(rd io.Reader, limits Limits) *Reader {
 
 // SetRequireAuth turns the unauthenticated limits on or off.
 func (rd *Reader) SetRequireAuth(on bool) { rd.requireAuth = on }
+
+// Unread puts back the command Next returned last, so that the next call to Next returns it
+// again. It is valid only right after Next returned a command, before Fill.
+func (rd *Reader) Unread() { rd.r = rd.prev }
 
 // Buffered reports whether unconsumed input is waiting in the buffer.
 func (rd *Reader) Buffered() bool { return rd.w > rd.r }
@@ -151,6 +156,7 @@ func (rd *Reader) Next() ([][]byte, error) {
 			args = append(args, rd.buf[rd.r+rd.offs[i]:rd.r+rd.offs[i+1]:rd.r+rd.offs[i+1]])
 		}
 		rd.args = args
+		rd.prev = rd.r
 		rd.r += rd.scan
 		rd.scan = 0
 		return args, nil
@@ -175,6 +181,7 @@ func (rd *Reader) inline(data []byte) (args [][]byte, skipped bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
+	rd.prev = rd.r
 	rd.r += nl + 1
 	rd.args = args
 	if len(args) == 0 {

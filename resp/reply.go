@@ -50,6 +50,15 @@ type Flusher interface {
 	Flush()
 }
 
+// Notifier is implemented by Later replies that can say when they are ready, so that an event
+// loop can go on serving other connections instead of blocking in Reply. Notify arranges for fn
+// to be called once, from any goroutine, when Reply will no longer block, and reports true; it
+// reports false, and never calls fn, when Reply is ready already. A Later that is not a Notifier
+// is waited for on a goroutine.
+type Notifier interface {
+	Notify(fn func()) bool
+}
+
 // Later produces a reply that was not ready when its handler returned.
 type Later interface {
 	// Reply blocks until the reply is ready and returns it. It is called once, on the

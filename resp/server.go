@@ -245,6 +245,12 @@ func (s *Server) newConn(nc net.Conn) *Conn {
 	return c
 }
 
+// giveBackAfter is how many consecutive commands the event loop could have run a connection must
+// send before its goroutine gives it back to the loop: one that mixes in commands the loop
+// declines (forwards to a cluster peer, FETCHLOCK) stays on its goroutine instead of moving back
+// and forth.
+const giveBackAfter = 16
+
 // maxPendingOutput is the reply backlog after which a batch flushes before reading on.
 const maxPendingOutput = 64 << 10
 
@@ -263,7 +269,12 @@ func (s *Server) serveConn(c *Conn, args [][]byte, err error) {
 			s.closeConn(c)
 		}
 	}()
-	lastInline := false // the last command was one the event loop runs
+	// Consecutive commands the event loop would have run itself. A connection the loop handed
+	// over only because a reply did not fit in the socket may go back at once.
+	inlineRun := 0
+	if args == nil {
+		inlineRun = giveBackAfter
+	}
 	for {
 		if args == nil && err == nil {
 			if c.quit { // QUIT ran on the loop, which could not write its reply
@@ -287,7 +298,7 @@ func (s *Server) serveConn(c *Conn, args [][]byte, err error) {
 			if c.flush() != nil || c.quit || s.closing.Load() {
 				return
 			}
-			if lastInline && c.loop != nil && !c.watching && len(c.waiting) == 0 {
+			if inlineRun >= giveBackAfter && c.loop != nil && !c.watching && len(c.waiting) == 0 {
 				if s.cfg.IdleTimeout > 0 && !c.noIdle {
 					_ = c.nc.SetReadDeadline(time.Time{}) // the loop keeps the idle timeout
 				}
@@ -322,7 +333,9 @@ func (s *Server) serveConn(c *Conn, args [][]byte, err error) {
 			if reply, ok = s.inliner.TryServeRESP(c, args); !ok {
 				reply = s.handler.ServeRESP(c, args)
 			}
-			lastInline = ok
+			if inlineRun++; !ok {
+				inlineRun = 0
+			}
 		} else {
 			reply = s.handler.ServeRESP(c, args)
 		}

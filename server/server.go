@@ -224,10 +224,12 @@ func openStore(cfg config.Config, counters *stats.Stats, log *slog.Logger) (stor
 
 // redisSettings are the CONFIG GET parameters, under Redis's names.
 // eventLoops is how many event loops serve clients. Their commands run on the loop, so only a
-// store that never waits on I/O (memory) in the local topology can use them; the disk and redis
-// stores and the partitioned topology serve each client from a goroutine of its own.
+// store that never waits on I/O (memory) can use them; in the partitioned topology the loop runs
+// the commands this node serves itself (peers' requests, keys it owns) and a connection that
+// needs a forward moves to a goroutine. The disk and redis stores serve each client from a
+// goroutine of its own.
 func eventLoops(cfg config.Config) int {
-	if cfg.Store.Type != "memory" || cfg.Topology.Type != "local" {
+	if cfg.Store.Type != "memory" || (cfg.Topology.Type != "local" && cfg.Topology.Type != "partitioned") {
 		return 0
 	}
 	return cfg.EventLoops
