@@ -34,6 +34,12 @@ type expiresCounter interface {
 	Expires(ctx context.Context) (int64, error)
 }
 
+// ttlAverager is implemented by stores that know the mean remaining TTL of their keys with an
+// expiry, in milliseconds (INFO's avg_ttl).
+type ttlAverager interface {
+	AvgTTL(ctx context.Context) (int64, error)
+}
+
 // tagIndexLen is implemented by stores that can size their tag index.
 type tagIndexLen interface {
 	TagIndexLen() (tags, keys int)
@@ -127,12 +133,15 @@ func (n *Node) infoSection(ctx context.Context, sec string) []string {
 	case "keyspace":
 		if ks, err := n.keyspace(); err == nil {
 			keys, _ := ks.Len(ctx)
-			var expires int64
+			var expires, avgTTL int64
 			if ec, ok := n.store.(expiresCounter); ok {
 				expires, _ = ec.Expires(ctx)
 			}
+			if ta, ok := n.store.(ttlAverager); ok && expires > 0 {
+				avgTTL, _ = ta.AvgTTL(ctx)
+			}
 			if keys > 0 {
-				lines = append(lines, fmt.Sprintf("db0:keys=%d,expires=%d,avg_ttl=0", keys, expires))
+				lines = append(lines, fmt.Sprintf("db0:keys=%d,expires=%d,avg_ttl=%d", keys, expires, avgTTL))
 			}
 		}
 	case "vela":

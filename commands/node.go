@@ -175,38 +175,47 @@ func (n *Node) ServeRESP(conn *resp.Conn, args [][]byte) resp.Reply {
 // TryServeRESP implements resp.Inliner: it runs the command unless the command may wait or take
 // long — FETCHLOCK, administrative and cluster-wide commands (KEYS, SCAN, FLUSHALL…) — or the
 // router would do more than run it here or forward it with a reply that notifies (see
-// InlineRouter). While the connection's earlier replies are still being computed, only a
-// pipelined forward may run (anything else would wait for them); the loop asks again once they
-// are written. The server enables event loops only over a store whose operations never wait on
-// I/O (the memory store), so a command run here completes at once.
+// InlineRouter). Over a pipelined store (redis), whose calls cross the network, it runs only
+// what needs no store call or goes on the pipelined path (GET, SET without TAGS), whose replies
+// notify. While the connection's earlier replies are still being computed, only a pipelined
+// command may run (anything else would wait for them); the loop asks again once they are
+// written. The server enables event loops only over the memory store and the redis store's
+// pipelined connections, so a command run here never blocks.
 func (n *Node) TryServeRESP(conn *resp.Conn, args [][]byte) (resp.Reply, bool) {
 	cmd := n.Lookup(args)
 	if cmd != nil && cmd.Flags&(FlagBlocking|FlagAdmin|FlagClusterWide) != 0 {
 		return resp.Reply{}, false
 	}
-	ctx := n.session(conn)
-	way := InlineLocal
-	if n.router != nil && cmd != nil && cmd.FirstKey > 0 { // what Exec routes
-		way = InlineNo
-		if ir, ok := n.router.(InlineRouter); ok {
-			way = ir.Inline(ctx, cmd, args)
-		}
-	}
-	switch way {
-	case InlineNo:
+	pipelined := cmd != nil && cmd.Flags&FlagPipelined != 0
+	if n.pipe != nil && cmd != nil && !(pipelined && !hasTagsOption(cmd, args)) &&
+		!(cmd.FirstKey == 0 && cmd.Flags&FlagFast != 0) {
 		return resp.Reply{}, false
-	case InlineLocal:
-		// A pipelined command (GET, SET) runs beside pending forwards (do does not settle
-		// without a pipelined store); any other one waits for them.
-		if conn.Pending() && (cmd == nil || cmd.Flags&FlagPipelined == 0 || n.pipe != nil) {
-			return resp.Reply{}, false
-		}
-	case InlineForward:
-		if conn.Pending() && cmd.Flags&FlagPipelined == 0 {
+	}
+	if conn.Pending() && !pipelined {
+		return resp.Reply{}, false
+	}
+	ctx := n.session(conn)
+	if n.router != nil && cmd != nil && cmd.FirstKey > 0 { // what Exec routes
+		ir, ok := n.router.(InlineRouter)
+		if !ok || ir.Inline(ctx, cmd, args) == InlineNo {
 			return resp.Reply{}, false
 		}
 	}
 	return n.Exec(ctx, args), true
+}
+
+// hasTagsOption reports whether a SET carries a TAGS option (which the pipelined path does not
+// take).
+func hasTagsOption(cmd *Command, args [][]byte) bool {
+	if cmd.Name != "set" {
+		return false
+	}
+	for _, a := range args[min(3, len(args)):] {
+		if ArgIs(a, "tags") {
+			return true
+		}
+	}
+	return false
 }
 
 // session returns the command layer's state for conn, creating it on first use.
@@ -342,6 +351,29 @@ type later struct {
 	op    store.Op
 	call  store.Call
 	build func(store.Result, error) (resp.Reply, error)
+}
+
+// laterReply is the reply of a call started on the store's pipelined path: a Later that, when
+// the store's call can notify (resp.Notifier), notifies too, so an event loop need not block.
+func (n *Node) laterReply(key []byte, op store.Op, call store.Call, build func(store.Result, error) (resp.Reply, error)) resp.Reply {
+	l := &later{n: n, key: key, op: op, call: call, build: build}
+	if _, ok := call.(resp.Notifier); ok {
+		return resp.Reply{Later: notifyingLater{l}}
+	}
+	return resp.Reply{Later: l}
+}
+
+// notifyingLater is a later whose store call notifies and flushes.
+type notifyingLater struct{ *later }
+
+// Notify implements resp.Notifier.
+func (l notifyingLater) Notify(fn func()) bool { return l.call.(resp.Notifier).Notify(fn) }
+
+// Flush implements resp.Flusher: it sends the call when the store buffers it.
+func (l notifyingLater) Flush() {
+	if f, ok := l.call.(resp.Flusher); ok {
+		f.Flush()
+	}
 }
 
 // Reply implements resp.Later.

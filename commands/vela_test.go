@@ -302,6 +302,11 @@ func TestInfoAndDBSize(t *testing.T) {
 	if err != nil || !strings.Contains(info, "db0:keys=15,expires=5,") {
 		t.Fatalf("keyspace:\n%s (%v)", info, err)
 	}
+	// avg_ttl: the mean remaining TTL in ms of the five keys that expire in an hour.
+	_, avg, _ := strings.Cut(info, "avg_ttl=")
+	if ms, err := strconv.ParseInt(strings.TrimSpace(avg), 10, 64); err != nil || ms <= 3_500_000 || ms > 3_600_000 {
+		t.Fatalf("avg_ttl = %q (%v), want just under 3600000", avg, err)
+	}
 	c.Get(ctx, "e0")
 	c.Get(ctx, "e1")
 	fields := infoFields(t, c, "stats")

@@ -416,6 +416,12 @@ func (l *loop) resume(c *Conn) {
 	if !c.inLoop || !c.parked {
 		return // closed meanwhile
 	}
+	defer func() {
+		if p := recover(); p != nil { // building a reply (Later.Reply) panicked
+			l.s.log.Error("panic serving connection", "client", c.ID, "panic", p)
+			l.close(c)
+		}
+	}()
 	c.parked = false
 	if !l.write(c) {
 		return
@@ -499,7 +505,8 @@ func (l *loop) closeAll() {
 func (l *loop) closeIdle(idle time.Duration) {
 	cutoff := time.Now().Add(-idle).UnixMilli()
 	for _, c := range l.conns {
-		if !c.noIdle && c.lastActive.Load() < cutoff {
+		// A parked connection waits for its replies: like Redis's blocked clients, it is not idle.
+		if !c.noIdle && !c.parked && c.lastActive.Load() < cutoff {
 			l.close(c)
 		}
 	}

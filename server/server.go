@@ -113,7 +113,7 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 		Limits:      resp.Limits{MaxBulkLen: cfg.ProtoMaxBulkLen},
 		Logger:      log,
 		OnAccept:    counters.Connections.Inc,
-		EventLoops:  eventLoops(cfg),
+		EventLoops:  eventLoops(cfg, st),
 	}, node)
 	node.SetClients(rs)
 	s := &Server{cfg: cfg, log: log, store: st, stats: counters, node: node, leases: mgr,
@@ -223,16 +223,22 @@ func openStore(cfg config.Config, counters *stats.Stats, log *slog.Logger) (stor
 }
 
 // redisSettings are the CONFIG GET parameters, under Redis's names.
-// eventLoops is how many event loops serve clients. Their commands run on the loop, so only a
-// store that never waits on I/O (memory) can use them; in the partitioned topology the loop runs
-// the commands this node serves itself (peers' requests, keys it owns) and a connection that
-// needs a forward moves to a goroutine. The disk and redis stores serve each client from a
-// goroutine of its own.
-func eventLoops(cfg config.Config) int {
-	if cfg.Store.Type != "memory" || (cfg.Topology.Type != "local" && cfg.Topology.Type != "partitioned") {
-		return 0
+// eventLoops is how many event loops serve clients. Their commands run on the loop, so only
+// stores whose calls never block the loop can use them: the memory store (local or partitioned
+// topology; in the partitioned one the loop runs what the node serves itself and forwards
+// single-key commands with replies that notify) and the redis store on its pipelined connections
+// (local topology; GET and SET travel pipelined with replies that notify, the other commands run
+// on a goroutine). The disk store serves each connection from a goroutine of its own.
+func eventLoops(cfg config.Config, st store.Store) int {
+	switch {
+	case cfg.Store.Type == "memory" && (cfg.Topology.Type == "local" || cfg.Topology.Type == "partitioned"):
+		return cfg.EventLoops
+	case cfg.Store.Type == "redis" && cfg.Topology.Type == "local":
+		if rs, ok := st.(*redisstore.Store); ok && rs.Pipelined() {
+			return cfg.EventLoops
+		}
 	}
-	return cfg.EventLoops
+	return 0
 }
 
 func redisSettings(cfg config.Config) map[string]string {
