@@ -4,13 +4,11 @@ package resp
 
 import (
 	"errors"
-	"io"
 	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,12 +19,15 @@ const loopsSupported = true
 // loop is one epoll event loop. The connections registered with it are in "loop mode": the loop
 // reads them when the kernel says they are readable, runs their commands in-line and writes the
 // replies, so that a request costs one read and one write system call and no goroutine switch,
-// as in Redis. A command that may wait (the Inliner declines it), a reply that does not fit in
-// the socket, a protocol error or a panic hands the connection to a goroutine of its own
-// (serveConn), which gives it back once it is idle after a command the loop could have run.
+// as in Redis (loopserve_linux.go). A connection whose replies are still being computed (Later
+// replies that notify: cluster forwards, pipelined Redis calls) is parked until they are ready,
+// while the loop serves the others. A command that may wait (the Inliner declines it), a reply
+// that does not fit in the socket or a protocol error hands the connection to a goroutine of its
+// own (serveConn), which gives it back after a run of commands the loop could have run.
 //
 // The loop goroutine alone touches a registered connection. Other goroutines reach it through
-// incoming (connections to register) and stop, both behind mu, and wake it through an eventfd.
+// incoming (connections to register), readyList (parked connections whose replies are ready) and
+// stop, all behind mu, and wake it through an eventfd.
 type loop struct {
 	s       *Server
 	epfd    int
@@ -246,222 +247,6 @@ func (l *loop) takeIncoming() bool {
 	return true
 }
 
-// serve handles an event on c. Descriptors are registered edge-triggered: a read that fills
-// the room it was given may have left more in the socket, so serve reads again after running
-// what it got; a shorter read emptied the socket. A parked connection is only marked: its input
-// is read once its pending replies are written (reading earlier could move the buffer that
-// their keys alias).
-func (l *loop) serve(c *Conn, events uint32) {
-	if c.parked {
-		if events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
-			l.close(c)
-			return
-		}
-		c.inputSeen = true
-		return
-	}
-	for {
-		err := c.rd.FillFrom(c.fdio)
-		if err != nil {
-			if err != unix.EAGAIN {
-				l.close(c)
-			}
-			return
-		}
-		c.lastActive.Store(time.Now().UnixMilli())
-		more := c.rd.filled
-		l.process(c)
-		if !more || !c.inLoop {
-			return
-		}
-		if c.parked {
-			c.inputSeen = true
-			return
-		}
-	}
-}
-
-// process runs the buffered commands of c and writes their replies. It parks c when replies
-// are still being computed (see park).
-func (l *loop) process(c *Conn) {
-	defer func() {
-		if p := recover(); p != nil { // a handler bug costs the client its connection only
-			l.s.log.Error("panic serving connection", "client", c.ID, "panic", p)
-			l.close(c)
-		}
-	}()
-	for {
-		args, err := c.rd.Next()
-		if err != nil {
-			if len(c.waiting) > 0 { // answer the commands before it first
-				l.park(c)
-				return
-			}
-			l.handOff(c, nil, err) // the goroutine answers and lingers before closing
-			return
-		}
-		if args == nil {
-			break
-		}
-		reply, ok := l.s.inliner.TryServeRESP(c, args)
-		if !ok {
-			if len(c.waiting) > 0 {
-				// It may have been declined only because it must not overtake the pending
-				// replies: ask again once they are written.
-				c.rd.Unread()
-				l.park(c)
-				return
-			}
-			l.handOff(c, args, nil)
-			return
-		}
-		if reply.Later != nil || len(c.waiting) > 0 {
-			c.waiting = append(c.waiting, reply) // not c.later: its Settle would block the loop
-			if len(c.waiting) >= maxLater {
-				l.park(c)
-				return
-			}
-		} else {
-			c.out = Append(c.out, reply, c.proto)
-		}
-		if c.quit {
-			if len(c.waiting) > 0 {
-				l.park(c) // QUIT's reply is written with the others, then the connection closes
-				return
-			}
-			l.write(c)
-			if c.inLoop {
-				l.close(c)
-			}
-			return
-		}
-		if len(c.out) > maxPendingOutput && len(c.waiting) == 0 && !l.write(c) {
-			return
-		}
-	}
-	if len(c.waiting) > 0 {
-		l.park(c)
-		return
-	}
-	l.write(c)
-}
-
-// park makes c wait, without blocking the loop, for its Later replies: it starts them all
-// (Flusher) and asks each to notify (Notifier); the last notification puts c on the loop's
-// ready list, and resume writes the replies and goes on with c's input. A Later that cannot
-// notify is waited for on a goroutine instead: c is handed off.
-func (l *loop) park(c *Conn) {
-	for _, r := range c.waiting {
-		if r.Later == nil {
-			continue
-		}
-		if _, ok := r.Later.(Notifier); !ok {
-			l.handOff(c, nil, nil) // serveConn settles them, blocking
-			return
-		}
-	}
-	// Start the work behind the replies once every ready connection has queued its requests:
-	// then one write carries them all (flushParked, at the end of the poll round).
-	l.toFlush = append(l.toFlush, c)
-	if c.notifyFn == nil {
-		c.notifyFn = func() {
-			if c.unparked.Add(-1) == 0 {
-				l.ready(c)
-			}
-		}
-	}
-	c.parked = true
-	c.unparked.Store(1) // held until every Notify is registered
-	for _, r := range c.waiting {
-		if r.Later == nil {
-			continue
-		}
-		c.unparked.Add(1)
-		if !r.Later.(Notifier).Notify(c.notifyFn) {
-			c.unparked.Add(-1) // ready already
-		}
-	}
-	if c.unparked.Add(-1) == 0 { // everything was ready
-		l.resume(c)
-	}
-}
-
-// flushParked starts the Later replies of the connections parked in this poll round.
-func (l *loop) flushParked() {
-	for i, c := range l.toFlush {
-		l.toFlush[i] = nil
-		for _, r := range c.waiting {
-			if f, ok := r.Later.(Flusher); ok {
-				f.Flush()
-			}
-		}
-	}
-	l.toFlush = l.toFlush[:0]
-}
-
-// ready puts a parked connection whose replies are all computed on the loop's ready list. It is
-// called from the goroutine that computed the last of them.
-func (l *loop) ready(c *Conn) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.stopped || l.stopping {
-		return // the loop closes c
-	}
-	l.readyList = append(l.readyList, c)
-	l.wakeLocked()
-}
-
-// resume writes the replies of a connection that was parked and goes on with its input.
-func (l *loop) resume(c *Conn) {
-	if !c.inLoop || !c.parked {
-		return // closed meanwhile
-	}
-	defer func() {
-		if p := recover(); p != nil { // building a reply (Later.Reply) panicked
-			l.s.log.Error("panic serving connection", "client", c.ID, "panic", p)
-			l.close(c)
-		}
-	}()
-	c.parked = false
-	if !l.write(c) {
-		return
-	}
-	if c.quit {
-		l.close(c)
-		return
-	}
-	if c.rd.Buffered() {
-		l.process(c)
-	}
-	if c.inLoop && !c.parked && c.inputSeen {
-		c.inputSeen = false
-		l.serve(c, unix.EPOLLIN)
-	}
-}
-
-// write sends the buffered replies of c. When the socket cannot take them all, c is handed to a
-// goroutine, whose blocking write waits for room; write then reports false.
-func (l *loop) write(c *Conn) bool {
-	c.Settle()
-	for len(c.out) > 0 {
-		n, err := c.fdio.Write(c.out)
-		if n > 0 {
-			c.out = c.out[:copy(c.out, c.out[n:])]
-			continue
-		}
-		if err == unix.EAGAIN {
-			l.handOff(c, nil, nil)
-		} else {
-			l.close(c)
-		}
-		return false
-	}
-	if cap(c.out) > 4*maxPendingOutput {
-		c.out = nil // do not keep a buffer grown by one huge reply
-	}
-	return true
-}
-
 // handOff moves c to goroutine mode: serveConn runs args (or answers perr) first, with whatever
 // replies c has buffered written before theirs.
 func (l *loop) handOff(c *Conn, args [][]byte, perr error) {
@@ -512,63 +297,6 @@ func (l *loop) closeIdle(idle time.Duration) {
 	}
 }
 
-// fdIO reads and writes a socket without blocking, through its RawConn so that the descriptor
-// cannot be closed underneath. Its functions are built once per connection, so that a read or a
-// write allocates nothing.
-type fdIO struct {
-	raw     syscall.RawConn
-	fd      int32
-	p       []byte
-	n       int
-	err     error
-	readFn  func(uintptr) bool
-	writeFn func(uintptr) bool
-}
-
-// Read reads once; it returns unix.EAGAIN when nothing is waiting and io.EOF when the peer closed.
-func (f *fdIO) Read(p []byte) (int, error) {
-	f.p = p
-	err := f.raw.Read(f.readFn)
-	f.p = nil
-	if err != nil {
-		return 0, err
-	}
-	return f.n, f.err
-}
-
-func (f *fdIO) read(fd uintptr) bool {
-	n, err := rawRead(int(fd), f.p)
-	switch {
-	case n > 0:
-		f.n, f.err = n, nil
-	case err == nil:
-		f.n, f.err = 0, io.EOF
-	default:
-		f.n, f.err = 0, err
-	}
-	return true // never wait: the loop is told when the socket is readable
-}
-
-// Write writes once; it returns unix.EAGAIN when the socket buffer is full.
-func (f *fdIO) Write(p []byte) (int, error) {
-	f.p = p
-	err := f.raw.Write(f.writeFn)
-	f.p = nil
-	if err != nil {
-		return 0, err
-	}
-	return f.n, f.err
-}
-
-func (f *fdIO) write(fd uintptr) bool {
-	n, err := rawWrite(int(fd), f.p)
-	if n < 0 {
-		n = 0
-	}
-	f.n, f.err = n, err
-	return true
-}
-
 // startLoops creates n event loops and starts their goroutines. The accept loop, which calls
 // it, reads loopList without a lock; other goroutines take mu.
 func (s *Server) startLoops(n int) error {
@@ -592,42 +320,6 @@ func (s *Server) startLoops(n int) error {
 		go l.run()
 	}
 	return nil
-}
-
-// The system calls below never block: the sockets are non-blocking and the poll has a zero
-// timeout. They are made without telling the scheduler (RawSyscall), which would otherwise
-// hand the loop's P to another thread during each of them, costing more than the call itself.
-
-func rawRead(fd int, p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
-}
-
-func rawWrite(fd int, p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
-}
-
-// pollNow is epoll_wait with a zero timeout.
-func pollNow(epfd int, events []unix.EpollEvent) (int, error) {
-	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])),
-		uintptr(len(events)), 0, 0, 0)
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
 }
 
 // loopHeld is how many connections the event loops hold right now.

@@ -1,0 +1,225 @@
+//go:build linux
+
+package resp
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// serve handles an event on c. Descriptors are registered edge-triggered: a read that fills
+// the room it was given may have left more in the socket, so serve reads again after running
+// what it got; a shorter read emptied the socket. A parked connection is only marked: its input
+// is read once its pending replies are written (reading earlier could move the buffer that
+// their keys alias).
+func (l *loop) serve(c *Conn, events uint32) {
+	if c.parked {
+		if events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+			l.close(c)
+			return
+		}
+		c.inputSeen = true
+		return
+	}
+	for {
+		err := c.rd.FillFrom(c.fdio)
+		if err != nil {
+			if err != unix.EAGAIN {
+				l.close(c)
+			}
+			return
+		}
+		c.lastActive.Store(time.Now().UnixMilli())
+		more := c.rd.filled
+		l.process(c)
+		if !more || !c.inLoop {
+			return
+		}
+		if c.parked {
+			c.inputSeen = true
+			return
+		}
+	}
+}
+
+// process runs the buffered commands of c and writes their replies. It parks c when replies
+// are still being computed (see park).
+func (l *loop) process(c *Conn) {
+	defer func() {
+		if p := recover(); p != nil { // a handler bug costs the client its connection only
+			l.s.log.Error("panic serving connection", "client", c.ID, "panic", p)
+			l.close(c)
+		}
+	}()
+	for {
+		args, err := c.rd.Next()
+		if err != nil {
+			if len(c.waiting) > 0 { // answer the commands before it first
+				l.park(c)
+				return
+			}
+			l.handOff(c, nil, err) // the goroutine answers and lingers before closing
+			return
+		}
+		if args == nil {
+			break
+		}
+		reply, ok := l.s.inliner.TryServeRESP(c, args)
+		if !ok {
+			if len(c.waiting) > 0 {
+				// It may have been declined only because it must not overtake the pending
+				// replies: ask again once they are written.
+				c.rd.Unread()
+				l.park(c)
+				return
+			}
+			l.handOff(c, args, nil)
+			return
+		}
+		if reply.Later != nil || len(c.waiting) > 0 {
+			c.waiting = append(c.waiting, reply) // not c.later: its Settle would block the loop
+			if len(c.waiting) >= maxLater {
+				l.park(c)
+				return
+			}
+		} else {
+			c.out = Append(c.out, reply, c.proto)
+		}
+		if c.quit {
+			if len(c.waiting) > 0 {
+				l.park(c) // QUIT's reply is written with the others, then the connection closes
+				return
+			}
+			l.write(c)
+			if c.inLoop {
+				l.close(c)
+			}
+			return
+		}
+		if len(c.out) > maxPendingOutput && len(c.waiting) == 0 && !l.write(c) {
+			return
+		}
+	}
+	if len(c.waiting) > 0 {
+		l.park(c)
+		return
+	}
+	l.write(c)
+}
+
+// park makes c wait, without blocking the loop, for its Later replies: it starts them all
+// (Flusher) and asks each to notify (Notifier); the last notification puts c on the loop's
+// ready list, and resume writes the replies and goes on with c's input. A Later that cannot
+// notify is waited for on a goroutine instead: c is handed off.
+func (l *loop) park(c *Conn) {
+	for _, r := range c.waiting {
+		if r.Later == nil {
+			continue
+		}
+		if _, ok := r.Later.(Notifier); !ok {
+			l.handOff(c, nil, nil) // serveConn settles them, blocking
+			return
+		}
+	}
+	// Start the work behind the replies once every ready connection has queued its requests:
+	// then one write carries them all (flushParked, at the end of the poll round).
+	l.toFlush = append(l.toFlush, c)
+	if c.notifyFn == nil {
+		c.notifyFn = func() {
+			if c.unparked.Add(-1) == 0 {
+				l.ready(c)
+			}
+		}
+	}
+	c.parked = true
+	c.unparked.Store(1) // held until every Notify is registered
+	for _, r := range c.waiting {
+		if r.Later == nil {
+			continue
+		}
+		c.unparked.Add(1)
+		if !r.Later.(Notifier).Notify(c.notifyFn) {
+			c.unparked.Add(-1) // ready already
+		}
+	}
+	if c.unparked.Add(-1) == 0 { // everything was ready
+		l.resume(c)
+	}
+}
+
+// flushParked starts the Later replies of the connections parked in this poll round.
+func (l *loop) flushParked() {
+	for i, c := range l.toFlush {
+		l.toFlush[i] = nil
+		for _, r := range c.waiting {
+			if f, ok := r.Later.(Flusher); ok {
+				f.Flush()
+			}
+		}
+	}
+	l.toFlush = l.toFlush[:0]
+}
+
+// ready puts a parked connection whose replies are all computed on the loop's ready list. It is
+// called from the goroutine that computed the last of them.
+func (l *loop) ready(c *Conn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped || l.stopping {
+		return // the loop closes c
+	}
+	l.readyList = append(l.readyList, c)
+	l.wakeLocked()
+}
+
+// resume writes the replies of a connection that was parked and goes on with its input.
+func (l *loop) resume(c *Conn) {
+	if !c.inLoop || !c.parked {
+		return // closed meanwhile
+	}
+	defer func() {
+		if p := recover(); p != nil { // building a reply (Later.Reply) panicked
+			l.s.log.Error("panic serving connection", "client", c.ID, "panic", p)
+			l.close(c)
+		}
+	}()
+	c.parked = false
+	if !l.write(c) {
+		return
+	}
+	if c.quit {
+		l.close(c)
+		return
+	}
+	if c.rd.Buffered() {
+		l.process(c)
+	}
+	if c.inLoop && !c.parked && c.inputSeen {
+		c.inputSeen = false
+		l.serve(c, unix.EPOLLIN)
+	}
+}
+
+// write sends the buffered replies of c. When the socket cannot take them all, c is handed to a
+// goroutine, whose blocking write waits for room; write then reports false.
+func (l *loop) write(c *Conn) bool {
+	c.Settle()
+	for len(c.out) > 0 {
+		n, err := c.fdio.Write(c.out)
+		if n > 0 {
+			c.out = c.out[:copy(c.out, c.out[n:])]
+			continue
+		}
+		if err == unix.EAGAIN {
+			l.handOff(c, nil, nil)
+		} else {
+			l.close(c)
+		}
+		return false
+	}
+	if cap(c.out) > 4*maxPendingOutput {
+		c.out = nil // do not keep a buffer grown by one huge reply
+	}
+	return true
+}
