@@ -73,24 +73,12 @@ type Router interface {
 	Route(c *Ctx, cmd *Command, args [][]byte) (reply resp.Reply, handled bool)
 }
 
-// InlineRouter is implemented by a Router that can tell, before routing, how a command will be
-// served, so that an event loop may run it in-line.
+// InlineRouter is implemented by a Router that can tell, before routing, that a command can run
+// on an event loop: Route will run it here without touching the network, or forward it with a
+// Later reply that implements resp.Notifier (not, for example, gather a multi-key command).
 type InlineRouter interface {
-	// Inline reports how Route would serve the command: InlineLocal (here, without touching the
-	// network), InlineForward (sent to a peer, with a Later reply that implements
-	// resp.Notifier) or InlineNo (anything else, such as a multi-key gather).
-	Inline(c *Ctx, cmd *Command, args [][]byte) Inlining
+	Inline(c *Ctx, cmd *Command, args [][]byte) bool
 }
-
-// Inlining is an InlineRouter's verdict.
-type Inlining uint8
-
-// Verdicts of InlineRouter.Inline.
-const (
-	InlineNo Inlining = iota
-	InlineLocal
-	InlineForward
-)
 
 // SetRouter installs r. Call it during start-up, before the node serves clients.
 func (n *Node) SetRouter(r Router) { n.router = r }
@@ -187,8 +175,7 @@ func (n *Node) TryServeRESP(conn *resp.Conn, args [][]byte) (resp.Reply, bool) {
 		return resp.Reply{}, false
 	}
 	pipelined := cmd != nil && cmd.Flags&FlagPipelined != 0
-	if n.pipe != nil && cmd != nil && !(pipelined && !hasTagsOption(cmd, args)) &&
-		!(cmd.FirstKey == 0 && cmd.Flags&FlagFast != 0) {
+	if n.pipe != nil && cmd != nil && !pipeWaitless(cmd, args) {
 		return resp.Reply{}, false
 	}
 	if conn.Pending() && !pipelined {
@@ -196,26 +183,31 @@ func (n *Node) TryServeRESP(conn *resp.Conn, args [][]byte) (resp.Reply, bool) {
 	}
 	ctx := n.session(conn)
 	if n.router != nil && cmd != nil && cmd.FirstKey > 0 { // what Exec routes
-		ir, ok := n.router.(InlineRouter)
-		if !ok || ir.Inline(ctx, cmd, args) == InlineNo {
+		if ir, ok := n.router.(InlineRouter); !ok || !ir.Inline(ctx, cmd, args) {
 			return resp.Reply{}, false
 		}
 	}
 	return n.Exec(ctx, args), true
 }
 
-// hasTagsOption reports whether a SET carries a TAGS option (which the pipelined path does not
-// take).
-func hasTagsOption(cmd *Command, args [][]byte) bool {
-	if cmd.Name != "set" {
+// pipeWaitless reports whether cmd completes without blocking over a pipelined store: it takes
+// the pipelined path (GET; SET without TAGS, which that path does not take), or it is a fast
+// command without keys (PING, ECHO), which calls no store.
+func pipeWaitless(cmd *Command, args [][]byte) bool {
+	if cmd.FirstKey == 0 {
+		return cmd.Flags&FlagFast != 0
+	}
+	if cmd.Flags&FlagPipelined == 0 {
 		return false
 	}
-	for _, a := range args[min(3, len(args)):] {
-		if ArgIs(a, "tags") {
-			return true
+	if cmd.Name == "set" {
+		for _, a := range args[min(3, len(args)):] {
+			if ArgIs(a, "tags") {
+				return false
+			}
 		}
 	}
-	return false
+	return true
 }
 
 // session returns the command layer's state for conn, creating it on first use.

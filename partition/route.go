@@ -58,31 +58,21 @@ func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 
 // Inline implements commands.InlineRouter. With one copy of each key (replicas = 1) a peer's
 // request and a single-key command on a key this node owns run here, and a single-key command
-// on another member's key is forwarded with a reply that notifies (peer.Call); outside that, and
-// in the window after a join (when a missing key may be pulled from its previous owner), the
-// command is left to a goroutine.
-func (cl *Cluster) Inline(c *commands.Ctx, cmd *commands.Command, args [][]byte) commands.Inlining {
+// on another member's key is forwarded with a reply that notifies (peer.Call). Multi-key
+// commands, more copies, and the window after a join (when a missing key may be pulled from its
+// previous owner) are left to a goroutine.
+func (cl *Cluster) Inline(c *commands.Ctx, cmd *commands.Command, args [][]byte) bool {
 	if cl.cfg.Replicas != 1 || cmd.Flags&(commands.FlagClusterWide|commands.FlagBlocking) != 0 {
-		return commands.InlineNo
+		return false
 	}
 	if c.Peer {
-		return commands.InlineLocal
+		return true
 	}
 	first, last, step := keyRange(cmd, len(args))
 	if first == 0 {
-		return commands.InlineLocal // Route leaves keyless commands to the node
+		return true // Route leaves keyless commands to the node
 	}
-	if first+step <= last {
-		return commands.InlineNo
-	}
-	v := cl.view.Load()
-	if v.prev != nil {
-		return commands.InlineNo
-	}
-	if owner := v.ring.Owner(args[first]); owner != cl.self && owner != "" {
-		return commands.InlineForward
-	}
-	return commands.InlineLocal
+	return first+step > last && cl.view.Load().prev == nil
 }
 
 // keyRange returns the positions of cmd's keys in args (first 0: no key).
