@@ -589,6 +589,21 @@ func (s *Store) Expires(ctx context.Context) (int64, error) {
 	return keyspaceField(info, "db"+s.userDB+":", "expires="), nil
 }
 
+// AvgTTL reports Redis's own avg_ttl estimate for the user database, in milliseconds (0 on a
+// cluster, where the masters' estimates are not combined).
+func (s *Store) AvgTTL(ctx context.Context) (int64, error) {
+	if s.cluster != nil {
+		return 0, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	info, err := s.c.Info(ctx, "keyspace").Result()
+	if err != nil {
+		return 0, s.mapErr(ctx, err)
+	}
+	return keyspaceField(info, "db"+s.userDB+":", "avg_ttl="), nil
+}
+
 // Scan passes SCAN through (the meta database is separate, so only user keys appear). In cluster
 // mode it scans the masters one after the other and leaves the bookkeeping keys out.
 func (s *Store) Scan(ctx context.Context, cursor uint64, pattern []byte, count int) ([][]byte, uint64, error) {
