@@ -138,7 +138,9 @@ type Cluster struct {
 	kick     chan struct{} // wakes the rebalancer
 	stop     chan struct{}
 	wg       sync.WaitGroup // the rebalancer
-	bg       sync.WaitGroup // short-lived goroutines closing connections to departed members
+	bg       sync.WaitGroup // short-lived goroutines: closing connections to departed members, releasing leases
+	held     heldLeases     // leases other members granted to this node's clients (leases.go)
+	holding  atomic.Bool    // held has ever had an entry: forwarded FETCHFILL/FETCHRELEASE check it
 	leaveMu  sync.Mutex     // serialises Leave
 	left     bool           // Leave has run
 	shutOnce sync.Once
@@ -364,6 +366,7 @@ func (cl *Cluster) stopRebalancer() {
 // gossiping. It is idempotent.
 func (cl *Cluster) Shutdown(ctx context.Context) error {
 	cl.shutOnce.Do(func() {
+		cl.closeHeld()
 		err := cl.Leave(ctx)
 		cl.stopRebalancer()
 		if cl.ml != nil {
