@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GET/SET throughput of Vela (memory store, local topology) beside redis-server, same machine,
 # same run: redis-benchmark with 50 clients, pipeline 1 and 16, 64-byte and 1 KiB values.
-# Prints requests per second for each and the ratio Vela/Redis.
+# Prints requests per second for each and the ratio Vela/Redis. Vela runs with its defaults: stats
+# on, Prometheus metrics (per-command counters and latency histograms) on, one event loop.
 #
 # Usage: bench/getset.sh [requests-per-cell]   (default 200000; pipeline-16 cells send 5x as many)
 # Environment: VELA_BENCH_ARGS adds flags to the Vela command line (e.g. "-stats_enabled=false");
@@ -14,11 +15,11 @@ out=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$out"' EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-RPORT=$(free_port); VPORT=$(free_port)
+RPORT=$(free_port); VPORT=$(free_port); MPORT=$(free_port)
 
 go build -o "$out/vela" .
 redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no --logfile "$out/redis.log" &
-"$out/vela" -listen "127.0.0.1:$VPORT" -metrics_listen "" -log_level warn ${VELA_BENCH_ARGS:-} 2>"$out/vela.log" &
+"$out/vela" -listen "127.0.0.1:$VPORT" -metrics_listen "127.0.0.1:$MPORT" -log_level warn ${VELA_BENCH_ARGS:-} 2>"$out/vela.log" &
 for p in "$RPORT" "$VPORT"; do
   for _ in $(seq 50); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
 done

@@ -119,7 +119,12 @@ type Cluster struct {
 	stats *stats.Stats
 	log   *slog.Logger
 	pool  *peer.Pool
-	token string // VELA PEER proof derived from the secret
+	// copies carries the copies of writes to replicas on connections of their own. A write a
+	// peer forwarded here waits for its copies on the goroutine serving that peer; were the
+	// copies queued on the connections that carry forwards, two nodes copying to each other
+	// could each wait behind the other's blocked connection until the timeout.
+	copies *peer.Pool
+	token  string // VELA PEER proof derived from the secret
 
 	ml      *membership.Membership
 	view    atomic.Pointer[view]
@@ -150,7 +155,9 @@ type Cluster struct {
 	kick     chan struct{} // wakes the rebalancer
 	stop     chan struct{}
 	wg       sync.WaitGroup // the rebalancer
-	bg       sync.WaitGroup // short-lived goroutines closing connections to departed members
+	bg       sync.WaitGroup // short-lived goroutines: closing connections to departed members, releasing leases
+	held     heldLeases     // leases other members granted to this node's clients (leases.go)
+	holding  atomic.Bool    // held has ever had an entry: forwarded FETCHFILL/FETCHRELEASE check it
 	leaveMu  sync.Mutex     // serialises Leave
 	left     bool           // Leave has run
 	shutOnce sync.Once
@@ -227,6 +234,8 @@ func New(node *commands.Node, st store.Store, cfg Config) (*Cluster, error) {
 		[][]byte{[]byte("HELLO"), []byte("3")})
 	cl.pool = peer.NewPool(peer.Config{Conns: cfg.PeerConns, DialTimeout: cfg.ForwardTimeout,
 		Handshake: handshake, Dial: cfg.PeerDial, Log: cfg.Log})
+	cl.copies = peer.NewPool(peer.Config{Conns: 1, DialTimeout: cfg.ForwardTimeout,
+		Handshake: handshake, Dial: cfg.PeerDial, Log: cfg.Log})
 	cl.setView(nil)
 	cl.registerCommands()
 	node.AddInfoSection("vela", cl.infoLines)
@@ -272,6 +281,7 @@ func (cl *Cluster) onChange(ev membership.Event) {
 			go func() { // Forget may wait for a dial in progress: not on memberlist's goroutine
 				defer cl.bg.Done()
 				cl.pool.Forget(ev.Member.RESP)
+				cl.copies.Forget(ev.Member.RESP)
 			}()
 		}
 	}
@@ -483,6 +493,7 @@ func (cl *Cluster) stopRebalancer() {
 // gossiping. It is idempotent.
 func (cl *Cluster) Shutdown(ctx context.Context) error {
 	cl.shutOnce.Do(func() {
+		cl.closeHeld()
 		err := cl.Leave(ctx)
 		cl.stopRebalancer()
 		if cl.ml != nil {
@@ -490,6 +501,7 @@ func (cl *Cluster) Shutdown(ctx context.Context) error {
 		}
 		cl.bg.Wait()
 		cl.pool.Close()
+		cl.copies.Close()
 		cl.shutErr = err
 	})
 	return cl.shutErr

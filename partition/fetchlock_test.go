@@ -81,3 +81,67 @@ func TestFetchLockClusterWide(t *testing.T) {
 		t.Fatalf("the owner saw %d waits", w)
 	}
 }
+
+// TestForwardedLeaseEndsOnDisconnect: a client holding, through a node that is not the key's
+// owner, a lease with a long LEASE disconnects; the lease ends at once and goes to the caller
+// waiting on another node, as it does when the holder is the owner's own client.
+func TestForwardedLeaseEndsOnDisconnect(t *testing.T) {
+	nodes := testnode.StartCluster(t, 3, nil)
+	testnode.WaitConverged(t, 10*time.Second, nodes...)
+	ctx := context.Background()
+	var key string
+	for i := 0; ; i++ {
+		key = "gone:" + strconv.Itoa(i)
+		if nodes[0].Cluster().Owner([]byte(key)) == "node-2" {
+			break
+		}
+	}
+	holder := redis.NewClient(&redis.Options{Addr: nodes[0].Addr(), PoolSize: 1, MaxRetries: -1})
+	r, err := holder.Do(ctx, "FETCHLOCK", key, "LEASE", 60000).Slice()
+	if err != nil || len(r) != 2 || r[0] != "LOCKED" {
+		t.Fatalf("FETCHLOCK = %v, %v", r, err)
+	}
+	waiter := redis.NewClient(&redis.Options{Addr: nodes[2].Addr(), PoolSize: 1, MaxRetries: -1, ReadTimeout: 30 * time.Second})
+	t.Cleanup(func() { _ = waiter.Close() })
+	got := make(chan []any, 1)
+	go func() {
+		r, err := waiter.Do(ctx, "FETCHLOCK", key, "TIMEOUT", 20000).Slice()
+		if err != nil {
+			t.Errorf("waiting FETCHLOCK: %v", err)
+		}
+		got <- r
+	}()
+	time.Sleep(200 * time.Millisecond) // the waiter queues on node-2
+	start := time.Now()
+	_ = holder.Close()
+	select {
+	case r := <-got:
+		if len(r) != 2 || r[0] != "LOCKED" {
+			t.Fatalf("waiter got %v, want LOCKED", r)
+		}
+		if waited := time.Since(start); waited > 5*time.Second {
+			t.Fatalf("lease handed over %v after the holder left", waited)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the lease of a disconnected client was not released")
+	}
+
+	// A lease the client fills itself is forgotten: its later disconnect releases nothing (a
+	// release of a filled lease would be refused anyway) and the value stays.
+	filler := redis.NewClient(&redis.Options{Addr: nodes[0].Addr(), PoolSize: 1, MaxRetries: -1})
+	key2 := key + ":b"
+	for nodes[0].Cluster().Owner([]byte(key2)) == "node-1" {
+		key2 += "x"
+	}
+	r, err = filler.Do(ctx, "FETCHLOCK", key2).Slice()
+	if err != nil || len(r) != 2 || r[0] != "LOCKED" {
+		t.Fatalf("FETCHLOCK %s = %v, %v", key2, r, err)
+	}
+	if err := filler.Do(ctx, "FETCHFILL", key2, r[1], "filled").Err(); err != nil {
+		t.Fatalf("FETCHFILL: %v", err)
+	}
+	_ = filler.Close()
+	if v, err := waiter.Get(ctx, key2).Result(); err != nil || v != "filled" {
+		t.Fatalf("GET %s = %q, %v", key2, v, err)
+	}
+}

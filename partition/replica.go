@@ -69,7 +69,7 @@ func (cl *Cluster) copyKey(ctx context.Context, v *view, key []byte, calls []*pe
 		if cl.stats.On() {
 			cl.stats.Forwards.Inc()
 		}
-		calls = append(calls, cl.pool.Send(v.addrs[o], args, uint64(cl.stripe(key)), cl.cfg.ForwardTimeout))
+		calls = append(calls, cl.copies.Send(v.addrs[o], args, uint64(cl.stripe(key)), cl.cfg.ForwardTimeout))
 	}
 	return calls
 }

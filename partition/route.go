@@ -57,6 +57,9 @@ func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 				}
 				return resp.Reply{}, false // the hot path: nothing allocated
 			}
+			if cl.holding.Load() && endsLease(cmd) {
+				cl.untrackLease(c, key)
+			}
 			return cl.forward(c, v, owner, args, cmd.Flags), true
 		}
 		return cl.routeReplicated(c, v, cmd, args, key)
@@ -118,6 +121,9 @@ func (cl *Cluster) forward(c *commands.Ctx, v *view, owner string, args [][]byte
 		r, err := cl.pool.DoExclusive(c.Context(), addr, args, cl.blockingTimeout(args))
 		if err != nil {
 			return peer.ErrorReply(err)
+		}
+		if len(args) > 1 {
+			cl.trackLease(c, args[1], r) // FETCHLOCK: the lease must end if the client goes
 		}
 		return r
 	}

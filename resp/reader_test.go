@@ -33,7 +33,8 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 }
 
 // parseAll runs a Reader over in, delivered in chunks of the given sizes, and returns every
-// command (arguments quoted and joined) and how parsing ended.
+// command (arguments quoted and joined) and how parsing ended. Every command is read twice, with
+// Unread in between, which must give the same command.
 func parseAll(t testing.TB, in []byte, sizes []int, limits Limits, requireAuth bool) ([]string, error) {
 	rd := NewReader(&chunkReader{data: in, sizes: sizes}, limits)
 	rd.SetRequireAuth(requireAuth)
@@ -55,12 +56,23 @@ func parseAll(t testing.TB, in []byte, sizes []int, limits Limits, requireAuth b
 		if len(args) == 0 {
 			t.Fatalf("Next returned an empty command for %q", in)
 		}
-		parts := make([]string, len(args))
-		for i, a := range args {
-			parts[i] = strconv.Quote(string(a))
+		cmd := quoteArgs(args)
+		// Unread puts it back: the next Next returns the same command.
+		rd.Unread()
+		again, err := rd.Next()
+		if err != nil || quoteArgs(again) != cmd {
+			t.Fatalf("after Unread of %s: %q, %v", cmd, again, err)
 		}
-		cmds = append(cmds, strings.Join(parts, " "))
+		cmds = append(cmds, cmd)
 	}
+}
+
+func quoteArgs(args [][]byte) string {
+	parts := make([]string, len(args))
+	for i, a := range args {
+		parts[i] = strconv.Quote(string(a))
+	}
+	return strings.Join(parts, " ")
 }
 
 func TestReader(t *testing.T) {

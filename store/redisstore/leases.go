@@ -3,7 +3,6 @@ package redisstore
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -24,8 +23,11 @@ import (
 //
 // A lease is a hash "l:<key>" in the meta database — the holder's token, the kind of lease
 // ("missing": granted on a missing key; "refresh": granted on a live key near expiry, with the
-// SHA-1 of the value it was granted on) — that expires with the lease (PEXPIRE). Every decision
-// is one Lua script, so granting, filling and releasing are atomic across nodes.
+// SHA-1 of the value it was granted on) — that expires with the lease (PEXPIRE). On Redis
+// Cluster it is a field of the hash "__vela:{<slot tag>}:l" in the key's own slot, holding the
+// same facts and the time (Redis's clock) the lease runs out; run-out leases are dropped when
+// next looked at and by the sweep (see cluster.go). Every decision is one Lua script on the
+// key's slot, so granting, filling and releasing are atomic across nodes.
 //
 // # Fencing
 //
@@ -38,7 +40,8 @@ import (
 // # Waiting
 //
 // A caller that finds the lease held waits on its node. Fills and releases publish the key on a
-// channel every node subscribes to, which wakes the waiters at once; every waiter also re-checks
+// channel every node subscribes to (on Redis Cluster, PUBLISH reaches the subscribers of every
+// node), which wakes the waiters at once; every waiter also re-checks
 // at least every PollInterval and when the lease runs out, so lost messages, leases that expire
 // and writes made elsewhere are noticed within that bound. When a lease ends, the first waiter to
 // re-check gets it (exactly one does), not necessarily the one that waited longest.
@@ -86,16 +89,14 @@ type LeasesConfig struct {
 	MaxLeasesPerClient int
 }
 
-// ErrNoLeases is returned by NewLeases in Redis Cluster mode.
-var ErrNoLeases = errors.New("redis store: FETCHLOCK leases in Redis need a single Redis or Sentinel, not Redis Cluster")
-
 // NewLeases starts keeping leases in the store's Redis. Close it before the store.
 func (s *Store) NewLeases(cfg LeasesConfig) (*Leases, error) {
-	if s.metaDB == "" {
-		return nil, ErrNoLeases
+	channel := clusterChannel
+	if s.cluster == nil {
+		channel = "__vela:fetchlock:" + s.metaDB
 	}
 	l := &Leases{s: s, stats: cfg.Stats, log: s.log, poll: cfg.PollInterval, max: cfg.MaxLeasesPerClient,
-		channel: "__vela:fetchlock:" + s.metaDB, done: make(chan struct{}),
+		channel: channel, done: make(chan struct{}),
 		waiters: map[string]map[*leaseWaiter]struct{}{}, owners: map[fetchlock.Client]*leaseOwner{},
 		byToken: map[fetchlock.Token]*leaseOwner{}}
 	if l.stats == nil {
@@ -141,6 +142,9 @@ func (l *Leases) Lock(ctx context.Context, key []byte, req fetchlock.LockRequest
 			l.unregister(k, w)
 		}
 	}()
+	if l.s.cluster != nil && reserved(key) {
+		return fetchlock.LockResult{}, ErrReservedKey
+	}
 	if req.Client != nil && l.full(req.Client) {
 		return fetchlock.LockResult{}, fetchlock.ErrTooManyLeases
 	}
@@ -149,8 +153,16 @@ func (l *Leases) Lock(ctx context.Context, key []byte, req fetchlock.LockRequest
 		var tok fetchlock.Token
 		_, _ = rand.Read(tok[:])
 		cctx, cancel := context.WithTimeout(ctx, l.s.timeout)
-		v, err := scriptLock.Run(cctx, l.s.c, nil, l.s.metaDB, l.s.userDB, k, tok.String(),
-			max(req.Lease.Milliseconds(), 1), req.Refresh.Milliseconds(), l.channel).Slice()
+		lease := max(req.Lease.Milliseconds(), 1)
+		var cmd *redis.Cmd
+		if l.s.cluster != nil {
+			bk := l.s.keyBook(k)
+			cmd = clusterLock.Run(cctx, l.s.c, []string{k, bk.leases, bk.index}, tok.String(), lease, req.Refresh.Milliseconds(), l.channel)
+		} else {
+			cmd = scriptLock.Run(cctx, l.s.c, nil, l.s.metaDB, l.s.userDB, k, tok.String(),
+				lease, req.Refresh.Milliseconds(), l.channel)
+		}
+		v, err := cmd.Slice()
 		cancel()
 		if err != nil {
 			return fetchlock.LockResult{}, l.s.mapErr(cctx, err)
@@ -203,14 +215,23 @@ func (l *Leases) Lock(ctx context.Context, key []byte, req fetchlock.LockRequest
 // Fill serves FETCHFILL: one script checks the token and the fencing, writes the value (and its
 // tags), ends the lease and publishes the key.
 func (l *Leases) Fill(ctx context.Context, key []byte, token fetchlock.Token, f fetchlock.FillRequest) error {
+	if l.s.cluster != nil && reserved(key) {
+		return ErrReservedKey
+	}
 	ctx, cancel := context.WithTimeout(ctx, l.s.timeout)
 	defer cancel()
-	args := make([]any, 0, 7+len(f.Tags))
-	args = append(args, l.s.metaDB, l.s.userDB, string(key), token.String(), f.Value, f.ExpireAt, l.channel)
-	for _, t := range f.Tags {
-		args = append(args, t)
+	var res string
+	var err error
+	if l.s.cluster != nil {
+		res, err = l.clusterFill(ctx, string(key), token, f)
+	} else {
+		args := make([]any, 0, 7+len(f.Tags))
+		args = append(args, l.s.metaDB, l.s.userDB, string(key), token.String(), f.Value, f.ExpireAt, l.channel)
+		for _, t := range f.Tags {
+			args = append(args, t)
+		}
+		res, err = scriptFill.Run(ctx, l.s.c, nil, args...).Text()
 	}
-	res, err := scriptFill.Run(ctx, l.s.c, nil, args...).Text()
 	if err != nil {
 		return l.s.mapErr(ctx, err)
 	}
@@ -227,6 +248,9 @@ func (l *Leases) Fill(ctx context.Context, key []byte, token fetchlock.Token, f 
 
 // Release serves FETCHRELEASE.
 func (l *Leases) Release(ctx context.Context, key []byte, token fetchlock.Token) error {
+	if l.s.cluster != nil && reserved(key) {
+		return ErrReservedKey
+	}
 	ok, err := l.release(ctx, string(key), token)
 	if err != nil {
 		return err
@@ -238,10 +262,43 @@ func (l *Leases) Release(ctx context.Context, key []byte, token fetchlock.Token)
 	return nil
 }
 
+// clusterFill runs FETCHFILL on Redis Cluster; with tags it is a tagged write (steps 0 to 2 of
+// cluster.go, clusterFill being step 2), started over if the sweep gave it up.
+func (l *Leases) clusterFill(ctx context.Context, key string, token fetchlock.Token, f fetchlock.FillRequest) (string, error) {
+	bk := l.s.keyBook(key)
+	tags := distinct(f.Tags)
+	for range maxTagAttempts {
+		nonce := ""
+		if len(tags) > 0 {
+			nonce = newNonce()
+			if err := l.s.beginTagWrite(ctx, key, bk, nonce, tags); err != nil {
+				return "", err
+			}
+		}
+		args := make([]any, 0, 5+len(tags))
+		args = append(args, token.String(), f.Value, f.ExpireAt, l.channel, nonce)
+		for _, t := range tags {
+			args = append(args, t)
+		}
+		res, err := clusterFill.Run(ctx, l.s.c, []string{key, bk.leases, bk.recs, bk.pend, bk.index}, args...).Text()
+		if err != nil || res != "RETRY" {
+			return res, err
+		}
+	}
+	return "", errTagRace
+}
+
 func (l *Leases) release(ctx context.Context, key string, token fetchlock.Token) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.s.timeout)
 	defer cancel()
-	n, err := scriptRelease.Run(ctx, l.s.c, nil, l.s.metaDB, key, token.String(), l.channel).Int64()
+	var cmd *redis.Cmd
+	if l.s.cluster != nil {
+		bk := l.s.keyBook(key)
+		cmd = clusterRelease.Run(ctx, l.s.c, []string{bk.leases, bk.index}, key, token.String(), l.channel)
+	} else {
+		cmd = scriptRelease.Run(ctx, l.s.c, nil, l.s.metaDB, key, token.String(), l.channel)
+	}
+	n, err := cmd.Int64()
 	if err != nil {
 		return false, l.s.mapErr(ctx, err)
 	}

@@ -32,12 +32,17 @@ func fetchlock(t *testing.T, c *redis.Client, key string, opts ...any) []string 
 }
 
 // TestLeasesAcrossNodes runs two Vela nodes on one Redis and checks that FETCHLOCK's leases are
-// shared: one holder per key across both, waiters on one node woken by a fill, a release, a
-// closed connection or a lease running out on the other, and fills fenced by writes made through
-// either node.
+// shared (see leasesAcrossNodes; TestCluster runs the same on Redis Cluster).
 func TestLeasesAcrossNodes(t *testing.T) {
 	r := redistest.Start(t)
-	url := "redis://" + r.Addr + "/0"
+	leasesAcrossNodes(t, "redis://"+r.Addr+"/0")
+}
+
+// leasesAcrossNodes runs two Vela nodes on the Redis at url and checks that FETCHLOCK's leases
+// are shared: one holder per key across both, waiters on one node woken by a fill, a release, a
+// closed connection or a lease running out on the other, and fills fenced by writes made through
+// either node.
+func leasesAcrossNodes(t *testing.T, url string) {
 	_, a := startNode(t, url)
 	_, b := startNode(t, url)
 	ctx := context.Background()
@@ -195,19 +200,27 @@ func TestLeasesAcrossNodes(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, k := range keys {
-			if strings.HasPrefix(k, "l:") || strings.HasPrefix(k, "hidden") {
+			if strings.HasPrefix(k, "l:") || strings.HasPrefix(k, "__vela:") || strings.HasPrefix(k, "hidden") {
 				t.Fatalf("lease bookkeeping visible as a user key: %q", k)
 			}
+		}
+		if n := b.DBSize(ctx).Val(); n != int64(len(keys)) {
+			t.Fatalf("DBSIZE = %d while a lease is held, KEYS * lists %d keys", n, len(keys))
 		}
 	})
 }
 
-// TestSidecarsFetchOnce is the sidecar deployment: three Vela nodes in front of one Redis, each
-// with its own application clients calling velaclient.GetOrFetch on the same cold keys at once.
-// Exactly one fetch runs per key, whichever node the callers use, and all get its value.
+// TestSidecarsFetchOnce is the sidecar deployment: three Vela nodes in front of one Redis (see
+// sidecarsFetchOnce; TestCluster runs the same on Redis Cluster).
 func TestSidecarsFetchOnce(t *testing.T) {
 	r := redistest.Start(t)
-	url := "redis://" + r.Addr + "/0"
+	sidecarsFetchOnce(t, "redis://"+r.Addr+"/0")
+}
+
+// sidecarsFetchOnce runs three Vela nodes in front of the Redis at url, each with its own
+// application clients calling velaclient.GetOrFetch on the same cold keys at once. Exactly one
+// fetch runs per key, whichever node the callers use, and all get its value.
+func sidecarsFetchOnce(t *testing.T, url string) {
 	var clients []*redis.Client
 	for range 3 {
 		_, c := startNode(t, url)

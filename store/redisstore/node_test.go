@@ -358,13 +358,16 @@ func TestSentinel(t *testing.T) {
 	}
 }
 
-// TestCluster builds a three-master Redis Cluster and runs the store on it through a
-// redis+cluster:// URL: single-key commands route to their owners, DBSIZE and FLUSHDB span the
-// masters, and tags are refused with a clear error.
-func TestCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a Redis Cluster")
-	}
+// redisCluster is a three-master Redis Cluster of real redis-server processes on free loopback
+// ports, built with redis-cli --cluster create.
+type redisCluster struct {
+	url     string          // redis+cluster:// URL naming every master
+	masters []*redis.Client // one plain client per master, to look behind Vela's back
+}
+
+// startCluster builds a redisCluster and waits until every node reports it up.
+func startCluster(t testing.TB) *redisCluster {
+	t.Helper()
 	var addrs []string
 	for range 3 {
 		r := redistest.Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
@@ -380,8 +383,11 @@ func TestCluster(t *testing.T) {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
 	ctx := context.Background()
+	rc := &redisCluster{url: "redis+cluster://" + strings.Join(addrs, ",")}
 	for _, a := range addrs { // wait until every node agrees the cluster is up
 		c := redis.NewClient(&redis.Options{Addr: a})
+		t.Cleanup(func() { _ = c.Close() })
+		rc.masters = append(rc.masters, c)
 		deadline := time.Now().Add(10 * time.Second)
 		for !strings.Contains(c.ClusterInfo(ctx).Val(), "cluster_state:ok") {
 			if time.Now().After(deadline) {
@@ -389,39 +395,69 @@ func TestCluster(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		_ = c.Close()
 	}
-	s := open(t, "redis+cluster://"+strings.Join(addrs, ","))
-	for i := range 30 {
-		k := []byte(fmt.Sprintf("key:%d", i))
-		if _, err := s.Do(ctx, k, store.Op{Kind: store.Set, Value: k, TTL: store.TTLSet, ExpireAt: time.Now().Add(time.Hour).UnixMilli()}); err != nil {
+	return rc
+}
+
+// flush empties every master.
+func (rc *redisCluster) flush(t testing.TB) {
+	t.Helper()
+	for _, c := range rc.masters {
+		if err := c.FlushAll(context.Background()).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for i := range 30 {
-		k := []byte(fmt.Sprintf("key:%d", i))
-		res, err := s.Do(ctx, k, store.Op{Kind: store.Get})
-		if err != nil || string(res.Value) != string(k) {
-			t.Fatalf("get %s = %q %v", k, res.Value, err)
+}
+
+// rawKeys returns every key of every master, as KEYS * on each sees them: the user keys, and
+// the bookkeeping keys (those under "__vela:"), each list sorted.
+func (rc *redisCluster) rawKeys(t *testing.T) (user, book []string) {
+	t.Helper()
+	for _, c := range rc.masters {
+		keys, err := c.Keys(context.Background(), "*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			if strings.HasPrefix(k, "__vela:") {
+				book = append(book, k)
+			} else {
+				user = append(user, k)
+			}
 		}
 	}
-	if res, err := s.Do(ctx, []byte("n"), store.Op{Kind: store.IncrBy, Delta: 2, ExpireAt: time.Now().Add(time.Hour).UnixMilli()}); err != nil || res.Int != 2 {
-		t.Fatalf("incr: %v %v", res, err)
+	slices.Sort(user)
+	slices.Sort(book)
+	return user, book
+}
+
+// TestCluster builds one three-master Redis Cluster and runs the store on it through a
+// redis+cluster:// URL: the store's own checks, the conformance suite, and tags, SCAN and
+// FETCHLOCK through several Vela nodes (cluster_test.go).
+func TestCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a Redis Cluster")
 	}
-	if ok, err := s.SetMulti(ctx, []store.KV{{Key: []byte("{u}a"), Value: []byte("1")}, {Key: []byte("{u}b"), Value: []byte("2")}}, 0, true); err != nil || !ok {
-		t.Fatalf("msetnx in one slot: %v %v", ok, err)
-	}
-	if n, err := s.Len(ctx); err != nil || n != 33 {
-		t.Fatalf("len over the masters = %d %v, want 33", n, err)
-	}
-	if _, err := s.Do(ctx, []byte("t"), store.Op{Kind: store.Set, Value: []byte("v"), Tags: [][]byte{[]byte("x")}}); !errors.Is(err, redisstore.ErrNoTags) {
-		t.Fatalf("tagged set on a cluster: %v", err)
-	}
-	if err := s.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if n, _ := s.Len(ctx); n != 0 {
-		t.Fatalf("len after flush = %d", n)
+	rc := startCluster(t)
+	for _, tc := range []struct {
+		name string
+		fn   func(t *testing.T, rc *redisCluster)
+	}{
+		{"Commands", clusterCommands},
+		{"KeySlot", clusterKeySlot},
+		{"Conformance", clusterConformance},
+		{"TwoNodesShareTags", clusterTwoNodesShareTags},
+		{"TagsNeverOrphaned", clusterTagsNeverOrphaned},
+		{"CrashedTagWrites", clusterCrashedTagWrites},
+		{"TagInterleavings", clusterTagInterleavings},
+		{"ConcurrentTagging", clusterConcurrentTagging},
+		{"Leases", func(t *testing.T, rc *redisCluster) { leasesAcrossNodes(t, rc.url) }},
+		{"SidecarsFetchOnce", func(t *testing.T, rc *redisCluster) { sidecarsFetchOnce(t, rc.url) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rc.flush(t)
+			tc.fn(t, rc)
+		})
 	}
 }
 

@@ -13,18 +13,20 @@
 //	rediss+cluster://…                                             Redis Cluster over TLS
 //	redis+sentinel://[user:password@]s1:26379,s2:26379/master[/db][?sentinel_password=…]
 //
-// Any of them may add vela_meta_db=N (default 15): the database that holds the tag bookkeeping,
-// and vela_pipeline_conns=N (default 2): the shared connections that carry pipelined GETs and SETs.
+// Any of them may add vela_meta_db=N (default 15; ignored on Redis Cluster): the database that
+// holds the tag and lease bookkeeping, and vela_pipeline_conns=N (default 2): the shared
+// connections that carry pipelined GETs and SETs (single Redis only).
 //
 // # Tags
 //
-// Tags live in Redis, in the meta database (a separate database, so KEYS, SCAN and DBSIZE show
-// only user keys): "t:<tag>" is the set of keys under a tag, "k:<key>" the set of a key's tags
-// and "f:<key>" the SHA-1 of the value the key had when it was tagged. A key carries its tags
-// only while its value still has that fingerprint, which lets every write without TAGS stay the
-// plain Redis command (a plain SET costs what it costs on Redis): SET … TAGS, DEL, INCR/APPEND
-// (which move the fingerprint to the new value) and TAGINVALIDATE are Lua scripts that keep the
-// bookkeeping in step atomically, so several Vela nodes sharing the Redis agree. Stale entries
+// Tags live in Redis. On a single Redis or behind Sentinel they live in the meta database (a
+// separate database, so KEYS, SCAN and DBSIZE show only user keys): "t:<tag>" is the set of keys
+// under a tag, "k:<key>" the set of a key's tags and "f:<key>" the SHA-1 of the value the key had
+// when it was tagged. A key carries its tags only while its value still has that fingerprint,
+// which lets every write without TAGS stay the plain Redis command (a plain SET costs what it
+// costs on Redis): SET … TAGS, DEL, INCR/APPEND (which move the fingerprint to the new value)
+// and TAGINVALIDATE are Lua scripts that keep the bookkeeping in step atomically, so several
+// Vela nodes sharing the Redis agree. Stale entries
 // (keys overwritten, expired or deleted, also by clients writing to Redis directly) are dropped
 // when their tag is invalidated and by the periodic sweep, so none stays forever.
 //
@@ -33,8 +35,15 @@
 // old value, keeps the old tags. The only effect is that TAGINVALIDATE may delete such a key,
 // which a cache can always afford.
 //
-// Redis Cluster has only database 0, so there the store runs without tags (SET … TAGS and
-// TAGINVALIDATE are refused).
+// # Redis Cluster
+//
+// Redis Cluster has only database 0 and lets a script touch one hash slot, so there the tag
+// records, the tag sets and the leases are keys beginning with "__vela:" in database 0, each in
+// the slot of the key (or tag) it is about, and tagging a key is a three-step protocol that never
+// leaves a tagged key out of its tag's set (cluster.go). Tags, TAGINVALIDATE and FETCHLOCK
+// leases work as on one Redis, with one difference: TAGINVALIDATE deletes key by key, not in one
+// transaction. SCAN and KEYS walk the masters and leave the bookkeeping keys out; DBSIZE
+// subtracts them; keys beginning with "__vela:" are refused.
 //
 // # Failures
 //
@@ -81,9 +90,6 @@ type Config struct {
 // defaultPipelineConns is the number of shared pipelined connections unless configured.
 const defaultPipelineConns = 2
 
-// ErrNoTags is returned for tag operations in Redis Cluster mode.
-var ErrNoTags = errors.New("redis store: tags need a single Redis or Sentinel, not Redis Cluster")
-
 // Store is the Redis-backed store. It is safe for concurrent use.
 type Store struct {
 	c       redis.UniversalClient
@@ -96,6 +102,16 @@ type Store struct {
 	pipe    *pipe // shared pipelined connections for GET and SET (single Redis only)
 	gets    singleflight.Group
 	closed  atomic.Bool
+
+	// Cluster mode (cluster.go): the tag of each slot, for bookkeeping key names; the name of
+	// each slot's bookkeeping index, ready to pass to scripts; how old a pending tagged write
+	// must be before the sweep gives it up.
+	slots        *slotTags
+	indexArgs    []any
+	pendingGrace time.Duration
+	// afterTagBegin and afterTagCheck, set by tests only, run between steps 1 and 2 of a tagged
+	// write and between an invalidation's checks and its removal of tag entries.
+	afterTagBegin, afterTagCheck func()
 }
 
 var (
@@ -158,6 +174,12 @@ func Open(cfg Config) (*Store, error) {
 		o.ContextTimeoutEnabled, o.PoolSize, o.DialerRetries = true, pool, 1
 		s.cluster = redis.NewClusterClient(o)
 		s.c = s.cluster
+		s.slots = newSlotTags()
+		s.indexArgs = make([]any, numSlots)
+		for slot := range s.indexArgs {
+			s.indexArgs[slot] = s.slotBase(uint16(slot)) + "i"
+		}
+		s.pendingGrace = defaultPendingGrace(s.timeout)
 	}
 	if t.metaDB >= 0 {
 		s.metaDB, s.userDB = strconv.Itoa(t.metaDB), strconv.Itoa(t.userDB)
@@ -221,6 +243,9 @@ var errCompareAndSet = errors.New("redis store: compare-and-set (CondSame) is no
 func (s *Store) Do(ctx context.Context, key []byte, op store.Op) (store.Result, error) {
 	if s.closed.Load() {
 		return store.Result{}, store.ErrClosed
+	}
+	if s.cluster != nil && reserved(key) {
+		return store.Result{}, ErrReservedKey
 	}
 	if op.Kind == store.Get || (op.Kind == store.GetEx && op.TTL == store.TTLKeep) {
 		return s.get(ctx, key)
@@ -299,20 +324,14 @@ func (s *Store) do(ctx context.Context, k string, op *store.Op) (store.Result, e
 		return s.set(ctx, k, op)
 
 	case store.Delete:
-		if s.metaDB == "" {
-			if op.ReturnOld {
-				v, err := s.c.GetDel(ctx, k).Bytes()
-				if errors.Is(err, redis.Nil) {
-					return res, nil
-				}
-				res.Found, res.Done, res.Value = err == nil, err == nil, v
-				return res, err
-			}
-			n, err := s.c.Del(ctx, k).Result()
-			res.Found, res.Done = n > 0, n > 0
-			return res, err
+		var v any
+		var err error
+		if s.cluster != nil {
+			bk := s.keyBook(k)
+			v, err = clusterDel.Run(ctx, s.c, []string{k, bk.recs, bk.index}, boolArg(op.ReturnOld)).Result()
+		} else {
+			v, err = scriptDel.Run(ctx, s.c, keys, s.metaDB, boolArg(op.ReturnOld)).Result()
 		}
-		v, err := scriptDel.Run(ctx, s.c, keys, s.metaDB, boolArg(op.ReturnOld)).Result()
 		if errors.Is(err, redis.Nil) {
 			return res, nil
 		}
@@ -371,16 +390,13 @@ func (s *Store) do(ctx context.Context, k string, op *store.Op) (store.Result, e
 }
 
 // update runs INCRBY, INCRBYFLOAT or APPEND. A default TTL (expireAt) applies only to a key the
-// command creates, and a tagged key's fingerprint follows its new value, so both need a script;
-// in cluster mode (no tags) a plain command does when there is no default TTL.
+// command creates, and a tagged key's fingerprint follows its new value, so both need a script.
 func (s *Store) update(ctx context.Context, k, cmd string, arg any, expireAt int64) *redis.Cmd {
-	switch {
-	case s.metaDB != "":
-		return scriptUpdate.Run(ctx, s.c, []string{k}, s.metaDB, cmd, arg, expireAt)
-	case expireAt != 0:
-		return scriptNewTTL.Run(ctx, s.c, []string{k}, cmd, arg, expireAt)
+	if s.cluster != nil {
+		bk := s.keyBook(k)
+		return clusterUpdate.Run(ctx, s.c, []string{k, bk.recs, bk.index}, cmd, arg, expireAt)
 	}
-	return s.c.Do(ctx, cmd, k, arg)
+	return scriptUpdate.Run(ctx, s.c, []string{k}, s.metaDB, cmd, arg, expireAt, s.userDB)
 }
 
 // set runs a Set: a plain SET, or with tags the script that also records them.
@@ -401,8 +417,8 @@ func (s *Store) set(ctx context.Context, k string, op *store.Op) (store.Result, 
 		ttl = "PXAT"
 	}
 	if len(op.Tags) > 0 {
-		if s.metaDB == "" {
-			return res, ErrNoTags
+		if s.cluster != nil {
+			return s.clusterSetTagged(ctx, k, op, cond, ttl)
 		}
 		args := make([]any, 0, 6+len(op.Tags))
 		args = append(args, s.metaDB, op.Value, cond, boolArg(op.ReturnOld), ttl, op.ExpireAt)
@@ -463,6 +479,13 @@ func (s *Store) SetMulti(ctx context.Context, pairs []store.KV, expireAt int64, 
 	if s.closed.Load() {
 		return false, store.ErrClosed
 	}
+	if s.cluster != nil {
+		for _, kv := range pairs {
+			if reserved(kv.Key) {
+				return false, ErrReservedKey
+			}
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	var n int64
@@ -498,13 +521,18 @@ func (s *Store) SetMulti(ctx context.Context, pairs []store.KV, expireAt int64, 
 	return n == 1, nil
 }
 
-// InvalidateTags deletes every key carrying any of tags, atomically, and returns them.
+// InvalidateTags deletes every key carrying any of tags and returns them: atomically on one
+// Redis, key by key on Redis Cluster (each round trip under its own deadline).
 func (s *Store) InvalidateTags(ctx context.Context, tags [][]byte) ([][]byte, error) {
 	if s.closed.Load() {
 		return nil, store.ErrClosed
 	}
-	if s.metaDB == "" {
-		return nil, ErrNoTags
+	if s.cluster != nil {
+		keys, err := s.clusterInvalidate(ctx, tags)
+		if err != nil {
+			err = s.mapErr(ctx, err)
+		}
+		return keys, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -524,21 +552,16 @@ func (s *Store) InvalidateTags(ctx context.Context, tags [][]byte) ([][]byte, er
 	return out, nil
 }
 
-// Len is DBSIZE (summed over the masters in cluster mode).
+// Len is DBSIZE (in cluster mode summed over the masters, without the bookkeeping keys).
 func (s *Store) Len(ctx context.Context) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	if s.cluster != nil {
-		var total atomic.Int64
-		err := s.cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
-			n, err := c.DBSize(ctx).Result()
-			total.Add(n)
-			return err
-		})
+		n, err := s.clusterLen(ctx)
 		if err != nil {
 			return 0, s.mapErr(ctx, err)
 		}
-		return total.Load(), nil
+		return n, nil
 	}
 	n, err := s.c.DBSize(ctx).Result()
 	if err != nil {
@@ -548,8 +571,27 @@ func (s *Store) Len(ctx context.Context) (int64, error) {
 }
 
 // Expires reports the keys with an expiry, from Redis's INFO keyspace line of the user database
-// (0 in cluster mode, where it is not summed).
+// (summed over the masters in cluster mode; bookkeeping keys never expire).
 func (s *Store) Expires(ctx context.Context) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if s.cluster != nil {
+		n, err := s.clusterExpires(ctx)
+		if err != nil {
+			return 0, s.mapErr(ctx, err)
+		}
+		return n, nil
+	}
+	info, err := s.c.Info(ctx, "keyspace").Result()
+	if err != nil {
+		return 0, s.mapErr(ctx, err)
+	}
+	return keyspaceField(info, "db"+s.userDB+":", "expires="), nil
+}
+
+// AvgTTL reports Redis's own avg_ttl estimate for the user database, in milliseconds (0 on a
+// cluster, where the masters' estimates are not combined).
+func (s *Store) AvgTTL(ctx context.Context) (int64, error) {
 	if s.cluster != nil {
 		return 0, nil
 	}
@@ -559,30 +601,24 @@ func (s *Store) Expires(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, s.mapErr(ctx, err)
 	}
-	prefix := "db" + s.userDB + ":"
-	for line := range strings.SplitSeq(info, "\r\n") {
-		if rest, ok := strings.CutPrefix(line, prefix); ok {
-			for field := range strings.SplitSeq(rest, ",") {
-				if v, ok := strings.CutPrefix(field, "expires="); ok {
-					return strconv.ParseInt(v, 10, 64)
-				}
-			}
-		}
-	}
-	return 0, nil
+	return keyspaceField(info, "db"+s.userDB+":", "avg_ttl="), nil
 }
 
 // Scan passes SCAN through (the meta database is separate, so only user keys appear). In cluster
-// mode it is refused: a cursor would have to span several masters.
+// mode it scans the masters one after the other and leaves the bookkeeping keys out.
 func (s *Store) Scan(ctx context.Context, cursor uint64, pattern []byte, count int) ([][]byte, uint64, error) {
-	if s.cluster != nil {
-		return nil, 0, errors.New("redis store: SCAN and KEYS are not supported on Redis Cluster")
-	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	match := ""
 	if len(pattern) > 0 {
 		match = string(pattern)
+	}
+	if s.cluster != nil {
+		keys, next, err := s.clusterScan(ctx, cursor, match, count)
+		if err != nil {
+			return nil, 0, s.mapErr(ctx, err)
+		}
+		return keys, next, nil
 	}
 	keys, next, err := s.c.Scan(ctx, cursor, match, int64(max(count, 1))).Result()
 	if err != nil {
@@ -615,10 +651,23 @@ func (s *Store) Flush(ctx context.Context) error {
 }
 
 // Sweep drops tag-set members that no longer carry their tag (keys that expired or were
-// overwritten by clients writing to Redis directly). Redis expires keys itself, so Sweep reports
-// no removed entries.
+// overwritten by clients writing to Redis directly) and, in cluster mode, leases that ran out
+// and abandoned tagged writes. Redis expires keys itself, so Sweep reports no removed entries.
 func (s *Store) Sweep(ctx context.Context) (int, error) {
-	if s.meta == nil || s.closed.Load() {
+	if s.closed.Load() {
+		return 0, nil
+	}
+	if s.cluster != nil {
+		cleaned, err := s.clusterSweep(ctx)
+		if cleaned > 0 {
+			s.log.Debug("redis store: stale tag entries dropped", "count", cleaned)
+		}
+		if err != nil {
+			return 0, s.mapErr(ctx, err)
+		}
+		return 0, nil
+	}
+	if s.meta == nil {
 		return 0, nil
 	}
 	var cursor uint64

@@ -74,32 +74,29 @@ return r
 `)
 
 // scriptUpdate: KEYS[1] key; ARGV meta, command (INCRBY|INCRBYFLOAT|APPEND), argument, pxat
-// ("0": none). Runs the command, gives the key the expiry if the command created it (a default
-// TTL), and moves a tagged key's fingerprint to its new value so that it keeps its tags.
-var scriptUpdate = redis.NewScript(`
+// ("0": none), user database. Runs the command, gives the key the expiry if the command created it
+// (a default TTL), and moves a tagged key's fingerprint to its new value so that it keeps its
+// tags — only if it still carried them: a key whose tags a plain write ended does not get them
+// back (its stale records are dropped instead).
+var scriptUpdate = redis.NewScript(luaDropTags + `
+redis.call('SELECT', ARGV[1])
+local fp = redis.call('GET', 'f:' .. KEYS[1])
+redis.call('SELECT', ARGV[5])
+local carried = false
+if fp then
+  local ok, v = pcall(redis.call, 'GET', KEYS[1])
+  carried = ok and v and redis.sha1hex(v) == fp
+end
 local existed = redis.call('EXISTS', KEYS[1])
 local r = redis.call(ARGV[2], KEYS[1], ARGV[3])
 -- Lua numbers are doubles: return INCRBY's result as the exact text Redis stored.
 if ARGV[2] == 'INCRBY' then r = redis.call('GET', KEYS[1]) end
-if existed == 0 then
-  if ARGV[4] ~= '0' then redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end
-  return r
+if existed == 0 and ARGV[4] ~= '0' then redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end
+if fp then
+  local v = redis.call('GET', KEYS[1])
+  redis.call('SELECT', ARGV[1])
+  if carried then redis.call('SET', 'f:' .. KEYS[1], redis.sha1hex(v)) else droptags(KEYS[1]) end
 end
-local v = redis.call('GET', KEYS[1])
-redis.call('SELECT', ARGV[1])
-if redis.call('EXISTS', 'f:' .. KEYS[1]) == 1 then
-  redis.call('SET', 'f:' .. KEYS[1], redis.sha1hex(v))
-end
-return r
-`)
-
-// scriptNewTTL (cluster mode, no tags): KEYS[1] key; ARGV command, argument, pxat. Runs the
-// command and gives the key the expiry only if the command created it.
-var scriptNewTTL = redis.NewScript(`
-local existed = redis.call('EXISTS', KEYS[1])
-local r = redis.call(ARGV[1], KEYS[1], ARGV[2])
-if ARGV[1] == 'INCRBY' then r = redis.call('GET', KEYS[1]) end
-if existed == 0 then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end
 return r
 `)
 
