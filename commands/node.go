@@ -163,22 +163,19 @@ func (n *Node) ServeRESP(conn *resp.Conn, args [][]byte) resp.Reply {
 // TryServeRESP implements resp.Inliner: it runs the command unless the command may wait or take
 // long — FETCHLOCK, administrative and cluster-wide commands (KEYS, SCAN, FLUSHALL…) — or the
 // router would do more than run it here or forward it with a reply that notifies (see
-// InlineRouter). Over a pipelined store (redis), whose calls cross the network, it runs only
-// what needs no store call or goes on the pipelined path (GET, SET without TAGS), whose replies
-// notify. While the connection's earlier replies are still being computed, only a pipelined
-// command may run (anything else would wait for them); the loop asks again once they are
-// written. The server enables event loops only over the memory store and the redis store's
-// pipelined connections, so a command run here never blocks.
+// InlineRouter). While the connection's earlier replies are still being computed, only a
+// pipelined command (GET, SET) may run (anything else would wait for them); the loop asks again
+// once they are written. The server enables event loops only over the memory store, whose calls
+// never wait on I/O; over a pipelined store (redis) every command is declined.
 func (n *Node) TryServeRESP(conn *resp.Conn, args [][]byte) (resp.Reply, bool) {
+	if n.pipe != nil {
+		return resp.Reply{}, false
+	}
 	cmd := n.Lookup(args)
 	if cmd != nil && cmd.Flags&(FlagBlocking|FlagAdmin|FlagClusterWide) != 0 {
 		return resp.Reply{}, false
 	}
-	pipelined := cmd != nil && cmd.Flags&FlagPipelined != 0
-	if n.pipe != nil && cmd != nil && !pipeWaitless(cmd, args) {
-		return resp.Reply{}, false
-	}
-	if conn.Pending() && !pipelined {
+	if conn.Pending() && (cmd == nil || cmd.Flags&FlagPipelined == 0) {
 		return resp.Reply{}, false
 	}
 	ctx := n.session(conn)
@@ -188,26 +185,6 @@ func (n *Node) TryServeRESP(conn *resp.Conn, args [][]byte) (resp.Reply, bool) {
 		}
 	}
 	return n.Exec(ctx, args), true
-}
-
-// pipeWaitless reports whether cmd completes without blocking over a pipelined store: it takes
-// the pipelined path (GET; SET without TAGS, which that path does not take), or it is a fast
-// command without keys (PING, ECHO), which calls no store.
-func pipeWaitless(cmd *Command, args [][]byte) bool {
-	if cmd.FirstKey == 0 {
-		return cmd.Flags&FlagFast != 0
-	}
-	if cmd.Flags&FlagPipelined == 0 {
-		return false
-	}
-	if cmd.Name == "set" {
-		for _, a := range args[min(3, len(args)):] {
-			if ArgIs(a, "tags") {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // session returns the command layer's state for conn, creating it on first use.
@@ -343,29 +320,6 @@ type later struct {
 	op    store.Op
 	call  store.Call
 	build func(store.Result, error) (resp.Reply, error)
-}
-
-// laterReply is the reply of a call started on the store's pipelined path: a Later that, when
-// the store's call can notify (resp.Notifier), notifies too, so an event loop need not block.
-func (n *Node) laterReply(key []byte, op store.Op, call store.Call, build func(store.Result, error) (resp.Reply, error)) resp.Reply {
-	l := &later{n: n, key: key, op: op, call: call, build: build}
-	if _, ok := call.(resp.Notifier); ok {
-		return resp.Reply{Later: notifyingLater{l}}
-	}
-	return resp.Reply{Later: l}
-}
-
-// notifyingLater is a later whose store call notifies and flushes.
-type notifyingLater struct{ *later }
-
-// Notify implements resp.Notifier.
-func (l notifyingLater) Notify(fn func()) bool { return l.call.(resp.Notifier).Notify(fn) }
-
-// Flush implements resp.Flusher: it sends the call when the store buffers it.
-func (l notifyingLater) Flush() {
-	if f, ok := l.call.(resp.Flusher); ok {
-		f.Flush()
-	}
 }
 
 // Reply implements resp.Later.

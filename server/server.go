@@ -113,7 +113,7 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 		Limits:      resp.Limits{MaxBulkLen: cfg.ProtoMaxBulkLen},
 		Logger:      log,
 		OnAccept:    counters.Connections.Inc,
-		EventLoops:  eventLoops(cfg, st),
+		EventLoops:  eventLoops(cfg),
 	}, node)
 	node.SetClients(rs)
 	s := &Server{cfg: cfg, log: log, store: st, stats: counters, node: node, leases: mgr,
@@ -223,20 +223,15 @@ func openStore(cfg config.Config, counters *stats.Stats, log *slog.Logger) (stor
 }
 
 // redisSettings are the CONFIG GET parameters, under Redis's names.
-// eventLoops is how many event loops serve clients. Their commands run on the loop, so only
-// stores whose calls never block the loop can use them: the memory store (local or partitioned
-// topology; in the partitioned one the loop runs what the node serves itself and forwards
-// single-key commands with replies that notify) and the redis store on its pipelined connections
-// (local topology; GET and SET travel pipelined with replies that notify, the other commands run
-// on a goroutine). The disk store serves each connection from a goroutine of its own.
-func eventLoops(cfg config.Config, st store.Store) int {
-	switch {
-	case cfg.Store.Type == "memory" && (cfg.Topology.Type == "local" || cfg.Topology.Type == "partitioned"):
+// eventLoops is how many event loops serve clients. Their commands run on the loop, so only a
+// store whose calls never wait on I/O can use them: the memory store, in the local topology or
+// the partitioned one (where the loop runs what the node serves itself and forwards single-key
+// commands with replies that notify). The disk and redis stores serve each connection from a
+// goroutine of its own: measured, the redis store's GET and SET, which all wait for Redis, were
+// slower on a loop than on goroutines (BENCHMARKS.md).
+func eventLoops(cfg config.Config) int {
+	if cfg.Store.Type == "memory" && (cfg.Topology.Type == "local" || cfg.Topology.Type == "partitioned") {
 		return cfg.EventLoops
-	case cfg.Store.Type == "redis" && cfg.Topology.Type == "local":
-		if rs, ok := st.(*redisstore.Store); ok && rs.Pipelined() {
-			return cfg.EventLoops
-		}
 	}
 	return 0
 }

@@ -64,44 +64,7 @@ type pcall struct {
 	typ byte   // reply type: '+', '-', ':', '$' (bulk), '_' (nil)
 	val []byte // bulk payload, status or error text
 	err error  // transport failure
-
-	nmu      sync.Mutex // guards finished and notify
-	finished bool       // done is closed
-	notify   []func()   // callers to tell when done closes (a coalesced GET has several)
 }
-
-// complete closes done, then tells the callers waiting to be notified.
-func (c *pcall) complete() {
-	close(c.done)
-	c.nmu.Lock()
-	c.finished = true
-	fns := c.notify
-	c.notify = nil
-	c.nmu.Unlock()
-	for _, fn := range fns {
-		fn()
-	}
-}
-
-// Notify implements resp.Notifier (through the command layer's reply): fn is called once the
-// call has completed; it reports false when it has completed already.
-func (c *pcall) Notify(fn func()) bool {
-	c.nmu.Lock()
-	defer c.nmu.Unlock()
-	if c.finished {
-		return false
-	}
-	c.notify = append(c.notify, fn)
-	return true
-}
-
-// Flush implements resp.Flusher: it writes what is queued, this call included, as Wait would.
-func (c *pcall) Flush() { c.s.pipe.flush() }
-
-// Pipelined reports whether GET and SET travel on the store's shared pipelined connections, so
-// that a caller can wait for them without blocking (Notify); false for Redis Cluster and
-// Sentinel, where they use go-redis's pool.
-func (s *Store) Pipelined() bool { return s.pipe != nil }
 
 var errPipeClosed = errors.New("redis store: closed")
 
@@ -138,7 +101,7 @@ func (p *pipe) start(s *Store, key []byte, op *store.Op) *pcall {
 	if pc.closed {
 		pc.mu.Unlock()
 		c.err = store.ErrClosed
-		c.complete()
+		close(c.done)
 		return c
 	}
 	if op.Kind == store.Get {
@@ -306,7 +269,7 @@ func (pc *pipeConn) reader(nc net.Conn, gen uint64) {
 		}
 		pc.mu.Unlock()
 		c.typ, c.val = typ, val
-		c.complete()
+		close(c.done)
 	}
 }
 
@@ -318,7 +281,7 @@ func (pc *pipeConn) failLocked(err error) {
 	}
 	for _, c := range pc.calls {
 		c.err = err
-		c.complete()
+		close(c.done)
 	}
 	pc.calls = nil
 	pc.wbuf = pc.wbuf[:0]
