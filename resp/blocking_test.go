@@ -38,18 +38,7 @@ func blockingServer(t *testing.T, loops int, ended chan<- error) *resp.Server {
 		}
 		return resp.Status("PONG")
 	}))
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	return srv
+	return serveTest(t, srv)
 }
 
 // A client that disconnects while its command waits in Blocking is noticed at once: the wait's

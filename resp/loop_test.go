@@ -75,6 +75,12 @@ func loopServer(t *testing.T, cfg resp.Config) *resp.Server {
 		}
 		return resp.Status("PONG")
 	}))
+	return serveTest(t, srv)
+}
+
+// serveTest starts srv on its goroutine and shuts it down, within 5 s, when the test ends.
+func serveTest(t *testing.T, srv *resp.Server) *resp.Server {
+	t.Helper()
 	if err := srv.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -364,18 +370,7 @@ func TestLoopLaterReplies(t *testing.T) {
 	if !resp.LoopsSupported {
 		t.Skip("event loops need Linux")
 	}
-	srv := resp.NewServer(resp.Config{Addr: "127.0.0.1:0", EventLoops: 1}, laterHandler{})
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	srv := serveTest(t, resp.NewServer(resp.Config{Addr: "127.0.0.1:0", EventLoops: 1}, laterHandler{}))
 	slow, sbr := dialLoop(t, srv)
 	fast, fbr := dialLoop(t, srv)
 	waitHeld(t, srv, 2)

@@ -573,20 +573,16 @@ func (s *Store) Len(ctx context.Context) (int64, error) {
 // Expires reports the keys with an expiry, from Redis's INFO keyspace line of the user database
 // (summed over the masters in cluster mode; bookkeeping keys never expire).
 func (s *Store) Expires(ctx context.Context) (int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
 	if s.cluster != nil {
+		ctx, cancel := context.WithTimeout(ctx, s.timeout)
+		defer cancel()
 		n, err := s.clusterExpires(ctx)
 		if err != nil {
 			return 0, s.mapErr(ctx, err)
 		}
 		return n, nil
 	}
-	info, err := s.c.Info(ctx, "keyspace").Result()
-	if err != nil {
-		return 0, s.mapErr(ctx, err)
-	}
-	return keyspaceField(info, "db"+s.userDB+":", "expires="), nil
+	return s.userKeyspace(ctx, "expires=")
 }
 
 // AvgTTL reports Redis's own avg_ttl estimate for the user database, in milliseconds (0 on a
@@ -595,13 +591,18 @@ func (s *Store) AvgTTL(ctx context.Context) (int64, error) {
 	if s.cluster != nil {
 		return 0, nil
 	}
+	return s.userKeyspace(ctx, "avg_ttl=")
+}
+
+// userKeyspace reads one field of the user database's INFO keyspace line (one Redis).
+func (s *Store) userKeyspace(ctx context.Context, field string) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	info, err := s.c.Info(ctx, "keyspace").Result()
 	if err != nil {
 		return 0, s.mapErr(ctx, err)
 	}
-	return keyspaceField(info, "db"+s.userDB+":", "avg_ttl="), nil
+	return keyspaceField(info, "db"+s.userDB+":", field), nil
 }
 
 // Scan passes SCAN through (the meta database is separate, so only user keys appear). In cluster
