@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -33,7 +34,7 @@ type Config struct {
 	StampedeProtection bool          // FETCHLOCK waits and GET coalescing
 	StampedeTimeout    time.Duration // default FETCHLOCK wait and lease
 	StatsEnabled       bool          // counters for STATS/INFO
-	EventLoops         int           // epoll loops serving clients (memory store, local topology); 0 none
+	EventLoops         int           // epoll loops serving clients of the memory store; 0 none (default: half the CPUs, at least 1)
 
 	Store     StoreConfig
 	Topology  TopologyConfig
@@ -94,7 +95,7 @@ func Default() Config {
 		StampedeProtection: true,
 		StampedeTimeout:    5 * time.Second,
 		StatsEnabled:       true,
-		EventLoops:         1,
+		EventLoops:         max(1, runtime.GOMAXPROCS(0)/2),
 		Store:              StoreConfig{Type: "memory", DiskPath: "./data/vela.db", RedisURL: "redis://127.0.0.1:6379/0"},
 		Topology:           TopologyConfig{Type: "local"},
 		Cluster: ClusterConfig{NodeName: host, GossipListen: "127.0.0.1:7946", Replicas: 1,
