@@ -189,9 +189,10 @@ func (c *Call) Result() (resp.Reply, error) {
 			return c.reply, c.err
 		}
 		// The reader gives up, failing the connection and so this call, at its own deadline;
-		// a timer is needed only when this call's deadline comes first.
+		// a timer is needed only when this call's deadline comes first, or when the reader has
+		// just let go (the role is then on its way to a waiting caller, this one or another).
 		var timeout <-chan time.Time
-		if c.deadline.Before(c.conn.readerDeadline()) {
+		if rd := c.conn.readerDeadline(); rd.IsZero() || c.deadline.Before(rd) {
 			if t == nil {
 				t = time.NewTimer(max(time.Until(c.deadline), 0))
 			}
@@ -666,8 +667,16 @@ func (cn *conn) release() {
 	if cn.head < len(cn.queue) {
 		next = cn.queue[cn.head]
 	}
-	if len(cn.waiters) > 0 {
-		waiter = cn.waiters[0]
+	for _, w := range cn.waiters {
+		// A waiter whose reply the last reader delivered is on its way out of Result: a turn
+		// sent to it would be lost, and the callers behind it would sleep until their timers.
+		select {
+		case <-w.done:
+			continue
+		default:
+		}
+		waiter = w
+		break
 	}
 	cn.mu.Unlock()
 	if next == nil {
