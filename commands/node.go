@@ -168,10 +168,14 @@ func (n *Node) ServeRESP(conn *resp.Conn, args [][]byte) resp.Reply {
 // once they are written. The server enables event loops only over the memory store, whose calls
 // never wait on I/O; over a pipelined store (redis) every command is declined.
 func (n *Node) TryServeRESP(conn *resp.Conn, args [][]byte) (resp.Reply, bool) {
-	if n.pipe != nil {
+	if n.pipe != nil || len(args) == 0 {
 		return resp.Reply{}, false
 	}
-	cmd := n.Lookup(args)
+	top := n.table.Lookup(args[0])
+	cmd := top
+	if top != nil && top.Subcommands != nil && len(args) >= 2 {
+		cmd = n.Lookup(args) // the subcommand, or top when it is unknown
+	}
 	if cmd != nil && cmd.Flags&(FlagBlocking|FlagAdmin|FlagClusterWide) != 0 {
 		return resp.Reply{}, false
 	}
@@ -184,7 +188,7 @@ func (n *Node) TryServeRESP(conn *resp.Conn, args [][]byte) (resp.Reply, bool) {
 			return resp.Reply{}, false
 		}
 	}
-	return n.Exec(ctx, args), true
+	return n.exec(ctx, top, args), true
 }
 
 // session returns the command layer's state for conn, creating it on first use.
@@ -202,7 +206,11 @@ func (n *Node) Exec(ctx *Ctx, args [][]byte) resp.Reply {
 	if len(args) == 0 {
 		return resp.Error(string(ErrSyntax))
 	}
-	cmd := n.table.Lookup(args[0])
+	return n.exec(ctx, n.table.Lookup(args[0]), args)
+}
+
+// exec is Exec with the command named by args[0] already looked up (nil: unknown).
+func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 	if cmd == nil {
 		return errorReply(unknownCommand(args))
 	}
