@@ -241,32 +241,7 @@ func clusterTagsNeverOrphaned(t *testing.T, rc *redisCluster) {
 	s := open(t, rc.url)
 	direct := rc.client(t)
 	ctx := context.Background()
-	tag := [][]byte{[]byte("t")}
-	set := func(k string, op store.Op) {
-		t.Helper()
-		if _, err := s.Do(ctx, []byte(k), op); err != nil {
-			t.Fatal(err)
-		}
-	}
-	now := time.Now().UnixMilli()
-	set("expires", store.Op{Kind: store.Set, Value: []byte("v"), TTL: store.TTLSet, ExpireAt: now + 100, Tags: tag})
-	set("expire-later", store.Op{Kind: store.Set, Value: []byte("v"), Tags: tag})
-	set("expire-later", store.Op{Kind: store.Expire, ExpireAt: now + 100})
-	set("deleted", store.Op{Kind: store.Set, Value: []byte("v"), Tags: tag})
-	set("deleted", store.Op{Kind: store.Delete})
-	set("direct-del", store.Op{Kind: store.Set, Value: []byte("v"), Tags: tag})
-	set("direct-set", store.Op{Kind: store.Set, Value: []byte("v"), Tags: tag})
-	set("incr", store.Op{Kind: store.Set, Value: []byte("1"), Tags: tag})
-	set("incr", store.Op{Kind: store.Set, Value: []byte("5")}) // tags end…
-	set("incr", store.Op{Kind: store.IncrBy, Delta: 1})        // …and stay ended
-	set("kept", store.Op{Kind: store.Set, Value: []byte("1"), Tags: tag})
-	set("kept", store.Op{Kind: store.IncrBy, Delta: 1}) // keeps its tags
-	direct.Del(ctx, "direct-del")
-	direct.Set(ctx, "direct-set", "behind Vela's back", 0)
-	time.Sleep(250 * time.Millisecond)
-	if _, err := s.Sweep(ctx); err != nil {
-		t.Fatal(err)
-	}
+	tag := endTaggedLives(t, s, direct)
 	slotKey := func(key, suffix string) string {
 		return "__vela:{" + s.SlotTag(redisstore.KeySlot(key)) + "}:" + suffix
 	}

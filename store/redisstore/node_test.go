@@ -126,29 +126,7 @@ func TestTagsNeverOrphaned(t *testing.T) {
 	meta := redis.NewClient(&redis.Options{Addr: r.Addr, DB: 15})
 	defer meta.Close()
 	ctx := context.Background()
-	tag := [][]byte{[]byte("t")}
-	set := func(k string, op store.Op) {
-		t.Helper()
-		if _, err := s.Do(ctx, []byte(k), op); err != nil {
-			t.Fatal(err)
-		}
-	}
-	now := time.Now().UnixMilli()
-	set("expires", store.Op{Kind: store.Set, Value: []byte("v"), TTL: store.TTLSet, ExpireAt: now + 100, Tags: tag})
-	set("expire-later", store.Op{Kind: store.Set, Value: []byte("v"), Tags: tag})
-	set("expire-later", store.Op{Kind: store.Expire, ExpireAt: now + 100})
-	set("deleted", store.Op{Kind: store.Set, Value: []byte("v"), Tags: tag})
-	set("deleted", store.Op{Kind: store.Delete})
-	set("direct-del", store.Op{Kind: store.Set, Value: []byte("v"), Tags: tag})
-	set("direct-set", store.Op{Kind: store.Set, Value: []byte("v"), Tags: tag})
-	set("kept", store.Op{Kind: store.Set, Value: []byte("v"), Tags: tag})
-	direct.Del(ctx, "direct-del")
-	direct.Set(ctx, "direct-set", "behind Vela's back", 0) // a new value ends the tags
-	time.Sleep(250 * time.Millisecond)
-	// The tag record of a key deleted behind Vela's back lingers until the sweep.
-	if _, err := s.Sweep(ctx); err != nil {
-		t.Fatal(err)
-	}
+	tag := endTaggedLives(t, s, direct)
 	members := meta.SMembers(ctx, "t:t").Val()
 	slices.Sort(members)
 	if !slices.Equal(members, []string{"kept"}) {
@@ -167,6 +145,42 @@ func TestTagsNeverOrphaned(t *testing.T) {
 	if n := meta.DBSize(ctx).Val(); n != 0 {
 		t.Fatalf("meta database still holds %d keys: %v", n, meta.Keys(ctx, "*").Val())
 	}
+}
+
+// endTaggedLives tags keys with "t" and ends their tags every way there is — through Vela
+// (delete, expiry, a write without TAGS), through Redis directly (DEL, a new value), by expiry —
+// except for "kept", then lets the expiries pass and sweeps. It returns the tag.
+func endTaggedLives(t *testing.T, s *redisstore.Store, direct redis.Cmdable) [][]byte {
+	t.Helper()
+	ctx := context.Background()
+	tag := [][]byte{[]byte("t")}
+	set := func(k string, op store.Op) {
+		t.Helper()
+		if _, err := s.Do(ctx, []byte(k), op); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now().UnixMilli()
+	set("expires", store.Op{Kind: store.Set, Value: []byte("v"), TTL: store.TTLSet, ExpireAt: now + 100, Tags: tag})
+	set("expire-later", store.Op{Kind: store.Set, Value: []byte("v"), Tags: tag})
+	set("expire-later", store.Op{Kind: store.Expire, ExpireAt: now + 100})
+	set("deleted", store.Op{Kind: store.Set, Value: []byte("v"), Tags: tag})
+	set("deleted", store.Op{Kind: store.Delete})
+	set("direct-del", store.Op{Kind: store.Set, Value: []byte("v"), Tags: tag})
+	set("direct-set", store.Op{Kind: store.Set, Value: []byte("v"), Tags: tag})
+	set("incr", store.Op{Kind: store.Set, Value: []byte("1"), Tags: tag})
+	set("incr", store.Op{Kind: store.Set, Value: []byte("5")}) // tags end…
+	set("incr", store.Op{Kind: store.IncrBy, Delta: 1})        // …and stay ended
+	set("kept", store.Op{Kind: store.Set, Value: []byte("1"), Tags: tag})
+	set("kept", store.Op{Kind: store.IncrBy, Delta: 1}) // keeps its tags
+	direct.Del(ctx, "direct-del")
+	direct.Set(ctx, "direct-set", "behind Vela's back", 0) // a new value ends the tags
+	time.Sleep(250 * time.Millisecond)
+	// The tag record of a key deleted behind Vela's back lingers until the sweep.
+	if _, err := s.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return tag
 }
 
 // TestCoalescedGets blocks Redis with DEBUG SLEEP, fires concurrent GETs of one key through the
