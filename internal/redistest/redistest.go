@@ -88,6 +88,14 @@ func (s *Server) start(bin string) error {
 	return nil
 }
 
+// Pid returns the process ID of the running server, or 0.
+func (s *Server) Pid() int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Stop kills the server and waits for it. It is safe to call twice.
 func (s *Server) Stop() {
 	if s.cmd == nil || s.cmd.Process == nil {

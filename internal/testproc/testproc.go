@@ -108,6 +108,9 @@ func (p *Proc) Stop(timeout time.Duration) (int, error) {
 	}
 }
 
+// Pid returns the process ID.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
 // Output returns what the process has written to stdout and stderr.
 func (p *Proc) Output() string { return p.out.String() }
 
