@@ -56,10 +56,11 @@ type Node struct {
 	runID   string
 	clients Clients
 
-	pipe      store.Pipeliner // the store's pipelined path, if it has one
-	extraInfo []namedSection  // INFO lines contributed by other packages
-	watchers  []KeyWatcher    // told about every key change (watch.go)
-	router    Router          // decides where keyed and cluster-wide commands run; nil: here
+	pipe      store.Pipeliner     // the store's pipelined path, if it has one
+	loopPipe  store.LoopPipeliner // pipe, when event loops can drive its calls themselves
+	extraInfo []namedSection      // INFO lines contributed by other packages
+	watchers  []KeyWatcher        // told about every key change (watch.go)
+	router    Router              // decides where keyed and cluster-wide commands run; nil: here
 }
 
 // Router decides where a command runs when the node is part of a cluster. Exec calls Route for
@@ -99,6 +100,9 @@ func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger
 	n := &Node{table: NewTable(), store: st, cfg: cfg, stats: counters, log: log,
 		started: time.Now(), runID: hex.EncodeToString(id)}
 	n.pipe, _ = st.(store.Pipeliner)
+	if lp, ok := st.(store.LoopPipeliner); ok && lp.OnLoops() {
+		n.loopPipe = lp
+	}
 	n.registerConnection()
 	n.registerServer()
 	n.registerStrings()
@@ -136,6 +140,9 @@ type Ctx struct {
 	// Peer marks a connection from another cluster member (authenticated with the cluster
 	// secret): its commands run on this node and are never routed again.
 	Peer bool
+
+	// loop is the event loop running the current command in-line (TryServeRESP), else nil.
+	loop *resp.Loop
 }
 
 // Context returns the connection's context (cancelled when it closes), or Background.
@@ -165,10 +172,11 @@ func (n *Node) ServeRESP(conn *resp.Conn, args [][]byte) resp.Reply {
 // router would do more than run it here or forward it with a reply that notifies (see
 // InlineRouter). While the connection's earlier replies are still being computed, only a
 // pipelined command (GET, SET) may run (anything else would wait for them); the loop asks again
-// once they are written. The server enables event loops only over the memory store, whose calls
-// never wait on I/O; over a pipelined store (redis) every command is declined.
+// once they are written. Over a store whose calls cross the network (redis), only the calls the
+// loop can drive itself run here (GET, and SET without TAGS: see store.LoopPipeliner); every
+// other command would block the loop and is declined.
 func (n *Node) TryServeRESP(conn *resp.Conn, args [][]byte) (resp.Reply, bool) {
-	if n.pipe != nil || len(args) == 0 {
+	if len(args) == 0 {
 		return resp.Reply{}, false
 	}
 	top := n.table.Lookup(args[0])
@@ -182,13 +190,30 @@ func (n *Node) TryServeRESP(conn *resp.Conn, args [][]byte) (resp.Reply, bool) {
 	if conn.Pending() && (cmd == nil || cmd.Flags&FlagPipelined == 0) {
 		return resp.Reply{}, false
 	}
+	if n.pipe != nil && (n.loopPipe == nil || cmd == nil || cmd.Flags&FlagPipelined == 0 || hasTagsOption(args)) {
+		return resp.Reply{}, false
+	}
 	ctx := n.session(conn)
 	if n.router != nil && cmd != nil && cmd.FirstKey > 0 { // what Exec routes
 		if ir, ok := n.router.(InlineRouter); !ok || !ir.Inline(ctx, cmd, args) {
 			return resp.Reply{}, false
 		}
 	}
-	return n.exec(ctx, top, args), true
+	ctx.loop = conn.Loop()
+	reply := n.exec(ctx, top, args)
+	ctx.loop = nil
+	return reply, true
+}
+
+// hasTagsOption reports whether a SET's options (args[3:]) may include TAGS, which a pipelined
+// store cannot take on its pipelined path. A false alarm only sends the command to a goroutine.
+func hasTagsOption(args [][]byte) bool {
+	for _, a := range args[min(3, len(args)):] {
+		if equalFold(a, "tags") {
+			return true
+		}
+	}
+	return false
 }
 
 // session returns the command layer's state for conn, creating it on first use.
@@ -317,8 +342,37 @@ func (n *Node) start(c *Ctx, key []byte, op store.Op) store.Call {
 	if n.pipe == nil || c.Conn == nil {
 		return nil
 	}
+	if c.loop != nil {
+		return n.loopPipe.StartOn(c.loop, key, op)
+	}
 	return n.pipe.Start(c.Context(), key, op)
 }
+
+// laterReply is the reply of a call begun with start: a Later that notifies the event loop when
+// the call does (store.NotifyingCall), or one that a goroutine waits for.
+func (n *Node) laterReply(key []byte, op store.Op, call store.Call, build func(store.Result, error) (resp.Reply, error)) resp.Reply {
+	l := later{n: n, key: key, op: op, call: call, build: build}
+	if nc, ok := call.(store.NotifyingCall); ok {
+		return resp.Reply{Later: &notifyingLater{later: l, nc: nc}}
+	}
+	return resp.Reply{Later: &l}
+}
+
+// notifyingLater is a later whose call notifies: the event loop parks the connection instead of
+// blocking in Reply.
+type notifyingLater struct {
+	later
+	nc store.NotifyingCall
+}
+
+// Notify implements resp.Notifier.
+func (l *notifyingLater) Notify(fn func()) bool { return l.nc.Notify(fn) }
+
+// Flush implements resp.Flusher.
+func (l *notifyingLater) Flush() { l.nc.Flush() }
+
+// NotifiesOnLoop implements resp.LoopNotifier: a NotifyingCall notifies on the loop's goroutine.
+func (l *notifyingLater) NotifiesOnLoop() bool { return true }
 
 // later is the reply of a pipelined call: it waits for the call, accounts for it as do does and
 // shapes the reply with build.

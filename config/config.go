@@ -34,7 +34,7 @@ type Config struct {
 	StampedeProtection bool          // FETCHLOCK waits and GET coalescing
 	StampedeTimeout    time.Duration // default FETCHLOCK wait and lease
 	StatsEnabled       bool          // counters for STATS/INFO
-	EventLoops         int           // epoll loops serving clients of the memory store; 0 none (default: half the CPUs, at least 1)
+	EventLoops         int           // epoll loops serving clients (memory store, or redis store on one Redis without TLS); 0 none (default: half the CPUs, at least 1)
 
 	Store     StoreConfig
 	Topology  TopologyConfig

@@ -40,10 +40,12 @@ type Conn struct {
 	inLoop bool
 	// parked: the loop waits for the connection's Later replies (Notifier) before it runs more
 	// of its commands; unparked counts the notifications still due plus one. inputSeen: the
-	// socket became readable while parked. notifyFn is the callback given to Notify.
+	// socket became readable while parked. notifyFn is the callback given to Notify;
+	// notifyLocalFn the one given to a LoopNotifier, whose calls come on the loop's goroutine.
 	parked, inputSeen bool
 	unparked          atomic.Int32
 	notifyFn          func()
+	notifyLocalFn     func()
 
 	// Socket watching for Blocking. blocking and watching belong to the connection's goroutine:
 	// blocking is set while Blocking runs, watching while a watcher goroutine exists whose result

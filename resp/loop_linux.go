@@ -29,27 +29,32 @@ const loopsSupported = true
 // incoming (connections to register), readyList (parked connections whose replies are ready) and
 // stop, all behind mu, and wake it through an eventfd.
 type loop struct {
-	s       *Server
-	epfd    int
-	file    *os.File        // epfd, registered with the runtime's poller
-	raw     syscall.RawConn // file's, to park until epfd is readable
-	pollFn  func(uintptr) bool
-	nready  int   // events the last poll returned
-	pollErr error // error of the last poll
-	wakefd  int
-	events  []unix.EpollEvent
-	conns   map[int32]*Conn // registered connections by descriptor; the loop goroutine only
-	held    atomic.Int64    // len(conns), for other goroutines (tests)
-	wakeb   [8]byte
-	toFlush []*Conn // parked in this poll round, their Later replies not yet flushed
+	s          *Server
+	epfd       int
+	file       *os.File        // epfd, registered with the runtime's poller
+	raw        syscall.RawConn // file's, to park until epfd is readable
+	pollFn     func(uintptr) bool
+	nready     int   // events the last poll returned
+	pollErr    error // error of the last poll
+	wakefd     int
+	events     []unix.EpollEvent
+	conns      map[int32]*Conn // registered connections by descriptor; the loop goroutine only
+	held       atomic.Int64    // len(conns), for other goroutines (tests)
+	wakeb      [8]byte
+	toFlush    []*Conn                // parked in this poll round, their Later replies not yet flushed
+	handle     *Loop                  // what code running on the loop sees of it
+	watched    map[int32]func(uint32) // descriptors watched for that code (Loop.Watch)
+	readyLocal []*Conn                // parked connections the loop's own work made ready (LoopNotifier)
 
 	mu         sync.Mutex
-	incoming   []*Conn // handed to the loop, not yet registered
-	readyList  []*Conn // parked connections whose replies are ready
-	spareReady []*Conn // the other ready list, swapped with readyList by the loop
-	woken      bool    // wakefd has been written since the loop last drained it
-	stopping   bool    // Shutdown asked the loop to end; it registers nothing any more
-	stopped    bool    // the loop has ended (or is closing everything): wakefd is closed
+	incoming   []*Conn  // handed to the loop, not yet registered
+	readyList  []*Conn  // parked connections whose replies are ready
+	tasks      []func() // posted to run on the loop (Loop.Post)
+	spareTasks []func() // the other task list, swapped with tasks by the loop
+	spareReady []*Conn  // the other ready list, swapped with readyList by the loop
+	woken      bool     // wakefd has been written since the loop last drained it
+	stopping   bool     // Shutdown asked the loop to end; it registers nothing any more
+	stopped    bool     // the loop has ended (or is closing everything): wakefd is closed
 }
 
 // newLoop creates the epoll instance and the eventfd that wakes it.
@@ -81,8 +86,9 @@ func newLoop(s *Server) (*loop, error) {
 		return nil, err
 	}
 	l := &loop{s: s, epfd: epfd, file: file, raw: raw, wakefd: wakefd,
-		events: make([]unix.EpollEvent, 256), conns: make(map[int32]*Conn)}
+		events: make([]unix.EpollEvent, 256), conns: make(map[int32]*Conn), watched: make(map[int32]func(uint32))}
 	l.pollFn = l.poll
+	l.handle = &Loop{l: l}
 	return l, nil
 }
 
@@ -156,7 +162,12 @@ func (l *loop) run() {
 		l.mu.Lock()        // wakefd is written under mu, and only while not stopped
 		l.stopped = true
 		_ = unix.Close(l.wakefd)
+		tasks := l.tasks
+		l.tasks = nil
 		l.mu.Unlock()
+		for _, fn := range tasks { // a posted task runs even when the loop ends first
+			l.runTask(fn)
+		}
 	}()
 	idle := l.s.cfg.IdleTimeout
 	var tick time.Duration
@@ -194,6 +205,8 @@ func (l *loop) run() {
 			}
 			if c := l.conns[fd]; c != nil {
 				l.serve(c, l.events[i].Events)
+			} else if fn := l.watched[fd]; fn != nil {
+				l.runWatched(fn, l.events[i].Events)
 			}
 		}
 		l.flushParked()
@@ -216,10 +229,14 @@ func (l *loop) poll(uintptr) bool {
 func (l *loop) takeIncoming() bool {
 	_, _ = unix.Read(l.wakefd, l.wakeb[:])
 	l.mu.Lock()
-	list, ready, stopped := l.incoming, l.readyList, l.stopping
-	l.incoming, l.readyList, l.woken = nil, l.spareReady[:0], false
-	l.spareReady = ready
+	list, ready, tasks, stopped := l.incoming, l.readyList, l.tasks, l.stopping
+	l.incoming, l.readyList, l.tasks, l.woken = nil, l.spareReady[:0], l.spareTasks[:0], false
+	l.spareReady, l.spareTasks = ready, tasks
 	l.mu.Unlock()
+	for i, fn := range tasks {
+		tasks[i] = nil
+		l.runTask(fn)
+	}
 	for i, c := range ready {
 		ready[i] = nil
 		l.resume(c)
@@ -294,6 +311,83 @@ func (l *loop) closeIdle(idle time.Duration) {
 		if !c.noIdle && !c.parked && c.lastActive.Load() < cutoff {
 			l.close(c)
 		}
+	}
+}
+
+// Loop is the event loop serving a connection, as code that runs on it sees it: a store whose
+// network calls the loop itself drives (its replies read when the loop finds their socket
+// readable, with no goroutine in between) registers its descriptors here. Watch and Unwatch must
+// be called on the loop's goroutine: from a command the loop runs (see Conn.Loop), from a watch
+// function or from a posted task. Post may be called from any goroutine.
+type Loop struct{ l *loop }
+
+// Loop returns the event loop serving c when c is served by one and the caller runs on it (a
+// command the loop runs in-line); otherwise nil.
+func (c *Conn) Loop() *Loop {
+	if c.loop == nil || !c.inLoop {
+		return nil
+	}
+	return c.loop.handle
+}
+
+// Watch makes the loop call fn, on its goroutine, with the epoll events (EPOLLIN, EPOLLOUT,
+// EPOLLERR, EPOLLHUP, EPOLLRDHUP) whenever fd becomes readable or writable. Notification is
+// edge-triggered: fn must read until EAGAIN, and write until EAGAIN or done. fd must be
+// non-blocking, and unwatched before it is closed.
+func (lp *Loop) Watch(fd int, fn func(events uint32)) error {
+	l := lp.l
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		return err
+	}
+	l.watched[int32(fd)] = fn
+	return nil
+}
+
+// Unwatch stops watching fd.
+func (lp *Loop) Unwatch(fd int) {
+	l := lp.l
+	if _, ok := l.watched[int32(fd)]; ok {
+		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+		delete(l.watched, int32(fd))
+	}
+}
+
+// Post runs fn on the loop's goroutine soon, from any goroutine. It reports false, and fn does
+// not run, when the loop has stopped; a task posted before the loop stops runs even so.
+func (lp *Loop) Post(fn func()) bool {
+	l := lp.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped {
+		return false
+	}
+	l.tasks = append(l.tasks, fn)
+	l.wakeLocked()
+	return true
+}
+
+// runWatched and runTask run code given to the loop; a panic there is logged and costs the loop
+// nothing more.
+func (l *loop) runWatched(fn func(uint32), events uint32) {
+	func() {
+		defer l.recoverTask()
+		fn(events)
+	}()
+	l.resumeLocal()
+}
+
+func (l *loop) runTask(fn func()) {
+	func() {
+		defer l.recoverTask()
+		fn()
+	}()
+	l.resumeLocal()
+}
+
+func (l *loop) recoverTask() {
+	if p := recover(); p != nil {
+		l.s.log.Error("panic in a task of the event loop", "panic", p)
 	}
 }
 

@@ -21,3 +21,18 @@ func (l *loop) stop()             {}
 func (s *Server) startLoops(int) error { return errors.New("resp: event loops need Linux") }
 
 func (s *Server) loopHeld() int { return 0 }
+
+// Loop is the event loop of loop_linux.go; it does not exist on this platform.
+type Loop struct{}
+
+// Loop returns nil: no connection is served by an event loop on this platform.
+func (c *Conn) Loop() *Loop { return nil }
+
+// Watch fails: there are no event loops on this platform.
+func (lp *Loop) Watch(int, func(uint32)) error { return errors.New("resp: event loops need Linux") }
+
+// Unwatch does nothing on this platform.
+func (lp *Loop) Unwatch(int) {}
+
+// Post reports false: there are no event loops on this platform.
+func (lp *Loop) Post(func()) bool { return false }

@@ -131,6 +131,11 @@ func (l *loop) park(c *Conn) {
 				l.ready(c)
 			}
 		}
+		c.notifyLocalFn = func() {
+			if c.unparked.Add(-1) == 0 {
+				l.readyLocal = append(l.readyLocal, c)
+			}
+		}
 	}
 	c.parked = true
 	c.unparked.Store(1) // held until every Notify is registered
@@ -139,13 +144,28 @@ func (l *loop) park(c *Conn) {
 			continue
 		}
 		c.unparked.Add(1)
-		if !r.Later.(Notifier).Notify(c.notifyFn) {
+		fn := c.notifyFn
+		if ln, ok := r.Later.(LoopNotifier); ok && ln.NotifiesOnLoop() {
+			fn = c.notifyLocalFn
+		}
+		if !r.Later.(Notifier).Notify(fn) {
 			c.unparked.Add(-1) // ready already
 		}
 	}
 	if c.unparked.Add(-1) == 0 { // everything was ready
 		l.resume(c)
 	}
+}
+
+// resumeLocal resumes the connections whose replies the loop itself completed (LoopNotifier).
+func (l *loop) resumeLocal() {
+	for len(l.readyLocal) > 0 {
+		c := l.readyLocal[0]
+		l.readyLocal[0] = nil
+		l.readyLocal = l.readyLocal[1:]
+		l.resume(c)
+	}
+	l.readyLocal = l.readyLocal[:0:cap(l.readyLocal)]
 }
 
 // flushParked starts the Later replies of the connections parked in this poll round.

@@ -59,6 +59,15 @@ type Notifier interface {
 	Notify(fn func()) bool
 }
 
+// LoopNotifier is a Notifier that calls its function on the event loop's own goroutine (its work
+// is driven by the loop, see Loop.Watch): the loop then resumes the connection directly, with no
+// wake-up.
+type LoopNotifier interface {
+	Notifier
+	// NotifiesOnLoop marks the interface; it reports true.
+	NotifiesOnLoop() bool
+}
+
 // Later produces a reply that was not ready when its handler returned.
 type Later interface {
 	// Reply blocks until the reply is ready and returns it. It is called once, on the

@@ -113,7 +113,7 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 		Limits:      resp.Limits{MaxBulkLen: cfg.ProtoMaxBulkLen},
 		Logger:      log,
 		OnAccept:    counters.Connections.Inc,
-		EventLoops:  eventLoops(cfg),
+		EventLoops:  eventLoops(cfg, st),
 	}, node)
 	node.SetClients(rs)
 	s := &Server{cfg: cfg, log: log, store: st, stats: counters, node: node, leases: mgr,
@@ -224,14 +224,22 @@ func openStore(cfg config.Config, counters *stats.Stats, log *slog.Logger) (stor
 
 // redisSettings are the CONFIG GET parameters, under Redis's names.
 // eventLoops is how many event loops serve clients. Their commands run on the loop, so only a
-// store whose calls never wait on I/O can use them: the memory store, in the local topology or
-// the partitioned one (where the loop runs what the node serves itself and forwards single-key
-// commands with replies that notify). The disk and redis stores serve each connection from a
-// goroutine of its own: measured, the redis store's GET and SET, which all wait for Redis, were
-// slower on a loop than on goroutines (BENCHMARKS.md).
-func eventLoops(cfg config.Config) int {
-	if cfg.Store.Type == "memory" && (cfg.Topology.Type == "local" || cfg.Topology.Type == "partitioned") {
-		return cfg.EventLoops
+// store whose calls never wait on I/O, or whose calls the loop drives itself, can use them: the
+// memory store, in the local topology or the partitioned one (where the loop runs what the node
+// serves itself and forwards single-key commands with replies that notify), and the redis store
+// in front of a single Redis without TLS (its GETs and SETs travel on a Redis connection each
+// loop owns, see store.LoopPipeliner). The disk store, and the redis store over Cluster,
+// Sentinel or TLS, serve each connection from a goroutine of its own.
+func eventLoops(cfg config.Config, st store.Store) int {
+	switch cfg.Store.Type {
+	case "memory":
+		if cfg.Topology.Type == "local" || cfg.Topology.Type == "partitioned" {
+			return cfg.EventLoops
+		}
+	case "redis":
+		if lp, ok := st.(store.LoopPipeliner); ok && lp.OnLoops() && cfg.Topology.Type == "local" {
+			return cfg.EventLoops
+		}
 	}
 	return 0
 }
@@ -252,6 +260,9 @@ func redisSettings(cfg config.Config) map[string]string {
 		"loglevel":           cfg.LogLevel,
 	}
 }
+
+// Store returns the node's store.
+func (s *Server) Store() store.Store { return s.store }
 
 // Node returns the command node, for packages that add commands.
 func (s *Server) Node() *commands.Node { return s.node }

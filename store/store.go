@@ -88,6 +88,44 @@ type Pipeliner interface {
 	Start(ctx context.Context, key []byte, op Op) Call
 }
 
+// EventLoop is an event loop that commands run on (resp.Loop), as a store that lets the loop
+// drive its network calls sees it. Watch and Unwatch are called on the loop's goroutine; Post
+// from any goroutine.
+type EventLoop interface {
+	// Watch makes the loop call fn with the epoll events whenever fd becomes readable or
+	// writable (edge-triggered).
+	Watch(fd int, fn func(events uint32)) error
+	// Unwatch stops watching fd; it is called before fd is closed.
+	Unwatch(fd int)
+	// Post runs fn on the loop's goroutine soon; false when the loop has stopped.
+	Post(fn func()) bool
+}
+
+// LoopPipeliner is a Pipeliner whose calls an event loop can drive itself: the requests of
+// every client the loop serves leave on the store's connection for that loop in one write, and
+// the loop reads the replies when their socket is readable, with no goroutine in between.
+type LoopPipeliner interface {
+	Pipeliner
+	// OnLoops reports whether StartOn may be used (for example, not over TLS).
+	OnLoops() bool
+	// StartOn is Start for a caller running on loop's goroutine; the call it returns is a
+	// NotifyingCall. It returns nil exactly when Start would.
+	StartOn(loop EventLoop, key []byte, op Op) Call
+}
+
+// NotifyingCall is a Call that says when it completes, so that an event loop never blocks in
+// Wait.
+type NotifyingCall interface {
+	Call
+	// Notify arranges for fn to be called once, on the loop's goroutine, when Wait will no
+	// longer block, and reports true; it reports false, and never calls fn, when the call is
+	// complete already.
+	Notify(fn func()) bool
+	// Flush sends the requests queued so far; the loop calls it once every ready client has
+	// queued its own.
+	Flush()
+}
+
 // Call is an operation begun with Pipeliner.Start.
 type Call interface {
 	// Wait blocks until the operation completes, which the store bounds by its deadline, and

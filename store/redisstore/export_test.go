@@ -28,3 +28,11 @@ func (s *Store) AfterTagBegin(fn func()) { s.afterTagBegin = fn }
 // AfterTagCheck makes fn run between the checks of the keys of a tag hash page and the removal of
 // the entries they let go, in TAGINVALIDATE and the sweep (cluster mode).
 func (s *Store) AfterTagCheck(fn func()) { s.afterTagCheck = fn }
+
+// LoopPipes returns how many event loops have a Redis connection of their own (looppipe.go).
+func (s *Store) LoopPipes() int {
+	if list := s.loopPipes.Load(); list != nil {
+		return len(*list)
+	}
+	return 0
+}

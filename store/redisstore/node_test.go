@@ -537,3 +537,69 @@ func writeSelfSigned(t *testing.T, certFile, keyFile string) {
 		t.Fatal(err)
 	}
 }
+
+// TestEventLoopPipeline drives a node on the redis store, whose clients the event loop serves,
+// with many clients pipelining SETs and GETs of their own keys (each GET after a SET of its key
+// that follows an earlier GET of it) and of one shared key; every other round mixes in commands
+// the loop hands to a goroutine (SET … TAGS, INCR). Every reply must be the one Redis itself
+// would give in that order, and the loop must have used a Redis connection of its own.
+func TestEventLoopPipeline(t *testing.T) {
+	r := redistest.Start(t)
+	srv, _ := startNode(t, "redis://"+r.Addr+"/0")
+	ctx := context.Background()
+	const clients, rounds, depth = 16, 20, 40
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for id := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: 1, ReadTimeout: 10 * time.Second})
+			defer c.Close()
+			for round := range rounds {
+				pipe := c.Pipeline()
+				var gets []*redis.StringCmd
+				var want []string
+				for i := range depth {
+					key := fmt.Sprintf("c%d:k%d", id, i%7)
+					val := fmt.Sprintf("v%d.%d.%d", id, round, i)
+					switch {
+					case round%2 == 0 || i >= depth/2: // commands the loop runs; a run of them gives the connection back to it
+						pipe.Set(ctx, key, val, 0)
+					case i%10 == 3:
+						pipe.Do(ctx, "set", key, val, "tags", "t"+strconv.Itoa(id)) // goes to a goroutine
+					case i%10 == 6:
+						pipe.Incr(ctx, fmt.Sprintf("c%d:n", id))
+						pipe.Set(ctx, key, val, 0)
+					default:
+						pipe.Set(ctx, key, val, 0)
+					}
+					gets = append(gets, pipe.Get(ctx, key))
+					want = append(want, val)
+					pipe.Get(ctx, "shared") // coalesced with the other clients' reads
+				}
+				if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+					errs <- fmt.Errorf("client %d: %v", id, err)
+					return
+				}
+				for i, g := range gets {
+					if g.Val() != want[i] {
+						errs <- fmt.Errorf("client %d round %d: GET after SET = %q, want %q", id, round, g.Val(), want[i])
+						return
+					}
+				}
+			}
+			if n, err := c.Get(ctx, fmt.Sprintf("c%d:n", id)).Int(); err != nil || n != rounds/2*depth/20 {
+				errs <- fmt.Errorf("client %d: counter %d, %v", id, n, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := srv.Store().(*redisstore.Store).LoopPipes(); n == 0 {
+		t.Error("the event loop never used a Redis connection of its own")
+	}
+}

@@ -61,6 +61,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -100,8 +101,14 @@ type Store struct {
 	timeout time.Duration
 	log     *slog.Logger
 	pipe    *pipe // shared pipelined connections for GET and SET (single Redis only)
-	gets    singleflight.Group
-	closed  atomic.Bool
+
+	// The pipes of the event loops (looppipe.go): copied on write under loopMu, read without
+	// it. loopWG counts their goroutines (dials, deadline tickers).
+	loopPipes atomic.Pointer[[]*loopPipe]
+	loopMu    sync.Mutex
+	loopWG    sync.WaitGroup
+	gets      singleflight.Group
+	closed    atomic.Bool
 
 	// Cluster mode (cluster.go): the tag of each slot, for bookkeeping key names; the name of
 	// each slot's bookkeeping index, ready to pass to scripts; how old a pending tagged write
@@ -115,12 +122,13 @@ type Store struct {
 }
 
 var (
-	_ store.Store       = (*Store)(nil)
-	_ store.Keyspace    = (*Store)(nil)
-	_ store.MultiSetter = (*Store)(nil)
-	_ store.Sweeper     = (*Store)(nil)
-	_ store.Tagger      = (*Store)(nil)
-	_ store.Pipeliner   = (*Store)(nil)
+	_ store.Store         = (*Store)(nil)
+	_ store.Keyspace      = (*Store)(nil)
+	_ store.MultiSetter   = (*Store)(nil)
+	_ store.Sweeper       = (*Store)(nil)
+	_ store.Tagger        = (*Store)(nil)
+	_ store.Pipeliner     = (*Store)(nil)
+	_ store.LoopPipeliner = (*Store)(nil)
 )
 
 // Open prepares clients for the Redis that cfg.URL names and pings it. Only a bad URL is an
@@ -210,6 +218,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	var errs []error
+	s.closeLoopPipes()
 	if s.pipe != nil {
 		s.pipe.close()
 	}
