@@ -153,6 +153,10 @@ func (c *Ctx) Context() context.Context {
 	return c.Conn.Context()
 }
 
+// Loop returns the event loop running the current command in-line, or nil when the command runs
+// on a goroutine (or without a connection).
+func (c *Ctx) Loop() *resp.Loop { return c.loop }
+
 // Proto returns the connection's protocol version (2 without a connection).
 func (c *Ctx) Proto() int {
 	if c.Conn == nil {

@@ -529,6 +529,7 @@ func (cl *Cluster) infoLines(context.Context) []string {
 		fmt.Sprintf("cluster_replicas:%d", cl.cfg.Replicas),
 		fmt.Sprintf("cluster_ready:%d", ready),
 		fmt.Sprintf("cluster_forwards:%d", cl.stats.Forwards.Load()),
+		fmt.Sprintf("cluster_loop_peer_connections:%d", cl.pool.LoopConns()),
 		fmt.Sprintf("cluster_handoff_window:%d", window),
 		fmt.Sprintf("cluster_tombstones:%d", tombstones),
 		fmt.Sprintf("cluster_copies_refused:%d", cl.refused.Load()),

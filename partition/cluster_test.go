@@ -125,6 +125,15 @@ func TestPartitionedCluster(t *testing.T) {
 	c1 := client(t, nodes[0])
 	writeKeys(t, c1, numKeys)
 
+	t.Run("forwards leave from the event loop", func(t *testing.T) {
+		// The 10,000 writes above, two thirds of them forwarded, ran on node 1's event loop,
+		// which opened a connection of its own to each of the two other members.
+		info := c1.Info(ctx, "vela").Val()
+		if !strings.Contains(info, "cluster_loop_peer_connections:2\r\n") {
+			t.Errorf("INFO vela: want cluster_loop_peer_connections:2, got\n%s", info)
+		}
+	})
+
 	t.Run("keys spread and readable everywhere", func(t *testing.T) {
 		for _, n := range nodes {
 			if l := localLen(t, n); l < numKeys/5 || l > numKeys/2 {

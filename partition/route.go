@@ -127,6 +127,10 @@ func (cl *Cluster) forward(c *commands.Ctx, v *view, owner string, args [][]byte
 		}
 		return r
 	}
+	if lp := c.Loop(); lp != nil && cl.pool.OnLoops() {
+		// On an event loop: a connection to the owner that the loop drives itself.
+		return resp.Reply{Later: cl.pool.SendOn(lp, addr, args, cl.cfg.ForwardTimeout)}
+	}
 	call := cl.pool.Send(addr, args, pick(c), cl.cfg.ForwardTimeout)
 	if c.Conn == nil {
 		return call.Wait()

@@ -71,6 +71,11 @@ type Pool struct {
 	byAddr atomic.Pointer[map[string]*peerConns] // copy of peers for lock-free lookups
 
 	writers sync.WaitGroup // every connection's writer goroutine and reader goroutines
+
+	// The event loops' own connections (loop.go): copied on write under mu, read without it.
+	loopable bool // Config.Dial was not set: connections expose their descriptors
+	loops    atomic.Pointer[[]*loopConns]
+	nloop    atomic.Int64 // connections the loops hold, for INFO
 }
 
 // NewPool returns an empty pool; connections are made on first use.
@@ -81,6 +86,7 @@ func NewPool(cfg Config) *Pool {
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = time.Second
 	}
+	loopable := cfg.Dial == nil
 	if cfg.Dial == nil {
 		cfg.Dial = (&net.Dialer{}).DialContext
 	}
@@ -88,7 +94,7 @@ func NewPool(cfg Config) *Pool {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Pool{cfg: cfg, log: log, peers: map[string]*peerConns{}}
+	return &Pool{cfg: cfg, log: log, peers: map[string]*peerConns{}, loopable: loopable}
 }
 
 // peerConns are the connections to one peer.
@@ -362,15 +368,40 @@ func (p *Pool) conn(pc *peerConns, i int, deadline time.Time) (*conn, error) {
 // dial connects to the peer, runs the handshake and starts the reader, within DialTimeout and
 // before deadline.
 func (p *Pool) dial(pc *peerConns, deadline time.Time) (*conn, error) {
+	nc, br, err := p.connect(pc.addr, deadline)
+	if err != nil {
+		return nil, err
+	}
+	cn := &conn{addr: pc.addr, nc: nc, br: br, wake: make(chan struct{}, 1), closed: make(chan struct{}),
+		tasks: &p.writers}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		_ = nc.Close()
+		return nil, ErrClosed
+	}
+	p.writers.Add(1)
+	p.mu.Unlock()
+	go func() {
+		defer p.writers.Done()
+		cn.writeLoop()
+	}()
+	return cn, nil
+}
+
+// connect connects to the peer at addr and runs the handshake, within DialTimeout and before
+// deadline. The reader holds what the peer may have sent after the handshake (nothing, unless it
+// misbehaves).
+func (p *Pool) connect(addr string, deadline time.Time) (net.Conn, *bufio.Reader, error) {
 	if d := time.Now().Add(p.cfg.DialTimeout); d.Before(deadline) {
 		deadline = d
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	nc, err := p.cfg.Dial(ctx, "tcp", pc.addr)
+	nc, err := p.cfg.Dial(ctx, "tcp", addr)
 	cancel()
 	if err != nil {
-		p.log.Debug("peer dial failed", "peer", pc.addr, "err", err)
-		return nil, fmt.Errorf("%s: %w", pc.addr, ErrUnreachable)
+		p.log.Debug("peer dial failed", "peer", addr, "err", err)
+		return nil, nil, fmt.Errorf("%s: %w", addr, ErrUnreachable)
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
@@ -392,25 +423,11 @@ func (p *Pool) dial(pc *peerConns, deadline time.Time) (*conn, error) {
 		_ = nc.SetDeadline(time.Time{})
 		if err != nil {
 			_ = nc.Close()
-			p.log.Warn("peer handshake failed", "peer", pc.addr, "err", err)
-			return nil, fmt.Errorf("%s: %w (%v)", pc.addr, ErrUnreachable, err)
+			p.log.Warn("peer handshake failed", "peer", addr, "err", err)
+			return nil, nil, fmt.Errorf("%s: %w (%v)", addr, ErrUnreachable, err)
 		}
 	}
-	cn := &conn{addr: pc.addr, nc: nc, br: br, wake: make(chan struct{}, 1), closed: make(chan struct{}),
-		tasks: &p.writers}
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		_ = nc.Close()
-		return nil, ErrClosed
-	}
-	p.writers.Add(1)
-	p.mu.Unlock()
-	go func() {
-		defer p.writers.Done()
-		cn.writeLoop()
-	}()
-	return cn, nil
+	return nc, br, nil
 }
 
 // Close closes every connection, failing the requests in flight, and waits for the writers.
@@ -424,6 +441,7 @@ func (p *Pool) Close() {
 	for _, pc := range peers {
 		pc.closeAll(ErrClosed)
 	}
+	p.closeLoopConns("", ErrClosed)
 	p.writers.Wait()
 }
 
@@ -437,6 +455,7 @@ func (p *Pool) Forget(addr string) {
 	if pc != nil {
 		pc.closeAll(fmt.Errorf("%s: %w", addr, ErrClosed))
 	}
+	p.closeLoopConns(addr, fmt.Errorf("%s: %w", addr, ErrClosed))
 }
 
 // closeAll fails every connection to the peer.

@@ -35,7 +35,7 @@ func (f *fdIO) Read(p []byte) (int, error) {
 }
 
 func (f *fdIO) read(fd uintptr) bool {
-	n, err := rawRead(int(fd), f.p)
+	n, err := RawRead(int(fd), f.p)
 	switch {
 	case n > 0:
 		f.n, f.err = n, nil
@@ -59,7 +59,7 @@ func (f *fdIO) Write(p []byte) (int, error) {
 }
 
 func (f *fdIO) write(fd uintptr) bool {
-	n, err := rawWrite(int(fd), f.p)
+	n, err := RawWrite(int(fd), f.p)
 	if n < 0 {
 		n = 0
 	}
@@ -70,28 +70,6 @@ func (f *fdIO) write(fd uintptr) bool {
 // The system calls below never block: the sockets are non-blocking and the poll has a zero
 // timeout. They are made without telling the scheduler (RawSyscall), which would otherwise
 // hand the loop's P to another thread during each of them, costing more than the call itself.
-
-func rawRead(fd int, p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
-}
-
-func rawWrite(fd int, p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
-}
 
 // pollNow is epoll_wait with a zero timeout.
 func pollNow(epfd int, events []unix.EpollEvent) (int, error) {
