@@ -89,13 +89,16 @@ type Conn struct {
 	nc      net.Conn // nil while disconnected
 	fd      int
 	dialing bool
-	blocked bool      // the socket took less than it was given: wait for EPOLLOUT
-	wbuf    []byte    // requests not yet written
-	rbuf    []byte    // replies read; rbuf[rpos:] not yet completed
-	rpos    int       //
-	pending []Pending // awaiting replies, oldest first (written or in wbuf)
-	since   time.Time // when the requests in flight last made progress
-	closed  bool
+	// dialFor and dialBytes are the requests, and their bytes in wbuf, queued when the dial
+	// under way began: a failed dial fails those; later ones get a dial of their own.
+	dialFor, dialBytes int
+	blocked            bool      // the socket took less than it was given: wait for EPOLLOUT
+	wbuf               []byte    // requests not yet written
+	rbuf               []byte    // replies read; rbuf[rpos:] not yet completed
+	rpos               int       //
+	pending            []Pending // awaiting replies, oldest first (written or in wbuf)
+	since              time.Time // when the requests in flight last made progress
+	closed             bool
 
 	readFn  func(uint32)  // c.readable, built once
 	checkFn func()        // c.check, built once: posted by the ticker
@@ -140,6 +143,7 @@ func (c *Conn) Closed() bool { return c.closed }
 // dial connects on a goroutine and posts the result to the loop.
 func (c *Conn) dial() {
 	c.dialing = true
+	c.dialFor, c.dialBytes = len(c.pending), len(c.wbuf)
 	c.cfg.Tasks.Add(1)
 	go func() {
 		defer c.cfg.Tasks.Done()
@@ -150,11 +154,26 @@ func (c *Conn) dial() {
 	}()
 }
 
-// connected installs the connection a dial made, or fails the queued requests with its error.
+// connected installs the connection a dial made, or fails the requests queued before the dial
+// began with its error. Requests queued while it was under way are not failed by it: they get a
+// dial of their own (the network may have come back meanwhile), so each request waits for at
+// most two dials.
 func (c *Conn) connected(nc net.Conn, err error) {
 	c.dialing = false
 	if err == nil && c.closed {
 		_ = nc.Close()
+		return
+	}
+	if err != nil && !c.closed && c.dialFor < len(c.pending) {
+		early := c.pending[:c.dialFor:c.dialFor]
+		c.pending = append([]Pending(nil), c.pending[c.dialFor:]...)
+		c.wbuf = c.wbuf[:copy(c.wbuf, c.wbuf[c.dialBytes:])]
+		c.since = time.Now()
+		c.dial()
+		err = c.cfg.Wrap(err)
+		for _, p := range early {
+			p.Complete(nil, err)
+		}
 		return
 	}
 	if err == nil {
