@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -23,10 +22,8 @@ type loopPipe struct {
 
 // loopCall is a call on a loopPipe.
 type loopCall struct {
-	p      *loopPipe
-	kind   store.Kind
-	cond   store.Cond
-	getOld bool
+	p *loopPipe
+	callOp
 	key    string // GET only: the coalescing map key
 	done   bool
 	notify []func()
@@ -94,7 +91,7 @@ func (p *loopPipe) start(key []byte, op *store.Op) *loopCall {
 			return c
 		}
 	}
-	c := &loopCall{p: p, kind: op.Kind, cond: op.Cond, getOld: op.ReturnOld}
+	c := &loopCall{p: p, callOp: callOp{kind: op.Kind, cond: op.Cond, getOld: op.ReturnOld}}
 	if p.s.closed.Load() {
 		c.done, c.err = true, store.ErrClosed
 		return c
@@ -166,29 +163,7 @@ func (c *loopCall) Wait() (store.Result, error) {
 	if !c.done {
 		c.p.up.Drive(func() bool { return c.done })
 	}
-	var res store.Result
-	if c.err != nil {
-		return res, c.err
-	}
-	if c.typ == '-' {
-		return res, c.p.s.mapErr(context.Background(), replyError(c.val))
-	}
-	switch c.kind {
-	case store.Get:
-		if c.typ == '$' {
-			res.Found, res.Value = true, c.val
-		}
-	case store.Set:
-		if c.getOld {
-			if c.typ == '$' {
-				res.Found, res.Value = true, c.val
-			}
-			res.Done = c.cond == store.CondNone || (c.cond&store.CondNX != 0 && !res.Found) || (c.cond&store.CondXX != 0 && res.Found)
-		} else {
-			res.Done = c.typ == '+'
-		}
-	}
-	return res, nil
+	return c.result(c.p.s, c.typ, c.val, c.err)
 }
 
 // parseReply parses one RESP2 reply at the start of b. It returns n == 0 when b holds only part

@@ -54,16 +54,49 @@ type pipeConn struct {
 
 // pcall is one pipelined call. Its result fields are written once, before done is closed.
 type pcall struct {
-	s      *Store
-	kind   store.Kind
-	cond   store.Cond
-	getOld bool   // SET … GET
-	key    string // GET only: the coalescing map key
-	done   chan struct{}
+	s *Store
+	callOp
+	key  string // GET only: the coalescing map key
+	done chan struct{}
 
 	typ byte   // reply type: '+', '-', ':', '$' (bulk), '_' (nil)
 	val []byte // bulk payload, status or error text
 	err error  // transport failure
+}
+
+// callOp is what a pipelined call (pcall, loopCall) asked for, which shapes its result.
+type callOp struct {
+	kind   store.Kind
+	cond   store.Cond
+	getOld bool // SET … GET
+}
+
+// result turns Redis's reply to the call (its type and payload) or a transport failure into
+// what Do would have returned.
+func (o callOp) result(s *Store, typ byte, val []byte, err error) (store.Result, error) {
+	var res store.Result
+	if err != nil {
+		return res, err
+	}
+	if typ == '-' {
+		return res, s.mapErr(context.Background(), replyError(val))
+	}
+	switch o.kind {
+	case store.Get:
+		if typ == '$' {
+			res.Found, res.Value = true, val
+		}
+	case store.Set:
+		if o.getOld {
+			if typ == '$' {
+				res.Found, res.Value = true, val
+			}
+			res.Done = o.cond == store.CondNone || (o.cond&store.CondNX != 0 && !res.Found) || (o.cond&store.CondXX != 0 && res.Found)
+		} else {
+			res.Done = typ == '+'
+		}
+	}
+	return res, nil
 }
 
 var errPipeClosed = errors.New("redis store: closed")
@@ -97,7 +130,7 @@ func (p *pipe) start(s *Store, key []byte, op *store.Op) *pcall {
 			return c
 		}
 	}
-	c := &pcall{s: s, kind: op.Kind, cond: op.Cond, getOld: op.ReturnOld, done: make(chan struct{})}
+	c := &pcall{s: s, callOp: callOp{kind: op.Kind, cond: op.Cond, getOld: op.ReturnOld}, done: make(chan struct{})}
 	if pc.closed {
 		pc.mu.Unlock()
 		c.err = store.ErrClosed
@@ -132,30 +165,7 @@ func (c *pcall) Wait() (store.Result, error) {
 		c.s.pipe.flush()
 		<-c.done
 	}
-	s := c.s
-	var res store.Result
-	if c.err != nil {
-		return res, c.err
-	}
-	if c.typ == '-' {
-		return res, s.mapErr(context.Background(), replyError(c.val))
-	}
-	switch c.kind {
-	case store.Get:
-		if c.typ == '$' {
-			res.Found, res.Value = true, c.val
-		}
-	case store.Set:
-		if c.getOld {
-			if c.typ == '$' {
-				res.Found, res.Value = true, c.val
-			}
-			res.Done = c.cond == store.CondNone || (c.cond&store.CondNX != 0 && !res.Found) || (c.cond&store.CondXX != 0 && res.Found)
-		} else {
-			res.Done = c.typ == '+'
-		}
-	}
-	return res, nil
+	return c.result(c.s, c.typ, c.val, c.err)
 }
 
 // replyError is an error reply read by the pipe, shaped like go-redis's so mapErr treats both
