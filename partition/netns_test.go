@@ -9,8 +9,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,51 +57,17 @@ func TestNetnsPartition(t *testing.T) {
 	net.cut(2)
 	// Until the two have declared the third dead, every command through them answers or fails
 	// with a clear error within the forward timeout (1 s) plus slack.
-	var answers, clearErrors atomic.Int64
-	var wg sync.WaitGroup
-	deadline := time.Now().Add(10 * time.Second)
-	for _, p := range procs[:2] {
-		for w := range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := w; time.Now().Before(deadline); i += 4 {
-					if _, members, err := p.ring(); err == nil && members == 2 {
-						return // this member has settled
-					}
-					key := "key:" + strconv.Itoa(i%3000)
-					t0 := time.Now()
-					var err error
-					if i%2 == 0 {
-						err = p.c.Get(ctx, key).Err()
-					} else {
-						err = p.c.Set(ctx, key, "val:"+strconv.Itoa(i%3000), 0).Err()
-					}
-					if d := time.Since(t0); d > 2*time.Second {
-						t.Errorf("command %d through %s took %v during the partition: %v", i, p.name, d, err)
-						return
-					}
-					switch {
-					case err == nil || errors.Is(err, redis.Nil):
-						answers.Add(1)
-					case strings.HasPrefix(err.Error(), "ERR cluster: "):
-						clearErrors.Add(1)
-					default:
-						t.Errorf("command through %s: unexpected error %v", p.name, err)
-						return
-					}
-				}
-			}()
-		}
-	}
-	wg.Wait()
+	answers, clearErrors := duringPartition(t, []*redis.Client{procs[0].c, procs[1].c}, func(ci int) bool {
+		_, members, err := procs[ci].ring()
+		return err == nil && members == 2
+	})
 	if t.Failed() {
 		return
 	}
 	if err := waitRingErr(15*time.Second, 2, procs[:2]...); err != nil {
 		t.Fatalf("the two members did not drop the third: %v", err)
 	}
-	t.Logf("during the partition: %d answers, %d clear errors", answers.Load(), clearErrors.Load())
+	t.Logf("during the partition: %d answers, %d clear errors", answers, clearErrors)
 	for i := range 100 { // the majority serves on its own (keys the third held are gone)
 		if err := procs[1].c.Get(ctx, "key:"+strconv.Itoa(i)).Err(); err != nil && !errors.Is(err, redis.Nil) {
 			t.Fatalf("GET while partitioned and settled: %v", err)
@@ -231,36 +195,14 @@ func (x *netns) heal(i int) {
 // startNetnsProc runs a member in namespace ns, listening on ip (RESP 6379, gossip 7946).
 func startNetnsProc(t *testing.T, bin, ns, ip, name string, seeds ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, addr: ip + ":6379", gossip: ip + ":7946", log: &bytes.Buffer{}, done: make(chan struct{})}
+	p := &proc{name: name, addr: ip + ":6379", gossip: ip + ":7946"}
 	args := []string{"netns", "exec", ns, bin, "-listen", p.addr, "-metrics_listen=", "-topology.type", "partitioned",
 		"-cluster.node_name", name, "-cluster.gossip_listen", p.gossip, "-cluster.gossip_profile", "local",
 		"-cluster.secret", "netns-secret", "-requirepass", "netns-pass", "-log_level", "debug"}
 	if len(seeds) > 0 {
 		args = append(args, "-cluster.join", strings.Join(seeds, ","))
 	}
-	p.cmd = exec.Command("ip", args...) // ip netns exec execs the binary: same process
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("--- log of %s ---\n%s", name, lastLines(p.log.String(), 40))
-		}
-	})
-	p.c = redis.NewClient(&redis.Options{Addr: p.addr, Password: "netns-pass", Protocol: 3, MaxRetries: -1,
-		DialTimeout: time.Second, ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second})
-	t.Cleanup(func() { _ = p.c.Close() })
-	deadline := time.Now().Add(10 * time.Second)
-	for p.c.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not start:\n%s", name, p.log.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return p
+	return p.launch(t, exec.Command("ip", args...), "netns-pass") // ip netns exec execs the binary: same process
 }
 
 // waitRingErr polls until every proc's ring has the same checksum and n members.

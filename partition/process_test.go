@@ -74,15 +74,21 @@ type proc struct {
 
 func startProc(t *testing.T, name string, replicas int, seeds ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		gossip: fmt.Sprintf("127.0.0.1:%d", freePort(t)), log: &bytes.Buffer{}, done: make(chan struct{})}
+	p := &proc{name: name, addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), gossip: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
 	args := []string{"-listen", p.addr, "-metrics_listen=", "-topology.type", "partitioned",
 		"-cluster.node_name", name, "-cluster.gossip_listen", p.gossip, "-cluster.gossip_profile", "local",
 		"-cluster.secret", "proc-secret", "-cluster.replicas", strconv.Itoa(replicas), "-log_level", "debug"}
 	if len(seeds) > 0 {
 		args = append(args, "-cluster.join", strings.Join(seeds, ","))
 	}
-	p.cmd = exec.Command(velaBinary(t), args...)
+	return p.launch(t, exec.Command(velaBinary(t), args...), "")
+}
+
+// launch starts cmd as p's process, kills it when the test ends (printing its log if the test
+// failed), connects p's client (with password, if any) and waits until the process answers.
+func (p *proc) launch(t *testing.T, cmd *exec.Cmd, password string) *proc {
+	t.Helper()
+	p.cmd, p.log, p.done = cmd, &bytes.Buffer{}, make(chan struct{})
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -91,16 +97,16 @@ func startProc(t *testing.T, name string, replicas int, seeds ...string) *proc {
 	t.Cleanup(func() {
 		p.kill()
 		if t.Failed() {
-			t.Logf("--- log of %s ---\n%s", name, lastLines(p.log.String(), 40))
+			t.Logf("--- log of %s ---\n%s", p.name, lastLines(p.log.String(), 40))
 		}
 	})
-	p.c = redis.NewClient(&redis.Options{Addr: p.addr, Protocol: 3, MaxRetries: -1,
+	p.c = redis.NewClient(&redis.Options{Addr: p.addr, Password: password, Protocol: 3, MaxRetries: -1,
 		DialTimeout: time.Second, ReadTimeout: 3 * time.Second})
 	t.Cleanup(func() { _ = p.c.Close() })
 	deadline := time.Now().Add(10 * time.Second)
 	for p.c.Ping(context.Background()).Err() != nil {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s did not start:\n%s", name, p.log.String())
+			t.Fatalf("%s did not start:\n%s", p.name, p.log.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
