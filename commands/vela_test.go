@@ -15,6 +15,7 @@ import (
 
 	"github.com/vela-cache/vela/config"
 	"github.com/vela-cache/vela/internal/testnode"
+	"github.com/vela-cache/vela/server"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -53,9 +54,8 @@ func (r *recorder) AllChanged() {
 // "m2" when i%2==0, "m3" when i%3==0, "m5" when i%5==0, and "all"), leaves 200 more untagged,
 // lets some tagged keys expire, and checks every TAGINVALIDATE count exactly.
 func TestTagInvalidateOverlapping(t *testing.T) {
-	srv := testnode.StartDefault(t)
 	rec := &recorder{keys: map[string]int{}}
-	srv.Node().Watch(rec)
+	srv := testnode.Start(t, testnode.Config(), server.WithKeyWatcher(rec))
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer c.Close()
 

@@ -116,6 +116,9 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 		EventLoops:  eventLoops(cfg, st),
 	}, node)
 	node.SetClients(rs)
+	for _, w := range opts.watchers {
+		node.Watch(w)
+	}
 	s := &Server{cfg: cfg, log: log, store: st, stats: counters, node: node, leases: mgr,
 		redisLeases: redisLeases, resp: rs, serveErr: make(chan error, 1)}
 	if cfg.MetricsListen != "" {
@@ -170,6 +173,13 @@ type Option func(*options)
 type options struct {
 	transport memberlist.NodeAwareTransport
 	peerDial  func(ctx context.Context, network, addr string) (net.Conn, error)
+	watchers  []commands.KeyWatcher
+}
+
+// WithKeyWatcher registers w, before the node serves anyone, to be told about every change a
+// command makes to a key (commands.KeyWatcher).
+func WithKeyWatcher(w commands.KeyWatcher) Option {
+	return func(o *options) { o.watchers = append(o.watchers, w) }
 }
 
 // WithPeerDialer makes the cluster open its connections to peers with dial (tests inject
