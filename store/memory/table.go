@@ -8,10 +8,19 @@ package memory
 //
 // A table is guarded by its shard's lock.
 type table struct {
-	items []item  // nil: empty bucket
-	fps   []uint8 // fingerprint of the item in the same bucket
+	items []item  // nil: empty bucket; in inlItems when the capacity allows
+	fps   []uint8 // fingerprint of the item in the same bucket; in inlFps likewise
 	n     int     // items held
+	// A small table keeps its buckets and fingerprints here, beside the header a lookup reads
+	// first, rather than in allocations of their own: one dependent cache miss fewer per lookup
+	// in a keyspace of up to about 150,000 keys (16,384 slots of up to 9 keys). A table is never
+	// copied (it lives in its shard's array), so items and fps may point into it.
+	inlItems [inlineCap]item
+	inlFps   [inlineCap]uint8
 }
+
+// inlineCap is the largest capacity kept inside the table: the first two (8 and 12).
+const inlineCap = 12
 
 const (
 	minTableCap = 8
@@ -29,6 +38,9 @@ func home(h32 uint32, c int) int { return int((uint64(h32) * uint64(c)) >> 32) }
 func tableBytes(c int) int64 {
 	if c == 0 {
 		return 0
+	}
+	if c <= inlineCap {
+		return 0 // inside the table
 	}
 	return allocSize(8*c) + allocSize(c)
 }
@@ -120,14 +132,24 @@ func dist(a, b, c int) int {
 // resize rebuilds the table with capacity c (0 frees it) and returns the change in its cost.
 func (t *table) resize(c int) int64 {
 	before := tableBytes(len(t.items))
-	old := t.items
-	oldFps := t.fps
+	old, oldFps := t.items, t.fps
+	wasInline := len(old) > 0 && &old[0] == &t.inlItems[0]
+	if wasInline { // the new buckets may be the same arrays: move the old ones aside
+		var items [inlineCap]item
+		var fps [inlineCap]uint8
+		old, oldFps = items[:copy(items[:], old)], fps[:copy(fps[:], oldFps)]
+		clear(t.inlItems[:]) // no stale pointers keep items alive
+	}
 	if c == 0 {
 		t.items, t.fps = nil, nil
 		return -before
 	}
-	t.items = make([]item, c)
-	t.fps = make([]uint8, c)
+	if c <= inlineCap {
+		t.items, t.fps = t.inlItems[:c:c], t.inlFps[:c:c]
+		clear(t.fps)
+	} else {
+		t.items, t.fps = make([]item, c), make([]uint8, c)
+	}
 	for i, p := range old {
 		if p != nil {
 			t.place(p, oldFps[i])
