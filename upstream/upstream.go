@@ -21,8 +21,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/vela-cache/vela/resp"
 )
 
@@ -220,9 +218,9 @@ func (c *Conn) Flush() {
 			continue
 		}
 		switch err {
-		case unix.EINTR:
+		case syscall.EINTR:
 			continue
-		case unix.EAGAIN:
+		case syscall.EAGAIN:
 			c.blocked = true // EPOLLOUT resumes
 			return
 		}
@@ -256,9 +254,9 @@ func (c *Conn) read() {
 		}
 		n, err := resp.RawRead(c.fd, c.rbuf[len(c.rbuf):cap(c.rbuf)])
 		switch {
-		case err == unix.EINTR:
+		case err == syscall.EINTR:
 			continue
-		case err == unix.EAGAIN:
+		case err == syscall.EAGAIN:
 			return
 		case err == nil && n == 0:
 			err = errors.New("connection closed by the server")
@@ -407,12 +405,7 @@ func (c *Conn) Drive(done func() bool) {
 		if c.nc == nil {
 			continue
 		}
-		events := int16(unix.POLLIN)
-		if c.blocked {
-			events |= unix.POLLOUT
-		}
-		fds := []unix.PollFd{{Fd: int32(c.fd), Events: events}}
-		if _, err := unix.Poll(fds, int(left.Milliseconds())+1); err != nil && err != unix.EINTR {
+		if err := waitFD(c.fd, c.blocked, int(left.Milliseconds())+1); err != nil {
 			c.fail(err)
 			return
 		}
