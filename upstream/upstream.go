@@ -135,9 +135,6 @@ func (c *Conn) Push(p Pending, closedErr error) {
 	}
 }
 
-// Closed reports whether Shutdown has run.
-func (c *Conn) Closed() bool { return c.closed }
-
 // dial connects on a goroutine and posts the result to the loop.
 func (c *Conn) dial() {
 	c.dialing = true
