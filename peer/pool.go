@@ -626,12 +626,7 @@ func (cn *conn) lead(c *Call) bool {
 				cn.release()
 				return true
 			}
-			call := cn.queue[cn.head]
-			cn.queue[cn.head] = nil
-			cn.head++
-			if cn.head == len(cn.queue) {
-				cn.queue, cn.head = cn.queue[:0], 0
-			}
+			call := cn.popLocked()
 			cn.mu.Unlock()
 			call.finish(r, nil)
 			continue
@@ -768,15 +763,21 @@ func (cn *conn) readAll() {
 			cn.fail(fmt.Errorf("%s: %w", cn.addr, errBadReply))
 			return
 		}
-		call := cn.queue[cn.head]
-		cn.queue[cn.head] = nil
-		cn.head++
-		if cn.head == len(cn.queue) {
-			cn.queue, cn.head = cn.queue[:0], 0
-		}
+		call := cn.popLocked()
 		cn.mu.Unlock()
 		call.finish(r, nil)
 	}
+}
+
+// popLocked takes the oldest pending call off the queue; there is one. cn.mu must be held.
+func (cn *conn) popLocked() *Call {
+	call := cn.queue[cn.head]
+	cn.queue[cn.head] = nil
+	cn.head++
+	if cn.head == len(cn.queue) {
+		cn.queue, cn.head = cn.queue[:0], 0
+	}
+	return call
 }
 
 // fail marks the connection failed, closes it and fails every pending request with err.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/vela-cache/vela/store"
 	"github.com/vela-cache/vela/upstream"
@@ -115,16 +114,13 @@ func (c *loopCall) Complete(reply []byte, err error) {
 		delete(c.p.gets, c.key)
 	}
 	if err == nil {
-		var typ byte
-		var val []byte
-		if typ, val, _, err = parseReply(reply); err == nil {
-			if typ == '$' || typ == '-' { // the reply aliases the read buffer; OK and integers are not kept
-				val = append([]byte(nil), val...)
-			} else {
-				val = nil
-			}
-			c.typ, c.val = typ, val
+		typ, val := decodeReply(reply)
+		if typ == '$' || typ == '-' { // the reply aliases the read buffer; OK and integers are not kept
+			val = append([]byte(nil), val...)
+		} else {
+			val = nil
 		}
+		c.typ, c.val = typ, val
 	}
 	c.err = err
 	c.done = true
@@ -166,58 +162,22 @@ func (c *loopCall) Wait() (store.Result, error) {
 	return c.result(c.p.s, c.typ, c.val, c.err)
 }
 
-// parseReply parses one RESP2 reply at the start of b. It returns n == 0 when b holds only part
-// of it. val aliases b; a nil bulk or array is typ '_'; an array (which GET and SET never
-// return) is skipped whole and reported as '*'.
-func parseReply(b []byte) (typ byte, val []byte, n int, err error) {
-	line, n := cutLine(b)
-	if n == 0 {
-		if len(b) > 64<<10 {
-			return 0, nil, 0, errors.New("reply line from Redis too long")
-		}
-		return 0, nil, 0, nil
-	}
-	if len(line) == 0 {
-		return 0, nil, 0, errors.New("empty reply line from Redis")
-	}
+// decodeReply returns the type and payload of one whole reply, as upstream.ReplyLen framed it:
+// val aliases reply; a nil bulk or array is typ '_'; an array (which GET and SET never return)
+// is typ '*' without payload.
+func decodeReply(reply []byte) (typ byte, val []byte) {
+	line, rest, _ := bytes.Cut(reply, []byte("\r\n"))
 	switch typ = line[0]; typ {
-	case '+', '-', ':':
-		return typ, line[1:], n, nil
 	case '$', '*':
-		size, perr := strconv.Atoi(string(line[1:]))
-		if perr != nil || size > maxReplyBulk {
-			return 0, nil, 0, fmt.Errorf("bad length from Redis: %q", line)
+		if len(line) > 1 && line[1] == '-' {
+			return '_', nil
 		}
-		if size < 0 {
-			return '_', nil, n, nil
+		if typ == '*' {
+			return '*', nil
 		}
-		if typ == '$' {
-			if len(b) < n+size+2 {
-				return 0, nil, 0, nil
-			}
-			if b[n+size] != '\r' || b[n+size+1] != '\n' {
-				return 0, nil, 0, errors.New("malformed bulk reply from Redis")
-			}
-			return '$', b[n : n+size], n + size + 2, nil
-		}
-		for range size {
-			_, _, m, err := parseReply(b[n:])
-			if err != nil || m == 0 {
-				return 0, nil, 0, err
-			}
-			n += m
-		}
-		return '*', nil, n, nil
+		return '$', rest[:len(rest)-2]
+	case '_':
+		return '_', nil
 	}
-	return 0, nil, 0, fmt.Errorf("unexpected reply from Redis: %q", line)
-}
-
-// cutLine returns the CRLF-terminated line at the start of b, without the CRLF, and the bytes it
-// took with it; n == 0 when b holds no whole line.
-func cutLine(b []byte) (line []byte, n int) {
-	i := bytes.IndexByte(b, '\n')
-	if i < 1 || b[i-1] != '\r' {
-		return nil, 0
-	}
-	return b[:i-1], i + 1
+	return typ, line[1:]
 }
