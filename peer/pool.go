@@ -153,8 +153,17 @@ func (c *Call) Notify(fn func()) bool {
 	if !c.state.CompareAndSwap(callPending, callNotify) {
 		return false
 	}
-	if c.conn != nil {
-		c.conn.ensureReader()
+	if cn := c.conn; cn != nil {
+		cn.ensureReader()
+		// A reader already blocked on a read whose deadline is later than this call's (a
+		// longer call ahead of it) would let this call overrun: guard it with a timer.
+		if rd := cn.readerDeadline(); !rd.IsZero() && c.deadline.Before(rd) {
+			time.AfterFunc(time.Until(c.deadline), func() {
+				if c.state.Load() != callFinished {
+					cn.fail(fmt.Errorf("%s: %w", c.addr, ErrTimeout))
+				}
+			})
+		}
 	}
 	return true
 }
@@ -724,14 +733,15 @@ func (cn *conn) ensureReader() {
 		return
 	}
 	cn.reading = true
-	cn.tasks.Add(1) // before fail can run: Pool.Close waits for tasks only after failing us
+	cn.readDL = time.Time{} // readAll sets it, counting every call pending by then
+	cn.tasks.Add(1)         // before fail can run: Pool.Close waits for tasks only after failing us
 	cn.mu.Unlock()
 	go cn.readAll()
 }
 
 // readAll holds the reading role for the callers that asked to be notified: it reads replies,
 // finishing calls in order (those of waiting callers too), until none is pending or the
-// connection fails. Its read deadline is the oldest pending call's.
+// connection fails. Its read deadline is the soonest of the pending calls'.
 func (cn *conn) readAll() {
 	defer cn.tasks.Done()
 	for {
@@ -741,7 +751,15 @@ func (cn *conn) readAll() {
 			cn.mu.Unlock()
 			return
 		}
+		// The soonest deadline, not the oldest call's: calls of different timeouts share the
+		// connection (a 1 s forward may sit behind a 4 s fan-out), and a caller that asked to be
+		// notified has no timer of its own.
 		dl := cn.queue[cn.head].deadline
+		for _, c := range cn.queue[cn.head+1:] {
+			if c.deadline.Before(dl) {
+				dl = c.deadline
+			}
+		}
 		cn.readDL = dl
 		cn.mu.Unlock()
 		cn.moveReadDeadline(dl)

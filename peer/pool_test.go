@@ -125,6 +125,82 @@ func TestSilentPeerTimesOut(t *testing.T) {
 	}
 }
 
+// silentPeer listens on a free port, accepts connections and never answers; it ends with the
+// test.
+func silentPeer(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return ln.Addr().String()
+}
+
+// A call that asked to be notified times out at its own deadline even when a call with a longer
+// one is ahead of it on the connection, whether the reader started before it or for it.
+func TestNotifiedCallKeepsItsDeadline(t *testing.T) {
+	for _, readerFirst := range []bool{false, true} {
+		addr := silentPeer(t)
+		p := NewPool(Config{Conns: 1})
+		long := p.Send(addr, args("GET", "long"), 0, 4*time.Second)
+		long.Flush()
+		var notified []chan struct{}
+		notify := func(c *Call) {
+			ch := make(chan struct{})
+			notified = append(notified, ch)
+			if !c.Notify(func() { close(ch) }) {
+				close(ch)
+			}
+		}
+		if readerFirst {
+			notify(long) // the reader starts, and blocks with the long call's deadline
+			time.Sleep(20 * time.Millisecond)
+		}
+		start := time.Now()
+		short := p.Send(addr, args("GET", "short"), 0, 200*time.Millisecond)
+		short.Flush()
+		notify(short)
+		if !readerFirst {
+			notify(long)
+		}
+		select {
+		case <-notified[len(notified)-1]:
+		case <-notified[0]:
+		case <-time.After(3 * time.Second):
+		}
+		if _, err := short.Result(); !errors.Is(err, ErrTimeout) {
+			t.Fatalf("reader first %v: short call: %v", readerFirst, err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("reader first %v: the 200 ms call failed after %v", readerFirst, d)
+		}
+		p.Close()
+	}
+}
+
 func TestUnreachablePeerFailsFast(t *testing.T) {
 	addr := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
 	p := NewPool(Config{})
