@@ -43,9 +43,12 @@ type Conn struct {
 	// socket became readable while parked. notifyFn is the callback given to Notify;
 	// notifyLocalFn the one given to a LoopNotifier, whose calls come on the loop's goroutine.
 	parked, inputSeen bool
-	unparked          atomic.Int32
-	notifyFn          func()
-	notifyLocalFn     func()
+	// writeQueued: the connection is on its loop's toWrite list (replies buffered in out,
+	// written at the end of the poll round).
+	writeQueued   bool
+	unparked      atomic.Int32
+	notifyFn      func()
+	notifyLocalFn func()
 
 	// Socket watching for Blocking. blocking and watching belong to the connection's goroutine:
 	// blocking is set while Blocking runs, watching while a watcher goroutine exists whose result
@@ -219,14 +222,22 @@ func (c *Conn) Settle() {
 	if len(c.waiting) == 0 || c.settling {
 		return // nothing waits, or a Later being resolved runs a command that settles
 	}
-	c.settling = true
-	defer func() { c.settling = false }()
 	// Start every deferred request before waiting for the first, so that they overlap.
 	for _, r := range c.waiting {
 		if f, ok := r.Later.(Flusher); ok {
 			f.Flush()
 		}
 	}
+	c.appendWaiting()
+}
+
+// appendWaiting appends the waiting replies to out, in order, waiting for each Later one. The
+// event loop calls it once they are all ready; flushing them then would be wasted (their
+// requests left long ago) and harmful (it would send the requests other connections have just
+// queued on the same upstream connection, which the end of the poll round sends together).
+func (c *Conn) appendWaiting() {
+	c.settling = true
+	defer func() { c.settling = false }()
 	for i, r := range c.waiting {
 		if r.Later != nil {
 			r = r.Later.Reply()

@@ -42,6 +42,8 @@ type loop struct {
 	held       atomic.Int64    // len(conns), for other goroutines (tests)
 	wakeb      [8]byte
 	toFlush    []*Conn                // parked in this poll round, their Later replies not yet flushed
+	toWrite    []*Conn                // replies buffered in this poll round, written at its end
+	roundMilli int64                  // unix ms at the start of the poll round (idle timeout only)
 	handle     *Loop                  // what code running on the loop sees of it
 	watched    map[int32]func(uint32) // descriptors watched for that code (Loop.Watch)
 	readyLocal []*Conn                // parked connections the loop's own work made ready (LoopNotifier)
@@ -179,13 +181,17 @@ func (l *loop) run() {
 	}
 	for {
 		err := l.raw.Read(l.pollFn)
-		if tick > 0 && (err != nil || time.Now().After(nextSweep)) {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				err = nil
+		if tick > 0 {
+			now := time.Now()
+			l.roundMilli = now.UnixMilli()
+			if err != nil || now.After(nextSweep) {
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					err = nil
+				}
+				l.closeIdle(idle)
+				nextSweep = now.Add(tick)
+				_ = l.file.SetReadDeadline(nextSweep)
 			}
-			l.closeIdle(idle)
-			nextSweep = time.Now().Add(tick)
-			_ = l.file.SetReadDeadline(nextSweep)
 		}
 		if err == nil {
 			err = l.pollErr
@@ -210,6 +216,7 @@ func (l *loop) run() {
 			}
 		}
 		l.flushParked()
+		l.writeQueued()
 	}
 }
 
@@ -258,6 +265,7 @@ func (l *loop) takeIncoming() bool {
 		}
 	}
 	if stopped {
+		l.writeQueued() // the replies of commands already run still go out
 		l.closeAll()
 		return false
 	}
@@ -277,6 +285,15 @@ func (l *loop) unregister(c *Conn) {
 	delete(l.conns, c.fdio.fd)
 	l.held.Store(int64(len(l.conns)))
 	c.inLoop = false
+	if c.writeQueued { // its new owner writes what it has buffered
+		c.writeQueued = false
+		for i, q := range l.toWrite {
+			if q == c {
+				l.toWrite = append(l.toWrite[:i], l.toWrite[i+1:]...)
+				break
+			}
+		}
+	}
 }
 
 // close closes a registered connection.

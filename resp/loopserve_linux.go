@@ -11,7 +11,7 @@ import (
 // serve handles an event on c. Descriptors are registered edge-triggered: a read that fills
 // the room it was given may have left more in the socket, so serve reads again after running
 // what it got; a shorter read emptied the socket. A parked connection is only marked: its input
-// is read once its pending replies are written (reading earlier could move the buffer that
+// is read once its pending replies are computed (reading earlier could move the buffer that
 // their keys alias).
 func (l *loop) serve(c *Conn, events uint32) {
 	if c.parked {
@@ -30,7 +30,11 @@ func (l *loop) serve(c *Conn, events uint32) {
 			}
 			return
 		}
-		c.lastActive.Store(time.Now().UnixMilli())
+		if l.roundMilli != 0 {
+			c.lastActive.Store(l.roundMilli)
+		} else {
+			c.lastActive.Store(time.Now().UnixMilli())
+		}
 		more := c.rd.filled
 		l.process(c)
 		if !more || !c.inLoop {
@@ -43,8 +47,8 @@ func (l *loop) serve(c *Conn, events uint32) {
 	}
 }
 
-// process runs the buffered commands of c and writes their replies. It parks c when replies
-// are still being computed (see park).
+// process runs the buffered commands of c and queues their replies, to be written at the end of
+// the poll round (writeQueued). It parks c when replies are still being computed (see park).
 func (l *loop) process(c *Conn) {
 	defer func() {
 		if p := recover(); p != nil { // a handler bug costs the client its connection only
@@ -105,7 +109,33 @@ func (l *loop) process(c *Conn) {
 		l.park(c)
 		return
 	}
-	l.write(c)
+	l.queueWrite(c)
+}
+
+// queueWrite puts c on the list of connections whose buffered replies are written at the end of
+// the poll round.
+func (l *loop) queueWrite(c *Conn) {
+	if len(c.out) > 0 && !c.writeQueued {
+		c.writeQueued = true
+		l.toWrite = append(l.toWrite, c)
+	}
+}
+
+// writeQueued writes the replies the poll round buffered, as Redis does before it polls again
+// (handleClientsWithPendingWrites). Writing each connection's replies as soon as its commands
+// ran would wake the client for every one: the client, woken by the first reply, answers it and
+// sleeps again before the next arrives, and each write then pays for a wake-up (an inter-
+// processor interrupt, costly in a VM). Written together, the replies find the client awake.
+// A connection parked since has its replies written when it resumes.
+func (l *loop) writeQueued() {
+	for i, c := range l.toWrite {
+		l.toWrite[i] = nil
+		c.writeQueued = false // before write, which may hand c off (unregister)
+		if c.inLoop && !c.parked {
+			l.write(c)
+		}
+	}
+	l.toWrite = l.toWrite[:0]
 }
 
 // park makes c wait, without blocking the loop, for its Later replies: it starts them all
@@ -193,7 +223,7 @@ func (l *loop) ready(c *Conn) {
 	l.wakeLocked()
 }
 
-// resume writes the replies of a connection that was parked and goes on with its input.
+// resume queues the replies of a connection that was parked and goes on with its input.
 func (l *loop) resume(c *Conn) {
 	if !c.inLoop || !c.parked {
 		return // closed meanwhile
@@ -205,15 +235,17 @@ func (l *loop) resume(c *Conn) {
 		}
 	}()
 	c.parked = false
-	if !l.write(c) {
-		return
-	}
+	c.appendWaiting() // every Later is ready
 	if c.quit {
-		l.close(c)
+		if l.write(c) {
+			l.close(c)
+		}
 		return
 	}
 	if c.rd.Buffered() {
-		l.process(c)
+		l.process(c) // queues out with the replies of what it runs, or parks c again
+	} else {
+		l.queueWrite(c)
 	}
 	if c.inLoop && !c.parked && c.inputSeen {
 		c.inputSeen = false
