@@ -4,10 +4,13 @@
 # With 3 members about 2/3 of the keys are forwarded by the node the benchmark talks to.
 #
 # Usage: bench/cluster.sh [requests] [clients]   (defaults 200000 and 50)
+# ROUNDS (default 3) alternates Vela and twemproxy that many times; the table gives medians.
+# The nodes are measured once their handoff windows have closed (30 s after the cluster forms).
 # Output: bench/out/cluster-<time>.csv and a table on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-200000}
+ROUNDS=${ROUNDS:-3}
 C=${2:-50}
 OUT=bench/out
 mkdir -p "$OUT"
@@ -64,6 +67,17 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 redis-cli -p $((BASE + 1)) vela nodes | paste - - - - || true
+# Measure the settled cluster: for 30 s after a membership change each node keeps a handoff
+# window open (it fences handed-over copies and serves its peers' forwards on goroutines).
+echo "waiting for the handoff windows to close (up to 40 s)" >&2
+for _ in $(seq 400); do
+  open=0
+  for i in 1 2 3; do
+    redis-cli -p $((BASE + i)) info vela 2>/dev/null | grep -q '^cluster_handoff_window:0' || open=1
+  done
+  [ "$open" = 0 ] && break
+  sleep 0.1
+done
 up=""
 for _ in $(seq 100); do redis-cli -p $((BASE + 300)) set warm up 2>/dev/null | grep -q OK && { up=1; break; }; sleep 0.1; done
 [ -n "$up" ] || { echo "twemproxy did not start:" >&2; cat "$TMP/nutcracker.log" >&2; exit 1; }
@@ -78,7 +92,7 @@ run() { # target port pipeline
     echo "$1 pipeline $3: redis-benchmark failed or timed out" >&2
 }
 # Alternate targets so both see the same machine noise.
-for round in 1 2; do
+for round in $(seq "$ROUNDS"); do
   for P in 1 16; do
     run vela $((BASE + 1)) "$P"
     run twemproxy $((BASE + 300)) "$P"
@@ -87,7 +101,14 @@ done
 echo "forwards on vela-1: $(redis-cli -p $((BASE + 1)) stats | paste - - | awk '$1=="forwards"{print $2}')"
 for i in 1 2 3; do echo "vela-$i keys: $(redis-cli -p $((BASE + i)) info keyspace | grep db0 || echo none)"; done
 echo
-echo "best of 2 rounds (requests/s; p50 ms)"
-awk -F, 'NR>1 { k=$1","$2","$3; if ($4 > best[k]) { best[k]=$4; p50[k]=$5 } }
-  END { for (k in best) print k "," best[k] "," p50[k] }' "$CSV" | sort | column -t -s,
+echo "median of $ROUNDS rounds (requests/s), Vela/twemproxy"
+awk -F, 'NR>1 { k=$2","$3; n[$1","k]++; v[$1","k","n[$1","k]]=$4; keys[k]=1 }
+  function med(t, k,   m, i, j, a, x) {
+    m = n[t","k]; for (i = 1; i <= m; i++) a[i] = v[t","k","i]
+    for (i = 2; i <= m; i++) { x = a[i]; for (j = i - 1; j > 0 && a[j] > x; j--) a[j+1] = a[j]; a[j+1] = x }
+    return m % 2 ? a[(m+1)/2] : (a[m/2] + a[m/2+1]) / 2
+  }
+  END { printf "%-5s %-4s %12s %12s %7s\n", "pipe", "test", "twemproxy", "vela", "ratio"
+    for (k in keys) { split(k, f, ","); t = med("twemproxy", k); w = med("vela", k)
+      printf "%-5s %-4s %12.0f %12.0f %7.2f\n", f[1], f[2], t, w, (t > 0 ? w / t : 0) } }' "$CSV" | sort -k1,1n -k2,2
 echo "raw: $CSV"
