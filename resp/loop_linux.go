@@ -34,8 +34,10 @@ type loop struct {
 	file       *os.File        // epfd, registered with the runtime's poller
 	raw        syscall.RawConn // file's, to park until epfd is readable
 	pollFn     func(uintptr) bool
-	nready     int   // events the last poll returned
-	pollErr    error // error of the last poll
+	pollErr    error         // error of the last poll
+	ended      bool          // a round found that the loop must end (it has closed everything)
+	tick       time.Duration // interval of the idle sweep (0: no idle timeout)
+	nextSweep  time.Time     // when the next idle sweep is due
 	wakefd     int
 	events     []unix.EpollEvent
 	conns      map[int32]*Conn // registered connections by descriptor; the loop goroutine only
@@ -43,7 +45,7 @@ type loop struct {
 	wakeb      [8]byte
 	toFlush    []*Conn                // parked in this poll round, their Later replies not yet flushed
 	toWrite    []*Conn                // replies buffered in this poll round, written at its end
-	roundMilli int64                  // unix ms at the start of the poll round (idle timeout only)
+	roundMilli int64                  // unix ms at the start of the poll round
 	handle     *Loop                  // what code running on the loop sees of it
 	watched    map[int32]func(uint32) // descriptors watched for that code (Loop.Watch)
 	readyLocal []*Conn                // parked connections the loop's own work made ready (LoopNotifier)
@@ -172,26 +174,18 @@ func (l *loop) run() {
 		}
 	}()
 	idle := l.s.cfg.IdleTimeout
-	var tick time.Duration
-	var nextSweep time.Time
 	if idle > 0 {
-		tick = min(max(idle/10, 10*time.Millisecond), time.Second)
-		nextSweep = time.Now().Add(tick)
-		_ = l.file.SetReadDeadline(nextSweep)
+		l.tick = min(max(idle/10, 10*time.Millisecond), time.Second)
+		l.nextSweep = time.Now().Add(l.tick)
+		_ = l.file.SetReadDeadline(l.nextSweep)
 	}
 	for {
 		err := l.raw.Read(l.pollFn)
-		if tick > 0 {
-			now := time.Now()
-			l.roundMilli = now.UnixMilli()
-			if err != nil || now.After(nextSweep) {
-				if errors.Is(err, os.ErrDeadlineExceeded) {
-					err = nil
-				}
-				l.closeIdle(idle)
-				nextSweep = now.Add(tick)
-				_ = l.file.SetReadDeadline(nextSweep)
-			}
+		if l.ended {
+			return
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = nil
 		}
 		if err == nil {
 			err = l.pollErr
@@ -201,34 +195,71 @@ func (l *loop) run() {
 			l.closeAll()
 			return
 		}
-		for i := range l.nready {
-			fd := l.events[i].Fd
-			if fd == int32(l.wakefd) {
-				if !l.takeIncoming() {
-					return
-				}
-				continue
-			}
-			if c := l.conns[fd]; c != nil {
-				l.serve(c, l.events[i].Events)
-			} else if fn := l.watched[fd]; fn != nil {
-				l.runWatched(fn, l.events[i].Events)
-			}
+		if now := time.Now(); l.tick > 0 && !now.Before(l.nextSweep) {
+			l.closeIdle(idle)
+			l.nextSweep = now.Add(l.tick)
+			_ = l.file.SetReadDeadline(l.nextSweep)
 		}
-		l.flushParked()
-		l.writeQueued()
 	}
 }
 
-// poll is the loop's RawConn read function: it collects ready events without waiting and tells
-// the runtime to park the loop when there are none.
+// poll is the loop's RawConn read function, called by the runtime when the epoll descriptor may
+// be readable. It runs poll rounds (round) as long as epoll has events, then tells the runtime to
+// park the loop until the descriptor is readable again. It returns true, ending the Read, to
+// let run sweep idle connections, end the loop or report an error.
+//
+// It does not poll once more after a round before parking. Edge-triggered registrations (every
+// connection and watched descriptor; the eventfd is drained when reported) make each event that
+// arrives after a poll also mark the epoll descriptor readable for the runtime, so the park
+// returns at once when something arrived during the round: the empty poll Redis's loop would
+// make costs nothing here. A poll that filled events may have left some: poll again.
 func (l *loop) poll(uintptr) bool {
-	n, err := pollNow(l.epfd, l.events)
-	if err == unix.EINTR {
-		n, err = 0, nil
+	for {
+		n, err := pollNow(l.epfd, l.events)
+		if err == unix.EINTR {
+			n, err = 0, nil
+		}
+		if err != nil {
+			l.pollErr = err
+			return true
+		}
+		if n == 0 {
+			return false
+		}
+		if !l.round(n) {
+			l.ended = true
+			return true
+		}
+		if l.tick > 0 && l.roundMilli >= l.nextSweep.UnixMilli() {
+			return true
+		}
+		if n < len(l.events) {
+			return false
+		}
 	}
-	l.nready, l.pollErr = n, err
-	return n > 0 || err != nil
+}
+
+// round serves the n events of one poll, then starts the requests the parked connections queued
+// and writes the replies. It reports false when the loop must end.
+func (l *loop) round(n int) bool {
+	l.roundMilli = time.Now().UnixMilli()
+	for i := range n {
+		fd := l.events[i].Fd
+		if fd == int32(l.wakefd) {
+			if !l.takeIncoming() {
+				return false
+			}
+			continue
+		}
+		if c := l.conns[fd]; c != nil {
+			l.serve(c, l.events[i].Events)
+		} else if fn := l.watched[fd]; fn != nil {
+			l.runWatched(fn, l.events[i].Events)
+		}
+	}
+	l.flushParked()
+	l.writeQueued()
+	return true
 }
 
 // takeIncoming registers the connections handed to the loop. It reports false when the loop

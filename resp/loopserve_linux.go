@@ -3,8 +3,6 @@
 package resp
 
 import (
-	"time"
-
 	"golang.org/x/sys/unix"
 )
 
@@ -30,11 +28,7 @@ func (l *loop) serve(c *Conn, events uint32) {
 			}
 			return
 		}
-		if l.roundMilli != 0 {
-			c.lastActive.Store(l.roundMilli)
-		} else {
-			c.lastActive.Store(time.Now().UnixMilli())
-		}
+		c.lastActive.Store(l.roundMilli)
 		more := c.rd.filled
 		l.process(c)
 		if !more || !c.inLoop {
