@@ -4,6 +4,7 @@
 # With 3 members about 2/3 of the keys are forwarded by the node the benchmark talks to.
 #
 # Usage: bench/cluster.sh [requests] [clients]   (defaults 200000 and 50)
+# VELA_BIN runs that binary instead of building this tree.
 # ROUNDS (default 3) alternates Vela and twemproxy that many times; the table gives medians.
 # The nodes are measured once their handoff windows have closed (30 s after the cluster forms).
 # Output: bench/out/cluster-<time>.csv and a table on stdout.
@@ -23,7 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-go build -o "$TMP/vela" .
+if [ -n "${VELA_BIN:-}" ]; then cp "$VELA_BIN" "$TMP/vela"; else go build -o "$TMP/vela" .; fi
 
 BASE=${BENCH_PORT_BASE:-23000}
 # Vela: three members; the benchmark talks to the first.
