@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -50,8 +51,8 @@ func inBothModes(t *testing.T, test func(t *testing.T, loops int)) {
 	}
 }
 
-// loopServer serves PING, BIG n (a bulk of n bytes), QUIT, BOOM (panics) and NAP ms (waits on a
-// goroutine) with one event loop.
+// loopServer serves PING, ECHO x, BIG n (a bulk of n bytes), QUIT, BOOM (panics) and NAP ms (waits
+// on a goroutine) with one event loop.
 func loopServer(t *testing.T, cfg resp.Config) *resp.Server {
 	t.Helper()
 	if !resp.LoopsSupported {
@@ -68,6 +69,8 @@ func loopServer(t *testing.T, cfg resp.Config) *resp.Server {
 			return resp.OK
 		case "BOOM":
 			panic("handler bug")
+		case "ECHO":
+			return resp.Bulk(args[1])
 		case "NAP":
 			d, _ := time.ParseDuration(string(args[1]) + "ms")
 			c.Blocking(func() { time.Sleep(d) })
@@ -414,5 +417,59 @@ func TestLoopLaterReplies(t *testing.T) {
 			t.Fatalf("%d clients, want 1 after the disconnect", srv.ClientCount())
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Many connections pipelining at once: the loop serves several of them per poll round and writes
+// their replies at its end. Each connection gets its own replies, all of them, in order, also
+// when a command the loop declines (NAP) moves it to a goroutine after replies were queued for it
+// in the same round.
+func TestLoopRoundRepliesKeepTheirConnection(t *testing.T) {
+	srv := loopServer(t, resp.Config{})
+	// A burst is larger than the loop's first read buffer, so the loop queues the replies of its
+	// first part before it reads the rest, where NAP is.
+	const conns, bursts, perBurst = 24, 8, 300
+	pad := strings.Repeat("x", 64)
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	for ci := range conns {
+		nc, br := dialLoop(t, srv)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range bursts {
+				var req bytes.Buffer
+				var want []string
+				for i := range perBurst {
+					tok := strconv.Itoa(ci) + "-" + strconv.Itoa(b) + "-" + strconv.Itoa(i) + pad
+					req.WriteString("ECHO " + tok + "\r\n")
+					want = append(want, "$"+strconv.Itoa(len(tok)), tok)
+					if ci%3 == 0 && i == perBurst-10 { // hand off late in the burst
+						req.WriteString("NAP 0\r\n")
+						want = append(want, "$1", "0")
+					}
+				}
+				if _, err := nc.Write(req.Bytes()); err != nil {
+					errs <- err
+					return
+				}
+				for _, w := range want {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						errs <- err
+						return
+					}
+					if got := strings.TrimRight(line, "\r\n"); got != w {
+						errs <- fmt.Errorf("connection %d: got %q, want %q", ci, got, w)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }
