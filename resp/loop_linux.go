@@ -208,11 +208,11 @@ func (l *loop) run() {
 // park the loop until the descriptor is readable again. It returns true, ending the Read, to
 // let run sweep idle connections, end the loop or report an error.
 //
-// It does not poll once more after a round before parking. Edge-triggered registrations (every
-// connection and watched descriptor; the eventfd is drained when reported) make each event that
-// arrives after a poll also mark the epoll descriptor readable for the runtime, so the park
-// returns at once when something arrived during the round: the empty poll Redis's loop would
-// make costs nothing here. A poll that filled events may have left some: poll again.
+// It does not poll once more after a round before parking, which on a lightly loaded loop would
+// be a system call that finds nothing. Edge-triggered registrations (every connection and watched
+// descriptor; the eventfd is drained when reported) make each event that arrives after a poll
+// also mark the epoll descriptor readable for the runtime, so the park returns at once when
+// something arrived during the round. A poll that filled events may have left some: poll again.
 func (l *loop) poll(uintptr) bool {
 	for {
 		n, err := pollNow(l.epfd, l.events)
