@@ -439,3 +439,27 @@ func TestEvictionAndExpiryUntagKeys(t *testing.T) {
 		t.Fatalf("after overwriting every key without TAGS the index holds %d tags, %d keys", tags, keys)
 	}
 }
+
+// A plain SET reads no clock unless the key it replaces has an expiry; then the expiry still
+// counts: SET NX over a key that has just expired writes.
+func TestClocklessSetSeesExpiredKey(t *testing.T) {
+	clock := &fakeClock{ms: 1_000_000}
+	s := New(Config{Now: clock.now})
+	ctx := context.Background()
+	key := []byte("k")
+	if _, err := s.Do(ctx, key, store.Op{Kind: store.Set, Value: []byte("old"), TTL: store.TTLSet, ExpireAt: clock.ms + 10}); err != nil {
+		t.Fatal(err)
+	}
+	clock.ms += 20
+	res, err := s.Do(ctx, key, store.Op{Kind: store.Set, Value: []byte("new"), Cond: store.CondNX})
+	if err != nil || !res.Done {
+		t.Fatalf("SET NX over an expired key: done=%v err=%v, want it written", res.Done, err)
+	}
+	res, err = s.Do(ctx, key, store.Op{Kind: store.Get})
+	if err != nil || !res.Found || string(res.Value) != "new" {
+		t.Fatalf("GET: found=%v value=%q err=%v, want \"new\"", res.Found, res.Value, err)
+	}
+	if res, _ := s.Do(ctx, key, store.Op{Kind: store.Set, Value: []byte("again"), Cond: store.CondNX}); res.Done {
+		t.Fatal("SET NX over a live key without expiry wrote")
+	}
+}
