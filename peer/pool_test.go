@@ -78,39 +78,12 @@ func TestPipelinedAgainstRedis(t *testing.T) {
 // TestSilentPeerTimesOut: a peer that accepts but never answers costs a caller its timeout,
 // not a hang, and the requests behind it fail too.
 func TestSilentPeerTimesOut(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns []net.Conn
-	var mu sync.Mutex
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		ln.Close()
-		<-done
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	}()
+	addr := silentPeer(t)
 	p := NewPool(Config{Conns: 1})
 	defer p.Close()
 	start := time.Now()
-	a := p.Send(ln.Addr().String(), args("GET", "a"), 0, 200*time.Millisecond)
-	b := p.Send(ln.Addr().String(), args("GET", "b"), 0, 5*time.Second)
+	a := p.Send(addr, args("GET", "a"), 0, 200*time.Millisecond)
+	b := p.Send(addr, args("GET", "b"), 0, 5*time.Second)
 	if _, err := a.Result(); !errors.Is(err, ErrTimeout) {
 		t.Fatalf("silent peer: %v", err)
 	}
