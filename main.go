@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -37,6 +38,10 @@ func run(args []string) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vela:", err)
 		return 2
+	}
+	if n := srv.Procs(); n > 0 && os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(n)
+		log.Info("Go processors set to the event loops' number", "gomaxprocs", n)
 	}
 	if err := srv.Start(); err != nil {
 		fmt.Fprintln(os.Stderr, "vela:", err)

@@ -152,6 +152,7 @@ func (n *Node) infoSection(ctx context.Context, sec string) []string {
 			"eviction_policy:" + n.cfg.EvictionPolicy,
 			fmt.Sprintf("max_size:%d", n.cfg.MaxSize),
 			fmt.Sprintf("max_memory:%d", n.cfg.MaxMemory),
+			fmt.Sprintf("gomaxprocs:%d", runtime.GOMAXPROCS(0)),
 		}
 		if u, ok := n.store.(usageReporter); ok {
 			entries, bytes := u.Usage()

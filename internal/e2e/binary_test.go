@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -161,5 +162,35 @@ func TestBadConfigExits(t *testing.T) {
 			}
 			t.Logf("%s", out)
 		})
+	}
+}
+
+// TestGoProcessors: the binary runs the redis store with one Go processor per event loop
+// (Server.Procs), keeps Go's default on the memory store, and leaves GOMAXPROCS alone when the
+// environment sets it. INFO vela reports what the process runs with.
+func TestGoProcessors(t *testing.T) {
+	bin := velaBinary(t)
+	r := redistest.Start(t)
+	url := "redis://" + r.Addr + "/0"
+	gomaxprocs := func(p *testproc.Proc) string {
+		c := respclient.Dial(t, p.Addr)
+		defer c.Close()
+		for _, line := range strings.Split(c.Do("INFO", "vela").Value.Str, "\r\n") {
+			if v, ok := strings.CutPrefix(line, "gomaxprocs:"); ok {
+				return v
+			}
+		}
+		t.Fatalf("INFO vela has no gomaxprocs field")
+		return ""
+	}
+	if got := gomaxprocs(testproc.Start(t, bin, "-store.type", "redis", "-store.redis.url", url, "-event_loops", "1")); got != "1" {
+		t.Errorf("redis store with one event loop runs with GOMAXPROCS %s, want 1", got)
+	}
+	if got, want := gomaxprocs(testproc.Start(t, bin, "-event_loops", "1")), strconv.Itoa(runtime.GOMAXPROCS(0)); got != want {
+		t.Errorf("memory store runs with GOMAXPROCS %s, want Go's default %s", got, want)
+	}
+	t.Setenv("GOMAXPROCS", "3")
+	if got := gomaxprocs(testproc.Start(t, bin, "-store.type", "redis", "-store.redis.url", url, "-event_loops", "1")); got != "3" {
+		t.Errorf("with GOMAXPROCS=3 in the environment the redis store runs with %s", got)
 	}
 }
