@@ -7,6 +7,10 @@
 # VELA_BIN runs that binary instead of building this tree.
 # ROUNDS (default 3) alternates Vela and twemproxy that many times; the table gives medians.
 # The nodes are measured once their handoff windows have closed (30 s after the cluster forms).
+# Each target's CPU per request is reported too, from /proc (user + system): for Vela the three
+# nodes, for twemproxy nutcracker plus its three redis-servers. At pipeline 1 the single-threaded
+# redis-benchmark is the bottleneck on a 2-core machine and rates move with the noise; CPU per
+# request does not.
 # Output: bench/out/cluster-<time>.csv and a table on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -85,12 +89,20 @@ for _ in $(seq 100); do redis-cli -p $((BASE + 300)) set warm up 2>/dev/null | g
 
 CSV="$OUT/cluster-$(date +%Y%m%d-%H%M%S).csv"
 echo "target,pipeline,test,rps,p50_ms" >"$CSV"
+CPUCSV="$TMP/cpu.csv"
+TICK=$(getconf CLK_TCK)
+ticks() { for p in "$@"; do awk '{ print $14 + $15 }' "/proc/$p/stat"; done | awk '{ s += $1 } END { print s }'; }
 alive() { for i in 1 2 3; do redis-cli -p $((BASE + 200 + i)) ping >/dev/null 2>&1 || echo "redis-server $i is down" >&2; done; }
 run() { # target port pipeline
-  [ "$1" = twemproxy ] && alive
+  local pids t0
+  if [ "$1" = twemproxy ]; then alive; pids=("${PIDS[@]:3:4}"); else pids=("${PIDS[@]:0:3}"); fi
+  t0=$(ticks "${pids[@]}")
   timeout 300 redis-benchmark -h 127.0.0.1 -p "$2" -t set,get -n "$N" -c "$C" -P "$3" -r 100000 --csv 2>/dev/null |
     tr -d '"' | awk -F, -v t="$1" -v p="$3" 'NR>1 { print t "," p "," $1 "," $2 "," $5 }' >>"$CSV" ||
     echo "$1 pipeline $3: redis-benchmark failed or timed out" >&2
+  # set and get: 2N requests
+  awk -v t="$1" -v p="$3" -v a="$t0" -v b="$(ticks "${pids[@]}")" -v n="$N" -v hz="$TICK" \
+    'BEGIN { printf "%s,%s,%.2f\n", t, p, (b - a) / hz * 1e6 / (2 * n) }' >>"$CPUCSV"
 }
 # Alternate targets so both see the same machine noise.
 for round in $(seq "$ROUNDS"); do
@@ -112,4 +124,14 @@ awk -F, 'NR>1 { k=$2","$3; n[$1","k]++; v[$1","k","n[$1","k]]=$4; keys[k]=1 }
   END { printf "%-5s %-4s %12s %12s %7s\n", "pipe", "test", "twemproxy", "vela", "ratio"
     for (k in keys) { split(k, f, ","); t = med("twemproxy", k); w = med("vela", k)
       printf "%-5s %-4s %12.0f %12.0f %7.2f\n", f[1], f[2], t, w, (t > 0 ? w / t : 0) } }' "$CSV" | sort -k1,1n -k2,2
+echo
+echo "CPU µs per request (median; Vela: its 3 nodes; twemproxy: nutcracker and its 3 redis-servers)"
+awk -F, '{ k=$1","$2; n[k]++; v[k","n[k]]=$3 }
+  function med(k,   m, i, j, a, x) {
+    m = n[k]; for (i = 1; i <= m; i++) a[i] = v[k","i]
+    for (i = 2; i <= m; i++) { x = a[i]; for (j = i - 1; j > 0 && a[j] > x; j--) a[j+1] = a[j]; a[j+1] = x }
+    return m % 2 ? a[(m+1)/2] : (a[m/2] + a[m/2+1]) / 2
+  }
+  END { printf "%-5s %10s %10s\n", "pipe", "twemproxy", "vela"
+    for (p = 1; p <= 16; p += 15) printf "%-5s %10.2f %10.2f\n", p, med("twemproxy," p), med("vela," p) }' "$CPUCSV"
 echo "raw: $CSV"
