@@ -8,6 +8,9 @@
 # Environment: VELA_BENCH_ARGS adds flags to the Vela command line (e.g. "-stats_enabled=false");
 # REPS (default 3) runs each cell that many times, alternating Redis and Vela, and prints the
 # median of each, so that one noisy run on a shared machine does not decide the ratio.
+# It also prints the CPU time (user + system, from /proc) each server spent per request: at
+# pipeline 1 the single-threaded redis-benchmark is the bottleneck on a 2-core machine, so both
+# servers' rates sit at its limit and move with the noise, while their CPU per request does not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-200000}
@@ -19,7 +22,9 @@ RPORT=$(free_port); VPORT=$(free_port); MPORT=$(free_port)
 
 go build -o "$out/vela" .
 redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no --logfile "$out/redis.log" &
+RPID=$!
 "$out/vela" -listen "127.0.0.1:$VPORT" -metrics_listen "127.0.0.1:$MPORT" -log_level warn ${VELA_BENCH_ARGS:-} 2>"$out/vela.log" &
+VPID=$!
 for p in "$RPORT" "$VPORT"; do
   for _ in $(seq 50); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
 done
@@ -29,23 +34,33 @@ rps() { # port test pipeline size
     awk -F'","' 'NR>1 {gsub(/"/,"",$2); print $2; exit}'
 }
 
+TICK=$(getconf CLK_TCK)
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # user + system CPU of a process, in ticks
+measure() { # pid port test pipeline size: prints "rps cpu_us_per_request"
+  local t0 r
+  t0=$(ticks "$1")
+  r=$(rps "$2" "$3" "$4" "$5")
+  awk -v r="$r" -v a="$t0" -v b="$(ticks "$1")" -v n="$N" -v hz="$TICK" 'BEGIN { printf "%s %.2f\n", r, (b - a) / hz * 1e6 / n }'
+}
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 REPS=${REPS:-3}
-printf '%-4s %-5s %-6s %12s %12s %7s\n' test pipe value redis_rps vela_rps ratio
+printf '%-4s %-5s %-6s %12s %12s %7s %9s %9s\n' test pipe value redis_rps vela_rps ratio redis_us vela_us
 for t in set get; do
   for p in 1 16; do
     for d in 64 1024; do
       n=$N; [ "$p" -gt 1 ] && n=$((5 * N))
       rs=""; vs=""
       for _ in $(seq "$REPS"); do
-        rs+="$(N=$n rps "$RPORT" "$t" "$p" "$d")"$'\n'
-        vs+="$(N=$n rps "$VPORT" "$t" "$p" "$d")"$'\n'
+        rs+="$(N=$n measure "$RPID" "$RPORT" "$t" "$p" "$d")"$'\n'
+        vs+="$(N=$n measure "$VPID" "$VPORT" "$t" "$p" "$d")"$'\n'
       done
-      r=$(printf '%s' "$rs" | median)
-      v=$(printf '%s' "$vs" | median)
+      r=$(printf '%s' "$rs" | cut -d' ' -f1 | median)
+      v=$(printf '%s' "$vs" | cut -d' ' -f1 | median)
+      rc=$(printf '%s' "$rs" | cut -d' ' -f2 | median)
+      vc=$(printf '%s' "$vs" | cut -d' ' -f2 | median)
       ratio=$(awk -v a="$v" -v b="$r" 'BEGIN { if (b > 0) printf "%.2f", a/b; else print "n/a" }')
-      printf '%-4s %-5s %-6s %12s %12s %7s\n' "$t" "$p" "$d" "$r" "$v" "$ratio"
+      printf '%-4s %-5s %-6s %12s %12s %7s %9s %9s\n' "$t" "$p" "$d" "$r" "$v" "$ratio" "$rc" "$vc"
     done
   done
 done
