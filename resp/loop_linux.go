@@ -49,6 +49,7 @@ type loop struct {
 	handle     *Loop                  // what code running on the loop sees of it
 	watched    map[int32]func(uint32) // descriptors watched for that code (Loop.Watch)
 	readyLocal []*Conn                // parked connections the loop's own work made ready (LoopNotifier)
+	keys       [prefetchBatch][]byte  // scratch for prefetch
 
 	mu         sync.Mutex
 	incoming   []*Conn  // handed to the loop, not yet registered
@@ -60,6 +61,9 @@ type loop struct {
 	stopping   bool     // Shutdown asked the loop to end; it registers nothing any more
 	stopped    bool     // the loop has ended (or is closing everything): wakefd is closed
 }
+
+// prefetchBatch is the most pipelined commands of one connection prefetched at once.
+const prefetchBatch = 16
 
 // newLoop creates the epoll instance and the eventfd that wakes it.
 func newLoop(s *Server) (*loop, error) {

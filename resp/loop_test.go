@@ -473,3 +473,64 @@ func TestLoopRoundRepliesKeepTheirConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// keyRecorder is a Prefetcher that records the keys it is given.
+type keyRecorder struct {
+	mu    sync.Mutex
+	keys  []string
+	calls int
+}
+
+func (r *keyRecorder) Prefetch(keys [][]byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls++
+	for _, k := range keys {
+		r.keys = append(r.keys, string(k))
+	}
+}
+
+// TestLoopPrefetchesPipelinedKeys: a pipelined batch is offered to the Prefetcher before it runs,
+// in windows, each key once and in order, and the replies are those of the commands.
+func TestLoopPrefetchesPipelinedKeys(t *testing.T) {
+	rec := &keyRecorder{}
+	srv := loopServer(t, resp.Config{Prefetcher: rec})
+	nc, br := dialLoop(t, srv)
+	const n = 40
+	var req bytes.Buffer
+	for i := range n {
+		k := "k" + strconv.Itoa(i)
+		fmt.Fprintf(&req, "*2\r\n$4\r\nECHO\r\n$%d\r\n%s\r\n", len(k), k)
+	}
+	if _, err := nc.Write(req.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		var lines [2]string
+		for j := range lines {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines[j] = strings.TrimRight(line, "\r\n")
+		}
+		if k := "k" + strconv.Itoa(i); lines[1] != k {
+			t.Fatalf("reply %d: %q, want %q", i, lines, k)
+		}
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	next := 0 // the keys must be k0..k39 in order, some perhaps skipped when a read split the batch
+	for _, k := range rec.keys {
+		for next < n && "k"+strconv.Itoa(next) != k {
+			next++
+		}
+		if next == n {
+			t.Fatalf("prefetched keys out of order or repeated: %q", rec.keys)
+		}
+		next++
+	}
+	if len(rec.keys) < 16 || rec.calls < 2 {
+		t.Fatalf("%d calls prefetched %q; want the batch in windows", rec.calls, rec.keys)
+	}
+}

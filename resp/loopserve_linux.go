@@ -50,7 +50,12 @@ func (l *loop) process(c *Conn) {
 			l.close(c)
 		}
 	}()
+	ahead := 0 // commands left that the last prefetch covered
 	for {
+		if ahead == 0 && l.s.cfg.Prefetcher != nil {
+			ahead = l.prefetch(c)
+		}
+		ahead--
 		args, err := c.rd.Next()
 		if err != nil {
 			if len(c.waiting) > 0 { // answer the commands before it first
@@ -104,6 +109,19 @@ func (l *loop) process(c *Conn) {
 		return
 	}
 	l.queueWrite(c)
+}
+
+// prefetch lets Config.Prefetcher warm the CPU caches for the commands buffered on c,
+// when there are several: a pipelined batch then takes the cache misses of its keys' lookups
+// together instead of one command after the other. It returns how many commands it covered, at
+// least 1.
+func (l *loop) prefetch(c *Conn) int {
+	n := c.rd.PeekKeys(l.keys[:])
+	if n >= 2 {
+		l.s.cfg.Prefetcher.Prefetch(l.keys[:n])
+	}
+	clear(l.keys[:n])
+	return max(n, 1)
 }
 
 // queueWrite puts c on the list of connections whose buffered replies are written at the end of

@@ -163,6 +163,63 @@ func (rd *Reader) Next() ([][]byte, error) {
 	}
 }
 
+// PeekKeys looks at the complete multibulk commands buffered after the next one Next returns,
+// that one included, without consuming them, and stores the second argument of each (the key of
+// most commands; nil for a command of one argument) in keys. It stops at the first command not
+// fully buffered, an inline command or anything malformed, which Next will report, and returns
+// how many commands it looked at. The slices alias the buffer, like Next's.
+func (rd *Reader) PeekKeys(keys [][]byte) int {
+	if rd.pending != 0 {
+		return 0
+	}
+	pos, n := rd.r, 0
+	for n < len(keys) && pos < rd.w && rd.buf[pos] == '*' {
+		line, used := readLine(rd.buf[pos:rd.w])
+		if used < 0 {
+			break
+		}
+		count, ok := redisnum.ParseInt(line[1:])
+		if !ok || count <= 0 || count > maxMultibulkLen {
+			break
+		}
+		p := pos + used
+		var key []byte
+		complete := true
+		for i := int64(0); i < count; i++ {
+			if p >= rd.w || rd.buf[p] != '$' {
+				complete = false
+				break
+			}
+			line, used := readLine(rd.buf[p:rd.w])
+			if used < 0 {
+				complete = false
+				break
+			}
+			size, ok := redisnum.ParseInt(line[1:])
+			if !ok || size < 0 || size > int64(rd.w-p-used) {
+				complete = false
+				break
+			}
+			start := p + used
+			p = start + int(size) + 2
+			if p > rd.w {
+				complete = false
+				break
+			}
+			if i == 1 {
+				key = rd.buf[start : start+int(size) : start+int(size)]
+			}
+		}
+		if !complete {
+			break
+		}
+		keys[n] = key
+		n++
+		pos = p
+	}
+	return n
+}
+
 // inline parses a telnet-style command line. It returns nil args and a nil error both when the
 // line has not fully arrived and when it was empty (skipped); skipped reports the latter.
 func (rd *Reader) inline(data []byte) (args [][]byte, skipped bool, err error) {

@@ -213,3 +213,44 @@ func FuzzSplitInline(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPeekKeys checks PeekKeys against Next on arbitrary input: every command it looks at is one
+// Next returns next (unless Next rejects it, say for a limit), with the same second argument, and
+// it never reports a command that has not fully arrived.
+func FuzzPeekKeys(f *testing.F) {
+	for _, s := range []string{
+		"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*3\r\n$3\r\nSET\r\n$2\r\nk2\r\n$1\r\nv\r\n",
+		"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$0\r\n\r\n*2\r\n$3\r\nGET\r\n$5\r\nab",
+		"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n", "*0\r\n*1\r\n$1\r\na\r\n", "*2\r\n$3\r\nGET\r\n$-1\r\n",
+		"*2\r\n$3\r\nGET\r\n$99999999999999999999\r\n", "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nabcdef\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if len(in) > initialBufSize {
+			return // one Fill must buffer all of it
+		}
+		rd := NewReader(bytes.NewReader(in), Limits{MaxBulkLen: 1 << 20})
+		if err := rd.Fill(); err != nil && !errors.Is(err, io.EOF) {
+			return
+		}
+		var keys [8][]byte
+		n := rd.PeekKeys(keys[:])
+		for i := range n {
+			args, err := rd.Next()
+			if err != nil {
+				return // Next may refuse what PeekKeys only measured
+			}
+			if args == nil {
+				t.Fatalf("PeekKeys saw %d commands, Next found only %d in %q", n, i, in)
+			}
+			var want []byte
+			if len(args) >= 2 {
+				want = args[1]
+			}
+			if !bytes.Equal(keys[i], want) || (keys[i] == nil) != (want == nil) {
+				t.Fatalf("command %d: PeekKeys %q, Next %q (input %q)", i, keys[i], want, in)
+			}
+		}
+	})
+}

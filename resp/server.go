@@ -32,6 +32,15 @@ type Inliner interface {
 	TryServeRESP(c *Conn, args [][]byte) (reply Reply, ok bool)
 }
 
+// Prefetcher warms the CPU caches for a batch of commands before they run (Config.Prefetcher).
+// An event loop that finds several pipelined commands buffered on a connection passes their
+// second arguments (the key of most commands) to Prefetch, then runs the commands. Prefetch must
+// not change anything a command can observe; the keys alias the read buffer and are valid only
+// during the call.
+type Prefetcher interface {
+	Prefetch(keys [][]byte)
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(c *Conn, args [][]byte) Reply
 
@@ -60,6 +69,9 @@ type Config struct {
 	// per request and no goroutine switch; commands the Inliner declines run on a goroutine of
 	// the connection's own. 0 serves every connection from a goroutine of its own.
 	EventLoops int
+	// Prefetcher, when set, warms the caches for the pipelined commands an event loop is about
+	// to run; nil leaves them to take their cache misses one after the other.
+	Prefetcher Prefetcher
 }
 
 // Server is a RESP listener.

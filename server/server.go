@@ -107,6 +107,12 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 		DefaultTTL: cfg.DefaultTTL,
 	})
 	loops := eventLoops(cfg, st)
+	// A local store that can prefetch warms the caches for pipelined batches. In a cluster most
+	// keys belong to other members, and looking them up here would be wasted.
+	var prefetcher resp.Prefetcher
+	if p, ok := st.(resp.Prefetcher); ok && cfg.Topology.Type == "local" {
+		prefetcher = p
+	}
 	rs := resp.NewServer(resp.Config{
 		Addr:        cfg.Listen,
 		MaxClients:  cfg.MaxClients,
@@ -116,6 +122,7 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 		Logger:      log,
 		OnAccept:    counters.Connections.Inc,
 		EventLoops:  loops,
+		Prefetcher:  prefetcher,
 	}, node)
 	node.SetClients(rs)
 	for _, w := range opts.watchers {
