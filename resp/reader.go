@@ -173,51 +173,53 @@ func (rd *Reader) PeekKeys(keys [][]byte) int {
 		return 0
 	}
 	pos, n := rd.r, 0
-	for n < len(keys) && pos < rd.w && rd.buf[pos] == '*' {
-		line, used := readLine(rd.buf[pos:rd.w])
-		if used < 0 {
-			break
-		}
-		count, ok := redisnum.ParseInt(line[1:])
-		if !ok || count <= 0 || count > maxMultibulkLen {
-			break
-		}
-		p := pos + used
-		var key []byte
-		complete := true
-		for i := int64(0); i < count; i++ {
-			if p >= rd.w || rd.buf[p] != '$' {
-				complete = false
-				break
-			}
-			line, used := readLine(rd.buf[p:rd.w])
-			if used < 0 {
-				complete = false
-				break
-			}
-			size, ok := redisnum.ParseInt(line[1:])
-			if !ok || size < 0 || size > int64(rd.w-p-used) {
-				complete = false
-				break
-			}
-			start := p + used
-			p = start + int(size) + 2
-			if p > rd.w {
-				complete = false
-				break
-			}
-			if i == 1 {
-				key = rd.buf[start : start+int(size) : start+int(size)]
-			}
-		}
-		if !complete {
+	for n < len(keys) {
+		next, key, ok := rd.peekCommand(pos)
+		if !ok {
 			break
 		}
 		keys[n] = key
 		n++
-		pos = p
+		pos = next
 	}
 	return n
+}
+
+// peekCommand measures the multibulk command at buf[pos:] without consuming it: where the
+// command after it starts, and its second argument. ok is false unless the command has fully
+// arrived and is well formed.
+func (rd *Reader) peekCommand(pos int) (next int, key []byte, ok bool) {
+	if pos >= rd.w || rd.buf[pos] != '*' {
+		return 0, nil, false
+	}
+	line, used := readLine(rd.buf[pos:rd.w])
+	if used < 0 {
+		return 0, nil, false
+	}
+	count, ok := redisnum.ParseInt(line[1:])
+	if !ok || count <= 0 || count > maxMultibulkLen {
+		return 0, nil, false
+	}
+	p := pos + used
+	for i := range count {
+		if p >= rd.w || rd.buf[p] != '$' {
+			return 0, nil, false
+		}
+		line, used := readLine(rd.buf[p:rd.w])
+		if used < 0 {
+			return 0, nil, false
+		}
+		size, ok := redisnum.ParseInt(line[1:])
+		if !ok || size < 0 || size+2 > int64(rd.w-p-used) {
+			return 0, nil, false
+		}
+		start, end := p+used, p+used+int(size)
+		if i == 1 {
+			key = rd.buf[start:end:end]
+		}
+		p = end + 2
+	}
+	return p, key, true
 }
 
 // inline parses a telnet-style command line. It returns nil args and a nil error both when the
