@@ -107,8 +107,8 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 		DefaultTTL: cfg.DefaultTTL,
 	})
 	loops := eventLoops(cfg, st)
-	// A local store that can prefetch warms the caches for pipelined batches. In a cluster most
-	// keys belong to other members, and looking them up here would be wasted.
+	// A local store that can prefetch warms the caches for pipelined batches. In a cluster, where
+	// most keys of a client's batch belong to other members, it showed no gain (BENCHMARKS.md).
 	var prefetcher resp.Prefetcher
 	if p, ok := st.(resp.Prefetcher); ok && cfg.Topology.Type == "local" {
 		prefetcher = p
