@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -267,7 +268,8 @@ func eventLoops(cfg config.Config, st store.Store) int {
 // environment variable is set; the library never changes it.
 //
 // On the redis store served by event loops the loops do all the serving and the node holds no
-// data, so its heap and its garbage collection are small: one processor per loop is enough. A
+// data, so its heap and its garbage collection are small: one processor per loop is enough (and
+// never more than Go's default). A
 // spare processor only adds runtime threads that wake, poll and sleep beside the loops, taking
 // CPU from the loops and from the Redis behind them when they share the machine. On the 2-core
 // test machine one processor raised the redis store's throughput by 5 to 35 % (BENCHMARKS.md).
@@ -276,7 +278,7 @@ func eventLoops(cfg config.Config, st store.Store) int {
 // one processor cost a fifth of its SET throughput).
 func (s *Server) Procs() int {
 	if s.loops > 0 && s.cfg.Store.Type == "redis" {
-		return s.loops
+		return min(s.loops, runtime.GOMAXPROCS(0)) // more loops than CPUs gain nothing from more
 	}
 	return 0
 }

@@ -186,6 +186,9 @@ func TestGoProcessors(t *testing.T) {
 	if got := gomaxprocs(testproc.Start(t, bin, "-store.type", "redis", "-store.redis.url", url, "-event_loops", "1")); got != "1" {
 		t.Errorf("redis store with one event loop runs with GOMAXPROCS %s, want 1", got)
 	}
+	if got, want := gomaxprocs(testproc.Start(t, bin, "-store.type", "redis", "-store.redis.url", url, "-event_loops", "64")), strconv.Itoa(min(64, runtime.GOMAXPROCS(0))); got != want {
+		t.Errorf("redis store with 64 event loops runs with GOMAXPROCS %s, want no more than Go's default, %s", got, want)
+	}
 	if got, want := gomaxprocs(testproc.Start(t, bin, "-event_loops", "1")), strconv.Itoa(runtime.GOMAXPROCS(0)); got != want {
 		t.Errorf("memory store runs with GOMAXPROCS %s, want Go's default %s", got, want)
 	}
