@@ -189,37 +189,37 @@ func (rd *Reader) PeekKeys(keys [][]byte) int {
 // command after it starts, and its second argument. ok is false unless the command has fully
 // arrived and is well formed.
 func (rd *Reader) peekCommand(pos int) (next int, key []byte, ok bool) {
-	if pos >= rd.w || rd.buf[pos] != '*' {
-		return 0, nil, false
-	}
-	line, used := readLine(rd.buf[pos:rd.w])
-	if used < 0 {
-		return 0, nil, false
-	}
-	count, ok := redisnum.ParseInt(line[1:])
+	count, p, ok := rd.peekHeader(pos, '*')
 	if !ok || count <= 0 || count > maxMultibulkLen {
 		return 0, nil, false
 	}
-	p := pos + used
 	for i := range count {
-		if p >= rd.w || rd.buf[p] != '$' {
+		size, start, ok := rd.peekHeader(p, '$')
+		if !ok || size < 0 || size+2 > int64(rd.w-start) {
 			return 0, nil, false
 		}
-		line, used := readLine(rd.buf[p:rd.w])
-		if used < 0 {
-			return 0, nil, false
-		}
-		size, ok := redisnum.ParseInt(line[1:])
-		if !ok || size < 0 || size+2 > int64(rd.w-p-used) {
-			return 0, nil, false
-		}
-		start, end := p+used, p+used+int(size)
+		end := start + int(size)
 		if i == 1 {
 			key = rd.buf[start:end:end]
 		}
 		p = end + 2
 	}
 	return p, key, true
+}
+
+// peekHeader reads the line at buf[pos:] that announces a multibulk count ('*') or a bulk
+// length ('$'): its number and where the line ends. ok is false unless the line has fully
+// arrived, starts with kind and holds an integer.
+func (rd *Reader) peekHeader(pos int, kind byte) (n int64, end int, ok bool) {
+	if pos >= rd.w || rd.buf[pos] != kind {
+		return 0, 0, false
+	}
+	line, used := readLine(rd.buf[pos:rd.w])
+	if used < 0 {
+		return 0, 0, false
+	}
+	n, ok = redisnum.ParseInt(line[1:])
+	return n, pos + used, ok
 }
 
 // inline parses a telnet-style command line. It returns nil args and a nil error both when the
