@@ -40,9 +40,10 @@ type Conn struct {
 	inLoop bool
 	// parked: the loop waits for the connection's Later replies (Notifier) before it runs more
 	// of its commands; unparked counts the notifications still due plus one. inputSeen: the
-	// socket became readable while parked. notifyFn is the callback given to Notify;
+	// socket became readable while parked. inputEnds: the client has shut its side down, so the
+	// socket's input ends with what is in it now. notifyFn is the callback given to Notify;
 	// notifyLocalFn the one given to a LoopNotifier, whose calls come on the loop's goroutine.
-	parked, inputSeen bool
+	parked, inputSeen, inputEnds bool
 	// writeQueued: the connection is on its loop's toWrite list (replies buffered in out,
 	// written at the end of the poll round).
 	writeQueued   bool

@@ -534,3 +534,44 @@ func TestLoopPrefetchesPipelinedKeys(t *testing.T) {
 		t.Fatalf("%d calls prefetched %q; want the batch in windows", rec.calls, rec.keys)
 	}
 }
+
+// A client that sends its commands and shuts its side down at once (printf … | nc -N) gets
+// every reply, then the end of the stream, and no longer counts as a client: also when the
+// end arrives in the same event as the commands, and when a reply was still pending then.
+func TestHalfClosedClientIsAnsweredAndDropped(t *testing.T) {
+	inBothModes(t, func(t *testing.T, loops int) {
+		srv := serveTest(t, resp.NewServer(resp.Config{Addr: "127.0.0.1:0", EventLoops: loops}, laterHandler{}))
+		for _, input := range []string{"PING\r\nPING\r\n", "SLOW 30 a\r\nPING\r\n"} {
+			nc, err := net.Dial("tcp", srv.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := nc.Write([]byte(input)); err != nil {
+				t.Fatal(err)
+			}
+			if err := nc.(*net.TCPConn).CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(nc) // ends when the server closes
+			_ = nc.Close()
+			if err != nil {
+				t.Fatalf("%q: reading the replies: %v", input, err)
+			}
+			want := "+PONG\r\n+PONG\r\n"
+			if strings.HasPrefix(input, "SLOW") {
+				want = "$1\r\na\r\n+PONG\r\n"
+			}
+			if string(got) != want {
+				t.Fatalf("%q: got %q, want %q", input, got, want)
+			}
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for srv.ClientCount() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d clients left after their peers closed", srv.ClientCount())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+}

@@ -3,15 +3,22 @@
 package resp
 
 import (
+	"io"
+
 	"golang.org/x/sys/unix"
 )
 
 // serve handles an event on c. Descriptors are registered edge-triggered: a read that fills
 // the room it was given may have left more in the socket, so serve reads again after running
-// what it got; a shorter read emptied the socket. A parked connection is only marked: its input
+// what it got; a shorter read emptied the socket, unless the client has also shut its side
+// down (EPOLLRDHUP, which no later event repeats): then serve reads on to the end of the stream,
+// writes the replies and closes c, as Redis does. A parked connection is only marked: its input
 // is read once its pending replies are computed (reading earlier could move the buffer that
 // their keys alias).
 func (l *loop) serve(c *Conn, events uint32) {
+	if events&unix.EPOLLRDHUP != 0 {
+		c.inputEnds = true
+	}
 	if c.parked {
 		if events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
 			l.close(c)
@@ -23,13 +30,16 @@ func (l *loop) serve(c *Conn, events uint32) {
 	for {
 		err := c.rd.FillFrom(c.fdio)
 		if err != nil {
+			if err == io.EOF && len(c.out) > 0 && !l.write(c) {
+				return // handed to a goroutine, which writes the rest and closes, or closed
+			}
 			if err != unix.EAGAIN {
 				l.close(c)
 			}
 			return
 		}
 		c.lastActive.Store(l.roundMilli)
-		more := c.rd.filled
+		more := c.rd.filled || c.inputEnds
 		l.process(c)
 		if !more || !c.inLoop {
 			return
