@@ -575,3 +575,23 @@ func TestHalfClosedClientIsAnsweredAndDropped(t *testing.T) {
 		}
 	})
 }
+
+// A protocol error is answered after the replies of the commands before it, pending ones
+// included, and then the connection closes.
+func TestProtocolErrorAfterPendingReplies(t *testing.T) {
+	inBothModes(t, func(t *testing.T, loops int) {
+		srv := serveTest(t, resp.NewServer(resp.Config{Addr: "127.0.0.1:0", EventLoops: loops}, laterHandler{}))
+		nc, br := dialLoop(t, srv)
+		if _, err := nc.Write([]byte("PING\r\n")); err != nil { // the connection has run a command
+			t.Fatal(err)
+		}
+		expectLines(t, br, "+PONG")
+		if _, err := nc.Write([]byte("SLOW 30 a\r\nPING\r\n*1\r\n$x\r\nPING\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		expectLines(t, br, "$1", "a", "+PONG", "-ERR Protocol error: invalid bulk length")
+		if rest, err := io.ReadAll(br); err != nil || len(rest) > 0 {
+			t.Fatalf("after the protocol error: %q, %v; want the connection closed", rest, err)
+		}
+	})
+}

@@ -298,6 +298,7 @@ func (s *Server) serveConn(c *Conn, args [][]byte, err error) {
 		if err != nil {
 			var pe *ProtocolError
 			if errors.As(err, &pe) {
+				c.Settle() // the replies of the commands before it go first
 				c.out = Append(c.out, Error("ERR "+pe.Error()), c.proto)
 				if c.flush() == nil {
 					c.lingerClose()
