@@ -410,14 +410,18 @@ func (n *Node) account(key []byte, op *store.Op, res store.Result, err error) {
 	if !n.stats.On() {
 		return
 	}
-	switch op.Kind {
-	case store.Get, store.GetEx:
+	// A hit or a miss is any command that reads the key, as Redis's lookupKeyRead counts them:
+	// GET, MGET, GETEX, GETDEL, GETSET, SET … GET, STRLEN, EXISTS, TOUCH, TYPE and the TTL family.
+	if reads := op.Kind == store.Get || op.Kind == store.GetEx || op.Kind == store.Inspect ||
+		op.Kind == store.Touch || op.ReturnOld; reads {
 		if res.Found {
 			n.stats.Hits.Inc()
 		} else {
 			n.stats.Misses.Inc()
 		}
-	case store.Inspect, store.Touch:
+	}
+	switch op.Kind {
+	case store.Get, store.GetEx, store.Inspect, store.Touch:
 	case store.Delete:
 		if res.Done {
 			n.stats.Deletes.Inc()

@@ -261,3 +261,55 @@ func TestDifferentialStores(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyspaceHitsDifferential runs commands that read, write or skip keys against Redis and
+// Vela (each store) and compares INFO's keyspace_hits and keyspace_misses after each: dashboards
+// compute hit ratios from them, so Vela counts a hit or a miss for the same commands Redis does.
+func TestKeyspaceHitsDifferential(t *testing.T) {
+	steps := [][]any{
+		{"SET", "a", "1"}, {"GET", "a"}, {"GET", "zz"}, {"MGET", "a", "zz", "a"},
+		{"EXISTS", "a", "zz"}, {"TOUCH", "a", "zz"}, {"TYPE", "a"}, {"TYPE", "zz"},
+		{"TTL", "a"}, {"PTTL", "zz"}, {"EXPIRETIME", "a"}, {"PEXPIRETIME", "zz"}, {"STRLEN", "a"},
+		{"STRLEN", "zz"}, {"GETSET", "a", "2"}, {"GETSET", "g", "1"}, {"SET", "a", "3", "GET"},
+		{"SET", "s", "1", "GET"}, {"SET", "a", "4", "NX", "GET"}, {"GETEX", "a", "PX", "100000"},
+		{"GETEX", "zz"}, {"GETDEL", "g"}, {"GETDEL", "g"}, {"SETNX", "a", "5"}, {"APPEND", "a", "x"},
+		{"INCR", "n"}, {"INCRBYFLOAT", "n", "1.5"}, {"EXPIRE", "a", "100"}, {"PERSIST", "a"},
+		{"DEL", "a", "zz"}, {"MSET", "a", "1", "b", "2"}, {"MSETNX", "a", "1", "c", "3"},
+		{"SET", "e", "1", "PX", "1"},
+	}
+	for _, storeType := range []string{"memory", "disk", "redis"} {
+		t.Run(storeType, func(t *testing.T) {
+			rs := redistest.Start(t, "--databases", "1")
+			cfg := testnode.Config()
+			cfg.Store.Type = storeType
+			switch storeType {
+			case "disk":
+				cfg.Store.DiskPath = t.TempDir() + "/vela.db"
+			case "redis":
+				cfg.Store.RedisURL = "redis://" + redistest.Start(t).Addr + "/0"
+			}
+			vela := testnode.Start(t, cfg)
+			rc, vc := respclient.Dial(t, rs.Addr), respclient.Dial(t, vela.Addr())
+			counts := func(c *respclient.Conn) string {
+				info := c.Do("INFO", "stats").Value.Str
+				var out []string
+				for _, line := range strings.Split(info, "\r\n") {
+					if strings.HasPrefix(line, "keyspace_hits:") || strings.HasPrefix(line, "keyspace_misses:") {
+						out = append(out, line)
+					}
+				}
+				return strings.Join(out, " ")
+			}
+			for _, cmd := range append(steps, []any{"GET", "e"}, []any{"EXISTS", "e"}) {
+				if cmd[1] == "e" && cmd[0] != "SET" {
+					time.Sleep(5 * time.Millisecond) // e has expired: a read of it is a miss
+				}
+				rc.Do(cmd...)
+				vc.Do(cmd...)
+				if want, got := counts(rc), counts(vc); want != got {
+					t.Fatalf("after %v: redis %s, vela %s", cmd, want, got)
+				}
+			}
+		})
+	}
+}
