@@ -13,7 +13,8 @@ import (
 )
 
 // infoSections are the sections INFO prints by default, in Redis's order, then Vela's.
-var infoSections = []string{"server", "clients", "memory", "stats", "keyspace", "vela"}
+var infoSections = []string{"server", "clients", "memory", "persistence", "stats", "replication",
+	"cpu", "cluster", "keyspace", "vela"}
 
 // InfoSection adds lines to a custom INFO section; other packages (cluster, near cache) register
 // theirs with AddInfoSection.
@@ -130,6 +131,23 @@ func (n *Node) infoSection(ctx context.Context, sec string) []string {
 			fmt.Sprintf("keyspace_hits:%d", s.Hits.Load()),
 			fmt.Sprintf("keyspace_misses:%d", s.Misses.Load()),
 		}
+	case "persistence":
+		// Vela never loads or saves a snapshot: a disk store is usable as soon as it opens.
+		lines = []string{"loading:0", "async_loading:0", "rdb_changes_since_last_save:0",
+			"rdb_bgsave_in_progress:0", "rdb_last_bgsave_status:ok", "aof_enabled:0",
+			"aof_rewrite_in_progress:0", "aof_last_write_status:ok"}
+	case "replication":
+		// Every node takes writes; a cluster's copies are its own (VELA NODES), not Redis replicas.
+		lines = []string{"role:master", "connected_slaves:0", "master_failover_state:no-failover",
+			"master_replid:" + n.runID, "master_replid2:" + strings.Repeat("0", 40),
+			"master_repl_offset:0", "second_repl_offset:-1", "repl_backlog_active:0"}
+	case "cpu":
+		if sys, user, ok := processCPU(); ok {
+			lines = []string{fmt.Sprintf("used_cpu_sys:%.6f", sys.Seconds()),
+				fmt.Sprintf("used_cpu_user:%.6f", user.Seconds())}
+		}
+	case "cluster":
+		lines = []string{"cluster_enabled:0"} // Vela's own cluster speaks plain RESP, not Redis Cluster's protocol
 	case "keyspace":
 		if ks, err := n.keyspace(); err == nil {
 			keys, _ := ks.Len(ctx)

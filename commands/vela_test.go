@@ -374,3 +374,46 @@ func TestOOM(t *testing.T) {
 		t.Fatalf("DBSIZE = %d", n)
 	}
 }
+
+// TestInfoRedisSections checks the sections of INFO that health checks and dashboards read,
+// in Redis's order, and the CONFIG GET parameters tools ask for.
+func TestInfoRedisSections(t *testing.T) {
+	cfg := testnode.Config()
+	cfg.LogLevel = "warn"
+	c := client(t, cfg, 2)
+	info, err := c.Info(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var headers []string
+	for _, line := range strings.Split(info, "\r\n") {
+		if strings.HasPrefix(line, "# ") {
+			headers = append(headers, line[2:])
+		}
+	}
+	want := "Server Clients Memory Persistence Stats Replication Cpu Cluster Keyspace Vela"
+	if got := strings.Join(headers, " "); got != want {
+		t.Fatalf("INFO sections: %s, want %s", got, want)
+	}
+	if f := infoFields(t, c, "replication"); f["role"] != "master" || f["connected_slaves"] != "0" || len(f["master_replid"]) != 40 {
+		t.Fatalf("replication: %v", f)
+	}
+	if f := infoFields(t, c, "persistence"); f["loading"] != "0" {
+		t.Fatalf("persistence: %v", f)
+	}
+	if f := infoFields(t, c, "cluster"); f["cluster_enabled"] != "0" {
+		t.Fatalf("cluster: %v", f)
+	}
+	if user, err := strconv.ParseFloat(infoFields(t, c, "cpu")["used_cpu_user"], 64); err != nil || user <= 0 {
+		t.Fatalf("used_cpu_user = %v (%v)", user, err)
+	}
+	got, err := c.ConfigGet(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]string{"bind": "127.0.0.1", "port": "0", "loglevel": "warning", "cluster-enabled": "no"} {
+		if got[name] != v {
+			t.Errorf("CONFIG GET %s = %q, want %q", name, got[name], v)
+		}
+	}
+}

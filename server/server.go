@@ -286,6 +286,12 @@ func (s *Server) Procs() int {
 // redisSettings are the CONFIG GET parameters, under Redis's names.
 func redisSettings(cfg config.Config) map[string]string {
 	policy := map[string]string{"ttl_only": "noeviction", "lru": "allkeys-lru", "lfu": "allkeys-lfu"}[cfg.EvictionPolicy]
+	host, port, _ := net.SplitHostPort(cfg.Listen)
+	if host == "" {
+		host = "*" // every address, as Redis spells it
+	}
+	// Redis's log levels are debug, verbose, notice and warning.
+	logLevel := map[string]string{"debug": "debug", "info": "notice", "warn": "warning", "error": "warning"}[cfg.LogLevel]
 	return map[string]string{
 		"maxclients":         strconv.Itoa(cfg.MaxClients),
 		"timeout":            strconv.FormatInt(int64(cfg.Timeout.Seconds()), 10),
@@ -296,8 +302,10 @@ func redisSettings(cfg config.Config) map[string]string {
 		"save":               "",
 		"appendonly":         "no",
 		"protected-mode":     map[bool]string{true: "yes", false: "no"}[cfg.ProtectedMode],
-		"bind":               cfg.Listen,
-		"loglevel":           cfg.LogLevel,
+		"bind":               host,
+		"port":               port,
+		"loglevel":           logLevel,
+		"cluster-enabled":    "no", // a partitioned Vela is one cache to its clients, not a Redis Cluster
 	}
 }
 
