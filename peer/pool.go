@@ -579,6 +579,9 @@ func (cn *conn) flush() {
 		cn.moveWriteDeadline(timeout)
 		_, err := cn.nc.Write(buf)
 		cn.mu.Lock()
+		// buf becomes the spare buffer, unless one large batch grew it (then a new one is
+		// made when needed). Either way spare must stop being wbuf's array, which it still is.
+		cn.spare = nil
 		if cap(buf) <= 1<<20 {
 			cn.spare = buf[:0]
 		}

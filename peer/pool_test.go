@@ -346,3 +346,40 @@ func waitUntil(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestLargeBatchThenPipelined sends a batch larger than the write buffers kept for reuse, then
+// many concurrent requests over the same connection, whose queueing must never touch the bytes
+// being written: every reply reaches its own caller with its own value.
+func TestLargeBatchThenPipelined(t *testing.T) {
+	srv := redistest.Start(t)
+	p := NewPool(Config{Conns: 1})
+	defer p.Close()
+	big := string(make([]byte, 3<<20))
+	for round := 0; round < 3; round++ {
+		var wg sync.WaitGroup
+		for g := 0; g < 8; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 200; i++ {
+					k := "k:" + strconv.Itoa(g) + ":" + strconv.Itoa(i)
+					v := "v" + strconv.Itoa(round*1000+i)
+					if g == 0 && i%50 == 0 {
+						v = big + v // a write of more than 1 MiB now and then
+					}
+					set := p.Send(srv.Addr, args("SET", k, v), uint64(g), 10*time.Second)
+					get := p.Send(srv.Addr, args("GET", k), uint64(g), 10*time.Second)
+					if r, err := set.Result(); err != nil || r.Str != "OK" {
+						t.Errorf("SET %s = %+v, %v", k, r.Str, err)
+						return
+					}
+					if r, err := get.Result(); err != nil || string(r.Bytes) != v {
+						t.Errorf("GET %s: %d bytes, %v; want %d bytes", k, len(r.Bytes), err, len(v))
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	}
+}
