@@ -79,7 +79,7 @@ func TestErrorTexts(t *testing.T) {
 			"ERR unknown subcommand 'bad  sub'. Try CLIENT HELP."},
 		{"formatted error trims and maps", formatError("Unsupported option %s", []byte("x\r\ny\r\n")),
 			"ERR Unsupported option x  y"},
-		{"wrong arity", wrongArity("client|setname"), "ERR wrong number of arguments for 'client|setname' command"},
+		{"wrong arity", WrongArity("client|setname"), "ERR wrong number of arguments for 'client|setname' command"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.err.Error() != tc.want {

@@ -37,7 +37,7 @@ func (n *Node) registerConnection() {
 
 func (n *Node) ping(c *Ctx, args [][]byte) (resp.Reply, error) {
 	if len(args) > 2 {
-		return resp.Reply{}, wrongArity("ping")
+		return resp.Reply{}, WrongArity("ping")
 	}
 	if len(args) == 2 {
 		return resp.Bulk(args[1]), nil

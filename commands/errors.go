@@ -39,8 +39,8 @@ var (
 	ErrGTLT         = Error("ERR GT and LT options at the same time are not compatible")
 )
 
-// wrongArity is the reply to a bad argument count.
-func wrongArity(name string) error {
+// WrongArity is the reply to a bad argument count for the command called name.
+func WrongArity(name string) Error {
 	return Error("ERR wrong number of arguments for '" + name + "' command")
 }
 

@@ -245,7 +245,7 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 	}
 	if cmd.Subcommands != nil && (len(args) >= 2 || cmd.Handler == nil) {
 		if len(args) < 2 {
-			return errorReply(wrongArity(cmd.Name))
+			return errorReply(WrongArity(cmd.Name))
 		}
 		var buf [32]byte
 		sub := cmd.Subcommands[string(lowerInto(buf[:0], args[1][:min(len(args[1]), 32)]))]
@@ -255,7 +255,7 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 		cmd = sub
 	}
 	if (cmd.Arity > 0 && len(args) != cmd.Arity) || len(args) < -cmd.Arity {
-		return errorReply(wrongArity(cmd.Name))
+		return errorReply(WrongArity(cmd.Name))
 	}
 	if ctx.Conn != nil {
 		if !ctx.Conn.Authenticated() && cmd.Flags&FlagNoAuth == 0 {

@@ -189,7 +189,7 @@ func (n *Node) mget(c *Ctx, args [][]byte) (resp.Reply, error) {
 func (n *Node) mset(c *Ctx, args [][]byte) (resp.Reply, error) {
 	nx := equalFold(args[0], "msetnx")
 	if len(args)%2 == 0 {
-		return resp.Reply{}, wrongArity(map[bool]string{false: "mset", true: "msetnx"}[nx])
+		return resp.Reply{}, WrongArity(map[bool]string{false: "mset", true: "msetnx"}[nx])
 	}
 	pairs := make([]store.KV, 0, (len(args)-1)/2)
 	for i := 1; i < len(args); i += 2 {

@@ -275,6 +275,9 @@ type group struct {
 
 // multi routes a command with several keys.
 func (cl *Cluster) multi(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte, first, last, step int) (resp.Reply, bool) {
+	if (len(args)-first)%step != 0 { // a key without its value: refused whole, before the split
+		return resp.Error(string(commands.WrongArity(cmd.Name))), true
+	}
 	var groups []*group
 	var buf [8]string
 	nkeys := 0
@@ -307,13 +310,14 @@ func (cl *Cluster) multi(c *commands.Ctx, v *view, cmd *commands.Command, args [
 	if len(groups) == 1 {
 		switch {
 		case groups[0].owner != cl.self && cl.readFallback(cmd) && canSplit:
-			// Through runGroups, which falls back to the other holders.
+			// Through runGroups below, which falls back to the other holders.
 		case groups[0].owner != cl.self:
 			return cl.forward(c, v, groups[0].owner, args, cmd.Flags), true
 		case write:
 			return cl.writeLocal(c, v, cmd, args), true
+		default:
+			return resp.Reply{}, false
 		}
-		return resp.Reply{}, false
 	}
 	kind, ok := splittable[cmd.Name]
 	if !ok {

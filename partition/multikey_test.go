@@ -1,0 +1,72 @@
+package partition_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vela-cache/vela/config"
+	"github.com/vela-cache/vela/internal/testnode"
+)
+
+// TestMultiKeyCommandsOnEveryNode runs multi-key commands through every node of a 3-node
+// cluster, with one copy of each key and with two: a node that holds none of the keys (with two
+// copies, every group of keys leaves one node out) must still answer for them, and a command
+// with a missing value is refused whole, writing nothing, however many owners its keys have.
+func TestMultiKeyCommandsOnEveryNode(t *testing.T) {
+	for _, replicas := range []int{1, 2} {
+		t.Run("replicas="+strconv.Itoa(replicas), func(t *testing.T) {
+			nodes := testnode.StartCluster(t, 3, func(_ int, cfg *config.Config) { cfg.Cluster.Replicas = replicas })
+			testnode.WaitConverged(t, 10*time.Second, nodes...)
+			ctx := context.Background()
+			c0 := client(t, nodes[0])
+			var keys []string
+			for i := range 10 {
+				k := "{h}" + strconv.Itoa(i)
+				keys = append(keys, k)
+				if err := c0.Set(ctx, k, "v"+strconv.Itoa(i), 0).Err(); err != nil {
+					t.Fatal(err)
+				}
+				if err := c0.Set(ctx, "key:"+strconv.Itoa(i), "v", 0).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, n := range nodes {
+				c := client(t, n)
+				vals, err := c.MGet(ctx, keys...).Result()
+				if err != nil {
+					t.Fatalf("MGET through %s: %v", n.Addr(), err)
+				}
+				for i, v := range vals {
+					if v != "v"+strconv.Itoa(i) {
+						t.Fatalf("MGET through %s: %s = %v", n.Addr(), keys[i], v)
+					}
+				}
+				for i := range 10 { // each key alone, named twice: its owners leave a node out
+					k := "key:" + strconv.Itoa(i)
+					if got, err := c.MGet(ctx, k, k).Result(); err != nil || got[0] != "v" || got[1] != "v" {
+						t.Fatalf("MGET %s %s through %s = %v, %v", k, k, n.Addr(), got, err)
+					}
+					if got, err := c.Exists(ctx, k, k).Result(); err != nil || got != 2 {
+						t.Fatalf("EXISTS %s %s through %s = %d, %v", k, k, n.Addr(), got, err)
+					}
+					if got, err := c.Touch(ctx, k, k).Result(); err != nil || got != 2 {
+						t.Fatalf("TOUCH %s %s through %s = %d, %v", k, k, n.Addr(), got, err)
+					}
+				}
+				for _, cmd := range []string{"MSET", "MSETNX"} {
+					args := []any{cmd, "odd:1", "x", "odd:2", "y", "odd:3"}
+					err := c.Do(ctx, args...).Err()
+					if want := "ERR wrong number of arguments for '" + strings.ToLower(cmd) + "' command"; err == nil || err.Error() != want {
+						t.Fatalf("%v through %s: %v, want %s", args, n.Addr(), err, want)
+					}
+					if got, err := c.Exists(ctx, "odd:1", "odd:2", "odd:3").Result(); err != nil || got != 0 {
+						t.Fatalf("%v through %s wrote %d keys (%v)", args, n.Addr(), got, err)
+					}
+				}
+			}
+		})
+	}
+}
