@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"github.com/vela-cache/vela/resp"
 	"github.com/vela-cache/vela/store"
 )
@@ -22,24 +23,31 @@ func (n *Node) registerVela() {
 	}
 }
 
-// tagInvalidate serves TAGINVALIDATE tag [tag …]. Every deleted key is reported to the key
-// watchers (leases, near caches) and counted in tag_invalidations.
+// tagInvalidate serves TAGINVALIDATE tag [tag …].
 func (n *Node) tagInvalidate(c *Ctx, args [][]byte) (resp.Reply, error) {
+	deleted, err := n.InvalidateTags(c.Context(), args[1:])
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	return resp.Int(int64(len(deleted))), nil
+}
+
+// InvalidateTags deletes the live keys of this node's store that carry any of tags, reports each
+// to the key watchers (leases, near caches), counts them in tag_invalidations and returns them.
+// A cluster uses it to count each key once however many copies it has.
+func (n *Node) InvalidateTags(ctx context.Context, tags [][]byte) ([][]byte, error) {
 	tg, ok := n.store.(store.Tagger)
 	if !ok {
-		return resp.Reply{}, ErrNoTags
+		return nil, ErrNoTags
 	}
-	deleted, err := tg.InvalidateTags(c.Context(), args[1:])
+	deleted, err := tg.InvalidateTags(ctx, tags)
 	for _, key := range deleted {
 		n.NotifyKey(key)
 	}
 	if n.stats.On() && len(deleted) > 0 {
 		n.stats.TagInvalidations.Add(uint64(len(deleted)))
 	}
-	if err != nil {
-		return resp.Reply{}, err
-	}
-	return resp.Int(int64(len(deleted))), nil
+	return deleted, err
 }
 
 // statsCmd serves STATS: every counter of stats.Stats.Snapshot, in its documented order.

@@ -90,11 +90,14 @@ func (cl *Cluster) ownedCmd(c *commands.Ctx, args [][]byte) (resp.Reply, error) 
 	}
 	inner := args[2:]
 	cmd := cl.node.Lookup(inner)
-	if cmd == nil || (cmd.Name != "dbsize" && cmd.Name != "keys" && cmd.Name != "scan") {
+	if cmd == nil || (cmd.Name != "dbsize" && cmd.Name != "keys" && cmd.Name != "scan" && cmd.Name != "taginvalidate") {
 		return resp.Reply{}, commands.ErrSyntax
 	}
 	if (cmd.Arity > 0 && len(inner) != cmd.Arity) || len(inner) < -cmd.Arity {
-		return resp.Reply{}, commands.Error("ERR wrong number of arguments for '" + cmd.Name + "' command")
+		return resp.Reply{}, commands.WrongArity(cmd.Name)
+	}
+	if cmd.Flags&commands.FlagWrite != 0 {
+		cl.Route(c, cmd, inner) // a peer's cluster-wide write: noted in a handoff window, run below
 	}
 	return cl.owned(c, cmd, inner), nil
 }

@@ -15,6 +15,7 @@ import (
 // cluster, with one copy of each key and with two: a node that holds none of the keys (with two
 // copies, every group of keys leaves one node out) must still answer for them, and a command
 // with a missing value is refused whole, writing nothing, however many owners its keys have.
+// TAGINVALIDATE replies with the number of keys it deleted, not of copies.
 func TestMultiKeyCommandsOnEveryNode(t *testing.T) {
 	for _, replicas := range []int{1, 2} {
 		t.Run("replicas="+strconv.Itoa(replicas), func(t *testing.T) {
@@ -55,6 +56,17 @@ func TestMultiKeyCommandsOnEveryNode(t *testing.T) {
 					if got, err := c.Touch(ctx, k, k).Result(); err != nil || got != 2 {
 						t.Fatalf("TOUCH %s %s through %s = %d, %v", k, k, n.Addr(), got, err)
 					}
+				}
+				for i := range 20 {
+					if err := c0.Do(ctx, "SET", "tagged:"+strconv.Itoa(i), "v", "TAGS", "t", "u").Err(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if got, err := c.Do(ctx, "TAGINVALIDATE", "t", "u").Int64(); err != nil || got != 20 {
+					t.Fatalf("TAGINVALIDATE through %s = %d, %v; want 20", n.Addr(), got, err)
+				}
+				if got := dbsize(t, c); got != 20 { // key:* and {h}*
+					t.Fatalf("DBSIZE after TAGINVALIDATE through %s = %d, want 20", n.Addr(), got)
 				}
 				for _, cmd := range []string{"MSET", "MSETNX"} {
 					args := []any{cmd, "odd:1", "x", "odd:2", "y", "odd:3"}

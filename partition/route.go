@@ -478,11 +478,13 @@ func (cl *Cluster) clusterWide(c *commands.Ctx, cmd *commands.Command, args [][]
 		return cl.scan(c, v, cmd, args)
 	}
 	// DBSIZE and KEYS count only the keys each member holds as owner (copies and keys still
-	// being handed over would count twice); the rest run as they are.
-	peerArgs := outbound(v, args, cmd.Flags)
-	if cmd.Name == "dbsize" || cmd.Name == "keys" {
-		peerArgs = append([][]byte{[]byte("VELA"), []byte("OWNED")}, args...)
+	// being handed over would count twice), and so does TAGINVALIDATE's reply when there are
+	// copies (each member still deletes all of its own); the rest run as they are.
+	wire := args
+	if cmd.Name == "dbsize" || cmd.Name == "keys" || (cmd.Name == "taginvalidate" && cl.cfg.Replicas > 1) {
+		wire = append([][]byte{[]byte("VELA"), []byte("OWNED")}, args...)
 	}
+	peerArgs := outbound(v, wire, cmd.Flags)
 	if v.fence != nil && cmd.Flags&commands.FlagWrite != 0 {
 		cl.noteWide(cmd, args) // before it runs here (window.go)
 	}
@@ -636,6 +638,22 @@ func (cl *Cluster) owned(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 			r.Elems[1].Elems = keep(r.Elems[1].Elems)
 		}
 		return r
+	case "taginvalidate":
+		if !filter {
+			break
+		}
+		deleted, err := cl.node.InvalidateTags(c.Context(), args[1:])
+		if err != nil {
+			return commands.ErrorReply(err)
+		}
+		v := cl.view.Load()
+		var n int64
+		for _, k := range deleted {
+			if v.ring.Owner(k) == cl.self {
+				n++
+			}
+		}
+		return resp.Int(n)
 	}
 	return settled(cl.node.ExecLocal(c, cmd, args))
 }
