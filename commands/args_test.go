@@ -28,9 +28,9 @@ func TestParseCursor(t *testing.T) {
 		{"hex", "0x10", 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := parseCursor([]byte(tc.in))
+			got, ok := ParseCursor([]byte(tc.in))
 			if got != tc.want || ok != tc.ok {
-				t.Fatalf("parseCursor(%q) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.ok)
+				t.Fatalf("ParseCursor(%q) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.ok)
 			}
 		})
 	}

@@ -204,7 +204,7 @@ func (n *Node) keys(c *Ctx, args [][]byte) (resp.Reply, error) {
 }
 
 func (n *Node) scan(c *Ctx, args [][]byte) (resp.Reply, error) {
-	cursor, ok := parseCursor(args[1])
+	cursor, ok := ParseCursor(args[1])
 	if !ok {
 		return resp.Reply{}, ErrInvalidCur
 	}
@@ -268,10 +268,10 @@ func scanPattern(p []byte) (pattern, filter []byte) {
 	return p, nil
 }
 
-// parseCursor reads a SCAN cursor as Redis does, with strtoul on the argument as a C string: an
+// ParseCursor reads a SCAN cursor as Redis does, with strtoul on the argument as a C string: an
 // empty string is 0, one leading '+' or '-' is allowed ("-1" wraps to 2^64-1), overflow and
 // trailing characters are errors, and so is a leading space (Redis checks that itself).
-func parseCursor(b []byte) (uint64, bool) {
+func ParseCursor(b []byte) (uint64, bool) {
 	s := cstr(b)
 	if len(s) == 0 {
 		return 0, true

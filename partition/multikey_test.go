@@ -68,6 +68,14 @@ func TestMultiKeyCommandsOnEveryNode(t *testing.T) {
 				if got := dbsize(t, c); got != 20 { // key:* and {h}*
 					t.Fatalf("DBSIZE after TAGINVALIDATE through %s = %d, want 20", n.Addr(), got)
 				}
+				for _, cursor := range []string{"-1", "+0", "18446744073709551615", ""} { // as on one node
+					if err := c.Do(ctx, "SCAN", cursor).Err(); err != nil {
+						t.Fatalf("SCAN %q through %s: %v", cursor, n.Addr(), err)
+					}
+				}
+				if err := c.Do(ctx, "SCAN", "1x").Err(); err == nil || err.Error() != "ERR invalid cursor" {
+					t.Fatalf("SCAN 1x through %s: %v", n.Addr(), err)
+				}
 				for _, cmd := range []string{"MSET", "MSETNX"} {
 					args := []any{cmd, "odd:1", "x", "odd:2", "y", "odd:3"}
 					err := c.Do(ctx, args...).Err()

@@ -552,8 +552,8 @@ const (
 
 // scan serves the cluster-wide SCAN: one member at a time, in member order.
 func (cl *Cluster) scan(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte) resp.Reply {
-	cursor, err := strconv.ParseUint(string(args[1]), 10, 64)
-	if err != nil {
+	cursor, ok := commands.ParseCursor(args[1])
+	if !ok {
 		return commands.ErrorReply(commands.ErrInvalidCur)
 	}
 	members := v.ring.Members()
