@@ -26,7 +26,8 @@ func (n *Node) registerServer() {
 			}},
 		{Name: "config", Arity: -2, Summary: "A container for server configuration commands.",
 			Subcommands: map[string]*Command{
-				"get": csub("config", "get", -3, n.configGet, "Returns the effective values of configuration parameters."),
+				"get": {Name: "config|get", Arity: -3, Flags: FlagAdmin | FlagLoading, Handler: n.configGet, Group: g,
+					Summary: "Returns the effective values of configuration parameters."},
 			}},
 		{Name: "info", Arity: -1, Flags: FlagLoading, Handler: n.info, Summary: "Returns information and statistics about the server."},
 		{Name: "time", Arity: 1, Flags: FlagFast | FlagLoading, Handler: n.time, Summary: "Returns the server time."},
@@ -137,7 +138,7 @@ func (n *Node) commandInfo(c *Ctx, args [][]byte) (resp.Reply, error) {
 	}
 	out := make([]resp.Reply, 0, len(args)-2)
 	for _, name := range args[2:] {
-		if cmd := n.table.Lookup(name); cmd != nil {
+		if cmd := n.table.Describe(name); cmd != nil {
 			out = append(out, commandInfoReply(cmd))
 		} else {
 			out = append(out, resp.Nil) // Redis answers an unknown name with a null bulk
@@ -153,7 +154,7 @@ func (n *Node) commandDocs(_ *Ctx, args [][]byte) (resp.Reply, error) {
 		cmds = n.table.All()
 	} else {
 		for _, name := range args[2:] {
-			if cmd := n.table.Lookup(name); cmd != nil {
+			if cmd := n.table.Describe(name); cmd != nil {
 				cmds = append(cmds, cmd)
 			}
 		}
@@ -210,11 +211,39 @@ func commandInfoReply(cmd *Command) resp.Reply {
 		resp.Int(int64(cmd.FirstKey)),
 		resp.Int(int64(cmd.LastKey)),
 		resp.Int(int64(step)),
-		resp.Set([]resp.Reply{resp.Status("@" + cmd.Group)}),
+		resp.Set(aclCategories(cmd)),
 		resp.Set([]resp.Reply{}),
 		resp.Array([]resp.Reply{}),
 		resp.Array(subs),
 	})
+}
+
+// dangerous are the commands Redis puts in @dangerous besides the administrative ones.
+var dangerous = map[string]bool{"keys": true, "flushall": true, "flushdb": true, "info": true}
+
+// aclCategories are the ACL categories COMMAND INFO lists for cmd, derived as Redis derives
+// them (from the command's group and flags) and in Redis's order.
+func aclCategories(cmd *Command) []resp.Reply {
+	if cmd.Handler == nil && len(cmd.Subcommands) > 0 {
+		return []resp.Reply{resp.Status("@slow")} // a container: its subcommands have their own
+	}
+	var out []resp.Reply
+	add := func(on bool, name string) {
+		if on {
+			out = append(out, resp.Status(name))
+		}
+	}
+	add(cmd.Group == "generic" || (cmd.Group == "server" && cmd.Flags&FlagClusterWide != 0), "@keyspace")
+	add(cmd.Flags&FlagReadOnly != 0, "@read")
+	add(cmd.Flags&FlagWrite != 0, "@write")
+	add(cmd.Group == "string", "@string")
+	add(cmd.Flags&FlagAdmin != 0, "@admin")
+	add(cmd.Flags&FlagFast != 0, "@fast")
+	add(cmd.Flags&FlagFast == 0, "@slow")
+	add(cmd.Flags&FlagBlocking != 0, "@blocking")
+	add(cmd.Flags&FlagAdmin != 0 || dangerous[cmd.Name], "@dangerous")
+	add(cmd.Group == "connection" || cmd.Name == "command" || strings.HasPrefix(cmd.Name, "command|"), "@connection")
+	return out
 }
 
 func sortedSubcommands(cmd *Command) []string {

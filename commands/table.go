@@ -8,6 +8,7 @@
 package commands
 
 import (
+	"bytes"
 	"fmt"
 	"sort"
 	"strings"
@@ -154,6 +155,17 @@ func (t *Table) Lookup(name []byte) *Command {
 		return t.cmds[strings.ToLower(string(name))]
 	}
 	return t.cmds[string(lowerInto(buf[:0], name))]
+}
+
+// Describe finds a command or, named "parent|sub" as COMMAND INFO and DOCS accept it, a
+// subcommand, ignoring case.
+func (t *Table) Describe(name []byte) *Command {
+	parent, sub, ok := bytes.Cut(name, []byte("|"))
+	cmd := t.Lookup(parent)
+	if !ok || cmd == nil {
+		return cmd
+	}
+	return cmd.Subcommands[strings.ToLower(string(sub))]
 }
 
 // All returns every command sorted by name.

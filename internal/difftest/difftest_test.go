@@ -313,3 +313,34 @@ func TestKeyspaceHitsDifferential(t *testing.T) {
 		})
 	}
 }
+
+// TestCommandInfoDifferential compares what COMMAND INFO says of every command of the contract
+// with Redis: arity, key positions and ACL categories, which cluster clients and ACL tooling
+// read. (Flags Vela has no use for, such as denyoom or noscript, and key specs are not
+// compared.)
+func TestCommandInfoDifferential(t *testing.T) {
+	rs := redistest.Start(t)
+	vela := testnode.StartDefault(t)
+	rc, vc := respclient.Dial(t, rs.Addr), respclient.Dial(t, vela.Addr())
+	describe := func(c *respclient.Conn, name string) string {
+		v := c.Do("COMMAND", "INFO", name).Value
+		if len(v.Elems) != 1 || len(v.Elems[0].Elems) < 7 {
+			return fmt.Sprintf("no such command (%+v)", v)
+		}
+		e := v.Elems[0].Elems
+		var cats []string
+		for _, x := range e[6].Elems {
+			cats = append(cats, x.Str)
+		}
+		return fmt.Sprintf("arity %d keys %d..%d/%d categories %v", e[1].Int, e[3].Int, e[4].Int, e[5].Int, cats)
+	}
+	for _, name := range strings.Fields(`ping echo quit select auth hello client command info config
+		time dbsize flushdb flushall get set setnx setex psetex getset getdel getex mget mset msetnx
+		incr decr incrby decrby incrbyfloat append strlen del unlink exists touch type expire pexpire
+		expireat pexpireat ttl pttl expiretime pexpiretime persist keys scan client|setname
+		client|getname client|id client|list command|count command|docs command|info config|get`) {
+		if want, got := describe(rc, name), describe(vc, name); want != got {
+			t.Errorf("COMMAND INFO %s:\n redis %s\n vela  %s", name, want, got)
+		}
+	}
+}
