@@ -234,7 +234,7 @@ return out
 
 // clusterLock (FETCHLOCK): KEYS key, leases, index; ARGV token, lease ms, refresh ms, channel. Returns
 // {"HIT", value}, {"REFRESH", value}, {"LOCKED"} or {"WAIT", ms left on the lease}.
-var clusterLock = redis.NewScript(luaClusterLib + `
+var clusterLock = redis.NewScript(luaClusterLib + luaLeaseEvents + `
 local key, lh = KEYS[1], KEYS[2]
 local now = nowms()
 local d
@@ -250,13 +250,14 @@ if v then
     -- the key was written since this lease was granted: the write ended it
     redis.call('HDEL', lh, key)
     index(KEYS[3], lh, 'l')
-    redis.call('PUBLISH', ARGV[4], key)
+    ended(ARGV[4], d[1], key)
     d = nil
   end
   local refresh = tonumber(ARGV[3])
   if refresh > 0 and pttl >= 0 and pttl <= refresh and not d then
     redis.call('HSET', lh, key, cmsgpack.pack({ARGV[1], 'refresh', redis.sha1hex(v), now + tonumber(ARGV[2])}))
     redis.call('SADD', KEYS[3], 'l')
+    granted(ARGV[4], ARGV[1], ARGV[2], key)
     return {'REFRESH', v}
   end
   return {'HIT', v}
@@ -264,6 +265,7 @@ end
 if not d then
   redis.call('HSET', lh, key, cmsgpack.pack({ARGV[1], 'missing', '', now + tonumber(ARGV[2])}))
   redis.call('SADD', KEYS[3], 'l')
+  granted(ARGV[4], ARGV[1], ARGV[2], key)
   return {'LOCKED'}
 end
 return {'WAIT', d[4] - now}
@@ -272,7 +274,7 @@ return {'WAIT', d[4] - now}
 // clusterFill (FETCHFILL): KEYS key, leases, tag records, pending, index; ARGV token, value, pxat ("0":
 // none), channel, nonce ("" without tags), tags… Returns "OK", "NOTHELD", "CHANGED" or "RETRY"
 // (the tagged write is no longer pending: start it over; the lease is untouched).
-var clusterFill = redis.NewScript(luaClusterLib + `
+var clusterFill = redis.NewScript(luaClusterLib + luaLeaseEvents + `
 local key, lh = KEYS[1], KEYS[2]
 local rec = redis.call('HGET', lh, key)
 if not rec then return 'NOTHELD' end
@@ -280,7 +282,7 @@ local d = cmsgpack.unpack(rec)
 if d[1] ~= ARGV[1] or d[4] <= nowms() then return 'NOTHELD' end
 if ARGV[5] ~= '' and not takepending(KEYS[4], key, ARGV[5]) then return 'RETRY' end
 redis.call('HDEL', lh, key)
-redis.call('PUBLISH', ARGV[4], key)
+ended(ARGV[4], ARGV[1], key)
 local cur = redis.call('GET', key)
 local res = 'OK'
 if d[2] == 'missing' then
@@ -307,7 +309,7 @@ return res
 
 // clusterRelease (FETCHRELEASE): KEYS leases, index; ARGV key, token, channel. Returns 1 if the
 // token held a lease that had not run out.
-var clusterRelease = redis.NewScript(luaClusterLib + `
+var clusterRelease = redis.NewScript(luaClusterLib + luaLeaseEvents + `
 local rec = redis.call('HGET', KEYS[1], ARGV[1])
 if not rec then return 0 end
 local d = cmsgpack.unpack(rec)
@@ -315,6 +317,6 @@ if d[1] ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 index(KEYS[2], KEYS[1], 'l')
 if d[4] <= nowms() then return 0 end
-redis.call('PUBLISH', ARGV[3], ARGV[1])
+ended(ARGV[3], ARGV[2], ARGV[1])
 return 1
 `)

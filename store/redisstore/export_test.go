@@ -36,3 +36,14 @@ func (s *Store) LoopPipes() int {
 	}
 	return 0
 }
+
+// KnowsLease reports whether l has heard of a lease on key (the leases a write through it ends).
+func (l *Leases) KnowsLease(key string) bool {
+	l.kmu.Lock()
+	defer l.kmu.Unlock()
+	return len(l.known[key]) > 0
+}
+
+// BeforeEnd makes fn run before each end of leases started by a write calls Redis. Set it before
+// the first write.
+func (l *Leases) BeforeEnd(fn func()) { l.beforeEnd = fn }

@@ -5,6 +5,9 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,19 +35,46 @@ import (
 // # Fencing
 //
 // A fill writes only while its token holds the lease and the key has not been written since the
-// grant: a "missing" lease requires the key to be still missing, a "refresh" lease requires the
-// value to be still the one it was granted on. A FETCHLOCK that finds the key written ends such a
-// lease (the key is live: HIT). One write is not detected: a key written and deleted again
-// between the grant and the fill, with no FETCHLOCK in between, lets the fill through.
+// grant. In Redis, the scripts compare the key with the lease: a "missing" lease requires the key
+// to be still missing, a "refresh" lease the value it was granted on, and a FETCHLOCK that finds
+// the key written ends such a lease (the key is live: HIT). Those checks cannot see a key written
+// and deleted again (or rewritten with the same value) between the grant and the fill.
+//
+// Writes through Vela therefore end the lease themselves. Every grant is announced on the lease
+// channel (see Waiting) and each node keeps the leases it has heard of: key, token, and when the
+// lease runs out at the latest (forgotten when announced ended, or once run out). KeyChanged,
+// which a node calls after every write it makes (SET and the other writes, DEL, UNLINK, GETDEL,
+// EXPIRE into the past, each key TAGINVALIDATE deletes…), ends the key's known leases with the
+// release script, which deletes a lease only while the same token holds it: a lease granted
+// after the write is never ended by it. The end is published like a release, so waiters on every
+// node re-check at once and find the key live (HIT) or missing (exactly one gets LOCKED).
+// KeyChanged does not wait for Redis: the ends run in a goroutine, each call under the store's
+// timeout, and a write costs two atomic loads while the node knows of no lease and has no
+// waiter (else a map lookup under a mutex). The guarantee:
+//
+//   - Through the node that made the write, a FETCHLOCK, FETCHFILL or FETCHRELEASE of the key
+//     sent after the write's reply first waits for that end: the fill gets STALE (ErrNotHeld),
+//     and FETCHLOCK does not wait for the ended lease.
+//   - Through another node, the same holds once the end has reached Redis, one round trip after
+//     the write, provided the writing node had heard of the grant when it wrote (the announcement
+//     is one pub/sub message, normally well under a millisecond); a fill that reaches Redis
+//     first still writes.
+//
+// Only the checks in Redis fence: writes made to Redis directly by other clients (Vela cannot
+// see them), writes through a node that had not heard of the grant (its subscription was down,
+// or the write followed the grant within the announcement's delay), and writes whose end failed
+// (Redis unreachable within the timeout: the lease then runs out by itself) or came after Close.
+// FLUSHALL deletes the leases with the data.
 //
 // # Waiting
 //
-// A caller that finds the lease held waits on its node. Fills and releases publish the key on a
-// channel every node subscribes to (on Redis Cluster, PUBLISH reaches the subscribers of every
-// node), which wakes the waiters at once; every waiter also re-checks
-// at least every PollInterval and when the lease runs out, so lost messages, leases that expire
-// and writes made elsewhere are noticed within that bound. When a lease ends, the first waiter to
-// re-check gets it (exactly one does), not necessarily the one that waited longest.
+// A caller that finds the lease held waits on its node. Grants and ends (fills, releases, ends
+// by writes) are published as lease events on a channel every node subscribes to (on Redis
+// Cluster, PUBLISH reaches the subscribers of every node); an end wakes the key's waiters at
+// once. Every waiter also re-checks at least every PollInterval and when the lease runs out, so
+// lost messages, leases that expire and writes made elsewhere are noticed within that bound.
+// When a lease ends, the first waiter to re-check gets it (exactly one does), not necessarily
+// the one that waited longest.
 type Leases struct {
 	s       *Store
 	stats   *stats.Stats
@@ -55,13 +85,22 @@ type Leases struct {
 	ps      *redis.PubSub
 	done    chan struct{} // closed when the dispatch goroutine has ended
 	once    sync.Once
-	closing atomic.Bool // set by Close: waiters answer TIMEOUT instead of waiting on
+	closing atomic.Bool // set by Close: waiters answer TIMEOUT instead of waiting on, no end starts
 
 	mu      sync.Mutex                           // guards waiters, owners and byToken
 	waiters map[string]map[*leaseWaiter]struct{} // local callers waiting, by key
 	owners  map[fetchlock.Client]*leaseOwner     // clients holding leases granted here
 	byToken map[fetchlock.Token]*leaseOwner      // the owner of each such lease
 	nwait   atomic.Int64                         // len of all waiter sets, read lock-free
+
+	// The leases this node has heard of, so that a write through it can end them (Fencing).
+	kmu       sync.Mutex              // guards known and pending
+	known     map[string][]knownLease // by key; almost always one lease
+	nknown    atomic.Int64            // len(known), read lock-free by KeyChanged
+	pending   map[string]*pendingEnd  // the latest end started on each key, until it is done
+	npending  atomic.Int64            // len(pending), read lock-free
+	ends      sync.WaitGroup          // the goroutines running ends (endKnown); Close waits
+	beforeEnd func()                  // set by tests only: runs before each end calls Redis
 }
 
 var _ fetchlock.Leases = (*Leases)(nil)
@@ -77,6 +116,75 @@ type leaseOwner struct {
 type heldLease struct {
 	key   string
 	until time.Time // when the lease runs out in Redis anyway
+}
+
+// knownLease is a lease this node has heard of: granted through it, or announced by another node.
+type knownLease struct {
+	token fetchlock.Token
+	until time.Time // when it runs out at the latest (this node's clock)
+}
+
+// ranOut reports, for slices.DeleteFunc, the known leases that have run out at now.
+func ranOut(now time.Time) func(knownLease) bool {
+	return func(h knownLease) bool { return !now.Before(h.until) }
+}
+
+// pendingEnd is an end of leases started by endKnown; done is closed once it has reached Redis
+// (or failed).
+type pendingEnd struct{ done chan struct{} }
+
+// pruneEvery is how often the dispatch goroutine drops the known leases that ran out unannounced.
+const pruneEvery = time.Second
+
+// Lease events are the messages the scripts publish on the lease channel (luaLeaseEvents), token
+// being 32 hex digits:
+//
+//	"g" token " " lease ms " " key   a lease was granted
+//	"e" token " " key                a lease ended: filled, released, or ended by a write
+//
+// A lease that runs out, or goes with FLUSHALL, is not announced.
+const (
+	eventGrant = 'g'
+	eventEnd   = 'e'
+)
+
+// luaLeaseEvents defines granted and ended, which publish lease events on channel ch.
+const luaLeaseEvents = `
+local function granted(ch, token, ms, key) redis.call('PUBLISH', ch, 'g' .. token .. ' ' .. ms .. ' ' .. key) end
+local function ended(ch, token, key) redis.call('PUBLISH', ch, 'e' .. token .. ' ' .. key) end
+`
+
+// leaseEvent is a parsed lease event.
+type leaseEvent struct {
+	kind  byte // eventGrant or eventEnd
+	token fetchlock.Token
+	lease time.Duration // eventGrant: how long the lease was granted for
+	key   string
+}
+
+// parseEvent reads a lease event; ok is false for any other payload.
+func parseEvent(p string) (ev leaseEvent, ok bool) {
+	const n = 1 + 2*len(fetchlock.Token{}) // kind and token
+	if len(p) <= n || p[n] != ' ' {
+		return ev, false
+	}
+	if ev.token, ok = fetchlock.ParseToken([]byte(p[1:n])); !ok {
+		return ev, false
+	}
+	ev.kind, ev.key = p[0], p[n+1:]
+	switch ev.kind {
+	case eventEnd:
+		return ev, true
+	case eventGrant:
+		ms, key, found := strings.Cut(ev.key, " ")
+		v, err := strconv.ParseInt(ms, 10, 64)
+		if !found || err != nil || v < 0 {
+			return ev, false
+		}
+		ev.lease, ev.key = time.Duration(v)*time.Millisecond, key
+		return ev, true
+	}
+	return ev, false
 }
 
 // LeasesConfig configures Redis-kept leases. The zero value is usable.
@@ -98,7 +206,8 @@ func (s *Store) NewLeases(cfg LeasesConfig) (*Leases, error) {
 	l := &Leases{s: s, stats: cfg.Stats, log: s.log, poll: cfg.PollInterval, max: cfg.MaxLeasesPerClient,
 		channel: channel, done: make(chan struct{}),
 		waiters: map[string]map[*leaseWaiter]struct{}{}, owners: map[fetchlock.Client]*leaseOwner{},
-		byToken: map[fetchlock.Token]*leaseOwner{}}
+		byToken: map[fetchlock.Token]*leaseOwner{}, known: map[string][]knownLease{},
+		pending: map[string]*pendingEnd{}}
 	if l.stats == nil {
 		l.stats = &stats.Stats{Disabled: true}
 	}
@@ -113,18 +222,33 @@ func (s *Store) NewLeases(cfg LeasesConfig) (*Leases, error) {
 	ch := l.ps.Channel()
 	go func() {
 		defer close(l.done)
-		for msg := range ch {
-			l.wake(msg.Payload)
+		prune := time.NewTicker(pruneEvery)
+		defer prune.Stop()
+		for {
+			select {
+			case msg, ok := <-ch:
+				if !ok {
+					return
+				}
+				l.event(msg.Payload)
+			case now := <-prune.C:
+				l.prune(now)
+			}
 		}
 	}()
 	return l, nil
 }
 
-// Close stops listening for lease events and wakes every waiter. It is idempotent.
+// Close waits for the lease ends in flight (each bounded by the store's timeout), stops
+// listening for lease events and wakes every waiter. It is idempotent.
 func (l *Leases) Close() error {
 	var err error
 	l.once.Do(func() {
+		// Set under kmu, where endKnown reads it: no end starts after this.
+		l.kmu.Lock()
 		l.closing.Store(true)
+		l.kmu.Unlock()
+		l.ends.Wait()
 		err = l.ps.Close()
 		<-l.done
 		l.AllChanged()
@@ -148,6 +272,7 @@ func (l *Leases) Lock(ctx context.Context, key []byte, req fetchlock.LockRequest
 	if req.Client != nil && l.full(req.Client) {
 		return fetchlock.LockResult{}, fetchlock.ErrTooManyLeases
 	}
+	l.settle(ctx, k)
 	waited := false
 	for {
 		var tok fetchlock.Token
@@ -173,7 +298,9 @@ func (l *Leases) Lock(ctx context.Context, key []byte, req fetchlock.LockRequest
 			val, _ := v[1].(string)
 			return fetchlock.LockResult{Status: fetchlock.Hit, Value: []byte(val)}, nil
 		case "REFRESH", "LOCKED":
-			l.hold(req.Client, k, tok, req.Lease)
+			until := time.Now().Add(req.Lease)
+			l.learn(k, tok, until)
+			l.hold(req.Client, k, tok, until)
 			if l.stats.On() {
 				l.stats.FetchLocks.Inc()
 			}
@@ -218,6 +345,7 @@ func (l *Leases) Fill(ctx context.Context, key []byte, token fetchlock.Token, f 
 	if l.s.cluster != nil && reserved(key) {
 		return ErrReservedKey
 	}
+	l.settle(ctx, string(key))
 	ctx, cancel := context.WithTimeout(ctx, l.s.timeout)
 	defer cancel()
 	var res string
@@ -235,6 +363,7 @@ func (l *Leases) Fill(ctx context.Context, key []byte, token fetchlock.Token, f 
 	if err != nil {
 		return l.s.mapErr(ctx, err)
 	}
+	l.unlearn(string(key), token) // whatever the verdict, token holds no lease now
 	switch res {
 	case "NOTHELD":
 		return fetchlock.ErrNotHeld
@@ -251,6 +380,7 @@ func (l *Leases) Release(ctx context.Context, key []byte, token fetchlock.Token)
 	if l.s.cluster != nil && reserved(key) {
 		return ErrReservedKey
 	}
+	l.settle(ctx, string(key))
 	ok, err := l.release(ctx, string(key), token)
 	if err != nil {
 		return err
@@ -288,6 +418,8 @@ func (l *Leases) clusterFill(ctx context.Context, key string, token fetchlock.To
 	return "", errTagRace
 }
 
+// release ends the lease token holds on key, if it does, and publishes the end. It reports
+// whether token held a lease that had not run out.
 func (l *Leases) release(ctx context.Context, key string, token fetchlock.Token) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.s.timeout)
 	defer cancel()
@@ -302,16 +434,163 @@ func (l *Leases) release(ctx context.Context, key string, token fetchlock.Token)
 	if err != nil {
 		return false, l.s.mapErr(ctx, err)
 	}
+	l.unlearn(key, token)
 	return n == 1, nil
 }
 
-// KeyChanged wakes this node's waiters on key: the key was written, so they will find it live
-// (and their re-check ends a lease the write made stale). It never blocks.
+// KeyChanged reports a write to key through this node: it ends the leases on key this node
+// knows of (endKnown) and wakes this node's waiters on key. It never waits on Redis, and while
+// this node knows of no lease and has no waiter it costs two atomic loads.
 func (l *Leases) KeyChanged(key []byte) {
-	if l.nwait.Load() == 0 {
+	if l.nknown.Load() > 0 {
+		l.endKnown(key)
+	}
+	if l.nwait.Load() > 0 {
+		l.wake(string(key))
+	}
+}
+
+// endKnown ends the leases this node knows of on key, which was just written through it, and
+// forgets them. The Redis calls run in a goroutine of their own, after the key's previous end
+// (so that settle need wait for the latest one only): each lease is released by its token, so
+// one granted since the write is left alone, and its end is published to every node's waiters.
+func (l *Leases) endKnown(key []byte) {
+	l.kmu.Lock()
+	defer l.kmu.Unlock()
+	held, ok := l.known[string(key)]
+	if !ok {
 		return
 	}
-	l.wake(string(key))
+	k := string(key)
+	l.setKnown(k, nil)
+	held = slices.DeleteFunc(held, ranOut(time.Now()))
+	if len(held) == 0 || l.closing.Load() {
+		return
+	}
+	prev := l.pending[k]
+	if prev == nil {
+		l.npending.Add(1)
+	}
+	p := &pendingEnd{done: make(chan struct{})}
+	l.pending[k] = p
+	l.ends.Add(1)
+	go l.end(k, held, prev, p)
+}
+
+// end is the goroutine of one endKnown: once prev (the key's previous end, or nil) is done, it
+// releases each of held (each call under the store's timeout) and marks p done.
+func (l *Leases) end(key string, held []knownLease, prev, p *pendingEnd) {
+	defer l.ends.Done()
+	if prev != nil {
+		<-prev.done
+	}
+	if l.beforeEnd != nil {
+		l.beforeEnd()
+	}
+	for _, h := range held {
+		ended, err := l.release(context.Background(), key, h.token)
+		if err != nil {
+			l.log.Warn("redis store: could not end a FETCHLOCK lease after a write to its key", "err", err)
+		} else if ended {
+			l.forget(h.token)
+		}
+	}
+	l.kmu.Lock()
+	if l.pending[key] == p {
+		delete(l.pending, key)
+		l.npending.Add(-1)
+	}
+	l.kmu.Unlock()
+	close(p.done)
+}
+
+// settle waits, at most until ctx ends, for the ends endKnown started on key to reach Redis,
+// so that a FETCHLOCK, FETCHFILL or FETCHRELEASE through this node finds the leases that the
+// writes made through this node before it ended.
+func (l *Leases) settle(ctx context.Context, key string) {
+	if l.npending.Load() == 0 {
+		return
+	}
+	l.kmu.Lock()
+	p := l.pending[key]
+	l.kmu.Unlock()
+	if p == nil {
+		return
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+	}
+}
+
+// event handles a message of the lease channel: it learns a granted lease, or forgets an ended
+// one and wakes the key's waiters. Any other payload is taken as a key to wake the waiters of
+// (what earlier versions published).
+func (l *Leases) event(payload string) {
+	ev, ok := parseEvent(payload)
+	switch {
+	case !ok:
+		l.wake(payload)
+	case ev.kind == eventGrant:
+		l.learn(ev.key, ev.token, time.Now().Add(ev.lease))
+	default:
+		l.unlearn(ev.key, ev.token)
+		l.forget(ev.token)
+		l.wake(ev.key)
+	}
+}
+
+// learn records that token holds a lease on key, until at the latest.
+func (l *Leases) learn(key string, token fetchlock.Token, until time.Time) {
+	l.kmu.Lock()
+	defer l.kmu.Unlock()
+	held := l.known[key]
+	for _, h := range held {
+		if h.token == token {
+			return // heard of already: granted here, then announced
+		}
+	}
+	held = slices.DeleteFunc(held, ranOut(time.Now()))
+	l.setKnown(key, append(held, knownLease{token: token, until: until}))
+}
+
+// unlearn forgets token's lease on key: it ended.
+func (l *Leases) unlearn(key string, token fetchlock.Token) {
+	if l.nknown.Load() == 0 {
+		return
+	}
+	l.kmu.Lock()
+	defer l.kmu.Unlock()
+	if held, ok := l.known[key]; ok {
+		l.setKnown(key, slices.DeleteFunc(held, func(h knownLease) bool { return h.token == token }))
+	}
+}
+
+// prune forgets the known leases that have run out by now (runs out are not announced).
+func (l *Leases) prune(now time.Time) {
+	if l.nknown.Load() == 0 {
+		return
+	}
+	l.kmu.Lock()
+	defer l.kmu.Unlock()
+	for key, held := range l.known {
+		l.setKnown(key, slices.DeleteFunc(held, ranOut(now)))
+	}
+}
+
+// setKnown makes held the known leases on key, none removing the key; kmu must be held.
+func (l *Leases) setKnown(key string, held []knownLease) {
+	_, had := l.known[key]
+	switch {
+	case len(held) > 0:
+		l.known[key] = held
+		if !had {
+			l.nknown.Add(1)
+		}
+	case had:
+		delete(l.known, key)
+		l.nknown.Add(-1)
+	}
 }
 
 // AllChanged wakes every waiter on this node.
@@ -416,8 +695,8 @@ func (l *Leases) full(c fetchlock.Client) bool {
 	return len(o.held) >= l.max
 }
 
-// hold records that c holds tok on key, so that the lease ends when c closes.
-func (l *Leases) hold(c fetchlock.Client, key string, tok fetchlock.Token, lease time.Duration) {
+// hold records that c holds tok on key until at the latest, so that the lease ends when c closes.
+func (l *Leases) hold(c fetchlock.Client, key string, tok fetchlock.Token, until time.Time) {
 	if c == nil {
 		return
 	}
@@ -428,7 +707,7 @@ func (l *Leases) hold(c fetchlock.Client, key string, tok fetchlock.Token, lease
 		l.owners[c] = o
 		c.OnClose(func() { l.clientClosed(c) })
 	}
-	o.held[tok] = heldLease{key: key, until: time.Now().Add(lease)}
+	o.held[tok] = heldLease{key: key, until: until}
 	l.byToken[tok] = o
 	l.mu.Unlock()
 }
@@ -469,23 +748,25 @@ func (l *Leases) clientClosed(c fetchlock.Client) {
 
 // scriptLock: ARGV meta, user, key, token, lease ms, refresh ms, channel. Returns {"HIT", value},
 // {"REFRESH", value}, {"LOCKED"} or {"WAIT", lease pttl}.
-var scriptLock = redis.NewScript(`
+var scriptLock = redis.NewScript(luaLeaseEvents + `
 local key, lk = ARGV[3], 'l:' .. ARGV[3]
 redis.call('SELECT', ARGV[2])
 local v = redis.call('GET', key)
 if v then
   local pttl = redis.call('PTTL', key)
   redis.call('SELECT', ARGV[1])
-  local kind = redis.call('HGET', lk, 'kind')
-  if kind == 'missing' or (kind == 'refresh' and redis.call('HGET', lk, 'fp') ~= redis.sha1hex(v)) then
+  local lease = redis.call('HMGET', lk, 'token', 'kind', 'fp')
+  local kind = lease[2]
+  if kind == 'missing' or (kind == 'refresh' and lease[3] ~= redis.sha1hex(v)) then
     -- the key was written since this lease was granted: the write ended it
     redis.call('DEL', lk)
-    redis.call('PUBLISH', ARGV[7], key)
+    ended(ARGV[7], lease[1], key)
   end
   local refresh = tonumber(ARGV[6])
   if refresh > 0 and pttl >= 0 and pttl <= refresh and redis.call('EXISTS', lk) == 0 then
     redis.call('HSET', lk, 'token', ARGV[4], 'kind', 'refresh', 'fp', redis.sha1hex(v))
     redis.call('PEXPIRE', lk, ARGV[5])
+    granted(ARGV[7], ARGV[4], ARGV[5], key)
     return {'REFRESH', v}
   end
   return {'HIT', v}
@@ -494,6 +775,7 @@ redis.call('SELECT', ARGV[1])
 if redis.call('EXISTS', lk) == 0 then
   redis.call('HSET', lk, 'token', ARGV[4], 'kind', 'missing')
   redis.call('PEXPIRE', lk, ARGV[5])
+  granted(ARGV[7], ARGV[4], ARGV[5], key)
   return {'LOCKED'}
 end
 return {'WAIT', redis.call('PTTL', lk)}
@@ -501,13 +783,13 @@ return {'WAIT', redis.call('PTTL', lk)}
 
 // scriptFill: ARGV meta, user, key, token, value, pxat (0: none), channel, tags… Returns "OK",
 // "NOTHELD" or "CHANGED".
-var scriptFill = redis.NewScript(luaDropTags + `
+var scriptFill = redis.NewScript(luaDropTags + luaLeaseEvents + `
 local key, lk = ARGV[3], 'l:' .. ARGV[3]
 redis.call('SELECT', ARGV[1])
 if redis.call('HGET', lk, 'token') ~= ARGV[4] then return 'NOTHELD' end
 local kind, fp = redis.call('HGET', lk, 'kind'), redis.call('HGET', lk, 'fp')
 redis.call('DEL', lk)
-redis.call('PUBLISH', ARGV[7], key)
+ended(ARGV[7], ARGV[4], key)
 redis.call('SELECT', ARGV[2])
 local cur = redis.call('GET', key)
 if kind == 'missing' then
@@ -531,12 +813,12 @@ return 'OK'
 `)
 
 // scriptRelease: ARGV meta, key, token, channel. Returns 1 if the token held the lease.
-var scriptRelease = redis.NewScript(`
+var scriptRelease = redis.NewScript(luaLeaseEvents + `
 redis.call('SELECT', ARGV[1])
 local lk = 'l:' .. ARGV[2]
 if redis.call('HGET', lk, 'token') ~= ARGV[3] then return 0 end
 redis.call('DEL', lk)
-redis.call('PUBLISH', ARGV[4], ARGV[2])
+ended(ARGV[4], ARGV[3], ARGV[2])
 return 1
 `)
 

@@ -172,6 +172,112 @@ func leasesAcrossNodes(t *testing.T, url string) {
 		}
 	})
 
+	t.Run("WriteEndsLease", func(t *testing.T) {
+		// SET then GETDEL through the holder's node: the key is missing again, and the lease
+		// the write ended must not make the next caller wait for it to run out.
+		lock := fetchlock(t, a, "w", "lease", 4000)
+		if lock[0] != "LOCKED" {
+			t.Fatalf("first FETCHLOCK = %v", lock)
+		}
+		if err := a.Set(ctx, "w", "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.GetDel(ctx, "w").Err(); err != nil {
+			t.Fatal(err)
+		}
+		// Another client, with a TIMEOUT shorter than the lease: waiting for the lease the write
+		// ended would answer TIMEOUT.
+		other := redis.NewClient(&redis.Options{Addr: a.Options().Addr, MaxRetries: -1})
+		defer other.Close()
+		res := fetchlock(t, other, "w", "timeout", 2000)
+		if res[0] != "LOCKED" || res[1] == lock[1] {
+			t.Fatalf("FETCHLOCK after SET and GETDEL of a leased key = %v, want a new LOCKED", res)
+		}
+		if err := a.Do(ctx, "fetchfill", "w", lock[1], "old").Err(); err == nil || !strings.HasPrefix(err.Error(), "STALE") {
+			t.Fatalf("fill with the lease a write ended: %v", err)
+		}
+		if err := a.Do(ctx, "fetchfill", "w", res[1], "new").Err(); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("WriteAndDeleteFenceFill", func(t *testing.T) {
+		// Every kind of write ends the lease, even when the key is missing again at the fill.
+		writes := []struct {
+			name  string
+			write func(key string) error
+		}{
+			{"SET+DEL", func(key string) error {
+				if err := a.Set(ctx, key, "x", 0).Err(); err != nil {
+					return err
+				}
+				return a.Del(ctx, key).Err()
+			}},
+			{"SET+UNLINK", func(key string) error {
+				if err := a.Set(ctx, key, "x", 0).Err(); err != nil {
+					return err
+				}
+				return a.Unlink(ctx, key).Err()
+			}},
+			{"SET+PEXPIREAT past", func(key string) error {
+				if err := a.Set(ctx, key, "x", 0).Err(); err != nil {
+					return err
+				}
+				return a.PExpireAt(ctx, key, time.UnixMilli(1)).Err()
+			}},
+			{"SET TAGS+TAGINVALIDATE", func(key string) error {
+				if err := a.Do(ctx, "set", key, "x", "tags", "tag:"+key).Err(); err != nil {
+					return err
+				}
+				_, err := tagInvalidate(ctx, a, "tag:"+key)
+				return err
+			}},
+		}
+		for _, w := range writes {
+			name, key := w.name, "f4:"+w.name
+			lock := fetchlock(t, a, key)
+			if lock[0] != "LOCKED" {
+				t.Fatalf("%s: FETCHLOCK = %v", name, lock)
+			}
+			if err := w.write(key); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			err := a.Do(ctx, "fetchfill", key, lock[1], "y").Err()
+			if err == nil || !strings.HasPrefix(err.Error(), "STALE") {
+				t.Fatalf("%s between grant and fill: the fill answered %v, want STALE", name, err)
+			}
+			if n := a.Exists(ctx, key).Val(); n != 0 {
+				t.Fatalf("%s: a stale fill wrote the key", name)
+			}
+		}
+	})
+
+	t.Run("WriteOnOtherNodeEndsLease", func(t *testing.T) {
+		lock := fetchlock(t, a, "wb", "lease", 4000)
+		if lock[0] != "LOCKED" {
+			t.Fatalf("first FETCHLOCK = %v", lock)
+		}
+		time.Sleep(100 * time.Millisecond) // b hears of the grant
+		if err := b.Set(ctx, "wb", "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Del(ctx, "wb").Err(); err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range []*redis.Client{b, a} {
+			res := fetchlock(t, c, "wb", "timeout", 2000)
+			if res[0] != "LOCKED" {
+				t.Fatalf("FETCHLOCK %d after a write through the other node = %v, want LOCKED", i, res)
+			}
+			if err := c.Do(ctx, "fetchrelease", "wb", res[1]).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := a.Do(ctx, "fetchfill", "wb", lock[1], "old").Err(); err == nil || !strings.HasPrefix(err.Error(), "STALE") {
+			t.Fatalf("fill with the lease a write through the other node ended: %v", err)
+		}
+	})
+
 	t.Run("Refresh", func(t *testing.T) {
 		if err := a.Set(ctx, "warm", "v1", 2*time.Second).Err(); err != nil {
 			t.Fatal(err)

@@ -466,6 +466,7 @@ func TestCluster(t *testing.T) {
 		{"TagInterleavings", clusterTagInterleavings},
 		{"ConcurrentTagging", clusterConcurrentTagging},
 		{"Leases", func(t *testing.T, rc *redisCluster) { leasesAcrossNodes(t, rc.url) }},
+		{"WritesEndLeases", func(t *testing.T, rc *redisCluster) { writesEndLeases(t, rc.url) }},
 		{"SidecarsFetchOnce", func(t *testing.T, rc *redisCluster) { sidecarsFetchOnce(t, rc.url) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
