@@ -143,7 +143,7 @@ func (rd *Reader) Next() ([][]byte, error) {
 			if size > unauthBulkLen && rd.requireAuth {
 				return nil, &ProtocolError{"unauthenticated bulk length"}
 			}
-			if int64(len(data)-n) < size+2 {
+			if int64(len(data)-n)-2 < size { // not size+2, which can overflow
 				return nil, nil // the argument has not fully arrived
 			}
 			start := rd.scan + n
@@ -195,7 +195,7 @@ func (rd *Reader) peekCommand(pos int) (next int, key []byte, ok bool) {
 	}
 	for i := range count {
 		size, start, ok := rd.peekHeader(p, '$')
-		if !ok || size < 0 || size+2 > int64(rd.w-start) {
+		if !ok || size < 0 || size > int64(rd.w-start)-2 { // not size+2, which can overflow
 			return 0, nil, false
 		}
 		end := start + int(size)
@@ -226,10 +226,12 @@ func (rd *Reader) peekHeader(pos int, kind byte) (n int64, end int, ok bool) {
 // line has not fully arrived and when it was empty (skipped); skipped reports the latter.
 func (rd *Reader) inline(data []byte) (args [][]byte, skipped bool, err error) {
 	nl := bytes.IndexByte(data, '\n')
+	// Redis reads 16 KiB at a time and refuses a line once 64 KiB have arrived without its end,
+	// so no longer line is ever served, however it arrives.
+	if nl > maxInline || (nl < 0 && len(data) > maxInline) {
+		return nil, false, &ProtocolError{"too big inline request"}
+	}
 	if nl < 0 {
-		if len(data) > maxInline {
-			return nil, false, &ProtocolError{"too big inline request"}
-		}
 		return nil, false, nil
 	}
 	line := data[:nl]

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -110,6 +111,8 @@ func TestReader(t *testing.T) {
 		{name: "authenticated limits allow", in: "*1\r\n$16384\r\n" + strings.Repeat("x", 16384) + "\r\n", auth: true,
 			want: []string{strconv.Quote(strings.Repeat("x", 16384))}},
 		{name: "too big inline", in: strings.Repeat("x", maxInline+1), err: "Protocol error: too big inline request"},
+		{name: "too big inline with its end", in: "ECHO " + strings.Repeat("x", maxInline) + "\r\n", err: "Protocol error: too big inline request"},
+		{name: "bulk length at the int64 limit", in: "*1\r\n$9223372036854775807\r\nabc", limits: Limits{MaxBulkLen: math.MaxInt64}},
 		{name: "too big count", in: "*" + strings.Repeat("1", maxInline+1), err: "Protocol error: too big mbulk count string"},
 		{name: "too big bulk count", in: "*1\r\n$" + strings.Repeat("1", maxInline+1), err: "Protocol error: too big bulk count string"},
 	} {
@@ -223,6 +226,8 @@ func FuzzPeekKeys(f *testing.F) {
 		"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$0\r\n\r\n*2\r\n$3\r\nGET\r\n$5\r\nab",
 		"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n", "*0\r\n*1\r\n$1\r\na\r\n", "*2\r\n$3\r\nGET\r\n$-1\r\n",
 		"*2\r\n$3\r\nGET\r\n$99999999999999999999\r\n", "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nabcdef\r\n",
+		"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$9223372036854775807\r\n", // size+2 overflows
+		"*1\r\n$4\r\nPING\r\n*1\r\n$9223372036854775806\r\n",
 	} {
 		f.Add([]byte(s))
 	}
