@@ -44,6 +44,8 @@ type Conn struct {
 	// socket's input ends with what is in it now. notifyFn is the callback given to Notify;
 	// notifyLocalFn the one given to a LoopNotifier, whose calls come on the loop's goroutine.
 	parked, inputSeen, inputEnds bool
+	// moreInput: c is on its loop's unread list, its last read having filled the buffer.
+	moreInput bool
 	// writeQueued: the connection is on its loop's toWrite list (replies buffered in out,
 	// written at the end of the poll round).
 	writeQueued   bool

@@ -29,27 +29,31 @@ const loopsSupported = true
 // incoming (connections to register), readyList (parked connections whose replies are ready) and
 // stop, all behind mu, and wake it through an eventfd.
 type loop struct {
-	s          *Server
-	epfd       int
-	file       *os.File        // epfd, registered with the runtime's poller
-	raw        syscall.RawConn // file's, to park until epfd is readable
-	pollFn     func(uintptr) bool
-	pollErr    error         // error of the last poll
-	ended      bool          // a round found that the loop must end (it has closed everything)
-	tick       time.Duration // interval of the idle sweep (0: no idle timeout)
-	nextSweep  time.Time     // when the next idle sweep is due
-	wakefd     int
-	events     []unix.EpollEvent
-	conns      map[int32]*Conn // registered connections by descriptor; the loop goroutine only
-	held       atomic.Int64    // len(conns), for other goroutines (tests)
-	wakeb      [8]byte
-	toFlush    []*Conn                // parked in this poll round, their Later replies not yet flushed
-	toWrite    []*Conn                // replies buffered in this poll round, written at its end
-	roundMilli int64                  // unix ms at the start of the poll round
-	handle     *Loop                  // what code running on the loop sees of it
-	watched    map[int32]func(uint32) // descriptors watched for that code (Loop.Watch)
-	readyLocal []*Conn                // parked connections the loop's own work made ready (LoopNotifier)
-	keys       [prefetchBatch][]byte  // scratch for prefetch
+	s         *Server
+	epfd      int
+	file      *os.File        // epfd, registered with the runtime's poller
+	raw       syscall.RawConn // file's, to park until epfd is readable
+	pollFn    func(uintptr) bool
+	pollErr   error         // error of the last poll
+	ended     bool          // a round found that the loop must end (it has closed everything)
+	tick      time.Duration // interval of the idle sweep (0: no idle timeout)
+	nextSweep time.Time     // when the next idle sweep is due
+	wakefd    int
+	events    []unix.EpollEvent
+	conns     map[int32]*Conn // registered connections by descriptor; the loop goroutine only
+	held      atomic.Int64    // len(conns), for other goroutines (tests)
+	wakeb     [8]byte
+	toFlush   []*Conn // parked in this poll round, their Later replies not yet flushed
+	toWrite   []*Conn // replies buffered in this poll round, written at its end
+	// unread holds the connections that may have more input than one read took (moreInput):
+	// the next round serves them after its events, so one client streaming commands cannot
+	// keep the loop from the others. spareUnread is the other list, swapped with it each round.
+	unread, spareUnread []*Conn
+	roundMilli          int64                  // unix ms at the start of the poll round
+	handle              *Loop                  // what code running on the loop sees of it
+	watched             map[int32]func(uint32) // descriptors watched for that code (Loop.Watch)
+	readyLocal          []*Conn                // parked connections the loop's own work made ready (LoopNotifier)
+	keys                [prefetchBatch][]byte  // scratch for prefetch
 
 	mu         sync.Mutex
 	incoming   []*Conn  // handed to the loop, not yet registered
@@ -227,7 +231,7 @@ func (l *loop) poll(uintptr) bool {
 			l.pollErr = err
 			return true
 		}
-		if n == 0 {
+		if n == 0 && len(l.unread) == 0 {
 			return false
 		}
 		if !l.round(n) {
@@ -237,7 +241,7 @@ func (l *loop) poll(uintptr) bool {
 		if l.tick > 0 && l.roundMilli >= l.nextSweep.UnixMilli() {
 			return true
 		}
-		if n < len(l.events) {
+		if n < len(l.events) && len(l.unread) == 0 {
 			return false
 		}
 	}
@@ -247,6 +251,8 @@ func (l *loop) poll(uintptr) bool {
 // and writes the replies. It reports false when the loop must end.
 func (l *loop) round(n int) bool {
 	l.roundMilli = time.Now().UnixMilli()
+	unread := l.unread
+	l.unread, l.spareUnread = l.spareUnread[:0], unread
 	for i := range n {
 		fd := l.events[i].Fd
 		if fd == int32(l.wakefd) {
@@ -260,6 +266,17 @@ func (l *loop) round(n int) bool {
 		} else if fn := l.watched[fd]; fn != nil {
 			l.runWatched(fn, l.events[i].Events)
 		}
+	}
+	for i, c := range unread {
+		unread[i] = nil
+		if !c.moreInput || !c.inLoop { // read since (a new event), or gone
+			continue
+		}
+		if c.parked {
+			c.inputSeen = true // read once its replies are computed
+			continue
+		}
+		l.serve(c, unix.EPOLLIN)
 	}
 	l.flushParked()
 	l.writeQueued()

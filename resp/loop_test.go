@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -594,4 +595,37 @@ func TestProtocolErrorAfterPendingReplies(t *testing.T) {
 			t.Fatalf("after the protocol error: %q, %v; want the connection closed", rest, err)
 		}
 	})
+}
+
+// A client that streams commands as fast as it can does not hold the event loop: another
+// client's command is answered while the stream goes on, as in Redis, which reads one chunk
+// per client per turn.
+func TestLoopServesOthersDuringAStream(t *testing.T) {
+	srv := loopServer(t, resp.Config{})
+	blaster, bbr := dialLoop(t, srv)
+	other, obr := dialLoop(t, srv)
+	waitHeld(t, srv, 2)
+	chunk := []byte(strings.Repeat("PING\r\n", 40000))
+	const total = 2000 // chunks: 480 MB at most, ended as soon as the other client is answered
+	var answered atomic.Bool
+	wrote := make(chan int, 1)
+	go func() { // the stream
+		n := 0
+		for ; n < total && !answered.Load(); n++ {
+			if _, err := blaster.Write(chunk); err != nil {
+				break
+			}
+		}
+		wrote <- n
+	}()
+	go func() { _, _ = io.Copy(io.Discard, bbr) }() // the stream's replies
+	time.Sleep(50 * time.Millisecond)               // the stream is under way
+	if _, err := other.Write([]byte("PING\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	expectLines(t, obr, "+PONG")
+	answered.Store(true)
+	if n := <-wrote; n == total {
+		t.Fatalf("the other client was answered only once the stream of %d chunks had been sent", n)
+	}
 }

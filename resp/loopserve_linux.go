@@ -8,13 +8,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// serve handles an event on c. Descriptors are registered edge-triggered: a read that fills
-// the room it was given may have left more in the socket, so serve reads again after running
-// what it got; a shorter read emptied the socket, unless the client has also shut its side
-// down (EPOLLRDHUP, which no later event repeats): then serve reads on to the end of the stream,
-// writes the replies and closes c, as Redis does. A parked connection is only marked: its input
-// is read once its pending replies are computed (reading earlier could move the buffer that
-// their keys alias).
+// serve handles an event on c: it reads once and runs what arrived. Descriptors are registered
+// edge-triggered, so a read that fills the room it was given may have left more in the socket,
+// which no new event will report: c then goes on the unread list, served again next round after
+// that round's events (as Redis reads one chunk per client per turn, so that a client streaming
+// commands cannot hold the loop). A shorter read emptied the socket, unless the client has also
+// shut its side down (EPOLLRDHUP, which no later event repeats): then c is read on to the end of
+// the stream, its replies are written and it is closed, as Redis does. A parked connection is
+// only marked: its input is read once its pending replies are computed (reading earlier could
+// move the buffer that their keys alias).
 func (l *loop) serve(c *Conn, events uint32) {
 	if events&unix.EPOLLRDHUP != 0 {
 		c.inputEnds = true
@@ -27,28 +29,29 @@ func (l *loop) serve(c *Conn, events uint32) {
 		c.inputSeen = true
 		return
 	}
-	for {
-		err := c.rd.FillFrom(c.fdio)
-		if err != nil {
-			if err == io.EOF && len(c.out) > 0 && !l.write(c) {
-				return // handed to a goroutine, which writes the rest and closes, or closed
-			}
-			if err != unix.EAGAIN {
-				l.close(c)
-			}
-			return
+	c.moreInput = false
+	err := c.rd.FillFrom(c.fdio)
+	if err != nil {
+		if err == io.EOF && len(c.out) > 0 && !l.write(c) {
+			return // handed to a goroutine, which writes the rest and closes, or closed
 		}
-		c.lastActive.Store(l.roundMilli)
-		more := c.rd.filled || c.inputEnds
-		l.process(c)
-		if !more || !c.inLoop {
-			return
+		if err != unix.EAGAIN {
+			l.close(c)
 		}
-		if c.parked {
-			c.inputSeen = true
-			return
-		}
+		return
 	}
+	c.lastActive.Store(l.roundMilli)
+	more := c.rd.filled || c.inputEnds
+	l.process(c)
+	if !more || !c.inLoop {
+		return
+	}
+	if c.parked {
+		c.inputSeen = true
+		return
+	}
+	c.moreInput = true
+	l.unread = append(l.unread, c)
 }
 
 // process runs the buffered commands of c and queues their replies, to be written at the end of
