@@ -53,6 +53,14 @@ func run(args []string) int {
 	log.Info("shutting down", "signal", s.String())
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
+	go func() { // a second signal cuts the drain short: the connections still open are closed
+		select {
+		case s := <-sig:
+			log.Warn("second signal: closing the remaining connections now", "signal", s.String())
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Error("shutdown", "err", err)
 		return 1

@@ -283,7 +283,7 @@ func (c *Conn) flush() error {
 	if len(c.out) == 0 {
 		return nil
 	}
-	_, err := c.nc.Write(c.out)
+	err := c.writeOut()
 	if cap(c.out) > 4*maxPendingOutput {
 		c.out = nil // do not keep a buffer grown by one huge reply
 	} else {
@@ -291,6 +291,32 @@ func (c *Conn) flush() error {
 	}
 	return err
 }
+
+// writeOut writes out, blocking. With an idle timeout, a client that takes none of it for that
+// long is cut off, as Redis counts a successful write as the client's last interaction: the
+// deadline is renewed for every chunk of writeChunk bytes the client takes (none during
+// Shutdown, which sets its own).
+func (c *Conn) writeOut() error {
+	timeout := c.server.cfg.IdleTimeout
+	if timeout <= 0 || c.noIdle {
+		_, err := c.nc.Write(c.out)
+		return err
+	}
+	for p := c.out; len(p) > 0; {
+		n := min(len(p), writeChunk)
+		if !c.server.closing.Load() {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
+		}
+		if _, err := c.nc.Write(p[:n]); err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
+}
+
+// writeChunk is the most writeOut writes under one deadline.
+const writeChunk = 256 << 10
 
 // Blocking runs fn, a wait inside a command handler (FETCHLOCK waiting for a fill), while a
 // goroutine watches the socket, so that a client that disconnects is noticed at once rather than

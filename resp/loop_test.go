@@ -60,26 +60,28 @@ func loopServer(t *testing.T, cfg resp.Config) *resp.Server {
 		t.Skip("event loops need Linux")
 	}
 	cfg.Addr, cfg.EventLoops = "127.0.0.1:0", 1
-	srv := resp.NewServer(cfg, waitsOn("NAP")(func(c *resp.Conn, args [][]byte) resp.Reply {
-		switch strings.ToUpper(string(args[0])) {
-		case "BIG":
-			n, _ := strconv.Atoi(string(args[1]))
-			return resp.Bulk(bytes.Repeat([]byte{'v'}, n))
-		case "QUIT":
-			c.Quit()
-			return resp.OK
-		case "BOOM":
-			panic("handler bug")
-		case "ECHO":
-			return resp.Bulk(args[1])
-		case "NAP":
-			d, _ := time.ParseDuration(string(args[1]) + "ms")
-			c.Blocking(func() { time.Sleep(d) })
-			return resp.Bulk(args[1])
-		}
-		return resp.Status("PONG")
-	}))
-	return serveTest(t, srv)
+	return serveTest(t, resp.NewServer(cfg, waitsOn("NAP")(testCommands)))
+}
+
+// testCommands serves PING, ECHO x, BIG n, QUIT, BOOM and NAP ms (see loopServer).
+func testCommands(c *resp.Conn, args [][]byte) resp.Reply {
+	switch strings.ToUpper(string(args[0])) {
+	case "BIG":
+		n, _ := strconv.Atoi(string(args[1]))
+		return resp.Bulk(bytes.Repeat([]byte{'v'}, n))
+	case "QUIT":
+		c.Quit()
+		return resp.OK
+	case "BOOM":
+		panic("handler bug")
+	case "ECHO":
+		return resp.Bulk(args[1])
+	case "NAP":
+		d, _ := time.ParseDuration(string(args[1]) + "ms")
+		c.Blocking(func() { time.Sleep(d) })
+		return resp.Bulk(args[1])
+	}
+	return resp.Status("PONG")
 }
 
 // serveTest starts srv on its goroutine and shuts it down, within 5 s, when the test ends.
@@ -628,4 +630,60 @@ func TestLoopServesOthersDuringAStream(t *testing.T) {
 	if n := <-wrote; n == total {
 		t.Fatalf("the other client was answered only once the stream of %d chunks had been sent", n)
 	}
+}
+
+// A client that stops reading its replies is cut off after the idle timeout, as Redis counts
+// only successful writes as activity; and Shutdown, given such a client, still ends in time.
+func TestClientNotReadingIsCutOff(t *testing.T) {
+	inBothModes(t, func(t *testing.T, loops int) {
+		cfg := resp.Config{Addr: "127.0.0.1:0", EventLoops: loops, IdleTimeout: 300 * time.Millisecond}
+		srv := serveTest(t, resp.NewServer(cfg, waitsOn("NAP")(testCommands)))
+		dial := func() net.Conn {
+			nc, err := net.Dial("tcp", srv.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = nc.Close() })
+			_ = nc.(*net.TCPConn).SetReadBuffer(4096)
+			return nc
+		}
+		stuck := dial()
+		for range 64 { // 64 MiB of replies, far more than the socket buffers hold; never read
+			if _, err := stuck.Write([]byte("BIG 1048576\r\n")); err != nil {
+				break
+			}
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for srv.ClientCount() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d clients: the one not reading was never cut off", srv.ClientCount())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}
+
+// Shutdown ends in time, without error, even when a client has stopped reading its replies:
+// such a client gets a grace period to take them, then is cut off.
+func TestShutdownCutsOffAClientNotReading(t *testing.T) {
+	inBothModes(t, func(t *testing.T, loops int) {
+		srv := serveTest(t, resp.NewServer(resp.Config{Addr: "127.0.0.1:0", EventLoops: loops}, waitsOn("NAP")(testCommands)))
+		nc, err := net.Dial("tcp", srv.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		_ = nc.(*net.TCPConn).SetReadBuffer(4096)
+		for range 64 { // never read
+			if _, err := nc.Write([]byte("BIG 1048576\r\n")); err != nil {
+				break
+			}
+		}
+		time.Sleep(100 * time.Millisecond) // the server is blocked writing
+		ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	})
 }

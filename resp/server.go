@@ -219,8 +219,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		s.loops.Wait()
 		// Wake connections blocked in Read; one executing a command finishes it first and then
-		// notices closing.
-		s.Clients(func(c *Conn) { _ = c.nc.SetReadDeadline(time.Now()) })
+		// notices closing. One blocked writing replies its client does not read gets writeGrace
+		// to take them.
+		s.Clients(func(c *Conn) {
+			_ = c.nc.SetReadDeadline(time.Now())
+			_ = c.nc.SetWriteDeadline(time.Now().Add(writeGrace))
+		})
 		done := make(chan struct{})
 		go func() { s.conns.Wait(); close(done) }()
 		select {
@@ -262,6 +266,9 @@ func (s *Server) newConn(nc net.Conn) *Conn {
 // declines (forwards to a cluster peer, FETCHLOCK) stays on its goroutine instead of moving back
 // and forth.
 const giveBackAfter = 16
+
+// writeGrace is how long Shutdown lets a client take the replies already being written to it.
+const writeGrace = 2 * time.Second
 
 // maxPendingOutput is the reply backlog after which a batch flushes before reading on.
 const maxPendingOutput = 64 << 10
