@@ -1,7 +1,9 @@
 package partition_test
 
 import (
+	"bufio"
 	"context"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -88,5 +90,57 @@ func TestMultiKeyCommandsOnEveryNode(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPeersDoNotCountAsClients: a node whose clients fill max_clients still takes its peers'
+// connections (a member joining then connects to it), so the cluster keeps serving its keys
+// through every other node; a client beyond the limit is still refused.
+func TestPeersDoNotCountAsClients(t *testing.T) {
+	const maxClients = 3
+	nodes := testnode.StartCluster(t, 2, func(_ int, cfg *config.Config) { cfg.MaxClients = maxClients })
+	testnode.WaitConverged(t, 10*time.Second, nodes...)
+	ctx := context.Background()
+	full := nodes[1]
+	for range maxClients { // fill the second node with idle clients
+		c := client(t, full)
+		if err := c.Ping(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	extra, err := net.Dial("tcp", full.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = extra.SetDeadline(time.Now().Add(5 * time.Second))
+	_, _ = extra.Write([]byte("PING\r\n"))
+	if line, err := bufio.NewReader(extra).ReadString('\n'); line != "-ERR max number of clients reached\r\n" {
+		t.Fatalf("a client beyond max_clients: %q, %v", line, err)
+	}
+	_ = extra.Close()
+	cfg := testnode.ClusterConfig("node-3", nodes[0].Cluster().GossipAddr())
+	cfg.MaxClients = maxClients
+	n3 := testnode.Start(t, cfg)
+	testnode.WaitConverged(t, 10*time.Second, nodes[0], full, n3)
+	c3 := client(t, n3)
+	var owned int
+	for i := 0; i < 200; i++ {
+		k := "full:" + strconv.Itoa(i)
+		if full.Cluster().Owner([]byte(k)) != full.Cluster().Name() {
+			continue
+		}
+		owned++
+		if err := c3.Set(ctx, k, "v", 0).Err(); err != nil {
+			t.Fatalf("SET %s through node-3 (owner is the full node): %v", k, err)
+		}
+		if v, err := c3.Get(ctx, k).Result(); err != nil || v != "v" {
+			t.Fatalf("GET %s through node-3: %q, %v", k, v, err)
+		}
+	}
+	if owned == 0 {
+		t.Fatal("the full node owns none of the keys")
+	}
+	if n, err := c3.DBSize(ctx).Result(); err != nil || n != int64(owned) {
+		t.Fatalf("DBSIZE through node-3 = %d, %v; want %d", n, err, owned)
 	}
 }

@@ -30,6 +30,9 @@ type Conn struct {
 	authed  bool
 	quit    bool
 	noIdle  bool // exempt from the idle timeout (a cluster peer's pooled connection)
+	// peer: a cluster peer's connection, not counted against MaxClients. overLimit: accepted
+	// beyond MaxClients, it may only become a peer's (Config.AdmitOverLimit).
+	peer, overLimit bool
 	// settling is set while Settle resolves the waiting replies.
 	settling bool
 
@@ -206,10 +209,15 @@ func (c *Conn) later(r Reply) {
 	}
 }
 
-// SetNoIdleTimeout exempts the connection from the server's idle timeout: cluster peers keep
-// their pooled connections open however long they are idle.
+// SetNoIdleTimeout marks the connection as a cluster peer's: it is exempt from the server's idle
+// timeout (peers keep their pooled connections open however long they are idle) and does not
+// count against MaxClients, as Redis Cluster's bus does not.
 func (c *Conn) SetNoIdleTimeout() {
 	c.noIdle = true
+	if !c.peer {
+		c.peer, c.overLimit = true, false
+		c.server.count.Add(-1)
+	}
 	if c.server.cfg.IdleTimeout > 0 {
 		_ = c.nc.SetReadDeadline(time.Time{}) // the one set while it waited for this command
 		if c.server.closing.Load() {          // Shutdown may have set its wake-up deadline just before

@@ -81,6 +81,10 @@ func (l *loop) process(c *Conn) {
 		if args == nil {
 			break
 		}
+		if c.overLimit { // its goroutine admits a peer's handshake only
+			l.handOff(c, args, nil)
+			return
+		}
 		reply, ok := l.s.inliner.TryServeRESP(c, args)
 		if !ok {
 			if len(c.waiting) > 0 {

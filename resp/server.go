@@ -64,6 +64,11 @@ type Config struct {
 	Logger *slog.Logger
 	// OnAccept, when set, is called for every accepted connection (total_connections_received).
 	OnAccept func()
+	// AdmitOverLimit, when set, lets up to OverLimitReserve connections in beyond MaxClients, so
+	// that cluster peers can still connect to a node its clients have filled: such a connection
+	// may only run the commands AdmitOverLimit accepts (a peer's handshake) until it becomes a
+	// peer's (SetNoIdleTimeout); any other command gets the max-clients error and closes it.
+	AdmitOverLimit func(args [][]byte) bool
 	// EventLoops is the number of epoll event loops serving connections (Linux only, and only when
 	// the Handler is an Inliner). A connection on a loop costs one read and one write system call
 	// per request and no goroutine switch; commands the Inliner declines run on a goroutine of
@@ -161,10 +166,12 @@ func (s *Server) Serve() error {
 				return nil
 			}
 		}
-		if s.count.Add(1) > int64(s.cfg.MaxClients) {
+		n := s.count.Add(1)
+		over := n > int64(s.cfg.MaxClients)
+		if over && (s.cfg.AdmitOverLimit == nil || n > int64(s.cfg.MaxClients)+OverLimitReserve) {
 			s.count.Add(-1)
 			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = io.WriteString(nc, "-ERR max number of clients reached\r\n")
+			_, _ = io.WriteString(nc, errMaxClients)
 			_ = nc.Close()
 			continue
 		}
@@ -172,6 +179,7 @@ func (s *Server) Serve() error {
 			s.cfg.OnAccept()
 		}
 		c := s.newConn(nc)
+		c.overLimit = over
 		s.conns.Add(1)
 		if len(s.loopList) > 0 {
 			l := s.loopList[int(c.ID)%len(s.loopList)]
@@ -196,7 +204,7 @@ func (s *Server) Clients(fn func(c *Conn)) {
 	}
 }
 
-// ClientCount returns the number of open connections.
+// ClientCount returns the number of open connections, cluster peers' excluded.
 func (s *Server) ClientCount() int { return int(s.count.Load()) }
 
 // Shutdown stops accepting, lets every connection finish the command batch it is executing,
@@ -266,6 +274,13 @@ func (s *Server) newConn(nc net.Conn) *Conn {
 // declines (forwards to a cluster peer, FETCHLOCK) stays on its goroutine instead of moving back
 // and forth.
 const giveBackAfter = 16
+
+// OverLimitReserve is how many connections beyond MaxClients may wait to become a peer's
+// (Config.AdmitOverLimit).
+const OverLimitReserve = 32
+
+// errMaxClients is the reply to a connection over the limit.
+const errMaxClients = "-ERR max number of clients reached\r\n"
 
 // writeGrace is how long Shutdown lets a client take the replies already being written to it.
 const writeGrace = 2 * time.Second
@@ -347,6 +362,11 @@ func (s *Server) serveConn(c *Conn, args [][]byte, err error) {
 			c.lastActive.Store(time.Now().UnixMilli())
 			continue
 		}
+		if c.overLimit && !s.cfg.AdmitOverLimit(args) {
+			c.out = append(c.out, errMaxClients...)
+			_ = c.flush()
+			return
+		}
 		var reply Reply
 		if c.loop != nil {
 			var ok bool
@@ -389,7 +409,9 @@ func (s *Server) closeConn(c *Conn) {
 	s.mu.Lock()
 	delete(s.clients, c)
 	s.mu.Unlock()
-	s.count.Add(-1)
+	if !c.peer {
+		s.count.Add(-1)
+	}
 	c.runCloseHooks()
 	s.conns.Done()
 }

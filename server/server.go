@@ -4,6 +4,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -114,16 +115,26 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 	if p, ok := st.(resp.Prefetcher); ok && cfg.Topology.Type == "local" {
 		prefetcher = p
 	}
+	// Cluster peers do not count against max_clients: a node whose clients fill it must still
+	// take its peers' connections, or every other node's forwards to it would fail.
+	var admitPeer func(args [][]byte) bool
+	if cfg.Topology.Type != "local" {
+		admitPeer = func(args [][]byte) bool {
+			return bytes.EqualFold(args[0], []byte("auth")) ||
+				(len(args) >= 2 && bytes.EqualFold(args[0], []byte("vela")) && bytes.EqualFold(args[1], []byte("peer")))
+		}
+	}
 	rs := resp.NewServer(resp.Config{
-		Addr:        cfg.Listen,
-		MaxClients:  cfg.MaxClients,
-		IdleTimeout: cfg.Timeout,
-		RequireAuth: cfg.RequirePass != "",
-		Limits:      resp.Limits{MaxBulkLen: cfg.ProtoMaxBulkLen},
-		Logger:      log,
-		OnAccept:    counters.Connections.Inc,
-		EventLoops:  loops,
-		Prefetcher:  prefetcher,
+		AdmitOverLimit: admitPeer,
+		Addr:           cfg.Listen,
+		MaxClients:     cfg.MaxClients,
+		IdleTimeout:    cfg.Timeout,
+		RequireAuth:    cfg.RequirePass != "",
+		Limits:         resp.Limits{MaxBulkLen: cfg.ProtoMaxBulkLen},
+		Logger:         log,
+		OnAccept:       counters.Connections.Inc,
+		EventLoops:     loops,
+		Prefetcher:     prefetcher,
 	}, node)
 	node.SetClients(rs)
 	for _, w := range opts.watchers {
