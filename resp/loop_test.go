@@ -358,9 +358,15 @@ func (laterHandler) ServeRESP(c *resp.Conn, args [][]byte) resp.Reply {
 	case "ORDERED":
 		c.Settle()
 		return resp.Status("ORDERED")
+	case "HUGE": // a Later reply of 64 KiB, counted in hugeRun
+		hugeRun.Add(1)
+		return resp.Reply{Later: newTimedLater(0, resp.Bulk(make([]byte, 64<<10)))}
 	}
 	return resp.Status("PONG")
 }
+
+// hugeRun counts the HUGE commands laterHandler has run.
+var hugeRun atomic.Int64
 
 func (h laterHandler) TryServeRESP(c *resp.Conn, args [][]byte) (resp.Reply, bool) {
 	if strings.EqualFold(string(args[0]), "ORDERED") && c.Pending() {
@@ -686,4 +692,33 @@ func TestShutdownCutsOffAClientNotReading(t *testing.T) {
 			t.Fatalf("Shutdown: %v", err)
 		}
 	})
+}
+
+// A client that pipelines commands whose replies come later (Later) and never reads them does
+// not make the server run more than a few small batches of them (each at most maxLater, 128):
+// once the replies due cannot be written, no more of its input runs, so the replies held for
+// it stay bounded whatever it sends.
+func TestLaterRepliesNotReadStopTheInput(t *testing.T) {
+	if !resp.LoopsSupported {
+		t.Skip("event loops need Linux")
+	}
+	srv := serveTest(t, resp.NewServer(resp.Config{Addr: "127.0.0.1:0", EventLoops: 1}, laterHandler{}))
+	nc, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.(*net.TCPConn).SetReadBuffer(4096)
+	hugeRun.Store(0)
+	const sent = 8000 // 500 MiB of replies if all ran
+	go func() { _, _ = nc.Write([]byte(strings.Repeat("HUGE\r\n", sent))) }()
+	// Wait until the server has stopped running them (the count holds still), within a bound.
+	last := int64(-1)
+	for i := 0; i < 100 && hugeRun.Load() != last; i++ {
+		last = hugeRun.Load()
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := hugeRun.Load(); n > 4*128 { // a few batches of pending replies (maxLater), no more
+		t.Fatalf("the server ran %d of %d commands whose replies the client does not read", n, sent)
+	}
 }

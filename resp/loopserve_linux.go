@@ -272,6 +272,12 @@ func (l *loop) resume(c *Conn) {
 		return
 	}
 	if c.rd.Buffered() {
+		// Write what is due before running more: a client that does not read its replies must
+		// not make the loop pile up one batch of them after another (write hands c to a
+		// goroutine, which stops reading it, when the socket is full).
+		if len(c.out) > maxPendingOutput && !l.write(c) {
+			return
+		}
 		l.process(c) // queues out with the replies of what it runs, or parks c again
 	} else {
 		l.queueWrite(c)
