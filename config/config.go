@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -139,11 +140,11 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+	if !hostPort(c.Listen) {
 		return &Error{"listen", fmt.Sprintf("not a host:port address (%q)", c.Listen)}
 	}
 	if c.MetricsListen != "" {
-		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+		if !hostPort(c.MetricsListen) {
 			return &Error{"metrics_listen", fmt.Sprintf("not a host:port address (%q)", c.MetricsListen)}
 		}
 	}
@@ -190,16 +191,29 @@ func (c *Config) Validate() error {
 		return &Error{"store.redis.url", "must be set for the redis store"}
 	}
 	if c.Topology.Type != "local" {
-		if _, _, err := net.SplitHostPort(c.Cluster.GossipListen); err != nil {
+		if !hostPort(c.Cluster.GossipListen) {
 			return &Error{"cluster.gossip_listen", fmt.Sprintf("not a host:port address (%q)", c.Cluster.GossipListen)}
 		}
 		for _, j := range c.Cluster.Join {
-			if _, _, err := net.SplitHostPort(j); err != nil {
+			if !hostPort(j) {
 				return &Error{"cluster.join", fmt.Sprintf("not a host:port address (%q)", j)}
 			}
 		}
 	}
 	return nil
+}
+
+// hostPort reports whether addr is host:port with a port number from 0 to 65535 (or a service
+// name, which the system resolves).
+func hostPort(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if n, err := strconv.Atoi(port); err == nil {
+		return n >= 0 && n <= 65535
+	}
+	return port != "" && !strings.ContainsAny(port, "+- ")
 }
 
 func isLoopback(addr string) bool {

@@ -215,13 +215,13 @@ func setTOML(k key, v any) error {
 	case kBool:
 		b, ok := v.(bool)
 		if !ok {
-			return fmt.Errorf("must be true or false (got %v)", v)
+			return fmt.Errorf("must be true or false (got %s)", tomlValue(v))
 		}
 		*k.ptr.(*bool) = b
 	case kInt:
 		n, ok := v.(int64)
 		if !ok {
-			return fmt.Errorf("must be an integer (got %v)", v)
+			return fmt.Errorf("must be an integer (got %s)", tomlValue(v))
 		}
 		return setInt(k, n)
 	case kDuration:
@@ -352,15 +352,15 @@ func ParseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// ParseSize reads a size: bytes, or a number with a unit b, kb, mb, gb (powers of 1024, as Redis
-// reads them; case-insensitive).
+// ParseSize reads a size as Redis reads its configuration: bytes, or a number with a unit b,
+// kb, mb, gb (powers of 1024) or k, m, g (powers of 1000); case-insensitive.
 func ParseSize(s string) (int64, error) {
 	t := strings.ToLower(strings.TrimSpace(s))
 	mult := int64(1)
 	for _, u := range []struct {
 		suffix string
 		mult   int64
-	}{{"gb", 1 << 30}, {"mb", 1 << 20}, {"kb", 1 << 10}, {"g", 1 << 30}, {"m", 1 << 20}, {"k", 1 << 10}, {"b", 1}} {
+	}{{"gb", 1 << 30}, {"mb", 1 << 20}, {"kb", 1 << 10}, {"g", 1e9}, {"m", 1e6}, {"k", 1e3}, {"b", 1}} {
 		if strings.HasSuffix(t, u.suffix) {
 			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
 			break
@@ -371,4 +371,13 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("must be a size like 1024, \"64kb\" or \"512mb\" (got %q)", s)
 	}
 	return n * mult, nil
+}
+
+// tomlValue shows a value of a configuration file as it was written: a string quoted, so that
+// "10" (a string where a number belongs) does not read as 10.
+func tomlValue(v any) string {
+	if s, ok := v.(string); ok {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprint(v)
 }

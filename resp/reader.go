@@ -38,9 +38,11 @@ func (e *ProtocolError) Error() string { return "Protocol error: " + e.Msg }
 var ErrQueryBufferLimit = errors.New("resp: query buffer limit reached")
 
 // Reader parses commands (multibulk or inline) from a stream without copying them: the argument
-// slices it returns alias its buffers and stay valid until the next call to Next or Fill. It never
-// allocates more than about twice what the client has actually sent, whatever lengths the client
-// announces. A Reader is not safe for concurrent use.
+// slices it returns alias its buffers and stay valid until the next call to Next or Fill. What it
+// allocates follows what the client has actually sent, whatever lengths and counts the client
+// announces: the buffer is at most about twice the unparsed input, plus 16 bytes of offsets per
+// argument already received (a command of many empty arguments, 6 bytes each, costs several
+// times its size while it arrives, as it does in Redis). A Reader is not safe for concurrent use.
 type Reader struct {
 	rd     io.Reader
 	limits Limits

@@ -145,6 +145,7 @@ func Open(cfg Config) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	redis.SetLogger(&clientLogger{log: s.log}) // go-redis's logger is process-wide
 	pool := cfg.PoolSize
 	if pool <= 0 {
 		pool = 128
