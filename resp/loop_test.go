@@ -575,14 +575,37 @@ func TestHalfClosedClientIsAnsweredAndDropped(t *testing.T) {
 				t.Fatalf("%q: got %q, want %q", input, got, want)
 			}
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for srv.ClientCount() != 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d clients left after their peers closed", srv.ClientCount())
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitNoClients(t, srv, "after their peers closed")
 	})
+}
+
+// waitNoClients waits, at most 10 s, until srv serves no client.
+func waitNoClients(t *testing.T, srv *resp.Server, why string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.ClientCount() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d clients left %s", srv.ClientCount(), why)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// dialNotReading connects a client with a small receive buffer that asks for 64 MiB of replies
+// (BIG) and never reads them.
+func dialNotReading(t *testing.T, srv *resp.Server) {
+	t.Helper()
+	nc, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = nc.Close() })
+	_ = nc.(*net.TCPConn).SetReadBuffer(4096)
+	for range 64 { // far more than the socket buffers hold
+		if _, err := nc.Write([]byte("BIG 1048576\r\n")); err != nil {
+			break
+		}
+	}
 }
 
 // A protocol error is answered after the replies of the commands before it, pending ones
@@ -639,33 +662,13 @@ func TestLoopServesOthersDuringAStream(t *testing.T) {
 }
 
 // A client that stops reading its replies is cut off after the idle timeout, as Redis counts
-// only successful writes as activity; and Shutdown, given such a client, still ends in time.
+// only successful writes as activity.
 func TestClientNotReadingIsCutOff(t *testing.T) {
 	inBothModes(t, func(t *testing.T, loops int) {
 		cfg := resp.Config{Addr: "127.0.0.1:0", EventLoops: loops, IdleTimeout: 300 * time.Millisecond}
 		srv := serveTest(t, resp.NewServer(cfg, waitsOn("NAP")(testCommands)))
-		dial := func() net.Conn {
-			nc, err := net.Dial("tcp", srv.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = nc.Close() })
-			_ = nc.(*net.TCPConn).SetReadBuffer(4096)
-			return nc
-		}
-		stuck := dial()
-		for range 64 { // 64 MiB of replies, far more than the socket buffers hold; never read
-			if _, err := stuck.Write([]byte("BIG 1048576\r\n")); err != nil {
-				break
-			}
-		}
-		deadline := time.Now().Add(10 * time.Second)
-		for srv.ClientCount() != 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d clients: the one not reading was never cut off", srv.ClientCount())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		dialNotReading(t, srv)
+		waitNoClients(t, srv, "with one that does not read cut off")
 	})
 }
 
@@ -674,17 +677,7 @@ func TestClientNotReadingIsCutOff(t *testing.T) {
 func TestShutdownCutsOffAClientNotReading(t *testing.T) {
 	inBothModes(t, func(t *testing.T, loops int) {
 		srv := serveTest(t, resp.NewServer(resp.Config{Addr: "127.0.0.1:0", EventLoops: loops}, waitsOn("NAP")(testCommands)))
-		nc, err := net.Dial("tcp", srv.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
-		_ = nc.(*net.TCPConn).SetReadBuffer(4096)
-		for range 64 { // never read
-			if _, err := nc.Write([]byte("BIG 1048576\r\n")); err != nil {
-				break
-			}
-		}
+		dialNotReading(t, srv)
 		time.Sleep(100 * time.Millisecond) // the server is blocked writing
 		ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
 		defer cancel()
