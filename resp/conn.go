@@ -47,8 +47,9 @@ type Conn struct {
 	// socket's input ends with what is in it now. notifyFn is the callback given to Notify;
 	// notifyLocalFn the one given to a LoopNotifier, whose calls come on the loop's goroutine.
 	parked, inputSeen, inputEnds bool
-	// moreInput: c is on its loop's unread list, its last read having filled the buffer.
-	moreInput bool
+	// moreInput: c's last read on the loop filled the buffer, so more may wait in the socket;
+	// unreadQueued: c is on its loop's unread list (once at most).
+	moreInput, unreadQueued bool
 	// writeQueued: the connection is on its loop's toWrite list (replies buffered in out,
 	// written at the end of the poll round).
 	writeQueued   bool

@@ -269,7 +269,8 @@ func (l *loop) round(n int) bool {
 	}
 	for i, c := range unread {
 		unread[i] = nil
-		if !c.moreInput || !c.inLoop { // read since (a new event), or gone
+		c.unreadQueued = false
+		if !c.moreInput || !c.inLoop { // emptied since (by a new event), or gone
 			continue
 		}
 		if c.parked {

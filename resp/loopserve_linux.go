@@ -51,7 +51,10 @@ func (l *loop) serve(c *Conn, events uint32) {
 		return
 	}
 	c.moreInput = true
-	l.unread = append(l.unread, c)
+	if !c.unreadQueued { // once on the list, however many events fill the buffer this round
+		c.unreadQueued = true
+		l.unread = append(l.unread, c)
+	}
 }
 
 // process runs the buffered commands of c and queues their replies, to be written at the end of
