@@ -20,7 +20,8 @@ type Limits struct {
 const (
 	defaultMaxBulkLen     = 512 << 20
 	defaultMaxQueryBuffer = 1 << 30
-	maxInline             = 64 << 10 // PROTO_INLINE_MAX_SIZE: longest inline command or count line
+	maxInline             = 64 << 10           // PROTO_INLINE_MAX_SIZE: longest inline command or count line
+	maxInlineLine         = maxInline + 16<<10 // longest inline line Redis serves (see inline)
 	maxMultibulkLen       = 1<<31 - 1
 	unauthMultibulkLen    = 10    // most arguments before AUTH when a password is required
 	unauthBulkLen         = 16384 // longest argument before AUTH when a password is required
@@ -228,9 +229,10 @@ func (rd *Reader) peekHeader(pos int, kind byte) (n int64, end int, ok bool) {
 // line has not fully arrived and when it was empty (skipped); skipped reports the latter.
 func (rd *Reader) inline(data []byte) (args [][]byte, skipped bool, err error) {
 	nl := bytes.IndexByte(data, '\n')
-	// Redis reads 16 KiB at a time and refuses a line once 64 KiB have arrived without its end,
-	// so no longer line is ever served, however it arrives.
-	if nl > maxInline || (nl < 0 && len(data) > maxInline) {
+	// Redis refuses a line once more than 64 KiB have arrived without its end. It reads 16 KiB at
+	// a time, so it first looks at 80 KiB: a line whose end is within them is served, a longer
+	// one refused, even when it all arrives at once.
+	if nl >= maxInlineLine || (nl < 0 && len(data) > maxInline) {
 		return nil, false, &ProtocolError{"too big inline request"}
 	}
 	if nl < 0 {
