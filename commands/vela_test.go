@@ -411,8 +411,9 @@ func TestInfoRedisSections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, v := range map[string]string{"bind": "127.0.0.1", "port": "0", "loglevel": "warning", "cluster-enabled": "no"} {
-		if got[name] != v {
+	for name, v := range map[string]string{"bind": "127.0.0.1", "port": "0", "loglevel": "warning", "cluster-enabled": "no",
+		"maxmemory-samples": "5", "notify-keyspace-events": ""} {
+		if gv, ok := got[name]; !ok || gv != v {
 			t.Errorf("CONFIG GET %s = %q, want %q", name, got[name], v)
 		}
 	}

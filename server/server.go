@@ -304,19 +304,21 @@ func redisSettings(cfg config.Config) map[string]string {
 	// Redis's log levels are debug, verbose, notice and warning.
 	logLevel := map[string]string{"debug": "debug", "info": "notice", "warn": "warning", "error": "warning"}[cfg.LogLevel]
 	return map[string]string{
-		"maxclients":         strconv.Itoa(cfg.MaxClients),
-		"timeout":            strconv.FormatInt(int64(cfg.Timeout.Seconds()), 10),
-		"proto-max-bulk-len": strconv.FormatInt(cfg.ProtoMaxBulkLen, 10),
-		"maxmemory":          strconv.FormatInt(cfg.MaxMemory, 10),
-		"maxmemory-policy":   policy,
-		"databases":          "1",
-		"save":               "",
-		"appendonly":         "no",
-		"protected-mode":     map[bool]string{true: "yes", false: "no"}[cfg.ProtectedMode],
-		"bind":               host,
-		"port":               port,
-		"loglevel":           logLevel,
-		"cluster-enabled":    "no", // a partitioned Vela is one cache to its clients, not a Redis Cluster
+		"maxclients":             strconv.Itoa(cfg.MaxClients),
+		"timeout":                strconv.FormatInt(int64(cfg.Timeout.Seconds()), 10),
+		"proto-max-bulk-len":     strconv.FormatInt(cfg.ProtoMaxBulkLen, 10),
+		"maxmemory":              strconv.FormatInt(cfg.MaxMemory, 10),
+		"maxmemory-policy":       policy,
+		"databases":              "1",
+		"save":                   "",
+		"appendonly":             "no",
+		"protected-mode":         map[bool]string{true: "yes", false: "no"}[cfg.ProtectedMode],
+		"bind":                   host,
+		"port":                   port,
+		"loglevel":               logLevel,
+		"cluster-enabled":        "no", // a partitioned Vela is one cache to its clients, not a Redis Cluster
+		"maxmemory-samples":      "5",  // the memory store's eviction sample (memory.Config.Samples)
+		"notify-keyspace-events": "",   // Vela publishes no keyspace notifications
 	}
 }
 
