@@ -286,7 +286,7 @@ func (m *Membership) Members() []Member {
 // declared dead: after a partition heals, each side would otherwise go on without the other.
 func (m *Membership) joinLoop() {
 	defer m.done.Done()
-	seeds := m.cfg.Join
+	seeds := m.otherSeeds(m.cfg.Join)
 	if len(seeds) == 0 {
 		m.joined.Store(true)
 	}
@@ -310,6 +310,29 @@ func (m *Membership) joinLoop() {
 		case <-t.C:
 		}
 	}
+}
+
+// otherSeeds returns the seeds that are not this node itself. memberlist counts a join to its
+// own address as a success, so a node listed among its own seeds (one list for every node, as in
+// docker-compose.yml) would take itself for joined while the others were still starting, and
+// stay a cluster of one. A seed is this node when it is spelled as its gossip address (bound,
+// advertised or listened on) or resolves to the address it listens on.
+func (m *Membership) otherSeeds(seeds []string) []string {
+	self := map[string]bool{m.self.Gossip: true, m.cfg.Bind: true}
+	if m.cfg.Advertise != "" {
+		self[m.cfg.Advertise] = true
+	}
+	var out []string
+	for _, s := range seeds {
+		if self[s] {
+			continue
+		}
+		if a, err := net.ResolveTCPAddr("tcp", s); err == nil && a.String() == m.self.Gossip {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 func (m *Membership) rejoinLost() {

@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -94,4 +95,36 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestOwnAddressAmongSeeds: with one seed list for every node, its own address included, a
+// node started first does not take itself for joined; it waits for the others, and they form
+// one cluster.
+func TestOwnAddressAmongSeeds(t *testing.T) {
+	free := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String()
+	}
+	addrA, addrB := free(), free()
+	seeds := []string{addrA, addrB}
+	start := func(name, bind string) *Membership {
+		m, err := Start(Config{NodeName: name, Bind: bind, RESP: "127.0.0.1:7001", Profile: ProfileLocal,
+			Join: seeds, RetryInterval: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = m.Shutdown() })
+		return m
+	}
+	a := start("a", addrA)
+	time.Sleep(300 * time.Millisecond) // several join attempts, while b is not up
+	if a.Joined() {
+		t.Fatal("a took a join to itself for joining the cluster")
+	}
+	b := start("b", addrB)
+	waitFor(t, func() bool { return a.Joined() && b.Joined() && len(a.Members()) == 2 && len(b.Members()) == 2 })
 }
