@@ -75,7 +75,7 @@ func (cl *Cluster) peerAuth(c *commands.Ctx, args [][]byte) (resp.Reply, error) 
 	}
 	c.Peer = true
 	if c.Conn != nil {
-		c.Conn.SetNoIdleTimeout()
+		c.Conn.SetPeer()
 		if cl.cfg.Secret != "" {
 			c.Conn.SetAuthenticated()
 		}
@@ -96,8 +96,8 @@ func (cl *Cluster) ownedCmd(c *commands.Ctx, args [][]byte) (resp.Reply, error) 
 	if (cmd.Arity > 0 && len(inner) != cmd.Arity) || len(inner) < -cmd.Arity {
 		return resp.Reply{}, commands.WrongArity(cmd.Name)
 	}
-	if cmd.Flags&commands.FlagWrite != 0 {
-		cl.Route(c, cmd, inner) // a peer's cluster-wide write: noted in a handoff window, run below
+	if cmd.Flags&commands.FlagWrite != 0 && cl.view.Load().fence != nil {
+		cl.noteWide(cmd, inner) // in a handoff window, noted before it runs, as Route does
 	}
 	return cl.owned(c, cmd, inner), nil
 }

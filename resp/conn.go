@@ -29,9 +29,9 @@ type Conn struct {
 	created time.Time
 	authed  bool
 	quit    bool
-	noIdle  bool // exempt from the idle timeout (a cluster peer's pooled connection)
-	// peer: a cluster peer's connection, not counted against MaxClients. overLimit: accepted
-	// beyond MaxClients, it may only become a peer's (Config.AdmitOverLimit).
+	// peer: a cluster peer's pooled connection (SetPeer), exempt from the idle timeout and not
+	// counted against MaxClients. overLimit: accepted beyond MaxClients, it may only become a
+	// peer's (Config.AdmitOverLimit).
 	peer, overLimit bool
 	// settling is set while Settle resolves the waiting replies.
 	settling bool
@@ -213,11 +213,10 @@ func (c *Conn) later(r Reply) {
 	}
 }
 
-// SetNoIdleTimeout marks the connection as a cluster peer's: it is exempt from the server's idle
+// SetPeer marks the connection as a cluster peer's: it is exempt from the server's idle
 // timeout (peers keep their pooled connections open however long they are idle) and does not
 // count against MaxClients, as Redis Cluster's bus does not.
-func (c *Conn) SetNoIdleTimeout() {
-	c.noIdle = true
+func (c *Conn) SetPeer() {
 	if !c.peer {
 		c.peer, c.overLimit = true, false
 		c.server.count.Add(-1)
@@ -310,7 +309,7 @@ func (c *Conn) flush() error {
 // Shutdown, which sets its own).
 func (c *Conn) writeOut() error {
 	timeout := c.server.cfg.IdleTimeout
-	if timeout <= 0 || c.noIdle {
+	if timeout <= 0 || c.peer {
 		_, err := c.nc.Write(c.out)
 		return err
 	}

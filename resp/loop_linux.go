@@ -378,7 +378,7 @@ func (l *loop) closeIdle(idle time.Duration) {
 	cutoff := time.Now().Add(-idle).UnixMilli()
 	for _, c := range l.conns {
 		// A parked connection waits for its replies: like Redis's blocked clients, it is not idle.
-		if !c.noIdle && !c.parked && c.lastActive.Load() < cutoff {
+		if !c.peer && !c.parked && c.lastActive.Load() < cutoff {
 			l.close(c)
 		}
 	}

@@ -67,7 +67,7 @@ type Config struct {
 	// AdmitOverLimit, when set, lets up to OverLimitReserve connections in beyond MaxClients, so
 	// that cluster peers can still connect to a node its clients have filled: such a connection
 	// may only run the commands AdmitOverLimit accepts (a peer's handshake) until it becomes a
-	// peer's (SetNoIdleTimeout); any other command gets the max-clients error and closes it.
+	// peer's (SetPeer); any other command gets the max-clients error and closes it.
 	AdmitOverLimit func(args [][]byte) bool
 	// EventLoops is the number of epoll event loops serving connections (Linux only, and only when
 	// the Handler is an Inliner). A connection on a loop costs one read and one write system call
@@ -334,7 +334,7 @@ func (s *Server) serveConn(c *Conn, args [][]byte, err error) {
 				return
 			}
 			if inlineRun >= giveBackAfter && c.loop != nil && !c.watching && len(c.waiting) == 0 {
-				if s.cfg.IdleTimeout > 0 && !c.noIdle {
+				if s.cfg.IdleTimeout > 0 && !c.peer {
 					_ = c.nc.SetReadDeadline(time.Time{}) // the loop keeps the idle timeout
 				}
 				if c.loop.give(c) {
@@ -342,7 +342,7 @@ func (s *Server) serveConn(c *Conn, args [][]byte, err error) {
 					return
 				}
 			}
-			if s.cfg.IdleTimeout > 0 && !c.noIdle {
+			if s.cfg.IdleTimeout > 0 && !c.peer {
 				_ = c.nc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 				if s.closing.Load() { // Shutdown may have set its deadline just before ours
 					return
