@@ -37,6 +37,7 @@ var (
 	ErrTimeout      = Error("ERR timeout waiting for the cache backend")
 	ErrNXExpire     = Error("ERR NX and XX, GT or LT options at the same time are not compatible")
 	ErrGTLT         = Error("ERR GT and LT options at the same time are not compatible")
+	ErrWrongType    = Error("WRONGTYPE Operation against a key holding the wrong kind of value")
 )
 
 // WrongArity is the reply to a bad argument count for the command called name.
@@ -129,6 +130,8 @@ func errorReply(err error) resp.Reply {
 		return resp.Error(string(ErrTooLarge))
 	case errors.Is(err, store.ErrOOM):
 		return resp.Error(string(ErrOOM))
+	case errors.Is(err, store.ErrWrongType):
+		return resp.Error(string(ErrWrongType))
 	}
 	return resp.Error(oneLine("ERR " + err.Error()))
 }

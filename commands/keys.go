@@ -74,10 +74,13 @@ func (n *Node) typ(c *Ctx, args [][]byte) (resp.Reply, error) {
 	if err != nil {
 		return resp.Reply{}, err
 	}
-	if res.Found {
-		return resp.Status("string"), nil
+	switch {
+	case !res.Found:
+		return resp.Status("none"), nil
+	case res.Type != "":
+		return resp.Status(res.Type), nil
 	}
-	return resp.Status("none"), nil
+	return resp.Status("string"), nil
 }
 
 // expire serves EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT with NX, XX, GT and LT.

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"errors"
 	"github.com/vela-cache/vela/resp"
 	"github.com/vela-cache/vela/store"
 )
@@ -174,7 +175,7 @@ func (n *Node) mget(c *Ctx, args [][]byte) (resp.Reply, error) {
 	elems := make([]resp.Reply, len(args)-1)
 	for i, key := range args[1:] {
 		res, err := n.do(c, key, store.Op{Kind: store.Get})
-		if err != nil {
+		if err != nil && !errors.Is(err, store.ErrWrongType) { // Redis's MGET gives nil for those
 			return resp.Reply{}, err
 		}
 		elems[i] = resp.Nil
@@ -283,6 +284,9 @@ func (n *Node) strlen(c *Ctx, args [][]byte) (resp.Reply, error) {
 	res, err := n.do(c, args[1], store.Op{Kind: store.Inspect})
 	if err != nil {
 		return resp.Reply{}, err
+	}
+	if res.Type != "" {
+		return resp.Reply{}, ErrWrongType
 	}
 	return resp.Int(res.Int), nil
 }

@@ -145,7 +145,8 @@ type Kind uint8
 const (
 	// Get reads the value: Found, Value.
 	Get Kind = iota + 1
-	// Inspect reads metadata without the value: Found, ExpireAt, Int (value length).
+	// Inspect reads metadata without the value: Found, ExpireAt, Int (value length), and Type
+	// for a key that is not a string.
 	Inspect
 	// Touch is Inspect that also counts as an access for LRU/LFU: Found.
 	Touch
@@ -218,11 +219,15 @@ type Result struct {
 	Value    []byte
 	Int      int64
 	ExpireAt int64
+	// Type is set by Inspect only for a key that is not a string: one that another client of a
+	// shared Redis made a list, hash or other type ("list", "hash"…). Vela itself writes only
+	// strings, so every other store leaves it empty.
+	Type string
 }
 
 // ServerError is an error reply from a server behind a store (an external Redis) that has no
-// sentinel below, such as WRONGTYPE for a key another Redis client made a list. Its text is the
-// complete reply, prefix included, and reaches the client verbatim.
+// sentinel below, such as READONLY from a replica. Its text is the complete reply, prefix
+// included, and reaches the client verbatim.
 type ServerError string
 
 func (e ServerError) Error() string { return string(e) }
@@ -241,6 +246,9 @@ var (
 	ErrTooLarge = errors.New("store: string exceeds maximum allowed size")
 	// ErrOOM: the write needs room the store may not take (ttl_only policy at its bound).
 	ErrOOM = errors.New("store: command not allowed when used memory > 'maxmemory'")
+	// ErrWrongType: the key holds another type than a string (a key another client of a shared
+	// Redis made a list, say).
+	ErrWrongType = errors.New("store: key holds the wrong kind of value")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("store: closed")
 )

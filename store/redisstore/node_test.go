@@ -604,3 +604,56 @@ func TestEventLoopPipeline(t *testing.T) {
 		t.Error("the event loop never used a Redis connection of its own")
 	}
 }
+
+// TestKeysOfOtherTypes reads and writes, through Vela, keys that another client of the Redis made
+// a list and a hash, and compares every reply with Redis's own for the same command.
+func TestKeysOfOtherTypes(t *testing.T) {
+	r := redistest.Start(t)
+	_, v := startNode(t, "redis://"+r.Addr+"/0")
+	direct := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer direct.Close()
+	ctx := context.Background()
+	if err := direct.RPush(ctx, "l", "a", "b").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := direct.HSet(ctx, "h", "f", "v").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := direct.ExpireAt(ctx, "h", time.Now().Add(time.Hour)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	show := func(c *redis.Client, args ...any) string {
+		res, err := c.Do(ctx, args...).Result()
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		return fmt.Sprint(res)
+	}
+	// None of these changes a key of another type: Redis refuses the writes with WRONGTYPE.
+	for _, cmd := range [][]any{
+		{"type", "l"}, {"type", "h"}, {"exists", "l", "h", "missing"}, {"ttl", "l"},
+		{"expiretime", "h"}, {"strlen", "l"}, {"strlen", "h"}, {"get", "l"}, {"append", "l", "x"},
+		{"incr", "h"}, {"incrbyfloat", "l", "1"}, {"getdel", "l"}, {"getex", "h", "persist"},
+		{"set", "l", "v", "get"}, {"getset", "h", "v"}, {"mget", "l", "h"}, {"touch", "l", "h"},
+	} {
+		if got, want := show(v, cmd...), show(direct, cmd...); got != want {
+			t.Errorf("%v: Vela %q, Redis %q", cmd, got, want)
+		}
+	}
+	// Key-level writes work on any type, as in Redis.
+	if got := show(v, "persist", "h"); got != "1" {
+		t.Errorf("PERSIST h = %s, want 1", got)
+	}
+	if got := show(v, "pexpire", "l", 100000); got != "1" {
+		t.Errorf("PEXPIRE l = %s, want 1", got)
+	}
+	if got := show(direct, "ttl", "l"); got != "100" {
+		t.Errorf("TTL l on Redis after PEXPIRE through Vela = %s, want 100", got)
+	}
+	if got := show(v, "del", "l", "h"); got != "2" {
+		t.Errorf("DEL l h = %s, want 2", got)
+	}
+	if n := direct.Exists(ctx, "l", "h").Val(); n != 0 {
+		t.Errorf("EXISTS l h on Redis after DEL through Vela = %d, want 0", n)
+	}
+}

@@ -307,18 +307,27 @@ func (s *Store) do(ctx context.Context, k string, op *store.Op) (store.Result, e
 	switch op.Kind {
 	case store.Inspect:
 		// MULTI, not a script: Lua numbers are doubles and would round a far expiry.
+		// TYPE too, because STRLEN fails on a key of another type that other clients of the
+		// Redis may have made; EXEC still runs the commands after a failed one.
 		var at *redis.Cmd
+		var typ *redis.StatusCmd
 		var n *redis.IntCmd
 		_, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			at = p.Do(ctx, "pexpiretime", k)
+			typ = p.Type(ctx, k)
 			n = p.StrLen(ctx, k)
 			return nil
 		})
-		if err != nil {
+		if err != nil && (at.Err() != nil || typ.Err() != nil) {
 			return res, err
 		}
 		if v, _ := at.Int64(); v != -2 {
-			res.Found, res.Int = true, n.Val()
+			res.Found = true
+			if t := typ.Val(); t != "string" {
+				res.Type = t
+			} else {
+				res.Int = n.Val()
+			}
 			if v > 0 {
 				res.ExpireAt = v
 			}
@@ -745,6 +754,7 @@ var redisErrors = []struct {
 	{"ERR increment would produce NaN or Infinity", store.ErrNaN},
 	{"ERR string exceeds maximum allowed size", store.ErrTooLarge},
 	{"OOM ", store.ErrOOM},
+	{"WRONGTYPE ", store.ErrWrongType},
 }
 
 // mapErr turns a go-redis error into what the command layer expects: a store sentinel, a Redis
