@@ -11,23 +11,30 @@ import (
 
 func (n *Node) registerConnection() {
 	const g = "connection"
-	sub := func(name string, arity int, flags Flags, h Handler, summary string) *Command {
-		return &Command{Name: "client|" + name, Arity: arity, Flags: flags, Handler: h, Group: g, Summary: summary}
+	sub := func(name string, arity int, flags Flags, h Handler) *Command {
+		return &Command{Name: "client|" + name, Arity: arity, Flags: flags, Handler: h, Group: g}
 	}
+	// CLIENT SETINFO came in Redis 7.2, after the Redis whose documentation Vela gives (docs.go).
+	setinfo := sub("setinfo", 4, FlagLoading, n.clientSetInfo)
+	setinfo.Summary = "Sets information specific to the client or connection."
+	setinfo.Args = []Arg{{Name: "attr", Type: "oneof", Args: []Arg{
+		{Name: "libname", Type: "string", Token: "LIB-NAME"},
+		{Name: "libver", Type: "string", Token: "LIB-VER"},
+	}}}
 	for _, c := range []*Command{
-		{Name: "ping", Arity: -1, Flags: FlagFast, Handler: n.ping, Summary: "Returns the server's liveliness response."},
-		{Name: "echo", Arity: 2, Flags: FlagFast, Handler: n.echo, Summary: "Returns the given string."},
-		{Name: "quit", Arity: -1, Flags: FlagFast | FlagNoAuth | FlagLoading, Handler: n.quit, Summary: "Closes the connection."},
-		{Name: "select", Arity: 2, Flags: FlagFast | FlagLoading, Handler: n.selectDB, Summary: "Changes the selected database. Vela has only database 0."},
-		{Name: "auth", Arity: -2, Flags: FlagFast | FlagNoAuth | FlagLoading, Handler: n.auth, Summary: "Authenticates the connection."},
-		{Name: "hello", Arity: -1, Flags: FlagFast | FlagNoAuth | FlagLoading, Handler: n.hello, Summary: "Handshakes with the Redis server."},
-		{Name: "client", Arity: -2, Summary: "A container for client connection commands.", Subcommands: map[string]*Command{
-			"setname": sub("setname", 3, FlagLoading, n.clientSetName, "Sets the connection name."),
-			"getname": sub("getname", 2, FlagLoading, n.clientGetName, "Returns the name of the connection."),
-			"id":      sub("id", 2, FlagLoading, n.clientID, "Returns the unique client ID of the connection."),
-			"setinfo": sub("setinfo", 4, FlagLoading, n.clientSetInfo, "Sets information specific to the client or connection."),
-			"list":    sub("list", -2, FlagAdmin|FlagLoading, n.clientList, "Lists open connections."),
-			"help":    sub("help", 2, FlagLoading, n.clientHelp, "Returns helpful text about the different subcommands."),
+		{Name: "ping", Arity: -1, Flags: FlagFast, Handler: n.ping},
+		{Name: "echo", Arity: 2, Flags: FlagFast, Handler: n.echo},
+		{Name: "quit", Arity: -1, Flags: FlagFast | FlagNoAuth | FlagLoading, Handler: n.quit},
+		{Name: "select", Arity: 2, Flags: FlagFast | FlagLoading, Handler: n.selectDB},
+		{Name: "auth", Arity: -2, Flags: FlagFast | FlagNoAuth | FlagLoading, Handler: n.auth},
+		{Name: "hello", Arity: -1, Flags: FlagFast | FlagNoAuth | FlagLoading, Handler: n.hello},
+		{Name: "client", Arity: -2, Subcommands: map[string]*Command{
+			"setname": sub("setname", 3, FlagLoading, n.clientSetName),
+			"getname": sub("getname", 2, FlagLoading, n.clientGetName),
+			"id":      sub("id", 2, FlagLoading, n.clientID),
+			"setinfo": setinfo,
+			"list":    sub("list", -2, FlagAdmin|FlagLoading, n.clientList),
+			"help":    sub("help", 2, FlagLoading, n.clientHelp),
 		}},
 	} {
 		c.Group = g

@@ -13,22 +13,22 @@ import (
 func (n *Node) registerKeys() {
 	const g = "generic"
 	for _, c := range []*Command{
-		{Name: "del", Arity: -2, Flags: FlagWrite, FirstKey: 1, LastKey: -1, KeyStep: 1, Handler: n.del, Summary: "Deletes one or more keys."},
-		{Name: "unlink", Arity: -2, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: -1, KeyStep: 1, Handler: n.del, Summary: "Asynchronously deletes one or more keys."},
-		{Name: "exists", Arity: -2, Flags: FlagReadOnly | FlagFast, FirstKey: 1, LastKey: -1, KeyStep: 1, Handler: n.exists, Summary: "Determines whether one or more keys exist."},
-		{Name: "touch", Arity: -2, Flags: FlagReadOnly | FlagFast, FirstKey: 1, LastKey: -1, KeyStep: 1, Handler: n.exists, Summary: "Returns the number of existing keys out of those specified after updating the time they were last accessed."},
-		{Name: "type", Arity: 2, Flags: FlagReadOnly | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.typ, Summary: "Determines the type of value stored at a key."},
-		{Name: "expire", Arity: -3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.expire, Summary: "Sets the expiration time of a key in seconds."},
-		{Name: "pexpire", Arity: -3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.expire, Summary: "Sets the expiration time of a key in milliseconds."},
-		{Name: "expireat", Arity: -3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.expire, Summary: "Sets the expiration time of a key to a Unix timestamp."},
-		{Name: "pexpireat", Arity: -3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.expire, Summary: "Sets the expiration time of a key to a Unix milliseconds timestamp."},
-		{Name: "ttl", Arity: 2, Flags: FlagReadOnly | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.ttl, Summary: "Returns the expiration time in seconds of a key."},
-		{Name: "pttl", Arity: 2, Flags: FlagReadOnly | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.ttl, Summary: "Returns the expiration time in milliseconds of a key."},
-		{Name: "expiretime", Arity: 2, Flags: FlagReadOnly | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.ttl, Summary: "Returns the expiration time of a key as a Unix timestamp."},
-		{Name: "pexpiretime", Arity: 2, Flags: FlagReadOnly | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.ttl, Summary: "Returns the expiration time of a key as a Unix milliseconds timestamp."},
-		{Name: "persist", Arity: 2, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.persist, Summary: "Removes the expiration time of a key."},
-		{Name: "keys", Arity: 2, Flags: FlagReadOnly | FlagClusterWide, Handler: n.keys, Summary: "Returns all key names that match a pattern."},
-		{Name: "scan", Arity: -2, Flags: FlagReadOnly | FlagClusterWide, Handler: n.scan, Summary: "Iterates over the key names in the database."},
+		{Name: "del", Arity: -2, Flags: FlagWrite, FirstKey: 1, LastKey: -1, KeyStep: 1, Handler: n.del},
+		{Name: "unlink", Arity: -2, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: -1, KeyStep: 1, Handler: n.del},
+		{Name: "exists", Arity: -2, Flags: FlagReadOnly | FlagFast, FirstKey: 1, LastKey: -1, KeyStep: 1, Handler: n.exists},
+		{Name: "touch", Arity: -2, Flags: FlagReadOnly | FlagFast, FirstKey: 1, LastKey: -1, KeyStep: 1, Handler: n.exists},
+		{Name: "type", Arity: 2, Flags: FlagReadOnly | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.typ},
+		{Name: "expire", Arity: -3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.expire},
+		{Name: "pexpire", Arity: -3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.expire},
+		{Name: "expireat", Arity: -3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.expire},
+		{Name: "pexpireat", Arity: -3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.expire},
+		{Name: "ttl", Arity: 2, Flags: FlagReadOnly | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.ttl},
+		{Name: "pttl", Arity: 2, Flags: FlagReadOnly | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.ttl},
+		{Name: "expiretime", Arity: 2, Flags: FlagReadOnly | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.ttl},
+		{Name: "pexpiretime", Arity: 2, Flags: FlagReadOnly | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.ttl},
+		{Name: "persist", Arity: 2, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.persist},
+		{Name: "keys", Arity: 2, Flags: FlagReadOnly | FlagClusterWide, Handler: n.keys},
+		{Name: "scan", Arity: -2, Flags: FlagReadOnly | FlagClusterWide, Handler: n.scan},
 	} {
 		c.Group = g
 		n.table.Register(c)

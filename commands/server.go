@@ -2,6 +2,7 @@ package commands
 
 import (
 	"bytes"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,27 +14,26 @@ import (
 
 func (n *Node) registerServer() {
 	const g = "server"
-	csub := func(parent, name string, arity int, h Handler, summary string) *Command {
-		return &Command{Name: parent + "|" + name, Arity: arity, Flags: FlagLoading, Handler: h, Group: g, Summary: summary}
+	csub := func(parent, name string, arity int, h Handler) *Command {
+		return &Command{Name: parent + "|" + name, Arity: arity, Flags: FlagLoading, Handler: h, Group: g}
 	}
 	for _, c := range []*Command{
-		{Name: "command", Arity: -1, Flags: FlagLoading, Handler: n.commandAll, Summary: "Returns detailed information about all commands.",
+		{Name: "command", Arity: -1, Flags: FlagLoading, Handler: n.commandAll,
 			Subcommands: map[string]*Command{
-				"count": csub("command", "count", 2, n.commandCount, "Returns a count of commands."),
-				"info":  csub("command", "info", -2, n.commandInfo, "Returns information about one, multiple or all commands."),
-				"docs":  csub("command", "docs", -2, n.commandDocs, "Returns documentary information about one, multiple or all commands."),
-				"list":  csub("command", "list", -2, n.commandList, "Returns a list of command names."),
+				"count": csub("command", "count", 2, n.commandCount),
+				"info":  csub("command", "info", -2, n.commandInfo),
+				"docs":  csub("command", "docs", -2, n.commandDocs),
+				"list":  csub("command", "list", -2, n.commandList),
 			}},
-		{Name: "config", Arity: -2, Summary: "A container for server configuration commands.",
+		{Name: "config", Arity: -2,
 			Subcommands: map[string]*Command{
-				"get": {Name: "config|get", Arity: -3, Flags: FlagAdmin | FlagLoading, Handler: n.configGet, Group: g,
-					Summary: "Returns the effective values of configuration parameters."},
+				"get": {Name: "config|get", Arity: -3, Flags: FlagAdmin | FlagLoading, Handler: n.configGet, Group: g},
 			}},
-		{Name: "info", Arity: -1, Flags: FlagLoading, Handler: n.info, Summary: "Returns information and statistics about the server."},
-		{Name: "time", Arity: 1, Flags: FlagFast | FlagLoading, Handler: n.time, Summary: "Returns the server time."},
-		{Name: "dbsize", Arity: 1, Flags: FlagReadOnly | FlagFast | FlagClusterWide, Handler: n.dbsize, Summary: "Returns the number of keys in the database."},
-		{Name: "flushdb", Arity: -1, Flags: FlagWrite | FlagClusterWide, Handler: n.flush, Summary: "Removes all keys from the current database."},
-		{Name: "flushall", Arity: -1, Flags: FlagWrite | FlagClusterWide, Handler: n.flush, Summary: "Removes all keys from all databases."},
+		{Name: "info", Arity: -1, Flags: FlagLoading, Handler: n.info},
+		{Name: "time", Arity: 1, Flags: FlagFast | FlagLoading, Handler: n.time},
+		{Name: "dbsize", Arity: 1, Flags: FlagReadOnly | FlagFast | FlagClusterWide, Handler: n.dbsize},
+		{Name: "flushdb", Arity: -1, Flags: FlagWrite | FlagClusterWide, Handler: n.flush},
+		{Name: "flushall", Arity: -1, Flags: FlagWrite | FlagClusterWide, Handler: n.flush},
 	} {
 		c.Group = g
 		n.table.Register(c)
@@ -166,11 +166,22 @@ func (n *Node) commandDocs(_ *Ctx, args [][]byte) (resp.Reply, error) {
 	return resp.Map(out), nil
 }
 
+// docReply is cmd's COMMAND DOCS map: Redis's own for a command Redis has, else built from the
+// table (Vela's commands, and subcommands newer than the Redis the docs came from). A container
+// lists only the subcommands Vela serves.
 func docReply(cmd *Command) resp.Reply {
-	doc := []resp.Reply{
-		resp.BulkString("summary"), resp.BulkString(cmd.Summary),
-		resp.BulkString("since"), resp.BulkString("1.0.0"),
-		resp.BulkString("group"), resp.BulkString(cmd.Group),
+	var doc []resp.Reply
+	if d, ok := redisDocs()[cmd.Name]; ok {
+		doc = slices.Clone(d.docs.Elems)
+	} else {
+		doc = []resp.Reply{
+			resp.BulkString("summary"), resp.BulkString(cmd.Summary),
+			resp.BulkString("since"), resp.BulkString(VelaVersion),
+			resp.BulkString("group"), resp.BulkString(cmd.Group),
+		}
+		if cmd.Args != nil {
+			doc = append(doc, resp.BulkString("arguments"), argsReply(cmd.Args))
+		}
 	}
 	if len(cmd.Subcommands) > 0 {
 		subs := make([]resp.Reply, 0, 2*len(cmd.Subcommands))
@@ -183,7 +194,21 @@ func docReply(cmd *Command) resp.Reply {
 	return resp.Map(doc)
 }
 
+// commandInfoReply is cmd's COMMAND INFO entry: for a command Redis has, Redis's own flags, key
+// positions, ACL categories, tips and key specifications; for Vela's, those its table gives.
 func commandInfoReply(cmd *Command) resp.Reply {
+	subs := resp.Set([]resp.Reply{}) // as Redis answers for a command without subcommands
+	if len(cmd.Subcommands) > 0 {
+		subs = resp.Array(nil)
+		for _, name := range sortedSubcommands(cmd) {
+			subs.Elems = append(subs.Elems, commandInfoReply(cmd.Subcommands[name]))
+		}
+	}
+	entry := []resp.Reply{resp.BulkString(cmd.Name), resp.Int(int64(cmd.Arity))}
+	if d, ok := redisDocs()[cmd.Name]; ok {
+		entry = append(entry, d.info...)
+		return resp.Array(append(entry, subs))
+	}
 	var flags []resp.Reply
 	for _, f := range flagNames {
 		if cmd.Flags&f.f != 0 {
@@ -193,29 +218,20 @@ func commandInfoReply(cmd *Command) resp.Reply {
 	if flags == nil {
 		flags = []resp.Reply{}
 	}
-	var subs []resp.Reply
-	for _, name := range sortedSubcommands(cmd) {
-		subs = append(subs, commandInfoReply(cmd.Subcommands[name]))
-	}
-	if subs == nil {
-		subs = []resp.Reply{}
-	}
 	step := cmd.KeyStep
 	if cmd.FirstKey > 0 && step == 0 {
 		step = 1
 	}
-	return resp.Array([]resp.Reply{
-		resp.BulkString(cmd.Name),
-		resp.Int(int64(cmd.Arity)),
+	return resp.Array(append(entry,
 		resp.Set(flags),
 		resp.Int(int64(cmd.FirstKey)),
 		resp.Int(int64(cmd.LastKey)),
 		resp.Int(int64(step)),
 		resp.Set(aclCategories(cmd)),
-		resp.Set([]resp.Reply{}),
-		resp.Array([]resp.Reply{}),
-		resp.Array(subs),
-	})
+		resp.Set([]resp.Reply{}), // tips
+		resp.Set([]resp.Reply{}), // key specifications
+		subs,
+	))
 }
 
 // dangerous are the commands Redis puts in @dangerous besides the administrative ones.

@@ -54,8 +54,10 @@ type Command struct {
 	Flags Flags
 	// FirstKey, LastKey and KeyStep give the key positions (LastKey -1: the last argument).
 	FirstKey, LastKey, KeyStep int
-	// Group and Summary document the command for COMMAND DOCS.
+	// Group, Summary and Args document the command for COMMAND DOCS; a command Redis has takes
+	// Redis's own documentation instead (docs.go), and needs only its Group.
 	Group, Summary string
+	Args           []Arg
 	// Handler runs the command. A command with subcommands has a handler only when it may also
 	// be called bare (COMMAND).
 	Handler Handler

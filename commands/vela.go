@@ -14,7 +14,8 @@ func (n *Node) registerVela() {
 	const g = "vela"
 	for _, c := range []*Command{
 		{Name: "taginvalidate", Arity: -2, Flags: FlagWrite | FlagClusterWide, Handler: n.tagInvalidate,
-			Summary: "Deletes every live key carrying any of the tags; replies with the number of keys deleted."},
+			Summary: "Deletes every live key carrying any of the tags; replies with the number of keys deleted.",
+			Args:    []Arg{{Name: "tag", Type: "string", Multiple: true}}},
 		{Name: "stats", Arity: 1, Flags: FlagFast | FlagLoading, Handler: n.statsCmd,
 			Summary: "Returns Vela's cache counters as a map (a flat name/value array in RESP2)."},
 	} {

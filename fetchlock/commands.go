@@ -162,16 +162,29 @@ func Register(node *commands.Node, leases Leases, cfg CommandConfig) {
 		h.lease = min(cfg.Timeout, maxLeaseMs*time.Millisecond)
 	}
 	const g = "vela"
+	key := commands.Arg{Name: "key", Type: "key"}
+	token := commands.Arg{Name: "token", Type: "string"}
 	for _, c := range []*commands.Command{
 		{Name: "fetchlock", Arity: -2, Flags: commands.FlagWrite | commands.FlagBlocking, FirstKey: 1, LastKey: 1, KeyStep: 1,
 			Handler: h.fetchlock, Group: g,
-			Summary: "Returns the value of a key, or the lease to fetch it (waiting while another caller holds it). FETCHLOCK key [TIMEOUT ms] [LEASE ms] [REFRESH ms]"},
+			Summary: "Returns the value of a key, or the lease to fetch it (waiting while another caller holds it).",
+			Args: []commands.Arg{key,
+				{Name: "timeout", Type: "integer", Token: "TIMEOUT", Optional: true},
+				{Name: "lease", Type: "integer", Token: "LEASE", Optional: true},
+				{Name: "refresh", Type: "integer", Token: "REFRESH", Optional: true}}},
 		{Name: "fetchfill", Arity: -4, Flags: commands.FlagWrite, FirstKey: 1, LastKey: 1, KeyStep: 1,
 			Handler: h.fetchfill, Group: g,
-			Summary: "Writes a key under its FETCHLOCK lease, only if the lease is still current. FETCHFILL key token value [EX s|PX ms] [TAGS tag ...]"},
+			Summary: "Writes a key under its FETCHLOCK lease, only if the lease is still current.",
+			Args: []commands.Arg{key, token, {Name: "value", Type: "string"},
+				{Name: "expiration", Type: "oneof", Optional: true, Args: []commands.Arg{
+					{Name: "seconds", Type: "integer", Token: "EX"},
+					{Name: "milliseconds", Type: "integer", Token: "PX"}}},
+				{Name: "tags", Type: "block", Token: "TAGS", Optional: true, Args: []commands.Arg{
+					{Name: "tag", Type: "string", Multiple: true}}}}},
 		{Name: "fetchrelease", Arity: 3, Flags: commands.FlagWrite | commands.FlagFast, FirstKey: 1, LastKey: 1, KeyStep: 1,
 			Handler: h.fetchrelease, Group: g,
-			Summary: "Gives up a FETCHLOCK lease; the next waiter gets it. FETCHRELEASE key token"},
+			Summary: "Gives up a FETCHLOCK lease; the next waiter gets it.",
+			Args:    []commands.Arg{key, token}},
 	} {
 		node.Table().Register(c)
 	}

@@ -17,12 +17,14 @@ func (cl *Cluster) registerCommands() {
 		return &commands.Command{Name: "vela|" + name, Arity: arity, Flags: flags, Handler: h,
 			Group: "vela", Summary: summary}
 	}
+	owner := sub("owner", 3, commands.FlagReadOnly, cl.owner, "Returns the members holding a key, owner first.")
+	owner.Args = []commands.Arg{{Name: "key", Type: "key"}}
 	cl.node.Table().Register(&commands.Command{Name: "vela", Arity: -2, Group: "vela",
 		Summary: "Vela cluster introspection and peer commands.",
 		Subcommands: map[string]*commands.Command{
 			"nodes":   sub("nodes", 2, commands.FlagLoading, cl.nodes, "Lists the cluster members: name, RESP address, gossip address, state."),
 			"ring":    sub("ring", 2, commands.FlagLoading, cl.ringInfo, "Describes the hash ring: version, checksum, virtual nodes per member."),
-			"owner":   sub("owner", 3, commands.FlagReadOnly, cl.owner, "Returns the members holding a key, owner first."),
+			"owner":   owner,
 			"peer":    sub("peer", 3, commands.FlagNoAuth|commands.FlagLoading, cl.peerAuth, "Marks the connection as a cluster peer's (internal)."),
 			"restore": sub("restore", -5, commands.FlagWrite, cl.restore, "Writes an entry handed over by a peer (internal)."),
 			"drop":    sub("drop", 3, commands.FlagWrite, cl.drop, "Deletes a replica's copy of a key (internal)."),
