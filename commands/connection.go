@@ -276,13 +276,21 @@ func (n *Node) clientList(c *Ctx, args [][]byte) (resp.Reply, error) {
 }
 
 func (n *Node) clientHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
-	return resp.Reply{Kind: resp.KindArray, Elems: []resp.Reply{
-		resp.Status("CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"),
-		resp.Status("GETNAME"), resp.Status("    Return the name of the current connection."),
-		resp.Status("ID"), resp.Status("    Return the ID of the current connection."),
-		resp.Status("LIST [TYPE NORMAL] [ID <id> [<id> ...]]"), resp.Status("    Return information about client connections."),
-		resp.Status("SETINFO <option> <value>"), resp.Status("    Set client meta attr. Options are LIB-NAME and LIB-VER."),
-		resp.Status("SETNAME <name>"), resp.Status("    Assign the name <name> to the current connection."),
-		resp.Status("HELP"), resp.Status("    Print this help."),
-	}}, nil
+	return helpReply("CLIENT",
+		"GETNAME", "    Return the name of the current connection.",
+		"ID", "    Return the ID of the current connection.",
+		"LIST [TYPE NORMAL] [ID <id> [<id> ...]]", "    Return information about client connections.",
+		"SETINFO <option> <value>", "    Set client meta attr. Options are LIB-NAME and LIB-VER.",
+		"SETNAME <name>", "    Assign the name <name> to the current connection."), nil
+}
+
+// helpReply is a container command's HELP reply as Redis shapes it: a heading, the given lines,
+// and HELP itself last, each a status.
+func helpReply(parent string, lines ...string) resp.Reply {
+	out := make([]resp.Reply, 0, len(lines)+3)
+	out = append(out, resp.Status(parent+" <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"))
+	for _, l := range lines {
+		out = append(out, resp.Status(l))
+	}
+	return resp.Array(append(out, resp.Status("HELP"), resp.Status("    Prints this help.")))
 }

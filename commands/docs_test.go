@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/vela-cache/vela/resp"
@@ -58,5 +59,35 @@ func TestArgReply(t *testing.T) {
 		"%3\r\n$4\r\nname\r\n$3\r\ntag\r\n$4\r\ntype\r\n$6\r\nstring\r\n$5\r\nflags\r\n~1\r\n+multiple\r\n"
 	if got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
+
+// TestHelpSubcommands checks the HELP of each container command: Redis's shape (a heading, then
+// statuses, HELP last) and a line for every subcommand Vela serves, so the text cannot drift
+// from the table.
+func TestHelpSubcommands(t *testing.T) {
+	n := NewNode(memory.New(memory.Config{}), Config{}, nil, nil)
+	ctx := &Ctx{Node: n}
+	for _, parent := range []string{"client", "command", "config"} {
+		r := n.Exec(ctx, [][]byte{[]byte(parent), []byte("help")})
+		if r.Kind != resp.KindArray || len(r.Elems) < 4 {
+			t.Fatalf("%s HELP = %+v", parent, r)
+		}
+		lines := map[string]bool{}
+		for _, e := range r.Elems {
+			if e.Kind != resp.KindStatus {
+				t.Fatalf("%s HELP has a %v line", parent, e.Kind)
+			}
+			lines[strings.Fields(e.Str + " x")[0]] = true
+		}
+		want := strings.ToUpper(parent) + " <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+		if r.Elems[0].Str != want || r.Elems[len(r.Elems)-2].Str != "HELP" || r.Elems[len(r.Elems)-1].Str != "    Prints this help." {
+			t.Errorf("%s HELP is not shaped as Redis's: %+v", parent, r.Elems)
+		}
+		for name := range n.Table().Lookup([]byte(parent)).Subcommands {
+			if !lines[strings.ToUpper(name)] {
+				t.Errorf("%s HELP does not describe %s", parent, name)
+			}
+		}
 	}
 }

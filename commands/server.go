@@ -24,10 +24,12 @@ func (n *Node) registerServer() {
 				"info":  csub("command", "info", -2, n.commandInfo),
 				"docs":  csub("command", "docs", -2, n.commandDocs),
 				"list":  csub("command", "list", -2, n.commandList),
+				"help":  csub("command", "help", 2, n.commandHelp),
 			}},
 		{Name: "config", Arity: -2,
 			Subcommands: map[string]*Command{
-				"get": {Name: "config|get", Arity: -3, Flags: FlagAdmin | FlagLoading, Handler: n.configGet, Group: g},
+				"get":  {Name: "config|get", Arity: -3, Flags: FlagAdmin | FlagLoading, Handler: n.configGet, Group: g},
+				"help": csub("config", "help", 2, n.configHelp),
 			}},
 		{Name: "info", Arity: -1, Flags: FlagLoading, Handler: n.info},
 		{Name: "time", Arity: 1, Flags: FlagFast | FlagLoading, Handler: n.time},
@@ -105,6 +107,21 @@ func (n *Node) configGet(c *Ctx, args [][]byte) (resp.Reply, error) {
 		kv = []resp.Reply{}
 	}
 	return resp.Map(kv), nil
+}
+
+func (n *Node) commandHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
+	return helpReply("COMMAND",
+		"(no subcommand)", "    Return details about all commands.",
+		"COUNT", "    Return the total number of commands in this server.",
+		"LIST", "    Return a list of all commands in this server.",
+		"INFO [<command-name> ...]", "    Return details about the given commands, or about all of them.",
+		"DOCS [<command-name> ...]", "    Return documentation details about the given commands, or about all of them."), nil
+}
+
+func (n *Node) configHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
+	return helpReply("CONFIG",
+		"GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
+		"    Vela's configuration is fixed at start-up: there is no CONFIG SET."), nil
 }
 
 func (n *Node) commandAll(_ *Ctx, _ [][]byte) (resp.Reply, error) {

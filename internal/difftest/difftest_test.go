@@ -347,7 +347,7 @@ func TestCommandInfoDifferential(t *testing.T) {
 			mset msetnx incr decr incrby decrby incrbyfloat append strlen del unlink exists touch
 			type expire pexpire expireat pexpireat ttl pttl expiretime pexpiretime persist keys
 			scan client|setname client|getname client|id client|list client|help command|count
-			command|docs command|info command|list config|get`) {
+			command|docs command|info command|list command|help config|get config|help`) {
 			for _, sub := range []string{"INFO", "DOCS"} {
 				if want, got := describe(rc, sub, name), describe(vc, sub, name); want != got {
 					t.Errorf("RESP%s COMMAND %s %s:\n redis %s\n vela  %s", proto, sub, name, want, got)
