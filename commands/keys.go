@@ -35,11 +35,25 @@ func (n *Node) registerKeys() {
 	}
 }
 
-// del serves DEL and UNLINK.
+// del serves DEL and UNLINK; on a store.Batcher (the disk store) several keys go in one batch.
 func (n *Node) del(c *Ctx, args [][]byte) (resp.Reply, error) {
 	var count int64
+	op := store.Op{Kind: store.Delete}
+	if b, ok := n.store.(store.Batcher); ok && len(args) > 2 {
+		results, err := b.DoBatch(c.Context(), args[1:], op)
+		for i, res := range results {
+			n.account(args[1+i], &op, res, nil)
+			if res.Done {
+				count++
+			}
+		}
+		if err != nil {
+			return resp.Reply{}, err
+		}
+		return resp.Int(count), nil
+	}
 	for _, key := range args[1:] {
-		res, err := n.do(c, key, store.Op{Kind: store.Delete})
+		res, err := n.do(c, key, op)
 		if err != nil {
 			return resp.Reply{}, err
 		}

@@ -55,6 +55,14 @@ type MultiSetter interface {
 	SetMulti(ctx context.Context, pairs []KV, expireAt int64, onlyIfNoneExist bool) (bool, error)
 }
 
+// Batcher is implemented by stores for which one op on many keys at once costs less than a call
+// per key: the disk store commits them together, with one fsync, instead of one per key.
+type Batcher interface {
+	// DoBatch applies op to each key, as Do would one by one, and returns a result for each key
+	// it applied op to, in order, and the first error (it may stop at that key).
+	DoBatch(ctx context.Context, keys [][]byte, op Op) ([]Result, error)
+}
+
 // Sweeper is implemented by stores that hold expired entries until something removes them.
 type Sweeper interface {
 	// Sweep removes expired entries and returns how many it removed.

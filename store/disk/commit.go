@@ -52,11 +52,24 @@ func (s *Store) release(r *request) {
 // submit queues r for the committer and waits until it has been committed. Once queued, a request
 // is always answered (Close drains the queue), unless the committer has already stopped.
 func (s *Store) submit(r *request) error {
+	if err := s.enqueue(r); err != nil {
+		return err
+	}
+	return s.wait(r)
+}
+
+// enqueue hands r to the committer without waiting for its commit.
+func (s *Store) enqueue(r *request) error {
 	select {
 	case s.reqs <- r:
+		return nil
 	case <-s.quit:
 		return store.ErrClosed
 	}
+}
+
+// wait waits until the committer has answered r, which enqueue has queued.
+func (s *Store) wait(r *request) error {
 	select {
 	case <-r.done:
 		return nil
@@ -198,6 +211,7 @@ func (s *Store) commitTx(batch []*request) error {
 	if err := tx.Commit(); err != nil {
 		return err
 	}
+	s.commits.Add(1)
 	// Committed (fsync'd): make the staged values visible before anyone is answered.
 	if w.moved {
 		s.ovClear()

@@ -1,6 +1,7 @@
 package disk
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -81,10 +82,11 @@ type Store struct {
 	// The overlay: data records committed to the staging log but not yet moved into the data
 	// bucket (nil: deleted), sharded by the first byte of the data key. Only the committer
 	// writes it; readers consult it before the data bucket.
-	ov     [ovShards]ovShard
-	ovLen  atomic.Int64 // entries in the overlay, so reads skip it when empty
-	staged atomic.Int64 // mutations in the staging log
-	seq    uint64       // next staging sequence number; the committer's only
+	ov      [ovShards]ovShard
+	ovLen   atomic.Int64  // entries in the overlay, so reads skip it when empty
+	staged  atomic.Int64  // mutations in the staging log
+	commits atomic.Uint64 // transactions committed, each with its fsync
+	seq     uint64        // next staging sequence number; the committer's only
 
 	reqs    chan *request // writes waiting for the committer
 	quit    chan struct{} // closed by Close: the committer drains reqs and stops
@@ -225,15 +227,7 @@ func (s *Store) Do(ctx context.Context, key []byte, op store.Op) (store.Result, 
 			return s.read(key, &op)
 		}
 	}
-	if err := checkKey(key); err != nil {
-		return store.Result{}, err
-	}
-	if op.Kind == store.Set {
-		if err := checkTags(key, op.Tags); err != nil {
-			return store.Result{}, err
-		}
-	}
-	if err := ctx.Err(); err != nil {
+	if err := checkWrite(ctx, key, &op); err != nil {
 		return store.Result{}, err
 	}
 	r := s.pool.Get().(*request)
@@ -244,6 +238,58 @@ func (s *Store) Do(ctx context.Context, key []byte, op store.Op) (store.Result, 
 	res, err := r.res, r.err
 	s.release(r)
 	return res, err
+}
+
+// checkWrite refuses a write op that no transaction should see: a key or tags over the limits,
+// or a caller that has gone.
+func checkWrite(ctx context.Context, key []byte, op *store.Op) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if op.Kind == store.Set {
+		if err := checkTags(key, op.Tags); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// DoBatch applies op to every key (DEL k1 k2 …), queueing all the writes before it waits for any,
+// so that they share the committer's transactions: one commit, and one fsync, per batch of up to
+// maxBatch keys instead of one per key. It returns a result for each key it queued, in order (an
+// empty one for a key whose write failed), and the first error; it queues no key after one it
+// refuses (a key over the size limit, a caller gone).
+func (s *Store) DoBatch(ctx context.Context, keys [][]byte, op store.Op) ([]store.Result, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	var err error
+	queued := make([]*request, 0, len(keys))
+	for _, key := range keys {
+		if err = checkWrite(ctx, key, &op); err != nil {
+			break
+		}
+		r := s.pool.Get().(*request)
+		r.kind, r.key, r.op = reqOp, key, op
+		if err = s.enqueue(r); err != nil {
+			s.release(r)
+			break
+		}
+		queued = append(queued, r)
+	}
+	out := make([]store.Result, len(queued))
+	for i, r := range queued {
+		werr := s.wait(r)
+		if werr == nil {
+			werr = r.err
+		}
+		if werr == nil {
+			out[i] = r.res
+		}
+		err = cmp.Or(err, werr)
+		s.release(r)
+	}
+	return out, err
 }
 
 // read runs a read-only op in a read transaction.

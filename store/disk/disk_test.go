@@ -181,3 +181,46 @@ func TestReplayStagingLog(t *testing.T) {
 		t.Fatalf("invalidate t0 after replay deleted %d keys, want %d", len(keys), want)
 	}
 }
+
+// TestDoBatchSharesCommits deletes many keys with one DoBatch (DEL k1 k2 …): every key's result
+// comes back in order, a key named twice is deleted once, and the writes share transactions
+// instead of taking one commit each.
+func TestDoBatchSharesCommits(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "vela.db"))
+	ctx := context.Background()
+	const n = 1000
+	var pairs []store.KV
+	var keys [][]byte
+	for i := range n {
+		k := []byte(fmt.Sprintf("k%d", i))
+		pairs = append(pairs, store.KV{Key: k, Value: []byte("v")})
+		if i%2 == 0 { // every other key exists
+			keys = append(keys, k, []byte(fmt.Sprintf("missing%d", i)))
+		}
+	}
+	if _, err := s.SetMulti(ctx, pairs, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	keys = append(keys, []byte("k0")) // named twice: already deleted
+	before := s.Commits()
+	results, err := s.DoBatch(ctx, keys, store.Op{Kind: store.Delete})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commits := s.Commits() - before
+	if len(results) != len(keys) {
+		t.Fatalf("%d results for %d keys", len(results), len(keys))
+	}
+	for i, res := range results {
+		if want := i%2 == 0 && i != len(keys)-1; res.Done != want {
+			t.Errorf("key %s: deleted %v, want %v", keys[i], res.Done, want)
+		}
+	}
+	if got, _ := s.Len(ctx); got != n/2 {
+		t.Errorf("Len = %d after deleting half of %d keys", got, n)
+	}
+	if commits >= uint64(len(keys))/10 {
+		t.Errorf("%d deletes took %d commits: they did not share transactions", len(keys), commits)
+	}
+	t.Logf("%d deletes, %d commits", len(keys), commits)
+}
