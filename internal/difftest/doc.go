@@ -16,7 +16,8 @@
 //   - HELLO: compared with the "id" field ignored (connection ids differ).
 //   - CLIENT ID, CLIENT LIST (of real clients), TIME, INFO, COMMAND, COMMAND COUNT/INFO/DOCS of
 //     existing commands: shape only (type of reply). Their content is server-specific: ids,
-//     addresses, clocks, Redis's 240 commands and their key specs, memory figures.
+//     addresses, clocks, Redis's 240 commands, memory figures. TestCommandInfoDifferential
+//     compares COMMAND INFO and DOCS exactly for every command of the contract.
 //   - CLIENT SETINFO is not generated: it does not exist in Redis 7.0.15 (it came in 7.2), while
 //     Vela serves it because go-redis sends it.
 //   - CLIENT HELP, CONFIG HELP, COMMAND HELP are not generated: Redis's help lists subcommands

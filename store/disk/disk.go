@@ -1,6 +1,7 @@
 package disk
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -101,6 +102,8 @@ var (
 	_ store.Store       = (*Store)(nil)
 	_ store.Keyspace    = (*Store)(nil)
 	_ store.MultiSetter = (*Store)(nil)
+	_ store.Batcher     = (*Store)(nil)
+	_ store.Pipeliner   = (*Store)(nil)
 	_ store.Sweeper     = (*Store)(nil)
 	_ store.Tagger      = (*Store)(nil)
 )
@@ -238,6 +241,42 @@ func (s *Store) Do(ctx context.Context, key []byte, op store.Op) (store.Result, 
 	res, err := r.res, r.err
 	s.release(r)
 	return res, err
+}
+
+// Start begins a SET (without tags) and returns without waiting for its commit, so that the
+// writes a client pipelines share commits instead of paying one each, in order. Everything else,
+// reads included, returns nil: the caller then waits for its started writes and uses Do, so a
+// read still sees them (store.Pipeliner), and reads never queue behind the committer.
+func (s *Store) Start(ctx context.Context, key []byte, op store.Op) store.Call {
+	if s.closed.Load() || op.Kind != store.Set || len(op.Tags) > 0 || checkWrite(ctx, key, &op) != nil {
+		return nil // Do reports the refusal
+	}
+	// The caller may reuse key and op's buffers once Start returns.
+	op.Value, op.Expect = bytes.Clone(op.Value), bytes.Clone(op.Expect)
+	r := &request{kind: reqOp, key: bytes.Clone(key), op: op, done: make(chan struct{}, 1)}
+	if s.enqueue(r) != nil {
+		return nil
+	}
+	return &writeCall{s: s, r: r}
+}
+
+// writeCall is a write begun with Start.
+type writeCall struct {
+	s    *Store
+	r    *request
+	once sync.Once
+	res  store.Result
+	err  error
+}
+
+// Wait implements store.Call: it returns once the write has been committed.
+func (c *writeCall) Wait() (store.Result, error) {
+	c.once.Do(func() {
+		if c.err = c.s.wait(c.r); c.err == nil {
+			c.res, c.err = c.r.res, c.r.err
+		}
+	})
+	return c.res, c.err
 }
 
 // checkWrite refuses a write op that no transaction should see: a key or tags over the limits,
