@@ -12,9 +12,12 @@ import (
 	"github.com/vela-cache/vela/resp"
 )
 
-// infoSections are the sections INFO prints by default, in Redis's order, then Vela's.
+// infoSections are the sections INFO prints, in Redis's order, then Vela's; those marked notDefault
+// only when asked for by name or with "all" or "everything", as in Redis.
 var infoSections = []string{"server", "clients", "memory", "persistence", "stats", "replication",
-	"cpu", "cluster", "keyspace", "vela"}
+	"cpu", "commandstats", "cluster", "keyspace", "vela"}
+
+var notDefault = map[string]bool{"commandstats": true}
 
 // InfoSection adds lines to a custom INFO section; other packages (cluster, near cache) register
 // theirs with AddInfoSection.
@@ -54,17 +57,16 @@ type usageReporter interface {
 
 func (n *Node) info(c *Ctx, args [][]byte) (resp.Reply, error) {
 	want := map[string]bool{}
-	all := len(args) == 1
+	all, dflt := false, len(args) == 1
 	for _, a := range args[1:] {
 		s := strings.ToLower(string(a))
-		if s == "all" || s == "everything" || s == "default" {
-			all = true
-		}
+		all = all || s == "all" || s == "everything"
+		dflt = dflt || s == "default"
 		want[s] = true
 	}
 	var b strings.Builder
 	for _, sec := range infoSections {
-		if !all && !want[sec] {
+		if !all && !want[sec] && (!dflt || notDefault[sec]) {
 			continue
 		}
 		lines := n.infoSection(c.Context(), sec)
@@ -104,6 +106,7 @@ func (n *Node) infoSection(ctx context.Context, sec string) []string {
 		}
 		lines = []string{
 			fmt.Sprintf("connected_clients:%d", connected),
+			"maxclients:" + n.setting("maxclients", "0"),
 			"blocked_clients:0",
 		}
 	case "memory":
@@ -111,6 +114,12 @@ func (n *Node) infoSection(ctx context.Context, sec string) []string {
 		lines = []string{
 			fmt.Sprintf("used_memory:%d", used),
 			"used_memory_human:" + humanBytes(used),
+		}
+		if rss, ok := residentBytes(); ok {
+			lines = append(lines, fmt.Sprintf("used_memory_rss:%d", rss), "used_memory_rss_human:"+humanBytes(rss))
+			if used > 0 {
+				lines = append(lines, fmt.Sprintf("mem_fragmentation_ratio:%.2f", float64(rss)/float64(used)))
+			}
 		}
 		if u, ok := n.store.(usageReporter); ok {
 			_, dataset := u.Usage()
@@ -130,6 +139,14 @@ func (n *Node) infoSection(ctx context.Context, sec string) []string {
 			fmt.Sprintf("evicted_keys:%d", s.Evictions.Load()),
 			fmt.Sprintf("keyspace_hits:%d", s.Hits.Load()),
 			fmt.Sprintf("keyspace_misses:%d", s.Misses.Load()),
+			fmt.Sprintf("total_error_replies:%d", n.errorReplies()),
+		}
+	case "commandstats":
+		for _, cmd := range n.table.All() {
+			lines = appendCommandStats(lines, cmd)
+			for _, name := range sortedSubcommands(cmd) {
+				lines = appendCommandStats(lines, cmd.Subcommands[name])
+			}
 		}
 	case "persistence":
 		// Vela never loads or saves a snapshot: a disk store is usable as soon as it opens.
@@ -191,6 +208,35 @@ func (n *Node) infoSection(ctx context.Context, sec string) []string {
 		}
 	}
 	return lines
+}
+
+// appendCommandStats adds cmd's commandstats line, as Redis prints it, when cmd has been called
+// or refused.
+func appendCommandStats(lines []string, cmd *Command) []string {
+	calls, rejected, failed := cmd.calls.Load(), cmd.rejected.Load(), cmd.failed.Load()
+	if calls == 0 && rejected == 0 {
+		return lines
+	}
+	usec := cmd.nsec.Load() / 1000
+	perCall := 0.0
+	if calls > 0 {
+		perCall = float64(cmd.nsec.Load()) / 1000 / float64(calls)
+	}
+	return append(lines, fmt.Sprintf("cmdstat_%s:calls=%d,usec=%d,usec_per_call=%.2f,rejected_calls=%d,failed_calls=%d",
+		cmd.Name, calls, usec, perCall, rejected, failed))
+}
+
+// errorReplies is Redis's total_error_replies: every command refused or failed, and every
+// unknown one.
+func (n *Node) errorReplies() uint64 {
+	total := n.unknownCalls.Load()
+	for _, cmd := range n.table.All() {
+		total += cmd.rejected.Load() + cmd.failed.Load()
+		for _, sub := range cmd.Subcommands {
+			total += sub.rejected.Load() + sub.failed.Load()
+		}
+	}
+	return total
 }
 
 func (n *Node) setting(name, def string) string {

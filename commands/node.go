@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/vela-cache/vela/resp"
@@ -61,6 +62,8 @@ type Node struct {
 	extraInfo []namedSection      // INFO lines contributed by other packages
 	watchers  []KeyWatcher        // told about every key change (watch.go)
 	router    Router              // decides where keyed and cluster-wide commands run; nil: here
+
+	unknownCalls atomic.Uint64 // unknown commands answered, for INFO's total_error_replies
 }
 
 // Router decides where a command runs when the node is part of a cluster. Exec calls Route for
@@ -241,24 +244,29 @@ func (n *Node) Exec(ctx *Ctx, args [][]byte) resp.Reply {
 // exec is Exec with the command named by args[0] already looked up (nil: unknown).
 func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 	if cmd == nil {
+		n.unknownCalls.Add(1)
 		return errorReply(unknownCommand(args))
 	}
 	if cmd.Subcommands != nil && (len(args) >= 2 || cmd.Handler == nil) {
 		if len(args) < 2 {
+			cmd.rejected.Add(1)
 			return errorReply(WrongArity(cmd.Name))
 		}
 		var buf [32]byte
 		sub := cmd.Subcommands[string(lowerInto(buf[:0], args[1][:min(len(args[1]), 32)]))]
 		if sub == nil || len(args[1]) > 32 {
+			cmd.rejected.Add(1)
 			return errorReply(unknownSubcommand(cmd.Name, args[1]))
 		}
 		cmd = sub
 	}
 	if (cmd.Arity > 0 && len(args) != cmd.Arity) || len(args) < -cmd.Arity {
+		cmd.rejected.Add(1)
 		return errorReply(WrongArity(cmd.Name))
 	}
 	if ctx.Conn != nil {
 		if !ctx.Conn.Authenticated() && cmd.Flags&FlagNoAuth == 0 {
+			cmd.rejected.Add(1)
 			return errorReply(ErrNoAuth)
 		}
 		ctx.Conn.SetLastCommand(&cmd.Name)
@@ -283,16 +291,21 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 func (n *Node) ExecLocal(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 	var reply resp.Reply
 	var err error
-	if cmd.observer != nil {
+	if cmd.observer != nil || n.stats.On() {
 		// Durations from the node's start time read only the monotonic clock, where
 		// time.Now would also read the wall clock.
 		start := time.Since(n.started)
 		reply, err = cmd.Handler(ctx, args)
-		cmd.observer.Observe((time.Since(n.started) - start).Seconds())
+		took := time.Since(n.started) - start
+		cmd.nsec.Add(uint64(took))
+		if cmd.observer != nil {
+			cmd.observer.Observe(took.Seconds())
+		}
 	} else {
 		reply, err = cmd.Handler(ctx, args)
 	}
 	if err != nil {
+		cmd.failed.Add(1)
 		return errorReply(err)
 	}
 	return reply

@@ -65,6 +65,9 @@ type Command struct {
 	Subcommands map[string]*Command
 
 	calls    atomic.Uint64 // times executed, for INFO commandstats and metrics
+	nsec     atomic.Uint64 // nanoseconds spent in the handler, while stats or metrics are on
+	rejected atomic.Uint64 // refused before running: wrong arity, not authenticated
+	failed   atomic.Uint64 // ran and answered an error
 	observer Observer      // receives each run's duration; set before serving (Table.Observe)
 }
 
