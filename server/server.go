@@ -316,9 +316,10 @@ func redisSettings(cfg config.Config) map[string]string {
 		"bind":                   host,
 		"port":                   port,
 		"loglevel":               logLevel,
-		"cluster-enabled":        "no", // a partitioned Vela is one cache to its clients, not a Redis Cluster
-		"maxmemory-samples":      "5",  // the memory store's eviction sample (memory.Config.Samples)
-		"notify-keyspace-events": "",   // Vela publishes no keyspace notifications
+		"cluster-enabled":        "no",            // a partitioned Vela is one cache to its clients, not a Redis Cluster
+		"maxmemory-samples":      "5",             // the memory store's eviction sample (memory.Config.Samples)
+		"notify-keyspace-events": "",              // Vela publishes no keyspace notifications
+		"requirepass":            cfg.RequirePass, // Redis shows it too, to clients allowed to run CONFIG
 	}
 }
 

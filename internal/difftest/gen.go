@@ -756,7 +756,8 @@ func (g *Gen) command() []Step {
 
 // configNames are parameters both servers report identically (the test starts them so).
 var configNames = []string{"maxclients", "timeout", "proto-max-bulk-len", "maxmemory", "maxmemory-policy",
-	"databases", "appendonly", "save", "nosuch-param", "MAXCLIENTS", "Databases"}
+	"databases", "appendonly", "save", "requirepass", "maxmemory-samples", "notify-keyspace-events",
+	"nosuch-param", "MAXCLIENTS", "Databases"}
 
 func (g *Gen) config() []Step {
 	c := g.name("config")
