@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,30 +25,30 @@ type kstate struct {
 	tag     string
 }
 
-// crashClient is one writer's record: the acknowledged state of each of its keys, and the one
-// write that was in flight when the server died (its outcome is unknown, either state is right).
+// crashClient is one writer's record: the acknowledged state of each of its keys, and the
+// writes that were in flight when the server died (their outcome is unknown: either state is
+// right). A writer that pipelines has many in flight.
 type crashClient struct {
 	acked    map[string]kstate
-	inflight string
-	pending  kstate
+	inflight map[string][]kstate // every state an unanswered write may have left
 }
 
 // TestCrashKeepsAcknowledgedWrites runs the vela binary on the disk store, has several clients
-// write (with TTLs, tags, overwrites and deletes), kills it with SIGKILL in mid-stream, restarts
-// it on the same file and checks that every acknowledged write is there with its value, expiry
-// and tags.
+// write (with TTLs, tags, overwrites and deletes; two of them pipeline batches of SETs and a DEL
+// of several keys, which share commits), kills it with SIGKILL in mid-stream, restarts it on the
+// same file and checks that every acknowledged write is there with its value, expiry and tags.
 func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 	bin := testproc.Build(t)
 	path := filepath.Join(t.TempDir(), "vela.db")
 	p := testproc.Start(t, bin, "-store.type", "disk", "-store.disk.path", path)
 
-	const writers = 8
+	const writers, pipeliners = 8, 2
 	base := time.Now().Add(2 * time.Hour).UnixMilli()
-	clients := make([]*crashClient, writers)
-	var acked atomic.Int64
+	clients := make([]*crashClient, writers+pipeliners)
+	var acked, piped atomic.Int64 // writes acknowledged to the plain writers, to the pipeliners
 	var wg sync.WaitGroup
-	for c := range writers {
-		cc := &crashClient{acked: map[string]kstate{}}
+	for c := range writers + pipeliners {
+		cc := &crashClient{acked: map[string]kstate{}, inflight: map[string][]kstate{}}
 		clients[c] = cc
 		wg.Add(1)
 		go func() {
@@ -56,6 +57,10 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 				DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
 			defer rc.Close()
 			ctx := context.Background()
+			if c >= writers {
+				pipelineWrites(ctx, rc, c, base, cc, &piped)
+				return
+			}
 			for i := 0; ; i++ {
 				key := fmt.Sprintf("c%d:k%d", c, i%300)
 				var next kstate
@@ -72,7 +77,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 					err = setCmd(ctx, rc, key, next).Err()
 				}
 				if err != nil { // the server is gone: this write may or may not have landed
-					cc.inflight, cc.pending = key, next
+					cc.inflight[key] = append(cc.inflight[key], next)
 					return
 				}
 				cc.acked[key] = next
@@ -89,7 +94,10 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 	if acked.Load() < 500 {
 		t.Fatalf("only %d writes acknowledged before the kill", acked.Load())
 	}
-	t.Logf("killed after %d acknowledged writes", acked.Load())
+	if piped.Load() < 500 {
+		t.Fatalf("only %d pipelined writes acknowledged before the kill", piped.Load())
+	}
+	t.Logf("killed after %d acknowledged writes, and %d pipelined", acked.Load(), piped.Load())
 
 	// Restart on the same file and read everything back over RESP.
 	p2 := testproc.Start(t, bin, "-store.type", "disk", "-store.disk.path", path)
@@ -104,10 +112,10 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 				checked++
 				continue
 			}
-			if key == cc.inflight {
-				if p := cc.pending; got == (kstate{deleted: p.deleted, value: p.value, pxat: p.pxat}) {
-					continue
-				}
+			if slices.ContainsFunc(cc.inflight[key], func(p kstate) bool {
+				return got == kstate{deleted: p.deleted, value: p.value, pxat: p.pxat}
+			}) {
+				continue
 			}
 			t.Errorf("client %d key %s: after restart %+v, acknowledged %+v", c, key, got, want)
 		}
@@ -136,7 +144,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 		}
 		for _, cc := range clients {
 			for key, st := range cc.acked {
-				if key == cc.inflight {
+				if _, ok := cc.inflight[key]; ok {
 					continue
 				}
 				if want := !st.deleted && st.tag == tag; want != got[key] {
@@ -156,14 +164,61 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 
 func isInflight(clients []*crashClient, key string) bool {
 	for _, cc := range clients {
-		if cc.inflight == key {
+		if _, ok := cc.inflight[key]; ok {
 			return true
 		}
 	}
 	return false
 }
 
+// pipelineWrites is a crash test writer that pipelines: batches of 16 SETs (with an expiry but no
+// tags, which the disk store starts without waiting for their commits) and a DEL of four keys,
+// each batch in one write. Replies come in order, each after its write's commit, so every
+// command answered before the server died is acknowledged and the rest are in flight.
+func pipelineWrites(ctx context.Context, rc *redis.Client, c int, base int64, cc *crashClient, acked *atomic.Int64) {
+	for i := 0; ; i += 16 {
+		type step struct {
+			keys []string
+			next kstate
+			cmd  redis.Cmder
+		}
+		var steps []step
+		_, err := rc.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for j := range 16 {
+				key := fmt.Sprintf("p%d:k%d", c, (i+j)%300)
+				next := kstate{value: fmt.Sprintf("v%d-%d", c, i+j), pxat: base + int64(i+j)}
+				steps = append(steps, step{[]string{key}, next, setCmdOn(ctx, p, key, next)})
+			}
+			var dels []string
+			for j := range 4 {
+				dels = append(dels, fmt.Sprintf("p%d:k%d", c, (i*7+j*53)%300))
+			}
+			steps = append(steps, step{dels, kstate{deleted: true}, p.Del(ctx, dels...)})
+			return nil
+		})
+		for _, st := range steps {
+			for _, key := range st.keys {
+				if st.cmd.Err() != nil {
+					cc.inflight[key] = append(cc.inflight[key], st.next)
+				} else {
+					cc.acked[key] = st.next
+					acked.Add(1)
+				}
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
 func setCmd(ctx context.Context, rc *redis.Client, key string, st kstate) *redis.Cmd {
+	return setCmdOn(ctx, rc, key, st)
+}
+
+func setCmdOn(ctx context.Context, rc interface {
+	Do(context.Context, ...any) *redis.Cmd
+}, key string, st kstate) *redis.Cmd {
 	args := []any{"set", key, st.value}
 	if st.pxat != 0 {
 		args = append(args, "pxat", st.pxat)
