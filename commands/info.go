@@ -135,6 +135,7 @@ func (n *Node) infoSection(ctx context.Context, sec string) []string {
 		lines = []string{
 			fmt.Sprintf("total_connections_received:%d", s.Connections.Load()),
 			fmt.Sprintf("total_commands_processed:%d", s.Commands.Load()),
+			fmt.Sprintf("instantaneous_ops_per_sec:%d", n.opsPerSec()),
 			fmt.Sprintf("expired_keys:%d", s.Expirations.Load()),
 			fmt.Sprintf("evicted_keys:%d", s.Evictions.Load()),
 			fmt.Sprintf("keyspace_hits:%d", s.Hits.Load()),

@@ -3,8 +3,10 @@ package commands
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vela-cache/vela/resp"
+	"github.com/vela-cache/vela/stats"
 	"github.com/vela-cache/vela/store/memory"
 )
 
@@ -44,5 +46,28 @@ func TestCommandStats(t *testing.T) {
 	}
 	if s := info("stats"); !strings.Contains(s, "total_error_replies:4\r\n") {
 		t.Errorf("INFO stats:\n%s", s)
+	}
+}
+
+// TestInstantaneousOps samples the command count around a burst of commands and reads INFO's
+// instantaneous_ops_per_sec: the rate over the sampled window.
+func TestInstantaneousOps(t *testing.T) {
+	n := NewNode(memory.New(memory.Config{}), Config{}, &stats.Stats{}, nil)
+	ctx := &Ctx{Node: n}
+	if r := n.opsPerSec(); r != 0 {
+		t.Fatalf("rate %d before any sample", r)
+	}
+	n.SampleOps()
+	for range 1000 {
+		n.Exec(ctx, [][]byte{[]byte("PING")})
+	}
+	time.Sleep(OpsSampleEvery)
+	n.SampleOps()
+	// 1000 commands in at least 100 ms: at most 10,000 a second, and some.
+	if r := n.opsPerSec(); r <= 0 || r > 10000 {
+		t.Fatalf("instantaneous_ops_per_sec = %d", r)
+	}
+	if s := n.Exec(ctx, [][]byte{[]byte("INFO"), []byte("stats")}).Str; !strings.Contains(s, "instantaneous_ops_per_sec:") {
+		t.Fatalf("INFO stats:\n%s", s)
 	}
 }

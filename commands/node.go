@@ -64,6 +64,7 @@ type Node struct {
 	router    Router              // decides where keyed and cluster-wide commands run; nil: here
 
 	unknownCalls atomic.Uint64 // unknown commands answered, for INFO's total_error_replies
+	ops          opsRate       // samples for INFO's instantaneous_ops_per_sec (opsrate.go)
 }
 
 // Router decides where a command runs when the node is part of a cluster. Exec calls Route for

@@ -51,9 +51,11 @@ type Server struct {
 	ready   atomic.Bool // set once Start has finished, cleared when Shutdown begins
 	loops   int         // event loops serving clients; 0 when goroutines serve them
 
-	serveErr chan error
-	once     sync.Once
-	errShut  error
+	serveErr    chan error
+	stopSampler chan struct{} // closed by Shutdown: the ops sampler (sampleOps) returns
+	sampler     sync.WaitGroup
+	once        sync.Once
+	errShut     error
 }
 
 // New builds a node from cfg; nothing listens until Start.
@@ -141,7 +143,7 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 		node.Watch(w)
 	}
 	s := &Server{cfg: cfg, log: log, store: st, stats: counters, node: node, leases: mgr,
-		redisLeases: redisLeases, resp: rs, loops: loops, serveErr: make(chan error, 1)}
+		redisLeases: redisLeases, resp: rs, loops: loops, serveErr: make(chan error, 1), stopSampler: make(chan struct{})}
 	if cfg.MetricsListen != "" {
 		s.metrics = metrics.New(node, log)
 		s.metrics.AddReadyCheck("node", func(context.Context) error {
@@ -386,9 +388,26 @@ func (s *Server) Start() error {
 		}
 	}
 	go func() { s.serveErr <- s.resp.Serve() }()
+	s.sampler.Add(1)
+	go s.sampleOps()
 	s.ready.Store(true)
 	s.log.Info("vela ready", "listen", s.resp.Addr().String(), "store", s.cfg.Store.Type, "topology", s.cfg.Topology.Type)
 	return nil
+}
+
+// sampleOps samples the command count for INFO's instantaneous_ops_per_sec until Shutdown.
+func (s *Server) sampleOps() {
+	defer s.sampler.Done()
+	tick := time.NewTicker(commands.OpsSampleEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			s.node.SampleOps()
+		case <-s.stopSampler:
+			return
+		}
+	}
 }
 
 // Cluster returns the partitioned topology, or nil for a local node.
@@ -415,6 +434,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs = append(errs, s.redisLeases.Close())
 		}
 		errs = append(errs, s.resp.Shutdown(ctx))
+		close(s.stopSampler)
+		s.sampler.Wait()
 		if s.cluster != nil {
 			errs = append(errs, s.cluster.Shutdown(ctx))
 		}
