@@ -16,7 +16,7 @@ func (n *Node) registerConnection() {
 	}
 	// CLIENT SETINFO came in Redis 7.2, after the Redis whose documentation Vela gives (docs.go).
 	setinfo := sub("setinfo", 4, FlagLoading, n.clientSetInfo)
-	setinfo.Summary = "Sets information specific to the client or connection."
+	setinfo.Summary, setinfo.Since = "Sets information specific to the client or connection.", "7.2.0"
 	setinfo.Args = []Arg{{Name: "attr", Type: "oneof", Args: []Arg{
 		{Name: "libname", Type: "string", Token: "LIB-NAME"},
 		{Name: "libver", Type: "string", Token: "LIB-VER"},

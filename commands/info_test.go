@@ -27,24 +27,27 @@ func TestCommandStats(t *testing.T) {
 	run("GET", "k")
 	run("GET")           // wrong arity: refused
 	run("INCR", "k")     // not an integer: failed
-	run("CLIENT", "nop") // unknown subcommand: refused
+	run("CLIENT", "nop") // unknown subcommand: counted, like an unknown command, against none
+	run("CLIENT")        // a container without its subcommand: refused
 	run("NOSUCH")        // unknown command: only in total_error_replies
 	info := func(section ...string) string { return run(append([]string{"INFO"}, section...)...).Str }
 	stats := info("commandstats")
 	for _, want := range []string{
 		"cmdstat_get:calls=2,usec=", ",rejected_calls=1,failed_calls=0\r\n",
 		"cmdstat_incr:calls=1,", ",rejected_calls=0,failed_calls=1\r\n",
-		"cmdstat_client:calls=0,usec=0,usec_per_call=0.00,rejected_calls=1,failed_calls=0\r\n",
 		"cmdstat_set:calls=1,",
 	} {
 		if !strings.Contains(stats, want) {
 			t.Errorf("INFO commandstats lacks %q:\n%s", want, stats)
 		}
 	}
+	if !strings.Contains(stats, "cmdstat_client:calls=0,usec=0,usec_per_call=0.00,rejected_calls=1,failed_calls=0\r\n") {
+		t.Errorf("INFO commandstats: CLIENT without a subcommand must count as refused:\n%s", stats)
+	}
 	if all := info(); !strings.Contains(all, "# Keyspace") || strings.Contains(all, "Commandstats") || !strings.Contains(info("all"), "Commandstats") {
 		t.Error("commandstats must be left out of INFO by default and shown by INFO all, as in Redis")
 	}
-	if s := info("stats"); !strings.Contains(s, "total_error_replies:4\r\n") {
+	if s := info("stats"); !strings.Contains(s, "total_error_replies:5\r\n") {
 		t.Errorf("INFO stats:\n%s", s)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -147,6 +148,11 @@ type Ctx struct {
 
 	// loop is the event loop running the current command in-line (TryServeRESP), else nil.
 	loop *resp.Loop
+	// cmd is the command running, for the accounting of a reply computed later.
+	cmd *Command
+	// started is set when a store call begun with start may still be pending: a command that
+	// uses Do must let it complete first (do).
+	started bool
 }
 
 // Context returns the connection's context (cancelled when it closes), or Background.
@@ -256,7 +262,7 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 		var buf [32]byte
 		sub := cmd.Subcommands[string(lowerInto(buf[:0], args[1][:min(len(args[1]), 32)]))]
 		if sub == nil || len(args[1]) > 32 {
-			cmd.rejected.Add(1)
+			n.unknownCalls.Add(1) // Redis counts it against no command
 			return errorReply(unknownSubcommand(cmd.Name, args[1]))
 		}
 		cmd = sub
@@ -281,6 +287,9 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 	}
 	if n.router != nil && (cmd.FirstKey > 0 || cmd.Flags&FlagClusterWide != 0) {
 		if reply, handled := n.router.Route(ctx, cmd, args); handled {
+			if reply.Kind == resp.KindError {
+				cmd.failed.Add(1)
+			}
 			return reply
 		}
 	}
@@ -292,6 +301,7 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 func (n *Node) ExecLocal(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 	var reply resp.Reply
 	var err error
+	ctx.cmd = cmd
 	if cmd.observer != nil || n.stats.On() {
 		// Durations from the node's start time read only the monotonic clock, where
 		// time.Now would also read the wall clock.
@@ -343,11 +353,12 @@ func (n *Node) defaultExpireAt() int64 {
 
 // do runs op on key, counting hits, misses and writes.
 func (n *Node) do(c *Ctx, key []byte, op store.Op) (store.Result, error) {
-	// A pipelined command falling back to Do must not overtake the store calls started before
-	// it, which may be on the same key. Without a pipelined store the only pending replies are
-	// forwards of other members' keys, which a local key cannot conflict with.
-	if c.Conn != nil && n.pipe != nil {
+	// A command using Do must not overtake the store calls started before it, which may be on
+	// the same key. Without any, the only pending replies are forwards of other members' keys,
+	// which a local key cannot conflict with: they keep overlapping.
+	if c.Conn != nil && c.started {
 		c.Conn.Settle()
+		c.started = false
 	}
 	res, err := n.store.Do(c.Context(), key, op)
 	n.account(key, &op, res, err)
@@ -360,16 +371,20 @@ func (n *Node) start(c *Ctx, key []byte, op store.Op) store.Call {
 	if n.pipe == nil || c.Conn == nil {
 		return nil
 	}
+	var call store.Call
 	if c.loop != nil {
-		return n.loopPipe.StartOn(c.loop, key, op)
+		call = n.loopPipe.StartOn(c.loop, key, op)
+	} else {
+		call = n.pipe.Start(c.Context(), key, op)
 	}
-	return n.pipe.Start(c.Context(), key, op)
+	c.started = c.started || call != nil
+	return call
 }
 
 // laterReply is the reply of a call begun with start: a Later that notifies the event loop when
 // the call does (store.NotifyingCall), or one that a goroutine waits for.
-func (n *Node) laterReply(key []byte, op store.Op, call store.Call, build func(store.Result, error) (resp.Reply, error)) resp.Reply {
-	l := later{n: n, key: key, op: op, call: call, build: build}
+func (n *Node) laterReply(c *Ctx, key []byte, op store.Op, call store.Call, build func(store.Result, error) (resp.Reply, error)) resp.Reply {
+	l := later{n: n, cmd: c.cmd, key: key, op: op, call: call, build: build}
 	if nc, ok := call.(store.NotifyingCall); ok {
 		return resp.Reply{Later: &notifyingLater{later: l, nc: nc}}
 	}
@@ -396,7 +411,8 @@ func (l *notifyingLater) NotifiesOnLoop() bool { return true }
 // shapes the reply with build.
 type later struct {
 	n     *Node
-	key   []byte // aliases the read buffer, valid until the connection settles
+	cmd   *Command // whose failed_calls an error counts in (nil: none)
+	key   []byte   // aliases the read buffer, valid until the connection settles
 	op    store.Op
 	call  store.Call
 	build func(store.Result, error) (resp.Reply, error)
@@ -408,14 +424,28 @@ func (l *later) Reply() resp.Reply {
 	l.n.account(l.key, &l.op, res, err)
 	reply, err := l.build(res, err)
 	if err != nil {
+		if l.cmd != nil {
+			l.cmd.failed.Add(1)
+		}
 		return errorReply(err)
 	}
 	return reply
 }
 
+// readsKey reports whether op reads its key for its reply, as Redis's lookupKeyRead does.
+func readsKey(op *store.Op) bool {
+	return op.Kind == store.Get || op.Kind == store.GetEx || op.Kind == store.Inspect ||
+		op.Kind == store.Touch || op.ReturnOld
+}
+
 // account tells the watchers about a change and counts hits, misses and writes.
 func (n *Node) account(key []byte, op *store.Op, res store.Result, err error) {
 	if err != nil {
+		// Redis finds a key of another type (a list another client made) before it refuses it:
+		// a hit.
+		if errors.Is(err, store.ErrWrongType) && n.stats.On() && readsKey(op) {
+			n.stats.Hits.Inc()
+		}
 		return
 	}
 	if len(n.watchers) > 0 && changes(op, &res) {
@@ -426,8 +456,7 @@ func (n *Node) account(key []byte, op *store.Op, res store.Result, err error) {
 	}
 	// A hit or a miss is any command that reads the key, as Redis's lookupKeyRead counts them:
 	// GET, MGET, GETEX, GETDEL, GETSET, SET … GET, STRLEN, EXISTS, TOUCH, TYPE and the TTL family.
-	if reads := op.Kind == store.Get || op.Kind == store.GetEx || op.Kind == store.Inspect ||
-		op.Kind == store.Touch || op.ReturnOld; reads {
+	if readsKey(op) {
 		if res.Found {
 			n.stats.Hits.Inc()
 		} else {

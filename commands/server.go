@@ -2,6 +2,7 @@ package commands
 
 import (
 	"bytes"
+	"cmp"
 	"slices"
 	"sort"
 	"strconv"
@@ -193,7 +194,7 @@ func docReply(cmd *Command) resp.Reply {
 	} else {
 		doc = []resp.Reply{
 			resp.BulkString("summary"), resp.BulkString(cmd.Summary),
-			resp.BulkString("since"), resp.BulkString(VelaVersion),
+			resp.BulkString("since"), resp.BulkString(cmp.Or(cmd.Since, VelaVersion)),
 			resp.BulkString("group"), resp.BulkString(cmd.Group),
 		}
 		if cmd.Args != nil {

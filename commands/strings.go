@@ -36,7 +36,7 @@ func (n *Node) registerStrings() {
 func (n *Node) get(c *Ctx, args [][]byte) (resp.Reply, error) {
 	op := store.Op{Kind: store.Get}
 	if call := n.start(c, args[1], op); call != nil {
-		return n.laterReply(args[1], op, call, getReply), nil
+		return n.laterReply(c, args[1], op, call, getReply), nil
 	}
 	return getReply(n.do(c, args[1], op))
 }
@@ -74,7 +74,7 @@ func (n *Node) set(c *Ctx, args [][]byte) (resp.Reply, error) {
 	}
 	if len(op.Tags) == 0 {
 		if call := n.start(c, args[1], op); call != nil {
-			return n.laterReply(args[1], op, call, build), nil
+			return n.laterReply(c, args[1], op, call, build), nil
 		}
 	}
 	return build(n.do(c, args[1], op))

@@ -58,6 +58,8 @@ type Command struct {
 	// Redis's own documentation instead (docs.go), and needs only its Group.
 	Group, Summary string
 	Args           []Arg
+	// Since is the version that brought the command, for COMMAND DOCS; default: Vela's version.
+	Since string
 	// Handler runs the command. A command with subcommands has a handler only when it may also
 	// be called bare (COMMAND).
 	Handler Handler

@@ -277,8 +277,8 @@ func onStore(t *testing.T, storeType string, backingArgs ...string) config.Confi
 func TestPipelinedDifferential(t *testing.T) {
 	for _, storeType := range []string{"memory", "disk", "redis"} {
 		t.Run(storeType, func(t *testing.T) {
-			seed := time.Now().UnixNano()
-			t.Logf("seed %d", seed)
+			seed, _ := seedAndSteps(t, 0)
+			t.Logf("seed %d (DIFFTEST_SEED replays it)", seed)
 			rng := rand.New(rand.NewSource(seed))
 			rs := redistest.Start(t, "--databases", "1")
 			vela := testnode.Start(t, onStore(t, storeType))
@@ -291,7 +291,8 @@ func TestPipelinedDifferential(t *testing.T) {
 						{"SET", k, v}, {"SET", k, v, "NX"}, {"SET", k, v, "XX", "GET"}, {"GET", k},
 						{"GET", k}, {"DEL", k}, {"INCR", k}, {"APPEND", k, v}, {"GETDEL", k},
 						{"EXISTS", k}, {"MGET", k, "k0"}, {"SET", k, v, "PX", "100000"}, {"STRLEN", k},
-					}[rng.Intn(13)])
+						{"DEL", k, "k1", k, "k3"}, {"MSET", k, v, "k2", v},
+					}[rng.Intn(15)])
 				}
 				for _, c := range []*respclient.Conn{rc, vc} {
 					for _, cmd := range cmds {

@@ -606,21 +606,29 @@ func TestEventLoopPipeline(t *testing.T) {
 }
 
 // TestKeysOfOtherTypes reads and writes, through Vela, keys that another client of the Redis made
-// a list and a hash, and compares every reply with Redis's own for the same command.
+// a list and a hash, and compares every reply, and the hit, miss and failed-call counters, with
+// those of a Redis holding the same keys.
 func TestKeysOfOtherTypes(t *testing.T) {
 	r := redistest.Start(t)
 	_, v := startNode(t, "redis://"+r.Addr+"/0")
 	direct := redis.NewClient(&redis.Options{Addr: r.Addr})
 	defer direct.Close()
+	// ref is a Redis of its own holding the same keys, to compare replies and counters with
+	// (direct's counters include the store's own traffic).
+	ref := redis.NewClient(&redis.Options{Addr: redistest.Start(t).Addr})
+	defer ref.Close()
 	ctx := context.Background()
-	if err := direct.RPush(ctx, "l", "a", "b").Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := direct.HSet(ctx, "h", "f", "v").Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := direct.ExpireAt(ctx, "h", time.Now().Add(time.Hour)).Err(); err != nil {
-		t.Fatal(err)
+	at := time.Now().Add(time.Hour)
+	for _, c := range []*redis.Client{direct, ref} {
+		if err := c.RPush(ctx, "l", "a", "b").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.HSet(ctx, "h", "f", "v").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.ExpireAt(ctx, "h", at).Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	show := func(c *redis.Client, args ...any) string {
 		res, err := c.Do(ctx, args...).Result()
@@ -629,6 +637,25 @@ func TestKeysOfOtherTypes(t *testing.T) {
 		}
 		return fmt.Sprint(res)
 	}
+	counters := func(c *redis.Client) string {
+		var out []string
+		for _, section := range []string{"stats", "commandstats"} {
+			for _, line := range strings.Split(c.Info(ctx, section).Val(), "\r\n") {
+				name, rest, _ := strings.Cut(line, ":")
+				switch {
+				case name == "keyspace_hits" || name == "keyspace_misses":
+					out = append(out, line)
+				case strings.HasPrefix(name, "cmdstat_") && !slices.Contains([]string{"cmdstat_info",
+					"cmdstat_hello", "cmdstat_client|setinfo", "cmdstat_ping", "cmdstat_rpush", "cmdstat_hset",
+					"cmdstat_expireat"}, name): // the set-up's and the clients' own
+					_, failed, _ := strings.Cut(rest, "failed_calls=")
+					out = append(out, name+" failed "+failed)
+				}
+			}
+		}
+		slices.Sort(out)
+		return strings.Join(out, "\n")
+	}
 	// None of these changes a key of another type: Redis refuses the writes with WRONGTYPE.
 	for _, cmd := range [][]any{
 		{"type", "l"}, {"type", "h"}, {"exists", "l", "h", "missing"}, {"ttl", "l"},
@@ -636,9 +663,14 @@ func TestKeysOfOtherTypes(t *testing.T) {
 		{"incr", "h"}, {"incrbyfloat", "l", "1"}, {"getdel", "l"}, {"getex", "h", "persist"},
 		{"set", "l", "v", "get"}, {"getset", "h", "v"}, {"mget", "l", "h"}, {"touch", "l", "h"},
 	} {
-		if got, want := show(v, cmd...), show(direct, cmd...); got != want {
+		if got, want := show(v, cmd...), show(ref, cmd...); got != want {
 			t.Errorf("%v: Vela %q, Redis %q", cmd, got, want)
 		}
+	}
+	// Both counted the same hits, misses and failed calls (GET's WRONGTYPE comes back on the
+	// pipelined path, after the handler has returned).
+	if got, want := counters(v), counters(ref); got != want {
+		t.Errorf("counters:\n Vela  %s\n Redis %s", strings.ReplaceAll(got, "\n", ", "), strings.ReplaceAll(want, "\n", ", "))
 	}
 	// Key-level writes work on any type, as in Redis.
 	if got := show(v, "persist", "h"); got != "1" {
