@@ -1,0 +1,213 @@
+package memory
+
+import (
+	"context"
+
+	"github.com/vela-cache/vela/glob"
+	"github.com/vela-cache/vela/store"
+)
+
+// Len returns the number of live keys. Shards holding no key with an expiry are counted in O(1);
+// the others are walked, so the answer is exact even before the sweep has run.
+func (s *Store) Len(_ context.Context) (int64, error) {
+	now := s.now()
+	var n int64
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		n += sh.count.Load()
+		if sh.ttlKeys > 0 {
+			n -= sh.countItems(func(hd *header) bool { return store.Expired(hd.expireAt, now) })
+		}
+		sh.mu.RUnlock()
+	}
+	return n, nil
+}
+
+// Expires returns the number of live keys with an expiry, for INFO's keyspace line.
+func (s *Store) Expires(_ context.Context) (int64, error) {
+	n, _ := s.ttlStats()
+	return n, nil
+}
+
+// AvgTTL returns the mean remaining time to live, in milliseconds, of the live keys with an
+// expiry (0 when there are none), for INFO's avg_ttl. Redis estimates it from the keys its
+// expiry cycle samples; Vela counts them all.
+func (s *Store) AvgTTL(_ context.Context) (int64, error) {
+	n, sum := s.ttlStats()
+	if n == 0 {
+		return 0, nil
+	}
+	return sum / n, nil
+}
+
+// ttlStats counts the live keys with an expiry and sums their remaining milliseconds.
+func (s *Store) ttlStats() (n, sum int64) {
+	now := s.now()
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		if sh.ttlKeys > 0 {
+			n += sh.countItems(func(hd *header) bool {
+				if hd.expireAt == 0 || store.Expired(hd.expireAt, now) {
+					return false
+				}
+				sum += hd.expireAt - now
+				return true
+			})
+		}
+		sh.mu.RUnlock()
+	}
+	return n, sum
+}
+
+// countItems counts the items of a locked shard for which pred holds.
+func (sh *shard) countItems(pred func(*header) bool) int64 {
+	var n int64
+	for j := range sh.slots {
+		for _, p := range sh.slots[j].items {
+			if p != nil && pred(hdr(p)) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// Usage returns the entries the store holds (live or awaiting the sweep) and the bytes they
+// cost, as the bounds count them. It takes no lock.
+func (s *Store) Usage() (keys, bytes int64) {
+	for i := range s.shards {
+		keys += s.shards[i].count.Load()
+		bytes += s.shards[i].bytes.Load()
+	}
+	return keys, bytes
+}
+
+// TagIndexLen returns the number of tags with keys and of tagged keys in the tag index.
+func (s *Store) TagIndexLen() (tags, keys int) { return s.tags.Len() }
+
+// KeyTags returns the tags key carries, so a cluster handoff keeps them (store.TagReader).
+func (s *Store) KeyTags(_ context.Context, key []byte) ([][]byte, error) {
+	names := s.tags.Tags(key)
+	if len(names) == 0 {
+		return nil, nil
+	}
+	out := make([][]byte, len(names))
+	for i, t := range names {
+		out[i] = []byte(t)
+	}
+	return out, nil
+}
+
+// Scan walks slots from cursor until it has collected at least count keys or visited every slot.
+// The cursor is the next slot to visit; slots never move, so a key present for the whole
+// iteration is returned exactly once.
+func (s *Store) Scan(_ context.Context, cursor uint64, pattern []byte, count int) ([][]byte, uint64, error) {
+	if cursor >= numSlots {
+		return nil, 0, nil
+	}
+	if count < 1 {
+		count = 10
+	}
+	now := s.now()
+	var keys [][]byte
+	slot := int(cursor)
+	for ; slot < numSlots && len(keys) < count; slot++ {
+		sh := &s.shards[slot&shardMask]
+		sh.mu.RLock()
+		for _, p := range sh.slots[slot>>shardBits].items {
+			if p == nil || store.Expired(hdr(p).expireAt, now) {
+				continue
+			}
+			k := keyOf(p)
+			if len(pattern) > 0 && !glob.Match(pattern, k) {
+				continue
+			}
+			keys = append(keys, append([]byte(nil), k...))
+		}
+		sh.mu.RUnlock()
+	}
+	if slot >= numSlots {
+		slot = 0
+	}
+	return keys, uint64(slot), nil
+}
+
+// Flush deletes every key. It holds every shard's lock at once, briefly (dropping the tables is
+// O(slots)), so that the tag index is cleared in step with the data.
+func (s *Store) Flush(_ context.Context) error {
+	for i := range s.shards {
+		s.shards[i].mu.Lock()
+	}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		for j := range sh.slots {
+			sh.slots[j] = table{}
+		}
+		s.account(sh, -sh.count.Load(), -sh.bytes.Load())
+		sh.ttlKeys = 0
+	}
+	s.tags.Clear()
+	for i := range s.shards {
+		s.shards[i].mu.Unlock()
+	}
+	return nil
+}
+
+// Sweep deletes expired entries one slot at a time, holding a shard's lock only for one slot,
+// and frees the tables of slots it leaves empty.
+func (s *Store) Sweep(ctx context.Context) (int, error) {
+	removed := 0
+	for slot := 0; slot < numSlots; slot++ {
+		if slot&255 == 0 && ctx.Err() != nil {
+			return removed, ctx.Err()
+		}
+		sh := &s.shards[slot&shardMask]
+		sh.mu.Lock()
+		if sh.ttlKeys > 0 || sh.slots[slot>>shardBits].n == 0 {
+			t := &sh.slots[slot>>shardBits]
+			now := s.now()
+			for j := 0; j < len(t.items); {
+				if p := t.items[j]; p != nil && store.Expired(hdr(p).expireAt, now) {
+					s.removeAt(sh, t, j, true)
+					removed++
+					continue // removeAt shifted a later entry into bucket j
+				}
+				j++
+			}
+			if t.n == 0 && t.items != nil {
+				s.account(sh, 0, t.resize(0))
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return removed, nil
+}
+
+// InvalidateTags deletes every live key carrying any of tags and returns them. Expired keys it
+// meets are removed too but not returned. Each key is rechecked under its shard's lock, so a key
+// re-tagged or rewritten without the tags meanwhile is left alone.
+func (s *Store) InvalidateTags(ctx context.Context, tagList [][]byte) ([][]byte, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	var deleted [][]byte
+	for n, k := range s.tags.Keys(tagList) {
+		if n&1023 == 1023 && ctx.Err() != nil {
+			return deleted, ctx.Err()
+		}
+		key := []byte(k)
+		h, sh, t := s.locate(key)
+		sh.mu.Lock()
+		if i := t.find(key, h); i >= 0 && hdr(t.items[i]).tagged() && s.tags.HasAny(key, tagList) {
+			expired := store.Expired(hdr(t.items[i]).expireAt, s.now())
+			s.removeAt(sh, t, i, expired)
+			if !expired {
+				deleted = append(deleted, key)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return deleted, nil
+}
