@@ -32,6 +32,7 @@ func (n *Node) registerConnection() {
 			"setname": sub("setname", 3, FlagLoading, n.clientSetName),
 			"getname": sub("getname", 2, FlagLoading, n.clientGetName),
 			"id":      sub("id", 2, FlagLoading, n.clientID),
+			"info":    sub("info", 2, FlagLoading, n.clientInfo),
 			"setinfo": setinfo,
 			"list":    sub("list", -2, FlagAdmin|FlagLoading, n.clientList),
 			"help":    sub("help", 2, FlagLoading, n.clientHelp),
@@ -253,12 +254,7 @@ func (n *Node) clientList(c *Ctx, args [][]byte) (resp.Reply, error) {
 		return resp.Reply{}, ErrSyntax
 	}
 	var b strings.Builder
-	line := func(conn *resp.Conn) {
-		in := conn.Info()
-		fmt.Fprintf(&b, "id=%d addr=%s laddr=%s fd=0 name=%s age=%d idle=%d flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s\n",
-			in.ID, in.Addr, in.LocalAddr, in.Name, int64(in.Age.Seconds()), int64(in.Idle.Seconds()),
-			in.LastCommand, in.Proto, in.LibName, in.LibVer)
-	}
+	line := func(conn *resp.Conn) { writeClientLine(&b, conn) }
 	if n.clients != nil {
 		if ids == nil {
 			n.clients.Clients(line)
@@ -275,10 +271,28 @@ func (n *Node) clientList(c *Ctx, args [][]byte) (resp.Reply, error) {
 	return resp.Verbatim(b.String()), nil
 }
 
+// writeClientLine writes conn's line of CLIENT LIST and CLIENT INFO, with Redis's fields.
+func writeClientLine(b *strings.Builder, conn *resp.Conn) {
+	in := conn.Info()
+	fmt.Fprintf(b, "id=%d addr=%s laddr=%s fd=0 name=%s age=%d idle=%d flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s\n",
+		in.ID, in.Addr, in.LocalAddr, in.Name, int64(in.Age.Seconds()), int64(in.Idle.Seconds()),
+		in.LastCommand, in.Proto, in.LibName, in.LibVer)
+}
+
+// clientInfo serves CLIENT INFO: the connection's own CLIENT LIST line.
+func (n *Node) clientInfo(c *Ctx, _ [][]byte) (resp.Reply, error) {
+	var b strings.Builder
+	if c.Conn != nil {
+		writeClientLine(&b, c.Conn)
+	}
+	return resp.Verbatim(b.String()), nil
+}
+
 func (n *Node) clientHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
 	return helpReply("CLIENT",
 		"GETNAME", "    Return the name of the current connection.",
 		"ID", "    Return the ID of the current connection.",
+		"INFO", "    Return information about the current client connection.",
 		"LIST [TYPE NORMAL] [ID <id> [<id> ...]]", "    Return information about client connections.",
 		"SETINFO <option> <value>", "    Set client meta attr. Options are LIB-NAME and LIB-VER.",
 		"SETNAME <name>", "    Assign the name <name> to the current connection."), nil

@@ -399,13 +399,43 @@ func TestCommandInfoDifferential(t *testing.T) {
 			config time dbsize flushdb flushall get set setnx setex psetex getset getdel getex mget
 			mset msetnx incr decr incrby decrby incrbyfloat append strlen del unlink exists touch
 			type expire pexpire expireat pexpireat ttl pttl expiretime pexpiretime persist keys
-			scan client|setname client|getname client|id client|list client|help command|count
+			scan client|setname client|getname client|id client|info client|list client|help command|count
 			command|docs command|info command|list command|help config|get config|help`) {
 			for _, sub := range []string{"INFO", "DOCS"} {
 				if want, got := describe(rc, sub, name), describe(vc, sub, name); want != got {
 					t.Errorf("RESP%s COMMAND %s %s:\n redis %s\n vela  %s", proto, sub, name, want, got)
 				}
 			}
+		}
+	}
+}
+
+// TestClientInfo compares CLIENT INFO's line with Redis's: the same fields in the same order (Vela
+// adds Redis 7.2's lib-name and lib-ver at the end), describing the connection that asks.
+func TestClientInfo(t *testing.T) {
+	rs := redistest.Start(t)
+	vela := testnode.StartDefault(t)
+	fields := func(line string) []string {
+		var out []string
+		for _, f := range strings.Fields(line) {
+			name, _, _ := strings.Cut(f, "=")
+			out = append(out, name)
+		}
+		return out
+	}
+	for _, proto := range []string{"2", "3"} {
+		rc, vc := respclient.Dial(t, rs.Addr), respclient.Dial(t, vela.Addr())
+		rc.Do("HELLO", proto)
+		vc.Do("HELLO", proto)
+		want := fields(rc.Do("CLIENT", "INFO").Value.Str)
+		line := vc.Do("CLIENT", "INFO").Value.Str
+		got := fields(line)
+		if len(got) < len(want) || strings.Join(got[:len(want)], " ") != strings.Join(want, " ") {
+			t.Errorf("RESP%s CLIENT INFO fields:\n redis %v\n vela  %v", proto, want, got)
+		}
+		id := vc.Do("CLIENT", "ID").Value.Int
+		if !strings.HasPrefix(line, fmt.Sprintf("id=%d ", id)) || !strings.Contains(line, " cmd=client|info ") || !strings.HasSuffix(line, "\n") {
+			t.Errorf("RESP%s CLIENT INFO = %q, connection %d", proto, line, id)
 		}
 	}
 }

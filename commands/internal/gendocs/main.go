@@ -33,7 +33,7 @@ import (
 const names = `ping echo quit select auth hello client command info config time dbsize flushdb
 	flushall get set setnx setex psetex getset getdel getex mget mset msetnx incr decr incrby
 	decrby incrbyfloat append strlen del unlink exists touch type expire pexpire expireat pexpireat
-	ttl pttl expiretime pexpiretime persist keys scan client|setname client|getname client|id
+	ttl pttl expiretime pexpiretime persist keys scan client|setname client|getname client|id client|info
 	client|setinfo client|list client|help command|count command|docs command|info command|list command|help config|get
 	config|help`
 
