@@ -5,6 +5,7 @@ package resp
 import (
 	"errors"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -338,6 +339,9 @@ func (l *loop) unregister(c *Conn) {
 	delete(l.conns, c.fdio.fd)
 	l.held.Store(int64(len(l.conns)))
 	c.inLoop = false
+	// Its new owner starts the work behind its waiting replies itself (Settle flushes them): the
+	// end of the round must not read c.waiting while a goroutine serves c.
+	l.toFlush = slices.DeleteFunc(l.toFlush, func(q *Conn) bool { return q == c })
 	if c.writeQueued { // its new owner writes what it has buffered
 		c.writeQueued = false
 		for i, q := range l.toWrite {
