@@ -97,7 +97,7 @@ type Server struct {
 	nextID   atomic.Int64
 	count    atomic.Int64 // open connections
 
-	mu      sync.Mutex // guards clients
+	mu      sync.Mutex // guards clients and loopList; orders Serve starting with Shutdown
 	clients map[*Conn]struct{}
 
 	shutdownOnce sync.Once
@@ -140,7 +140,15 @@ func (s *Server) Addr() net.Addr {
 
 // Serve accepts connections until Shutdown. It returns nil after a Shutdown.
 func (s *Server) Serve() error {
+	// Registered under mu, where Shutdown marks the server closing before it waits: a Serve that
+	// starts after Shutdown returns at once instead of adding to a WaitGroup being waited on.
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		return nil
+	}
 	s.acceptWG.Add(1)
+	s.mu.Unlock()
 	defer s.acceptWG.Done()
 	if s.cfg.EventLoops > 0 && s.inliner != nil && loopsSupported && !s.closing.Load() {
 		if err := s.startLoops(s.cfg.EventLoops); err != nil {
@@ -212,7 +220,9 @@ func (s *Server) ClientCount() int { return int(s.count.Load()) }
 // ctx's error is returned. Shutdown is idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
+		s.mu.Lock()
 		s.closing.Store(true)
+		s.mu.Unlock()
 		if s.ln != nil {
 			_ = s.ln.Close()
 		}
