@@ -32,6 +32,22 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestGetsArePipelined checks that GET and SET without tags take the pipelined path (Start), which
+// the shared conformance test lets a store decline.
+func TestGetsArePipelined(t *testing.T) {
+	r := redistest.Start(t)
+	s := open(t, "redis://"+r.Addr+"/0")
+	ctx := context.Background()
+	set := s.Start(ctx, []byte("k"), store.Op{Kind: store.Set, Value: []byte("v")})
+	get := s.Start(ctx, []byte("k"), store.Op{Kind: store.Get})
+	if set == nil || get == nil {
+		t.Fatalf("Start declined: SET %v, GET %v", set != nil, get != nil)
+	}
+	if res, err := get.Wait(); err != nil || string(res.Value) != "v" {
+		t.Fatalf("pipelined GET after SET = %q, %v", res.Value, err)
+	}
+}
+
 func TestExpires(t *testing.T) {
 	r := redistest.Start(t)
 	s := open(t, "redis://"+r.Addr+"/2")
