@@ -24,7 +24,7 @@ func (n *Node) registerConnection() {
 	for _, c := range []*Command{
 		{Name: "ping", Arity: -1, Flags: FlagFast, Handler: n.ping},
 		{Name: "echo", Arity: 2, Flags: FlagFast, Handler: n.echo},
-		{Name: "quit", Arity: -1, Flags: FlagFast | FlagNoAuth | FlagLoading, Handler: n.quit},
+		{Name: "quit", Arity: -1, Flags: FlagFast | FlagNoAuth | FlagLoading | flagTxControl, Handler: n.quit},
 		{Name: "select", Arity: 2, Flags: FlagFast | FlagLoading, Handler: n.selectDB},
 		{Name: "auth", Arity: -2, Flags: FlagFast | FlagNoAuth | FlagLoading, Handler: n.auth},
 		{Name: "hello", Arity: -1, Flags: FlagFast | FlagNoAuth | FlagLoading, Handler: n.hello},

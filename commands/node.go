@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -66,6 +67,10 @@ type Node struct {
 
 	unknownCalls atomic.Uint64 // unknown commands answered, for INFO's total_error_replies
 	ops          opsRate       // samples for INFO's instantaneous_ops_per_sec (opsrate.go)
+
+	gate       *gate         // isolates EXEC (gate.go); nil when the store is shared with others
+	watches    watchedKeys   // the keys WATCH watches (watchkeys.go)
+	nextStripe atomic.Uint32 // deals connections to the gate's stripes
 }
 
 // Router decides where a command runs when the node is part of a cluster. Exec calls Route for
@@ -108,11 +113,15 @@ func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger
 	if lp, ok := st.(store.LoopPipeliner); ok && lp.OnLoops() {
 		n.loopPipe = lp
 	}
+	if sh, ok := st.(sharedStore); !ok || !sh.Shared() {
+		n.gate = &gate{}
+	}
 	n.registerConnection()
 	n.registerServer()
 	n.registerStrings()
 	n.registerKeys()
 	n.registerVela()
+	n.registerTransactions()
 	return n
 }
 
@@ -153,6 +162,12 @@ type Ctx struct {
 	// started is set when a store call begun with start may still be pending: a command that
 	// uses Do must let it complete first (do).
 	started bool
+	// tx is the connection's MULTI and WATCH state (txn.go), nil until it uses them; inExec is
+	// set while EXEC runs the queued commands.
+	tx     *txState
+	inExec bool
+	// stripe is the gate stripe whose read lock the connection's commands take.
+	stripe uint8
 }
 
 // Context returns the connection's context (cancelled when it closes), or Background.
@@ -198,7 +213,7 @@ func (n *Node) TryServeRESP(conn *resp.Conn, args [][]byte) (resp.Reply, bool) {
 	if top != nil && top.Subcommands != nil && len(args) >= 2 {
 		cmd = n.Lookup(args) // the subcommand, or top when it is unknown
 	}
-	if cmd != nil && cmd.Flags&(FlagBlocking|FlagAdmin|FlagClusterWide) != 0 {
+	if cmd != nil && cmd.Flags&(FlagBlocking|FlagAdmin|FlagClusterWide|flagExclusive) != 0 {
 		return resp.Reply{}, false
 	}
 	if conn.Pending() && (cmd == nil || cmd.Flags&FlagPipelined == 0) {
@@ -234,7 +249,7 @@ func hasTagsOption(args [][]byte) bool {
 func (n *Node) session(conn *resp.Conn) *Ctx {
 	ctx, _ := conn.Session.(*Ctx)
 	if ctx == nil {
-		ctx = &Ctx{Conn: conn, Node: n}
+		ctx = &Ctx{Conn: conn, Node: n, stripe: uint8(n.nextStripe.Add(1) % gateStripes)}
 		conn.Session = ctx
 	}
 	return ctx
@@ -248,35 +263,39 @@ func (n *Node) Exec(ctx *Ctx, args [][]byte) resp.Reply {
 	return n.exec(ctx, n.table.Lookup(args[0]), args)
 }
 
-// exec is Exec with the command named by args[0] already looked up (nil: unknown).
+// exec is Exec with the command named by args[0] already looked up (nil: unknown). Between
+// MULTI and EXEC it queues the command instead of running it (txn.go).
 func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 	if cmd == nil {
 		n.unknownCalls.Add(1)
-		return errorReply(unknownCommand(args))
+		return ctx.refused(errorReply(unknownCommand(args)))
 	}
 	if cmd.Subcommands != nil && (len(args) >= 2 || cmd.Handler == nil) {
 		if len(args) < 2 {
 			cmd.rejected.Add(1)
-			return errorReply(WrongArity(cmd.Name))
+			return ctx.refused(errorReply(WrongArity(cmd.Name)))
 		}
 		var buf [32]byte
 		sub := cmd.Subcommands[string(lowerInto(buf[:0], args[1][:min(len(args[1]), 32)]))]
 		if sub == nil || len(args[1]) > 32 {
 			n.unknownCalls.Add(1) // Redis counts it against no command
-			return errorReply(unknownSubcommand(cmd.Name, args[1]))
+			return ctx.refused(errorReply(unknownSubcommand(cmd.Name, args[1])))
 		}
 		cmd = sub
 	}
 	if (cmd.Arity > 0 && len(args) != cmd.Arity) || len(args) < -cmd.Arity {
 		cmd.rejected.Add(1)
-		return errorReply(WrongArity(cmd.Name))
+		return n.refuse(ctx, cmd, WrongArity(cmd.Name))
 	}
 	if ctx.Conn != nil {
 		if !ctx.Conn.Authenticated() && cmd.Flags&FlagNoAuth == 0 {
 			cmd.rejected.Add(1)
-			return errorReply(ErrNoAuth)
+			return n.refuse(ctx, cmd, ErrNoAuth)
 		}
 		ctx.Conn.SetLastCommand(&cmd.Name)
+	}
+	if ctx.tx != nil && ctx.tx.multi && !ctx.inExec && cmd.Flags&flagTxControl == 0 {
+		return n.queue(ctx, cmd, args)
 	}
 	cmd.calls.Add(1)
 	if n.stats.On() {
@@ -284,6 +303,14 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 	}
 	if ctx.Conn != nil && cmd.Flags&FlagPipelined == 0 {
 		ctx.Conn.Settle() // pipelined calls before this command complete first
+	}
+	// A command on the keyspace holds the gate's read lock, which EXEC takes for writing, so
+	// that it never runs in the middle of a transaction (a blocking one would hold it while it
+	// waits, and keeps out).
+	if n.gate != nil && !ctx.inExec && cmd.Flags&FlagBlocking == 0 &&
+		(cmd.FirstKey > 0 || cmd.Flags&(FlagWrite|FlagReadOnly|FlagClusterWide) != 0) {
+		n.gate.rlock(ctx.stripe)
+		defer n.gate.runlock(ctx.stripe)
 	}
 	if n.router != nil && (cmd.FirstKey > 0 || cmd.Flags&FlagClusterWide != 0) {
 		if reply, handled := n.router.Route(ctx, cmd, args); handled {
@@ -294,6 +321,25 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 		}
 	}
 	return n.ExecLocal(ctx, cmd, args)
+}
+
+// refuse answers err to cmd, refused before it ran. A refused EXEC discards the transaction,
+// in or out of MULTI, with Redis's EXECABORT text; another refused command marks it (refused).
+func (n *Node) refuse(ctx *Ctx, cmd *Command, err Error) resp.Reply {
+	if cmd.Name == "exec" {
+		n.endTx(ctx)
+		return errorReply(Error("EXECABORT Transaction discarded because of: " + strings.TrimPrefix(string(err), "ERR ")))
+	}
+	return ctx.refused(errorReply(err))
+}
+
+// refused returns reply, the error for a command refused before it ran, and between MULTI and
+// EXEC marks the transaction so that EXEC runs nothing, as Redis's flagTransaction does.
+func (c *Ctx) refused(reply resp.Reply) resp.Reply {
+	if c.tx != nil && c.tx.multi && !c.inExec {
+		c.tx.aborted = true
+	}
+	return reply
 }
 
 // ExecLocal runs cmd's handler on this node, without routing, and maps an error to its reply.
@@ -368,8 +414,11 @@ func (n *Node) do(c *Ctx, key []byte, op store.Op) (store.Result, error) {
 // start begins op on key on the store's pipelined path, or returns nil when there is none (the
 // handler then uses do). Only commands flagged FlagPipelined may use it.
 func (n *Node) start(c *Ctx, key []byte, op store.Op) store.Call {
-	if n.pipe == nil || c.Conn == nil {
+	if n.pipe == nil || c.Conn == nil || c.inExec {
 		return nil
+	}
+	if op.Cond != store.CondNone && n.watches.active() {
+		return nil // whether it writes is known only once done: Do, which marks watches exactly
 	}
 	var call store.Call
 	if c.loop != nil {
@@ -377,7 +426,15 @@ func (n *Node) start(c *Ctx, key []byte, op store.Op) store.Call {
 	} else {
 		call = n.pipe.Start(c.Context(), key, op)
 	}
-	c.started = c.started || call != nil
+	if call == nil {
+		return nil
+	}
+	c.started = true
+	// The write may land after an EXEC that watches key has checked its marks, so mark now:
+	// the call is queued in the store already, and WATCH waits for queued calls (Drainer).
+	if op.Kind != store.Get && n.watches.active() {
+		n.watches.touch(key)
+	}
 	return call
 }
 
@@ -448,7 +505,7 @@ func (n *Node) account(key []byte, op *store.Op, res store.Result, err error) {
 		}
 		return
 	}
-	if len(n.watchers) > 0 && changes(op, &res) {
+	if (len(n.watchers) > 0 || n.watches.active()) && changes(op, &res) {
 		n.NotifyKey(key)
 	}
 	if !n.stats.On() {

@@ -69,6 +69,7 @@ func (n *Node) flush(c *Ctx, args [][]byte) (resp.Reply, error) {
 	if err != nil {
 		return resp.Reply{}, err
 	}
+	n.touchWatchedThatExist(c)
 	if err := ks.Flush(c.Context()); err != nil {
 		return resp.Reply{}, err
 	}

@@ -31,6 +31,9 @@ const (
 	FlagBlocking                      // may wait (FETCHLOCK)
 	FlagLoading                       // allowed while the node is not ready
 	FlagPipelined                     // may overlap the commands pipelined before it (GET, SET)
+
+	flagTxControl // runs at once between MULTI and EXEC instead of being queued (MULTI, EXEC…)
+	flagExclusive // keeps every other command out while it runs (EXEC): never on an event loop
 )
 
 var flagNames = []struct {

@@ -18,6 +18,7 @@ func (n *Node) Watch(w KeyWatcher) { n.watchers = append(n.watchers, w) }
 // NotifyKey tells every watcher that key changed. Commands registered by other packages call it
 // after their own writes (TAGINVALIDATE for each deleted key, FETCHFILL).
 func (n *Node) NotifyKey(key []byte) {
+	n.watches.touch(key)
 	for _, w := range n.watchers {
 		w.KeyChanged(key)
 	}
@@ -36,7 +37,9 @@ func changes(op *store.Op, res *store.Result) bool {
 	case store.Get, store.Inspect, store.Touch:
 		return false
 	case store.GetEx:
-		return res.Found && op.TTL != store.TTLKeep
+		// PERSIST of a key without expiry changes nothing, as in Redis; a store that cannot
+		// tell the old expiry reports 0, so PERSIST then counts as no change.
+		return res.Found && (op.TTL == store.TTLSet || (op.TTL == store.TTLClear && res.ExpireAt != 0))
 	case store.Set, store.Delete, store.Expire, store.Persist:
 		return res.Done
 	}

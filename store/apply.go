@@ -163,7 +163,7 @@ func Apply(cur Entry, exists bool, op *Op, now int64, maxLen int64) (Entry, Acti
 		if !exists {
 			return cur, Keep, res, nil
 		}
-		res.Value = cur.Value
+		res.Value, res.ExpireAt = cur.Value, cur.ExpireAt
 		switch op.TTL {
 		case TTLKeep:
 			return cur, Keep, res, nil

@@ -96,6 +96,12 @@ type Pipeliner interface {
 	Start(ctx context.Context, key []byte, op Op) Call
 }
 
+// Drainer is implemented by Pipeliners, so that a caller can wait for the calls other callers
+// have started: Drain returns once every call started before it has completed.
+type Drainer interface {
+	Drain(ctx context.Context) error
+}
+
 // EventLoop is an event loop that commands run on (resp.Loop), as a store that lets the loop
 // drive its network calls sees it. Watch and Unwatch are called on the loop's goroutine; Post
 // from any goroutine.
@@ -174,7 +180,8 @@ const (
 	Expire
 	// Persist removes the expiry: Done.
 	Persist
-	// GetEx reads the value and changes its expiry per TTL: Found, Value.
+	// GetEx reads the value and changes its expiry per TTL: Found, Value, and ExpireAt, the
+	// expiry the key had (stores that cannot tell leave it 0).
 	GetEx
 )
 

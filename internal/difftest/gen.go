@@ -58,6 +58,9 @@ type GenOptions struct {
 	// MaxBulkLen is both servers' proto-max-bulk-len, used to generate APPENDs that overflow it
 	// and bulk lengths that exceed it. 0 disables those steps.
 	MaxBulkLen int
+	// NoTransactions leaves out MULTI, EXEC, DISCARD, WATCH and UNWATCH (for a Vela that
+	// refuses them: the redis store).
+	NoTransactions bool
 }
 
 // Gen produces a random command sequence from a seed. Relative and absolute expiry times are
@@ -67,6 +70,9 @@ type Gen struct {
 	opts  GenOptions
 	space [][]byte
 	cmds  []weighted
+	// inMulti: the sequence has sent MULTI and not yet EXEC or DISCARD. Only steps compared
+	// exactly are queued then, since EXEC answers all their replies in one array.
+	inMulti bool
 }
 
 type weighted struct {
@@ -99,11 +105,57 @@ func NewGen(seed int64, opts GenOptions) *Gen {
 		// Garbage and the wire.
 		{12, g.unknown}, {12, g.inline}, {2, g.protocolError},
 	}
+	if !opts.NoTransactions {
+		g.cmds = append(g.cmds, weighted{6, g.multi}, weighted{5, g.watch}, weighted{2, g.unwatch},
+			weighted{2, g.endTx})
+	}
 	return g
 }
 
 // Next returns the next steps (usually one).
 func (g *Gen) Next() []Step {
+	if g.inMulti && g.chance(0.15) {
+		return g.track(g.endTx())
+	}
+	for {
+		steps := g.next()
+		if !g.inMulti || queueable(steps) {
+			return g.track(steps)
+		}
+	}
+}
+
+// queueable reports whether steps may be sent between MULTI and EXEC: every reply is compared
+// exactly, so the array EXEC answers can be too.
+func queueable(steps []Step) bool {
+	for _, st := range steps {
+		if st.Check != Exact {
+			return false
+		}
+	}
+	return true
+}
+
+// track follows MULTI, EXEC and DISCARD through steps, and connections the server closes (a
+// new connection is in no transaction).
+func (g *Gen) track(steps []Step) []Step {
+	for _, st := range steps {
+		switch {
+		case st.Closes:
+			g.inMulti = false
+		case len(st.Args) == 1 && strings.EqualFold(string(st.Args[0]), "multi"):
+			g.inMulti = true
+		case len(st.Args) >= 1 && strings.EqualFold(string(st.Args[0]), "exec"):
+			g.inMulti = false // with the wrong arity too: EXECABORT discards the transaction
+		case len(st.Args) == 1 && strings.EqualFold(string(st.Args[0]), "discard"):
+			g.inMulti = false
+		}
+	}
+	return steps
+}
+
+// next draws one command from the weighted table.
+func (g *Gen) next() []Step {
 	total := 0
 	for _, c := range g.cmds {
 		total += c.w
@@ -885,4 +937,36 @@ func (g *Gen) protocolError() []Step {
 		bad = bad[:6]
 	}
 	return []Step{{Raw: []byte(g.pick(bad...)), Replies: 1, Closes: true}}
+}
+
+// --- transactions ---
+
+func (g *Gen) multi() []Step {
+	if g.chance(0.1) {
+		return g.arity("multi", 2)
+	}
+	return exact(g.name("multi"))
+}
+
+// endTx is EXEC or DISCARD: inside MULTI they end it, outside they fail.
+func (g *Gen) endTx() []Step {
+	name := g.pick("exec", "exec", "exec", "discard")
+	if g.chance(0.05) {
+		return g.arity(name, 2)
+	}
+	return exact(g.name(name))
+}
+
+func (g *Gen) watch() []Step {
+	if g.chance(0.1) {
+		return g.arity("watch", 0)
+	}
+	return []Step{{Args: append(args(g.name("watch")), g.keyList(1, 3)...)}}
+}
+
+func (g *Gen) unwatch() []Step {
+	if g.chance(0.1) {
+		return g.arity("unwatch", 2)
+	}
+	return exact(g.name("unwatch"))
 }

@@ -21,6 +21,7 @@ const (
 	reqFlush                     // Flush
 	reqSweep                     // one sweep batch
 	reqMove                      // move the staging log into place (see doc.go)
+	reqDrain                     // nothing: answered once every request queued before it is
 )
 
 // request is one write waiting for the committer. Its inputs may alias the caller's buffers: the
@@ -366,6 +367,9 @@ func (w *wtx) move() error {
 // exec runs one request. Its outputs are reset first, so that a retried request starts clean.
 func (w *wtx) exec(r *request, sweepBatch int) error {
 	r.res, r.ok, r.n, r.keys, r.err = store.Result{}, false, 0, nil, nil
+	if r.kind == reqDrain {
+		return nil
+	}
 	switch r.kind {
 	case reqOp, reqMulti:
 		if !w.moved && w.s.staged.Load()+int64(w.nstaged) >= int64(w.s.maxStaged) {

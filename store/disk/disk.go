@@ -104,6 +104,7 @@ var (
 	_ store.MultiSetter = (*Store)(nil)
 	_ store.Batcher     = (*Store)(nil)
 	_ store.Pipeliner   = (*Store)(nil)
+	_ store.Drainer     = (*Store)(nil)
 	_ store.Sweeper     = (*Store)(nil)
 	_ store.Tagger      = (*Store)(nil)
 )
@@ -258,6 +259,21 @@ func (s *Store) Start(ctx context.Context, key []byte, op store.Op) store.Call {
 		return nil
 	}
 	return &writeCall{s: s, r: r}
+}
+
+// Drain implements store.Drainer: the committer takes requests in order and answers a batch
+// only after committing it, so once a request queued now is answered every write started
+// before it is in the store. A batch that changes nothing is not committed: this costs no
+// fsync of its own.
+func (s *Store) Drain(ctx context.Context) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	r := &request{kind: reqDrain, done: make(chan struct{}, 1)}
+	if err := s.submit(r); err != nil {
+		return err
+	}
+	return r.err
 }
 
 // writeCall is a write begun with Start.

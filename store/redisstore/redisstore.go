@@ -213,6 +213,10 @@ func redactURL(raw string) string {
 	return raw
 }
 
+// Shared reports that other clients of the backing Redis change its keys too, so Vela cannot
+// isolate a transaction on this store (commands refuse MULTI and WATCH).
+func (s *Store) Shared() bool { return true }
+
 // Close closes the connections. It is idempotent.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {

@@ -1,0 +1,298 @@
+package commands
+
+import (
+	"sync/atomic"
+
+	"github.com/vela-cache/vela/resp"
+	"github.com/vela-cache/vela/store"
+)
+
+// Transactions: MULTI, EXEC, DISCARD, WATCH and UNWATCH, as Redis 7 runs them.
+//
+// Between MULTI and EXEC a client's commands are checked (name, arity, authentication) and
+// queued, each answered QUEUED; a command refused there makes EXEC answer EXECABORT and run
+// nothing. EXEC takes the node's gate (gate.go) for writing, so no other command runs while the
+// queued ones do, and answers their replies in one array, errors included. WATCH makes the next
+// EXEC answer a null array, running nothing, if a watched key changed in between (watchkeys.go).
+//
+// Only a node that alone changes its keys can isolate a transaction: on the redis store other
+// clients of the backing Redis write without passing through the gate, and in a partitioned
+// cluster the keys live on several members. There MULTI and WATCH are refused (errTxUnsupported).
+
+// Transaction errors, with Redis's texts.
+var (
+	ErrExecAbort     = Error("EXECABORT Transaction discarded because of previous errors.")
+	errExecNoMulti   = Error("ERR EXEC without MULTI")
+	errDiscardNoMult = Error("ERR DISCARD without MULTI")
+	errMultiNested   = Error("ERR MULTI calls can not be nested")
+	errWatchInMulti  = Error("ERR WATCH inside MULTI is not allowed")
+	errNotInMulti    = Error("ERR Command not allowed inside a transaction")
+	errTxTooLarge    = Error("ERR transaction too large: its queued arguments exceed proto-max-bulk-len")
+)
+
+// txState is a connection's transaction: the commands queued since MULTI and the keys it
+// watches. Only the connection's goroutine touches it, except dirty.
+type txState struct {
+	multi   bool     // between MULTI and EXEC or DISCARD
+	aborted bool     // a command was refused while queueing: EXEC answers EXECABORT
+	queue   []queued // the commands to run at EXEC
+	size    int64    // bytes of queued arguments, bounded by the node's MaxBulkLen
+
+	watching []watchedKey // WATCH's keys, each once
+	dirty    atomic.Bool  // set when a watched key changed (by any connection)
+	hooked   bool         // the connection's close hook that unwatches is registered
+}
+
+// queued is one command waiting for EXEC; args are its own copy of the request.
+type queued struct {
+	cmd  *Command // the top-level command (exec resolves a subcommand again)
+	args [][]byte
+}
+
+// watchedKey is one key a connection watches and what it was when watched: expireAt is its
+// expiry (0: none), or -1 when it did not exist. EXEC compares it with the key's state then, to
+// catch the changes no command reports: expiry, and eviction.
+type watchedKey struct {
+	key      string
+	expireAt int64
+}
+
+func (n *Node) registerTransactions() {
+	const g = "transactions"
+	for _, c := range []*Command{
+		{Name: "multi", Arity: 1, Flags: FlagFast | FlagLoading | flagTxControl, Handler: n.multi},
+		{Name: "exec", Arity: 1, Flags: FlagLoading | flagTxControl | flagExclusive, Handler: n.execTx},
+		{Name: "discard", Arity: 1, Flags: FlagFast | FlagLoading | flagTxControl, Handler: n.discard},
+		{Name: "watch", Arity: -2, Flags: FlagFast | FlagLoading | flagTxControl, FirstKey: 1, LastKey: -1, KeyStep: 1, Handler: n.watch},
+		{Name: "unwatch", Arity: 1, Flags: FlagFast | FlagLoading, Handler: n.unwatch},
+	} {
+		c.Group = g
+		n.table.Register(c)
+	}
+}
+
+// txUnsupported says why this node cannot run transactions, or returns nil when it can.
+func (n *Node) txUnsupported() error {
+	switch {
+	case n.router != nil:
+		return Error("ERR transactions (MULTI, WATCH) are not supported with topology.type = " + n.cfg.Topology)
+	case n.gate == nil:
+		return Error("ERR transactions (MULTI, WATCH) are not supported with store.type = " + n.cfg.StoreType +
+			": other clients of the backing Redis change its keys")
+	}
+	return nil
+}
+
+// inMulti reports whether the connection is between MULTI and EXEC.
+func (c *Ctx) inMulti() bool { return c.tx != nil && c.tx.multi }
+
+// txn returns the connection's transaction state, creating it on first use.
+func (c *Ctx) txn() *txState {
+	if c.tx == nil {
+		c.tx = &txState{}
+	}
+	return c.tx
+}
+
+func (n *Node) multi(c *Ctx, _ [][]byte) (resp.Reply, error) {
+	if c.inMulti() {
+		return resp.Reply{}, errMultiNested
+	}
+	if err := n.txUnsupported(); err != nil {
+		return resp.Reply{}, err
+	}
+	c.txn().multi = true
+	return resp.OK, nil
+}
+
+func (n *Node) discard(c *Ctx, _ [][]byte) (resp.Reply, error) {
+	if !c.inMulti() {
+		return resp.Reply{}, errDiscardNoMult
+	}
+	n.endTx(c)
+	return resp.OK, nil
+}
+
+// queue records cmd for EXEC and answers QUEUED, or refuses it (and dooms the transaction) when
+// it may not run inside one.
+func (n *Node) queue(c *Ctx, cmd *Command, args [][]byte) resp.Reply {
+	tx := c.tx
+	if cmd.Flags&FlagBlocking != 0 {
+		// A command that waits for another client (FETCHLOCK) would wait forever inside EXEC,
+		// which keeps every other client out.
+		return n.refuseQueued(c, cmd, errNotInMulti)
+	}
+	size := int64(0)
+	for _, a := range args {
+		size += int64(len(a))
+	}
+	if tx.size+size > n.cfg.MaxBulkLen {
+		return n.refuseQueued(c, cmd, errTxTooLarge)
+	}
+	tx.size += size
+	buf := make([]byte, 0, size)
+	own := make([][]byte, len(args))
+	for i, a := range args {
+		buf = append(buf, a...)
+		own[i] = buf[len(buf)-len(a) : len(buf) : len(buf)]
+	}
+	tx.queue = append(tx.queue, queued{cmd: cmd, args: own})
+	return resp.Status("QUEUED")
+}
+
+// refuseQueued answers err to a command refused inside MULTI, counts it as Redis's
+// rejected_calls, and makes EXEC answer EXECABORT.
+func (n *Node) refuseQueued(c *Ctx, cmd *Command, err error) resp.Reply {
+	if cmd != nil {
+		cmd.rejected.Add(1)
+	}
+	c.tx.aborted = true
+	return errorReply(err)
+}
+
+// execTx serves EXEC: it runs the queued commands with every other command of the node held
+// back, unless a watched key changed, and answers their replies.
+func (n *Node) execTx(c *Ctx, _ [][]byte) (resp.Reply, error) {
+	if !c.inMulti() {
+		return resp.Reply{}, errExecNoMulti
+	}
+	tx := c.tx
+	defer n.endTx(c)
+	if tx.aborted {
+		return resp.Reply{}, ErrExecAbort
+	}
+	n.gate.lock()
+	defer n.gate.unlock()
+	if n.watchBroken(c) {
+		return resp.Reply{Kind: resp.KindNilArray}, nil
+	}
+	n.unwatchAll(c) // the transaction's own writes must not mark it
+	c.inExec = true
+	defer func() { c.inExec = false }()
+	replies := make([]resp.Reply, len(tx.queue))
+	for i, q := range tx.queue {
+		r := n.exec(c, q.cmd, q.args)
+		if r.Later != nil { // not expected: start declines inside EXEC, and there is no router
+			r = r.Later.Reply()
+		}
+		replies[i] = r
+	}
+	return resp.Array(replies), nil
+}
+
+// endTx ends the connection's MULTI, if any, and drops its watches, as EXEC and DISCARD do.
+func (n *Node) endTx(c *Ctx) {
+	if c.tx == nil {
+		return
+	}
+	n.unwatchAll(c)
+	c.tx.multi, c.tx.aborted, c.tx.queue, c.tx.size = false, false, nil, 0
+}
+
+func (n *Node) watch(c *Ctx, args [][]byte) (resp.Reply, error) {
+	if c.inMulti() {
+		return resp.Reply{}, errWatchInMulti
+	}
+	if err := n.txUnsupported(); err != nil {
+		return resp.Reply{}, err
+	}
+	tx := c.txn()
+	if !tx.hooked && c.Conn != nil {
+		tx.hooked = true
+		c.Conn.OnClose(func() { n.unwatchAll(c) })
+	}
+	first := len(tx.watching)
+	for _, key := range args[1:] {
+		if !tx.watches(key) {
+			n.watches.add(string(key), tx)
+			tx.watching = append(tx.watching, watchedKey{key: string(key), expireAt: -1})
+		}
+	}
+	added := tx.watching[first:]
+	// A write started on the pipelined path before the keys were registered did not mark them:
+	// wait until it is in the store, so that what this client reads next already includes it.
+	if d, ok := n.store.(store.Drainer); ok && len(added) > 0 {
+		if err := d.Drain(c.Context()); err != nil {
+			return resp.Reply{}, err
+		}
+	}
+	for i := range added {
+		res, err := n.store.Do(c.Context(), []byte(added[i].key), store.Op{Kind: store.Inspect})
+		if err != nil {
+			return resp.Reply{}, err
+		}
+		if res.Found {
+			added[i].expireAt = res.ExpireAt
+		}
+	}
+	return resp.OK, nil
+}
+
+// watches reports whether the transaction watches key already.
+func (tx *txState) watches(key []byte) bool {
+	for _, w := range tx.watching {
+		if w.key == string(key) {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *Node) unwatch(c *Ctx, _ [][]byte) (resp.Reply, error) {
+	n.unwatchAll(c)
+	return resp.OK, nil
+}
+
+// unwatchAll drops every watch of the connection and clears its dirty mark.
+func (n *Node) unwatchAll(c *Ctx) {
+	tx := c.tx
+	if tx == nil {
+		return
+	}
+	for _, w := range tx.watching {
+		n.watches.remove(w.key, tx)
+	}
+	tx.watching = tx.watching[:0]
+	tx.dirty.Store(false)
+}
+
+// watchBroken reports whether a key the connection watches has changed since WATCH: a command
+// changed it (the dirty mark), or it expired or was evicted, which no command reports. Called
+// with the gate held for writing, so no command is changing keys meanwhile.
+func (n *Node) watchBroken(c *Ctx) bool {
+	tx := c.tx
+	if tx.dirty.Load() {
+		return true
+	}
+	now := now()
+	for _, w := range tx.watching {
+		if w.expireAt < 0 {
+			continue // it did not exist: its creation marks the transaction
+		}
+		if w.expireAt > 0 && w.expireAt <= now {
+			return true
+		}
+		res, err := n.store.Do(c.Context(), []byte(w.key), store.Op{Kind: store.Inspect})
+		if err != nil || !res.Found {
+			return true
+		}
+	}
+	return false
+}
+
+// sharedStore is implemented by stores whose keys other processes change too (the redis store):
+// the node's gate cannot keep those writers out of a transaction.
+type sharedStore interface {
+	Shared() bool
+}
+
+// touchWatchedThatExist marks the transactions watching a key that exists, before FLUSHALL
+// deletes every key: as in Redis, flushing a watched key that did not exist changes nothing.
+func (n *Node) touchWatchedThatExist(c *Ctx) {
+	for _, key := range n.watches.keys() {
+		res, err := n.store.Do(c.Context(), []byte(key), store.Op{Kind: store.Inspect})
+		if err != nil || res.Found {
+			n.watches.touch([]byte(key))
+		}
+	}
+}

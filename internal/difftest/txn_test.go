@@ -1,0 +1,130 @@
+package difftest_test
+
+import (
+	"fmt"
+	"math/rand"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/vela-cache/vela/internal/redistest"
+	"github.com/vela-cache/vela/internal/respclient"
+	"github.com/vela-cache/vela/internal/testnode"
+)
+
+// otherClientWrites are what the second client does between the first one's WATCH and EXEC:
+// writes that change a key, writes that change nothing (which must not break the watch), and
+// reads. {k} is a watched or unwatched key, {v} a value.
+var otherClientWrites = [][]string{
+	{"SET", "{k}", "{v}"}, {"SET", "{k}", "{v}", "NX"}, {"SET", "{k}", "{v}", "XX"},
+	{"SETNX", "{k}", "{v}"}, {"GETSET", "{k}", "{v}"}, {"MSET", "{k}", "{v}", "c", "{v}"},
+	{"MSETNX", "{k}", "{v}", "c", "{v}"}, {"DEL", "{k}"}, {"UNLINK", "{k}", "c"}, {"GETDEL", "{k}"},
+	{"INCR", "{k}"}, {"INCRBYFLOAT", "{k}", "1.5"}, {"APPEND", "{k}", "{v}"}, {"APPEND", "{k}", ""},
+	{"EXPIRE", "{k}", "1000"}, {"EXPIRE", "{k}", "1000", "NX"}, {"EXPIRE", "{k}", "5", "GT"},
+	{"PEXPIRE", "{k}", "-1"}, {"PERSIST", "{k}"}, {"GETEX", "{k}"}, {"GETEX", "{k}", "EX", "1000"},
+	{"GETEX", "{k}", "PERSIST"}, {"GET", "{k}"}, {"EXISTS", "{k}"}, {"TTL", "{k}"}, {"TOUCH", "{k}"},
+	{"FLUSHALL"},
+}
+
+// TestWatchDifferential runs seeded rounds of WATCH, writes by another client (or by the same
+// one), MULTI … EXEC against Redis and Vela on the memory and disk stores, with two connections
+// to each, and compares every reply byte for byte: EXEC must run or refuse (a null array) exactly
+// when Redis does, for writes that change a watched key and for those that change nothing.
+func TestWatchDifferential(t *testing.T) {
+	for _, storeType := range []string{"memory", "disk"} {
+		t.Run(storeType, func(t *testing.T) {
+			seed, _ := seedAndSteps(t, 0)
+			t.Logf("seed %d (DIFFTEST_SEED replays it)", seed)
+			rng := rand.New(rand.NewSource(seed))
+			rs := redistest.Start(t, "--databases", "1")
+			vela := testnode.Start(t, onStore(t, storeType))
+			type pair struct{ redis, vela *respclient.Conn }
+			a := pair{respclient.Dial(t, rs.Addr), respclient.Dial(t, vela.Addr())}
+			b := pair{respclient.Dial(t, rs.Addr), respclient.Dial(t, vela.Addr())}
+			var history []string
+			do := func(p pair, args ...string) {
+				t.Helper()
+				cmd := make([]any, len(args))
+				for i, s := range args {
+					cmd[i] = s
+				}
+				w := p.redis.Do(cmd...).Raw
+				g := p.vela.Do(cmd...).Raw
+				history = append(history, fmt.Sprint(args))
+				if string(w) != string(g) {
+					t.Fatalf("%v: redis %q, vela %q\nhistory:\n%v", args, w, g, history)
+				}
+			}
+			keys := []string{"a", "b", "c"}
+			fill := func(tpl []string) []string {
+				out := make([]string, len(tpl))
+				for i, s := range tpl {
+					switch s {
+					case "{k}":
+						s = keys[rng.Intn(len(keys))]
+					case "{v}":
+						s = strconv.Itoa(rng.Intn(20))
+					}
+					out[i] = s
+				}
+				return out
+			}
+			for range 400 {
+				history = history[:0]
+				if rng.Intn(4) == 0 { // start from keys with and without expiry
+					do(a, "SET", keys[rng.Intn(3)], "1", "EX", "1000")
+				}
+				do(a, append([]string{"WATCH"}, keys[:1+rng.Intn(2)]...)...)
+				if rng.Intn(8) == 0 {
+					do(a, "WATCH", keys[rng.Intn(3)]) // a second WATCH adds to the first
+				}
+				for range rng.Intn(3) {
+					tpl := otherClientWrites[rng.Intn(len(otherClientWrites))]
+					if tpl[0] == "FLUSHALL" && rng.Intn(4) != 0 {
+						continue // keep flushes rare
+					}
+					who := b
+					if rng.Intn(5) == 0 {
+						who = a // the watching client's own write breaks its watch too
+					}
+					do(who, fill(tpl)...)
+				}
+				switch rng.Intn(10) {
+				case 0:
+					do(a, "UNWATCH")
+				case 1:
+					do(a, "MULTI")
+					do(a, "DISCARD") // ends the watch as well
+				}
+				do(a, "MULTI")
+				do(a, "INCR", "n")
+				do(a, fill([]string{"SET", "{k}", "{v}"})...)
+				do(a, "GET", "a")
+				do(a, "EXEC")
+			}
+		})
+	}
+}
+
+// TestWatchExpiry: a watched key that expires before EXEC breaks the watch, as in Redis 7, and
+// one that had expired already when watched does not.
+func TestWatchExpiry(t *testing.T) {
+	rs := redistest.Start(t, "--databases", "1")
+	vela := testnode.Start(t, testnode.Config())
+	for _, addr := range []string{rs.Addr, vela.Addr()} {
+		c := respclient.Dial(t, addr)
+		c.Do("SET", "k", "1", "PX", "100").OK()
+		c.Do("WATCH", "k").OK()
+		time.Sleep(200 * time.Millisecond)
+		c.Do("MULTI").OK()
+		c.Do("GET", "k").Status("QUEUED")
+		c.Do("EXEC").Raws("*-1\r\n")
+
+		c.Do("SET", "k", "1", "PX", "50").OK()
+		time.Sleep(100 * time.Millisecond)
+		c.Do("WATCH", "k").OK()
+		c.Do("MULTI").OK()
+		c.Do("GET", "k").Status("QUEUED")
+		c.Do("EXEC").Raws("*1\r\n$-1\r\n")
+	}
+}

@@ -1,0 +1,206 @@
+package e2e_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vela-cache/vela/internal/redistest"
+	"github.com/vela-cache/vela/internal/testnode"
+)
+
+// txTargets returns Vela on the memory and disk stores, and a real Redis, for the transaction
+// tests.
+func txTargets(t *testing.T) map[string]string {
+	disk := testnode.Config()
+	disk.Store.Type = "disk"
+	disk.Store.DiskPath = t.TempDir() + "/vela.db"
+	return map[string]string{
+		"vela-memory": testnode.StartDefault(t).Addr(),
+		"vela-disk":   testnode.Start(t, disk).Addr(),
+		"redis":       redistest.Start(t, "--databases", "1").Addr,
+	}
+}
+
+// TestOptimisticIncrements is the check-and-set loop of Redis's transaction documentation,
+// through go-redis's Watch: 8 clients each add 1 to a counter 40 times, reading it, then writing
+// the sum in MULTI/EXEC, and retrying when EXEC refuses because another client wrote first. No
+// increment may be lost, and some EXECs must have been refused (the clients did collide).
+func TestOptimisticIncrements(t *testing.T) {
+	for name, addr := range txTargets(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			const clients, each = 8, 40
+			var refused atomic.Int64
+			var wg sync.WaitGroup
+			errs := make(chan error, clients)
+			for range clients {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 1})
+					defer c.Close()
+					for range each {
+						for {
+							err := c.Watch(ctx, func(tx *redis.Tx) error {
+								n, err := tx.Get(ctx, "counter").Int()
+								if err != nil && !errors.Is(err, redis.Nil) {
+									return err
+								}
+								_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+									p.Set(ctx, "counter", n+1, 0)
+									return nil
+								})
+								return err
+							}, "counter")
+							if errors.Is(err, redis.TxFailedErr) {
+								refused.Add(1)
+								continue
+							}
+							if err != nil {
+								errs <- err
+								return
+							}
+							break
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			c := redis.NewClient(&redis.Options{Addr: addr})
+			defer c.Close()
+			n, err := c.Get(ctx, "counter").Int()
+			if err != nil || n != clients*each {
+				t.Fatalf("counter = %d (%v), want %d", n, err, clients*each)
+			}
+			t.Logf("%d increments, %d EXECs refused and retried", n, refused.Load())
+		})
+	}
+}
+
+// TestTransactionIsolation runs transactions that move units between two keys while other
+// clients read both keys with MGET and write a third: a reader must never see a transaction
+// half done (the sum of the two keys is always 0), and every transaction's replies come back
+// in order in one array.
+func TestTransactionIsolation(t *testing.T) {
+	for name, addr := range txTargets(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			c := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 8})
+			defer c.Close()
+			must(t, "MSET", c.MSet(ctx, "x", 0, "y", 0).Err())
+			var stop atomic.Bool
+			var wg, movers sync.WaitGroup
+			errs := make(chan error, 16)
+			for i := range 3 {
+				movers.Add(1)
+				go func() {
+					defer movers.Done()
+					for j := range 300 {
+						cmds, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+							p.IncrBy(ctx, "x", int64(j%7+1))
+							p.Set(ctx, fmt.Sprintf("mover:%d", i), j, 0)
+							p.DecrBy(ctx, "y", int64(j%7+1))
+							return nil
+						})
+						if err != nil || len(cmds) != 3 {
+							errs <- fmt.Errorf("transaction: %v (%d replies)", err, len(cmds))
+							return
+						}
+						if x, y := cmds[0].(*redis.IntCmd).Val(), cmds[2].(*redis.IntCmd).Val(); x+y != 0 {
+							errs <- fmt.Errorf("inside one transaction x=%d y=%d", x, y)
+							return
+						}
+					}
+				}()
+			}
+			var reads atomic.Int64
+			for range 2 { // readers
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for !stop.Load() {
+						vals, err := c.MGet(ctx, "x", "y").Result()
+						if err != nil {
+							errs <- err
+							return
+						}
+						x, _ := strconv.Atoi(vals[0].(string))
+						y, _ := strconv.Atoi(vals[1].(string))
+						if x+y != 0 {
+							errs <- fmt.Errorf("a reader saw x=%d y=%d: half a transaction", x, y)
+							return
+						}
+						reads.Add(1)
+					}
+				}()
+			}
+			for range 900 { // unrelated writes beside the transactions
+				if err := c.Set(ctx, "other", "v", 0).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			movers.Wait()
+			stop.Store(true)
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			t.Logf("%d consistent reads", reads.Load())
+		})
+	}
+}
+
+// TestTransactionsRefused: where Vela cannot isolate a transaction (the redis store, whose Redis
+// other clients write; a partitioned cluster), MULTI and WATCH answer an error that says why, and the commands sent
+// after a refused MULTI run as ordinary commands, as they would after any failed command.
+func TestTransactionsRefused(t *testing.T) {
+	cfg := testnode.Config()
+	cfg.Store.Type = "redis"
+	cfg.Store.RedisURL = "redis://" + redistest.Start(t).Addr + "/0"
+	c := redis.NewClient(&redis.Options{Addr: testnode.Start(t, cfg).Addr()})
+	defer c.Close()
+	ctx := context.Background()
+	const text = "ERR transactions (MULTI, WATCH) are not supported with store.type = redis: other clients of the backing Redis change its keys"
+	for _, args := range [][]any{{"MULTI"}, {"WATCH", "k"}} {
+		if err := c.Do(ctx, args...).Err(); err == nil || err.Error() != text {
+			t.Errorf("%v: %v, want %q", args, err, text)
+		}
+	}
+	_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "k", "v", 0)
+		return nil
+	})
+	if err == nil || err.Error() != text {
+		t.Errorf("TxPipelined: %v, want %q", err, text)
+	}
+	if err := c.Do(ctx, "EXEC").Err(); err == nil || err.Error() != "ERR EXEC without MULTI" {
+		t.Errorf("EXEC: %v", err)
+	}
+
+	// A partitioned cluster holds the keys on several members.
+	node := testnode.StartCluster(t, 1, nil)[0]
+	testnode.WaitConverged(t, 10*time.Second, node)
+	pc := redis.NewClient(&redis.Options{Addr: node.Addr()})
+	defer pc.Close()
+	const ptext = "ERR transactions (MULTI, WATCH) are not supported with topology.type = partitioned"
+	for _, args := range [][]any{{"MULTI"}, {"WATCH", "k"}} {
+		if err := pc.Do(ctx, args...).Err(); err == nil || err.Error() != ptext {
+			t.Errorf("partitioned %v: %v, want %q", args, err, ptext)
+		}
+	}
+}
