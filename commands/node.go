@@ -163,9 +163,10 @@ type Ctx struct {
 	// uses Do must let it complete first (do).
 	started bool
 	// tx is the connection's MULTI and WATCH state (txn.go), nil until it uses them; inExec is
-	// set while EXEC runs the queued commands.
-	tx     *txState
-	inExec bool
+	// set while EXEC runs the queued commands, whose replies execReplies collects.
+	tx          *txState
+	inExec      bool
+	execReplies []resp.Reply
 	// stripe is the gate stripe whose read lock the connection's commands take.
 	stripe uint8
 }
@@ -302,7 +303,7 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 		n.stats.Commands.Inc()
 	}
 	if ctx.Conn != nil && cmd.Flags&FlagPipelined == 0 {
-		ctx.Conn.Settle() // pipelined calls before this command complete first
+		ctx.settle() // pipelined calls before this command complete first
 	}
 	// A command on the keyspace holds the gate's read lock, which EXEC takes for writing, so
 	// that it never runs in the middle of a transaction (a blocking one would hold it while it
@@ -403,7 +404,7 @@ func (n *Node) do(c *Ctx, key []byte, op store.Op) (store.Result, error) {
 	// the same key. Without any, the only pending replies are forwards of other members' keys,
 	// which a local key cannot conflict with: they keep overlapping.
 	if c.Conn != nil && c.started {
-		c.Conn.Settle()
+		c.settle()
 		c.started = false
 	}
 	res, err := n.store.Do(c.Context(), key, op)
@@ -414,7 +415,7 @@ func (n *Node) do(c *Ctx, key []byte, op store.Op) (store.Result, error) {
 // start begins op on key on the store's pipelined path, or returns nil when there is none (the
 // handler then uses do). Only commands flagged FlagPipelined may use it.
 func (n *Node) start(c *Ctx, key []byte, op store.Op) store.Call {
-	if n.pipe == nil || c.Conn == nil || c.inExec {
+	if n.pipe == nil || c.Conn == nil {
 		return nil
 	}
 	if op.Cond != store.CondNone && n.watches.active() {

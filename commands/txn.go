@@ -167,17 +167,30 @@ func (n *Node) execTx(c *Ctx, _ [][]byte) (resp.Reply, error) {
 		return resp.Reply{Kind: resp.KindNilArray}, nil
 	}
 	n.unwatchAll(c) // the transaction's own writes must not mark it
-	c.inExec = true
-	defer func() { c.inExec = false }()
-	replies := make([]resp.Reply, len(tx.queue))
-	for i, q := range tx.queue {
-		r := n.exec(c, q.cmd, q.args)
-		if r.Later != nil { // not expected: start declines inside EXEC, and there is no router
-			r = r.Later.Reply()
-		}
-		replies[i] = r
+	// SETs may start on the store's pipelined path (the disk store then commits them together
+	// instead of one fsync each while every other client waits); a command that needs them done
+	// first settles them (Ctx.settle), and the rest are waited for at the end.
+	c.inExec, c.execReplies = true, make([]resp.Reply, 0, len(tx.queue))
+	defer func() { c.inExec, c.execReplies = false, nil }()
+	for _, q := range tx.queue {
+		c.execReplies = append(c.execReplies, n.exec(c, q.cmd, q.args))
 	}
-	return resp.Array(replies), nil
+	c.settle()
+	return resp.Array(c.execReplies), nil
+}
+
+// settle waits for the store calls the connection has started (pipelined GETs and SETs): for
+// those whose replies wait on the connection, or, inside EXEC, for those among its replies.
+func (c *Ctx) settle() {
+	if !c.inExec {
+		c.Conn.Settle()
+		return
+	}
+	for i := range c.execReplies {
+		if l := c.execReplies[i].Later; l != nil {
+			c.execReplies[i] = l.Reply()
+		}
+	}
 }
 
 // endTx ends the connection's MULTI, if any, and drops its watches, as EXEC and DISCARD do.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vela-cache/vela/internal/redistest"
 	"github.com/vela-cache/vela/internal/testnode"
+	"github.com/vela-cache/vela/store/disk"
 )
 
 // txTargets returns Vela on the memory and disk stores, and a real Redis, for the transaction
@@ -162,6 +163,38 @@ func TestTransactionIsolation(t *testing.T) {
 			}
 			t.Logf("%d consistent reads", reads.Load())
 		})
+	}
+}
+
+// TestDiskTransactionSharesCommits: the SETs of one EXEC on the disk store are committed
+// together, not one fsync each while every other client of the node waits for the transaction.
+func TestDiskTransactionSharesCommits(t *testing.T) {
+	cfg := testnode.Config()
+	cfg.Store.Type = "disk"
+	cfg.Store.DiskPath = t.TempDir() + "/vela.db"
+	srv := testnode.Start(t, cfg)
+	st, ok := srv.Store().(*disk.Store)
+	if !ok {
+		t.Fatalf("store is %T", srv.Store())
+	}
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer c.Close()
+	ctx := context.Background()
+	before := st.Commits()
+	cmds, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range 200 {
+			p.Set(ctx, fmt.Sprintf("k%d", i), i, 0)
+		}
+		p.Get(ctx, "k199")
+		p.Incr(ctx, "k0")
+		return nil
+	})
+	if err != nil || len(cmds) != 202 || cmds[200].(*redis.StringCmd).Val() != "199" ||
+		cmds[201].(*redis.IntCmd).Val() != 1 {
+		t.Fatalf("transaction: %v, %d replies", err, len(cmds))
+	}
+	if n := st.Commits() - before; n > 10 {
+		t.Errorf("201 writes in one EXEC took %d commits", n)
 	}
 }
 

@@ -261,6 +261,9 @@ func (s *Store) Start(ctx context.Context, key []byte, op store.Op) store.Call {
 	return &writeCall{s: s, r: r}
 }
 
+// Commits returns how many transactions the store has committed, each with its fsync.
+func (s *Store) Commits() uint64 { return s.commits.Load() }
+
 // Drain implements store.Drainer: the committer takes requests in order and answers a batch
 // only after committing it, so once a request queued now is answered every write started
 // before it is in the store. A batch that changes nothing is not committed: this costs no
