@@ -91,8 +91,9 @@ type InlineRouter interface {
 	Inline(c *Ctx, cmd *Command, args [][]byte) bool
 }
 
-// SetRouter installs r. Call it during start-up, before the node serves clients.
-func (n *Node) SetRouter(r Router) { n.router = r }
+// SetRouter installs r. Call it during start-up, before the node serves clients. A routed node
+// refuses transactions (its keys live on several members), so its commands skip the gate.
+func (n *Node) SetRouter(r Router) { n.router, n.gate = r, nil }
 
 // NewNode returns a Node serving the built-in commands on st. stats may be nil.
 func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger) *Node {
