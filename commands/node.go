@@ -168,12 +168,17 @@ type Ctx struct {
 	tx          *txState
 	inExec      bool
 	execReplies []resp.Reply
+	execCtx     context.Context // Context while EXEC runs: the connection's, without its cancellation
 	// stripe is the gate stripe whose read lock the connection's commands take.
 	stripe uint8
 }
 
-// Context returns the connection's context (cancelled when it closes), or Background.
+// Context returns the connection's context (cancelled when it closes), or Background. Inside
+// EXEC it is never cancelled: a transaction is not cut short halfway.
 func (c *Ctx) Context() context.Context {
+	if c.execCtx != nil {
+		return c.execCtx
+	}
 	if c.Conn == nil {
 		return context.Background()
 	}
@@ -294,7 +299,9 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 			cmd.rejected.Add(1)
 			return n.refuse(ctx, cmd, ErrNoAuth)
 		}
-		ctx.Conn.SetLastCommand(&cmd.Name)
+		if !ctx.inExec { // CLIENT LIST shows EXEC, not the commands it ran
+			ctx.Conn.SetLastCommand(&cmd.Name)
+		}
 	}
 	if ctx.tx != nil && ctx.tx.multi && !ctx.inExec && cmd.Flags&flagTxControl == 0 {
 		return n.queue(ctx, cmd, args)

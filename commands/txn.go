@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"sync/atomic"
 
 	"github.com/vela-cache/vela/resp"
@@ -163,6 +164,13 @@ func (n *Node) execTx(c *Ctx, _ [][]byte) (resp.Reply, error) {
 	}
 	n.gate.lock()
 	defer n.gate.unlock()
+	// Writes other clients started on the pipelined path (disk store) have left the gate but
+	// may still be landing: let them land first, so the transaction's reads see one state.
+	if d, ok := n.store.(store.Drainer); ok {
+		if err := d.Drain(c.Context()); err != nil {
+			return resp.Reply{}, err
+		}
+	}
 	if n.watchBroken(c) {
 		return resp.Reply{Kind: resp.KindNilArray}, nil
 	}
@@ -170,8 +178,9 @@ func (n *Node) execTx(c *Ctx, _ [][]byte) (resp.Reply, error) {
 	// SETs may start on the store's pipelined path (the disk store then commits them together
 	// instead of one fsync each while every other client waits); a command that needs them done
 	// first settles them (Ctx.settle), and the rest are waited for at the end.
+	c.execCtx = context.WithoutCancel(c.Context())
 	c.inExec, c.execReplies = true, make([]resp.Reply, 0, len(tx.queue))
-	defer func() { c.inExec, c.execReplies = false, nil }()
+	defer func() { c.inExec, c.execReplies, c.execCtx = false, nil, nil }()
 	for _, q := range tx.queue {
 		c.execReplies = append(c.execReplies, n.exec(c, q.cmd, q.args))
 	}

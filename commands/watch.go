@@ -38,7 +38,7 @@ func changes(op *store.Op, res *store.Result) bool {
 		return false
 	case store.GetEx:
 		// PERSIST of a key without expiry changes nothing, as in Redis; a store that cannot
-		// tell the old expiry reports 0, so PERSIST then counts as no change.
+		// tell the old expiry reports -1, so PERSIST then counts as a change.
 		return res.Found && (op.TTL == store.TTLSet || (op.TTL == store.TTLClear && res.ExpireAt != 0))
 	case store.Set, store.Delete, store.Expire, store.Persist:
 		return res.Done

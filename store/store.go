@@ -181,7 +181,7 @@ const (
 	// Persist removes the expiry: Done.
 	Persist
 	// GetEx reads the value and changes its expiry per TTL: Found, Value, and ExpireAt, the
-	// expiry the key had (stores that cannot tell leave it 0).
+	// expiry the key had (0: none; -1: the store cannot tell).
 	GetEx
 )
 

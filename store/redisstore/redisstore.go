@@ -407,6 +407,7 @@ func (s *Store) do(ctx context.Context, k string, op *store.Op) (store.Result, e
 			return res, nil
 		}
 		res.Found, res.Value = err == nil, []byte(v)
+		res.ExpireAt = -1 // GETEX does not say which expiry the key had
 		return res, err
 	}
 	return res, fmt.Errorf("redis store: unknown op kind %d", op.Kind)
