@@ -28,6 +28,7 @@ func (n *Node) registerConnection() {
 		{Name: "select", Arity: 2, Flags: FlagFast | FlagLoading, Handler: n.selectDB},
 		{Name: "auth", Arity: -2, Flags: FlagFast | FlagNoAuth | FlagLoading, Handler: n.auth},
 		{Name: "hello", Arity: -1, Flags: FlagFast | FlagNoAuth | FlagLoading, Handler: n.hello},
+		{Name: "reset", Arity: 1, Flags: FlagFast | FlagNoAuth | FlagLoading | flagTxControl, Handler: n.reset},
 		{Name: "client", Arity: -2, Subcommands: map[string]*Command{
 			"setname": sub("setname", 3, FlagLoading, n.clientSetName),
 			"getname": sub("getname", 2, FlagLoading, n.clientGetName),
@@ -60,6 +61,21 @@ func (n *Node) quit(c *Ctx, _ [][]byte) (resp.Reply, error) {
 		c.Conn.Quit()
 	}
 	return resp.OK, nil
+}
+
+// reset serves RESET: the connection returns to the state of a new one, as Redis's
+// clearClientConnectionState leaves it — no transaction or watches, RESP2, no name, and not
+// authenticated when the server has a password.
+func (n *Node) reset(c *Ctx, _ [][]byte) (resp.Reply, error) {
+	n.endTx(c)
+	if c.Conn != nil {
+		c.Conn.SetProto(2)
+		c.Conn.SetName("")
+		if n.cfg.RequirePass != "" {
+			c.Conn.ClearAuthenticated()
+		}
+	}
+	return resp.Status("RESET"), nil
 }
 
 func (n *Node) selectDB(_ *Ctx, args [][]byte) (resp.Reply, error) {

@@ -104,6 +104,13 @@ func (c *Conn) SetAuthenticated() {
 	c.rd.SetRequireAuth(false)
 }
 
+// ClearAuthenticated undoes SetAuthenticated (RESET on a server with a password): the connection
+// needs AUTH again and is back under the unauthenticated request limits.
+func (c *Conn) ClearAuthenticated() {
+	c.authed = false
+	c.rd.SetRequireAuth(true)
+}
+
 // Proto returns the negotiated protocol version, 2 or 3.
 func (c *Conn) Proto() int { return c.proto }
 

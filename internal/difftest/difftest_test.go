@@ -102,7 +102,7 @@ var coverage = []string{
 	"ttl", "pttl", "expiretime", "pexpiretime", "persist", "keys", "scan",
 	"ping", "echo", "select", "auth", "hello", "client|setname", "client|getname", "client|id",
 	"client|list", "command", "command|count", "command|info", "command|docs", "config|get", "info",
-	"time", "dbsize", "flushdb", "flushall", "multi", "exec", "discard", "watch", "unwatch",
+	"time", "dbsize", "flushdb", "flushall", "multi", "exec", "discard", "watch", "unwatch", "reset",
 }
 
 // checkCoverage fails t when a command of the list never succeeded or never failed. Commands

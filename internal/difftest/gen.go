@@ -99,7 +99,7 @@ func NewGen(seed int64, opts GenOptions) *Gen {
 		{25, g.del}, {25, g.exists}, {10, g.typ}, {60, g.expire}, {40, g.ttl}, {10, g.persist},
 		{15, g.keys}, {15, g.scan},
 		// Connection and server.
-		{8, g.ping}, {5, g.echo}, {2, g.quit}, {5, g.selectDB}, {6, g.auth}, {8, g.hello},
+		{8, g.ping}, {5, g.echo}, {2, g.quit}, {2, g.reset}, {5, g.selectDB}, {6, g.auth}, {8, g.hello},
 		{12, g.client}, {6, g.command}, {6, g.config}, {3, g.info}, {2, g.time}, {8, g.dbsize},
 		{2, g.flush},
 		// Garbage and the wire.
@@ -147,7 +147,8 @@ func (g *Gen) track(steps []Step) []Step {
 			g.inMulti = true
 		case len(st.Args) >= 1 && strings.EqualFold(string(st.Args[0]), "exec"):
 			g.inMulti = false // with the wrong arity too: EXECABORT discards the transaction
-		case len(st.Args) == 1 && strings.EqualFold(string(st.Args[0]), "discard"):
+		case len(st.Args) == 1 && (strings.EqualFold(string(st.Args[0]), "discard") ||
+			strings.EqualFold(string(st.Args[0]), "reset")):
 			g.inMulti = false
 		}
 	}
@@ -699,6 +700,13 @@ func (g *Gen) quit() []Step {
 	}
 	s[0].Closes = true
 	return s
+}
+
+func (g *Gen) reset() []Step {
+	if g.chance(0.1) {
+		return g.arity("reset", 1)
+	}
+	return exact(g.name("reset"))
 }
 
 func (g *Gen) selectDB() []Step {

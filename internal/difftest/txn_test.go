@@ -128,3 +128,35 @@ func TestWatchExpiry(t *testing.T) {
 		c.Do("EXEC").Raws("*1\r\n$-1\r\n")
 	}
 }
+
+// TestResetDifferential: RESET leaves a connection as a new one is, on Redis and on Vela alike:
+// no transaction, no watches, no name, RESP2, and (with a password) not authenticated, under
+// the unauthenticated request limits again.
+func TestResetDifferential(t *testing.T) {
+	const pass = "s3cret"
+	rs := redistest.Start(t, "--databases", "1", "--requirepass", pass)
+	cfg := testnode.Config()
+	cfg.RequirePass = pass
+	vela := testnode.Start(t, cfg)
+	big := make([]any, 0, 40)
+	big = append(big, "MGET")
+	for i := range 39 {
+		big = append(big, fmt.Sprint("k", i))
+	}
+	steps := [][]any{
+		{"AUTH", pass}, {"CLIENT", "SETNAME", "before"}, {"HELLO", "3"}, {"SET", "a", "1"},
+		{"WATCH", "a"}, {"MULTI"}, {"SET", "a", "2"}, {"RESET"}, {"EXEC"}, {"GET", "a"},
+		{"CLIENT", "GETNAME"}, {"AUTH", pass}, {"GET", "a"}, {"GET", "nokey"}, {"CLIENT", "GETNAME"},
+		{"EXEC"}, {"RESET", "x"}, {"MULTI"}, {"RESET"}, {"EXEC"}, big,
+	}
+	rc, vc := respclient.Dial(t, rs.Addr), respclient.Dial(t, vela.Addr())
+	for _, args := range steps {
+		w, g := rc.Do(args...).Raw, vc.Do(args...).Raw
+		if args[0] == "HELLO" { // the connection ids differ
+			w, g = w[:1], g[:1]
+		}
+		if string(w) != string(g) {
+			t.Fatalf("%v: redis %q, vela %q", args, w, g)
+		}
+	}
+}
