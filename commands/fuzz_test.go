@@ -63,6 +63,9 @@ var fuzzSeeds = [][]string{
 	{"INFO", "everything"}, {"FLUSHALL", "ASYNC"}, {"SELECT", "2147483648"}, {"AUTH", "a", "b", "c"},
 	{"nosuch\r\n", "a\x00b", "c\n"}, {"CLIENT", "bad\r\nsub"}, {"ECHO"}, {"PING", "a", "b"},
 	{"TIME"}, {"DBSIZE"}, {"TYPE", "k"}, {"TOUCH", "k", "k"}, {"SET", "k", "v", "TAGS", "t1", "t2"},
+	// The fuzz context persists between inputs, so a transaction spans them.
+	{"WATCH", "k", "k"}, {"MULTI"}, {"INCR", "k"}, {"EXEC"}, {"MULTI"}, {"GET"}, {"EXEC", "x"},
+	{"MULTI"}, {"DISCARD"}, {"UNWATCH"}, {"MULTI"}, {"WATCH", "a"}, {"RESET"},
 }
 
 // FuzzExec runs arbitrary arguments through the command table on a memory store: no input may
