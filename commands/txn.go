@@ -103,6 +103,9 @@ func (n *Node) multi(c *Ctx, _ [][]byte) (resp.Reply, error) {
 		return resp.Reply{}, err
 	}
 	c.txn().multi = true
+	if c.Conn != nil {
+		c.Conn.SetMulti(0)
+	}
 	return resp.OK, nil
 }
 
@@ -123,6 +126,10 @@ func (n *Node) queue(c *Ctx, cmd *Command, args [][]byte) resp.Reply {
 		// which keeps every other client out.
 		return n.refuseQueued(c, cmd, errNotInMulti)
 	}
+	if tx.aborted || tx.dirty.Load() {
+		// EXEC will run nothing: like Redis, answer QUEUED without keeping the command.
+		return resp.Status("QUEUED")
+	}
 	size := int64(0)
 	for _, a := range args {
 		size += int64(len(a))
@@ -138,6 +145,9 @@ func (n *Node) queue(c *Ctx, cmd *Command, args [][]byte) resp.Reply {
 		own[i] = buf[len(buf)-len(a) : len(buf) : len(buf)]
 	}
 	tx.queue = append(tx.queue, queued{cmd: cmd, args: own})
+	if c.Conn != nil {
+		c.Conn.SetMulti(len(tx.queue))
+	}
 	return resp.Status("QUEUED")
 }
 
@@ -209,6 +219,9 @@ func (n *Node) endTx(c *Ctx) {
 	}
 	n.unwatchAll(c)
 	c.tx.multi, c.tx.aborted, c.tx.queue, c.tx.size = false, false, nil, 0
+	if c.Conn != nil {
+		c.Conn.SetMulti(-1)
+	}
 }
 
 func (n *Node) watch(c *Ctx, args [][]byte) (resp.Reply, error) {

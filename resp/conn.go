@@ -73,6 +73,7 @@ type Conn struct {
 
 	lastActive atomic.Int64           // unix ms of the last read, for CLIENT LIST idle=
 	lastCmd    atomic.Pointer[string] // name of the last command, for CLIENT LIST cmd=
+	multi      atomic.Int32           // commands queued since MULTI plus one; 0 outside MULTI
 
 	// Session is the command layer's per-connection state; resp never looks inside it. Only the
 	// connection's goroutine touches it.
@@ -153,6 +154,10 @@ func (c *Conn) SetLib(name, ver string) {
 // long-lived string (the command table's name) so that recording costs no allocation.
 func (c *Conn) SetLastCommand(name *string) { c.lastCmd.Store(name) }
 
+// SetMulti records, for CLIENT LIST, how many commands the client has queued since MULTI, or
+// -1 when it is not inside MULTI.
+func (c *Conn) SetMulti(queued int) { c.multi.Store(int32(queued + 1)) }
+
 // Info is a snapshot of the descriptive state of a connection.
 type Info struct {
 	ID                    int64
@@ -161,6 +166,8 @@ type Info struct {
 	LastCommand           string
 	Age, Idle             time.Duration
 	Proto                 int
+	// Multi is the number of commands queued since MULTI, -1 outside MULTI.
+	Multi int
 }
 
 // Info returns a snapshot for CLIENT LIST. It is safe to call from any goroutine.
@@ -178,6 +185,7 @@ func (c *Conn) Info() Info {
 		Age:   now.Sub(c.created),
 		Idle:  now.Sub(time.UnixMilli(c.lastActive.Load())),
 		Proto: int(c.protoShared.Load()),
+		Multi: int(c.multi.Load()) - 1,
 	}
 }
 

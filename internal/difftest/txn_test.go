@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -157,6 +158,47 @@ func TestResetDifferential(t *testing.T) {
 		}
 		if string(w) != string(g) {
 			t.Fatalf("%v: redis %q, vela %q", args, w, g)
+		}
+	}
+}
+
+// TestClientListInMulti: CLIENT LIST shows a client inside MULTI as Redis does, with the x flag
+// and the number of commands it has queued, and returns it to flags=N multi=-1 after DISCARD.
+func TestClientListInMulti(t *testing.T) {
+	rs := redistest.Start(t, "--databases", "1")
+	vela := testnode.Start(t, testnode.Config())
+	fields := func(list, name string) string {
+		for _, line := range strings.Split(list, "\n") {
+			if strings.Contains(line, " name="+name+" ") {
+				var out []string
+				for _, f := range strings.Fields(line) {
+					if strings.HasPrefix(f, "flags=") || strings.HasPrefix(f, "multi=") {
+						out = append(out, f)
+					}
+				}
+				return strings.Join(out, " ")
+			}
+		}
+		return "no client " + name
+	}
+	for _, addr := range []string{rs.Addr, vela.Addr()} {
+		a, b := respclient.Dial(t, addr), respclient.Dial(t, addr)
+		a.Do("CLIENT", "SETNAME", "txc").OK()
+		a.Do("MULTI").OK()
+		if got := fields(b.Do("CLIENT", "LIST").Value.Str, "txc"); got != "flags=x multi=0" {
+			t.Errorf("%s after MULTI: %s", addr, got)
+		}
+		a.Do("SET", "k", "v").Status("QUEUED")
+		a.Do("NOSUCH").ErrPrefix("ERR unknown command")
+		a.Do("GET", "k").Status("QUEUED")
+		// After a refused command the transaction is doomed: the GET is answered QUEUED but
+		// not kept, so only the SET counts.
+		if got := fields(b.Do("CLIENT", "LIST").Value.Str, "txc"); got != "flags=x multi=1" {
+			t.Errorf("%s with two queued: %s", addr, got)
+		}
+		a.Do("DISCARD").OK()
+		if got := fields(b.Do("CLIENT", "LIST").Value.Str, "txc"); got != "flags=N multi=-1" {
+			t.Errorf("%s after DISCARD: %s", addr, got)
 		}
 	}
 }
