@@ -18,17 +18,17 @@ import (
 //
 // Only a node that alone changes its keys can isolate a transaction: on the redis store other
 // clients of the backing Redis write without passing through the gate, and in a partitioned
-// cluster the keys live on several members. There MULTI and WATCH are refused (errTxUnsupported).
+// cluster the keys live on several members. There MULTI and WATCH are refused (txUnsupported).
 
 // Transaction errors, with Redis's texts.
 var (
-	ErrExecAbort     = Error("EXECABORT Transaction discarded because of previous errors.")
-	errExecNoMulti   = Error("ERR EXEC without MULTI")
-	errDiscardNoMult = Error("ERR DISCARD without MULTI")
-	errMultiNested   = Error("ERR MULTI calls can not be nested")
-	errWatchInMulti  = Error("ERR WATCH inside MULTI is not allowed")
-	errNotInMulti    = Error("ERR Command not allowed inside a transaction")
-	errTxTooLarge    = Error("ERR transaction too large: its queued arguments exceed proto-max-bulk-len")
+	errExecAbort      = Error("EXECABORT Transaction discarded because of previous errors.")
+	errExecNoMulti    = Error("ERR EXEC without MULTI")
+	errDiscardNoMulti = Error("ERR DISCARD without MULTI")
+	errMultiNested    = Error("ERR MULTI calls can not be nested")
+	errWatchInMulti   = Error("ERR WATCH inside MULTI is not allowed")
+	errNotInMulti     = Error("ERR Command not allowed inside a transaction")
+	errTxTooLarge     = Error("ERR transaction too large: its queued arguments exceed proto-max-bulk-len")
 )
 
 // txState is a connection's transaction: the commands queued since MULTI and the keys it
@@ -46,7 +46,7 @@ type txState struct {
 
 // queued is one command waiting for EXEC; args are its own copy of the request.
 type queued struct {
-	cmd  *Command // the top-level command (exec resolves a subcommand again)
+	cmd  *Command // the command, or the subcommand, that args name
 	args [][]byte
 }
 
@@ -111,7 +111,7 @@ func (n *Node) multi(c *Ctx, _ [][]byte) (resp.Reply, error) {
 
 func (n *Node) discard(c *Ctx, _ [][]byte) (resp.Reply, error) {
 	if !c.inMulti() {
-		return resp.Reply{}, errDiscardNoMult
+		return resp.Reply{}, errDiscardNoMulti
 	}
 	n.endTx(c)
 	return resp.OK, nil
@@ -170,7 +170,7 @@ func (n *Node) execTx(c *Ctx, _ [][]byte) (resp.Reply, error) {
 	tx := c.tx
 	defer n.endTx(c)
 	if tx.aborted {
-		return resp.Reply{}, ErrExecAbort
+		return resp.Reply{}, errExecAbort
 	}
 	n.gate.lock()
 	defer n.gate.unlock()
