@@ -27,6 +27,8 @@ func (n *Node) registerStrings() {
 		{Name: "incrbyfloat", Arity: 3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.incrbyfloat},
 		{Name: "append", Arity: 3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.append},
 		{Name: "strlen", Arity: 2, Flags: FlagReadOnly | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.strlen},
+		{Name: "getrange", Arity: 4, Flags: FlagReadOnly, FirstKey: 1, LastKey: 1, Handler: n.getrange},
+		{Name: "substr", Arity: 4, Flags: FlagReadOnly, FirstKey: 1, LastKey: 1, Handler: n.getrange},
 	} {
 		c.Group = g
 		n.table.Register(c)
@@ -278,6 +280,39 @@ func (n *Node) append(c *Ctx, args [][]byte) (resp.Reply, error) {
 		return resp.Reply{}, err
 	}
 	return resp.Int(res.Int), nil
+}
+
+// getrange serves GETRANGE and its old name SUBSTR: the bytes from start to end, both included,
+// counting from the end when negative, clamped to the value as Redis does.
+func (n *Node) getrange(c *Ctx, args [][]byte) (resp.Reply, error) {
+	start, err := intArg(args[2])
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	end, err := intArg(args[3])
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	res, err := n.do(c, args[1], store.Op{Kind: store.Get})
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	v := res.Value
+	size := int64(len(v))
+	if start < 0 && end < 0 && start > end {
+		return resp.Bulk(nil), nil
+	}
+	if start < 0 {
+		start = max(size+start, 0)
+	}
+	if end < 0 {
+		end = max(size+end, 0)
+	}
+	end = min(end, size-1)
+	if start > end || size == 0 {
+		return resp.Bulk([]byte{}), nil
+	}
+	return resp.Bulk(v[start : end+1]), nil
 }
 
 func (n *Node) strlen(c *Ctx, args [][]byte) (resp.Reply, error) {

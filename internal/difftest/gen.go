@@ -94,7 +94,7 @@ func NewGen(seed int64, opts GenOptions) *Gen {
 		// Strings.
 		{60, g.get}, {80, g.set}, {10, g.setnx}, {15, g.setex}, {10, g.getset}, {10, g.getdel},
 		{30, g.getex}, {20, g.mget}, {20, g.mset}, {40, g.incr}, {40, g.incrbyfloat},
-		{25, g.append}, {10, g.strlen},
+		{25, g.append}, {10, g.strlen}, {15, g.getrange},
 		// Keys.
 		{25, g.del}, {25, g.exists}, {10, g.typ}, {60, g.expire}, {40, g.ttl}, {10, g.persist},
 		{15, g.keys}, {15, g.scan},
@@ -546,6 +546,18 @@ func (g *Gen) strlen() []Step {
 		return g.arity("strlen", g.pick2(0, 2))
 	}
 	return exact(g.name("strlen"), g.key())
+}
+
+func (g *Gen) getrange() []Step {
+	name := g.pick("getrange", "getrange", "substr")
+	if g.chance(0.05) {
+		return g.arity(name, g.pick2(2, 4))
+	}
+	idx := func() string {
+		return g.pick("0", "1", "2", "5", "100", "-1", "-2", "-5", "-100", "abc", "1.5",
+			"9223372036854775807", "-9223372036854775808", "")
+	}
+	return exact(g.name(name), g.key(), idx(), idx())
 }
 
 // --- keys ---
