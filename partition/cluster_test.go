@@ -109,6 +109,9 @@ func scanAll(t testing.TB, c *redis.Client) map[string]bool {
 		if next == 0 {
 			return seen
 		}
+		if uint64(float64(next)) != next {
+			t.Fatalf("SCAN cursor %d is not exact as a float64 (node-redis parses it with Number)", next)
+		}
 		cursor = next
 		if i > 100000 {
 			t.Fatal("SCAN does not end")

@@ -11,6 +11,7 @@ import (
 	"github.com/vela-cache/vela/peer"
 	"github.com/vela-cache/vela/redisnum"
 	"github.com/vela-cache/vela/resp"
+	"github.com/vela-cache/vela/store"
 )
 
 // errCrossSlot is Redis Cluster's reply to a multi-key command whose keys have several owners,
@@ -543,10 +544,11 @@ func mergeAll(replies []resp.Reply) resp.Reply {
 	return replies[0]
 }
 
-// Scan cursors encode the member (its index in the sorted member list) in the top bits and
-// that member's own cursor in the rest.
+// Scan cursors encode the member (its index in the sorted member list) above that member's own
+// cursor, which is below 2^store.CursorBits: with up to 1,024 members the whole cursor stays
+// below 2^53, exact in clients that parse cursors as floating-point numbers (node-redis).
 const (
-	scanNodeShift = 54
+	scanNodeShift = store.CursorBits
 	scanLocalMask = 1<<scanNodeShift - 1
 )
 

@@ -42,11 +42,17 @@ type Keyspace interface {
 	Len(ctx context.Context) (int64, error)
 	// Scan returns up to about count keys matching pattern (Redis glob, "" for all) from the
 	// position cursor and the cursor to continue from; 0 when the iteration is complete. Keys
-	// present for the whole iteration are returned at least once.
+	// present for the whole iteration are returned at least once. Cursors are below
+	// 1<<CursorBits.
 	Scan(ctx context.Context, cursor uint64, pattern []byte, count int) (keys [][]byte, next uint64, err error)
 	// Flush deletes every key.
 	Flush(ctx context.Context) error
 }
+
+// CursorBits bounds the cursors Keyspace.Scan returns: below 2^43, a cluster can put a member
+// index above them and the whole cursor still stays below 2^53, which clients that keep cursors
+// as floating-point numbers (JavaScript's node-redis parses them with Number) hold exactly.
+const CursorBits = 43
 
 // MultiSetter is implemented by stores that can write several keys atomically.
 type MultiSetter interface {

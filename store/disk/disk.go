@@ -585,6 +585,9 @@ func (s *Store) Scan(ctx context.Context, cursor uint64, pattern []byte, count i
 	if count < 1 {
 		count = 10
 	}
+	if cursor >= 1<<store.CursorBits {
+		return nil, 0, nil // past the last position: the iteration is over
+	}
 	now := s.now()
 	var keys [][]byte
 	var next uint64
@@ -592,8 +595,11 @@ func (s *Store) Scan(ctx context.Context, cursor uint64, pattern []byte, count i
 		c := tx.Bucket(bucketData).Cursor()
 		visited := 0
 		var last uint64
-		for k, v := c.Seek(u64(cursor)); k != nil; k, v = c.Next() {
-			h := binary.BigEndian.Uint64(k)
+		// Keys are ordered by hash; a cursor is the top CursorBits bits of the next key's
+		// hash, and a page ends only between two such prefixes, so resuming at a prefix never
+		// skips a key (keys sharing one are rare, and returned together).
+		for k, v := c.Seek(u64(cursor << cursorShift)); k != nil; k, v = c.Next() {
+			h := binary.BigEndian.Uint64(k) >> cursorShift
 			if (len(keys) >= count || visited >= 10*count) && h != last {
 				next = h
 				return nil
@@ -614,6 +620,9 @@ func (s *Store) Scan(ctx context.Context, cursor uint64, pattern []byte, count i
 	}
 	return keys, next, nil
 }
+
+// cursorShift turns a key's 64-bit hash into a SCAN cursor of store.CursorBits bits.
+const cursorShift = 64 - store.CursorBits
 
 // checkKey refuses keys bbolt cannot hold with the 8-byte prefix.
 func checkKey(key []byte) error {

@@ -456,7 +456,8 @@ func (s *Store) clusterScan(ctx context.Context, cursor uint64, match string, co
 		}
 	}
 	switch {
-	case next >= 1<<(64-cursorSlotBits):
+	case next >= 1<<(store.CursorBits-cursorSlotBits):
+		// Over 2^29 hash buckets on one master: the combined cursor would pass store.CursorBits.
 		return nil, 0, fmt.Errorf("SCAN cursor %d of a master is too large to combine", next)
 	case next != 0:
 		return out, next<<cursorSlotBits | uint64(ms[i].slots[0]), nil

@@ -494,6 +494,9 @@ func scanAll(t *testing.T, ks store.Keyspace, pattern string, count int, between
 		if next == 0 {
 			break
 		}
+		if next >= 1<<store.CursorBits {
+			t.Fatalf("cursor %d is not below 2^%d", next, store.CursorBits)
+		}
 		cursor = next
 		if between != nil {
 			between()
