@@ -38,6 +38,7 @@ var (
 	ErrNXExpire     = Error("ERR NX and XX, GT or LT options at the same time are not compatible")
 	ErrGTLT         = Error("ERR GT and LT options at the same time are not compatible")
 	ErrWrongType    = Error("WRONGTYPE Operation against a key holding the wrong kind of value")
+	errOffsetRange  = Error("ERR offset is out of range")
 )
 
 // WrongArity is the reply to a bad argument count for the command called name.

@@ -535,7 +535,7 @@ func (n *Node) account(key []byte, op *store.Op, res store.Result, err error) {
 		if res.Done {
 			n.stats.Deletes.Inc()
 		}
-	case store.Set, store.Expire, store.Persist:
+	case store.Set, store.Expire, store.Persist, store.SetRange:
 		if res.Done {
 			n.stats.Writes.Inc()
 		}

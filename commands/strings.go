@@ -28,6 +28,7 @@ func (n *Node) registerStrings() {
 		{Name: "append", Arity: 3, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.append},
 		{Name: "strlen", Arity: 2, Flags: FlagReadOnly | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.strlen},
 		{Name: "getrange", Arity: 4, Flags: FlagReadOnly, FirstKey: 1, LastKey: 1, Handler: n.getrange},
+		{Name: "setrange", Arity: 4, Flags: FlagWrite, FirstKey: 1, LastKey: 1, Handler: n.setrange},
 		{Name: "substr", Arity: 4, Flags: FlagReadOnly, FirstKey: 1, LastKey: 1, Handler: n.getrange},
 	} {
 		c.Group = g
@@ -313,6 +314,22 @@ func (n *Node) getrange(c *Ctx, args [][]byte) (resp.Reply, error) {
 		return resp.Bulk([]byte{}), nil
 	}
 	return resp.Bulk(v[start : end+1]), nil
+}
+
+// setrange serves SETRANGE: the value overwritten from offset, zero-padded, and its new length.
+func (n *Node) setrange(c *Ctx, args [][]byte) (resp.Reply, error) {
+	offset, err := intArg(args[2])
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	if offset < 0 {
+		return resp.Reply{}, errOffsetRange
+	}
+	res, err := n.do(c, args[1], store.Op{Kind: store.SetRange, Delta: offset, Value: args[3], ExpireAt: n.defaultExpireAt()})
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	return resp.Int(res.Int), nil
 }
 
 func (n *Node) strlen(c *Ctx, args [][]byte) (resp.Reply, error) {

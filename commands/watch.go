@@ -40,7 +40,7 @@ func changes(op *store.Op, res *store.Result) bool {
 		// PERSIST of a key without expiry changes nothing, as in Redis; a store that cannot
 		// tell the old expiry reports -1, so PERSIST then counts as a change.
 		return res.Found && (op.TTL == store.TTLSet || (op.TTL == store.TTLClear && res.ExpireAt != 0))
-	case store.Set, store.Delete, store.Expire, store.Persist:
+	case store.Set, store.Delete, store.Expire, store.Persist, store.SetRange:
 		return res.Done
 	}
 	return true // IncrBy, IncrByFloat and Append write whenever they succeed

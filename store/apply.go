@@ -136,6 +136,26 @@ func Apply(cur Entry, exists bool, op *Op, now int64, maxLen int64) (Entry, Acti
 		res.Int = int64(len(next.Value))
 		return next, Put, res, nil
 
+	case SetRange:
+		if len(op.Value) == 0 {
+			res.Int = int64(len(cur.Value)) // 0 when it does not exist
+			return cur, Keep, res, nil
+		}
+		if op.Delta > maxLen-int64(len(op.Value)) {
+			return cur, Keep, res, ErrTooLarge
+		}
+		next := Entry{ExpireAt: op.ExpireAt}
+		if exists {
+			next.ExpireAt = cur.ExpireAt
+		}
+		end := int(op.Delta) + len(op.Value)
+		// A fresh slice: the stored one may be referenced by replies in flight.
+		next.Value = make([]byte, max(len(cur.Value), end))
+		copy(next.Value, cur.Value)
+		copy(next.Value[op.Delta:], op.Value)
+		res.Int, res.Done = int64(len(next.Value)), true
+		return next, Put, res, nil
+
 	case Expire:
 		if !exists {
 			return cur, Keep, res, nil

@@ -189,6 +189,10 @@ const (
 	// GetEx reads the value and changes its expiry per TTL: Found, Value, and ExpireAt, the
 	// expiry the key had (0: none; -1: the store cannot tell).
 	GetEx
+	// SetRange overwrites the value from byte Delta with Value, padding with zero bytes (a
+	// missing key counts as empty; an empty Value changes nothing): Int (the new length), Done
+	// (it wrote). ExpireAt applies only to a new key.
+	SetRange
 )
 
 // Cond restricts when a Set or Expire applies. Conditions are bits so that EXPIRE's XX can be

@@ -98,6 +98,7 @@ func runSequences(t *testing.T, redisAddr, velaAddr string, seed int64, steps, n
 var coverage = []string{
 	"get", "set", "setnx", "setex", "psetex", "getset", "getdel", "getex", "mget", "mset", "msetnx",
 	"incr", "decr", "incrby", "decrby", "incrbyfloat", "append", "strlen", "getrange", "substr",
+	"setrange",
 	"del", "unlink", "exists", "touch", "type", "expire", "pexpire", "expireat", "pexpireat",
 	"ttl", "pttl", "expiretime", "pexpiretime", "persist", "keys", "scan",
 	"ping", "echo", "select", "auth", "hello", "client|setname", "client|getname", "client|id",

@@ -94,7 +94,7 @@ func NewGen(seed int64, opts GenOptions) *Gen {
 		// Strings.
 		{60, g.get}, {80, g.set}, {10, g.setnx}, {15, g.setex}, {10, g.getset}, {10, g.getdel},
 		{30, g.getex}, {20, g.mget}, {20, g.mset}, {40, g.incr}, {40, g.incrbyfloat},
-		{25, g.append}, {10, g.strlen}, {15, g.getrange},
+		{25, g.append}, {10, g.strlen}, {15, g.getrange}, {15, g.setrange},
 		// Keys.
 		{25, g.del}, {25, g.exists}, {10, g.typ}, {60, g.expire}, {40, g.ttl}, {10, g.persist},
 		{15, g.keys}, {15, g.scan},
@@ -558,6 +558,17 @@ func (g *Gen) getrange() []Step {
 			"9223372036854775807", "-9223372036854775808", "")
 	}
 	return exact(g.name(name), g.key(), idx(), idx())
+}
+
+func (g *Gen) setrange() []Step {
+	if g.chance(0.05) {
+		return g.arity("setrange", g.pick2(2, 4))
+	}
+	off := g.pick("0", "1", "3", "10", "100", "-1", "abc", "", "1.5", "9223372036854775807")
+	if g.opts.MaxBulkLen > 0 && g.chance(0.05) {
+		off = strconv.Itoa(g.opts.MaxBulkLen - g.r.Intn(3)) // at the bound, one byte over…
+	}
+	return exact(g.name("setrange"), g.key(), off, g.pick("", "x", "hello", string(g.binary(20))))
 }
 
 // --- keys ---

@@ -384,6 +384,11 @@ func (s *Store) do(ctx context.Context, k string, op *store.Op) (store.Result, e
 		res.Int = n
 		return res, err
 
+	case store.SetRange:
+		n, err := s.update(ctx, k, "SETRANGE", op.Delta, op.ExpireAt, op.Value).Int64()
+		res.Int, res.Done = n, err == nil && len(op.Value) > 0
+		return res, err
+
 	case store.Expire:
 		args := append([]any{"pexpireat", k, op.ExpireAt}, condArgs(op.Cond)...)
 		n, err := s.c.Do(ctx, args...).Int64()
@@ -413,14 +418,15 @@ func (s *Store) do(ctx context.Context, k string, op *store.Op) (store.Result, e
 	return res, fmt.Errorf("redis store: unknown op kind %d", op.Kind)
 }
 
-// update runs INCRBY, INCRBYFLOAT or APPEND. A default TTL (expireAt) applies only to a key the
-// command creates, and a tagged key's fingerprint follows its new value, so both need a script.
-func (s *Store) update(ctx context.Context, k, cmd string, arg any, expireAt int64) *redis.Cmd {
+// update runs INCRBY, INCRBYFLOAT, APPEND or SETRANGE (whose value comes as extra). A default
+// TTL (expireAt) applies only to a key the command creates, and a tagged key's fingerprint
+// follows its new value, so both need a script.
+func (s *Store) update(ctx context.Context, k, cmd string, arg any, expireAt int64, extra ...any) *redis.Cmd {
 	if s.cluster != nil {
 		bk := s.keyBook(k)
-		return clusterUpdate.Run(ctx, s.c, []string{k, bk.recs, bk.index}, cmd, arg, expireAt)
+		return clusterUpdate.Run(ctx, s.c, []string{k, bk.recs, bk.index}, append([]any{cmd, arg, expireAt}, extra...)...)
 	}
-	return scriptUpdate.Run(ctx, s.c, []string{k}, s.metaDB, cmd, arg, expireAt, s.userDB)
+	return scriptUpdate.Run(ctx, s.c, []string{k}, append([]any{s.metaDB, cmd, arg, expireAt, s.userDB}, extra...)...)
 }
 
 // set runs a Set: a plain SET, or with tags the script that also records them.

@@ -73,8 +73,8 @@ end
 return r
 `)
 
-// scriptUpdate: KEYS[1] key; ARGV meta, command (INCRBY|INCRBYFLOAT|APPEND), argument, pxat
-// ("0": none), user database. Runs the command, gives the key the expiry if the command created it
+// scriptUpdate: KEYS[1] key; ARGV meta, command (INCRBY|INCRBYFLOAT|APPEND|SETRANGE), argument,
+// pxat ("0": none), user database, and SETRANGE's second argument. Runs the command, gives the key the expiry if the command created it
 // (a default TTL), and moves a tagged key's fingerprint to its new value so that it keeps its
 // tags — only if it still carried them: a key whose tags a plain write ended does not get them
 // back (its stale records are dropped instead).
@@ -88,7 +88,8 @@ if fp then
   carried = ok and v and redis.sha1hex(v) == fp
 end
 local existed = redis.call('EXISTS', KEYS[1])
-local r = redis.call(ARGV[2], KEYS[1], ARGV[3])
+local r
+if ARGV[6] then r = redis.call(ARGV[2], KEYS[1], ARGV[3], ARGV[6]) else r = redis.call(ARGV[2], KEYS[1], ARGV[3]) end
 -- Lua numbers are doubles: return INCRBY's result as the exact text Redis stored.
 if ARGV[2] == 'INCRBY' then r = redis.call('GET', KEYS[1]) end
 if existed == 0 and ARGV[4] ~= '0' then redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end

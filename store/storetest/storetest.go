@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"IncrBy", testIncrBy},
 		{"IncrByFloat", testIncrByFloat},
 		{"Append", testAppend},
+		{"SetRange", testSetRange},
 		{"Expire", testExpire},
 		{"Persist", testPersist},
 		{"GetEx", testGetEx},
@@ -312,6 +313,28 @@ func testAppend(t *testing.T, s store.Store) {
 	if got := expireAt(t, s, "t"); got != far {
 		t.Fatalf("append dropped the expiry: %d", got)
 	}
+}
+
+func testSetRange(t *testing.T, s store.Store) {
+	if res := do(t, s, "a", store.Op{Kind: store.SetRange, Delta: 3}); res.Int != 0 || res.Done {
+		t.Fatalf("empty setrange of a missing key = %+v", res)
+	}
+	wantMissing(t, s, "a")
+	if res := do(t, s, "a", store.Op{Kind: store.SetRange, Delta: 2, Value: []byte("xy")}); res.Int != 4 || !res.Done {
+		t.Fatalf("setrange of a missing key = %+v", res)
+	}
+	wantValue(t, s, "a", "\x00\x00xy")
+	do(t, s, "a", store.Op{Kind: store.SetRange, Delta: 1, Value: []byte("Q")})
+	wantValue(t, s, "a", "\x00Qxy")
+	if res := do(t, s, "a", store.Op{Kind: store.SetRange, Delta: 9}); res.Int != 4 || res.Done {
+		t.Fatalf("empty setrange of a key = %+v", res)
+	}
+	do(t, s, "t", store.Op{Kind: store.Set, Value: []byte("x"), TTL: store.TTLSet, ExpireAt: far})
+	do(t, s, "t", store.Op{Kind: store.SetRange, Delta: 0, Value: []byte("y")})
+	if got := expireAt(t, s, "t"); got != far {
+		t.Fatalf("setrange dropped the expiry: %d", got)
+	}
+	doErr(t, s, "big", store.Op{Kind: store.SetRange, Delta: 1 << 40, Value: []byte("x")}, store.ErrTooLarge)
 }
 
 func testExpire(t *testing.T, s store.Store) {
@@ -699,6 +722,7 @@ func testTagsLifecycle(t *testing.T, s store.Store) {
 	setTags(t, s, "del", "v") // recreated without tags
 	setTags(t, s, "incr", "1", "t")
 	do(t, s, "incr", store.Op{Kind: store.IncrBy, Delta: 1}) // other writes keep the tags
+	do(t, s, "incr", store.Op{Kind: store.SetRange, Delta: 5, Value: []byte("z")})
 	setTags(t, s, "revive", "1", "t")
 	set(t, s, "revive", "5")                                   // a plain write ends the tags…
 	do(t, s, "revive", store.Op{Kind: store.IncrBy, Delta: 1}) // …and a later INCR does not revive them

@@ -36,7 +36,7 @@ const names = `ping echo quit select auth hello client command info config time 
 	decrby incrbyfloat append strlen del unlink exists touch type expire pexpire expireat pexpireat
 	ttl pttl expiretime pexpiretime persist keys scan client|setname client|getname client|id client|info
 	client|setinfo client|list client|help command|count command|docs command|info command|list command|help config|get
-	config|help multi exec discard watch unwatch reset getrange substr`
+	config|help multi exec discard watch unwatch reset getrange substr setrange`
 
 func main() {
 	out := flag.String("o", "redisdocs.json", "file to write")
