@@ -66,6 +66,8 @@ var fuzzSeeds = [][]string{
 	// The fuzz context persists between inputs, so a transaction spans them.
 	{"WATCH", "k", "k"}, {"MULTI"}, {"INCR", "k"}, {"EXEC"}, {"MULTI"}, {"GET"}, {"EXEC", "x"},
 	{"MULTI"}, {"DISCARD"}, {"UNWATCH"}, {"MULTI"}, {"WATCH", "a"}, {"RESET"},
+	{"SETRANGE", "k", "5", "x"}, {"SETRANGE", "k", "-1", ""}, {"GETRANGE", "k", "-9223372036854775808", "-1"},
+	{"SUBSTR", "k", "1", "9223372036854775807"},
 }
 
 // FuzzExec runs arbitrary arguments through the command table on a memory store: no input may
