@@ -290,9 +290,15 @@ func (n *Node) clientList(c *Ctx, args [][]byte) (resp.Reply, error) {
 // writeClientLine writes conn's line of CLIENT LIST and CLIENT INFO, with Redis's fields.
 func writeClientLine(b *strings.Builder, conn *resp.Conn) {
 	in := conn.Info()
-	flags := "N"
+	flags := ""
 	if in.Multi >= 0 {
-		flags = "x"
+		flags += "x"
+	}
+	if in.WatchDirty {
+		flags += "d"
+	}
+	if flags == "" {
+		flags = "N"
 	}
 	fmt.Fprintf(b, "id=%d addr=%s laddr=%s fd=0 name=%s age=%d idle=%d flags=%s db=0 sub=0 psub=0 ssub=0 multi=%d qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s\n",
 		in.ID, in.Addr, in.LocalAddr, in.Name, int64(in.Age.Seconds()), int64(in.Idle.Seconds()),

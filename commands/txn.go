@@ -40,8 +40,17 @@ type txState struct {
 	size    int64    // bytes of queued arguments, bounded by the node's MaxBulkLen
 
 	watching []watchedKey // WATCH's keys, each once
-	dirty    atomic.Bool  // set when a watched key changed (by any connection)
+	dirty    atomic.Bool  // set when a watched key changed (by any connection): markDirty
 	hooked   bool         // the connection's close hook that unwatches is registered
+	conn     *resp.Conn   // the connection, for CLIENT LIST's d flag (nil without one)
+}
+
+// markDirty records that a watched key changed. Any goroutine may call it.
+func (tx *txState) markDirty() {
+	tx.dirty.Store(true)
+	if tx.conn != nil {
+		tx.conn.SetWatchDirty(true)
+	}
 }
 
 // queued is one command waiting for EXEC; args are its own copy of the request.
@@ -90,7 +99,7 @@ func (c *Ctx) inMulti() bool { return c.tx != nil && c.tx.multi }
 // txn returns the connection's transaction state, creating it on first use.
 func (c *Ctx) txn() *txState {
 	if c.tx == nil {
-		c.tx = &txState{}
+		c.tx = &txState{conn: c.Conn}
 	}
 	return c.tx
 }
@@ -289,6 +298,9 @@ func (n *Node) unwatchAll(c *Ctx) {
 	}
 	tx.watching = tx.watching[:0]
 	tx.dirty.Store(false)
+	if tx.conn != nil {
+		tx.conn.SetWatchDirty(false)
+	}
 }
 
 // watchBroken reports whether a key the connection watches has changed since WATCH: a command

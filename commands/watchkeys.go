@@ -56,7 +56,7 @@ func (w *watchedKeys) touch(key []byte) {
 	}
 	w.mu.Lock()
 	for _, tx := range w.byKey[string(key)] {
-		tx.dirty.Store(true)
+		tx.markDirty()
 	}
 	w.mu.Unlock()
 }

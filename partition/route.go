@@ -546,7 +546,8 @@ func mergeAll(replies []resp.Reply) resp.Reply {
 
 // Scan cursors encode the member (its index in the sorted member list) above that member's own
 // cursor, which is below 2^store.CursorBits: with up to 1,024 members the whole cursor stays
-// below 2^53, exact in clients that parse cursors as floating-point numbers (node-redis).
+// below 2^53, exact in clients that parse cursors as floating-point numbers (node-redis). A
+// larger cluster still works, but such clients may then skip keys.
 const (
 	scanNodeShift = store.CursorBits
 	scanLocalMask = 1<<scanNodeShift - 1

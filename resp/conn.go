@@ -74,6 +74,7 @@ type Conn struct {
 	lastActive atomic.Int64           // unix ms of the last read, for CLIENT LIST idle=
 	lastCmd    atomic.Pointer[string] // name of the last command, for CLIENT LIST cmd=
 	multi      atomic.Int32           // commands queued since MULTI plus one; 0 outside MULTI
+	watchDirty atomic.Bool            // a key the client WATCHes has changed
 
 	// Session is the command layer's per-connection state; resp never looks inside it. Only the
 	// connection's goroutine touches it.
@@ -158,6 +159,10 @@ func (c *Conn) SetLastCommand(name *string) { c.lastCmd.Store(name) }
 // -1 when it is not inside MULTI.
 func (c *Conn) SetMulti(queued int) { c.multi.Store(int32(queued + 1)) }
 
+// SetWatchDirty records, for CLIENT LIST's d flag, whether a key the client watches has changed.
+// Any goroutine may call it.
+func (c *Conn) SetWatchDirty(dirty bool) { c.watchDirty.Store(dirty) }
+
 // Info is a snapshot of the descriptive state of a connection.
 type Info struct {
 	ID                    int64
@@ -168,6 +173,8 @@ type Info struct {
 	Proto                 int
 	// Multi is the number of commands queued since MULTI, -1 outside MULTI.
 	Multi int
+	// WatchDirty: a key the client watches has changed since it was watched.
+	WatchDirty bool
 }
 
 // Info returns a snapshot for CLIENT LIST. It is safe to call from any goroutine.
@@ -182,10 +189,11 @@ func (c *Conn) Info() Info {
 	return Info{
 		ID: c.ID, Addr: c.RemoteAddr(), LocalAddr: c.LocalAddr(),
 		Name: c.name, LibName: c.libName, LibVer: c.libVer, LastCommand: last,
-		Age:   now.Sub(c.created),
-		Idle:  now.Sub(time.UnixMilli(c.lastActive.Load())),
-		Proto: int(c.protoShared.Load()),
-		Multi: int(c.multi.Load()) - 1,
+		Age:        now.Sub(c.created),
+		Idle:       now.Sub(time.UnixMilli(c.lastActive.Load())),
+		Proto:      int(c.protoShared.Load()),
+		Multi:      int(c.multi.Load()) - 1,
+		WatchDirty: c.watchDirty.Load(),
 	}
 }
 

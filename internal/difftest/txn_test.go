@@ -163,7 +163,8 @@ func TestResetDifferential(t *testing.T) {
 }
 
 // TestClientListInMulti: CLIENT LIST shows a client inside MULTI as Redis does, with the x flag
-// and the number of commands it has queued, and returns it to flags=N multi=-1 after DISCARD.
+// and the number of commands it has queued, the d flag once a watched key has changed, and
+// returns it to flags=N multi=-1 after DISCARD or EXEC.
 func TestClientListInMulti(t *testing.T) {
 	rs := redistest.Start(t, "--databases", "1")
 	vela := testnode.Start(t, testnode.Config())
@@ -199,6 +200,21 @@ func TestClientListInMulti(t *testing.T) {
 		a.Do("DISCARD").OK()
 		if got := fields(b.Do("CLIENT", "LIST").Value.Str, "txc"); got != "flags=N multi=-1" {
 			t.Errorf("%s after DISCARD: %s", addr, got)
+		}
+		// d: a watched key changed.
+		a.Do("WATCH", "wk").OK()
+		b.Do("SET", "wk", "1").OK()
+		if got := fields(a.Do("CLIENT", "INFO").Value.Str, "txc"); got != "flags=d multi=-1" {
+			t.Errorf("%s with a changed watch: %s", addr, got)
+		}
+		a.Do("MULTI").OK()
+		a.Do("GET", "x").Status("QUEUED")
+		if got := fields(b.Do("CLIENT", "LIST").Value.Str, "txc"); got != "flags=xd multi=0" {
+			t.Errorf("%s in MULTI with a changed watch: %s", addr, got)
+		}
+		a.Do("EXEC").Raws("*-1\r\n")
+		if got := fields(b.Do("CLIENT", "LIST").Value.Str, "txc"); got != "flags=N multi=-1" {
+			t.Errorf("%s after EXEC: %s", addr, got)
 		}
 	}
 }

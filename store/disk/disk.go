@@ -575,9 +575,11 @@ func countExpired(tx *bolt.Tx, now int64) int64 {
 	return n
 }
 
-// Scan returns keys in hash order from cursor (a hash value). It stops once it has count keys or
-// has visited ten times count entries, and never between two keys of equal hash; the next cursor
-// is the hash of the first key not visited, or 0 at the end.
+// Scan returns keys in hash order from cursor, the top store.CursorBits bits of a key hash. It
+// stops once it has count keys or has visited ten times count entries, and never between two keys
+// whose hashes share those bits; the next cursor is those bits of the first key not visited, or 0
+// at the end. A larger cursor is a whole hash, as builds before CursorBits returned them: the
+// iteration goes on from there.
 func (s *Store) Scan(ctx context.Context, cursor uint64, pattern []byte, count int) ([][]byte, uint64, error) {
 	if err := s.settle(ctx); err != nil {
 		return nil, 0, err
@@ -585,8 +587,9 @@ func (s *Store) Scan(ctx context.Context, cursor uint64, pattern []byte, count i
 	if count < 1 {
 		count = 10
 	}
+	seek := cursor << cursorShift
 	if cursor >= 1<<store.CursorBits {
-		return nil, 0, nil // past the last position: the iteration is over
+		seek = cursor // an older build's cursor: a whole hash
 	}
 	now := s.now()
 	var keys [][]byte
@@ -598,7 +601,7 @@ func (s *Store) Scan(ctx context.Context, cursor uint64, pattern []byte, count i
 		// Keys are ordered by hash; a cursor is the top CursorBits bits of the next key's
 		// hash, and a page ends only between two such prefixes, so resuming at a prefix never
 		// skips a key (keys sharing one are rare, and returned together).
-		for k, v := c.Seek(u64(cursor << cursorShift)); k != nil; k, v = c.Next() {
+		for k, v := c.Seek(u64(seek)); k != nil; k, v = c.Next() {
 			h := binary.BigEndian.Uint64(k) >> cursorShift
 			if (len(keys) >= count || visited >= 10*count) && h != last {
 				next = h

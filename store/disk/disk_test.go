@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"go.uber.org/goleak"
 
 	"github.com/vela-cache/vela/store"
@@ -223,4 +224,47 @@ func TestDoBatchSharesCommits(t *testing.T) {
 		t.Errorf("%d deletes took %d commits: they did not share transactions", len(keys), commits)
 	}
 	t.Logf("%d deletes, %d commits", len(keys), commits)
+}
+
+// TestScanContinuesOlderCursor: a cursor from a build before store.CursorBits (a whole key hash)
+// still goes on from where it points, and the cursors after it are the new, shorter kind.
+func TestScanContinuesOlderCursor(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "vela.db"))
+	ctx := context.Background()
+	const old = uint64(1) << 63
+	want := map[string]bool{}
+	for i := range 300 {
+		k := fmt.Sprintf("k%d", i)
+		if _, err := s.Do(ctx, []byte(k), store.Op{Kind: store.Set, Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+		if xxhash.Sum64String(k) >= old {
+			want[k] = true
+		}
+	}
+	got := map[string]bool{}
+	for cursor := old; ; {
+		keys, next, err := s.Scan(ctx, cursor, nil, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			got[string(k)] = true
+		}
+		if next == 0 {
+			break
+		}
+		if next >= 1<<store.CursorBits {
+			t.Fatalf("next cursor %d is of the old kind", next)
+		}
+		cursor = next
+	}
+	if len(want) == 0 || len(got) != len(want) {
+		t.Fatalf("from the old cursor: %d keys, want %d", len(got), len(want))
+	}
+	for k := range want {
+		if !got[k] {
+			t.Fatalf("missed %s", k)
+		}
+	}
 }
