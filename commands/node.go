@@ -314,8 +314,8 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 		ctx.settle() // pipelined calls before this command complete first
 	}
 	// A command on the keyspace holds the gate's read lock, which EXEC takes for writing, so
-	// that it never runs in the middle of a transaction (a blocking one would hold it while it
-	// waits, and keeps out).
+	// that it never runs in the middle of a transaction. A blocking command (FETCHLOCK) does
+	// not: it would hold the lock while it waits, and keep every EXEC waiting too.
 	if n.gate != nil && !ctx.inExec && cmd.Flags&FlagBlocking == 0 &&
 		(cmd.FirstKey > 0 || cmd.Flags&(FlagWrite|FlagReadOnly|FlagClusterWide) != 0) {
 		n.gate.rlock(ctx.stripe)
