@@ -195,8 +195,10 @@ func TestDiskTransactionSharesCommits(t *testing.T) {
 		cmds[201].(*redis.IntCmd).Val() != 1 {
 		t.Fatalf("transaction: %v, %d replies", err, len(cmds))
 	}
-	if n := st.Commits() - before; n > 10 {
+	if n := st.Commits() - before; n > 50 { // 201 when each write waited for its commit
 		t.Errorf("201 writes in one EXEC took %d commits", n)
+	} else {
+		t.Logf("201 writes in one EXEC took %d commits", n)
 	}
 }
 
