@@ -261,7 +261,7 @@ func (n *Node) watch(c *Ctx, args [][]byte) (resp.Reply, error) {
 		}
 	}
 	for i := range added {
-		res, err := n.store.Do(c.Context(), []byte(added[i].key), store.Op{Kind: store.Inspect})
+		res, err := n.peek(c, added[i].key)
 		if err != nil {
 			return resp.Reply{}, err
 		}
@@ -319,7 +319,7 @@ func (n *Node) watchBroken(c *Ctx) bool {
 		if w.expireAt > 0 && w.expireAt <= now {
 			return true
 		}
-		res, err := n.store.Do(c.Context(), []byte(w.key), store.Op{Kind: store.Inspect})
+		res, err := n.peek(c, w.key)
 		if err != nil || !res.Found {
 			return true
 		}
@@ -337,9 +337,15 @@ type sharedStore interface {
 // deletes every key: as in Redis, flushing a watched key that did not exist changes nothing.
 func (n *Node) touchWatchedThatExist(c *Ctx) {
 	for _, key := range n.watches.keys() {
-		res, err := n.store.Do(c.Context(), []byte(key), store.Op{Kind: store.Inspect})
+		res, err := n.peek(c, key)
 		if err != nil || res.Found {
 			n.watches.touch([]byte(key))
 		}
 	}
+}
+
+// peek reads key's metadata for the transaction bookkeeping itself: as Redis's WATCH, it counts
+// no hit or miss and tells no watcher.
+func (n *Node) peek(c *Ctx, key string) (store.Result, error) {
+	return n.store.Do(c.Context(), []byte(key), store.Op{Kind: store.Inspect})
 }
