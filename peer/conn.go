@@ -151,7 +151,7 @@ func (cn *conn) lead(c *Call) bool {
 		select {
 		case <-c.done:
 		default:
-			r, err := readReply(cn.br, 0)
+			r, err := resp.ReadReply(cn.br)
 			if err != nil {
 				if errors.Is(err, os.ErrDeadlineExceeded) {
 					err = ErrTimeout
@@ -163,7 +163,7 @@ func (cn *conn) lead(c *Call) bool {
 			cn.mu.Lock()
 			if cn.head == len(cn.queue) {
 				cn.mu.Unlock()
-				cn.fail(fmt.Errorf("%s: %w", cn.addr, errBadReply))
+				cn.fail(fmt.Errorf("%s: %w", cn.addr, resp.ErrBadReply))
 				cn.release()
 				return true
 			}
@@ -295,7 +295,7 @@ func (cn *conn) readAll() {
 		cn.readDL = dl
 		cn.mu.Unlock()
 		cn.moveReadDeadline(dl)
-		r, err := readReply(cn.br, 0)
+		r, err := resp.ReadReply(cn.br)
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				err = ErrTimeout
@@ -310,7 +310,7 @@ func (cn *conn) readAll() {
 		if cn.head == len(cn.queue) {
 			cn.reading = false
 			cn.mu.Unlock()
-			cn.fail(fmt.Errorf("%s: %w", cn.addr, errBadReply))
+			cn.fail(fmt.Errorf("%s: %w", cn.addr, resp.ErrBadReply))
 			return
 		}
 		call := cn.popLocked()

@@ -18,7 +18,7 @@ type loopConns struct {
 	loop  upstream.Loop
 	conns map[string]*upstream.Conn
 	rd    bytes.Reader  // over the bytes of one reply
-	br    *bufio.Reader // over rd, to parse it with readReply
+	br    *bufio.Reader // over rd, to parse it with resp.ReadReply
 }
 
 // OnLoops reports whether SendOn may be used: the pool dials its connections itself, so they
@@ -153,7 +153,7 @@ func (c *LoopCall) Complete(raw []byte, err error) {
 	if err == nil {
 		c.lc.rd.Reset(raw)
 		c.lc.br.Reset(&c.lc.rd)
-		c.reply, err = readReply(c.lc.br, 0)
+		c.reply, err = resp.ReadReply(c.lc.br)
 	}
 	c.err, c.done = err, true
 	if fn := c.notify; fn != nil {

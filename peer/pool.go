@@ -282,7 +282,7 @@ func (p *Pool) connect(addr string, deadline time.Time) (net.Conn, *bufio.Reader
 		_, err = nc.Write(out)
 		for i := 0; err == nil && i < len(p.cfg.Handshake); i++ {
 			var r resp.Reply
-			if r, err = readReply(br, 0); err == nil && r.IsError() {
+			if r, err = resp.ReadReply(br); err == nil && r.IsError() {
 				err = fmt.Errorf("handshake %s: %s", p.cfg.Handshake[i][0], r.Str)
 			}
 		}

@@ -1,4 +1,4 @@
-package peer
+package resp
 
 import (
 	"bufio"
@@ -6,28 +6,27 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vela-cache/vela/resp"
 )
 
 func TestReadReply(t *testing.T) {
 	cases := []struct {
 		name, in string
-		want     resp.Reply
+		want     Reply
 	}{
-		{"status", "+OK\r\n", resp.OK},
-		{"other status", "+PONG\r\n", resp.Status("PONG")},
-		{"error", "-ERR no\r\n", resp.Error("ERR no")},
-		{"int", ":-5\r\n", resp.Int(-5)},
-		{"bulk", "$3\r\nabc\r\n", resp.BulkString("abc")},
-		{"empty bulk", "$0\r\n\r\n", resp.BulkString("")},
-		{"nil bulk", "$-1\r\n", resp.Nil},
-		{"nil resp3", "_\r\n", resp.Nil},
-		{"nil array", "*-1\r\n", resp.NilArray},
-		{"array", "*2\r\n:1\r\n$1\r\nx\r\n", resp.Array([]resp.Reply{resp.Int(1), resp.BulkString("x")})},
-		{"map", "%1\r\n+a\r\n:1\r\n", resp.Map([]resp.Reply{resp.Status("a"), resp.Int(1)})},
-		{"double", ",1.5\r\n", resp.Double(1.5)},
-		{"verbatim", "=7\r\ntxt:abc\r\n", resp.Verbatim("abc")},
-		{"attribute skipped", "|1\r\n+k\r\n+v\r\n:7\r\n", resp.Int(7)},
+		{"status", "+OK\r\n", OK},
+		{"other status", "+PONG\r\n", Status("PONG")},
+		{"error", "-ERR no\r\n", Error("ERR no")},
+		{"int", ":-5\r\n", Int(-5)},
+		{"bulk", "$3\r\nabc\r\n", BulkString("abc")},
+		{"empty bulk", "$0\r\n\r\n", BulkString("")},
+		{"nil bulk", "$-1\r\n", Nil},
+		{"nil resp3", "_\r\n", Nil},
+		{"nil array", "*-1\r\n", NilArray},
+		{"array", "*2\r\n:1\r\n$1\r\nx\r\n", Array([]Reply{Int(1), BulkString("x")})},
+		{"map", "%1\r\n+a\r\n:1\r\n", Map([]Reply{Status("a"), Int(1)})},
+		{"double", ",1.5\r\n", Double(1.5)},
+		{"verbatim", "=7\r\ntxt:abc\r\n", Verbatim("abc")},
+		{"attribute skipped", "|1\r\n+k\r\n+v\r\n:7\r\n", Int(7)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -35,7 +34,7 @@ func TestReadReply(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if string(resp.Append(nil, got, 3)) != string(resp.Append(nil, c.want, 3)) {
+			if string(Append(nil, got, 3)) != string(Append(nil, c.want, 3)) {
 				t.Fatalf("got %+v, want %+v", got, c.want)
 			}
 		})
@@ -67,8 +66,8 @@ func FuzzReadReply(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r, err := readReply(bufio.NewReader(strings.NewReader(string(in))), 0)
 		if err == nil {
-			_ = resp.Append(nil, r, 3)
-			_ = resp.Append(nil, r, 2)
+			_ = Append(nil, r, 3)
+			_ = Append(nil, r, 2)
 		}
 	})
 }
