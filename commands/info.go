@@ -198,6 +198,14 @@ func (n *Node) infoSection(ctx context.Context, sec string) []string {
 			tags, keys := ti.TagIndexLen()
 			lines = append(lines, fmt.Sprintf("tags:%d", tags), fmt.Sprintf("tagged_keys:%d", keys))
 		}
+		if n.near != nil {
+			lines = append(lines, "near_cache:on",
+				fmt.Sprintf("near_cache_live:%d", boolInt(n.near.Live())),
+				fmt.Sprintf("near_cache_entries:%d", n.near.Len()),
+				fmt.Sprintf("near_cache_flushes:%d", n.near.Flushes()))
+		} else {
+			lines = append(lines, "near_cache:off")
+		}
 		lines = append(lines, fmt.Sprintf("stats_enabled:%d", boolInt(n.stats.On())))
 		for _, f := range n.stats.Snapshot() {
 			lines = append(lines, fmt.Sprintf("%s:%d", f.Name, f.Value))

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vela-cache/vela/nearcache"
 	"github.com/vela-cache/vela/resp"
 	"github.com/vela-cache/vela/stats"
 	"github.com/vela-cache/vela/store"
@@ -68,9 +69,10 @@ type Node struct {
 	unknownCalls atomic.Uint64 // unknown commands answered, for INFO's total_error_replies
 	ops          opsRate       // samples for INFO's instantaneous_ops_per_sec (opsrate.go)
 
-	gate       *gate         // isolates EXEC (gate.go); nil when the store is shared with others
-	watches    watchedKeys   // the keys WATCH watches (watchkeys.go)
-	nextStripe atomic.Uint32 // deals connections to the gate's stripes
+	near       *nearcache.Cache // the L1 in front of the store (near.go), or nil
+	gate       *gate            // isolates EXEC (gate.go); nil when the store is shared with others
+	watches    watchedKeys      // the keys WATCH watches (watchkeys.go)
+	nextStripe atomic.Uint32    // deals connections to the gate's stripes
 }
 
 // Router decides where a command runs when the node is part of a cluster. Exec calls Route for
@@ -415,6 +417,24 @@ func (n *Node) do(c *Ctx, key []byte, op store.Op) (store.Result, error) {
 		c.settle()
 		c.started = false
 	}
+	if n.near != nil {
+		if op.Kind == store.Get {
+			if v, ok := n.nearGet(key); ok {
+				return store.Result{Found: true, Value: v}, nil
+			}
+			t := n.near.Begin(key)
+			op.WithExpiry = true
+			res, err := n.doStore(c, key, op)
+			n.nearFill(key, t, res, err)
+			return res, err
+		}
+		n.nearBeforeWrite(key, &op)
+	}
+	return n.doStore(c, key, op)
+}
+
+// doStore is do without the near cache: op goes to the store.
+func (n *Node) doStore(c *Ctx, key []byte, op store.Op) (store.Result, error) {
 	res, err := n.store.Do(c.Context(), key, op)
 	n.account(key, &op, res, err)
 	return res, err
@@ -428,6 +448,9 @@ func (n *Node) start(c *Ctx, key []byte, op store.Op) store.Call {
 	}
 	if op.Cond != store.CondNone && n.watches.active() {
 		return nil // whether it writes is known only once done: Do, which marks watches exactly
+	}
+	if n.near != nil {
+		n.nearBeforeWrite(key, &op)
 	}
 	var call store.Call
 	if c.loop != nil {

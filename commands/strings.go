@@ -38,10 +38,35 @@ func (n *Node) registerStrings() {
 
 func (n *Node) get(c *Ctx, args [][]byte) (resp.Reply, error) {
 	op := store.Op{Kind: store.Get}
+	if n.near != nil {
+		return n.getNear(c, args[1])
+	}
 	if call := n.start(c, args[1], op); call != nil {
 		return n.laterReply(c, args[1], op, call, getReply), nil
 	}
 	return getReply(n.do(c, args[1], op))
+}
+
+// getNear is GET through the near cache: a copy when it has one, else the store's value, which
+// it then keeps.
+func (n *Node) getNear(c *Ctx, key []byte) (resp.Reply, error) {
+	if v, ok := n.nearGet(key); ok {
+		return resp.Bulk(v), nil
+	}
+	t := n.near.Begin(key)
+	op := store.Op{Kind: store.Get, WithExpiry: true}
+	build := func(res store.Result, err error) (resp.Reply, error) {
+		n.nearFill(key, t, res, err)
+		return getReply(res, err)
+	}
+	if call := n.start(c, key, op); call != nil {
+		return n.laterReply(c, key, op, call, build), nil
+	}
+	if c.Conn != nil && c.started {
+		c.settle()
+		c.started = false
+	}
+	return build(n.doStore(c, key, op))
 }
 
 func getReply(res store.Result, err error) (resp.Reply, error) {

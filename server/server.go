@@ -23,6 +23,7 @@ import (
 	"github.com/vela-cache/vela/config"
 	"github.com/vela-cache/vela/fetchlock"
 	"github.com/vela-cache/vela/metrics"
+	"github.com/vela-cache/vela/nearcache"
 	"github.com/vela-cache/vela/partition"
 	"github.com/vela-cache/vela/resp"
 	"github.com/vela-cache/vela/stats"
@@ -46,6 +47,9 @@ type Server struct {
 	sweep       *store.SweepLoop
 	// cluster is the partitioned topology; nil for a local node.
 	cluster *partition.Cluster
+	// near is the near cache and nearTracker its invalidation channel; nil when it is off.
+	near        *nearcache.Cache
+	nearTracker *nearcache.Tracker
 	// metrics serves /metrics, /healthz and /readyz; nil when metrics_listen is "".
 	metrics *metrics.Metrics
 	ready   atomic.Bool // set once Start has finished, cleared when Shutdown begins
@@ -86,6 +90,12 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 		MaxMemory:      cfg.MaxMemory,
 		EvictionPolicy: cfg.EvictionPolicy,
 	}, counters, log)
+	if cfg.NearCache.Enabled {
+		if rs, ok := st.(*redisstore.Store); !ok || !rs.Standalone() {
+			_ = st.Close()
+			return nil, &config.Error{Key: "near_cache.enabled", Msg: "the near cache needs the redis store with one Redis (not Cluster or Sentinel) in this version"}
+		}
+	}
 	// FETCHLOCK leases live where the values do: in Redis for the redis store (so the nodes in
 	// front of one Redis coordinate), in process otherwise.
 	var leases fetchlock.Leases
@@ -347,15 +357,39 @@ func (s *Server) MetricsAddr() string {
 	return s.metrics.Addr()
 }
 
+// stopNear ends the near cache's tracker and the cache, if they run.
+func (s *Server) stopNear() {
+	if s.nearTracker != nil {
+		s.nearTracker.Close()
+	}
+	if s.near != nil {
+		s.near.Close()
+	}
+}
+
 // Start binds the listener and starts serving and sweeping. On error nothing is left running.
 func (s *Server) Start() error {
 	if err := s.resp.Listen(); err != nil {
 		_ = s.store.Close()
 		return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
 	}
+	if s.cfg.NearCache.Enabled {
+		// The cache serves nothing until the tracker's connection is tracking.
+		near, err := nearcache.New(s.cfg.NearCache.MaxSize, s.cfg.NearCache.L1TTL)
+		if err != nil {
+			_ = s.resp.Shutdown(context.Background())
+			_ = s.store.Close()
+			return fmt.Errorf("near cache: %w", err)
+		}
+		s.near = near
+		s.node.SetNearCache(near)
+		rs := s.store.(*redisstore.Store)
+		s.nearTracker = nearcache.Track(near, nearcache.TrackerConfig{Dial: rs.Dial, Timeout: rs.Timeout(), Log: s.log})
+	}
 	if s.metrics != nil {
 		if err := s.metrics.Start(s.cfg.MetricsListen); err != nil {
 			_ = s.resp.Shutdown(context.Background())
+			s.stopNear()
 			_ = s.store.Close()
 			return err
 		}
@@ -383,6 +417,7 @@ func (s *Server) Start() error {
 			if s.metrics != nil {
 				_ = s.metrics.Shutdown(context.Background())
 			}
+			s.stopNear()
 			_ = s.store.Close()
 			return fmt.Errorf("cluster: %w", err)
 		}
@@ -442,6 +477,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if s.sweep != nil {
 			errs = append(errs, s.sweep.Shutdown(ctx))
 		}
+		s.stopNear()
 		errs = append(errs, s.store.Close())
 		if s.metrics != nil {
 			errs = append(errs, s.metrics.Shutdown(ctx))

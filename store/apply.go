@@ -39,6 +39,9 @@ func Apply(cur Entry, exists bool, op *Op, now int64, maxLen int64) (Entry, Acti
 	case Get:
 		if exists {
 			res.Value = cur.Value
+			if op.WithExpiry {
+				res.ExpireAt = cur.ExpireAt
+			}
 		}
 		return cur, Keep, res, nil
 

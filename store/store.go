@@ -163,7 +163,7 @@ type Kind uint8
 
 // Op kinds. The Result fields each one fills are listed beside it.
 const (
-	// Get reads the value: Found, Value.
+	// Get reads the value: Found, Value, and with WithExpiry ExpireAt.
 	Get Kind = iota + 1
 	// Inspect reads metadata without the value: Found, ExpireAt, Int (value length), and Type
 	// for a key that is not a string.
@@ -235,6 +235,11 @@ type Op struct {
 	Expect []byte
 	// Tags replaces the key's tags on Set (nil: no tags). Stores without tag support ignore it.
 	Tags [][]byte
+	// WithExpiry asks a Get to report the key's expiry in Result.ExpireAt as well (0: none), for
+	// a near cache that must not keep a copy past it. A store that cannot tell reports -1; one
+	// that reads the expiry after the value reports it no later than it is (so a copy kept
+	// until then never outlives the key).
+	WithExpiry bool
 }
 
 // Result is what an Op produced; see each Kind for the fields it fills.

@@ -18,6 +18,7 @@ import (
 	"github.com/vela-cache/vela/internal/redistest"
 	"github.com/vela-cache/vela/internal/respclient"
 	"github.com/vela-cache/vela/internal/testnode"
+	"github.com/vela-cache/vela/server"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -243,34 +244,68 @@ func TestDifferentialStores(t *testing.T) {
 	if testing.Short() {
 		def = 1500
 	}
-	for _, storeType := range []string{"disk", "redis"} {
+	for _, storeType := range []string{"disk", "redis", "redis-near"} {
 		t.Run(storeType, func(t *testing.T) {
 			seed, steps := seedAndSteps(t, def)
 			t.Logf("seed %d, %d steps", seed, steps)
 			rs := redistest.Start(t, "--databases", "1", "--proto-max-bulk-len", strconv.Itoa(maxBulk))
 			cfg := onStore(t, storeType, "--proto-max-bulk-len", strconv.Itoa(maxBulk))
 			cfg.ProtoMaxBulkLen = maxBulk
-			vela := testnode.Start(t, cfg)
+			vela := startOn(t, cfg)
 			// The redis store refuses transactions: other clients of its Redis cannot be kept out.
-			gen := difftest.GenOptions{MaxBulkLen: maxBulk, NoTransactions: storeType == "redis"}
+			gen := difftest.GenOptions{MaxBulkLen: maxBulk, NoTransactions: cfg.Store.Type == "redis"}
 			total, _ := runSequences(t, rs.Addr, vela.Addr(), seed, steps, 4, gen, "")
 			t.Logf("%d commands sent to each server", total)
+			checkNearUsed(t, vela)
 		})
 	}
 }
 
 // onStore is a test node's configuration on storeType: a fresh file for "disk", a redis-server
-// of its own (started with backingArgs) for "redis".
+// of its own (started with backingArgs) for "redis", and the same with the near cache in front
+// for "redis-near".
 func onStore(t *testing.T, storeType string, backingArgs ...string) config.Config {
 	cfg := testnode.Config()
 	cfg.Store.Type = storeType
 	switch storeType {
 	case "disk":
 		cfg.Store.DiskPath = t.TempDir() + "/vela.db"
-	case "redis":
+	case "redis", "redis-near":
+		cfg.Store.Type = "redis"
 		cfg.Store.RedisURL = "redis://" + redistest.Start(t, backingArgs...).Addr + "/0"
+		cfg.NearCache.Enabled = storeType == "redis-near"
 	}
 	return cfg
+}
+
+// checkNearUsed fails the test if vela has a near cache that answered no GET: the run would
+// then say nothing about it.
+func checkNearUsed(t *testing.T, vela *server.Server) {
+	if vela.Node().NearCache() == nil {
+		return
+	}
+	st := vela.Node().Stats()
+	hits, misses := st.L1Hits.Load(), st.L1Misses.Load()
+	t.Logf("near cache: %d hits, %d misses", hits, misses)
+	if hits == 0 {
+		t.Error("the near cache answered no GET")
+	}
+}
+
+// startOn starts a test node on cfg and, when it has a near cache, waits until the cache serves
+// (its invalidation channel is up), so that the run goes through it.
+func startOn(t *testing.T, cfg config.Config) *server.Server {
+	vela := testnode.Start(t, cfg)
+	if nc := vela.Node().NearCache(); nc != nil {
+		deadline := time.Now().Add(5 * time.Second)
+		for !nc.Live() {
+			if time.Now().After(deadline) {
+				t.Fatal("the near cache did not go live")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	return vela
 }
 
 // TestPipelinedDifferential sends seeded batches of commands on a few keys in one write each, to
@@ -279,13 +314,13 @@ func onStore(t *testing.T, storeType string, backingArgs ...string) config.Confi
 // trips) must still answer each command as if it ran alone, in order, reads seeing the writes
 // before them.
 func TestPipelinedDifferential(t *testing.T) {
-	for _, storeType := range []string{"memory", "disk", "redis"} {
+	for _, storeType := range []string{"memory", "disk", "redis", "redis-near"} {
 		t.Run(storeType, func(t *testing.T) {
 			seed, _ := seedAndSteps(t, 0)
 			t.Logf("seed %d (DIFFTEST_SEED replays it)", seed)
 			rng := rand.New(rand.NewSource(seed))
 			rs := redistest.Start(t, "--databases", "1")
-			vela := testnode.Start(t, onStore(t, storeType))
+			vela := startOn(t, onStore(t, storeType))
 			rc, vc := respclient.Dial(t, rs.Addr), respclient.Dial(t, vela.Addr())
 			for batch := range 20 {
 				var cmds [][]any
@@ -317,6 +352,7 @@ func TestPipelinedDifferential(t *testing.T) {
 					}
 				}
 			}
+			checkNearUsed(t, vela)
 		})
 	}
 }

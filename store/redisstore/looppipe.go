@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
+	"time"
 
+	"github.com/vela-cache/vela/redisnum"
 	"github.com/vela-cache/vela/store"
 	"github.com/vela-cache/vela/upstream"
 )
@@ -30,7 +33,19 @@ type loopCall struct {
 	typ byte
 	val []byte
 	err error
+
+	// A GET with store.Op.WithExpiry is followed by a PTTL of its key, whose reply completes
+	// the call (the GET's reply comes first, through getPart).
+	withExpiry bool
+	sentAt     int64 // unix ms before the request was queued: the base PTTL counts from
+	expireAt   int64 // from PTTL: 0 none, -1 unknown
 }
+
+// getPart receives the GET reply of a call that waits for a PTTL after it.
+type getPart struct{ c *loopCall }
+
+// Complete implements upstream.Pending.
+func (g getPart) Complete(reply []byte, err error) { g.c.setReply(reply, err) }
 
 // loopPipeFor returns the store's pipe for loop, creating it on first use. Only loop's
 // goroutine creates its own pipe, so two creations cannot race for one loop.
@@ -69,6 +84,23 @@ func (s *Store) loopPipeFor(loop store.EventLoop) *loopPipe {
 	return p
 }
 
+// Standalone reports whether the store talks to one Redis (not Cluster or Sentinel), which is
+// what Dial needs.
+func (s *Store) Standalone() bool { return s.pipe != nil }
+
+// Timeout is the deadline the store gives every call to Redis.
+func (s *Store) Timeout() time.Duration { return s.timeout }
+
+// Dial opens a connection of its own to the store's Redis, authenticated and with the database
+// selected (TLS as configured), for a caller that speaks to Redis itself: the near cache's
+// invalidation channel. It fails in Cluster and Sentinel mode.
+func (s *Store) Dial() (net.Conn, error) {
+	if s.pipe == nil {
+		return nil, errors.New("redis store: a connection of its own needs a single Redis, not Cluster or Sentinel")
+	}
+	return s.pipe.dial()
+}
+
 // OnLoops implements store.LoopPipeliner: a single Redis reached without TLS.
 func (s *Store) OnLoops() bool { return s.pipe != nil && s.pipe.opt.TLSConfig == nil }
 
@@ -86,11 +118,12 @@ func (s *Store) StartOn(loop store.EventLoop, key []byte, op store.Op) store.Cal
 // start queues op on the connection and returns its call.
 func (p *loopPipe) start(key []byte, op *store.Op) *loopCall {
 	if op.Kind == store.Get {
-		if c := p.gets[string(key)]; c != nil {
+		if c := p.gets[string(key)]; c != nil && (c.withExpiry || !op.WithExpiry) {
 			return c
 		}
 	}
 	c := &loopCall{p: p, callOp: callOp{kind: op.Kind, cond: op.Cond, getOld: op.ReturnOld}}
+	c.withExpiry = op.Kind == store.Get && op.WithExpiry
 	if p.s.closed.Load() {
 		c.done, c.err = true, store.ErrClosed
 		return c
@@ -104,15 +137,17 @@ func (p *loopPipe) start(key []byte, op *store.Op) *loopCall {
 		*buf = appendSet(*buf, key, op)
 		delete(p.gets, string(key)) // a GET started after this SET must see it
 	}
+	if c.withExpiry {
+		c.sentAt = time.Now().UnixMilli()
+		*buf = appendCommand(*buf, "PTTL", key)
+		p.up.Push(getPart{c}, store.ErrClosed)
+	}
 	p.up.Push(c, store.ErrClosed)
 	return c
 }
 
-// Complete implements upstream.Pending.
-func (c *loopCall) Complete(reply []byte, err error) {
-	if c.kind == store.Get && c.p.gets[c.key] == c {
-		delete(c.p.gets, c.key)
-	}
+// setReply keeps the reply to the call's command (for a GET with expiry, the first of two).
+func (c *loopCall) setReply(reply []byte, err error) {
 	if err == nil {
 		typ, val := decodeReply(reply)
 		if typ == '$' || typ == '-' { // the reply aliases the read buffer; OK and integers are not kept
@@ -123,6 +158,27 @@ func (c *loopCall) Complete(reply []byte, err error) {
 		c.typ, c.val = typ, val
 	}
 	c.err = err
+}
+
+// Complete implements upstream.Pending: the call's reply, or for a GET with expiry the PTTL's.
+func (c *loopCall) Complete(reply []byte, err error) {
+	if c.kind == store.Get && c.p.gets[c.key] == c {
+		delete(c.p.gets, c.key)
+	}
+	if !c.withExpiry {
+		c.setReply(reply, err)
+	} else {
+		c.expireAt = -1
+		if err == nil {
+			if typ, val := decodeReply(reply); typ == ':' {
+				if ms, ok := redisnum.ParseInt(val); ok {
+					c.expireAt = expireFromPTTL(c.sentAt, ms)
+				}
+			}
+		} else if c.err == nil {
+			c.err = err
+		}
+	}
 	c.done = true
 	for i, fn := range c.notify {
 		c.notify[i] = nil
@@ -159,7 +215,11 @@ func (c *loopCall) Wait() (store.Result, error) {
 	if !c.done {
 		c.p.up.Drive(func() bool { return c.done })
 	}
-	return c.result(c.p.s, c.typ, c.val, c.err)
+	res, err := c.result(c.p.s, c.typ, c.val, c.err)
+	if c.withExpiry && res.Found {
+		res.ExpireAt = c.expireAt
+	}
+	return res, err
 }
 
 // decodeReply returns the type and payload of one whole reply, as upstream.ReplyLen framed it:

@@ -247,6 +247,9 @@ func (s *Store) Start(_ context.Context, key []byte, op store.Op) store.Call {
 	if op.Kind != store.Get && (op.Kind != store.Set || len(op.Tags) > 0) {
 		return nil
 	}
+	if op.WithExpiry {
+		return nil // two replies for one call: only the loops' pipes (and Do) ask for PTTL too
+	}
 	return s.pipe.start(s, key, &op)
 }
 
@@ -260,6 +263,9 @@ func (s *Store) Do(ctx context.Context, key []byte, op store.Op) (store.Result, 
 	}
 	if s.cluster != nil && reserved(key) {
 		return store.Result{}, ErrReservedKey
+	}
+	if op.Kind == store.Get && op.WithExpiry {
+		return s.getWithExpiry(ctx, key)
 	}
 	if op.Kind == store.Get || (op.Kind == store.GetEx && op.TTL == store.TTLKeep) {
 		return s.get(ctx, key)
@@ -278,21 +284,59 @@ func (s *Store) Do(ctx context.Context, key []byte, op store.Op) (store.Result, 
 	return res, nil
 }
 
-// get reads key; concurrent reads of one key share one call, which runs under its own deadline
-// so that one caller going away does not fail the others.
+// get reads key.
 func (s *Store) get(ctx context.Context, key []byte) (store.Result, error) {
 	k := string(key)
-	ch := s.gets.DoChan(k, func() (any, error) {
-		cctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-		defer cancel()
+	return s.shared(ctx, k, func(cctx context.Context) (store.Result, error) {
 		v, err := s.c.Get(cctx, k).Bytes()
 		if errors.Is(err, redis.Nil) {
 			return store.Result{}, nil
 		}
 		if err != nil {
-			return nil, s.mapErr(cctx, err)
+			return store.Result{}, s.mapErr(cctx, err)
 		}
 		return store.Result{Found: true, Value: v}, nil
+	})
+}
+
+// getWithExpiry reads key and its expiry, GET and PTTL in one round trip.
+func (s *Store) getWithExpiry(ctx context.Context, key []byte) (store.Result, error) {
+	k := string(key)
+	return s.shared(ctx, "\x00pttl\x00"+k, func(cctx context.Context) (store.Result, error) {
+		sentAt := time.Now().UnixMilli()
+		var get *redis.StringCmd
+		var pttl *redis.Cmd
+		_, err := s.c.Pipelined(cctx, func(p redis.Pipeliner) error {
+			get = p.Get(cctx, k)
+			pttl = p.Do(cctx, "pttl", k)
+			return nil
+		})
+		v, gerr := get.Bytes()
+		if errors.Is(gerr, redis.Nil) {
+			return store.Result{}, nil
+		}
+		if gerr != nil {
+			return store.Result{}, s.mapErr(cctx, gerr)
+		}
+		res := store.Result{Found: true, Value: v, ExpireAt: -1}
+		if ms, perr := pttl.Int64(); err == nil && perr == nil {
+			res.ExpireAt = expireFromPTTL(sentAt, ms)
+		}
+		return res, nil
+	})
+}
+
+// shared runs fetch for the callers asking for the same call (named by id) at the same time,
+// once: it runs under its own deadline so that one caller going away does not fail the others.
+func (s *Store) shared(ctx context.Context, id string, fetch func(context.Context) (store.Result, error)) (store.Result, error) {
+	ch := s.gets.DoChan(id, func() (any, error) {
+		cctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		defer cancel()
+		res, err := fetch(cctx)
+		if err != nil {
+			return nil, err
+		}
+		return res, nil
 	})
 	select {
 	case r := <-ch:
@@ -303,6 +347,19 @@ func (s *Store) get(ctx context.Context, key []byte) (store.Result, error) {
 	case <-ctx.Done():
 		return store.Result{}, fmt.Errorf("redis store: %w", ctx.Err())
 	}
+}
+
+// expireFromPTTL turns a PTTL reply into an expiry no later than the key's: the remaining time
+// counted from sentAt, the moment before the request left (Redis measured it later). -1 (no
+// expiry) gives 0; -2 (the key went between the GET and the PTTL) gives sentAt, already past.
+func expireFromPTTL(sentAt, pttl int64) int64 {
+	switch {
+	case pttl == -1:
+		return 0
+	case pttl < 0:
+		return sentAt
+	}
+	return sentAt + pttl
 }
 
 func (s *Store) do(ctx context.Context, k string, op *store.Op) (store.Result, error) {

@@ -28,6 +28,7 @@ func Run(t *testing.T, newStore NewStore) {
 		fn   func(t *testing.T, s store.Store)
 	}{
 		{"Get", testGet},
+		{"GetWithExpiry", testGetWithExpiry},
 		{"Set", testSet},
 		{"SetConditions", testSetConditions},
 		{"SetCompareAndSet", testSetSame},
@@ -139,6 +140,25 @@ func testGet(t *testing.T, s store.Store) {
 	bin := string([]byte{0, 1, 2, '\r', '\n', 255})
 	set(t, s, bin, bin)
 	wantValue(t, s, bin, bin)
+}
+
+// testGetWithExpiry checks the expiry a Get with WithExpiry reports: none, or one no later than
+// the key's (a store may measure it after the fact) and not far before it.
+func testGetWithExpiry(t *testing.T, s store.Store) {
+	op := store.Op{Kind: store.Get, WithExpiry: true}
+	if res := do(t, s, "k", op); res.Found {
+		t.Fatalf("missing key found: %+v", res)
+	}
+	set(t, s, "k", "v")
+	if res := do(t, s, "k", op); !res.Found || string(res.Value) != "v" || res.ExpireAt != 0 {
+		t.Fatalf("key without expiry = %+v, want v and expiry 0", res)
+	}
+	at := time.Now().UnixMilli() + 60_000
+	do(t, s, "k", store.Op{Kind: store.Set, Value: []byte("w"), TTL: store.TTLSet, ExpireAt: at})
+	res := do(t, s, "k", op)
+	if !res.Found || string(res.Value) != "w" || res.ExpireAt > at || res.ExpireAt < at-2000 {
+		t.Fatalf("key expiring at %d = %+v, want w and an expiry in [%d, %d]", at, res, at-2000, at)
+	}
 }
 
 func testSet(t *testing.T, s store.Store) {

@@ -1,0 +1,55 @@
+package commands
+
+import (
+	"github.com/vela-cache/vela/nearcache"
+	"github.com/vela-cache/vela/store"
+)
+
+// SetNearCache puts c in front of the store: GET and MGET are answered from it when it holds a
+// copy, and fill it when it does not. Every write through this node drops the key's copy before
+// the write leaves (so a client reads its own writes, pipelined or not) and again once it is
+// applied; what changes elsewhere is c's invalidation channel's business. Call it during
+// start-up, before the node serves clients.
+func (n *Node) SetNearCache(c *nearcache.Cache) {
+	n.near = c
+	n.Watch(nearWatcher{c})
+}
+
+// NearCache returns the near cache, or nil.
+func (n *Node) NearCache() *nearcache.Cache { return n.near }
+
+// nearWatcher drops the near cache's copies of what this node's commands change.
+type nearWatcher struct{ c *nearcache.Cache }
+
+func (w nearWatcher) KeyChanged(key []byte) { w.c.Invalidate(key) }
+func (w nearWatcher) AllChanged()           { w.c.Flush() }
+
+// nearGet looks key up in the near cache, counting the hit (a keyspace hit too) or the miss.
+func (n *Node) nearGet(key []byte) ([]byte, bool) {
+	v, ok := n.near.Get(key)
+	if n.stats.On() {
+		if ok {
+			n.stats.Hits.Inc()
+			n.stats.L1Hits.Inc()
+		} else {
+			n.stats.L1Misses.Inc()
+		}
+	}
+	return v, ok
+}
+
+// nearFill offers the result of a GET begun with t to the near cache.
+func (n *Node) nearFill(key []byte, t nearcache.Ticket, res store.Result, err error) {
+	if err == nil && res.Found {
+		n.near.Fill(key, t, res.Value, res.ExpireAt)
+	}
+}
+
+// nearBeforeWrite drops key's copy before op may change it in the store.
+func (n *Node) nearBeforeWrite(key []byte, op *store.Op) {
+	switch op.Kind {
+	case store.Get, store.Inspect, store.Touch:
+	default:
+		n.near.Invalidate(key)
+	}
+}

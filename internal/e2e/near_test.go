@@ -1,0 +1,273 @@
+package e2e_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vela-cache/vela/internal/redistest"
+	"github.com/vela-cache/vela/internal/testnode"
+	"github.com/vela-cache/vela/server"
+)
+
+// nearNode starts Vela on the redis store with the near cache, waits until the cache serves, and
+// returns it with a go-redis client of Vela and one of the backing Redis (a "foreign" writer
+// Vela knows nothing of).
+func nearNode(t *testing.T, ttl time.Duration) (*server.Server, *redis.Client, *redis.Client) {
+	t.Helper()
+	backing := redistest.Start(t)
+	cfg := testnode.Config()
+	cfg.Store.Type = "redis"
+	cfg.Store.RedisURL = "redis://" + backing.Addr + "/0"
+	cfg.NearCache.Enabled = true
+	if ttl > 0 {
+		cfg.NearCache.L1TTL = ttl
+	}
+	vela := testnode.Start(t, cfg)
+	waitUntil(t, "the near cache to go live", vela.Node().NearCache().Live)
+	vc := redis.NewClient(&redis.Options{Addr: vela.Addr()})
+	rc := redis.NewClient(&redis.Options{Addr: backing.Addr})
+	t.Cleanup(func() { _ = vc.Close(); _ = rc.Close() })
+	return vela, vc, rc
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func l1Hits(vela *server.Server) uint64 { return vela.Node().Stats().L1Hits.Load() }
+
+// A repeated GET is answered by the near cache; a write made directly in Redis reaches Vela's
+// clients promptly (the tracking push), without waiting for l1_ttl.
+func TestNearCacheForeignWrite(t *testing.T) {
+	vela, vc, rc := nearNode(t, time.Hour)
+	ctx := context.Background()
+	want(t, "SET", vc.Set(ctx, "k", "v1", 0).Val(), nil, "OK")
+	want(t, "GET (fills)", vc.Get(ctx, "k").Val(), nil, "v1")
+	before := l1Hits(vela)
+	want(t, "GET (near)", vc.Get(ctx, "k").Val(), nil, "v1")
+	if l1Hits(vela) != before+1 {
+		t.Fatalf("second GET did not come from the near cache (l1_hits %d -> %d)", before, l1Hits(vela))
+	}
+	var worst time.Duration
+	for i := range 50 {
+		v := fmt.Sprint("v", i+2)
+		start := time.Now()
+		if err := rc.Set(ctx, "k", v, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, "Vela to serve the foreign write", func() bool { return vc.Get(ctx, "k").Val() == v })
+		worst = max(worst, time.Since(start))
+		vc.Get(ctx, "k") // a copy of v, for the next write to invalidate
+	}
+	t.Logf("a write made in Redis reached Vela's readers within %v (worst of 50)", worst)
+	if got := infoField(t, vc, "vela", "near_cache_live"); got != "1" {
+		t.Fatalf("INFO vela near_cache_live = %q", got)
+	}
+}
+
+// A client reads its own writes through the near cache, pipelined or not: every write drops
+// the copy before it leaves for Redis.
+func TestNearCacheReadYourWrites(t *testing.T) {
+	_, vc, _ := nearNode(t, time.Hour)
+	ctx := context.Background()
+	rng := rand.New(rand.NewSource(1))
+	for round := range 300 {
+		k := fmt.Sprint("k", rng.Intn(5))
+		vc.Get(ctx, k) // fill (or miss)
+		v := fmt.Sprint(round)
+		cmds, err := vc.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.Get(ctx, k)
+			switch round % 5 {
+			case 0:
+				p.Set(ctx, k, v, 0)
+			case 1:
+				p.Set(ctx, k, v, time.Hour)
+			case 2:
+				p.Del(ctx, k)
+				p.Append(ctx, k, v)
+			case 3:
+				p.MSet(ctx, k, v, "other", "x")
+			case 4:
+				p.Set(ctx, k, "pre", 0)
+				p.SetArgs(ctx, k, v, redis.SetArgs{Mode: "XX"})
+			}
+			p.Get(ctx, k)
+			p.Get(ctx, k)
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			t.Fatal(err)
+		}
+		for _, c := range cmds[len(cmds)-2:] {
+			if got := c.(*redis.StringCmd).Val(); got != v {
+				t.Fatalf("round %d: after writing %q, %v read %q", round, v, c.Args(), got)
+			}
+		}
+	}
+}
+
+// A copy never outlives its key: a key with a TTL is gone for Vela's clients when it expires,
+// whether the TTL was set through Vela or in Redis directly, before Redis gets round to
+// reporting the expiry.
+func TestNearCacheKeyExpiry(t *testing.T) {
+	_, vc, rc := nearNode(t, time.Hour)
+	ctx := context.Background()
+	for _, setter := range []*redis.Client{vc, rc} {
+		for i := range 20 {
+			k := fmt.Sprint("ttl", i)
+			if err := setter.Set(ctx, k, "v", 80*time.Millisecond).Err(); err != nil {
+				t.Fatal(err)
+			}
+			set := time.Now()
+			vc.Get(ctx, k)
+			for time.Since(set) < 150*time.Millisecond {
+				// The key expires before set+80ms (Redis ran the SET earlier), and Redis itself
+				// serves a key until the millisecond after its expiry: 82 ms leaves that out.
+				asked := time.Since(set)
+				v, err := vc.Get(ctx, k).Result()
+				if err == nil && asked >= 82*time.Millisecond {
+					t.Fatalf("%s (PX 80) read %q when asked %v after it was set", k, v, asked)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}
+}
+
+// l1_ttl bounds a copy's life even with no invalidation at all.
+func TestNearCacheTTL(t *testing.T) {
+	vela, vc, _ := nearNode(t, 100*time.Millisecond)
+	ctx := context.Background()
+	vc.Set(ctx, "k", "v", 0)
+	vc.Get(ctx, "k")
+	before := l1Hits(vela)
+	vc.Get(ctx, "k")
+	if l1Hits(vela) != before+1 {
+		t.Fatal("not served from the near cache")
+	}
+	time.Sleep(120 * time.Millisecond)
+	before = l1Hits(vela)
+	vc.Get(ctx, "k")
+	if l1Hits(vela) != before {
+		t.Fatal("a copy older than l1_ttl was served")
+	}
+}
+
+// FLUSHALL in Redis, and the loss of the invalidation channel, drop every copy.
+func TestNearCacheFlushAndChannelLoss(t *testing.T) {
+	vela, vc, rc := nearNode(t, time.Hour)
+	ctx := context.Background()
+	vc.Set(ctx, "k", "v1", 0)
+	vc.Get(ctx, "k")
+	rc.FlushAll(ctx)
+	waitUntil(t, "FLUSHALL to reach Vela", func() bool { return vc.Get(ctx, "k").Err() == redis.Nil })
+
+	vc.Set(ctx, "k", "v1", 0)
+	vc.Get(ctx, "k")
+	id := trackingClientID(t, rc)
+	flushes := infoField(t, vc, "vela", "near_cache_flushes")
+	// Kill the channel, then write at once: Redis reports nothing to anyone, so only the
+	// channel's loss can take the copy away.
+	if err := rc.Do(ctx, "client", "kill", "id", id).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rc.Set(ctx, "k", "v2", 0)
+	waitUntil(t, "the lost channel to flush the near cache", func() bool {
+		return infoField(t, vc, "vela", "near_cache_flushes") != flushes
+	})
+	want(t, "GET after the channel was lost", vc.Get(ctx, "k").Val(), nil, "v2")
+	waitUntil(t, "a new channel", vela.Node().NearCache().Live)
+	if trackingClientID(t, rc) == id {
+		t.Fatal("the channel did not reconnect")
+	}
+	vc.Get(ctx, "k")
+	rc.Set(ctx, "k", "v3", 0)
+	waitUntil(t, "the new channel to invalidate", func() bool { return vc.Get(ctx, "k").Val() == "v3" })
+}
+
+// trackingClientID is the CLIENT ID of the near cache's connection to Redis.
+func trackingClientID(t *testing.T, rc *redis.Client) string {
+	t.Helper()
+	list, err := rc.ClientList(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(list, "\n") {
+		if strings.Contains(line, " name=vela-near-cache-inv ") && strings.Contains(line, "flags=t") {
+			return strings.TrimPrefix(strings.Fields(line)[0], "id=")
+		}
+	}
+	t.Fatalf("no tracking connection in CLIENT LIST:\n%s", list)
+	return ""
+}
+
+func infoField(t *testing.T, c *redis.Client, section, field string) string {
+	t.Helper()
+	info, err := c.Info(context.Background(), section).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			return v
+		}
+	}
+	t.Fatalf("INFO %s has no %s", section, field)
+	return ""
+}
+
+// Writers through Vela and directly in Redis race readers through Vela. Once they stop and the
+// channel has caught up, every key reads through Vela as it is in Redis: no stale copy is left.
+func TestNearCacheConverges(t *testing.T) {
+	vela, vc, rc := nearNode(t, time.Hour)
+	ctx := context.Background()
+	const keys = 20
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewSource(int64(w)))
+			for i := range 1500 {
+				k := fmt.Sprint("c", rng.Intn(keys))
+				switch {
+				case w < 2:
+					vc.Set(ctx, k, fmt.Sprint(w, ":", i), 0)
+				case w < 4:
+					rc.Set(ctx, k, fmt.Sprint(w, ":", i), 0)
+				default:
+					vc.Get(ctx, k)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// A marker written last in Redis: once Vela reads it, every earlier push has been applied
+	// (Redis sends them in order on the one channel).
+	rc.Set(ctx, "marker", "1", 0)
+	vc.Get(ctx, "marker")
+	rc.Set(ctx, "marker", "2", 0)
+	waitUntil(t, "the channel to catch up", func() bool { return vc.Get(ctx, "marker").Val() == "2" })
+	for i := range keys {
+		k := fmt.Sprint("c", i)
+		if got, exp := vc.Get(ctx, k).Val(), rc.Get(ctx, k).Val(); got != exp {
+			t.Fatalf("%s: Vela reads %q, Redis holds %q", k, got, exp)
+		}
+	}
+	t.Logf("l1_hits %d", l1Hits(vela))
+}

@@ -1,0 +1,143 @@
+package nearcache
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vela-cache/vela/internal/redistest"
+)
+
+// startTracked returns a live cache tracking a fresh redis-server, and a client of that server.
+func startTracked(t *testing.T) (*Cache, *redis.Client, *redistest.Server) {
+	t.Helper()
+	srv := redistest.Start(t)
+	c, err := New(1000, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	tr := Track(c, TrackerConfig{
+		Dial:    func() (net.Conn, error) { return net.DialTimeout("tcp", srv.Addr, time.Second) },
+		Timeout: 300 * time.Millisecond,
+		Ping:    200 * time.Millisecond,
+		Log:     slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+	})
+	t.Cleanup(tr.Close)
+	waitFor(t, "the tracker to go live", c.Live)
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr, Protocol: 2})
+	t.Cleanup(func() { _ = rc.Close() })
+	return c, rc, srv
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func held(c *Cache, key string) func() bool {
+	return func() bool { _, ok := c.Get([]byte(key)); return ok }
+}
+
+// A write made directly in Redis, by a client Vela knows nothing of, drops the copy promptly.
+func TestTrackerInvalidatesOnForeignWrite(t *testing.T) {
+	c, rc, _ := startTracked(t)
+	ctx := context.Background()
+	for _, write := range []func(){
+		func() { rc.Set(ctx, "k", "v2", 0) },
+		func() { rc.Del(ctx, "k") },
+		func() { rc.Expire(ctx, "k", time.Hour) },
+		func() { rc.Append(ctx, "k", "x") },
+	} {
+		rc.Set(ctx, "k", "v1", 0)
+		time.Sleep(20 * time.Millisecond) // let the set's own invalidation arrive first
+		fill(c, "k", "v1", 0)
+		if !held(c, "k")() {
+			t.Fatal("copy not kept")
+		}
+		write()
+		waitFor(t, "the copy to be dropped", func() bool { return !held(c, "k")() })
+	}
+}
+
+func TestTrackerFlushAllDropsEverything(t *testing.T) {
+	c, rc, _ := startTracked(t)
+	fill(c, "a", "1", 0)
+	fill(c, "b", "2", 0)
+	rc.FlushAll(context.Background())
+	waitFor(t, "FLUSHALL to drop the copies", func() bool { return !held(c, "a")() && !held(c, "b")() })
+}
+
+// Redis expiring a key is a change too.
+func TestTrackerSeesExpiry(t *testing.T) {
+	c, rc, _ := startTracked(t)
+	rc.Set(context.Background(), "k", "v", 100*time.Millisecond)
+	time.Sleep(20 * time.Millisecond)
+	fill(c, "k", "v", 0) // as if the expiry were unknown to the cache: only Redis's push can drop it
+	waitFor(t, "the expiry to drop the copy", func() bool { return !held(c, "k")() })
+}
+
+// Losing the channel suspends the cache; it comes back by itself when Redis does.
+func TestTrackerReconnects(t *testing.T) {
+	c, rc, srv := startTracked(t)
+	ctx := context.Background()
+	fill(c, "k", "v", 0)
+	ids, err := rc.Do(ctx, "client", "kill", "type", "normal", "skipme", "yes").Int()
+	if err != nil || ids < 1 {
+		t.Fatalf("CLIENT KILL: %d, %v", ids, err)
+	}
+	waitFor(t, "the cache to be suspended", func() bool { return !c.Live() })
+	if held(c, "k")() {
+		t.Fatal("a suspended cache served a copy")
+	}
+	waitFor(t, "the tracker to reconnect", c.Live)
+	fill(c, "k", "v", 0)
+	if !held(c, "k")() {
+		t.Fatal("not kept after reconnecting")
+	}
+	rc.Set(ctx, "k", "v2", 0)
+	waitFor(t, "the new channel to invalidate", func() bool { return !held(c, "k")() })
+
+	srv.Stop()
+	waitFor(t, "the cache to be suspended with Redis gone", func() bool { return !c.Live() })
+	srv.Restart(t)
+	waitFor(t, "the tracker to come back with Redis", c.Live)
+}
+
+// testWriter sends a logger's lines to the test's log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
+
+// A Redis that stops answering without closing the connection (hung, or cut off by the network)
+// is noticed by the PING within Ping + Timeout, and the cache stops serving.
+func TestTrackerNoticesSilentRedis(t *testing.T) {
+	c, _, srv := startTracked(t)
+	fill(c, "k", "v", 0)
+	if err := syscall.Kill(srv.Pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = syscall.Kill(srv.Pid(), syscall.SIGCONT) }()
+	start := time.Now()
+	waitFor(t, "the silent channel to be noticed", func() bool { return !c.Live() })
+	if held(c, "k")() {
+		t.Fatal("served a copy with the channel gone")
+	}
+	t.Logf("noticed after %v (ping 200ms + timeout 300ms)", time.Since(start).Round(time.Millisecond))
+	_ = syscall.Kill(srv.Pid(), syscall.SIGCONT)
+	waitFor(t, "the tracker to come back", c.Live)
+}
