@@ -2,15 +2,18 @@ package nearcache
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/vela-cache/vela/redisnum"
 	"github.com/vela-cache/vela/resp"
 )
 
@@ -41,6 +44,8 @@ type Tracker struct {
 
 	mu sync.Mutex
 	nc net.Conn // the current connection, closed by Close to end a blocked read
+
+	scratch []byte // a key too long for the read buffer (the tracker's goroutine only)
 }
 
 // Track starts a tracker for c. It owns one goroutine until Close.
@@ -160,8 +165,10 @@ func (t *Tracker) session(ctx context.Context) error {
 		if pinged {
 			wait = t.cfg.Timeout
 		}
-		_ = nc.SetReadDeadline(time.Now().Add(wait))
-		r, err := resp.ReadReply(br)
+		if br.Buffered() == 0 { // the next read may wait on the socket
+			_ = nc.SetReadDeadline(time.Now().Add(wait))
+		}
+		err := t.readFrame(br)
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() && !pinged {
@@ -178,27 +185,117 @@ func (t *Tracker) session(ctx context.Context) error {
 			return fmt.Errorf("%w: %w", errAfterUp, err)
 		}
 		pinged = false
-		t.apply(r)
 	}
 }
 
-// apply handles one frame: an invalidation push, or the reply to a PING.
-func (t *Tracker) apply(r resp.Reply) {
-	if r.Kind != resp.KindPush || len(r.Elems) < 2 || !strings.EqualFold(text(r.Elems[0]), "invalidate") {
-		return
+// readFrame reads one frame and applies it: an invalidation push, or anything else (the reply to
+// a PING), which is read and ignored. Every write to Redis brings one invalidation back, so its
+// path allocates nothing: the key is hashed where it lies in the read buffer.
+func (t *Tracker) readFrame(br *bufio.Reader) error {
+	first, err := br.Peek(1)
+	if err != nil {
+		return err
 	}
-	keys := r.Elems[1]
-	if keys.Kind == resp.KindNil || keys.Kind == resp.KindNilArray { // FLUSHALL or FLUSHDB
+	if first[0] != '>' {
+		_, err := resp.ReadReply(br)
+		return err
+	}
+	n, err := readLen(br, '>')
+	if err != nil {
+		return err
+	}
+	if n < 2 {
+		return t.skip(br, n)
+	}
+	name, err := t.readBulk(br)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(name, []byte("invalidate")) {
+		return t.skip(br, n-1)
+	}
+	if b, err := br.Peek(1); err != nil {
+		return err
+	} else if b[0] == '_' { // a null: FLUSHALL or FLUSHDB
+		if _, err := resp.ReadReply(br); err != nil {
+			return err
+		}
 		t.c.Flush()
-		return
+		return t.skip(br, n-2)
 	}
-	for _, k := range keys.Elems {
-		if k.Bytes != nil {
-			t.c.Invalidate(k.Bytes)
-		} else {
-			t.c.Invalidate([]byte(k.Str))
+	keys, err := readLen(br, '*')
+	if err != nil {
+		return err
+	}
+	if keys < 0 { // *-1, as RESP2 would say null
+		t.c.Flush()
+	}
+	for range keys {
+		key, err := t.readBulk(br)
+		if err != nil {
+			return err
+		}
+		t.c.Invalidate(key)
+	}
+	return t.skip(br, n-2)
+}
+
+// readLen reads an aggregate or bulk header of type typ and returns its length (-1: null).
+func readLen(br *bufio.Reader, typ byte) (int, error) {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return 0, err
+	}
+	if len(line) < 4 || line[0] != typ || line[len(line)-2] != '\r' {
+		return 0, resp.ErrBadReply
+	}
+	n, ok := redisnum.ParseInt(line[1 : len(line)-2])
+	if !ok || n < -1 || n > maxKeyLen {
+		return 0, resp.ErrBadReply
+	}
+	return int(n), nil
+}
+
+// maxKeyLen bounds a key an invalidation may name (Redis's own bound on a string).
+const maxKeyLen = 512 << 20
+
+// readBulk reads a bulk string. The result aliases the read buffer (or the tracker's scratch
+// buffer, for a string longer than the read buffer) and is valid until the next read.
+func (t *Tracker) readBulk(br *bufio.Reader) ([]byte, error) {
+	n, err := readLen(br, '$')
+	if err != nil {
+		return nil, err
+	}
+	if n < 0 {
+		return nil, resp.ErrBadReply
+	}
+	var b []byte
+	if n+2 <= br.Size() {
+		if b, err = br.Peek(n + 2); err != nil {
+			return nil, err
+		}
+		_, _ = br.Discard(n + 2)
+	} else {
+		t.scratch = slices.Grow(t.scratch[:0], n+2)[:n+2]
+		if _, err := io.ReadFull(br, t.scratch); err != nil {
+			return nil, err
+		}
+		b = t.scratch
+	}
+	if b[n] != '\r' || b[n+1] != '\n' {
+		return nil, resp.ErrBadReply
+	}
+	return b[:n], nil
+}
+
+// skip reads and drops n elements.
+func (t *Tracker) skip(br *bufio.Reader, n int) error {
+	for range n {
+		if _, err := resp.ReadReply(br); err != nil {
+			return err
 		}
 	}
+	return nil
 }
 
 // text is the payload of a string reply, whichever field holds it.

@@ -1,9 +1,12 @@
 package nearcache
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"log/slog"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -140,4 +143,63 @@ func TestTrackerNoticesSilentRedis(t *testing.T) {
 	t.Logf("noticed after %v (ping 200ms + timeout 300ms)", time.Since(start).Round(time.Millisecond))
 	_ = syscall.Kill(srv.Pid(), syscall.SIGCONT)
 	waitFor(t, "the tracker to come back", c.Live)
+}
+
+// A key longer than the read buffer is invalidated too (it is read into a scratch buffer).
+func TestTrackerLongKey(t *testing.T) {
+	c, rc, _ := startTracked(t)
+	key := strings.Repeat("k", 10000)
+	rc.Set(context.Background(), key, "v1", 0)
+	time.Sleep(20 * time.Millisecond)
+	fill(c, key, "v1", 0)
+	if !held(c, key)() {
+		t.Fatal("not kept")
+	}
+	rc.Set(context.Background(), key, "v2", 0)
+	waitFor(t, "the long key's copy to be dropped", func() bool { return !held(c, key)() })
+}
+
+// FuzzTrackerFrame feeds arbitrary bytes to the tracker's frame reader: it must return an error
+// or consume frames, never panic or loop, and a well-formed invalidation must drop its keys.
+func FuzzTrackerFrame(f *testing.F) {
+	f.Add([]byte(">2\r\n$10\r\ninvalidate\r\n*2\r\n$1\r\na\r\n$3\r\nbcd\r\n"))
+	f.Add([]byte(">2\r\n$10\r\ninvalidate\r\n_\r\n+PONG\r\n"))
+	f.Add([]byte(">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nx\r\n"))
+	f.Add([]byte(">2\r\n$10\r\ninvalidate\r\n*-1\r\n"))
+	f.Add([]byte(">2\r\n$10\r\ninvalidate\r\n*1\r\n$99999999\r\nab"))
+	f.Add([]byte(">1\r\n$10\r\ninvalidate\r\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		c, err := New(100, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Resume()
+		fill(c, "a", "v", 0)
+		tr := &Tracker{c: c}
+		br := bufio.NewReaderSize(bytes.NewReader(in), 16)
+		for range len(in) + 1 {
+			if err := tr.readFrame(br); err != nil {
+				return
+			}
+		}
+		t.Fatalf("%d frames read from %d bytes", len(in)+1, len(in))
+	})
+}
+
+func TestTrackerFrameInvalidates(t *testing.T) {
+	c := newLive(t, 100, time.Minute)
+	for _, k := range []string{"a", "bcd", "keep"} {
+		fill(c, k, "v", 0)
+	}
+	tr := &Tracker{c: c}
+	br := bufio.NewReaderSize(strings.NewReader(">2\r\n$10\r\ninvalidate\r\n*2\r\n$1\r\na\r\n$3\r\nbcd\r\n+PONG\r\n"), 16)
+	for range 2 {
+		if err := tr.readFrame(br); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if held(c, "a")() || held(c, "bcd")() || !held(c, "keep")() {
+		t.Fatal("the push did not drop exactly a and bcd")
+	}
 }
