@@ -6,7 +6,9 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,27 +28,17 @@ func startTracked(t *testing.T) (*Cache, *redis.Client, *redistest.Server) {
 	}
 	t.Cleanup(c.Close)
 	tr := Track(c, TrackerConfig{
-		Dial:    func() (net.Conn, error) { return net.DialTimeout("tcp", srv.Addr, time.Second) },
+		Masters: func(context.Context) ([]string, error) { return []string{srv.Addr}, nil },
+		Dial:    func(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, time.Second) },
 		Timeout: 300 * time.Millisecond,
 		Ping:    200 * time.Millisecond,
 		Log:     slog.New(slog.NewTextHandler(testWriter{t}, nil)),
 	})
 	t.Cleanup(tr.Close)
-	waitFor(t, "the tracker to go live", c.Live)
+	redistest.WaitFor(t, "the tracker to go live", c.Live)
 	rc := redis.NewClient(&redis.Options{Addr: srv.Addr, Protocol: 2})
 	t.Cleanup(func() { _ = rc.Close() })
 	return c, rc, srv
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func held(c *Cache, key string) func() bool {
@@ -70,7 +62,7 @@ func TestTrackerInvalidatesOnForeignWrite(t *testing.T) {
 			t.Fatal("copy not kept")
 		}
 		write()
-		waitFor(t, "the copy to be dropped", func() bool { return !held(c, "k")() })
+		redistest.WaitFor(t, "the copy to be dropped", func() bool { return !held(c, "k")() })
 	}
 }
 
@@ -79,7 +71,7 @@ func TestTrackerFlushAllDropsEverything(t *testing.T) {
 	fill(c, "a", "1", 0)
 	fill(c, "b", "2", 0)
 	rc.FlushAll(context.Background())
-	waitFor(t, "FLUSHALL to drop the copies", func() bool { return !held(c, "a")() && !held(c, "b")() })
+	redistest.WaitFor(t, "FLUSHALL to drop the copies", func() bool { return !held(c, "a")() && !held(c, "b")() })
 }
 
 // Redis expiring a key is a change too.
@@ -88,7 +80,7 @@ func TestTrackerSeesExpiry(t *testing.T) {
 	rc.Set(context.Background(), "k", "v", 100*time.Millisecond)
 	time.Sleep(20 * time.Millisecond)
 	fill(c, "k", "v", 0) // as if the expiry were unknown to the cache: only Redis's push can drop it
-	waitFor(t, "the expiry to drop the copy", func() bool { return !held(c, "k")() })
+	redistest.WaitFor(t, "the expiry to drop the copy", func() bool { return !held(c, "k")() })
 }
 
 // Losing the channel suspends the cache; it comes back by itself when Redis does.
@@ -100,22 +92,22 @@ func TestTrackerReconnects(t *testing.T) {
 	if err != nil || ids < 1 {
 		t.Fatalf("CLIENT KILL: %d, %v", ids, err)
 	}
-	waitFor(t, "the cache to be suspended", func() bool { return !c.Live() })
+	redistest.WaitFor(t, "the cache to be suspended", func() bool { return !c.Live() })
 	if held(c, "k")() {
 		t.Fatal("a suspended cache served a copy")
 	}
-	waitFor(t, "the tracker to reconnect", c.Live)
+	redistest.WaitFor(t, "the tracker to reconnect", c.Live)
 	fill(c, "k", "v", 0)
 	if !held(c, "k")() {
 		t.Fatal("not kept after reconnecting")
 	}
 	rc.Set(ctx, "k", "v2", 0)
-	waitFor(t, "the new channel to invalidate", func() bool { return !held(c, "k")() })
+	redistest.WaitFor(t, "the new channel to invalidate", func() bool { return !held(c, "k")() })
 
 	srv.Stop()
-	waitFor(t, "the cache to be suspended with Redis gone", func() bool { return !c.Live() })
+	redistest.WaitFor(t, "the cache to be suspended with Redis gone", func() bool { return !c.Live() })
 	srv.Restart(t)
-	waitFor(t, "the tracker to come back with Redis", c.Live)
+	redistest.WaitFor(t, "the tracker to come back with Redis", c.Live)
 }
 
 // testWriter sends a logger's lines to the test's log.
@@ -136,13 +128,13 @@ func TestTrackerNoticesSilentRedis(t *testing.T) {
 	}
 	defer func() { _ = syscall.Kill(srv.Pid(), syscall.SIGCONT) }()
 	start := time.Now()
-	waitFor(t, "the silent channel to be noticed", func() bool { return !c.Live() })
+	redistest.WaitFor(t, "the silent channel to be noticed", func() bool { return !c.Live() })
 	if held(c, "k")() {
 		t.Fatal("served a copy with the channel gone")
 	}
 	t.Logf("noticed after %v (ping 200ms + timeout 300ms)", time.Since(start).Round(time.Millisecond))
 	_ = syscall.Kill(srv.Pid(), syscall.SIGCONT)
-	waitFor(t, "the tracker to come back", c.Live)
+	redistest.WaitFor(t, "the tracker to come back", c.Live)
 }
 
 // A key longer than the read buffer is invalidated too (it is read into a scratch buffer).
@@ -156,7 +148,7 @@ func TestTrackerLongKey(t *testing.T) {
 		t.Fatal("not kept")
 	}
 	rc.Set(context.Background(), key, "v2", 0)
-	waitFor(t, "the long key's copy to be dropped", func() bool { return !held(c, key)() })
+	redistest.WaitFor(t, "the long key's copy to be dropped", func() bool { return !held(c, key)() })
 }
 
 // FuzzTrackerFrame feeds arbitrary bytes to the tracker's frame reader: it must return an error
@@ -176,10 +168,10 @@ func FuzzTrackerFrame(f *testing.F) {
 		defer c.Close()
 		c.Resume()
 		fill(c, "a", "v", 0)
-		tr := &Tracker{c: c}
+		ch := &channel{t: &Tracker{c: c}}
 		br := bufio.NewReaderSize(bytes.NewReader(in), 16)
 		for range len(in) + 1 {
-			if err := tr.readFrame(br); err != nil {
+			if err := ch.readFrame(br); err != nil {
 				return
 			}
 		}
@@ -192,14 +184,88 @@ func TestTrackerFrameInvalidates(t *testing.T) {
 	for _, k := range []string{"a", "bcd", "keep"} {
 		fill(c, k, "v", 0)
 	}
-	tr := &Tracker{c: c}
+	ch := &channel{t: &Tracker{c: c}}
 	br := bufio.NewReaderSize(strings.NewReader(">2\r\n$10\r\ninvalidate\r\n*2\r\n$1\r\na\r\n$3\r\nbcd\r\n+PONG\r\n"), 16)
 	for range 2 {
-		if err := tr.readFrame(br); err != nil {
+		if err := ch.readFrame(br); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if held(c, "a")() || held(c, "bcd")() || !held(c, "keep")() {
 		t.Fatal("the push did not drop exactly a and bcd")
+	}
+}
+
+// With several masters (a Redis Cluster), the cache serves only while every master's channel
+// tracks; a master that appears suspends it until its own channel does.
+func TestTrackerSeveralMasters(t *testing.T) {
+	a, b, c3 := redistest.Start(t), redistest.Start(t), redistest.Start(t)
+	var mu sync.Mutex
+	masters := []string{a.Addr, b.Addr}
+	c, err := New(1000, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	tr := Track(c, TrackerConfig{
+		Masters: func(context.Context) ([]string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Clone(masters), nil
+		},
+		Dial:    func(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, time.Second) },
+		Timeout: 300 * time.Millisecond,
+		Ping:    200 * time.Millisecond,
+		Refresh: 50 * time.Millisecond,
+	})
+	t.Cleanup(tr.Close)
+	redistest.WaitFor(t, "both channels to track", c.Live)
+	ctx := context.Background()
+	for _, srv := range []*redistest.Server{a, b} {
+		rc := redis.NewClient(&redis.Options{Addr: srv.Addr})
+		fill(c, "k", "v", 0)
+		rc.Set(ctx, "k", "w", 0)
+		redistest.WaitFor(t, "a write on "+srv.Addr+" to drop the copy", func() bool { return !held(c, "k")() })
+		_ = rc.Close()
+	}
+
+	b.Stop()
+	redistest.WaitFor(t, "a master's loss to suspend the cache", func() bool { return !c.Live() })
+	b.Restart(t)
+	redistest.WaitFor(t, "the cache to serve again", c.Live)
+
+	// A new master: suspended until its channel tracks, then its writes invalidate too.
+	sawDown := make(chan bool, 1)
+	go func() {
+		deadline := time.Now().Add(2 * time.Second)
+		for time.Now().Before(deadline) {
+			if !c.Live() {
+				sawDown <- true
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+		sawDown <- false
+	}()
+	mu.Lock()
+	masters = append(masters, c3.Addr)
+	mu.Unlock()
+	if !<-sawDown {
+		t.Fatal("a new master did not suspend the cache")
+	}
+	redistest.WaitFor(t, "the new master's channel", c.Live)
+	rc := redis.NewClient(&redis.Options{Addr: c3.Addr})
+	defer rc.Close()
+	fill(c, "j", "v", 0)
+	rc.Set(ctx, "j", "w", 0)
+	redistest.WaitFor(t, "a write on the new master to drop the copy", func() bool { return !held(c, "j")() })
+
+	// A master that goes away (its slots moved on) leaves the cache serving.
+	mu.Lock()
+	masters = masters[1:]
+	mu.Unlock()
+	time.Sleep(200 * time.Millisecond)
+	if !c.Live() {
+		t.Fatal("removing a master suspended the cache")
 	}
 }

@@ -91,9 +91,9 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 		EvictionPolicy: cfg.EvictionPolicy,
 	}, counters, log)
 	if cfg.NearCache.Enabled {
-		if rs, ok := st.(*redisstore.Store); !ok || !rs.Standalone() {
+		if rs, ok := st.(*redisstore.Store); !ok || !rs.Trackable() {
 			_ = st.Close()
-			return nil, &config.Error{Key: "near_cache.enabled", Msg: "the near cache needs the redis store with one Redis (not Cluster or Sentinel) in this version"}
+			return nil, &config.Error{Key: "near_cache.enabled", Msg: "the near cache needs the redis store on one Redis or a Redis Cluster (not Sentinel) in this version"}
 		}
 	}
 	// FETCHLOCK leases live where the values do: in Redis for the redis store (so the nodes in
@@ -384,7 +384,8 @@ func (s *Server) Start() error {
 		s.near = near
 		s.node.SetNearCache(near)
 		rs := s.store.(*redisstore.Store)
-		s.nearTracker = nearcache.Track(near, nearcache.TrackerConfig{Dial: rs.Dial, Timeout: rs.Timeout(), Log: s.log})
+		s.nearTracker = nearcache.Track(near, nearcache.TrackerConfig{
+			Masters: rs.Masters, Dial: rs.DialMaster, Timeout: rs.Timeout(), Log: s.log})
 	}
 	if s.metrics != nil {
 		if err := s.metrics.Start(s.cfg.MetricsListen); err != nil {

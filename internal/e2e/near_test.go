@@ -31,22 +31,11 @@ func nearNode(t *testing.T, ttl time.Duration) (*server.Server, *redis.Client, *
 		cfg.NearCache.L1TTL = ttl
 	}
 	vela := testnode.Start(t, cfg)
-	waitUntil(t, "the near cache to go live", vela.Node().NearCache().Live)
+	redistest.WaitFor(t, "the near cache to go live", vela.Node().NearCache().Live)
 	vc := redis.NewClient(&redis.Options{Addr: vela.Addr()})
 	rc := redis.NewClient(&redis.Options{Addr: backing.Addr})
 	t.Cleanup(func() { _ = vc.Close(); _ = rc.Close() })
 	return vela, vc, rc
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 func l1Hits(vela *server.Server) uint64 { return vela.Node().Stats().L1Hits.Load() }
@@ -70,7 +59,7 @@ func TestNearCacheForeignWrite(t *testing.T) {
 		if err := rc.Set(ctx, "k", v, 0).Err(); err != nil {
 			t.Fatal(err)
 		}
-		waitUntil(t, "Vela to serve the foreign write", func() bool { return vc.Get(ctx, "k").Val() == v })
+		redistest.WaitFor(t, "Vela to serve the foreign write", func() bool { return vc.Get(ctx, "k").Val() == v })
 		worst = max(worst, time.Since(start))
 		vc.Get(ctx, "k") // a copy of v, for the next write to invalidate
 	}
@@ -175,7 +164,7 @@ func TestNearCacheFlushAndChannelLoss(t *testing.T) {
 	vc.Set(ctx, "k", "v1", 0)
 	vc.Get(ctx, "k")
 	rc.FlushAll(ctx)
-	waitUntil(t, "FLUSHALL to reach Vela", func() bool { return vc.Get(ctx, "k").Err() == redis.Nil })
+	redistest.WaitFor(t, "FLUSHALL to reach Vela", func() bool { return vc.Get(ctx, "k").Err() == redis.Nil })
 
 	vc.Set(ctx, "k", "v1", 0)
 	vc.Get(ctx, "k")
@@ -187,17 +176,17 @@ func TestNearCacheFlushAndChannelLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc.Set(ctx, "k", "v2", 0)
-	waitUntil(t, "the lost channel to flush the near cache", func() bool {
+	redistest.WaitFor(t, "the lost channel to flush the near cache", func() bool {
 		return infoField(t, vc, "vela", "near_cache_flushes") != flushes
 	})
 	want(t, "GET after the channel was lost", vc.Get(ctx, "k").Val(), nil, "v2")
-	waitUntil(t, "a new channel", vela.Node().NearCache().Live)
+	redistest.WaitFor(t, "a new channel", vela.Node().NearCache().Live)
 	if trackingClientID(t, rc) == id {
 		t.Fatal("the channel did not reconnect")
 	}
 	vc.Get(ctx, "k")
 	rc.Set(ctx, "k", "v3", 0)
-	waitUntil(t, "the new channel to invalidate", func() bool { return vc.Get(ctx, "k").Val() == "v3" })
+	redistest.WaitFor(t, "the new channel to invalidate", func() bool { return vc.Get(ctx, "k").Val() == "v3" })
 }
 
 // trackingClientID is the CLIENT ID of the near cache's connection to Redis.
@@ -262,7 +251,7 @@ func TestNearCacheConverges(t *testing.T) {
 	rc.Set(ctx, "marker", "1", 0)
 	vc.Get(ctx, "marker")
 	rc.Set(ctx, "marker", "2", 0)
-	waitUntil(t, "the channel to catch up", func() bool { return vc.Get(ctx, "marker").Val() == "2" })
+	redistest.WaitFor(t, "the channel to catch up", func() bool { return vc.Get(ctx, "marker").Val() == "2" })
 	for i := range keys {
 		k := fmt.Sprint("c", i)
 		if got, exp := vc.Get(ctx, k).Val(), rc.Get(ctx, k).Val(); got != exp {

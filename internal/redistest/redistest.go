@@ -149,3 +149,16 @@ func ping(addr string) error {
 	}
 	return nil
 }
+
+// WaitFor polls cond every 2 ms until it holds, failing the test after 5 s with what it was
+// waiting for.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

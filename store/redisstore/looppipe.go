@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/vela-cache/vela/redisnum"
@@ -82,23 +81,6 @@ func (s *Store) loopPipeFor(loop store.EventLoop) *loopPipe {
 	list = append(list, p)
 	s.loopPipes.Store(&list)
 	return p
-}
-
-// Standalone reports whether the store talks to one Redis (not Cluster or Sentinel), which is
-// what Dial needs.
-func (s *Store) Standalone() bool { return s.pipe != nil }
-
-// Timeout is the deadline the store gives every call to Redis.
-func (s *Store) Timeout() time.Duration { return s.timeout }
-
-// Dial opens a connection of its own to the store's Redis, authenticated and with the database
-// selected (TLS as configured), for a caller that speaks to Redis itself: the near cache's
-// invalidation channel. It fails in Cluster and Sentinel mode.
-func (s *Store) Dial() (net.Conn, error) {
-	if s.pipe == nil {
-		return nil, errors.New("redis store: a connection of its own needs a single Redis, not Cluster or Sentinel")
-	}
-	return s.pipe.dial()
 }
 
 // OnLoops implements store.LoopPipeliner: a single Redis reached without TLS.

@@ -468,6 +468,7 @@ func TestCluster(t *testing.T) {
 		{"Leases", func(t *testing.T, rc *redisCluster) { leasesAcrossNodes(t, rc.url) }},
 		{"WritesEndLeases", func(t *testing.T, rc *redisCluster) { writesEndLeases(t, rc.url) }},
 		{"SidecarsFetchOnce", func(t *testing.T, rc *redisCluster) { sidecarsFetchOnce(t, rc.url) }},
+		{"NearCache", clusterNearCache},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rc.flush(t)
@@ -688,4 +689,60 @@ func TestKeysOfOtherTypes(t *testing.T) {
 	if n := direct.Exists(ctx, "l", "h").Val(); n != 0 {
 		t.Errorf("EXISTS l h on Redis after DEL through Vela = %d, want 0", n)
 	}
+}
+
+// clusterNearCache runs a node with the near cache on the Redis Cluster: it tracks every master,
+// so a write made directly on any master (through a cluster client that is not Vela) reaches
+// Vela's readers, keys of every slot are kept, and a master's channel lost stops the cache.
+func clusterNearCache(t *testing.T, rc *redisCluster) {
+	cfg := testnode.Config()
+	cfg.Store.Type = "redis"
+	cfg.Store.RedisURL = rc.url
+	cfg.NearCache.Enabled = true
+	srv := testnode.Start(t, cfg)
+	near := srv.Node().NearCache()
+	redistest.WaitFor(t, "the near cache to track every master", near.Live)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer c.Close()
+	var seeds []string
+	for _, m := range rc.masters {
+		seeds = append(seeds, m.Options().Addr)
+	}
+	direct := redis.NewClusterClient(&redis.ClusterOptions{Addrs: seeds})
+	defer direct.Close()
+	ctx := context.Background()
+	hits := func() uint64 { return srv.Node().Stats().L1Hits.Load() }
+	for i := range 30 { // keys spread over the three masters
+		k := fmt.Sprintf("near:%d", i)
+		if err := c.Set(ctx, k, "v1", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		c.Get(ctx, k)
+		before := hits()
+		if v := c.Get(ctx, k).Val(); v != "v1" || hits() != before+1 {
+			t.Fatalf("%s: %q, l1_hits %d -> %d: not served from the near cache", k, v, before, hits())
+		}
+		if err := direct.Set(ctx, k, "v2", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		redistest.WaitFor(t, k+"'s foreign write to reach Vela", func() bool { return c.Get(ctx, k).Val() == "v2" })
+	}
+	// Kill one master's channel: the whole cache stops serving until it is back.
+	m := rc.masters[1]
+	list := m.ClientList(ctx).Val()
+	var id string
+	for _, line := range strings.Split(list, "\n") {
+		if strings.Contains(line, " name=vela-near-cache-inv ") {
+			id = strings.TrimPrefix(strings.Fields(line)[0], "id=")
+		}
+	}
+	if id == "" {
+		t.Fatalf("no tracking connection on %s:\n%s", m.Options().Addr, list)
+	}
+	flushes := near.Flushes()
+	if err := m.Do(ctx, "client", "kill", "id", id).Err(); err != nil {
+		t.Fatal(err)
+	}
+	redistest.WaitFor(t, "the lost channel to flush the cache", func() bool { return near.Flushes() > flushes })
+	redistest.WaitFor(t, "the channel to come back", near.Live)
 }

@@ -299,9 +299,12 @@ func (pc *pipeConn) failLocked(err error) {
 }
 
 // dial connects and authenticates a new shared connection (RESP2, the URL's database).
-func (p *pipe) dial() (net.Conn, error) {
-	o := p.opt
-	d := net.Dialer{Timeout: min(time.Second, p.timeout)}
+func (p *pipe) dial() (net.Conn, error) { return dialRedis(p.opt, p.timeout) }
+
+// dialRedis connects to the Redis o names, with TLS when o asks for it, and authenticates and
+// selects o's database, each step within timeout.
+func dialRedis(o *redis.Options, timeout time.Duration) (net.Conn, error) {
+	d := net.Dialer{Timeout: min(time.Second, timeout)}
 	network := o.Network
 	if network == "" {
 		network = "tcp"
@@ -312,7 +315,7 @@ func (p *pipe) dial() (net.Conn, error) {
 	}
 	if o.TLSConfig != nil {
 		tc := tls.Client(nc, o.TLSConfig)
-		_ = tc.SetDeadline(time.Now().Add(p.timeout))
+		_ = tc.SetDeadline(time.Now().Add(timeout))
 		if err := tc.Handshake(); err != nil {
 			_ = nc.Close()
 			return nil, err
@@ -334,7 +337,7 @@ func (p *pipe) dial() (net.Conn, error) {
 		n++
 	}
 	if n > 0 {
-		_ = nc.SetDeadline(time.Now().Add(p.timeout))
+		_ = nc.SetDeadline(time.Now().Add(timeout))
 		if _, err := nc.Write(hello); err != nil {
 			_ = nc.Close()
 			return nil, err

@@ -96,11 +96,13 @@ type Store struct {
 	c       redis.UniversalClient
 	meta    *redis.Client // the meta database, for the sweep (nil in cluster mode)
 	cluster *redis.ClusterClient
-	metaDB  string // "" in cluster mode
-	userDB  string
-	timeout time.Duration
-	log     *slog.Logger
-	pipe    *pipe // shared pipelined connections for GET and SET (single Redis only)
+	// clusterOpt is the cluster client's options, for connections of its own to a master.
+	clusterOpt *redis.ClusterOptions
+	metaDB     string // "" in cluster mode
+	userDB     string
+	timeout    time.Duration
+	log        *slog.Logger
+	pipe       *pipe // shared pipelined connections for GET and SET (single Redis only)
 
 	// The pipes of the event loops (looppipe.go): copied on write under loopMu, read without
 	// it. loopWG counts their goroutines (dials, deadline tickers).
@@ -181,6 +183,7 @@ func Open(cfg Config) (*Store, error) {
 		o := t.cluster
 		o.MaxRetries, o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = -1, dial, rw, rw, s.timeout
 		o.ContextTimeoutEnabled, o.PoolSize, o.DialerRetries = true, pool, 1
+		s.clusterOpt = o
 		s.cluster = redis.NewClusterClient(o)
 		s.c = s.cluster
 		s.slots = newSlotTags()
