@@ -198,11 +198,11 @@ func (n *Node) infoSection(ctx context.Context, sec string) []string {
 			tags, keys := ti.TagIndexLen()
 			lines = append(lines, fmt.Sprintf("tags:%d", tags), fmt.Sprintf("tagged_keys:%d", keys))
 		}
-		if n.near != nil {
+		if nc := n.nearShown; nc != nil {
 			lines = append(lines, "near_cache:on",
-				fmt.Sprintf("near_cache_live:%d", boolInt(n.near.Live())),
-				fmt.Sprintf("near_cache_entries:%d", n.near.Len()),
-				fmt.Sprintf("near_cache_flushes:%d", n.near.Flushes()))
+				fmt.Sprintf("near_cache_live:%d", boolInt(nc.Live())),
+				fmt.Sprintf("near_cache_entries:%d", nc.Len()),
+				fmt.Sprintf("near_cache_flushes:%d", nc.Flushes()))
 		} else {
 			lines = append(lines, "near_cache:off")
 		}

@@ -11,12 +11,16 @@ import (
 // applied; what changes elsewhere is c's invalidation channel's business. Call it during
 // start-up, before the node serves clients.
 func (n *Node) SetNearCache(c *nearcache.Cache) {
-	n.near = c
+	n.near, n.nearShown = c, c
 	n.Watch(nearWatcher{c})
 }
 
+// ShowNearCache makes INFO and NearCache report c, a near cache another layer uses (the
+// partitioned topology keeps copies of other members' keys in it), without the node using it.
+func (n *Node) ShowNearCache(c *nearcache.Cache) { n.nearShown = c }
+
 // NearCache returns the near cache, or nil.
-func (n *Node) NearCache() *nearcache.Cache { return n.near }
+func (n *Node) NearCache() *nearcache.Cache { return n.nearShown }
 
 // nearWatcher drops the near cache's copies of what this node's commands change.
 type nearWatcher struct{ c *nearcache.Cache }

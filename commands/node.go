@@ -70,6 +70,7 @@ type Node struct {
 	ops          opsRate       // samples for INFO's instantaneous_ops_per_sec (opsrate.go)
 
 	near       *nearcache.Cache // the L1 in front of the store (near.go), or nil
+	nearShown  *nearcache.Cache // the near cache INFO reports: near, or one another layer uses
 	gate       *gate            // isolates EXEC (gate.go); nil when the store is shared with others
 	watches    watchedKeys      // the keys WATCH watches (watchkeys.go)
 	nextStripe atomic.Uint32    // deals connections to the gate's stripes

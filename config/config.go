@@ -179,8 +179,10 @@ func (c *Config) Validate() error {
 	case c.Topology.Type == "replicated":
 		// Refused rather than silently run as a local node: see README "Not yet built".
 		return &Error{"topology.type", `"replicated" is not implemented in this version; use "local" or "partitioned"`}
-	case c.NearCache.Enabled && (c.Store.Type != "redis" || c.Topology.Type != "local"):
-		return &Error{"near_cache.enabled", `the near cache is built for store.type = "redis" with topology.type = "local" in this version`}
+	case c.NearCache.Enabled && c.Topology.Type == "local" && c.Store.Type != "redis":
+		return &Error{"near_cache.enabled", `on one node the near cache is for store.type = "redis" (the memory and disk stores are near already)`}
+	case c.NearCache.Enabled && c.Topology.Type == "partitioned" && c.Cluster.Replicas != 1:
+		return &Error{"near_cache.enabled", "in a partitioned cluster the near cache needs cluster.replicas = 1 in this version"}
 	case c.NearCache.MaxSize < 1 && c.NearCache.Enabled:
 		return &Error{"near_cache.max_size", "must be at least 1 when the near cache is enabled"}
 	case c.Topology.Type != "local" && c.Cluster.NodeName == "":

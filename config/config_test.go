@@ -135,7 +135,7 @@ func TestErrors(t *testing.T) {
 		{"bad enum", "eviction_policy = \"random\"", nil, nil, "eviction_policy"},
 		{"replicated topology not built", "", []string{"VELA_TOPOLOGY_TYPE=replicated"}, nil, "topology.type"},
 		{"near cache on the memory store", "[near_cache]\nenabled = true", nil, nil, "near_cache.enabled"},
-		{"near cache in a cluster", "[store]\ntype = \"redis\"\n[topology]\ntype = \"partitioned\"\n[near_cache]\nenabled = true", nil, nil, "near_cache.enabled"},
+		{"near cache with replicas", "[topology]\ntype = \"partitioned\"\n[cluster]\nreplicas = 2\n[near_cache]\nenabled = true", nil, nil, "near_cache.enabled"},
 		{"near cache of no size", "[store]\ntype = \"redis\"\n[near_cache]\nenabled = true\nmax_size = 0", nil, nil, "near_cache.max_size"},
 		{"bad address", "listen = \"nowhere\"", nil, nil, "listen"},
 		{"impossible port", "", nil, []string{"-listen", "127.0.0.1:99999"}, "listen"},

@@ -61,6 +61,7 @@ import (
 
 	"github.com/vela-cache/vela/commands"
 	"github.com/vela-cache/vela/membership"
+	"github.com/vela-cache/vela/nearcache"
 	"github.com/vela-cache/vela/peer"
 	"github.com/vela-cache/vela/ring"
 	"github.com/vela-cache/vela/stats"
@@ -105,6 +106,10 @@ type Config struct {
 	Transport memberlist.NodeAwareTransport
 	// PeerDial opens peer connections (default: TCP); fault-injection tests replace it.
 	PeerDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Near is this node's near cache, for copies of other members' keys (nil: none); NearTTL
+	// is the longest a copy lives (near_cache.l1_ttl). It needs Replicas = 1.
+	Near    *nearcache.Cache
+	NearTTL time.Duration
 	// Log receives one line per join, leave and handoff.
 	Log *slog.Logger
 }
@@ -162,6 +167,9 @@ type Cluster struct {
 	left     bool           // Leave has run
 	shutOnce sync.Once
 	shutErr  error
+
+	nearO *nearOwner  // the members holding copies of this node's keys (near.go)
+	nearR *nearReader // this node's copies of other members' keys; nil without a near cache
 }
 
 // view is one immutable routing state: the ring and where to reach each member.
@@ -236,6 +244,19 @@ func New(node *commands.Node, st store.Store, cfg Config) (*Cluster, error) {
 		Handshake: handshake, Dial: cfg.PeerDial, Log: cfg.Log})
 	cl.copies = peer.NewPool(peer.Config{Conns: 1, DialTimeout: cfg.ForwardTimeout,
 		Handshake: handshake, Dial: cfg.PeerDial, Log: cfg.Log})
+	if cfg.Near != nil && cfg.Replicas != 1 {
+		return nil, errors.New("partition: the near cache needs cluster.replicas = 1")
+	}
+	cl.nearO = newNearOwner(cl)
+	node.Watch(cl.nearO)
+	if cfg.Near != nil {
+		if cfg.NearTTL <= 0 {
+			cfg.NearTTL = time.Minute
+			cl.cfg.NearTTL = cfg.NearTTL
+		}
+		cl.nearR = newNearReader(cfg.Near, cfg.NearTTL)
+		node.Watch(cl.nearR)
+	}
 	cl.setView(nil)
 	cl.registerCommands()
 	node.AddInfoSection("vela", cl.infoLines)
@@ -264,6 +285,12 @@ func (cl *Cluster) Start(respAddr string) error {
 	cl.ml = ml
 	cl.wg.Add(1)
 	go cl.rebalanceLoop()
+	cl.wg.Add(1)
+	go func() { defer cl.wg.Done(); cl.nearO.run(cl.stop) }()
+	if cl.nearR != nil {
+		cl.wg.Add(1)
+		go func() { defer cl.wg.Done(); cl.nearR.run(cl.stop) }()
+	}
 	return nil
 }
 
@@ -321,7 +348,7 @@ func (cl *Cluster) setView(members []membership.Member) {
 	if old != nil && slices.Equal(old.ring.Members(), names) {
 		nv := *old // only an address changed
 		nv.addrs = addrs
-		cl.view.Store(&nv)
+		cl.storeView(&nv)
 		return
 	}
 	v.ring = ring.New(names, cl.version.Add(1), ring.Config{VNodes: cl.cfg.VNodes})
@@ -340,7 +367,16 @@ func (cl *Cluster) setView(members []membership.Member) {
 	if old != nil {
 		cl.openWindow(old, v, now)
 	}
+	cl.storeView(v)
+}
+
+// storeView installs v. A near cache drops its copies: keys may have moved to owners that never
+// registered this node, and a window may have opened.
+func (cl *Cluster) storeView(v *view) {
 	cl.view.Store(v)
+	if cl.nearR != nil {
+		cl.nearR.c.Flush()
+	}
 }
 
 // noteDeparting records that member announced it is leaving, and rebuilds the view without it.
@@ -393,7 +429,7 @@ func (cl *Cluster) closeWindows() bool {
 		nv.fence = nil
 	}
 	if nv.prev != v.prev || nv.fence != v.fence || (nv.from == nil) != (v.from == nil) {
-		cl.view.Store(&nv)
+		cl.storeView(&nv)
 	}
 	return nv.fence != nil || nv.prev != nil
 }

@@ -11,7 +11,8 @@ import (
 var errPeerOnly = commands.Error("ERR this VELA subcommand is for cluster peers only (VELA PEER first)")
 
 // registerCommands adds VELA and its subcommands: NODES, RING and OWNER for people; PEER,
-// RESTORE, DROP, TAKE, OWNED, LEAVING, FENCED and FINAL for peers.
+// RESTORE, DROP, TAKE, OWNED, LEAVING, FENCED, FINAL and the near cache's L1WATCH,
+// L1INVALIDATE, L1FLUSH and L1BEAT for peers.
 func (cl *Cluster) registerCommands() {
 	sub := func(name string, arity int, flags commands.Flags, h commands.Handler, summary string) *commands.Command {
 		return &commands.Command{Name: "vela|" + name, Arity: arity, Flags: flags, Handler: h,
@@ -34,6 +35,11 @@ func (cl *Cluster) registerCommands() {
 			// FENCED and FINAL wrap a peer's command: they may wait as long as it does.
 			"fenced": sub("fenced", -3, commands.FlagWrite|commands.FlagBlocking, cl.fenced, "Runs a write forwarded by a member whose ring just changed (internal)."),
 			"final":  sub("final", -3, commands.FlagWrite|commands.FlagBlocking, cl.final, "Runs a command passed on by a member that no longer holds its keys (internal)."),
+			// The near cache (near.go).
+			"l1watch":      sub("l1watch", 5, commands.FlagReadOnly, cl.l1Watch, "Registers a member's copy of a key and answers the time the key has left (internal)."),
+			"l1invalidate": sub("l1invalidate", -4, commands.FlagLoading, cl.l1Message, "Drops this member's copies of keys another member changed (internal)."),
+			"l1flush":      sub("l1flush", 3, commands.FlagLoading, cl.l1Message, "Drops every copy this member keeps of another member's keys (internal)."),
+			"l1beat":       sub("l1beat", 3, commands.FlagLoading, cl.l1Message, "Tells this member that another member still sends it what changes (internal)."),
 		}})
 }
 

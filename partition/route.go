@@ -40,6 +40,9 @@ func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 		}
 		return resp.Reply{}, false
 	}
+	if cl.nearR != nil && cmd.Flags&commands.FlagWrite != 0 {
+		cl.nearInvalidateWrites(cmd, args)
+	}
 	if cmd.Flags&commands.FlagClusterWide != 0 {
 		return cl.clusterWide(c, cmd, args), true
 	}
@@ -60,6 +63,9 @@ func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 			}
 			if cl.holding.Load() && endsLease(cmd) {
 				cl.untrackLease(c, key)
+			}
+			if cl.nearR != nil && cmd.Name == "get" {
+				return cl.nearGet(c, v, owner, args), true
 			}
 			return cl.forward(c, v, owner, args, cmd.Flags), true
 		}

@@ -167,7 +167,7 @@ func (cl *Cluster) ensureFence() *view {
 		if v = cl.view.Load(); v.fence == nil {
 			nv := *v
 			nv.fence = newFence(cl.cfg.Tombstones)
-			cl.view.Store(&nv)
+			cl.storeView(&nv)
 			v = &nv
 		}
 		cl.membersMu.Unlock()

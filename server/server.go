@@ -90,7 +90,7 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 		MaxMemory:      cfg.MaxMemory,
 		EvictionPolicy: cfg.EvictionPolicy,
 	}, counters, log)
-	if cfg.NearCache.Enabled {
+	if cfg.NearCache.Enabled && cfg.Topology.Type == "local" {
 		if rs, ok := st.(*redisstore.Store); !ok || !rs.Trackable() {
 			_ = st.Close()
 			return nil, &config.Error{Key: "near_cache.enabled", Msg: "the near cache needs the redis store on one Redis or a Redis Cluster (not Sentinel) in this version"}
@@ -165,7 +165,18 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 		s.metrics.AddReadyCheck("store", s.probeStore)
 	}
 	if cfg.Topology.Type == "partitioned" {
+		if cfg.NearCache.Enabled {
+			// Copies of other members' keys; their owners keep them current (partition/near.go).
+			if s.near, err = nearcache.New(cfg.NearCache.MaxSize, cfg.NearCache.L1TTL); err != nil {
+				_ = st.Close()
+				return nil, &config.Error{Key: "near_cache.max_size", Msg: err.Error()}
+			}
+			s.near.Resume()
+			node.ShowNearCache(s.near)
+		}
 		cl, err := partition.New(node, st, partition.Config{
+			Near:           s.near,
+			NearTTL:        cfg.NearCache.L1TTL,
 			NodeName:       cfg.Cluster.NodeName,
 			GossipListen:   cfg.Cluster.GossipListen,
 			Advertise:      cfg.Cluster.Advertise,
@@ -181,6 +192,7 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 			Log:            log,
 		})
 		if err != nil {
+			s.stopNear()
 			_ = st.Close()
 			return nil, &config.Error{Key: "topology.type", Msg: err.Error()}
 		}
@@ -373,7 +385,7 @@ func (s *Server) Start() error {
 		_ = s.store.Close()
 		return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
 	}
-	if s.cfg.NearCache.Enabled {
+	if s.cfg.NearCache.Enabled && s.cfg.Topology.Type == "local" {
 		// The cache serves nothing until the tracker's connection is tracking.
 		near, err := nearcache.New(s.cfg.NearCache.MaxSize, s.cfg.NearCache.L1TTL)
 		if err != nil {

@@ -1,0 +1,541 @@
+package partition
+
+import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/vela-cache/vela/commands"
+	"github.com/vela-cache/vela/nearcache"
+	"github.com/vela-cache/vela/peer"
+	"github.com/vela-cache/vela/resp"
+	"github.com/vela-cache/vela/store"
+)
+
+// The near cache in a partitioned cluster (README "Near cache"). A member with a near cache
+// (the reader) keeps copies of other members' keys it has read; their owners tell it when they
+// change:
+//
+//   - A GET that misses the copy goes to the owner as two requests on one connection:
+//     VELA L1WATCH reader ttl key, which registers the reader and answers the time the key has
+//     left, then the GET itself. The reader keeps the value only if the owner registered it (it
+//     still owns the key) and no invalidation of the key arrived meanwhile (nearcache.Ticket).
+//   - Every change the owner's commands make to a registered key (nodes' KeyChanged) queues its
+//     name for each reader; one goroutine sends the queues (VELA L1INVALIDATE owner key …) and,
+//     every beatEvery, a beat (VELA L1BEAT owner) to each member that registered lately.
+//   - A reader that has copies from an owner and has heard nothing from it for beatLost drops
+//     every copy: invalidations may have been lost. A change of the ring (any view change) drops
+//     them too: keys may have moved to owners that never registered the reader.
+//
+// Expiry needs no message: a copy is kept until the key's expiry at the latest. An eviction on
+// the owner is not reported: the copy lives until l1_ttl.
+
+const (
+	beatEvery = 500 * time.Millisecond
+	beatLost  = 1500 * time.Millisecond
+	// maxRegistrations bounds the owner's registrations; beyond it L1WATCH declines (the
+	// reader reads without keeping a copy) until registrations expire.
+	maxRegistrations = 1 << 20
+	// maxOutbox bounds the keys queued for one reader; beyond it the reader is told to drop
+	// every copy instead.
+	maxOutbox  = 1 << 16
+	nearShards = 64
+)
+
+// errNoCache is L1WATCH's answer when the reader must not keep what the GET after it returns.
+var errNoCache = resp.Error("NOCACHE key not owned here")
+
+// nearOwner is an owner's side: which members hold copies of which of its keys, and what to
+// tell them.
+type nearOwner struct {
+	cl     *Cluster
+	shards [nearShards]struct {
+		mu sync.Mutex
+		m  map[string][]nearReg
+	}
+	count atomic.Int64 // registrations held, read without locks by KeyChanged
+
+	mu   sync.Mutex         // guards out
+	out  map[string]*outbox // by reader
+	wake chan struct{}
+}
+
+// nearReg is one member's registration for a key, which lapses at until (unix ms).
+type nearReg struct {
+	member string
+	until  int64
+}
+
+// outbox is what is due to one reader.
+type outbox struct {
+	keys     [][]byte
+	flush    bool  // drop every copy (FLUSHALL, or too many keys queued)
+	lastSent int64 // unix ms
+	active   int64 // unix ms until which the reader may hold copies: beats are due until then
+}
+
+func newNearOwner(cl *Cluster) *nearOwner {
+	o := &nearOwner{cl: cl, out: map[string]*outbox{}, wake: make(chan struct{}, 1)}
+	for i := range o.shards {
+		o.shards[i].m = map[string][]nearReg{}
+	}
+	return o
+}
+
+// register records that member may keep a copy of key until until.
+func (o *nearOwner) register(key []byte, member string, until int64) bool {
+	if o.count.Load() >= maxRegistrations {
+		return false
+	}
+	sh := &o.shards[xxhash.Sum64(key)%nearShards]
+	sh.mu.Lock()
+	regs := sh.m[string(key)]
+	found := false
+	for i := range regs {
+		if regs[i].member == member {
+			regs[i].until, found = max(regs[i].until, until), true
+		}
+	}
+	if !found {
+		sh.m[string(key)] = append(regs, nearReg{member, until})
+		o.count.Add(1)
+	}
+	sh.mu.Unlock()
+	o.mu.Lock()
+	ob := o.outboxLocked(member)
+	ob.active = max(ob.active, until)
+	o.mu.Unlock()
+	return true
+}
+
+func (o *nearOwner) outboxLocked(member string) *outbox {
+	ob := o.out[member]
+	if ob == nil {
+		ob = &outbox{lastSent: time.Now().UnixMilli()}
+		o.out[member] = ob
+	}
+	return ob
+}
+
+// KeyChanged implements commands.KeyWatcher: the key's readers are told, and their
+// registrations end.
+func (o *nearOwner) KeyChanged(key []byte) {
+	if o.count.Load() == 0 {
+		return
+	}
+	sh := &o.shards[xxhash.Sum64(key)%nearShards]
+	sh.mu.Lock()
+	regs, ok := sh.m[string(key)]
+	if ok {
+		delete(sh.m, string(key))
+	}
+	sh.mu.Unlock()
+	if !ok {
+		return
+	}
+	o.count.Add(-int64(len(regs)))
+	now := time.Now().UnixMilli()
+	o.mu.Lock()
+	for _, r := range regs {
+		if r.until < now {
+			continue
+		}
+		ob := o.outboxLocked(r.member)
+		if ob.flush {
+			continue
+		}
+		if len(ob.keys) >= maxOutbox {
+			ob.keys, ob.flush = nil, true
+			continue
+		}
+		ob.keys = append(ob.keys, append([]byte(nil), key...))
+	}
+	o.mu.Unlock()
+	o.kick()
+}
+
+// AllChanged implements commands.KeyWatcher: every reader drops every copy.
+func (o *nearOwner) AllChanged() {
+	for i := range o.shards {
+		sh := &o.shards[i]
+		sh.mu.Lock()
+		n := 0
+		for _, regs := range sh.m {
+			n += len(regs)
+		}
+		clear(sh.m)
+		sh.mu.Unlock()
+		o.count.Add(-int64(n))
+	}
+	now := time.Now().UnixMilli()
+	o.mu.Lock()
+	for _, ob := range o.out {
+		if ob.active >= now {
+			ob.keys, ob.flush = nil, true
+		}
+	}
+	o.mu.Unlock()
+	o.kick()
+}
+
+func (o *nearOwner) kick() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run sends what is due until stop is closed: queued invalidations at once, beats every
+// beatEvery, and drops lapsed registrations every second.
+func (o *nearOwner) run(stop <-chan struct{}) {
+	tick := time.NewTicker(beatEvery / 2)
+	defer tick.Stop()
+	lastSweep := time.Now()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-o.wake:
+		case <-tick.C:
+		}
+		o.send()
+		if time.Since(lastSweep) >= time.Second {
+			o.sweep()
+			lastSweep = time.Now()
+		}
+	}
+}
+
+// send delivers every outbox that has something due. A delivery that fails is kept for the
+// next round; meanwhile the reader, hearing nothing, drops its copies after beatLost.
+func (o *nearOwner) send() {
+	now := time.Now().UnixMilli()
+	type due struct {
+		member string
+		keys   [][]byte
+		flush  bool
+	}
+	var todo []due
+	o.mu.Lock()
+	for member, ob := range o.out {
+		switch {
+		case ob.flush || len(ob.keys) > 0:
+			todo = append(todo, due{member, ob.keys, ob.flush})
+			ob.keys, ob.flush, ob.lastSent = nil, false, now
+		case ob.active >= now && now-ob.lastSent >= beatEvery.Milliseconds():
+			todo = append(todo, due{member: member})
+			ob.lastSent = now
+		case ob.active < now-beatLost.Milliseconds():
+			delete(o.out, member) // no copies left there
+		}
+	}
+	o.mu.Unlock()
+	v := o.cl.view.Load()
+	self := []byte(o.cl.self)
+	for _, d := range todo {
+		addr, ok := v.addrs[d.member]
+		if !ok {
+			continue // gone: its copies went with it
+		}
+		var args [][]byte
+		switch {
+		case d.flush:
+			args = [][]byte{[]byte("VELA"), []byte("L1FLUSH"), self}
+		case len(d.keys) > 0:
+			args = append([][]byte{[]byte("VELA"), []byte("L1INVALIDATE"), self}, d.keys...)
+		default:
+			args = [][]byte{[]byte("VELA"), []byte("L1BEAT"), self}
+		}
+		if _, err := o.cl.copies.Do(addr, args, 0, o.cl.cfg.ForwardTimeout); err != nil {
+			o.cl.log.Debug("near cache: telling a reader failed; will retry", "member", d.member, "err", err)
+			o.mu.Lock()
+			ob := o.outboxLocked(d.member)
+			if d.flush || ob.flush || len(ob.keys)+len(d.keys) > maxOutbox {
+				ob.keys, ob.flush = nil, true
+			} else {
+				ob.keys = append(d.keys, ob.keys...)
+			}
+			o.mu.Unlock()
+		}
+	}
+}
+
+// sweep drops lapsed registrations.
+func (o *nearOwner) sweep() {
+	if o.count.Load() == 0 {
+		return
+	}
+	now := time.Now().UnixMilli()
+	for i := range o.shards {
+		sh := &o.shards[i]
+		sh.mu.Lock()
+		for key, regs := range sh.m {
+			kept := regs[:0]
+			for _, r := range regs {
+				if r.until >= now {
+					kept = append(kept, r)
+				}
+			}
+			o.count.Add(-int64(len(regs) - len(kept)))
+			if len(kept) == 0 {
+				delete(sh.m, key)
+			} else {
+				sh.m[key] = kept
+			}
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// nearReader is a reader's side: the near cache, and when each owner was last heard from.
+type nearReader struct {
+	c   *nearcache.Cache
+	ttl time.Duration
+
+	mu     sync.Mutex
+	heard  map[string]int64 // owner → last message or registration (unix ms)
+	expect map[string]int64 // owner → the last copy from it may live until (unix ms)
+}
+
+func newNearReader(c *nearcache.Cache, ttl time.Duration) *nearReader {
+	return &nearReader{c: c, ttl: ttl, heard: map[string]int64{}, expect: map[string]int64{}}
+}
+
+// heardFrom records a message from owner.
+func (r *nearReader) heardFrom(owner string) {
+	now := time.Now().UnixMilli()
+	r.mu.Lock()
+	r.heard[owner] = now
+	r.mu.Unlock()
+}
+
+// filled records that a copy from owner may live until until; owner just answered.
+func (r *nearReader) filled(owner string, until int64) {
+	now := time.Now().UnixMilli()
+	r.mu.Lock()
+	r.heard[owner] = now
+	r.expect[owner] = max(r.expect[owner], until)
+	r.mu.Unlock()
+}
+
+// check drops every copy when an owner that may have copies here has gone quiet.
+func (r *nearReader) check() {
+	now := time.Now().UnixMilli()
+	quiet := false
+	r.mu.Lock()
+	for owner, until := range r.expect {
+		if until < now {
+			delete(r.expect, owner)
+			continue
+		}
+		if now-r.heard[owner] > beatLost.Milliseconds() {
+			quiet = true
+		}
+	}
+	if quiet {
+		clear(r.expect)
+	}
+	r.mu.Unlock()
+	if quiet {
+		r.c.Flush()
+	}
+}
+
+// run checks the owners every beatEvery/2 until stop is closed.
+func (r *nearReader) run(stop <-chan struct{}) {
+	tick := time.NewTicker(beatEvery / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+			r.check()
+		}
+	}
+}
+
+// KeyChanged implements commands.KeyWatcher for this node's own commands (their keys are this
+// node's, of which it keeps no copy, or were invalidated before they were forwarded).
+func (r *nearReader) KeyChanged([]byte) {}
+
+// AllChanged implements commands.KeyWatcher: FLUSHALL drops every copy.
+func (r *nearReader) AllChanged() { r.c.Flush() }
+
+// nearGet serves a client's GET of owner's key through the near cache: the copy, or the
+// owner's value, kept when the owner registered this node.
+func (cl *Cluster) nearGet(c *commands.Ctx, v *view, owner string, args [][]byte) resp.Reply {
+	key := args[1]
+	if val, ok := cl.nearR.c.Get(key); ok {
+		if cl.stats.On() {
+			cl.stats.Hits.Inc()
+			cl.stats.L1Hits.Inc()
+		}
+		return resp.Bulk(val)
+	}
+	if cl.stats.On() {
+		cl.stats.L1Misses.Inc()
+	}
+	addr, ok := v.addrs[owner]
+	if !ok || addr == "" || c.Conn == nil {
+		return cl.forward(c, v, owner, args, 0)
+	}
+	t := cl.nearR.c.Begin(key)
+	sentAt := time.Now().UnixMilli()
+	watch := [][]byte{[]byte("VELA"), []byte("L1WATCH"), []byte(cl.self),
+		strconv.AppendInt(nil, cl.nearR.ttl.Milliseconds(), 10), key}
+	f := &nearFetch{cl: cl, owner: owner, key: append([]byte(nil), key...), t: t, sentAt: sentAt}
+	if lp := c.Loop(); lp != nil && cl.pool.OnLoops() {
+		f.watch = cl.pool.SendOn(lp, addr, watch, cl.cfg.ForwardTimeout)
+		get := cl.pool.SendOn(lp, addr, args, cl.cfg.ForwardTimeout)
+		f.get = get
+		if cl.stats.On() {
+			cl.stats.Forwards.Inc()
+		}
+		return resp.Reply{Later: &nearFetchOnLoop{nearFetch: f, notify: get}}
+	}
+	f.watch = cl.pool.Send(addr, watch, pick(c), cl.cfg.ForwardTimeout)
+	get := cl.pool.Send(addr, args, pick(c), cl.cfg.ForwardTimeout)
+	f.get = get
+	if cl.stats.On() {
+		cl.stats.Forwards.Inc()
+	}
+	return resp.Reply{Later: &nearFetchNotify{nearFetch: f, notify: get}}
+}
+
+// notifyFlusher is a forwarded call's reply: it says when it is ready and sends when flushed.
+type notifyFlusher interface {
+	resp.Notifier
+	resp.Flusher
+}
+
+// nearFetch is the reply to a GET that missed the near cache: the owner's GET reply, kept when
+// the L1WATCH before it (on the same connection, so answered first) registered this node.
+type nearFetch struct {
+	cl         *Cluster
+	owner      string
+	key        []byte
+	t          nearcache.Ticket
+	sentAt     int64 // unix ms before the requests left: the key's remaining time counts from it
+	watch, get resp.Later
+}
+
+// Reply implements resp.Later.
+func (f *nearFetch) Reply() resp.Reply {
+	w, g := f.watch.Reply(), f.get.Reply()
+	if w.Kind == resp.KindInt && w.Int >= -1 && g.Kind == resp.KindBulk {
+		// The owner answers the time left (its clock may differ from this one's): counted from
+		// before the request left, the copy ends no later than the key.
+		expireAt := int64(0)
+		if w.Int >= 0 {
+			expireAt = f.sentAt + w.Int
+		}
+		until := time.Now().Add(f.cl.nearR.ttl).UnixMilli()
+		if expireAt != 0 {
+			until = min(until, expireAt)
+		}
+		f.cl.nearR.filled(f.owner, until)
+		val := g.Bytes
+		if val == nil {
+			val = []byte(g.Str)
+		}
+		f.cl.nearR.c.Fill(f.key, f.t, val, expireAt)
+	}
+	return g
+}
+
+// nearFetchNotify is a nearFetch whose calls notify from any goroutine (peer.Call).
+type nearFetchNotify struct {
+	*nearFetch
+	notify notifyFlusher // the GET: its reply comes after the L1WATCH's
+}
+
+// Notify implements resp.Notifier.
+func (f *nearFetchNotify) Notify(fn func()) bool { return f.notify.Notify(fn) }
+
+// Flush implements resp.Flusher.
+func (f *nearFetchNotify) Flush() { f.notify.Flush() }
+
+// nearFetchOnLoop is a nearFetch whose calls the event loop drives (peer.LoopCall).
+type nearFetchOnLoop struct {
+	*nearFetch
+	notify *peer.LoopCall
+}
+
+// Notify implements resp.Notifier.
+func (f *nearFetchOnLoop) Notify(fn func()) bool { return f.notify.Notify(fn) }
+
+// Flush implements resp.Flusher.
+func (f *nearFetchOnLoop) Flush() { f.notify.Flush() }
+
+// NotifiesOnLoop implements resp.LoopNotifier.
+func (f *nearFetchOnLoop) NotifiesOnLoop() bool { return true }
+
+// l1Watch serves VELA L1WATCH reader ttl-ms key on the key's owner: it registers reader for the
+// key and answers the milliseconds the key has left (-1: no expiry), or NOCACHE when the reader
+// must not keep a copy.
+func (cl *Cluster) l1Watch(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
+	if !c.Peer {
+		return resp.Reply{}, errPeerOnly
+	}
+	ttl, err := strconv.ParseInt(string(args[3]), 10, 64)
+	if err != nil || ttl <= 0 {
+		return resp.Reply{}, commands.ErrSyntax
+	}
+	key := args[4]
+	// Every write this node makes to a key it owns reports it (installs of handed-over copies
+	// included), so a handoff window needs no care here; a key that is no longer this node's
+	// may be written where nobody knows of the reader.
+	if cl.cfg.Replicas != 1 || cl.leaving.Load() || cl.view.Load().ring.Owner(key) != cl.self {
+		return errNoCache, nil
+	}
+	// Registered before the read: a write after it tells the reader.
+	until := time.Now().UnixMilli() + ttl + 2*cl.cfg.ForwardTimeout.Milliseconds()
+	if !cl.nearO.register(key, string(args[2]), until) {
+		return errNoCache, nil
+	}
+	res, err := cl.store.Do(c.Context(), key, store.Op{Kind: store.Inspect})
+	switch {
+	case err != nil:
+		return errNoCache, nil
+	case !res.Found || res.ExpireAt == 0:
+		return resp.Int(-1), nil // no expiry (or no key: the GET after this finds none)
+	}
+	return resp.Int(max(res.ExpireAt-time.Now().UnixMilli(), 0)), nil
+}
+
+// l1Message serves VELA L1INVALIDATE owner key …, L1FLUSH owner and L1BEAT owner: what an owner
+// tells this node about the copies it keeps.
+func (cl *Cluster) l1Message(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
+	if !c.Peer {
+		return resp.Reply{}, errPeerOnly
+	}
+	if cl.nearR == nil {
+		return resp.OK, nil
+	}
+	cl.nearR.heardFrom(string(args[2]))
+	switch string(lower(args[1])) {
+	case "l1invalidate":
+		for _, k := range args[3:] {
+			cl.nearR.c.Invalidate(k)
+		}
+	case "l1flush":
+		cl.nearR.c.Flush()
+	}
+	return resp.OK, nil
+}
+
+// nearInvalidateWrites drops this node's copies of the keys a client's write names, before the
+// write is forwarded, so the client reads its own writes.
+func (cl *Cluster) nearInvalidateWrites(cmd *commands.Command, args [][]byte) {
+	first, last, step := keyRange(cmd, len(args))
+	if first == 0 {
+		return
+	}
+	for i := first; i <= last; i += step {
+		cl.nearR.c.Invalidate(args[i])
+	}
+}
