@@ -235,7 +235,8 @@ func (o *nearOwner) send() {
 	o.mu.Unlock()
 	v := o.cl.view.Load()
 	self := []byte(o.cl.self)
-	for _, d := range todo {
+	calls := make([]*peer.Call, len(todo))
+	for i, d := range todo {
 		addr, ok := v.addrs[d.member]
 		if !ok {
 			continue // gone: its copies went with it
@@ -249,7 +250,15 @@ func (o *nearOwner) send() {
 		default:
 			args = [][]byte{[]byte("VELA"), []byte("L1BEAT"), self}
 		}
-		if _, err := o.cl.copies.Do(addr, args, 0, o.cl.cfg.ForwardTimeout); err != nil {
+		// All at once: a slow reader must not hold up the others' invalidations.
+		calls[i] = o.cl.copies.Send(addr, args, 0, o.cl.cfg.ForwardTimeout)
+		calls[i].Flush()
+	}
+	for i, d := range todo {
+		if calls[i] == nil {
+			continue
+		}
+		if _, err := calls[i].Result(); err != nil {
 			o.cl.log.Debug("near cache: telling a reader failed; will retry", "member", d.member, "err", err)
 			o.mu.Lock()
 			ob := o.outboxLocked(d.member)
