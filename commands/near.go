@@ -42,9 +42,10 @@ func (n *Node) nearGet(key []byte) ([]byte, bool) {
 	return v, ok
 }
 
-// nearFill offers the result of a GET begun with t to the near cache.
+// nearFill offers the result of a GET begun with t to the near cache, unless the GET joined
+// another caller's (store.Result.Shared), which may have been sent before t was taken.
 func (n *Node) nearFill(key []byte, t nearcache.Ticket, res store.Result, err error) {
-	if err == nil && res.Found {
+	if err == nil && res.Found && !res.Shared {
 		n.near.Fill(key, t, res.Value, res.ExpireAt)
 	}
 }

@@ -99,7 +99,8 @@ func (ch *channel) session(ctx context.Context) error {
 		_ = nc.Close()
 	}()
 
-	br := bufio.NewReader(nc)
+	cr := &countingReader{r: nc}
+	br := bufio.NewReader(cr)
 	_ = nc.SetDeadline(time.Now().Add(ch.t.cfg.Timeout))
 	var setup []byte
 	for _, cmd := range [][]string{
@@ -128,21 +129,27 @@ func (ch *channel) session(ctx context.Context) error {
 	ch.t.setUp(ch, true)
 
 	pinged := false
-	for {
+	var deadlineSet time.Time
+	for frames := 0; ; frames++ {
 		wait := ch.t.cfg.Ping
 		if pinged {
 			wait = ch.t.cfg.Timeout
 		}
-		if br.Buffered() == 0 { // the next read may wait on the socket
-			_ = nc.SetReadDeadline(time.Now().Add(wait))
+		// The deadline is set before a read that may wait on the socket, and moved on while
+		// frames keep coming (a busy channel may never empty the buffer), checking the clock
+		// every 16 frames.
+		if br.Buffered() == 0 || (frames%16 == 0 && time.Since(deadlineSet) > wait/4) {
+			deadlineSet = time.Now()
+			_ = nc.SetReadDeadline(deadlineSet.Add(wait))
 		}
+		before := cr.n - int64(br.Buffered()) // bytes parsed so far
 		err := ch.readFrame(br)
 		if err != nil {
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && !pinged {
-				// Nothing for a while: check that Redis is still there. A timeout inside a
-				// reply would leave the reader mid-reply; the next read then fails to parse
-				// and the connection starts over, which is safe.
+			// Nothing for a while: check that Redis is still there. A timeout that cut a
+			// frame in two ends the connection instead: its rest would not parse, and the
+			// keys it named would go unseen.
+			if errors.As(err, &ne) && ne.Timeout() && !pinged && cr.n-int64(br.Buffered()) == before {
 				_ = nc.SetWriteDeadline(time.Now().Add(ch.t.cfg.Timeout))
 				if _, err := nc.Write(resp.AppendCommand(nil, []byte("PING"))); err != nil {
 					return fmt.Errorf("%w: %w", errAfterUp, err)
@@ -272,4 +279,17 @@ func text(r resp.Reply) string {
 		return string(r.Bytes)
 	}
 	return r.Str
+}
+
+// countingReader counts the bytes read through it, so the channel can tell a timeout between
+// frames from one inside a frame.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }

@@ -376,8 +376,17 @@ func (r *nearReader) AllChanged() { r.c.Flush() }
 
 // nearGet serves a client's GET of owner's key through the near cache: the copy, or the
 // owner's value, kept when the owner registered this node.
+//
+// While the client's earlier commands are still in flight the GET goes to the owner behind
+// them, on the same connection: one of them may be a write to key.
 func (cl *Cluster) nearGet(c *commands.Ctx, v *view, owner string, args [][]byte) resp.Reply {
 	key := args[1]
+	if c.Conn != nil && c.Conn.Pending() {
+		if cl.stats.On() {
+			cl.stats.L1Misses.Inc()
+		}
+		return cl.forward(c, v, owner, args, 0)
+	}
 	if val, ok := cl.nearR.c.Get(key); ok {
 		if cl.stats.On() {
 			cl.stats.Hits.Inc()
@@ -548,3 +557,75 @@ func (cl *Cluster) nearInvalidateWrites(cmd *commands.Command, args [][]byte) {
 		cl.nearR.c.Invalidate(args[i])
 	}
 }
+
+// nearAfterWrite drops this node's copies of the keys of a client's write again once the write
+// is done, before its reply goes out: another client may have filled one from a read the owner
+// ran before the write, and the owner's word of the change may arrive after the reply.
+func (cl *Cluster) nearAfterWrite(cmd *commands.Command, args [][]byte, r resp.Reply) resp.Reply {
+	first, last, step := keyRange(cmd, len(args))
+	if first == 0 {
+		return r
+	}
+	if r.Later == nil {
+		cl.nearInvalidateWrites(cmd, args)
+		return r
+	}
+	var keys [][]byte
+	for i := first; i <= last; i += step {
+		keys = append(keys, append([]byte(nil), args[i]...))
+	}
+	w := &nearWritten{cl: cl, inner: r.Later, keys: keys}
+	switch in := r.Later.(type) {
+	case resp.LoopNotifier:
+		if f, ok := in.(resp.Flusher); ok {
+			return resp.Reply{Later: &nearWrittenOnLoop{nearWritten: w, n: in, f: f}}
+		}
+	case notifyFlusher:
+		return resp.Reply{Later: &nearWrittenNotify{nearWritten: w, n: in}}
+	}
+	return resp.Reply{Later: w}
+}
+
+// nearWritten is the reply of a forwarded write that drops the keys' copies when it is ready.
+type nearWritten struct {
+	cl    *Cluster
+	inner resp.Later
+	keys  [][]byte
+}
+
+// Reply implements resp.Later.
+func (w *nearWritten) Reply() resp.Reply {
+	r := w.inner.Reply()
+	for _, k := range w.keys {
+		w.cl.nearR.c.Invalidate(k)
+	}
+	return r
+}
+
+// nearWrittenNotify is nearWritten over a call that notifies from any goroutine.
+type nearWrittenNotify struct {
+	*nearWritten
+	n notifyFlusher
+}
+
+// Notify implements resp.Notifier.
+func (w *nearWrittenNotify) Notify(fn func()) bool { return w.n.Notify(fn) }
+
+// Flush implements resp.Flusher.
+func (w *nearWrittenNotify) Flush() { w.n.Flush() }
+
+// nearWrittenOnLoop is nearWritten over a call the event loop drives.
+type nearWrittenOnLoop struct {
+	*nearWritten
+	n resp.LoopNotifier
+	f resp.Flusher
+}
+
+// Notify implements resp.Notifier.
+func (w *nearWrittenOnLoop) Notify(fn func()) bool { return w.n.Notify(fn) }
+
+// Flush implements resp.Flusher.
+func (w *nearWrittenOnLoop) Flush() { w.f.Flush() }
+
+// NotifiesOnLoop implements resp.LoopNotifier.
+func (w *nearWrittenOnLoop) NotifiesOnLoop() bool { return true }

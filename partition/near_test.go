@@ -12,6 +12,7 @@ import (
 
 	"github.com/vela-cache/vela/config"
 	"github.com/vela-cache/vela/internal/redistest"
+	"github.com/vela-cache/vela/internal/respclient"
 	"github.com/vela-cache/vela/internal/testnode"
 	"github.com/vela-cache/vela/server"
 )
@@ -188,4 +189,59 @@ func TestNearCacheInClusterMembershipChange(t *testing.T) {
 	}
 	client(t, nodes[1]).Set(ctx, k, "v2", 0)
 	redistest.WaitFor(t, "the write after the change to be read", func() bool { return reader.Get(ctx, k).Val() == "v2" })
+}
+
+// Other clients of the reader keep filling its copy of a key while one client writes the key and
+// reads it back before the write's reply: the read must see the write (it goes to the owner
+// behind the write), and so must every read after the reply (the copy is dropped again when
+// the write is done).
+func TestNearCacheInClusterOwnWriteUnderReaders(t *testing.T) {
+	nodes := nearCluster(t)
+	ctx := context.Background()
+	k := remoteKey(t, nodes[0], "busy")
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := redis.NewClient(&redis.Options{Addr: nodes[0].Addr(), PoolSize: 1})
+			defer c.Close()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					c.Get(ctx, k)
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	w := respclient.Dial(t, nodes[0].Addr())
+	for i := range 1000 {
+		v := fmt.Sprint("v", i)
+		w.Send("SET", k, v)
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		w.Send("GET", k)
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("$%d\r\n%s\r\n", len(v), v)
+		if _, _, err := w.Receive(); err != nil {
+			t.Fatal(err)
+		}
+		if _, got, err := w.Receive(); err != nil || string(got) != want {
+			t.Fatalf("round %d: GET sent before SET %s's reply read %q (%v)", i, v, got, err)
+		}
+		w.Send("GET", k)
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if _, got, err := w.Receive(); err != nil || string(got) != want {
+			t.Fatalf("round %d: GET after SET %s's reply read %q (%v)", i, v, got, err)
+		}
+	}
 }

@@ -42,7 +42,17 @@ func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 	}
 	if cl.nearR != nil && cmd.Flags&commands.FlagWrite != 0 {
 		cl.nearInvalidateWrites(cmd, args)
+		r, handled := cl.route(c, cmd, args)
+		if handled {
+			r = cl.nearAfterWrite(cmd, args, r)
+		}
+		return r, handled
 	}
+	return cl.route(c, cmd, args)
+}
+
+// route is Route for a client's command.
+func (cl *Cluster) route(c *commands.Ctx, cmd *commands.Command, args [][]byte) (resp.Reply, bool) {
 	if cmd.Flags&commands.FlagClusterWide != 0 {
 		return cl.clusterWide(c, cmd, args), true
 	}

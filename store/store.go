@@ -253,6 +253,10 @@ type Result struct {
 	// shared Redis made a list, hash or other type ("list", "hash"…). Vela itself writes only
 	// strings, so every other store leaves it empty.
 	Type string
+	// Shared is set on a Get answered by a read another caller began earlier (request
+	// coalescing): the value may predate a change the caller has since been told of, so a near
+	// cache must not keep it.
+	Shared bool
 }
 
 // ServerError is an error reply from a server behind a store (an external Redis) that has no

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vela-cache/vela/internal/redistest"
+	"github.com/vela-cache/vela/internal/respclient"
 	"github.com/vela-cache/vela/internal/testnode"
 	"github.com/vela-cache/vela/server"
 )
@@ -21,9 +22,17 @@ import (
 // returns it with a go-redis client of Vela and one of the backing Redis (a "foreign" writer
 // Vela knows nothing of).
 func nearNode(t *testing.T, ttl time.Duration) (*server.Server, *redis.Client, *redis.Client) {
+	return nearNodeLoops(t, ttl, 0)
+}
+
+// nearNodeLoops is nearNode with that many event loops (0: the default).
+func nearNodeLoops(t *testing.T, ttl time.Duration, loops int) (*server.Server, *redis.Client, *redis.Client) {
 	t.Helper()
 	backing := redistest.Start(t)
 	cfg := testnode.Config()
+	if loops > 0 {
+		cfg.EventLoops = loops
+	}
 	cfg.Store.Type = "redis"
 	cfg.Store.RedisURL = "redis://" + backing.Addr + "/0"
 	cfg.NearCache.Enabled = true
@@ -260,4 +269,95 @@ func TestNearCacheConverges(t *testing.T) {
 		}
 	}
 	t.Logf("l1_hits %d", l1Hits(vela))
+}
+
+// A GET that joins another client's GET of the same key, sent before a write made in Redis, may
+// answer the value from before it (the two GETs were concurrent), but must not keep it: the
+// write's invalidation may have been applied before this GET asked. Once the shared GET is
+// done, readers get the new value, not the old one until l1_ttl.
+func TestNearCacheJoinedGetKeepsNothing(t *testing.T) {
+	_, vc, rc := nearNode(t, time.Hour)
+	ctx := context.Background()
+	for round := range 3 {
+		rc.Set(ctx, "k", strings.Repeat("o", 50<<20), 0)
+		done := make(chan struct{})
+		go func() { defer close(done); vc.MGet(ctx, "k") }() // a slow read of the old value
+		time.Sleep(3 * time.Millisecond)
+		v := fmt.Sprint("new", round)
+		rc.Set(ctx, "k", v, 0)           // in Redis, behind Vela's back
+		time.Sleep(3 * time.Millisecond) // its invalidation arrives
+		vc.MGet(ctx, "k")                // may join the slow read
+		<-done
+		redistest.WaitFor(t, "readers to get the value written in Redis", func() bool { return vc.Get(ctx, "k").Val() == v })
+	}
+}
+
+// A client that wrote a key through Vela reads its write back, even while another client's GET
+// of the key, sent before the write, is still in flight.
+func TestNearCacheNoJoinAcrossOwnWrite(t *testing.T) {
+	_, vc, rc := nearNode(t, time.Hour)
+	ctx := context.Background()
+	rc.Set(ctx, "k", strings.Repeat("o", 20<<20), 0)
+	for round := range 3 {
+		done := make(chan struct{})
+		go func() { defer close(done); vc.MGet(ctx, "k") }() // a slow read of the old value
+		time.Sleep(3 * time.Millisecond)
+		v := fmt.Sprint("new", round)
+		want(t, "SETEX", vc.SetEx(ctx, "k", v, time.Hour).Val(), nil, "OK")
+		if got := vc.MGet(ctx, "k").Val(); len(got) != 1 || got[0] != v {
+			t.Fatalf("round %d: MGET after SETEX = %.20q, want %q", round, got, v)
+		}
+		want(t, "GET after SETEX", vc.Get(ctx, "k").Val(), nil, v)
+		<-done
+		rc.Set(ctx, "k", strings.Repeat("o", 20<<20), 0)
+	}
+}
+
+// With several event loops, another client may fill the copy from a read Redis ran before this
+// client's SET: the client's own GET, sent before the SET's reply came back, must still read
+// its write (it goes to Redis behind the SET instead of to the copy).
+func TestNearCacheOwnPipelinedWriteAcrossLoops(t *testing.T) {
+	_, vc, _ := nearNodeLoops(t, time.Hour, 2)
+	ctx := context.Background()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := redis.NewClient(&redis.Options{Addr: vc.Options().Addr, PoolSize: 1})
+			defer c.Close()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					c.Get(ctx, "rk")
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	w := respclient.Dial(t, vc.Options().Addr)
+	for i := range 2000 {
+		v := fmt.Sprint("v", i)
+		w.Send("SET", "rk", v)
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		w.Send("GET", "rk") // a write of its own, before the SET's reply is read
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := w.Receive(); err != nil {
+			t.Fatal(err)
+		}
+		_, got, err := w.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != fmt.Sprintf("$%d\r\n%s\r\n", len(v), v) {
+			t.Fatalf("round %d: GET after SET %s read %q", i, v, got)
+		}
+	}
 }

@@ -276,6 +276,8 @@ func (l *Leases) Fill(ctx context.Context, key []byte, token fetchlock.Token, f 
 	l.settle(ctx, string(key))
 	ctx, cancel := context.WithTimeout(ctx, l.s.timeout)
 	defer cancel()
+	l.s.wroteKey(key)
+	defer l.s.wroteKey(key)
 	var res string
 	var err error
 	if l.s.cluster != nil {

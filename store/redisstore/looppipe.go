@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/vela-cache/vela/redisnum"
 	"github.com/vela-cache/vela/store"
 	"github.com/vela-cache/vela/upstream"
@@ -38,6 +40,9 @@ type loopCall struct {
 	withExpiry bool
 	sentAt     int64 // unix ms before the request was queued: the base PTTL counts from
 	expireAt   int64 // from PTTL: 0 none, -1 unknown
+
+	hash  uint64 // of the key
+	epoch uint64 // a GET's: the key's write epoch when it was sent (coalesce.go)
 }
 
 // getPart receives the GET reply of a call that waits for a PTTL after it.
@@ -94,21 +99,32 @@ func (s *Store) StartOn(loop store.EventLoop, key []byte, op store.Op) store.Cal
 	if op.Kind != store.Get && (op.Kind != store.Set || len(op.Tags) > 0) {
 		return nil
 	}
-	return s.loopPipeFor(loop).start(key, &op)
+	c, joined := s.loopPipeFor(loop).start(key, &op)
+	if joined {
+		return sharedNotifyingCall{c}
+	}
+	return c
 }
 
-// start queues op on the connection and returns its call.
-func (p *loopPipe) start(key []byte, op *store.Op) *loopCall {
+// start queues op on the connection and returns its call, or the call of the GET of key
+// already in flight that a GET joins (joined).
+func (p *loopPipe) start(key []byte, op *store.Op) (c *loopCall, joined bool) {
+	h := xxhash.Sum64(key)
 	if op.Kind == store.Get {
-		if c := p.gets[string(key)]; c != nil && (c.withExpiry || !op.WithExpiry) {
-			return c
+		if c := p.gets[string(key)]; c != nil && (c.withExpiry || !op.WithExpiry) && c.epoch == p.s.writeEpoch(h) {
+			return c, true
 		}
 	}
-	c := &loopCall{p: p, callOp: callOp{kind: op.Kind, cond: op.Cond, getOld: op.ReturnOld}}
+	c = &loopCall{p: p, callOp: callOp{kind: op.Kind, cond: op.Cond, getOld: op.ReturnOld}, hash: h}
 	c.withExpiry = op.Kind == store.Get && op.WithExpiry
+	if op.Kind == store.Get {
+		c.epoch = p.s.writeEpoch(h)
+	} else {
+		p.s.wrote(h) // and again when it completes
+	}
 	if p.s.closed.Load() {
 		c.done, c.err = true, store.ErrClosed
-		return c
+		return c, false
 	}
 	buf := p.up.Buffer()
 	if op.Kind == store.Get {
@@ -125,7 +141,7 @@ func (p *loopPipe) start(key []byte, op *store.Op) *loopCall {
 		p.up.Push(getPart{c}, store.ErrClosed)
 	}
 	p.up.Push(c, store.ErrClosed)
-	return c
+	return c, false
 }
 
 // setReply keeps the reply to the call's command (for a GET with expiry, the first of two).
@@ -146,6 +162,9 @@ func (c *loopCall) setReply(reply []byte, err error) {
 func (c *loopCall) Complete(reply []byte, err error) {
 	if c.kind == store.Get && c.p.gets[c.key] == c {
 		delete(c.p.gets, c.key)
+	}
+	if c.kind != store.Get {
+		c.p.s.wrote(c.hash)
 	}
 	if !c.withExpiry {
 		c.setReply(reply, err)

@@ -59,6 +59,9 @@ type pcall struct {
 	key  string // GET only: the coalescing map key
 	done chan struct{}
 
+	hash  uint64 // of the key
+	epoch uint64 // a GET's: the key's write epoch when it was sent (coalesce.go)
+
 	typ byte   // reply type: '+', '-', ':', '$' (bulk), '_' (nil)
 	val []byte // bulk payload, status or error text
 	err error  // transport failure
@@ -121,16 +124,22 @@ func (p *pipe) close() {
 }
 
 // start queues op (a Get, or a Set without tags) on key's connection and returns its call.
-func (p *pipe) start(s *Store, key []byte, op *store.Op) *pcall {
-	pc := p.conns[xxhash.Sum64(key)%uint64(len(p.conns))]
+func (p *pipe) start(s *Store, key []byte, op *store.Op) store.Call {
+	h := xxhash.Sum64(key)
+	pc := p.conns[h%uint64(len(p.conns))]
 	pc.mu.Lock()
 	if op.Kind == store.Get {
-		if c, ok := pc.gets[string(key)]; ok {
+		if c, ok := pc.gets[string(key)]; ok && c.epoch == s.writeEpoch(h) {
 			pc.mu.Unlock()
-			return c
+			return sharedCall{c}
 		}
 	}
-	c := &pcall{s: s, callOp: callOp{kind: op.Kind, cond: op.Cond, getOld: op.ReturnOld}, done: make(chan struct{})}
+	c := &pcall{s: s, callOp: callOp{kind: op.Kind, cond: op.Cond, getOld: op.ReturnOld}, done: make(chan struct{}), hash: h}
+	if op.Kind == store.Get {
+		c.epoch = s.writeEpoch(h)
+	} else {
+		s.wrote(h) // and again when it completes
+	}
 	if pc.closed {
 		pc.mu.Unlock()
 		c.err = store.ErrClosed
@@ -279,6 +288,9 @@ func (pc *pipeConn) reader(nc net.Conn, gen uint64) {
 		}
 		pc.mu.Unlock()
 		c.typ, c.val = typ, val
+		if c.kind != store.Get {
+			c.s.wrote(c.hash)
+		}
 		close(c.done)
 	}
 }

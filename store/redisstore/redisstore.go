@@ -65,6 +65,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/singleflight"
 
@@ -111,6 +112,9 @@ type Store struct {
 	loopWG    sync.WaitGroup
 	gets      singleflight.Group
 	closed    atomic.Bool
+	// writeEpochs count the writes through this store begun and ended, by key hash, so that a
+	// GET never joins one sent before a write (coalesce.go).
+	writeEpochs [writeShards]atomic.Uint64
 
 	// Cluster mode (cluster.go): the tag of each slot, for bookkeeping key names; the name of
 	// each slot's bookkeeping index, ready to pass to scripts; how old a pending tagged write
@@ -280,6 +284,11 @@ func (s *Store) Do(ctx context.Context, key []byte, op store.Op) (store.Result, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
+	if writes(&op) {
+		h := xxhash.Sum64(key)
+		s.wrote(h)
+		defer s.wrote(h)
+	}
 	res, err := s.do(ctx, string(key), &op)
 	if err != nil {
 		return store.Result{}, s.mapErr(ctx, err)
@@ -290,7 +299,7 @@ func (s *Store) Do(ctx context.Context, key []byte, op store.Op) (store.Result, 
 // get reads key.
 func (s *Store) get(ctx context.Context, key []byte) (store.Result, error) {
 	k := string(key)
-	return s.shared(ctx, k, func(cctx context.Context) (store.Result, error) {
+	return s.shared(ctx, s.flightID("", key), func(cctx context.Context) (store.Result, error) {
 		v, err := s.c.Get(cctx, k).Bytes()
 		if errors.Is(err, redis.Nil) {
 			return store.Result{}, nil
@@ -305,7 +314,7 @@ func (s *Store) get(ctx context.Context, key []byte) (store.Result, error) {
 // getWithExpiry reads key and its expiry, GET and PTTL in one round trip.
 func (s *Store) getWithExpiry(ctx context.Context, key []byte) (store.Result, error) {
 	k := string(key)
-	return s.shared(ctx, "\x00pttl\x00"+k, func(cctx context.Context) (store.Result, error) {
+	return s.shared(ctx, s.flightID("pttl", key), func(cctx context.Context) (store.Result, error) {
 		sentAt := time.Now().UnixMilli()
 		var get *redis.StringCmd
 		var pttl *redis.Cmd
@@ -331,8 +340,11 @@ func (s *Store) getWithExpiry(ctx context.Context, key []byte) (store.Result, er
 
 // shared runs fetch for the callers asking for the same call (named by id) at the same time,
 // once: it runs under its own deadline so that one caller going away does not fail the others.
+// The callers that joined get a Shared result.
 func (s *Store) shared(ctx context.Context, id string, fetch func(context.Context) (store.Result, error)) (store.Result, error) {
+	ran := false // set by this caller's fetch only, read after its result is received
 	ch := s.gets.DoChan(id, func() (any, error) {
+		ran = true
 		cctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 		defer cancel()
 		res, err := fetch(cctx)
@@ -346,7 +358,9 @@ func (s *Store) shared(ctx context.Context, id string, fetch func(context.Contex
 		if r.Err != nil {
 			return store.Result{}, r.Err
 		}
-		return r.Val.(store.Result), nil
+		res := r.Val.(store.Result)
+		res.Shared = !ran
+		return res, nil
 	case <-ctx.Done():
 		return store.Result{}, fmt.Errorf("redis store: %w", ctx.Err())
 	}
@@ -569,6 +583,14 @@ func (s *Store) SetMulti(ctx context.Context, pairs []store.KV, expireAt int64, 
 	if s.closed.Load() {
 		return false, store.ErrClosed
 	}
+	for _, kv := range pairs {
+		s.wroteKey(kv.Key)
+	}
+	defer func() {
+		for _, kv := range pairs {
+			s.wroteKey(kv.Key)
+		}
+	}()
 	if s.cluster != nil {
 		for _, kv := range pairs {
 			if reserved(kv.Key) {
@@ -622,6 +644,9 @@ func (s *Store) InvalidateTags(ctx context.Context, tags [][]byte) ([][]byte, er
 		if err != nil {
 			err = s.mapErr(ctx, err)
 		}
+		for _, k := range keys {
+			s.wroteKey(k)
+		}
 		return keys, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
@@ -638,6 +663,7 @@ func (s *Store) InvalidateTags(ctx context.Context, tags [][]byte) ([][]byte, er
 	out := make([][]byte, len(v))
 	for i, k := range v {
 		out[i] = []byte(k)
+		s.wroteKey(out[i])
 	}
 	return out, nil
 }
@@ -726,6 +752,8 @@ func (s *Store) Scan(ctx context.Context, cursor uint64, pattern []byte, count i
 func (s *Store) Flush(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
+	s.wroteAll()
+	defer s.wroteAll()
 	var err error
 	switch {
 	case s.cluster != nil:
