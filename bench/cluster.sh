@@ -4,7 +4,9 @@
 # With 3 members about 2/3 of the keys are forwarded by the node the benchmark talks to.
 #
 # Usage: bench/cluster.sh [requests] [clients]   (defaults 200000 and 50)
-# VELA_BIN runs that binary instead of building this tree.
+# KEYSPACE (default 100000) is redis-benchmark's -r: how many distinct keys.
+# VELA_BIN runs that binary instead of building this tree; VELA_BENCH_ARGS adds flags to every
+# Vela member's command line (e.g. "-near_cache.enabled=true").
 # ROUNDS (default 3) alternates Vela and twemproxy that many times; the table gives medians.
 # The nodes are measured once their handoff windows have closed (30 s after the cluster forms).
 # Each target's CPU per request is reported too, from /proc (user + system): for Vela the three
@@ -37,7 +39,7 @@ for i in 1 2 3; do
   [ "$i" -gt 1 ] && join=(-cluster.join "127.0.0.1:$((BASE + 101))")
   "$TMP/vela" -listen "127.0.0.1:$((BASE + i))" -metrics_listen= -topology.type partitioned \
     -cluster.node_name "vela-$i" -cluster.gossip_listen "127.0.0.1:$((BASE + 100 + i))" \
-    -cluster.gossip_profile local -log_level warn "${join[@]}" 2>"$TMP/vela-$i.log" &
+    -cluster.gossip_profile local -log_level warn "${join[@]}" ${VELA_BENCH_ARGS:-} 2>"$TMP/vela-$i.log" &
   PIDS+=($!)
 done
 # Redis: three servers behind twemproxy (ketama, like Vela's consistent hashing).
@@ -97,7 +99,7 @@ run() { # target port pipeline
   local pids t0
   if [ "$1" = twemproxy ]; then alive; pids=("${PIDS[@]:3:4}"); else pids=("${PIDS[@]:0:3}"); fi
   t0=$(ticks "${pids[@]}")
-  timeout 300 redis-benchmark -h 127.0.0.1 -p "$2" -t set,get -n "$N" -c "$C" -P "$3" -r 100000 --csv 2>/dev/null |
+  timeout 300 redis-benchmark -h 127.0.0.1 -p "$2" -t set,get -n "$N" -c "$C" -P "$3" -r "${KEYSPACE:-100000}" --csv 2>/dev/null |
     tr -d '"' | awk -F, -v t="$1" -v p="$3" 'NR>1 { print t "," p "," $1 "," $2 "," $5 }' >>"$CSV" ||
     echo "$1 pipeline $3: redis-benchmark failed or timed out" >&2
   # set and get: 2N requests
