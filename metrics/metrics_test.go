@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
+	"github.com/vela-cache/vela/internal/redistest"
 	"github.com/vela-cache/vela/internal/testnode"
 )
 
@@ -205,5 +206,36 @@ func TestNoDefaultRegistry(t *testing.T) {
 	}
 	if v := value(scrape(t, b.MetricsAddr()), "vela_writes_total"); v != 0 {
 		t.Fatalf("node b: vela_writes_total = %v", v)
+	}
+}
+
+// The near cache's size, state and flushes are exported beside its hits and misses.
+func TestNearCacheMetrics(t *testing.T) {
+	ctx := context.Background()
+	cfg := testnode.Config()
+	cfg.MetricsListen = "127.0.0.1:0"
+	cfg.Store.Type = "redis"
+	cfg.Store.RedisURL = "redis://" + redistest.Start(t).Addr + "/0"
+	cfg.NearCache.Enabled = true
+	srv := testnode.Start(t, cfg)
+	redistest.WaitFor(t, "the near cache to go live", srv.Node().NearCache().Live)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer c.Close()
+	c.Set(ctx, "k", "v", 0)
+	redistest.WaitFor(t, "a copy of k", func() bool {
+		c.Get(ctx, "k")
+		return value(scrape(t, srv.MetricsAddr()), "vela_near_cache_entries") == 1
+	})
+	m := scrape(t, srv.MetricsAddr())
+	if v := value(m, "vela_near_cache_live"); v != 1 {
+		t.Fatalf("vela_near_cache_live = %v, want 1", v)
+	}
+	if v := value(m, "vela_l1_hits_total"); v < 0 {
+		t.Fatal("no vela_l1_hits_total")
+	}
+	before := value(m, "vela_near_cache_flushes_total")
+	c.FlushAll(ctx)
+	if v := value(scrape(t, srv.MetricsAddr()), "vela_near_cache_flushes_total"); v <= before {
+		t.Fatalf("vela_near_cache_flushes_total %v -> %v after FLUSHALL", before, v)
 	}
 }

@@ -197,6 +197,7 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 			return nil, &config.Error{Key: "topology.type", Msg: err.Error()}
 		}
 		s.cluster = cl
+		s.registerNearMetrics()
 		if s.metrics != nil {
 			s.metrics.Registerer().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "vela_cluster_members", Help: "Members in this node's hash ring.",
@@ -369,6 +370,31 @@ func (s *Server) MetricsAddr() string {
 	return s.metrics.Addr()
 }
 
+// registerNearMetrics exports the near cache's size and state (its hits and misses are among
+// the counters already).
+func (s *Server) registerNearMetrics() {
+	if s.metrics == nil || s.near == nil {
+		return
+	}
+	near := s.near
+	s.metrics.Registerer().MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "vela_near_cache_entries", Help: "Copies held by the near cache.",
+		}, func() float64 { return float64(near.Len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "vela_near_cache_live", Help: "1 while the near cache serves copies (its invalidation channels are up).",
+		}, func() float64 {
+			if near.Live() {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "vela_near_cache_flushes_total", Help: "Times the near cache dropped every copy (FLUSHALL, a lost channel, a ring change).",
+		}, func() float64 { return float64(near.Flushes()) }),
+	)
+}
+
 // stopNear ends the near cache's tracker and the cache, if they run.
 func (s *Server) stopNear() {
 	if s.nearTracker != nil {
@@ -395,6 +421,7 @@ func (s *Server) Start() error {
 		}
 		s.near = near
 		s.node.SetNearCache(near)
+		s.registerNearMetrics()
 		rs := s.store.(*redisstore.Store)
 		s.nearTracker = nearcache.Track(near, nearcache.TrackerConfig{
 			Masters: rs.Masters, Dial: rs.DialMaster, Timeout: rs.Timeout(), Log: s.log})
