@@ -478,3 +478,26 @@ func TestClientInfo(t *testing.T) {
 		}
 	}
 }
+
+// TestDifferentialCluster runs the seeded sequences through one member of a three-member
+// partitioned cluster whose members keep near caches: keys live on all three, most commands are
+// forwarded, GETs are answered from copies, and every reply must still be Redis's.
+func TestDifferentialCluster(t *testing.T) {
+	def := 8000
+	if testing.Short() {
+		def = 2000
+	}
+	seed, steps := seedAndSteps(t, def)
+	t.Logf("seed %d, %d steps", seed, steps)
+	rs := redistest.Start(t, "--databases", "1", "--proto-max-bulk-len", strconv.Itoa(maxBulk))
+	nodes := testnode.StartCluster(t, 3, func(_ int, cfg *config.Config) {
+		cfg.NearCache.Enabled = true
+		cfg.ProtoMaxBulkLen = maxBulk
+	})
+	testnode.WaitConverged(t, 10*time.Second, nodes...)
+	// A cluster refuses transactions: its keys live on several members.
+	gen := difftest.GenOptions{MaxBulkLen: maxBulk, NoTransactions: true}
+	total, _ := runSequences(t, rs.Addr, nodes[0].Addr(), seed, steps, 2, gen, "")
+	t.Logf("%d commands sent to each server", total)
+	checkNearUsed(t, nodes[0])
+}
