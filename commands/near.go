@@ -28,6 +28,18 @@ type nearWatcher struct{ c *nearcache.Cache }
 func (w nearWatcher) KeyChanged(key []byte) { w.c.Invalidate(key) }
 func (w nearWatcher) AllChanged()           { w.c.Flush() }
 
+// nearServes reports whether a read of the client may be answered from the near cache. Not
+// while its earlier commands are still in flight: one of them may be a write, and another client
+// may have filled the copy from a read that Redis ran before it. Not while it watches keys in
+// Redis (a transaction): a read after WATCH must see every change made before it, and a copy
+// may not have heard of one yet.
+func (n *Node) nearServes(c *Ctx) bool {
+	if c.Conn != nil && c.Conn.Pending() {
+		return false
+	}
+	return c.tx == nil || c.tx.remote == nil
+}
+
 // nearGet looks key up in the near cache, counting the hit (a keyspace hit too) or the miss.
 func (n *Node) nearGet(key []byte) ([]byte, bool) {
 	v, ok := n.near.Get(key)

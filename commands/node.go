@@ -72,6 +72,7 @@ type Node struct {
 	near       *nearcache.Cache // the L1 in front of the store (near.go), or nil
 	nearShown  *nearcache.Cache // the near cache INFO reports: near, or one another layer uses
 	gate       *gate            // isolates EXEC (gate.go); nil when the store is shared with others
+	remote     store.Transactor // runs transactions itself when the store is shared (txn_remote.go)
 	watches    watchedKeys      // the keys WATCH watches (watchkeys.go)
 	nextStripe atomic.Uint32    // deals connections to the gate's stripes
 }
@@ -119,6 +120,11 @@ func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger
 	}
 	if sh, ok := st.(sharedStore); !ok || !sh.Shared() {
 		n.gate = &gate{}
+	} else if t, ok := st.(interface {
+		store.Transactor
+		Transactions() bool
+	}); ok && t.Transactions() {
+		n.remote = t
 	}
 	n.registerConnection()
 	n.registerServer()
@@ -419,7 +425,7 @@ func (n *Node) do(c *Ctx, key []byte, op store.Op) (store.Result, error) {
 		c.started = false
 	}
 	if n.near != nil {
-		if op.Kind == store.Get {
+		if op.Kind == store.Get && n.nearServes(c) {
 			if v, ok := n.nearGet(key); ok {
 				return store.Result{Found: true, Value: v}, nil
 			}

@@ -49,12 +49,8 @@ func (n *Node) get(c *Ctx, args [][]byte) (resp.Reply, error) {
 
 // getNear is GET through the near cache: a copy when it has one, else the store's value, which
 // it then keeps.
-//
-// While the client's earlier commands are still in flight it reads the store, behind them: one
-// of them may be a write to key, and another client may have filled the copy from a read that
-// Redis ran before that write.
 func (n *Node) getNear(c *Ctx, key []byte) (resp.Reply, error) {
-	if c.Conn == nil || !c.Conn.Pending() {
+	if n.nearServes(c) {
 		if v, ok := n.nearGet(key); ok {
 			return resp.Bulk(v), nil
 		}

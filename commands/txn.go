@@ -16,9 +16,10 @@ import (
 // queued ones do, and answers their replies in one array, errors included. WATCH makes the next
 // EXEC answer a null array, running nothing, if a watched key changed in between (watchkeys.go).
 //
-// Only a node that alone changes its keys can isolate a transaction: on the redis store other
-// clients of the backing Redis write without passing through the gate, and in a partitioned
-// cluster the keys live on several members. There MULTI and WATCH are refused (txUnsupported).
+// Only a node that alone changes its keys can isolate a transaction with its gate: on the redis
+// store other clients of the backing Redis write without passing through it, so there Redis
+// runs the transaction itself (txn_remote.go; one Redis only); in a partitioned cluster the keys
+// live on several members, and MULTI and WATCH are refused (txUnsupported).
 
 // Transaction errors, with Redis's texts.
 var (
@@ -39,6 +40,7 @@ type txState struct {
 	queue   []queued // the commands to run at EXEC
 	size    int64    // bytes of queued arguments, bounded by the node's MaxBulkLen
 
+	remote   store.TxConn // the connection to the store's server holding WATCH (txn_remote.go)
 	watching []watchedKey // WATCH's keys, each once
 	dirty    atomic.Bool  // set when a watched key changed (by any connection): markDirty
 	hooked   bool         // the connection's close hook that unwatches is registered
@@ -86,9 +88,12 @@ func (n *Node) txUnsupported() error {
 	switch {
 	case n.router != nil:
 		return Error("ERR transactions (MULTI, WATCH) are not supported with topology.type = " + n.cfg.Topology)
-	case n.gate == nil:
+	case n.gate == nil && n.remote == nil:
 		return Error("ERR transactions (MULTI, WATCH) are not supported with store.type = " + n.cfg.StoreType +
-			": other clients of the backing Redis change its keys")
+			" on Redis Cluster or Sentinel: other clients of the backing Redis change its keys")
+	case n.gate == nil && n.cfg.DefaultTTL > 0:
+		return Error("ERR transactions (MULTI, WATCH) are not supported with store.type = " + n.cfg.StoreType +
+			" and default_ttl set: they run in Redis, which would not apply it")
 	}
 	return nil
 }
@@ -139,6 +144,11 @@ func (n *Node) queue(c *Ctx, cmd *Command, args [][]byte) resp.Reply {
 		// EXEC will run nothing: like Redis, answer QUEUED without keeping the command.
 		return resp.Status("QUEUED")
 	}
+	if n.gate == nil { // the store's server runs the transaction (txn_remote.go)
+		if err := remoteQueueable(cmd, args); err != nil {
+			return n.refuseQueued(c, cmd, err)
+		}
+	}
 	size := int64(0)
 	for _, a := range args {
 		size += int64(len(a))
@@ -180,6 +190,9 @@ func (n *Node) execTx(c *Ctx, _ [][]byte) (resp.Reply, error) {
 	defer n.endTx(c)
 	if tx.aborted {
 		return resp.Reply{}, errExecAbort
+	}
+	if n.gate == nil {
+		return n.execRemote(c, tx)
 	}
 	n.gate.lock()
 	defer n.gate.unlock()
@@ -240,6 +253,9 @@ func (n *Node) watch(c *Ctx, args [][]byte) (resp.Reply, error) {
 	if err := n.txUnsupported(); err != nil {
 		return resp.Reply{}, err
 	}
+	if n.gate == nil {
+		return n.watchRemote(c, args)
+	}
 	tx := c.txn()
 	if !tx.hooked && c.Conn != nil {
 		tx.hooked = true
@@ -293,6 +309,7 @@ func (n *Node) unwatchAll(c *Ctx) {
 	if tx == nil {
 		return
 	}
+	tx.dropRemote(false) // closing the connection ends its WATCH in Redis
 	for _, w := range tx.watching {
 		n.watches.remove(w.key, tx)
 	}

@@ -23,6 +23,8 @@ package store
 import (
 	"context"
 	"errors"
+
+	"github.com/vela-cache/vela/resp"
 )
 
 // Store holds string values with per-key expiry. Implementations are safe for concurrent use and
@@ -106,6 +108,26 @@ type Pipeliner interface {
 // have started: Drain returns once every call started before it has completed.
 type Drainer interface {
 	Drain(ctx context.Context) error
+}
+
+// Transactor is implemented by a store whose keys other processes change too, but whose server
+// can run a client's transaction itself: the redis store on one Redis. WATCH and MULTI … EXEC
+// then go to Redis on a connection of their own, so Redis decides, as it would for a client of
+// its own, whether a watched key changed.
+type Transactor interface {
+	// TxConn returns a connection of the transaction's own.
+	TxConn(ctx context.Context) (TxConn, error)
+}
+
+// TxConn is one client's connection to the store's server during a transaction.
+type TxConn interface {
+	// Do sends cmds in one write and returns their replies, in order. writes names the keys
+	// the commands may change, so that the store's own bookkeeping (request coalescing) treats
+	// them as written.
+	Do(ctx context.Context, cmds [][][]byte, writes [][]byte) ([]resp.Reply, error)
+	// Release gives the connection back. clean reports that it holds no WATCH and no MULTI,
+	// so it may serve another transaction; otherwise it is closed.
+	Release(clean bool)
 }
 
 // EventLoop is an event loop that commands run on (resp.Loop), as a store that lets the loop

@@ -59,8 +59,11 @@ type GenOptions struct {
 	// and bulk lengths that exceed it. 0 disables those steps.
 	MaxBulkLen int
 	// NoTransactions leaves out MULTI, EXEC, DISCARD, WATCH and UNWATCH (for a Vela that
-	// refuses them: the redis store).
+	// refuses them: a partitioned cluster).
 	NoTransactions bool
+	// NoFlushInMulti leaves FLUSHALL and FLUSHDB out of transactions (the redis store refuses
+	// them there: its transactions run in Redis, and its FLUSHALL also drops its bookkeeping).
+	NoFlushInMulti bool
 }
 
 // Gen produces a random command sequence from a seed. Relative and absolute expiry times are
@@ -119,7 +122,7 @@ func (g *Gen) Next() []Step {
 	}
 	for {
 		steps := g.next()
-		if !g.inMulti || queueable(steps) {
+		if !g.inMulti || (queueable(steps) && !(g.opts.NoFlushInMulti && flushes(steps))) {
 			return g.track(steps)
 		}
 	}
@@ -134,6 +137,16 @@ func queueable(steps []Step) bool {
 		}
 	}
 	return true
+}
+
+// flushes reports whether steps send FLUSHALL or FLUSHDB.
+func flushes(steps []Step) bool {
+	for _, st := range steps {
+		if len(st.Args) > 0 && (strings.EqualFold(string(st.Args[0]), "flushall") || strings.EqualFold(string(st.Args[0]), "flushdb")) {
+			return true
+		}
+	}
+	return false
 }
 
 // track follows MULTI, EXEC and DISCARD through steps, and connections the server closes (a

@@ -28,17 +28,18 @@ var otherClientWrites = [][]string{
 }
 
 // TestWatchDifferential runs seeded rounds of WATCH, writes by another client (or by the same
-// one), MULTI … EXEC against Redis and Vela on the memory and disk stores, with two connections
+// one), MULTI … EXEC against Redis and Vela on every store (on the redis store, with and without
+// the near cache, the transaction runs in the backing Redis), with two connections
 // to each, and compares every reply byte for byte: EXEC must run or refuse (a null array) exactly
 // when Redis does, for writes that change a watched key and for those that change nothing.
 func TestWatchDifferential(t *testing.T) {
-	for _, storeType := range []string{"memory", "disk"} {
+	for _, storeType := range []string{"memory", "disk", "redis", "redis-near"} {
 		t.Run(storeType, func(t *testing.T) {
 			seed, _ := seedAndSteps(t, 0)
 			t.Logf("seed %d (DIFFTEST_SEED replays it)", seed)
 			rng := rand.New(rand.NewSource(seed))
 			rs := redistest.Start(t, "--databases", "1")
-			vela := testnode.Start(t, onStore(t, storeType))
+			vela := startOn(t, onStore(t, storeType))
 			type pair struct{ redis, vela *respclient.Conn }
 			a := pair{respclient.Dial(t, rs.Addr), respclient.Dial(t, vela.Addr())}
 			b := pair{respclient.Dial(t, rs.Addr), respclient.Dial(t, vela.Addr())}

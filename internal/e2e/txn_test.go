@@ -32,12 +32,26 @@ func txTargets(t *testing.T) map[string]string {
 	}
 }
 
+// redisStoreNode starts Vela on the redis store, in front of a redis-server of its own.
+func redisStoreNode(t *testing.T, adjust func(cfg *config.Config)) string {
+	cfg := testnode.Config()
+	cfg.Store.Type = "redis"
+	cfg.Store.RedisURL = "redis://" + redistest.Start(t).Addr + "/0"
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	return testnode.Start(t, cfg).Addr()
+}
+
 // TestOptimisticIncrements is the check-and-set loop of Redis's transaction documentation,
 // through go-redis's Watch: 8 clients each add 1 to a counter 40 times, reading it, then writing
 // the sum in MULTI/EXEC, and retrying when EXEC refuses because another client wrote first. No
 // increment may be lost, and some EXECs must have been refused (the clients did collide).
 func TestOptimisticIncrements(t *testing.T) {
-	for name, addr := range txTargets(t) {
+	targets := txTargets(t)
+	targets["vela-redis-store"] = redisStoreNode(t, nil) // the transaction runs in Redis
+	targets["vela-redis-store-near"] = redisStoreNode(t, func(cfg *config.Config) { cfg.NearCache.Enabled = true })
+	for name, addr := range targets {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
@@ -206,13 +220,11 @@ func TestDiskTransactionSharesCommits(t *testing.T) {
 // other clients write; a partitioned cluster), MULTI and WATCH answer an error that says why, and the commands sent
 // after a refused MULTI run as ordinary commands, as they would after any failed command.
 func TestTransactionsRefused(t *testing.T) {
-	cfg := testnode.Config()
-	cfg.Store.Type = "redis"
-	cfg.Store.RedisURL = "redis://" + redistest.Start(t).Addr + "/0"
-	c := redis.NewClient(&redis.Options{Addr: testnode.Start(t, cfg).Addr()})
+	// On the redis store transactions run in Redis, which would not apply default_ttl.
+	c := redis.NewClient(&redis.Options{Addr: redisStoreNode(t, func(cfg *config.Config) { cfg.DefaultTTL = time.Hour })})
 	defer c.Close()
 	ctx := context.Background()
-	const text = "ERR transactions (MULTI, WATCH) are not supported with store.type = redis: other clients of the backing Redis change its keys"
+	const text = "ERR transactions (MULTI, WATCH) are not supported with store.type = redis and default_ttl set: they run in Redis, which would not apply it"
 	for _, args := range [][]any{{"MULTI"}, {"WATCH", "k"}} {
 		if err := c.Do(ctx, args...).Err(); err == nil || err.Error() != text {
 			t.Errorf("%v: %v, want %q", args, err, text)

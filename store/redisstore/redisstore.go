@@ -115,6 +115,8 @@ type Store struct {
 	// writeEpochs count the writes through this store begun and ended, by key hash, so that a
 	// GET never joins one sent before a write (coalesce.go).
 	writeEpochs [writeShards]atomic.Uint64
+	// idleTx keeps clean connections of finished transactions for the next ones (txconn.go).
+	idleTx chan *txConn
 
 	// Cluster mode (cluster.go): the tag of each slot, for bookkeeping key names; the name of
 	// each slot's bookkeeping index, ready to pass to scripts; how old a pending tagged write
@@ -144,7 +146,7 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{timeout: cfg.Timeout, log: cfg.Logger}
+	s := &Store{timeout: cfg.Timeout, log: cfg.Logger, idleTx: make(chan *txConn, maxIdleTx)}
 	if s.timeout <= 0 {
 		s.timeout = 2 * time.Second
 	}
@@ -234,6 +236,7 @@ func (s *Store) Close() error {
 	if s.pipe != nil {
 		s.pipe.close()
 	}
+	s.closeIdleTx()
 	if s.meta != nil {
 		errs = append(errs, s.meta.Close())
 	}

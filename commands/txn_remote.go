@@ -1,0 +1,179 @@
+package commands
+
+import (
+	"context"
+	"strings"
+
+	"github.com/vela-cache/vela/resp"
+	"github.com/vela-cache/vela/store"
+)
+
+// Transactions on a store that runs them itself (store.Transactor: the redis store on one
+// Redis). Other clients of the backing Redis write without passing through this node, so the
+// node's gate cannot isolate a transaction; Redis can. The commands are still checked and queued
+// here, as on any store; then:
+//
+//   - WATCH goes to Redis at once, on a connection the transaction keeps (store.TxConn), so
+//     Redis watches the keys for it as for any client of its own: a change by anyone, this
+//     node's other clients included, makes EXEC answer a null array.
+//   - EXEC sends MULTI, the queued data commands as they are, and EXEC on that connection, and
+//     answers Redis's replies. Commands about the connection or the server (PING, ECHO, CLIENT,
+//     INFO, TIME…) run here, after Redis's EXEC and only if it ran, their replies put in their
+//     places. Commands with no Redis equivalent (TAGINVALIDATE, SET … TAGS, FETCHLOCK, STATS,
+//     VELA), and those whose meaning here differs (FLUSHALL, FLUSHDB: Vela's also drops its tag
+//     bookkeeping) are refused when queued, and EXEC then answers EXECABORT.
+//   - The keys the transaction writes are reported to the node's watchers (near cache, leases)
+//     before EXEC is sent and once it has run.
+
+// remoteData are the commands sent to Redis as they are inside a transaction: their meaning on
+// the redis store is Redis's own (SET only without TAGS).
+var remoteData = map[string]bool{
+	"get": true, "set": true, "setnx": true, "setex": true, "psetex": true, "getset": true,
+	"getdel": true, "getex": true, "mget": true, "mset": true, "msetnx": true, "incr": true,
+	"decr": true, "incrby": true, "decrby": true, "incrbyfloat": true, "append": true,
+	"strlen": true, "getrange": true, "substr": true, "setrange": true, "del": true,
+	"unlink": true, "exists": true, "touch": true, "type": true, "expire": true, "pexpire": true,
+	"expireat": true, "pexpireat": true, "ttl": true, "pttl": true, "expiretime": true,
+	"pexpiretime": true, "persist": true, "dbsize": true, "unwatch": true,
+}
+
+// remoteLocal reports whether cmd runs on this node inside a remote transaction: it is about
+// the connection or the server, not the keys.
+func remoteLocal(cmd *Command) bool {
+	if cmd.FirstKey > 0 || cmd.Flags&FlagClusterWide != 0 {
+		return false
+	}
+	return cmd.Group == "connection" || cmd.Group == "server"
+}
+
+// remoteQueueable reports whether a transaction run by the store may contain cmd with args,
+// or the error that refuses it.
+func remoteQueueable(cmd *Command, args [][]byte) error {
+	name := cmd.Name
+	switch {
+	case remoteData[name] && !(name == "set" && hasTagsOption(args)):
+		return nil
+	case remoteLocal(cmd):
+		return nil
+	}
+	return Error("ERR " + strings.ToUpper(strings.ReplaceAll(name, "|", " ")) +
+		" is not supported inside MULTI with store.type = redis (the transaction runs in Redis)")
+}
+
+// remoteTxConn returns the transaction's connection to the store's server, opening one.
+func (n *Node) remoteTxConn(c *Ctx) (store.TxConn, error) {
+	tx := c.txn()
+	if tx.remote == nil {
+		tc, err := n.remote.TxConn(c.Context())
+		if err != nil {
+			return nil, err
+		}
+		tx.remote = tc
+	}
+	return tx.remote, nil
+}
+
+// dropRemote gives the transaction's connection back: kept for another transaction when clean,
+// else closed (which ends its WATCH in Redis).
+func (tx *txState) dropRemote(clean bool) {
+	if tx.remote != nil {
+		tx.remote.Release(clean)
+		tx.remote = nil
+	}
+}
+
+// watchRemote serves WATCH by sending it to Redis on the transaction's connection.
+func (n *Node) watchRemote(c *Ctx, args [][]byte) (resp.Reply, error) {
+	tx := c.txn()
+	if !tx.hooked && c.Conn != nil {
+		tx.hooked = true
+		c.Conn.OnClose(func() { n.unwatchAll(c) })
+	}
+	tc, err := n.remoteTxConn(c)
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	replies, err := tc.Do(c.Context(), [][][]byte{args}, nil)
+	if err != nil {
+		tx.dropRemote(false)
+		return resp.Reply{}, err
+	}
+	return replies[0], nil
+}
+
+// execRemote serves EXEC on a store that runs the transaction itself.
+func (n *Node) execRemote(c *Ctx, tx *txState) (resp.Reply, error) {
+	tc, err := n.remoteTxConn(c)
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	cmds := [][][]byte{{[]byte("MULTI")}}
+	var writes [][]byte
+	for _, q := range tx.queue {
+		if remoteLocal(q.cmd) {
+			continue
+		}
+		cmds = append(cmds, q.args)
+		if q.cmd.Flags&FlagWrite != 0 {
+			writes = append(writes, commandKeys(q.cmd, q.args)...)
+		}
+	}
+	cmds = append(cmds, [][]byte{[]byte("EXEC")})
+	for _, k := range writes {
+		if n.near != nil {
+			n.near.Invalidate(k)
+		}
+	}
+	replies, err := tc.Do(c.Context(), cmds, writes)
+	if err != nil {
+		tx.dropRemote(false)
+		return resp.Reply{}, err
+	}
+	execReply := replies[len(replies)-1]
+	// EXEC ended the WATCH; MULTI is over whatever it answered.
+	tx.dropRemote(true)
+	for _, k := range writes {
+		n.NotifyKey(k)
+	}
+	switch {
+	case execReply.Kind == resp.KindNilArray || execReply.Kind == resp.KindNil:
+		return resp.Reply{Kind: resp.KindNilArray}, nil // a watched key changed
+	case execReply.Kind != resp.KindArray:
+		return execReply, nil // EXECABORT: Redis refused a command (its reply says which)
+	}
+	c.execCtx = context.WithoutCancel(c.Context())
+	c.inExec, c.execReplies = true, make([]resp.Reply, 0, len(tx.queue))
+	defer func() { c.inExec, c.execReplies, c.execCtx = false, nil, nil }()
+	next := 0
+	for _, q := range tx.queue {
+		if remoteLocal(q.cmd) {
+			c.execReplies = append(c.execReplies, n.exec(c, q.cmd, q.args))
+			continue
+		}
+		if next < len(execReply.Elems) {
+			c.execReplies = append(c.execReplies, execReply.Elems[next])
+		} else {
+			c.execReplies = append(c.execReplies, resp.Error("ERR Redis answered fewer replies than commands"))
+		}
+		next++
+	}
+	c.settle()
+	return resp.Array(c.execReplies), nil
+}
+
+// commandKeys returns the keys cmd names in args.
+func commandKeys(cmd *Command, args [][]byte) [][]byte {
+	first, last, step := cmd.FirstKey, cmd.LastKey, max(cmd.KeyStep, 1)
+	if first <= 0 || first >= len(args) {
+		return nil
+	}
+	if last < 0 {
+		last += len(args)
+	}
+	last = min(last, len(args)-1)
+	var keys [][]byte
+	for i := first; i <= last; i += step {
+		keys = append(keys, args[i])
+	}
+	return keys
+}
