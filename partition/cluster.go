@@ -43,6 +43,7 @@ package partition
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -168,8 +169,9 @@ type Cluster struct {
 	shutOnce sync.Once
 	shutErr  error
 
-	nearO *nearOwner  // the members holding copies of this node's keys (near.go)
-	nearR *nearReader // this node's copies of other members' keys; nil without a near cache
+	nearO       *nearOwner  // the members holding copies of this node's keys (near.go)
+	incarnation string      // this process's, random: readers tell a restarted owner by it
+	nearR       *nearReader // this node's copies of other members' keys; nil without a near cache
 }
 
 // view is one immutable routing state: the ring and where to reach each member.
@@ -247,6 +249,9 @@ func New(node *commands.Node, st store.Store, cfg Config) (*Cluster, error) {
 	if cfg.Near != nil && cfg.Replicas != 1 {
 		return nil, errors.New("partition: the near cache needs cluster.replicas = 1")
 	}
+	inc := make([]byte, 8)
+	_, _ = rand.Read(inc)
+	cl.incarnation = hex.EncodeToString(inc)
 	cl.nearO = newNearOwner(cl)
 	node.Watch(cl.nearO)
 	if cfg.Near != nil {

@@ -37,9 +37,9 @@ func (cl *Cluster) registerCommands() {
 			"final":  sub("final", -3, commands.FlagWrite|commands.FlagBlocking, cl.final, "Runs a command passed on by a member that no longer holds its keys (internal)."),
 			// The near cache (near.go).
 			"l1watch":      sub("l1watch", 5, commands.FlagReadOnly, cl.l1Watch, "Registers a member's copy of a key and answers the time the key has left (internal)."),
-			"l1invalidate": sub("l1invalidate", -4, commands.FlagLoading, cl.l1Message, "Drops this member's copies of keys another member changed (internal)."),
-			"l1flush":      sub("l1flush", 3, commands.FlagLoading, cl.l1Message, "Drops every copy this member keeps of another member's keys (internal)."),
-			"l1beat":       sub("l1beat", 3, commands.FlagLoading, cl.l1Message, "Tells this member that another member still sends it what changes (internal)."),
+			"l1invalidate": sub("l1invalidate", -5, commands.FlagLoading, cl.l1Message, "Drops this member's copies of keys another member changed (internal)."),
+			"l1flush":      sub("l1flush", 4, commands.FlagLoading, cl.l1Message, "Drops every copy this member keeps of another member's keys (internal)."),
+			"l1beat":       sub("l1beat", 4, commands.FlagLoading, cl.l1Message, "Tells this member that another member still sends it what changes (internal)."),
 		}})
 }
 

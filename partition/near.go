@@ -58,9 +58,10 @@ type nearOwner struct {
 	}
 	count atomic.Int64 // registrations held, read without locks by KeyChanged
 
-	mu   sync.Mutex         // guards out
-	out  map[string]*outbox // by reader
-	wake chan struct{}
+	mu      sync.Mutex         // guards out
+	out     map[string]*outbox // by reader
+	wake    chan struct{}
+	sending sync.WaitGroup // deliveries in flight (deliver)
 }
 
 // nearReg is one member's registration for a key, which lapses at until (unix ms).
@@ -73,8 +74,9 @@ type nearReg struct {
 type outbox struct {
 	keys     [][]byte
 	flush    bool  // drop every copy (FLUSHALL, or too many keys queued)
-	lastSent int64 // unix ms
+	lastSent int64 // unix ms; 0 until the first message, so a new reader hears from us at once
 	active   int64 // unix ms until which the reader may hold copies: beats are due until then
+	inflight bool  // a delivery to the reader is under way
 }
 
 func newNearOwner(cl *Cluster) *nearOwner {
@@ -106,15 +108,19 @@ func (o *nearOwner) register(key []byte, member string, until int64) bool {
 	sh.mu.Unlock()
 	o.mu.Lock()
 	ob := o.outboxLocked(member)
+	first := ob.lastSent == 0
 	ob.active = max(ob.active, until)
 	o.mu.Unlock()
+	if first {
+		o.kick() // a first beat: the reader counts on hearing from us
+	}
 	return true
 }
 
 func (o *nearOwner) outboxLocked(member string) *outbox {
 	ob := o.out[member]
 	if ob == nil {
-		ob = &outbox{lastSent: time.Now().UnixMilli()}
+		ob = &outbox{}
 		o.out[member] = ob
 	}
 	return ob
@@ -189,8 +195,10 @@ func (o *nearOwner) kick() {
 }
 
 // run sends what is due until stop is closed: queued invalidations at once, beats every
-// beatEvery, and drops lapsed registrations every second.
+// beatEvery, and drops lapsed registrations every second. It waits for the deliveries in
+// flight before it returns.
 func (o *nearOwner) run(stop <-chan struct{}) {
+	defer o.sending.Wait()
 	tick := time.NewTicker(beatEvery / 2)
 	defer tick.Stop()
 	lastSweep := time.Now()
@@ -209,66 +217,72 @@ func (o *nearOwner) run(stop <-chan struct{}) {
 	}
 }
 
-// send delivers every outbox that has something due. A delivery that fails is kept for the
-// next round; meanwhile the reader, hearing nothing, drops its copies after beatLost.
+// send starts a delivery to every reader that has something due and none in flight. Each runs
+// on a goroutine of its own, so that a reader that is slow or unreachable holds up no other. A
+// delivery that fails is kept for the next one; meanwhile the reader, hearing nothing, drops its
+// copies after beatLost.
 func (o *nearOwner) send() {
 	now := time.Now().UnixMilli()
-	type due struct {
-		member string
-		keys   [][]byte
-		flush  bool
-	}
-	var todo []due
+	v := o.cl.view.Load()
 	o.mu.Lock()
+	defer o.mu.Unlock()
 	for member, ob := range o.out {
+		if ob.inflight {
+			continue
+		}
+		var keys [][]byte
+		var flush bool
 		switch {
 		case ob.flush || len(ob.keys) > 0:
-			todo = append(todo, due{member, ob.keys, ob.flush})
+			keys, flush = ob.keys, ob.flush
 			ob.keys, ob.flush, ob.lastSent = nil, false, now
 		case ob.active >= now && now-ob.lastSent >= beatEvery.Milliseconds():
-			todo = append(todo, due{member: member})
 			ob.lastSent = now
 		case ob.active < now-beatLost.Milliseconds():
 			delete(o.out, member) // no copies left there
-		}
-	}
-	o.mu.Unlock()
-	v := o.cl.view.Load()
-	self := []byte(o.cl.self)
-	calls := make([]*peer.Call, len(todo))
-	for i, d := range todo {
-		addr, ok := v.addrs[d.member]
-		if !ok {
-			continue // gone: its copies went with it
-		}
-		var args [][]byte
-		switch {
-		case d.flush:
-			args = [][]byte{[]byte("VELA"), []byte("L1FLUSH"), self}
-		case len(d.keys) > 0:
-			args = append([][]byte{[]byte("VELA"), []byte("L1INVALIDATE"), self}, d.keys...)
+			continue
 		default:
-			args = [][]byte{[]byte("VELA"), []byte("L1BEAT"), self}
-		}
-		// All at once: a slow reader must not hold up the others' invalidations.
-		calls[i] = o.cl.copies.Send(addr, args, 0, o.cl.cfg.ForwardTimeout)
-		calls[i].Flush()
-	}
-	for i, d := range todo {
-		if calls[i] == nil {
 			continue
 		}
-		if _, err := calls[i].Result(); err != nil {
-			o.cl.log.Debug("near cache: telling a reader failed; will retry", "member", d.member, "err", err)
-			o.mu.Lock()
-			ob := o.outboxLocked(d.member)
-			if d.flush || ob.flush || len(ob.keys)+len(d.keys) > maxOutbox {
-				ob.keys, ob.flush = nil, true
-			} else {
-				ob.keys = append(d.keys, ob.keys...)
-			}
-			o.mu.Unlock()
+		addr, ok := v.addrs[member]
+		if !ok {
+			continue // not a member now: its copies went with it
 		}
+		ob.inflight = true
+		o.sending.Add(1)
+		go o.deliver(member, addr, keys, flush)
+	}
+}
+
+// deliver sends one reader what is due to it: the keys changed, a flush, or (neither) a beat.
+func (o *nearOwner) deliver(member, addr string, keys [][]byte, flush bool) {
+	defer o.sending.Done()
+	self, inc := []byte(o.cl.self), []byte(o.cl.incarnation)
+	var args [][]byte
+	switch {
+	case flush:
+		args = [][]byte{[]byte("VELA"), []byte("L1FLUSH"), self, inc}
+	case len(keys) > 0:
+		args = append([][]byte{[]byte("VELA"), []byte("L1INVALIDATE"), self, inc}, keys...)
+	default:
+		args = [][]byte{[]byte("VELA"), []byte("L1BEAT"), self, inc}
+	}
+	_, err := o.cl.copies.Do(addr, args, 0, o.cl.cfg.ForwardTimeout)
+	o.mu.Lock()
+	ob := o.outboxLocked(member)
+	ob.inflight = false
+	if err != nil {
+		o.cl.log.Debug("near cache: telling a reader failed; will retry", "member", member, "err", err)
+		if flush || ob.flush || len(ob.keys)+len(keys) > maxOutbox {
+			ob.keys, ob.flush = nil, true
+		} else {
+			ob.keys = append(keys, ob.keys...)
+		}
+	}
+	pending := ob.flush || len(ob.keys) > 0
+	o.mu.Unlock()
+	if pending {
+		o.kick()
 	}
 }
 
@@ -299,35 +313,72 @@ func (o *nearOwner) sweep() {
 	}
 }
 
-// nearReader is a reader's side: the near cache, and when each owner was last heard from.
+// nearReader is a reader's side: the near cache, and what it knows of each owner.
+//
+// Only an owner's own messages (invalidations, flushes, beats, on the owner's connections to
+// this node) count as hearing from it: replies to this node's requests travel the other way and
+// say nothing of whether the owner's messages arrive. Each owner process has an incarnation,
+// sent with every message and registration; a new one means a restarted owner that has
+// forgotten this node's registrations, so every copy goes.
 type nearReader struct {
 	c   *nearcache.Cache
 	ttl time.Duration
 
 	mu     sync.Mutex
-	heard  map[string]int64 // owner → last message or registration (unix ms)
-	expect map[string]int64 // owner → the last copy from it may live until (unix ms)
+	heard  map[string]int64  // owner → its last message (unix ms)
+	expect map[string]int64  // owner → the last copy from it may live until (unix ms)
+	inc    map[string]string // owner → its incarnation
 }
 
 func newNearReader(c *nearcache.Cache, ttl time.Duration) *nearReader {
-	return &nearReader{c: c, ttl: ttl, heard: map[string]int64{}, expect: map[string]int64{}}
+	return &nearReader{c: c, ttl: ttl, heard: map[string]int64{}, expect: map[string]int64{},
+		inc: map[string]string{}}
 }
 
-// heardFrom records a message from owner.
-func (r *nearReader) heardFrom(owner string) {
+// seeIncarnationLocked records owner's incarnation and reports whether it changed (a restarted
+// owner). r.mu must be held.
+func (r *nearReader) seeIncarnationLocked(owner, inc string) bool {
+	old, ok := r.inc[owner]
+	r.inc[owner] = inc
+	return ok && old != inc
+}
+
+// heardFrom records a message from owner's incarnation inc.
+func (r *nearReader) heardFrom(owner, inc string) {
 	now := time.Now().UnixMilli()
 	r.mu.Lock()
 	r.heard[owner] = now
+	restarted := r.seeIncarnationLocked(owner, inc)
+	if restarted {
+		clear(r.expect)
+	}
 	r.mu.Unlock()
+	if restarted {
+		r.c.Flush()
+	}
 }
 
-// filled records that a copy from owner may live until until; owner just answered.
-func (r *nearReader) filled(owner string, until int64) {
+// filling records that a copy from owner's incarnation inc may live until until, and reports
+// whether it may be kept (false when the owner restarted: every copy was dropped). An owner
+// with no copies here lately gets beatLost from now to be heard from (its first beat is on its
+// way); one with copies here must have been heard from already.
+func (r *nearReader) filling(owner, inc string, until int64) bool {
 	now := time.Now().UnixMilli()
 	r.mu.Lock()
-	r.heard[owner] = now
+	restarted := r.seeIncarnationLocked(owner, inc)
+	if restarted {
+		clear(r.expect)
+	}
+	if r.expect[owner] < now {
+		r.heard[owner] = max(r.heard[owner], now)
+	}
 	r.expect[owner] = max(r.expect[owner], until)
 	r.mu.Unlock()
+	if restarted {
+		r.c.Flush()
+		return false
+	}
+	return true
 }
 
 // check drops every copy when an owner that may have copies here has gone quiet.
@@ -342,6 +393,12 @@ func (r *nearReader) check() {
 		}
 		if now-r.heard[owner] > beatLost.Milliseconds() {
 			quiet = true
+		}
+	}
+	for owner, at := range r.heard { // forget owners long gone
+		if _, ok := r.expect[owner]; !ok && now-at > time.Hour.Milliseconds() {
+			delete(r.heard, owner)
+			delete(r.inc, owner)
 		}
 	}
 	if quiet {
@@ -402,6 +459,9 @@ func (cl *Cluster) nearGet(c *commands.Ctx, v *view, owner string, args [][]byte
 		return cl.forward(c, v, owner, args, 0)
 	}
 	t := cl.nearR.c.Begin(key)
+	if cl.view.Load() != v { // the ring changed (and the copies went) since v was read
+		return cl.forward(c, v, owner, args, 0)
+	}
 	sentAt := time.Now().UnixMilli()
 	watch := [][]byte{[]byte("VELA"), []byte("L1WATCH"), []byte(cl.self),
 		strconv.AppendInt(nil, cl.nearR.ttl.Milliseconds(), 10), key}
@@ -444,18 +504,22 @@ type nearFetch struct {
 // Reply implements resp.Later.
 func (f *nearFetch) Reply() resp.Reply {
 	w, g := f.watch.Reply(), f.get.Reply()
-	if w.Kind == resp.KindInt && w.Int >= -1 && g.Kind == resp.KindBulk {
-		// The owner answers the time left (its clock may differ from this one's): counted from
-		// before the request left, the copy ends no later than the key.
-		expireAt := int64(0)
-		if w.Int >= 0 {
-			expireAt = f.sentAt + w.Int
-		}
-		until := time.Now().Add(f.cl.nearR.ttl).UnixMilli()
-		if expireAt != 0 {
-			until = min(until, expireAt)
-		}
-		f.cl.nearR.filled(f.owner, until)
+	if w.Kind != resp.KindArray || len(w.Elems) != 2 || w.Elems[0].Kind != resp.KindInt ||
+		w.Elems[0].Int < -1 || g.Kind != resp.KindBulk {
+		return g // NOCACHE, an error, or no such key
+	}
+	// The owner answers the time left (its clock may differ from this one's): counted from
+	// before the request left, the copy ends no later than the key.
+	left, inc := w.Elems[0].Int, bulkText(w.Elems[1])
+	expireAt := int64(0)
+	if left >= 0 {
+		expireAt = f.sentAt + left
+	}
+	until := time.Now().Add(f.cl.nearR.ttl).UnixMilli()
+	if expireAt != 0 {
+		until = min(until, expireAt)
+	}
+	if f.cl.nearR.filling(f.owner, inc, until) {
 		val := g.Bytes
 		if val == nil {
 			val = []byte(g.Str)
@@ -493,8 +557,8 @@ func (f *nearFetchOnLoop) Flush() { f.notify.Flush() }
 func (f *nearFetchOnLoop) NotifiesOnLoop() bool { return true }
 
 // l1Watch serves VELA L1WATCH reader ttl-ms key on the key's owner: it registers reader for the
-// key and answers the milliseconds the key has left (-1: no expiry), or NOCACHE when the reader
-// must not keep a copy.
+// key and answers the milliseconds the key has left (-1: no expiry) and this process's
+// incarnation, or NOCACHE when the reader must not keep a copy.
 func (cl *Cluster) l1Watch(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	if !c.Peer {
 		return resp.Reply{}, errPeerOnly
@@ -516,17 +580,18 @@ func (cl *Cluster) l1Watch(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 		return errNoCache, nil
 	}
 	res, err := cl.store.Do(c.Context(), key, store.Op{Kind: store.Inspect})
+	left := int64(-1) // no expiry (or no key: the GET after this finds none)
 	switch {
 	case err != nil:
 		return errNoCache, nil
-	case !res.Found || res.ExpireAt == 0:
-		return resp.Int(-1), nil // no expiry (or no key: the GET after this finds none)
+	case res.Found && res.ExpireAt != 0:
+		left = max(res.ExpireAt-time.Now().UnixMilli(), 0)
 	}
-	return resp.Int(max(res.ExpireAt-time.Now().UnixMilli(), 0)), nil
+	return resp.Array([]resp.Reply{resp.Int(left), resp.BulkString(cl.incarnation)}), nil
 }
 
-// l1Message serves VELA L1INVALIDATE owner key …, L1FLUSH owner and L1BEAT owner: what an owner
-// tells this node about the copies it keeps.
+// l1Message serves VELA L1INVALIDATE owner incarnation key …, L1FLUSH owner incarnation and
+// L1BEAT owner incarnation: what an owner tells this node about the copies it keeps.
 func (cl *Cluster) l1Message(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	if !c.Peer {
 		return resp.Reply{}, errPeerOnly
@@ -534,10 +599,10 @@ func (cl *Cluster) l1Message(c *commands.Ctx, args [][]byte) (resp.Reply, error)
 	if cl.nearR == nil {
 		return resp.OK, nil
 	}
-	cl.nearR.heardFrom(string(args[2]))
+	cl.nearR.heardFrom(string(args[2]), string(args[3]))
 	switch string(lower(args[1])) {
 	case "l1invalidate":
-		for _, k := range args[3:] {
+		for _, k := range args[4:] {
 			cl.nearR.c.Invalidate(k)
 		}
 	case "l1flush":
@@ -561,20 +626,28 @@ func (cl *Cluster) nearInvalidateWrites(cmd *commands.Command, args [][]byte) {
 // nearAfterWrite drops this node's copies of the keys of a client's write again once the write
 // is done, before its reply goes out: another client may have filled one from a read the owner
 // ran before the write, and the owner's word of the change may arrive after the reply.
+//
+// A write that names no keys but acts on the whole cluster (TAGINVALIDATE, FLUSHALL) drops every
+// copy: which keys it changed is known only to their owners.
 func (cl *Cluster) nearAfterWrite(cmd *commands.Command, args [][]byte, r resp.Reply) resp.Reply {
 	first, last, step := keyRange(cmd, len(args))
-	if first == 0 {
+	all := first == 0
+	if all && cmd.Flags&commands.FlagClusterWide == 0 {
 		return r
 	}
 	if r.Later == nil {
-		cl.nearInvalidateWrites(cmd, args)
+		if all {
+			cl.nearR.c.Flush()
+		} else {
+			cl.nearInvalidateWrites(cmd, args)
+		}
 		return r
 	}
 	var keys [][]byte
-	for i := first; i <= last; i += step {
+	for i := first; !all && i <= last; i += step {
 		keys = append(keys, append([]byte(nil), args[i]...))
 	}
-	w := &nearWritten{cl: cl, inner: r.Later, keys: keys}
+	w := &nearWritten{cl: cl, inner: r.Later, keys: keys, all: all}
 	switch in := r.Later.(type) {
 	case resp.LoopNotifier:
 		if f, ok := in.(resp.Flusher); ok {
@@ -591,11 +664,15 @@ type nearWritten struct {
 	cl    *Cluster
 	inner resp.Later
 	keys  [][]byte
+	all   bool // a cluster-wide write: every copy goes
 }
 
 // Reply implements resp.Later.
 func (w *nearWritten) Reply() resp.Reply {
 	r := w.inner.Reply()
+	if w.all {
+		w.cl.nearR.c.Flush()
+	}
 	for _, k := range w.keys {
 		w.cl.nearR.c.Invalidate(k)
 	}

@@ -8,7 +8,8 @@ import (
 )
 
 // A reader that has copies from an owner and stops hearing from it drops every copy: the
-// owner's invalidations may be getting lost. Copies that have all lapsed expect nothing.
+// owner's invalidations may be getting lost. Its own reads from the owner (fills) do not count
+// as hearing from it. Copies that have all lapsed expect nothing.
 func TestNearReaderDropsCopiesOfQuietOwner(t *testing.T) {
 	c, err := nearcache.New(100, time.Minute)
 	if err != nil {
@@ -19,29 +20,62 @@ func TestNearReaderDropsCopiesOfQuietOwner(t *testing.T) {
 	r := newNearReader(c, time.Minute)
 	keep := func(k string) { c.Fill([]byte(k), c.Begin([]byte(k)), []byte("v"), 0) }
 	held := func(k string) bool { _, ok := c.Get([]byte(k)); return ok }
+	quiet := func(owner string) {
+		r.mu.Lock()
+		r.heard[owner] = time.Now().Add(-beatLost - time.Millisecond).UnixMilli()
+		r.mu.Unlock()
+	}
+	minute := time.Now().Add(time.Minute).UnixMilli()
 
 	keep("a")
-	r.filled("owner", time.Now().Add(time.Minute).UnixMilli())
+	if !r.filling("owner", "i1", minute) {
+		t.Fatal("a first copy refused")
+	}
 	r.check()
 	if !held("a") {
-		t.Fatal("dropped while the owner is heard from")
+		t.Fatal("dropped while the owner's first beat may still be on its way")
 	}
-	r.mu.Lock()
-	r.heard["owner"] = time.Now().Add(-beatLost - time.Millisecond).UnixMilli()
-	r.mu.Unlock()
+	quiet("owner")
+	r.filling("owner", "i1", minute) // more reads from the owner: not a word from it
 	r.check()
 	if held("a") {
 		t.Fatal("a copy from a quiet owner was kept")
 	}
 
 	keep("b")
-	r.filled("other", time.Now().Add(-time.Millisecond).UnixMilli()) // its copies have lapsed
-	r.mu.Lock()
-	r.heard["other"] = 0
-	r.mu.Unlock()
+	r.filling("other", "j1", time.Now().Add(-time.Millisecond).UnixMilli()) // its copies have lapsed
+	quiet("other")
 	r.check()
 	if !held("b") {
 		t.Fatal("an owner whose copies lapsed made the reader drop everything")
+	}
+}
+
+// An owner that restarted (a new incarnation) forgot the registrations: every copy goes.
+func TestNearReaderDropsCopiesOfRestartedOwner(t *testing.T) {
+	c, err := nearcache.New(100, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Resume()
+	r := newNearReader(c, time.Minute)
+	c.Fill([]byte("a"), c.Begin([]byte("a")), []byte("v"), 0)
+	r.filling("owner", "i1", time.Now().Add(time.Minute).UnixMilli())
+	r.heardFrom("owner", "i1")
+	if _, ok := c.Get([]byte("a")); !ok {
+		t.Fatal("dropped by a beat of the same incarnation")
+	}
+	if r.filling("owner", "i2", time.Now().Add(time.Minute).UnixMilli()) {
+		t.Fatal("a copy from a restarted owner was let in")
+	}
+	if _, ok := c.Get([]byte("a")); ok {
+		t.Fatal("a copy from before the owner restarted was kept")
+	}
+	c.Fill([]byte("b"), c.Begin([]byte("b")), []byte("v"), 0)
+	r.heardFrom("owner", "i3")
+	if _, ok := c.Get([]byte("b")); ok {
+		t.Fatal("a beat of a new incarnation left the copies")
 	}
 }
 
