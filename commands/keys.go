@@ -225,31 +225,11 @@ func (n *Node) scan(c *Ctx, args [][]byte) (resp.Reply, error) {
 	if !ok {
 		return resp.Reply{}, ErrInvalidCur
 	}
-	var pattern, filter []byte
-	count := 10
-	wantStrings := true // TYPE names a type Vela's values have (every value is a string)
-	for i := 2; i < len(args); i += 2 {
-		if i+1 >= len(args) {
-			return resp.Reply{}, ErrSyntax
-		}
-		switch {
-		case equalFold(args[i], "count"):
-			v, err := intArg(args[i+1])
-			if err != nil {
-				return resp.Reply{}, err
-			}
-			if v < 1 {
-				return resp.Reply{}, ErrSyntax
-			}
-			count = int(min(v, 1<<20))
-		case equalFold(args[i], "match"):
-			pattern, filter = scanPattern(args[i+1])
-		case equalFold(args[i], "type"):
-			wantStrings = equalFold(args[i+1], "string")
-		default:
-			return resp.Reply{}, ErrSyntax
-		}
+	o, err := ParseScanOptions(args[2:])
+	if err != nil {
+		return resp.Reply{}, err
 	}
+	pattern, filter, count, wantStrings := o.pattern, o.filter, o.count, o.wantStrings
 	ks, err := n.keyspace()
 	if err != nil {
 		return resp.Reply{}, err
@@ -283,6 +263,42 @@ func scanPattern(p []byte) (pattern, filter []byte) {
 		return nil, nil
 	}
 	return p, nil
+}
+
+// ScanOptions are SCAN's options after the cursor.
+type ScanOptions struct {
+	pattern, filter []byte
+	count           int
+	wantStrings     bool // TYPE names a type Vela's values have (every value is a string)
+}
+
+// ParseScanOptions checks SCAN's options (MATCH, COUNT, TYPE) as Redis does, with its errors,
+// so that a cluster refuses what one node would before it asks any member.
+func ParseScanOptions(opts [][]byte) (ScanOptions, error) {
+	o := ScanOptions{count: 10, wantStrings: true}
+	for i := 0; i < len(opts); i += 2 {
+		if i+1 >= len(opts) {
+			return o, ErrSyntax
+		}
+		switch {
+		case equalFold(opts[i], "count"):
+			v, err := intArg(opts[i+1])
+			if err != nil {
+				return o, err
+			}
+			if v < 1 {
+				return o, ErrSyntax
+			}
+			o.count = int(min(v, 1<<20))
+		case equalFold(opts[i], "match"):
+			o.pattern, o.filter = scanPattern(opts[i+1])
+		case equalFold(opts[i], "type"):
+			o.wantStrings = equalFold(opts[i+1], "string")
+		default:
+			return o, ErrSyntax
+		}
+	}
+	return o, nil
 }
 
 // ParseCursor reads a SCAN cursor as Redis does, with strtoul on the argument as a C string: an

@@ -37,7 +37,7 @@ func (n *Node) nearServes(c *Ctx) bool {
 	if c.Conn != nil && c.Conn.Pending() {
 		return false
 	}
-	return c.tx == nil || c.tx.remote == nil
+	return !c.watchingRemote()
 }
 
 // nearGet looks key up in the near cache, counting the hit (a keyspace hit too) or the miss.

@@ -424,6 +424,9 @@ func (n *Node) do(c *Ctx, key []byte, op store.Op) (store.Result, error) {
 		c.settle()
 		c.started = false
 	}
+	if op.Kind == store.Get && c.watchingRemote() {
+		op.NoShare = true
+	}
 	if n.near != nil {
 		if op.Kind == store.Get && n.nearServes(c) {
 			if v, ok := n.nearGet(key); ok {
@@ -458,6 +461,9 @@ func (n *Node) start(c *Ctx, key []byte, op store.Op) store.Call {
 	}
 	if n.near != nil {
 		n.nearBeforeWrite(key, &op)
+	}
+	if op.Kind == store.Get && c.watchingRemote() {
+		op.NoShare = true
 	}
 	var call store.Call
 	if c.loop != nil {

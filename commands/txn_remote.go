@@ -60,6 +60,11 @@ func remoteQueueable(cmd *Command, args [][]byte) error {
 		" is not supported inside MULTI with store.type = redis (the transaction runs in Redis)")
 }
 
+// watchingRemote reports whether the client watches keys in the store's server: its reads
+// must then see every write made before its WATCH, so they join no read already in flight and
+// skip the near cache.
+func (c *Ctx) watchingRemote() bool { return c.tx != nil && c.tx.remote != nil }
+
 // remoteTxConn returns the transaction's connection to the store's server, opening one.
 func (n *Node) remoteTxConn(c *Ctx) (store.TxConn, error) {
 	tx := c.txn()

@@ -575,6 +575,9 @@ func (cl *Cluster) scan(c *commands.Ctx, v *view, cmd *commands.Command, args []
 	if !ok {
 		return commands.ErrorReply(commands.ErrInvalidCur)
 	}
+	if _, err := commands.ParseScanOptions(args[2:]); err != nil {
+		return commands.ErrorReply(err)
+	}
 	members := v.ring.Members()
 	idx, local := int(cursor>>scanNodeShift), cursor&scanLocalMask
 	if idx >= len(members) {

@@ -262,6 +262,10 @@ type Op struct {
 	// that reads the expiry after the value reports it no later than it is (so a copy kept
 	// until then never outlives the key).
 	WithExpiry bool
+	// NoShare asks a Get to be read on its own, not joined to another caller's read in flight
+	// (request coalescing): that read may have reached the server before this caller's last
+	// command did, and a client that read after WATCH must see every write before its WATCH.
+	NoShare bool
 }
 
 // Result is what an Op produced; see each Kind for the fields it fills.

@@ -111,7 +111,7 @@ func (s *Store) StartOn(loop store.EventLoop, key []byte, op store.Op) store.Cal
 func (p *loopPipe) start(key []byte, op *store.Op) (c *loopCall, joined bool) {
 	h := xxhash.Sum64(key)
 	if op.Kind == store.Get {
-		if c := p.gets[string(key)]; c != nil && (c.withExpiry || !op.WithExpiry) && c.epoch == p.s.writeEpoch(h) {
+		if c := p.gets[string(key)]; c != nil && !op.NoShare && (c.withExpiry || !op.WithExpiry) && c.epoch == p.s.writeEpoch(h) {
 			return c, true
 		}
 	}

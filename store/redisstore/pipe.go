@@ -129,7 +129,7 @@ func (p *pipe) start(s *Store, key []byte, op *store.Op) store.Call {
 	pc := p.conns[h%uint64(len(p.conns))]
 	pc.mu.Lock()
 	if op.Kind == store.Get {
-		if c, ok := pc.gets[string(key)]; ok && c.epoch == s.writeEpoch(h) {
+		if c, ok := pc.gets[string(key)]; ok && !op.NoShare && c.epoch == s.writeEpoch(h) {
 			pc.mu.Unlock()
 			return sharedCall{c}
 		}

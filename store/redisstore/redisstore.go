@@ -275,10 +275,10 @@ func (s *Store) Do(ctx context.Context, key []byte, op store.Op) (store.Result, 
 		return store.Result{}, ErrReservedKey
 	}
 	if op.Kind == store.Get && op.WithExpiry {
-		return s.getWithExpiry(ctx, key)
+		return s.getWithExpiry(ctx, key, !op.NoShare)
 	}
 	if op.Kind == store.Get || (op.Kind == store.GetEx && op.TTL == store.TTLKeep) {
-		return s.get(ctx, key)
+		return s.get(ctx, key, !op.NoShare || op.Kind != store.Get)
 	}
 	if op.Cond&store.CondSame != 0 {
 		// Only the in-process lease manager asks for it; on this store leases live in Redis
@@ -300,9 +300,9 @@ func (s *Store) Do(ctx context.Context, key []byte, op store.Op) (store.Result, 
 }
 
 // get reads key.
-func (s *Store) get(ctx context.Context, key []byte) (store.Result, error) {
+func (s *Store) get(ctx context.Context, key []byte, share bool) (store.Result, error) {
 	k := string(key)
-	return s.shared(ctx, s.flightID("", key), func(cctx context.Context) (store.Result, error) {
+	return s.shared(ctx, s.flightID("", key), share, func(cctx context.Context) (store.Result, error) {
 		v, err := s.c.Get(cctx, k).Bytes()
 		if errors.Is(err, redis.Nil) {
 			return store.Result{}, nil
@@ -315,9 +315,9 @@ func (s *Store) get(ctx context.Context, key []byte) (store.Result, error) {
 }
 
 // getWithExpiry reads key and its expiry, GET and PTTL in one round trip.
-func (s *Store) getWithExpiry(ctx context.Context, key []byte) (store.Result, error) {
+func (s *Store) getWithExpiry(ctx context.Context, key []byte, share bool) (store.Result, error) {
 	k := string(key)
-	return s.shared(ctx, s.flightID("pttl", key), func(cctx context.Context) (store.Result, error) {
+	return s.shared(ctx, s.flightID("pttl", key), share, func(cctx context.Context) (store.Result, error) {
 		sentAt := time.Now().UnixMilli()
 		var get *redis.StringCmd
 		var pttl *redis.Cmd
@@ -343,8 +343,13 @@ func (s *Store) getWithExpiry(ctx context.Context, key []byte) (store.Result, er
 
 // shared runs fetch for the callers asking for the same call (named by id) at the same time,
 // once: it runs under its own deadline so that one caller going away does not fail the others.
-// The callers that joined get a Shared result.
-func (s *Store) shared(ctx context.Context, id string, fetch func(context.Context) (store.Result, error)) (store.Result, error) {
+// The callers that joined get a Shared result. Without share the call runs on its own.
+func (s *Store) shared(ctx context.Context, id string, share bool, fetch func(context.Context) (store.Result, error)) (store.Result, error) {
+	if !share {
+		cctx, cancel := context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+		return fetch(cctx)
+	}
 	ran := false // set by this caller's fetch only, read after its result is received
 	ch := s.gets.DoChan(id, func() (any, error) {
 		ran = true
