@@ -424,6 +424,17 @@ func (n *Node) do(c *Ctx, key []byte, op store.Op) (store.Result, error) {
 		c.settle()
 		c.started = false
 	}
+	if n.near != nil || c.tx != nil {
+		return n.doNear(c, key, op)
+	}
+	res, err := n.store.Do(c.Context(), key, op)
+	n.account(key, &op, res, err)
+	return res, err
+}
+
+// doNear is do for a node with a near cache, or a client in a transaction: a GET may be
+// answered by the near cache, or must join no read in flight (watchingRemote).
+func (n *Node) doNear(c *Ctx, key []byte, op store.Op) (store.Result, error) {
 	if op.Kind == store.Get && c.watchingRemote() {
 		op.NoShare = true
 	}

@@ -245,18 +245,11 @@ const (
 
 // Op is one operation on one key. The zero value of each field is the plain case.
 type Op struct {
-	Kind      Kind
-	Value     []byte
-	Delta     int64
-	Float     float64
-	Cond      Cond
-	TTL       TTLMode
-	ExpireAt  int64 // absolute unix ms; for IncrBy/IncrByFloat/Append it applies only to a new key
+	Kind Kind
+	Cond Cond
+	TTL  TTLMode
+	// ReturnOld asks a Set or Delete for the value it replaced.
 	ReturnOld bool
-	// Expect is the value CondSame compares with.
-	Expect []byte
-	// Tags replaces the key's tags on Set (nil: no tags). Stores without tag support ignore it.
-	Tags [][]byte
 	// WithExpiry asks a Get to report the key's expiry in Result.ExpireAt as well (0: none), for
 	// a near cache that must not keep a copy past it. A store that cannot tell reports -1; one
 	// that reads the expiry after the value reports it no later than it is (so a copy kept
@@ -266,12 +259,27 @@ type Op struct {
 	// (request coalescing): that read may have reached the server before this caller's last
 	// command did, and a client that read after WATCH must see every write before its WATCH.
 	NoShare bool
+	// The flags come first so that they share one word: an Op is passed by value on the hot
+	// path, and its size shows there.
+
+	Value    []byte
+	Delta    int64
+	Float    float64
+	ExpireAt int64 // absolute unix ms; for IncrBy/IncrByFloat/Append it applies only to a new key
+	// Expect is the value CondSame compares with.
+	Expect []byte
+	// Tags replaces the key's tags on Set (nil: no tags). Stores without tag support ignore it.
+	Tags [][]byte
 }
 
 // Result is what an Op produced; see each Kind for the fields it fills.
 type Result struct {
-	Found    bool
-	Done     bool
+	Found bool
+	Done  bool
+	// Shared is set on a Get answered by a read another caller began earlier (request
+	// coalescing): the value may predate a change the caller has since been told of, so a near
+	// cache must not keep it.
+	Shared   bool
 	Value    []byte
 	Int      int64
 	ExpireAt int64
@@ -279,10 +287,6 @@ type Result struct {
 	// shared Redis made a list, hash or other type ("list", "hash"…). Vela itself writes only
 	// strings, so every other store leaves it empty.
 	Type string
-	// Shared is set on a Get answered by a read another caller began earlier (request
-	// coalescing): the value may predate a change the caller has since been told of, so a near
-	// cache must not keep it.
-	Shared bool
 }
 
 // ServerError is an error reply from a server behind a store (an external Redis) that has no
