@@ -174,25 +174,7 @@ func TestNearCacheTagInvalidateThroughReader(t *testing.T) {
 	ctx := context.Background()
 	c := client(t, nodes[0])
 	k := remoteKey(t, nodes[0], "tagged")
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 3 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := redis.NewClient(&redis.Options{Addr: nodes[0].Addr(), PoolSize: 1})
-			defer r.Close()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-					r.Get(ctx, k)
-				}
-			}
-		}()
-	}
-	defer func() { close(stop); wg.Wait() }()
+	defer busyReaders(nodes[0].Addr(), k, 3)()
 	for round := range 300 {
 		if err := c.Do(ctx, "SET", k, "v", "TAGS", "t").Err(); err != nil {
 			t.Fatal(err)

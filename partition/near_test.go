@@ -197,27 +197,8 @@ func TestNearCacheInClusterMembershipChange(t *testing.T) {
 // the write is done).
 func TestNearCacheInClusterOwnWriteUnderReaders(t *testing.T) {
 	nodes := nearCluster(t)
-	ctx := context.Background()
 	k := remoteKey(t, nodes[0], "busy")
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := redis.NewClient(&redis.Options{Addr: nodes[0].Addr(), PoolSize: 1})
-			defer c.Close()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-					c.Get(ctx, k)
-				}
-			}
-		}()
-	}
-	defer func() { close(stop); wg.Wait() }()
+	defer busyReaders(nodes[0].Addr(), k, 4)()
 	w := respclient.Dial(t, nodes[0].Addr())
 	for i := range 1000 {
 		v := fmt.Sprint("v", i)
@@ -244,4 +225,29 @@ func TestNearCacheInClusterOwnWriteUnderReaders(t *testing.T) {
 			t.Fatalf("round %d: GET after SET %s's reply read %q (%v)", i, v, got, err)
 		}
 	}
+}
+
+// busyReaders starts n clients of addr that GET key until the returned function stops them (and
+// waits for them): they keep filling a member's copy of key.
+func busyReaders(addr, key string, n int) (stop func()) {
+	ctx := context.Background()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 1})
+			defer c.Close()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+					c.Get(ctx, key)
+				}
+			}
+		}()
+	}
+	return func() { close(done); wg.Wait() }
 }

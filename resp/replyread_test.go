@@ -5,7 +5,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-
 )
 
 func TestReadReply(t *testing.T) {
