@@ -123,7 +123,7 @@ func (ch *channel) session(ctx context.Context) error {
 			return err
 		}
 		if r.IsError() {
-			return fmt.Errorf("%s: %s", step, text(r))
+			return fmt.Errorf("%s: %s", step, r.Text())
 		}
 	}
 	ch.t.setUp(ch, true)
@@ -271,14 +271,6 @@ func (ch *channel) skip(br *bufio.Reader, n int) error {
 		}
 	}
 	return nil
-}
-
-// text is the payload of a string reply, whichever field holds it.
-func text(r resp.Reply) string {
-	if r.Bytes != nil {
-		return string(r.Bytes)
-	}
-	return r.Str
 }
 
 // countingReader counts the bytes read through it, so the channel can tell a timeout between

@@ -510,7 +510,7 @@ func (f *nearFetch) Reply() resp.Reply {
 	}
 	// The owner answers the time left (its clock may differ from this one's): counted from
 	// before the request left, the copy ends no later than the key.
-	left, inc := w.Elems[0].Int, bulkText(w.Elems[1])
+	left, inc := w.Elems[0].Int, w.Elems[1].Text()
 	expireAt := int64(0)
 	if left >= 0 {
 		expireAt = f.sentAt + left

@@ -7,17 +7,23 @@ import (
 	"github.com/vela-cache/vela/nearcache"
 )
 
-// A reader that has copies from an owner and stops hearing from it drops every copy: the
-// owner's invalidations may be getting lost. Its own reads from the owner (fills) do not count
-// as hearing from it. Copies that have all lapsed expect nothing.
-func TestNearReaderDropsCopiesOfQuietOwner(t *testing.T) {
+// liveReader returns a live near cache and a reader's side over it.
+func liveReader(t *testing.T) (*nearcache.Cache, *nearReader) {
+	t.Helper()
 	c, err := nearcache.New(100, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(c.Close)
 	c.Resume()
-	r := newNearReader(c, time.Minute)
+	return c, newNearReader(c, time.Minute)
+}
+
+// A reader that has copies from an owner and stops hearing from it drops every copy: the
+// owner's invalidations may be getting lost. Its own reads from the owner (fills) do not count
+// as hearing from it. Copies that have all lapsed expect nothing.
+func TestNearReaderDropsCopiesOfQuietOwner(t *testing.T) {
+	c, r := liveReader(t)
 	keep := func(k string) { c.Fill([]byte(k), c.Begin([]byte(k)), []byte("v"), 0) }
 	held := func(k string) bool { _, ok := c.Get([]byte(k)); return ok }
 	quiet := func(owner string) {
@@ -53,13 +59,7 @@ func TestNearReaderDropsCopiesOfQuietOwner(t *testing.T) {
 
 // An owner that restarted (a new incarnation) forgot the registrations: every copy goes.
 func TestNearReaderDropsCopiesOfRestartedOwner(t *testing.T) {
-	c, err := nearcache.New(100, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.Resume()
-	r := newNearReader(c, time.Minute)
+	c, r := liveReader(t)
 	c.Fill([]byte("a"), c.Begin([]byte("a")), []byte("v"), 0)
 	r.filling("owner", "i1", time.Now().Add(time.Minute).UnixMilli())
 	r.heardFrom("owner", "i1")

@@ -198,7 +198,7 @@ func (cl *Cluster) pullIfMissing(c *commands.Ctx, v *view, key []byte) {
 	if err != nil || r.Kind != resp.KindArray || len(r.Elems) < 2 {
 		return
 	}
-	at, err := strconv.ParseInt(bulkText(r.Elems[1]), 10, 64)
+	at, err := strconv.ParseInt(r.Elems[1].Text(), 10, 64)
 	if err != nil || (at != 0 && at <= time.Now().UnixMilli()) {
 		return
 	}

@@ -601,7 +601,7 @@ func (cl *Cluster) scan(c *commands.Ctx, v *view, cmd *commands.Command, args []
 		}
 		return resp.Error("ERR cluster: bad SCAN reply from " + members[idx])
 	}
-	next, err := strconv.ParseUint(bulkText(r.Elems[0]), 10, 64)
+	next, err := strconv.ParseUint(r.Elems[0].Text(), 10, 64)
 	if err != nil || next > scanLocalMask {
 		return resp.Error("ERR cluster: bad SCAN cursor from " + members[idx])
 	}
@@ -612,13 +612,6 @@ func (cl *Cluster) scan(c *commands.Ctx, v *view, cmd *commands.Command, args []
 		}
 	}
 	return scanReply(uint64(idx)<<scanNodeShift|next, r.Elems[1].Elems)
-}
-
-func bulkText(r resp.Reply) string {
-	if r.Bytes != nil {
-		return string(r.Bytes)
-	}
-	return r.Str
 }
 
 func scanReply(cursor uint64, keys []resp.Reply) resp.Reply {

@@ -142,6 +142,15 @@ func BulkStrings(ss ...string) Reply {
 // IsError reports whether r is an error reply.
 func (r Reply) IsError() bool { return r.Kind == KindError }
 
+// Text is the payload of a string reply (status, error, bulk, verbatim), whichever field holds
+// it.
+func (r Reply) Text() string {
+	if r.Bytes != nil {
+		return string(r.Bytes)
+	}
+	return r.Str
+}
+
 // Append appends r to dst encoded for protocol version proto (2 or 3).
 func Append(dst []byte, r Reply, proto int) []byte {
 	switch r.Kind {
