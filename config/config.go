@@ -176,9 +176,12 @@ func (c *Config) Validate() error {
 		return &Error{"cluster.forward_timeout", "must be positive (a dead peer must not hang clients)"}
 	case c.Cluster.Replicas < 1:
 		return &Error{"cluster.replicas", "must be at least 1"}
-	case c.Topology.Type == "replicated":
-		// Refused rather than silently run as a local node: see README "Not yet built".
-		return &Error{"topology.type", `"replicated" is not implemented in this version; use "local" or "partitioned"`}
+	case c.Topology.Type == "replicated" && c.Store.Type == "redis":
+		return &Error{"topology.type", `"replicated" keeps a copy of every key on every member, in its own memory or disk store; in front of a shared Redis use "local" (one sidecar per client host) or let Redis replicate`}
+	case c.Topology.Type == "replicated" && c.Cluster.Replicas != 1:
+		return &Error{"cluster.replicas", `applies to topology.type = "partitioned"; with "replicated" every member holds every key`}
+	case c.NearCache.Enabled && c.Topology.Type == "replicated":
+		return &Error{"near_cache.enabled", `with topology.type = "replicated" every read is answered from the member's own store: there is nothing to keep near`}
 	case c.NearCache.Enabled && c.Topology.Type == "local" && c.Store.Type != "redis":
 		return &Error{"near_cache.enabled", `on one node the near cache is for store.type = "redis" (the memory and disk stores are near already)`}
 	case c.NearCache.Enabled && c.Topology.Type == "partitioned" && c.Cluster.Replicas != 1:

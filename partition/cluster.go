@@ -44,7 +44,6 @@ package partition
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -234,7 +233,7 @@ func New(node *commands.Node, st store.Store, cfg Config) (*Cluster, error) {
 		return nil, errors.New("partition: the store cannot enumerate its keys, which rebalancing needs")
 	}
 	cl := &Cluster{cfg: cfg, self: cfg.NodeName, node: node, store: st, ks: ks, stats: node.Stats(),
-		log: cfg.Log, token: PeerToken(cfg.Secret), kick: make(chan struct{}, 1), stop: make(chan struct{})}
+		log: cfg.Log, token: peer.Token(cfg.Secret), kick: make(chan struct{}, 1), stop: make(chan struct{})}
 	handshake := [][][]byte{}
 	if cfg.RequirePass != "" {
 		handshake = append(handshake, [][]byte{[]byte("AUTH"), []byte(cfg.RequirePass)})
@@ -267,13 +266,6 @@ func New(node *commands.Node, st store.Store, cfg Config) (*Cluster, error) {
 	node.AddInfoSection("vela", cl.infoLines)
 	node.SetRouter(cl)
 	return cl, nil
-}
-
-// PeerToken is the proof a peer presents with VELA PEER: a hash of the cluster secret, so the
-// secret itself never crosses the network.
-func PeerToken(secret string) string {
-	sum := sha256.Sum256([]byte("vela-peer:" + secret))
-	return hex.EncodeToString(sum[:])
 }
 
 // Start joins the cluster (in the background: seeds are retried until one answers) and starts

@@ -14,7 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vela-cache/vela/internal/testnode"
-	"github.com/vela-cache/vela/partition"
+	"github.com/vela-cache/vela/peer"
 	"github.com/vela-cache/vela/ring"
 	"github.com/vela-cache/vela/server"
 )
@@ -118,7 +118,7 @@ func startHeld(t *testing.T, name string, h *holdback, seeds ...string) *server.
 func peerClient(t testing.TB, srv *server.Server) *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), ReadTimeout: 10 * time.Second, MaxRetries: -1,
 		OnConnect: func(ctx context.Context, cn *redis.Conn) error {
-			return cn.Do(ctx, "VELA", "PEER", partition.PeerToken("test-secret")).Err()
+			return cn.Do(ctx, "VELA", "PEER", peer.Token("test-secret")).Err()
 		}})
 	t.Cleanup(func() { _ = c.Close() })
 	return c

@@ -25,6 +25,7 @@ import (
 	"github.com/vela-cache/vela/metrics"
 	"github.com/vela-cache/vela/nearcache"
 	"github.com/vela-cache/vela/partition"
+	"github.com/vela-cache/vela/replicate"
 	"github.com/vela-cache/vela/resp"
 	"github.com/vela-cache/vela/stats"
 	"github.com/vela-cache/vela/store"
@@ -45,8 +46,11 @@ type Server struct {
 	redisLeases *redisstore.Leases
 	resp        *resp.Server
 	sweep       *store.SweepLoop
-	// cluster is the partitioned topology; nil for a local node.
-	cluster *partition.Cluster
+	// cluster is the partitioned topology and replicated the replicated one; nil unless
+	// configured. topo is whichever of them runs, nil for a local node.
+	cluster    *partition.Cluster
+	replicated *replicate.Cluster
+	topo       topology
 	// near is the near cache and nearTracker its invalidation channel; nil when it is off.
 	near        *nearcache.Cache
 	nearTracker *nearcache.Tracker
@@ -196,21 +200,52 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 			_ = st.Close()
 			return nil, &config.Error{Key: "topology.type", Msg: err.Error()}
 		}
-		s.cluster = cl
+		s.cluster, s.topo = cl, cl
 		s.registerNearMetrics()
-		if s.metrics != nil {
-			s.metrics.Registerer().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-				Name: "vela_cluster_members", Help: "Members in this node's hash ring.",
-			}, func() float64 { return float64(len(cl.RingMembers())) }))
-			s.metrics.AddReadyCheck("cluster", func(context.Context) error {
-				if !cl.Ready() {
-					return errors.New("not joined and synced")
-				}
-				return nil
-			})
+	}
+	if cfg.Topology.Type == "replicated" {
+		rc, err := replicate.New(node, st, replicate.Config{
+			NodeName:       cfg.Cluster.NodeName,
+			GossipListen:   cfg.Cluster.GossipListen,
+			Advertise:      cfg.Cluster.Advertise,
+			Join:           cfg.Cluster.Join,
+			Secret:         cfg.Cluster.Secret,
+			Profile:        cfg.Cluster.GossipProfile,
+			ForwardTimeout: cfg.Cluster.ForwardTimeout,
+			BlockingWait:   cfg.StampedeTimeout,
+			RequirePass:    cfg.RequirePass,
+			Transport:      opts.transport,
+			PeerDial:       opts.peerDial,
+			Log:            log,
+		})
+		if err != nil {
+			_ = st.Close()
+			return nil, &config.Error{Key: "topology.type", Msg: err.Error()}
 		}
+		s.replicated, s.topo = rc, rc
+	}
+	if s.topo != nil && s.metrics != nil {
+		topo := s.topo
+		s.metrics.Registerer().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "vela_cluster_members", Help: "Members in this node's hash ring.",
+		}, func() float64 { return float64(len(topo.RingMembers())) }))
+		s.metrics.AddReadyCheck("cluster", func(context.Context) error {
+			if !topo.Ready() {
+				return errors.New("not joined and synced")
+			}
+			return nil
+		})
 	}
 	return s, nil
+}
+
+// topology is what the server needs of a cluster topology (partitioned or replicated).
+type topology interface {
+	Start(respAddr string) error
+	Ready() bool
+	RingMembers() []string
+	Leave(ctx context.Context) error
+	Shutdown(ctx context.Context) error
 }
 
 // Option adjusts how New builds a node.
@@ -447,9 +482,9 @@ func (s *Server) Start() error {
 		}
 		s.sweep = store.StartSweep(sw, s.cfg.SweepInterval, onSwept, s.log)
 	}
-	if s.cluster != nil {
+	if s.topo != nil {
 		// Join once the listener is up, so peers can forward to this node as soon as they see it.
-		if err := s.cluster.Start(s.resp.Addr().String()); err != nil {
+		if err := s.topo.Start(s.resp.Addr().String()); err != nil {
 			_ = s.resp.Shutdown(context.Background())
 			if s.sweep != nil {
 				_ = s.sweep.Shutdown(context.Background())
@@ -488,6 +523,9 @@ func (s *Server) sampleOps() {
 // Cluster returns the partitioned topology, or nil for a local node.
 func (s *Server) Cluster() *partition.Cluster { return s.cluster }
 
+// Replicated returns the replicated topology, or nil unless topology.type = "replicated".
+func (s *Server) Replicated() *replicate.Cluster { return s.replicated }
+
 // Addr returns the RESP listener's address (useful with port 0).
 func (s *Server) Addr() string { return s.resp.Addr().String() }
 
@@ -497,9 +535,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.once.Do(func() {
 		s.ready.Store(false)
 		var errs []error
-		if s.cluster != nil {
+		if s.topo != nil {
 			// Hand the keys over and say goodbye while the listener still serves (and forwards).
-			errs = append(errs, s.cluster.Leave(ctx))
+			errs = append(errs, s.topo.Leave(ctx))
 		}
 		// Wake FETCHLOCK waiters first (they answer TIMEOUT) so in-flight commands finish promptly.
 		if s.leases != nil {
@@ -511,8 +549,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		errs = append(errs, s.resp.Shutdown(ctx))
 		close(s.stopSampler)
 		s.sampler.Wait()
-		if s.cluster != nil {
-			errs = append(errs, s.cluster.Shutdown(ctx))
+		if s.topo != nil {
+			errs = append(errs, s.topo.Shutdown(ctx))
 		}
 		if s.sweep != nil {
 			errs = append(errs, s.sweep.Shutdown(ctx))

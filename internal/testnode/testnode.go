@@ -125,3 +125,61 @@ func WaitConverged(t testing.TB, timeout time.Duration, nodes ...*server.Server)
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// StartReplicated runs n members of a replicated cluster named node-1…node-n, each joining the
+// first, with adjust (may be nil) applied to each configuration. It does not wait for them.
+func StartReplicated(t testing.TB, n int, adjust func(i int, cfg *config.Config)) []*server.Server {
+	t.Helper()
+	var nodes []*server.Server
+	var seed string
+	for i := 0; i < n; i++ {
+		var cfg config.Config
+		if i == 0 {
+			cfg = ClusterConfig(fmt.Sprintf("node-%d", i+1))
+		} else {
+			cfg = ClusterConfig(fmt.Sprintf("node-%d", i+1), seed)
+		}
+		cfg.Topology.Type = "replicated"
+		if adjust != nil {
+			adjust(i, &cfg)
+		}
+		srv := Start(t, cfg)
+		if i == 0 {
+			seed = srv.Replicated().GossipAddr()
+		}
+		nodes = append(nodes, srv)
+	}
+	return nodes
+}
+
+// WaitReplicated polls until every node of a replicated cluster sees exactly the given nodes as
+// members and is ready, or fails the test after timeout.
+func WaitReplicated(t testing.TB, timeout time.Duration, nodes ...*server.Server) {
+	t.Helper()
+	var want []string
+	for _, n := range nodes {
+		want = append(want, n.Replicated().Name())
+	}
+	sort.Strings(want)
+	deadline := time.Now().Add(timeout)
+	for {
+		ok := true
+		for _, n := range nodes {
+			if !slices.Equal(n.Replicated().RingMembers(), want) || !n.Replicated().Ready() {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			var got []string
+			for _, n := range nodes {
+				got = append(got, fmt.Sprintf("%s: %v ready=%v", n.Replicated().Name(), n.Replicated().RingMembers(), n.Replicated().Ready()))
+			}
+			t.Fatalf("replicated cluster did not converge on %v within %v: %v", want, timeout, got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

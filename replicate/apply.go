@@ -1,0 +1,235 @@
+package replicate
+
+import (
+	"bytes"
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/vela-cache/vela/commands"
+	"github.com/vela-cache/vela/resp"
+	"github.com/vela-cache/vela/store"
+)
+
+// state is a key's present state on this member, as a copy carries it.
+type state struct {
+	found    bool
+	value    []byte
+	expireAt int64 // unix ms; 0: no expiry
+	tags     [][]byte
+	stamp    Stamp
+}
+
+// readState reads key's value, expiry and tags. Callers hold key's stripe.
+func (cl *Cluster) readState(ctx context.Context, key []byte) (state, error) {
+	ins, err := cl.store.Do(ctx, key, store.Op{Kind: store.Inspect})
+	if err != nil || !ins.Found {
+		return state{}, err
+	}
+	val, err := cl.store.Do(ctx, key, store.Op{Kind: store.Get})
+	if err != nil || !val.Found {
+		return state{}, err
+	}
+	st := state{found: true, value: val.Value, expireAt: ins.ExpireAt}
+	if tr, ok := cl.store.(store.TagReader); ok {
+		if st.tags, err = tr.KeyTags(ctx, key); err != nil {
+			return state{}, err
+		}
+	}
+	return st, nil
+}
+
+// args builds the copy of st: VELA RAPPLY key time node SET value pxat [tag …], or VELA RAPPLY
+// key time node DEL.
+func (st state) args(key []byte) [][]byte {
+	args := [][]byte{[]byte("VELA"), []byte("RAPPLY"), key, u64(st.stamp.Time), u64(st.stamp.Node)}
+	if !st.found {
+		return append(args, []byte("DEL"))
+	}
+	args = append(args, []byte("SET"), st.value, strconv.AppendInt(nil, st.expireAt, 10))
+	return append(args, st.tags...)
+}
+
+// rapply serves VELA RAPPLY key time node SET value pxat [tag …] | DEL for peers: it applies a
+// member's copy of key's state if the copy is newer than this member's last write of the key,
+// than the last FLUSHALL, and than the last TAGINVALIDATE of each of its tags. Two copies that
+// are both unstamped (keys no member wrote through the topology, such as a disk store's keys
+// from before a restart) keep the greater value, so that members still agree. Replies 1 when
+// applied.
+func (cl *Cluster) rapply(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
+	if !c.Peer {
+		return resp.Reply{}, errPeerOnly
+	}
+	in, err := parseStamp(args[3], args[4])
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	var st state
+	switch {
+	case commands.ArgIs(args[5], "del") && len(args) == 6:
+	case commands.ArgIs(args[5], "set") && len(args) >= 8:
+		st.found, st.value = true, args[6]
+		if st.expireAt, err = strconv.ParseInt(string(args[7]), 10, 64); err != nil || st.expireAt < 0 {
+			return resp.Reply{}, commands.ErrNotInteger
+		}
+		st.tags = args[8:]
+	default:
+		return resp.Reply{}, commands.ErrSyntax
+	}
+	st.stamp = in
+	cl.clock.observe(in.Time)
+	key := args[2]
+	s := cl.stripe(key)
+	cl.stripes[s].Lock()
+	done, err := cl.apply(c.Context(), key, st)
+	cl.stripes[s].Unlock()
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	if !done {
+		cl.refused.Add(1)
+	}
+	return resp.Bool(done), nil
+}
+
+func parseStamp(t, n []byte) (Stamp, error) {
+	tv, err1 := strconv.ParseUint(string(t), 10, 64)
+	nv, err2 := strconv.ParseUint(string(n), 10, 64)
+	if err1 != nil || err2 != nil {
+		return Stamp{}, commands.ErrNotInteger
+	}
+	return Stamp{Time: tv, Node: nv}, nil
+}
+
+// apply installs st as key's state if it is newer than what this member has, and reports
+// whether it did. Callers hold key's stripe.
+func (cl *Cluster) apply(ctx context.Context, key []byte, st state) (bool, error) {
+	cur := cl.versions.get(key)
+	unstamped := st.stamp.IsZero() && cur.stamp.IsZero()
+	if !st.stamp.After(cur.stamp) && !unstamped {
+		return false, nil
+	}
+	if st.found {
+		if f := cl.versions.floor(st.tags); !f.IsZero() && !st.stamp.After(f) {
+			return false, nil // flushed or invalidated after it was written
+		}
+		if st.expireAt != 0 && st.expireAt <= time.Now().UnixMilli() {
+			st.found = false // expired on the way: as good as deleted
+		}
+	}
+	if unstamped {
+		if !st.found {
+			return false, nil
+		}
+		have, err := cl.store.Do(ctx, key, store.Op{Kind: store.Get})
+		if err != nil {
+			return false, err
+		}
+		if have.Found && bytes.Compare(have.Value, st.value) >= 0 {
+			return false, nil
+		}
+	}
+	op := store.Op{Kind: store.Delete}
+	if st.found {
+		op = store.Op{Kind: store.Set, Value: st.value, TTL: store.TTLSet, ExpireAt: st.expireAt, Tags: st.tags}
+	}
+	if _, err := cl.store.Do(ctx, key, op); err != nil {
+		return false, err
+	}
+	if !st.stamp.IsZero() {
+		cl.versions.put(key, entry{stamp: st.stamp, gone: !st.found})
+	}
+	cl.node.NotifyKey(key)
+	return true, nil
+}
+
+// rflush serves VELA RFLUSH time node for peers: a member ran FLUSHALL. Unless a newer one ran
+// here already, every key is deleted except those whose last write is newer than the FLUSHALL
+// (it reached this member first). Replies 1 when applied.
+func (cl *Cluster) rflush(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
+	if !c.Peer {
+		return resp.Reply{}, errPeerOnly
+	}
+	in, err := parseStamp(args[2], args[3])
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	cl.clock.observe(in.Time)
+	ctx := c.Context()
+	cl.lockAll()
+	defer cl.unlockAll()
+	if !cl.versions.setFlush(in) {
+		return resp.Zero, nil
+	}
+	var keep []state
+	var keepKeys []string
+	for _, k := range cl.versions.newerThan(in) {
+		st, err := cl.readState(ctx, []byte(k))
+		if err != nil {
+			return resp.Reply{}, err
+		}
+		if st.found {
+			keep, keepKeys = append(keep, st), append(keepKeys, k)
+		}
+	}
+	if err := cl.ks.Flush(ctx); err != nil {
+		return resp.Reply{}, err
+	}
+	for i, st := range keep {
+		op := store.Op{Kind: store.Set, Value: st.value, TTL: store.TTLSet, ExpireAt: st.expireAt, Tags: st.tags}
+		if _, err := cl.store.Do(ctx, []byte(keepKeys[i]), op); err != nil {
+			return resp.Reply{}, err
+		}
+	}
+	cl.versions.dropOlder(in)
+	cl.node.NotifyAll()
+	return resp.One, nil
+}
+
+// rtags serves VELA RTAGS time node tag [tag …] for peers: a member ran TAGINVALIDATE. The
+// tags not invalidated here since are invalidated here too. A key this deletes whose last write
+// is newer than the invalidation (it reached this member first) was written concurrently with
+// it: its delete is stamped and copied to every member, so that all of them agree it is gone.
+// Replies with the number of keys deleted.
+func (cl *Cluster) rtags(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
+	if !c.Peer {
+		return resp.Reply{}, errPeerOnly
+	}
+	in, err := parseStamp(args[2], args[3])
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	cl.clock.observe(in.Time)
+	tags := cl.versions.setTags(args[4:], in)
+	if len(tags) == 0 {
+		return resp.Zero, nil
+	}
+	deleted, err := cl.node.InvalidateTags(c.Context(), tags)
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	v := cl.view.Load()
+	var sent []sentCopy
+	for _, k := range deleted {
+		s := cl.stripe(k)
+		cl.stripes[s].Lock()
+		if cl.versions.get(k).stamp.After(in) {
+			sent = cl.stampAndCopy(c.Context(), v, k, sent)
+		}
+		cl.stripes[s].Unlock()
+	}
+	cl.awaitCopies(sent)
+	return resp.Int(int64(len(deleted))), nil
+}
+
+// rsynced serves VELA RSYNCED member for peers: member has sent this one its whole state.
+func (cl *Cluster) rsynced(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
+	if !c.Peer {
+		return resp.Reply{}, errPeerOnly
+	}
+	cl.syncsGot.Add(1)
+	if !cl.synced.Swap(true) {
+		cl.log.Info("replicated state received", "node", cl.self, "from", string(args[2]))
+	}
+	return resp.OK, nil
+}

@@ -1,0 +1,325 @@
+package replicate
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/vela-cache/vela/commands"
+	"github.com/vela-cache/vela/peer"
+	"github.com/vela-cache/vela/redisnum"
+	"github.com/vela-cache/vela/resp"
+)
+
+var (
+	_ commands.Router       = (*Cluster)(nil)
+	_ commands.InlineRouter = (*Cluster)(nil)
+)
+
+// Route implements commands.Router. Reads (DBSIZE, KEYS and SCAN included) run here: this member
+// holds every key. Writes run here and are copied to every member, or go to their key's owner
+// when they depend on the key's present state.
+func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) (resp.Reply, bool) {
+	if cmd.Flags&commands.FlagWrite == 0 {
+		return resp.Reply{}, false // the hot path: nothing allocated
+	}
+	if cmd.Flags&commands.FlagClusterWide != 0 {
+		switch cmd.Name {
+		case "flushall", "flushdb":
+			return cl.flushAll(c, cmd, args), true
+		case "taginvalidate":
+			return cl.tagInvalidate(c, cmd, args), true
+		}
+		return resp.Reply{}, false
+	}
+	first, _, _ := keyRange(cmd, len(args))
+	if first == 0 {
+		return resp.Reply{}, false
+	}
+	if cmd.Flags&commands.FlagBlocking == 0 && (c.Peer || blind(cmd, args)) {
+		// A peer forwarded it here to be decided here; or it does not depend on the key's state.
+		return cl.writeAndCopy(c, cmd, args), true
+	}
+	v := cl.view.Load()
+	owner := v.ring.Owner(args[first])
+	if c.Peer || owner == cl.self || owner == "" {
+		if cmd.Flags&commands.FlagBlocking != 0 {
+			return resp.Reply{}, false // FETCHLOCK writes nothing itself: its lease lives here
+		}
+		return cl.writeAndCopy(c, cmd, args), true
+	}
+	return cl.forward(c, v, owner, cmd, args), true
+}
+
+// Inline implements commands.InlineRouter: reads run on an event loop; writes wait for copies
+// and forwards on a goroutine.
+func (cl *Cluster) Inline(_ *commands.Ctx, cmd *commands.Command, _ [][]byte) bool {
+	return cmd.Flags&commands.FlagWrite == 0
+}
+
+// blind reports whether a write sets its keys' state regardless of what it was, so that any
+// member may run it: SET without NX, XX, GET or KEEPTTL; SETEX, PSETEX, MSET, DEL, UNLINK.
+func blind(cmd *commands.Command, args [][]byte) bool {
+	switch cmd.Name {
+	case "setex", "psetex", "mset", "del", "unlink":
+		return true
+	case "set":
+		for _, a := range args[3:] {
+			if commands.ArgIs(a, "tags") {
+				return true // the rest are tags
+			}
+			if commands.ArgIs(a, "nx") || commands.ArgIs(a, "xx") || commands.ArgIs(a, "get") || commands.ArgIs(a, "keepttl") {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// keyRange returns the positions of cmd's keys in args (first 0: no key).
+func keyRange(cmd *commands.Command, n int) (first, last, step int) {
+	first, last, step = cmd.FirstKey, cmd.LastKey, max(cmd.KeyStep, 1)
+	if first <= 0 || first >= n {
+		return 0, 0, 0
+	}
+	if last < 0 {
+		last += n
+	}
+	last = min(last, n-1)
+	return first, last, step
+}
+
+func (cl *Cluster) stripe(key []byte) int { return int(xxhash.Sum64(key) % numStripes) }
+
+// lockKeys locks the stripes of keys in order and returns them, for unlockKeys.
+func (cl *Cluster) lockKeys(keys [][]byte) []int {
+	stripes := make([]int, 0, len(keys))
+	for _, k := range keys {
+		stripes = append(stripes, cl.stripe(k))
+	}
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	for _, s := range stripes {
+		cl.stripes[s].Lock()
+	}
+	return stripes
+}
+
+func (cl *Cluster) unlockKeys(stripes []int) {
+	for _, s := range stripes {
+		cl.stripes[s].Unlock()
+	}
+}
+
+// writeAndCopy runs a write here, stamps each of its keys' resulting state and sends it to every
+// other member, and replies once they have applied it (or failed to within the forward
+// timeout). The keys' stripes stay locked from the write until the copies are queued, so the
+// stamps of one key follow the order of its writes here.
+func (cl *Cluster) writeAndCopy(c *commands.Ctx, cmd *commands.Command, args [][]byte) resp.Reply {
+	first, last, step := keyRange(cmd, len(args))
+	keys := make([][]byte, 0, (last-first)/step+1)
+	for i := first; i <= last; i += step {
+		keys = append(keys, args[i])
+	}
+	stripes := cl.lockKeys(keys)
+	reply := settled(cl.node.ExecLocal(c, cmd, args))
+	var sent []sentCopy
+	if !reply.IsError() {
+		v := cl.view.Load()
+		for _, k := range keys {
+			sent = cl.stampAndCopy(c.Context(), v, k, sent)
+		}
+	}
+	cl.unlockKeys(stripes)
+	cl.awaitCopies(sent)
+	return reply
+}
+
+// settled waits for a deferred reply.
+func settled(r resp.Reply) resp.Reply {
+	if r.Later != nil {
+		return r.Later.Reply()
+	}
+	return r
+}
+
+// sentCopy is one copy in flight and the member it went to.
+type sentCopy struct {
+	member string
+	call   *peer.Call
+}
+
+// stampAndCopy stamps key's present state as its last write here and sends it to every other
+// member of v. Callers hold key's stripe.
+func (cl *Cluster) stampAndCopy(ctx context.Context, v *view, key []byte, sent []sentCopy) []sentCopy {
+	st, err := cl.readState(ctx, key)
+	if err != nil {
+		cl.log.Warn("replicate: reading a written key failed", "err", err)
+		return sent
+	}
+	st.stamp = Stamp{Time: cl.clock.next(), Node: cl.id}
+	cl.versions.put(key, entry{stamp: st.stamp, gone: !st.found})
+	args := st.args(key)
+	for _, m := range v.ring.Members() {
+		if m == cl.self || v.addrs[m] == "" {
+			continue
+		}
+		if cl.stats.On() {
+			cl.stats.Forwards.Inc()
+		}
+		sent = append(sent, sentCopy{m, cl.copies.Send(v.addrs[m], args, uint64(cl.stripe(key)), cl.cfg.ForwardTimeout)})
+	}
+	return sent
+}
+
+// awaitCopies waits for the copies sent to members that are not behind. A member whose copy
+// failed is behind: it is sent the whole state again, and until that is done the copies sent to
+// it are not waited for, so that a member that stopped answering delays writes by one forward
+// timeout, not one per write.
+func (cl *Cluster) awaitCopies(sent []sentCopy) {
+	for _, s := range sent {
+		if cl.isBehind(s.member) {
+			continue
+		}
+		r, err := s.call.Result()
+		if err == nil && r.IsError() {
+			err = errorText(r)
+		}
+		if err != nil {
+			cl.copyFailed.Add(1)
+			cl.log.Warn("replicate: a copy failed; the member will be sent the whole state", "member", s.member, "err", err)
+			cl.markBehind(s.member)
+		}
+	}
+}
+
+type errorText resp.Reply
+
+func (e errorText) Error() string { return resp.Reply(e).Text() }
+
+func (cl *Cluster) isBehind(member string) bool {
+	cl.behindMu.Lock()
+	_, ok := cl.behind[member]
+	cl.behindMu.Unlock()
+	return ok
+}
+
+// markBehind notes that member missed a copy and queues the transfer of the whole state to it.
+func (cl *Cluster) markBehind(member string) {
+	cl.behindMu.Lock()
+	_, was := cl.behind[member]
+	cl.behind[member] = struct{}{}
+	cl.behindMu.Unlock()
+	if !was {
+		cl.queueSync(member)
+	}
+}
+
+// forward sends a write that depends on its key's state to the key's owner, which decides it and
+// copies the result to every member (this one included) before replying.
+func (cl *Cluster) forward(c *commands.Ctx, v *view, owner string, cmd *commands.Command, args [][]byte) resp.Reply {
+	addr := v.addrs[owner]
+	if addr == "" {
+		return resp.Error("ERR cluster: no address for member " + owner)
+	}
+	if cl.stats.On() {
+		cl.stats.Forwards.Inc()
+	}
+	if cmd.Flags&commands.FlagBlocking != 0 {
+		r, err := cl.forwards.DoExclusive(c.Context(), addr, args, cl.blockingTimeout(args))
+		if err != nil {
+			return peer.ErrorReply(err)
+		}
+		return r
+	}
+	// A forwarded write waits for the owner's copies, which may wait for a member that stopped
+	// answering: up to two forward timeouts.
+	call := cl.forwards.Send(addr, args, pick(c), 2*cl.cfg.ForwardTimeout+time.Second)
+	if c.Conn == nil {
+		return call.Wait()
+	}
+	return resp.Reply{Later: call}
+}
+
+// pick keeps one client's requests to a peer on one connection, so they stay in order.
+func pick(c *commands.Ctx) uint64 {
+	if c.Conn == nil {
+		return 0
+	}
+	return uint64(c.Conn.ID)
+}
+
+// blockingTimeout bounds a forwarded FETCHLOCK: its TIMEOUT option (milliseconds) or the default
+// wait, plus the forward timeout.
+func (cl *Cluster) blockingTimeout(args [][]byte) time.Duration {
+	wait := cl.cfg.BlockingWait
+	for i := 2; i+1 < len(args); i++ {
+		if commands.ArgIs(args[i], "timeout") {
+			if ms, ok := redisnum.ParseInt(args[i+1]); ok && ms >= 0 {
+				wait = time.Duration(ms) * time.Millisecond
+			}
+		}
+	}
+	return wait + cl.cfg.ForwardTimeout
+}
+
+// flushAll runs FLUSHALL or FLUSHDB here, stamped, and on every other member.
+func (cl *Cluster) flushAll(c *commands.Ctx, cmd *commands.Command, args [][]byte) resp.Reply {
+	cl.lockAll()
+	s := Stamp{Time: cl.clock.next(), Node: cl.id}
+	reply := settled(cl.node.ExecLocal(c, cmd, args))
+	if !reply.IsError() {
+		cl.versions.setFlush(s)
+		cl.versions.dropOlder(s)
+	}
+	cl.unlockAll()
+	if reply.IsError() {
+		return reply
+	}
+	cl.broadcast(c, [][]byte{[]byte("VELA"), []byte("RFLUSH"), u64(s.Time), u64(s.Node)})
+	return reply
+}
+
+// tagInvalidate runs TAGINVALIDATE here, stamped, and on every other member. It replies with
+// the number of keys deleted here (every member holds every key).
+func (cl *Cluster) tagInvalidate(c *commands.Ctx, cmd *commands.Command, args [][]byte) resp.Reply {
+	s := Stamp{Time: cl.clock.next(), Node: cl.id}
+	cl.versions.setTags(args[1:], s)
+	reply := settled(cl.node.ExecLocal(c, cmd, args))
+	if reply.IsError() {
+		return reply
+	}
+	cl.broadcast(c, append([][]byte{[]byte("VELA"), []byte("RTAGS"), u64(s.Time), u64(s.Node)}, args[1:]...))
+	return reply
+}
+
+// broadcast sends args to every other member and waits for them (a member that fails is sent
+// the whole state again).
+func (cl *Cluster) broadcast(c *commands.Ctx, args [][]byte) {
+	v := cl.view.Load()
+	var sent []sentCopy
+	for _, m := range v.ring.Members() {
+		if m != cl.self && v.addrs[m] != "" {
+			sent = append(sent, sentCopy{m, cl.copies.Send(v.addrs[m], args, 0, cl.cfg.ForwardTimeout)})
+		}
+	}
+	cl.awaitCopies(sent)
+}
+
+func (cl *Cluster) lockAll() {
+	for i := range cl.stripes {
+		cl.stripes[i].Lock()
+	}
+}
+
+func (cl *Cluster) unlockAll() {
+	for i := range cl.stripes {
+		cl.stripes[i].Unlock()
+	}
+}
+
+func u64(n uint64) []byte { return strconv.AppendUint(nil, n, 10) }

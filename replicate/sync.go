@@ -1,0 +1,217 @@
+package replicate
+
+import (
+	"context"
+	"time"
+
+	"github.com/vela-cache/vela/peer"
+	"github.com/vela-cache/vela/store"
+)
+
+// syncBatch is how many copies a state transfer sends before waiting for their replies.
+const syncBatch = 512
+
+// syncRetry is how long the state sender waits before trying a failed transfer again.
+const syncRetry = time.Second
+
+// collectEvery is how often the collector looks for versions to forget.
+const collectEvery = time.Minute
+
+// queueSync asks the state sender to send this node's whole state to member.
+func (cl *Cluster) queueSync(member string) {
+	cl.behindMu.Lock()
+	if cl.pending == nil {
+		cl.pending = map[string]struct{}{}
+	}
+	cl.pending[member] = struct{}{}
+	cl.behindMu.Unlock()
+	select {
+	case cl.syncKick <- struct{}{}:
+	default:
+	}
+}
+
+// sendLoop is the state sender: it sends the whole state to every member queued, one at a time,
+// and tries a failed transfer again after syncRetry while the member is in the view.
+func (cl *Cluster) sendLoop() {
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	for {
+		select {
+		case <-cl.stop:
+			return
+		case <-cl.syncKick:
+		case <-retry.C:
+		}
+		cl.behindMu.Lock()
+		members := make([]string, 0, len(cl.pending))
+		for m := range cl.pending {
+			members = append(members, m)
+		}
+		clear(cl.pending)
+		cl.behindMu.Unlock()
+		failed := false
+		for _, m := range members {
+			if err := cl.sendState(m); err != nil {
+				cl.log.Warn("replicate: sending the whole state failed; will retry", "node", cl.self, "member", m, "err", err)
+				cl.behindMu.Lock()
+				cl.pending[m] = struct{}{}
+				cl.behindMu.Unlock()
+				failed = true
+			}
+		}
+		if failed {
+			retry.Reset(syncRetry)
+		}
+	}
+}
+
+// sendState sends member everything this node holds, in the order that lets it apply each
+// part: the FLUSHALL and TAGINVALIDATE stamps, every live key with its stamp, the tombstones,
+// and then VELA RSYNCED. A member no longer in the view is skipped. While it runs, copies to the
+// member are waited for again.
+func (cl *Cluster) sendState(member string) error {
+	addr := cl.view.Load().addrs[member]
+	if addr == "" {
+		cl.clearBehind(member)
+		return nil
+	}
+	cl.clearBehind(member)
+	start := time.Now()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-cl.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	b := &batch{cl: cl, addr: addr}
+	if f := cl.versions.flushStamp(); !f.IsZero() {
+		b.send([][]byte{[]byte("VELA"), []byte("RFLUSH"), u64(f.Time), u64(f.Node)})
+	}
+	for tag, s := range cl.versions.tagFloors() {
+		b.send([][]byte{[]byte("VELA"), []byte("RTAGS"), u64(s.Time), u64(s.Node), []byte(tag)})
+	}
+	if err := b.wait(); err != nil {
+		return err
+	}
+	keys := 0
+	var cursor uint64
+	for {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		page, next, err := cl.ks.Scan(ctx, cursor, nil, syncBatch)
+		if err != nil {
+			return err
+		}
+		for _, k := range page {
+			s := cl.stripe(k)
+			cl.stripes[s].Lock()
+			st, err := cl.readState(ctx, k)
+			st.stamp = cl.versions.get(k).stamp
+			cl.stripes[s].Unlock()
+			if err != nil {
+				return err
+			}
+			if st.found {
+				b.send(st.args(k))
+				keys++
+			}
+		}
+		if err := b.wait(); err != nil {
+			return err
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	for i := range cl.versions.shards {
+		cl.versions.tombstones(i, func(k string, s Stamp) {
+			b.send(state{stamp: s}.args([]byte(k)))
+		})
+		if err := b.wait(); err != nil {
+			return err
+		}
+	}
+	b.send([][]byte{[]byte("VELA"), []byte("RSYNCED"), []byte(cl.self)})
+	if err := b.wait(); err != nil {
+		return err
+	}
+	cl.syncsSent.Add(1)
+	cl.log.Info("replicated state sent", "node", cl.self, "to", member, "keys", keys,
+		"took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// batch sends a state transfer's commands pipelined and waits for them together.
+type batch struct {
+	cl    *Cluster
+	addr  string
+	calls []*peer.Call
+}
+
+func (b *batch) send(args [][]byte) {
+	b.calls = append(b.calls, b.cl.syncs.Send(b.addr, args, 0, 4*b.cl.cfg.ForwardTimeout))
+}
+
+// wait waits for every command sent since the last wait and returns the first failure.
+func (b *batch) wait() error {
+	var first error
+	for _, c := range b.calls {
+		r, err := c.Result()
+		if err == nil && r.IsError() {
+			err = errorText(r)
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	b.calls = b.calls[:0]
+	return first
+}
+
+func (cl *Cluster) clearBehind(member string) {
+	cl.behindMu.Lock()
+	delete(cl.behind, member)
+	cl.behindMu.Unlock()
+}
+
+// collectLoop is the collector: every collectEvery it forgets the tombstones, the versions of
+// keys gone by expiry or eviction, and the TAGINVALIDATE stamps older than tombstoneTTL.
+func (cl *Cluster) collectLoop() {
+	t := time.NewTicker(collectEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-cl.stop:
+			return
+		case <-t.C:
+			cl.collect(context.Background(), time.Now().Add(-tombstoneTTL).UnixMilli())
+		}
+	}
+}
+
+// collect forgets what is older than cutoff (unix ms) and no longer needed: tombstones, and the
+// versions of keys the store no longer holds.
+func (cl *Cluster) collect(ctx context.Context, cutoff int64) {
+	cl.versions.gcFloors(cutoff)
+	for i := range cl.versions.shards {
+		for _, k := range cl.versions.oldKeys(i, cutoff) {
+			key := []byte(k)
+			s := cl.stripe(key)
+			cl.stripes[s].Lock()
+			if e := cl.versions.get(key); wallMillis(e.stamp.Time) < cutoff {
+				if e.gone {
+					cl.versions.drop(key)
+				} else if res, err := cl.store.Do(ctx, key, store.Op{Kind: store.Inspect}); err == nil && !res.Found {
+					cl.versions.drop(key)
+				}
+			}
+			cl.stripes[s].Unlock()
+		}
+	}
+}
