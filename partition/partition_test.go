@@ -3,8 +3,6 @@ package partition_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,154 +10,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/memberlist"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/vela-cache/vela/internal/faultnet"
 	"github.com/vela-cache/vela/internal/testnode"
 	"github.com/vela-cache/vela/server"
 )
 
-// The partition test cuts the network between nodes with a fault-injecting layer instead of
-// network namespaces, so it runs anywhere without privileges: every node's gossip goes through a
-// memberlist transport that drops packets and refuses connections across a cut, and its peer
-// connections through a dialer whose connections silently swallow traffic across a cut (a
-// stalled TCP connection, not a reset one: the worst case for a client waiting on a forward).
+// The partition test cuts the network between nodes with package faultnet instead of network
+// namespaces, so it runs anywhere without privileges.
 
-// faults is the state of the simulated network: which node owns which address, and which pairs
-// of nodes cannot reach each other.
-type faults struct {
-	mu    sync.Mutex
-	owner map[string]string // gossip or RESP address → node name
-	cut   map[[2]string]bool
-}
-
-func newFaults() *faults {
-	return &faults{owner: map[string]string{}, cut: map[[2]string]bool{}}
-}
-
-func (f *faults) register(addr, node string) {
-	f.mu.Lock()
-	f.owner[addr] = node
-	f.mu.Unlock()
-}
-
-// isCut reports whether node from cannot reach the node at addr.
-func (f *faults) isCut(from, addr string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	to, ok := f.owner[addr]
-	return ok && f.cut[[2]string{from, to}]
-}
-
-// split cuts every link between a node of side and a node of other.
-func (f *faults) split(side, other []string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, a := range side {
-		for _, b := range other {
-			f.cut[[2]string{a, b}] = true
-			f.cut[[2]string{b, a}] = true
-		}
-	}
-}
-
-func (f *faults) heal() {
-	f.mu.Lock()
-	f.cut = map[[2]string]bool{}
-	f.mu.Unlock()
-}
-
-// faultTransport is memberlist's own network transport with the cuts applied to what this node
-// sends and the connections it opens.
-type faultTransport struct {
-	*memberlist.NetTransport
-	f    *faults
-	self string
-}
-
-var errCut = errors.New("simulated partition: i/o timeout")
-
-func (t *faultTransport) WriteTo(b []byte, addr string) (time.Time, error) {
-	if t.f.isCut(t.self, addr) {
-		return time.Now(), nil // lost on the way
-	}
-	return t.NetTransport.WriteTo(b, addr)
-}
-
-func (t *faultTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
-	return t.WriteTo(b, a.Addr)
-}
-
-func (t *faultTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
-	if t.f.isCut(t.self, addr) {
-		return nil, errCut
-	}
-	c, err := t.NetTransport.DialTimeout(addr, timeout)
-	if err != nil {
-		return nil, err
-	}
-	return &faultConn{Conn: c, f: t.f, from: t.self, to: addr}, nil
-}
-
-func (t *faultTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
-	return t.DialTimeout(a.Addr, timeout)
-}
-
-// faultConn swallows everything across a cut; once it has lost data it stays a black hole, as
-// a TCP connection whose path died would.
-type faultConn struct {
-	net.Conn
-	f        *faults
-	from, to string
-	dead     atomic.Bool
-}
-
-func (c *faultConn) lost() bool {
-	if c.dead.Load() || c.f.isCut(c.from, c.to) {
-		c.dead.Store(true)
-		return true
-	}
-	return false
-}
-
-func (c *faultConn) Write(b []byte) (int, error) {
-	if c.lost() {
-		return len(b), nil
-	}
-	return c.Conn.Write(b)
-}
-
-func (c *faultConn) Read(b []byte) (int, error) {
-	for {
-		n, err := c.Conn.Read(b)
-		if err != nil || !c.lost() {
-			return n, err
-		}
-	}
-}
-
-func startFaultyNode(t *testing.T, f *faults, name string, seeds ...string) *server.Server {
+func startFaultyNode(t *testing.T, f *faultnet.Net, name string, seeds ...string) *server.Server {
 	t.Helper()
-	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{"127.0.0.1"}, BindPort: 0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.register(fmt.Sprintf("127.0.0.1:%d", nt.GetAutoBindPort()), name)
-	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if f.isCut(name, addr) {
-			<-ctx.Done() // a SYN into the void
-			return nil, errCut
-		}
-		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		return &faultConn{Conn: c, f: f, from: name, to: addr}, nil
-	}
-	cfg := testnode.ClusterConfig(name, seeds...)
-	srv := testnode.Start(t, cfg, server.WithGossipTransport(&faultTransport{NetTransport: nt, f: f, self: name}),
-		server.WithPeerDialer(dial))
-	f.register(srv.Addr(), name)
+	srv := testnode.Start(t, testnode.ClusterConfig(name, seeds...), f.Options(t, name)...)
+	f.Register(srv.Addr(), name)
 	return srv
 }
 
@@ -169,7 +33,7 @@ func ringIs(srv *server.Server, members ...string) bool {
 }
 
 func TestNetworkPartition(t *testing.T) {
-	f := newFaults()
+	f := faultnet.New()
 	n1 := startFaultyNode(t, f, "node-1")
 	n2 := startFaultyNode(t, f, "node-2", n1.Cluster().GossipAddr())
 	n3 := startFaultyNode(t, f, "node-3", n1.Cluster().GossipAddr())
@@ -177,7 +41,7 @@ func TestNetworkPartition(t *testing.T) {
 	testnode.WaitConverged(t, 10*time.Second, nodes...)
 	writeKeys(t, client(t, n1), 3000)
 
-	f.split([]string{"node-1", "node-2"}, []string{"node-3"})
+	f.Split([]string{"node-1", "node-2"}, []string{"node-3"})
 	ctx := context.Background()
 	clients := []*redis.Client{client(t, n1), client(t, n2), client(t, n3)}
 	// While the cut is fresh, and until each side has declared the other dead, every command
@@ -202,7 +66,7 @@ func TestNetworkPartition(t *testing.T) {
 		}
 	}
 
-	f.heal()
+	f.Heal()
 	testnode.WaitConverged(t, 20*time.Second, nodes...)
 	for i, c := range clients {
 		k := "healed:" + strconv.Itoa(i)

@@ -136,8 +136,9 @@ type Cluster struct {
 // view is one immutable membership state: the ring that picks each key's owner, and where to
 // reach each member.
 type view struct {
-	ring  *ring.Ring
-	addrs map[string]string // member name → RESP address
+	ring   *ring.Ring
+	others *ring.Ring        // the ring without this member: where it reads before it is synced
+	addrs  map[string]string // member name → RESP address
 }
 
 // New builds the topology for node, whose commands run on st, and installs it as the node's
@@ -254,7 +255,17 @@ func (cl *Cluster) setView(members []membership.Member) {
 			version++
 		}
 	}
-	cl.view.Store(&view{ring: ring.New(names, version, ring.Config{VNodes: cl.cfg.VNodes}), addrs: addrs})
+	var others []string
+	for _, n := range names {
+		if n != cl.self {
+			others = append(others, n)
+		}
+	}
+	nv := &view{ring: ring.New(names, version, ring.Config{VNodes: cl.cfg.VNodes}), addrs: addrs}
+	if len(others) > 0 {
+		nv.others = ring.New(others, version, ring.Config{VNodes: cl.cfg.VNodes})
+	}
+	cl.view.Store(nv)
 }
 
 func equal(a, b []string) bool {
@@ -269,8 +280,8 @@ func equal(a, b []string) bool {
 	return true
 }
 
-// others returns the RESP addresses of every member but this one.
-func (v *view) others(self string) []string {
+// otherAddrs returns the RESP addresses of every member but this one.
+func (v *view) otherAddrs(self string) []string {
 	out := make([]string, 0, len(v.addrs))
 	for _, m := range v.ring.Members() {
 		if m != self && v.addrs[m] != "" {

@@ -24,7 +24,10 @@ var (
 // when they depend on the key's present state.
 func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) (resp.Reply, bool) {
 	if cmd.Flags&commands.FlagWrite == 0 {
-		return resp.Reply{}, false // the hot path: nothing allocated
+		if cl.synced.Load() || c.Peer || cmd.Flags&commands.FlagClusterWide != 0 {
+			return resp.Reply{}, false // the hot path: nothing allocated
+		}
+		return cl.readElsewhere(c, cmd, args)
 	}
 	if cmd.Flags&commands.FlagClusterWide != 0 {
 		switch cmd.Name {
@@ -54,10 +57,25 @@ func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 	return cl.forward(c, v, owner, cmd, args), true
 }
 
-// Inline implements commands.InlineRouter: reads run on an event loop; writes wait for copies
-// and forwards on a goroutine.
+// Inline implements commands.InlineRouter: reads run on an event loop once this member holds
+// the whole state; writes wait for copies and forwards on a goroutine.
 func (cl *Cluster) Inline(_ *commands.Ctx, cmd *commands.Command, _ [][]byte) bool {
-	return cmd.Flags&commands.FlagWrite == 0
+	return cmd.Flags&commands.FlagWrite == 0 && cl.synced.Load()
+}
+
+// readElsewhere serves a read while this member is still receiving the whole state: it goes to
+// the key's owner among the other members, which holds it already.
+func (cl *Cluster) readElsewhere(c *commands.Ctx, cmd *commands.Command, args [][]byte) (resp.Reply, bool) {
+	first, _, _ := keyRange(cmd, len(args))
+	v := cl.view.Load()
+	if first == 0 || v.others == nil {
+		return resp.Reply{}, false
+	}
+	owner := v.others.Owner(args[first])
+	if owner == "" {
+		return resp.Reply{}, false
+	}
+	return cl.forward(c, v, owner, cmd, args), true
 }
 
 // blind reports whether a write sets its keys' state regardless of what it was, so that any
@@ -187,7 +205,11 @@ func (cl *Cluster) awaitCopies(sent []sentCopy) {
 		}
 		r, err := s.call.Result()
 		if err == nil && r.IsError() {
-			err = errorText(r)
+			// The member answered but could not apply it (out of memory, say): sending it
+			// everything again would not help.
+			cl.copyFailed.Add(1)
+			cl.log.Warn("replicate: a member refused a copy", "member", s.member, "err", r.Text())
+			continue
 		}
 		if err != nil {
 			cl.copyFailed.Add(1)
@@ -196,10 +218,6 @@ func (cl *Cluster) awaitCopies(sent []sentCopy) {
 		}
 	}
 }
-
-type errorText resp.Reply
-
-func (e errorText) Error() string { return resp.Reply(e).Text() }
 
 func (cl *Cluster) isBehind(member string) bool {
 	cl.behindMu.Lock()

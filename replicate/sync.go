@@ -164,7 +164,9 @@ func (b *batch) wait() error {
 	for _, c := range b.calls {
 		r, err := c.Result()
 		if err == nil && r.IsError() {
-			err = errorText(r)
+			// Applying one key failed there (out of memory, say): the rest still goes.
+			b.cl.copyFailed.Add(1)
+			b.cl.log.Warn("replicate: a member refused part of the state", "addr", b.addr, "err", r.Text())
 		}
 		if first == nil {
 			first = err
