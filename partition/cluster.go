@@ -60,6 +60,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/vela-cache/vela/commands"
+	"github.com/vela-cache/vela/fetchlock"
 	"github.com/vela-cache/vela/membership"
 	"github.com/vela-cache/vela/nearcache"
 	"github.com/vela-cache/vela/peer"
@@ -159,12 +160,11 @@ type Cluster struct {
 
 	kick     chan struct{} // wakes the rebalancer
 	stop     chan struct{}
-	wg       sync.WaitGroup // the rebalancer
-	bg       sync.WaitGroup // short-lived goroutines: closing connections to departed members, releasing leases
-	held     heldLeases     // leases other members granted to this node's clients (leases.go)
-	holding  atomic.Bool    // held has ever had an entry: forwarded FETCHFILL/FETCHRELEASE check it
-	leaveMu  sync.Mutex     // serialises Leave
-	left     bool           // Leave has run
+	wg       sync.WaitGroup       // the rebalancer
+	bg       sync.WaitGroup       // short-lived goroutines: closing connections to departed members, releasing leases
+	held     *fetchlock.Forwarded // leases other members granted to this node's clients
+	leaveMu  sync.Mutex           // serialises Leave
+	left     bool                 // Leave has run
 	shutOnce sync.Once
 	shutErr  error
 
@@ -234,6 +234,7 @@ func New(node *commands.Node, st store.Store, cfg Config) (*Cluster, error) {
 	}
 	cl := &Cluster{cfg: cfg, self: cfg.NodeName, node: node, store: st, ks: ks, stats: node.Stats(),
 		log: cfg.Log, token: peer.Token(cfg.Secret), kick: make(chan struct{}, 1), stop: make(chan struct{})}
+	cl.held = fetchlock.NewForwarded(cl.releaseLease)
 	handshake := [][][]byte{}
 	if cfg.RequirePass != "" {
 		handshake = append(handshake, [][]byte{[]byte("AUTH"), []byte(cfg.RequirePass)})
@@ -526,7 +527,7 @@ func (cl *Cluster) stopRebalancer() {
 // gossiping. It is idempotent.
 func (cl *Cluster) Shutdown(ctx context.Context) error {
 	cl.shutOnce.Do(func() {
-		cl.closeHeld()
+		cl.held.Close()
 		err := cl.Leave(ctx)
 		cl.stopRebalancer()
 		if cl.ml != nil {

@@ -71,9 +71,7 @@ func (cl *Cluster) route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 				}
 				return resp.Reply{}, false // the hot path: nothing allocated
 			}
-			if cl.holding.Load() && endsLease(cmd) {
-				cl.untrackLease(c, key)
-			}
+			cl.held.Forget(c, cmd, key)
 			if cl.nearR != nil && cmd.Name == "get" {
 				return cl.nearGet(c, v, owner, args), true
 			}
@@ -140,7 +138,7 @@ func (cl *Cluster) forward(c *commands.Ctx, v *view, owner string, args [][]byte
 			return peer.ErrorReply(err)
 		}
 		if len(args) > 1 {
-			cl.trackLease(c, args[1], r) // FETCHLOCK: the lease must end if the client goes
+			cl.held.Track(c, args[1], r) // FETCHLOCK: the lease must end if the client goes
 		}
 		return r
 	}

@@ -42,6 +42,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/vela-cache/vela/commands"
+	"github.com/vela-cache/vela/fetchlock"
 	"github.com/vela-cache/vela/membership"
 	"github.com/vela-cache/vela/peer"
 	"github.com/vela-cache/vela/resp"
@@ -114,6 +115,8 @@ type Cluster struct {
 	ml   *membership.Membership
 	view atomic.Pointer[view]
 
+	held *fetchlock.Forwarded // leases owners granted to this node's clients
+
 	behindMu sync.Mutex          // guards behind and pending
 	behind   map[string]struct{} // members that missed a copy: sent their state again, not waited for
 	pending  map[string]struct{} // members to send the whole state to
@@ -168,6 +171,7 @@ func New(node *commands.Node, st store.Store, cfg Config) (*Cluster, error) {
 		versions: newVersions(), behind: map[string]struct{}{}, syncKick: make(chan struct{}, 1),
 		stop: make(chan struct{})}
 	cl.clock.now = cfg.Now
+	cl.held = fetchlock.NewForwarded(cl.releaseLease)
 	handshake := [][][]byte{}
 	if cfg.RequirePass != "" {
 		handshake = append(handshake, [][]byte{[]byte("AUTH"), []byte(cfg.RequirePass)})
@@ -340,6 +344,7 @@ func (cl *Cluster) Leave(ctx context.Context) error {
 // peer connections and stops gossiping. It is idempotent.
 func (cl *Cluster) Shutdown(ctx context.Context) error {
 	cl.shutOnce.Do(func() {
+		cl.held.Close()
 		err := cl.Leave(ctx)
 		close(cl.stop)
 		if cl.ml != nil {
@@ -451,3 +456,6 @@ func (cl *Cluster) peerAuth(c *commands.Ctx, args [][]byte) (resp.Reply, error) 
 	}
 	return resp.OK, nil
 }
+
+// Owner returns the member that decides key's read-modify-write commands in the current ring.
+func (cl *Cluster) Owner(key []byte) string { return cl.view.Load().ring.Owner(key) }

@@ -48,6 +48,7 @@ func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 	}
 	v := cl.view.Load()
 	owner := v.ring.Owner(args[first])
+	cl.held.Forget(c, cmd, args[first])
 	if c.Peer || owner == cl.self || owner == "" {
 		if cmd.Flags&commands.FlagBlocking != 0 {
 			return resp.Reply{}, false // FETCHLOCK writes nothing itself: its lease lives here
@@ -252,6 +253,7 @@ func (cl *Cluster) forward(c *commands.Ctx, v *view, owner string, cmd *commands
 		if err != nil {
 			return peer.ErrorReply(err)
 		}
+		cl.held.Track(c, args[1], r) // FETCHLOCK: the lease must end if the client goes
 		return r
 	}
 	// A forwarded write waits for the owner's copies, which may wait for a member that stopped
@@ -341,3 +343,18 @@ func (cl *Cluster) unlockAll() {
 }
 
 func u64(n uint64) []byte { return strconv.AppendUint(nil, n, 10) }
+
+// releaseLease gives up, on the key's owner, a lease that owner granted to a client of this node
+// that has disconnected (fetchlock.Forwarded).
+func (cl *Cluster) releaseLease(key, token string) {
+	v := cl.view.Load()
+	owner := v.ring.Owner([]byte(key))
+	addr := v.addrs[owner]
+	if owner == cl.self || addr == "" {
+		return // the key's owner is now this node, or left: the lease ended with it
+	}
+	args := [][]byte{[]byte("FETCHRELEASE"), []byte(key), []byte(token)}
+	if _, err := cl.forwards.Do(addr, args, 0, cl.cfg.ForwardTimeout); err != nil {
+		cl.log.Debug("releasing a disconnected client's lease failed", "key", key, "err", err)
+	}
+}
