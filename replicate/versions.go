@@ -214,3 +214,6 @@ func (v *versions) gcFloors(cutoff int64) {
 		}
 	}
 }
+
+// shardOf returns the shard index of key, as shard computes it.
+func shardOf(key string) uint64 { return xxhash.Sum64String(key) % versionShards }
