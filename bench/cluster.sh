@@ -13,12 +13,17 @@
 # nodes, for twemproxy nutcracker plus its three redis-servers. At pipeline 1 the single-threaded
 # redis-benchmark is the bottleneck on a 2-core machine and rates move with the noise; CPU per
 # request does not.
+# TOPOLOGY=replicated runs a replicated Vela cluster instead (every member holds every key, reads
+# are local, writes are copied to the two others before the reply) and compares it with the
+# Redis tier doing the same job: a primary with two replicas attached (asynchronous
+# replication), the benchmark talking to the primary.
 # Output: bench/out/cluster-<time>.csv and a table on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-200000}
 ROUNDS=${ROUNDS:-3}
 C=${2:-50}
+TOPOLOGY=${TOPOLOGY:-partitioned}
 OUT=bench/out
 mkdir -p "$OUT"
 TMP=$(mktemp -d)
@@ -37,15 +42,17 @@ BASE=${BENCH_PORT_BASE:-23000}
 for i in 1 2 3; do
   join=()
   [ "$i" -gt 1 ] && join=(-cluster.join "127.0.0.1:$((BASE + 101))")
-  "$TMP/vela" -listen "127.0.0.1:$((BASE + i))" -metrics_listen= -topology.type partitioned \
+  "$TMP/vela" -listen "127.0.0.1:$((BASE + i))" -metrics_listen= -topology.type "$TOPOLOGY" \
     -cluster.node_name "vela-$i" -cluster.gossip_listen "127.0.0.1:$((BASE + 100 + i))" \
     -cluster.gossip_profile local -log_level warn "${join[@]}" ${VELA_BENCH_ARGS:-} 2>"$TMP/vela-$i.log" &
   PIDS+=($!)
 done
 # Redis: three servers behind twemproxy (ketama, like Vela's consistent hashing).
 for i in 1 2 3; do
+  replica=()
+  [ "$TOPOLOGY" = replicated ] && [ "$i" -gt 1 ] && replica=(--replicaof 127.0.0.1 $((BASE + 201)))
   redis-server --port $((BASE + 200 + i)) --bind 127.0.0.1 --save "" --appendonly no \
-    --daemonize no --loglevel warning >"$TMP/redis-$i.log" 2>&1 &
+    --daemonize no --loglevel warning "${replica[@]}" >"$TMP/redis-$i.log" 2>&1 &
   PIDS+=($!)
 done
 cat >"$TMP/nutcracker.yml" <<YML
@@ -77,10 +84,12 @@ redis-cli -p $((BASE + 1)) vela nodes | paste - - - - || true
 # Measure the settled cluster: for 30 s after a membership change each node keeps a handoff
 # window open (it fences handed-over copies and serves its peers' forwards on goroutines).
 echo "waiting for the handoff windows to close (up to 40 s)" >&2
+settled='^cluster_handoff_window:0'
+[ "$TOPOLOGY" = replicated ] && settled='^cluster_ready:1'
 for _ in $(seq 400); do
   open=0
   for i in 1 2 3; do
-    redis-cli -p $((BASE + i)) info vela 2>/dev/null | grep -q '^cluster_handoff_window:0' || open=1
+    redis-cli -p $((BASE + i)) info vela 2>/dev/null | grep -q "$settled" || open=1
   done
   [ "$open" = 0 ] && break
   sleep 0.1
@@ -95,9 +104,14 @@ CPUCSV="$TMP/cpu.csv"
 TICK=$(getconf CLK_TCK)
 ticks() { for p in "$@"; do awk '{ print $14 + $15 }' "/proc/$p/stat"; done | awk '{ s += $1 } END { print s }'; }
 alive() { for i in 1 2 3; do redis-cli -p $((BASE + 200 + i)) ping >/dev/null 2>&1 || echo "redis-server $i is down" >&2; done; }
+# The peer Vela is compared with: twemproxy (partitioned), or the Redis primary (replicated,
+# whose CPU counts its two replicas too). It keeps the name "twemproxy" in the CSV.
+PEER_PORT=$((BASE + 300))
+PEER_PIDS=("${PIDS[@]:3:4}")
+if [ "$TOPOLOGY" = replicated ]; then PEER_PORT=$((BASE + 201)); PEER_PIDS=("${PIDS[@]:3:3}"); fi
 run() { # target port pipeline
   local pids t0
-  if [ "$1" = twemproxy ]; then alive; pids=("${PIDS[@]:3:4}"); else pids=("${PIDS[@]:0:3}"); fi
+  if [ "$1" = twemproxy ]; then alive; pids=("${PEER_PIDS[@]}"); else pids=("${PIDS[@]:0:3}"); fi
   t0=$(ticks "${pids[@]}")
   timeout 300 redis-benchmark -h 127.0.0.1 -p "$2" -t set,get -n "$N" -c "$C" -P "$3" -r "${KEYSPACE:-100000}" --csv 2>/dev/null |
     tr -d '"' | awk -F, -v t="$1" -v p="$3" 'NR>1 { print t "," p "," $1 "," $2 "," $5 }' >>"$CSV" ||
@@ -110,13 +124,15 @@ run() { # target port pipeline
 for round in $(seq "$ROUNDS"); do
   for P in 1 16; do
     run vela $((BASE + 1)) "$P"
-    run twemproxy $((BASE + 300)) "$P"
+    run twemproxy "$PEER_PORT" "$P"
   done
 done
 echo "forwards on vela-1: $(redis-cli -p $((BASE + 1)) stats | paste - - | awk '$1=="forwards"{print $2}')"
 for i in 1 2 3; do echo "vela-$i keys: $(redis-cli -p $((BASE + i)) info keyspace | grep db0 || echo none)"; done
 echo
-echo "median of $ROUNDS rounds (requests/s), Vela/twemproxy"
+peer=twemproxy
+[ "$TOPOLOGY" = replicated ] && peer="Redis primary with 2 replicas (column twemproxy)"
+echo "median of $ROUNDS rounds (requests/s), Vela ($TOPOLOGY)/$peer"
 awk -F, 'NR>1 { k=$2","$3; n[$1","k]++; v[$1","k","n[$1","k]]=$4; keys[k]=1 }
   function med(t, k,   m, i, j, a, x) {
     m = n[t","k]; for (i = 1; i <= m; i++) a[i] = v[t","k","i]
