@@ -138,6 +138,10 @@ func (cl *Cluster) unlockKeys(stripes []int) {
 // other member, and replies once they have applied it (or failed to within the forward
 // timeout). The keys' stripes stay locked from the write until the copies are queued, so the
 // stamps of one key follow the order of its writes here.
+//
+// The wait is not deferred to let the connection run its next pipelined command meanwhile: that
+// command may be a read-modify-write forwarded to the key's owner on another connection, which
+// could overtake the copy and run on the key's state from before this write.
 func (cl *Cluster) writeAndCopy(c *commands.Ctx, cmd *commands.Command, args [][]byte) resp.Reply {
 	first, last, step := keyRange(cmd, len(args))
 	keys := make([][]byte, 0, (last-first)/step+1)
