@@ -125,10 +125,11 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 		DefaultTTL: cfg.DefaultTTL,
 	})
 	loops := eventLoops(cfg, st)
-	// A local store that can prefetch warms the caches for pipelined batches. In a cluster, where
-	// most keys of a client's batch belong to other members, it showed no gain (BENCHMARKS.md).
+	// A local store that can prefetch warms the caches for pipelined batches. In a partitioned
+	// cluster, where most keys of a client's batch belong to other members, it showed no gain
+	// (BENCHMARKS.md); a replicated member holds them all.
 	var prefetcher resp.Prefetcher
-	if p, ok := st.(resp.Prefetcher); ok && cfg.Topology.Type == "local" {
+	if p, ok := st.(resp.Prefetcher); ok && cfg.Topology.Type != "partitioned" {
 		prefetcher = p
 	}
 	// Cluster peers do not count against max_clients: a node whose clients fill it must still
@@ -315,17 +316,16 @@ func openStore(cfg config.Config, counters *stats.Stats, log *slog.Logger) (stor
 
 // eventLoops is how many event loops serve clients. Their commands run on the loop, so only a
 // store whose calls never wait on I/O, or whose calls the loop drives itself, can use them: the
-// memory store, in the local topology or the partitioned one (where the loop runs what the node
-// serves itself and forwards single-key commands with replies that notify), and the redis store
+// memory store, in every topology (in the partitioned one the loop runs what the node serves
+// itself and forwards single-key commands with replies that notify; in the replicated one it
+// runs reads, writes waiting for their copies on goroutines), and the redis store
 // in front of a single Redis without TLS (its GETs and SETs travel on a Redis connection each
 // loop owns, see store.LoopPipeliner). The disk store, and the redis store over Cluster,
 // Sentinel or TLS, serve each connection from a goroutine of its own.
 func eventLoops(cfg config.Config, st store.Store) int {
 	switch cfg.Store.Type {
 	case "memory":
-		if cfg.Topology.Type == "local" || cfg.Topology.Type == "partitioned" {
-			return cfg.EventLoops
-		}
+		return cfg.EventLoops // every topology: a cluster's router says what may run on a loop
 	case "redis":
 		if lp, ok := st.(store.LoopPipeliner); ok && lp.OnLoops() && cfg.Topology.Type == "local" {
 			return cfg.EventLoops
