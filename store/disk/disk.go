@@ -384,6 +384,44 @@ func (s *Store) read(key []byte, op *store.Op) (res store.Result, err error) {
 	return res, err
 }
 
+var _ store.TagReader = (*Store)(nil)
+
+// KeyTags returns the tags of key's record (nil when the key has none, does not exist or has
+// expired): a cluster copying or handing the key over keeps them.
+func (s *Store) KeyTags(_ context.Context, key []byte) ([][]byte, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	now := s.now()
+	var buf [128]byte
+	dk := appendDataKey(buf[:0], key)
+	tagsOf := func(raw []byte) [][]byte {
+		if raw == nil || store.Expired(recExpire(raw), now) {
+			return nil
+		}
+		tags := decodeRecord(raw).tags
+		if len(tags) == 0 {
+			return nil
+		}
+		out := make([][]byte, len(tags))
+		for i, t := range tags {
+			out[i] = cloneBytes(t) // raw is only valid inside the transaction
+		}
+		return out
+	}
+	if raw, ok := s.ovGet(dk); ok {
+		return tagsOf(raw), nil
+	}
+	var out [][]byte
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		out = tagsOf(tx.Bucket(bucketData).Get(dk))
+		return nil
+	}); err != nil {
+		return nil, s.dbError(err)
+	}
+	return out, nil
+}
+
 // dbError maps bbolt's errors after Close to store.ErrClosed.
 func (s *Store) dbError(err error) error {
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) || s.closed.Load() {

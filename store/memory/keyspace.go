@@ -88,7 +88,10 @@ func (s *Store) Usage() (keys, bytes int64) {
 func (s *Store) TagIndexLen() (tags, keys int) { return s.tags.Len() }
 
 // KeyTags returns the tags key carries, so a cluster handoff keeps them (store.TagReader).
-func (s *Store) KeyTags(_ context.Context, key []byte) ([][]byte, error) {
+func (s *Store) KeyTags(ctx context.Context, key []byte) ([][]byte, error) {
+	if res, err := s.Do(ctx, key, store.Op{Kind: store.Inspect}); err != nil || !res.Found {
+		return nil, err // an expired key not swept yet still has its tags in the index
+	}
 	names := s.tags.Tags(key)
 	if len(names) == 0 {
 		return nil, nil

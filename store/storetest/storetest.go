@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Sweep", testSweep},
 		{"Tags", testTags},
 		{"TagsLifecycle", testTagsLifecycle},
+		{"KeyTags", testKeyTags},
 		{"Concurrent", testConcurrent},
 		{"Pipelined", testPipelined},
 	} {
@@ -726,6 +727,43 @@ func testTags(t *testing.T, s store.Store) {
 	setTags(t, s, "bin", "x", "\x00\r\n tag")
 	if got := invalidate(t, tg, "\x00\r\n tag"); !slices.Equal(got, []string{"bin"}) {
 		t.Fatalf("binary tag = %v", got)
+	}
+}
+
+// testKeyTags checks TagReader, which a cluster needs to copy or hand a key over with its tags.
+func testKeyTags(t *testing.T, s store.Store) {
+	tr, ok := s.(store.TagReader)
+	if !ok {
+		t.Skip("store cannot report a key's tags")
+	}
+	tagsOf := func(key string) []string {
+		t.Helper()
+		tags, err := tr.KeyTags(ctx, []byte(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([]string, 0, len(tags))
+		for _, x := range tags {
+			out = append(out, string(x))
+		}
+		sort.Strings(out)
+		return out
+	}
+	setTags(t, s, "k", "v", "b", "a", "\x00bin")
+	if got := tagsOf("k"); !slices.Equal(got, []string{"\x00bin", "a", "b"}) {
+		t.Fatalf("KeyTags = %q", got)
+	}
+	set(t, s, "k", "w") // an overwrite without tags clears them
+	if got := tagsOf("k"); len(got) != 0 {
+		t.Fatalf("KeyTags after an untagged overwrite = %q", got)
+	}
+	if got := tagsOf("missing"); len(got) != 0 {
+		t.Fatalf("KeyTags of a missing key = %q", got)
+	}
+	do(t, s, "gone", store.Op{Kind: store.Set, Value: []byte("x"), Tags: [][]byte{[]byte("t")}, TTL: store.TTLSet, ExpireAt: now() + 30})
+	time.Sleep(60 * time.Millisecond)
+	if got := tagsOf("gone"); len(got) != 0 {
+		t.Fatalf("KeyTags of an expired key = %q", got)
 	}
 }
 
