@@ -60,24 +60,11 @@ func (cl *Cluster) rapply(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	if !c.Peer {
 		return resp.Reply{}, errPeerOnly
 	}
-	in, err := parseStamp(args[3], args[4])
+	st, err := parseState(args[3:])
 	if err != nil {
 		return resp.Reply{}, err
 	}
-	var st state
-	switch {
-	case commands.ArgIs(args[5], "del") && len(args) == 6:
-	case commands.ArgIs(args[5], "set") && len(args) >= 8:
-		st.found, st.value = true, args[6]
-		if st.expireAt, err = strconv.ParseInt(string(args[7]), 10, 64); err != nil || st.expireAt < 0 {
-			return resp.Reply{}, commands.ErrNotInteger
-		}
-		st.tags = args[8:]
-	default:
-		return resp.Reply{}, commands.ErrSyntax
-	}
-	st.stamp = in
-	cl.clock.observe(in.Time)
+	cl.clock.observe(st.stamp.Time)
 	key := args[2]
 	s := cl.stripe(key)
 	cl.stripes[s].Lock()
@@ -90,6 +77,31 @@ func (cl *Cluster) rapply(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 		cl.refused.Add(1)
 	}
 	return resp.Bool(done), nil
+}
+
+// parseState parses a copy's wire form: time node SET value pxat [tag …] | time node DEL.
+func parseState(w [][]byte) (state, error) {
+	var st state
+	if len(w) < 3 {
+		return st, commands.ErrSyntax
+	}
+	in, err := parseStamp(w[0], w[1])
+	if err != nil {
+		return st, err
+	}
+	switch {
+	case commands.ArgIs(w[2], "del") && len(w) == 3:
+	case commands.ArgIs(w[2], "set") && len(w) >= 5:
+		st.found, st.value = true, w[3]
+		if st.expireAt, err = strconv.ParseInt(string(w[4]), 10, 64); err != nil || st.expireAt < 0 {
+			return st, commands.ErrNotInteger
+		}
+		st.tags = w[5:]
+	default:
+		return st, commands.ErrSyntax
+	}
+	st.stamp = in
+	return st, nil
 }
 
 func parseStamp(t, n []byte) (Stamp, error) {
@@ -111,7 +123,12 @@ func (cl *Cluster) apply(ctx context.Context, key []byte, st state) (bool, error
 	}
 	if st.found {
 		if f := cl.versions.floor(st.tags); !f.IsZero() && !st.stamp.After(f) {
-			return false, nil // flushed or invalidated after it was written
+			// Flushed or invalidated after it was written: where it was applied in time it is
+			// deleted by now, so here it ends deleted too (not left at the older state).
+			if unstamped {
+				return false, nil
+			}
+			st.found = false
 		}
 		if st.expireAt != 0 && st.expireAt <= time.Now().UnixMilli() {
 			st.found = false // expired on the way: as good as deleted
@@ -208,17 +225,32 @@ func (cl *Cluster) rtags(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	if err != nil {
 		return resp.Reply{}, err
 	}
-	v := cl.view.Load()
-	var sent []sentCopy
+	var newer [][]byte
 	for _, k := range deleted {
 		s := cl.stripe(k)
 		cl.stripes[s].Lock()
 		if cl.versions.get(k).stamp.After(in) {
-			sent = cl.stampAndCopy(c.Context(), v, k, sent)
+			newer = append(newer, k)
 		}
 		cl.stripes[s].Unlock()
 	}
-	cl.awaitCopies(sent)
+	if len(newer) > 0 {
+		// Not waited for here: this peer connection must go on applying copies, or two members
+		// doing this at once would each wait behind the other's.
+		cl.bg.Add(1)
+		go func() {
+			defer cl.bg.Done()
+			v := cl.view.Load()
+			var sent []sentCopy
+			for _, k := range newer {
+				s := cl.stripe(k)
+				cl.stripes[s].Lock()
+				sent = cl.stampAndCopy(context.Background(), v, k, sent)
+				cl.stripes[s].Unlock()
+			}
+			cl.awaitCopies(sent)
+		}()
+	}
 	return resp.Int(int64(len(deleted))), nil
 }
 
@@ -231,5 +263,39 @@ func (cl *Cluster) rsynced(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	if !cl.synced.Swap(true) {
 		cl.log.Info("replicated state received", "node", cl.self, "from", string(args[2]))
 	}
+	return resp.OK, nil
+}
+
+// rstate serves VELA RSTATE key for peers: key's present state here with its stamp, in a copy's
+// wire form (time node SET value pxat [tag …] | time node DEL), for a member that decides a
+// read-modify-write command before it holds the whole state.
+func (cl *Cluster) rstate(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
+	if !c.Peer {
+		return resp.Reply{}, errPeerOnly
+	}
+	key := args[2]
+	s := cl.stripe(key)
+	cl.stripes[s].Lock()
+	st, err := cl.readState(c.Context(), key)
+	st.stamp = cl.versions.get(key).stamp
+	cl.stripes[s].Unlock()
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	wire := st.args(key)[3:]
+	out := make([]resp.Reply, len(wire))
+	for i, w := range wire {
+		out[i] = resp.Bulk(w)
+	}
+	return resp.Array(out), nil
+}
+
+// rsyncme serves VELA RSYNCME member for peers: member (just started, or back) asks for this
+// member's whole state.
+func (cl *Cluster) rsyncme(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
+	if !c.Peer {
+		return resp.Reply{}, errPeerOnly
+	}
+	cl.queueAsked(string(args[2]))
 	return resp.OK, nil
 }

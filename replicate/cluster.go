@@ -117,9 +117,11 @@ type Cluster struct {
 
 	held *fetchlock.Forwarded // leases owners granted to this node's clients
 
-	behindMu sync.Mutex          // guards behind and pending
+	behindMu sync.Mutex          // guards behind, pending, requests and sending
 	behind   map[string]struct{} // members that missed a copy: sent their state again, not waited for
 	pending  map[string]struct{} // members to send the whole state to
+	requests map[string]struct{} // members to ask for their whole state (VELA RSYNCME)
+	sending  string              // the member the state sender is sending the whole state to
 
 	synced     atomic.Bool   // a member has sent this one its whole state, or it started alone
 	syncKick   chan struct{} // wakes the state sender
@@ -130,6 +132,7 @@ type Cluster struct {
 
 	stop     chan struct{}
 	wg       sync.WaitGroup // the state sender and the collector
+	bg       sync.WaitGroup // copies of deletes a peer's TAGINVALIDATE made (apply.go rtags)
 	leaveMu  sync.Mutex     // serialises Leave
 	left     bool           // Leave has run
 	shutOnce sync.Once
@@ -222,6 +225,11 @@ func (cl *Cluster) onChange(ev membership.Event) {
 	case membership.Joined:
 		if ev.Member.Name != cl.self {
 			cl.queueSync(ev.Member.Name)
+			if !cl.synced.Load() {
+				// The member may not see this one join (it restarted before being declared
+				// dead): ask it for its state as well.
+				cl.queueRequest(ev.Member.Name)
+			}
 		} else if len(ev.Members) <= 1 && len(cl.cfg.Join) == 0 {
 			cl.synced.Store(true)
 		}
@@ -351,6 +359,7 @@ func (cl *Cluster) Shutdown(ctx context.Context) error {
 			err = errors.Join(err, cl.ml.Shutdown())
 		}
 		cl.wg.Wait()
+		cl.bg.Wait()
 		cl.forwards.Close()
 		cl.copies.Close()
 		cl.syncs.Close()
@@ -389,7 +398,7 @@ func checksum(members []string) string {
 var errPeerOnly = commands.Error("ERR this VELA subcommand is for cluster peers only (VELA PEER first)")
 
 // registerCommands adds VELA and its subcommands: NODES, RING and OWNER for people; PEER,
-// RAPPLY, RFLUSH, RTAGS and RSYNCED for peers.
+// RAPPLY, RFLUSH, RTAGS, RSYNCED, RSYNCME and RSTATE for peers.
 func (cl *Cluster) registerCommands() {
 	sub := func(name string, arity int, flags commands.Flags, h commands.Handler, summary string) *commands.Command {
 		return &commands.Command{Name: "vela|" + name, Arity: arity, Flags: flags, Handler: h,
@@ -409,6 +418,8 @@ func (cl *Cluster) registerCommands() {
 			"rflush":  sub("rflush", 4, commands.FlagWrite|commands.FlagBlocking, cl.rflush, "Applies another member's stamped FLUSHALL (internal)."),
 			"rtags":   sub("rtags", -5, commands.FlagWrite|commands.FlagBlocking, cl.rtags, "Applies another member's stamped TAGINVALIDATE (internal)."),
 			"rsynced": sub("rsynced", 3, commands.FlagLoading, cl.rsynced, "Tells a member that another has sent it its whole state (internal)."),
+			"rsyncme": sub("rsyncme", 3, commands.FlagLoading, cl.rsyncme, "Asks a member for its whole state (internal)."),
+			"rstate":  sub("rstate", 3, commands.FlagReadOnly, cl.rstate, "Answers a key's state and stamp (internal)."),
 		}})
 }
 

@@ -190,3 +190,20 @@ func TestDiskMemberRestartConverges(t *testing.T) {
 		}
 	}
 }
+
+// TestRestartBeforeDeclaredDead: a member killed and restarted at once, with the same name and
+// gossip address, is back before the others declare it dead, so they see no join; it asks them
+// for the whole state itself and reports ready only once it holds it.
+func TestRestartBeforeDeclaredDead(t *testing.T) {
+	bin := testproc.Build(t)
+	m1 := startMember(t, bin, "r1", "", "")
+	m2 := startMember(t, bin, "r2", "", m1.gossip)
+	m3 := startMember(t, bin, "r3", "", m1.gossip)
+	waitReady(t, 3, m1, m2, m3)
+	const n = 5000
+	fill(t, m1.c, n)
+	m2.p.Kill()
+	again := startMember(t, bin, "r2", m2.gossip, m1.gossip)
+	waitReady(t, 3, m1, again, m3)
+	holdsAll(t, again.c, n)
+}

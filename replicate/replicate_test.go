@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -123,10 +124,41 @@ func TestReplicatedCluster(t *testing.T) {
 				t.Errorf("counter through node %d = %d, %v; want 600", i+1, n, err)
 			}
 		}
+		// MSETNX is decided by one member for all its keys: keys of several owners are
+		// refused as Redis Cluster refuses them; a hash tag keeps them together.
+		a, b := keyOwnedBy(nodes, "msetnx-a:", "node-1"), keyOwnedBy(nodes, "msetnx-b:", "node-2")
+		if err := cs[2].MSetNX(ctx, a, "1", b, "1").Err(); err == nil || !strings.HasPrefix(err.Error(), "CROSSSLOT") {
+			t.Errorf("MSETNX over two owners: %v, want CROSSSLOT", err)
+		}
+		if ok, err := cs[2].MSetNX(ctx, "{m}a", "1", "{m}b", "1").Result(); err != nil || !ok {
+			t.Errorf("MSETNX with one hash tag = %v, %v", ok, err)
+		}
 		ok, err := cs[1].SetNX(ctx, "once", "a", 0).Result()
 		ok2, err2 := cs[2].SetNX(ctx, "once", "b", 0).Result()
 		if err != nil || err2 != nil || !ok || ok2 {
 			t.Errorf("SETNX twice through two members: %v %v, %v %v", ok, err, ok2, err2)
+		}
+	})
+
+	t.Run("a pipeline's commands keep their order", func(t *testing.T) {
+		// Keys owned by node-2, written through node-1: the SETs run on node-1, the INCRs and
+		// APPENDs on node-2, the GETs on node-1 again. Each must see the commands before it.
+		for r := 0; r < 20; r++ {
+			k := keyOwnedBy(nodes, "pipe"+strconv.Itoa(r)+":", "node-2")
+			p := cs[0].Pipeline()
+			set1 := p.Set(ctx, k, "10", 0)
+			incr := p.Incr(ctx, k)
+			get1 := p.Get(ctx, k)
+			set2 := p.Set(ctx, k, "x", 0)
+			app := p.Append(ctx, k, "y")
+			get2 := p.Get(ctx, k)
+			if _, err := p.Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if set1.Val() != "OK" || incr.Val() != 11 || get1.Val() != "11" || set2.Val() != "OK" || app.Val() != 2 || get2.Val() != "xy" {
+				t.Fatalf("pipeline on %s: SET %q, INCR %d, GET %q, SET %q, APPEND %d, GET %q", k,
+					set1.Val(), incr.Val(), get1.Val(), set2.Val(), app.Val(), get2.Val())
+			}
 		}
 	})
 
@@ -221,4 +253,44 @@ func joinConfig(seed *server.Server, name string) config.Config {
 	cfg := testnode.ClusterConfig(name, seed.Replicated().GossipAddr())
 	cfg.Topology.Type = "replicated"
 	return cfg
+}
+
+// TestJoinerDecidesOnLatestState: read-modify-write commands on keys a joining member owns run
+// there as soon as the others see it, before it has received the whole state; it fetches each
+// key's state first, so no acknowledged write is lost.
+func TestJoinerDecidesOnLatestState(t *testing.T) {
+	nodes := testnode.StartReplicated(t, 2, nil)
+	testnode.WaitReplicated(t, 10*time.Second, nodes...)
+	ctx := context.Background()
+	c1 := client(t, nodes[0])
+	const n = 30000
+	p := c1.Pipeline()
+	for i := 0; i < n; i++ {
+		p.Set(ctx, "key:"+strconv.Itoa(i), "v0", 0)
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	third := testnode.Start(t, joinConfig(nodes[0], "node-3"))
+	eventually(t, 10*time.Second, func() string {
+		if len(nodes[0].Replicated().RingMembers()) != 3 {
+			return "node-1 does not see node-3"
+		}
+		return ""
+	})
+	early := 0
+	for i := 0; i < n && early+len(nodes) < 400; i++ {
+		k := "key:" + strconv.Itoa(i)
+		if nodes[0].Replicated().Owner([]byte(k)) != "node-3" {
+			continue
+		}
+		if !third.Replicated().Ready() {
+			early++
+		}
+		if got, err := c1.Append(ctx, k, "Z").Result(); err != nil || got != 3 {
+			t.Fatalf("APPEND %s through node-1 = %d, %v; want 3 (v0 + Z)", k, got, err)
+		}
+	}
+	t.Logf("%d APPENDs decided by node-3 before it was ready", early)
+	testnode.WaitReplicated(t, 20*time.Second, append(nodes, third)...)
 }

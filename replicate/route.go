@@ -14,6 +14,9 @@ import (
 	"github.com/vela-cache/vela/resp"
 )
 
+// errCrossSlot is Redis Cluster's reply to a multi-key command whose keys have several owners.
+const errCrossSlot = "CROSSSLOT Keys in request don't hash to the same slot"
+
 var (
 	_ commands.Router       = (*Cluster)(nil)
 	_ commands.InlineRouter = (*Cluster)(nil)
@@ -24,7 +27,12 @@ var (
 // when they depend on the key's present state.
 func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) (resp.Reply, bool) {
 	if cmd.Flags&commands.FlagWrite == 0 {
-		if cl.synced.Load() || c.Peer || cmd.Flags&commands.FlagClusterWide != 0 {
+		if c.Conn != nil && c.Conn.Pending() {
+			// A pipelined GET must not overtake the client's earlier commands: a forwarded
+			// INCR, say, whose result reaches this member with the owner's copy.
+			c.Conn.Settle()
+		}
+		if cl.synced.Load() || c.Peer {
 			return resp.Reply{}, false // the hot path: nothing allocated
 		}
 		return cl.readElsewhere(c, cmd, args)
@@ -38,45 +46,97 @@ func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 		}
 		return resp.Reply{}, false
 	}
-	first, _, _ := keyRange(cmd, len(args))
+	first, last, step := keyRange(cmd, len(args))
 	if first == 0 {
 		return resp.Reply{}, false
 	}
-	if cmd.Flags&commands.FlagBlocking == 0 && (c.Peer || blind(cmd, args)) {
-		// A peer forwarded it here to be decided here; or it does not depend on the key's state.
-		return cl.writeAndCopy(c, cmd, args), true
+	if cmd.Flags&commands.FlagBlocking == 0 && !c.Peer && blind(cmd, args) {
+		return cl.writeAndCopy(c, cmd, args), true // it does not depend on the keys' state
 	}
 	v := cl.view.Load()
 	owner := v.ring.Owner(args[first])
-	cl.held.Forget(c, cmd, args[first])
-	if c.Peer || owner == cl.self || owner == "" {
-		if cmd.Flags&commands.FlagBlocking != 0 {
-			return resp.Reply{}, false // FETCHLOCK writes nothing itself: its lease lives here
+	for i := first + step; i <= last; i += step {
+		if v.ring.Owner(args[i]) != owner {
+			// MSETNX: one member must decide for all its keys, as Redis Cluster requires.
+			return resp.Error(errCrossSlot), true
 		}
-		return cl.writeAndCopy(c, cmd, args), true
 	}
-	return cl.forward(c, v, owner, cmd, args), true
+	cl.held.Forget(c, cmd, args[first])
+	if !c.Peer && owner != cl.self && owner != "" {
+		return cl.forward(c, v, owner, cmd, args), true
+	}
+	// Decided here: a peer forwarded it, or this member owns its keys. Until this member holds
+	// the whole state, the keys' present state is fetched first.
+	if !cl.synced.Load() {
+		cl.pullKeys(c, v, args, first, last, step)
+	}
+	if cmd.Flags&commands.FlagBlocking != 0 {
+		return resp.Reply{}, false // FETCHLOCK writes nothing itself: its lease lives here
+	}
+	return cl.writeAndCopy(c, cmd, args), true
 }
 
 // Inline implements commands.InlineRouter: reads run on an event loop once this member holds
-// the whole state; writes wait for copies and forwards on a goroutine.
-func (cl *Cluster) Inline(_ *commands.Ctx, cmd *commands.Command, _ [][]byte) bool {
-	return cmd.Flags&commands.FlagWrite == 0 && cl.synced.Load()
+// the whole state, unless the client's earlier commands are still in flight (the read waits for
+// them); writes wait for copies and forwards on a goroutine.
+func (cl *Cluster) Inline(c *commands.Ctx, cmd *commands.Command, _ [][]byte) bool {
+	return cmd.Flags&commands.FlagWrite == 0 && cl.synced.Load() && (c.Conn == nil || !c.Conn.Pending())
 }
 
 // readElsewhere serves a read while this member is still receiving the whole state: it goes to
 // the key's owner among the other members, which holds it already.
 func (cl *Cluster) readElsewhere(c *commands.Ctx, cmd *commands.Command, args [][]byte) (resp.Reply, bool) {
-	first, _, _ := keyRange(cmd, len(args))
 	v := cl.view.Load()
-	if first == 0 || v.others == nil {
-		return resp.Reply{}, false
+	if v.others == nil {
+		return resp.Reply{}, false // alone: nobody holds more
 	}
-	owner := v.others.Owner(args[first])
+	var owner string
+	if first, _, _ := keyRange(cmd, len(args)); first > 0 {
+		owner = v.others.Owner(args[first])
+	} else if cmd.Flags&commands.FlagClusterWide != 0 {
+		owner = v.others.Members()[0] // DBSIZE, KEYS, SCAN
+	}
 	if owner == "" {
 		return resp.Reply{}, false
 	}
 	return cl.forward(c, v, owner, cmd, args), true
+}
+
+// pullKeys fetches the present state of a command's keys from their owners among the other
+// members (VELA RSTATE) and applies what is newer, so that a member still receiving the whole
+// state decides a read-modify-write command on the keys' latest state. A member that does not
+// answer is skipped: the command then runs on what is here.
+func (cl *Cluster) pullKeys(c *commands.Ctx, v *view, args [][]byte, first, last, step int) {
+	if v.others == nil {
+		return
+	}
+	for i := first; i <= last; i += step {
+		key := args[i]
+		addr := v.addrs[v.others.Owner(key)]
+		if addr == "" {
+			continue
+		}
+		r, err := cl.forwards.Do(addr, [][]byte{[]byte("VELA"), []byte("RSTATE"), key}, pick(c), cl.cfg.ForwardTimeout)
+		if err != nil || r.Kind != resp.KindArray || len(r.Elems) < 3 {
+			cl.log.Warn("replicate: fetching a key's state failed", "err", err, "reply", r.Text())
+			continue
+		}
+		wire := make([][]byte, len(r.Elems))
+		for j, e := range r.Elems {
+			wire[j] = []byte(e.Text())
+		}
+		st, err := parseState(wire)
+		if err != nil || st.stamp.IsZero() && !st.found {
+			continue
+		}
+		s := cl.stripe(key)
+		cl.stripes[s].Lock()
+		_, err = cl.apply(c.Context(), key, st)
+		cl.stripes[s].Unlock()
+		if err != nil {
+			cl.log.Warn("replicate: applying a fetched key's state failed", "err", err)
+		}
+	}
 }
 
 // blind reports whether a write sets its keys' state regardless of what it was, so that any
@@ -139,9 +199,11 @@ func (cl *Cluster) unlockKeys(stripes []int) {
 // timeout). The keys' stripes stay locked from the write until the copies are queued, so the
 // stamps of one key follow the order of its writes here.
 //
-// The wait is not deferred to let the connection run its next pipelined command meanwhile: that
-// command may be a read-modify-write forwarded to the key's owner on another connection, which
-// could overtake the copy and run on the key's state from before this write.
+// On a connection the wait is deferred (a Later reply), so that the copies of a pipelined batch
+// travel together. Only GET and SET may run before the replies of the commands ahead of them
+// are ready: a GET runs here after the write (and waits for earlier forwards, see Route), a SET
+// is stamped after it; every other command, a read-modify-write forwarded to the key's owner
+// among them, waits until the copies have been applied (commands.FlagPipelined).
 func (cl *Cluster) writeAndCopy(c *commands.Ctx, cmd *commands.Command, args [][]byte) resp.Reply {
 	first, last, step := keyRange(cmd, len(args))
 	keys := make([][]byte, 0, (last-first)/step+1)
@@ -158,8 +220,32 @@ func (cl *Cluster) writeAndCopy(c *commands.Ctx, cmd *commands.Command, args [][
 		}
 	}
 	cl.unlockKeys(stripes)
-	cl.awaitCopies(sent)
-	return reply
+	return cl.afterCopies(c, reply, sent)
+}
+
+// afterCopies returns reply once the copies in sent have been applied: a Later reply on a
+// connection, so that the connection goes on with its next pipelined commands meanwhile.
+func (cl *Cluster) afterCopies(c *commands.Ctx, reply resp.Reply, sent []sentCopy) resp.Reply {
+	if len(sent) == 0 {
+		return reply
+	}
+	if c.Conn == nil {
+		cl.awaitCopies(sent)
+		return reply
+	}
+	return resp.Reply{Later: &copiesLater{cl: cl, reply: reply, sent: sent}}
+}
+
+// copiesLater is a write's reply, ready once its copies have been applied.
+type copiesLater struct {
+	cl    *Cluster
+	reply resp.Reply
+	sent  []sentCopy
+}
+
+func (l *copiesLater) Reply() resp.Reply {
+	l.cl.awaitCopies(l.sent)
+	return l.reply
 }
 
 // settled waits for a deferred reply.

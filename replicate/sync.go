@@ -31,18 +31,60 @@ func (cl *Cluster) queueSync(member string) {
 	}
 }
 
+// queueAsked queues the transfer of the whole state a member asked for (VELA RSYNCME), unless one
+// to it is queued or under way already: it usually asks at the moment the others see it join.
+func (cl *Cluster) queueAsked(member string) {
+	cl.behindMu.Lock()
+	_, queued := cl.pending[member]
+	busy := queued || cl.sending == member
+	cl.behindMu.Unlock()
+	if !busy {
+		cl.queueSync(member)
+	}
+}
+
+// queueRequest asks the state sender to ask member for its whole state.
+func (cl *Cluster) queueRequest(member string) {
+	cl.behindMu.Lock()
+	if cl.requests == nil {
+		cl.requests = map[string]struct{}{}
+	}
+	cl.requests[member] = struct{}{}
+	cl.behindMu.Unlock()
+	select {
+	case cl.syncKick <- struct{}{}:
+	default:
+	}
+}
+
+// requestAgain is how often a member that has not received the whole state yet asks the other
+// members for it again.
+const requestAgain = 5 * time.Second
+
 // sendLoop is the state sender: it sends the whole state to every member queued, one at a time,
-// and tries a failed transfer again after syncRetry while the member is in the view.
+// and tries a failed transfer again after syncRetry while the member is in the view. It also
+// sends this member's requests for the whole state, and repeats them every requestAgain until
+// one has arrived.
 func (cl *Cluster) sendLoop() {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
+	again := time.NewTicker(requestAgain)
+	defer again.Stop()
 	for {
 		select {
 		case <-cl.stop:
 			return
 		case <-cl.syncKick:
 		case <-retry.C:
+		case <-again.C:
+			if !cl.synced.Load() {
+				for _, m := range cl.view.Load().ring.Members() {
+					if m != cl.self {
+						cl.queueRequest(m)
+					}
+				}
+			}
 		}
 		cl.behindMu.Lock()
 		members := make([]string, 0, len(cl.pending))
@@ -50,10 +92,25 @@ func (cl *Cluster) sendLoop() {
 			members = append(members, m)
 		}
 		clear(cl.pending)
+		asks := make([]string, 0, len(cl.requests))
+		for m := range cl.requests {
+			asks = append(asks, m)
+		}
+		clear(cl.requests)
 		cl.behindMu.Unlock()
+		for _, m := range asks {
+			cl.request(m)
+		}
 		failed := false
 		for _, m := range members {
-			if err := cl.sendState(m); err != nil {
+			cl.behindMu.Lock()
+			cl.sending = m
+			cl.behindMu.Unlock()
+			err := cl.sendState(m)
+			cl.behindMu.Lock()
+			cl.sending = ""
+			cl.behindMu.Unlock()
+			if err != nil {
 				cl.log.Warn("replicate: sending the whole state failed; will retry", "node", cl.self, "member", m, "err", err)
 				cl.behindMu.Lock()
 				cl.pending[m] = struct{}{}
@@ -64,6 +121,18 @@ func (cl *Cluster) sendLoop() {
 		if failed {
 			retry.Reset(syncRetry)
 		}
+	}
+}
+
+// request asks member for its whole state (VELA RSYNCME), unless this member has it already.
+func (cl *Cluster) request(member string) {
+	addr := cl.view.Load().addrs[member]
+	if addr == "" || cl.synced.Load() {
+		return
+	}
+	args := [][]byte{[]byte("VELA"), []byte("RSYNCME"), []byte(cl.self)}
+	if _, err := cl.syncs.Do(addr, args, 0, cl.cfg.ForwardTimeout); err != nil {
+		cl.log.Debug("replicate: asking for the whole state failed", "member", member, "err", err)
 	}
 }
 

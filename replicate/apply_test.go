@@ -1,0 +1,72 @@
+package replicate
+
+import (
+	"context"
+	"testing"
+
+	"github.com/vela-cache/vela/commands"
+	"github.com/vela-cache/vela/store/memory"
+)
+
+func soloCluster(t *testing.T) *Cluster {
+	st := memory.New(memory.Config{})
+	node := commands.NewNode(st, commands.Config{}, nil, nil)
+	cl, err := New(node, st, Config{NodeName: "solo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
+}
+
+func (cl *Cluster) valueOf(t *testing.T, key string) (string, bool) {
+	t.Helper()
+	st, err := cl.readState(context.Background(), []byte(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(st.value), st.found
+}
+
+// A copy newer than the key's state here but older than a TAGINVALIDATE of one of its tags was
+// deleted on the members that applied it in time: here it must end deleted too, not leave the
+// older value.
+func TestCopyOlderThanItsTagsInvalidationDeletes(t *testing.T) {
+	cl := soloCluster(t)
+	ctx := context.Background()
+	at := func(n uint64) Stamp { return Stamp{Time: n << counterBits, Node: 7} }
+	if ok, err := cl.apply(ctx, []byte("k"), state{found: true, value: []byte("old"), stamp: at(10)}); err != nil || !ok {
+		t.Fatalf("first copy: %v %v", ok, err)
+	}
+	cl.versions.setTags([][]byte{[]byte("t")}, at(30))
+	ok, err := cl.apply(ctx, []byte("k"), state{found: true, value: []byte("tagged"), tags: [][]byte{[]byte("t")}, stamp: at(20)})
+	if err != nil || !ok {
+		t.Fatalf("the invalidated copy: %v %v", ok, err)
+	}
+	if v, found := cl.valueOf(t, "k"); found {
+		t.Fatalf("k = %q, want it deleted", v)
+	}
+	if e := cl.versions.get([]byte("k")); !e.gone || e.stamp != at(20) {
+		t.Fatalf("entry %+v, want a tombstone at the copy's stamp", e)
+	}
+	// An older copy still loses to the tombstone.
+	if ok, _ := cl.apply(ctx, []byte("k"), state{found: true, value: []byte("older"), stamp: at(15)}); ok {
+		t.Fatal("a copy older than the tombstone was applied")
+	}
+}
+
+// Two unstamped copies (keys from before a disk-store restart) keep the greater value.
+func TestUnstampedCopiesKeepTheGreaterValue(t *testing.T) {
+	cl := soloCluster(t)
+	ctx := context.Background()
+	for _, v := range []string{"b", "a", "c"} {
+		if _, err := cl.apply(ctx, []byte("k"), state{found: true, value: []byte(v)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, _ := cl.valueOf(t, "k"); v != "c" {
+		t.Fatalf("k = %q, want the greatest value", v)
+	}
+	if ok, _ := cl.apply(ctx, []byte("k"), state{}); ok {
+		t.Fatal("an unstamped delete was applied")
+	}
+}
