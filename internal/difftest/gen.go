@@ -64,6 +64,9 @@ type GenOptions struct {
 	// NoFlushInMulti leaves FLUSHALL and FLUSHDB out of transactions (the redis store refuses
 	// them there: its transactions run in Redis, and its FLUSHALL also drops its bookkeeping).
 	NoFlushInMulti bool
+	// OneKeyMSETNX makes every MSETNX name a single key (repeated), for a Vela that refuses
+	// MSETNX over keys of several owners (a replicated cluster, as Redis Cluster does).
+	OneKeyMSETNX bool
 }
 
 // Gen produces a random command sequence from a seed. Relative and absolute expiry times are
@@ -503,8 +506,16 @@ func (g *Gen) mset() []Step {
 	cmd := g.pick("mset", "msetnx")
 	n := 1 + g.r.Intn(4)
 	a := [][]byte{[]byte(g.name(cmd))}
+	var one []byte // the key of every pair, with OneKeyMSETNX
+	if cmd == "msetnx" && g.opts.OneKeyMSETNX {
+		one = g.key()
+	}
 	for i := 0; i < n; i++ {
-		a = append(a, g.key(), g.value())
+		k := one
+		if k == nil {
+			k = g.key()
+		}
+		a = append(a, k, g.value())
 	}
 	if g.chance(0.05) {
 		a = a[:len(a)-1] // odd: wrong number of arguments
