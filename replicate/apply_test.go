@@ -2,6 +2,8 @@ package replicate
 
 import (
 	"context"
+	"errors"
+	"os"
 	"testing"
 
 	"github.com/vela-cache/vela/commands"
@@ -68,5 +70,41 @@ func TestUnstampedCopiesKeepTheGreaterValue(t *testing.T) {
 	}
 	if ok, _ := cl.apply(ctx, []byte("k"), state{}); ok {
 		t.Fatal("an unstamped delete was applied")
+	}
+}
+
+func TestStampsSaveAndLoad(t *testing.T) {
+	v := newVersions()
+	at := func(n uint64) Stamp { return Stamp{Time: n << counterBits, Node: 3} }
+	v.put([]byte("live"), entry{stamp: at(5)})
+	v.put([]byte("gone\x00bin"), entry{stamp: at(9), gone: true})
+	v.setFlush(at(2))
+	v.setTags([][]byte{[]byte("t")}, at(7))
+	path := t.TempDir() + "/x.stamps"
+	if err := v.save(path); err != nil {
+		t.Fatal(err)
+	}
+	w := newVersions()
+	if err := w.load(path); err != nil {
+		t.Fatal(err)
+	}
+	if e := w.get([]byte("live")); e.stamp != at(5) || e.gone {
+		t.Fatalf("live = %+v", e)
+	}
+	if e := w.get([]byte("gone\x00bin")); e.stamp != at(9) || !e.gone {
+		t.Fatalf("gone = %+v", e)
+	}
+	if w.flushStamp() != at(2) || w.floor([][]byte{[]byte("t")}) != at(7) || w.newest.Load() != at(9).Time {
+		t.Fatal("floors or newest stamp not restored")
+	}
+	if err := w.load(t.TempDir() + "/missing"); err != nil {
+		t.Fatalf("a missing file: %v", err)
+	}
+	bad := t.TempDir() + "/bad"
+	if err := os.WriteFile(bad, []byte("VELASTAMPS\x01\x05"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := newVersions().load(bad); !errors.Is(err, errStampsFile) {
+		t.Fatalf("a truncated file: %v", err)
 	}
 }

@@ -83,6 +83,9 @@ type Config struct {
 	Log *slog.Logger
 	// Now is the wall clock (default time.Now); tests skew it.
 	Now func() time.Time
+	// StampsPath is the file the stamps are kept in across restarts (persist.go); "" keeps them
+	// in memory only. The server sets it beside the disk store's file.
+	StampsPath string
 }
 
 // numStripes is the number of key stripes that order a key's write with the stamping and
@@ -131,7 +134,7 @@ type Cluster struct {
 	refused    atomic.Uint64 // copies not applied: something newer was here
 
 	stop     chan struct{}
-	wg       sync.WaitGroup // the state sender and the collector
+	wg       sync.WaitGroup // the state sender, the collector and the saver
 	bg       sync.WaitGroup // copies of deletes a peer's TAGINVALIDATE made (apply.go rtags)
 	leaveMu  sync.Mutex     // serialises Leave
 	left     bool           // Leave has run
@@ -174,6 +177,12 @@ func New(node *commands.Node, st store.Store, cfg Config) (*Cluster, error) {
 		versions: newVersions(), behind: map[string]struct{}{}, syncKick: make(chan struct{}, 1),
 		stop: make(chan struct{})}
 	cl.clock.now = cfg.Now
+	if cfg.StampsPath != "" {
+		if err := cl.versions.load(cfg.StampsPath); err != nil {
+			return nil, err
+		}
+		cl.clock.observe(max(cl.versions.newest.Load(), cl.versions.flushStamp().Time))
+	}
 	cl.held = fetchlock.NewForwarded(cl.releaseLease)
 	handshake := [][][]byte{}
 	if cfg.RequirePass != "" {
@@ -210,9 +219,10 @@ func (cl *Cluster) Start(respAddr string) error {
 		return err
 	}
 	cl.ml = ml
-	cl.wg.Add(2)
+	cl.wg.Add(3)
 	go func() { defer cl.wg.Done(); cl.sendLoop() }()
 	go func() { defer cl.wg.Done(); cl.collectLoop() }()
+	go func() { defer cl.wg.Done(); cl.saveLoop() }()
 	return nil
 }
 
@@ -360,6 +370,12 @@ func (cl *Cluster) Shutdown(ctx context.Context) error {
 		}
 		cl.wg.Wait()
 		cl.bg.Wait()
+		if cl.cfg.StampsPath != "" {
+			// The listener is closed by now (server.Shutdown): nothing changes any more.
+			if serr := cl.versions.save(cl.cfg.StampsPath); serr != nil {
+				err = errors.Join(err, fmt.Errorf("replicate: saving the stamps: %w", serr))
+			}
+		}
 		cl.forwards.Close()
 		cl.copies.Close()
 		cl.syncs.Close()

@@ -286,3 +286,31 @@ func (cl *Cluster) collect(ctx context.Context, cutoff int64) {
 		}
 	}
 }
+
+// saveEvery is how often the saver writes the stamps to Config.StampsPath while they change.
+const saveEvery = 30 * time.Second
+
+// saveLoop is the saver: with a stamps file it saves the stamps every saveEvery if they changed.
+// Shutdown saves them a last time.
+func (cl *Cluster) saveLoop() {
+	if cl.cfg.StampsPath == "" {
+		return
+	}
+	t := time.NewTicker(saveEvery)
+	defer t.Stop()
+	saved := cl.versions.changes.Load()
+	for {
+		select {
+		case <-cl.stop:
+			return
+		case <-t.C:
+			if n := cl.versions.changes.Load(); n != saved {
+				if err := cl.versions.save(cl.cfg.StampsPath); err != nil {
+					cl.log.Warn("replicate: saving the stamps failed", "path", cl.cfg.StampsPath, "err", err)
+					continue
+				}
+				saved = n
+			}
+		}
+	}
+}

@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -22,7 +23,9 @@ const versionShards = 256
 // as long as the key; tombstones and the entries of keys gone by expiry or eviction are
 // dropped by gc after tombstoneTTL.
 type versions struct {
-	shards [versionShards]versionShard
+	shards  [versionShards]versionShard
+	changes atomic.Uint64 // bumped by every change, so the saver can tell whether to save
+	newest  atomic.Uint64 // the greatest Stamp.Time recorded (load restores the clock from it)
 
 	floorMu sync.Mutex       // guards flush and tags
 	flush   Stamp            // the newest FLUSHALL: every copy older than it is refused
@@ -67,6 +70,13 @@ func (v *versions) put(key []byte, e entry) {
 	s.mu.Lock()
 	s.m[string(key)] = e
 	s.mu.Unlock()
+	v.changes.Add(1)
+	for {
+		n := v.newest.Load()
+		if e.stamp.Time <= n || v.newest.CompareAndSwap(n, e.stamp.Time) {
+			return
+		}
+	}
 }
 
 // drop forgets key.
@@ -75,6 +85,7 @@ func (v *versions) drop(key []byte) {
 	s.mu.Lock()
 	delete(s.m, string(key))
 	s.mu.Unlock()
+	v.changes.Add(1)
 }
 
 // len returns the number of entries, tombstones included.
@@ -111,6 +122,7 @@ func (v *versions) setFlush(s Stamp) bool {
 		return false
 	}
 	v.flush = s
+	v.changes.Add(1)
 	return true
 }
 
@@ -131,6 +143,7 @@ func (v *versions) setTags(tags [][]byte, s Stamp) [][]byte {
 		if s.After(v.tags[string(t)]) {
 			v.tags[string(t)] = s
 			newer = append(newer, t)
+			v.changes.Add(1)
 		}
 	}
 	return newer

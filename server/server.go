@@ -205,7 +205,12 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 		s.registerNearMetrics()
 	}
 	if cfg.Topology.Type == "replicated" {
+		stamps := ""
+		if cfg.Store.Type == "disk" {
+			stamps = cfg.Store.DiskPath + ".stamps" // they must outlive a restart as the data does
+		}
 		rc, err := replicate.New(node, st, replicate.Config{
+			StampsPath:     stamps,
 			NodeName:       cfg.Cluster.NodeName,
 			GossipListen:   cfg.Cluster.GossipListen,
 			Advertise:      cfg.Cluster.Advertise,
