@@ -95,7 +95,9 @@ for _ in $(seq 400); do
   sleep 0.1
 done
 up=""
-for _ in $(seq 100); do redis-cli -p $((BASE + 300)) set warm up 2>/dev/null | grep -q OK && { up=1; break; }; sleep 0.1; done
+warm=$((BASE + 300)) # with TOPOLOGY=replicated two of the servers are read-only replicas: warm the primary
+[ "$TOPOLOGY" = replicated ] && warm=$((BASE + 201))
+for _ in $(seq 100); do redis-cli -p "$warm" set warm up 2>/dev/null | grep -q OK && { up=1; break; }; sleep 0.1; done
 [ -n "$up" ] || { echo "twemproxy did not start:" >&2; cat "$TMP/nutcracker.log" >&2; exit 1; }
 
 CSV="$OUT/cluster-$(date +%Y%m%d-%H%M%S).csv"

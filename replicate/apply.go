@@ -22,15 +22,11 @@ type state struct {
 
 // readState reads key's value, expiry and tags. Callers hold key's stripe.
 func (cl *Cluster) readState(ctx context.Context, key []byte) (state, error) {
-	ins, err := cl.store.Do(ctx, key, store.Op{Kind: store.Inspect})
-	if err != nil || !ins.Found {
-		return state{}, err
-	}
-	val, err := cl.store.Do(ctx, key, store.Op{Kind: store.Get})
+	val, err := cl.store.Do(ctx, key, store.Op{Kind: store.Get, WithExpiry: true})
 	if err != nil || !val.Found {
 		return state{}, err
 	}
-	st := state{found: true, value: val.Value, expireAt: ins.ExpireAt}
+	st := state{found: true, value: val.Value, expireAt: val.ExpireAt}
 	if tr, ok := cl.store.(store.TagReader); ok {
 		if st.tags, err = tr.KeyTags(ctx, key); err != nil {
 			return state{}, err
