@@ -315,7 +315,7 @@ func (n *Node) clientInfo(c *Ctx, _ [][]byte) (resp.Reply, error) {
 }
 
 func (n *Node) clientHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
-	return helpReply("CLIENT",
+	return HelpReply("CLIENT",
 		"GETNAME", "    Return the name of the current connection.",
 		"ID", "    Return the ID of the current connection.",
 		"INFO", "    Return information about the current client connection.",
@@ -324,9 +324,10 @@ func (n *Node) clientHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
 		"SETNAME <name>", "    Assign the name <name> to the current connection."), nil
 }
 
-// helpReply is a container command's HELP reply as Redis shapes it: a heading, the given lines,
-// and HELP itself last, each a status.
-func helpReply(parent string, lines ...string) resp.Reply {
+// HelpReply is a container command's HELP reply as Redis shapes it: a heading, the given lines
+// (a usage line, then its description indented by four spaces), and HELP itself last, each a
+// status.
+func HelpReply(parent string, lines ...string) resp.Reply {
 	out := make([]resp.Reply, 0, len(lines)+3)
 	out = append(out, resp.Status(parent+" <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"))
 	for _, l := range lines {

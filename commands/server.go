@@ -112,7 +112,7 @@ func (n *Node) configGet(c *Ctx, args [][]byte) (resp.Reply, error) {
 }
 
 func (n *Node) commandHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
-	return helpReply("COMMAND",
+	return HelpReply("COMMAND",
 		"(no subcommand)", "    Return details about all commands.",
 		"COUNT", "    Return the total number of commands in this server.",
 		"LIST", "    Return a list of all commands in this server.",
@@ -121,7 +121,7 @@ func (n *Node) commandHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
 }
 
 func (n *Node) configHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
-	return helpReply("CONFIG",
+	return HelpReply("CONFIG",
 		"GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
 		"    Vela's configuration is fixed at start-up: there is no CONFIG SET."), nil
 }

@@ -60,3 +60,12 @@ func (n *Node) statsCmd(_ *Ctx, _ [][]byte) (resp.Reply, error) {
 	}
 	return resp.Map(kv), nil
 }
+
+// VelaHelp serves VELA HELP for the cluster topologies, which register VELA: the subcommands for
+// people (the others are for peers).
+func VelaHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
+	return HelpReply("VELA",
+		"NODES", "    List the cluster members: name, RESP address, gossip address, state.",
+		"RING", "    Describe the hash ring: version, checksum, replicas, virtual nodes per member.",
+		"OWNER <key>", "    Return the members holding <key>, the one deciding its writes first."), nil
+}

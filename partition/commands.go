@@ -23,6 +23,7 @@ func (cl *Cluster) registerCommands() {
 	cl.node.Table().Register(&commands.Command{Name: "vela", Arity: -2, Group: "vela",
 		Summary: "Vela cluster introspection and peer commands.",
 		Subcommands: map[string]*commands.Command{
+			"help":    sub("help", 2, commands.FlagLoading, commands.VelaHelp, "Shows the VELA subcommands."),
 			"nodes":   sub("nodes", 2, commands.FlagLoading, cl.nodes, "Lists the cluster members: name, RESP address, gossip address, state."),
 			"ring":    sub("ring", 2, commands.FlagLoading, cl.ringInfo, "Describes the hash ring: version, checksum, virtual nodes per member."),
 			"owner":   owner,

@@ -294,3 +294,11 @@ func TestJoinerDecidesOnLatestState(t *testing.T) {
 	t.Logf("%d APPENDs decided by node-3 before it was ready", early)
 	testnode.WaitReplicated(t, 20*time.Second, append(nodes, third)...)
 }
+
+func TestVelaHelp(t *testing.T) {
+	nodes := testnode.StartReplicated(t, 1, nil)
+	lines, err := client(t, nodes[0]).Do(context.Background(), "VELA", "HELP").StringSlice()
+	if err != nil || len(lines) != 9 || !strings.HasPrefix(lines[0], "VELA <subcommand>") || lines[7] != "HELP" {
+		t.Fatalf("VELA HELP = %q, %v", lines, err)
+	}
+}
