@@ -2,6 +2,8 @@ package commands
 
 import (
 	"context"
+	"crypto/subtle"
+
 	"github.com/vela-cache/vela/resp"
 	"github.com/vela-cache/vela/store"
 )
@@ -68,4 +70,32 @@ func VelaHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
 		"NODES", "    List the cluster members: name, RESP address, gossip address, state.",
 		"RING", "    Describe the hash ring: version, checksum, replicas, virtual nodes per member.",
 		"OWNER <key>", "    Return the members holding <key>, the one deciding its writes first."), nil
+}
+
+// ErrPeerOnly answers a client that calls a VELA subcommand meant for cluster peers.
+var ErrPeerOnly = Error("ERR this VELA subcommand is for cluster peers only (VELA PEER first)")
+
+// VelaSubcommand builds a subcommand of the VELA command a cluster topology registers.
+func VelaSubcommand(name string, arity int, flags Flags, h Handler, summary string) *Command {
+	return &Command{Name: "vela|" + name, Arity: arity, Flags: flags, Handler: h, Group: "vela", Summary: summary}
+}
+
+// PeerAuth returns the handler of VELA PEER token: a cluster peer proves it knows the cluster
+// secret (token is the proof the secret gives, see peer.Token). With a secret (authenticates
+// true) the connection is also authenticated, so peers need no requirepass; without one it is
+// marked as a peer's but must AUTH like any client.
+func PeerAuth(token string, authenticates bool) Handler {
+	return func(c *Ctx, args [][]byte) (resp.Reply, error) {
+		if subtle.ConstantTimeCompare(args[2], []byte(token)) != 1 {
+			return resp.Reply{}, Error("ERR cluster: bad peer token (is cluster.secret the same on every member?)")
+		}
+		c.Peer = true
+		if c.Conn != nil {
+			c.Conn.SetPeer()
+			if authenticates {
+				c.Conn.SetAuthenticated()
+			}
+		}
+		return resp.OK, nil
+	}
 }

@@ -1,23 +1,18 @@
 package partition
 
 import (
-	"crypto/subtle"
-
 	"github.com/vela-cache/vela/commands"
 	"github.com/vela-cache/vela/resp"
 )
 
 // errPeerOnly answers a client that calls a command meant for cluster peers.
-var errPeerOnly = commands.Error("ERR this VELA subcommand is for cluster peers only (VELA PEER first)")
+var errPeerOnly = commands.ErrPeerOnly
 
 // registerCommands adds VELA and its subcommands: NODES, RING and OWNER for people; PEER,
 // RESTORE, DROP, TAKE, OWNED, LEAVING, FENCED, FINAL and the near cache's L1WATCH,
 // L1INVALIDATE, L1FLUSH and L1BEAT for peers.
 func (cl *Cluster) registerCommands() {
-	sub := func(name string, arity int, flags commands.Flags, h commands.Handler, summary string) *commands.Command {
-		return &commands.Command{Name: "vela|" + name, Arity: arity, Flags: flags, Handler: h,
-			Group: "vela", Summary: summary}
-	}
+	sub := commands.VelaSubcommand
 	owner := sub("owner", 3, commands.FlagReadOnly, cl.owner, "Returns the members holding a key, owner first.")
 	owner.Args = []commands.Arg{{Name: "key", Type: "key"}}
 	cl.node.Table().Register(&commands.Command{Name: "vela", Arity: -2, Group: "vela",
@@ -27,7 +22,7 @@ func (cl *Cluster) registerCommands() {
 			"nodes":   sub("nodes", 2, commands.FlagLoading, cl.nodes, "Lists the cluster members: name, RESP address, gossip address, state."),
 			"ring":    sub("ring", 2, commands.FlagLoading, cl.ringInfo, "Describes the hash ring: version, checksum, virtual nodes per member."),
 			"owner":   owner,
-			"peer":    sub("peer", 3, commands.FlagNoAuth|commands.FlagLoading, cl.peerAuth, "Marks the connection as a cluster peer's (internal)."),
+			"peer":    sub("peer", 3, commands.FlagNoAuth|commands.FlagLoading, commands.PeerAuth(cl.token, cl.cfg.Secret != ""), "Marks the connection as a cluster peer's (internal)."),
 			"restore": sub("restore", -5, commands.FlagWrite, cl.restore, "Writes an entry handed over by a peer (internal)."),
 			"drop":    sub("drop", 3, commands.FlagWrite, cl.drop, "Deletes a replica's copy of a key (internal)."),
 			"take":    sub("take", 3, commands.FlagWrite, cl.take, "Hands a key to its new owner before the handoff pass does (internal)."),
@@ -73,23 +68,6 @@ func (cl *Cluster) ringInfo(_ *commands.Ctx, _ [][]byte) (resp.Reply, error) {
 func (cl *Cluster) owner(_ *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	owners := cl.view.Load().ring.Owners(args[2], cl.cfg.Replicas, nil)
 	return resp.BulkStrings(owners...), nil
-}
-
-// peerAuth serves VELA PEER token: a peer proves it knows the cluster secret. With a secret the
-// connection is also authenticated (peers need no requirepass); without one it is marked as a
-// peer's but must AUTH like any client.
-func (cl *Cluster) peerAuth(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
-	if subtle.ConstantTimeCompare(args[2], []byte(cl.token)) != 1 {
-		return resp.Reply{}, commands.Error("ERR cluster: bad peer token (is cluster.secret the same on every member?)")
-	}
-	c.Peer = true
-	if c.Conn != nil {
-		c.Conn.SetPeer()
-		if cl.cfg.Secret != "" {
-			c.Conn.SetAuthenticated()
-		}
-	}
-	return resp.OK, nil
 }
 
 // ownedCmd serves VELA OWNED DBSIZE|KEYS|SCAN … for peers running a cluster-wide command.

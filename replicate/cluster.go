@@ -27,7 +27,6 @@ package replicate
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -411,15 +410,12 @@ func checksum(members []string) string {
 }
 
 // errPeerOnly answers a client that calls a command meant for cluster peers.
-var errPeerOnly = commands.Error("ERR this VELA subcommand is for cluster peers only (VELA PEER first)")
+var errPeerOnly = commands.ErrPeerOnly
 
 // registerCommands adds VELA and its subcommands: NODES, RING and OWNER for people; PEER,
 // RAPPLY, RFLUSH, RTAGS, RSYNCED, RSYNCME and RSTATE for peers.
 func (cl *Cluster) registerCommands() {
-	sub := func(name string, arity int, flags commands.Flags, h commands.Handler, summary string) *commands.Command {
-		return &commands.Command{Name: "vela|" + name, Arity: arity, Flags: flags, Handler: h,
-			Group: "vela", Summary: summary}
-	}
+	sub := commands.VelaSubcommand
 	owner := sub("owner", 3, commands.FlagReadOnly, cl.owner, "Returns the members holding a key, the one deciding its read-modify-write commands first.")
 	owner.Args = []commands.Arg{{Name: "key", Type: "key"}}
 	cl.node.Table().Register(&commands.Command{Name: "vela", Arity: -2, Group: "vela",
@@ -429,7 +425,7 @@ func (cl *Cluster) registerCommands() {
 			"nodes":  sub("nodes", 2, commands.FlagLoading, cl.nodes, "Lists the cluster members: name, RESP address, gossip address, state."),
 			"ring":   sub("ring", 2, commands.FlagLoading, cl.ringInfo, "Describes the hash ring: version, checksum, virtual nodes per member."),
 			"owner":  owner,
-			"peer":   sub("peer", 3, commands.FlagNoAuth|commands.FlagLoading, cl.peerAuth, "Marks the connection as a cluster peer's (internal)."),
+			"peer":   sub("peer", 3, commands.FlagNoAuth|commands.FlagLoading, commands.PeerAuth(cl.token, cl.cfg.Secret != ""), "Marks the connection as a cluster peer's (internal)."),
 			"rapply": sub("rapply", -6, commands.FlagWrite, cl.rapply, "Applies another member's stamped copy of a key if it is newer (internal)."),
 			// RFLUSH and RTAGS may send copies of their own: never on an event loop.
 			"rflush":  sub("rflush", 4, commands.FlagWrite|commands.FlagBlocking, cl.rflush, "Applies another member's stamped FLUSHALL (internal)."),
@@ -466,23 +462,6 @@ func (cl *Cluster) ringInfo(_ *commands.Ctx, _ [][]byte) (resp.Reply, error) {
 func (cl *Cluster) owner(_ *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	r := cl.view.Load().ring
 	return resp.BulkStrings(r.Owners(args[2], r.Len(), nil)...), nil
-}
-
-// peerAuth serves VELA PEER token: a peer proves it knows the cluster secret. With a secret the
-// connection is also authenticated (peers need no requirepass); without one it is marked as a
-// peer's but must AUTH like any client.
-func (cl *Cluster) peerAuth(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
-	if subtle.ConstantTimeCompare(args[2], []byte(cl.token)) != 1 {
-		return resp.Reply{}, commands.Error("ERR cluster: bad peer token (is cluster.secret the same on every member?)")
-	}
-	c.Peer = true
-	if c.Conn != nil {
-		c.Conn.SetPeer()
-		if cl.cfg.Secret != "" {
-			c.Conn.SetAuthenticated()
-		}
-	}
-	return resp.OK, nil
 }
 
 // Owner returns the member that decides key's read-modify-write commands in the current ring.

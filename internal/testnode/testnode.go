@@ -72,25 +72,35 @@ func ClusterConfig(name string, seeds ...string) config.Config {
 // adjust (may be nil) applied to each configuration. It does not wait for them to converge.
 func StartCluster(t testing.TB, n int, adjust func(i int, cfg *config.Config)) []*server.Server {
 	t.Helper()
+	return startMembers(t, n, "partitioned", adjust)
+}
+
+// startMembers runs n members of a topology named node-1…node-n, each joining the first.
+func startMembers(t testing.TB, n int, topology string, adjust func(i int, cfg *config.Config)) []*server.Server {
+	t.Helper()
 	var nodes []*server.Server
-	var seed string
+	var seeds []string
 	for i := 0; i < n; i++ {
-		var cfg config.Config
-		if i == 0 {
-			cfg = ClusterConfig(fmt.Sprintf("node-%d", i+1))
-		} else {
-			cfg = ClusterConfig(fmt.Sprintf("node-%d", i+1), seed)
-		}
+		cfg := ClusterConfig(fmt.Sprintf("node-%d", i+1), seeds...)
+		cfg.Topology.Type = topology
 		if adjust != nil {
 			adjust(i, &cfg)
 		}
 		srv := Start(t, cfg)
 		if i == 0 {
-			seed = srv.Cluster().GossipAddr()
+			seeds = []string{gossipAddr(srv)}
 		}
 		nodes = append(nodes, srv)
 	}
 	return nodes
+}
+
+// gossipAddr is a cluster member's memberlist address.
+func gossipAddr(srv *server.Server) string {
+	if r := srv.Replicated(); r != nil {
+		return r.GossipAddr()
+	}
+	return srv.Cluster().GossipAddr()
 }
 
 // WaitConverged polls until every node's ring has exactly the given nodes as members and every
@@ -130,26 +140,7 @@ func WaitConverged(t testing.TB, timeout time.Duration, nodes ...*server.Server)
 // first, with adjust (may be nil) applied to each configuration. It does not wait for them.
 func StartReplicated(t testing.TB, n int, adjust func(i int, cfg *config.Config)) []*server.Server {
 	t.Helper()
-	var nodes []*server.Server
-	var seed string
-	for i := 0; i < n; i++ {
-		var cfg config.Config
-		if i == 0 {
-			cfg = ClusterConfig(fmt.Sprintf("node-%d", i+1))
-		} else {
-			cfg = ClusterConfig(fmt.Sprintf("node-%d", i+1), seed)
-		}
-		cfg.Topology.Type = "replicated"
-		if adjust != nil {
-			adjust(i, &cfg)
-		}
-		srv := Start(t, cfg)
-		if i == 0 {
-			seed = srv.Replicated().GossipAddr()
-		}
-		nodes = append(nodes, srv)
-	}
-	return nodes
+	return startMembers(t, n, "replicated", adjust)
 }
 
 // WaitReplicated polls until every node of a replicated cluster sees exactly the given nodes as
