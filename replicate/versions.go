@@ -27,7 +27,7 @@ type versions struct {
 	changes atomic.Uint64 // bumped by every change, so the saver can tell whether to save
 	newest  atomic.Uint64 // the greatest Stamp.Time recorded (load restores the clock from it)
 
-	floorMu sync.Mutex       // guards flush and tags
+	floorMu sync.RWMutex     // guards flush and tags
 	flush   Stamp            // the newest FLUSHALL: every copy older than it is refused
 	tags    map[string]Stamp // tag → its newest TAGINVALIDATE
 }
@@ -103,8 +103,8 @@ func (v *versions) len() int {
 // floor returns the stamp a copy carrying tags must be newer than to be applied: the last
 // FLUSHALL's, or the last TAGINVALIDATE's of one of the tags when newer.
 func (v *versions) floor(tags [][]byte) Stamp {
-	v.floorMu.Lock()
-	defer v.floorMu.Unlock()
+	v.floorMu.RLock()
+	defer v.floorMu.RUnlock()
 	f := v.flush
 	for _, t := range tags {
 		if s := v.tags[string(t)]; s.After(f) {
