@@ -164,6 +164,9 @@ type Ctx struct {
 	// Peer marks a connection from another cluster member (authenticated with the cluster
 	// secret): its commands run on this node and are never routed again.
 	Peer bool
+	// RouterState is the Router's own state for this connection, nil until the Router sets it.
+	// Only the connection's commands use it, one at a time.
+	RouterState any
 
 	// loop is the event loop running the current command in-line (TryServeRESP), else nil.
 	loop *resp.Loop

@@ -121,6 +121,17 @@ func (c *Call) Result() (resp.Reply, error) {
 	}
 }
 
+// Failed reports, without waiting, whether the call has already failed (its peer could not be
+// dialled, say).
+func (c *Call) Failed() bool {
+	select {
+	case <-c.done:
+		return c.err != nil
+	default:
+		return false
+	}
+}
+
 // Reply implements resp.Later: a connection writes the reply when it arrives.
 func (c *Call) Reply() resp.Reply { return c.Wait() }
 

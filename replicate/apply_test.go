@@ -108,3 +108,29 @@ func TestStampsSaveAndLoad(t *testing.T) {
 		t.Fatalf("a truncated file: %v", err)
 	}
 }
+
+// A read-modify-write that changes nothing (EXPIRE of a key missing here, whose SET may still be
+// on its way from another member) is not stamped nor copied: its absence, stamped now, would
+// delete that SET everywhere.
+func TestNoOpWriteIsNotCopied(t *testing.T) {
+	cl := soloCluster(t)
+	ctx := &commands.Ctx{Node: cl.node}
+	for _, args := range [][]string{{"EXPIRE", "k", "100"}, {"PERSIST", "k"}, {"SET", "k", "x", "XX"}, {"DEL", "k"}} {
+		var a [][]byte
+		for _, x := range args {
+			a = append(a, []byte(x))
+		}
+		if r := cl.node.Exec(ctx, a); r.IsError() {
+			t.Fatalf("%v: %s", args, r.Str)
+		}
+		if e := cl.versions.get([]byte("k")); !e.stamp.IsZero() {
+			t.Fatalf("%v changed nothing but was stamped: %+v", args, e)
+		}
+	}
+	if r := cl.node.Exec(ctx, [][]byte{[]byte("SET"), []byte("k"), []byte("v")}); r.IsError() {
+		t.Fatal(r.Str)
+	}
+	if e := cl.versions.get([]byte("k")); e.stamp.IsZero() || e.gone {
+		t.Fatalf("a SET was not stamped: %+v", e)
+	}
+}

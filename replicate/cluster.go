@@ -113,6 +113,9 @@ type Cluster struct {
 	clock    clock
 	versions *versions
 	stripes  [numStripes]sync.Mutex // a key's write, stamp and copies, and the copies it applies
+	// changes counts, by stripe, the key changes the node reports (KeyChanged): a write copies
+	// a key only if its stripe's count moved while the write ran.
+	changes [numStripes]atomic.Uint64
 
 	ml   *membership.Membership
 	view atomic.Pointer[view]
@@ -125,12 +128,12 @@ type Cluster struct {
 	requests map[string]struct{} // members to ask for their whole state (VELA RSYNCME)
 	sending  string              // the member the state sender is sending the whole state to
 
-	synced     atomic.Bool   // a member has sent this one its whole state, or it started alone
-	syncKick   chan struct{} // wakes the state sender
-	syncsSent  atomic.Uint64
-	syncsGot   atomic.Uint64
-	copyFailed atomic.Uint64
-	refused    atomic.Uint64 // copies not applied: something newer was here
+	synced       atomic.Bool   // a member has sent this one its whole state, or it started alone
+	syncKick     chan struct{} // wakes the state sender
+	syncsSent    atomic.Uint64
+	syncsGot     atomic.Uint64
+	copiesFailed atomic.Uint64
+	refused      atomic.Uint64 // copies not applied: something newer was here
 
 	stop     chan struct{}
 	wg       sync.WaitGroup // the state sender, the collector and the saver
@@ -196,6 +199,7 @@ func New(node *commands.Node, st store.Store, cfg Config) (*Cluster, error) {
 	}
 	cl.forwards, cl.copies, cl.syncs = pool(1), pool(1), pool(1)
 	cl.setView(nil)
+	node.Watch(cl)
 	cl.registerCommands()
 	node.AddInfoSection("vela", cl.infoLines)
 	node.SetRouter(cl)
@@ -398,7 +402,7 @@ func (cl *Cluster) infoLines(context.Context) []string {
 		fmt.Sprintf("cluster_forwards:%d", cl.stats.Forwards.Load()),
 		fmt.Sprintf("cluster_versions:%d", cl.versions.len()),
 		fmt.Sprintf("cluster_copies_refused:%d", cl.refused.Load()),
-		fmt.Sprintf("cluster_copies_failed:%d", cl.copyFailed.Load()),
+		fmt.Sprintf("cluster_copies_failed:%d", cl.copiesFailed.Load()),
 		fmt.Sprintf("cluster_state_transfers_sent:%d", cl.syncsSent.Load()),
 		fmt.Sprintf("cluster_state_transfers_received:%d", cl.syncsGot.Load()),
 	}
@@ -466,3 +470,9 @@ func (cl *Cluster) owner(_ *commands.Ctx, args [][]byte) (resp.Reply, error) {
 
 // Owner returns the member that decides key's read-modify-write commands in the current ring.
 func (cl *Cluster) Owner(key []byte) string { return cl.view.Load().ring.Owner(key) }
+
+// KeyChanged implements commands.KeyWatcher: it counts the change in key's stripe.
+func (cl *Cluster) KeyChanged(key []byte) { cl.changes[cl.stripe(key)].Add(1) }
+
+// AllChanged implements commands.KeyWatcher. FLUSHALL copies itself (VELA RFLUSH).
+func (cl *Cluster) AllChanged() {}

@@ -116,3 +116,51 @@ func must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestUnreachableMemberDelaysWritesOnce: once a member stops answering, writes pay for it once
+// (one forward timeout, or a dial), not once per key or per write, and the members that answer
+// are not treated as behind.
+func TestUnreachableMemberDelaysWritesOnce(t *testing.T) {
+	f := faultnet.New()
+	n1 := startFaulty(t, f, "node-1")
+	n2 := startFaulty(t, f, "node-2", n1.Replicated().GossipAddr())
+	n3 := startFaulty(t, f, "node-3", n1.Replicated().GossipAddr())
+	testnode.WaitReplicated(t, 10*time.Second, n1, n2, n3)
+	ctx := context.Background()
+	c1 := client(t, n1)
+	received := func() string {
+		info := client(t, n2).Info(ctx, "vela").Val()
+		i := strings.Index(info, "cluster_state_transfers_received:")
+		return strings.Fields(info[i:])[0]
+	}
+	before := received()
+
+	f.Split([]string{"node-1", "node-2"}, []string{"node-3"})
+	pairs := make([]any, 0, 20)
+	for i := 0; i < 10; i++ {
+		pairs = append(pairs, "m:"+strconv.Itoa(i), "v")
+	}
+	start := time.Now()
+	must(t, c1.MSet(ctx, pairs...).Err())
+	if d := time.Since(start); d > 2500*time.Millisecond {
+		t.Fatalf("an MSET of 10 keys took %v with one member unreachable", d)
+	}
+	start = time.Now()
+	for i := 0; i < 50; i++ {
+		must(t, c1.Set(ctx, "after:"+strconv.Itoa(i), "v", 0).Err())
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("50 SETs after the member was found unreachable took %v", d)
+	}
+	if got, err := client(t, n2).Get(ctx, "after:49").Result(); err != nil || got != "v" {
+		t.Fatalf("the reachable member missed a write: %q, %v\n%s", got, err, c1.Info(ctx, "vela").Val())
+	}
+	if after := received(); after != before {
+		t.Fatalf("the reachable member was sent the whole state (%s → %s)", before, after)
+	}
+	f.Heal()
+	testnode.WaitReplicated(t, 30*time.Second, n1, n2, n3)
+	eventually(t, 15*time.Second, func() string {
+		return sameEverywhere(ctx, []*redis.Client{c1, client(t, n2), client(t, n3)}, []string{"m:0", "m:9", "after:0", "after:49"})
+	})
+}

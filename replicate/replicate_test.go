@@ -159,6 +159,30 @@ func TestReplicatedCluster(t *testing.T) {
 				t.Fatalf("pipeline on %s: SET %q, INCR %d, GET %q, SET %q, APPEND %d, GET %q", k,
 					set1.Val(), incr.Val(), get1.Val(), set2.Val(), app.Val(), get2.Val())
 			}
+			// A SET after a forwarded INCR is the later write; a SET … XX or … GET forwarded
+			// after a SET sees it.
+			p = cs[0].Pipeline()
+			p.Del(ctx, k)
+			p.Incr(ctx, k)
+			p.Set(ctx, k, "100", 0)
+			get3 := p.Get(ctx, k)
+			p.Set(ctx, k, "1", 0)
+			xx := p.SetXX(ctx, k, "2", 0)
+			get4 := p.Get(ctx, k)
+			p.MSet(ctx, k, "m", "other"+k, "o")
+			old := p.SetArgs(ctx, k, "n", redis.SetArgs{Get: true})
+			if _, err := p.Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if get3.Val() != "100" || !xx.Val() || get4.Val() != "2" || old.Val() != "m" {
+				t.Fatalf("pipeline on %s: GET after INCR, SET = %q; SET XX = %v, GET %q; SET GET after MSET = %q",
+					k, get3.Val(), xx.Val(), get4.Val(), old.Val())
+			}
+			for i, c := range cs {
+				if v, err := c.Get(ctx, k).Result(); err != nil || v != "n" {
+					t.Fatalf("%s through node %d = %q, %v", k, i+1, v, err)
+				}
+			}
 		}
 	})
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -27,8 +28,8 @@ var (
 // when they depend on the key's present state.
 func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) (resp.Reply, bool) {
 	if cmd.Flags&commands.FlagWrite == 0 {
-		if c.Conn != nil && c.Conn.Pending() {
-			// A pipelined GET must not overtake the client's earlier commands: a forwarded
+		if forwarding(c) {
+			// A pipelined GET must not overtake the client's earlier forwarded commands: an
 			// INCR, say, whose result reaches this member with the owner's copy.
 			c.Conn.Settle()
 		}
@@ -51,6 +52,10 @@ func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 		return resp.Reply{}, false
 	}
 	if cmd.Flags&commands.FlagBlocking == 0 && !c.Peer && blind(cmd, args) {
+		if forwarding(c) {
+			// Stamped after the client's earlier forwarded writes, which the owners stamped.
+			c.Conn.Settle()
+		}
 		return cl.writeAndCopy(c, cmd, args), true // it does not depend on the keys' state
 	}
 	v := cl.view.Load()
@@ -63,7 +68,15 @@ func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 	}
 	cl.held.Forget(c, cmd, args[first])
 	if !c.Peer && owner != cl.self && owner != "" {
+		if c.Conn != nil && c.Conn.Pending() {
+			// The owner must have the copies of the client's earlier writes before it decides
+			// (SET … XX after a SET: SET is a pipelined command, which does not wait by itself).
+			c.Conn.Settle()
+		}
 		return cl.forward(c, v, owner, cmd, args), true
+	}
+	if forwarding(c) {
+		c.Conn.Settle()
 	}
 	// Decided here: a peer forwarded it, or this member owns its keys. Until this member holds
 	// the whole state, the keys' present state is fetched first.
@@ -80,7 +93,44 @@ func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 // the whole state, unless the client's earlier commands are still in flight (the read waits for
 // them); writes wait for copies and forwards on a goroutine.
 func (cl *Cluster) Inline(c *commands.Ctx, cmd *commands.Command, _ [][]byte) bool {
-	return cmd.Flags&commands.FlagWrite == 0 && cl.synced.Load() && (c.Conn == nil || !c.Conn.Pending())
+	return cmd.Flags&commands.FlagWrite == 0 && cl.synced.Load() && !forwarding(c)
+}
+
+// connState is what the topology remembers of a client connection: how many of its commands
+// forwarded to another member still wait for their reply.
+type connState struct {
+	forwards atomic.Int32
+}
+
+func stateOf(c *commands.Ctx) *connState {
+	if st, ok := c.RouterState.(*connState); ok {
+		return st
+	}
+	st := &connState{}
+	c.RouterState = st
+	return st
+}
+
+// forwarding reports whether the client's earlier commands include one forwarded to another
+// member whose reply has not been written yet: a command that must not overtake it waits.
+func forwarding(c *commands.Ctx) bool {
+	if c.Conn == nil || !c.Conn.Pending() {
+		return false
+	}
+	st, ok := c.RouterState.(*connState)
+	return ok && st.forwards.Load() > 0
+}
+
+// forwardLater is a forwarded command's reply; it counts in connState.forwards until it is
+// taken.
+type forwardLater struct {
+	*peer.Call
+	st *connState
+}
+
+func (l *forwardLater) Reply() resp.Reply {
+	defer l.st.forwards.Add(-1)
+	return l.Call.Reply()
 }
 
 // readElsewhere serves a read while this member is still receiving the whole state: it goes to
@@ -211,12 +261,21 @@ func (cl *Cluster) writeAndCopy(c *commands.Ctx, cmd *commands.Command, args [][
 		keys = append(keys, args[i])
 	}
 	stripes := cl.lockKeys(keys)
+	before := make([]uint64, len(keys))
+	for i, k := range keys {
+		before[i] = cl.changes[cl.stripe(k)].Load()
+	}
 	reply := settled(cl.node.ExecLocal(c, cmd, args))
 	var sent []sentCopy
 	if !reply.IsError() {
 		v := cl.view.Load()
-		for _, k := range keys {
-			sent = cl.stampAndCopy(c.Context(), v, k, sent)
+		for i, k := range keys {
+			// Only a key the command changed is copied: an EXPIRE of a key whose SET has not
+			// arrived here yet changes nothing, and copying its absence, stamped now, would
+			// delete that SET everywhere.
+			if cl.changes[cl.stripe(k)].Load() != before[i] {
+				sent = cl.stampAndCopy(c.Context(), v, k, sent)
+			}
 		}
 	}
 	cl.unlockKeys(stripes)
@@ -272,18 +331,36 @@ func (cl *Cluster) stampAndCopy(ctx context.Context, v *view, key []byte, sent [
 	}
 	st.stamp = Stamp{Time: cl.clock.next(), Node: cl.id}
 	cl.versions.put(key, entry{stamp: st.stamp, gone: !st.found})
-	args := st.args(key)
+	return cl.sendToOthers(v, st.args(key), uint64(cl.stripe(key)), sent)
+}
+
+// sendToOthers sends args to every member of v but this one, on the connection pick chooses,
+// and appends the calls to sent. A member behind is skipped: it is sent the whole state once it
+// answers. A member that cannot be reached is behind from then on.
+func (cl *Cluster) sendToOthers(v *view, args [][]byte, pick uint64, sent []sentCopy) []sentCopy {
 	for _, m := range v.ring.Members() {
-		if m == cl.self || v.addrs[m] == "" {
+		if m == cl.self || v.addrs[m] == "" || cl.isBehind(m) {
 			continue
 		}
 		if cl.stats.On() {
 			cl.stats.Forwards.Inc()
 		}
-		sent = append(sent, sentCopy{m, cl.copies.Send(v.addrs[m], args, uint64(cl.stripe(key)), cl.cfg.ForwardTimeout)})
+		call := cl.copies.Send(v.addrs[m], args, pick, cl.copyTimeout())
+		if call.Failed() {
+			// Not reachable (the dial failed): the writes after this one, this command's
+			// other keys included, skip it instead of dialling again.
+			cl.copyFailed(m, "could not reach it")
+			continue
+		}
+		sent = append(sent, sentCopy{m, call})
 	}
 	return sent
 }
+
+// copyTimeout bounds a copy: the forward timeout, plus one more for the dial that sending a later
+// copy of the same write to a member that stopped answering may take (the copies already sent
+// are not read meanwhile, and their replies must not be counted late).
+func (cl *Cluster) copyTimeout() time.Duration { return 2 * cl.cfg.ForwardTimeout }
 
 // awaitCopies waits for the copies sent to members that are not behind. A member whose copy
 // failed is behind: it is sent the whole state again, and until that is done the copies sent to
@@ -298,14 +375,12 @@ func (cl *Cluster) awaitCopies(sent []sentCopy) {
 		if err == nil && r.IsError() {
 			// The member answered but could not apply it (out of memory, say): sending it
 			// everything again would not help.
-			cl.copyFailed.Add(1)
+			cl.copiesFailed.Add(1)
 			cl.log.Warn("replicate: a member refused a copy", "member", s.member, "err", r.Text())
 			continue
 		}
 		if err != nil {
-			cl.copyFailed.Add(1)
-			cl.log.Warn("replicate: a copy failed; the member will be sent the whole state", "member", s.member, "err", err)
-			cl.markBehind(s.member)
+			cl.copyFailed(s.member, err.Error())
 		}
 	}
 }
@@ -317,13 +392,17 @@ func (cl *Cluster) isBehind(member string) bool {
 	return ok
 }
 
-// markBehind notes that member missed a copy and queues the transfer of the whole state to it.
-func (cl *Cluster) markBehind(member string) {
+// copyFailed notes that member missed a copy (why says what happened): it is behind until it
+// has been sent the whole state, which is queued.
+func (cl *Cluster) copyFailed(member, why string) {
+	cl.copiesFailed.Add(1)
 	cl.behindMu.Lock()
 	_, was := cl.behind[member]
 	cl.behind[member] = struct{}{}
 	cl.behindMu.Unlock()
 	if !was {
+		cl.log.Warn("replicate: a copy failed; the member will be sent the whole state once it answers",
+			"member", member, "err", why)
 		cl.queueSync(member)
 	}
 }
@@ -347,12 +426,14 @@ func (cl *Cluster) forward(c *commands.Ctx, v *view, owner string, cmd *commands
 		return r
 	}
 	// A forwarded write waits for the owner's copies, which may wait for a member that stopped
-	// answering: up to two forward timeouts.
-	call := cl.forwards.Send(addr, args, pick(c), 2*cl.cfg.ForwardTimeout+time.Second)
+	// answering (copyTimeout).
+	call := cl.forwards.Send(addr, args, pick(c), cl.copyTimeout()+cl.cfg.ForwardTimeout)
 	if c.Conn == nil {
 		return call.Wait()
 	}
-	return resp.Reply{Later: call}
+	st := stateOf(c)
+	st.forwards.Add(1)
+	return resp.Reply{Later: &forwardLater{Call: call, st: st}}
 }
 
 // pick keeps one client's requests to a peer on one connection, so they stay in order.
@@ -390,7 +471,7 @@ func (cl *Cluster) flushAll(c *commands.Ctx, cmd *commands.Command, args [][]byt
 	if reply.IsError() {
 		return reply
 	}
-	cl.broadcast(c, [][]byte{[]byte("VELA"), []byte("RFLUSH"), u64(s.Time), u64(s.Node)})
+	cl.broadcast([][]byte{[]byte("VELA"), []byte("RFLUSH"), u64(s.Time), u64(s.Node)})
 	return reply
 }
 
@@ -403,21 +484,14 @@ func (cl *Cluster) tagInvalidate(c *commands.Ctx, cmd *commands.Command, args []
 	if reply.IsError() {
 		return reply
 	}
-	cl.broadcast(c, append([][]byte{[]byte("VELA"), []byte("RTAGS"), u64(s.Time), u64(s.Node)}, args[1:]...))
+	cl.broadcast(append([][]byte{[]byte("VELA"), []byte("RTAGS"), u64(s.Time), u64(s.Node)}, args[1:]...))
 	return reply
 }
 
-// broadcast sends args to every other member and waits for them (a member that fails is sent
-// the whole state again).
-func (cl *Cluster) broadcast(c *commands.Ctx, args [][]byte) {
-	v := cl.view.Load()
-	var sent []sentCopy
-	for _, m := range v.ring.Members() {
-		if m != cl.self && v.addrs[m] != "" {
-			sent = append(sent, sentCopy{m, cl.copies.Send(v.addrs[m], args, 0, cl.cfg.ForwardTimeout)})
-		}
-	}
-	cl.awaitCopies(sent)
+// broadcast sends args (VELA RFLUSH or RTAGS) to every other member and waits for them. A member
+// behind is skipped: the whole state it is sent carries the FLUSHALL and TAGINVALIDATE stamps.
+func (cl *Cluster) broadcast(args [][]byte) {
+	cl.awaitCopies(cl.sendToOthers(cl.view.Load(), args, 0, nil))
 }
 
 func (cl *Cluster) lockAll() {

@@ -61,22 +61,34 @@ func (cl *Cluster) queueRequest(member string) {
 // members for it again.
 const requestAgain = 5 * time.Second
 
+// syncRetryMax bounds the wait between two attempts to send a member the whole state; the wait
+// doubles from syncRetry after each failure.
+const syncRetryMax = 10 * time.Second
+
+// retry is when the state sender tries a member again after failures.
+type retry struct {
+	next   time.Time
+	wait   time.Duration
+	failed int // attempts failed in a row
+}
+
 // sendLoop is the state sender: it sends the whole state to every member queued, one at a time,
-// and tries a failed transfer again after syncRetry while the member is in the view. It also
-// sends this member's requests for the whole state, and repeats them every requestAgain until
-// one has arrived.
+// and tries a failed transfer again, after syncRetry and then twice as long each time (up to
+// syncRetryMax), while the member is in the view. It also sends this member's requests for the
+// whole state, and repeats them every requestAgain until one has arrived.
 func (cl *Cluster) sendLoop() {
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
-	defer retry.Stop()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
 	again := time.NewTicker(requestAgain)
 	defer again.Stop()
+	tries := map[string]*retry{}
 	for {
 		select {
 		case <-cl.stop:
 			return
 		case <-cl.syncKick:
-		case <-retry.C:
+		case <-timer.C:
 		case <-again.C:
 			if !cl.synced.Load() {
 				for _, m := range cl.view.Load().ring.Members() {
@@ -91,7 +103,6 @@ func (cl *Cluster) sendLoop() {
 		for m := range cl.pending {
 			members = append(members, m)
 		}
-		clear(cl.pending)
 		asks := make([]string, 0, len(cl.requests))
 		for m := range cl.requests {
 			asks = append(asks, m)
@@ -101,25 +112,54 @@ func (cl *Cluster) sendLoop() {
 		for _, m := range asks {
 			cl.request(m)
 		}
-		failed := false
+		var earliest time.Time
 		for _, m := range members {
+			r := tries[m]
+			if r != nil && time.Now().Before(r.next) {
+				if earliest.IsZero() || r.next.Before(earliest) {
+					earliest = r.next
+				}
+				continue
+			}
 			cl.behindMu.Lock()
+			delete(cl.pending, m)
 			cl.sending = m
 			cl.behindMu.Unlock()
 			err := cl.sendState(m)
 			cl.behindMu.Lock()
 			cl.sending = ""
-			cl.behindMu.Unlock()
 			if err != nil {
-				cl.log.Warn("replicate: sending the whole state failed; will retry", "node", cl.self, "member", m, "err", err)
-				cl.behindMu.Lock()
 				cl.pending[m] = struct{}{}
-				cl.behindMu.Unlock()
-				failed = true
+			}
+			cl.behindMu.Unlock()
+			if err == nil {
+				delete(tries, m)
+				continue
+			}
+			if r == nil {
+				r = &retry{wait: syncRetry / 2}
+				tries[m] = r
+			}
+			r.failed++
+			r.wait = min(2*r.wait, syncRetryMax)
+			r.next = time.Now().Add(r.wait)
+			if earliest.IsZero() || r.next.Before(earliest) {
+				earliest = r.next
+			}
+			if r.failed == 1 {
+				cl.log.Warn("replicate: sending the whole state failed; will retry", "node", cl.self, "member", m, "err", err)
+			} else {
+				cl.log.Debug("replicate: sending the whole state failed again", "node", cl.self, "member", m,
+					"attempts", r.failed, "err", err)
 			}
 		}
-		if failed {
-			retry.Reset(syncRetry)
+		for m := range tries {
+			if cl.view.Load().addrs[m] == "" {
+				delete(tries, m) // gone from the cluster
+			}
+		}
+		if !earliest.IsZero() {
+			timer.Reset(time.Until(earliest))
 		}
 	}
 }
@@ -146,7 +186,23 @@ func (cl *Cluster) sendState(member string) error {
 		cl.clearBehind(member)
 		return nil
 	}
+	// Copies to the member resume only once it answers: a member that does not would otherwise
+	// cost every write a dial or a timeout.
+	if _, err := cl.syncs.Do(addr, [][]byte{[]byte("PING")}, 0, cl.cfg.ForwardTimeout); err != nil {
+		return err
+	}
 	cl.clearBehind(member)
+	if err := cl.transfer(member, addr); err != nil {
+		cl.behindMu.Lock()
+		cl.behind[member] = struct{}{}
+		cl.behindMu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// transfer sends member, at addr, the whole state (see sendState).
+func (cl *Cluster) transfer(member, addr string) error {
 	start := time.Now()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -234,7 +290,7 @@ func (b *batch) wait() error {
 		r, err := c.Result()
 		if err == nil && r.IsError() {
 			// Applying one key failed there (out of memory, say): the rest still goes.
-			b.cl.copyFailed.Add(1)
+			b.cl.copiesFailed.Add(1)
 			b.cl.log.Warn("replicate: a member refused part of the state", "addr", b.addr, "err", r.Text())
 		}
 		if first == nil {
