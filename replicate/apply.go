@@ -109,19 +109,22 @@ func parseStamp(t, n []byte) (Stamp, error) {
 	return Stamp{Time: tv, Node: nv}, nil
 }
 
-// apply installs st as key's state if it is newer than what this member has, and reports
-// whether it did. Callers hold key's stripe.
+// apply installs st as key's state if it is newer than what this member has (or as new, and
+// greater), and reports whether it did. Callers hold key's stripe.
 func (cl *Cluster) apply(ctx context.Context, key []byte, st state) (bool, error) {
 	cur := cl.versions.get(key)
-	unstamped := st.stamp.IsZero() && cur.stamp.IsZero()
-	if !st.stamp.After(cur.stamp) && !unstamped {
+	// Equal stamps (both zero: keys no member wrote through the topology; or a disk-store
+	// member killed after a write but before saving its stamp, which kept the previous one)
+	// are settled by the state itself, the same way on every member.
+	tie := st.stamp == cur.stamp
+	if !st.stamp.After(cur.stamp) && !tie {
 		return false, nil
 	}
 	if st.found {
 		if f := cl.versions.floor(st.tags); !f.IsZero() && !st.stamp.After(f) {
 			// Flushed or invalidated after it was written: where it was applied in time it is
 			// deleted by now, so here it ends deleted too (not left at the older state).
-			if unstamped {
+			if tie {
 				return false, nil
 			}
 			st.found = false
@@ -130,7 +133,8 @@ func (cl *Cluster) apply(ctx context.Context, key []byte, st state) (bool, error
 			st.found = false // expired on the way: as good as deleted
 		}
 	}
-	if unstamped {
+	if tie {
+		// A value beats an absence, and the greater value the smaller.
 		if !st.found {
 			return false, nil
 		}

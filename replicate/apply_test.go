@@ -56,7 +56,8 @@ func TestCopyOlderThanItsTagsInvalidationDeletes(t *testing.T) {
 	}
 }
 
-// Two unstamped copies (keys from before a disk-store restart) keep the greater value.
+// Two copies with equal stamps (unstamped keys from before a disk-store restart, say) keep the
+// greater value.
 func TestUnstampedCopiesKeepTheGreaterValue(t *testing.T) {
 	cl := soloCluster(t)
 	ctx := context.Background()
@@ -70,6 +71,17 @@ func TestUnstampedCopiesKeepTheGreaterValue(t *testing.T) {
 	}
 	if ok, _ := cl.apply(ctx, []byte("k"), state{}); ok {
 		t.Fatal("an unstamped delete was applied")
+	}
+	// Equal stamps with different values (a disk member killed before it saved a write's
+	// stamp): the same rule, so members still agree.
+	s := Stamp{Time: 9 << counterBits, Node: 4}
+	for _, v := range []string{"m", "z", "a"} {
+		if _, err := cl.apply(ctx, []byte("s"), state{found: true, value: []byte(v), stamp: s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, _ := cl.valueOf(t, "s"); v != "z" {
+		t.Fatalf("s = %q, want the greatest value among equal stamps", v)
 	}
 }
 

@@ -2,6 +2,8 @@ package replicate
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -81,7 +83,9 @@ func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 	// Decided here: a peer forwarded it, or this member owns its keys. Until this member holds
 	// the whole state, the keys' present state is fetched first.
 	if !cl.synced.Load() {
-		cl.pullKeys(c, v, args, first, last, step)
+		if err := cl.pullKeys(c, v, args, first, last, step); err != nil {
+			return peer.ErrorReply(err), true
+		}
 	}
 	if cmd.Flags&commands.FlagBlocking != 0 {
 		return resp.Reply{}, false // FETCHLOCK writes nothing itself: its lease lives here
@@ -152,41 +156,58 @@ func (cl *Cluster) readElsewhere(c *commands.Ctx, cmd *commands.Command, args []
 	return cl.forward(c, v, owner, cmd, args), true
 }
 
-// pullKeys fetches the present state of a command's keys from their owners among the other
-// members (VELA RSTATE) and applies what is newer, so that a member still receiving the whole
-// state decides a read-modify-write command on the keys' latest state. A member that does not
-// answer is skipped: the command then runs on what is here.
-func (cl *Cluster) pullKeys(c *commands.Ctx, v *view, args [][]byte, first, last, step int) {
+// pullKeys fetches the present state of a command's keys from another member (VELA RSTATE;
+// the key's owner among the others first, then the rest in ring order) and applies what is
+// newer, so that a member that does not hold the whole state decides a read-modify-write
+// command on the keys' latest state. When no other member answers for a key it returns the
+// error the command gets instead of running on what is here.
+func (cl *Cluster) pullKeys(c *commands.Ctx, v *view, args [][]byte, first, last, step int) error {
 	if v.others == nil {
-		return
+		return nil
 	}
 	for i := first; i <= last; i += step {
 		key := args[i]
-		addr := v.addrs[v.others.Owner(key)]
-		if addr == "" {
-			continue
+		var lastErr error
+		pulled := false
+		for _, m := range v.others.Owners(key, v.others.Len(), nil) {
+			addr := v.addrs[m]
+			if addr == "" {
+				continue
+			}
+			r, err := cl.forwards.Do(addr, [][]byte{[]byte("VELA"), []byte("RSTATE"), key}, pick(c), cl.cfg.ForwardTimeout)
+			if err == nil && (r.Kind != resp.KindArray || len(r.Elems) < 3) {
+				err = errors.New(m + " answered " + r.Text())
+			}
+			if err != nil {
+				lastErr = err
+				continue
+			}
+			wire := make([][]byte, len(r.Elems))
+			for j, e := range r.Elems {
+				wire[j] = []byte(e.Text())
+			}
+			st, err := parseState(wire)
+			if err != nil {
+				lastErr = err
+				continue
+			}
+			if !st.stamp.IsZero() || st.found {
+				s := cl.stripe(key)
+				cl.stripes[s].Lock()
+				_, err = cl.apply(c.Context(), key, st)
+				cl.stripes[s].Unlock()
+				if err != nil {
+					return err
+				}
+			}
+			pulled = true
+			break
 		}
-		r, err := cl.forwards.Do(addr, [][]byte{[]byte("VELA"), []byte("RSTATE"), key}, pick(c), cl.cfg.ForwardTimeout)
-		if err != nil || r.Kind != resp.KindArray || len(r.Elems) < 3 {
-			cl.log.Warn("replicate: fetching a key's state failed", "err", err, "reply", r.Text())
-			continue
-		}
-		wire := make([][]byte, len(r.Elems))
-		for j, e := range r.Elems {
-			wire[j] = []byte(e.Text())
-		}
-		st, err := parseState(wire)
-		if err != nil || st.stamp.IsZero() && !st.found {
-			continue
-		}
-		s := cl.stripe(key)
-		cl.stripes[s].Lock()
-		_, err = cl.apply(c.Context(), key, st)
-		cl.stripes[s].Unlock()
-		if err != nil {
-			cl.log.Warn("replicate: applying a fetched key's state failed", "err", err)
+		if !pulled && lastErr != nil {
+			return fmt.Errorf("cannot fetch the state of a key this member does not hold yet: %w", lastErr)
 		}
 	}
+	return nil
 }
 
 // blind reports whether a write sets its keys' state regardless of what it was, so that any
