@@ -204,10 +204,9 @@ func (cl *Cluster) rflush(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 }
 
 // rtags serves VELA RTAGS time node tag [tag …] for peers: a member ran TAGINVALIDATE. The
-// tags not invalidated here since are invalidated here too. A key this deletes whose last write
-// is newer than the invalidation (it reached this member first) was written concurrently with
-// it: its delete is stamped and copied to every member, so that all of them agree it is gone.
-// Replies with the number of keys deleted.
+// tags not invalidated here since are invalidated here too: their keys written before the
+// invalidation (by its stamp) are deleted, those written after it stay. Replies with the number
+// of keys deleted.
 func (cl *Cluster) rtags(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	if !c.Peer {
 		return resp.Reply{}, errPeerOnly
@@ -221,37 +220,83 @@ func (cl *Cluster) rtags(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	if len(tags) == 0 {
 		return resp.Zero, nil
 	}
-	deleted, err := cl.node.InvalidateTags(c.Context(), tags)
+	n, err := cl.invalidate(c.Context(), tags, in)
 	if err != nil {
 		return resp.Reply{}, err
 	}
-	var newer [][]byte
-	for _, k := range deleted {
-		s := cl.stripe(k)
-		cl.stripes[s].Lock()
-		if cl.versions.get(k).stamp.After(in) {
-			newer = append(newer, k)
+	return resp.Int(int64(n)), nil
+}
+
+// invalidate deletes the live keys carrying any of tags whose last write is not newer than s (a
+// TAGINVALIDATE stamped s), each under its stripe, and returns how many it deleted. A key
+// written after the invalidation (its copy arrived first, or it was written on the other side
+// of a partition) stays, as it does on the member where it was written after it.
+func (cl *Cluster) invalidate(ctx context.Context, tags [][]byte, s Stamp) (int, error) {
+	tl, ok := cl.store.(store.TagLister)
+	if !ok {
+		deleted, err := cl.node.InvalidateTags(ctx, tags) // every key of the tags
+		return len(deleted), err
+	}
+	tr, _ := cl.store.(store.TagReader)
+	seen := map[string]bool{}
+	n := 0
+	for _, tag := range tags {
+		keys, err := tl.TagKeys(ctx, tag)
+		if err != nil {
+			return n, err
 		}
-		cl.stripes[s].Unlock()
-	}
-	if len(newer) > 0 {
-		// Not waited for here: this peer connection must go on applying copies, or two members
-		// doing this at once would each wait behind the other's.
-		cl.bg.Add(1)
-		go func() {
-			defer cl.bg.Done()
-			v := cl.view.Load()
-			var sent []sentCopy
-			for _, k := range newer {
-				s := cl.stripe(k)
-				cl.stripes[s].Lock()
-				sent = cl.stampAndCopy(context.Background(), v, k, sent)
-				cl.stripes[s].Unlock()
+		for _, k := range keys {
+			if seen[string(k)] {
+				continue
 			}
-			cl.awaitCopies(sent)
-		}()
+			seen[string(k)] = true
+			done, err := cl.invalidateKey(ctx, tr, k, tags, s)
+			if err != nil {
+				return n, err
+			}
+			if done {
+				n++
+			}
+		}
 	}
-	return resp.Int(int64(len(deleted))), nil
+	if n > 0 && cl.stats.On() {
+		cl.stats.TagInvalidations.Add(uint64(n))
+	}
+	return n, nil
+}
+
+// invalidateKey deletes key if it is live, still carries one of tags, and was last written no
+// later than s.
+func (cl *Cluster) invalidateKey(ctx context.Context, tr store.TagReader, key []byte, tags [][]byte, s Stamp) (bool, error) {
+	i := cl.stripe(key)
+	cl.stripes[i].Lock()
+	defer cl.stripes[i].Unlock()
+	if cl.versions.get(key).stamp.After(s) {
+		return false, nil
+	}
+	if tr != nil {
+		has, err := tr.KeyTags(ctx, key) // nil when it is gone or expired
+		if err != nil || !carriesAny(has, tags) {
+			return false, err
+		}
+	}
+	res, err := cl.store.Do(ctx, key, store.Op{Kind: store.Delete})
+	if err != nil || !res.Done {
+		return false, err
+	}
+	cl.node.NotifyKey(key)
+	return true, nil
+}
+
+func carriesAny(has, tags [][]byte) bool {
+	for _, h := range has {
+		for _, t := range tags {
+			if bytes.Equal(h, t) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // rsynced serves VELA RSYNCED member for peers: member has sent this one its whole state.

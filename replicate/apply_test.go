@@ -146,3 +146,29 @@ func TestNoOpWriteIsNotCopied(t *testing.T) {
 		t.Fatalf("a SET was not stamped: %+v", e)
 	}
 }
+
+// A TAGINVALIDATE stamped before a key's write (a joiner receiving an old invalidation in the
+// whole state, or the two sides of a healed partition) deletes the tag's older keys only.
+func TestInvalidationKeepsNewerKeys(t *testing.T) {
+	cl := soloCluster(t)
+	ctx := context.Background()
+	at := func(n uint64) Stamp { return Stamp{Time: n << counterBits, Node: 5} }
+	tags := [][]byte{[]byte("t")}
+	if _, err := cl.apply(ctx, []byte("older"), state{found: true, value: []byte("o"), tags: tags, stamp: at(10)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.apply(ctx, []byte("newer"), state{found: true, value: []byte("n"), tags: tags, stamp: at(30)}); err != nil {
+		t.Fatal(err)
+	}
+	peerCtx := &commands.Ctx{Node: cl.node, Peer: true}
+	r, err := cl.rtags(peerCtx, [][]byte{[]byte("VELA"), []byte("RTAGS"), u64(at(20).Time), u64(at(20).Node), []byte("t")})
+	if err != nil || r.Int != 1 {
+		t.Fatalf("RTAGS = %+v, %v; want 1 key deleted", r, err)
+	}
+	if _, found := cl.valueOf(t, "older"); found {
+		t.Fatal("the older key survived")
+	}
+	if v, found := cl.valueOf(t, "newer"); !found || v != "n" {
+		t.Fatalf("the newer key = %q, %v; it must stay", v, found)
+	}
+}

@@ -137,7 +137,6 @@ type Cluster struct {
 
 	stop     chan struct{}
 	wg       sync.WaitGroup // the state sender, the collector and the saver
-	bg       sync.WaitGroup // copies of deletes a peer's TAGINVALIDATE made (apply.go rtags)
 	leaveMu  sync.Mutex     // serialises Leave
 	left     bool           // Leave has run
 	shutOnce sync.Once
@@ -372,7 +371,6 @@ func (cl *Cluster) Shutdown(ctx context.Context) error {
 			err = errors.Join(err, cl.ml.Shutdown())
 		}
 		cl.wg.Wait()
-		cl.bg.Wait()
 		if cl.cfg.StampsPath != "" {
 			// The listener is closed by now (server.Shutdown): nothing changes any more.
 			if serr := cl.versions.save(cl.cfg.StampsPath); serr != nil {

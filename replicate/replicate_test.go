@@ -2,6 +2,7 @@ package replicate_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -324,5 +325,35 @@ func TestVelaHelp(t *testing.T) {
 	lines, err := client(t, nodes[0]).Do(context.Background(), "VELA", "HELP").StringSlice()
 	if err != nil || len(lines) != 9 || !strings.HasPrefix(lines[0], "VELA <subcommand>") || lines[7] != "HELP" {
 		t.Fatalf("VELA HELP = %q, %v", lines, err)
+	}
+}
+
+// TestJoinerKeepsKeysTaggedAfterAnInvalidation: the whole state a joiner receives carries an old
+// TAGINVALIDATE's stamp; a key of that tag written after it (through the joiner, while it
+// receives the state) stays on every member.
+func TestJoinerKeepsKeysTaggedAfterAnInvalidation(t *testing.T) {
+	nodes := testnode.StartReplicated(t, 2, nil)
+	testnode.WaitReplicated(t, 10*time.Second, nodes...)
+	ctx := context.Background()
+	c1 := client(t, nodes[0])
+	must(t, c1.Do(ctx, "SET", "old", "1", "TAGS", "t").Err())
+	must(t, c1.Do(ctx, "TAGINVALIDATE", "t").Err())
+	third := testnode.Start(t, joinConfig(nodes[0], "node-3"))
+	c3 := client(t, third)
+	eventually(t, 10*time.Second, func() string {
+		if len(third.Replicated().RingMembers()) != 3 {
+			return "node-3 has not joined"
+		}
+		return ""
+	})
+	must(t, c3.Do(ctx, "SET", "new", "v", "TAGS", "t").Err())
+	testnode.WaitReplicated(t, 20*time.Second, append(nodes, third)...)
+	for i, c := range []*redis.Client{c1, client(t, nodes[1]), c3} {
+		if v, err := c.Get(ctx, "new").Result(); err != nil || v != "v" {
+			t.Errorf("node %d: new = %q, %v; a key written after the invalidation must stay", i+1, v, err)
+		}
+		if err := c.Get(ctx, "old").Err(); !errors.Is(err, redis.Nil) {
+			t.Errorf("node %d: old came back: %v", i+1, err)
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/vela-cache/vela/peer"
 	"github.com/vela-cache/vela/redisnum"
 	"github.com/vela-cache/vela/resp"
+	"github.com/vela-cache/vela/store"
 )
 
 // errCrossSlot is Redis Cluster's reply to a multi-key command whose keys have several owners.
@@ -498,15 +499,18 @@ func (cl *Cluster) flushAll(c *commands.Ctx, cmd *commands.Command, args [][]byt
 
 // tagInvalidate runs TAGINVALIDATE here, stamped, and on every other member. It replies with
 // the number of keys deleted here (every member holds every key).
-func (cl *Cluster) tagInvalidate(c *commands.Ctx, cmd *commands.Command, args [][]byte) resp.Reply {
+func (cl *Cluster) tagInvalidate(c *commands.Ctx, _ *commands.Command, args [][]byte) resp.Reply {
+	if _, ok := cl.store.(store.Tagger); !ok {
+		return resp.Error(string(commands.ErrNoTags))
+	}
 	s := Stamp{Time: cl.clock.next(), Node: cl.id}
 	cl.versions.setTags(args[1:], s)
-	reply := settled(cl.node.ExecLocal(c, cmd, args))
-	if reply.IsError() {
-		return reply
+	n, err := cl.invalidate(c.Context(), args[1:], s)
+	if err != nil {
+		return resp.Error("ERR " + err.Error())
 	}
 	cl.broadcast(append([][]byte{[]byte("VELA"), []byte("RTAGS"), u64(s.Time), u64(s.Node)}, args[1:]...))
-	return reply
+	return resp.Int(int64(n))
 }
 
 // broadcast sends args (VELA RFLUSH or RTAGS) to every other member and waits for them. A member

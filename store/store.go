@@ -94,6 +94,15 @@ type TagReader interface {
 	KeyTags(ctx context.Context, key []byte) ([][]byte, error)
 }
 
+// TagLister is implemented by stores that can list the keys under a tag, so that a replicated
+// cluster can delete, of a tag's keys, only those written before a TAGINVALIDATE stamped
+// elsewhere.
+type TagLister interface {
+	// TagKeys returns the keys carrying tag, each once (an expired key not swept yet may be
+	// among them).
+	TagKeys(ctx context.Context, tag []byte) ([][]byte, error)
+}
+
 // Pipeliner is implemented by stores whose operations cross a network and can overlap, so that
 // the commands a client pipelines travel together instead of one round trip each.
 type Pipeliner interface {

@@ -384,7 +384,32 @@ func (s *Store) read(key []byte, op *store.Op) (res store.Result, err error) {
 	return res, err
 }
 
-var _ store.TagReader = (*Store)(nil)
+var (
+	_ store.TagReader = (*Store)(nil)
+	_ store.TagLister = (*Store)(nil)
+)
+
+// TagKeys returns the keys carrying tag, from the tag index (store.TagLister).
+func (s *Store) TagKeys(ctx context.Context, tag []byte) ([][]byte, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	if err := s.settle(ctx); err != nil { // staged writes are not in the tag index yet
+		return nil, err
+	}
+	prefix := tagPrefix(tag)
+	var out [][]byte
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketTags).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			out = append(out, cloneBytes(k[len(prefix):])) // k is only valid inside the transaction
+		}
+		return nil
+	}); err != nil {
+		return nil, s.dbError(err)
+	}
+	return out, nil
+}
 
 // KeyTags returns the tags of key's record (nil when the key has none, does not exist or has
 // expired): a cluster copying or handing the key over keeps them.

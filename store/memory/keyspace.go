@@ -103,6 +103,19 @@ func (s *Store) KeyTags(ctx context.Context, key []byte) ([][]byte, error) {
 	return out, nil
 }
 
+// TagKeys returns the keys carrying tag (store.TagLister).
+func (s *Store) TagKeys(_ context.Context, tag []byte) ([][]byte, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	names := s.tags.Keys([][]byte{tag})
+	out := make([][]byte, len(names))
+	for i, k := range names {
+		out[i] = []byte(k)
+	}
+	return out, nil
+}
+
 // Scan walks slots from cursor until it has collected at least count keys or visited every slot.
 // The cursor is the next slot to visit; slots never move, so a key present for the whole
 // iteration is returned exactly once.

@@ -50,6 +50,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Tags", testTags},
 		{"TagsLifecycle", testTagsLifecycle},
 		{"KeyTags", testKeyTags},
+		{"TagKeys", testTagKeys},
 		{"Concurrent", testConcurrent},
 		{"Pipelined", testPipelined},
 	} {
@@ -764,6 +765,42 @@ func testKeyTags(t *testing.T, s store.Store) {
 	time.Sleep(60 * time.Millisecond)
 	if got := tagsOf("gone"); len(got) != 0 {
 		t.Fatalf("KeyTags of an expired key = %q", got)
+	}
+}
+
+// testTagKeys checks TagLister, which a replicated cluster uses to invalidate only older keys.
+func testTagKeys(t *testing.T, s store.Store) {
+	tl, ok := s.(store.TagLister)
+	if !ok {
+		t.Skip("store cannot list a tag's keys")
+	}
+	keysOf := func(tag string) []string {
+		t.Helper()
+		keys, err := tl.TagKeys(ctx, []byte(tag))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([]string, 0, len(keys))
+		for _, k := range keys {
+			out = append(out, string(k))
+		}
+		sort.Strings(out)
+		return out
+	}
+	setTags(t, s, "k1", "v", "a", "b")
+	setTags(t, s, "k2\x00", "v", "a")
+	setTags(t, s, "k3", "v", "b")
+	setTags(t, s, "k4", "v", "ab") // a tag with another as its prefix
+	if got := keysOf("a"); !slices.Equal(got, []string{"k1", "k2\x00"}) {
+		t.Fatalf("TagKeys(a) = %q", got)
+	}
+	set(t, s, "k1", "w") // untagged now
+	do(t, s, "k2\x00", store.Op{Kind: store.Delete})
+	if got := keysOf("a"); len(got) != 0 {
+		t.Fatalf("TagKeys(a) after an overwrite and a delete = %q", got)
+	}
+	if got := keysOf("nothing"); len(got) != 0 {
+		t.Fatalf("TagKeys of an unknown tag = %q", got)
 	}
 }
 
