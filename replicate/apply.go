@@ -344,3 +344,16 @@ func (cl *Cluster) rsyncme(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	cl.queueAsked(string(args[2]))
 	return resp.OK, nil
 }
+
+// rbehind serves VELA RBEHIND member for peers: member gave up copies to this one, which is
+// about to be sent the whole state. Until it has it, it answers nothing from its own store.
+func (cl *Cluster) rbehind(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
+	if !c.Peer {
+		return resp.Reply{}, errPeerOnly
+	}
+	if cl.synced.Swap(false) {
+		cl.log.Warn("replicate: a member missed copies to this one; it waits for the whole state",
+			"node", cl.self, "from", string(args[2]))
+	}
+	return resp.OK, nil
+}

@@ -129,6 +129,8 @@ type Cluster struct {
 	sending  string              // the member the state sender is sending the whole state to
 
 	synced       atomic.Bool   // a member has sent this one its whole state, or it started alone
+	epoch        time.Time     // when Start ran: tick counts from it
+	tick         atomic.Int64  // when the pause watcher last ran, in ns since epoch (sync.go)
 	syncKick     chan struct{} // wakes the state sender
 	syncsSent    atomic.Uint64
 	syncsGot     atomic.Uint64
@@ -136,7 +138,7 @@ type Cluster struct {
 	refused      atomic.Uint64 // copies not applied: something newer was here
 
 	stop     chan struct{}
-	wg       sync.WaitGroup // the state sender, the collector and the saver
+	wg       sync.WaitGroup // the state sender, the pause watcher, the collector and the saver
 	leaveMu  sync.Mutex     // serialises Leave
 	left     bool           // Leave has run
 	shutOnce sync.Once
@@ -221,7 +223,9 @@ func (cl *Cluster) Start(respAddr string) error {
 		return err
 	}
 	cl.ml = ml
-	cl.wg.Add(3)
+	cl.epoch = time.Now()
+	cl.wg.Add(4)
+	go func() { defer cl.wg.Done(); cl.watchPauses() }()
 	go func() { defer cl.wg.Done(); cl.sendLoop() }()
 	go func() { defer cl.wg.Done(); cl.collectLoop() }()
 	go func() { defer cl.wg.Done(); cl.saveLoop() }()
@@ -415,7 +419,7 @@ func checksum(members []string) string {
 var errPeerOnly = commands.ErrPeerOnly
 
 // registerCommands adds VELA and its subcommands: NODES, RING and OWNER for people; PEER,
-// RAPPLY, RFLUSH, RTAGS, RSYNCED, RSYNCME and RSTATE for peers.
+// RAPPLY, RFLUSH, RTAGS, RSYNCED, RSYNCME, RSTATE and RBEHIND for peers.
 func (cl *Cluster) registerCommands() {
 	sub := commands.VelaSubcommand
 	owner := sub("owner", 3, commands.FlagReadOnly, cl.owner, "Returns the members holding a key, the one deciding its read-modify-write commands first.")
@@ -435,6 +439,7 @@ func (cl *Cluster) registerCommands() {
 			"rsynced": sub("rsynced", 3, commands.FlagLoading, cl.rsynced, "Tells a member that another has sent it its whole state (internal)."),
 			"rsyncme": sub("rsyncme", 3, commands.FlagLoading, cl.rsyncme, "Asks a member for its whole state (internal)."),
 			"rstate":  sub("rstate", 3, commands.FlagReadOnly, cl.rstate, "Answers a key's state and stamp (internal)."),
+			"rbehind": sub("rbehind", 3, commands.FlagLoading, cl.rbehind, "Tells a member that it missed copies (internal)."),
 		}})
 }
 

@@ -36,7 +36,7 @@ func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 			// INCR, say, whose result reaches this member with the owner's copy.
 			c.Conn.Settle()
 		}
-		if cl.synced.Load() || c.Peer {
+		if c.Peer || cl.synced.Load() && !cl.paused() {
 			return resp.Reply{}, false // the hot path: nothing allocated
 		}
 		return cl.readElsewhere(c, cmd, args)
@@ -83,7 +83,7 @@ func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 	}
 	// Decided here: a peer forwarded it, or this member owns its keys. Until this member holds
 	// the whole state, the keys' present state is fetched first.
-	if !cl.synced.Load() {
+	if !cl.synced.Load() || cl.paused() {
 		if err := cl.pullKeys(c, v, args, first, last, step); err != nil {
 			return peer.ErrorReply(err), true
 		}
@@ -98,7 +98,7 @@ func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 // the whole state, unless the client's earlier commands are still in flight (the read waits for
 // them); writes wait for copies and forwards on a goroutine.
 func (cl *Cluster) Inline(c *commands.Ctx, cmd *commands.Command, _ [][]byte) bool {
-	return cmd.Flags&commands.FlagWrite == 0 && cl.synced.Load() && !forwarding(c)
+	return cmd.Flags&commands.FlagWrite == 0 && cl.synced.Load() && !cl.paused() && !forwarding(c)
 }
 
 // connState is what the topology remembers of a client connection: how many of its commands

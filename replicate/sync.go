@@ -11,8 +11,10 @@ import (
 // syncBatch is how many copies a state transfer sends before waiting for their replies.
 const syncBatch = 512
 
-// syncRetry is how long the state sender waits before trying a failed transfer again.
-const syncRetry = time.Second
+// syncRetry is how long the state sender waits before trying a failed transfer again. A member
+// behind is probed that often (each probe waits at most the forward timeout), so that it learns
+// soon after it answers again that it must not serve from its own store.
+const syncRetry = 250 * time.Millisecond
 
 // collectEvery is how often the collector looks for versions to forget.
 const collectEvery = time.Minute
@@ -61,20 +63,14 @@ func (cl *Cluster) queueRequest(member string) {
 // members for it again.
 const requestAgain = 5 * time.Second
 
-// syncRetryMax bounds the wait between two attempts to send a member the whole state; the wait
-// doubles from syncRetry after each failure.
-const syncRetryMax = 10 * time.Second
-
 // retry is when the state sender tries a member again after failures.
 type retry struct {
 	next   time.Time
-	wait   time.Duration
 	failed int // attempts failed in a row
 }
 
 // sendLoop is the state sender: it sends the whole state to every member queued, one at a time,
-// and tries a failed transfer again, after syncRetry and then twice as long each time (up to
-// syncRetryMax), while the member is in the view. It also sends this member's requests for the
+// and tries a failed transfer again after syncRetry while the member is in the view. It also sends this member's requests for the
 // whole state, and repeats them every requestAgain until one has arrived.
 func (cl *Cluster) sendLoop() {
 	timer := time.NewTimer(time.Hour)
@@ -137,12 +133,11 @@ func (cl *Cluster) sendLoop() {
 				continue
 			}
 			if r == nil {
-				r = &retry{wait: syncRetry / 2}
+				r = &retry{}
 				tries[m] = r
 			}
 			r.failed++
-			r.wait = min(2*r.wait, syncRetryMax)
-			r.next = time.Now().Add(r.wait)
+			r.next = time.Now().Add(syncRetry)
 			if earliest.IsZero() || r.next.Before(earliest) {
 				earliest = r.next
 			}
@@ -187,9 +182,13 @@ func (cl *Cluster) sendState(member string) error {
 		return nil
 	}
 	// Copies to the member resume only once it answers: a member that does not would otherwise
-	// cost every write a dial or a timeout.
-	if _, err := cl.syncs.Do(addr, [][]byte{[]byte("PING")}, 0, cl.cfg.ForwardTimeout); err != nil {
-		return err
+	// cost every write a dial or a timeout. The probe also tells it that it is behind (VELA
+	// RBEHIND), so that it stops answering from its own store until it has everything.
+	if cl.isBehind(member) {
+		probe := [][]byte{[]byte("VELA"), []byte("RBEHIND"), []byte(cl.self)}
+		if _, err := cl.syncs.Do(addr, probe, 0, cl.cfg.ForwardTimeout); err != nil {
+			return err
+		}
 	}
 	cl.clearBehind(member)
 	if err := cl.transfer(member, addr); err != nil {
@@ -369,4 +368,52 @@ func (cl *Cluster) saveLoop() {
 			}
 		}
 	}
+}
+
+// pauseCheck is how often the pause watcher looks at the clock.
+const pauseCheck = 100 * time.Millisecond
+
+// watchPauses is the pause watcher: when this process has not run for longer than the others
+// wait for a copy (copyTimeout: it was stopped, or its machine paused), the others may have
+// given up copies to it, and it cannot know which. It then stops answering from its own store
+// (not synced) and asks every member for the whole state.
+func (cl *Cluster) watchPauses() {
+	t := time.NewTicker(pauseCheck)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-cl.stop:
+			return
+		case now := <-t.C:
+			gap := now.Sub(last)
+			last = now
+			cl.tick.Store(int64(now.Sub(cl.epoch)))
+			if gap < cl.copyTimeout() || !cl.synced.Load() {
+				continue
+			}
+			others := 0
+			for _, m := range cl.view.Load().ring.Members() {
+				if m != cl.self {
+					others++
+					cl.queueRequest(m)
+				}
+			}
+			if others > 0 && cl.synced.Swap(false) {
+				cl.log.Warn("replicate: this process did not run for a while; it may have missed copies and asks for the whole state",
+					"node", cl.self, "paused", gap.Round(time.Millisecond))
+			}
+		}
+	}
+}
+
+// paused reports whether the pause watcher has not run for longer than copyTimeout: this process
+// was stopped and has just resumed, and the watcher has not yet noticed. Reads and decisions
+// made here treat it as not synced, since the first command after a resume may run before the
+// watcher does.
+func (cl *Cluster) paused() bool {
+	if cl.epoch.IsZero() {
+		return false // not started: no watcher, nothing to miss
+	}
+	return int64(time.Since(cl.epoch))-cl.tick.Load() > int64(cl.copyTimeout())
 }

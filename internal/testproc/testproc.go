@@ -108,6 +108,9 @@ func (p *Proc) Stop(timeout time.Duration) (int, error) {
 	}
 }
 
+// Signal sends sig to the process (SIGSTOP and SIGCONT to stall it, say).
+func (p *Proc) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
 // Pid returns the process ID.
 func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 

@@ -1,0 +1,52 @@
+//go:build unix
+
+package replicate_test
+
+import (
+	"context"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vela-cache/vela/internal/testproc"
+)
+
+// TestStalledOwnerServesNothingStale: the owner of some keys is stopped (SIGSTOP) longer than
+// the others wait for a copy, so they give its copies up; the keys are written meanwhile. Once
+// it runs again it must neither answer the old values nor decide an INCR on them: it knows it
+// was stopped (or is told it is behind) and reads from, and fetches state from, the others until
+// it has been sent everything.
+func TestStalledOwnerServesNothingStale(t *testing.T) {
+	bin := testproc.Build(t)
+	m1 := startMember(t, bin, "p1", "", "")
+	m2 := startMember(t, bin, "p2", "", m1.gossip, "-cluster.gossip_profile", "lan")
+	m3 := startMember(t, bin, "p3", "", m1.gossip, "-cluster.gossip_profile", "lan")
+	waitReady(t, 3, m1, m2, m3)
+	ctx := context.Background()
+	var keys []string
+	for i := 0; len(keys) < 20; i++ {
+		k := "stall:" + strconv.Itoa(i)
+		if owner, err := m1.c.Do(ctx, "VELA", "OWNER", k).StringSlice(); err == nil && owner[0] == "p3" {
+			keys = append(keys, k)
+		}
+	}
+	for _, k := range keys {
+		must(t, m1.c.Set(ctx, k, "100", 0).Err())
+	}
+	must(t, m3.p.Signal(syscall.SIGSTOP))
+	time.Sleep(500 * time.Millisecond)
+	for _, k := range keys {
+		must(t, m1.c.Set(ctx, k, "200", 0).Err()) // the first waits for p3 and gives it up
+	}
+	time.Sleep(2500 * time.Millisecond) // stopped for longer than a copy is waited for
+	must(t, m3.p.Signal(syscall.SIGCONT))
+	for _, k := range keys {
+		if v, err := m3.c.Get(ctx, k).Result(); err != nil || v != "200" {
+			t.Errorf("GET %s through the resumed owner = %q, %v; want 200", k, v, err)
+		}
+		if n, err := m1.c.Incr(ctx, k).Result(); err != nil || n != 201 {
+			t.Errorf("INCR %s decided by the resumed owner = %d, %v; want 201", k, n, err)
+		}
+	}
+}
