@@ -299,12 +299,20 @@ func carriesAny(has, tags [][]byte) bool {
 	return false
 }
 
-// rsynced serves VELA RSYNCED member for peers: member has sent this one its whole state.
+// rsynced serves VELA RSYNCED member for peers: member has sent this one its whole state. The
+// member is synced again once every member that told it it was behind (RBEHIND) has sent it.
 func (cl *Cluster) rsynced(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	if !c.Peer {
 		return resp.Reply{}, errPeerOnly
 	}
 	cl.syncsGot.Add(1)
+	cl.behindMu.Lock()
+	delete(cl.waitingFor, string(args[2]))
+	waiting := len(cl.waitingFor)
+	cl.behindMu.Unlock()
+	if waiting > 0 {
+		return resp.OK, nil // another member said it gave copies up: its own transfer must come
+	}
 	if !cl.synced.Swap(true) {
 		cl.log.Info("replicated state received", "node", cl.self, "from", string(args[2]))
 	}
@@ -351,6 +359,12 @@ func (cl *Cluster) rbehind(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	if !c.Peer {
 		return resp.Reply{}, errPeerOnly
 	}
+	cl.behindMu.Lock()
+	if cl.waitingFor == nil {
+		cl.waitingFor = map[string]struct{}{}
+	}
+	cl.waitingFor[string(args[2])] = struct{}{}
+	cl.behindMu.Unlock()
 	if cl.synced.Swap(false) {
 		cl.log.Warn("replicate: a member missed copies to this one; it waits for the whole state",
 			"node", cl.self, "from", string(args[2]))

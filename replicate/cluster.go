@@ -122,11 +122,14 @@ type Cluster struct {
 
 	held *fetchlock.Forwarded // leases owners granted to this node's clients
 
-	behindMu sync.Mutex          // guards behind, pending, requests and sending
+	behindMu sync.Mutex          // guards behind, pending, requests, sending and waitingFor
 	behind   map[string]struct{} // members that missed a copy: sent their state again, not waited for
 	pending  map[string]struct{} // members to send the whole state to
 	requests map[string]struct{} // members to ask for their whole state (VELA RSYNCME)
 	sending  string              // the member the state sender is sending the whole state to
+	// waitingFor are the members that told this one it missed their copies (VELA RBEHIND) and
+	// have not sent it their whole state since.
+	waitingFor map[string]struct{}
 
 	synced       atomic.Bool   // a member has sent this one its whole state, or it started alone
 	epoch        time.Time     // when Start ran: tick counts from it

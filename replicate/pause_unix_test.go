@@ -50,3 +50,24 @@ func TestStalledOwnerServesNothingStale(t *testing.T) {
 		}
 	}
 }
+
+// TestStalledMemberSparesTheOthers: while one member is stopped, the others keep receiving every
+// copy: a write acknowledged through one is read at once through another.
+func TestStalledMemberSparesTheOthers(t *testing.T) {
+	bin := testproc.Build(t)
+	m1 := startMember(t, bin, "b1", "", "")
+	m2 := startMember(t, bin, "b2", "", m1.gossip, "-cluster.gossip_profile", "lan")
+	m3 := startMember(t, bin, "b3", "", m1.gossip, "-cluster.gossip_profile", "lan")
+	waitReady(t, 3, m1, m2, m3)
+	ctx := context.Background()
+	must(t, m1.c.Set(ctx, "bk", "old", 0).Err())
+	must(t, m2.p.Signal(syscall.SIGSTOP))
+	defer func() { _ = m2.p.Signal(syscall.SIGCONT) }()
+	for i := 1; i <= 5; i++ {
+		v := "v" + strconv.Itoa(i)
+		must(t, m1.c.Set(ctx, "bk", v, 0).Err())
+		if got, err := m3.c.Get(ctx, "bk").Result(); err != nil || got != v {
+			t.Fatalf("after SET %s through b1, b3 reads %q, %v", v, got, err)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,8 +37,11 @@ func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 			// INCR, say, whose result reaches this member with the owner's copy.
 			c.Conn.Settle()
 		}
-		if c.Peer || cl.synced.Load() && !cl.paused() {
+		if cl.synced.Load() && !cl.paused() {
 			return resp.Reply{}, false // the hot path: nothing allocated
+		}
+		if c.Peer {
+			return resp.Error(errNotSynced), true // the peer asks another member
 		}
 		return cl.readElsewhere(c, cmd, args)
 	}
@@ -138,24 +142,48 @@ func (l *forwardLater) Reply() resp.Reply {
 	return l.Call.Reply()
 }
 
-// readElsewhere serves a read while this member is still receiving the whole state: it goes to
-// the key's owner among the other members, which holds it already.
+// readElsewhere serves a read while this member does not hold the whole state: it goes to the
+// key's owner among the other members, or the next one when that member does not hold it
+// either (it answers errNotSynced) or does not answer.
 func (cl *Cluster) readElsewhere(c *commands.Ctx, cmd *commands.Command, args [][]byte) (resp.Reply, bool) {
 	v := cl.view.Load()
 	if v.others == nil {
 		return resp.Reply{}, false // alone: nobody holds more
 	}
-	var owner string
+	var order []string
 	if first, _, _ := keyRange(cmd, len(args)); first > 0 {
-		owner = v.others.Owner(args[first])
+		order = v.others.Owners(args[first], v.others.Len(), nil)
 	} else if cmd.Flags&commands.FlagClusterWide != 0 {
-		owner = v.others.Members()[0] // DBSIZE, KEYS, SCAN
+		order = v.others.Members() // DBSIZE, KEYS, SCAN
 	}
-	if owner == "" {
+	if len(order) == 0 {
 		return resp.Reply{}, false
 	}
-	return cl.forward(c, v, owner, cmd, args), true
+	last := resp.Error("ERR cluster: no member holds the whole state yet")
+	for _, m := range order {
+		addr := v.addrs[m]
+		if addr == "" {
+			continue
+		}
+		if cl.stats.On() {
+			cl.stats.Forwards.Inc()
+		}
+		r, err := cl.forwards.Do(addr, args, pick(c), cl.cfg.ForwardTimeout)
+		if err != nil {
+			last = peer.ErrorReply(err)
+			continue
+		}
+		if r.IsError() && r.Text() == errNotSynced {
+			continue
+		}
+		return r, true
+	}
+	return last, true
 }
+
+// errNotSynced is a member's answer to a peer's read while it does not hold the whole state
+// either.
+const errNotSynced = "ERR cluster: this member does not hold the whole state right now"
 
 // pullKeys fetches the present state of a command's keys from another member (VELA RSTATE;
 // the key's owner among the others first, then the rest in ring order) and applies what is
@@ -389,6 +417,21 @@ func (cl *Cluster) copyTimeout() time.Duration { return 2 * cl.cfg.ForwardTimeou
 // it are not waited for, so that a member that stopped answering delays writes by one forward
 // timeout, not one per write.
 func (cl *Cluster) awaitCopies(sent []sentCopy) {
+	// Every copy is read as soon as its reply arrives (Notify starts a reader on each
+	// connection), not in turn: waiting for a member that stopped answering must not let the
+	// deadline of another member's copy, already answered, run out unread.
+	var wg sync.WaitGroup
+	for _, s := range sent {
+		if cl.isBehind(s.member) {
+			continue
+		}
+		s.call.Flush() // the request may still sit in the connection's buffer
+		wg.Add(1)
+		if !s.call.Notify(wg.Done) {
+			wg.Done() // finished already
+		}
+	}
+	wg.Wait()
 	for _, s := range sent {
 		if cl.isBehind(s.member) {
 			continue

@@ -388,8 +388,8 @@ func (cl *Cluster) watchPauses() {
 		case now := <-t.C:
 			gap := now.Sub(last)
 			last = now
-			cl.tick.Store(int64(now.Sub(cl.epoch)))
 			if gap < cl.copyTimeout() || !cl.synced.Load() {
+				cl.tick.Store(int64(now.Sub(cl.epoch)))
 				continue
 			}
 			others := 0
@@ -403,6 +403,7 @@ func (cl *Cluster) watchPauses() {
 				cl.log.Warn("replicate: this process did not run for a while; it may have missed copies and asks for the whole state",
 					"node", cl.self, "paused", gap.Round(time.Millisecond))
 			}
+			cl.tick.Store(int64(now.Sub(cl.epoch))) // after synced is cleared: paused() covers until then
 		}
 	}
 }
