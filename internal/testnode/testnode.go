@@ -108,16 +108,33 @@ func gossipAddr(srv *server.Server) string {
 // timeout.
 func WaitConverged(t testing.TB, timeout time.Duration, nodes ...*server.Server) {
 	t.Helper()
+	waitMembers(t, timeout, nodes, func(n *server.Server) member {
+		return member{n.Cluster().Name(), n.Cluster().RingMembers(), n.Cluster().Ready() && n.Cluster().Balanced()}
+	})
+}
+
+// member is what waitMembers checks of a node: its name, its ring's members, and whether it
+// is ready.
+type member struct {
+	name  string
+	ring  []string
+	ready bool
+}
+
+// waitMembers polls until every node, as state describes it, has exactly the nodes as ring
+// members and is ready, or fails the test after timeout.
+func waitMembers(t testing.TB, timeout time.Duration, nodes []*server.Server, state func(*server.Server) member) {
+	t.Helper()
 	var want []string
 	for _, n := range nodes {
-		want = append(want, n.Cluster().Name())
+		want = append(want, state(n).name)
 	}
 	sort.Strings(want)
 	deadline := time.Now().Add(timeout)
 	for {
 		ok := true
 		for _, n := range nodes {
-			if !slices.Equal(n.Cluster().RingMembers(), want) || !n.Cluster().Ready() || !n.Cluster().Balanced() {
+			if m := state(n); !slices.Equal(m.ring, want) || !m.ready {
 				ok = false
 				break
 			}
@@ -128,7 +145,8 @@ func WaitConverged(t testing.TB, timeout time.Duration, nodes ...*server.Server)
 		if time.Now().After(deadline) {
 			var got []string
 			for _, n := range nodes {
-				got = append(got, fmt.Sprintf("%s: %v ready=%v", n.Cluster().Name(), n.Cluster().RingMembers(), n.Cluster().Ready()))
+				m := state(n)
+				got = append(got, fmt.Sprintf("%s: %v ready=%v", m.name, m.ring, m.ready))
 			}
 			t.Fatalf("cluster did not converge on %v within %v: %v", want, timeout, got)
 		}
@@ -147,30 +165,7 @@ func StartReplicated(t testing.TB, n int, adjust func(i int, cfg *config.Config)
 // members and is ready, or fails the test after timeout.
 func WaitReplicated(t testing.TB, timeout time.Duration, nodes ...*server.Server) {
 	t.Helper()
-	var want []string
-	for _, n := range nodes {
-		want = append(want, n.Replicated().Name())
-	}
-	sort.Strings(want)
-	deadline := time.Now().Add(timeout)
-	for {
-		ok := true
-		for _, n := range nodes {
-			if !slices.Equal(n.Replicated().RingMembers(), want) || !n.Replicated().Ready() {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			var got []string
-			for _, n := range nodes {
-				got = append(got, fmt.Sprintf("%s: %v ready=%v", n.Replicated().Name(), n.Replicated().RingMembers(), n.Replicated().Ready()))
-			}
-			t.Fatalf("replicated cluster did not converge on %v within %v: %v", want, timeout, got)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitMembers(t, timeout, nodes, func(n *server.Server) member {
+		return member{n.Replicated().Name(), n.Replicated().RingMembers(), n.Replicated().Ready()}
+	})
 }
