@@ -221,3 +221,17 @@ func equalFold(arg []byte, w string) bool {
 	}
 	return true
 }
+
+// KeyPositions returns the positions of the command's keys in args of length n: from first to
+// last, every step (first 0: it names no key there).
+func (c *Command) KeyPositions(n int) (first, last, step int) {
+	first, last, step = c.FirstKey, c.LastKey, max(c.KeyStep, 1)
+	if first <= 0 || first >= n {
+		return 0, 0, 0
+	}
+	if last < 0 {
+		last += n
+	}
+	last = min(last, n-1)
+	return first, last, step
+}

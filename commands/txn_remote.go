@@ -168,14 +168,10 @@ func (n *Node) execRemote(c *Ctx, tx *txState) (resp.Reply, error) {
 
 // commandKeys returns the keys cmd names in args.
 func commandKeys(cmd *Command, args [][]byte) [][]byte {
-	first, last, step := cmd.FirstKey, cmd.LastKey, max(cmd.KeyStep, 1)
-	if first <= 0 || first >= len(args) {
+	first, last, step := cmd.KeyPositions(len(args))
+	if first == 0 {
 		return nil
 	}
-	if last < 0 {
-		last += len(args)
-	}
-	last = min(last, len(args)-1)
 	var keys [][]byte
 	for i := first; i <= last; i += step {
 		keys = append(keys, args[i])

@@ -614,7 +614,7 @@ func (cl *Cluster) l1Message(c *commands.Ctx, args [][]byte) (resp.Reply, error)
 // nearInvalidateWrites drops this node's copies of the keys a client's write names, before the
 // write is forwarded, so the client reads its own writes.
 func (cl *Cluster) nearInvalidateWrites(cmd *commands.Command, args [][]byte) {
-	first, last, step := keyRange(cmd, len(args))
+	first, last, step := cmd.KeyPositions(len(args))
 	if first == 0 {
 		return
 	}
@@ -630,7 +630,7 @@ func (cl *Cluster) nearInvalidateWrites(cmd *commands.Command, args [][]byte) {
 // A write that names no keys but acts on the whole cluster (TAGINVALIDATE, FLUSHALL) drops every
 // copy: which keys it changed is known only to their owners.
 func (cl *Cluster) nearAfterWrite(cmd *commands.Command, args [][]byte, r resp.Reply) resp.Reply {
-	first, last, step := keyRange(cmd, len(args))
+	first, last, step := cmd.KeyPositions(len(args))
 	all := first == 0
 	if all && cmd.Flags&commands.FlagClusterWide == 0 {
 		return r

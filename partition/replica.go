@@ -16,7 +16,7 @@ import (
 // each key to the key's other holders before replying. The key stripes stay locked from the
 // write until the copies are queued, so copies of one key reach a replica in write order.
 func (cl *Cluster) writeLocal(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte) resp.Reply {
-	first, last, step := keyRange(cmd, len(args))
+	first, last, step := cmd.KeyPositions(len(args))
 	var keys [][]byte
 	for i := first; first > 0 && i <= last; i += step {
 		keys = append(keys, args[i])

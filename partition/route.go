@@ -56,7 +56,7 @@ func (cl *Cluster) route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 	if cmd.Flags&commands.FlagClusterWide != 0 {
 		return cl.clusterWide(c, cmd, args), true
 	}
-	first, last, step := keyRange(cmd, len(args))
+	first, last, step := cmd.KeyPositions(len(args))
 	if first == 0 {
 		return resp.Reply{}, false
 	}
@@ -95,24 +95,11 @@ func (cl *Cluster) Inline(c *commands.Ctx, cmd *commands.Command, args [][]byte)
 	if c.Peer {
 		return cl.view.Load().from == nil
 	}
-	first, last, step := keyRange(cmd, len(args))
+	first, last, step := cmd.KeyPositions(len(args))
 	if first == 0 {
 		return true // Route leaves keyless commands to the node
 	}
 	return first+step > last && cl.view.Load().prev == nil
-}
-
-// keyRange returns the positions of cmd's keys in args (first 0: no key).
-func keyRange(cmd *commands.Command, n int) (first, last, step int) {
-	first, last, step = cmd.FirstKey, cmd.LastKey, max(cmd.KeyStep, 1)
-	if first <= 0 || first >= n {
-		return 0, 0, 0
-	}
-	if last < 0 {
-		last += n
-	}
-	last = min(last, n-1)
-	return first, last, step
 }
 
 // pick keeps one client's requests to a peer on one connection, so they stay in order.

@@ -184,7 +184,7 @@ func (cl *Cluster) peerAhead(v *view, cmd *commands.Command, args [][]byte) bool
 	if !changes(cmd) || cmd.Flags&commands.FlagClusterWide != 0 {
 		return false
 	}
-	first, last, step := keyRange(cmd, len(args))
+	first, last, step := cmd.KeyPositions(len(args))
 	for i := first; first > 0 && i <= last; i += step {
 		if !cl.holds(v.ring, args[i]) {
 			return true
@@ -354,7 +354,7 @@ func (cl *Cluster) peerInWindow(c *commands.Ctx, v *view, cmd *commands.Command,
 		}
 		return resp.Reply{}, false
 	}
-	first, last, step := keyRange(cmd, len(args))
+	first, last, step := cmd.KeyPositions(len(args))
 	if first == 0 {
 		return resp.Reply{}, false
 	}
@@ -468,7 +468,7 @@ func (cl *Cluster) runHere(c *commands.Ctx, v *view, cmd *commands.Command, args
 		return cl.writeLocal(c, v, cmd, args)
 	}
 	if changes(cmd) && v.fence != nil {
-		first, last, step := keyRange(cmd, len(args))
+		first, last, step := cmd.KeyPositions(len(args))
 		for i := first; first > 0 && i <= last; i += step {
 			cl.note(v, args[i])
 		}

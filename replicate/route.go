@@ -54,7 +54,7 @@ func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 		}
 		return resp.Reply{}, false
 	}
-	first, last, step := keyRange(cmd, len(args))
+	first, last, step := cmd.KeyPositions(len(args))
 	if first == 0 {
 		return resp.Reply{}, false
 	}
@@ -151,7 +151,7 @@ func (cl *Cluster) readElsewhere(c *commands.Ctx, cmd *commands.Command, args []
 		return resp.Reply{}, false // alone: nobody holds more
 	}
 	var order []string
-	if first, _, _ := keyRange(cmd, len(args)); first > 0 {
+	if first, _, _ := cmd.KeyPositions(len(args)); first > 0 {
 		order = v.others.Owners(args[first], v.others.Len(), nil)
 	} else if cmd.Flags&commands.FlagClusterWide != 0 {
 		order = v.others.Members() // DBSIZE, KEYS, SCAN
@@ -259,19 +259,6 @@ func blind(cmd *commands.Command, args [][]byte) bool {
 	return false
 }
 
-// keyRange returns the positions of cmd's keys in args (first 0: no key).
-func keyRange(cmd *commands.Command, n int) (first, last, step int) {
-	first, last, step = cmd.FirstKey, cmd.LastKey, max(cmd.KeyStep, 1)
-	if first <= 0 || first >= n {
-		return 0, 0, 0
-	}
-	if last < 0 {
-		last += n
-	}
-	last = min(last, n-1)
-	return first, last, step
-}
-
 func (cl *Cluster) stripe(key []byte) int { return int(xxhash.Sum64(key) % numStripes) }
 
 // lockKeys locks the stripes of keys in order and returns them, for unlockKeys.
@@ -305,7 +292,7 @@ func (cl *Cluster) unlockKeys(stripes []int) {
 // is stamped after it; every other command, a read-modify-write forwarded to the key's owner
 // among them, waits until the copies have been applied (commands.FlagPipelined).
 func (cl *Cluster) writeAndCopy(c *commands.Ctx, cmd *commands.Command, args [][]byte) resp.Reply {
-	first, last, step := keyRange(cmd, len(args))
+	first, last, step := cmd.KeyPositions(len(args))
 	keys := make([][]byte, 0, (last-first)/step+1)
 	for i := first; i <= last; i += step {
 		keys = append(keys, args[i])
