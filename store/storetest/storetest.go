@@ -691,16 +691,24 @@ func invalidate(t *testing.T, tg store.Tagger, tags ...string) []string {
 	for _, x := range tags {
 		in = append(in, []byte(x))
 	}
-	keys, err := tg.InvalidateTags(ctx, in)
-	if err != nil {
-		t.Fatal(err)
+	return sortedNames(t)(tg.InvalidateTags(ctx, in))
+}
+
+// sortedNames returns a function that fails t on err, or returns names as sorted strings; it
+// takes a store call's two results directly: sortedNames(t)(tl.TagKeys(ctx, tag)).
+func sortedNames(t *testing.T) func(names [][]byte, err error) []string {
+	return func(names [][]byte, err error) []string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([]string, 0, len(names))
+		for _, n := range names {
+			out = append(out, string(n))
+		}
+		sort.Strings(out)
+		return out
 	}
-	out := make([]string, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, string(k))
-	}
-	sort.Strings(out)
-	return out
 }
 
 func testTags(t *testing.T, s store.Store) {
@@ -739,16 +747,7 @@ func testKeyTags(t *testing.T, s store.Store) {
 	}
 	tagsOf := func(key string) []string {
 		t.Helper()
-		tags, err := tr.KeyTags(ctx, []byte(key))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := make([]string, 0, len(tags))
-		for _, x := range tags {
-			out = append(out, string(x))
-		}
-		sort.Strings(out)
-		return out
+		return sortedNames(t)(tr.KeyTags(ctx, []byte(key)))
 	}
 	setTags(t, s, "k", "v", "b", "a", "\x00bin")
 	if got := tagsOf("k"); !slices.Equal(got, []string{"\x00bin", "a", "b"}) {
@@ -776,16 +775,7 @@ func testTagKeys(t *testing.T, s store.Store) {
 	}
 	keysOf := func(tag string) []string {
 		t.Helper()
-		keys, err := tl.TagKeys(ctx, []byte(tag))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := make([]string, 0, len(keys))
-		for _, k := range keys {
-			out = append(out, string(k))
-		}
-		sort.Strings(out)
-		return out
+		return sortedNames(t)(tl.TagKeys(ctx, []byte(tag)))
 	}
 	setTags(t, s, "k1", "v", "a", "b")
 	setTags(t, s, "k2\x00", "v", "a")
