@@ -32,6 +32,8 @@ type conn struct {
 	readDL  time.Time     // that reader's deadline
 	waiters []*Call       // calls waiting in Result for the reading role, oldest first
 
+	lastUsed int64 // unix ns when the pool last handed the connection out (usable)
+
 	writeDL   time.Time // write deadline last set; the writing goroutine's only
 	setReadDL time.Time // read deadline last set; the reader's only
 
@@ -45,6 +47,37 @@ func (cn *conn) broken() bool {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
 	return cn.err != nil
+}
+
+// idleCheckAfter is how long a connection may sit idle before the pool, about to send on it,
+// first checks that the peer has not closed it meanwhile, as a peer that restarted has. The
+// check is one non-blocking system call; a peer cannot restart in less time.
+const idleCheckAfter = 10 * time.Millisecond
+
+// usable reports whether a request sent at now may go on the connection: it has not failed,
+// and, when it sat idle for idleCheckAfter, the peer has not closed it (then it is failed here,
+// and the request goes on a new connection instead of failing with EOF).
+func (cn *conn) usable(now time.Time) bool {
+	cn.mu.Lock()
+	if cn.err != nil {
+		cn.mu.Unlock()
+		return false
+	}
+	last := cn.lastUsed
+	cn.lastUsed = now.UnixNano()
+	idle := cn.head == len(cn.queue) && len(cn.wbuf) == 0 && !cn.writing && !cn.reading
+	if !idle || now.UnixNano()-last < int64(idleCheckAfter) {
+		cn.mu.Unlock()
+		return true
+	}
+	// cn.mu stays held: nothing can be sent, so no reply can arrive, while the socket is looked at.
+	err := peerClosed(cn.nc)
+	cn.mu.Unlock()
+	if err != nil {
+		cn.fail(fmt.Errorf("%s: %w", cn.addr, err))
+		return false
+	}
+	return true
 }
 
 // send queues call; the request is written by the next flush (Call.Flush or Call.Result, or

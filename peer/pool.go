@@ -100,8 +100,9 @@ type peerConns struct {
 	slots     []slot
 	downUntil atomic.Int64 // unix ns before which dialing is not retried
 
-	mu   sync.Mutex // guards idle
-	idle []*conn    // exclusive connections for blocking commands
+	mu     sync.Mutex // guards idle and closed
+	idle   []*conn    // exclusive connections kept for reuse (Exclusive.Release)
+	closed bool       // closeAll ran: Release keeps nothing more
 }
 
 // slot is one pipelined connection's place; its lock is held while dialing it, so requests for
@@ -115,12 +116,13 @@ type slot struct {
 // the reply is awaited with the Call, until now+timeout. args are encoded before Send returns,
 // so they may alias a buffer the caller reuses.
 func (p *Pool) Send(addr string, args [][]byte, pick uint64, timeout time.Duration) *Call {
-	deadline := time.Now().Add(timeout)
+	now := time.Now()
+	deadline := now.Add(timeout)
 	pc, err := p.peer(addr)
 	if err != nil {
 		return failed(addr, err)
 	}
-	cn, err := p.conn(pc, int(pick%uint64(p.cfg.Conns)), deadline)
+	cn, err := p.conn(pc, int(pick%uint64(p.cfg.Conns)), now, deadline)
 	if err != nil {
 		return failed(addr, err)
 	}
@@ -141,42 +143,96 @@ func (p *Pool) Do(addr string, args [][]byte, pick uint64, timeout time.Duration
 // that may block on the peer (FETCHLOCK) and would otherwise hold up the pipelined ones. ctx
 // ending abandons the request and closes that connection.
 func (p *Pool) DoExclusive(ctx context.Context, addr string, args [][]byte, timeout time.Duration) (resp.Reply, error) {
-	pc, err := p.peer(addr)
+	x, err := p.Exclusive(addr)
 	if err != nil {
 		return resp.Reply{}, err
 	}
+	r, err := x.Do(ctx, [][][]byte{args}, timeout)
+	x.Release(err == nil)
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	return r[0], nil
+}
+
+// Exclusive is a connection to one peer that no other request shares until it is released: a
+// blocking command's, or a client transaction's from WATCH to EXEC. It is used by one
+// goroutine at a time.
+type Exclusive struct {
+	pc *peerConns
+	cn *conn
+}
+
+// Exclusive takes a connection to addr for the caller alone: an idle one kept by an earlier
+// Release, or a new one.
+func (p *Pool) Exclusive(addr string) (*Exclusive, error) {
+	pc, err := p.peer(addr)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
 	pc.mu.Lock()
 	var cn *conn
 	for len(pc.idle) > 0 && cn == nil {
 		cn = pc.idle[len(pc.idle)-1]
 		pc.idle = pc.idle[:len(pc.idle)-1]
-		if cn.broken() {
+		if !cn.usable(now) {
 			cn = nil
 		}
 	}
 	pc.mu.Unlock()
 	if cn == nil {
-		if cn, err = p.dial(pc, time.Now().Add(p.cfg.DialTimeout)); err != nil {
-			return resp.Reply{}, err
+		if cn, err = p.dial(pc, now.Add(p.cfg.DialTimeout)); err != nil {
+			return nil, err
 		}
 	}
-	call := newCall(addr, time.Now().Add(timeout), cn)
-	cn.send(call, args, timeout)
-	stop := context.AfterFunc(ctx, func() { cn.fail(fmt.Errorf("%s: %w", addr, context.Canceled)) })
-	r, err := call.Result()
-	stop()
-	if err == nil && !cn.broken() {
+	return &Exclusive{pc: pc, cn: cn}, nil
+}
+
+// Do sends cmds in one write and waits for their replies, in order, for at most timeout. ctx
+// ending abandons them and closes the connection. An error means the connection failed: the
+// replies are lost, and Release must not keep it.
+func (x *Exclusive) Do(ctx context.Context, cmds [][][]byte, timeout time.Duration) ([]resp.Reply, error) {
+	cn := x.cn
+	deadline := time.Now().Add(timeout)
+	calls := make([]*Call, len(cmds))
+	for i, args := range cmds {
+		calls[i] = newCall(cn.addr, deadline, cn)
+		cn.send(calls[i], args, timeout)
+	}
+	stop := context.AfterFunc(ctx, func() { cn.fail(fmt.Errorf("%s: %w", cn.addr, context.Canceled)) })
+	defer stop()
+	out := make([]resp.Reply, len(cmds))
+	for i, call := range calls {
+		r, err := call.Result()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = r
+	}
+	return out, nil
+}
+
+// Release gives the connection back: kept for the next exclusive use when clean (the peer holds
+// no state of the caller's on it: no WATCH, no MULTI) and healthy, else closed. x must not be
+// used afterwards.
+func (x *Exclusive) Release(clean bool) {
+	cn, pc := x.cn, x.pc
+	x.cn = nil
+	if cn == nil {
+		return
+	}
+	if clean && !cn.broken() {
 		pc.mu.Lock()
-		if len(pc.idle) < 16 {
+		if len(pc.idle) < 16 && !pc.closed {
 			pc.idle = append(pc.idle, cn)
 			cn = nil
 		}
 		pc.mu.Unlock()
 	}
-	if cn != nil && err == nil {
+	if cn != nil {
 		cn.fail(ErrClosed)
 	}
-	return r, err
 }
 
 // peer returns the connections to addr. The common case reads an immutable map without
@@ -210,13 +266,13 @@ func (p *Pool) publish() {
 	p.byAddr.Store(&m)
 }
 
-// conn returns a healthy pipelined connection in slot i, dialing one (until deadline at the
-// latest) when needed.
-func (p *Pool) conn(pc *peerConns, i int, deadline time.Time) (*conn, error) {
+// conn returns a usable pipelined connection in slot i for a request sent at now, dialing one
+// (until deadline at the latest) when needed.
+func (p *Pool) conn(pc *peerConns, i int, now, deadline time.Time) (*conn, error) {
 	s := &pc.slots[i]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cn := s.cn; cn != nil && !cn.broken() {
+	if cn := s.cn; cn != nil && cn.usable(now) {
 		return cn, nil
 	}
 	if time.Now().UnixNano() < pc.downUntil.Load() {
@@ -239,7 +295,8 @@ func (p *Pool) dial(pc *peerConns, deadline time.Time) (*conn, error) {
 		return nil, err
 	}
 	cn := &conn{addr: pc.addr, nc: nc, br: br, wake: make(chan struct{}, 1), closed: make(chan struct{}),
-		tasks: &p.writers}
+		lastUsed: time.Now().UnixNano(),
+		tasks:    &p.writers}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -338,6 +395,6 @@ func (pc *peerConns) closeAll(err error) {
 	for _, cn := range pc.idle {
 		cn.fail(err)
 	}
-	pc.idle = nil
+	pc.idle, pc.closed = nil, true
 	pc.mu.Unlock()
 }

@@ -150,7 +150,7 @@ func TestNotifiedCallKeepsItsDeadline(t *testing.T) {
 		}
 		if readerFirst {
 			notify(long) // the reader starts, and blocks with the long call's deadline
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(2 * idleCheckAfter)
 		}
 		start := time.Now()
 		short := p.Send(addr, args("GET", "short"), 0, 200*time.Millisecond)
@@ -381,5 +381,33 @@ func TestLargeBatchThenPipelined(t *testing.T) {
 			}()
 		}
 		wg.Wait()
+	}
+}
+
+// TestRestartedPeerIdleConnection: a peer that restarted while its connections sat idle closed
+// them; the first request after the restart must not fail on the dead connection (the pool
+// notices before writing and dials again), on the pipelined connections and the exclusive ones.
+func TestRestartedPeerIdleConnection(t *testing.T) {
+	srv := redistest.Start(t)
+	p := NewPool(Config{})
+	defer p.Close()
+	ctx := t.Context()
+	if _, err := p.Do(srv.Addr, args("SET", "k", "v"), 0, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DoExclusive(ctx, srv.Addr, args("PING"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	srv.Restart(t)
+	if err := redistest.WaitReady(srv.Addr, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * idleCheckAfter) // the connection has been idle long enough to be checked
+	if r, err := p.Do(srv.Addr, args("GET", "k"), 0, time.Second); err != nil || r.Kind != resp.KindNil {
+		t.Fatalf("first GET after the restart = %+v, %v; want nil (a fresh server)", r, err)
+	}
+	if r, err := p.DoExclusive(ctx, srv.Addr, args("PING"), time.Second); err != nil || r.Str != "PONG" {
+		t.Fatalf("first exclusive PING after the restart = %+v, %v", r, err)
 	}
 }
