@@ -65,6 +65,7 @@ type Node struct {
 	extraInfo []namedSection      // INFO lines contributed by other packages
 	watchers  []KeyWatcher        // told about every key change (watch.go)
 	router    Router              // decides where keyed and cluster-wide commands run; nil: here
+	txr       TxRouter            // router, when it places transactions (txn_routed.go)
 
 	unknownCalls atomic.Uint64 // unknown commands answered, for INFO's total_error_replies
 	ops          opsRate       // samples for INFO's instantaneous_ops_per_sec (opsrate.go)
@@ -95,9 +96,31 @@ type InlineRouter interface {
 	Inline(c *Ctx, cmd *Command, args [][]byte) bool
 }
 
+// TxRouter is implemented by a Router that can run a transaction whose keys all live on one
+// member, as Redis Cluster runs one whose keys are in one slot (txn_routed.go).
+type TxRouter interface {
+	// TxUnsupported says why this node cannot run transactions at all, or returns nil.
+	TxUnsupported() error
+	// TxPlace returns where keys live together: "" for this node, or the address of the member
+	// holding them. Keys on several members get Redis Cluster's CROSSSLOT error; keys that
+	// cannot be placed now (the members are changing) get an error too.
+	TxPlace(keys [][]byte) (string, error)
+	// TxConn opens a connection to the member at place that a client's transaction keeps from
+	// WATCH to EXEC; the member runs the commands it receives there itself.
+	TxConn(ctx context.Context, place string) (store.TxConn, error)
+}
+
 // SetRouter installs r. Call it during start-up, before the node serves clients. A routed node
-// refuses transactions (its keys live on several members), so its commands skip the gate.
-func (n *Node) SetRouter(r Router) { n.router, n.gate = r, nil }
+// runs transactions only if r can place them (TxRouter); otherwise it refuses them, and its
+// commands skip the gate.
+func (n *Node) SetRouter(r Router) {
+	n.router = r
+	if tr, ok := r.(TxRouter); ok && n.gate != nil && tr.TxUnsupported() == nil {
+		n.txr = tr
+		return
+	}
+	n.gate = nil
+}
 
 // NewNode returns a Node serving the built-in commands on st. stats may be nil.
 func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger) *Node {
@@ -235,6 +258,9 @@ func (n *Node) TryServeRESP(conn *resp.Conn, args [][]byte) (resp.Reply, bool) {
 	if cmd != nil && cmd.Flags&(FlagBlocking|FlagAdmin|FlagClusterWide|flagExclusive) != 0 {
 		return resp.Reply{}, false
 	}
+	if n.txr != nil && cmd != nil && cmd.Flags&flagTxControl != 0 && cmd.FirstKey > 0 {
+		return resp.Reply{}, false // WATCH may wait for the member owning its keys (txn_routed.go)
+	}
 	if conn.Pending() && (cmd == nil || cmd.Flags&FlagPipelined == 0) {
 		return resp.Reply{}, false
 	}
@@ -242,7 +268,7 @@ func (n *Node) TryServeRESP(conn *resp.Conn, args [][]byte) (resp.Reply, bool) {
 		return resp.Reply{}, false
 	}
 	ctx := n.session(conn)
-	if n.router != nil && cmd != nil && cmd.FirstKey > 0 { // what Exec routes
+	if n.router != nil && cmd != nil && cmd.FirstKey > 0 && cmd.Flags&flagTxControl == 0 { // what Exec routes
 		if ir, ok := n.router.(InlineRouter); !ok || !ir.Inline(ctx, cmd, args) {
 			return resp.Reply{}, false
 		}
@@ -333,7 +359,8 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 		n.gate.rlock(ctx.stripe)
 		defer n.gate.runlock(ctx.stripe)
 	}
-	if n.router != nil && (cmd.FirstKey > 0 || cmd.Flags&FlagClusterWide != 0) {
+	// WATCH names keys but is about the connection's transaction: txn.go places it itself.
+	if n.router != nil && (cmd.FirstKey > 0 || cmd.Flags&FlagClusterWide != 0) && cmd.Flags&flagTxControl == 0 {
 		if reply, handled := n.router.Route(ctx, cmd, args); handled {
 			if reply.Kind == resp.KindError {
 				cmd.failed.Add(1)

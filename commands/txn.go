@@ -18,8 +18,9 @@ import (
 //
 // Only a node that alone changes its keys can isolate a transaction with its gate: on the redis
 // store other clients of the backing Redis write without passing through it, so there Redis
-// runs the transaction itself (txn_remote.go; one Redis only); in a partitioned cluster the keys
-// live on several members, and MULTI and WATCH are refused (txUnsupported).
+// runs the transaction itself (txn_remote.go; one Redis only); in a partitioned cluster the
+// member holding the transaction's keys runs it (txn_routed.go); in a replicated cluster, where
+// every member writes every key, MULTI and WATCH are refused (txUnsupported).
 
 // Transaction errors, with Redis's texts.
 var (
@@ -40,7 +41,9 @@ type txState struct {
 	queue   []queued // the commands to run at EXEC
 	size    int64    // bytes of queued arguments, bounded by the node's MaxBulkLen
 
-	remote   store.TxConn // the connection to the store's server holding WATCH (txn_remote.go)
+	remote   store.TxConn // the connection to the store's server, or the keys' member, holding WATCH (txn_remote.go)
+	placed   bool         // a key has placed the transaction on a member (txn_routed.go)
+	place    string       // that member: "" for this node, else its address
 	watching []watchedKey // WATCH's keys, each once
 	dirty    atomic.Bool  // set when a watched key changed (by any connection): markDirty
 	hooked   bool         // the connection's close hook that unwatches is registered
@@ -86,7 +89,10 @@ func (n *Node) registerTransactions() {
 // txUnsupported says why this node cannot run transactions, or returns nil when it can.
 func (n *Node) txUnsupported() error {
 	switch {
-	case n.router != nil:
+	case n.router != nil && n.txr == nil:
+		if tr, ok := n.router.(TxRouter); ok && tr.TxUnsupported() != nil {
+			return tr.TxUnsupported()
+		}
 		return Error("ERR transactions (MULTI, WATCH) are not supported with topology.type = " + n.cfg.Topology)
 	case n.gate == nil && n.remote == nil:
 		return Error("ERR transactions (MULTI, WATCH) are not supported with store.type = " + n.cfg.StoreType +
@@ -140,6 +146,11 @@ func (n *Node) queue(c *Ctx, cmd *Command, args [][]byte) resp.Reply {
 		// which keeps every other client out.
 		return n.refuseQueued(c, cmd, errNotInMulti)
 	}
+	if n.placing(c) {
+		if err := n.placeQueued(c, cmd, args); err != nil {
+			return n.refuseQueued(c, cmd, err)
+		}
+	}
 	if tx.aborted || tx.dirty.Load() {
 		// EXEC will run nothing: like Redis, answer QUEUED without keeping the command.
 		return resp.Status("QUEUED")
@@ -191,6 +202,14 @@ func (n *Node) execTx(c *Ctx, _ [][]byte) (resp.Reply, error) {
 	if tx.aborted {
 		return resp.Reply{}, errExecAbort
 	}
+	if n.txr != nil {
+		if err := n.stillPlaced(c, tx); err != nil {
+			return resp.Reply{}, err
+		}
+		if !c.Peer && tx.place != "" {
+			return n.execRemote(c, tx)
+		}
+	}
 	if n.gate == nil {
 		return n.execRemote(c, tx)
 	}
@@ -240,7 +259,7 @@ func (n *Node) endTx(c *Ctx) {
 		return
 	}
 	n.unwatchAll(c)
-	c.tx.multi, c.tx.aborted, c.tx.queue, c.tx.size = false, false, nil, 0
+	c.tx.multi, c.tx.aborted, c.tx.queue, c.tx.size, c.tx.placed = false, false, nil, 0, false
 	if c.Conn != nil {
 		c.Conn.SetMulti(-1)
 	}
@@ -252,6 +271,14 @@ func (n *Node) watch(c *Ctx, args [][]byte) (resp.Reply, error) {
 	}
 	if err := n.txUnsupported(); err != nil {
 		return resp.Reply{}, err
+	}
+	if n.placing(c) {
+		if err := n.place(c, args[1:]); err != nil {
+			return resp.Reply{}, err
+		}
+		if c.tx.place != "" {
+			return n.watchRemote(c, args)
+		}
 	}
 	if n.gate == nil {
 		return n.watchRemote(c, args)
@@ -314,6 +341,9 @@ func (n *Node) unwatchAll(c *Ctx) {
 		n.watches.remove(w.key, tx)
 	}
 	tx.watching = tx.watching[:0]
+	if !tx.multi {
+		tx.placed = false // nothing holds the transaction to its member any more
+	}
 	tx.dirty.Store(false)
 	if tx.conn != nil {
 		tx.conn.SetWatchDirty(false)

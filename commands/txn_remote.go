@@ -69,7 +69,13 @@ func (c *Ctx) watchingRemote() bool { return c.tx != nil && c.tx.remote != nil }
 func (n *Node) remoteTxConn(c *Ctx) (store.TxConn, error) {
 	tx := c.txn()
 	if tx.remote == nil {
-		tc, err := n.remote.TxConn(c.Context())
+		var tc store.TxConn
+		var err error
+		if n.txr != nil {
+			tc, err = n.txr.TxConn(c.Context(), tx.place)
+		} else {
+			tc, err = n.remote.TxConn(c.Context())
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package difftest_test
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand"
 	"os"
@@ -479,27 +480,58 @@ func TestClientInfo(t *testing.T) {
 	}
 }
 
-// TestDifferentialCluster runs the seeded sequences through one member of a three-member
-// partitioned cluster whose members keep near caches: keys live on all three, most commands are
-// forwarded, GETs are answered from copies, and every reply must still be Redis's.
-func TestDifferentialCluster(t *testing.T) {
-	def := 8000
+// diffCluster starts a redis-server and a three-member partitioned cluster whose members keep
+// near caches, for def seeded steps (2,000 with -short) or DIFFTEST_STEPS.
+func diffCluster(t *testing.T, def int) (seed int64, steps int, rs *redistest.Server, nodes []*server.Server) {
 	if testing.Short() {
 		def = 2000
 	}
-	seed, steps := seedAndSteps(t, def)
+	seed, steps = seedAndSteps(t, def)
 	t.Logf("seed %d, %d steps", seed, steps)
-	rs := redistest.Start(t, "--databases", "1", "--proto-max-bulk-len", strconv.Itoa(maxBulk))
-	nodes := testnode.StartCluster(t, 3, func(_ int, cfg *config.Config) {
+	rs = redistest.Start(t, "--databases", "1", "--proto-max-bulk-len", strconv.Itoa(maxBulk))
+	nodes = testnode.StartCluster(t, 3, func(_ int, cfg *config.Config) {
 		cfg.NearCache.Enabled = true
 		cfg.ProtoMaxBulkLen = maxBulk
 	})
 	testnode.WaitConverged(t, 10*time.Second, nodes...)
+	return seed, steps, rs, nodes
+}
+
+// TestDifferentialCluster runs the seeded sequences through one member of a three-member
+// partitioned cluster whose members keep near caches: keys live on all three, most commands are
+// forwarded, GETs are answered from copies, and every reply must still be Redis's.
+func TestDifferentialCluster(t *testing.T) {
+	seed, steps, rs, nodes := diffCluster(t, 8000)
 	// A cluster refuses transactions: its keys live on several members.
 	gen := difftest.GenOptions{MaxBulkLen: maxBulk, NoTransactions: true}
 	total, _ := runSequences(t, rs.Addr, nodes[0].Addr(), seed, steps, 2, gen, "")
 	t.Logf("%d commands sent to each server", total)
 	checkNearUsed(t, nodes[0])
+}
+
+// TestDifferentialClusterTransactions runs seeded sequences with transactions through one
+// member of a three-member partitioned cluster, every key carrying one hash tag so that one
+// member holds them all, as Redis Cluster requires of a transaction: first a tag another member
+// owns (WATCH and EXEC go there), then one the member asked owns (it runs them itself).
+func TestDifferentialClusterTransactions(t *testing.T) {
+	seed, steps, rs, nodes := diffCluster(t, 6000)
+	cl := nodes[0].Cluster()
+	var remote, local string
+	for i := 0; remote == "" || local == ""; i++ {
+		tag := "{t" + strconv.Itoa(i) + "}"
+		if cl.Owner([]byte(tag)) == cl.Name() {
+			local = cmp.Or(local, tag)
+		} else {
+			remote = cmp.Or(remote, tag)
+		}
+	}
+	total := 0
+	for i, prefix := range []string{remote, local} {
+		gen := difftest.GenOptions{MaxBulkLen: maxBulk, KeyPrefix: prefix, NoClusterWideInMulti: true}
+		sent, _ := runSequences(t, rs.Addr, nodes[0].Addr(), seed+int64(10*i), steps/2, 2, gen, "")
+		total += sent
+	}
+	t.Logf("%d commands sent to each server", total)
 }
 
 // TestDifferentialReplicated runs the seeded sequences through two members of a three-member

@@ -67,6 +67,14 @@ type GenOptions struct {
 	// OneKeyMSETNX makes every MSETNX name a single key (repeated), for a Vela that refuses
 	// MSETNX over keys of several owners (a replicated cluster, as Redis Cluster does).
 	OneKeyMSETNX bool
+	// KeyPrefix goes before every key of the key space: a Redis Cluster hash tag ("{t}") keeps
+	// every key on one member of a partitioned cluster, which can then run its transactions.
+	// Inline commands, whose keys are literal, are then kept out of transactions.
+	KeyPrefix string
+	// NoClusterWideInMulti leaves the commands that act on every member of a cluster (KEYS,
+	// SCAN, DBSIZE, FLUSHALL, FLUSHDB) out of transactions (a partitioned cluster refuses them
+	// there).
+	NoClusterWideInMulti bool
 }
 
 // Gen produces a random command sequence from a seed. Relative and absolute expiry times are
@@ -96,6 +104,12 @@ var Keys = [][]byte{
 // NewGen returns a generator for seed.
 func NewGen(seed int64, opts GenOptions) *Gen {
 	g := &Gen{r: rand.New(rand.NewSource(seed)), opts: opts, space: Keys}
+	if opts.KeyPrefix != "" {
+		g.space = make([][]byte, len(Keys))
+		for i, k := range Keys {
+			g.space[i] = append([]byte(opts.KeyPrefix), k...)
+		}
+	}
 	g.cmds = []weighted{
 		// Strings.
 		{60, g.get}, {80, g.set}, {10, g.setnx}, {15, g.setex}, {10, g.getset}, {10, g.getdel},
@@ -125,31 +139,30 @@ func (g *Gen) Next() []Step {
 	}
 	for {
 		steps := g.next()
-		if !g.inMulti || (queueable(steps) && !(g.opts.NoFlushInMulti && flushes(steps))) {
+		if !g.inMulti || g.queueable(steps) {
 			return g.track(steps)
 		}
 	}
 }
 
 // queueable reports whether steps may be sent between MULTI and EXEC: every reply is compared
-// exactly, so the array EXEC answers can be too.
-func queueable(steps []Step) bool {
+// exactly, so the array EXEC answers can be too, and the options keep none of them out.
+func (g *Gen) queueable(steps []Step) bool {
 	for _, st := range steps {
-		if st.Check != Exact {
+		name := ""
+		if len(st.Args) > 0 {
+			name = strings.ToLower(string(st.Args[0]))
+		}
+		flush := name == "flushall" || name == "flushdb"
+		switch {
+		case st.Check != Exact,
+			g.opts.NoFlushInMulti && flush,
+			g.opts.NoClusterWideInMulti && (flush || name == "keys" || name == "scan" || name == "dbsize"),
+			g.opts.KeyPrefix != "" && st.Raw != nil: // inline commands: their keys are literal
 			return false
 		}
 	}
 	return true
-}
-
-// flushes reports whether steps send FLUSHALL or FLUSHDB.
-func flushes(steps []Step) bool {
-	for _, st := range steps {
-		if len(st.Args) > 0 && (strings.EqualFold(string(st.Args[0]), "flushall") || strings.EqualFold(string(st.Args[0]), "flushdb")) {
-			return true
-		}
-	}
-	return false
 }
 
 // track follows MULTI, EXEC and DISCARD through steps, and connections the server closes (a

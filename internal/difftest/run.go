@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -157,6 +159,10 @@ func Run(opts Options) (Result, error) {
 		}
 	}()
 	g := NewGen(opts.Seed, opts.Gen)
+	historyLen := 8
+	if os.Getenv("DIFFTEST_HISTORY") != "" {
+		historyLen, _ = strconv.Atoi(os.Getenv("DIFFTEST_HISTORY"))
+	}
 	var history []string
 	index := 0
 	for index < opts.Steps && len(res.Mismatches) < opts.MaxMismatches {
@@ -173,7 +179,7 @@ func Run(opts Options) (Result, error) {
 				}
 			}
 			history = append(history, st.String())
-			if len(history) > 8 {
+			if len(history) > historyLen {
 				history = history[1:]
 			}
 		}

@@ -44,26 +44,36 @@ func redisStoreNode(t *testing.T, adjust func(cfg *config.Config)) string {
 }
 
 // TestOptimisticIncrements is the check-and-set loop of Redis's transaction documentation,
-// through go-redis's Watch: 8 clients each add 1 to a counter 40 times, reading it, then writing
+// through go-redis's Watch: 9 clients each add 1 to a counter 30 times, reading it, then writing
 // the sum in MULTI/EXEC, and retrying when EXEC refuses because another client wrote first. No
-// increment may be lost, and some EXECs must have been refused (the clients did collide).
+// increment may be lost, and some EXECs must have been refused (the clients did collide). In the
+// partitioned cluster the clients are spread over the three members: the owner's watch for
+// its own clients, and for the others' through it, are broken by writes through any member.
 func TestOptimisticIncrements(t *testing.T) {
-	targets := txTargets(t)
-	targets["vela-redis-store"] = redisStoreNode(t, nil) // the transaction runs in Redis
-	targets["vela-redis-store-near"] = redisStoreNode(t, func(cfg *config.Config) { cfg.NearCache.Enabled = true })
-	for name, addr := range targets {
+	targets := map[string][]string{}
+	for name, addr := range txTargets(t) {
+		targets[name] = []string{addr}
+	}
+	targets["vela-redis-store"] = []string{redisStoreNode(t, nil)} // the transaction runs in Redis
+	targets["vela-redis-store-near"] = []string{redisStoreNode(t, func(cfg *config.Config) { cfg.NearCache.Enabled = true })}
+	nodes := testnode.StartCluster(t, 3, nil)
+	testnode.WaitConverged(t, 10*time.Second, nodes...)
+	for _, n := range nodes {
+		targets["vela-partitioned"] = append(targets["vela-partitioned"], n.Addr())
+	}
+	for name, addrs := range targets {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			const clients, each = 8, 40
+			const clients, each = 9, 30
 			var refused atomic.Int64
 			var wg sync.WaitGroup
 			errs := make(chan error, clients)
-			for range clients {
+			for i := range clients {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					c := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 1})
+					c := redis.NewClient(&redis.Options{Addr: addrs[i%len(addrs)], PoolSize: 1})
 					defer c.Close()
 					for range each {
 						for {
@@ -96,13 +106,18 @@ func TestOptimisticIncrements(t *testing.T) {
 			for err := range errs {
 				t.Fatal(err)
 			}
-			c := redis.NewClient(&redis.Options{Addr: addr})
-			defer c.Close()
-			n, err := c.Get(ctx, "counter").Int()
-			if err != nil || n != clients*each {
-				t.Fatalf("counter = %d (%v), want %d", n, err, clients*each)
+			for _, addr := range addrs {
+				c := redis.NewClient(&redis.Options{Addr: addr})
+				n, err := c.Get(ctx, "counter").Int()
+				_ = c.Close()
+				if err != nil || n != clients*each {
+					t.Fatalf("counter through %s = %d (%v), want %d", addr, n, err, clients*each)
+				}
 			}
-			t.Logf("%d increments, %d EXECs refused and retried", n, refused.Load())
+			if refused.Load() == 0 {
+				t.Error("no EXEC was refused: the clients never collided")
+			}
+			t.Logf("%d increments, %d EXECs refused and retried", clients*each, refused.Load())
 		})
 	}
 }
@@ -241,15 +256,25 @@ func TestTransactionsRefused(t *testing.T) {
 		t.Errorf("EXEC: %v", err)
 	}
 
-	// A partitioned cluster holds the keys on several members.
-	node := testnode.StartCluster(t, 1, nil)[0]
-	testnode.WaitConverged(t, 10*time.Second, node)
-	pc := redis.NewClient(&redis.Options{Addr: node.Addr()})
-	defer pc.Close()
-	const ptext = "ERR transactions (MULTI, WATCH) are not supported with topology.type = partitioned"
+	// In a replicated cluster every member writes every key: no one member can isolate a
+	// transaction.
+	node := testnode.StartReplicated(t, 1, nil)[0]
+	testnode.WaitReplicated(t, 10*time.Second, node)
+	refusesTransactions(t, node.Addr(), "ERR transactions (MULTI, WATCH) are not supported with topology.type = replicated")
+	// Nor a partitioned one keeping several copies of each key.
+	pnode := testnode.StartCluster(t, 1, func(_ int, cfg *config.Config) { cfg.Cluster.Replicas = 2 })[0]
+	testnode.WaitConverged(t, 10*time.Second, pnode)
+	refusesTransactions(t, pnode.Addr(), "ERR transactions (MULTI, WATCH) are not supported with topology.type = partitioned and cluster.replicas > 1")
+}
+
+// refusesTransactions checks that the node at addr answers MULTI and WATCH with text.
+func refusesTransactions(t *testing.T, addr, text string) {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
 	for _, args := range [][]any{{"MULTI"}, {"WATCH", "k"}} {
-		if err := pc.Do(ctx, args...).Err(); err == nil || err.Error() != ptext {
-			t.Errorf("partitioned %v: %v, want %q", args, err, ptext)
+		if err := c.Do(context.Background(), args...).Err(); err == nil || err.Error() != text {
+			t.Errorf("%s: %v: %v, want %q", addr, args, err, text)
 		}
 	}
 }

@@ -1,0 +1,87 @@
+package partition
+
+import (
+	"context"
+
+	"github.com/vela-cache/vela/commands"
+	"github.com/vela-cache/vela/peer"
+	"github.com/vela-cache/vela/resp"
+	"github.com/vela-cache/vela/store"
+)
+
+// Transactions (commands.TxRouter): a transaction whose keys one member owns runs on that
+// member, as Redis Cluster runs one within a slot (commands/txn_routed.go).
+
+var _ commands.TxRouter = (*Cluster)(nil)
+
+// TxUnsupported implements commands.TxRouter. With more than one copy of each key the owner
+// would copy a transaction's writes to the other holders while it keeps every other command
+// out, and two owners doing so to each other would wait for each other.
+func (cl *Cluster) TxUnsupported() error {
+	if cl.cfg.Replicas > 1 {
+		return commands.Error("ERR transactions (MULTI, WATCH) are not supported with topology.type = partitioned and cluster.replicas > 1")
+	}
+	return nil
+}
+
+// TxPlace implements commands.TxRouter: the owner of keys, "" when it is this node.
+func (cl *Cluster) TxPlace(keys [][]byte) (string, error) {
+	v := cl.view.Load()
+	owner := v.ring.Owner(keys[0])
+	for _, k := range keys[1:] {
+		if v.ring.Owner(k) != owner {
+			return "", commands.Error(errCrossSlot)
+		}
+	}
+	if owner == cl.self || owner == "" {
+		return "", nil
+	}
+	addr := v.addrs[owner]
+	if addr == "" {
+		return "", commands.Error("ERR cluster: no address for member " + owner)
+	}
+	return addr, nil
+}
+
+// TxConn implements commands.TxRouter: a connection to the member at addr that no other request
+// shares, on which it runs what it is sent as a peer's.
+func (cl *Cluster) TxConn(_ context.Context, addr string) (store.TxConn, error) {
+	x, err := cl.pool.Exclusive(addr)
+	if err != nil {
+		return nil, commands.Error(peer.ErrorReply(err).Str)
+	}
+	return &txConn{cl: cl, x: x}, nil
+}
+
+// txConn is a client transaction's connection to the member holding its keys.
+type txConn struct {
+	cl *Cluster
+	x  *peer.Exclusive
+}
+
+// Do implements store.TxConn. This node's near-cache copies of the keys the commands may write
+// are dropped before they are sent and again once they have run (as for a forwarded write).
+func (t *txConn) Do(ctx context.Context, cmds [][][]byte, writes [][]byte) ([]resp.Reply, error) {
+	t.dropNear(writes)
+	if t.cl.stats.On() {
+		t.cl.stats.Forwards.Inc()
+	}
+	replies, err := t.x.Do(ctx, cmds, t.cl.cfg.ForwardTimeout)
+	t.dropNear(writes)
+	if err != nil {
+		return nil, commands.Error(peer.ErrorReply(err).Str)
+	}
+	return replies, nil
+}
+
+func (t *txConn) dropNear(keys [][]byte) {
+	if t.cl.nearR == nil {
+		return
+	}
+	for _, k := range keys {
+		t.cl.nearR.c.Invalidate(k)
+	}
+}
+
+// Release implements store.TxConn.
+func (t *txConn) Release(clean bool) { t.x.Release(clean) }
