@@ -108,6 +108,11 @@ type TxRouter interface {
 	// TxConn opens a connection to the member at place that a client's transaction keeps from
 	// WATCH to EXEC; the member runs the commands it receives there itself.
 	TxConn(ctx context.Context, place string) (store.TxConn, error)
+	// TxPrepare fetches from other members what running commands on keys here may need (a key
+	// not handed over yet), before EXEC keeps every other command out: inside EXEC
+	// (Ctx.InExec) Route must not wait for the network on keys this node owns, since the
+	// member it would wait for may itself be waiting for this one.
+	TxPrepare(c *Ctx, keys [][]byte)
 }
 
 // SetRouter installs r. Call it during start-up, before the node serves clients. A routed node
@@ -203,6 +208,7 @@ type Ctx struct {
 	tx          *txState
 	inExec      bool
 	execReplies []resp.Reply
+	execSettled int             // execReplies[:execSettled] hold no Later (settle)
 	execCtx     context.Context // Context while EXEC runs: the connection's, without its cancellation
 	// stripe is the gate stripe whose read lock the connection's commands take.
 	stripe uint8
@@ -219,6 +225,10 @@ func (c *Ctx) Context() context.Context {
 	}
 	return c.Conn.Context()
 }
+
+// InExec reports whether the current command runs inside EXEC, with every other command of
+// the node held back.
+func (c *Ctx) InExec() bool { return c.inExec }
 
 // Loop returns the event loop running the current command in-line, or nil when the command runs
 // on a goroutine (or without a connection).
@@ -354,7 +364,7 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 	// A command on the keyspace holds the gate's read lock, which EXEC takes for writing, so
 	// that it never runs in the middle of a transaction. A blocking command (FETCHLOCK) does
 	// not: it would hold the lock while it waits, and keep every EXEC waiting too.
-	if n.gate != nil && !ctx.inExec && cmd.Flags&FlagBlocking == 0 &&
+	if n.gate != nil && !ctx.inExec && cmd.Flags&FlagBlocking == 0 && !(n.txr != nil && cmd.Flags&flagTxControl != 0) &&
 		(cmd.FirstKey > 0 || cmd.Flags&(FlagWrite|FlagReadOnly|FlagClusterWide) != 0) {
 		n.gate.rlock(ctx.stripe)
 		defer n.gate.runlock(ctx.stripe)

@@ -41,13 +41,14 @@ type txState struct {
 	queue   []queued // the commands to run at EXEC
 	size    int64    // bytes of queued arguments, bounded by the node's MaxBulkLen
 
-	remote   store.TxConn // the connection to the store's server, or the keys' member, holding WATCH (txn_remote.go)
-	placed   bool         // a key has placed the transaction on a member (txn_routed.go)
-	place    string       // that member: "" for this node, else its address
-	watching []watchedKey // WATCH's keys, each once
-	dirty    atomic.Bool  // set when a watched key changed (by any connection): markDirty
-	hooked   bool         // the connection's close hook that unwatches is registered
-	conn     *resp.Conn   // the connection, for CLIENT LIST's d flag (nil without one)
+	remote        store.TxConn // the connection to the store's server, or the keys' member, holding WATCH (txn_remote.go)
+	remoteWatched []string     // the keys watched over remote, for a cluster's placement checks
+	placed        bool         // a key has placed the transaction on a member (txn_routed.go)
+	place         string       // that member: "" for this node, else its address
+	watching      []watchedKey // WATCH's keys, each once
+	dirty         atomic.Bool  // set when a watched key changed (by any connection): markDirty
+	hooked        bool         // the connection's close hook that unwatches is registered
+	conn          *resp.Conn   // the connection, for CLIENT LIST's d flag (nil without one)
 }
 
 // markDirty records that a watched key changed. Any goroutine may call it.
@@ -213,6 +214,9 @@ func (n *Node) execTx(c *Ctx, _ [][]byte) (resp.Reply, error) {
 	if n.gate == nil {
 		return n.execRemote(c, tx)
 	}
+	if n.txr != nil {
+		n.txr.TxPrepare(c, n.txKeys(tx))
+	}
 	n.gate.lock()
 	defer n.gate.unlock()
 	// Writes other clients started on the pipelined path (disk store) have left the gate but
@@ -230,7 +234,7 @@ func (n *Node) execTx(c *Ctx, _ [][]byte) (resp.Reply, error) {
 	// instead of one fsync each while every other client waits); a command that needs them done
 	// first settles them (Ctx.settle), and the rest are waited for at the end.
 	c.execCtx = context.WithoutCancel(c.Context())
-	c.inExec, c.execReplies = true, make([]resp.Reply, 0, len(tx.queue))
+	c.inExec, c.execReplies, c.execSettled = true, make([]resp.Reply, 0, len(tx.queue)), 0
 	defer func() { c.inExec, c.execReplies, c.execCtx = false, nil, nil }()
 	for _, q := range tx.queue {
 		c.execReplies = append(c.execReplies, n.exec(c, q.cmd, q.args))
@@ -246,11 +250,14 @@ func (c *Ctx) settle() {
 		c.Conn.Settle()
 		return
 	}
-	for i := range c.execReplies {
+	// From where the last call stopped: every command of the transaction that is not pipelined
+	// settles, and looking at every reply each time made a large EXEC quadratic.
+	for i := c.execSettled; i < len(c.execReplies); i++ {
 		if l := c.execReplies[i].Later; l != nil {
 			c.execReplies[i] = l.Reply()
 		}
 	}
+	c.execSettled = len(c.execReplies)
 }
 
 // endTx ends the connection's MULTI, if any, and drops its watches, as EXEC and DISCARD do.
@@ -282,6 +289,12 @@ func (n *Node) watch(c *Ctx, args [][]byte) (resp.Reply, error) {
 	}
 	if n.gate == nil {
 		return n.watchRemote(c, args)
+	}
+	if n.txr != nil {
+		// exec leaves WATCH out of the gate on a routed node (a remote WATCH must not hold it
+		// while it waits for the member owning its keys); a local one takes it here.
+		n.gate.rlock(c.stripe)
+		defer n.gate.runlock(c.stripe)
 	}
 	tx := c.txn()
 	if !tx.hooked && c.Conn != nil {

@@ -37,6 +37,19 @@ var remoteData = map[string]bool{
 	"pexpiretime": true, "persist": true, "dbsize": true, "unwatch": true,
 }
 
+// runsHere reports whether cmd, queued in a transaction another server runs, runs on this node
+// instead. On the redis store those are the commands about the connection or the server
+// (remoteLocal). In a cluster, every command without keys does (UNWATCH aside): the member
+// holding the keys runs what it is sent as a peer's request, which must never include a
+// peer-only command (VELA DROP, VELA RESTORE…) nor ask for its counters (STATS) instead of this
+// node's.
+func (n *Node) runsHere(cmd *Command) bool {
+	if n.txr != nil {
+		return cmd.FirstKey == 0 && cmd.Name != "unwatch"
+	}
+	return remoteLocal(cmd)
+}
+
 // remoteLocal reports whether cmd runs on this node inside a remote transaction: it is about
 // the connection or the server, not the keys.
 func remoteLocal(cmd *Command) bool {
@@ -91,6 +104,7 @@ func (tx *txState) dropRemote(clean bool) {
 		tx.remote.Release(clean)
 		tx.remote = nil
 	}
+	tx.remoteWatched = tx.remoteWatched[:0]
 }
 
 // watchRemote serves WATCH by sending it to Redis on the transaction's connection.
@@ -109,6 +123,11 @@ func (n *Node) watchRemote(c *Ctx, args [][]byte) (resp.Reply, error) {
 		tx.dropRemote(false)
 		return resp.Reply{}, err
 	}
+	if !replies[0].IsError() {
+		for _, k := range args[1:] {
+			tx.remoteWatched = append(tx.remoteWatched, string(k))
+		}
+	}
 	return replies[0], nil
 }
 
@@ -121,7 +140,7 @@ func (n *Node) execRemote(c *Ctx, tx *txState) (resp.Reply, error) {
 	cmds := [][][]byte{{[]byte("MULTI")}}
 	var writes [][]byte
 	for _, q := range tx.queue {
-		if remoteLocal(q.cmd) {
+		if n.runsHere(q.cmd) {
 			continue
 		}
 		cmds = append(cmds, q.args)
@@ -153,20 +172,29 @@ func (n *Node) execRemote(c *Ctx, tx *txState) (resp.Reply, error) {
 		return execReply, nil // EXECABORT: Redis refused a command (its reply says which)
 	}
 	c.execCtx = context.WithoutCancel(c.Context())
-	c.inExec, c.execReplies = true, make([]resp.Reply, 0, len(tx.queue))
+	c.inExec, c.execReplies, c.execSettled = true, make([]resp.Reply, 0, len(tx.queue)), 0
 	defer func() { c.inExec, c.execReplies, c.execCtx = false, nil, nil }()
 	next := 0
 	for _, q := range tx.queue {
-		if remoteLocal(q.cmd) {
+		if n.runsHere(q.cmd) {
 			c.execReplies = append(c.execReplies, n.exec(c, q.cmd, q.args))
 			continue
 		}
+		r := resp.Error("ERR Redis answered fewer replies than commands")
 		if next < len(execReply.Elems) {
-			c.execReplies = append(c.execReplies, execReply.Elems[next])
-		} else {
-			c.execReplies = append(c.execReplies, resp.Error("ERR Redis answered fewer replies than commands"))
+			r = execReply.Elems[next]
 		}
 		next++
+		c.execReplies = append(c.execReplies, r)
+		// Counted as run here (INFO commandstats, total_commands_processed); their time was
+		// spent by the server that ran them.
+		q.cmd.calls.Add(1)
+		if r.Kind == resp.KindError {
+			q.cmd.failed.Add(1)
+		}
+		if n.stats.On() {
+			n.stats.Commands.Inc()
+		}
 	}
 	c.settle()
 	return resp.Array(c.execReplies), nil

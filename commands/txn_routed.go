@@ -56,23 +56,36 @@ func (n *Node) placeQueued(c *Ctx, cmd *Command, args [][]byte) error {
 	return n.place(c, commandKeys(cmd, args))
 }
 
-// stillPlaced checks, at EXEC, that the queued commands' keys still live where they did when
-// queued; a peer's transaction, that they live here (the sender's members may have changed
-// before this node's).
+// stillPlaced checks, at EXEC, that the transaction's keys, queued and watched, still live
+// where they did when queued or watched; a peer's transaction, that they live here (the
+// sender's members may have changed before this node's). A watched key that moved may have been
+// changed on its new member, which no watch here or there saw.
 func (n *Node) stillPlaced(c *Ctx, tx *txState) error {
 	if !c.Peer && !tx.placed {
 		return nil
 	}
-	var keys [][]byte
-	for _, q := range tx.queue {
-		keys = append(keys, commandKeys(q.cmd, q.args)...)
-	}
+	keys := n.txKeys(tx)
 	if len(keys) == 0 {
-		return nil // only WATCH placed it: the member holding the watch decides
+		return nil
 	}
 	where, err := n.txr.TxPlace(keys)
 	if err != nil || (c.Peer && where != "") || (!c.Peer && where != tx.place) {
 		return errMoved
 	}
 	return nil
+}
+
+// txKeys returns the keys the transaction names: its queued commands' and its watched keys.
+func (n *Node) txKeys(tx *txState) [][]byte {
+	var keys [][]byte
+	for _, q := range tx.queue {
+		keys = append(keys, commandKeys(q.cmd, q.args)...)
+	}
+	for _, w := range tx.watching {
+		keys = append(keys, []byte(w.key))
+	}
+	for _, k := range tx.remoteWatched {
+		keys = append(keys, []byte(k))
+	}
+	return keys
 }

@@ -2,6 +2,7 @@ package partition
 
 import (
 	"context"
+	"time"
 
 	"github.com/vela-cache/vela/commands"
 	"github.com/vela-cache/vela/peer"
@@ -43,6 +44,21 @@ func (cl *Cluster) TxPlace(keys [][]byte) (string, error) {
 	return addr, nil
 }
 
+// TxPrepare implements commands.TxRouter: during the window after this node joined, the keys
+// it owns but lacks are pulled from their previous owner now, before EXEC holds every other
+// command back (localInWindow does not pull inside EXEC).
+func (cl *Cluster) TxPrepare(c *commands.Ctx, keys [][]byte) {
+	v := cl.view.Load()
+	if v.prev == nil {
+		return
+	}
+	for _, k := range keys {
+		if v.ring.Owner(k) == cl.self {
+			cl.pullIfMissing(c, v, k)
+		}
+	}
+}
+
 // TxConn implements commands.TxRouter: a connection to the member at addr that no other request
 // shares, on which it runs what it is sent as a peer's.
 func (cl *Cluster) TxConn(_ context.Context, addr string) (store.TxConn, error) {
@@ -66,12 +82,32 @@ func (t *txConn) Do(ctx context.Context, cmds [][][]byte, writes [][]byte) ([]re
 	if t.cl.stats.On() {
 		t.cl.stats.Forwards.Inc()
 	}
-	replies, err := t.x.Do(ctx, cmds, t.cl.cfg.ForwardTimeout)
+	replies, err := t.x.Do(ctx, cmds, t.timeout(cmds))
 	t.dropNear(writes)
 	if err != nil {
-		return nil, commands.Error(peer.ErrorReply(err).Str)
+		text := peer.ErrorReply(err).Str
+		if len(cmds) > 1 {
+			// The member may have received EXEC and run the transaction, or not: a client
+			// that retries must know it cannot tell.
+			text += " (the transaction may or may not have run)"
+		}
+		return nil, commands.Error(text)
 	}
 	return replies, nil
+}
+
+// timeout bounds the wait for the replies to cmds: the forward timeout, plus the time a large
+// transaction takes to travel and run (50 µs a command, 1 s per 64 MB), so that a transaction
+// the owner is still running is not reported failed.
+func (t *txConn) timeout(cmds [][][]byte) time.Duration {
+	size := 0
+	for _, args := range cmds {
+		for _, a := range args {
+			size += len(a)
+		}
+	}
+	return t.cl.cfg.ForwardTimeout + time.Duration(len(cmds))*50*time.Microsecond +
+		time.Duration(size)*time.Second/(64<<20)
 }
 
 func (t *txConn) dropNear(keys [][]byte) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,5 +152,197 @@ func TestWatchBrokenByClusterWideWrites(t *testing.T) {
 			}
 			_ = conn.Close()
 		}
+	}
+}
+
+// TestRemoteTransactionCommandStats: the commands a transaction ran on another member count in
+// INFO commandstats of the member the client asked, as commands it forwards do.
+func TestRemoteTransactionCommandStats(t *testing.T) {
+	nodes := testnode.StartCluster(t, 3, nil)
+	testnode.WaitConverged(t, 10*time.Second, nodes...)
+	ctx := context.Background()
+	key := tagOwnedBy(t, nodes, 1) + "n"
+	c := client(t, nodes[0])
+	_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, key, "x", 0)
+		p.Incr(ctx, key) // fails: not an integer
+		p.Get(ctx, key)
+		return nil
+	})
+	if err == nil || err.Error() != "ERR value is not an integer or out of range" {
+		t.Fatalf("EXEC: %v", err)
+	}
+	info, err := c.Info(ctx, "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"cmdstat_set:calls=1,", "cmdstat_get:calls=1,", "cmdstat_exec:calls=1,"} {
+		if !strings.Contains(info, want) {
+			t.Errorf("INFO commandstats lacks %q:\n%s", want, info)
+		}
+	}
+	if !strings.Contains(info, "cmdstat_incr:calls=1,") || !strings.Contains(info, "failed_calls=1\r\n") {
+		t.Errorf("INFO commandstats: INCR must count one failed call:\n%s", info)
+	}
+}
+
+// TestRemoteTransactionRunsNoPeerCommand: a transaction on another member's keys runs there as
+// a peer's request, yet a client may not run peer-only commands through it (VELA DROP would
+// delete a key, VELA RESTORE write one), and STATS answers this member's counters: commands
+// without keys run here. Found by a review.
+func TestRemoteTransactionRunsNoPeerCommand(t *testing.T) {
+	nodes := testnode.StartCluster(t, 3, nil)
+	testnode.WaitConverged(t, 10*time.Second, nodes...)
+	ctx := context.Background()
+	tag := tagOwnedBy(t, nodes, 1)
+	c := client(t, nodes[0])
+	if err := c.Set(ctx, tag+"keep", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	cmds, _ := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, tag+"x", "1", 0)
+		p.Do(ctx, "VELA", "DROP", tag+"keep")
+		p.Do(ctx, "VELA", "RESTORE", tag+"evil", "v", "0")
+		p.Do(ctx, "STATS")
+		return nil
+	})
+	if len(cmds) != 4 {
+		t.Fatalf("%d replies", len(cmds))
+	}
+	for _, i := range []int{1, 2} {
+		if err := cmds[i].Err(); err == nil || !strings.Contains(err.Error(), "for cluster peers only") {
+			t.Errorf("%v inside EXEC: %v, want the peer-only refusal", cmds[i].Args(), err)
+		}
+	}
+	if v, err := c.Get(ctx, tag+"keep").Result(); err != nil || v != "v" {
+		t.Errorf("%skeep = %q, %v: deleted through a transaction", tag, v, err)
+	}
+	if n, err := c.Exists(ctx, tag+"evil").Result(); err != nil || n != 0 {
+		t.Errorf("%sevil exists (%d, %v): written through a transaction", tag, n, err)
+	}
+	stats, _ := cmds[3].(*redis.Cmd).Result()
+	if m, ok := stats.(map[any]any); !ok || m["forwards"] == int64(0) {
+		t.Errorf("STATS inside EXEC = %v, want this member's counters (it forwarded the SET)", stats)
+	}
+}
+
+// TestRemoteWatchesDoNotBlockMembers: clients of every member watch keys another member owns
+// while others run transactions on their own member's keys. A WATCH waiting for another member
+// must not hold its own member's gate, or two members whose clients watch each other's keys
+// wait for each other until the forward timeout. Every command must succeed (or its EXEC be
+// refused for a changed watch). Found by a review.
+func TestRemoteWatchesDoNotBlockMembers(t *testing.T) {
+	nodes := testnode.StartCluster(t, 3, nil)
+	testnode.WaitConverged(t, 10*time.Second, nodes...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tags := []string{tagOwnedBy(t, nodes, 0), tagOwnedBy(t, nodes, 1), tagOwnedBy(t, nodes, 2)}
+	end := time.Now().Add(2 * time.Second)
+	errs := make(chan error, 12)
+	done := make(chan struct{})
+	var running atomic.Int32
+	for i := range nodes {
+		for w := range 4 {
+			running.Add(1)
+			go func() {
+				defer func() {
+					if running.Add(-1) == 0 {
+						close(done)
+					}
+				}()
+				c := redis.NewClient(&redis.Options{Addr: nodes[i].Addr(), PoolSize: 1, MaxRetries: -1})
+				defer c.Close()
+				for time.Now().Before(end) {
+					var err error
+					if w%2 == 0 { // check-and-set on the next member's key
+						key := tags[(i+1)%len(tags)] + "cas"
+						err = c.Watch(ctx, func(tx *redis.Tx) error {
+							n, err := tx.Get(ctx, key).Int()
+							if err != nil && !errors.Is(err, redis.Nil) {
+								return err
+							}
+							_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+								p.Set(ctx, key, n+1, 0)
+								return nil
+							})
+							return err
+						}, key)
+					} else { // transactions on this member's own keys
+						_, err = c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+							p.Incr(ctx, tags[i]+"own")
+							p.Get(ctx, tags[i]+"own")
+							return nil
+						})
+					}
+					if err != nil && !errors.Is(err, redis.TxFailedErr) {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+	}
+	<-done
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestWatchedKeyMovedRefusesExec: a key watched through one member moves to a member that
+// joins, and is changed there; neither member's watch sees that change, so EXEC must not run
+// (it answers TRYAGAIN). Found by a review.
+func TestWatchedKeyMovedRefusesExec(t *testing.T) {
+	nodes := testnode.StartCluster(t, 3, nil)
+	testnode.WaitConverged(t, 10*time.Second, nodes...)
+	ctx := context.Background()
+	// Keys node-2 owns now: some of them will move to the joiner.
+	var keys []string
+	for i := 0; len(keys) < 64; i++ {
+		k := "w" + strconv.Itoa(i)
+		if nodes[0].Cluster().Owner([]byte(k)) == nodes[1].Cluster().Name() {
+			keys = append(keys, k)
+		}
+	}
+	var stay string
+	for _, via := range []int{0, 1} { // a remote watch, and the owner's own
+		conn := client(t, nodes[via]).Conn()
+		watch := []any{"WATCH"}
+		for _, k := range keys {
+			watch = append(watch, k)
+		}
+		if err := conn.Do(ctx, watch...).Err(); err != nil {
+			t.Fatal(err)
+		}
+		name := "node-4-" + strconv.Itoa(via)
+		n4 := testnode.Start(t, testnode.ClusterConfig(name, nodes[0].Cluster().GossipAddr()))
+		all := append(append([]*server.Server(nil), nodes...), n4)
+		testnode.WaitConverged(t, 10*time.Second, all...)
+		moved := ""
+		for _, k := range keys {
+			if nodes[0].Cluster().Owner([]byte(k)) == name {
+				moved = k
+			} else {
+				stay = k
+			}
+		}
+		if moved == "" {
+			t.Fatalf("none of %d keys moved to %s", len(keys), name)
+		}
+		if err := client(t, nodes[2]).Set(ctx, moved, "changed", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		_, err := conn.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, stay, "on-a-stale-read", 0)
+			return nil
+		})
+		if err == nil || !strings.HasPrefix(err.Error(), "TRYAGAIN") {
+			t.Errorf("watch via %d: EXEC after a watched key moved and changed: %v, want TRYAGAIN", via, err)
+		}
+		_ = conn.Close()
+		ctxStop, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_ = n4.Shutdown(ctxStop)
+		cancel()
+		testnode.WaitConverged(t, 10*time.Second, nodes...)
 	}
 }

@@ -316,7 +316,7 @@ func (cl *Cluster) refuses(key []byte) bool {
 // window: the key is pulled from its previous owner if it has not arrived yet, then noted if the
 // command changes it.
 func (cl *Cluster) localInWindow(c *commands.Ctx, v *view, cmd *commands.Command, key []byte) {
-	if v.prev != nil {
+	if v.prev != nil && !c.InExec() { // TxPrepare pulled the keys of a transaction
 		cl.pullIfMissing(c, v, key)
 	}
 	if changes(cmd) {
@@ -334,7 +334,7 @@ func (cl *Cluster) multiInWindow(c *commands.Ctx, v *view, cmd *commands.Command
 		if v.ring.Owner(args[i]) != cl.self {
 			continue
 		}
-		if v.prev != nil {
+		if v.prev != nil && !c.InExec() {
 			cl.pullIfMissing(c, v, args[i])
 		}
 		if changes(cmd) {

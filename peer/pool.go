@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -189,27 +190,51 @@ func (p *Pool) Exclusive(addr string) (*Exclusive, error) {
 	return &Exclusive{pc: pc, cn: cn}, nil
 }
 
-// Do sends cmds in one write and waits for their replies, in order, for at most timeout. ctx
-// ending abandons them and closes the connection. An error means the connection failed: the
-// replies are lost, and Release must not keep it.
+// Do sends cmds and waits for their replies, in order, for at most timeout. ctx ending abandons
+// them and closes the connection. An error means the connection failed: the replies are lost,
+// and Release must not keep it.
+//
+// Nothing else uses the connection, so the replies are read here directly, while a goroutine
+// writes the requests: a large batch (a transaction of many commands) must not wait for its
+// whole request to be written before its replies are read, or both sides could stop, each
+// waiting for the other to read.
 func (x *Exclusive) Do(ctx context.Context, cmds [][][]byte, timeout time.Duration) ([]resp.Reply, error) {
 	cn := x.cn
-	deadline := time.Now().Add(timeout)
-	calls := make([]*Call, len(cmds))
-	for i, args := range cmds {
-		calls[i] = newCall(cn.addr, deadline, cn)
-		cn.send(calls[i], args, timeout)
+	if cn.broken() {
+		return nil, fmt.Errorf("%s: %w", cn.addr, ErrClosed)
 	}
+	var buf []byte
+	for _, args := range cmds {
+		buf = resp.AppendCommand(buf, args...)
+	}
+	_ = cn.nc.SetDeadline(time.Now().Add(timeout))
 	stop := context.AfterFunc(ctx, func() { cn.fail(fmt.Errorf("%s: %w", cn.addr, context.Canceled)) })
 	defer stop()
+	written := make(chan error, 1)
+	go func() {
+		_, err := cn.nc.Write(buf)
+		written <- err
+	}()
 	out := make([]resp.Reply, len(cmds))
-	for i, call := range calls {
-		r, err := call.Result()
-		if err != nil {
-			return nil, err
-		}
-		out[i] = r
+	var err error
+	for i := 0; i < len(cmds) && err == nil; i++ {
+		out[i], err = resp.ReadReply(cn.br)
 	}
+	if err != nil {
+		_ = cn.nc.Close() // ends the write, if it is still going
+	}
+	if werr := <-written; err == nil {
+		err = werr
+	}
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = ErrTimeout
+		}
+		err = fmt.Errorf("%s: %w", cn.addr, err)
+		cn.fail(err)
+		return nil, err
+	}
+	_ = cn.nc.SetDeadline(time.Time{})
 	return out, nil
 }
 
