@@ -20,17 +20,23 @@ type conn struct {
 	nc   net.Conn
 	br   *bufio.Reader // used only by the caller holding the reading role
 
-	mu      sync.Mutex    // guards the fields below
-	wbuf    []byte        // requests encoded but not yet written
-	spare   []byte        // the other write buffer, swapped with wbuf by the writer
-	queue   []*Call       // requests written or queued, awaiting replies, oldest first
-	head    int           // queue[head:] are pending
-	writing bool          // a goroutine is writing wbuf out
-	timeout time.Duration // write deadline of the latest request
-	err     error         // set once the connection has failed
-	reading bool          // a caller is reading replies (see Call.Result)
-	readDL  time.Time     // that reader's deadline
-	waiters []*Call       // calls waiting in Result for the reading role, oldest first
+	mu    sync.Mutex // guards the fields below
+	wbuf  []byte     // requests encoded but not yet written
+	spare []byte     // the other write buffer, swapped with wbuf by the writer
+	queue []*Call    // requests written or queued, awaiting replies, oldest first
+	// unordered: a call in queue[head:] has a deadline more than orderSlack earlier than one
+	// before it (calls of different timeouts share the connection), so the oldest call's
+	// deadline is not about the soonest; cleared when the queue empties. latest is the latest
+	// deadline of the calls queued since it was last empty.
+	unordered bool
+	latest    time.Time
+	head      int           // queue[head:] are pending
+	writing   bool          // a goroutine is writing wbuf out
+	timeout   time.Duration // write deadline of the latest request
+	err       error         // set once the connection has failed
+	reading   bool          // a caller is reading replies (see Call.Result)
+	readDL    time.Time     // that reader's deadline
+	waiters   []*Call       // calls waiting in Result for the reading role, oldest first
 
 	lastUsed int64 // unix ns when the pool last handed the connection out (usable)
 
@@ -48,6 +54,12 @@ func (cn *conn) broken() bool {
 	defer cn.mu.Unlock()
 	return cn.err != nil
 }
+
+// orderSlack is how much earlier than an older call's deadline a call's may be while the
+// oldest pending call's deadline still serves as the reader's: calls sent at about the same
+// time by different goroutines are queued a few microseconds out of order. Deadlines are moved
+// only when off by deadlineSlack anyway.
+const orderSlack = 5 * time.Millisecond
 
 // idleCheckAfter is how long a connection may sit idle before the pool, about to send on it,
 // first checks that the peer has not closed it meanwhile, as a peer that restarted has. The
@@ -92,6 +104,14 @@ func (cn *conn) send(call *Call, args [][]byte, timeout time.Duration) {
 		return
 	}
 	cn.wbuf = resp.AppendCommand(cn.wbuf, args...)
+	switch {
+	case cn.head == len(cn.queue):
+		cn.latest = call.deadline
+	case call.deadline.Before(cn.latest.Add(-orderSlack)):
+		cn.unordered = true
+	case call.deadline.After(cn.latest):
+		cn.latest = call.deadline
+	}
 	cn.queue = append(cn.queue, call)
 	cn.timeout = timeout
 	big := len(cn.wbuf) >= 64<<10
@@ -318,11 +338,16 @@ func (cn *conn) readAll() {
 		}
 		// The soonest deadline, not the oldest call's: calls of different timeouts share the
 		// connection (a 1 s forward may sit behind a 4 s fan-out), and a caller that asked to be
-		// notified has no timer of its own.
+		// notified has no timer of its own. Usually the deadlines are in queue order (within
+		// orderSlack), and the oldest call's is the soonest: looking through the whole queue for
+		// every reply made reading a long queue quadratic (a fifth of a replicated member's CPU
+		// under SETs).
 		dl := cn.queue[cn.head].deadline
-		for _, c := range cn.queue[cn.head+1:] {
-			if c.deadline.Before(dl) {
-				dl = c.deadline
+		if cn.unordered {
+			for _, c := range cn.queue[cn.head+1:] {
+				if c.deadline.Before(dl) {
+					dl = c.deadline
+				}
 			}
 		}
 		cn.readDL = dl
@@ -358,7 +383,7 @@ func (cn *conn) popLocked() *Call {
 	cn.queue[cn.head] = nil
 	cn.head++
 	if cn.head == len(cn.queue) {
-		cn.queue, cn.head = cn.queue[:0], 0
+		cn.queue, cn.head, cn.unordered = cn.queue[:0], 0, false
 	}
 	return call
 }
