@@ -209,6 +209,7 @@ type Ctx struct {
 	inExec      bool
 	execReplies []resp.Reply
 	execSettled int             // execReplies[:execSettled] hold no Later (settle)
+	inGate      bool            // ExecLocal holds the gate's read lock for this connection (routed nodes)
 	execCtx     context.Context // Context while EXEC runs: the connection's, without its cancellation
 	// stripe is the gate stripe whose read lock the connection's commands take.
 	stripe uint8
@@ -363,9 +364,10 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 	}
 	// A command on the keyspace holds the gate's read lock, which EXEC takes for writing, so
 	// that it never runs in the middle of a transaction. A blocking command (FETCHLOCK) does
-	// not: it would hold the lock while it waits, and keep every EXEC waiting too.
-	if n.gate != nil && !ctx.inExec && cmd.Flags&FlagBlocking == 0 && !(n.txr != nil && cmd.Flags&flagTxControl != 0) &&
-		(cmd.FirstKey > 0 || cmd.Flags&(FlagWrite|FlagReadOnly|FlagClusterWide) != 0) {
+	// not: it would hold the lock while it waits, and keep every EXEC waiting too. On a routed
+	// node the lock is taken only around what runs here (ExecLocal), never while a command
+	// waits for another member: that member's EXEC may be waiting for this one.
+	if n.txr == nil && n.gated(ctx, cmd) {
 		n.gate.rlock(ctx.stripe)
 		defer n.gate.runlock(ctx.stripe)
 	}
@@ -400,9 +402,25 @@ func (c *Ctx) refused(reply resp.Reply) resp.Reply {
 	return reply
 }
 
+// gated reports whether cmd, run for ctx, takes the gate's read lock (see exec).
+func (n *Node) gated(ctx *Ctx, cmd *Command) bool {
+	return n.gate != nil && !ctx.inExec && !ctx.inGate && cmd.Flags&FlagBlocking == 0 &&
+		(cmd.FirstKey > 0 || cmd.Flags&(FlagWrite|FlagReadOnly|FlagClusterWide) != 0)
+}
+
 // ExecLocal runs cmd's handler on this node, without routing, and maps an error to its reply.
-// Routers call it for the part of a command that belongs here.
+// Routers call it for the part of a command that belongs here. On a routed node it holds the
+// gate's read lock meanwhile (exec), except for WATCH, which takes it itself when its keys are
+// here.
 func (n *Node) ExecLocal(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
+	if n.txr != nil && cmd.Flags&flagTxControl == 0 && n.gated(ctx, cmd) {
+		n.gate.rlock(ctx.stripe)
+		ctx.inGate = true
+		defer func() {
+			ctx.inGate = false
+			n.gate.runlock(ctx.stripe)
+		}()
+	}
 	var reply resp.Reply
 	var err error
 	ctx.cmd = cmd

@@ -484,3 +484,32 @@ func TestPeerConnectionsSurviveIdleTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinThenLeaveWithinWindow: a member that joins, receives keys, and leaves gracefully while
+// the others' handoff windows are still open hands them back, and they are installed: the
+// previous owners noted the keys as changed when they were written (during the window of the
+// cluster's own formation), and a note must not outlive the handoff that sent the key away.
+// Found by a review (5 keys of 40 were lost).
+func TestJoinThenLeaveWithinWindow(t *testing.T) {
+	nodes := testnode.StartCluster(t, 3, nil)
+	testnode.WaitConverged(t, 10*time.Second, nodes...)
+	c := client(t, nodes[0])
+	const n = 400
+	writeKeys(t, c, n) // inside the window the members' joins opened
+	n4 := testnode.Start(t, testnode.ClusterConfig("node-4", nodes[0].Cluster().GossipAddr()))
+	all := append(append([]*server.Server(nil), nodes...), n4)
+	testnode.WaitConverged(t, 10*time.Second, all...)
+	waitHandoff(t, all, n)
+	if l := localLen(t, n4); l == 0 {
+		t.Fatal("node-4 received no key")
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n4.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	testnode.WaitConverged(t, 10*time.Second, nodes...)
+	for _, node := range nodes {
+		checkKeys(t, client(t, node), n)
+	}
+}

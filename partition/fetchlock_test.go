@@ -2,7 +2,10 @@ package partition_test
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -144,4 +147,53 @@ func TestForwardedLeaseEndsOnDisconnect(t *testing.T) {
 	if v, err := waiter.Get(ctx, key2).Result(); err != nil || v != "filled" {
 		t.Fatalf("GET %s = %q, %v", key2, v, err)
 	}
+}
+
+// TestForwardedFetchLockWaiterDisconnects: clients of one member wait in FETCHLOCK for a key
+// another member owns (its lease is held), then disconnect. Their waits end at once, as for
+// waiters on the owner itself, instead of holding a client and a connection to the owner on
+// each member until their TIMEOUT. Found by a review.
+func TestForwardedFetchLockWaiterDisconnects(t *testing.T) {
+	nodes := testnode.StartCluster(t, 3, nil)
+	testnode.WaitConverged(t, 10*time.Second, nodes...)
+	ctx := context.Background()
+	var key string
+	for i := 0; ; i++ {
+		key = "lease:" + strconv.Itoa(i)
+		if nodes[0].Cluster().Owner([]byte(key)) == "node-3" {
+			break
+		}
+	}
+	holder := client(t, nodes[2])
+	if r, err := holder.Do(ctx, "FETCHLOCK", key, "LEASE", "30000").Slice(); err != nil || r[0] != "LOCKED" {
+		t.Fatalf("FETCHLOCK on the owner = %v, %v", r, err)
+	}
+	// Connections waiting in FETCHLOCK, on the member asked and, forwarded, on the owner.
+	asked := client(t, nodes[0])
+	waiting := func(c *redis.Client) int {
+		list, err := c.ClientList(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Count(list, "cmd=fetchlock")
+	}
+	const waiters = 5
+	var ncs []net.Conn
+	for range waiters {
+		nc, err := net.Dial("tcp", nodes[0].Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ncs = append(ncs, nc)
+		fmt.Fprintf(nc, "*4\r\n$9\r\nFETCHLOCK\r\n$%d\r\n%s\r\n$7\r\nTIMEOUT\r\n$5\r\n20000\r\n", len(key), key)
+	}
+	waitFor(t, 5*time.Second, "the waiters to wait on both members", func() bool {
+		return waiting(asked) == waiters && waiting(holder) >= waiters
+	})
+	for _, nc := range ncs {
+		_ = nc.Close()
+	}
+	waitFor(t, 5*time.Second, "the waiters and their connections to the owner to go", func() bool {
+		return waiting(asked) == 0 && waiting(holder) <= 1 // the holder's own FETCHLOCK
+	})
 }

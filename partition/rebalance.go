@@ -116,6 +116,7 @@ func (cl *Cluster) handoff(ctx context.Context, old *ring.Ring, v *view) (handof
 			case p.drop:
 				if _, err := cl.store.Do(ctx, p.key, store.Op{Kind: store.Delete}); err == nil {
 					cl.node.NotifyKey(p.key)
+					cl.unnote(p.key)
 					st.dropped++
 				}
 			}

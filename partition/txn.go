@@ -2,6 +2,7 @@ package partition
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/vela-cache/vela/commands"
@@ -86,7 +87,11 @@ func (t *txConn) Do(ctx context.Context, cmds [][][]byte, writes [][]byte) ([]re
 	t.dropNear(writes)
 	if err != nil {
 		text := peer.ErrorReply(err).Str
-		if len(cmds) > 1 {
+		if errors.Is(err, peer.ErrNotSent) && len(cmds) > 1 {
+			// The member closed the connection before anything was sent (it restarted): any
+			// WATCH it held is gone too.
+			text += " (the transaction did not run)"
+		} else if len(cmds) > 1 {
 			// The member may have received EXEC and run the transaction, or not: a client
 			// that retries must know it cannot tell.
 			text += " (the transaction may or may not have run)"
@@ -97,8 +102,9 @@ func (t *txConn) Do(ctx context.Context, cmds [][][]byte, writes [][]byte) ([]re
 }
 
 // timeout bounds the wait for the replies to cmds: the forward timeout, plus the time a large
-// transaction takes to travel and run (50 µs a command, 1 s per 64 MB), so that a transaction
-// the owner is still running is not reported failed.
+// transaction takes to travel and run (1 ms a command: on the disk store a write inside EXEC
+// waits for its commit; and 1 s per 64 MB), so that a transaction the owner is still running
+// is not reported failed. It only bounds the wait for a member that stopped answering.
 func (t *txConn) timeout(cmds [][][]byte) time.Duration {
 	size := 0
 	for _, args := range cmds {
@@ -106,7 +112,7 @@ func (t *txConn) timeout(cmds [][][]byte) time.Duration {
 			size += len(a)
 		}
 	}
-	return t.cl.cfg.ForwardTimeout + time.Duration(len(cmds))*50*time.Microsecond +
+	return t.cl.cfg.ForwardTimeout + time.Duration(len(cmds))*time.Millisecond +
 		time.Duration(size)*time.Second/(64<<20)
 }
 

@@ -226,23 +226,24 @@ func TestRemoteTransactionRunsNoPeerCommand(t *testing.T) {
 	}
 }
 
-// TestRemoteWatchesDoNotBlockMembers: clients of every member watch keys another member owns
-// while others run transactions on their own member's keys. A WATCH waiting for another member
-// must not hold its own member's gate, or two members whose clients watch each other's keys
-// wait for each other until the forward timeout. Every command must succeed (or its EXEC be
-// refused for a changed watch). Found by a review.
+// TestRemoteWatchesDoNotBlockMembers: clients of every member watch keys another member owns,
+// others run transactions on their own member's keys, others MGET keys of every member. A
+// command waiting for another member (a remote WATCH, an MGET's part) must not hold its own
+// member's gate, or two members each running an EXEC wait for each other until the forward
+// timeout. Every command must succeed (or its EXEC be refused for a changed watch). Found by
+// two reviews.
 func TestRemoteWatchesDoNotBlockMembers(t *testing.T) {
 	nodes := testnode.StartCluster(t, 3, nil)
 	testnode.WaitConverged(t, 10*time.Second, nodes...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	tags := []string{tagOwnedBy(t, nodes, 0), tagOwnedBy(t, nodes, 1), tagOwnedBy(t, nodes, 2)}
-	end := time.Now().Add(2 * time.Second)
-	errs := make(chan error, 12)
+	end := time.Now().Add(3 * time.Second)
+	errs := make(chan error, 27)
 	done := make(chan struct{})
 	var running atomic.Int32
 	for i := range nodes {
-		for w := range 4 {
+		for w := range 9 {
 			running.Add(1)
 			go func() {
 				defer func() {
@@ -254,7 +255,8 @@ func TestRemoteWatchesDoNotBlockMembers(t *testing.T) {
 				defer c.Close()
 				for time.Now().Before(end) {
 					var err error
-					if w%2 == 0 { // check-and-set on the next member's key
+					switch w % 3 {
+					case 0: // check-and-set on the next member's key
 						key := tags[(i+1)%len(tags)] + "cas"
 						err = c.Watch(ctx, func(tx *redis.Tx) error {
 							n, err := tx.Get(ctx, key).Int()
@@ -267,12 +269,14 @@ func TestRemoteWatchesDoNotBlockMembers(t *testing.T) {
 							})
 							return err
 						}, key)
-					} else { // transactions on this member's own keys
+					case 1: // transactions on this member's own keys
 						_, err = c.TxPipelined(ctx, func(p redis.Pipeliner) error {
 							p.Incr(ctx, tags[i]+"own")
 							p.Get(ctx, tags[i]+"own")
 							return nil
 						})
+					default: // keys of every member
+						err = c.MGet(ctx, tags[0]+"own", tags[1]+"own", tags[2]+"own", "a", "b", "c").Err()
 					}
 					if err != nil && !errors.Is(err, redis.TxFailedErr) {
 						errs <- err

@@ -242,6 +242,24 @@ func (cl *Cluster) note(v *view, key []byte) {
 	mu.Unlock()
 }
 
+// unnote forgets that key changed here during the current window, once its state has been
+// handed to its new holders and dropped here: a copy handed back later (the member it went to
+// leaves again within the window) is that state, not an older one, and must be installed.
+func (cl *Cluster) unnote(key []byte) {
+	h := xxhash.Sum64(key)
+	mu := &cl.fenceMu[h%numStripes]
+	mu.Lock()
+	if f := cl.view.Load().fence; f != nil {
+		if m := f.keys[h%numStripes]; m != nil {
+			if _, ok := m[h]; ok {
+				delete(m, h)
+				f.count.Add(-1)
+			}
+		}
+	}
+	mu.Unlock()
+}
+
 // noteWide records a cluster-wide write about to run here: FLUSHALL and FLUSHDB (and any other
 // cluster-wide write) refuse every later copy, TAGINVALIDATE the copies carrying its tags. Every
 // fenceMu is taken, so that no install is halfway.

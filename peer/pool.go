@@ -53,6 +53,9 @@ var (
 	ErrUnreachable = errors.New("peer unreachable")
 	// ErrClosed: the pool has been closed.
 	ErrClosed = errors.New("peer pool closed")
+	// ErrNotSent: the peer had closed an exclusive connection before the request was written
+	// (it restarted, say), so it certainly did not run the request.
+	ErrNotSent = errors.New("the peer closed the connection before the request was sent")
 )
 
 // downFor is how long a peer that refused a connection is failed fast.
@@ -202,6 +205,9 @@ func (x *Exclusive) Do(ctx context.Context, cmds [][][]byte, timeout time.Durati
 	cn := x.cn
 	if cn.broken() {
 		return nil, fmt.Errorf("%s: %w", cn.addr, ErrClosed)
+	}
+	if !cn.usable(time.Now()) { // held idle (between WATCH and EXEC) while the peer closed it
+		return nil, fmt.Errorf("%s: %w", cn.addr, ErrNotSent)
 	}
 	var buf []byte
 	for _, args := range cmds {

@@ -387,6 +387,7 @@ func TestLargeBatchThenPipelined(t *testing.T) {
 // TestRestartedPeerIdleConnection: a peer that restarted while its connections sat idle closed
 // them; the first request after the restart must not fail on the dead connection (the pool
 // notices before writing and dials again), on the pipelined connections and the exclusive ones.
+// An exclusive connection held across the restart fails with ErrNotSent.
 func TestRestartedPeerIdleConnection(t *testing.T) {
 	srv := redistest.Start(t)
 	p := NewPool(Config{})
@@ -396,6 +397,10 @@ func TestRestartedPeerIdleConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := p.DoExclusive(ctx, srv.Addr, args("PING"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	held, err := p.Exclusive(srv.Addr) // kept across the restart, as a transaction keeps its WATCH's
+	if err != nil {
 		t.Fatal(err)
 	}
 	srv.Stop()
@@ -410,4 +415,10 @@ func TestRestartedPeerIdleConnection(t *testing.T) {
 	if r, err := p.DoExclusive(ctx, srv.Addr, args("PING"), time.Second); err != nil || r.Str != "PONG" {
 		t.Fatalf("first exclusive PING after the restart = %+v, %v", r, err)
 	}
+	// A connection held across the restart cannot be replaced (the server's state on it is
+	// gone), but the request is known not to have been sent.
+	if _, err := held.Do(ctx, [][][]byte{args("MULTI"), args("EXEC")}, time.Second); !errors.Is(err, ErrNotSent) {
+		t.Fatalf("request on a connection held across the restart: %v, want ErrNotSent", err)
+	}
+	held.Release(false)
 }
