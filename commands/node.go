@@ -227,6 +227,17 @@ func (c *Ctx) Context() context.Context {
 	return c.Conn.Context()
 }
 
+// Blocking runs fn, a wait for another client or member (a FETCHLOCK), with the client's socket
+// watched meanwhile, so that a client that disconnects cancels Context at once (resp.Conn's
+// Blocking). Without a connection it just runs fn.
+func (c *Ctx) Blocking(fn func()) {
+	if c.Conn == nil {
+		fn()
+		return
+	}
+	c.Conn.Blocking(fn)
+}
+
 // InExec reports whether the current command runs inside EXEC, with every other command of
 // the node held back.
 func (c *Ctx) InExec() bool { return c.inExec }

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vela-cache/vela/internal/testnode"
+	"github.com/vela-cache/vela/server"
 )
 
 // TestFetchLockClusterWide: callers on every node FETCHLOCK one missing key; the lease lives on
@@ -23,13 +24,7 @@ func TestFetchLockClusterWide(t *testing.T) {
 	testnode.WaitConverged(t, 10*time.Second, nodes...)
 	ctx := context.Background()
 	// A key owned by node-3, so callers on node-1 and node-2 are forwarded.
-	var key string
-	for i := 0; ; i++ {
-		key = "lease:" + strconv.Itoa(i)
-		if nodes[0].Cluster().Owner([]byte(key)) == "node-3" {
-			break
-		}
-	}
+	key := leaseKeyOf(nodes[0], "node-3")
 	const perNode = 4
 	type result struct {
 		status, value string
@@ -157,13 +152,7 @@ func TestForwardedFetchLockWaiterDisconnects(t *testing.T) {
 	nodes := testnode.StartCluster(t, 3, nil)
 	testnode.WaitConverged(t, 10*time.Second, nodes...)
 	ctx := context.Background()
-	var key string
-	for i := 0; ; i++ {
-		key = "lease:" + strconv.Itoa(i)
-		if nodes[0].Cluster().Owner([]byte(key)) == "node-3" {
-			break
-		}
-	}
+	key := leaseKeyOf(nodes[0], "node-3")
 	holder := client(t, nodes[2])
 	if r, err := holder.Do(ctx, "FETCHLOCK", key, "LEASE", "30000").Slice(); err != nil || r[0] != "LOCKED" {
 		t.Fatalf("FETCHLOCK on the owner = %v, %v", r, err)
@@ -196,4 +185,14 @@ func TestForwardedFetchLockWaiterDisconnects(t *testing.T) {
 	waitFor(t, 5*time.Second, "the waiters and their connections to the owner to go", func() bool {
 		return waiting(asked) == 0 && waiting(holder) <= 1 // the holder's own FETCHLOCK
 	})
+}
+
+// leaseKeyOf returns a key "lease:N" that member owns, as node sees the ring.
+func leaseKeyOf(node *server.Server, member string) string {
+	for i := 0; ; i++ {
+		key := "lease:" + strconv.Itoa(i)
+		if node.Cluster().Owner([]byte(key)) == member {
+			return key
+		}
+	}
 }

@@ -470,16 +470,11 @@ func (cl *Cluster) forward(c *commands.Ctx, v *view, owner string, cmd *commands
 		cl.stats.Forwards.Inc()
 	}
 	if cmd.Flags&commands.FlagBlocking != 0 {
+		// Watched, like a FETCHLOCK waiting here: a client that disconnects ends the wait (and
+		// its connection to the owner) at once, not when its TIMEOUT runs out.
 		var r resp.Reply
 		var err error
-		wait := func() { r, err = cl.forwards.DoExclusive(c.Context(), addr, args, cl.blockingTimeout(args)) }
-		if c.Conn != nil {
-			// Watched, like a FETCHLOCK waiting here: a client that disconnects ends the wait
-			// (and its connection to the owner) at once, not when its TIMEOUT runs out.
-			c.Conn.Blocking(wait)
-		} else {
-			wait()
-		}
+		c.Blocking(func() { r, err = cl.forwards.DoExclusive(c.Context(), addr, args, cl.blockingTimeout(args)) })
 		if err != nil {
 			return peer.ErrorReply(err)
 		}
