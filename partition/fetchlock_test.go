@@ -2,10 +2,7 @@ package partition_test
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -151,40 +148,7 @@ func TestForwardedLeaseEndsOnDisconnect(t *testing.T) {
 func TestForwardedFetchLockWaiterDisconnects(t *testing.T) {
 	nodes := testnode.StartCluster(t, 3, nil)
 	testnode.WaitConverged(t, 10*time.Second, nodes...)
-	ctx := context.Background()
-	key := leaseKeyOf(nodes[0], "node-3")
-	holder := client(t, nodes[2])
-	if r, err := holder.Do(ctx, "FETCHLOCK", key, "LEASE", "30000").Slice(); err != nil || r[0] != "LOCKED" {
-		t.Fatalf("FETCHLOCK on the owner = %v, %v", r, err)
-	}
-	// Connections waiting in FETCHLOCK, on the member asked and, forwarded, on the owner.
-	asked := client(t, nodes[0])
-	waiting := func(c *redis.Client) int {
-		list, err := c.ClientList(ctx).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.Count(list, "cmd=fetchlock")
-	}
-	const waiters = 5
-	var ncs []net.Conn
-	for range waiters {
-		nc, err := net.Dial("tcp", nodes[0].Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		ncs = append(ncs, nc)
-		fmt.Fprintf(nc, "*4\r\n$9\r\nFETCHLOCK\r\n$%d\r\n%s\r\n$7\r\nTIMEOUT\r\n$5\r\n20000\r\n", len(key), key)
-	}
-	waitFor(t, 5*time.Second, "the waiters to wait on both members", func() bool {
-		return waiting(asked) == waiters && waiting(holder) >= waiters
-	})
-	for _, nc := range ncs {
-		_ = nc.Close()
-	}
-	waitFor(t, 5*time.Second, "the waiters and their connections to the owner to go", func() bool {
-		return waiting(asked) == 0 && waiting(holder) <= 1 // the holder's own FETCHLOCK
-	})
+	testnode.CheckForwardedWaitersLeave(t, nodes[0], nodes[2], leaseKeyOf(nodes[0], "node-3"))
 }
 
 // leaseKeyOf returns a key "lease:N" that member owns, as node sees the ring.

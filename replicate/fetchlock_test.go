@@ -113,3 +113,11 @@ func TestForwardedLeaseEndsOnDisconnect(t *testing.T) {
 		t.Fatal("the lease of a disconnected client was not released")
 	}
 }
+
+// TestForwardedFetchLockWaiterDisconnects: clients of one member wait in FETCHLOCK for a key
+// another member owns (its lease is held there), then disconnect; their waits end at once.
+func TestForwardedFetchLockWaiterDisconnects(t *testing.T) {
+	nodes := testnode.StartReplicated(t, 3, nil)
+	testnode.WaitReplicated(t, 10*time.Second, nodes...)
+	testnode.CheckForwardedWaitersLeave(t, nodes[0], nodes[2], keyOwnedBy(nodes, "lease:", "node-3"))
+}
