@@ -55,6 +55,11 @@ type LockRequest struct {
 	// Client is the caller's connection; nil for a caller without one (its leases then end only
 	// by fill, release, expiry or a write).
 	Client Client
+	// Unbound: the caller's lease does not end when Client closes, though the wait still ends
+	// then. A cluster peer forwarding its client's FETCHLOCK sets it: the peer releases the
+	// lease when that client goes (Forwarded), and its connection here is shared, one after
+	// another, by the FETCHLOCKs of many clients, so closing it must not end another's lease.
+	Unbound bool
 }
 
 // Status is FETCHLOCK's verdict.
@@ -234,7 +239,7 @@ func (h *handlers) fetchlock(c *commands.Ctx, args [][]byte) (resp.Reply, error)
 		req.Timeout = 0
 	}
 	if c.Conn != nil {
-		req.Client = c.Conn
+		req.Client, req.Unbound = c.Conn, c.Peer
 	}
 	res, err := h.leases.Lock(c.Context(), args[1], req)
 	if err != nil {

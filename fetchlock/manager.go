@@ -133,7 +133,7 @@ func (m *Manager) Lock(ctx context.Context, key []byte, req LockRequest) (LockRe
 		return LockResult{Status: Hit, Value: v}, nil
 	}
 	var o *owner
-	if req.Client != nil {
+	if req.Client != nil && !req.Unbound {
 		if o = m.owner(req.Client); o.count() >= m.maxPerClient {
 			return LockResult{}, ErrTooManyLeases
 		}
