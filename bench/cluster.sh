@@ -51,8 +51,10 @@ done
 for i in 1 2 3; do
   replica=()
   [ "$TOPOLOGY" = replicated ] && [ "$i" -gt 1 ] && replica=(--replicaof 127.0.0.1 $((BASE + 201)))
+  # --dir: a replica's initial sync writes an RDB file there, whatever --save says.
+  mkdir -p "$TMP/redis-$i"
   redis-server --port $((BASE + 200 + i)) --bind 127.0.0.1 --save "" --appendonly no \
-    --daemonize no --loglevel warning "${replica[@]}" >"$TMP/redis-$i.log" 2>&1 &
+    --dir "$TMP/redis-$i" --daemonize no --loglevel warning "${replica[@]}" >"$TMP/redis-$i.log" 2>&1 &
   PIDS+=($!)
 done
 cat >"$TMP/nutcracker.yml" <<YML
