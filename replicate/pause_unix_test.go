@@ -18,11 +18,7 @@ import (
 // was stopped (or is told it is behind) and reads from, and fetches state from, the others until
 // it has been sent everything.
 func TestStalledOwnerServesNothingStale(t *testing.T) {
-	bin := testproc.Build(t)
-	m1 := startMember(t, bin, "p1", "", "")
-	m2 := startMember(t, bin, "p2", "", m1.gossip, "-cluster.gossip_profile", "lan")
-	m3 := startMember(t, bin, "p3", "", m1.gossip, "-cluster.gossip_profile", "lan")
-	waitReady(t, 3, m1, m2, m3)
+	m1, _, m3 := startLANMembers(t, "p")
 	ctx := context.Background()
 	var keys []string
 	for i := 0; len(keys) < 20; i++ {
@@ -54,11 +50,7 @@ func TestStalledOwnerServesNothingStale(t *testing.T) {
 // TestStalledMemberSparesTheOthers: while one member is stopped, the others keep receiving every
 // copy: a write acknowledged through one is read at once through another.
 func TestStalledMemberSparesTheOthers(t *testing.T) {
-	bin := testproc.Build(t)
-	m1 := startMember(t, bin, "b1", "", "")
-	m2 := startMember(t, bin, "b2", "", m1.gossip, "-cluster.gossip_profile", "lan")
-	m3 := startMember(t, bin, "b3", "", m1.gossip, "-cluster.gossip_profile", "lan")
-	waitReady(t, 3, m1, m2, m3)
+	m1, m2, m3 := startLANMembers(t, "b")
 	ctx := context.Background()
 	must(t, m1.c.Set(ctx, "bk", "old", 0).Err())
 	must(t, m2.p.Signal(syscall.SIGSTOP))
@@ -70,4 +62,17 @@ func TestStalledMemberSparesTheOthers(t *testing.T) {
 			t.Fatalf("after SET %s through b1, b3 reads %q, %v", v, got, err)
 		}
 	}
+}
+
+// startLANMembers starts three member processes named prefix1…prefix3 and waits until they are
+// ready. The second and third use memberlist's LAN timings, so that a member stopped for a
+// moment is not declared dead before it runs again.
+func startLANMembers(t *testing.T, prefix string) (m1, m2, m3 *member) {
+	t.Helper()
+	bin := testproc.Build(t)
+	m1 = startMember(t, bin, prefix+"1", "", "")
+	m2 = startMember(t, bin, prefix+"2", "", m1.gossip, "-cluster.gossip_profile", "lan")
+	m3 = startMember(t, bin, prefix+"3", "", m1.gossip, "-cluster.gossip_profile", "lan")
+	waitReady(t, 3, m1, m2, m3)
+	return m1, m2, m3
 }
