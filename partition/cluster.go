@@ -464,11 +464,11 @@ func (cl *Cluster) Members() []membership.Member {
 // Leave tells the other members that this node is leaving (they route around it from then on),
 // hands its keys to the members that now own them, then leaves the membership. The node keeps
 // serving (forwarding everything) until Shutdown. It is idempotent.
-func (cl *Cluster) Leave(ctx context.Context) error {
+func (cl *Cluster) Leave(ctx context.Context) {
 	cl.leaveMu.Lock()
 	defer cl.leaveMu.Unlock()
 	if cl.left || cl.ml == nil {
-		return nil
+		return
 	}
 	cl.left = true
 	cl.stopRebalancer()
@@ -490,7 +490,7 @@ func (cl *Cluster) Leave(ctx context.Context) error {
 	if d, ok := ctx.Deadline(); ok {
 		timeout = max(time.Until(d)/2, 100*time.Millisecond)
 	}
-	return cl.ml.Leave(timeout)
+	cl.ml.Leave(timeout)
 }
 
 // announceLeave tells every member of v (VELA LEAVING) that this node is leaving, and waits for
@@ -528,10 +528,11 @@ func (cl *Cluster) stopRebalancer() {
 func (cl *Cluster) Shutdown(ctx context.Context) error {
 	cl.shutOnce.Do(func() {
 		cl.held.Close()
-		err := cl.Leave(ctx)
+		cl.Leave(ctx)
 		cl.stopRebalancer()
+		var err error
 		if cl.ml != nil {
-			err = errors.Join(err, cl.ml.Shutdown())
+			err = cl.ml.Shutdown()
 		}
 		cl.bg.Wait()
 		cl.pool.Close()

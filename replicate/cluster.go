@@ -353,18 +353,18 @@ func (cl *Cluster) GossipAddr() string {
 
 // Leave leaves the membership gracefully. Every other member holds every key already, so there
 // is nothing to hand over. The node keeps serving until Shutdown. It is idempotent.
-func (cl *Cluster) Leave(ctx context.Context) error {
+func (cl *Cluster) Leave(ctx context.Context) {
 	cl.leaveMu.Lock()
 	defer cl.leaveMu.Unlock()
 	if cl.left || cl.ml == nil {
-		return nil
+		return
 	}
 	cl.left = true
 	timeout := 5 * time.Second
 	if d, ok := ctx.Deadline(); ok {
 		timeout = max(time.Until(d)/2, 100*time.Millisecond)
 	}
-	return cl.ml.Leave(timeout)
+	cl.ml.Leave(timeout)
 }
 
 // Shutdown leaves the cluster if Leave has not run, stops the background work, closes the
@@ -372,10 +372,11 @@ func (cl *Cluster) Leave(ctx context.Context) error {
 func (cl *Cluster) Shutdown(ctx context.Context) error {
 	cl.shutOnce.Do(func() {
 		cl.held.Close()
-		err := cl.Leave(ctx)
+		cl.Leave(ctx)
 		close(cl.stop)
+		var err error
 		if cl.ml != nil {
-			err = errors.Join(err, cl.ml.Shutdown())
+			err = cl.ml.Shutdown()
 		}
 		cl.wg.Wait()
 		if cl.cfg.StampsPath != "" {

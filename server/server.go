@@ -250,7 +250,7 @@ type topology interface {
 	Start(respAddr string) error
 	Ready() bool
 	RingMembers() []string
-	Leave(ctx context.Context) error
+	Leave(ctx context.Context)
 	Shutdown(ctx context.Context) error
 }
 
@@ -542,7 +542,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		var errs []error
 		if s.topo != nil {
 			// Hand the keys over and say goodbye while the listener still serves (and forwards).
-			errs = append(errs, s.topo.Leave(ctx))
+			s.topo.Leave(ctx)
 		}
 		// Wake FETCHLOCK waiters first (they answer TIMEOUT) so in-flight commands finish promptly.
 		if s.leases != nil {
