@@ -62,6 +62,11 @@ type Event struct {
 	Kind    EventKind
 	Member  Member
 	Members []Member // alive members, sorted by name, this node included
+	// Joining is set while this node is still joining its seeds: Members is then this node's
+	// partial view of the cluster, filled in one member at a time as memberlist merges the
+	// seed's state. Once the join has succeeded, an Updated event for this node carries the
+	// whole list with Joining unset.
+	Joining bool
 }
 
 // Config configures a Membership. NodeName, Bind and RESP are required.
@@ -87,8 +92,9 @@ type Config struct {
 	RetryInterval time.Duration
 	// Transport replaces memberlist's UDP/TCP transport (tests inject network faults with it).
 	Transport memberlist.NodeAwareTransport
-	// OnChange is called for every change, serially, from memberlist's goroutines: it must not
-	// block for long nor call back into the Membership's Leave or Shutdown.
+	// OnChange is called for every change, one call at a time, from memberlist's goroutines
+	// (and once from the join's, when it succeeds): it must not block for long nor call back
+	// into the Membership's Leave or Shutdown.
 	OnChange func(Event)
 	// Log receives one line per join, leave and failure, and memberlist's own logs at debug.
 	Log *slog.Logger
@@ -141,6 +147,9 @@ type Membership struct {
 	done     sync.WaitGroup
 	stopOnce sync.Once
 	leftOnce sync.Once
+	// notifyMu keeps OnChange calls one at a time: memberlist's event calls are serial, but the
+	// join's own event comes from joinLoop.
+	notifyMu sync.Mutex
 }
 
 // lostMember is a member declared dead, remembered so it can be rejoined after a partition.
@@ -288,6 +297,7 @@ func (m *Membership) joinLoop() {
 	seeds := m.otherSeeds(m.cfg.Join)
 	if len(seeds) == 0 {
 		m.joined.Store(true)
+		m.notify(Updated, m.ml.LocalNode())
 	}
 	t := time.NewTicker(m.cfg.RetryInterval)
 	defer t.Stop()
@@ -297,6 +307,7 @@ func (m *Membership) joinLoop() {
 			if n > 0 {
 				m.joined.Store(true)
 				m.log.Info("cluster joined", "node", m.self.Name, "seeds", strings.Join(seeds, ","), "members", m.ml.NumMembers())
+				m.notify(Updated, m.ml.LocalNode())
 			} else {
 				m.log.Debug("cluster join failed, retrying", "seeds", strings.Join(seeds, ","), "err", err)
 			}
@@ -414,8 +425,12 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	}
 }
 
-func (e *events) change(kind EventKind, n *memberlist.Node) {
-	m := (*Membership)(e)
+func (e *events) change(kind EventKind, n *memberlist.Node) { (*Membership)(e).notify(kind, n) }
+
+// notify records a change of n in the member map and hands it to OnChange.
+func (m *Membership) notify(kind EventKind, n *memberlist.Node) {
+	m.notifyMu.Lock()
+	defer m.notifyMu.Unlock()
 	mem := member(n)
 	m.mu.Lock()
 	switch kind {
@@ -444,7 +459,7 @@ func (e *events) change(kind EventKind, n *memberlist.Node) {
 			"gossip", mem.Gossip, "resp", mem.RESP, "members", len(list))
 	}
 	if m.cfg.OnChange != nil {
-		m.cfg.OnChange(Event{Kind: kind, Member: mem, Members: list})
+		m.cfg.OnChange(Event{Kind: kind, Member: mem, Members: list, Joining: !m.joined.Load()})
 	}
 }
 

@@ -125,10 +125,12 @@ type Cluster struct {
 	stats *stats.Stats
 	log   *slog.Logger
 	pool  *peer.Pool
-	// copies carries the copies of writes to replicas on connections of their own. A write a
-	// peer forwarded here waits for its copies on the goroutine serving that peer; were the
-	// copies queued on the connections that carry forwards, two nodes copying to each other
-	// could each wait behind the other's blocked connection until the timeout.
+	// copies carries, on connections of their own, the requests a member serves by itself
+	// without waiting for another member: copies of writes to replicas, near-cache messages and
+	// pulls (VELA TAKE). A peer's command forwarded here may wait for them on the goroutine
+	// serving that peer; were they queued on the connections that carry forwards, two members
+	// doing so towards each other could each wait behind the other's blocked connection until
+	// the timeout.
 	copies *peer.Pool
 	token  string // VELA PEER proof derived from the secret
 
@@ -144,7 +146,13 @@ type Cluster struct {
 	// node starts leaving.
 	membersMu sync.Mutex // guards members
 	members   []membership.Member
-	joinedAt  time.Time // when this node first saw the cluster it joined; guarded by membersMu
+	joinedAt  time.Time  // when this node first saw the cluster it joined; guarded by membersMu
+	joinPrev  *ring.Ring // the ring of the cluster it joined, without it; guarded by membersMu
+	// joined is closed once the view holds the whole cluster this node joined (at once without
+	// seeds): a peer's command arriving before waits for it (awaitJoin).
+	joined     chan struct{}
+	joinedOnce sync.Once
+	joinDone   bool // the view has been built from a whole member list; guarded by membersMu
 
 	stripes [numStripes]sync.Mutex // serialise a key's write and its copy to replicas, by key hash
 	// fenceMu order, by key hash, a handoff window's notes with the installs of handed-over
@@ -193,6 +201,10 @@ type view struct {
 	from      []*ring.Ring
 	all       bool
 	changeEnd time.Time
+
+	// joining is set until this node has the whole member list of the cluster it joins: the
+	// ring is then this node alone, and a peer's command waits (awaitJoin) rather than run on it.
+	joining bool
 }
 
 // pullWindow is how long after joining a node looks for a key it owns but lacks at the key's
@@ -233,7 +245,8 @@ func New(node *commands.Node, st store.Store, cfg Config) (*Cluster, error) {
 		return nil, errors.New("partition: the store cannot enumerate its keys, which rebalancing needs")
 	}
 	cl := &Cluster{cfg: cfg, self: cfg.NodeName, node: node, store: st, ks: ks, stats: node.Stats(),
-		log: cfg.Log, token: peer.Token(cfg.Secret), kick: make(chan struct{}, 1), stop: make(chan struct{})}
+		log: cfg.Log, token: peer.Token(cfg.Secret), kick: make(chan struct{}, 1), stop: make(chan struct{}),
+		joined: make(chan struct{})}
 	cl.held = fetchlock.NewForwarded(cl.releaseLease)
 	handshake := [][][]byte{}
 	if cfg.RequirePass != "" {
@@ -298,8 +311,17 @@ func (cl *Cluster) onChange(ev membership.Event) {
 	cl.membersMu.Lock()
 	cl.members = ev.Members
 	cl.pruneDeparting(ev.Members)
-	cl.setView(ev.Members)
+	// While this node joins, memberlist reports the seed's members one at a time: a ring of
+	// some of them would place keys where no other member does (and pull them from the wrong
+	// member). The view is built once the list is whole.
+	if !ev.Joining {
+		cl.joinDone = true
+		cl.setView(ev.Members)
+	}
 	cl.membersMu.Unlock()
+	if !ev.Joining {
+		cl.joinedOnce.Do(func() { close(cl.joined) })
+	}
 	if ev.Kind == membership.Left || ev.Kind == membership.Failed {
 		if ev.Member.RESP != "" && ev.Member.Name != cl.self {
 			cl.bg.Add(1)
@@ -340,24 +362,27 @@ func (cl *Cluster) setView(members []membership.Member) {
 		names = append(names, cl.self) // before membership starts: a cluster of one
 	}
 	old := cl.view.Load()
-	v := &view{addrs: addrs}
+	v := &view{addrs: addrs, joining: !cl.joinDone}
 	sort.Strings(names)
 	names = slices.Compact(names)
 	if old != nil && slices.Equal(old.ring.Members(), names) {
-		nv := *old // only an address changed
-		nv.addrs = addrs
+		nv := *old // only an address changed (or the join completed)
+		nv.addrs, nv.joining = addrs, v.joining
 		cl.storeView(&nv)
 		return
 	}
 	v.ring = ring.New(names, cl.version.Add(1), ring.Config{VNodes: cl.cfg.VNodes})
 	// A node that joins an existing cluster (it has seeds) takes keys from the others.
 	if cl.joinedAt.IsZero() && len(cl.cfg.Join) > 0 && len(names) > 1 && v.ring.Has(cl.self) {
+		// The keys this node owns were until now where the ring without it put them. Later
+		// changes within the window do not move keys to this node from where that ring says.
 		cl.joinedAt = time.Now()
+		others := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == cl.self })
+		cl.joinPrev = ring.New(others, 0, ring.Config{VNodes: cl.cfg.VNodes})
 	}
 	switch {
 	case !cl.joinedAt.IsZero() && time.Since(cl.joinedAt) < pullWindow && v.ring.Has(cl.self) && len(names) > 1:
-		others := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == cl.self })
-		v.prev, v.since = ring.New(others, 0, ring.Config{VNodes: cl.cfg.VNodes}), cl.joinedAt
+		v.prev, v.since = cl.joinPrev, cl.joinedAt
 	case len(gone) > 0 && time.Since(goneSince) < pullWindow && v.ring.Has(cl.self):
 		// Members leaving hand their keys over; until a key arrives it can be pulled from them.
 		v.prev, v.since = ring.New(append(slices.Clone(names), gone...), 0, ring.Config{VNodes: cl.cfg.VNodes}), goneSince

@@ -194,7 +194,9 @@ func (cl *Cluster) pullIfMissing(c *commands.Ctx, v *view, key []byte) {
 	if cl.stats.On() {
 		cl.stats.Forwards.Inc()
 	}
-	r, err := cl.pool.Do(v.addrs[prev], [][]byte{[]byte("VELA"), []byte("TAKE"), key}, pick(c), cl.cfg.ForwardTimeout)
+	// On the connections that carry no forwards (Cluster.copies): a peer's command may be
+	// waiting for this pull, and the previous owner may be pulling from this node meanwhile.
+	r, err := cl.copies.Do(v.addrs[prev], [][]byte{[]byte("VELA"), []byte("TAKE"), key}, uint64(cl.stripe(key)), cl.cfg.ForwardTimeout)
 	if err != nil || r.Kind != resp.KindArray || len(r.Elems) < 2 {
 		return
 	}

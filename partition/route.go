@@ -23,6 +23,9 @@ var _ commands.Router = (*Cluster)(nil)
 // Route implements commands.Router.
 func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) (resp.Reply, bool) {
 	if c.Peer {
+		if cl.view.Load().joining {
+			cl.awaitJoin(c)
+		}
 		// During a handoff window a peer's command may have to go on to the keys' new holder,
 		// and the keys it changes here are noted first; a peer writing a key this node does
 		// not hold has seen a ring change this node has not, which opens a window (window.go).
@@ -85,21 +88,37 @@ func (cl *Cluster) route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 // Inline implements commands.InlineRouter. With one copy of each key (replicas = 1) a peer's
 // request and a single-key command on a key this node owns run here, and a single-key command
 // on another member's key is forwarded with a reply that notifies (peer.Call). Multi-key
-// commands, more copies, the window after a join (when a missing key may be pulled from its
-// previous owner), and a peer's request during this node's handoff window (it may be passed on,
-// split and gathered: window.go) are left to a goroutine.
+// commands, more copies, the window after a join or during a leave (when a missing key may be
+// pulled from its previous owner, for a client's command or a peer's), and a peer's request
+// during this node's handoff window (it may be passed on, split and gathered: window.go) are
+// left to a goroutine.
 func (cl *Cluster) Inline(c *commands.Ctx, cmd *commands.Command, args [][]byte) bool {
 	if cl.cfg.Replicas != 1 || cmd.Flags&(commands.FlagClusterWide|commands.FlagBlocking) != 0 {
 		return false
 	}
 	if c.Peer {
-		return cl.view.Load().from == nil
+		v := cl.view.Load()
+		return v.from == nil && v.prev == nil && !v.joining
 	}
 	first, last, step := cmd.KeyPositions(len(args))
 	if first == 0 {
 		return true // Route leaves keyless commands to the node
 	}
 	return first+step > last && cl.view.Load().prev == nil
+}
+
+// awaitJoin holds a peer's command that arrived while this node is still joining (a member
+// that has seen it join forwards to it at once) until the view holds the whole cluster, for a
+// forward timeout at most: run on this node's ring of one, it would find none of the keys the
+// members hold.
+func (cl *Cluster) awaitJoin(c *commands.Ctx) {
+	t := time.NewTimer(cl.cfg.ForwardTimeout)
+	defer t.Stop()
+	select {
+	case <-cl.joined:
+	case <-t.C:
+	case <-c.Context().Done():
+	}
 }
 
 // pick keeps one client's requests to a peer on one connection, so they stay in order.

@@ -39,6 +39,7 @@ package partition
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -384,12 +385,49 @@ func (cl *Cluster) peerInWindow(c *commands.Ctx, v *view, cmd *commands.Command,
 			return r, true
 		}
 	}
-	if changes(cmd) && cl.cfg.Replicas == 1 { // with replicas, writeLocal notes them
-		for i := first; i <= last; i += step {
-			cl.note(v, args[i])
+	if cl.cfg.Replicas == 1 {
+		cl.pullForPeer(c, v, cmd, args, first, last, step)
+		if changes(cmd) { // with replicas, writeLocal notes them
+			for i := first; i <= last; i += step {
+				cl.note(v, args[i])
+			}
 		}
 	}
 	return resp.Reply{}, false
+}
+
+// pullForPeer pulls the keys of a peer's command that moved here and have not arrived, as
+// localInWindow does for a client's, unless the command overwrites them without reading them
+// first. Without it a command a member forwards before the copy lands runs on a missing key,
+// and the copy is then refused: INCRBY would start from 0, EXPIRE would lose the key. With
+// replicas ≥ 2 the other holders have the key and nothing is pulled.
+func (cl *Cluster) pullForPeer(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte, first, last, step int) {
+	if v.prev == nil || c.InExec() || cl.cfg.Replicas != 1 || blindWrite(cmd, args) {
+		return
+	}
+	for i := first; first > 0 && i <= last; i += step {
+		if v.ring.Owner(args[i]) == cl.self {
+			cl.pullIfMissing(c, v, args[i])
+		}
+	}
+}
+
+// blindWrite reports whether cmd sets its keys whatever they held: its outcome and reply do
+// not depend on their values (SET without NX, XX, GET or KEEPTTL; SETEX; PSETEX; MSET).
+func blindWrite(cmd *commands.Command, args [][]byte) bool {
+	switch cmd.Name {
+	case "setex", "psetex", "mset":
+		return true
+	case "set":
+		for _, a := range args[3:] {
+			switch strings.ToLower(string(a)) {
+			case "nx", "xx", "get", "keepttl":
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // target is where a command on key runs in v: its owner for a write, any holder for a read
@@ -479,9 +517,12 @@ func (cl *Cluster) sendFinal(c *commands.Ctx, v *view, member string, args [][]b
 	return cl.pool.Send(v.addrs[member], out, pick(c), cl.cfg.ForwardTimeout)
 }
 
-// runHere runs a keyed command on this node, never elsewhere: the keys it changes are noted
-// first (or, with replicas, by writeLocal, which also copies the result to the other holders).
+// runHere runs a keyed command on this node, never elsewhere: keys that moved here and have
+// not arrived are pulled first (pullForPeer), the keys it changes are noted (or, with replicas, by writeLocal, which also copies the result to the other holders).
 func (cl *Cluster) runHere(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte) resp.Reply {
+	if first, last, step := cmd.KeyPositions(len(args)); first > 0 {
+		cl.pullForPeer(c, v, cmd, args, first, last, step)
+	}
 	if cl.cfg.Replicas > 1 && changes(cmd) && cmd.Flags&commands.FlagClusterWide == 0 {
 		return cl.writeLocal(c, v, cmd, args)
 	}

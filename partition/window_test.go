@@ -274,6 +274,74 @@ func TestJoinWindowKeepsNewerChanges(t *testing.T) {
 	}
 }
 
+// TestJoinWindowPeerReadsFirst: a member joins; while the old owner's copies are held back,
+// members forward commands on the moved keys to the newcomer. Those whose outcome depends on
+// the key's value (INCRBY, APPEND, GET, DEL, EXPIRE, SET NX, MGET) find it: the newcomer pulls
+// it from the old owner first, as it does for its own clients. A blind overwrite needs no pull.
+// Before, they ran on a missing key and the copy was then refused: INCRBY k 5 left 5, not 15.
+func TestJoinWindowPeerReadsFirst(t *testing.T) {
+	ctx := context.Background()
+	hold1 := newHoldback("RESTORE")
+	n1 := startHeld(t, "node-1", hold1)
+	testnode.WaitConverged(t, 10*time.Second, n1)
+	keys := movingKeys("rmw", 12, []string{"node-1"}, "node-1", []string{"node-1", "node-2"}, "node-2")
+	kIncr, kAppend, kGet, kDel, kExpire, kSetNX, kBlind, kM1, kM2 := keys[0], keys[1], keys[2], keys[3], keys[4], keys[5], keys[6], keys[7], keys[8]
+	kept := keys[9:]
+	c1 := client(t, n1)
+	for _, k := range keys {
+		if err := c1.Set(ctx, k, "10", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hold1.arm()
+	n2 := startHeld(t, "node-2", newHoldback("never"), n1.Cluster().GossipAddr())
+	waitFor(t, 10*time.Second, "node-1 to send its copies to node-2", func() bool { return hold1.holds(keys...) })
+
+	// What node-1 forwards to node-2 for its clients, sent as node-1 sends it.
+	p2 := peerClient(t, n2)
+	if n, err := p2.IncrBy(ctx, kIncr, 5).Result(); err != nil || n != 15 {
+		t.Errorf("INCRBY %s 5 = %d, %v; want 15", kIncr, n, err)
+	}
+	if n, err := p2.Append(ctx, kAppend, "x").Result(); err != nil || n != 3 {
+		t.Errorf("APPEND %s x = %d, %v; want 3", kAppend, n, err)
+	}
+	if v, err := p2.Get(ctx, kGet).Result(); err != nil || v != "10" {
+		t.Errorf("GET %s = %q, %v; want 10", kGet, v, err)
+	}
+	if n, err := p2.Del(ctx, kDel).Result(); err != nil || n != 1 {
+		t.Errorf("DEL %s = %d, %v; want 1", kDel, n, err)
+	}
+	if ok, err := p2.Expire(ctx, kExpire, time.Hour).Result(); err != nil || !ok {
+		t.Errorf("EXPIRE %s 3600 = %v, %v; want true", kExpire, ok, err)
+	}
+	if ok, err := p2.SetNX(ctx, kSetNX, "new", 0).Result(); err != nil || ok {
+		t.Errorf("SET %s new NX = %v, %v; want not set", kSetNX, ok, err)
+	}
+	if err := p2.Set(ctx, kBlind, "new", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if vs, err := p2.MGet(ctx, kM1, kM2).Result(); err != nil || len(vs) != 2 || vs[0] != "10" || vs[1] != "10" {
+		t.Errorf("MGET %s %s = %q, %v; want both 10", kM1, kM2, vs, err)
+	}
+
+	hold1.release(t)
+	testnode.WaitConverged(t, 10*time.Second, n1, n2)
+	for _, c := range []*redis.Client{c1, client(t, n2)} {
+		mustGet(t, c, kIncr, "15", "INCRBY forwarded before the copy arrived")
+		mustGet(t, c, kAppend, "10x", "APPEND forwarded before the copy arrived")
+		mustGetNil(t, c, kDel, "DEL forwarded before the copy arrived")
+		mustGet(t, c, kExpire, "10", "EXPIRE forwarded before the copy arrived")
+		mustGet(t, c, kSetNX, "10", "SET NX forwarded before the copy arrived")
+		mustGet(t, c, kBlind, "new", "SET forwarded before the copy arrived")
+		for _, k := range append([]string{kGet, kM1, kM2}, kept...) {
+			mustGet(t, c, k, "10", "read or untouched while its copy was in flight")
+		}
+	}
+	if ttl, err := c1.TTL(ctx, kExpire).Result(); err != nil || ttl <= 0 {
+		t.Errorf("TTL %s = %v, %v; want the hour EXPIRE set", kExpire, ttl, err)
+	}
+}
+
 // TestJoinWindowFlushAll: a FLUSHALL while a joining member's copies are in flight leaves the
 // cluster empty but for what was written after it.
 func TestJoinWindowFlushAll(t *testing.T) {
