@@ -147,6 +147,7 @@ type Membership struct {
 	done     sync.WaitGroup
 	stopOnce sync.Once
 	leftOnce sync.Once
+	markOnce sync.Once
 	// notifyMu keeps OnChange calls one at a time: memberlist's event calls are serial, but the
 	// join's own event comes from joinLoop.
 	notifyMu sync.Mutex
@@ -370,9 +371,7 @@ func (m *Membership) Leave(timeout time.Duration) {
 		m.stopOnce.Do(func() { close(m.stop) })
 		m.done.Wait()
 		// First mark the metadata, so that the others record a leave, not a failure.
-		meta := *m.meta.Load() + leavingMark
-		m.meta.Store(&meta)
-		_ = m.ml.UpdateNode(timeout / 2)
+		m.MarkLeaving(timeout / 2)
 		// memberlist's only error here is that the leave message was not gossiped its full
 		// number of times within the timeout. The node leaves all the same: a member that
 		// missed the message detects the departure as a failure a few probes later (a partitioned
@@ -381,6 +380,18 @@ func (m *Membership) Leave(timeout time.Duration) {
 		if err := m.ml.Leave(timeout / 2); err != nil {
 			m.log.Warn("membership: leave message not confirmed sent; the others will detect the departure", "node", m.cfg.NodeName, "err", err)
 		}
+	})
+}
+
+// MarkLeaving marks this member as leaving in its metadata (Member.State "leaving" on the
+// others) and waits, up to timeout, for the change to spread, while the node stays a member:
+// a topology calls it before it hands its keys over, so that a node joining meanwhile learns it
+// with the member list and does not count on this one. It is idempotent; Leave calls it.
+func (m *Membership) MarkLeaving(timeout time.Duration) {
+	m.markOnce.Do(func() {
+		meta := *m.meta.Load() + leavingMark
+		m.meta.Store(&meta)
+		_ = m.ml.UpdateNode(timeout)
 	})
 }
 

@@ -191,6 +191,11 @@ type view struct {
 	// fence != nil.
 	prev  *ring.Ring
 	since time.Time
+	// prevAlt is where a key is looked for next, when a member is leaving while this node's own
+	// join is recent: the ring this node joined (nil otherwise). After it come the rings before
+	// the window's changes (from), most recent first: pullIfMissing.
+	prevAlt *ring.Ring
+	gone    []string // members leaving (announced, still members), who still hold some keys
 
 	// The handoff window (window.go). fence holds the notes of keys changed here while
 	// handed-over copies may still arrive (nil outside a window). from lists the rings in force
@@ -310,6 +315,18 @@ func (cl *Cluster) Start(respAddr string) error {
 func (cl *Cluster) onChange(ev membership.Event) {
 	cl.membersMu.Lock()
 	cl.members = ev.Members
+	for _, m := range ev.Members {
+		// A member marked leaving in its metadata announced it (VELA LEAVING) to the members
+		// it knew; a member joining since learns it here.
+		if m.State == "leaving" && m.Name != cl.self {
+			if _, ok := cl.departing[m.Name]; !ok {
+				if cl.departing == nil {
+					cl.departing = map[string]time.Time{}
+				}
+				cl.departing[m.Name] = time.Now()
+			}
+		}
+	}
 	cl.pruneDeparting(ev.Members)
 	// While this node joins, memberlist reports the seed's members one at a time: a ring of
 	// some of them would place keys where no other member does (and pull them from the wrong
@@ -362,12 +379,12 @@ func (cl *Cluster) setView(members []membership.Member) {
 		names = append(names, cl.self) // before membership starts: a cluster of one
 	}
 	old := cl.view.Load()
-	v := &view{addrs: addrs, joining: !cl.joinDone}
+	v := &view{addrs: addrs, joining: !cl.joinDone, gone: gone}
 	sort.Strings(names)
 	names = slices.Compact(names)
 	if old != nil && slices.Equal(old.ring.Members(), names) {
 		nv := *old // only an address changed (or the join completed)
-		nv.addrs, nv.joining = addrs, v.joining
+		nv.addrs, nv.joining, nv.gone = addrs, v.joining, gone
 		cl.storeView(&nv)
 		return
 	}
@@ -376,21 +393,34 @@ func (cl *Cluster) setView(members []membership.Member) {
 	if cl.joinedAt.IsZero() && len(cl.cfg.Join) > 0 && len(names) > 1 && v.ring.Has(cl.self) {
 		// The keys this node owns were until now where the ring without it put them. Later
 		// changes within the window do not move keys to this node from where that ring says.
+		// Members leaving then still hold their keys.
 		cl.joinedAt = time.Now()
-		others := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == cl.self })
+		others := slices.DeleteFunc(append(slices.Clone(names), gone...), func(n string) bool { return n == cl.self })
 		cl.joinPrev = ring.New(others, 0, ring.Config{VNodes: cl.cfg.VNodes})
 	}
+	joinWindow := !cl.joinedAt.IsZero() && time.Since(cl.joinedAt) < pullWindow && v.ring.Has(cl.self) && len(names) > 1
 	switch {
-	case !cl.joinedAt.IsZero() && time.Since(cl.joinedAt) < pullWindow && v.ring.Has(cl.self) && len(names) > 1:
-		v.prev, v.since = cl.joinPrev, cl.joinedAt
 	case len(gone) > 0 && time.Since(goneSince) < pullWindow && v.ring.Has(cl.self):
 		// Members leaving hand their keys over; until a key arrives it can be pulled from them.
 		v.prev, v.since = ring.New(append(slices.Clone(names), gone...), 0, ring.Config{VNodes: cl.cfg.VNodes}), goneSince
+		if joinWindow { // and this node joined lately: a key may still be where it was then
+			v.prevAlt, v.since = cl.joinPrev, later(goneSince, cl.joinedAt)
+		}
+	case joinWindow:
+		v.prev, v.since = cl.joinPrev, cl.joinedAt
 	}
 	if old != nil {
 		cl.openWindow(old, v, now)
 	}
 	cl.storeView(v)
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // storeView installs v. A near cache drops its copies: keys may have moved to owners that never
@@ -504,6 +534,9 @@ func (cl *Cluster) Leave(ctx context.Context) {
 	cl.membersMu.Unlock()
 	v := cl.view.Load()
 	if v.ring.Len() > 0 {
+		// Gossip says it too (a member joining meanwhile learns it with the member list),
+		// then every member is told directly.
+		cl.ml.MarkLeaving(min(cl.cfg.ForwardTimeout, time.Second))
 		cl.announceLeave(v)
 		// A failed handoff is logged, not returned: the node leaves anyway, and with replicas
 		// the copies elsewhere survive it.

@@ -9,6 +9,7 @@ import (
 	"github.com/vela-cache/vela/commands"
 	"github.com/vela-cache/vela/peer"
 	"github.com/vela-cache/vela/resp"
+	"github.com/vela-cache/vela/ring"
 	"github.com/vela-cache/vela/store"
 )
 
@@ -177,27 +178,38 @@ func (cl *Cluster) drop(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 // have been handed over yet. The previous owner gives it up (VELA TAKE), so its handoff pass
 // will not send it again later. The copy is installed as a handed-over one: not over a change
 // made here since the handoff window opened.
+//
+// When several members changed lately (one leaving while another joins), the key may be at its
+// owner in any of the recent rings: up to maxPullFrom of them are asked in turn (pullSources),
+// until one has it.
 func (cl *Cluster) pullIfMissing(c *commands.Ctx, v *view, key []byte) {
 	if time.Since(v.since) >= pullWindow {
 		return
 	}
-	prev := v.prev.Owner(key)
-	if prev == cl.self || prev == "" || v.addrs[prev] == "" {
+	from := cl.pullSources(v, key)
+	if len(from) == 0 {
 		return
 	}
 	if res, err := cl.store.Do(c.Context(), key, store.Op{Kind: store.Inspect}); err != nil || res.Found {
 		return
 	}
-	if cl.refuses(key) {
-		return // changed here since: this node's state wins
+	var r resp.Reply
+	for _, m := range from {
+		if cl.refuses(key) {
+			return // changed here since: this node's state wins
+		}
+		if cl.stats.On() {
+			cl.stats.Forwards.Inc()
+		}
+		// On the connections that carry no forwards (Cluster.copies): a peer's command may be
+		// waiting for this pull, and the previous owner may be pulling from this node meanwhile.
+		var err error
+		r, err = cl.copies.Do(v.addrs[m], [][]byte{[]byte("VELA"), []byte("TAKE"), key}, uint64(cl.stripe(key)), cl.cfg.ForwardTimeout)
+		if err == nil && r.Kind == resp.KindArray && len(r.Elems) >= 2 {
+			break
+		}
 	}
-	if cl.stats.On() {
-		cl.stats.Forwards.Inc()
-	}
-	// On the connections that carry no forwards (Cluster.copies): a peer's command may be
-	// waiting for this pull, and the previous owner may be pulling from this node meanwhile.
-	r, err := cl.copies.Do(v.addrs[prev], [][]byte{[]byte("VELA"), []byte("TAKE"), key}, uint64(cl.stripe(key)), cl.cfg.ForwardTimeout)
-	if err != nil || r.Kind != resp.KindArray || len(r.Elems) < 2 {
+	if r.Kind != resp.KindArray || len(r.Elems) < 2 {
 		return
 	}
 	at, err := strconv.ParseInt(r.Elems[1].Text(), 10, 64)
@@ -211,6 +223,45 @@ func (cl *Cluster) pullIfMissing(c *commands.Ctx, v *view, key []byte) {
 	if _, err := cl.install(c.Context(), key, op); err != nil {
 		cl.log.Warn("cluster: installing a pulled key failed", "err", err)
 	}
+}
+
+// maxPullFrom bounds the members a pull asks for one key.
+const maxPullFrom = 3
+
+// pullSources returns the members key may be at, in the order a pull asks them: its owner in
+// v.prev, in v.prevAlt, then in the rings before the window's changes, most recent first; each
+// once, not this node, at most maxPullFrom. A member no longer reachable (it has left) handed
+// its keys to its successor in the ring: that member is asked instead. After a member that is
+// leaving, its successor is asked too (the member may have handed the key over already), as is
+// this node's (the member may have handed it over by a ring without this node).
+func (cl *Cluster) pullSources(v *view, key []byte) []string {
+	var out []string
+	var buf [8]string
+	add := func(r *ring.Ring) {
+		for _, m := range r.Owners(key, r.Len(), buf[:0]) {
+			if len(out) == maxPullFrom {
+				return
+			}
+			if v.addrs[m] == "" || m == cl.self {
+				continue // gone (its successor took its keys), or here
+			}
+			if !slices.Contains(out, m) {
+				out = append(out, m)
+			}
+			if !slices.Contains(v.gone, m) {
+				return
+			}
+		}
+	}
+	for _, r := range []*ring.Ring{v.prev, v.prevAlt} {
+		if r != nil {
+			add(r)
+		}
+	}
+	for i := len(v.from) - 1; i >= 0; i-- {
+		add(v.from[i])
+	}
+	return out
 }
 
 // take serves VELA TAKE key for peers: the new owner of key wants it before the handoff pass

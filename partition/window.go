@@ -480,6 +480,7 @@ func (cl *Cluster) passOn(c *commands.Ctx, v *view, cmd *commands.Command, args 
 		return r, true
 	}
 	if len(groups) == 1 {
+		cl.pushCopies(c, v, groups[0].owner, cmd, args)
 		call := cl.sendFinal(c, v, groups[0].owner, args)
 		if c.Conn == nil {
 			return call.Wait(), true
@@ -492,6 +493,7 @@ func (cl *Cluster) passOn(c *commands.Ctx, v *view, cmd *commands.Command, args 
 	}
 	for _, g := range groups {
 		if g.owner != "" {
+			cl.pushCopies(c, v, g.owner, cmd, g.args)
 			g.call = cl.sendFinal(c, v, g.owner, g.args)
 		}
 	}
@@ -506,6 +508,27 @@ func (cl *Cluster) passOn(c *commands.Ctx, v *view, cmd *commands.Command, args 
 		}
 	}
 	return merge(kind, groups, nkeys), true
+}
+
+// pushCopies sends member, ahead of a command it passes on there (on the same connection, so
+// that they run in order), this node's copies of the command's keys, as handed-over copies:
+// installed only where the key is absent and unchanged in the window. The member may not have
+// seen the change that moved the keys (its ring is behind this node's) and would otherwise run
+// the command on a missing key, which its window then keeps from ever receiving the copy. Blind
+// overwrites need no copy.
+func (cl *Cluster) pushCopies(c *commands.Ctx, v *view, member string, cmd *commands.Command, args [][]byte) {
+	if blindWrite(cmd, args) || cl.cfg.Replicas != 1 {
+		return
+	}
+	first, last, step := cmd.KeyPositions(len(args))
+	for i := first; first > 0 && i <= last; i += step {
+		rest, err := cl.restoreArgs(c.Context(), args[i], true)
+		if err != nil || string(rest[1]) == "DROP" {
+			continue
+		}
+		// Not waited for: the command's reply comes after it on the same connection.
+		cl.pool.Send(v.addrs[member], rest, pick(c), cl.cfg.ForwardTimeout)
+	}
 }
 
 // sendFinal sends args to member as VELA FINAL: it runs there, whatever that member's ring says.

@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -374,6 +376,94 @@ func TestJoinWindowFlushAll(t *testing.T) {
 	}
 	if n := dbsize(t, c2); n != 1 {
 		t.Errorf("DBSIZE after FLUSHALL and one SET = %d, want 1", n)
+	}
+}
+
+// TestJoinDuringLeave measures how many of 300 counters, incremented through two members while
+// a third leaves gracefully (its handoff held back) and a fourth joins, lose acknowledged
+// increments. It is a measurement, not yet a guarantee (README "Cluster": 62–73 of 300 before
+// the joiner learned of the leave from the member list and pulls asked the leaving member's
+// successors; a median of 1, and up to 50, after), so it runs only with VELA_MEASURE_JOIN_LEAVE=1
+// and fails when any counter lost an increment.
+func TestJoinDuringLeave(t *testing.T) {
+	if os.Getenv("VELA_MEASURE_JOIN_LEAVE") == "" {
+		t.Skip("a measurement: set VELA_MEASURE_JOIN_LEAVE=1")
+	}
+	ctx := context.Background()
+	hold3 := newHoldback("RESTORE")
+	n1 := startHeld(t, "node-1", newHoldback("never"))
+	n2 := startHeld(t, "node-2", newHoldback("never"), n1.Cluster().GossipAddr())
+	n3 := startHeld(t, "node-3", hold3, n1.Cluster().GossipAddr())
+	testnode.WaitConverged(t, 10*time.Second, n1, n2, n3)
+	const n = 300
+	c1, c2 := client(t, n1), client(t, n2)
+	for i := range n {
+		if err := c1.Set(ctx, "ctr:"+strconv.Itoa(i), 1000, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var acked, unsure [n]atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cw := []*redis.Client{c1, c2}[w%2]
+			for i := w; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := i % n
+				if err := cw.Incr(ctx, "ctr:"+strconv.Itoa(k)).Err(); err != nil {
+					unsure[k].Add(1)
+				} else {
+					acked[k].Add(1)
+				}
+			}
+		}()
+	}
+
+	hold3.arm()
+	left := make(chan error, 1)
+	go func() {
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		left <- n3.Shutdown(sctx)
+	}()
+	waitFor(t, 10*time.Second, "node-3 to send its copies", func() bool {
+		hold3.mu.Lock()
+		defer hold3.mu.Unlock()
+		return len(hold3.held) > 0
+	})
+	n4 := startHeld(t, "node-4", newHoldback("never"), n1.Cluster().GossipAddr())
+	time.Sleep(time.Second)
+	hold3.release(t)
+	if err := <-left; err != nil {
+		t.Fatalf("node-3 shutdown: %v", err)
+	}
+	testnode.WaitConverged(t, 10*time.Second, n1, n2, n4)
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	bad, reset := 0, 0
+	for i := range n {
+		got, err := c1.Get(ctx, "ctr:"+strconv.Itoa(i)).Int64()
+		lo, hi := 1000+acked[i].Load(), 1000+acked[i].Load()+unsure[i].Load()
+		if err != nil || got < lo || got > hi {
+			if bad++; bad <= 5 {
+				t.Logf("ctr:%d = %d, %v; want %d (acknowledged INCRs) to %d", i, got, err, lo, hi)
+			}
+			if got < 1000 {
+				reset++
+			}
+		}
+	}
+	t.Logf("RESULT %d of %d counters lost increments, %d restarted from 0", bad, n, reset)
+	if bad > 0 {
+		t.Errorf("%d of %d counters lost increments", bad, n)
 	}
 }
 
