@@ -22,6 +22,11 @@ func (cl *Cluster) writeLocal(c *commands.Ctx, v *view, cmd *commands.Command, a
 	for i := first; first > 0 && i <= last; i += step {
 		keys = append(keys, args[i])
 	}
+	if v.prev != nil && !c.InExec() && !blindWrite(cmd, args) {
+		for _, k := range keys { // before the stripes are locked: this waits for other members
+			cl.fetchIfMissing(c, v, k)
+		}
+	}
 	stripes := make([]int, 0, len(keys))
 	for _, k := range keys {
 		stripes = append(stripes, cl.stripe(k))
@@ -209,9 +214,14 @@ func (cl *Cluster) pullIfMissing(c *commands.Ctx, v *view, key []byte) {
 			break
 		}
 	}
-	if r.Kind != resp.KindArray || len(r.Elems) < 2 {
-		return
+	if r.Kind == resp.KindArray && len(r.Elems) >= 2 {
+		cl.installPulled(c, key, r)
 	}
+}
+
+// installPulled installs r, a TAKE or PEEK reply [value, pxat, tag …], as a handed-over copy
+// of key, unless it has expired meanwhile.
+func (cl *Cluster) installPulled(c *commands.Ctx, key []byte, r resp.Reply) {
 	at, err := strconv.ParseInt(r.Elems[1].Text(), 10, 64)
 	if err != nil || (at != 0 && at <= time.Now().UnixMilli()) {
 		return
@@ -267,10 +277,20 @@ func (cl *Cluster) pullSources(v *view, key []byte) []string {
 // take serves VELA TAKE key for peers: the new owner of key wants it before the handoff pass
 // gets to it. It replies [value, pxat, tag …] and deletes the key here, or nil when absent.
 func (cl *Cluster) take(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
+	return cl.handOut(c, args[2], true)
+}
+
+// peek serves VELA PEEK key for peers: with replicas, the key's new owner lacks it and this
+// node, one of its holders, keeps its copy. It replies as TAKE does, deleting nothing.
+func (cl *Cluster) peek(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
+	return cl.handOut(c, args[2], false)
+}
+
+// handOut replies [value, pxat, tag …] for key, or nil when absent, and deletes it if del.
+func (cl *Cluster) handOut(c *commands.Ctx, key []byte, del bool) (resp.Reply, error) {
 	if !c.Peer {
 		return resp.Reply{}, errPeerOnly
 	}
-	key := args[2]
 	rest, err := cl.restoreArgs(c.Context(), key, false)
 	if err != nil {
 		return resp.Reply{}, err
@@ -284,8 +304,48 @@ func (cl *Cluster) take(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 			out = append(out, resp.Bulk(t))
 		}
 	}
+	if !del {
+		return resp.Array(out), nil
+	}
 	if res, err := cl.store.Do(c.Context(), key, store.Op{Kind: store.Delete}); err == nil && res.Done {
 		cl.node.NotifyKey(key)
 	}
 	return resp.Array(out), nil
+}
+
+// fetchIfMissing is pullIfMissing with replicas = N ≥ 2, for a write that reads its key first:
+// this node owns key but lacks it (it joined lately, or its holders changed), while the key's
+// other holders, before or after the change, keep theirs. It asks them (VELA PEEK, which
+// deletes nothing) in turn and installs the first copy found, as a handed-over copy. Without
+// it the write would start from a missing key, and its result, copied to the holders, would
+// overwrite their copies.
+func (cl *Cluster) fetchIfMissing(c *commands.Ctx, v *view, key []byte) {
+	if v.prev == nil || time.Since(v.since) >= pullWindow {
+		return
+	}
+	var buf [16]string
+	holders := v.prev.Owners(key, cl.cfg.Replicas, buf[:0])
+	holders = v.ring.Owners(key, cl.cfg.Replicas, holders)
+	holders = slices.DeleteFunc(holders, func(m string) bool { return m == cl.self || v.addrs[m] == "" })
+	if len(holders) == 0 {
+		return
+	}
+	if res, err := cl.store.Do(c.Context(), key, store.Op{Kind: store.Inspect}); err != nil || res.Found {
+		return
+	}
+	seen := holders[:0:0]
+	for _, m := range holders {
+		if slices.Contains(seen, m) {
+			continue
+		}
+		seen = append(seen, m)
+		if cl.refuses(key) {
+			return // changed here since: this node's state wins
+		}
+		r, err := cl.copies.Do(v.addrs[m], [][]byte{[]byte("VELA"), []byte("PEEK"), key}, uint64(cl.stripe(key)), cl.cfg.ForwardTimeout)
+		if err == nil && r.Kind == resp.KindArray && len(r.Elems) >= 2 {
+			cl.installPulled(c, key, r)
+			return
+		}
+	}
 }

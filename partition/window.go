@@ -481,11 +481,7 @@ func (cl *Cluster) passOn(c *commands.Ctx, v *view, cmd *commands.Command, args 
 	}
 	if len(groups) == 1 {
 		cl.pushCopies(c, v, groups[0].owner, cmd, args)
-		call := cl.sendFinal(c, v, groups[0].owner, args)
-		if c.Conn == nil {
-			return call.Wait(), true
-		}
-		return resp.Reply{Later: call}, true
+		return cl.finalReply(c, cl.sendFinal(c, v, groups[0].owner, args)), true
 	}
 	kind, ok := splittable[cmd.Name]
 	if !ok || cmd.Name == "msetnx" || cmd.Flags&commands.FlagBlocking != 0 {
@@ -529,6 +525,15 @@ func (cl *Cluster) pushCopies(c *commands.Ctx, v *view, member string, cmd *comm
 		// Not waited for: the command's reply comes after it on the same connection.
 		cl.pool.Send(v.addrs[member], rest, pick(c), cl.cfg.ForwardTimeout)
 	}
+}
+
+// finalReply is the reply to a command sent on as VELA FINAL: a future when a connection will
+// write it, else the reply itself.
+func (cl *Cluster) finalReply(c *commands.Ctx, call *peer.Call) resp.Reply {
+	if c.Conn == nil {
+		return call.Wait()
+	}
+	return resp.Reply{Later: call}
 }
 
 // sendFinal sends args to member as VELA FINAL: it runs there, whatever that member's ring says.

@@ -344,6 +344,59 @@ func TestJoinWindowPeerReadsFirst(t *testing.T) {
 	}
 }
 
+// TestJoinWindowReplicasReadFirst: with replicas = 2, a member joins and becomes the owner of
+// keys whose copies are held back; a peer's INCRBY and APPEND on them reach it first. It reads
+// the key from one of its other holders (VELA PEEK) before writing: without that the write
+// started from a missing key, and its result, copied to the holders, overwrote their copies.
+func TestJoinWindowReplicasReadFirst(t *testing.T) {
+	ctx := context.Background()
+	hold1, hold2 := newHoldback("RESTORE"), newHoldback("RESTORE")
+	start := func(name string, h *holdback, seeds ...string) *server.Server {
+		cfg := testnode.ClusterConfig(name, seeds...)
+		cfg.Cluster.ForwardTimeout = 3 * time.Second
+		cfg.Cluster.Replicas = 2
+		return testnode.Start(t, cfg, server.WithPeerDialer(h.dial))
+	}
+	n1 := start("node-1", hold1)
+	n2 := start("node-2", hold2, n1.Cluster().GossipAddr())
+	testnode.WaitConverged(t, 10*time.Second, n1, n2)
+	keys := movingKeys("rep", 4, []string{"node-1", "node-2"}, "node-1", []string{"node-1", "node-2", "node-3"}, "node-3")
+	keys = append(keys, movingKeys("rep", 4, []string{"node-1", "node-2"}, "node-2", []string{"node-1", "node-2", "node-3"}, "node-3")...)
+	c1 := client(t, n1)
+	for _, k := range keys {
+		if err := c1.Set(ctx, k, "10", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hold1.arm()
+	hold2.arm()
+	n3 := start("node-3", newHoldback("never"), n1.Cluster().GossipAddr())
+	waitFor(t, 10*time.Second, "node-3 to see the cluster", func() bool { return len(n3.Cluster().RingMembers()) == 3 })
+
+	p3 := peerClient(t, n3)
+	for i, k := range keys {
+		if i%2 == 0 {
+			if n, err := p3.IncrBy(ctx, k, 5).Result(); err != nil || n != 15 {
+				t.Errorf("INCRBY %s 5 on the joiner = %d, %v; want 15", k, n, err)
+			}
+		} else if n, err := p3.Append(ctx, k, "x").Result(); err != nil || n != 3 {
+			t.Errorf("APPEND %s x on the joiner = %d, %v; want 3", k, n, err)
+		}
+	}
+	hold1.release(t)
+	hold2.release(t)
+	testnode.WaitConverged(t, 10*time.Second, n1, n2, n3)
+	for _, c := range []*redis.Client{c1, client(t, n2), client(t, n3)} {
+		for i, k := range keys {
+			want := "15"
+			if i%2 == 1 {
+				want = "10x"
+			}
+			mustGet(t, c, k, want, "written on the joiner before its copy arrived")
+		}
+	}
+}
+
 // TestJoinWindowFlushAll: a FLUSHALL while a joining member's copies are in flight leaves the
 // cluster empty but for what was written after it.
 func TestJoinWindowFlushAll(t *testing.T) {
