@@ -479,37 +479,7 @@ func testIncrementsDuringJoin(t *testing.T, replicas int) {
 	adjust := func(_ int, cfg *config.Config) { cfg.Cluster.Replicas = replicas }
 	nodes := testnode.StartCluster(t, 3, adjust)
 	testnode.WaitConverged(t, 10*time.Second, nodes...)
-	ctx := context.Background()
-	const n = 300
-	c := client(t, nodes[0])
-	for i := range n {
-		if err := c.Set(ctx, "ctr:"+strconv.Itoa(i), 1000, 0).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var acked, unsure [n]atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cw := client(t, nodes[w%2])
-			for i := w; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				k := i % n
-				if err := cw.Incr(ctx, "ctr:"+strconv.Itoa(k)).Err(); err != nil {
-					unsure[k].Add(1)
-				} else {
-					acked[k].Add(1)
-				}
-			}
-		}()
-	}
+	w := startCounters(t, client(t, nodes[0]), client(t, nodes[1]))
 	time.Sleep(200 * time.Millisecond)
 	cfg4 := testnode.ClusterConfig("node-4", nodes[0].Cluster().GossipAddr())
 	adjust(3, &cfg4)
@@ -517,25 +487,84 @@ func testIncrementsDuringJoin(t *testing.T, replicas int) {
 	all := append(append([]*server.Server(nil), nodes...), n4)
 	testnode.WaitConverged(t, 10*time.Second, all...)
 	time.Sleep(200 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	w.stop()
 	if l := localLen(t, n4); l == 0 {
 		t.Fatal("node-4 received no counter")
 	}
+	bad := w.check(t)
+	t.Logf("RESULT replicas=%d: %d of %d counters lost increments", replicas, bad, numCounters)
+}
+
+// numCounters is how many counters startCounters increments.
+const numCounters = 300
+
+// counters is a workload of INCRs on numCounters counters, each set to 1000 first, by two
+// goroutines per client, that counts the acknowledged INCRs of each counter (and those that
+// failed, which may or may not have run).
+type counters struct {
+	c             *redis.Client
+	acked, unsure [numCounters]atomic.Int64
+	done          chan struct{}
+	wg            sync.WaitGroup
+}
+
+// startCounters sets the counters through cs[0] and starts incrementing them through cs.
+func startCounters(t *testing.T, cs ...*redis.Client) *counters {
+	t.Helper()
+	ctx := context.Background()
+	w := &counters{c: cs[0], done: make(chan struct{})}
+	for i := range numCounters {
+		if err := w.c.Set(ctx, "ctr:"+strconv.Itoa(i), 1000, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for g := range 2 * len(cs) {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			for i := g; ; i++ {
+				select {
+				case <-w.done:
+					return
+				default:
+				}
+				k := i % numCounters
+				if err := cs[g%len(cs)].Incr(ctx, "ctr:"+strconv.Itoa(k)).Err(); err != nil {
+					w.unsure[k].Add(1)
+				} else {
+					w.acked[k].Add(1)
+				}
+			}
+		}()
+	}
+	return w
+}
+
+// stop ends the INCRs and waits for them.
+func (w *counters) stop() {
+	close(w.done)
+	w.wg.Wait()
+}
+
+// check reads every counter and fails the test for each that lost an acknowledged INCR (or
+// gained one that was never sent); it returns how many did.
+func (w *counters) check(t *testing.T) int {
+	t.Helper()
 	bad := 0
-	for i := range n {
-		got, err := c.Get(ctx, "ctr:"+strconv.Itoa(i)).Int64()
-		lo, hi := 1000+acked[i].Load(), 1000+acked[i].Load()+unsure[i].Load()
+	for i := range numCounters {
+		got, err := w.c.Get(context.Background(), "ctr:"+strconv.Itoa(i)).Int64()
+		lo := 1000 + w.acked[i].Load()
+		hi := lo + w.unsure[i].Load()
 		if err != nil || got < lo || got > hi {
 			if bad++; bad <= 5 {
 				t.Errorf("ctr:%d = %d, %v; want %d (acknowledged INCRs) to %d", i, got, err, lo, hi)
 			}
 		}
 	}
-	t.Logf("RESULT replicas=%d: %d of %d counters lost increments", replicas, bad, n)
 	if bad > 0 {
-		t.Errorf("%d of %d counters lost increments", bad, n)
+		t.Errorf("%d of %d counters lost increments", bad, numCounters)
 	}
+	return bad
 }
 
 // TestPeerConnectionsSurviveIdleTimeout: with timeout set, client connections idle that long are
