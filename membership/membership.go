@@ -143,6 +143,9 @@ type Membership struct {
 
 	meta     atomic.Pointer[string] // the RESP address NodeMeta publishes
 	joined   atomic.Bool
+	// joining is set while the node joins its seeds, from its start when it has any: the
+	// events of memberlist's merge of a seed's state come then (Event.Joining).
+	joining atomic.Bool
 	stop     chan struct{}
 	done     sync.WaitGroup
 	stopOnce sync.Once
@@ -246,6 +249,7 @@ func Start(cfg Config) (*Membership, error) {
 		}
 	}
 	m.meta.Store(&m.self.RESP)
+	m.joining.Store(len(cfg.Join) > 0) // until joinLoop knows whether any seed is another node
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("membership: %w", err)
@@ -297,18 +301,29 @@ func (m *Membership) joinLoop() {
 	defer m.done.Done()
 	seeds := m.otherSeeds(m.cfg.Join)
 	if len(seeds) == 0 {
-		m.joined.Store(true)
-		m.notify(Updated, m.ml.LocalNode())
+		m.joining.Store(false)
+		m.joinedNow()
 	}
 	t := time.NewTicker(m.cfg.RetryInterval)
 	defer t.Stop()
 	for {
 		if !m.joined.Load() {
-			n, err := m.ml.Join(seeds)
-			if n > 0 {
-				m.joined.Store(true)
-				m.log.Info("cluster joined", "node", m.self.Name, "seeds", strings.Join(seeds, ","), "members", m.ml.NumMembers())
-				m.notify(Updated, m.ml.LocalNode())
+			m.joining.Store(true)
+			// One seed at a time, up to the first that answers: its state holds every member.
+			// memberlist's own loop over a list goes on to the next seeds, and one that accepts
+			// and never answers would hold the join for a TCP timeout while the members that
+			// answered already send this node their clients' requests.
+			var err error
+			for _, seed := range seeds {
+				var n int
+				if n, err = m.ml.Join([]string{seed}); n > 0 {
+					m.log.Info("cluster joined", "node", m.self.Name, "seed", seed, "members", m.ml.NumMembers())
+					break
+				}
+			}
+			m.joining.Store(false)
+			if m.ml.NumMembers() > 1 { // joined, or another member joined this one meanwhile
+				m.joinedNow()
 			} else {
 				m.log.Debug("cluster join failed, retrying", "seeds", strings.Join(seeds, ","), "err", err)
 			}
@@ -321,6 +336,25 @@ func (m *Membership) joinLoop() {
 		case <-t.C:
 		}
 	}
+}
+
+// joinedNow marks the node as a member of a cluster and reports its whole member list (an
+// Updated event of this node, Joining unset), once.
+func (m *Membership) joinedNow() {
+	if m.joined.Swap(true) {
+		return
+	}
+	m.notifyMember(Updated, m.selfMember())
+}
+
+// selfMember is this node as the others see it.
+func (m *Membership) selfMember() Member {
+	meta := *m.meta.Load()
+	self := Member{Name: m.self.Name, Gossip: m.self.Gossip, RESP: strings.TrimSuffix(meta, leavingMark), State: "alive"}
+	if strings.HasSuffix(meta, leavingMark) {
+		self.State = "leaving"
+	}
+	return self
 }
 
 // otherSeeds returns the seeds that are not this node itself. memberlist counts a join to its
@@ -436,13 +470,23 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	}
 }
 
-func (e *events) change(kind EventKind, n *memberlist.Node) { (*Membership)(e).notify(kind, n) }
+func (e *events) change(kind EventKind, n *memberlist.Node) {
+	m := (*Membership)(e)
+	mem := member(n)
+	if kind == Joined && mem.Name != m.cfg.NodeName && !m.joining.Load() && !m.joined.Load() {
+		// Another member joined this one while it was not joining itself (its seeds were not up
+		// yet: one seed list for every node): it is in a cluster now.
+		m.notifyMember(kind, mem)
+		m.joinedNow()
+		return
+	}
+	m.notifyMember(kind, mem)
+}
 
-// notify records a change of n in the member map and hands it to OnChange.
-func (m *Membership) notify(kind EventKind, n *memberlist.Node) {
+// notifyMember records a change of mem in the member map and hands it to OnChange.
+func (m *Membership) notifyMember(kind EventKind, mem Member) {
 	m.notifyMu.Lock()
 	defer m.notifyMu.Unlock()
-	mem := member(n)
 	m.mu.Lock()
 	switch kind {
 	case Joined, Updated:
@@ -470,7 +514,7 @@ func (m *Membership) notify(kind EventKind, n *memberlist.Node) {
 			"gossip", mem.Gossip, "resp", mem.RESP, "members", len(list))
 	}
 	if m.cfg.OnChange != nil {
-		m.cfg.OnChange(Event{Kind: kind, Member: mem, Members: list, Joining: !m.joined.Load()})
+		m.cfg.OnChange(Event{Kind: kind, Member: mem, Members: list, Joining: m.joining.Load()})
 	}
 }
 

@@ -495,6 +495,27 @@ func testIncrementsDuringJoin(t *testing.T, replicas int) {
 	t.Logf("RESULT replicas=%d: %d of %d counters lost increments", replicas, bad, numCounters)
 }
 
+// TestIncrementsDuringLeave measures, as TestIncrementsDuringJoin does, counters incremented
+// through two members while a third of four leaves gracefully (run with VELA_MEASURE_JOIN=1).
+func TestIncrementsDuringLeave(t *testing.T) {
+	if os.Getenv("VELA_MEASURE_JOIN") == "" {
+		t.Skip("a measurement: set VELA_MEASURE_JOIN=1")
+	}
+	nodes := testnode.StartCluster(t, 4, nil)
+	testnode.WaitConverged(t, 10*time.Second, nodes...)
+	w := startCounters(t, client(t, nodes[0]), client(t, nodes[1]))
+	time.Sleep(200 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := nodes[3].Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testnode.WaitConverged(t, 10*time.Second, nodes[:3]...)
+	time.Sleep(200 * time.Millisecond)
+	w.stop()
+	t.Logf("RESULT leave: %d of %d counters lost increments", w.check(t), numCounters)
+}
+
 // numCounters is how many counters startCounters increments.
 const numCounters = 300
 

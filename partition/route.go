@@ -70,13 +70,18 @@ func (cl *Cluster) route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 			owner := v.ring.Owner(key)
 			if owner == cl.self || owner == "" {
 				if v.fence != nil { // a handoff window (window.go)
-					cl.localInWindow(c, v, cmd, key)
+					if r, ok := cl.localInWindow(c, v, cmd, args, key); ok {
+						return r, true
+					}
 				}
 				return resp.Reply{}, false // the hot path: nothing allocated
 			}
 			cl.held.Forget(c, cmd, key)
 			if cl.nearR != nil && cmd.Name == "get" {
 				return cl.nearGet(c, v, owner, args), true
+			}
+			if v.fence != nil && cmd.Flags&commands.FlagBlocking == 0 {
+				cl.pushCopies(c, v, owner, cmd, args) // a key still here goes ahead (window.go)
 			}
 			return cl.forward(c, v, owner, args, cmd.Flags), true
 		}

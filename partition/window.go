@@ -333,14 +333,18 @@ func (cl *Cluster) refuses(key []byte) bool {
 
 // localInWindow prepares a client's command on key, which this node owns, during a handoff
 // window: the key is pulled from its previous owner if it has not arrived yet, then noted if the
-// command changes it.
-func (cl *Cluster) localInWindow(c *commands.Ctx, v *view, cmd *commands.Command, key []byte) {
+// command changes it. When the previous owner has not seen the change yet (it still owns the key
+// in its ring), the command runs there instead (VELA FINAL): it reports the reply and true.
+func (cl *Cluster) localInWindow(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte, key []byte) (resp.Reply, bool) {
 	if v.prev != nil && !c.InExec() { // TxPrepare pulled the keys of a transaction
-		cl.pullIfMissing(c, v, key)
+		if m := cl.pullIfMissing(c, v, key); m != "" && cmd.Flags&commands.FlagBlocking == 0 {
+			return cl.finalReply(c, cl.sendFinal(c, v, m, args)), true
+		}
 	}
 	if changes(cmd) {
 		cl.note(v, key)
 	}
+	return resp.Reply{}, false
 }
 
 // multiInWindow is localInWindow for the keys of a multi-key command this node owns. With
@@ -354,7 +358,7 @@ func (cl *Cluster) multiInWindow(c *commands.Ctx, v *view, cmd *commands.Command
 			continue
 		}
 		if v.prev != nil && !c.InExec() {
-			cl.pullIfMissing(c, v, args[i])
+			_ = cl.pullIfMissing(c, v, args[i]) // a key its previous owner still claims runs here
 		}
 		if changes(cmd) {
 			cl.note(v, args[i])
@@ -386,7 +390,9 @@ func (cl *Cluster) peerInWindow(c *commands.Ctx, v *view, cmd *commands.Command,
 		}
 	}
 	if cl.cfg.Replicas == 1 {
-		cl.pullForPeer(c, v, cmd, args, first, last, step)
+		if m := cl.pullForPeer(c, v, cmd, args, first, last, step); m != "" {
+			return cl.finalReply(c, cl.sendFinal(c, v, m, args)), true
+		}
 		if changes(cmd) { // with replicas, writeLocal notes them
 			for i := first; i <= last; i += step {
 				cl.note(v, args[i])
@@ -401,15 +407,22 @@ func (cl *Cluster) peerInWindow(c *commands.Ctx, v *view, cmd *commands.Command,
 // first. Without it a command a member forwards before the copy lands runs on a missing key,
 // and the copy is then refused: INCRBY would start from 0, EXPIRE would lose the key. With
 // replicas ≥ 2 the other holders have the key and nothing is pulled.
-func (cl *Cluster) pullForPeer(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte, first, last, step int) {
+//
+// It returns the member the key of a single-key command is to run on instead, or "": its
+// previous owner, when that member has not seen the change yet (it still owns the key in its
+// ring and kept it).
+func (cl *Cluster) pullForPeer(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte, first, last, step int) string {
 	if v.prev == nil || c.InExec() || cl.cfg.Replicas != 1 || blindWrite(cmd, args) {
-		return
+		return ""
 	}
 	for i := first; first > 0 && i <= last; i += step {
 		if v.ring.Owner(args[i]) == cl.self {
-			cl.pullIfMissing(c, v, args[i])
+			if m := cl.pullIfMissing(c, v, args[i]); m != "" && first == last && cmd.Flags&commands.FlagBlocking == 0 {
+				return m
+			}
 		}
 	}
+	return ""
 }
 
 // blindWrite reports whether cmd sets its keys whatever they held: its outcome and reply do
@@ -506,12 +519,12 @@ func (cl *Cluster) passOn(c *commands.Ctx, v *view, cmd *commands.Command, args 
 	return merge(kind, groups, nkeys), true
 }
 
-// pushCopies sends member, ahead of a command it passes on there (on the same connection, so
-// that they run in order), this node's copies of the command's keys, as handed-over copies:
-// installed only where the key is absent and unchanged in the window. The member may not have
-// seen the change that moved the keys (its ring is behind this node's) and would otherwise run
-// the command on a missing key, which its window then keeps from ever receiving the copy. Blind
-// overwrites need no copy.
+// pushCopies sends member, ahead of a command this node forwards or passes on there (on the
+// same connection, so that they run in order), this node's copies of the command's keys, as
+// handed-over copies: installed only where the key is absent and unchanged in the window. The
+// member may not have seen the change that moved the keys (its ring is behind this node's, as
+// when this node is leaving) and would otherwise run the command on a missing key, which its
+// window then keeps from ever receiving the copy. Blind overwrites need no copy.
 func (cl *Cluster) pushCopies(c *commands.Ctx, v *view, member string, cmd *commands.Command, args [][]byte) {
 	if blindWrite(cmd, args) || cl.cfg.Replicas != 1 {
 		return
@@ -523,8 +536,18 @@ func (cl *Cluster) pushCopies(c *commands.Ctx, v *view, member string, cmd *comm
 			continue
 		}
 		// Not waited for: the command's reply comes after it on the same connection.
-		cl.pool.Send(v.addrs[member], rest, pick(c), cl.cfg.ForwardTimeout)
+		cl.sendAhead(c, v.addrs[member], rest)
 	}
+}
+
+// sendAhead sends args to addr, not waiting for the reply, on the connection a command of c
+// sent there next takes (forward, sendFinal), so that it runs first.
+func (cl *Cluster) sendAhead(c *commands.Ctx, addr string, args [][]byte) {
+	if lp := c.Loop(); lp != nil && cl.pool.OnLoops() {
+		cl.pool.SendOn(lp, addr, args, cl.cfg.ForwardTimeout)
+		return
+	}
+	cl.pool.Send(addr, args, pick(c), cl.cfg.ForwardTimeout)
 }
 
 // finalReply is the reply to a command sent on as VELA FINAL: a future when a connection will
@@ -549,7 +572,9 @@ func (cl *Cluster) sendFinal(c *commands.Ctx, v *view, member string, args [][]b
 // not arrived are pulled first (pullForPeer), the keys it changes are noted (or, with replicas, by writeLocal, which also copies the result to the other holders).
 func (cl *Cluster) runHere(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte) resp.Reply {
 	if first, last, step := cmd.KeyPositions(len(args)); first > 0 {
-		cl.pullForPeer(c, v, cmd, args, first, last, step)
+		// A FINAL runs here whatever: a previous owner that still claims the key (the
+		// command came from a member whose ring is ahead of it) loses it to this one.
+		_ = cl.pullForPeer(c, v, cmd, args, first, last, step)
 	}
 	if cl.cfg.Replicas > 1 && changes(cmd) && cmd.Flags&commands.FlagClusterWide == 0 {
 		return cl.writeLocal(c, v, cmd, args)
