@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/vela-cache/vela/commands"
@@ -188,24 +187,20 @@ func (cl *Cluster) drop(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 // When several members changed lately (one leaving while another joins), the key may be at its
 // owner in any of the recent rings: up to maxPullFrom of them are asked in turn (pullSources),
 // until one has it.
-//
-// A member asked that still owns the key in its own ring has not seen the change yet: it keeps
-// the key and answers so (errOwned), and pullIfMissing returns its name, for the command to run
-// there (the first such member, when no other had the key); otherwise it returns "".
-func (cl *Cluster) pullIfMissing(c *commands.Ctx, v *view, key []byte) (claimant string) {
+func (cl *Cluster) pullIfMissing(c *commands.Ctx, v *view, key []byte) {
 	if time.Since(v.since) >= pullWindow {
-		return ""
+		return
 	}
 	from := cl.pullSources(v, key)
 	if len(from) == 0 {
-		return ""
+		return
 	}
 	if res, err := cl.store.Do(c.Context(), key, store.Op{Kind: store.Inspect}); err != nil || res.Found {
-		return ""
+		return
 	}
 	for _, m := range from {
 		if cl.refuses(key) {
-			return "" // changed here since: this node's state wins
+			return // changed here since: this node's state wins
 		}
 		if cl.stats.On() {
 			cl.stats.Forwards.Inc()
@@ -213,20 +208,12 @@ func (cl *Cluster) pullIfMissing(c *commands.Ctx, v *view, key []byte) (claimant
 		// On the connections that carry no forwards (Cluster.copies): a peer's command may be
 		// waiting for this pull, and the previous owner may be pulling from this node meanwhile.
 		r, err := cl.copies.Do(v.addrs[m], [][]byte{[]byte("VELA"), []byte("TAKE"), key}, uint64(cl.stripe(key)), cl.cfg.ForwardTimeout)
-		switch {
-		case err != nil:
-		case r.Kind == resp.KindArray && len(r.Elems) >= 2:
+		if err == nil && r.Kind == resp.KindArray && len(r.Elems) >= 2 {
 			cl.installPulled(c, key, r)
-			return ""
-		case r.IsError() && strings.HasPrefix(r.Str, errOwned) && claimant == "":
-			claimant = m
+			return
 		}
 	}
-	return claimant
 }
-
-// errOwned starts the error TAKE answers when this node still owns the key in its ring.
-const errOwned = "OWNED"
 
 // installPulled installs r, a TAKE or PEEK reply [value, pxat, tag …], as a handed-over copy
 // of key, unless it has expired meanwhile.
@@ -285,15 +272,7 @@ func (cl *Cluster) pullSources(v *view, key []byte) []string {
 
 // take serves VELA TAKE key for peers: the new owner of key wants it before the handoff pass
 // gets to it. It replies [value, pxat, tag …] and deletes the key here, or nil when absent.
-//
-// A node whose ring still gives it the key (it has not seen the change the asking member has)
-// keeps it and answers an OWNED error: were it to give the key up, its own clients would go on
-// writing it here, on a missing key, until its ring caught up. The asking member sends the
-// command here instead.
 func (cl *Cluster) take(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
-	if cl.cfg.Replicas == 1 && !cl.leaving.Load() && cl.view.Load().ring.Owner(args[2]) == cl.self {
-		return resp.Error(errOwned + " this member still owns the key"), nil
-	}
 	return cl.handOut(c, args[2], true)
 }
 

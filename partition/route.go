@@ -70,9 +70,7 @@ func (cl *Cluster) route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 			owner := v.ring.Owner(key)
 			if owner == cl.self || owner == "" {
 				if v.fence != nil { // a handoff window (window.go)
-					if r, ok := cl.localInWindow(c, v, cmd, args, key); ok {
-						return r, true
-					}
+					cl.localInWindow(c, v, cmd, key)
 				}
 				return resp.Reply{}, false // the hot path: nothing allocated
 			}

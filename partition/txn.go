@@ -55,7 +55,7 @@ func (cl *Cluster) TxPrepare(c *commands.Ctx, keys [][]byte) {
 	}
 	for _, k := range keys {
 		if v.ring.Owner(k) == cl.self {
-			_ = cl.pullIfMissing(c, v, k) // a key its previous owner still claims runs here
+			cl.pullIfMissing(c, v, k)
 		}
 	}
 }

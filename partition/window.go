@@ -333,18 +333,14 @@ func (cl *Cluster) refuses(key []byte) bool {
 
 // localInWindow prepares a client's command on key, which this node owns, during a handoff
 // window: the key is pulled from its previous owner if it has not arrived yet, then noted if the
-// command changes it. When the previous owner has not seen the change yet (it still owns the key
-// in its ring), the command runs there instead (VELA FINAL): it reports the reply and true.
-func (cl *Cluster) localInWindow(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte, key []byte) (resp.Reply, bool) {
+// command changes it.
+func (cl *Cluster) localInWindow(c *commands.Ctx, v *view, cmd *commands.Command, key []byte) {
 	if v.prev != nil && !c.InExec() { // TxPrepare pulled the keys of a transaction
-		if m := cl.pullIfMissing(c, v, key); m != "" && cmd.Flags&commands.FlagBlocking == 0 {
-			return cl.finalReply(c, cl.sendFinal(c, v, m, args)), true
-		}
+		cl.pullIfMissing(c, v, key)
 	}
 	if changes(cmd) {
 		cl.note(v, key)
 	}
-	return resp.Reply{}, false
 }
 
 // multiInWindow is localInWindow for the keys of a multi-key command this node owns. With
@@ -358,7 +354,7 @@ func (cl *Cluster) multiInWindow(c *commands.Ctx, v *view, cmd *commands.Command
 			continue
 		}
 		if v.prev != nil && !c.InExec() {
-			_ = cl.pullIfMissing(c, v, args[i]) // a key its previous owner still claims runs here
+			cl.pullIfMissing(c, v, args[i])
 		}
 		if changes(cmd) {
 			cl.note(v, args[i])
@@ -390,9 +386,7 @@ func (cl *Cluster) peerInWindow(c *commands.Ctx, v *view, cmd *commands.Command,
 		}
 	}
 	if cl.cfg.Replicas == 1 {
-		if m := cl.pullForPeer(c, v, cmd, args, first, last, step); m != "" {
-			return cl.finalReply(c, cl.sendFinal(c, v, m, args)), true
-		}
+		cl.pullForPeer(c, v, cmd, args, first, last, step)
 		if changes(cmd) { // with replicas, writeLocal notes them
 			for i := first; i <= last; i += step {
 				cl.note(v, args[i])
@@ -407,22 +401,15 @@ func (cl *Cluster) peerInWindow(c *commands.Ctx, v *view, cmd *commands.Command,
 // first. Without it a command a member forwards before the copy lands runs on a missing key,
 // and the copy is then refused: INCRBY would start from 0, EXPIRE would lose the key. With
 // replicas ≥ 2 the other holders have the key and nothing is pulled.
-//
-// It returns the member the key of a single-key command is to run on instead, or "": its
-// previous owner, when that member has not seen the change yet (it still owns the key in its
-// ring and kept it).
-func (cl *Cluster) pullForPeer(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte, first, last, step int) string {
+func (cl *Cluster) pullForPeer(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte, first, last, step int) {
 	if v.prev == nil || c.InExec() || cl.cfg.Replicas != 1 || blindWrite(cmd, args) {
-		return ""
+		return
 	}
 	for i := first; first > 0 && i <= last; i += step {
 		if v.ring.Owner(args[i]) == cl.self {
-			if m := cl.pullIfMissing(c, v, args[i]); m != "" && first == last && cmd.Flags&commands.FlagBlocking == 0 {
-				return m
-			}
+			cl.pullIfMissing(c, v, args[i])
 		}
 	}
-	return ""
 }
 
 // blindWrite reports whether cmd sets its keys whatever they held: its outcome and reply do
@@ -572,9 +559,7 @@ func (cl *Cluster) sendFinal(c *commands.Ctx, v *view, member string, args [][]b
 // not arrived are pulled first (pullForPeer), the keys it changes are noted (or, with replicas, by writeLocal, which also copies the result to the other holders).
 func (cl *Cluster) runHere(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte) resp.Reply {
 	if first, last, step := cmd.KeyPositions(len(args)); first > 0 {
-		// A FINAL runs here whatever: a previous owner that still claims the key (the
-		// command came from a member whose ring is ahead of it) loses it to this one.
-		_ = cl.pullForPeer(c, v, cmd, args, first, last, step)
+		cl.pullForPeer(c, v, cmd, args, first, last, step)
 	}
 	if cl.cfg.Replicas > 1 && changes(cmd) && cmd.Flags&commands.FlagClusterWide == 0 {
 		return cl.writeLocal(c, v, cmd, args)

@@ -62,7 +62,7 @@ func TestInstallRefusesNotedKeys(t *testing.T) {
 	del := node.Lookup([][]byte{[]byte("del")})
 	k1, k2 := keyOwnedBy(v.ring, "b", 0), keyOwnedBy(v.ring, "b", 1000)
 	// A DEL of a key that has not arrived yet is noted: the copy that arrives later is refused.
-	cl.localInWindow(c, v, del, nil, []byte(k1))
+	cl.localInWindow(c, v, del, []byte(k1))
 	node.ExecLocal(c, del, [][]byte{[]byte("DEL"), []byte(k1)})
 	mustInstall(t, cl, k1, false, copyOp())
 	mustInstall(t, cl, k2, true, copyOp())
@@ -73,7 +73,7 @@ func TestInstallRefusesNotedKeys(t *testing.T) {
 	// Reads note nothing.
 	get := node.Lookup([][]byte{[]byte("get")})
 	k3 := keyOwnedBy(v.ring, "b", 2000)
-	cl.localInWindow(c, v, get, nil, []byte(k3))
+	cl.localInWindow(c, v, get, []byte(k3))
 	mustInstall(t, cl, k3, true, copyOp())
 }
 
@@ -135,7 +135,7 @@ func TestTombstoneLimit(t *testing.T) {
 	c := &commands.Ctx{Node: node}
 	set := node.Lookup([][]byte{[]byte("set")})
 	for i := 0; i < 5; i++ {
-		cl.localInWindow(c, v, set, nil, []byte(keyOwnedBy(v.ring, "b", i*1000)))
+		cl.localInWindow(c, v, set, []byte(keyOwnedBy(v.ring, "b", i*1000)))
 	}
 	if n, full := v.fence.count.Load(), v.fence.full.Load(); n != 3 || !full {
 		t.Fatalf("noted %d, full %v; want 3, true", n, full)
