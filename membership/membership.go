@@ -141,11 +141,11 @@ type Membership struct {
 	members map[string]Member // alive (or suspect) members by name
 	lost    map[string]lostMember
 
-	meta     atomic.Pointer[string] // the RESP address NodeMeta publishes
-	joined   atomic.Bool
+	meta   atomic.Pointer[string] // the RESP address NodeMeta publishes
+	joined atomic.Bool
 	// joining is set while the node joins its seeds, from its start when it has any: the
 	// events of memberlist's merge of a seed's state come then (Event.Joining).
-	joining atomic.Bool
+	joining  atomic.Bool
 	stop     chan struct{}
 	done     sync.WaitGroup
 	stopOnce sync.Once
