@@ -481,7 +481,11 @@ func (cl *Cluster) passOn(c *commands.Ctx, v *view, cmd *commands.Command, args 
 	}
 	if len(groups) == 1 {
 		cl.pushCopies(c, v, groups[0].owner, cmd, args)
-		return cl.finalReply(c, cl.sendFinal(c, v, groups[0].owner, args)), true
+		call := cl.sendFinal(c, v, groups[0].owner, args)
+		if c.Conn == nil {
+			return call.Wait(), true
+		}
+		return resp.Reply{Later: call}, true
 	}
 	kind, ok := splittable[cmd.Name]
 	if !ok || cmd.Name == "msetnx" || cmd.Flags&commands.FlagBlocking != 0 {
@@ -535,15 +539,6 @@ func (cl *Cluster) sendAhead(c *commands.Ctx, addr string, args [][]byte) {
 		return
 	}
 	cl.pool.Send(addr, args, pick(c), cl.cfg.ForwardTimeout)
-}
-
-// finalReply is the reply to a command sent on as VELA FINAL: a future when a connection will
-// write it, else the reply itself.
-func (cl *Cluster) finalReply(c *commands.Ctx, call *peer.Call) resp.Reply {
-	if c.Conn == nil {
-		return call.Wait()
-	}
-	return resp.Reply{Later: call}
 }
 
 // sendFinal sends args to member as VELA FINAL: it runs there, whatever that member's ring says.

@@ -114,6 +114,27 @@ func startHeld(t *testing.T, name string, h *holdback, seeds ...string) *server.
 	return testnode.Start(t, cfg, server.WithPeerDialer(h.dial))
 }
 
+// joinHeld starts node-1 with peer connections through hold, writes n keys named prefix:i set
+// to value through it that move to node-2 when node-2 joins, then starts node-2 and waits until
+// node-1's copies of them are held back. It returns the two members, a client of node-1 and the
+// keys.
+func joinHeld(t *testing.T, hold *holdback, prefix string, n int, value string) (*server.Server, *server.Server, *redis.Client, []string) {
+	t.Helper()
+	n1 := startHeld(t, "node-1", hold)
+	testnode.WaitConverged(t, 10*time.Second, n1)
+	keys := movingKeys(prefix, n, []string{"node-1"}, "node-1", []string{"node-1", "node-2"}, "node-2")
+	c1 := client(t, n1)
+	for _, k := range keys {
+		if err := c1.Set(context.Background(), k, value, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hold.arm()
+	n2 := startHeld(t, "node-2", newHoldback("never"), n1.Cluster().GossipAddr())
+	waitFor(t, 10*time.Second, "node-1 to send its copies to node-2", func() bool { return hold.holds(keys...) })
+	return n1, n2, c1, keys
+}
+
 // peerClient talks to srv as a cluster member does (VELA PEER): its commands run on srv as they
 // are, the way a member whose ring has not caught up yet sends them.
 func peerClient(t testing.TB, srv *server.Server) *redis.Client {
@@ -283,20 +304,9 @@ func TestJoinWindowKeepsNewerChanges(t *testing.T) {
 func TestJoinWindowPeerReadsFirst(t *testing.T) {
 	ctx := context.Background()
 	hold1 := newHoldback("RESTORE")
-	n1 := startHeld(t, "node-1", hold1)
-	testnode.WaitConverged(t, 10*time.Second, n1)
-	keys := movingKeys("rmw", 12, []string{"node-1"}, "node-1", []string{"node-1", "node-2"}, "node-2")
+	n1, n2, c1, keys := joinHeld(t, hold1, "rmw", 12, "10")
 	kIncr, kAppend, kGet, kDel, kExpire, kSetNX, kBlind, kM1, kM2 := keys[0], keys[1], keys[2], keys[3], keys[4], keys[5], keys[6], keys[7], keys[8]
 	kept := keys[9:]
-	c1 := client(t, n1)
-	for _, k := range keys {
-		if err := c1.Set(ctx, k, "10", 0).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	hold1.arm()
-	n2 := startHeld(t, "node-2", newHoldback("never"), n1.Cluster().GossipAddr())
-	waitFor(t, 10*time.Second, "node-1 to send its copies to node-2", func() bool { return hold1.holds(keys...) })
 
 	// What node-1 forwards to node-2 for its clients, sent as node-1 sends it.
 	p2 := peerClient(t, n2)
@@ -401,18 +411,7 @@ func TestJoinWindowReplicasReadFirst(t *testing.T) {
 func TestJoinWindowFlushAll(t *testing.T) {
 	ctx := context.Background()
 	hold1 := newHoldback("RESTORE")
-	n1 := startHeld(t, "node-1", hold1)
-	testnode.WaitConverged(t, 10*time.Second, n1)
-	keys := movingKeys("flush", 20, []string{"node-1"}, "node-1", []string{"node-1", "node-2"}, "node-2")
-	c1 := client(t, n1)
-	for _, k := range keys {
-		if err := c1.Set(ctx, k, "old", 0).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	hold1.arm()
-	n2 := startHeld(t, "node-2", newHoldback("never"), n1.Cluster().GossipAddr())
-	waitFor(t, 10*time.Second, "node-1 to send its copies to node-2", func() bool { return hold1.holds(keys...) })
+	n1, n2, c1, keys := joinHeld(t, hold1, "flush", 20, "old")
 	c2 := client(t, n2)
 	if err := c2.FlushAll(ctx).Err(); err != nil {
 		t.Fatal(err)
