@@ -58,6 +58,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/hashicorp/memberlist"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/vela-cache/vela/commands"
 	"github.com/vela-cache/vela/fetchlock"
@@ -134,8 +135,11 @@ type Cluster struct {
 	copies *peer.Pool
 	token  string // VELA PEER proof derived from the secret
 
-	ml      *membership.Membership
-	view    atomic.Pointer[view]
+	ml   *membership.Membership
+	view atomic.Pointer[view]
+	// viewed is closed, and replaced, each time a view is installed (storeView): VELA TAKE
+	// waits on it for this node's ring to catch up with the taker's.
+	viewed  atomic.Pointer[chan struct{}]
 	version atomic.Uint64
 	leaving atomic.Bool
 	synced  atomic.Bool
@@ -164,7 +168,10 @@ type Cluster struct {
 	// departing are members that announced they are leaving (VELA LEAVING), and when: the ring
 	// leaves them out until they are gone. Guarded by membersMu.
 	departing map[string]time.Time
-	refused   atomic.Uint64 // handed-over copies refused by a handoff window
+	refused   atomic.Uint64      // handed-over copies refused by a handoff window
+	pulls     singleflight.Group // pulls of missing keys under way, by key (pullIfMissing)
+	// waitedPulls counts pulls (VELA TAKE, PEEK) that waited for this node's ring to catch up.
+	waitedPulls atomic.Uint64
 
 	kick     chan struct{} // wakes the rebalancer
 	stop     chan struct{}
@@ -427,6 +434,10 @@ func later(a, b time.Time) time.Time {
 // registered this node, and a window may have opened.
 func (cl *Cluster) storeView(v *view) {
 	cl.view.Store(v)
+	next := make(chan struct{})
+	if ch := cl.viewed.Swap(&next); ch != nil {
+		close(*ch)
+	}
 	if cl.nearR != nil {
 		cl.nearR.c.Flush()
 	}
@@ -626,6 +637,7 @@ func (cl *Cluster) infoLines(context.Context) []string {
 		fmt.Sprintf("cluster_handoff_window:%d", window),
 		fmt.Sprintf("cluster_tombstones:%d", tombstones),
 		fmt.Sprintf("cluster_copies_refused:%d", cl.refused.Load()),
+		fmt.Sprintf("cluster_pulls_waited:%d", cl.waitedPulls.Load()),
 	}
 }
 

@@ -25,10 +25,11 @@ func (cl *Cluster) registerCommands() {
 			"peer":    sub("peer", 3, commands.FlagNoAuth|commands.FlagLoading, commands.PeerAuth(cl.token, cl.cfg.Secret != ""), "Marks the connection as a cluster peer's (internal)."),
 			"restore": sub("restore", -5, commands.FlagWrite, cl.restore, "Writes an entry handed over by a peer (internal)."),
 			"drop":    sub("drop", 3, commands.FlagWrite, cl.drop, "Deletes a replica's copy of a key (internal)."),
-			"take":    sub("take", 3, commands.FlagWrite, cl.take, "Hands a key to its new owner before the handoff pass does (internal)."),
-			"peek":    sub("peek", 3, commands.FlagReadOnly, cl.peek, "Shows a key's state to its new owner, which lacks it, keeping this copy (internal)."),
+			"take":    sub("take", 3, commands.FlagWrite|commands.FlagBlocking, cl.take, "Hands a key to its new owner before the handoff pass does (internal)."),
+			"peek":    sub("peek", 3, commands.FlagReadOnly|commands.FlagBlocking, cl.peek, "Shows a key's state to its new owner, which lacks it, keeping this copy (internal)."),
 			"owned":   sub("owned", -3, commands.FlagReadOnly, cl.ownedCmd, "Runs DBSIZE, KEYS or SCAN on this member's own keys (internal)."),
 			"leaving": sub("leaving", 3, commands.FlagAdmin|commands.FlagLoading, cl.leavingCmd, "Announces that a member is about to hand its keys over and leave (internal)."),
+			// TAKE and PEEK may wait for this node's ring to catch up (replica.go): off the event loop.
 			// FENCED and FINAL wrap a peer's command: they may wait as long as it does.
 			"fenced": sub("fenced", -3, commands.FlagWrite|commands.FlagBlocking, cl.fenced, "Runs a write forwarded by a member whose ring just changed (internal)."),
 			"final":  sub("final", -3, commands.FlagWrite|commands.FlagBlocking, cl.final, "Runs a command passed on by a member that no longer holds its keys (internal)."),

@@ -198,6 +198,22 @@ func (cl *Cluster) pullIfMissing(c *commands.Ctx, v *view, key []byte) {
 	if res, err := cl.store.Do(c.Context(), key, store.Op{Kind: store.Inspect}); err != nil || res.Found {
 		return
 	}
+	// One pull of a key at a time: the previous owner gives the key to the first TAKE and
+	// answers nil to the next, and a command that went on at that nil before the first pull
+	// installed the key would run on the missing key (and the copy would then be refused).
+	// Later callers wait for the pull under way and find the key installed.
+	cl.pulls.Do(string(key), func() (any, error) {
+		cl.pull(c, v, key, from)
+		return nil, nil
+	})
+}
+
+// pull asks the members in from, in turn, for key (VELA TAKE) and installs the first copy one
+// hands out.
+func (cl *Cluster) pull(c *commands.Ctx, v *view, key []byte, from []string) {
+	if res, err := cl.store.Do(c.Context(), key, store.Op{Kind: store.Inspect}); err != nil || res.Found {
+		return // a pull that has just ended installed it
+	}
 	for _, m := range from {
 		if cl.refuses(key) {
 			return // changed here since: this node's state wins
@@ -272,13 +288,53 @@ func (cl *Cluster) pullSources(v *view, key []byte) []string {
 
 // take serves VELA TAKE key for peers: the new owner of key wants it before the handoff pass
 // gets to it. It replies [value, pxat, tag …] and deletes the key here, or nil when absent.
+//
+// It waits first for this node's ring to place the key elsewhere (awaitNotOwner).
 func (cl *Cluster) take(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
+	cl.awaitNotOwner(c, args[2])
 	return cl.handOut(c, args[2], true)
 }
 
+// awaitNotOwner waits, up to takeWait, until this node's ring no longer makes it key's owner.
+//
+// A member asks for a key (VELA TAKE, PEEK) because its ring makes it the key's owner. When
+// this node's own ring still does so too, this node has not seen the change the asker has (a
+// join it has not heard of yet): its clients' writes to key would still run here after the
+// copy is handed out, on a missing key (TAKE) or on a copy the new owner no longer reads
+// (PEEK), and be lost to the new owner's copy. Once this node's ring has caught up its writes
+// to key go to the new owner. When the rings may never agree the copy is handed out after
+// takeWait all the same.
+func (cl *Cluster) awaitNotOwner(c *commands.Ctx, key []byte) {
+	var t *time.Timer
+	for {
+		ch := cl.viewed.Load()
+		if cl.view.Load().ring.Owner(key) != cl.self {
+			break
+		}
+		if t == nil {
+			t = time.NewTimer(cl.takeWait())
+			defer t.Stop()
+			cl.waitedPulls.Add(1)
+		}
+		select {
+		case <-*ch:
+		case <-t.C:
+			return
+		case <-c.Context().Done():
+			return
+		}
+	}
+}
+
+// takeWait is how long VELA TAKE waits for this node's ring to catch up with the taker's: half
+// the forward timeout the taker gives the request.
+func (cl *Cluster) takeWait() time.Duration { return cl.cfg.ForwardTimeout / 2 }
+
 // peek serves VELA PEEK key for peers: with replicas, the key's new owner lacks it and this
-// node, one of its holders, keeps its copy. It replies as TAKE does, deleting nothing.
+// node, one of its holders, keeps its copy. It replies as TAKE does, deleting nothing, once
+// this node's ring no longer makes it the owner (awaitNotOwner).
 func (cl *Cluster) peek(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
+	cl.awaitNotOwner(c, args[2])
 	return cl.handOut(c, args[2], false)
 }
 

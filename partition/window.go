@@ -24,9 +24,12 @@ package partition
 //     not: that opens a window here and notes the key (one ring lookup per peer write is all
 //     this costs outside windows). Cluster-wide writes sent during a window are wrapped in VELA
 //     FENCED for the same purpose. A peer's command on keys this node no longer holds (the
-//     peer's ring is behind) is passed on to their holder as VELA FINAL, which runs there and is
-//     never passed on again, instead of changing a copy that is being handed over. (With
-//     replicas ≥ 2 it runs here, and writeLocal copies the result to the key's holders.)
+//     peer's ring is behind), or a write to keys it no longer owns, is passed on to their
+//     holder or owner as VELA FINAL, which runs there and is never passed on again, instead of
+//     changing a copy that is being handed over.
+//   - A member asked for a key it still owns in its own ring (VELA TAKE, PEEK: the asker's ring
+//     is ahead) waits a moment for its ring to catch up before it answers, so that its own
+//     clients' writes to the key go to the new owner from then on (awaitNotOwner).
 //
 // A member leaving gracefully announces it first (VELA LEAVING): the others route around it and
 // open their window before its copies leave.
@@ -363,9 +366,9 @@ func (cl *Cluster) multiInWindow(c *commands.Ctx, v *view, cmd *commands.Command
 }
 
 // peerInWindow routes a peer's command during a handoff window. When this node's ring changed
-// lately and places some of the command's keys elsewhere, the peer's ring is behind: with
-// replicas = 1 the command is passed on (VELA FINAL) to where they are now. Otherwise it runs
-// here, and the keys it changes are noted first.
+// lately and places some of the command's keys elsewhere (a write's owner, or a read's holders),
+// the peer's ring is behind: the command is passed on (VELA FINAL) to where they are now.
+// Otherwise it runs here, and the keys it changes are noted first.
 func (cl *Cluster) peerInWindow(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte) (resp.Reply, bool) {
 	if cmd.Flags&commands.FlagClusterWide != 0 {
 		if cmd.Flags&commands.FlagWrite != 0 {
@@ -377,10 +380,11 @@ func (cl *Cluster) peerInWindow(c *commands.Ctx, v *view, cmd *commands.Command,
 	if first == 0 {
 		return resp.Reply{}, false
 	}
-	// Only with one copy: with more, the holder the command is passed to would copy the result
-	// back to this node, on the very connection whose reply it waits for. There a write that
-	// lands here is copied on to the key's holders in this node's ring by writeLocal instead.
-	if v.from != nil && cl.cfg.Replicas == 1 {
+	// With more copies too: two members that each take themselves for a key's owner would each
+	// write their own copy and copy it over the other's. (The holder it is passed to copies
+	// the result back to this node on connections of their own, Cluster.copies, not on the
+	// one whose reply this node waits for.)
+	if v.from != nil {
 		if r, ok := cl.passOn(c, v, cmd, args, first, last, step); ok {
 			return r, true
 		}

@@ -234,3 +234,60 @@ func TestPeerAheadOpensAWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestTakeWaitsForThisRing: a member whose ring has not seen a join yet still places the key
+// here, and its clients' commands on it would run here after it is given up. VELA TAKE waits
+// until this node's ring places the key elsewhere, then hands it out; when the ring never
+// catches up, it hands it out after takeWait.
+func TestTakeWaitsForThisRing(t *testing.T) {
+	st := memory.New(memory.Config{})
+	node := commands.NewNode(st, commands.Config{}, nil, nil)
+	cl, err := New(node, st, Config{NodeName: "a", ForwardTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := ring.New([]string{"a", "b"}, 2, ring.Config{})
+	k := keyOwnedBy(joined, "b", 0)
+	peer := &commands.Ctx{Node: node, Peer: true}
+	set := func(v string) {
+		if _, err := st.Do(context.Background(), []byte(k), store.Op{Kind: store.Set, Value: []byte(v), TTL: store.TTLSet}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set("v1")
+	got := make(chan string, 1)
+	go func() {
+		r, err := cl.take(peer, [][]byte{[]byte("VELA"), []byte("TAKE"), []byte(k)})
+		if err != nil || len(r.Elems) < 2 {
+			got <- "error"
+			return
+		}
+		got <- string(r.Elems[0].Bytes)
+	}()
+	// The ring is {a} alone: the key stays, and a write through this node still lands on it.
+	select {
+	case v := <-got:
+		t.Fatalf("TAKE answered %q before this node's ring placed the key elsewhere", v)
+	case <-time.After(200 * time.Millisecond):
+	}
+	set("v2")
+	if cl.waitedPulls.Load() != 1 {
+		t.Fatalf("waitedPulls = %d, want 1", cl.waitedPulls.Load())
+	}
+	cl.storeView(&view{ring: joined, addrs: map[string]string{"a": "", "b": ""}})
+	if v := <-got; v != "v2" {
+		t.Fatalf("TAKE = %q, want v2", v)
+	}
+	if res, _ := st.Do(context.Background(), []byte(k), store.Op{Kind: store.Inspect}); res.Found {
+		t.Fatal("the key is still here after TAKE")
+	}
+
+	// A ring that never catches up: the key is handed out after takeWait all the same.
+	cl.cfg.ForwardTimeout = 40 * time.Millisecond
+	cl.storeView(&view{ring: ring.New([]string{"a"}, 3, ring.Config{}), addrs: map[string]string{"a": ""}})
+	set("v3")
+	r, err := cl.take(peer, [][]byte{[]byte("VELA"), []byte("TAKE"), []byte(k)})
+	if err != nil || len(r.Elems) < 2 || string(r.Elems[0].Bytes) != "v3" {
+		t.Fatalf("TAKE = %v, %v; want v3", r, err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strconv"
@@ -120,6 +121,12 @@ func startHeld(t *testing.T, name string, h *holdback, seeds ...string) *server.
 // keys.
 func joinHeld(t *testing.T, hold *holdback, prefix string, n int, value string) (*server.Server, *server.Server, *redis.Client, []string) {
 	t.Helper()
+	return joinHeldVia(t, hold, newHoldback("never"), prefix, n, value)
+}
+
+// joinHeldVia is joinHeld with node-2's peer connections going through hold2.
+func joinHeldVia(t *testing.T, hold, hold2 *holdback, prefix string, n int, value string) (*server.Server, *server.Server, *redis.Client, []string) {
+	t.Helper()
 	n1 := startHeld(t, "node-1", hold)
 	testnode.WaitConverged(t, 10*time.Second, n1)
 	keys := movingKeys(prefix, n, []string{"node-1"}, "node-1", []string{"node-1", "node-2"}, "node-2")
@@ -130,7 +137,7 @@ func joinHeld(t *testing.T, hold *holdback, prefix string, n int, value string) 
 		}
 	}
 	hold.arm()
-	n2 := startHeld(t, "node-2", newHoldback("never"), n1.Cluster().GossipAddr())
+	n2 := startHeld(t, "node-2", hold2, n1.Cluster().GossipAddr())
 	waitFor(t, 10*time.Second, "node-1 to send its copies to node-2", func() bool { return hold.holds(keys...) })
 	return n1, n2, c1, keys
 }
@@ -353,10 +360,51 @@ func TestJoinWindowPeerReadsFirst(t *testing.T) {
 	}
 }
 
+// TestJoinWindowConcurrentPulls: two clients of the joiner increment a key that has not
+// arrived yet, at once. The previous owner gives the key to the first pull (VELA TAKE) and
+// answers nil to any second; a command that went on at that nil before the first pull had
+// installed the key ran on a missing key, and the copy was then refused (the counter restarted
+// from 0). Now the second waits for the pull under way: one TAKE is sent, both INCRs count.
+func TestJoinWindowConcurrentPulls(t *testing.T) {
+	ctx := context.Background()
+	hold1, hold2 := newHoldback("RESTORE"), newHoldback("TAKE")
+	n1, n2, _, keys := joinHeldVia(t, hold1, hold2, "pull", 1, "10")
+	hold2.arm()
+	c2 := client(t, n2)
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { errs <- c2.Incr(ctx, keys[0]).Err() }()
+	}
+	waitFor(t, 10*time.Second, "node-2 to pull the key", func() bool { return hold2.holds("TAKE") })
+	time.Sleep(300 * time.Millisecond) // room for a second pull to be sent, were it sent
+	hold2.mu.Lock()
+	takes := 0
+	for _, c := range hold2.held {
+		takes += bytes.Count(c.buf, []byte("\r\nTAKE\r\n"))
+	}
+	hold2.mu.Unlock()
+	hold2.release(t)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if takes != 1 {
+		t.Errorf("%d pulls of one key were sent at once, want 1", takes)
+	}
+	hold1.release(t)
+	testnode.WaitConverged(t, 10*time.Second, n1, n2)
+	for _, srv := range []*server.Server{n1, n2} {
+		mustGet(t, client(t, srv), keys[0], "12", "two INCRs while the key was pulled")
+	}
+}
+
 // TestJoinWindowReplicasReadFirst: with replicas = 2, a member joins and becomes the owner of
 // keys whose copies are held back; a peer's INCRBY and APPEND on them reach it first. It reads
 // the key from one of its other holders (VELA PEEK) before writing: without that the write
 // started from a missing key, and its result, copied to the holders, overwrote their copies.
+// Then a member whose ring lags sends an INCRBY to the key's owner before: it is passed on to
+// the owner now, not run on the stale copy there.
 func TestJoinWindowReplicasReadFirst(t *testing.T) {
 	ctx := context.Background()
 	hold1, hold2 := newHoldback("RESTORE"), newHoldback("RESTORE")
@@ -371,15 +419,17 @@ func TestJoinWindowReplicasReadFirst(t *testing.T) {
 	testnode.WaitConverged(t, 10*time.Second, n1, n2)
 	keys := movingKeys("rep", 4, []string{"node-1", "node-2"}, "node-1", []string{"node-1", "node-2", "node-3"}, "node-3")
 	keys = append(keys, movingKeys("rep", 4, []string{"node-1", "node-2"}, "node-2", []string{"node-1", "node-2", "node-3"}, "node-3")...)
+	lag := movingKeys("lag", 1, []string{"node-1", "node-2"}, "node-2", []string{"node-1", "node-2", "node-3"}, "node-3")[0]
 	c1 := client(t, n1)
-	for _, k := range keys {
+	for _, k := range append(keys, lag) {
 		if err := c1.Set(ctx, k, "10", 0).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	hold1.arm()
 	hold2.arm()
-	n3 := start("node-3", newHoldback("never"), n1.Cluster().GossipAddr())
+	hold3 := newHoldback("RESTORE")
+	n3 := start("node-3", hold3, n1.Cluster().GossipAddr())
 	waitFor(t, 10*time.Second, "node-3 to see the cluster", func() bool { return len(n3.Cluster().RingMembers()) == 3 })
 
 	p3 := peerClient(t, n3)
@@ -403,6 +453,37 @@ func TestJoinWindowReplicasReadFirst(t *testing.T) {
 			}
 			mustGet(t, c, k, want, "written on the joiner before its copy arrived")
 		}
+	}
+
+	// A member whose ring lags the join sends an INCRBY of lag to node-2, its owner before and
+	// a holder now, while node-3's copy of its own INCRBY is still on its way to node-2.
+	// node-2 passes it on to node-3: run on node-2's stale copy, its result would have been
+	// copied over node-3's.
+	hold3.arm()
+	mine := make(chan error, 1)
+	go func() { mine <- p3.IncrBy(ctx, lag, 5).Err() }()
+	waitFor(t, 10*time.Second, "node-3 to copy its INCRBY", func() bool { return hold3.holds(lag) })
+	lagged := make(chan error, 1)
+	go func() {
+		n, err := peerClient(t, n2).IncrBy(ctx, lag, 5).Result()
+		if err == nil && n != 20 {
+			err = fmt.Errorf("INCRBY %s 5 through its owner before = %d, want 20", lag, n)
+		}
+		lagged <- err
+	}()
+	waitFor(t, 10*time.Second, "node-2 to answer or pass the INCRBY on", func() bool {
+		hold3.mu.Lock()
+		defer hold3.mu.Unlock()
+		return len(lagged) > 0 || len(hold3.held) > 0 && bytes.Count(hold3.held[0].buf, []byte(lag)) >= 2
+	})
+	hold3.release(t)
+	for _, ch := range []chan error{mine, lagged} {
+		if err := <-ch; err != nil {
+			t.Error(err)
+		}
+	}
+	for _, c := range []*redis.Client{c1, client(t, n2), client(t, n3)} {
+		mustGet(t, c, lag, "20", "INCRBY through the owner before and the owner now")
 	}
 }
 
