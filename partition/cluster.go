@@ -138,7 +138,7 @@ type Cluster struct {
 	ml   *membership.Membership
 	view atomic.Pointer[view]
 	// viewed is closed, and replaced, each time a view is installed (storeView): VELA TAKE
-	// waits on it for this node's ring to catch up with the taker's.
+	// and PEEK wait on it for this node's ring to catch up with the asker's.
 	viewed  atomic.Pointer[chan struct{}]
 	version atomic.Uint64
 	leaving atomic.Bool

@@ -225,7 +225,9 @@ func (cl *Cluster) pull(c *commands.Ctx, v *view, key []byte, from []string) {
 		// waiting for this pull, and the previous owner may be pulling from this node meanwhile.
 		r, err := cl.copies.Do(v.addrs[m], [][]byte{[]byte("VELA"), []byte("TAKE"), key}, uint64(cl.stripe(key)), cl.cfg.ForwardTimeout)
 		if err == nil && r.Kind == resp.KindArray && len(r.Elems) >= 2 {
-			cl.installPulled(c, key, r)
+			// Installed even if the client that asked has gone: the previous owner gave the
+			// key up, and it is here or nowhere.
+			cl.installPulled(context.WithoutCancel(c.Context()), key, r)
 			return
 		}
 	}
@@ -233,7 +235,7 @@ func (cl *Cluster) pull(c *commands.Ctx, v *view, key []byte, from []string) {
 
 // installPulled installs r, a TAKE or PEEK reply [value, pxat, tag …], as a handed-over copy
 // of key, unless it has expired meanwhile.
-func (cl *Cluster) installPulled(c *commands.Ctx, key []byte, r resp.Reply) {
+func (cl *Cluster) installPulled(ctx context.Context, key []byte, r resp.Reply) {
 	at, err := strconv.ParseInt(r.Elems[1].Text(), 10, 64)
 	if err != nil || (at != 0 && at <= time.Now().UnixMilli()) {
 		return
@@ -242,7 +244,7 @@ func (cl *Cluster) installPulled(c *commands.Ctx, key []byte, r resp.Reply) {
 	for _, t := range r.Elems[2:] {
 		op.Tags = append(op.Tags, t.Bytes)
 	}
-	if _, err := cl.install(c.Context(), key, op); err != nil {
+	if _, err := cl.install(ctx, key, op); err != nil {
 		cl.log.Warn("cluster: installing a pulled key failed", "err", err)
 	}
 }
@@ -396,7 +398,7 @@ func (cl *Cluster) fetchIfMissing(c *commands.Ctx, v *view, key []byte) {
 		}
 		r, err := cl.copies.Do(v.addrs[m], [][]byte{[]byte("VELA"), []byte("PEEK"), key}, uint64(cl.stripe(key)), cl.cfg.ForwardTimeout)
 		if err == nil && r.Kind == resp.KindArray && len(r.Elems) >= 2 {
-			cl.installPulled(c, key, r)
+			cl.installPulled(c.Context(), key, r)
 			return
 		}
 	}
