@@ -210,6 +210,7 @@ type Ctx struct {
 	execReplies []resp.Reply
 	execSettled int             // execReplies[:execSettled] hold no Later (settle)
 	inGate      bool            // ExecLocal holds the gate's read lock for this connection (routed nodes)
+	readLocked  bool            // ReadLock holds the gate's read lock
 	execCtx     context.Context // Context while EXEC runs: the connection's, without its cancellation
 	// stripe is the gate stripe whose read lock the connection's commands take.
 	stripe uint8
@@ -417,6 +418,25 @@ func (c *Ctx) refused(reply resp.Reply) resp.Reply {
 func (n *Node) gated(ctx *Ctx, cmd *Command) bool {
 	return n.gate != nil && !ctx.inExec && !ctx.inGate && cmd.Flags&FlagBlocking == 0 &&
 		(cmd.FirstKey > 0 || cmd.Flags&(FlagWrite|FlagReadOnly|FlagClusterWide) != 0)
+}
+
+// ReadLock takes, for a blocking command's read of the keyspace, the gate's read lock every
+// other command holds while it runs, so that the read never sees a transaction half applied. A
+// blocking command (FETCHLOCK) does not hold the lock for its whole run, only while it reads,
+// so that its wait keeps no EXEC waiting. ReadUnlock releases it.
+func (c *Ctx) ReadLock() {
+	if n := c.Node; n != nil && n.gate != nil && !c.inExec && !c.inGate && !c.readLocked {
+		n.gate.rlock(c.stripe)
+		c.readLocked = true
+	}
+}
+
+// ReadUnlock releases what ReadLock took.
+func (c *Ctx) ReadUnlock() {
+	if c.readLocked {
+		c.readLocked = false
+		c.Node.gate.runlock(c.stripe)
+	}
 }
 
 // ExecLocal runs cmd's handler on this node, without routing, and maps an error to its reply.

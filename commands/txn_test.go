@@ -89,3 +89,52 @@ func TestExecIsolatedFromPipelinedSets(t *testing.T) {
 		}
 	}
 }
+
+// TestFetchLockIsolatedFromExec: a transaction deletes a key and sets it again; FETCHLOCKs of
+// the key by other clients meanwhile must always find it (HIT), never the moment between the
+// two (LOCKED: the key was missing).
+func TestFetchLockIsolatedFromExec(t *testing.T) {
+	srv := testnode.Start(t, testnode.Config())
+	w := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: 1})
+	defer w.Close()
+	if err := w.Set(ctx, "fl", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			r := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: 1})
+			defer r.Close()
+			for {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+				v, err := r.Do(ctx, "FETCHLOCK", "fl", "TIMEOUT", "0").Slice()
+				if err != nil || len(v) == 0 || v[0] != "HIT" {
+					errs <- fmt.Errorf("FETCHLOCK fl during transactions = %v, %v; want HIT", v, err)
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < 3000 && len(errs) == 0; i++ {
+		_, err := w.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Del(ctx, "fl")
+			p.Set(ctx, "fl", "v", 0)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

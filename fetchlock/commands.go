@@ -60,6 +60,16 @@ type LockRequest struct {
 	// lease when that client goes (Forwarded), and its connection here is shared, one after
 	// another, by the FETCHLOCKs of many clients, so closing it must not end another's lease.
 	Unbound bool
+	// Isolation, when set, is held around each read of the key, so that a read never sees a
+	// transaction half applied; a change after the read reaches the lease's own bookkeeping
+	// (KeyChanged).
+	Isolation ReadLocker
+}
+
+// ReadLocker keeps transactions out while it is held (commands.Ctx).
+type ReadLocker interface {
+	ReadLock()
+	ReadUnlock()
 }
 
 // Status is FETCHLOCK's verdict.
@@ -241,6 +251,7 @@ func (h *handlers) fetchlock(c *commands.Ctx, args [][]byte) (resp.Reply, error)
 	if c.Conn != nil {
 		req.Client, req.Unbound = c.Conn, c.Peer
 	}
+	req.Isolation = c
 	res, err := h.leases.Lock(c.Context(), args[1], req)
 	if err != nil {
 		return resp.Reply{}, replyErr(err)

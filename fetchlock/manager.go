@@ -125,7 +125,7 @@ func (m *Manager) shard(key []byte) *shard { return &m.shards[xxhash.Sum64(key)%
 // Lock implements FETCHLOCK; see Leases.
 func (m *Manager) Lock(ctx context.Context, key []byte, req LockRequest) (LockResult, error) {
 	// The hit path takes no lock: a live key outside the caller's refresh window is a HIT.
-	v, found, exp, err := m.read(ctx, key, req.Refresh)
+	v, found, exp, err := m.read(ctx, key, req)
 	if err != nil {
 		return LockResult{}, err
 	}
@@ -181,7 +181,7 @@ func (m *Manager) Lock(ctx context.Context, key []byte, req LockRequest) (LockRe
 			return LockResult{Status: Hit, Value: msg.value}, nil
 		}
 		// Woken by a write: most likely the key is there now, and reading it needs no lock.
-		v, found, exp, err := m.read(ctx, key, req.Refresh)
+		v, found, exp, err := m.read(ctx, key, req)
 		if err != nil {
 			return LockResult{}, err
 		}
@@ -203,7 +203,7 @@ func (m *Manager) decide(ctx context.Context, e *entry, key []byte, req LockRequ
 	gen := e.gen
 	s.mu.Unlock()
 	for reads := 1; ; reads++ {
-		v, found, exp, err := m.read(ctx, key, req.Refresh)
+		v, found, exp, err := m.read(ctx, key, req)
 		if err != nil {
 			return LockResult{}, nil, err
 		}
@@ -459,8 +459,18 @@ func (m *Manager) closed() bool {
 	}
 }
 
-// read returns the key's value and, when refresh is asked for, its expiry.
-func (m *Manager) read(ctx context.Context, key []byte, refresh time.Duration) ([]byte, bool, int64, error) {
+// read returns the key's value and, when req asks for a refresh, its expiry, under
+// req.Isolation when there is one.
+func (m *Manager) read(ctx context.Context, key []byte, req LockRequest) ([]byte, bool, int64, error) {
+	if req.Isolation != nil {
+		req.Isolation.ReadLock()
+		defer req.Isolation.ReadUnlock()
+	}
+	return m.readNow(ctx, key, req.Refresh)
+}
+
+// readNow is read without isolation.
+func (m *Manager) readNow(ctx context.Context, key []byte, refresh time.Duration) ([]byte, bool, int64, error) {
 	res, err := m.store.Do(ctx, key, store.Op{Kind: store.Get})
 	if err != nil || !res.Found || refresh <= 0 {
 		return res.Value, res.Found, 0, err
