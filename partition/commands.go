@@ -9,7 +9,7 @@ import (
 var errPeerOnly = commands.ErrPeerOnly
 
 // registerCommands adds VELA and its subcommands: NODES, RING and OWNER for people; PEER,
-// RESTORE, DROP, TAKE, OWNED, LEAVING, FENCED, FINAL and the near cache's L1WATCH,
+// RESTORE, DROP, TAKE, OWNED, LEAVING, FENCED, FINAL, LAST and the near cache's L1WATCH,
 // L1INVALIDATE, L1FLUSH and L1BEAT for peers.
 func (cl *Cluster) registerCommands() {
 	sub := commands.VelaSubcommand
@@ -30,9 +30,10 @@ func (cl *Cluster) registerCommands() {
 			"owned":   sub("owned", -3, commands.FlagReadOnly, cl.ownedCmd, "Runs DBSIZE, KEYS or SCAN on this member's own keys (internal)."),
 			"leaving": sub("leaving", 3, commands.FlagAdmin|commands.FlagLoading, cl.leavingCmd, "Announces that a member is about to hand its keys over and leave (internal)."),
 			// TAKE and PEEK may wait for this node's ring to catch up (replica.go): off the event loop.
-			// FENCED and FINAL wrap a peer's command: they may wait as long as it does.
+			// FENCED, FINAL and LAST wrap a peer's command: they may wait as long as it does.
 			"fenced": sub("fenced", -3, commands.FlagWrite|commands.FlagBlocking, cl.fenced, "Runs a write forwarded by a member whose ring just changed (internal)."),
 			"final":  sub("final", -3, commands.FlagWrite|commands.FlagBlocking, cl.final, "Runs a command passed on by a member that no longer holds its keys (internal)."),
+			"last":   sub("last", -3, commands.FlagWrite|commands.FlagBlocking, cl.final, "Runs a command a leaving member passed on, never passed on again (internal)."),
 			// The near cache (near.go).
 			"l1watch":      sub("l1watch", 5, commands.FlagReadOnly, cl.l1Watch, "Registers a member's copy of a key and answers the time the key has left (internal)."),
 			"l1invalidate": sub("l1invalidate", -5, commands.FlagLoading, cl.l1Message, "Drops this member's copies of keys another member changed (internal)."),

@@ -26,7 +26,8 @@ package partition
 //     FENCED for the same purpose. A peer's command on keys this node no longer holds (the
 //     peer's ring is behind), or a write to keys it no longer owns, is passed on to their
 //     holder or owner as VELA FINAL, which runs there and is never passed on again, instead of
-//     changing a copy that is being handed over.
+//     changing a copy that is being handed over. The one exception is a member that is
+//     leaving: it passes a FINAL on once more, as VELA LAST, which always runs where it lands.
 //   - A member asked for a key it still owns in its own ring (VELA TAKE, PEEK: the asker's ring
 //     is ahead) waits a moment for its ring to catch up before it answers, so that its own
 //     clients' writes to the key go to the new owner from then on (awaitNotOwner).
@@ -385,7 +386,7 @@ func (cl *Cluster) peerInWindow(c *commands.Ctx, v *view, cmd *commands.Command,
 	// the result back to this node on connections of their own, Cluster.copies, not on the
 	// one whose reply this node waits for.)
 	if v.from != nil {
-		if r, ok := cl.passOn(c, v, cmd, args, first, last, step); ok {
+		if r, ok := cl.passOn(c, v, cmd, args, first, last, step, "FINAL"); ok {
 			return r, true
 		}
 	}
@@ -446,10 +447,11 @@ func (cl *Cluster) target(v *view, cmd *commands.Command, key []byte) string {
 	return ""
 }
 
-// passOn sends a peer's command on to where its keys are in v: whole when they all go to one
-// member, split by member for the multi-key commands Vela splits (but MSETNX). It reports false
-// when the keys are all here, or cannot be split: the command then runs here.
-func (cl *Cluster) passOn(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte, first, last, step int) (resp.Reply, bool) {
+// passOn sends a peer's command on to where its keys are in v, wrapped in VELA wrap (FINAL, or
+// LAST from a leaving member: final): whole when they all go to one member, split by member for
+// the multi-key commands Vela splits (but MSETNX). It reports false when the keys are all here,
+// or cannot be split: the command then runs here.
+func (cl *Cluster) passOn(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte, first, last, step int, wrap string) (resp.Reply, bool) {
 	var groups []*group
 	nkeys, away := 0, false
 	for i := first; i <= last; i += step {
@@ -476,7 +478,7 @@ func (cl *Cluster) passOn(c *commands.Ctx, v *view, cmd *commands.Command, args 
 	if len(groups) == 1 && cmd.Flags&commands.FlagBlocking != 0 {
 		// FETCHLOCK: the lease is taken where the key now lives, on a connection of its own.
 		// This runs on the peer's own exclusive connection, which may wait as long.
-		out := append([][]byte{[]byte("VELA"), []byte("FINAL")}, args...)
+		out := append([][]byte{[]byte("VELA"), []byte(wrap)}, args...)
 		r, err := cl.pool.DoExclusive(c.Context(), v.addrs[groups[0].owner], out, cl.blockingTimeout(args))
 		if err != nil {
 			return peer.ErrorReply(err), true
@@ -485,7 +487,7 @@ func (cl *Cluster) passOn(c *commands.Ctx, v *view, cmd *commands.Command, args 
 	}
 	if len(groups) == 1 {
 		cl.pushCopies(c, v, groups[0].owner, cmd, args)
-		call := cl.sendFinal(c, v, groups[0].owner, args)
+		call := cl.sendFinal(c, v, groups[0].owner, wrap, args)
 		if c.Conn == nil {
 			return call.Wait(), true
 		}
@@ -498,7 +500,7 @@ func (cl *Cluster) passOn(c *commands.Ctx, v *view, cmd *commands.Command, args 
 	for _, g := range groups {
 		if g.owner != "" {
 			cl.pushCopies(c, v, g.owner, cmd, g.args)
-			g.call = cl.sendFinal(c, v, g.owner, g.args)
+			g.call = cl.sendFinal(c, v, g.owner, wrap, g.args)
 		}
 	}
 	for _, g := range groups {
@@ -545,12 +547,13 @@ func (cl *Cluster) sendAhead(c *commands.Ctx, addr string, args [][]byte) {
 	cl.pool.Send(addr, args, pick(c), cl.cfg.ForwardTimeout)
 }
 
-// sendFinal sends args to member as VELA FINAL: it runs there, whatever that member's ring says.
-func (cl *Cluster) sendFinal(c *commands.Ctx, v *view, member string, args [][]byte) *peer.Call {
+// sendFinal sends args to member as VELA wrap (FINAL or LAST): it runs there, whatever that
+// member's ring says.
+func (cl *Cluster) sendFinal(c *commands.Ctx, v *view, member, wrap string, args [][]byte) *peer.Call {
 	if cl.stats.On() {
 		cl.stats.Forwards.Inc()
 	}
-	out := append([][]byte{[]byte("VELA"), []byte("FINAL")}, args...)
+	out := append([][]byte{[]byte("VELA"), []byte(wrap)}, args...)
 	return cl.pool.Send(v.addrs[member], out, pick(c), cl.cfg.ForwardTimeout)
 }
 
@@ -599,8 +602,14 @@ func (cl *Cluster) fenced(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	return cl.node.ExecLocal(c, cmd, inner), nil
 }
 
-// final serves VELA FINAL command…: a peer passed on a command on keys its ring places here. It
-// runs here, never passed on again (so requests never loop), after its keys are noted.
+// final serves VELA FINAL command… and VELA LAST command…: a peer passed on a command on keys its
+// ring places here. It runs here, after its keys are noted, but for a FINAL reaching a member
+// that is leaving: its ring holds no key, and its copies are being handed over (passOn pushed
+// them to their new owners ahead of commands, a pull may have taken them, the handoff pass sends
+// them), while the sender's ring is behind (it has not applied VELA LEAVING yet). Run here, the
+// command would change a copy the new owner no longer reads, and be lost. It is passed on once
+// more, to the keys' owners in this node's ring, as VELA LAST, which runs where it lands even on
+// a member leaving too: requests never loop.
 func (cl *Cluster) final(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	inner := args[2:]
 	cmd, err := cl.wrapped(c, inner)
@@ -612,6 +621,12 @@ func (cl *Cluster) final(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	}
 	v := cl.ensureFence()
 	v.fence.extend(time.Now().Add(fenceWindow))
+	if cl.leaving.Load() && commands.ArgIs(args[1], "final") {
+		first, last, step := cmd.KeyPositions(len(inner))
+		if r, ok := cl.passOn(c, v, cmd, inner, first, last, step, "LAST"); ok {
+			return r, nil
+		}
+	}
 	return cl.runHere(c, v, cmd, inner), nil
 }
 

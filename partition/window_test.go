@@ -618,3 +618,59 @@ func TestLeaveWindowKeepsNewerChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestLeavingMemberPassesFinalOn: a member whose ring still has a leaving member passes a
+// command back to it (VELA FINAL) after the key's new owner has taken the key. The leaving
+// member's copy is gone (or stale): it passes the command on once more (VELA LAST) to the
+// owner in its ring, where it runs on the current copy. Run on the leaving member, the INCRBY
+// started from a missing key and was lost with it.
+func TestLeavingMemberPassesFinalOn(t *testing.T) {
+	ctx := context.Background()
+	hold3 := newHoldback("RESTORE")
+	n1 := startHeld(t, "node-1", newHoldback("never"))
+	n2 := startHeld(t, "node-2", newHoldback("never"), n1.Cluster().GossipAddr())
+	n3 := startHeld(t, "node-3", hold3, n1.Cluster().GossipAddr())
+	testnode.WaitConverged(t, 10*time.Second, n1, n2, n3)
+	k := movingKeys("last", 1, []string{"node-1", "node-2", "node-3"}, "node-3", []string{"node-1", "node-2"}, "node-2")[0]
+	if err := client(t, n1).Set(ctx, k, "10", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	hold3.arm() // node-3's handoff is held back: it leaves only once released
+	left := make(chan error, 1)
+	go func() {
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		left <- n3.Shutdown(sctx)
+	}()
+	waitFor(t, 10*time.Second, "node-1 and node-2 to route around node-3", func() bool {
+		return len(n1.Cluster().RingMembers()) == 2 && len(n2.Cluster().RingMembers()) == 2
+	})
+	// node-2, the owner now, pulls the key from node-3 for its client's INCRBY.
+	if n, err := client(t, n2).IncrBy(ctx, k, 5).Result(); err != nil || n != 15 {
+		t.Fatalf("INCRBY %s 5 through node-2 = %d, %v; want 15", k, n, err)
+	}
+	// What a member whose ring still has node-3 as the owner passes on to it.
+	passed := make(chan error, 1)
+	go func() {
+		n, err := peerClient(t, n3).Do(ctx, "VELA", "FINAL", "INCRBY", k, "5").Int64()
+		if err == nil && n != 20 {
+			err = fmt.Errorf("VELA FINAL INCRBY %s 5 on the leaving member = %d, want 20", k, n)
+		}
+		passed <- err
+	}()
+	waitFor(t, 10*time.Second, "node-3 to answer or pass the INCRBY on", func() bool {
+		return len(passed) > 0 || hold3.holds("LAST")
+	})
+	hold3.release(t)
+	if err := <-passed; err != nil {
+		t.Error(err)
+	}
+	if err := <-left; err != nil {
+		t.Fatalf("node-3 shutdown: %v", err)
+	}
+	testnode.WaitConverged(t, 10*time.Second, n1, n2)
+	for _, srv := range []*server.Server{n1, n2} {
+		mustGet(t, client(t, srv), k, "20", "an INCRBY passed back to the leaving member")
+	}
+}
