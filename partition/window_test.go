@@ -142,6 +142,35 @@ func joinHeldVia(t *testing.T, hold, hold2 *holdback, prefix string, n int, valu
 	return n1, n2, c1, keys
 }
 
+// startThree starts node-1, node-2 and node-3 (startHeld), node-1's peer connections through
+// hold1 and node-3's through hold3 (nil: none held), and waits until they agree.
+func startThree(t *testing.T, hold1, hold3 *holdback) (*server.Server, *server.Server, *server.Server) {
+	t.Helper()
+	or := func(h *holdback) *holdback {
+		if h == nil {
+			return newHoldback("never")
+		}
+		return h
+	}
+	n1 := startHeld(t, "node-1", or(hold1))
+	n2 := startHeld(t, "node-2", newHoldback("never"), n1.Cluster().GossipAddr())
+	n3 := startHeld(t, "node-3", or(hold3), n1.Cluster().GossipAddr())
+	testnode.WaitConverged(t, 10*time.Second, n1, n2, n3)
+	return n1, n2, n3
+}
+
+// shutdownLater shuts srv down gracefully in the background (20 s at most): its handoff may be
+// held back meanwhile. The channel gets Shutdown's result.
+func shutdownLater(srv *server.Server) <-chan error {
+	left := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		left <- srv.Shutdown(ctx)
+	}()
+	return left
+}
+
 // peerClient talks to srv as a cluster member does (VELA PEER): its commands run on srv as they
 // are, the way a member whose ring has not caught up yet sends them.
 func peerClient(t testing.TB, srv *server.Server) *redis.Client {
@@ -513,29 +542,19 @@ func TestJoinWindowFlushAll(t *testing.T) {
 
 // TestJoinDuringLeave measures how many of 300 counters, incremented through two members while
 // a third leaves gracefully (its handoff held back) and a fourth joins, lose acknowledged
-// increments. It is a measurement, not yet a guarantee (README "Cluster": 62–73 of 300 before
-// the joiner learned of the leave from the member list and pulls asked the leaving member's
-// successors; a median of 1, and up to 50, after), so it runs only with VELA_MEASURE_JOIN_LEAVE=1
-// and fails when any counter lost an increment.
+// increments. It is a measurement, not yet a guarantee (README "Cluster": 62–73 of 300 in
+// every run two sessions ago; one increment on one counter in 1 of 10 runs now), so it runs
+// only with VELA_MEASURE_JOIN_LEAVE=1 and fails when any counter lost an increment.
 func TestJoinDuringLeave(t *testing.T) {
 	if os.Getenv("VELA_MEASURE_JOIN_LEAVE") == "" {
 		t.Skip("a measurement: set VELA_MEASURE_JOIN_LEAVE=1")
 	}
-	ctx := context.Background()
 	hold3 := newHoldback("RESTORE")
-	n1 := startHeld(t, "node-1", newHoldback("never"))
-	n2 := startHeld(t, "node-2", newHoldback("never"), n1.Cluster().GossipAddr())
-	n3 := startHeld(t, "node-3", hold3, n1.Cluster().GossipAddr())
-	testnode.WaitConverged(t, 10*time.Second, n1, n2, n3)
+	n1, n2, n3 := startThree(t, nil, hold3)
 	w := startCounters(t, client(t, n1), client(t, n2))
 
 	hold3.arm()
-	left := make(chan error, 1)
-	go func() {
-		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		left <- n3.Shutdown(sctx)
-	}()
+	left := shutdownLater(n3)
 	waitFor(t, 10*time.Second, "node-3 to send its copies", func() bool {
 		hold3.mu.Lock()
 		defer hold3.mu.Unlock()
@@ -559,10 +578,7 @@ func TestJoinDuringLeave(t *testing.T) {
 func TestLeaveWindowKeepsNewerChanges(t *testing.T) {
 	ctx := context.Background()
 	hold1 := newHoldback("RESTORE")
-	n1 := startHeld(t, "node-1", hold1)
-	n2 := startHeld(t, "node-2", newHoldback("never"), n1.Cluster().GossipAddr())
-	n3 := startHeld(t, "node-3", newHoldback("never"), n1.Cluster().GossipAddr())
-	testnode.WaitConverged(t, 10*time.Second, n1, n2, n3)
+	n1, n2, n3 := startThree(t, hold1, nil)
 	all, rest := []string{"node-1", "node-2", "node-3"}, []string{"node-2", "node-3"}
 	to2 := movingKeys("leave", 6, all, "node-1", rest, "node-2")
 	to3 := movingKeys("leave", 6, all, "node-1", rest, "node-3")
@@ -578,12 +594,7 @@ func TestLeaveWindowKeepsNewerChanges(t *testing.T) {
 	}
 
 	hold1.arm()
-	left := make(chan error, 1)
-	go func() {
-		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		left <- n1.Shutdown(sctx)
-	}()
+	left := shutdownLater(n1)
 	// The handoff queues every copy, then writes each peer's batch when it waits for its first
 	// reply: one batch is held, the other goes out after the release. Both were read before.
 	waitFor(t, 10*time.Second, "node-1 to send its copies", func() bool {
@@ -627,22 +638,14 @@ func TestLeaveWindowKeepsNewerChanges(t *testing.T) {
 func TestLeavingMemberPassesFinalOn(t *testing.T) {
 	ctx := context.Background()
 	hold3 := newHoldback("RESTORE")
-	n1 := startHeld(t, "node-1", newHoldback("never"))
-	n2 := startHeld(t, "node-2", newHoldback("never"), n1.Cluster().GossipAddr())
-	n3 := startHeld(t, "node-3", hold3, n1.Cluster().GossipAddr())
-	testnode.WaitConverged(t, 10*time.Second, n1, n2, n3)
+	n1, n2, n3 := startThree(t, nil, hold3)
 	k := movingKeys("last", 1, []string{"node-1", "node-2", "node-3"}, "node-3", []string{"node-1", "node-2"}, "node-2")[0]
 	if err := client(t, n1).Set(ctx, k, "10", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 
 	hold3.arm() // node-3's handoff is held back: it leaves only once released
-	left := make(chan error, 1)
-	go func() {
-		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		left <- n3.Shutdown(sctx)
-	}()
+	left := shutdownLater(n3)
 	waitFor(t, 10*time.Second, "node-1 and node-2 to route around node-3", func() bool {
 		return len(n1.Cluster().RingMembers()) == 2 && len(n2.Cluster().RingMembers()) == 2
 	})
