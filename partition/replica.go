@@ -297,7 +297,8 @@ func (cl *Cluster) take(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	return cl.handOut(c, args[2], true)
 }
 
-// awaitNotOwner waits, up to takeWait, until this node's ring no longer makes it key's owner.
+// awaitNotOwner waits, up to half the forward timeout the asker gives its request, until this
+// node's ring no longer makes it key's owner.
 //
 // A member asks for a key (VELA TAKE, PEEK) because its ring makes it the key's owner. When
 // this node's own ring still does so too, this node has not seen the change the asker has (a
@@ -305,7 +306,7 @@ func (cl *Cluster) take(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 // copy is handed out, on a missing key (TAKE) or on a copy the new owner no longer reads
 // (PEEK), and be lost to the new owner's copy. Once this node's ring has caught up its writes
 // to key go to the new owner. When the rings may never agree the copy is handed out after
-// takeWait all the same.
+// that wait all the same.
 func (cl *Cluster) awaitNotOwner(c *commands.Ctx, key []byte) {
 	var t *time.Timer
 	for {
@@ -314,7 +315,7 @@ func (cl *Cluster) awaitNotOwner(c *commands.Ctx, key []byte) {
 			break
 		}
 		if t == nil {
-			t = time.NewTimer(cl.takeWait())
+			t = time.NewTimer(cl.cfg.ForwardTimeout / 2)
 			defer t.Stop()
 			cl.waitedPulls.Add(1)
 		}
@@ -327,10 +328,6 @@ func (cl *Cluster) awaitNotOwner(c *commands.Ctx, key []byte) {
 		}
 	}
 }
-
-// takeWait is how long VELA TAKE waits for this node's ring to catch up with the taker's: half
-// the forward timeout the taker gives the request.
-func (cl *Cluster) takeWait() time.Duration { return cl.cfg.ForwardTimeout / 2 }
 
 // peek serves VELA PEEK key for peers: with replicas, the key's new owner lacks it and this
 // node, one of its holders, keeps its copy. It replies as TAKE does, deleting nothing, once

@@ -238,7 +238,7 @@ func TestPeerAheadOpensAWindow(t *testing.T) {
 // TestTakeWaitsForThisRing: a member whose ring has not seen a join yet still places the key
 // here, and its clients' commands on it would run here after it is given up. VELA TAKE waits
 // until this node's ring places the key elsewhere, then hands it out; when the ring never
-// catches up, it hands it out after takeWait.
+// catches up, it hands it out after half the forward timeout.
 func TestTakeWaitsForThisRing(t *testing.T) {
 	st := memory.New(memory.Config{})
 	node := commands.NewNode(st, commands.Config{}, nil, nil)
@@ -282,7 +282,7 @@ func TestTakeWaitsForThisRing(t *testing.T) {
 		t.Fatal("the key is still here after TAKE")
 	}
 
-	// A ring that never catches up: the key is handed out after takeWait all the same.
+	// A ring that never catches up: the key is handed out after half the forward timeout all the same.
 	cl.cfg.ForwardTimeout = 40 * time.Millisecond
 	cl.storeView(&view{ring: ring.New([]string{"a"}, 3, ring.Config{}), addrs: map[string]string{"a": ""}})
 	set("v3")
