@@ -184,8 +184,6 @@ func (c *Config) Validate() error {
 		return &Error{"near_cache.enabled", `with topology.type = "replicated" every read is answered from the member's own store: there is nothing to keep near`}
 	case c.NearCache.Enabled && c.Topology.Type == "local" && c.Store.Type != "redis":
 		return &Error{"near_cache.enabled", `on one node the near cache is for store.type = "redis" (the memory and disk stores are near already)`}
-	case c.NearCache.Enabled && c.Topology.Type == "partitioned" && c.Cluster.Replicas != 1:
-		return &Error{"near_cache.enabled", "in a partitioned cluster the near cache needs cluster.replicas = 1 in this version"}
 	case c.NearCache.MaxSize < 1 && c.NearCache.Enabled:
 		return &Error{"near_cache.max_size", "must be at least 1 when the near cache is enabled"}
 	case c.Topology.Type != "local" && c.Cluster.NodeName == "":

@@ -137,7 +137,6 @@ func TestErrors(t *testing.T) {
 		{"replicated topology with replicas", "[cluster]\nnode_name = \"a\"\nreplicas = 2", []string{"VELA_TOPOLOGY_TYPE=replicated"}, nil, "cluster.replicas"},
 		{"near cache in a replicated cluster", "[cluster]\nnode_name = \"a\"\n[near_cache]\nenabled = true", []string{"VELA_TOPOLOGY_TYPE=replicated"}, nil, "near_cache.enabled"},
 		{"near cache on the memory store", "[near_cache]\nenabled = true", nil, nil, "near_cache.enabled"},
-		{"near cache with replicas", "[topology]\ntype = \"partitioned\"\n[cluster]\nreplicas = 2\n[near_cache]\nenabled = true", nil, nil, "near_cache.enabled"},
 		{"near cache of no size", "[store]\ntype = \"redis\"\n[near_cache]\nenabled = true\nmax_size = 0", nil, nil, "near_cache.max_size"},
 		{"bad address", "listen = \"nowhere\"", nil, nil, "listen"},
 		{"impossible port", "", nil, []string{"-listen", "127.0.0.1:99999"}, "listen"},

@@ -271,9 +271,6 @@ func New(node *commands.Node, st store.Store, cfg Config) (*Cluster, error) {
 		Handshake: handshake, Dial: cfg.PeerDial, Log: cfg.Log})
 	cl.copies = peer.NewPool(peer.Config{Conns: 1, DialTimeout: cfg.ForwardTimeout,
 		Handshake: handshake, Dial: cfg.PeerDial, Log: cfg.Log})
-	if cfg.Near != nil && cfg.Replicas != 1 {
-		return nil, errors.New("partition: the near cache needs cluster.replicas = 1")
-	}
 	inc := make([]byte, 8)
 	_, _ = rand.Read(inc)
 	cl.incarnation = hex.EncodeToString(inc)

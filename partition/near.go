@@ -432,17 +432,19 @@ func (r *nearReader) KeyChanged([]byte) {}
 func (r *nearReader) AllChanged() { r.c.Flush() }
 
 // nearGet serves a client's GET of owner's key through the near cache: the copy, or the
-// owner's value, kept when the owner registered this node.
+// owner's value, kept when the owner registered this node. holders is nil with one copy of each
+// key; with more it lists the key's holders, owner first, and a GET the owner does not answer
+// is read from the others (a copy is kept only from the owner).
 //
 // While the client's earlier commands are still in flight the GET goes to the owner behind
 // them, on the same connection: one of them may be a write to key.
-func (cl *Cluster) nearGet(c *commands.Ctx, v *view, owner string, args [][]byte) resp.Reply {
+func (cl *Cluster) nearGet(c *commands.Ctx, v *view, cmd *commands.Command, owner string, holders []string, args [][]byte) resp.Reply {
 	key := args[1]
 	if c.Conn != nil && c.Conn.Pending() {
 		if cl.stats.On() {
 			cl.stats.L1Misses.Inc()
 		}
-		return cl.forward(c, v, owner, args, 0)
+		return cl.nearPassed(c, v, cmd, owner, holders, args)
 	}
 	if val, ok := cl.nearR.c.Get(key); ok {
 		if cl.stats.On() {
@@ -456,32 +458,46 @@ func (cl *Cluster) nearGet(c *commands.Ctx, v *view, owner string, args [][]byte
 	}
 	addr, ok := v.addrs[owner]
 	if !ok || addr == "" || c.Conn == nil {
-		return cl.forward(c, v, owner, args, 0)
+		return cl.nearPassed(c, v, cmd, owner, holders, args)
 	}
 	t := cl.nearR.c.Begin(key)
 	if cl.view.Load() != v { // the ring changed (and the copies went) since v was read
-		return cl.forward(c, v, owner, args, 0)
+		return cl.nearPassed(c, v, cmd, owner, holders, args)
 	}
 	sentAt := time.Now().UnixMilli()
 	watch := [][]byte{[]byte("VELA"), []byte("L1WATCH"), []byte(cl.self),
 		strconv.AppendInt(nil, cl.nearR.ttl.Milliseconds(), 10), key}
 	f := &nearFetch{cl: cl, owner: owner, key: append([]byte(nil), key...), t: t, sentAt: sentAt}
+	if cl.stats.On() {
+		cl.stats.Forwards.Inc()
+	}
+	if holders != nil {
+		// Served on a goroutine (Inline declines more copies): the fallback may wait.
+		f.fallback = cl.newFallbackRead(c, v, cmd, holders, args)
+		f.watch = cl.pool.Send(addr, watch, pick(c), cl.cfg.ForwardTimeout)
+		get := cl.pool.Send(addr, args, pick(c), cl.cfg.ForwardTimeout)
+		f.get, f.fallback.first = get, get
+		return resp.Reply{Later: &nearFetchFallback{nearFetch: f}}
+	}
 	if lp := c.Loop(); lp != nil && cl.pool.OnLoops() {
 		f.watch = cl.pool.SendOn(lp, addr, watch, cl.cfg.ForwardTimeout)
 		get := cl.pool.SendOn(lp, addr, args, cl.cfg.ForwardTimeout)
 		f.get = get
-		if cl.stats.On() {
-			cl.stats.Forwards.Inc()
-		}
 		return resp.Reply{Later: &nearFetchOnLoop{nearFetch: f, notify: get}}
 	}
 	f.watch = cl.pool.Send(addr, watch, pick(c), cl.cfg.ForwardTimeout)
 	get := cl.pool.Send(addr, args, pick(c), cl.cfg.ForwardTimeout)
 	f.get = get
-	if cl.stats.On() {
-		cl.stats.Forwards.Inc()
-	}
 	return resp.Reply{Later: &nearFetchNotify{nearFetch: f, notify: get}}
+}
+
+// nearPassed sends a GET on as if there were no near cache: to the owner, or with more copies
+// to the key's holders in turn.
+func (cl *Cluster) nearPassed(c *commands.Ctx, v *view, cmd *commands.Command, owner string, holders []string, args [][]byte) resp.Reply {
+	if holders != nil {
+		return cl.readHolders(c, v, cmd, holders, args)
+	}
+	return cl.forward(c, v, owner, args, 0)
 }
 
 // notifyFlusher is a forwarded call's reply: it says when it is ready and sends when flushed.
@@ -499,11 +515,18 @@ type nearFetch struct {
 	t          nearcache.Ticket
 	sentAt     int64 // unix ms before the requests left: the key's remaining time counts from it
 	watch, get resp.Later
+	fallback   *fallbackRead // with more copies: reads the other holders when the owner fails
 }
 
 // Reply implements resp.Later.
 func (f *nearFetch) Reply() resp.Reply {
-	w, g := f.watch.Reply(), f.get.Reply()
+	w := f.watch.Reply()
+	if f.fallback != nil {
+		if _, err := f.fallback.first.Result(); err != nil {
+			return f.fallback.Wait() // another holder's value: not kept, nobody tells us of it
+		}
+	}
+	g := f.get.Reply()
 	if w.Kind != resp.KindArray || len(w.Elems) != 2 || w.Elems[0].Kind != resp.KindInt ||
 		w.Elems[0].Int < -1 || g.Kind != resp.KindBulk {
 		return g // NOCACHE, an error, or no such key
@@ -528,6 +551,13 @@ func (f *nearFetch) Reply() resp.Reply {
 	}
 	return g
 }
+
+// nearFetchFallback is a nearFetch that may read the other holders: it waits, so it is served
+// on a goroutine.
+type nearFetchFallback struct{ *nearFetch }
+
+// Flush implements resp.Flusher: the requests go out with the rest of the batch.
+func (f *nearFetchFallback) Flush() { f.fallback.first.Flush() }
 
 // nearFetchNotify is a nearFetch whose calls notify from any goroutine (peer.Call).
 type nearFetchNotify struct {
@@ -571,7 +601,9 @@ func (cl *Cluster) l1Watch(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	// Every write this node makes to a key it owns reports it (installs of handed-over copies
 	// included), so a handoff window needs no care here; a key that is no longer this node's
 	// may be written where nobody knows of the reader.
-	if cl.cfg.Replicas != 1 || cl.leaving.Load() || cl.view.Load().ring.Owner(key) != cl.self {
+	// With more copies the owner makes every change (the other holders apply its copies), so
+	// the same holds.
+	if cl.leaving.Load() || cl.view.Load().ring.Owner(key) != cl.self {
 		return errNoCache, nil
 	}
 	// Registered before the read: a write after it tells the reader.

@@ -48,8 +48,9 @@ func (c *cutConn) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
-// nearClusterCuts starts three members with near caches whose peer traffic p can cut.
-func nearClusterCuts(t *testing.T) (*oneWayCuts, []*server.Server) {
+// nearClusterCuts starts three members with near caches, keeping replicas copies of each key,
+// whose peer traffic p can cut.
+func nearClusterCuts(t *testing.T, replicas int) (*oneWayCuts, []*server.Server) {
 	t.Helper()
 	p := &oneWayCuts{member: map[string]string{}, cut: map[[2]string]bool{}}
 	var nodes []*server.Server
@@ -68,6 +69,7 @@ func nearClusterCuts(t *testing.T) (*oneWayCuts, []*server.Server) {
 		}
 		cfg := testnode.ClusterConfig(name, seeds...)
 		cfg.NearCache.Enabled = true
+		cfg.Cluster.Replicas = replicas
 		srv := testnode.Start(t, cfg, server.WithPeerDialer(dial))
 		p.mu.Lock()
 		p.member[srv.Addr()] = name
@@ -105,7 +107,7 @@ func staleFor(ctx context.Context, w, r *redis.Client, k, v string, limit time.D
 // within about beatLost, even while its clients keep reading other keys of that owner (their
 // answers come back on the reader's own connections and prove nothing).
 func TestNearCacheQuietOwnerUnderTraffic(t *testing.T) {
-	p, nodes := nearClusterCuts(t)
+	p, nodes := nearClusterCuts(t, 1)
 	ctx := context.Background()
 	owner, reader, other := client(t, nodes[0]), client(t, nodes[1]), client(t, nodes[1])
 	k := ownedBy(nodes[1], "node-1", "oneway")
@@ -143,7 +145,7 @@ func TestNearCacheQuietOwnerUnderTraffic(t *testing.T) {
 
 // A reader the owner cannot reach does not hold up the owner's messages to the others.
 func TestNearCacheStuckReaderHoldsUpNoOther(t *testing.T) {
-	p, nodes := nearClusterCuts(t)
+	p, nodes := nearClusterCuts(t, 1)
 	ctx := context.Background()
 	owner, reader, stuck := client(t, nodes[0]), client(t, nodes[1]), client(t, nodes[2])
 	var keys []string
@@ -170,7 +172,10 @@ func TestNearCacheStuckReaderHoldsUpNoOther(t *testing.T) {
 // TAGINVALIDATE through the reader names no keys, so the reader cannot drop their copies one by
 // one; it drops every copy before the reply, and the client reads its own invalidation.
 func TestNearCacheTagInvalidateThroughReader(t *testing.T) {
-	nodes := nearCluster(t)
+	eachReplicas(t, testNearCacheTagInvalidateThroughReader)
+}
+
+func testNearCacheTagInvalidateThroughReader(t *testing.T, nodes []*server.Server) {
 	ctx := context.Background()
 	c := client(t, nodes[0])
 	k := remoteKey(t, nodes[0], "tagged")
@@ -187,5 +192,42 @@ func TestNearCacheTagInvalidateThroughReader(t *testing.T) {
 		if v, err := c.Get(ctx, k).Result(); err != redis.Nil {
 			t.Fatalf("round %d: GET after TAGINVALIDATE = %q, %v; want nil", round, v, err)
 		}
+	}
+}
+
+// With two copies of each key, a GET the owner does not answer is read from the other holder,
+// and that value is not kept: nobody would tell the reader of a change to it. Once the owner
+// answers again, its values are kept again.
+func TestNearCacheReplicasFallBack(t *testing.T) {
+	p, nodes := nearClusterCuts(t, 2)
+	ctx := context.Background()
+	owner, reader := client(t, nodes[0]), client(t, nodes[1])
+	k := ownedBy(nodes[1], "node-1", "fallback")
+	if err := owner.Set(ctx, k, "v1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	p.set("node-2", "node-1", true) // the reader's requests to the owner vanish
+	for i := range 2 {
+		start := time.Now()
+		if v, err := reader.Get(ctx, k).Result(); err != nil || v != "v1" {
+			t.Fatalf("GET %d with the owner silent = %q, %v; want the other holder's v1", i, v, err)
+		}
+		t.Logf("GET %d answered by the other holder in %v", i, time.Since(start))
+	}
+	if h := l1Hits(nodes[1]); h != 0 {
+		t.Fatalf("l1_hits = %d: a value read from a holder other than the owner was kept", h)
+	}
+	p.set("node-2", "node-1", false)
+	deadline := time.Now().Add(5 * time.Second)
+	for l1Hits(nodes[1]) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the owner answers again, but its values are not kept")
+		}
+		if v, err := reader.Get(ctx, k).Result(); err != nil || v != "v1" {
+			t.Fatalf("GET with the owner back = %q, %v", v, err)
+		}
+	}
+	if d := staleFor(ctx, owner, reader, k, "v2", 3*time.Second); d > time.Second {
+		t.Fatalf("a write on the owner reached the reader after %v", d)
 	}
 }

@@ -17,12 +17,23 @@ import (
 	"github.com/vela-cache/vela/server"
 )
 
-// nearCluster starts three members, each with a near cache, and waits until they agree.
-func nearCluster(t *testing.T) []*server.Server {
+// nearCluster starts three members, each with a near cache, keeping replicas copies of each key,
+// and waits until they agree.
+func nearCluster(t *testing.T, replicas int) []*server.Server {
 	t.Helper()
-	nodes := testnode.StartCluster(t, 3, func(_ int, cfg *config.Config) { cfg.NearCache.Enabled = true })
+	nodes := testnode.StartCluster(t, 3, func(_ int, cfg *config.Config) {
+		cfg.NearCache.Enabled = true
+		cfg.Cluster.Replicas = replicas
+	})
 	testnode.WaitConverged(t, 10*time.Second, nodes...)
 	return nodes
+}
+
+// eachReplicas runs test on a nearCluster with one copy of each key, then with two.
+func eachReplicas(t *testing.T, test func(t *testing.T, nodes []*server.Server)) {
+	for _, n := range []int{1, 2} {
+		t.Run(fmt.Sprintf("replicas=%d", n), func(t *testing.T) { test(t, nearCluster(t, n)) })
+	}
 }
 
 // remoteKey returns a key that node does not own.
@@ -40,8 +51,9 @@ func l1Hits(node *server.Server) uint64 { return node.Node().Stats().L1Hits.Load
 
 // A member answers repeated GETs of another member's key from its near cache, and a write
 // through any member reaches its readers promptly.
-func TestNearCacheInCluster(t *testing.T) {
-	nodes := nearCluster(t)
+func TestNearCacheInCluster(t *testing.T) { eachReplicas(t, testNearCacheInCluster) }
+
+func testNearCacheInCluster(t *testing.T, nodes []*server.Server) {
 	ctx := context.Background()
 	reader := client(t, nodes[0])
 	var worst time.Duration
@@ -68,7 +80,10 @@ func TestNearCacheInCluster(t *testing.T) {
 
 // A client reads its own writes through its member's near cache, pipelined.
 func TestNearCacheInClusterReadYourWrites(t *testing.T) {
-	nodes := nearCluster(t)
+	eachReplicas(t, testNearCacheInClusterReadYourWrites)
+}
+
+func testNearCacheInClusterReadYourWrites(t *testing.T, nodes []*server.Server) {
 	ctx := context.Background()
 	c := client(t, nodes[0])
 	k := remoteKey(t, nodes[0], "ryw")
@@ -96,7 +111,10 @@ func TestNearCacheInClusterReadYourWrites(t *testing.T) {
 
 // A copy never outlives its key's expiry, and FLUSHALL through any member drops every copy.
 func TestNearCacheInClusterExpiryAndFlush(t *testing.T) {
-	nodes := nearCluster(t)
+	eachReplicas(t, testNearCacheInClusterExpiryAndFlush)
+}
+
+func testNearCacheInClusterExpiryAndFlush(t *testing.T, nodes []*server.Server) {
 	ctx := context.Background()
 	reader, owner := client(t, nodes[0]), client(t, nodes[1])
 	for i := range 10 {
@@ -127,8 +145,9 @@ func TestNearCacheInClusterExpiryAndFlush(t *testing.T) {
 
 // Clients of every member write and read a few keys at once. Once they stop, every member
 // reads every key as its owner holds it.
-func TestNearCacheInClusterConverges(t *testing.T) {
-	nodes := nearCluster(t)
+func TestNearCacheInClusterConverges(t *testing.T) { eachReplicas(t, testNearCacheInClusterConverges) }
+
+func testNearCacheInClusterConverges(t *testing.T, nodes []*server.Server) {
 	ctx := context.Background()
 	const keys = 12
 	var wg sync.WaitGroup
@@ -171,7 +190,10 @@ func TestNearCacheInClusterConverges(t *testing.T) {
 // A member that leaves drops its copies' owners' registrations with it: the others' copies of
 // its keys go (their rings changed), and no copy of a key that moved is served stale.
 func TestNearCacheInClusterMembershipChange(t *testing.T) {
-	nodes := nearCluster(t)
+	eachReplicas(t, testNearCacheInClusterMembershipChange)
+}
+
+func testNearCacheInClusterMembershipChange(t *testing.T, nodes []*server.Server) {
 	ctx := context.Background()
 	reader := client(t, nodes[0])
 	k := remoteKey(t, nodes[0], "moving")
@@ -196,7 +218,10 @@ func TestNearCacheInClusterMembershipChange(t *testing.T) {
 // behind the write), and so must every read after the reply (the copy is dropped again when
 // the write is done).
 func TestNearCacheInClusterOwnWriteUnderReaders(t *testing.T) {
-	nodes := nearCluster(t)
+	eachReplicas(t, testNearCacheInClusterOwnWriteUnderReaders)
+}
+
+func testNearCacheInClusterOwnWriteUnderReaders(t *testing.T, nodes []*server.Server) {
 	k := remoteKey(t, nodes[0], "busy")
 	defer busyReaders(nodes[0].Addr(), k, 4)()
 	w := respclient.Dial(t, nodes[0].Addr())

@@ -76,7 +76,7 @@ func (cl *Cluster) route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 			}
 			cl.held.Forget(c, cmd, key)
 			if cl.nearR != nil && cmd.Name == "get" {
-				return cl.nearGet(c, v, owner, args), true
+				return cl.nearGet(c, v, cmd, owner, nil, args), true
 			}
 			if v.fence != nil && cmd.Flags&commands.FlagBlocking == 0 {
 				cl.pushCopies(c, v, owner, cmd, args) // a key still here goes ahead (window.go)
@@ -214,15 +214,29 @@ func (cl *Cluster) routeReplicated(c *commands.Ctx, v *view, cmd *commands.Comma
 	if cmd.Flags&commands.FlagBlocking != 0 {
 		return cl.forward(c, v, owners[0], args, cmd.Flags), true
 	}
+	if cl.nearR != nil && cmd.Name == "get" {
+		return cl.nearGet(c, v, cmd, owners[0], owners, args), true
+	}
+	return cl.readHolders(c, v, cmd, owners, args), true
+}
+
+// readHolders sends a read to owners[0], the key's owner, and falls back to the key's other
+// holders, in order, when the owner does not answer.
+func (cl *Cluster) readHolders(c *commands.Ctx, v *view, cmd *commands.Command, owners []string, args [][]byte) resp.Reply {
+	f := cl.newFallbackRead(c, v, cmd, owners, args)
+	f.first = cl.send(c, v, owners[0], args) // the client's own connection pick: keeps its order
+	if c.Conn == nil {
+		return f.Wait()
+	}
+	return resp.Reply{Later: f}
+}
+
+// newFallbackRead prepares a fallbackRead; the caller sends the first request.
+func (cl *Cluster) newFallbackRead(c *commands.Ctx, v *view, cmd *commands.Command, owners []string, args [][]byte) *fallbackRead {
 	// The fallback may run a command here from inside the connection's Settle: it gets a context
 	// of its own, without the connection, so that the command does not settle again.
 	detached := &commands.Ctx{Node: c.Node, Peer: c.Peer}
-	f := &fallbackRead{cl: cl, c: detached, v: v, cmd: cmd, owners: slices.Clone(owners), args: cloneArgs(args)}
-	f.first = cl.send(c, v, owners[0], args) // the client's own connection pick: keeps its order
-	if c.Conn == nil {
-		return f.Wait(), true
-	}
-	return resp.Reply{Later: f}, true
+	return &fallbackRead{cl: cl, c: detached, v: v, cmd: cmd, owners: slices.Clone(owners), args: cloneArgs(args)}
 }
 
 // send forwards args to member without waiting.
