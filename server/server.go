@@ -97,7 +97,7 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 	if cfg.NearCache.Enabled && cfg.Topology.Type == "local" {
 		if rs, ok := st.(*redisstore.Store); !ok || !rs.Trackable() {
 			_ = st.Close()
-			return nil, &config.Error{Key: "near_cache.enabled", Msg: "the near cache needs the redis store on one Redis or a Redis Cluster (not Sentinel) in this version"}
+			return nil, &config.Error{Key: "near_cache.enabled", Msg: "the near cache needs the redis store (one Redis, a Redis Cluster or Sentinel)"}
 		}
 	}
 	// FETCHLOCK leases live where the values do: in Redis for the redis store (so the nodes in

@@ -361,3 +361,82 @@ func TestNearCacheOwnPipelinedWriteAcrossLoops(t *testing.T) {
 		}
 	}
 }
+
+// Over Sentinel the near cache tracks the master Sentinel names, and follows a failover: once
+// the replica is promoted, a write made directly in the new master reaches Vela's readers.
+func TestNearCacheSentinelFailover(t *testing.T) {
+	master := redistest.Start(t)
+	replica := redistest.Start(t, "--replicaof", "127.0.0.1", fmt.Sprint(master.Port))
+	sentinel := redistest.StartSentinel(t, "mymaster", master)
+	sc := redis.NewSentinelClient(&redis.Options{Addr: sentinel})
+	defer sc.Close()
+	ctx := context.Background()
+	cfg := testnode.Config()
+	cfg.Store.Type = "redis"
+	cfg.Store.RedisURL = "redis+sentinel://" + sentinel + "/mymaster/0"
+	cfg.NearCache.Enabled = true
+	cfg.NearCache.L1TTL = time.Hour
+	vela := testnode.Start(t, cfg)
+	redistest.WaitFor(t, "the near cache to go live", vela.Node().NearCache().Live)
+	vc := redis.NewClient(&redis.Options{Addr: vela.Addr()})
+	defer vc.Close()
+
+	// foreign writes to the server at addr reach Vela's readers, who keep copies in between.
+	follows := func(addr, prefix string) time.Duration {
+		direct := redis.NewClient(&redis.Options{Addr: addr})
+		defer direct.Close()
+		var worst time.Duration
+		for i := range 10 {
+			v := fmt.Sprint(prefix, i)
+			redistest.WaitFor(t, "a GET answered from the near cache", func() bool {
+				vc.Get(ctx, "k")
+				before := l1Hits(vela)
+				vc.Get(ctx, "k")
+				return l1Hits(vela) == before+1
+			})
+			start := time.Now()
+			if err := direct.Set(ctx, "k", v, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			redistest.WaitFor(t, "Vela to serve the write made in "+addr, func() bool { return vc.Get(ctx, "k").Val() == v })
+			worst = max(worst, time.Since(start))
+		}
+		return worst
+	}
+	if err := vc.Set(ctx, "k", "v0", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("before the failover, a write in the master reached Vela's readers within %v", follows(master.Addr, "a"))
+
+	// Sentinel refuses (NOGOODSLAVE) until it has heard from the replica.
+	start := time.Now()
+	for {
+		err := sc.Failover(ctx, "mymaster").Err()
+		if err == nil {
+			break
+		}
+		if time.Since(start) > 15*time.Second {
+			t.Fatalf("SENTINEL FAILOVER: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	start = time.Now()
+	redistest.WaitFor(t, "Sentinel to name the replica master", func() bool {
+		hp, err := sc.GetMasterAddrByName(ctx, "mymaster").Result()
+		return err == nil && len(hp) == 2 && hp[0]+":"+hp[1] == replica.Addr
+	})
+	t.Logf("Sentinel named the new master %v after the failover began", time.Since(start))
+	promoted := redis.NewClient(&redis.Options{Addr: replica.Addr})
+	defer promoted.Close()
+	start = time.Now()
+	if err := promoted.Set(ctx, "k", "c", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	redistest.WaitFor(t, "Vela to serve the first write in the new master", func() bool { return vc.Get(ctx, "k").Val() == "c" })
+	t.Logf("the first write in the new master reached Vela's readers within %v", time.Since(start))
+	d := follows(replica.Addr, "b")
+	t.Logf("after the failover, a write in the new master reached Vela's readers within %v", d)
+	if d > time.Second {
+		t.Fatalf("a write in the new master took %v to reach Vela's readers", d)
+	}
+}

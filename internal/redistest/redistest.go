@@ -162,3 +162,30 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// StartSentinel runs a Sentinel (redis-server --sentinel) that monitors master under the name
+// name with a quorum of 1, quick to act (a master unreachable for 1 s is down), and returns its
+// address. It is stopped when the test ends.
+func StartSentinel(t testing.TB, name string, master *Server) string {
+	t.Helper()
+	bin := Binary(t)
+	dir := t.TempDir()
+	port := FreePort(t)
+	conf := filepath.Join(dir, "sentinel.conf")
+	body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor %s 127.0.0.1 %d 1\n"+
+		"sentinel down-after-milliseconds %[3]s 1000\nsentinel failover-timeout %[3]s 10000\n",
+		port, dir, name, master.Port)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, conf, "--sentinel", "--logfile", filepath.Join(dir, "sentinel.log"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if err := WaitReady(addr, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}

@@ -333,23 +333,7 @@ func TestURLForms(t *testing.T) {
 // store through a redis+sentinel:// URL: commands and tags reach the master.
 func TestSentinel(t *testing.T) {
 	master := redistest.Start(t)
-	bin := redistest.Binary(t)
-	dir := t.TempDir()
-	port := redistest.FreePort(t)
-	conf := filepath.Join(dir, "sentinel.conf")
-	body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor mymaster 127.0.0.1 %d 1\n", port, dir, master.Port)
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, conf, "--sentinel", "--logfile", filepath.Join(dir, "sentinel.log"))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	if err := redistest.WaitReady(addr, 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	addr := redistest.StartSentinel(t, "mymaster", master)
 	s := open(t, "redis+sentinel://"+addr+"/mymaster/0")
 	ctx := context.Background()
 	if _, err := s.Do(ctx, []byte("k"), store.Op{Kind: store.Set, Value: []byte("v"), Tags: [][]byte{[]byte("t")}}); err != nil {

@@ -99,6 +99,10 @@ type Store struct {
 	cluster *redis.ClusterClient
 	// clusterOpt is the cluster client's options, for connections of its own to a master.
 	clusterOpt *redis.ClusterOptions
+	// Sentinel mode: the failover client's options, and a client of each Sentinel, to ask them
+	// which server is the master now (tracking.go).
+	failoverOpt *redis.FailoverOptions
+	sentinels   []*redis.SentinelClient
 	metaDB     string // "" in cluster mode
 	userDB     string
 	timeout    time.Duration
@@ -182,6 +186,13 @@ func Open(cfg Config) (*Store, error) {
 		o.MaxRetries, o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = -1, dial, rw, rw, s.timeout
 		o.ContextTimeoutEnabled, o.PoolSize, o.DialerRetries = true, pool, 1
 		s.c = redis.NewFailoverClient(o)
+		s.failoverOpt = o
+		for _, addr := range o.SentinelAddrs {
+			s.sentinels = append(s.sentinels, redis.NewSentinelClient(&redis.Options{Addr: addr,
+				Username: o.SentinelUsername, Password: o.SentinelPassword, TLSConfig: o.TLSConfig,
+				DialTimeout: dial, ReadTimeout: rw, WriteTimeout: rw, PoolTimeout: s.timeout,
+				MaxRetries: -1, PoolSize: 1, ContextTimeoutEnabled: true}))
+		}
 		mo := *o
 		mo.DB, mo.PoolSize = t.metaDB, 4
 		s.meta = redis.NewFailoverClient(&mo)
@@ -239,6 +250,9 @@ func (s *Store) Close() error {
 	s.closeIdleTx()
 	if s.meta != nil {
 		errs = append(errs, s.meta.Close())
+	}
+	for _, sc := range s.sentinels {
+		errs = append(errs, sc.Close())
 	}
 	errs = append(errs, s.c.Close())
 	return errors.Join(errs...)
