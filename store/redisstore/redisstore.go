@@ -103,11 +103,11 @@ type Store struct {
 	// which server is the master now (tracking.go).
 	failoverOpt *redis.FailoverOptions
 	sentinels   []*redis.SentinelClient
-	metaDB     string // "" in cluster mode
-	userDB     string
-	timeout    time.Duration
-	log        *slog.Logger
-	pipe       *pipe // shared pipelined connections for GET and SET (single Redis only)
+	metaDB      string // "" in cluster mode
+	userDB      string
+	timeout     time.Duration
+	log         *slog.Logger
+	pipe        *pipe // shared pipelined connections for GET and SET (single Redis only)
 
 	// The pipes of the event loops (looppipe.go): copied on write under loopMu, read without
 	// it. loopWG counts their goroutines (dials, deadline tickers).
