@@ -212,6 +212,7 @@ type Ctx struct {
 	inGate      bool            // ExecLocal holds the gate's read lock for this connection (routed nodes)
 	readLocked  bool            // ReadLock holds the gate's read lock
 	execCtx     context.Context // Context while EXEC runs: the connection's, without its cancellation
+	afterExec   []func()        // run once EXEC has let other commands in again (AfterExec)
 	// stripe is the gate stripe whose read lock the connection's commands take.
 	stripe uint8
 }
@@ -242,6 +243,17 @@ func (c *Ctx) Blocking(fn func()) {
 // InExec reports whether the current command runs inside EXEC, with every other command of
 // the node held back.
 func (c *Ctx) InExec() bool { return c.inExec }
+
+// AfterExec makes fn run once the EXEC running the current command has let other commands in
+// again, before EXEC replies: work that waits for other members (copies to replicas) must not
+// hold every command of this node back meanwhile. Called outside EXEC it runs fn at once.
+func (c *Ctx) AfterExec(fn func()) {
+	if !c.inExec {
+		fn()
+		return
+	}
+	c.afterExec = append(c.afterExec, fn)
+}
 
 // Loop returns the event loop running the current command in-line, or nil when the command runs
 // on a goroutine (or without a connection).

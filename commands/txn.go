@@ -217,6 +217,7 @@ func (n *Node) execTx(c *Ctx, _ [][]byte) (resp.Reply, error) {
 	if n.txr != nil {
 		n.txr.TxPrepare(c, n.txKeys(tx))
 	}
+	defer c.runAfterExec() // deferred before the unlock below: runs after it
 	n.gate.lock()
 	defer n.gate.unlock()
 	// Writes other clients started on the pipelined path (disk store) have left the gate but
@@ -241,6 +242,16 @@ func (n *Node) execTx(c *Ctx, _ [][]byte) (resp.Reply, error) {
 	}
 	c.settle()
 	return resp.Array(c.execReplies), nil
+}
+
+// runAfterExec runs what the commands of the EXEC that has just ended left for after it
+// (AfterExec).
+func (c *Ctx) runAfterExec() {
+	fns := c.afterExec
+	c.afterExec = nil
+	for _, fn := range fns {
+		fn()
+	}
 }
 
 // settle waits for the store calls the connection has started (pipelined GETs and SETs): for

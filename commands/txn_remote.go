@@ -172,6 +172,7 @@ func (n *Node) execRemote(c *Ctx, tx *txState) (resp.Reply, error) {
 		return execReply, nil // EXECABORT: Redis refused a command (its reply says which)
 	}
 	c.execCtx = context.WithoutCancel(c.Context())
+	defer c.runAfterExec()
 	c.inExec, c.execReplies, c.execSettled = true, make([]resp.Reply, 0, len(tx.queue)), 0
 	defer func() { c.inExec, c.execReplies, c.execCtx = false, nil, nil }()
 	next := 0

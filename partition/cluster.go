@@ -655,3 +655,9 @@ func (cl *Cluster) Name() string { return cl.self }
 
 // Owner returns the member owning key in the current ring.
 func (cl *Cluster) Owner(key []byte) string { return cl.view.Load().ring.Owner(key) }
+
+// Holders returns the members holding key in the current ring, owner first (cluster.replicas
+// of them at most).
+func (cl *Cluster) Holders(key []byte) []string {
+	return cl.view.Load().ring.Owners(key, cl.cfg.Replicas, nil)
+}

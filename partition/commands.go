@@ -69,8 +69,7 @@ func (cl *Cluster) ringInfo(_ *commands.Ctx, _ [][]byte) (resp.Reply, error) {
 }
 
 func (cl *Cluster) owner(_ *commands.Ctx, args [][]byte) (resp.Reply, error) {
-	owners := cl.view.Load().ring.Owners(args[2], cl.cfg.Replicas, nil)
-	return resp.BulkStrings(owners...), nil
+	return resp.BulkStrings(cl.Holders(args[2])...), nil
 }
 
 // ownedCmd serves VELA OWNED DBSIZE|KEYS|SCAN … for peers running a cluster-wide command.

@@ -22,20 +22,15 @@ func (cl *Cluster) writeLocal(c *commands.Ctx, v *view, cmd *commands.Command, a
 	for i := first; first > 0 && i <= last; i += step {
 		keys = append(keys, args[i])
 	}
-	if v.prev != nil && !c.InExec() && !blindWrite(cmd, args) {
+	if c.InExec() {
+		return cl.writeInExec(c, v, cmd, args, keys)
+	}
+	if v.prev != nil && !blindWrite(cmd, args) {
 		for _, k := range keys { // before the stripes are locked: this waits for other members
 			cl.fetchIfMissing(c, v, k)
 		}
 	}
-	stripes := make([]int, 0, len(keys))
-	for _, k := range keys {
-		stripes = append(stripes, cl.stripe(k))
-	}
-	slices.Sort(stripes)
-	stripes = slices.Compact(stripes)
-	for _, s := range stripes {
-		cl.stripes[s].Lock()
-	}
+	stripes := cl.lockStripes(keys)
 	if v.fence != nil && changes(cmd) {
 		for _, k := range keys {
 			cl.note(v, k) // before the write: a copy handed over later must not undo it
@@ -48,15 +43,71 @@ func (cl *Cluster) writeLocal(c *commands.Ctx, v *view, cmd *commands.Command, a
 			calls = cl.copyKey(c.Context(), v, k, calls)
 		}
 	}
+	cl.unlockStripes(stripes)
+	cl.awaitCopies(calls)
+	return reply
+}
+
+// writeInExec is writeLocal for a command EXEC runs, while no other command of this node runs:
+// the write needs no stripe, and its copies wait until EXEC has let other commands in again
+// (AfterExec). Sent now, they would wait for members that may themselves be in an EXEC,
+// sending copies here. The copies then carry the keys' state as it is after EXEC, and go out
+// under the keys' stripes, in order with other writes' copies.
+func (cl *Cluster) writeInExec(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte, keys [][]byte) resp.Reply {
+	if v.fence != nil && changes(cmd) {
+		for _, k := range keys {
+			cl.note(v, k)
+		}
+	}
+	reply := settled(cl.node.ExecLocal(c, cmd, args))
+	if reply.IsError() || len(keys) == 0 {
+		return reply
+	}
+	keys = cloneArgs(keys)
+	ctx := c.Context()
+	c.AfterExec(func() { cl.copyKeys(ctx, v, keys) })
+	return reply
+}
+
+// copyKeys sends the current state of keys to their other holders, under their stripes, and
+// waits for the copies to land.
+func (cl *Cluster) copyKeys(ctx context.Context, v *view, keys [][]byte) {
+	stripes := cl.lockStripes(keys)
+	var calls []*peer.Call
+	for _, k := range keys {
+		calls = cl.copyKey(ctx, v, k, calls)
+	}
+	cl.unlockStripes(stripes)
+	cl.awaitCopies(calls)
+}
+
+// lockStripes locks the stripes of keys, in order, and returns them for unlockStripes.
+func (cl *Cluster) lockStripes(keys [][]byte) []int {
+	stripes := make([]int, 0, len(keys))
+	for _, k := range keys {
+		stripes = append(stripes, cl.stripe(k))
+	}
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	for _, s := range stripes {
+		cl.stripes[s].Lock()
+	}
+	return stripes
+}
+
+func (cl *Cluster) unlockStripes(stripes []int) {
 	for _, s := range stripes {
 		cl.stripes[s].Unlock()
 	}
+}
+
+// awaitCopies waits for copies sent to replicas; one that fails is logged.
+func (cl *Cluster) awaitCopies(calls []*peer.Call) {
 	for _, call := range calls {
 		if _, err := call.Result(); err != nil {
 			cl.log.Warn("cluster: copy to replica failed", "err", err)
 		}
 	}
-	return reply
 }
 
 // copyKey sends key's current state to its holders other than this node.

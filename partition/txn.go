@@ -16,15 +16,10 @@ import (
 
 var _ commands.TxRouter = (*Cluster)(nil)
 
-// TxUnsupported implements commands.TxRouter. With more than one copy of each key the owner
-// would copy a transaction's writes to the other holders while it keeps every other command
-// out, and two owners doing so to each other would wait for each other.
-func (cl *Cluster) TxUnsupported() error {
-	if cl.cfg.Replicas > 1 {
-		return commands.Error("ERR transactions (MULTI, WATCH) are not supported with topology.type = partitioned and cluster.replicas > 1")
-	}
-	return nil
-}
+// TxUnsupported implements commands.TxRouter: every partitioned cluster runs transactions. With
+// more than one copy of each key the owner copies a transaction's writes to the other holders
+// once EXEC has let other commands in again (writeInExec).
+func (cl *Cluster) TxUnsupported() error { return nil }
 
 // TxPlace implements commands.TxRouter: the owner of keys, "" when it is this node.
 func (cl *Cluster) TxPlace(keys [][]byte) (string, error) {
@@ -46,15 +41,20 @@ func (cl *Cluster) TxPlace(keys [][]byte) (string, error) {
 }
 
 // TxPrepare implements commands.TxRouter: during the window after this node joined, the keys
-// it owns but lacks are pulled from their previous owner now, before EXEC holds every other
-// command back (localInWindow does not pull inside EXEC).
+// it owns but lacks are pulled from their previous owner now (with more copies, read from their
+// other holders: fetchIfMissing), before EXEC holds every other command back (localInWindow
+// and writeLocal do not pull inside EXEC).
 func (cl *Cluster) TxPrepare(c *commands.Ctx, keys [][]byte) {
 	v := cl.view.Load()
 	if v.prev == nil {
 		return
 	}
 	for _, k := range keys {
-		if v.ring.Owner(k) == cl.self {
+		switch {
+		case v.ring.Owner(k) != cl.self:
+		case cl.cfg.Replicas > 1:
+			cl.fetchIfMissing(c, v, k)
+		default:
 			cl.pullIfMissing(c, v, k)
 		}
 	}

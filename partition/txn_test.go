@@ -3,6 +3,8 @@ package partition_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -11,8 +13,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/vela-cache/vela/config"
 	"github.com/vela-cache/vela/internal/testnode"
 	"github.com/vela-cache/vela/server"
+	"github.com/vela-cache/vela/store"
 )
 
 // tagOwnedBy returns a hash tag ("{tN}") whose keys nodes[i] owns.
@@ -348,5 +352,114 @@ func TestWatchedKeyMovedRefusesExec(t *testing.T) {
 		_ = n4.Shutdown(ctxStop)
 		cancel()
 		testnode.WaitConverged(t, 10*time.Second, nodes...)
+	}
+}
+
+// localValue reads key from srv's own store, whoever owns it: "" when it is not there.
+func localValue(t *testing.T, srv *server.Server, key string) string {
+	t.Helper()
+	res, err := srv.Node().Store().Do(context.Background(), []byte(key), store.Op{Kind: store.Get})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(res.Value)
+}
+
+// With two copies of each key, a transaction runs on its keys' owner and its writes reach the
+// other holder before EXEC answers, whichever member the client asked.
+func TestTransactionsWithReplicas(t *testing.T) {
+	nodes := testnode.StartCluster(t, 3, func(_ int, cfg *config.Config) { cfg.Cluster.Replicas = 2 })
+	testnode.WaitConverged(t, 10*time.Second, nodes...)
+	ctx := context.Background()
+	for i := range nodes {
+		tag := tagOwnedBy(t, nodes, i)
+		holders := nodes[0].Cluster().Holders([]byte(tag))
+		for j, n := range nodes {
+			c := client(t, n)
+			a, b := tag+"a"+strconv.Itoa(j), tag+"b"+strconv.Itoa(j)
+			if err := c.Watch(ctx, func(tx *redis.Tx) error {
+				_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+					p.Set(ctx, a, "10", 0)
+					p.IncrBy(ctx, a, 5)
+					p.Set(ctx, b, "x", 0)
+					p.Del(ctx, b)
+					return nil
+				})
+				return err
+			}, a); err != nil {
+				t.Fatalf("owner %d via %d: %v", i, j, err)
+			}
+			for _, h := range nodes {
+				want := ""
+				if slices.Contains(holders, h.Cluster().Name()) {
+					want = "15"
+				}
+				if got := localValue(t, h, a); got != want {
+					t.Errorf("owner %d via %d: %s holds %s = %q, want %q", i, j, h.Cluster().Name(), a, got, want)
+				}
+				if got := localValue(t, h, b); got != "" {
+					t.Errorf("owner %d via %d: %s still holds the deleted %s = %q", i, j, h.Cluster().Name(), b, got)
+				}
+			}
+		}
+	}
+}
+
+// Members in EXEC at once, each the other's replica: a transaction's copies leave only after
+// its EXEC has let other commands in, so neither waits for the other (sent from inside EXEC,
+// each member's copies would wait for the other's EXEC to end, until the forward timeout).
+// Every transaction must finish well within the forward timeout, and every holder ends with
+// the owner's value.
+func TestTransactionsWithReplicasDoNotWaitForEachOther(t *testing.T) {
+	nodes := testnode.StartCluster(t, 3, func(_ int, cfg *config.Config) { cfg.Cluster.Replicas = 2 })
+	testnode.WaitConverged(t, 10*time.Second, nodes...)
+	ctx := context.Background()
+	tags := []string{tagOwnedBy(t, nodes, 0), tagOwnedBy(t, nodes, 1), tagOwnedBy(t, nodes, 2)}
+	const rounds = 200
+	var slowest atomic.Int64
+	errs := make(chan error, len(tags))
+	for i, tag := range tags {
+		go func() {
+			c := client(t, nodes[i]) // on the owner: EXEC runs where the client is
+			for r := range rounds {
+				start := time.Now()
+				_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+					for k := range 5 {
+						p.Incr(ctx, tag+strconv.Itoa(k))
+					}
+					return nil
+				})
+				if err != nil {
+					errs <- fmt.Errorf("%s round %d: %w", tag, r, err)
+					return
+				}
+				if d := time.Since(start); d.Nanoseconds() > slowest.Load() {
+					slowest.Store(d.Nanoseconds())
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range tags {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("slowest EXEC of %d on each of 3 owners at once: %v", rounds, time.Duration(slowest.Load()))
+	if d := time.Duration(slowest.Load()); d > 500*time.Millisecond {
+		t.Fatalf("an EXEC took %v: members in EXEC waited for each other's copies", d)
+	}
+	for _, tag := range tags {
+		holders := nodes[0].Cluster().Holders([]byte(tag))
+		for _, h := range nodes {
+			if !slices.Contains(holders, h.Cluster().Name()) {
+				continue
+			}
+			for k := range 5 {
+				if got := localValue(t, h, tag+strconv.Itoa(k)); got != strconv.Itoa(rounds) {
+					t.Errorf("%s holds %s = %q, want %d", h.Cluster().Name(), tag+strconv.Itoa(k), got, rounds)
+				}
+			}
+		}
 	}
 }

@@ -261,10 +261,6 @@ func TestTransactionsRefused(t *testing.T) {
 	node := testnode.StartReplicated(t, 1, nil)[0]
 	testnode.WaitReplicated(t, 10*time.Second, node)
 	refusesTransactions(t, node.Addr(), "ERR transactions (MULTI, WATCH) are not supported with topology.type = replicated")
-	// Nor a partitioned one keeping several copies of each key.
-	pnode := testnode.StartCluster(t, 1, func(_ int, cfg *config.Config) { cfg.Cluster.Replicas = 2 })[0]
-	testnode.WaitConverged(t, 10*time.Second, pnode)
-	refusesTransactions(t, pnode.Addr(), "ERR transactions (MULTI, WATCH) are not supported with topology.type = partitioned and cluster.replicas > 1")
 }
 
 // refusesTransactions checks that the node at addr answers MULTI and WATCH with text.
