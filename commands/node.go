@@ -428,14 +428,18 @@ func (c *Ctx) refused(reply resp.Reply) resp.Reply {
 
 // gated reports whether cmd, run for ctx, takes the gate's read lock (see exec).
 func (n *Node) gated(ctx *Ctx, cmd *Command) bool {
-	return n.gate != nil && !ctx.inExec && !ctx.inGate && cmd.Flags&FlagBlocking == 0 &&
+	return n.gate != nil && !ctx.inExec && !ctx.inGate && !ctx.readLocked && cmd.Flags&FlagBlocking == 0 &&
 		(cmd.FirstKey > 0 || cmd.Flags&(FlagWrite|FlagReadOnly|FlagClusterWide) != 0)
 }
 
 // ReadLock takes, for a blocking command's read of the keyspace, the gate's read lock every
 // other command holds while it runs, so that the read never sees a transaction half applied. A
 // blocking command (FETCHLOCK) does not hold the lock for its whole run, only while it reads,
-// so that its wait keeps no EXEC waiting. ReadUnlock releases it.
+// so that its wait keeps no EXEC waiting. ReadUnlock releases it. A router that locks keys of
+// its own around a command it runs here (ExecLocal) takes the gate first with ReadLock: EXEC
+// waiting for the gate holds back new readers, so a command holding a key's lock while it waits
+// for the gate, and another holding the gate while it waits for that key's lock, would wait
+// for each other. ExecLocal takes nothing more while the read lock is held.
 func (c *Ctx) ReadLock() {
 	if n := c.Node; n != nil && n.gate != nil && !c.inExec && !c.inGate && !c.readLocked {
 		n.gate.rlock(c.stripe)

@@ -89,3 +89,18 @@ func (n *Node) txKeys(tx *txState) [][]byte {
 	}
 	return keys
 }
+
+// PlaceOnOwner is TxRouter.TxPlace for a router that places keys by owner: owner is the member
+// owning every key (together is false when they have several), self this node's name, and addr
+// the owner's address.
+func PlaceOnOwner(owner string, together bool, self, addr string) (string, error) {
+	switch {
+	case !together:
+		return "", errCrossSlot
+	case owner == self || owner == "":
+		return "", nil
+	case addr == "":
+		return "", Error("ERR cluster: no address for member " + owner)
+	}
+	return addr, nil
+}

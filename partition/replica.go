@@ -30,6 +30,7 @@ func (cl *Cluster) writeLocal(c *commands.Ctx, v *view, cmd *commands.Command, a
 			cl.fetchIfMissing(c, v, k)
 		}
 	}
+	c.ReadLock() // the gate before the stripes, as a peer's copy, installed under both, takes them
 	stripes := cl.lockStripes(keys)
 	if v.fence != nil && changes(cmd) {
 		for _, k := range keys {
@@ -44,6 +45,7 @@ func (cl *Cluster) writeLocal(c *commands.Ctx, v *view, cmd *commands.Command, a
 		}
 	}
 	cl.unlockStripes(stripes)
+	c.ReadUnlock()
 	cl.awaitCopies(calls)
 	return reply
 }

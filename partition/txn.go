@@ -2,12 +2,9 @@ package partition
 
 import (
 	"context"
-	"errors"
-	"time"
 
 	"github.com/vela-cache/vela/commands"
 	"github.com/vela-cache/vela/peer"
-	"github.com/vela-cache/vela/resp"
 	"github.com/vela-cache/vela/store"
 )
 
@@ -24,20 +21,8 @@ func (cl *Cluster) TxUnsupported() error { return nil }
 // TxPlace implements commands.TxRouter: the owner of keys, "" when it is this node.
 func (cl *Cluster) TxPlace(keys [][]byte) (string, error) {
 	v := cl.view.Load()
-	owner := v.ring.Owner(keys[0])
-	for _, k := range keys[1:] {
-		if v.ring.Owner(k) != owner {
-			return "", commands.Error(errCrossSlot)
-		}
-	}
-	if owner == cl.self || owner == "" {
-		return "", nil
-	}
-	addr := v.addrs[owner]
-	if addr == "" {
-		return "", commands.Error("ERR cluster: no address for member " + owner)
-	}
-	return addr, nil
+	owner, together := v.ring.OwnerOfAll(keys)
+	return commands.PlaceOnOwner(owner, together, cl.self, v.addrs[owner])
 }
 
 // TxPrepare implements commands.TxRouter: during the window after this node joined, the keys
@@ -61,69 +46,25 @@ func (cl *Cluster) TxPrepare(c *commands.Ctx, keys [][]byte) {
 }
 
 // TxConn implements commands.TxRouter: a connection to the member at addr that no other request
-// shares, on which it runs what it is sent as a peer's.
+// shares, on which it runs what it is sent as a peer's. This node's near-cache copies of the
+// keys the commands may write are dropped before they are sent and again once they have run (as
+// for a forwarded write).
 func (cl *Cluster) TxConn(_ context.Context, addr string) (store.TxConn, error) {
-	x, err := cl.pool.Exclusive(addr)
-	if err != nil {
-		return nil, commands.Error(peer.ErrorReply(err).Str)
-	}
-	return &txConn{cl: cl, x: x}, nil
+	return cl.pool.TxConn(addr, peer.TxConfig{Wait: cl.cfg.ForwardTimeout,
+		Before: func(writes [][]byte) {
+			if cl.stats.On() {
+				cl.stats.Forwards.Inc()
+			}
+			cl.dropNear(writes)
+		},
+		After: cl.dropNear})
 }
 
-// txConn is a client transaction's connection to the member holding its keys.
-type txConn struct {
-	cl *Cluster
-	x  *peer.Exclusive
-}
-
-// Do implements store.TxConn. This node's near-cache copies of the keys the commands may write
-// are dropped before they are sent and again once they have run (as for a forwarded write).
-func (t *txConn) Do(ctx context.Context, cmds [][][]byte, writes [][]byte) ([]resp.Reply, error) {
-	t.dropNear(writes)
-	if t.cl.stats.On() {
-		t.cl.stats.Forwards.Inc()
-	}
-	replies, err := t.x.Do(ctx, cmds, t.timeout(cmds))
-	t.dropNear(writes)
-	if err != nil {
-		text := peer.ErrorReply(err).Str
-		if errors.Is(err, peer.ErrNotSent) && len(cmds) > 1 {
-			// The member closed the connection before anything was sent (it restarted): any
-			// WATCH it held is gone too.
-			text += " (the transaction did not run)"
-		} else if len(cmds) > 1 {
-			// The member may have received EXEC and run the transaction, or not: a client
-			// that retries must know it cannot tell.
-			text += " (the transaction may or may not have run)"
-		}
-		return nil, commands.Error(text)
-	}
-	return replies, nil
-}
-
-// timeout bounds the wait for the replies to cmds: the forward timeout, plus the time a large
-// transaction takes to travel and run (1 ms a command: on the disk store a write inside EXEC
-// waits for its commit; and 1 s per 64 MB), so that a transaction the owner is still running
-// is not reported failed. It only bounds the wait for a member that stopped answering.
-func (t *txConn) timeout(cmds [][][]byte) time.Duration {
-	size := 0
-	for _, args := range cmds {
-		for _, a := range args {
-			size += len(a)
-		}
-	}
-	return t.cl.cfg.ForwardTimeout + time.Duration(len(cmds))*time.Millisecond +
-		time.Duration(size)*time.Second/(64<<20)
-}
-
-func (t *txConn) dropNear(keys [][]byte) {
-	if t.cl.nearR == nil {
+func (cl *Cluster) dropNear(keys [][]byte) {
+	if cl.nearR == nil {
 		return
 	}
 	for _, k := range keys {
-		t.cl.nearR.c.Invalidate(k)
+		cl.nearR.c.Invalidate(k)
 	}
 }
-
-// Release implements store.TxConn.
-func (t *txConn) Release(clean bool) { t.x.Release(clean) }

@@ -16,21 +16,11 @@ import (
 	"github.com/vela-cache/vela/config"
 	"github.com/vela-cache/vela/internal/testnode"
 	"github.com/vela-cache/vela/server"
-	"github.com/vela-cache/vela/store"
 )
 
 // tagOwnedBy returns a hash tag ("{tN}") whose keys nodes[i] owns.
 func tagOwnedBy(t *testing.T, nodes []*server.Server, i int) string {
-	t.Helper()
-	want := nodes[i].Cluster().Name()
-	for n := 0; n < 10000; n++ {
-		tag := "{t" + strconv.Itoa(n) + "}"
-		if nodes[0].Cluster().Owner([]byte(tag)) == want {
-			return tag
-		}
-	}
-	t.Fatalf("no tag owned by %s", want)
-	return ""
+	return testnode.TagOwnedBy(t, nodes[0].Cluster().Owner, nodes[i].Cluster().Name())
 }
 
 // TestTransactionsOnTheKeysOwner runs MULTI/EXEC through every member of a three-member cluster
@@ -355,16 +345,6 @@ func TestWatchedKeyMovedRefusesExec(t *testing.T) {
 	}
 }
 
-// localValue reads key from srv's own store, whoever owns it: "" when it is not there.
-func localValue(t *testing.T, srv *server.Server, key string) string {
-	t.Helper()
-	res, err := srv.Node().Store().Do(context.Background(), []byte(key), store.Op{Kind: store.Get})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(res.Value)
-}
-
 // With two copies of each key, a transaction runs on its keys' owner and its writes reach the
 // other holder before EXEC answers, whichever member the client asked.
 func TestTransactionsWithReplicas(t *testing.T) {
@@ -394,10 +374,10 @@ func TestTransactionsWithReplicas(t *testing.T) {
 				if slices.Contains(holders, h.Cluster().Name()) {
 					want = "15"
 				}
-				if got := localValue(t, h, a); got != want {
+				if got := testnode.LocalValue(t, h, a); got != want {
 					t.Errorf("owner %d via %d: %s holds %s = %q, want %q", i, j, h.Cluster().Name(), a, got, want)
 				}
-				if got := localValue(t, h, b); got != "" {
+				if got := testnode.LocalValue(t, h, b); got != "" {
 					t.Errorf("owner %d via %d: %s still holds the deleted %s = %q", i, j, h.Cluster().Name(), b, got)
 				}
 			}
@@ -406,12 +386,15 @@ func TestTransactionsWithReplicas(t *testing.T) {
 }
 
 // Members in EXEC at once, each the other's replica: a transaction's copies leave only after
-// its EXEC has let other commands in, so neither waits for the other (sent from inside EXEC,
-// each member's copies would wait for the other's EXEC to end, until the forward timeout).
-// Every transaction must finish well within the forward timeout, and every holder ends with
-// the owner's value.
+// its EXEC has let other commands in, so neither waits for the other. Sent from inside EXEC,
+// each member's copies would wait for the other's EXEC to end, until the forward timeout, here
+// longer than the clients wait: every transaction must be answered, and every holder must end
+// with the owner's value.
 func TestTransactionsWithReplicasDoNotWaitForEachOther(t *testing.T) {
-	nodes := testnode.StartCluster(t, 3, func(_ int, cfg *config.Config) { cfg.Cluster.Replicas = 2 })
+	nodes := testnode.StartCluster(t, 3, func(_ int, cfg *config.Config) {
+		cfg.Cluster.Replicas = 2
+		cfg.Cluster.ForwardTimeout = time.Minute
+	})
 	testnode.WaitConverged(t, 10*time.Second, nodes...)
 	ctx := context.Background()
 	tags := []string{tagOwnedBy(t, nodes, 0), tagOwnedBy(t, nodes, 1), tagOwnedBy(t, nodes, 2)}
@@ -420,7 +403,9 @@ func TestTransactionsWithReplicasDoNotWaitForEachOther(t *testing.T) {
 	errs := make(chan error, len(tags))
 	for i, tag := range tags {
 		go func() {
-			c := client(t, nodes[i]) // on the owner: EXEC runs where the client is
+			// On the owner, so EXEC runs where the client is.
+			c := redis.NewClient(&redis.Options{Addr: nodes[i].Addr(), ReadTimeout: 20 * time.Second, MaxRetries: -1})
+			defer c.Close()
 			for r := range rounds {
 				start := time.Now()
 				_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -446,9 +431,6 @@ func TestTransactionsWithReplicasDoNotWaitForEachOther(t *testing.T) {
 		}
 	}
 	t.Logf("slowest EXEC of %d on each of 3 owners at once: %v", rounds, time.Duration(slowest.Load()))
-	if d := time.Duration(slowest.Load()); d > 500*time.Millisecond {
-		t.Fatalf("an EXEC took %v: members in EXEC waited for each other's copies", d)
-	}
 	for _, tag := range tags {
 		holders := nodes[0].Cluster().Holders([]byte(tag))
 		for _, h := range nodes {
@@ -456,7 +438,7 @@ func TestTransactionsWithReplicasDoNotWaitForEachOther(t *testing.T) {
 				continue
 			}
 			for k := range 5 {
-				if got := localValue(t, h, tag+strconv.Itoa(k)); got != strconv.Itoa(rounds) {
+				if got := testnode.LocalValue(t, h, tag+strconv.Itoa(k)); got != strconv.Itoa(rounds) {
 					t.Errorf("%s holds %s = %q, want %d", h.Cluster().Name(), tag+strconv.Itoa(k), got, rounds)
 				}
 			}

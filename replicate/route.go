@@ -32,6 +32,9 @@ var (
 // when they depend on the key's present state.
 func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) (resp.Reply, bool) {
 	if cmd.Flags&commands.FlagWrite == 0 {
+		if c.InExec() {
+			return resp.Reply{}, false // TxPrepare fetched the keys: EXEC must not wait for members
+		}
 		if forwarding(c) {
 			// A pipelined GET must not overtake the client's earlier forwarded commands: an
 			// INCR, say, whose result reaches this member with the owner's copy.
@@ -87,7 +90,7 @@ func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 	}
 	// Decided here: a peer forwarded it, or this member owns its keys. Until this member holds
 	// the whole state, the keys' present state is fetched first.
-	if !cl.synced.Load() || cl.paused() {
+	if (!cl.synced.Load() || cl.paused()) && !c.InExec() {
 		if err := cl.pullKeys(c, v, args, first, last, step); err != nil {
 			return peer.ErrorReply(err), true
 		}
@@ -297,6 +300,10 @@ func (cl *Cluster) writeAndCopy(c *commands.Ctx, cmd *commands.Command, args [][
 	for i := first; i <= last; i += step {
 		keys = append(keys, args[i])
 	}
+	if c.InExec() {
+		return cl.writeInExec(c, cmd, args, keys)
+	}
+	c.ReadLock() // the gate before the stripes, as another member's copy (VELA RAPPLY) takes them
 	stripes := cl.lockKeys(keys)
 	before := make([]uint64, len(keys))
 	for i, k := range keys {
@@ -316,6 +323,7 @@ func (cl *Cluster) writeAndCopy(c *commands.Ctx, cmd *commands.Command, args [][
 		}
 	}
 	cl.unlockKeys(stripes)
+	c.ReadUnlock()
 	return cl.afterCopies(c, reply, sent)
 }
 

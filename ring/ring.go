@@ -150,6 +150,21 @@ func (r *Ring) Owner(key []byte) string {
 	return r.members[r.owner[r.search(r.KeyHash(key))]]
 }
 
+// OwnerOfAll returns the member owning every one of keys, and false when they have several
+// owners (Redis Cluster's CROSSSLOT). It does not allocate.
+func (r *Ring) OwnerOfAll(keys [][]byte) (string, bool) {
+	if len(keys) == 0 {
+		return "", true
+	}
+	owner := r.Owner(keys[0])
+	for _, k := range keys[1:] {
+		if r.Owner(k) != owner {
+			return "", false
+		}
+	}
+	return owner, true
+}
+
 // Owners appends to dst the n members holding key's copies: its owner, then the next distinct
 // members clockwise. Fewer than n are returned when the ring has fewer members. It does not
 // allocate when dst has room.

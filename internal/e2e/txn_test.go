@@ -231,9 +231,9 @@ func TestDiskTransactionSharesCommits(t *testing.T) {
 	}
 }
 
-// TestTransactionsRefused: where Vela cannot isolate a transaction (the redis store, whose Redis
-// other clients write; a partitioned cluster), MULTI and WATCH answer an error that says why, and the commands sent
-// after a refused MULTI run as ordinary commands, as they would after any failed command.
+// TestTransactionsRefused: where Vela cannot run a transaction as Redis would (the redis store
+// with default_ttl), MULTI and WATCH answer an error that says why, and the commands sent after
+// a refused MULTI run as ordinary commands, as they would after any failed command.
 func TestTransactionsRefused(t *testing.T) {
 	// On the redis store transactions run in Redis, which would not apply default_ttl.
 	c := redis.NewClient(&redis.Options{Addr: redisStoreNode(t, func(cfg *config.Config) { cfg.DefaultTTL = time.Hour })})
@@ -254,24 +254,6 @@ func TestTransactionsRefused(t *testing.T) {
 	}
 	if err := c.Do(ctx, "EXEC").Err(); err == nil || err.Error() != "ERR EXEC without MULTI" {
 		t.Errorf("EXEC: %v", err)
-	}
-
-	// In a replicated cluster every member writes every key: no one member can isolate a
-	// transaction.
-	node := testnode.StartReplicated(t, 1, nil)[0]
-	testnode.WaitReplicated(t, 10*time.Second, node)
-	refusesTransactions(t, node.Addr(), "ERR transactions (MULTI, WATCH) are not supported with topology.type = replicated")
-}
-
-// refusesTransactions checks that the node at addr answers MULTI and WATCH with text.
-func refusesTransactions(t *testing.T, addr, text string) {
-	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: addr})
-	defer c.Close()
-	for _, args := range [][]any{{"MULTI"}, {"WATCH", "k"}} {
-		if err := c.Do(context.Background(), args...).Err(); err == nil || err.Error() != text {
-			t.Errorf("%s: %v: %v, want %q", addr, args, err, text)
-		}
 	}
 }
 

@@ -9,11 +9,13 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/vela-cache/vela/config"
 	"github.com/vela-cache/vela/server"
+	"github.com/vela-cache/vela/store"
 )
 
 // Config returns the default configuration adjusted for tests: a free port, no metrics listener.
@@ -168,4 +170,27 @@ func WaitReplicated(t testing.TB, timeout time.Duration, nodes ...*server.Server
 	waitMembers(t, timeout, nodes, func(n *server.Server) member {
 		return member{n.Replicated().Name(), n.Replicated().RingMembers(), n.Replicated().Ready()}
 	})
+}
+
+// TagOwnedBy returns a hash tag ("{tN}") whose keys owner (a ring's Owner) places on member.
+func TagOwnedBy(t testing.TB, owner func(key []byte) string, member string) string {
+	t.Helper()
+	for n := 0; n < 10000; n++ {
+		tag := "{t" + strconv.Itoa(n) + "}"
+		if owner([]byte(tag)) == member {
+			return tag
+		}
+	}
+	t.Fatalf("no tag owned by %s", member)
+	return ""
+}
+
+// LocalValue reads key from srv's own store, whichever member owns it: "" when it is not there.
+func LocalValue(t testing.TB, srv *server.Server, key string) string {
+	t.Helper()
+	res, err := srv.Node().Store().Do(context.Background(), []byte(key), store.Op{Kind: store.Get})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(res.Value)
 }
