@@ -483,6 +483,11 @@ func TestClientInfo(t *testing.T) {
 // diffCluster starts a redis-server and a three-member partitioned cluster whose members keep
 // near caches, for def seeded steps (2,000 with -short) or DIFFTEST_STEPS.
 func diffCluster(t *testing.T, def int) (seed int64, steps int, rs *redistest.Server, nodes []*server.Server) {
+	return diffClusterReplicas(t, def, 1)
+}
+
+// diffClusterReplicas is diffCluster keeping replicas copies of each key.
+func diffClusterReplicas(t *testing.T, def, replicas int) (seed int64, steps int, rs *redistest.Server, nodes []*server.Server) {
 	if testing.Short() {
 		def = 2000
 	}
@@ -492,6 +497,7 @@ func diffCluster(t *testing.T, def int) (seed int64, steps int, rs *redistest.Se
 	nodes = testnode.StartCluster(t, 3, func(_ int, cfg *config.Config) {
 		cfg.NearCache.Enabled = true
 		cfg.ProtoMaxBulkLen = maxBulk
+		cfg.Cluster.Replicas = replicas
 	})
 	testnode.WaitConverged(t, 10*time.Second, nodes...)
 	return seed, steps, rs, nodes
@@ -514,12 +520,24 @@ func TestDifferentialCluster(t *testing.T) {
 // member holds them all, as Redis Cluster requires of a transaction: first a tag another member
 // owns (WATCH and EXEC go there), then one the member asked owns (it runs them itself).
 func TestDifferentialClusterTransactions(t *testing.T) {
-	seed, steps, rs, nodes := diffCluster(t, 6000)
-	cl := nodes[0].Cluster()
+	for _, replicas := range []int{1, 2} {
+		t.Run(fmt.Sprintf("replicas=%d", replicas), func(t *testing.T) {
+			seed, steps, rs, nodes := diffClusterReplicas(t, 6000/replicas, replicas)
+			cl := nodes[0].Cluster()
+			total := transactionSequences(t, rs.Addr, nodes[0].Addr(), seed, steps, cl.Owner, cl.Name())
+			t.Logf("%d commands sent to each server", total)
+		})
+	}
+}
+
+// transactionSequences runs seeded sequences with transactions through the member at addr,
+// every key carrying one hash tag: first a tag another member owns (WATCH and EXEC go there),
+// then one that member owns (it runs them itself). It returns the commands sent.
+func transactionSequences(t *testing.T, redisAddr, addr string, seed int64, steps int, owner func([]byte) string, self string) int {
 	var remote, local string
 	for i := 0; remote == "" || local == ""; i++ {
 		tag := "{t" + strconv.Itoa(i) + "}"
-		if cl.Owner([]byte(tag)) == cl.Name() {
+		if owner([]byte(tag)) == self {
 			local = cmp.Or(local, tag)
 		} else {
 			remote = cmp.Or(remote, tag)
@@ -528,9 +546,29 @@ func TestDifferentialClusterTransactions(t *testing.T) {
 	total := 0
 	for i, prefix := range []string{remote, local} {
 		gen := difftest.GenOptions{MaxBulkLen: maxBulk, KeyPrefix: prefix, NoClusterWideInMulti: true}
-		sent, _ := runSequences(t, rs.Addr, nodes[0].Addr(), seed+int64(10*i), steps/2, 2, gen, "")
+		sent, _ := runSequences(t, redisAddr, addr, seed+int64(10*i), steps/2, 2, gen, "")
 		total += sent
 	}
+	return total
+}
+
+// TestDifferentialReplicatedTransactions runs seeded sequences with transactions through one
+// member of a three-member replicated cluster, every key carrying one hash tag, decided by
+// another member and then by the member asked. After each sequence every member must hold what
+// Redis holds.
+func TestDifferentialReplicatedTransactions(t *testing.T) {
+	def := 4000
+	if testing.Short() {
+		def = 2000
+	}
+	seed, steps := seedAndSteps(t, def)
+	t.Logf("seed %d, %d steps", seed, steps)
+	rs := redistest.Start(t, "--databases", "1", "--proto-max-bulk-len", strconv.Itoa(maxBulk))
+	nodes := testnode.StartReplicated(t, 3, func(_ int, cfg *config.Config) { cfg.ProtoMaxBulkLen = maxBulk })
+	testnode.WaitReplicated(t, 10*time.Second, nodes...)
+	cl := nodes[0].Replicated()
+	total := transactionSequences(t, rs.Addr, nodes[0].Addr(), seed, steps, cl.Owner, cl.Name())
+	sameAsRedis(t, rs.Addr, nodes)
 	t.Logf("%d commands sent to each server", total)
 }
 
