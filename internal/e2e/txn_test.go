@@ -16,6 +16,7 @@ import (
 	"github.com/vela-cache/vela/config"
 	"github.com/vela-cache/vela/internal/redistest"
 	"github.com/vela-cache/vela/internal/testnode"
+	"github.com/vela-cache/vela/server"
 	"github.com/vela-cache/vela/store/disk"
 )
 
@@ -274,84 +275,120 @@ func TestTransactionStress(t *testing.T) {
 			cfg.EventLoops = 0
 		}
 		t.Run(name, func(t *testing.T) {
-			addr := testnode.Start(t, cfg).Addr()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			end := time.Now().Add(3 * time.Second)
-			var wg sync.WaitGroup
-			errs := make(chan error, 6)
-			var rounds atomic.Int64
-			for w := range 6 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					c := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 2, MaxRetries: -1})
-					defer c.Close()
-					key := func(i int) string { return fmt.Sprintf("s%d", (w+i)%5) }
-					for i := 0; time.Now().Before(end); i++ {
-						var err error
-						switch i % 7 {
-						case 0:
-							_, err = c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-								p.Incr(ctx, "ctr")
-								p.Set(ctx, key(i), i, 0)
-								p.MGet(ctx, key(i), key(i+1))
-								p.Do(ctx, "SET", key(i+2), "t", "TAGS", "tg")
-								p.Del(ctx, key(i+3))
-								return nil
-							})
-						case 1:
-							err = c.Watch(ctx, func(tx *redis.Tx) error {
-								v, _ := tx.Get(ctx, key(i)).Result()
-								_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-									p.Set(ctx, key(i), v+"x", time.Minute)
-									return nil
-								})
-								return err
-							}, key(i))
-							if errors.Is(err, redis.TxFailedErr) {
-								err = nil
-							}
-						case 2:
-							_, err = c.Pipelined(ctx, func(p redis.Pipeliner) error {
-								for j := range 20 {
-									p.Set(ctx, key(j), j, 0)
-									p.Get(ctx, key(j+1))
-								}
-								return nil
-							})
-						case 3:
-							err = c.Do(ctx, "TAGINVALIDATE", "tg").Err()
-						case 4:
-							r, ferr := c.Do(ctx, "FETCHLOCK", "fk", "TIMEOUT", "50", "LEASE", "200").Slice()
-							err = ferr
-							if ferr == nil && len(r) == 2 && r[0] == "LOCKED" {
-								err = c.Do(ctx, "FETCHFILL", "fk", r[1], "v", "PX", "30").Err()
-							}
-						case 5:
-							err = c.MGet(ctx, key(0), key(1), key(2), "ctr").Err()
-						case 6:
-							if i%5 == 0 {
-								err = c.FlushAll(ctx).Err()
-							}
-						}
-						if err != nil && !errors.Is(err, redis.Nil) && !strings.HasPrefix(err.Error(), "STALE") {
-							errs <- fmt.Errorf("client %d round %d: %w", w, i, err)
-							return
-						}
-						rounds.Add(1)
-					}
-				}()
-			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				t.Fatal(err)
-			}
-			if ctx.Err() != nil {
-				t.Fatal("the clients did not finish before the deadline")
-			}
-			t.Logf("%d rounds", rounds.Load())
+			stressTransactions(t, []string{testnode.Start(t, cfg).Addr()}, "")
 		})
 	}
+}
+
+// TestTransactionStressClusters is TestTransactionStress through the three members of a
+// partitioned cluster keeping two copies of each key, and of a replicated cluster, on keys of
+// one hash tag (one member runs every transaction; the others send theirs there), with the
+// cluster-wide FLUSHALL and TAGINVALIDATE reaching every member.
+func TestTransactionStressClusters(t *testing.T) {
+	for name, start := range map[string]func() []*server.Server{
+		"partitioned-replicas-2": func() []*server.Server {
+			nodes := testnode.StartCluster(t, 3, func(_ int, cfg *config.Config) { cfg.Cluster.Replicas = 2 })
+			testnode.WaitConverged(t, 10*time.Second, nodes...)
+			return nodes
+		},
+		"replicated": func() []*server.Server {
+			nodes := testnode.StartReplicated(t, 3, nil)
+			testnode.WaitReplicated(t, 10*time.Second, nodes...)
+			return nodes
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var addrs []string
+			for _, n := range start() {
+				addrs = append(addrs, n.Addr())
+			}
+			stressTransactions(t, addrs, "{s}")
+		})
+	}
+}
+
+// stressTransactions has 6 clients, dealt over addrs, each send for 3 seconds MULTI … EXEC of
+// random commands, WATCH, pipelined batches, SET … TAGS and TAGINVALIDATE, FETCHLOCK/FETCHFILL,
+// MGET and, rarely, FLUSHALL, on keys starting with prefix. Nothing may hang (every client must
+// finish its last round well within the deadline), and no reply may be a protocol or connection
+// error; the command-level errors (WRONGTYPE-free: only strings are written) are Redis's own.
+func stressTransactions(t *testing.T, addrs []string, prefix string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	end := time.Now().Add(3 * time.Second)
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	var rounds atomic.Int64
+	ctr, fk := prefix+"ctr", prefix+"fk"
+	for w := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := redis.NewClient(&redis.Options{Addr: addrs[w%len(addrs)], PoolSize: 2, MaxRetries: -1})
+			defer c.Close()
+			key := func(i int) string { return fmt.Sprintf("%ss%d", prefix, (w+i)%5) }
+			for i := 0; time.Now().Before(end); i++ {
+				var err error
+				switch i % 7 {
+				case 0:
+					_, err = c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+						p.Incr(ctx, ctr)
+						p.Set(ctx, key(i), i, 0)
+						p.MGet(ctx, key(i), key(i+1))
+						p.Do(ctx, "SET", key(i+2), "t", "TAGS", "tg")
+						p.Del(ctx, key(i+3))
+						return nil
+					})
+				case 1:
+					err = c.Watch(ctx, func(tx *redis.Tx) error {
+						v, _ := tx.Get(ctx, key(i)).Result()
+						_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+							p.Set(ctx, key(i), v+"x", time.Minute)
+							return nil
+						})
+						return err
+					}, key(i))
+					if errors.Is(err, redis.TxFailedErr) {
+						err = nil
+					}
+				case 2:
+					_, err = c.Pipelined(ctx, func(p redis.Pipeliner) error {
+						for j := range 20 {
+							p.Set(ctx, key(j), j, 0)
+							p.Get(ctx, key(j+1))
+						}
+						return nil
+					})
+				case 3:
+					err = c.Do(ctx, "TAGINVALIDATE", "tg").Err()
+				case 4:
+					r, ferr := c.Do(ctx, "FETCHLOCK", fk, "TIMEOUT", "50", "LEASE", "200").Slice()
+					err = ferr
+					if ferr == nil && len(r) == 2 && r[0] == "LOCKED" {
+						err = c.Do(ctx, "FETCHFILL", fk, r[1], "v", "PX", "30").Err()
+					}
+				case 5:
+					err = c.MGet(ctx, key(0), key(1), key(2), ctr).Err()
+				case 6:
+					if i%5 == 0 {
+						err = c.FlushAll(ctx).Err()
+					}
+				}
+				if err != nil && !errors.Is(err, redis.Nil) && !strings.HasPrefix(err.Error(), "STALE") {
+					errs <- fmt.Errorf("client %d round %d: %w", w, i, err)
+					return
+				}
+				rounds.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the clients did not finish before the deadline")
+	}
+	t.Logf("%d rounds", rounds.Load())
 }
