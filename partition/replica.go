@@ -262,12 +262,18 @@ func (cl *Cluster) pullIfMissing(c *commands.Ctx, v *view, key []byte) {
 }
 
 // pull asks the members in from, in turn, for key (VELA TAKE) and installs the first copy one
-// hands out.
+// hands out. A member that answers it is leaving (errTakeLeaving) has handed its keys on: the
+// members after it in the rings it was taken from are asked too, as for a member this node
+// knows is leaving (pullSources). This node may not know: it joined while that member was
+// leaving, and learned of it neither from the member (which announced its leave before this
+// node joined) nor from gossip yet.
 func (cl *Cluster) pull(c *commands.Ctx, v *view, key []byte, from []string) {
 	if res, err := cl.store.Do(c.Context(), key, store.Op{Kind: store.Inspect}); err != nil || res.Found {
 		return // a pull that has just ended installed it
 	}
-	for _, m := range from {
+	gone := v.gone
+	for i := 0; i < len(from); i++ {
+		m := from[i]
 		if cl.refuses(key) {
 			return // changed here since: this node's state wins
 		}
@@ -283,8 +289,22 @@ func (cl *Cluster) pull(c *commands.Ctx, v *view, key []byte, from []string) {
 			cl.installPulled(context.WithoutCancel(c.Context()), key, r)
 			return
 		}
+		if err == nil && r.IsError() && r.Str == errTakeLeaving && !slices.Contains(gone, m) {
+			gone = append(slices.Clip(gone), m)
+			nv := *v
+			nv.gone = gone
+			for _, n := range cl.pullSources(&nv, key) {
+				if !slices.Contains(from, n) {
+					from = append(from, n)
+				}
+			}
+		}
 	}
 }
+
+// errTakeLeaving is a leaving member's answer to VELA TAKE for a key it does not hold: it may
+// have handed the key on already.
+const errTakeLeaving = "LEAVING cluster: this member is leaving, its keys are handed on"
 
 // installPulled installs r, a TAKE or PEEK reply [value, pxat, tag …], as a handed-over copy
 // of key, unless it has expired meanwhile.
@@ -342,7 +362,8 @@ func (cl *Cluster) pullSources(v *view, key []byte) []string {
 }
 
 // take serves VELA TAKE key for peers: the new owner of key wants it before the handoff pass
-// gets to it. It replies [value, pxat, tag …] and deletes the key here, or nil when absent.
+// gets to it. It replies [value, pxat, tag …] and deletes the key here, or nil when absent
+// (errTakeLeaving when this member is leaving).
 //
 // It waits first for this node's ring to place the key elsewhere (awaitNotOwner).
 func (cl *Cluster) take(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
@@ -400,6 +421,9 @@ func (cl *Cluster) handOut(c *commands.Ctx, key []byte, del bool) (resp.Reply, e
 		return resp.Reply{}, err
 	}
 	if string(rest[1]) == "DROP" {
+		if del && cl.leaving.Load() {
+			return resp.Error(errTakeLeaving), nil // the asker looks further (pull)
+		}
 		return resp.NilArray, nil
 	}
 	out := []resp.Reply{resp.Bulk(rest[3]), resp.Bulk(rest[4])}

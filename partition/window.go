@@ -25,9 +25,10 @@ package partition
 //     this costs outside windows). Cluster-wide writes sent during a window are wrapped in VELA
 //     FENCED for the same purpose. A peer's command on keys this node no longer holds (the
 //     peer's ring is behind), or a write to keys it no longer owns, is passed on to their
-//     holder or owner as VELA FINAL, which runs there and is never passed on again, instead of
-//     changing a copy that is being handed over. The one exception is a member that is
-//     leaving: it passes a FINAL on once more, as VELA LAST, which always runs where it lands.
+//     holder or owner as VELA FINAL, which runs there, instead of changing a copy that is being
+//     handed over. The exceptions: a member that is leaving passes a FINAL on once more, as
+//     VELA LAST, which always runs where it lands; a member whose ring moved the FINAL's keys
+//     away from it lately passes it on to their owner, as FINAL (movedAway).
 //   - A member asked for a key it still owns in its own ring (VELA TAKE, PEEK: the asker's ring
 //     is ahead) waits a moment for its ring to catch up before it answers, so that its own
 //     clients' writes to the key go to the new owner from then on (awaitNotOwner).
@@ -609,7 +610,8 @@ func (cl *Cluster) fenced(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 // them), while the sender's ring is behind (it has not applied VELA LEAVING yet). Run here, the
 // command would change a copy the new owner no longer reads, and be lost. It is passed on once
 // more, to the keys' owners in this node's ring, as VELA LAST, which runs where it lands even on
-// a member leaving too: requests never loop.
+// a member leaving too: requests never loop. A FINAL whose keys this node's ring moved away
+// lately is passed on as FINAL (movedAway).
 func (cl *Cluster) final(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	inner := args[2:]
 	cmd, err := cl.wrapped(c, inner)
@@ -621,13 +623,50 @@ func (cl *Cluster) final(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	}
 	v := cl.ensureFence()
 	v.fence.extend(time.Now().Add(fenceWindow))
-	if cl.leaving.Load() && commands.ArgIs(args[1], "final") {
-		first, last, step := cmd.KeyPositions(len(inner))
-		if r, ok := cl.passOn(c, v, cmd, inner, first, last, step, "LAST"); ok {
-			return r, nil
+	first, last, step := cmd.KeyPositions(len(inner))
+	if commands.ArgIs(args[1], "final") {
+		wrap := ""
+		switch {
+		case cl.leaving.Load():
+			wrap = "LAST"
+		case cl.movedAway(v, cmd, inner, first, last, step):
+			wrap = "FINAL"
+		}
+		if wrap != "" {
+			if r, ok := cl.passOn(c, v, cmd, inner, first, last, step, wrap); ok {
+				return r, nil
+			}
 		}
 	}
 	return cl.runHere(c, v, cmd, inner), nil
+}
+
+// movedAway reports whether a FINAL passed on here has keys that this node's ring placed here
+// in one of its window's changes and places elsewhere now, and no other keys placed elsewhere:
+// the sender's ring may be behind this node's (it had not seen a member join when it passed the
+// command on, and the command was on its way while the joiner took the sender's copy). Run
+// here, on the copy pushed ahead of it, the command would be lost. It is passed on once more as
+// VELA FINAL: the sender's ring may instead be ahead (a member leaving, which this node has not
+// heard of yet, owns the key in this node's ring), and that member then passes it on as LAST,
+// to the owner in its ring. Requests still never loop: a member not leaving passes a key on
+// only to the key's owner in its own ring, which has this member, so to a member whose first
+// point on the ring follows the key's hash more closely than its own (points do not depend on
+// the ring); a member leaving passes it on as LAST, which runs where it lands.
+func (cl *Cluster) movedAway(v *view, cmd *commands.Command, args [][]byte, first, last, step int) bool {
+	if v.from == nil {
+		return false
+	}
+	away := false
+	for i := first; i <= last; i += step {
+		if cl.target(v, cmd, args[i]) == "" {
+			continue
+		}
+		if !slices.ContainsFunc(v.from, func(r *ring.Ring) bool { return cl.holds(r, args[i]) }) {
+			return false
+		}
+		away = true
+	}
+	return away
 }
 
 // wrapped returns the command a peer wrapped in VELA FENCED or FINAL, checked as Exec checks a

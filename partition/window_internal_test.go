@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vela-cache/vela/commands"
+	"github.com/vela-cache/vela/resp"
 	"github.com/vela-cache/vela/ring"
 	"github.com/vela-cache/vela/store"
 	"github.com/vela-cache/vela/store/memory"
@@ -289,5 +290,114 @@ func TestTakeWaitsForThisRing(t *testing.T) {
 	r, err := cl.take(peer, [][]byte{[]byte("VELA"), []byte("TAKE"), []byte(k)})
 	if err != nil || len(r.Elems) < 2 || string(r.Elems[0].Bytes) != "v3" {
 		t.Fatalf("TAKE = %v, %v; want v3", r, err)
+	}
+}
+
+// servedMember is a member that serves peers on a listener of its own, with no membership: its
+// view is set by hand.
+type servedMember struct {
+	cl   *Cluster
+	node *commands.Node
+	st   store.Store
+	addr string
+}
+
+func serveMember(t *testing.T, name string) *servedMember {
+	t.Helper()
+	st := memory.New(memory.Config{})
+	node := commands.NewNode(st, commands.Config{}, nil, nil)
+	cl, err := New(node, st, Config{NodeName: name, Secret: "s", ForwardTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := resp.NewServer(resp.Config{Addr: "127.0.0.1:0"}, node)
+	if err := rs.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- rs.Serve() }()
+	t.Cleanup(func() {
+		_ = cl.Shutdown(context.Background())
+		_ = rs.Shutdown(context.Background())
+		<-served
+	})
+	return &servedMember{cl: cl, node: node, st: st, addr: rs.Addr().String()}
+}
+
+// TestPullAsksPastALeavingMember: node-4 joins while node-3 leaves, and has not learned of the
+// leave: its ring still has node-3, and the key it now owns was node-3's in the ring it joined.
+// node-3 has handed the key on already, to node-1 (its successor in that ring), and lacks it.
+// Told so (node-3 answers that it is leaving), node-4 asks node-1 next. Before, node-3's nil
+// ended the pull: node-4's INCR started from a missing key, and node-1's copy was then refused.
+func TestPullAsksPastALeavingMember(t *testing.T) {
+	n1, n3, n4 := serveMember(t, "node-1"), serveMember(t, "node-3"), serveMember(t, "node-4")
+	addrs := map[string]string{"node-1": n1.addr, "node-2": "", "node-3": n3.addr, "node-4": n4.addr}
+	r123 := ring.New([]string{"node-1", "node-2", "node-3"}, 1, ring.Config{})
+	r12 := ring.New([]string{"node-1", "node-2"}, 2, ring.Config{})
+	r124 := ring.New([]string{"node-1", "node-2", "node-4"}, 3, ring.Config{})
+	r1234 := ring.New([]string{"node-1", "node-2", "node-3", "node-4"}, 3, ring.Config{})
+	var k []byte
+	for i := 0; k == nil; i++ {
+		c := []byte("k:" + strconv.Itoa(i))
+		if r123.Owner(c) == "node-3" && r12.Owner(c) == "node-1" && r124.Owner(c) == "node-4" && r1234.Owner(c) == "node-4" {
+			k = c
+		}
+	}
+	// node-3 is leaving and has handed the key to node-1, which has seen node-4 join.
+	n3.cl.leaving.Store(true)
+	n3.cl.storeView(&view{ring: r12, addrs: addrs})
+	n1.cl.storeView(&view{ring: r124, addrs: addrs})
+	if _, err := n1.st.Do(context.Background(), k, store.Op{Kind: store.Set, Value: []byte("10"), TTL: store.TTLSet}); err != nil {
+		t.Fatal(err)
+	}
+	// node-4's view, as setView builds it for a joiner that has not heard of the leave.
+	v := &view{ring: r1234, addrs: addrs, prev: r123, since: time.Now()}
+	n4.cl.openWindow(&view{ring: ring.New([]string{"node-4"}, 0, ring.Config{})}, v, time.Now())
+	n4.cl.storeView(v)
+	if got := n4.cl.pullSources(v, k); len(got) != 1 || got[0] != "node-3" {
+		t.Fatalf("node-4 pulls %s from %v, want node-3 alone", k, got)
+	}
+
+	c4 := &commands.Ctx{Node: n4.node}
+	if r := n4.node.Exec(c4, [][]byte{[]byte("INCR"), k}); r.IsError() || r.Int != 11 {
+		t.Fatalf("INCR %s through node-4 = %d %q, want 11", k, r.Int, r.Str)
+	}
+	if res, err := n1.st.Do(context.Background(), k, store.Op{Kind: store.Inspect}); err != nil || res.Found {
+		t.Errorf("node-1 kept its copy after handing it to node-4 (%v)", err)
+	}
+}
+
+// TestFinalBehindALeaveReachesTheNewOwner: node-1 has not heard yet that node-3, which joined
+// lately, is leaving; a member that has sends node-1 an INCRBY (VELA FINAL) of a key node-1's
+// ring now places on node-3 and placed on node-1 before node-3 joined. node-1 cannot tell this
+// from a sender whose ring lacks a joiner, and passes it on as FINAL: node-3, leaving, passes it
+// back as LAST with its copy ahead, and it runs on node-1, the owner once node-3 has left.
+// Passed on as LAST, it ran on node-3's copy, being handed over, and was lost.
+func TestFinalBehindALeaveReachesTheNewOwner(t *testing.T) {
+	n1, n3 := serveMember(t, "node-1"), serveMember(t, "node-3")
+	addrs := map[string]string{"node-1": n1.addr, "node-2": "", "node-3": n3.addr}
+	r12 := ring.New([]string{"node-1", "node-2"}, 1, ring.Config{})
+	r123 := ring.New([]string{"node-1", "node-2", "node-3"}, 2, ring.Config{})
+	var k []byte
+	for i := 0; k == nil; i++ {
+		if c := []byte("k:" + strconv.Itoa(i)); r123.Owner(c) == "node-3" && r12.Owner(c) == "node-1" {
+			k = c
+		}
+	}
+	v := &view{ring: r123, addrs: addrs}
+	n1.cl.openWindow(&view{ring: r12}, v, time.Now())
+	n1.cl.storeView(v)
+	n3.cl.leaving.Store(true)
+	n3.cl.storeView(&view{ring: r12, addrs: addrs})
+	if _, err := n3.st.Do(context.Background(), k, store.Op{Kind: store.Set, Value: []byte("10"), TTL: store.TTLSet}); err != nil {
+		t.Fatal(err)
+	}
+
+	r, err := n1.cl.final(&commands.Ctx{Node: n1.node, Peer: true}, [][]byte{[]byte("VELA"), []byte("FINAL"), []byte("INCRBY"), k, []byte("5")})
+	if err != nil || r.IsError() || r.Int != 15 {
+		t.Fatalf("VELA FINAL INCRBY %s 5 on node-1 = %d %q, %v; want 15", k, r.Int, r.Str, err)
+	}
+	if got, err := n1.st.Do(context.Background(), k, store.Op{Kind: store.Get}); err != nil || string(got.Value) != "15" {
+		t.Fatalf("%s on node-1 = %q, %v; want 15 (it ran on node-3's copy)", k, got.Value, err)
 	}
 }
