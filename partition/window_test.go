@@ -650,6 +650,11 @@ func TestLeavingMemberPassesFinalOn(t *testing.T) {
 	waitFor(t, 10*time.Second, "node-1 and node-2 to route around node-3", func() bool {
 		return len(n1.Cluster().RingMembers()) == 2 && len(n2.Cluster().RingMembers()) == 2
 	})
+	// node-1 and node-2 route around node-3 once its gossip marks it leaving, which can be
+	// before node-3's handoff has read k: node-2's pull below would then take k first, node-3
+	// would find nothing to send, hold nothing back and be gone before VELA FINAL (EOF). Wait
+	// until node-3's copy of k is held: from then on node-3 waits for node-2's reply.
+	waitFor(t, 10*time.Second, "node-3's copy of "+k+" to be held back", func() bool { return hold3.holds(k) })
 	// node-2, the owner now, pulls the key from node-3 for its client's INCRBY.
 	if n, err := client(t, n2).IncrBy(ctx, k, 5).Result(); err != nil || n != 15 {
 		t.Fatalf("INCRBY %s 5 through node-2 = %d, %v; want 15", k, n, err)
