@@ -164,7 +164,9 @@ func TestNearCacheStuckReaderHoldsUpNoOther(t *testing.T) {
 		time.Sleep(time.Duration(20+i*10) * time.Millisecond)
 	}
 	t.Logf("with node-3 unreachable from the owner, node-2 saw writes within %v", worst)
-	if worst > 300*time.Millisecond {
+	// Held up behind the unreachable reader, the invalidations would wait for its delivery to
+	// time out (the forward timeout, 1 s); on a loaded machine they take up to a few hundred ms.
+	if worst > 800*time.Millisecond {
 		t.Fatalf("an unreachable reader held up another reader's invalidations by %v", worst)
 	}
 }

@@ -265,11 +265,16 @@ func TestTakeWaitsForThisRing(t *testing.T) {
 		}
 		got <- string(r.Elems[0].Bytes)
 	}()
-	// The ring is {a} alone: the key stays, and a write through this node still lands on it.
+	// The ring is {a} alone: TAKE waits (counted once), the key stays, and a write through this
+	// node still lands on it.
+	deadline := time.Now().Add(5 * time.Second)
+	for cl.waitedPulls.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	select {
 	case v := <-got:
 		t.Fatalf("TAKE answered %q before this node's ring placed the key elsewhere", v)
-	case <-time.After(200 * time.Millisecond):
+	case <-time.After(50 * time.Millisecond):
 	}
 	set("v2")
 	if cl.waitedPulls.Load() != 1 {
