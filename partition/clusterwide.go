@@ -186,7 +186,9 @@ func (cl *Cluster) owned(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 		if !filter {
 			break
 		}
+		c.ReadLock() // not in the middle of an EXEC here
 		deleted, err := cl.node.InvalidateTags(c.Context(), args[1:])
+		c.ReadUnlock()
 		if err != nil {
 			return commands.ErrorReply(err)
 		}

@@ -173,6 +173,9 @@ func (cl *Cluster) rflush(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	}
 	cl.clock.observe(in.Time)
 	ctx := c.Context()
+	// Not in the middle of an EXEC here; the gate before the stripes, as every write takes them.
+	c.ReadLock()
+	defer c.ReadUnlock()
 	cl.lockAll()
 	defer cl.unlockAll()
 	if !cl.versions.setFlush(in) {
@@ -220,7 +223,9 @@ func (cl *Cluster) rtags(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	if len(tags) == 0 {
 		return resp.Zero, nil
 	}
+	c.ReadLock() // not in the middle of an EXEC here
 	n, err := cl.invalidate(c.Context(), tags, in)
+	c.ReadUnlock()
 	if err != nil {
 		return resp.Reply{}, err
 	}

@@ -309,22 +309,68 @@ func (cl *Cluster) writeAndCopy(c *commands.Ctx, cmd *commands.Command, args [][
 	for i, k := range keys {
 		before[i] = cl.changes[cl.stripe(k)].Load()
 	}
-	reply := settled(cl.node.ExecLocal(c, cmd, args))
-	var sent []sentCopy
-	if !reply.IsError() {
-		v := cl.view.Load()
-		for i, k := range keys {
-			// Only a key the command changed is copied: an EXPIRE of a key whose SET has not
-			// arrived here yet changes nothing, and copying its absence, stamped now, would
-			// delete that SET everywhere.
-			if cl.changes[cl.stripe(k)].Load() != before[i] {
-				sent = cl.stampAndCopy(c.Context(), v, k, sent)
-			}
-		}
+	reply := cl.node.ExecLocal(c, cmd, args)
+	if reply.Later != nil && c.Conn != nil {
+		// The write is on the store's pipelined path (a SET on the disk store): it commits
+		// together with the client's next pipelined writes instead of alone. Its keys are stamped
+		// and copied once it has landed.
+		cl.unlockKeys(stripes)
+		c.ReadUnlock()
+		return resp.Reply{Later: &landedLater{cl: cl, ctx: c.Context(), write: reply.Later, keys: cloneArgs(keys), before: before}}
 	}
+	reply = settled(reply)
+	sent := cl.stampChanged(c.Context(), keys, before, reply)
 	cl.unlockKeys(stripes)
 	c.ReadUnlock()
 	return cl.afterCopies(c, reply, sent)
+}
+
+// stampChanged stamps and copies the keys a write that answered reply changed, given their
+// stripes' change counts before it ran. Callers hold the keys' stripes.
+//
+// Only a key the command changed is copied: an EXPIRE of a key whose SET has not arrived here
+// yet changes nothing, and copying its absence, stamped now, would delete that SET everywhere.
+func (cl *Cluster) stampChanged(ctx context.Context, keys [][]byte, before []uint64, reply resp.Reply) []sentCopy {
+	if reply.IsError() {
+		return nil
+	}
+	var sent []sentCopy
+	v := cl.view.Load()
+	for i, k := range keys {
+		if cl.changes[cl.stripe(k)].Load() != before[i] {
+			sent = cl.stampAndCopy(ctx, v, k, sent)
+		}
+	}
+	return sent
+}
+
+// landedLater is the reply of a write begun on the store's pipelined path: once the write has
+// landed, its keys' state is stamped and copied, under their stripes, and the reply waits for
+// the copies. A key's copies thus carry its state as it is when stamped, the latest write
+// included, whatever order writes of several clients land and are stamped in.
+type landedLater struct {
+	cl     *Cluster
+	ctx    context.Context
+	write  resp.Later
+	keys   [][]byte
+	before []uint64
+}
+
+// Reply implements resp.Later.
+func (l *landedLater) Reply() resp.Reply {
+	r := l.write.Reply()
+	stripes := l.cl.lockKeys(l.keys)
+	sent := l.cl.stampChanged(l.ctx, l.keys, l.before, r)
+	l.cl.unlockKeys(stripes)
+	l.cl.awaitCopies(sent)
+	return r
+}
+
+// Flush implements resp.Flusher: the write goes out with the rest of the batch.
+func (l *landedLater) Flush() {
+	if f, ok := l.write.(resp.Flusher); ok {
+		f.Flush()
+	}
 }
 
 // afterCopies returns reply once the copies in sent have been applied: a Later reply on a
@@ -524,6 +570,7 @@ func (cl *Cluster) blockingTimeout(args [][]byte) time.Duration {
 
 // flushAll runs FLUSHALL or FLUSHDB here, stamped, and on every other member.
 func (cl *Cluster) flushAll(c *commands.Ctx, cmd *commands.Command, args [][]byte) resp.Reply {
+	c.ReadLock() // the gate before the stripes, as every write takes them; never across broadcast
 	cl.lockAll()
 	s := Stamp{Time: cl.clock.next(), Node: cl.id}
 	reply := settled(cl.node.ExecLocal(c, cmd, args))
@@ -532,6 +579,7 @@ func (cl *Cluster) flushAll(c *commands.Ctx, cmd *commands.Command, args [][]byt
 		cl.versions.dropOlder(s)
 	}
 	cl.unlockAll()
+	c.ReadUnlock()
 	if reply.IsError() {
 		return reply
 	}
@@ -547,7 +595,9 @@ func (cl *Cluster) tagInvalidate(c *commands.Ctx, _ *commands.Command, args [][]
 	}
 	s := Stamp{Time: cl.clock.next(), Node: cl.id}
 	cl.versions.setTags(args[1:], s)
+	c.ReadLock() // not in the middle of an EXEC here; never across broadcast
 	n, err := cl.invalidate(c.Context(), args[1:], s)
+	c.ReadUnlock()
 	if err != nil {
 		return resp.Error("ERR " + err.Error())
 	}
@@ -588,4 +638,13 @@ func (cl *Cluster) releaseLease(key, token string) {
 	if _, err := cl.forwards.Do(addr, args, 0, cl.cfg.ForwardTimeout); err != nil {
 		cl.log.Debug("releasing a disconnected client's lease failed", "key", key, "err", err)
 	}
+}
+
+// cloneArgs copies args, which belong to the connection's read buffer, for a reply computed later.
+func cloneArgs(args [][]byte) [][]byte {
+	out := make([][]byte, len(args))
+	for i, a := range args {
+		out[i] = slices.Clone(a)
+	}
+	return out
 }

@@ -2,7 +2,6 @@ package replicate
 
 import (
 	"context"
-	"slices"
 
 	"github.com/vela-cache/vela/commands"
 	"github.com/vela-cache/vela/peer"
@@ -90,11 +89,8 @@ func (cl *Cluster) writeInExec(c *commands.Ctx, cmd *commands.Command, args [][]
 		}
 		st.stamp = Stamp{Time: cl.clock.next(), Node: cl.id}
 		cl.versions.put(k, entry{stamp: st.stamp, gone: !st.found})
-		wire := st.args(k)
-		for j := range wire { // the command's buffers and the store's value are not ours to keep
-			wire[j] = slices.Clone(wire[j])
-		}
-		out = append(out, pending{wire, uint64(cl.stripe(k))})
+		// The command's buffers and the store's value are not ours to keep.
+		out = append(out, pending{cloneArgs(st.args(k)), uint64(cl.stripe(k))})
 	}
 	if len(out) > 0 {
 		c.AfterExec(func() {

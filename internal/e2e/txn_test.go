@@ -281,7 +281,8 @@ func TestTransactionStress(t *testing.T) {
 }
 
 // TestTransactionStressClusters is TestTransactionStress through the three members of a
-// partitioned cluster keeping two copies of each key, and of a replicated cluster, on keys of
+// partitioned cluster keeping two copies of each key, and of a replicated cluster (memory and
+// disk stores), on keys of
 // one hash tag (one member runs every transaction; the others send theirs there), with the
 // cluster-wide FLUSHALL and TAGINVALIDATE reaching every member.
 func TestTransactionStressClusters(t *testing.T) {
@@ -293,6 +294,15 @@ func TestTransactionStressClusters(t *testing.T) {
 		},
 		"replicated": func() []*server.Server {
 			nodes := testnode.StartReplicated(t, 3, nil)
+			testnode.WaitReplicated(t, 10*time.Second, nodes...)
+			return nodes
+		},
+		"replicated-disk": func() []*server.Server {
+			dir := t.TempDir()
+			nodes := testnode.StartReplicated(t, 3, func(i int, cfg *config.Config) {
+				cfg.Store.Type = "disk"
+				cfg.Store.DiskPath = fmt.Sprintf("%s/m%d.db", dir, i)
+			})
 			testnode.WaitReplicated(t, 10*time.Second, nodes...)
 			return nodes
 		},
