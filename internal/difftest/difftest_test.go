@@ -557,15 +557,7 @@ func transactionSequences(t *testing.T, redisAddr, addr string, seed int64, step
 // another member and then by the member asked. After each sequence every member must hold what
 // Redis holds.
 func TestDifferentialReplicatedTransactions(t *testing.T) {
-	def := 4000
-	if testing.Short() {
-		def = 2000
-	}
-	seed, steps := seedAndSteps(t, def)
-	t.Logf("seed %d, %d steps", seed, steps)
-	rs := redistest.Start(t, "--databases", "1", "--proto-max-bulk-len", strconv.Itoa(maxBulk))
-	nodes := testnode.StartReplicated(t, 3, func(_ int, cfg *config.Config) { cfg.ProtoMaxBulkLen = maxBulk })
-	testnode.WaitReplicated(t, 10*time.Second, nodes...)
+	seed, steps, rs, nodes := diffReplicated(t, 4000)
 	cl := nodes[0].Replicated()
 	total := transactionSequences(t, rs.Addr, nodes[0].Addr(), seed, steps, cl.Owner, cl.Name())
 	sameAsRedis(t, rs.Addr, nodes)
@@ -577,15 +569,7 @@ func TestDifferentialReplicatedTransactions(t *testing.T) {
 // key's owner, and every reply must still be Redis's. After each sequence every member must
 // hold what Redis holds.
 func TestDifferentialReplicated(t *testing.T) {
-	def := 8000
-	if testing.Short() {
-		def = 2000
-	}
-	seed, steps := seedAndSteps(t, def)
-	t.Logf("seed %d, %d steps", seed, steps)
-	rs := redistest.Start(t, "--databases", "1", "--proto-max-bulk-len", strconv.Itoa(maxBulk))
-	nodes := testnode.StartReplicated(t, 3, func(_ int, cfg *config.Config) { cfg.ProtoMaxBulkLen = maxBulk })
-	testnode.WaitReplicated(t, 10*time.Second, nodes...)
+	seed, steps, rs, nodes := diffReplicated(t, 8000)
 	// A cluster refuses transactions: its keys live on several members. A replicated one
 	// refuses MSETNX over several owners (CROSSSLOT): the test sends it one key.
 	gen := difftest.GenOptions{MaxBulkLen: maxBulk, NoTransactions: true, OneKeyMSETNX: true}
@@ -596,6 +580,20 @@ func TestDifferentialReplicated(t *testing.T) {
 		sameAsRedis(t, rs.Addr, nodes)
 	}
 	t.Logf("%d commands sent to each server", total)
+}
+
+// diffReplicated starts a redis-server and a three-member replicated cluster, for def seeded
+// steps (2,000 with -short) or DIFFTEST_STEPS.
+func diffReplicated(t *testing.T, def int) (seed int64, steps int, rs *redistest.Server, nodes []*server.Server) {
+	if testing.Short() {
+		def = 2000
+	}
+	seed, steps = seedAndSteps(t, def)
+	t.Logf("seed %d, %d steps", seed, steps)
+	rs = redistest.Start(t, "--databases", "1", "--proto-max-bulk-len", strconv.Itoa(maxBulk))
+	nodes = testnode.StartReplicated(t, 3, func(_ int, cfg *config.Config) { cfg.ProtoMaxBulkLen = maxBulk })
+	testnode.WaitReplicated(t, 10*time.Second, nodes...)
+	return seed, steps, rs, nodes
 }
 
 // sameAsRedis fails t unless every member holds the keys and values Redis holds (keys due to
