@@ -16,9 +16,16 @@ import (
 // address. Only that loop's goroutine touches conns and the reply reader.
 type loopConns struct {
 	loop  upstream.Loop
-	conns map[string]*upstream.Conn
+	conns map[string]*loopConn
 	rd    bytes.Reader  // over the bytes of one reply
 	br    *bufio.Reader // over rd, to parse it with resp.ReadReply
+}
+
+// loopConn is one loop's connection to a peer, with the error its requests end with once it is
+// closed (built once: a request must not pay for formatting it).
+type loopConn struct {
+	*upstream.Conn
+	closedErr error
 }
 
 // OnLoops reports whether SendOn may be used: the pool dials its connections itself, so they
@@ -37,7 +44,8 @@ func (p *Pool) SendOn(loop upstream.Loop, addr string, args [][]byte, timeout ti
 		p.mu.Lock()
 		closed := p.closed
 		if !closed {
-			up = upstream.New(upstream.Config{
+			up = &loopConn{closedErr: fmt.Errorf("%s: %w", addr, ErrClosed)}
+			up.Conn = upstream.New(upstream.Config{
 				Loop:    loop,
 				Dial:    func() (net.Conn, error) { return p.connectLoop(addr) },
 				Timeout: timeout,
@@ -52,10 +60,10 @@ func (p *Pool) SendOn(loop upstream.Loop, addr string, args [][]byte, timeout ti
 		lc.conns[addr] = up
 		p.nloop.Add(1)
 	}
-	c := &LoopCall{lc: lc, up: up}
+	c := &LoopCall{lc: lc, up: up.Conn}
 	buf := up.Buffer()
 	*buf = resp.AppendCommand(*buf, args...)
-	up.Push(c, fmt.Errorf("%s: %w", addr, ErrClosed))
+	up.Push(c, up.closedErr)
 	return c
 }
 
@@ -94,7 +102,7 @@ func (p *Pool) loopConnsFor(loop upstream.Loop) *loopConns {
 			}
 		}
 	}
-	lc := &loopConns{loop: loop, conns: map[string]*upstream.Conn{}}
+	lc := &loopConns{loop: loop, conns: map[string]*loopConn{}}
 	lc.br = bufio.NewReaderSize(&lc.rd, 64<<10)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -184,11 +192,19 @@ func (c *LoopCall) Flush() {
 // Reply implements resp.Later: the peer's reply, or an "ERR cluster: …" error reply when the
 // request failed. Called before the call has notified, it drives the connection itself.
 func (c *LoopCall) Reply() resp.Reply {
+	r, err := c.Result()
+	if err != nil {
+		return ErrorReply(err)
+	}
+	return r
+}
+
+// Result is Call.Result for a request sent on a loop: the peer's reply (an error reply is a
+// reply), or the transport failure. Called before the call has notified, it drives the
+// connection itself.
+func (c *LoopCall) Result() (resp.Reply, error) {
 	if !c.done {
 		c.up.Drive(func() bool { return c.done })
 	}
-	if c.err != nil {
-		return ErrorReply(c.err)
-	}
-	return c.reply
+	return c.reply, c.err
 }

@@ -38,13 +38,46 @@ func (cl *Cluster) readState(ctx context.Context, key []byte) (state, error) {
 // args builds the copy of st: VELA RAPPLY key time node SET value pxat [tag …], or VELA RAPPLY
 // key time node DEL.
 func (st state) args(key []byte) [][]byte {
-	args := [][]byte{[]byte("VELA"), []byte("RAPPLY"), key, u64(st.stamp.Time), u64(st.stamp.Node)}
+	args := [][]byte{wordVELA, wordRAPPLY, key, u64(st.stamp.Time), u64(st.stamp.Node)}
 	if !st.found {
-		return append(args, []byte("DEL"))
+		return append(args, wordDEL)
 	}
-	args = append(args, []byte("SET"), st.value, strconv.AppendInt(nil, st.expireAt, 10))
+	args = append(args, wordSET, st.value, strconv.AppendInt(nil, st.expireAt, 10))
 	return append(args, st.tags...)
 }
+
+// Words of a copy, shared read-only by every copy built.
+var (
+	wordVELA   = []byte("VELA")
+	wordRAPPLY = []byte("RAPPLY")
+	wordSET    = []byte("SET")
+	wordDEL    = []byte("DEL")
+)
+
+// argsArray is args returned by value, with the numbers written in num's spare capacity (at
+// least 60 bytes), when the copy has at most maxTagsInto tags (n is 0 otherwise). A caller
+// sending the copy at once keeps both on its stack (the send encodes the words before it
+// returns): nothing is allocated.
+func (st state) argsArray(num []byte, key []byte) (words [8 + maxTagsInto][]byte, n int) {
+	if len(st.tags) > maxTagsInto {
+		return words, 0
+	}
+	b := strconv.AppendUint(num[:0], st.stamp.Time, 10)
+	t := len(b)
+	b = strconv.AppendUint(b, st.stamp.Node, 10)
+	m := len(b)
+	words[0], words[1], words[2], words[3], words[4] = wordVELA, wordRAPPLY, key, b[:t:t], b[t:m:m]
+	if !st.found {
+		words[5] = wordDEL
+		return words, 6
+	}
+	b = strconv.AppendInt(b, st.expireAt, 10)
+	words[5], words[6], words[7] = wordSET, st.value, b[m:len(b):len(b)]
+	return words, 8 + copy(words[8:], st.tags)
+}
+
+// maxTagsInto is the most tags argsInto takes.
+const maxTagsInto = 8
 
 // rapply serves VELA RAPPLY key time node SET value pxat [tag …] | DEL for peers: it applies a
 // member's copy of key's state if the copy is newer than this member's last write of the key,

@@ -113,6 +113,10 @@ type Cluster struct {
 	clock    clock
 	versions *versions
 	stripes  [numStripes]sync.Mutex // a key's write, stamp and copies, and the copies it applies
+	// loopWrites: blind writes may run on an event loop (Inline). The store answers them at
+	// once (it is not a Pipeliner, whose writes land later), and the copies pool can send on a
+	// loop's own connections.
+	loopWrites bool
 	// changes counts, by stripe, the key changes the node reports (KeyChanged): a write copies
 	// a key only if its stripe's count moved while the write ran.
 	changes [numStripes]atomic.Uint64
@@ -202,6 +206,8 @@ func New(node *commands.Node, st store.Store, cfg Config) (*Cluster, error) {
 			Handshake: handshake, Dial: cfg.PeerDial, Log: cfg.Log})
 	}
 	cl.forwards, cl.copies, cl.syncs = pool(1), pool(1), pool(1)
+	_, piped := st.(store.Pipeliner)
+	cl.loopWrites = cl.copies.OnLoops() && !piped
 	cl.setView(nil)
 	node.Watch(cl)
 	cl.registerCommands()
@@ -406,6 +412,7 @@ func (cl *Cluster) infoLines(context.Context) []string {
 		"cluster_ring_checksum:" + checksum(v.ring.Members()),
 		fmt.Sprintf("cluster_ready:%d", ready),
 		fmt.Sprintf("cluster_forwards:%d", cl.stats.Forwards.Load()),
+		fmt.Sprintf("cluster_loop_peer_connections:%d", cl.copies.LoopConns()),
 		fmt.Sprintf("cluster_versions:%d", cl.versions.len()),
 		fmt.Sprintf("cluster_copies_refused:%d", cl.refused.Load()),
 		fmt.Sprintf("cluster_copies_failed:%d", cl.copiesFailed.Load()),

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -102,6 +104,17 @@ func TestReplicatedCluster(t *testing.T) {
 		}
 		if got, err := cs[2].Get(ctx, "key:1999").Result(); err != nil || got != "val:1999" {
 			t.Errorf("GET through node 3 = %q, %v", got, err)
+		}
+		// The SETs ran on node 1's event loops, their copies on the loops' own connections
+		// (copiesOnLoop); elsewhere than Linux there are no loops.
+		if runtime.GOOS == "linux" {
+			info, err := cs[0].Info(ctx, "vela").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !regexp.MustCompile(`cluster_loop_peer_connections:[1-9]`).MatchString(info) {
+				t.Errorf("node 1 sent no copy from an event loop; INFO vela:\n%s", info)
+			}
 		}
 	})
 

@@ -101,11 +101,20 @@ func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 	return cl.writeAndCopy(c, cmd, args), true
 }
 
-// Inline implements commands.InlineRouter: reads run on an event loop once this member holds
-// the whole state, unless the client's earlier commands are still in flight (the read waits for
-// them); writes wait for copies and forwards on a goroutine.
-func (cl *Cluster) Inline(c *commands.Ctx, cmd *commands.Command, _ [][]byte) bool {
-	return cmd.Flags&commands.FlagWrite == 0 && cl.synced.Load() && !cl.paused() && !forwarding(c)
+// Inline implements commands.InlineRouter. Once this member holds the whole state, and unless
+// the client's earlier forwarded commands are still in flight (the command waits for them), an
+// event loop runs reads, and blind writes on a store that answers at once: their copies go out
+// on the loop's own connections and the loop parks the client until they are answered
+// (copiesOnLoop). Writes forwarded to their key's owner wait on a goroutine.
+func (cl *Cluster) Inline(c *commands.Ctx, cmd *commands.Command, args [][]byte) bool {
+	if !cl.synced.Load() || cl.paused() || forwarding(c) {
+		return false
+	}
+	if cmd.Flags&commands.FlagWrite == 0 {
+		return true
+	}
+	return cl.loopWrites && !c.Peer && !c.InExec() &&
+		cmd.Flags&(commands.FlagBlocking|commands.FlagClusterWide) == 0 && blind(cmd, args)
 }
 
 // connState is what the topology remembers of a client connection: how many of its commands
@@ -244,11 +253,15 @@ func (cl *Cluster) pullKeys(c *commands.Ctx, v *view, args [][]byte, first, last
 
 // blind reports whether a write sets its keys' state regardless of what it was, so that any
 // member may run it: SET without NX, XX, GET or KEEPTTL; SETEX, PSETEX, MSET, DEL, UNLINK.
+// Inline asks before the command's arity is checked: args may be short.
 func blind(cmd *commands.Command, args [][]byte) bool {
 	switch cmd.Name {
 	case "setex", "psetex", "mset", "del", "unlink":
 		return true
 	case "set":
+		if len(args) < 3 {
+			return false
+		}
 		for _, a := range args[3:] {
 			if commands.ArgIs(a, "tags") {
 				return true // the rest are tags
@@ -319,10 +332,19 @@ func (cl *Cluster) writeAndCopy(c *commands.Ctx, cmd *commands.Command, args [][
 		return resp.Reply{Later: &landedLater{cl: cl, ctx: c.Context(), write: reply.Later, keys: cloneArgs(keys), before: before}}
 	}
 	reply = settled(reply)
-	sent := cl.stampChanged(c.Context(), keys, before, reply)
+	sent := cl.stampChanged(c.Context(), keys, before, reply, cl.copyLoop(c))
 	cl.unlockKeys(stripes)
 	c.ReadUnlock()
 	return cl.afterCopies(c, reply, sent)
+}
+
+// copyLoop returns the event loop running c's command, if any and if the copies may travel on
+// the loop's own connections; nil otherwise.
+func (cl *Cluster) copyLoop(c *commands.Ctx) *resp.Loop {
+	if lp := c.Loop(); lp != nil && cl.copies.OnLoops() {
+		return lp
+	}
+	return nil
 }
 
 // stampChanged stamps and copies the keys a write that answered reply changed, given their
@@ -330,7 +352,8 @@ func (cl *Cluster) writeAndCopy(c *commands.Ctx, cmd *commands.Command, args [][
 //
 // Only a key the command changed is copied: an EXPIRE of a key whose SET has not arrived here
 // yet changes nothing, and copying its absence, stamped now, would delete that SET everywhere.
-func (cl *Cluster) stampChanged(ctx context.Context, keys [][]byte, before []uint64, reply resp.Reply) []sentCopy {
+// The copies go out on lp's connections when lp is not nil (see sendToOthers).
+func (cl *Cluster) stampChanged(ctx context.Context, keys [][]byte, before []uint64, reply resp.Reply, lp *resp.Loop) []sentCopy {
 	if reply.IsError() {
 		return nil
 	}
@@ -338,7 +361,7 @@ func (cl *Cluster) stampChanged(ctx context.Context, keys [][]byte, before []uin
 	v := cl.view.Load()
 	for i, k := range keys {
 		if cl.changes[cl.stripe(k)].Load() != before[i] {
-			sent = cl.stampAndCopy(ctx, v, k, sent)
+			sent = cl.stampAndCopy(ctx, v, k, sent, lp)
 		}
 	}
 	return sent
@@ -360,7 +383,7 @@ type landedLater struct {
 func (l *landedLater) Reply() resp.Reply {
 	r := l.write.Reply()
 	stripes := l.cl.lockKeys(l.keys)
-	sent := l.cl.stampChanged(l.ctx, l.keys, l.before, r)
+	sent := l.cl.stampChanged(l.ctx, l.keys, l.before, r, nil)
 	l.cl.unlockKeys(stripes)
 	l.cl.awaitCopies(sent)
 	return r
@@ -378,6 +401,11 @@ func (l *landedLater) Flush() {
 func (cl *Cluster) afterCopies(c *commands.Ctx, reply resp.Reply, sent []sentCopy) resp.Reply {
 	if len(sent) == 0 {
 		return reply
+	}
+	if cl.copyLoop(c) != nil {
+		l := &copiesOnLoop{cl: cl, reply: reply, sent: sent}
+		l.doneFn = l.done
+		return resp.Reply{Later: l}
 	}
 	if c.Conn == nil {
 		cl.awaitCopies(sent)
@@ -409,12 +437,20 @@ func settled(r resp.Reply) resp.Reply {
 // sentCopy is one copy in flight and the member it went to.
 type sentCopy struct {
 	member string
-	call   *peer.Call
+	call   copyCall
+}
+
+// copyCall is a copy in flight: on a pooled connection (peer.Call), or on an event loop's own
+// connection (peer.LoopCall, which only that loop may wait for).
+type copyCall interface {
+	Flush()
+	Notify(fn func()) bool
+	Result() (resp.Reply, error)
 }
 
 // stampAndCopy stamps key's present state as its last write here and sends it to every other
-// member of v. Callers hold key's stripe.
-func (cl *Cluster) stampAndCopy(ctx context.Context, v *view, key []byte, sent []sentCopy) []sentCopy {
+// member of v, on lp's connections when lp is not nil. Callers hold key's stripe.
+func (cl *Cluster) stampAndCopy(ctx context.Context, v *view, key []byte, sent []sentCopy, lp *resp.Loop) []sentCopy {
 	st, err := cl.readState(ctx, key)
 	if err != nil {
 		cl.log.Warn("replicate: reading a written key failed", "err", err)
@@ -422,19 +458,37 @@ func (cl *Cluster) stampAndCopy(ctx context.Context, v *view, key []byte, sent [
 	}
 	st.stamp = Stamp{Time: cl.clock.next(), Node: cl.id}
 	cl.versions.put(key, entry{stamp: st.stamp, gone: !st.found})
-	return cl.sendToOthers(v, st.args(key), uint64(cl.stripe(key)), sent)
+	var num [3 * 20]byte
+	words, n := st.argsArray(num[:0], key)
+	args := words[:n]
+	if n == 0 {
+		args = st.args(key)
+	}
+	return cl.sendToOthers(v, args, uint64(cl.stripe(key)), sent, lp)
 }
 
 // sendToOthers sends args to every member of v but this one, on the connection pick chooses,
 // and appends the calls to sent. A member behind is skipped: it is sent the whole state once it
 // answers. A member that cannot be reached is behind from then on.
-func (cl *Cluster) sendToOthers(v *view, args [][]byte, pick uint64, sent []sentCopy) []sentCopy {
+//
+// With lp (a command an event loop runs) the copies go out on connections that loop drives
+// itself, with the other requests of its poll round, and their replies resume the client's
+// connection on the loop (copiesOnLoop): no goroutine switch per write. Their order relative
+// to copies sent on the pooled connections does not matter: each carries its stamp, and a
+// member applies only the newest.
+func (cl *Cluster) sendToOthers(v *view, args [][]byte, pick uint64, sent []sentCopy, lp *resp.Loop) []sentCopy {
 	for _, m := range v.ring.Members() {
 		if m == cl.self || v.addrs[m] == "" || cl.isBehind(m) {
 			continue
 		}
 		if cl.stats.On() {
 			cl.stats.Forwards.Inc()
+		}
+		if lp != nil {
+			// A connection that cannot be opened fails the call once the dial, on a goroutine
+			// of its own, has failed; the reply then marks the member behind (copyDone).
+			sent = append(sent, sentCopy{m, cl.copies.SendOn(lp, v.addrs[m], args, cl.copyTimeout())})
+			continue
 		}
 		call := cl.copies.Send(v.addrs[m], args, pick, cl.copyTimeout())
 		if call.Failed() {
@@ -477,18 +531,79 @@ func (cl *Cluster) awaitCopies(sent []sentCopy) {
 		if cl.isBehind(s.member) {
 			continue
 		}
-		r, err := s.call.Result()
-		if err == nil && r.IsError() {
-			// The member answered but could not apply it (out of memory, say): sending it
-			// everything again would not help.
-			cl.copiesFailed.Add(1)
-			cl.log.Warn("replicate: a member refused a copy", "member", s.member, "err", r.Text())
-			continue
-		}
-		if err != nil {
-			cl.copyFailed(s.member, err.Error())
+		cl.copyDone(s)
+	}
+}
+
+// copyDone takes note of how the finished copy s went: a member that did not answer is behind.
+func (cl *Cluster) copyDone(s sentCopy) {
+	r, err := s.call.Result()
+	if err == nil && r.IsError() {
+		// The member answered but could not apply it (out of memory, say): sending it
+		// everything again would not help.
+		cl.copiesFailed.Add(1)
+		cl.log.Warn("replicate: a member refused a copy", "member", s.member, "err", r.Text())
+		return
+	}
+	if err != nil {
+		cl.copyFailed(s.member, err.Error())
+	}
+}
+
+// copiesOnLoop is the reply of a write an event loop ran, ready once its copies, sent on the
+// loop's own connections, have been answered. The loop parks the client's connection meanwhile
+// (resp.Notifier) and serves its other clients; every copy's reply is read, and this reply
+// completed, on the loop's goroutine, so left needs no synchronisation.
+type copiesOnLoop struct {
+	cl     *Cluster
+	reply  resp.Reply
+	sent   []sentCopy
+	left   int    // copies not answered yet, plus one while Notify registers
+	notify func() // the loop's, called when the last copy is answered
+	doneFn func() // done, bound once
+}
+
+// Notify implements resp.Notifier.
+func (l *copiesOnLoop) Notify(fn func()) bool {
+	l.notify = fn
+	l.left = 1
+	for _, s := range l.sent {
+		l.left++
+		if !s.call.Notify(l.doneFn) {
+			l.left-- // answered already
 		}
 	}
+	l.left--
+	return l.left > 0
+}
+
+func (l *copiesOnLoop) done() {
+	if l.left--; l.left == 0 && l.notify != nil {
+		fn := l.notify
+		l.notify = nil
+		fn()
+	}
+}
+
+// NotifiesOnLoop implements resp.LoopNotifier.
+func (l *copiesOnLoop) NotifiesOnLoop() bool { return true }
+
+// Flush implements resp.Flusher: the copies go out with the rest of the poll round's requests.
+func (l *copiesOnLoop) Flush() {
+	for _, s := range l.sent {
+		s.call.Flush()
+	}
+}
+
+// Reply implements resp.Later: the write's reply, once every copy has been answered (it drives
+// the loop's connections itself when called before that).
+func (l *copiesOnLoop) Reply() resp.Reply {
+	for _, s := range l.sent {
+		if !l.cl.isBehind(s.member) {
+			l.cl.copyDone(s)
+		}
+	}
+	return l.reply
 }
 
 func (cl *Cluster) isBehind(member string) bool {
@@ -608,7 +723,7 @@ func (cl *Cluster) tagInvalidate(c *commands.Ctx, _ *commands.Command, args [][]
 // broadcast sends args (VELA RFLUSH or RTAGS) to every other member and waits for them. A member
 // behind is skipped: the whole state it is sent carries the FLUSHALL and TAGINVALIDATE stamps.
 func (cl *Cluster) broadcast(args [][]byte) {
-	cl.awaitCopies(cl.sendToOthers(cl.view.Load(), args, 0, nil))
+	cl.awaitCopies(cl.sendToOthers(cl.view.Load(), args, 0, nil, nil))
 }
 
 func (cl *Cluster) lockAll() {

@@ -97,7 +97,7 @@ func (cl *Cluster) writeInExec(c *commands.Ctx, cmd *commands.Command, args [][]
 			v := cl.view.Load()
 			var sent []sentCopy
 			for _, p := range out {
-				sent = cl.sendToOthers(v, p.args, p.pick, sent)
+				sent = cl.sendToOthers(v, p.args, p.pick, sent, nil)
 			}
 			cl.awaitCopies(sent)
 		})
