@@ -103,7 +103,7 @@ func (cl *Cluster) runGroups(c *commands.Ctx, v *view, cmd *commands.Command, gr
 	for _, g := range groups {
 		if g.owner == cl.self {
 			if cmd.Flags&commands.FlagWrite != 0 && cl.cfg.Replicas > 1 {
-				g.reply = cl.writeLocal(c, v, cmd, g.args)
+				g.reply = settled(cl.writeLocal(c, v, cmd, g.args))
 			} else {
 				g.reply = settled(cl.node.ExecLocal(c, cmd, g.args))
 			}

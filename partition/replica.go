@@ -16,6 +16,12 @@ import (
 // writeLocal runs a write on this node, the owner of its keys, and copies the resulting state of
 // each key to the key's other holders before replying. The key stripes stay locked from the
 // write until the copies are queued, so copies of one key reach a replica in write order.
+//
+// On a connection the wait for the copies is deferred (a Later reply, copiesLater): the
+// connection goes on with the commands pipelined behind the write, whose copies then travel
+// with its own, instead of one round trip to the replicas per write. A client's or a peer's
+// command that must not overtake the write waits for it, as for any Later reply (only GET and
+// SET do not: commands.FlagPipelined); the write itself is done here before the reply is.
 func (cl *Cluster) writeLocal(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte) resp.Reply {
 	first, last, step := cmd.KeyPositions(len(args))
 	var keys [][]byte
@@ -46,8 +52,31 @@ func (cl *Cluster) writeLocal(c *commands.Ctx, v *view, cmd *commands.Command, a
 	}
 	cl.unlockStripes(stripes)
 	c.ReadUnlock()
+	if c.Conn != nil && len(calls) > 0 {
+		return resp.Reply{Later: &copiesLater{cl: cl, reply: reply, calls: calls}}
+	}
 	cl.awaitCopies(calls)
 	return reply
+}
+
+// copiesLater is a write's reply, ready once its copies to the key's other holders have landed.
+type copiesLater struct {
+	cl    *Cluster
+	reply resp.Reply
+	calls []*peer.Call
+}
+
+// Reply implements resp.Later.
+func (l *copiesLater) Reply() resp.Reply {
+	l.cl.awaitCopies(l.calls)
+	return l.reply
+}
+
+// Flush implements resp.Flusher: the copies go out with the rest of the batch's requests.
+func (l *copiesLater) Flush() {
+	for _, call := range l.calls {
+		call.Flush()
+	}
 }
 
 // writeInExec is writeLocal for a command EXEC runs, while no other command of this node runs:

@@ -565,7 +565,7 @@ func (cl *Cluster) runHere(c *commands.Ctx, v *view, cmd *commands.Command, args
 		cl.pullForPeer(c, v, cmd, args, first, last, step)
 	}
 	if cl.cfg.Replicas > 1 && changes(cmd) && cmd.Flags&commands.FlagClusterWide == 0 {
-		return cl.writeLocal(c, v, cmd, args)
+		return settled(cl.writeLocal(c, v, cmd, args))
 	}
 	if changes(cmd) && v.fence != nil {
 		first, last, step := cmd.KeyPositions(len(args))
