@@ -133,7 +133,11 @@ type Cluster struct {
 	// doing so towards each other could each wait behind the other's blocked connection until
 	// the timeout.
 	copies *peer.Pool
-	token  string // VELA PEER proof derived from the secret
+	// loopWrites: with replicas ≥ 2, writes may run on an event loop (inlineWithReplicas), their
+	// copies and forwards on the loop's own connections. The store answers them at once (it is
+	// not a Pipeliner, whose writes land later), and both pools can send from a loop.
+	loopWrites bool
+	token      string // VELA PEER proof derived from the secret
 
 	ml   *membership.Membership
 	view atomic.Pointer[view]
@@ -271,6 +275,8 @@ func New(node *commands.Node, st store.Store, cfg Config) (*Cluster, error) {
 		Handshake: handshake, Dial: cfg.PeerDial, Log: cfg.Log})
 	cl.copies = peer.NewPool(peer.Config{Conns: 1, DialTimeout: cfg.ForwardTimeout,
 		Handshake: handshake, Dial: cfg.PeerDial, Log: cfg.Log})
+	_, piped := st.(store.Pipeliner)
+	cl.loopWrites = cl.pool.OnLoops() && cl.copies.OnLoops() && !piped
 	inc := make([]byte, 8)
 	_, _ = rand.Read(inc)
 	cl.incarnation = hex.EncodeToString(inc)
@@ -630,7 +636,7 @@ func (cl *Cluster) infoLines(context.Context) []string {
 		fmt.Sprintf("cluster_replicas:%d", cl.cfg.Replicas),
 		fmt.Sprintf("cluster_ready:%d", ready),
 		fmt.Sprintf("cluster_forwards:%d", cl.stats.Forwards.Load()),
-		fmt.Sprintf("cluster_loop_peer_connections:%d", cl.pool.LoopConns()),
+		fmt.Sprintf("cluster_loop_peer_connections:%d", cl.pool.LoopConns()+cl.copies.LoopConns()),
 		fmt.Sprintf("cluster_handoff_window:%d", window),
 		fmt.Sprintf("cluster_tombstones:%d", tombstones),
 		fmt.Sprintf("cluster_copies_refused:%d", cl.refused.Load()),

@@ -44,39 +44,48 @@ func (cl *Cluster) writeLocal(c *commands.Ctx, v *view, cmd *commands.Command, a
 		}
 	}
 	reply := settled(cl.node.ExecLocal(c, cmd, args))
-	var calls []*peer.Call
+	var calls []peer.Request
 	if !reply.IsError() {
+		lp := cl.copyLoop(c)
 		for _, k := range keys {
-			calls = cl.copyKey(c.Context(), v, k, calls)
+			calls = cl.copyKey(c.Context(), v, k, calls, lp)
 		}
 	}
 	cl.unlockStripes(stripes)
 	c.ReadUnlock()
 	if c.Conn != nil && len(calls) > 0 {
-		return resp.Reply{Later: &copiesLater{cl: cl, reply: reply, calls: calls}}
+		l := &copiesLater{cl: cl, reply: reply}
+		for _, call := range calls {
+			l.Add(call)
+		}
+		return resp.Reply{Later: l}
 	}
 	cl.awaitCopies(calls)
 	return reply
 }
 
+// copyLoop returns the event loop running c's command when the copies of its writes may travel
+// on the loop's own connections (Inline lets only such writes run on a loop); nil otherwise.
+func (cl *Cluster) copyLoop(c *commands.Ctx) *resp.Loop {
+	if lp := c.Loop(); lp != nil && cl.loopWrites {
+		return lp
+	}
+	return nil
+}
+
 // copiesLater is a write's reply, ready once its copies to the key's other holders have landed.
+// On an event loop the client's connection is parked until then (peer.Joined); on a goroutine
+// Reply waits.
 type copiesLater struct {
+	peer.Joined
 	cl    *Cluster
 	reply resp.Reply
-	calls []*peer.Call
 }
 
 // Reply implements resp.Later.
 func (l *copiesLater) Reply() resp.Reply {
-	l.cl.awaitCopies(l.calls)
+	l.cl.awaitCopies(l.Requests())
 	return l.reply
-}
-
-// Flush implements resp.Flusher: the copies go out with the rest of the batch's requests.
-func (l *copiesLater) Flush() {
-	for _, call := range l.calls {
-		call.Flush()
-	}
 }
 
 // writeInExec is writeLocal for a command EXEC runs, while no other command of this node runs:
@@ -104,9 +113,9 @@ func (cl *Cluster) writeInExec(c *commands.Ctx, v *view, cmd *commands.Command, 
 // waits for the copies to land.
 func (cl *Cluster) copyKeys(ctx context.Context, v *view, keys [][]byte) {
 	stripes := cl.lockStripes(keys)
-	var calls []*peer.Call
+	var calls []peer.Request
 	for _, k := range keys {
-		calls = cl.copyKey(ctx, v, k, calls)
+		calls = cl.copyKey(ctx, v, k, calls, nil)
 	}
 	cl.unlockStripes(stripes)
 	cl.awaitCopies(calls)
@@ -133,7 +142,7 @@ func (cl *Cluster) unlockStripes(stripes []int) {
 }
 
 // awaitCopies waits for copies sent to replicas; one that fails is logged.
-func (cl *Cluster) awaitCopies(calls []*peer.Call) {
+func (cl *Cluster) awaitCopies(calls []peer.Request) {
 	for _, call := range calls {
 		if _, err := call.Result(); err != nil {
 			cl.log.Warn("cluster: copy to replica failed", "err", err)
@@ -141,8 +150,9 @@ func (cl *Cluster) awaitCopies(calls []*peer.Call) {
 	}
 }
 
-// copyKey sends key's current state to its holders other than this node.
-func (cl *Cluster) copyKey(ctx context.Context, v *view, key []byte, calls []*peer.Call) []*peer.Call {
+// copyKey sends key's current state to its holders other than this node: on lp's own
+// connections when lp is not nil (a write an event loop runs), else on the pooled ones.
+func (cl *Cluster) copyKey(ctx context.Context, v *view, key []byte, calls []peer.Request, lp *resp.Loop) []peer.Request {
 	var buf [8]string
 	owners := v.ring.Owners(key, cl.cfg.Replicas, buf[:0])
 	args, err := cl.restoreArgs(ctx, key, false)
@@ -156,6 +166,10 @@ func (cl *Cluster) copyKey(ctx context.Context, v *view, key []byte, calls []*pe
 		}
 		if cl.stats.On() {
 			cl.stats.Forwards.Inc()
+		}
+		if lp != nil {
+			calls = append(calls, cl.copies.SendOn(lp, v.addrs[o], args, cl.cfg.ForwardTimeout))
+			continue
 		}
 		calls = append(calls, cl.copies.Send(v.addrs[o], args, uint64(cl.stripe(key)), cl.cfg.ForwardTimeout))
 	}

@@ -2,11 +2,17 @@ package partition_test
 
 import (
 	"context"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/vela-cache/vela/config"
 	"github.com/vela-cache/vela/internal/testnode"
 	"github.com/vela-cache/vela/server"
 )
@@ -67,6 +73,86 @@ func TestPipelinedWritesOverlapTheirCopies(t *testing.T) {
 	for k, want := range map[string]string{k1: "v1", k2: "v2"} {
 		if got := testnode.LocalValue(t, n2, k); got != want {
 			t.Errorf("node-2 holds %s = %q, want %q", k, got, want)
+		}
+	}
+}
+
+// TestReplicaWritesOnEventLoops: with replicas = 2, once the handoff windows of the cluster's
+// forming have closed, writes run on the event loops (their forwards and copies on the loops'
+// own connections) and reads of a member's own keys too. Several clients write through every
+// member at once: pipelined SETs, INCRs and DELs on shared keys. Every key then has its
+// expected value on both of its holders and on no other member, and the members did send from
+// their loops.
+func TestReplicaWritesOnEventLoops(t *testing.T) {
+	nodes := testnode.StartCluster(t, 3, func(_ int, cfg *config.Config) { cfg.Cluster.Replicas = 2 })
+	testnode.WaitConverged(t, 10*time.Second, nodes...)
+	ctx := context.Background()
+	clients := make([]*redis.Client, len(nodes))
+	for i, n := range nodes {
+		clients[i] = client(t, n)
+	}
+	waitFor(t, 45*time.Second, "the handoff windows to close", func() bool {
+		for _, c := range clients {
+			if info, err := c.Info(ctx, "vela").Result(); err != nil || !strings.Contains(info, "cluster_handoff_window:0") {
+				return false
+			}
+		}
+		return true
+	})
+
+	const keys, rounds = 200, 20
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := 0; r < rounds; r++ {
+				p := c.Pipeline()
+				for k := 0; k < keys; k++ {
+					p.Incr(ctx, "count:"+strconv.Itoa(k))
+					p.Set(ctx, "own:"+strconv.Itoa(i)+":"+strconv.Itoa(k), strconv.Itoa(r), 0)
+					p.Set(ctx, "gone:"+strconv.Itoa(i)+":"+strconv.Itoa(k), "x", 0)
+					p.Del(ctx, "gone:"+strconv.Itoa(i)+":"+strconv.Itoa(k))
+				}
+				if _, err := p.Exec(ctx); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	want := map[string]string{}
+	for k := 0; k < keys; k++ {
+		want["count:"+strconv.Itoa(k)] = strconv.Itoa(len(nodes) * rounds)
+		for i := range nodes {
+			want["own:"+strconv.Itoa(i)+":"+strconv.Itoa(k)] = strconv.Itoa(rounds - 1)
+			want["gone:"+strconv.Itoa(i)+":"+strconv.Itoa(k)] = ""
+		}
+	}
+	for key, v := range want {
+		holders := nodes[0].Cluster().Holders([]byte(key))
+		for _, n := range nodes {
+			w := ""
+			if slices.Contains(holders, n.Cluster().Name()) {
+				w = v
+			}
+			if got := testnode.LocalValue(t, n, key); got != w {
+				t.Fatalf("%s holds %s = %q, want %q (holders %v)", n.Cluster().Name(), key, got, w, holders)
+			}
+		}
+	}
+	if runtime.GOOS != "linux" {
+		return // no event loops elsewhere
+	}
+	for i, c := range clients {
+		info, err := c.Info(ctx, "vela").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(info, "cluster_loop_peer_connections:0") {
+			t.Errorf("node %d sent nothing from an event loop; INFO vela:\n%s", i+1, info)
 		}
 	}
 }

@@ -94,8 +94,11 @@ func (cl *Cluster) route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 // during this node's handoff window (it may be passed on, split and gathered: window.go) are
 // left to a goroutine.
 func (cl *Cluster) Inline(c *commands.Ctx, cmd *commands.Command, args [][]byte) bool {
-	if cl.cfg.Replicas != 1 || cmd.Flags&(commands.FlagClusterWide|commands.FlagBlocking) != 0 {
+	if cmd.Flags&(commands.FlagClusterWide|commands.FlagBlocking) != 0 {
 		return false
+	}
+	if cl.cfg.Replicas != 1 {
+		return cl.inlineWithReplicas(c, cmd, args)
 	}
 	if c.Peer {
 		v := cl.view.Load()
@@ -106,6 +109,32 @@ func (cl *Cluster) Inline(c *commands.Ctx, cmd *commands.Command, args [][]byte)
 		return true // Route leaves keyless commands to the node
 	}
 	return first+step > last && cl.view.Load().prev == nil
+}
+
+// inlineWithReplicas is Inline with replicas = N ≥ 2, outside handoff windows. A peer's request
+// runs here: a read of a key held here, or a write this node owns, whose copies go out on the
+// loop's own connections (writeLocal) when the store answers at once. A client's single-key
+// command runs here too when it is such a write (run here, or forwarded to the key's owner as
+// with one copy) or a read of a key this node owns. A read of another member's key falls back
+// to the key's other holders when the owner does not answer, which waits: it is left to a
+// goroutine, as are multi-key commands and every command with a near cache.
+func (cl *Cluster) inlineWithReplicas(c *commands.Ctx, cmd *commands.Command, args [][]byte) bool {
+	v := cl.view.Load()
+	if v.from != nil || v.prev != nil || v.joining || v.fence != nil || c.InExec() {
+		return false
+	}
+	write := cmd.Flags&commands.FlagWrite != 0
+	if c.Peer {
+		return !write || cl.loopWrites
+	}
+	first, last, step := cmd.KeyPositions(len(args))
+	if first == 0 || first+step <= last || cl.nearR != nil {
+		return first == 0 // Route leaves keyless commands to the node
+	}
+	if write {
+		return cl.loopWrites
+	}
+	return v.ring.Owner(args[first]) == cl.self
 }
 
 // awaitJoin holds a peer's command that arrived while this node is still joining (a member

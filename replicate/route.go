@@ -404,7 +404,9 @@ func (cl *Cluster) afterCopies(c *commands.Ctx, reply resp.Reply, sent []sentCop
 	}
 	if cl.copyLoop(c) != nil {
 		l := &copiesOnLoop{cl: cl, reply: reply, sent: sent}
-		l.doneFn = l.done
+		for _, s := range sent {
+			l.Add(s.call)
+		}
 		return resp.Reply{Later: l}
 	}
 	if c.Conn == nil {
@@ -434,18 +436,12 @@ func settled(r resp.Reply) resp.Reply {
 	return r
 }
 
-// sentCopy is one copy in flight and the member it went to.
+// sentCopy is one copy in flight and the member it went to: on a pooled connection
+// (peer.Call), or on an event loop's own connection (peer.LoopCall, which only that loop may
+// wait for).
 type sentCopy struct {
 	member string
-	call   copyCall
-}
-
-// copyCall is a copy in flight: on a pooled connection (peer.Call), or on an event loop's own
-// connection (peer.LoopCall, which only that loop may wait for).
-type copyCall interface {
-	Flush()
-	Notify(fn func()) bool
-	Result() (resp.Reply, error)
+	call   peer.Request
 }
 
 // stampAndCopy stamps key's present state as its last write here and sends it to every other
@@ -552,47 +548,12 @@ func (cl *Cluster) copyDone(s sentCopy) {
 
 // copiesOnLoop is the reply of a write an event loop ran, ready once its copies, sent on the
 // loop's own connections, have been answered. The loop parks the client's connection meanwhile
-// (resp.Notifier) and serves its other clients; every copy's reply is read, and this reply
-// completed, on the loop's goroutine, so left needs no synchronisation.
+// (peer.Joined) and serves its other clients.
 type copiesOnLoop struct {
-	cl     *Cluster
-	reply  resp.Reply
-	sent   []sentCopy
-	left   int    // copies not answered yet, plus one while Notify registers
-	notify func() // the loop's, called when the last copy is answered
-	doneFn func() // done, bound once
-}
-
-// Notify implements resp.Notifier.
-func (l *copiesOnLoop) Notify(fn func()) bool {
-	l.notify = fn
-	l.left = 1
-	for _, s := range l.sent {
-		l.left++
-		if !s.call.Notify(l.doneFn) {
-			l.left-- // answered already
-		}
-	}
-	l.left--
-	return l.left > 0
-}
-
-func (l *copiesOnLoop) done() {
-	if l.left--; l.left == 0 && l.notify != nil {
-		fn := l.notify
-		l.notify = nil
-		fn()
-	}
-}
-
-// NotifiesOnLoop implements resp.LoopNotifier.
-func (l *copiesOnLoop) NotifiesOnLoop() bool { return true }
-
-// Flush implements resp.Flusher: the copies go out with the rest of the poll round's requests.
-func (l *copiesOnLoop) Flush() {
-	for _, s := range l.sent {
-		s.call.Flush()
-	}
+	peer.Joined
+	cl    *Cluster
+	reply resp.Reply
+	sent  []sentCopy
 }
 
 // Reply implements resp.Later: the write's reply, once every copy has been answered (it drives
