@@ -115,9 +115,10 @@ func (cl *Cluster) Inline(c *commands.Ctx, cmd *commands.Command, args [][]byte)
 // runs here: a read of a key held here, or a write this node owns, whose copies go out on the
 // loop's own connections (writeLocal) when the store answers at once. A client's single-key
 // command runs here too when it is such a write (run here, or forwarded to the key's owner as
-// with one copy) or a read of a key this node owns. A read of another member's key falls back
-// to the key's other holders when the owner does not answer, which waits: it is left to a
-// goroutine, as are multi-key commands and every command with a near cache.
+// with one copy) or a read: of a key this node owns, or forwarded on the loop's connections,
+// falling back on the loop to the key's other holders when the owner does not answer
+// (fallbackOnLoop). Multi-key commands, and every command with a near cache, are left to a
+// goroutine.
 func (cl *Cluster) inlineWithReplicas(c *commands.Ctx, cmd *commands.Command, args [][]byte) bool {
 	v := cl.view.Load()
 	if v.from != nil || v.prev != nil || v.joining || v.fence != nil || c.InExec() {
@@ -134,7 +135,7 @@ func (cl *Cluster) inlineWithReplicas(c *commands.Ctx, cmd *commands.Command, ar
 	if write {
 		return cl.loopWrites
 	}
-	return v.ring.Owner(args[first]) == cl.self
+	return cl.pool.OnLoops() || v.ring.Owner(args[first]) == cl.self
 }
 
 // awaitJoin holds a peer's command that arrived while this node is still joining (a member
@@ -251,6 +252,12 @@ func (cl *Cluster) routeReplicated(c *commands.Ctx, v *view, cmd *commands.Comma
 // holders, in order, when the owner does not answer.
 func (cl *Cluster) readHolders(c *commands.Ctx, v *view, cmd *commands.Command, owners []string, args [][]byte) resp.Reply {
 	f := cl.newFallbackRead(c, v, cmd, owners, args)
+	if lp := c.Loop(); lp != nil && cl.pool.OnLoops() {
+		l := &fallbackOnLoop{f: f, lp: lp, next: 1}
+		l.stepFn = l.step
+		l.cur = cl.sendOn(lp, v, owners[0], args)
+		return resp.Reply{Later: l}
+	}
 	f.first = cl.send(c, v, owners[0], args) // the client's own connection pick: keeps its order
 	if c.Conn == nil {
 		return f.Wait()
@@ -308,6 +315,91 @@ func (f *fallbackRead) Wait() resp.Reply {
 		return peer.ErrorReply(err)
 	}
 	return r
+}
+
+// sendOn forwards args to member on lp's own connection to it.
+func (cl *Cluster) sendOn(lp *resp.Loop, v *view, member string, args [][]byte) *peer.LoopCall {
+	if cl.stats.On() {
+		cl.stats.Forwards.Inc()
+	}
+	return cl.pool.SendOn(lp, v.addrs[member], args, cl.cfg.ForwardTimeout)
+}
+
+// fallbackOnLoop is fallbackRead for a read an event loop runs: each request goes out on the
+// loop's own connections, and when one fails the next holder is asked at once, from the loop's
+// goroutine, as the failure is reported. The client's connection stays parked until a holder
+// answers or none is left, and the loop is never blocked.
+type fallbackOnLoop struct {
+	f      *fallbackRead // the read; its first is unused
+	lp     *resp.Loop
+	cur    *peer.LoopCall // the request in flight
+	next   int            // index in f.owners of the holder to ask after cur
+	reply  resp.Reply
+	done   bool
+	notify func()
+	stepFn func() // step, bound once
+}
+
+// Notify implements resp.Notifier.
+func (l *fallbackOnLoop) Notify(fn func()) bool {
+	l.notify = fn
+	for !l.done {
+		if l.cur.Notify(l.stepFn) {
+			return true
+		}
+		l.advance()
+	}
+	return false
+}
+
+// step goes on once cur has finished: the reply is ready, or the next holder is asked.
+func (l *fallbackOnLoop) step() {
+	l.advance()
+	for !l.done {
+		if l.cur.Notify(l.stepFn) {
+			return
+		}
+		l.advance()
+	}
+	if fn := l.notify; fn != nil {
+		l.notify = nil
+		fn()
+	}
+}
+
+// advance takes cur's outcome (it has finished, or Result drives the loop until it has): its
+// reply, or, when it failed, a request to the next holder (a local read when that is this node),
+// or the failure when no holder is left.
+func (l *fallbackOnLoop) advance() {
+	r, err := l.cur.Result()
+	f := l.f
+	switch {
+	case err == nil:
+		l.reply, l.done = r, true
+	case l.next >= len(f.owners):
+		l.reply, l.done = peer.ErrorReply(err), true
+	case f.owners[l.next] == f.cl.self:
+		l.reply, l.done = settled(f.cl.node.ExecLocal(f.c, f.cmd, f.args)), true
+	default:
+		l.cur = f.cl.sendOn(l.lp, f.v, f.owners[l.next], f.args)
+		l.next++
+		l.cur.Flush()
+	}
+}
+
+// NotifiesOnLoop implements resp.LoopNotifier.
+func (l *fallbackOnLoop) NotifiesOnLoop() bool { return true }
+
+// Flush implements resp.Flusher.
+func (l *fallbackOnLoop) Flush() { l.cur.Flush() }
+
+// Reply implements resp.Later (on the loop's goroutine, driving the loop's connections when
+// called before Notify has reported).
+func (l *fallbackOnLoop) Reply() resp.Reply {
+	for !l.done {
+		l.advance()
+	}
+	return l.reply
 }
 
 func cloneArgs(args [][]byte) [][]byte {
