@@ -102,7 +102,9 @@ type Config struct {
 	Settle time.Duration
 	// Tombstones is the most keys a node notes as changed during one handoff window (default
 	// 1<<19: about 19 MB when reached). Beyond it every further handed-over copy is refused until
-	// the window ends: a key may then be missing, never older than a change made here.
+	// the window ends: a key may then be missing, never older than a change made here. As many
+	// keys handed on during the window are remembered with where they went (handed.go); past
+	// that, a member asking for one finds nothing.
 	Tombstones int
 	// Transport replaces memberlist's network transport (fault-injection tests).
 	Transport memberlist.NodeAwareTransport
@@ -176,6 +178,9 @@ type Cluster struct {
 	pulls     singleflight.Group // pulls of missing keys under way, by key (pullIfMissing)
 	// waitedPulls counts pulls (VELA TAKE, PEEK) that waited for this node's ring to catch up.
 	waitedPulls atomic.Uint64
+	// redirected counts commands sent to the member a key was handed to, which this node's
+	// ring did not know yet (handed.go).
+	redirected atomic.Uint64
 
 	kick     chan struct{} // wakes the rebalancer
 	stop     chan struct{}
@@ -641,6 +646,7 @@ func (cl *Cluster) infoLines(context.Context) []string {
 		fmt.Sprintf("cluster_tombstones:%d", tombstones),
 		fmt.Sprintf("cluster_copies_refused:%d", cl.refused.Load()),
 		fmt.Sprintf("cluster_pulls_waited:%d", cl.waitedPulls.Load()),
+		fmt.Sprintf("cluster_pulls_redirected:%d", cl.redirected.Load()),
 	}
 }
 

@@ -25,7 +25,7 @@ func (cl *Cluster) registerCommands() {
 			"peer":    sub("peer", 3, commands.FlagNoAuth|commands.FlagLoading, commands.PeerAuth(cl.token, cl.cfg.Secret != ""), "Marks the connection as a cluster peer's (internal)."),
 			"restore": sub("restore", -5, commands.FlagWrite, cl.restore, "Writes an entry handed over by a peer (internal)."),
 			"drop":    sub("drop", 3, commands.FlagWrite, cl.drop, "Deletes a replica's copy of a key (internal)."),
-			"take":    sub("take", 3, commands.FlagWrite|commands.FlagBlocking, cl.take, "Hands a key to its new owner before the handoff pass does (internal)."),
+			"take":    sub("take", -3, commands.FlagWrite|commands.FlagBlocking, cl.take, "Hands a key to its new owner before the handoff pass does (internal)."),
 			"peek":    sub("peek", 3, commands.FlagReadOnly|commands.FlagBlocking, cl.peek, "Shows a key's state to its new owner, which lacks it, keeping this copy (internal)."),
 			"owned":   sub("owned", -3, commands.FlagReadOnly, cl.ownedCmd, "Runs DBSIZE, KEYS or SCAN on this member's own keys (internal)."),
 			"leaving": sub("leaving", 3, commands.FlagAdmin|commands.FlagLoading, cl.leavingCmd, "Announces that a member is about to hand its keys over and leave (internal)."),

@@ -86,11 +86,13 @@ func (cl *Cluster) rebalanceLoop() {
 	}
 }
 
-// pendingKey is a key whose copies are in flight, and whether to drop it here once they land.
+// pendingKey is a key whose copies are in flight, and whether to drop it here once they land;
+// to is the member it goes to, remembered once it is dropped (one copy of each key only).
 type pendingKey struct {
 	key   []byte
 	calls []*peer.Call
 	drop  bool
+	to    dest
 }
 
 // handoff walks the local keyspace once and, for every key whose holders differ between old and
@@ -114,7 +116,7 @@ func (cl *Cluster) handoff(ctx context.Context, old *ring.Ring, v *view) (handof
 			case !ok:
 				st.failed++
 			case p.drop:
-				if _, err := cl.store.Do(ctx, p.key, store.Op{Kind: store.Delete}); err == nil {
+				if cl.dropHanded(ctx, p) {
 					cl.node.NotifyKey(p.key)
 					cl.unnote(p.key)
 					st.dropped++
@@ -158,6 +160,9 @@ func (cl *Cluster) handoff(ctx context.Context, old *ring.Ring, v *view) (handof
 				}
 			}
 			p := pendingKey{drop: !holdNew}
+			if n == 1 && len(targets) == 1 {
+				p.to = dest{member: targets[0], addr: v.addrs[targets[0]]}
+			}
 			if len(targets) > 0 {
 				args, err := cl.restoreArgs(ctx, key, true)
 				if err != nil {
@@ -196,6 +201,26 @@ func (cl *Cluster) handoff(ctx context.Context, old *ring.Ring, v *view) (handof
 		return st, errors.New("some keys could not be handed over")
 	}
 	return st, nil
+}
+
+// dropHanded deletes p's key here once its copy has landed, and reports whether the delete
+// ran. A key this node held alone (replicas = 1) and dropped is remembered with where it went,
+// for a member that asks for it later (VELA TAKE, handed.go), under the key's stripe, as TAKE
+// takes it: an asker finds the key here, or gone and recorded. A key a TAKE took meanwhile
+// keeps the TAKE's record.
+func (cl *Cluster) dropHanded(ctx context.Context, p pendingKey) bool {
+	if p.to.member == "" {
+		_, err := cl.store.Do(ctx, p.key, store.Op{Kind: store.Delete})
+		return err == nil
+	}
+	s := cl.stripe(p.key)
+	cl.stripes[s].Lock()
+	defer cl.stripes[s].Unlock()
+	res, err := cl.store.Do(ctx, p.key, store.Op{Kind: store.Delete})
+	if err == nil && res.Done {
+		cl.sentTo(p.key, p.to)
+	}
+	return err == nil
 }
 
 // sender is the member responsible for copying a key whose holders were oldOwners: the first

@@ -283,25 +283,30 @@ func (cl *Cluster) drop(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 // When several members changed lately (one leaving while another joins), the key may be at its
 // owner in any of the recent rings: up to maxPullFrom of them are asked in turn (pullSources),
 // until one has it.
-func (cl *Cluster) pullIfMissing(c *commands.Ctx, v *view, key []byte) {
+//
+// It returns the member the key went to when that is one this node's ring does not know yet
+// (handed.go): the caller must send its command there rather than run it on the missing key.
+func (cl *Cluster) pullIfMissing(c *commands.Ctx, v *view, key []byte) *dest {
 	if time.Since(v.since) >= pullWindow {
-		return
+		return nil
 	}
 	from := cl.pullSources(v, key)
 	if len(from) == 0 {
-		return
+		return nil
 	}
 	if res, err := cl.store.Do(c.Context(), key, store.Op{Kind: store.Inspect}); err != nil || res.Found {
-		return
+		return nil
 	}
 	// One pull of a key at a time: the previous owner gives the key to the first TAKE and
 	// answers nil to the next, and a command that went on at that nil before the first pull
 	// installed the key would run on the missing key (and the copy would then be refused).
-	// Later callers wait for the pull under way and find the key installed.
-	cl.pulls.Do(string(key), func() (any, error) {
-		cl.pull(c, v, key, from)
-		return nil, nil
+	// Later callers wait for the pull under way and find the key installed (or share its
+	// answer that the key is elsewhere).
+	to, _, _ := cl.pulls.Do(string(key), func() (any, error) {
+		return cl.pull(c, v, key, from), nil
 	})
+	d, _ := to.(*dest)
+	return d
 }
 
 // pull asks the members in from, in turn, for key (VELA TAKE) and installs the first copy one
@@ -310,27 +315,52 @@ func (cl *Cluster) pullIfMissing(c *commands.Ctx, v *view, key []byte) {
 // knows is leaving (pullSources). This node may not know: it joined while that member was
 // leaving, and learned of it neither from the member (which announced its leave before this
 // node joined) nor from gossip yet.
-func (cl *Cluster) pull(c *commands.Ctx, v *view, key []byte, from []string) {
+//
+// A member that answers it handed the key on (HANDED-TO, handed.go) is followed: a member this
+// node knows is asked in turn; one it does not know yet is returned, and remembered for the next
+// commands on the key (as is a member this node handed the key to itself). This node's ring
+// lags that member's join: the key's owner is that member, which holds the key.
+func (cl *Cluster) pull(c *commands.Ctx, v *view, key []byte, from []string) *dest {
 	if res, err := cl.store.Do(c.Context(), key, store.Op{Kind: store.Inspect}); err != nil || res.Found {
-		return // a pull that has just ended installed it
+		return nil // a pull that has just ended installed it
+	}
+	if d, ok := cl.wentTo(key); ok {
+		if v.addrs[d.member] == "" {
+			return d
+		}
+		from = append([]string{d.member}, slices.DeleteFunc(slices.Clone(from), func(m string) bool { return m == d.member })...)
 	}
 	gone := v.gone
 	for i := 0; i < len(from); i++ {
 		m := from[i]
 		if cl.refuses(key) {
-			return // changed here since: this node's state wins
+			return nil // changed here since: this node's state wins
 		}
 		if cl.stats.On() {
 			cl.stats.Forwards.Inc()
 		}
 		// On the connections that carry no forwards (Cluster.copies): a peer's command may be
 		// waiting for this pull, and the previous owner may be pulling from this node meanwhile.
-		r, err := cl.copies.Do(v.addrs[m], [][]byte{[]byte("VELA"), []byte("TAKE"), key}, uint64(cl.stripe(key)), cl.cfg.ForwardTimeout)
+		r, err := cl.copies.Do(v.addrs[m], cl.takeArgs(v, key), uint64(cl.stripe(key)), cl.cfg.ForwardTimeout)
 		if err == nil && r.Kind == resp.KindArray && len(r.Elems) >= 2 {
 			// Installed even if the client that asked has gone: the previous owner gave the
 			// key up, and it is here or nowhere.
 			cl.installPulled(context.WithoutCancel(c.Context()), key, r)
-			return
+			return nil
+		}
+		if d, ok := parseHandedTo(r.Str); err == nil && r.IsError() && ok {
+			switch {
+			case d.member == cl.self:
+				return nil // handed here, and gone since (deleted, expired)
+			case v.addrs[d.member] != "":
+				if !slices.Contains(from, d.member) {
+					from = append(from, d.member)
+				}
+			case d.addr != "":
+				cl.sentTo(key, d)
+				return &d
+			}
+			continue
 		}
 		if err == nil && r.IsError() && r.Str == errTakeLeaving && !slices.Contains(gone, m) {
 			gone = append(slices.Clip(gone), m)
@@ -343,6 +373,7 @@ func (cl *Cluster) pull(c *commands.Ctx, v *view, key []byte, from []string) {
 			}
 		}
 	}
+	return nil
 }
 
 // errTakeLeaving is a leaving member's answer to VELA TAKE for a key it does not hold: it may
@@ -404,14 +435,23 @@ func (cl *Cluster) pullSources(v *view, key []byte) []string {
 	return out
 }
 
-// take serves VELA TAKE key for peers: the new owner of key wants it before the handoff pass
-// gets to it. It replies [value, pxat, tag …] and deletes the key here, or nil when absent
-// (errTakeLeaving when this member is leaving).
+// take serves VELA TAKE key [member addr] for peers: the new owner of key (member, at addr)
+// wants it before the handoff pass gets to it. It replies [value, pxat, tag …] and deletes the
+// key here, remembering where it went; when the key is absent, where it went (HANDED-TO,
+// handed.go), errTakeLeaving when this member is leaving, or nil.
 //
 // It waits first for this node's ring to place the key elsewhere (awaitNotOwner).
 func (cl *Cluster) take(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
+	var to dest
+	switch len(args) {
+	case 3:
+	case 5:
+		to = dest{member: string(args[3]), addr: string(args[4])}
+	default:
+		return resp.Reply{}, commands.ErrSyntax
+	}
 	cl.awaitNotOwner(c, args[2])
-	return cl.handOut(c, args[2], true)
+	return cl.handOut(c, args[2], &to)
 }
 
 // awaitNotOwner waits, up to half the forward timeout the asker gives its request, until this
@@ -451,20 +491,38 @@ func (cl *Cluster) awaitNotOwner(c *commands.Ctx, key []byte) {
 // this node's ring no longer makes it the owner (awaitNotOwner).
 func (cl *Cluster) peek(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	cl.awaitNotOwner(c, args[2])
-	return cl.handOut(c, args[2], false)
+	return cl.handOut(c, args[2], nil)
 }
 
-// handOut replies [value, pxat, tag …] for key, or nil when absent, and deletes it if del.
-func (cl *Cluster) handOut(c *commands.Ctx, key []byte, del bool) (resp.Reply, error) {
+// handOut replies [value, pxat, tag …] for key, or nil when absent. For TAKE (to not nil) it
+// deletes the key and records that it went to *to; a key absent after it was handed on is
+// answered with where it went (HANDED-TO), so that the asker does not run on a missing key.
+//
+// A TAKE holds the key's stripe from its read to its delete, as the handoff pass does around
+// its drop and record: two members whose rings disagree may ask at once, and only one may get
+// the key.
+func (cl *Cluster) handOut(c *commands.Ctx, key []byte, to *dest) (resp.Reply, error) {
 	if !c.Peer {
 		return resp.Reply{}, errPeerOnly
+	}
+	del := to != nil
+	if del {
+		s := cl.stripe(key)
+		cl.stripes[s].Lock()
+		defer cl.stripes[s].Unlock()
 	}
 	rest, err := cl.restoreArgs(c.Context(), key, false)
 	if err != nil {
 		return resp.Reply{}, err
 	}
 	if string(rest[1]) == "DROP" {
-		if del && cl.leaving.Load() {
+		if !del {
+			return resp.NilArray, nil
+		}
+		if d, ok := cl.wentTo(key); ok {
+			return handedToReply(d), nil // the asker follows it (pull)
+		}
+		if cl.leaving.Load() {
 			return resp.Error(errTakeLeaving), nil // the asker looks further (pull)
 		}
 		return resp.NilArray, nil
@@ -478,6 +536,7 @@ func (cl *Cluster) handOut(c *commands.Ctx, key []byte, del bool) (resp.Reply, e
 	if !del {
 		return resp.Array(out), nil
 	}
+	cl.sentTo(key, *to) // before the delete: a later asker never finds the key gone unrecorded
 	if res, err := cl.store.Do(c.Context(), key, store.Op{Kind: store.Delete}); err == nil && res.Done {
 		cl.node.NotifyKey(key)
 	}

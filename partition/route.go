@@ -68,7 +68,9 @@ func (cl *Cluster) route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 			owner := v.ring.Owner(key)
 			if owner == cl.self || owner == "" {
 				if v.fence != nil { // a handoff window (window.go)
-					cl.localInWindow(c, v, cmd, key)
+					if to := cl.localInWindow(c, v, cmd, key); to != nil {
+						return cl.redirect(c, to, "FINAL", args), true // handed.go
+					}
 				}
 				return resp.Reply{}, false // the hot path: nothing allocated
 			}
@@ -183,6 +185,12 @@ func (cl *Cluster) forward(c *commands.Ctx, v *view, owner string, args [][]byte
 		}
 		return r
 	}
+	return cl.sendTo(c, addr, args)
+}
+
+// sendTo sends args to the member at addr, on the connection the client's other requests there
+// take, so that they stay in order. The reply is a future when a connection will write it.
+func (cl *Cluster) sendTo(c *commands.Ctx, addr string, args [][]byte) resp.Reply {
 	if lp := c.Loop(); lp != nil && cl.pool.OnLoops() {
 		// On an event loop: a connection to the owner that the loop drives itself.
 		return resp.Reply{Later: cl.pool.SendOn(lp, addr, args, cl.cfg.ForwardTimeout)}

@@ -84,6 +84,13 @@ type fence struct {
 	anyTags atomic.Bool
 	tagsMu  sync.Mutex          // guards tags
 	tags    map[string]struct{} // tags invalidated here
+	// away[i] maps the hashes of the keys whose hash is i modulo numStripes and which this
+	// node handed on (or found elsewhere) during the window to where they went (handed.go);
+	// guarded by Cluster.fenceMu[i]. nAway counts them, up to limit.
+	away   [numStripes]map[uint64]*dest
+	nAway  atomic.Int64
+	destMu sync.Mutex     // guards dests
+	dests  map[dest]*dest // the members away points to, one pointer each
 }
 
 func newFence(limit int) *fence { return &fence{limit: int64(limit)} }
@@ -314,6 +321,7 @@ func (cl *Cluster) install(ctx context.Context, key []byte, op store.Op) (bool, 
 			return false, nil
 		}
 		f.extend(time.Now().Add(fenceWindow)) // copies still arrive: keep the notes
+		f.dropAwayLocked(h)                   // here again, whatever happens to the copy
 	}
 	res, err := cl.store.Do(ctx, key, op)
 	mu.Unlock()
@@ -338,14 +346,19 @@ func (cl *Cluster) refuses(key []byte) bool {
 
 // localInWindow prepares a client's command on key, which this node owns, during a handoff
 // window: the key is pulled from its previous owner if it has not arrived yet, then noted if the
-// command changes it.
-func (cl *Cluster) localInWindow(c *commands.Ctx, v *view, cmd *commands.Command, key []byte) {
+// command changes it. When the pull found the key handed on to a member this node's ring does
+// not know yet, it returns that member: the command goes there (redirect) and changes nothing
+// here. Blocking commands (FETCHLOCK) run here all the same.
+func (cl *Cluster) localInWindow(c *commands.Ctx, v *view, cmd *commands.Command, key []byte) *dest {
 	if v.prev != nil && !c.InExec() { // TxPrepare pulled the keys of a transaction
-		cl.pullIfMissing(c, v, key)
+		if to := cl.pullIfMissing(c, v, key); to != nil && cmd.Flags&commands.FlagBlocking == 0 {
+			return to
+		}
 	}
 	if changes(cmd) {
 		cl.note(v, key)
 	}
+	return nil
 }
 
 // multiInWindow is localInWindow for the keys of a multi-key command this node owns. With
@@ -392,7 +405,9 @@ func (cl *Cluster) peerInWindow(c *commands.Ctx, v *view, cmd *commands.Command,
 		}
 	}
 	if cl.cfg.Replicas == 1 {
-		cl.pullForPeer(c, v, cmd, args, first, last, step)
+		if to := cl.pullForPeer(c, v, cmd, args, first, last, step); to != nil {
+			return cl.redirect(c, to, "FINAL", args), true // handed.go
+		}
 		if changes(cmd) { // with replicas, writeLocal notes them
 			for i := first; i <= last; i += step {
 				cl.note(v, args[i])
@@ -407,15 +422,23 @@ func (cl *Cluster) peerInWindow(c *commands.Ctx, v *view, cmd *commands.Command,
 // first. Without it a command a member forwards before the copy lands runs on a missing key,
 // and the copy is then refused: INCRBY would start from 0, EXPIRE would lose the key. With
 // replicas ≥ 2 the other holders have the key and nothing is pulled.
-func (cl *Cluster) pullForPeer(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte, first, last, step int) {
+//
+// For a command on one key (not a blocking one), it returns the member the key was found
+// handed on to, when this node's ring does not know it yet: the command is sent there (handed.go).
+// A command on several keys runs here all the same.
+func (cl *Cluster) pullForPeer(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte, first, last, step int) *dest {
 	if v.prev == nil || c.InExec() || cl.cfg.Replicas != 1 || blindWrite(cmd, args) {
-		return
+		return nil
 	}
 	for i := first; first > 0 && i <= last; i += step {
 		if v.ring.Owner(args[i]) == cl.self {
-			cl.pullIfMissing(c, v, args[i])
+			to := cl.pullIfMissing(c, v, args[i])
+			if to != nil && first+step > last && cmd.Flags&commands.FlagBlocking == 0 {
+				return to
+			}
 		}
 	}
+	return nil
 }
 
 // blindWrite reports whether cmd sets its keys whatever they held: its outcome and reply do
@@ -506,7 +529,7 @@ func (cl *Cluster) passOn(c *commands.Ctx, v *view, cmd *commands.Command, args 
 	}
 	for _, g := range groups {
 		if g.owner == "" {
-			g.reply = settled(cl.runHere(c, v, cmd, g.args))
+			g.reply = settled(cl.runHere(c, v, cmd, g.args, ""))
 		}
 	}
 	for _, g := range groups {
@@ -558,11 +581,16 @@ func (cl *Cluster) sendFinal(c *commands.Ctx, v *view, member, wrap string, args
 	return cl.pool.Send(v.addrs[member], out, pick(c), cl.cfg.ForwardTimeout)
 }
 
-// runHere runs a keyed command on this node, never elsewhere: keys that moved here and have
-// not arrived are pulled first (pullForPeer), the keys it changes are noted (or, with replicas, by writeLocal, which also copies the result to the other holders).
-func (cl *Cluster) runHere(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte) resp.Reply {
+// runHere runs a keyed command on this node: keys that moved here and have not arrived are
+// pulled first (pullForPeer), the keys it changes are noted (or, with replicas, by writeLocal,
+// which also copies the result to the other holders). When the pull finds its one key handed
+// on to a member this node's ring does not know yet, the command goes there as VELA onward
+// (LAST, for a FINAL: handed.go), unless onward is "" (a LAST, or part of a split command).
+func (cl *Cluster) runHere(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte, onward string) resp.Reply {
 	if first, last, step := cmd.KeyPositions(len(args)); first > 0 {
-		cl.pullForPeer(c, v, cmd, args, first, last, step)
+		if to := cl.pullForPeer(c, v, cmd, args, first, last, step); to != nil && onward != "" {
+			return cl.redirect(c, to, onward, args)
+		}
 	}
 	if cl.cfg.Replicas > 1 && changes(cmd) && cmd.Flags&commands.FlagClusterWide == 0 {
 		return settled(cl.writeLocal(c, v, cmd, args))
@@ -611,7 +639,8 @@ func (cl *Cluster) fenced(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 // command would change a copy the new owner no longer reads, and be lost. It is passed on once
 // more, to the keys' owners in this node's ring, as VELA LAST, which runs where it lands even on
 // a member leaving too: requests never loop. A FINAL whose keys this node's ring moved away
-// lately is passed on as FINAL (movedAway).
+// lately is passed on as FINAL (movedAway). A FINAL whose key this node finds handed on to a
+// member its ring does not know yet goes there as LAST (runHere).
 func (cl *Cluster) final(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	inner := args[2:]
 	cmd, err := cl.wrapped(c, inner)
@@ -624,7 +653,9 @@ func (cl *Cluster) final(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	v := cl.ensureFence()
 	v.fence.extend(time.Now().Add(fenceWindow))
 	first, last, step := cmd.KeyPositions(len(inner))
+	onward := ""
 	if commands.ArgIs(args[1], "final") {
+		onward = "LAST"
 		wrap := ""
 		switch {
 		case cl.leaving.Load():
@@ -638,7 +669,7 @@ func (cl *Cluster) final(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 			}
 		}
 	}
-	return cl.runHere(c, v, cmd, inner), nil
+	return cl.runHere(c, v, cmd, inner, onward), nil
 }
 
 // movedAway reports whether a FINAL passed on here has keys that this node's ring placed here

@@ -1,0 +1,95 @@
+package partition
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/vela-cache/vela/commands"
+	"github.com/vela-cache/vela/resp"
+	"github.com/vela-cache/vela/ring"
+	"github.com/vela-cache/vela/store"
+)
+
+// TestLaggingRingFollowsAHandedOnKey: node-3 leaves while node-4 joins. node-4 has the key now
+// (it took it from node-3 with VELA TAKE, or node-3's handoff pass sent it there) and has
+// incremented it. node-2's ring lags: it has seen node-3 leave, not node-4 join, so it takes
+// itself for the key's owner, lacks the key, and pulls it from node-3, which no longer holds it.
+// node-3 answers where the key went: node-2 sends the INCR there (VELA FINAL; a FINAL it was
+// sent goes on as VELA LAST) instead of starting from a missing key, whether the INCR came from
+// its own client, from a member forwarding it, or as a FINAL. Before, node-3 answered LEAVING,
+// nobody node-2 knows had the key, and the INCR answered 1: one of the two counts was lost.
+func TestLaggingRingFollowsAHandedOnKey(t *testing.T) {
+	r123 := ring.New([]string{"node-1", "node-2", "node-3"}, 1, ring.Config{})
+	r12 := ring.New([]string{"node-1", "node-2"}, 2, ring.Config{})
+	r124 := ring.New([]string{"node-1", "node-2", "node-4"}, 3, ring.Config{})
+	var k []byte
+	for i := 0; k == nil; i++ {
+		c := []byte("k:" + strconv.Itoa(i))
+		if r123.Owner(c) == "node-3" && r12.Owner(c) == "node-2" && r124.Owner(c) == "node-4" {
+			k = c
+		}
+	}
+	incr := [][]byte{[]byte("INCR"), k}
+	for _, handed := range []string{"take", "handoff"} {
+		for _, via := range []string{"client", "peer", "final"} {
+			t.Run(handed+"/"+via, func(t *testing.T) {
+				n2, n3, n4 := serveMember(t, "node-2"), serveMember(t, "node-3"), serveMember(t, "node-4")
+				all := map[string]string{"node-1": "", "node-2": n2.addr, "node-3": n3.addr, "node-4": n4.addr}
+				lagging := map[string]string{"node-1": "", "node-2": n2.addr, "node-3": n3.addr}
+				// node-3 is leaving and has seen node-4 join; node-4 joined knowing of the leave.
+				n3.cl.leaving.Store(true)
+				v3 := &view{ring: r124, addrs: all}
+				n3.cl.openWindow(&view{ring: r123}, v3, time.Now())
+				n3.cl.storeView(v3)
+				if _, err := n3.st.Do(context.Background(), k, store.Op{Kind: store.Set, Value: []byte("10"), TTL: store.TTLSet}); err != nil {
+					t.Fatal(err)
+				}
+				v4 := &view{ring: r124, addrs: all, prev: r123, since: time.Now()}
+				n4.cl.openWindow(&view{ring: ring.New([]string{"node-4"}, 0, ring.Config{})}, v4, time.Now())
+				n4.cl.storeView(v4)
+				if handed == "handoff" {
+					if st, err := n3.cl.handoff(context.Background(), r123, v3); err != nil || st.dropped != 1 {
+						t.Fatalf("node-3's handoff: %+v, %v; want the key moved and dropped", st, err)
+					}
+				}
+				if r := n4.node.Exec(&commands.Ctx{Node: n4.node}, incr); r.IsError() || r.Int != 11 {
+					t.Fatalf("INCR %s through node-4 = %d %q, want 11", k, r.Int, r.Str)
+				}
+				// node-2's view, as setView builds it once node-3 announced its leave.
+				v2 := &view{ring: r12, addrs: lagging, prev: r123, since: time.Now(), gone: []string{"node-3"}}
+				n2.cl.openWindow(&view{ring: r123}, v2, time.Now())
+				n2.cl.storeView(v2)
+
+				run := func() resp.Reply {
+					switch via {
+					case "peer":
+						return n2.node.Exec(&commands.Ctx{Node: n2.node, Peer: true}, incr)
+					case "final":
+						r, err := n2.cl.final(&commands.Ctx{Node: n2.node, Peer: true}, append([][]byte{[]byte("VELA"), []byte("FINAL")}, incr...))
+						if err != nil {
+							return resp.Error(err.Error())
+						}
+						return settled(r)
+					}
+					return n2.node.Exec(&commands.Ctx{Node: n2.node}, incr)
+				}
+				// Twice: the second INCR goes where node-2 now knows the key is.
+				for want := int64(12); want <= 13; want++ {
+					if r := settled(run()); r.IsError() || r.Int != want {
+						t.Fatalf("INCR %s through node-2 (%s) = %d %q, want %d", k, via, r.Int, r.Str, want)
+					}
+				}
+				if got, err := n4.st.Do(context.Background(), k, store.Op{Kind: store.Get}); err != nil || string(got.Value) != "13" {
+					t.Errorf("%s on node-4 = %q, %v; want 13", k, got.Value, err)
+				}
+				for _, m := range []*servedMember{n2, n3} {
+					if res, err := m.st.Do(context.Background(), k, store.Op{Kind: store.Inspect}); err != nil || res.Found {
+						t.Errorf("%s has a copy of %s (%v)", m.cl.self, k, err)
+					}
+				}
+			})
+		}
+	}
+}
