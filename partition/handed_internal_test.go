@@ -93,3 +93,55 @@ func TestLaggingRingFollowsAHandedOnKey(t *testing.T) {
 		}
 	}
 }
+
+// TestLastPullsWhatItLacks: node-3 leaves while node-4 joins, and node-4's ring has not seen the
+// leave: it places the key on node-3, and passes its peers' INCRs there (VELA FINAL). node-3
+// handed the key to node-2 (its handoff pass ran by a ring without node-4) and passes the INCR
+// on to node-4, the owner in its ring, as VELA LAST. node-4 lacks the key: it pulls it, though
+// its own ring places the key elsewhere (node-3 answers where the key went, node-2 hands it
+// out), then runs the INCR. Before, the LAST ran on the missing key: the INCR answered 1, and
+// node-2's copy was later refused.
+func TestLastPullsWhatItLacks(t *testing.T) {
+	r123 := ring.New([]string{"node-1", "node-2", "node-3"}, 1, ring.Config{})
+	r12 := ring.New([]string{"node-1", "node-2"}, 2, ring.Config{})
+	r124 := ring.New([]string{"node-1", "node-2", "node-4"}, 3, ring.Config{})
+	r1234 := ring.New([]string{"node-1", "node-2", "node-3", "node-4"}, 3, ring.Config{})
+	var k []byte
+	for i := 0; k == nil; i++ {
+		c := []byte("k:" + strconv.Itoa(i))
+		if r123.Owner(c) == "node-3" && r12.Owner(c) == "node-2" && r124.Owner(c) == "node-4" && r1234.Owner(c) == "node-3" {
+			k = c
+		}
+	}
+	n2, n3, n4 := serveMember(t, "node-2"), serveMember(t, "node-3"), serveMember(t, "node-4")
+	addrs := map[string]string{"node-1": "", "node-2": n2.addr, "node-3": n3.addr, "node-4": n4.addr}
+	for _, m := range []*servedMember{n2, n3} {
+		v := &view{ring: r124, addrs: addrs}
+		m.cl.openWindow(&view{ring: r123}, v, time.Now())
+		m.cl.storeView(v)
+	}
+	n3.cl.leaving.Store(true)
+	if _, err := n3.st.Do(context.Background(), k, store.Op{Kind: store.Set, Value: []byte("10"), TTL: store.TTLSet}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := n3.cl.handoff(context.Background(), r123, &view{ring: r12, addrs: addrs}); err != nil || st.dropped != 1 {
+		t.Fatalf("node-3's handoff: %+v, %v; want the key moved to node-2 and dropped", st, err)
+	}
+	// node-4's view, as setView builds it for a joiner that has not heard of the leave.
+	v4 := &view{ring: r1234, addrs: addrs, prev: r123, since: time.Now()}
+	n4.cl.openWindow(&view{ring: ring.New([]string{"node-4"}, 0, ring.Config{})}, v4, time.Now())
+	n4.cl.storeView(v4)
+
+	r, err := n3.cl.final(&commands.Ctx{Node: n3.node, Peer: true}, [][]byte{[]byte("VELA"), []byte("FINAL"), []byte("INCR"), k})
+	if r = settled(r); err != nil || r.IsError() || r.Int != 11 {
+		t.Fatalf("VELA FINAL INCR %s on node-3 = %d %q, %v; want 11", k, r.Int, r.Str, err)
+	}
+	if got, err := n4.st.Do(context.Background(), k, store.Op{Kind: store.Get}); err != nil || string(got.Value) != "11" {
+		t.Errorf("%s on node-4 = %q, %v; want 11", k, got.Value, err)
+	}
+	for _, m := range []*servedMember{n2, n3} {
+		if res, err := m.st.Do(context.Background(), k, store.Op{Kind: store.Inspect}); err != nil || res.Found {
+			t.Errorf("%s has a copy of %s (%v)", m.cl.self, k, err)
+		}
+	}
+}

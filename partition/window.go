@@ -405,7 +405,7 @@ func (cl *Cluster) peerInWindow(c *commands.Ctx, v *view, cmd *commands.Command,
 		}
 	}
 	if cl.cfg.Replicas == 1 {
-		if to := cl.pullForPeer(c, v, cmd, args, first, last, step); to != nil {
+		if to := cl.pullForPeer(c, v, cmd, args, first, last, step, false); to != nil {
 			return cl.redirect(c, to, "FINAL", args), true // handed.go
 		}
 		if changes(cmd) { // with replicas, writeLocal notes them
@@ -423,15 +423,22 @@ func (cl *Cluster) peerInWindow(c *commands.Ctx, v *view, cmd *commands.Command,
 // and the copy is then refused: INCRBY would start from 0, EXPIRE would lose the key. With
 // replicas ≥ 2 the other holders have the key and nothing is pulled.
 //
+// With anywhere (a VELA LAST, which runs here whatever this node's ring says) the keys missing
+// here are pulled even when this node's ring places them elsewhere: a member that is leaving
+// passed the command on to the owner in its ring, which this node is, though its own ring has
+// not seen the leave yet (it may still place the key on the leaving member). Run on the
+// missing key, the command would start from nothing and its result would then refuse the
+// key's copy.
+//
 // For a command on one key (not a blocking one), it returns the member the key was found
 // handed on to, when this node's ring does not know it yet: the command is sent there (handed.go).
 // A command on several keys runs here all the same.
-func (cl *Cluster) pullForPeer(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte, first, last, step int) *dest {
+func (cl *Cluster) pullForPeer(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte, first, last, step int, anywhere bool) *dest {
 	if v.prev == nil || c.InExec() || cl.cfg.Replicas != 1 || blindWrite(cmd, args) {
 		return nil
 	}
 	for i := first; first > 0 && i <= last; i += step {
-		if v.ring.Owner(args[i]) == cl.self {
+		if anywhere || v.ring.Owner(args[i]) == cl.self {
 			to := cl.pullIfMissing(c, v, args[i])
 			if to != nil && first+step > last && cmd.Flags&commands.FlagBlocking == 0 {
 				return to
@@ -581,15 +588,17 @@ func (cl *Cluster) sendFinal(c *commands.Ctx, v *view, member, wrap string, args
 	return cl.pool.Send(v.addrs[member], out, pick(c), cl.cfg.ForwardTimeout)
 }
 
-// runHere runs a keyed command on this node: keys that moved here and have not arrived are
-// pulled first (pullForPeer), the keys it changes are noted (or, with replicas, by writeLocal,
-// which also copies the result to the other holders). When the pull finds its one key handed
-// on to a member this node's ring does not know yet, the command goes there as VELA onward
-// (LAST, for a FINAL: handed.go), unless onward is "" (a LAST, or part of a split command).
-func (cl *Cluster) runHere(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte, onward string) resp.Reply {
+// runHere runs a keyed command on this node, which came as VELA wrap (FINAL or LAST; "" for
+// the part of a split command this node runs): keys that moved here and have not arrived are
+// pulled first (pullForPeer; for a LAST, every key missing here), the keys it changes are noted
+// (or, with replicas, by writeLocal, which also copies the result to the other holders). When
+// the pull finds the one key of a FINAL handed on to a member this node's ring does not know
+// yet, the command goes there as LAST (handed.go).
+func (cl *Cluster) runHere(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte, wrap string) resp.Reply {
 	if first, last, step := cmd.KeyPositions(len(args)); first > 0 {
-		if to := cl.pullForPeer(c, v, cmd, args, first, last, step); to != nil && onward != "" {
-			return cl.redirect(c, to, onward, args)
+		to := cl.pullForPeer(c, v, cmd, args, first, last, step, wrap == "LAST")
+		if to != nil && wrap == "FINAL" {
+			return cl.redirect(c, to, "LAST", args)
 		}
 	}
 	if cl.cfg.Replicas > 1 && changes(cmd) && cmd.Flags&commands.FlagClusterWide == 0 {
@@ -640,7 +649,8 @@ func (cl *Cluster) fenced(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 // more, to the keys' owners in this node's ring, as VELA LAST, which runs where it lands even on
 // a member leaving too: requests never loop. A FINAL whose keys this node's ring moved away
 // lately is passed on as FINAL (movedAway). A FINAL whose key this node finds handed on to a
-// member its ring does not know yet goes there as LAST (runHere).
+// member its ring does not know yet goes there as LAST, and a LAST pulls the keys it lacks
+// (runHere).
 func (cl *Cluster) final(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	inner := args[2:]
 	cmd, err := cl.wrapped(c, inner)
@@ -653,9 +663,9 @@ func (cl *Cluster) final(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	v := cl.ensureFence()
 	v.fence.extend(time.Now().Add(fenceWindow))
 	first, last, step := cmd.KeyPositions(len(inner))
-	onward := ""
+	came := "LAST"
 	if commands.ArgIs(args[1], "final") {
-		onward = "LAST"
+		came = "FINAL"
 		wrap := ""
 		switch {
 		case cl.leaving.Load():
@@ -669,7 +679,7 @@ func (cl *Cluster) final(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 			}
 		}
 	}
-	return cl.runHere(c, v, cmd, inner, onward), nil
+	return cl.runHere(c, v, cmd, inner, came), nil
 }
 
 // movedAway reports whether a FINAL passed on here has keys that this node's ring placed here
