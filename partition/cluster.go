@@ -181,6 +181,7 @@ type Cluster struct {
 	// redirected counts commands sent to the member a key was handed to, which this node's
 	// ring did not know yet (handed.go).
 	redirected atomic.Uint64
+	handing    inFlight // the handoff pass's batch of keys on their way (handed.go)
 
 	kick     chan struct{} // wakes the rebalancer
 	stop     chan struct{}

@@ -20,9 +20,18 @@ package partition
 // so that its next commands on the key go there without asking again. A FINAL that lands on a
 // member which finds its key handed on this way goes on once more as VELA LAST, which runs
 // where it lands: a command is sent on this way at most twice, and never loops.
+//
+// A key must not end up on two members either. The handoff pass sends a key's copy by the ring
+// it runs for, which may have changed by the time the copy lands; a TAKE from a member that
+// owns the key in a newer ring would then give it a second copy. So a TAKE of a key whose
+// handoff copy is on its way to another member waits for it to land (inFlight), then answers
+// where it went; and a copy pushed ahead of a command (pushCopies) is not sent for such a key:
+// the member the command lands on pulls it, and is told where it went.
 
 import (
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -163,4 +172,66 @@ func (cl *Cluster) redirect(c *commands.Ctx, to *dest, wrap string, args [][]byt
 		cl.stats.Forwards.Inc()
 	}
 	return cl.sendTo(c, to.addr, append([][]byte{[]byte("VELA"), []byte(wrap)}, args...))
+}
+
+// inFlight is the batch of keys the handoff pass has sent on and drops once their copies have
+// landed, with the member each went to. A TAKE of one of them waits for the batch (awaitLanded):
+// handed out meanwhile, the key would live on two members, the asker and the member the
+// handoff's copy lands on (the pass ran by a ring that has changed since), each taking itself
+// for its owner while their rings disagree, and one copy's changes would be lost when the
+// other's copy wins.
+type inFlight struct {
+	mu   sync.Mutex        // guards keys and done
+	keys map[uint64]string // key hash → the member its copy goes to
+	done chan struct{}     // closed when the batch has landed and its keys are dropped
+}
+
+// add notes that key's copy is on its way to member.
+func (f *inFlight) add(key []byte, member string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.keys == nil {
+		f.keys, f.done = map[uint64]string{}, make(chan struct{})
+	}
+	f.keys[xxhash.Sum64(key)] = member
+}
+
+// to returns the member key's copy is on its way to ("" when none is), and a channel closed
+// once it has landed.
+func (f *inFlight) to(key []byte) (string, <-chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.keys[xxhash.Sum64(key)], f.done
+}
+
+// landed ends the batch: its copies have landed (or failed), and its keys are dropped.
+func (f *inFlight) landed() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.keys != nil {
+		close(f.done)
+		f.keys, f.done = nil, nil
+	}
+}
+
+// awaitLanded waits, until deadline at most, while the handoff pass's copy of key is on its
+// way to a member other than asker: once it has landed, the key is dropped here and a TAKE
+// answers where it went. After the deadline the key is handed out all the same.
+func (cl *Cluster) awaitLanded(c *commands.Ctx, key []byte, asker string, deadline time.Time) {
+	for {
+		m, done := cl.handing.to(key)
+		if m == "" || m == asker {
+			return
+		}
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case <-done:
+			t.Stop()
+		case <-t.C:
+			return
+		case <-c.Context().Done():
+			t.Stop()
+			return
+		}
+	}
 }

@@ -127,6 +127,7 @@ func (cl *Cluster) handoff(ctx context.Context, old *ring.Ring, v *view) (handof
 			}
 		}
 		pending = pending[:0]
+		cl.handing.landed()
 	}
 	var oldBuf, newBuf [8]string
 	var cursor uint64
@@ -180,6 +181,9 @@ func (cl *Cluster) handoff(ctx context.Context, old *ring.Ring, v *view) (handof
 				continue
 			}
 			p.key = key
+			if p.drop && p.to.member != "" && len(p.calls) > 0 {
+				cl.handing.add(key, p.to.member)
+			}
 			pending = append(pending, p)
 			if len(pending) >= handoffBatch {
 				flush()

@@ -440,8 +440,11 @@ func (cl *Cluster) pullSources(v *view, key []byte) []string {
 // key here, remembering where it went; when the key is absent, where it went (HANDED-TO,
 // handed.go), errTakeLeaving when this member is leaving, or nil.
 //
-// It waits first for this node's ring to place the key elsewhere (awaitNotOwner).
+// It waits first for this node's ring to place the key elsewhere (awaitNotOwner), then for the
+// handoff pass's copy of the key, if one is on its way to another member (awaitLanded), both
+// within half the forward timeout.
 func (cl *Cluster) take(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
+	start := time.Now()
 	var to dest
 	switch len(args) {
 	case 3:
@@ -451,6 +454,7 @@ func (cl *Cluster) take(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 		return resp.Reply{}, commands.ErrSyntax
 	}
 	cl.awaitNotOwner(c, args[2])
+	cl.awaitLanded(c, args[2], to.member, start.Add(cl.cfg.ForwardTimeout/2))
 	return cl.handOut(c, args[2], &to)
 }
 

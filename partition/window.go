@@ -423,11 +423,11 @@ func (cl *Cluster) peerInWindow(c *commands.Ctx, v *view, cmd *commands.Command,
 // and the copy is then refused: INCRBY would start from 0, EXPIRE would lose the key. With
 // replicas ≥ 2 the other holders have the key and nothing is pulled.
 //
-// With anywhere (a VELA LAST, which runs here whatever this node's ring says) the keys missing
-// here are pulled even when this node's ring places them elsewhere: a member that is leaving
-// passed the command on to the owner in its ring, which this node is, though its own ring has
-// not seen the leave yet (it may still place the key on the leaving member). Run on the
-// missing key, the command would start from nothing and its result would then refuse the
+// With anywhere (a VELA FINAL or LAST, which runs here whatever this node's ring says) the keys
+// missing here are pulled even when this node's ring places them elsewhere: a member that is
+// leaving passed the command on to the owner in its ring, which this node is, though its own
+// ring has not seen the leave yet (it may still place the key on the leaving member). Run on
+// the missing key, the command would start from nothing and its result would then refuse the
 // key's copy.
 //
 // For a command on one key (not a blocking one), it returns the member the key was found
@@ -559,6 +559,11 @@ func (cl *Cluster) pushCopies(c *commands.Ctx, v *view, member string, cmd *comm
 	}
 	first, last, step := cmd.KeyPositions(len(args))
 	for i := first; first > 0 && i <= last; i += step {
+		if to, _ := cl.handing.to(args[i]); to != "" && to != member {
+			// The handoff pass's copy is on its way elsewhere: a second copy would make two
+			// holders (handed.go). The member pulls the key, and is told where it went.
+			continue
+		}
 		rest, err := cl.restoreArgs(c.Context(), args[i], true)
 		if err != nil || string(rest[1]) == "DROP" {
 			continue
@@ -590,13 +595,14 @@ func (cl *Cluster) sendFinal(c *commands.Ctx, v *view, member, wrap string, args
 
 // runHere runs a keyed command on this node, which came as VELA wrap (FINAL or LAST; "" for
 // the part of a split command this node runs): keys that moved here and have not arrived are
-// pulled first (pullForPeer; for a LAST, every key missing here), the keys it changes are noted
+// pulled first (pullForPeer; for a FINAL or LAST, which run here, every key missing here), the
+// keys it changes are noted
 // (or, with replicas, by writeLocal, which also copies the result to the other holders). When
 // the pull finds the one key of a FINAL handed on to a member this node's ring does not know
 // yet, the command goes there as LAST (handed.go).
 func (cl *Cluster) runHere(c *commands.Ctx, v *view, cmd *commands.Command, args [][]byte, wrap string) resp.Reply {
 	if first, last, step := cmd.KeyPositions(len(args)); first > 0 {
-		to := cl.pullForPeer(c, v, cmd, args, first, last, step, wrap == "LAST")
+		to := cl.pullForPeer(c, v, cmd, args, first, last, step, wrap != "")
 		if to != nil && wrap == "FINAL" {
 			return cl.redirect(c, to, "LAST", args)
 		}

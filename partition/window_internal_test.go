@@ -307,11 +307,15 @@ type servedMember struct {
 	addr string
 }
 
-func serveMember(t *testing.T, name string) *servedMember {
+func serveMember(t *testing.T, name string, opts ...func(*Config)) *servedMember {
 	t.Helper()
 	st := memory.New(memory.Config{})
 	node := commands.NewNode(st, commands.Config{}, nil, nil)
-	cl, err := New(node, st, Config{NodeName: name, Secret: "s", ForwardTimeout: 2 * time.Second})
+	cfg := Config{NodeName: name, Secret: "s", ForwardTimeout: 2 * time.Second}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	cl, err := New(node, st, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
