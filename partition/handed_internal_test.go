@@ -243,3 +243,42 @@ func TestTakeWaitsForAHandoffInFlight(t *testing.T) {
 		}
 	}
 }
+
+// TestPullAsksPastAMemberThatLeft: node-4 joined while node-3 was leaving and has not learned
+// of the leave; by now node-3 has handed its keys on (the key to node-2) and gone. node-4's
+// pull of the key it owns finds node-3 unreachable and asks node-3's successor next, as it
+// asks past a member that answers it is leaving. Before, it gave up and the INCR answered 1.
+func TestPullAsksPastAMemberThatLeft(t *testing.T) {
+	r123 := ring.New([]string{"node-1", "node-2", "node-3"}, 1, ring.Config{})
+	r12 := ring.New([]string{"node-1", "node-2"}, 2, ring.Config{})
+	r1234 := ring.New([]string{"node-1", "node-2", "node-3", "node-4"}, 3, ring.Config{})
+	var k []byte
+	for i := 0; k == nil; i++ {
+		c := []byte("k:" + strconv.Itoa(i))
+		if r123.Owner(c) == "node-3" && r12.Owner(c) == "node-2" && r1234.Owner(c) == "node-4" {
+			k = c
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := ln.Addr().String()
+	_ = ln.Close()
+	n2, n4 := serveMember(t, "node-2"), serveMember(t, "node-4")
+	addrs := map[string]string{"node-1": "", "node-2": n2.addr, "node-3": gone, "node-4": n4.addr}
+	v2 := &view{ring: ring.New([]string{"node-1", "node-2", "node-4"}, 3, ring.Config{}), addrs: addrs}
+	n2.cl.storeView(v2)
+	if _, err := n2.st.Do(context.Background(), k, store.Op{Kind: store.Set, Value: []byte("10"), TTL: store.TTLSet}); err != nil {
+		t.Fatal(err)
+	}
+	v4 := &view{ring: r1234, addrs: addrs, prev: r123, since: time.Now()}
+	n4.cl.openWindow(&view{ring: ring.New([]string{"node-4"}, 0, ring.Config{})}, v4, time.Now())
+	n4.cl.storeView(v4)
+	if r := n4.node.Exec(&commands.Ctx{Node: n4.node}, [][]byte{[]byte("INCR"), k}); r.IsError() || r.Int != 11 {
+		t.Fatalf("INCR %s through node-4 = %d %q, want 11", k, r.Int, r.Str)
+	}
+	if res, err := n2.st.Do(context.Background(), k, store.Op{Kind: store.Inspect}); err != nil || res.Found {
+		t.Errorf("node-2 kept its copy of %s (%v)", k, err)
+	}
+}
