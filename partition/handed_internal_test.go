@@ -164,11 +164,12 @@ func (g *gatedConn) Write(b []byte) (int, error) {
 
 // TestTakeWaitsForAHandoffInFlight: node-3 leaves by a ring without node-4, which has just
 // joined: its handoff pass sends the key to node-2, and the copy is slow to land. node-4, the
-// owner in its own ring, asks node-3 for the key meanwhile. node-3 does not hand it out while
-// its copy is on its way (the key would then live on node-2 and node-4, each taking itself for
-// its owner while their rings disagree): once the copy has landed it answers that the key went
-// to node-2, and node-4 takes it from there. Before, node-3 handed it out at once, and node-2
-// then installed the handoff's copy too.
+// owner in its own ring, asks node-3 for the key meanwhile (for its client's INCR, or for one
+// node-3 passed on to it as VELA LAST). node-3 does not hand the key out while its copy is on
+// its way, nor push it ahead of the LAST: the key would then live on node-2 and node-4, each
+// taking itself for its owner while their rings disagree. Once the copy has landed node-3
+// answers that the key went to node-2, and node-4 takes it from there. Before, node-3 handed it
+// out (or pushed it) at once, and node-2 then installed the handoff's copy too.
 func TestTakeWaitsForAHandoffInFlight(t *testing.T) {
 	r123 := ring.New([]string{"node-1", "node-2", "node-3"}, 1, ring.Config{})
 	r12 := ring.New([]string{"node-1", "node-2"}, 2, ring.Config{})
@@ -180,67 +181,85 @@ func TestTakeWaitsForAHandoffInFlight(t *testing.T) {
 			k = c
 		}
 	}
-	release := make(chan struct{})
-	gated := func(cfg *Config) {
-		cfg.PeerDial = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
+	incr := [][]byte{[]byte("INCR"), k}
+	for _, via := range []string{"take", "last"} {
+		t.Run(via, func(t *testing.T) {
+			release := make(chan struct{})
+			gated := func(cfg *Config) {
+				cfg.PeerDial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+					c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+					if err != nil {
+						return nil, err
+					}
+					return &gatedConn{Conn: c, release: release}, nil
+				}
 			}
-			return &gatedConn{Conn: c, release: release}, nil
-		}
-	}
-	n2, n3, n4 := serveMember(t, "node-2"), serveMember(t, "node-3", gated), serveMember(t, "node-4")
-	addrs := map[string]string{"node-1": "", "node-2": n2.addr, "node-3": n3.addr, "node-4": n4.addr}
-	for _, m := range []*servedMember{n2, n3} {
-		v := &view{ring: r124, addrs: addrs}
-		m.cl.openWindow(&view{ring: r123}, v, time.Now())
-		m.cl.storeView(v)
-	}
-	n3.cl.leaving.Store(true)
-	if _, err := n3.st.Do(context.Background(), k, store.Op{Kind: store.Set, Value: []byte("10"), TTL: store.TTLSet}); err != nil {
-		t.Fatal(err)
-	}
-	handedOff := make(chan error, 1)
-	go func() {
-		_, err := n3.cl.handoff(context.Background(), r123, &view{ring: r12, addrs: addrs})
-		handedOff <- err
-	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for m, _ := n3.cl.handing.to(k); m != "node-2"; m, _ = n3.cl.handing.to(k) {
-		if time.Now().After(deadline) {
-			t.Fatal("node-3's handoff never sent the key")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	v4 := &view{ring: r124, addrs: addrs, prev: r123, since: time.Now()}
-	n4.cl.openWindow(&view{ring: ring.New([]string{"node-4"}, 0, ring.Config{})}, v4, time.Now())
-	n4.cl.storeView(v4)
+			n2, n3, n4 := serveMember(t, "node-2"), serveMember(t, "node-3", gated), serveMember(t, "node-4")
+			addrs := map[string]string{"node-1": "", "node-2": n2.addr, "node-3": n3.addr, "node-4": n4.addr}
+			for _, m := range []*servedMember{n2, n3} {
+				v := &view{ring: r124, addrs: addrs}
+				m.cl.openWindow(&view{ring: r123}, v, time.Now())
+				m.cl.storeView(v)
+			}
+			n3.cl.leaving.Store(true)
+			if _, err := n3.st.Do(context.Background(), k, store.Op{Kind: store.Set, Value: []byte("10"), TTL: store.TTLSet}); err != nil {
+				t.Fatal(err)
+			}
+			handedOff := make(chan error, 1)
+			go func() {
+				_, err := n3.cl.handoff(context.Background(), r123, &view{ring: r12, addrs: addrs})
+				handedOff <- err
+			}()
+			deadline := time.Now().Add(5 * time.Second)
+			for m, _ := n3.cl.handing.to(k); m != "node-2"; m, _ = n3.cl.handing.to(k) {
+				if time.Now().After(deadline) {
+					t.Fatal("node-3's handoff never sent the key")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			v4 := &view{ring: r124, addrs: addrs, prev: r123, since: time.Now()}
+			n4.cl.openWindow(&view{ring: ring.New([]string{"node-4"}, 0, ring.Config{})}, v4, time.Now())
+			n4.cl.storeView(v4)
 
-	incr := make(chan resp.Reply, 1)
-	go func() { incr <- n4.node.Exec(&commands.Ctx{Node: n4.node}, [][]byte{[]byte("INCR"), k}) }()
-	var r resp.Reply
-	answered := false
-	select {
-	case r = <-incr:
-		answered = true
-		t.Errorf("INCR through node-4 answered %d %q while node-3's copy was on its way", r.Int, r.Str)
-	case <-time.After(200 * time.Millisecond):
-	}
-	close(release)
-	if err := <-handedOff; err != nil {
-		t.Fatalf("node-3's handoff: %v", err)
-	}
-	if !answered {
-		r = <-incr
-	}
-	if r.IsError() || r.Int != 11 {
-		t.Fatalf("INCR %s through node-4 = %d %q, want 11", k, r.Int, r.Str)
-	}
-	for _, m := range []*servedMember{n2, n3} {
-		if res, err := m.st.Do(context.Background(), k, store.Op{Kind: store.Inspect}); err != nil || res.Found {
-			t.Errorf("%s has a copy of %s (%v)", m.cl.self, k, err)
-		}
+			done := make(chan resp.Reply, 1)
+			go func() {
+				if via == "take" {
+					done <- n4.node.Exec(&commands.Ctx{Node: n4.node}, incr)
+					return
+				}
+				r, err := n3.cl.final(&commands.Ctx{Node: n3.node, Peer: true}, append([][]byte{[]byte("VELA"), []byte("FINAL")}, incr...))
+				if err != nil {
+					r = resp.Error(err.Error())
+				}
+				done <- settled(r)
+			}()
+			var r resp.Reply
+			answered := false
+			select {
+			case r = <-done:
+				answered = true
+				t.Errorf("INCR (%s) answered %d %q while node-3's copy was on its way", via, r.Int, r.Str)
+			case <-time.After(200 * time.Millisecond):
+			}
+			close(release)
+			if err := <-handedOff; err != nil {
+				t.Fatalf("node-3's handoff: %v", err)
+			}
+			if !answered {
+				r = <-done
+			}
+			if r.IsError() || r.Int != 11 {
+				t.Fatalf("INCR %s (%s) = %d %q, want 11", k, via, r.Int, r.Str)
+			}
+			if got, err := n4.st.Do(context.Background(), k, store.Op{Kind: store.Get}); err != nil || string(got.Value) != "11" {
+				t.Errorf("%s on node-4 = %q, %v; want 11", k, got.Value, err)
+			}
+			for _, m := range []*servedMember{n2, n3} {
+				if res, err := m.st.Do(context.Background(), k, store.Op{Kind: store.Inspect}); err != nil || res.Found {
+					t.Errorf("%s has a copy of %s (%v)", m.cl.self, k, err)
+				}
+			}
+		})
 	}
 }
 

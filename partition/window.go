@@ -32,6 +32,9 @@ package partition
 //   - A member asked for a key it still owns in its own ring (VELA TAKE, PEEK: the asker's ring
 //     is ahead) waits a moment for its ring to catch up before it answers, so that its own
 //     clients' writes to the key go to the new owner from then on (awaitNotOwner).
+//   - A member that hands a key on remembers, for its window, where it went; a pull that finds
+//     the key handed on follows it, or sends the command there when this node's ring does not
+//     know that member yet (handed.go).
 //
 // A member leaving gracefully announces it first (VELA LEAVING): the others route around it and
 // open their window before its copies leave.
