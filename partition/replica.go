@@ -315,8 +315,8 @@ func (cl *Cluster) pullIfMissing(c *commands.Ctx, v *view, key []byte) *dest {
 // members after it in the rings it was taken from are asked too, as for a member this node
 // knows is leaving (pullSources). This node may not know: it joined while that member was
 // leaving, and learned of it neither from the member (which announced its leave before this
-// node joined) nor from gossip yet. A member that cannot be reached counts as leaving too: it
-// may have left meanwhile, and its successors have its keys.
+// node joined) nor from gossip yet. A member that cannot be reached (or drops the connection)
+// counts as leaving too: it may have left meanwhile, and its successors have its keys.
 //
 // A member that answers it handed the key on (HANDED-TO, handed.go) is followed: a member this
 // node knows is asked in turn; one it does not know yet is returned, and remembered for the next
@@ -364,8 +364,11 @@ func (cl *Cluster) pull(c *commands.Ctx, v *view, key []byte, from []string) *de
 			}
 			continue
 		}
-		// Unreachable, the member may have left since: its successors took its keys.
-		left := errors.Is(err, peer.ErrUnreachable) || (err == nil && r.IsError() && r.Str == errTakeLeaving)
+		// Unreachable, or closing the connection, the member may have left since: its
+		// successors took its keys. (A member that took the key and lost the reply gave it to
+		// nobody: asking further finds nothing, as stopping would.) One too slow to answer is
+		// not asked past: it is there, and the command has waited long enough.
+		left := (err != nil && !errors.Is(err, peer.ErrTimeout)) || (err == nil && r.IsError() && r.Str == errTakeLeaving)
 		if left && !slices.Contains(gone, m) {
 			gone = append(slices.Clip(gone), m)
 			nv := *v
