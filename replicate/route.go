@@ -338,10 +338,10 @@ func (cl *Cluster) writeAndCopy(c *commands.Ctx, cmd *commands.Command, args [][
 	return cl.afterCopies(c, reply, sent)
 }
 
-// copyLoop returns the event loop running c's command, if any and if the copies may travel on
-// the loop's own connections; nil otherwise.
+// copyLoop returns the event loop running c's command when the copies of its writes may travel
+// on the loop's own connections (Inline lets only such writes run on a loop); nil otherwise.
 func (cl *Cluster) copyLoop(c *commands.Ctx) *resp.Loop {
-	if lp := c.Loop(); lp != nil && cl.copies.OnLoops() {
+	if lp := c.Loop(); lp != nil && cl.loopWrites {
 		return lp
 	}
 	return nil
