@@ -83,14 +83,7 @@ func TestLaggingRingFollowsAHandedOnKey(t *testing.T) {
 						t.Fatalf("INCR %s through node-2 (%s) = %d %q, want %d", k, via, r.Int, r.Str, want)
 					}
 				}
-				if got, err := n4.st.Do(context.Background(), k, store.Op{Kind: store.Get}); err != nil || string(got.Value) != "13" {
-					t.Errorf("%s on node-4 = %q, %v; want 13", k, got.Value, err)
-				}
-				for _, m := range []*servedMember{n2, n3} {
-					if res, err := m.st.Do(context.Background(), k, store.Op{Kind: store.Inspect}); err != nil || res.Found {
-						t.Errorf("%s has a copy of %s (%v)", m.cl.self, k, err)
-					}
-				}
+				heldOnlyBy(t, k, n4, "13", n2, n3)
 			})
 		}
 	}
@@ -138,14 +131,7 @@ func TestLastPullsWhatItLacks(t *testing.T) {
 	if r = settled(r); err != nil || r.IsError() || r.Int != 11 {
 		t.Fatalf("VELA FINAL INCR %s on node-3 = %d %q, %v; want 11", k, r.Int, r.Str, err)
 	}
-	if got, err := n4.st.Do(context.Background(), k, store.Op{Kind: store.Get}); err != nil || string(got.Value) != "11" {
-		t.Errorf("%s on node-4 = %q, %v; want 11", k, got.Value, err)
-	}
-	for _, m := range []*servedMember{n2, n3} {
-		if res, err := m.st.Do(context.Background(), k, store.Op{Kind: store.Inspect}); err != nil || res.Found {
-			t.Errorf("%s has a copy of %s (%v)", m.cl.self, k, err)
-		}
-	}
+	heldOnlyBy(t, k, n4, "11", n2, n3)
 }
 
 // gatedConn holds back every write that contains "RESTORE" until release is closed: a handoff
@@ -251,14 +237,7 @@ func TestTakeWaitsForAHandoffInFlight(t *testing.T) {
 			if r.IsError() || r.Int != 11 {
 				t.Fatalf("INCR %s (%s) = %d %q, want 11", k, via, r.Int, r.Str)
 			}
-			if got, err := n4.st.Do(context.Background(), k, store.Op{Kind: store.Get}); err != nil || string(got.Value) != "11" {
-				t.Errorf("%s on node-4 = %q, %v; want 11", k, got.Value, err)
-			}
-			for _, m := range []*servedMember{n2, n3} {
-				if res, err := m.st.Do(context.Background(), k, store.Op{Kind: store.Inspect}); err != nil || res.Found {
-					t.Errorf("%s has a copy of %s (%v)", m.cl.self, k, err)
-				}
-			}
+			heldOnlyBy(t, k, n4, "11", n2, n3)
 		})
 	}
 }
@@ -299,5 +278,18 @@ func TestPullAsksPastAMemberThatLeft(t *testing.T) {
 	}
 	if res, err := n2.st.Do(context.Background(), k, store.Op{Kind: store.Inspect}); err != nil || res.Found {
 		t.Errorf("node-2 kept its copy of %s (%v)", k, err)
+	}
+}
+
+// heldOnlyBy checks that holder has key with value want and that none of others has a copy.
+func heldOnlyBy(t *testing.T, key []byte, holder *servedMember, want string, others ...*servedMember) {
+	t.Helper()
+	if got, err := holder.st.Do(context.Background(), key, store.Op{Kind: store.Get}); err != nil || string(got.Value) != want {
+		t.Errorf("%s on %s = %q, %v; want %s", key, holder.cl.self, got.Value, err, want)
+	}
+	for _, m := range others {
+		if res, err := m.st.Do(context.Background(), key, store.Op{Kind: store.Inspect}); err != nil || res.Found {
+			t.Errorf("%s has a copy of %s (%v)", m.cl.self, key, err)
+		}
 	}
 }
