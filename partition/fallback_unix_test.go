@@ -69,9 +69,8 @@ func TestReplicaReadsFallBackOnEventLoops(t *testing.T) {
 			t.Fatalf("GET key:%d through f1 while f2 is stopped = %q, %v", i, v, err)
 		}
 	}
-	if !windowClosed() {
-		t.Skip("f1 declared f2 dead during the reads: they did not all run on the event loops")
-	}
+	// The first GET went out from an event loop, a moment after the SIGSTOP: long before f1
+	// can declare f2 dead (LAN timings) and open a window.
 	if runtime.GOOS == "linux" {
 		info, err := p1.c.Info(ctx, "vela").Result()
 		if err != nil {
