@@ -635,7 +635,7 @@ func (cl *Cluster) infoLines(context.Context) []string {
 	if v.fence != nil {
 		window, tombstones = 1, v.fence.count.Load()
 	}
-	return []string{
+	return append([]string{
 		fmt.Sprintf("cluster_members:%d", v.ring.Len()),
 		fmt.Sprintf("cluster_ring_version:%d", v.ring.Version()),
 		"cluster_ring_checksum:" + checksum(v.ring.Members()),
@@ -648,7 +648,7 @@ func (cl *Cluster) infoLines(context.Context) []string {
 		fmt.Sprintf("cluster_copies_refused:%d", cl.refused.Load()),
 		fmt.Sprintf("cluster_pulls_waited:%d", cl.waitedPulls.Load()),
 		fmt.Sprintf("cluster_pulls_redirected:%d", cl.redirected.Load()),
-	}
+	}, peer.SilentInfo(cl.pool, cl.copies)...)
 }
 
 // GossipAddr is the memberlist address peers and seeds use to reach this node ("" before

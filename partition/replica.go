@@ -142,10 +142,11 @@ func (cl *Cluster) unlockStripes(stripes []int) {
 	}
 }
 
-// awaitCopies waits for copies sent to replicas; one that fails is logged.
+// awaitCopies waits for copies sent to replicas; one that fails is logged (except to a replica
+// known not to answer, whose silence the pool has logged once).
 func (cl *Cluster) awaitCopies(calls []peer.Request) {
 	for _, call := range calls {
-		if _, err := call.Result(); err != nil {
+		if _, err := call.Result(); err != nil && !errors.Is(err, peer.ErrNotAnswering) {
 			cl.log.Warn("cluster: copy to replica failed", "err", err)
 		}
 	}

@@ -47,6 +47,8 @@ type conn struct {
 	closed chan struct{} // closed by fail: the writer ends
 
 	tasks *sync.WaitGroup // the pool's: counts this connection's writer and reader goroutines
+
+	failed func(error) // told why the connection failed (a timeout marks the peer silent)
 }
 
 func (cn *conn) broken() bool {
@@ -403,5 +405,8 @@ func (cn *conn) fail(err error) {
 	_ = cn.nc.Close()
 	for _, c := range pending {
 		c.finish(resp.Reply{}, err)
+	}
+	if cn.failed != nil {
+		cn.failed(err)
 	}
 }

@@ -26,6 +26,7 @@ type loopConns struct {
 type loopConn struct {
 	*upstream.Conn
 	closedErr error
+	pc        *peerConns // the pool's entry for the peer: whether it is answering (stall.go)
 }
 
 // OnLoops reports whether SendOn may be used: the pool dials its connections itself, so they
@@ -41,16 +42,24 @@ func (p *Pool) SendOn(loop upstream.Loop, addr string, args [][]byte, timeout ti
 	lc := p.loopConnsFor(loop)
 	up := lc.conns[addr]
 	if up == nil {
+		pc, err := p.peer(addr)
+		if err != nil {
+			return &LoopCall{done: true, err: err}
+		}
 		p.mu.Lock()
 		closed := p.closed
 		if !closed {
-			up = &loopConn{closedErr: fmt.Errorf("%s: %w", addr, ErrClosed)}
+			up = &loopConn{closedErr: fmt.Errorf("%s: %w", addr, ErrClosed), pc: pc}
 			up.Conn = upstream.New(upstream.Config{
 				Loop:    loop,
-				Dial:    func() (net.Conn, error) { return p.connectLoop(addr) },
+				Dial:    func() (net.Conn, error) { return p.connectLoop(pc) },
 				Timeout: timeout,
-				Wrap:    func(err error) error { return wrapLoopErr(addr, err) },
-				Tasks:   &p.writers,
+				Wrap: func(err error) error {
+					err = wrapLoopErr(addr, err)
+					p.silentFor(pc, err)
+					return err
+				},
+				Tasks: &p.writers,
 			})
 		}
 		p.mu.Unlock()
@@ -59,6 +68,10 @@ func (p *Pool) SendOn(loop upstream.Loop, addr string, args [][]byte, timeout ti
 		}
 		lc.conns[addr] = up
 		p.nloop.Add(1)
+	}
+	if silent, err := up.pc.notAnswering(); silent {
+		p.failedFast.Add(1)
+		return &LoopCall{done: true, err: err}
 	}
 	c := &LoopCall{lc: lc, up: up.Conn}
 	buf := up.Buffer()
@@ -71,12 +84,25 @@ func (p *Pool) SendOn(loop upstream.Loop, addr string, args [][]byte, timeout ti
 // use, one per loop and peer).
 func (p *Pool) LoopConns() int { return int(p.nloop.Load()) }
 
-// connectLoop dials addr for a loop's connection (on a goroutine of its own).
-func (p *Pool) connectLoop(addr string) (net.Conn, error) {
-	nc, br, err := p.connect(addr, time.Now().Add(p.cfg.DialTimeout))
+// connectLoop dials pc for a loop's connection (on a goroutine of its own). Like the pool's own
+// dials, it fails at once while the peer is down or not answering.
+func (p *Pool) connectLoop(pc *peerConns) (net.Conn, error) {
+	if silent, err := pc.notAnswering(); silent {
+		return nil, err
+	}
+	if time.Now().UnixNano() < pc.downUntil.Load() {
+		return nil, fmt.Errorf("%s: %w", pc.addr, ErrUnreachable)
+	}
+	nc, br, err := p.connect(pc.addr, time.Now().Add(p.cfg.DialTimeout))
 	if err == nil && br.Buffered() > 0 { // the bytes would be lost: the peer is out of step
 		_ = nc.Close()
-		return nil, fmt.Errorf("%s: %w (unexpected data after the handshake)", addr, ErrUnreachable)
+		return nil, fmt.Errorf("%s: %w (unexpected data after the handshake)", pc.addr, ErrUnreachable)
+	}
+	if err != nil {
+		p.silentFor(pc, err)
+		if !errors.Is(err, errSilentDial) {
+			pc.downUntil.Store(time.Now().Add(downFor).UnixNano())
+		}
 	}
 	return nc, err
 }

@@ -10,7 +10,9 @@
 // Every request has a deadline. A request that misses it fails with a clear error and its
 // connection is closed (the replies queued behind it would be just as late); the next request
 // dials afresh. A peer that refuses connections is marked down for a moment so that clients get
-// their error at once instead of each waiting for a dial.
+// their error at once instead of each waiting for a dial. A peer that lets a request time out is
+// marked not answering until it answers a probe (stall.go): meanwhile its requests fail at once,
+// so a stopped or cut-off peer costs a client one timeout, not one per request.
 package peer
 
 import (
@@ -77,6 +79,9 @@ type Pool struct {
 	loopable bool // Config.Dial was not set: connections expose their descriptors
 	loops    atomic.Pointer[[]*loopConns]
 	nloop    atomic.Int64 // connections the loops hold, for INFO
+
+	silentPeers atomic.Int64 // peers not answering (stall.go), for INFO
+	failedFast  atomic.Int64 // requests failed at once because their peer was not answering
 }
 
 // NewPool returns an empty pool; connections are made on first use.
@@ -102,7 +107,10 @@ func NewPool(cfg Config) *Pool {
 type peerConns struct {
 	addr      string
 	slots     []slot
-	downUntil atomic.Int64 // unix ns before which dialing is not retried
+	downUntil atomic.Int64  // unix ns before which dialing is not retried
+	silent    atomic.Bool   // the peer is not answering: requests fail at once (stall.go)
+	silentErr error         // what they fail with
+	gone      chan struct{} // closed by closeAll: the peer was forgotten or the pool closed
 
 	mu     sync.Mutex // guards idle and closed
 	idle   []*conn    // exclusive connections kept for reuse (Exclusive.Release)
@@ -124,6 +132,10 @@ func (p *Pool) Send(addr string, args [][]byte, pick uint64, timeout time.Durati
 	deadline := now.Add(timeout)
 	pc, err := p.peer(addr)
 	if err != nil {
+		return failed(addr, err)
+	}
+	if silent, err := pc.notAnswering(); silent {
+		p.failedFast.Add(1)
 		return failed(addr, err)
 	}
 	cn, err := p.conn(pc, int(pick%uint64(p.cfg.Conns)), now, deadline)
@@ -172,6 +184,10 @@ type Exclusive struct {
 func (p *Pool) Exclusive(addr string) (*Exclusive, error) {
 	pc, err := p.peer(addr)
 	if err != nil {
+		return nil, err
+	}
+	if silent, err := pc.notAnswering(); silent {
+		p.failedFast.Add(1)
 		return nil, err
 	}
 	now := time.Now()
@@ -281,7 +297,8 @@ func (p *Pool) peer(addr string) (*peerConns, error) {
 	}
 	pc := p.peers[addr]
 	if pc == nil {
-		pc = &peerConns{addr: addr, slots: make([]slot, p.cfg.Conns)}
+		pc = &peerConns{addr: addr, slots: make([]slot, p.cfg.Conns),
+			silentErr: fmt.Errorf("%s: %w", addr, ErrNotAnswering), gone: make(chan struct{})}
 		p.peers[addr] = pc
 		p.publish()
 	}
@@ -323,11 +340,13 @@ func (p *Pool) conn(pc *peerConns, i int, now, deadline time.Time) (*conn, error
 func (p *Pool) dial(pc *peerConns, deadline time.Time) (*conn, error) {
 	nc, br, err := p.connect(pc.addr, deadline)
 	if err != nil {
+		p.silentFor(pc, err)
 		return nil, err
 	}
 	cn := &conn{addr: pc.addr, nc: nc, br: br, wake: make(chan struct{}, 1), closed: make(chan struct{}),
 		lastUsed: time.Now().UnixNano(),
-		tasks:    &p.writers}
+		tasks:    &p.writers,
+		failed:   func(err error) { p.silentFor(pc, err) }}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -355,6 +374,9 @@ func (p *Pool) connect(addr string, deadline time.Time) (net.Conn, *bufio.Reader
 	cancel()
 	if err != nil {
 		p.log.Debug("peer dial failed", "peer", addr, "err", err)
+		if isTimeout(err) {
+			return nil, nil, fmt.Errorf("%s: %w (%w)", addr, ErrUnreachable, errSilentDial)
+		}
 		return nil, nil, fmt.Errorf("%s: %w", addr, ErrUnreachable)
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
@@ -378,6 +400,9 @@ func (p *Pool) connect(addr string, deadline time.Time) (net.Conn, *bufio.Reader
 		if err != nil {
 			_ = nc.Close()
 			p.log.Warn("peer handshake failed", "peer", addr, "err", err)
+			if isTimeout(err) {
+				return nil, nil, fmt.Errorf("%s: %w (%v: %w)", addr, ErrUnreachable, err, errSilentDial)
+			}
 			return nil, nil, fmt.Errorf("%s: %w (%v)", addr, ErrUnreachable, err)
 		}
 	}
@@ -425,6 +450,9 @@ func (pc *peerConns) closeAll(err error) {
 	pc.mu.Lock()
 	for _, cn := range pc.idle {
 		cn.fail(err)
+	}
+	if !pc.closed {
+		close(pc.gone)
 	}
 	pc.idle, pc.closed = nil, true
 	pc.mu.Unlock()

@@ -405,7 +405,7 @@ func (cl *Cluster) infoLines(context.Context) []string {
 	if cl.Ready() {
 		ready = 1
 	}
-	return []string{
+	return append([]string{
 		"cluster_topology:replicated",
 		fmt.Sprintf("cluster_members:%d", v.ring.Len()),
 		fmt.Sprintf("cluster_ring_version:%d", v.ring.Version()),
@@ -418,7 +418,7 @@ func (cl *Cluster) infoLines(context.Context) []string {
 		fmt.Sprintf("cluster_copies_failed:%d", cl.copiesFailed.Load()),
 		fmt.Sprintf("cluster_state_transfers_sent:%d", cl.syncsSent.Load()),
 		fmt.Sprintf("cluster_state_transfers_received:%d", cl.syncsGot.Load()),
-	}
+	}, peer.SilentInfo(cl.forwards, cl.copies, cl.syncs)...)
 }
 
 // checksum identifies a member list: equal on every node that agrees on the members.
