@@ -235,12 +235,21 @@ func (n *Node) execTx(c *Ctx, _ [][]byte) (resp.Reply, error) {
 	// instead of one fsync each while every other client waits); a command that needs them done
 	// first settles them (Ctx.settle), and the rest are waited for at the end.
 	c.execCtx = context.WithoutCancel(c.Context())
+	// On a store that can (the disk store), the transaction's operations commit as one unit:
+	// a crash keeps all of it or none, as Redis's AOF does.
+	end := func() error { return nil }
+	if g, ok := n.store.(store.Grouper); ok {
+		c.execCtx, end = g.Group(c.execCtx)
+	}
 	c.inExec, c.execReplies, c.execSettled = true, make([]resp.Reply, 0, len(tx.queue)), 0
 	defer func() { c.inExec, c.execReplies, c.execCtx = false, nil, nil }()
 	for _, q := range tx.queue {
 		c.execReplies = append(c.execReplies, n.exec(c, q.cmd, q.args))
 	}
 	c.settle()
+	if err := end(); err != nil {
+		return resp.Reply{}, err
+	}
 	return resp.Array(c.execReplies), nil
 }
 

@@ -69,3 +69,55 @@ func TestReplicatedDiskPipelinedWritesShareCommits(t *testing.T) {
 		}
 	}
 }
+
+// On the disk store, a transaction commits on the member that decides its keys as one unit
+// (store.Grouper), reading each written key's state for its copy inside that unit instead of
+// committing before each read, and its copies reach the other member.
+func TestReplicatedDiskTransactionCommitsOnce(t *testing.T) {
+	dir := t.TempDir()
+	nodes := testnode.StartReplicated(t, 2, func(i int, cfg *config.Config) {
+		cfg.Store.Type = "disk"
+		cfg.Store.DiskPath = fmt.Sprintf("%s/m%d.db", dir, i)
+	})
+	testnode.WaitReplicated(t, 10*time.Second, nodes...)
+	ctx := context.Background()
+	c := client(t, nodes[0])
+	owners, err := c.Do(ctx, "VELA", "OWNER", "{t}:k0").StringSlice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st *disk.Store
+	for _, m := range nodes {
+		if m.Replicated().Name() == owners[0] {
+			st = m.Node().Store().(*disk.Store)
+		}
+	}
+	if st == nil {
+		t.Fatalf("no member named %q", owners[0])
+	}
+	before := st.Commits()
+	_, err = c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range 50 {
+			p.Set(ctx, fmt.Sprint("{t}:k", i), i, 0)
+		}
+		p.Incr(ctx, "{t}:k0")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := st.Commits() - before; n != 1 {
+		t.Errorf("a transaction of 51 writes took %d commits on the member deciding it, want 1", n)
+	}
+	if st.GroupsSplit() != 0 {
+		t.Errorf("the transaction was committed in %d parts", st.GroupsSplit()+1)
+	}
+	for _, m := range nodes {
+		eventually(t, 5*time.Second, func() string {
+			if a, b := testnode.LocalValue(t, m, "{t}:k0"), testnode.LocalValue(t, m, "{t}:k49"); a != "1" || b != "49" {
+				return fmt.Sprintf("%s holds {t}:k0 = %q, {t}:k49 = %q; want 1 and 49", m.Replicated().Name(), a, b)
+			}
+			return ""
+		})
+	}
+}

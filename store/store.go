@@ -119,6 +119,17 @@ type Drainer interface {
 	Drain(ctx context.Context) error
 }
 
+// Grouper is implemented by a store that can make a run of operations one durable unit: the disk
+// store commits a transaction's (EXEC's) operations in one bbolt transaction, so that a crash
+// keeps all of them or none, as Redis's AOF does.
+type Grouper interface {
+	// Group returns a context under which the store's operations, until end is called, form
+	// one unit: each sees the ones before it, and none is durable before end, which commits
+	// them and reports whether that worked. The operations must come from one goroutine, one
+	// at a time, and every operation that goroutine makes until end must use the context.
+	Group(ctx context.Context) (gctx context.Context, end func() error)
+}
+
 // Transactor is implemented by a store whose keys other processes change too, but whose server
 // can run a client's transaction itself: the redis store on one Redis. WATCH and MULTI … EXEC
 // then go to Redis on a connection of their own, so Redis decides, as it would for a client of

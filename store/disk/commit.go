@@ -2,6 +2,7 @@ package disk
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"sort"
 	"time"
@@ -22,6 +23,8 @@ const (
 	reqSweep                     // one sweep batch
 	reqMove                      // move the staging log into place (see doc.go)
 	reqDrain                     // nothing: answered once every request queued before it is
+	reqGroupEnd                  // nothing: ends its group, answered once the group is committed
+	reqKeyTags                   // read a key's tags (a group's read, in its transaction)
 )
 
 // request is one write waiting for the committer. Its inputs may alias the caller's buffers: the
@@ -42,6 +45,10 @@ type request struct {
 	keys [][]byte
 	err  error // the request's own failure (not an integer…) or the commit's
 	done chan struct{}
+	// group is the request's group (group.go), if any; answered is set when the committer
+	// answered it before the commit, as it does a group's operations.
+	group    *group
+	answered bool
 }
 
 // release returns a finished Do request to the pool.
@@ -111,7 +118,7 @@ func (s *Store) run() {
 					}
 				default:
 				}
-				s.commit(batch)
+				batch = s.commit(batch)
 				if len(batch) < s.maxBatch {
 					// Leave the file compact: the log moved into place.
 					s.commit([]*request{{kind: reqMove, done: make(chan struct{}, 1)}})
@@ -147,7 +154,7 @@ func (s *Store) run() {
 			timer.Stop()
 		}
 		start := time.Now()
-		s.commit(batch)
+		batch = s.commit(batch)
 		lastBatch, lastCommit = len(batch), time.Since(start)
 		clear(batch)
 		batch = batch[:0]
@@ -155,35 +162,61 @@ func (s *Store) run() {
 }
 
 // commit applies batch in one transaction and answers every request. If the transaction fails
-// as a whole (an I/O error), each request is retried alone so that one cannot fail the others.
-func (s *Store) commit(batch []*request) {
+// as a whole (an I/O error), each request is retried alone so that one cannot fail the others,
+// except a group's: its operations were answered already, so the group is failed. It returns
+// batch with the requests a group's transaction took in after it (commitTx).
+func (s *Store) commit(batch []*request) []*request {
 	if len(batch) == 0 {
-		return
+		return batch
 	}
-	err := s.commitTx(batch)
+	batch, err := s.commitTx(batch)
+	if err != nil {
+		for _, r := range batch {
+			if r.group != nil {
+				r.group.lose(s.dbError(err))
+			}
+		}
+	}
 	if err != nil && len(batch) > 1 {
 		for _, r := range batch {
-			if e := s.commitTx([]*request{r}); e != nil {
+			if r.answered {
+				continue
+			}
+			if r.group != nil { // a group's operation that failed the transaction, or its end
+				r.err = r.group.lostErr()
+			} else if _, e := s.commitTx([]*request{r}); e != nil {
 				r.err = s.dbError(e)
 			}
 			r.done <- struct{}{}
 		}
-		return
+		return batch
 	}
 	for _, r := range batch {
-		if err != nil {
+		if r.answered {
+			continue
+		}
+		switch {
+		case r.group != nil:
+			r.err = cmp.Or(r.err, r.group.lostErr())
+		case err != nil:
 			r.err = s.dbError(err)
 		}
 		r.done <- struct{}{}
 	}
+	return batch
 }
 
 // commitTx runs batch in one read-write transaction, committing only if something changed, and
 // then publishes the transaction's staged values to the overlay (or clears it after a move).
-func (s *Store) commitTx(batch []*request) error {
+//
+// A group's operation is answered as soon as it has been applied, and the transaction then
+// stays open for the group's next request (group.go), which is appended to batch, as is any
+// other request that arrives meanwhile: the returned batch is every request the transaction
+// ran.
+func (s *Store) commitTx(batch []*request) ([]*request, error) {
 	tx, err := s.db.Begin(true)
 	if err != nil {
-		return err
+		return batch, err
 	}
 	w := &wtx{
 		s: s, data: tx.Bucket(bucketData), exp: tx.Bucket(bucketExp), tags: tx.Bucket(bucketTags),
@@ -192,25 +225,43 @@ func (s *Store) commitTx(batch []*request) error {
 	}
 	w.count = metaInt(w.meta, metaCount)
 	w.expires = metaInt(w.meta, metaExpires)
-	for _, r := range batch {
+	var open *group // a group whose operations the transaction holds, not ended yet
+	for i := 0; i < len(batch); i++ {
+		r := batch[i]
 		if err := w.exec(r, s.sweepBatch); err != nil {
 			_ = tx.Rollback()
-			return err
+			return batch, err
+		}
+		switch {
+		case r.group == nil:
+		case r.kind == reqGroupEnd:
+			if open == r.group {
+				open = nil
+			}
+		default:
+			open = r.group
+			r.answered = true
+			r.done <- struct{}{}
+		}
+		if i == len(batch)-1 && open != nil {
+			if next := s.nextInGroup(); next != nil {
+				batch = append(batch, next)
+			}
 		}
 	}
 	if !w.dirty {
-		return tx.Rollback()
+		return batch, tx.Rollback()
 	}
 	if err := w.meta.Put(metaCount, u64(uint64(w.count))); err != nil {
 		_ = tx.Rollback()
-		return err
+		return batch, err
 	}
 	if err := w.meta.Put(metaExpires, u64(uint64(w.expires))); err != nil {
 		_ = tx.Rollback()
-		return err
+		return batch, err
 	}
 	if err := tx.Commit(); err != nil {
-		return err
+		return batch, err
 	}
 	s.commits.Add(1)
 	// Committed (fsync'd): make the staged values visible before anyone is answered.
@@ -221,7 +272,7 @@ func (s *Store) commitTx(batch []*request) error {
 		s.ovMerge(w.pending)
 		s.staged.Add(int64(w.nstaged))
 	}
-	return nil
+	return batch, nil
 }
 
 // wtx is the committer's view of one read-write transaction. Methods return an error only for
@@ -367,7 +418,7 @@ func (w *wtx) move() error {
 // exec runs one request. Its outputs are reset first, so that a retried request starts clean.
 func (w *wtx) exec(r *request, sweepBatch int) error {
 	r.res, r.ok, r.n, r.keys, r.err = store.Result{}, false, 0, nil, nil
-	if r.kind == reqDrain {
+	if r.kind == reqDrain || r.kind == reqGroupEnd {
 		return nil
 	}
 	switch r.kind {
@@ -377,6 +428,7 @@ func (w *wtx) exec(r *request, sweepBatch int) error {
 				return err
 			}
 		}
+	case reqKeyTags:
 	default: // the whole-keyspace requests work on the buckets themselves
 		if err := w.move(); err != nil {
 			return err
@@ -384,6 +436,9 @@ func (w *wtx) exec(r *request, sweepBatch int) error {
 	}
 	switch r.kind {
 	case reqMove:
+		return nil
+	case reqKeyTags:
+		r.keys = w.keyTags(r.key)
 		return nil
 	case reqOp:
 		res, opErr, err := w.apply(r.key, &r.op)
@@ -403,6 +458,19 @@ func (w *wtx) exec(r *request, sweepBatch int) error {
 		return err
 	}
 	return nil
+}
+
+// keyTags returns the tags of key's live record, copied out of the transaction's memory.
+func (w *wtx) keyTags(key []byte) [][]byte {
+	raw := w.getData(appendDataKey(make([]byte, 0, 8+len(key)), key))
+	if raw == nil || store.Expired(recExpire(raw), w.now) {
+		return nil
+	}
+	var out [][]byte
+	for _, t := range decodeRecord(raw).tags {
+		out = append(out, cloneBytes(t))
+	}
+	return out
 }
 
 // load reads key's record, removing it first if it has expired.

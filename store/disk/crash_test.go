@@ -85,12 +85,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 			}
 		}()
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for acked.Load() < 3000 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	p.Kill()
-	wg.Wait()
+	killOnceAcked(p, &acked, 3000, &wg)
 	if acked.Load() < 500 {
 		t.Fatalf("only %d writes acknowledged before the kill", acked.Load())
 	}
@@ -160,6 +155,17 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 		}
 	}
 	t.Logf("checked %d keys", checked)
+}
+
+// killOnceAcked kills p with SIGKILL once acked reaches n (or after 20 s), then waits for the
+// writers (wg), which stop at their first failed request.
+func killOnceAcked(p *testproc.Proc, acked *atomic.Int64, n int64, wg *sync.WaitGroup) {
+	deadline := time.Now().Add(20 * time.Second)
+	for acked.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.Kill()
+	wg.Wait()
 }
 
 func isInflight(clients []*crashClient, key string) bool {

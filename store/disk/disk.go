@@ -89,6 +89,9 @@ type Store struct {
 	commits atomic.Uint64 // transactions committed, each with its fsync
 	seq     uint64        // next staging sequence number; the committer's only
 
+	groupTimer  *time.Timer   // the committer's, for nextInGroup
+	groupsSplit atomic.Uint64 // groups committed in more than one transaction
+
 	reqs    chan *request // writes waiting for the committer
 	quit    chan struct{} // closed by Close: the committer drains reqs and stops
 	stopped chan struct{} // closed when the committer has answered its last request
@@ -162,7 +165,7 @@ func Open(cfg Config) (*Store, error) {
 	}
 	s.db = db
 	// A log left by a crash is moved into place before anything is served.
-	if err := s.commitTx([]*request{{kind: reqMove}}); err != nil {
+	if _, err := s.commitTx([]*request{{kind: reqMove}}); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("disk store: replaying the staging log: %w", err)
 	}
@@ -223,6 +226,9 @@ func (s *Store) Do(ctx context.Context, key []byte, op store.Op) (store.Result, 
 	if s.closed.Load() {
 		return store.Result{}, store.ErrClosed
 	}
+	if groupOf(ctx) != nil {
+		return s.doInGroup(ctx, key, op)
+	}
 	switch op.Kind {
 	case store.Get, store.Inspect, store.Touch:
 		return s.read(key, &op)
@@ -244,12 +250,29 @@ func (s *Store) Do(ctx context.Context, key []byte, op store.Op) (store.Result, 
 	return res, err
 }
 
+// doInGroup is Do for an operation of a group (group.go): reads too go to the committer, whose
+// open transaction holds the group's earlier writes, and the answer comes before the commit.
+func (s *Store) doInGroup(ctx context.Context, key []byte, op store.Op) (store.Result, error) {
+	if op.Kind != store.Get && op.Kind != store.Inspect && op.Kind != store.Touch {
+		if err := checkWrite(ctx, key, &op); err != nil {
+			return store.Result{}, err
+		}
+	}
+	r := &request{kind: reqOp, key: key, op: op, done: make(chan struct{}, 1)}
+	inGroup(ctx, r)
+	if err := s.submit(r); err != nil {
+		return store.Result{}, err
+	}
+	return r.res, r.err
+}
+
 // Start begins a SET (without tags) and returns without waiting for its commit, so that the
 // writes a client pipelines share commits instead of paying one each, in order. Everything else,
 // reads included, returns nil: the caller then waits for its started writes and uses Do, so a
-// read still sees them (store.Pipeliner), and reads never queue behind the committer.
+// read still sees them (store.Pipeliner), and reads never queue behind the committer. In a group
+// it returns nil too: Do answers a group's operation without waiting for a commit anyway.
 func (s *Store) Start(ctx context.Context, key []byte, op store.Op) store.Call {
-	if s.closed.Load() || op.Kind != store.Set || len(op.Tags) > 0 || checkWrite(ctx, key, &op) != nil {
+	if s.closed.Load() || op.Kind != store.Set || len(op.Tags) > 0 || groupOf(ctx) != nil || checkWrite(ctx, key, &op) != nil {
 		return nil // Do reports the refusal
 	}
 	// The caller may reuse key and op's buffers once Start returns.
@@ -273,6 +296,7 @@ func (s *Store) Drain(ctx context.Context) error {
 		return store.ErrClosed
 	}
 	r := &request{kind: reqDrain, done: make(chan struct{}, 1)}
+	inGroup(ctx, r)
 	if err := s.submit(r); err != nil {
 		return err
 	}
@@ -327,10 +351,16 @@ func (s *Store) DoBatch(ctx context.Context, keys [][]byte, op store.Op) ([]stor
 		if err = checkWrite(ctx, key, &op); err != nil {
 			break
 		}
-		r := s.pool.Get().(*request)
+		var r *request
+		if grouped := groupOf(ctx) != nil; grouped {
+			r = &request{done: make(chan struct{}, 1)}
+			inGroup(ctx, r)
+		} else {
+			r = s.pool.Get().(*request)
+		}
 		r.kind, r.key, r.op = reqOp, key, op
 		if err = s.enqueue(r); err != nil {
-			s.release(r)
+			s.releaseUnlessGrouped(r)
 			break
 		}
 		queued = append(queued, r)
@@ -345,9 +375,17 @@ func (s *Store) DoBatch(ctx context.Context, keys [][]byte, op store.Op) ([]stor
 			out[i] = r.res
 		}
 		err = cmp.Or(err, werr)
-		s.release(r)
+		s.releaseUnlessGrouped(r)
 	}
 	return out, err
+}
+
+// releaseUnlessGrouped returns r to the pool, unless it is a group's (the committer may still
+// read it).
+func (s *Store) releaseUnlessGrouped(r *request) {
+	if r.group == nil {
+		s.release(r)
+	}
 }
 
 // read runs a read-only op in a read transaction.
@@ -394,6 +432,9 @@ func (s *Store) TagKeys(ctx context.Context, tag []byte) ([][]byte, error) {
 	if s.closed.Load() {
 		return nil, store.ErrClosed
 	}
+	if err := s.syncGroup(ctx); err != nil {
+		return nil, err
+	}
 	if err := s.settle(ctx); err != nil { // staged writes are not in the tag index yet
 		return nil, err
 	}
@@ -413,9 +454,17 @@ func (s *Store) TagKeys(ctx context.Context, tag []byte) ([][]byte, error) {
 
 // KeyTags returns the tags of key's record (nil when the key has none, does not exist or has
 // expired): a cluster copying or handing the key over keeps them.
-func (s *Store) KeyTags(_ context.Context, key []byte) ([][]byte, error) {
+func (s *Store) KeyTags(ctx context.Context, key []byte) ([][]byte, error) {
 	if s.closed.Load() {
 		return nil, store.ErrClosed
+	}
+	if groupOf(ctx) != nil { // in the group's transaction, which may have written the key
+		r := &request{kind: reqKeyTags, key: key, done: make(chan struct{}, 1)}
+		inGroup(ctx, r)
+		if err := s.submit(r); err != nil {
+			return nil, err
+		}
+		return r.keys, r.err
 	}
 	now := s.now()
 	var buf [128]byte
@@ -470,6 +519,7 @@ func (s *Store) SetMulti(ctx context.Context, pairs []store.KV, expireAt int64, 
 		return false, err
 	}
 	r := &request{kind: reqMulti, pairs: pairs, expireAt: expireAt, nx: onlyIfNoneExist, done: make(chan struct{}, 1)}
+	inGroup(ctx, r)
 	if err := s.submit(r); err != nil {
 		return false, err
 	}
@@ -486,6 +536,7 @@ func (s *Store) InvalidateTags(ctx context.Context, tags [][]byte) ([][]byte, er
 		return nil, err
 	}
 	r := &request{kind: reqInvalidate, tags: tags, done: make(chan struct{}, 1)}
+	inGroup(ctx, r)
 	if err := s.submit(r); err != nil {
 		return nil, err
 	}
@@ -531,6 +582,9 @@ func (s *Store) Expires(ctx context.Context) (int64, error) { return s.liveCount
 // liveCount reads a stored count (every key, or every key with an expiry) less the keys that
 // have expired but are not yet swept.
 func (s *Store) liveCount(ctx context.Context, counter []byte) (int64, error) {
+	if err := s.syncGroup(ctx); err != nil {
+		return 0, err
+	}
 	if err := s.settle(ctx); err != nil {
 		return 0, err
 	}
@@ -564,6 +618,9 @@ func (s *Store) control(ctx context.Context, kind reqKind) error {
 		return err
 	}
 	r := &request{kind: kind, done: make(chan struct{}, 1)}
+	if kind != reqMove { // a move is for readers of the file: it must be committed (syncGroup)
+		inGroup(ctx, r)
+	}
 	if err := s.submit(r); err != nil {
 		return err
 	}
@@ -644,6 +701,9 @@ func countExpired(tx *bolt.Tx, now int64) int64 {
 // at the end. A larger cursor is a whole hash, as builds before CursorBits returned them: the
 // iteration goes on from there.
 func (s *Store) Scan(ctx context.Context, cursor uint64, pattern []byte, count int) ([][]byte, uint64, error) {
+	if err := s.syncGroup(ctx); err != nil {
+		return nil, 0, err
+	}
 	if err := s.settle(ctx); err != nil {
 		return nil, 0, err
 	}

@@ -26,6 +26,11 @@
 // commit per write and fifty clients share a commit between them, with no artificial delay.
 // Reads run in their own read-only transactions and never wait for the committer.
 //
+// A transaction (EXEC) is a group (group.go, store.Grouper): its operations, reads included, go
+// to the committer, which answers each as soon as it has applied it and keeps its transaction
+// open for the group's next one, so that the whole group is one commit: a crash keeps all of it
+// or none.
+//
 // # Staging log
 //
 // A B+tree write dirties the leaf that holds the key, so a commit of fifty writes to random keys
