@@ -651,6 +651,10 @@ func (cl *Cluster) infoLines(context.Context) []string {
 	}, peer.SilentInfo(cl.pool, cl.copies)...)
 }
 
+// SilentPeers returns how many peers this node finds not answering, and how many requests it
+// failed at once because of it (peer.ErrNotAnswering).
+func (cl *Cluster) SilentPeers() (int, int64) { return peer.SilentCounts(cl.pool, cl.copies) }
+
 // GossipAddr is the memberlist address peers and seeds use to reach this node ("" before
 // Start).
 func (cl *Cluster) GossipAddr() string {

@@ -159,20 +159,25 @@ func (p *Pool) NotAnswering() []string {
 	return out
 }
 
-// SilentInfo returns the INFO lines of pools (a node's pools to the same peers):
-// cluster_peers_not_answering counts the peers any of them finds silent, and
-// cluster_requests_failed_fast the requests they failed at once because of it.
-func SilentInfo(pools ...*Pool) []string {
+// SilentCounts returns, over pools (a node's pools to the same peers), how many peers any of
+// them finds not answering, and how many requests they failed at once because of it.
+func SilentCounts(pools ...*Pool) (peers int, failedFast int64) {
 	silent := map[string]bool{}
-	var fast int64
 	for _, p := range pools {
 		for _, a := range p.NotAnswering() {
 			silent[a] = true
 		}
-		fast += p.FailedFast()
+		failedFast += p.FailedFast()
 	}
+	return len(silent), failedFast
+}
+
+// SilentInfo returns SilentCounts as INFO lines: cluster_peers_not_answering and
+// cluster_requests_failed_fast.
+func SilentInfo(pools ...*Pool) []string {
+	peers, fast := SilentCounts(pools...)
 	return []string{
-		fmt.Sprintf("cluster_peers_not_answering:%d", len(silent)),
+		fmt.Sprintf("cluster_peers_not_answering:%d", peers),
 		fmt.Sprintf("cluster_requests_failed_fast:%d", fast),
 	}
 }

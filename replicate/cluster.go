@@ -421,6 +421,12 @@ func (cl *Cluster) infoLines(context.Context) []string {
 	}, peer.SilentInfo(cl.forwards, cl.copies, cl.syncs)...)
 }
 
+// SilentPeers returns how many members this one finds not answering, and how many requests it
+// failed at once because of it (peer.ErrNotAnswering).
+func (cl *Cluster) SilentPeers() (int, int64) {
+	return peer.SilentCounts(cl.forwards, cl.copies, cl.syncs)
+}
+
 // checksum identifies a member list: equal on every node that agrees on the members.
 func checksum(members []string) string {
 	return fmt.Sprintf("%016x", xxhash.Sum64String(strings.Join(members, "\x00")))

@@ -234,7 +234,15 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 		topo := s.topo
 		s.metrics.Registerer().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "vela_cluster_members", Help: "Members in this node's hash ring.",
-		}, func() float64 { return float64(len(topo.RingMembers())) }))
+		}, func() float64 { return float64(len(topo.RingMembers())) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "vela_cluster_peers_not_answering",
+				Help: "Peers that let a request time out and have not answered a probe since; their requests fail at once.",
+			}, func() float64 { n, _ := topo.SilentPeers(); return float64(n) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "vela_cluster_requests_failed_fast_total",
+				Help: "Requests to peers failed at once because the peer was not answering.",
+			}, func() float64 { _, n := topo.SilentPeers(); return float64(n) }))
 		s.metrics.AddReadyCheck("cluster", func(context.Context) error {
 			if !topo.Ready() {
 				return errors.New("not joined and synced")
@@ -250,6 +258,7 @@ type topology interface {
 	Start(respAddr string) error
 	Ready() bool
 	RingMembers() []string
+	SilentPeers() (notAnswering int, failedFast int64)
 	Leave(ctx context.Context)
 	Shutdown(ctx context.Context) error
 }
