@@ -14,6 +14,7 @@ import (
 // ("ERR syntax error", "WRONGPASS …").
 type Error string
 
+// Error implements error: the reply's text.
 func (e Error) Error() string { return string(e) }
 
 // Errors with fixed texts, exactly as Redis 7 words them.

@@ -111,6 +111,7 @@ type Error struct {
 	Msg string
 }
 
+// Error implements error: the one-line message the binary prints before exiting with code 2.
 func (e *Error) Error() string {
 	if e.Key == "" {
 		return "config: " + e.Msg

@@ -45,6 +45,7 @@ const (
 	Failed                       // a member stopped answering and was declared dead
 )
 
+// String returns the kind's name as logs show it.
 func (k EventKind) String() string {
 	return [...]string{"", "join", "update", "leave", "failed"}[k]
 }

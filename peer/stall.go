@@ -11,8 +11,9 @@ import (
 	"github.com/vela-cache/vela/resp"
 )
 
-// ErrNotAnswering: a request to the peer timed out a moment ago, and the peer has not answered
-// a probe since, so the request failed at once instead of waiting out its own timeout. It wraps
+// ErrNotAnswering is the error of a request to a peer that let a request time out a moment ago
+// and has not answered a probe since: the request failed at once instead of waiting out its own
+// timeout. It wraps
 // ErrTimeout: the peer is still there, only silent (a stopped process, a paused machine, a
 // network that drops packets).
 var ErrNotAnswering = fmt.Errorf("%w; requests fail at once until it answers again", ErrTimeout)

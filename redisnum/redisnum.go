@@ -168,7 +168,7 @@ func exponent(s []byte, i int, marker byte) (exp int64, next int, ok bool) {
 	return exp, i, true
 }
 
-func (ld *LongDouble) parseDecimal(s []byte) bool {
+func (x *LongDouble) parseDecimal(s []byte) bool {
 	ds, frac, i, ok := mantissa(s, false)
 	if !ok {
 		return false
@@ -180,9 +180,9 @@ func (ld *LongDouble) parseDecimal(s []byte) bool {
 	for len(ds) > 0 && ds[0] == '0' {
 		ds = ds[1:]
 	}
-	ld.f.SetPrec(longDoublePrec).SetMode(big.ToNearestEven)
+	x.f.SetPrec(longDoublePrec).SetMode(big.ToNearestEven)
 	if len(ds) == 0 {
-		ld.f.SetInt64(0)
+		x.f.SetInt64(0)
 		return true
 	}
 	exp -= int64(frac)
@@ -195,7 +195,7 @@ func (ld *LongDouble) parseDecimal(s []byte) bool {
 	if exp >= 0 {
 		var p big.Int
 		m.Mul(&m, p.Exp(big.NewInt(10), big.NewInt(exp), nil))
-		ld.f.SetInt(&m)
+		x.f.SetInt(&m)
 		return true
 	}
 	var p big.Int
@@ -203,11 +203,11 @@ func (ld *LongDouble) parseDecimal(s []byte) bool {
 	var num, den big.Float
 	num.SetInt(&m) // exact: the precision becomes the integer's bit length
 	den.SetInt(&p)
-	ld.f.Quo(&num, &den) // one correctly rounded division
+	x.f.Quo(&num, &den) // one correctly rounded division
 	return true
 }
 
-func (ld *LongDouble) parseHex(s []byte) bool {
+func (x *LongDouble) parseHex(s []byte) bool {
 	ds, frac, i, ok := mantissa(s, true)
 	if !ok {
 		return false
@@ -219,16 +219,16 @@ func (ld *LongDouble) parseHex(s []byte) bool {
 	var m big.Int
 	m.SetString(string(ds), 16)
 	exp -= 4 * int64(frac)
-	ld.f.SetPrec(longDoublePrec).SetMode(big.ToNearestEven)
+	x.f.SetPrec(longDoublePrec).SetMode(big.ToNearestEven)
 	if m.Sign() == 0 {
-		ld.f.SetInt64(0)
+		x.f.SetInt64(0)
 		return true
 	}
 	if top := exp + int64(m.BitLen()); top > longDoubleMaxExp+8 || top < longDoubleMinExp-8 {
 		return false
 	}
-	ld.f.SetInt(&m) // rounds once to 64 bits; scaling by a power of two is exact
-	ld.f.SetMantExp(&ld.f, int(exp))
+	x.f.SetInt(&m) // rounds once to 64 bits; scaling by a power of two is exact
+	x.f.SetMantExp(&x.f, int(exp))
 	return true
 }
 

@@ -317,17 +317,6 @@ func equal(a, b []string) bool {
 	return true
 }
 
-// otherAddrs returns the RESP addresses of every member but this one.
-func (v *view) otherAddrs(self string) []string {
-	out := make([]string, 0, len(v.addrs))
-	for _, m := range v.ring.Members() {
-		if m != self && v.addrs[m] != "" {
-			out = append(out, v.addrs[m])
-		}
-	}
-	return out
-}
-
 // Ready reports whether the node has joined the cluster and holds the whole state: a member
 // sent it everything, or it started the cluster.
 func (cl *Cluster) Ready() bool {

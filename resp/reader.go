@@ -33,6 +33,7 @@ const (
 // connection, e.g. "Protocol error: invalid bulk length".
 type ProtocolError struct{ Msg string }
 
+// Error implements error: the text Redis replies with.
 func (e *ProtocolError) Error() string { return "Protocol error: " + e.Msg }
 
 // ErrQueryBufferLimit means a client sent more unparsed input than Limits.MaxQueryBuffer.

@@ -23,7 +23,6 @@ type echoUpstream struct {
 	lp      *resp.Loop
 	pending []*echoLater // awaiting their echo, oldest first
 	buf     []byte
-	out     []byte
 }
 
 type echoLater struct {

@@ -314,6 +314,7 @@ type Result struct {
 // included, and reaches the client verbatim.
 type ServerError string
 
+// Error implements error: the server's reply, verbatim.
 func (e ServerError) Error() string { return string(e) }
 
 // Errors every store reports for the same conditions. Command code maps them to Redis's texts.

@@ -303,6 +303,7 @@ func TestNearCacheNoJoinAcrossOwnWrite(t *testing.T) {
 		go func() { defer close(done); vc.MGet(ctx, "k") }() // a slow read of the old value
 		time.Sleep(3 * time.Millisecond)
 		v := fmt.Sprint("new", round)
+		//lint:ignore SA1019 the test is about the SETEX command itself
 		want(t, "SETEX", vc.SetEx(ctx, "k", v, time.Hour).Val(), nil, "OK")
 		if got := vc.MGet(ctx, "k").Val(); len(got) != 1 || got[0] != v {
 			t.Fatalf("round %d: MGET after SETEX = %.20q, want %q", round, got, v)

@@ -33,6 +33,7 @@ func (s *Store) Masters(ctx context.Context) ([]string, error) {
 	case s.cluster == nil:
 		return nil, errors.New("redis store: no masters to follow")
 	}
+	//lint:ignore SA1019 CLUSTER SLOTS also answers Redis Clusters older than 7 (CLUSTER SHARDS is 7.0+)
 	slots, err := s.cluster.ClusterSlots(ctx).Result()
 	if err != nil {
 		return nil, s.mapErr(ctx, err)
