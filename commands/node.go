@@ -212,6 +212,7 @@ type Ctx struct {
 	inGate      bool            // ExecLocal holds the gate's read lock for this connection (routed nodes)
 	readLocked  bool            // ReadLock holds the gate's read lock
 	execCtx     context.Context // Context while EXEC runs: the connection's, without its cancellation
+	execNow     int64           // unix ms at which EXEC started, while it runs: when its keys expire
 	afterExec   []func()        // run once EXEC has let other commands in again (AfterExec)
 	// stripe is the gate stripe whose read lock the connection's commands take.
 	stripe uint8
@@ -529,6 +530,7 @@ func (n *Node) do(c *Ctx, key []byte, op store.Op) (store.Result, error) {
 		c.settle()
 		c.started = false
 	}
+	op.Now = c.execNow
 	if n.near != nil || c.tx != nil {
 		return n.doNear(c, key, op)
 	}

@@ -190,7 +190,7 @@ func (n *Node) getex(c *Ctx, args [][]byte) (resp.Reply, error) {
 		op.TTL = store.TTLSet
 		if op.ExpireAt, err = o.expireAt("getex"); err != nil {
 			// Redis answers a missing key before it validates the time.
-			if res, ierr := n.store.Do(c.Context(), args[1], store.Op{Kind: store.Inspect}); ierr == nil && !res.Found {
+			if res, ierr := n.store.Do(c.Context(), args[1], store.Op{Kind: store.Inspect, Now: c.execNow}); ierr == nil && !res.Found {
 				return resp.Nil, nil
 			}
 			return resp.Reply{}, err
@@ -256,7 +256,7 @@ func (n *Node) setMulti(c *Ctx, pairs []store.KV, nx bool) (bool, error) {
 	// the store allows; every built-in store implements MultiSetter.
 	if nx {
 		for _, kv := range pairs {
-			res, err := n.store.Do(c.Context(), kv.Key, store.Op{Kind: store.Inspect})
+			res, err := n.store.Do(c.Context(), kv.Key, store.Op{Kind: store.Inspect, Now: c.execNow})
 			if err != nil {
 				return false, err
 			}

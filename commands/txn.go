@@ -241,8 +241,11 @@ func (n *Node) execTx(c *Ctx, _ [][]byte) (resp.Reply, error) {
 	if g, ok := n.store.(store.Grouper); ok {
 		c.execCtx, end = g.Group(c.execCtx)
 	}
+	// Its commands judge expiry at one instant, as Redis 7 does: a key live when EXEC starts
+	// does not expire halfway through it (TTLs and relative expiries still read the clock).
+	c.execNow = now()
 	c.inExec, c.execReplies, c.execSettled = true, make([]resp.Reply, 0, len(tx.queue)), 0
-	defer func() { c.inExec, c.execReplies, c.execCtx = false, nil, nil }()
+	defer func() { c.inExec, c.execReplies, c.execCtx, c.execNow = false, nil, nil, 0 }()
 	for _, q := range tx.queue {
 		c.execReplies = append(c.execReplies, n.exec(c, q.cmd, q.args))
 	}

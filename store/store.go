@@ -290,6 +290,10 @@ type Op struct {
 	Expect []byte
 	// Tags replaces the key's tags on Set (nil: no tags). Stores without tag support ignore it.
 	Tags [][]byte
+	// Now, when not 0, is the time (unix ms) at which the op judges expiry, instead of the
+	// store's clock: the commands of one EXEC share the instant it started, so that, as in
+	// Redis 7, a key does not expire halfway through a transaction. The redis store ignores it.
+	Now int64
 }
 
 // Result is what an Op produced; see each Kind for the fields it fills.

@@ -219,3 +219,48 @@ func TestClientListInMulti(t *testing.T) {
 		}
 	}
 }
+
+// TestExecFreezesTime: the commands of one EXEC judge expiry at one instant, as in Redis 7 (a
+// key live when EXEC starts does not expire halfway through it). A transaction sets a key for
+// 5 ms, runs 20,000 INCRs (longer than that on Vela), then reads the key, checks that it
+// exists, gives it 100 s more and reads its TTL: Redis and Vela, on the memory and the disk
+// store, must answer the whole EXEC byte for byte alike. (TTL and PTTL read the clock in Redis
+// 7.0, so a TTL read long after its expiry was set depends on how long the INCRs took.)
+func TestExecFreezesTime(t *testing.T) {
+	rs := redistest.Start(t, "--databases", "1")
+	disk := testnode.Config()
+	disk.Store.Type = "disk"
+	disk.Store.DiskPath = t.TempDir() + "/vela.db"
+	servers := map[string]string{"redis": rs.Addr, "vela": testnode.Start(t, testnode.Config()).Addr(),
+		"vela-disk": testnode.Start(t, disk).Addr()}
+	replies := map[string][]byte{}
+	for name, addr := range servers {
+		c := respclient.Dial(t, addr)
+		c.SetTimeout(time.Minute)
+		c.Do("MULTI").OK()
+		c.Send("SET", "k", "v", "PX", "5")
+		for range 20000 {
+			c.Send("INCR", "n")
+		}
+		c.Send("GET", "k")
+		c.Send("EXISTS", "k")
+		c.Send("EXPIRE", "k", "100")
+		c.Send("TTL", "k")
+		if err := c.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for range 20005 {
+			if _, _, err := c.Receive(); err != nil { // QUEUED
+				t.Fatal(err)
+			}
+		}
+		replies[name] = c.Do("EXEC").Raw
+		c.Do("EXISTS", "k").Int(1) // expired since, but EXPIRE gave it 100 s
+	}
+	for _, name := range []string{"vela", "vela-disk"} {
+		if w, g := replies["redis"], replies[name]; string(w) != string(g) {
+			tail := func(b []byte) string { return string(b[max(0, len(b)-60):]) }
+			t.Errorf("EXEC on %s differs from Redis's: its end %q, Redis's %q", name, tail(g), tail(w))
+		}
+	}
+}

@@ -441,6 +441,11 @@ func (w *wtx) exec(r *request, sweepBatch int) error {
 		r.keys = w.keyTags(r.key)
 		return nil
 	case reqOp:
+		if r.op.Now != 0 { // EXEC's frozen clock, for this op only
+			now := w.now
+			w.now = r.op.Now
+			defer func() { w.now = now }()
+		}
 		res, opErr, err := w.apply(r.key, &r.op)
 		r.res, r.err = res, opErr
 		return err

@@ -390,7 +390,10 @@ func (s *Store) releaseUnlessGrouped(r *request) {
 
 // read runs a read-only op in a read transaction.
 func (s *Store) read(key []byte, op *store.Op) (res store.Result, err error) {
-	now := s.now()
+	now := op.Now // EXEC's frozen clock, or else the store's
+	if now == 0 {
+		now = s.now()
+	}
 	var buf [128]byte
 	dk := appendDataKey(buf[:0], key)
 	if raw, ok := s.ovGet(dk); ok {

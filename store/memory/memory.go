@@ -186,7 +186,7 @@ func (s *Store) Do(_ context.Context, key []byte, op store.Op) (store.Result, er
 			p := t.items[i]
 			hd := hdr(p)
 			if hd.expireAt != 0 || s.policy != PolicyTTLOnly {
-				now := s.now()
+				now := s.nowFor(&op)
 				if store.Expired(hd.expireAt, now) {
 					sh.mu.RUnlock()
 					s.expireKey(key, now)
@@ -202,8 +202,8 @@ func (s *Store) Do(_ context.Context, key []byte, op store.Op) (store.Result, er
 		_, _, res, err := store.Apply(cur, live, &op, 0, s.maxLen)
 		return res, err
 	}
-	var now int64 // read below, or by apply when the key turns out to have an expiry
-	if !s.clockless(&op) {
+	now := op.Now // else read below, or by apply when the key turns out to have an expiry
+	if now == 0 && !s.clockless(&op) {
 		now = s.now()
 	}
 	sh.mu.Lock()
@@ -224,6 +224,14 @@ func (s *Store) expireKey(key []byte, now int64) {
 		s.removeAt(sh, t, i, true)
 	}
 	sh.mu.Unlock()
+}
+
+// nowFor is the time op runs at: its own (EXEC's frozen clock) or the store's.
+func (s *Store) nowFor(op *store.Op) int64 {
+	if op.Now != 0 {
+		return op.Now
+	}
+	return s.now()
 }
 
 // clockless reports whether op may run without the current time, unless the key it finds has an
