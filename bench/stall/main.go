@@ -68,19 +68,26 @@ func main() {
 		addrs, gossips = append(addrs, a), append(gossips, g)
 		time.Sleep(300 * time.Millisecond)
 	}
-	defer func() {
+	// stopAll ends the members. It runs before anything is printed (a reader that stops early,
+	// like head, must not leave them running) and on every failure after this point.
+	stopAll := func() {
 		for _, p := range procs {
 			_ = p.Process.Signal(syscall.SIGCONT)
 			_ = p.Process.Kill()
 			_, _ = p.Process.Wait()
 		}
-	}()
+	}
+	defer stopAll()
+	abort := func(err error) {
+		stopAll()
+		fail(err)
+	}
 	ctx := context.Background()
 	c := redis.NewClient(&redis.Options{Addr: addrs[0], PoolSize: 40, ReadTimeout: 5 * time.Second, MaxRetries: -1})
 	// Wait for a ring of 3 whose handoff windows have closed (commands then run on the loops).
 	for deadline := time.Now().Add(2 * time.Minute); ; {
 		if time.Now().After(deadline) {
-			fail(fmt.Errorf("the cluster did not settle"))
+			abort(fmt.Errorf("the cluster did not settle"))
 		}
 		info, _ := c.Info(ctx, "vela").Result()
 		if strings.Contains(info, "cluster_members:3") && strings.Contains(info, "cluster_handoff_window:0") {
@@ -90,7 +97,7 @@ func main() {
 	}
 	for i := 0; i < 10000; i++ {
 		if err := c.Set(ctx, "k"+strconv.Itoa(i), "v", 0).Err(); err != nil {
-			fail(err)
+			abort(err)
 		}
 	}
 	type sample struct {
@@ -131,6 +138,8 @@ func main() {
 	_ = procs[1].Process.Signal(syscall.SIGCONT)
 	wg.Wait()
 	info, _ := c.Info(ctx, "vela").Result()
+	_ = c.Close()
+	stopAll()
 	var lats []time.Duration
 	n, errs, slow := 0, 0, 0
 	for _, s := range samples {
