@@ -52,24 +52,8 @@ func main() {
 	}
 	var procs []*exec.Cmd
 	var addrs, gossips []string
-	for i := 0; i < 3; i++ {
-		a := "127.0.0.1:" + strconv.Itoa(freePort())
-		g := "127.0.0.1:" + strconv.Itoa(freePort())
-		args := []string{"-listen", a, "-metrics_listen=", "-topology.type", "partitioned", "-cluster.node_name", fmt.Sprint("s", i+1),
-			"-cluster.gossip_listen", g, "-cluster.gossip_profile", "lan", "-cluster.replicas", strconv.Itoa(*replicas)}
-		if i > 0 {
-			args = append(args, "-cluster.join", gossips[0])
-		}
-		cmd := exec.Command(*bin, args...)
-		if err := cmd.Start(); err != nil {
-			fail(err)
-		}
-		procs = append(procs, cmd)
-		addrs, gossips = append(addrs, a), append(gossips, g)
-		time.Sleep(300 * time.Millisecond)
-	}
 	// stopAll ends the members. It runs before anything is printed (a reader that stops early,
-	// like head, must not leave them running) and on every failure after this point.
+	// like head, must not leave them running) and on every failure.
 	stopAll := func() {
 		for _, p := range procs {
 			_ = p.Process.Signal(syscall.SIGCONT)
@@ -81,6 +65,22 @@ func main() {
 	abort := func(err error) {
 		stopAll()
 		fail(err)
+	}
+	for i := 0; i < 3; i++ {
+		a := "127.0.0.1:" + strconv.Itoa(freePort())
+		g := "127.0.0.1:" + strconv.Itoa(freePort())
+		args := []string{"-listen", a, "-metrics_listen=", "-topology.type", "partitioned", "-cluster.node_name", fmt.Sprint("s", i+1),
+			"-cluster.gossip_listen", g, "-cluster.gossip_profile", "lan", "-cluster.replicas", strconv.Itoa(*replicas)}
+		if i > 0 {
+			args = append(args, "-cluster.join", gossips[0])
+		}
+		cmd := exec.Command(*bin, args...)
+		if err := cmd.Start(); err != nil {
+			abort(err)
+		}
+		procs = append(procs, cmd)
+		addrs, gossips = append(addrs, a), append(gossips, g)
+		time.Sleep(300 * time.Millisecond)
 	}
 	ctx := context.Background()
 	c := redis.NewClient(&redis.Options{Addr: addrs[0], PoolSize: 40, ReadTimeout: 5 * time.Second, MaxRetries: -1})
