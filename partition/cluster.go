@@ -277,10 +277,11 @@ func New(node *commands.Node, st store.Store, cfg Config) (*Cluster, error) {
 	handshake = append(handshake,
 		[][]byte{[]byte("VELA"), []byte("PEER"), []byte(cl.token)},
 		[][]byte{[]byte("HELLO"), []byte("3")})
+	silence := peer.NewSilence() // a member found not answering by one pool fails fast in both
 	cl.pool = peer.NewPool(peer.Config{Conns: cfg.PeerConns, DialTimeout: cfg.ForwardTimeout,
-		Handshake: handshake, Dial: cfg.PeerDial, Log: cfg.Log})
+		Handshake: handshake, Dial: cfg.PeerDial, Log: cfg.Log, Silence: silence})
 	cl.copies = peer.NewPool(peer.Config{Conns: 1, DialTimeout: cfg.ForwardTimeout,
-		Handshake: handshake, Dial: cfg.PeerDial, Log: cfg.Log})
+		Handshake: handshake, Dial: cfg.PeerDial, Log: cfg.Log, Silence: silence})
 	_, piped := st.(store.Pipeliner)
 	cl.loopWrites = cl.pool.OnLoops() && cl.copies.OnLoops() && !piped
 	inc := make([]byte, 8)

@@ -45,6 +45,9 @@ type Config struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Log receives connection failures at debug level.
 	Log *slog.Logger
+	// Silence is shared by a node's pools to the same peers (forwards, copies), so that a peer
+	// one of them finds not answering fails fast in all of them; nil: the pool's own.
+	Silence *Silence
 }
 
 // Errors a Call can end with, wrapped with the peer's address.
@@ -80,7 +83,7 @@ type Pool struct {
 	loops    atomic.Pointer[[]*loopConns]
 	nloop    atomic.Int64 // connections the loops hold, for INFO
 
-	silentPeers atomic.Int64 // peers not answering (stall.go), for INFO
+	silentPeers atomic.Int64 // probes running (stall.go)
 	failedFast  atomic.Int64 // requests failed at once because their peer was not answering
 }
 
@@ -100,6 +103,9 @@ func NewPool(cfg Config) *Pool {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Silence == nil {
+		cfg.Silence = NewSilence()
+	}
 	return &Pool{cfg: cfg, log: log, peers: map[string]*peerConns{}, loopable: loopable}
 }
 
@@ -108,8 +114,7 @@ type peerConns struct {
 	addr      string
 	slots     []slot
 	downUntil atomic.Int64  // unix ns before which dialing is not retried
-	silent    atomic.Bool   // the peer is not answering: requests fail at once (stall.go)
-	silentErr error         // what they fail with
+	silent    *silentState  // whether the peer is answering, shared through Config.Silence
 	gone      chan struct{} // closed by closeAll: the peer was forgotten or the pool closed
 
 	mu     sync.Mutex // guards idle and closed
@@ -298,7 +303,7 @@ func (p *Pool) peer(addr string) (*peerConns, error) {
 	pc := p.peers[addr]
 	if pc == nil {
 		pc = &peerConns{addr: addr, slots: make([]slot, p.cfg.Conns),
-			silentErr: fmt.Errorf("%s: %w", addr, ErrNotAnswering), gone: make(chan struct{})}
+			silent: p.cfg.Silence.state(addr), gone: make(chan struct{})}
 		p.peers[addr] = pc
 		p.publish()
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vela-cache/vela/resp"
@@ -40,25 +42,54 @@ func isTimeout(err error) bool {
 // timeout: with a silent peer, a client waits for at most one timeout, not one per request, and
 // a read with other holders to ask (partition replicas) asks them at once.
 
+// Silence records which peers are not answering, for the pools that share it (Config.Silence):
+// a node's pools to the same members (forwards, copies) learn of a stopped member together, so
+// that it costs a client one timeout, not one per pool.
+type Silence struct {
+	mu    sync.Mutex
+	peers map[string]*silentState
+}
+
+// NewSilence returns a Silence in which every peer is answering.
+func NewSilence() *Silence { return &Silence{peers: map[string]*silentState{}} }
+
+// silentState is one peer's entry in a Silence.
+type silentState struct {
+	on  atomic.Bool // the peer is not answering: requests fail at once
+	err error       // what they fail with
+}
+
+// state returns addr's entry, creating it (answering) on first use.
+func (s *Silence) state(addr string) *silentState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.peers[addr]
+	if st == nil {
+		st = &silentState{err: fmt.Errorf("%s: %w", addr, ErrNotAnswering)}
+		s.peers[addr] = st
+	}
+	return st
+}
+
 // notAnswering reports whether requests to pc fail fast, and with which error.
 func (pc *peerConns) notAnswering() (bool, error) {
-	if !pc.silent.Load() {
+	if !pc.silent.on.Load() {
 		return false, nil
 	}
-	return true, pc.silentErr
+	return true, pc.silent.err
 }
 
 // silentFor notes that a request to pc waited out its timeout (err): the peer is marked not
 // answering and a probe starts, unless one runs already.
 func (p *Pool) silentFor(pc *peerConns, err error) {
 	silent := errors.Is(err, ErrTimeout) || errors.Is(err, errSilentDial)
-	if !silent || errors.Is(err, ErrNotAnswering) || !pc.silent.CompareAndSwap(false, true) {
+	if !silent || errors.Is(err, ErrNotAnswering) || !pc.silent.on.CompareAndSwap(false, true) {
 		return
 	}
 	p.mu.Lock()
 	if p.closed || p.peers[pc.addr] != pc { // closed or forgotten: nothing to probe for
 		p.mu.Unlock()
-		pc.silent.Store(false)
+		pc.silent.on.Store(false)
 		return
 	}
 	p.silentPeers.Add(1)
@@ -75,7 +106,7 @@ func (p *Pool) silentFor(pc *peerConns, err error) {
 // then lets requests through again.
 func (p *Pool) probe(pc *peerConns) {
 	defer func() {
-		pc.silent.Store(false)
+		pc.silent.on.Store(false)
 		p.silentPeers.Add(-1)
 	}()
 	start := time.Now()
@@ -146,13 +177,10 @@ func (pc *peerConns) closeOnGone(nc net.Conn) func() {
 // NotAnswering returns the addresses of the peers currently not answering (see
 // ErrNotAnswering).
 func (p *Pool) NotAnswering() []string {
-	if p.silentPeers.Load() == 0 {
-		return nil
-	}
 	var out []string
 	if m := p.byAddr.Load(); m != nil {
 		for addr, pc := range *m {
-			if pc.silent.Load() {
+			if pc.silent.on.Load() {
 				out = append(out, addr)
 			}
 		}

@@ -14,11 +14,18 @@ import (
 // TestStoppedPeerFailsFastUntilItAnswers: a real redis-server stopped with SIGSTOP (its kernel
 // still accepts connections, nobody answers) costs the first request its timeout. The requests
 // after it fail at once with ErrNotAnswering, on the pipelined connections and the exclusive
-// ones, until the server runs again and answers the pool's probe; then they go through.
+// ones, and in another pool sharing the Silence, until the server runs again and answers the
+// pool's probe; then they go through.
 func TestStoppedPeerFailsFastUntilItAnswers(t *testing.T) {
 	srv := redistest.Start(t)
-	p := NewPool(Config{DialTimeout: 300 * time.Millisecond})
+	silence := NewSilence()
+	p := NewPool(Config{DialTimeout: 300 * time.Millisecond, Silence: silence})
 	defer p.Close()
+	other := NewPool(Config{DialTimeout: 300 * time.Millisecond, Silence: silence}) // a node's copies pool, say
+	defer other.Close()
+	if _, err := other.Do(srv.Addr, args("PING"), 0, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := p.Do(srv.Addr, args("SET", "k", "v"), 0, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +56,10 @@ func TestStoppedPeerFailsFastUntilItAnswers(t *testing.T) {
 	if _, err := p.Exclusive(srv.Addr); !errors.Is(err, ErrNotAnswering) {
 		t.Fatalf("Exclusive to the stopped server: %v, want %v", err, ErrNotAnswering)
 	}
+	// A pool sharing the Silence has not waited for the server, and does not: it fails at once.
+	if _, err := other.Do(srv.Addr, args("GET", "k"), 0, 30*time.Second); !errors.Is(err, ErrNotAnswering) {
+		t.Fatalf("GET through the other pool: %v, want %v", err, ErrNotAnswering)
+	}
 	if got := p.NotAnswering(); len(got) != 1 || got[0] != srv.Addr {
 		t.Fatalf("NotAnswering = %v, want [%s]", got, srv.Addr)
 	}
@@ -62,9 +73,11 @@ func TestStoppedPeerFailsFastUntilItAnswers(t *testing.T) {
 
 	resume()
 	waitUntil(t, func() bool { return len(p.NotAnswering()) == 0 })
-	r, err := p.Do(srv.Addr, args("GET", "k"), 0, 5*time.Second)
-	if err != nil || string(r.Bytes) != "v" {
-		t.Fatalf("GET after the server runs again = %+v, %v", r, err)
+	for _, pool := range []*Pool{p, other} {
+		r, err := pool.Do(srv.Addr, args("GET", "k"), 0, 5*time.Second)
+		if err != nil || string(r.Bytes) != "v" {
+			t.Fatalf("GET after the server runs again = %+v, %v", r, err)
+		}
 	}
 	x, err := p.Exclusive(srv.Addr)
 	if err != nil {

@@ -201,9 +201,10 @@ func New(node *commands.Node, st store.Store, cfg Config) (*Cluster, error) {
 	handshake = append(handshake,
 		[][]byte{[]byte("VELA"), []byte("PEER"), []byte(cl.token)},
 		[][]byte{[]byte("HELLO"), []byte("3")})
+	silence := peer.NewSilence() // a member found not answering by one pool fails fast in all
 	pool := func(conns int) *peer.Pool {
 		return peer.NewPool(peer.Config{Conns: conns, DialTimeout: cfg.ForwardTimeout,
-			Handshake: handshake, Dial: cfg.PeerDial, Log: cfg.Log})
+			Handshake: handshake, Dial: cfg.PeerDial, Log: cfg.Log, Silence: silence})
 	}
 	cl.forwards, cl.copies, cl.syncs = pool(1), pool(1), pool(1)
 	_, piped := st.(store.Pipeliner)
