@@ -26,13 +26,7 @@ func TestLaggingRingFollowsAHandedOnKey(t *testing.T) {
 	r123 := ring.New([]string{"node-1", "node-2", "node-3"}, 1, ring.Config{})
 	r12 := ring.New([]string{"node-1", "node-2"}, 2, ring.Config{})
 	r124 := ring.New([]string{"node-1", "node-2", "node-4"}, 3, ring.Config{})
-	var k []byte
-	for i := 0; k == nil; i++ {
-		c := []byte("k:" + strconv.Itoa(i))
-		if r123.Owner(c) == "node-3" && r12.Owner(c) == "node-2" && r124.Owner(c) == "node-4" {
-			k = c
-		}
-	}
+	k := keyOwnedByEach([]*ring.Ring{r123, r12, r124}, "node-3", "node-2", "node-4")
 	incr := [][]byte{[]byte("INCR"), k}
 	for _, handed := range []string{"take", "handoff"} {
 		for _, via := range []string{"client", "peer", "final"} {
@@ -101,13 +95,7 @@ func TestLastPullsWhatItLacks(t *testing.T) {
 	r12 := ring.New([]string{"node-1", "node-2"}, 2, ring.Config{})
 	r124 := ring.New([]string{"node-1", "node-2", "node-4"}, 3, ring.Config{})
 	r1234 := ring.New([]string{"node-1", "node-2", "node-3", "node-4"}, 3, ring.Config{})
-	var k []byte
-	for i := 0; k == nil; i++ {
-		c := []byte("k:" + strconv.Itoa(i))
-		if r123.Owner(c) == "node-3" && r12.Owner(c) == "node-2" && r124.Owner(c) == "node-4" && r1234.Owner(c) == "node-3" {
-			k = c
-		}
-	}
+	k := keyOwnedByEach([]*ring.Ring{r123, r12, r124, r1234}, "node-3", "node-2", "node-4", "node-3")
 	n2, n3, n4 := serveMember(t, "node-2"), serveMember(t, "node-3"), serveMember(t, "node-4")
 	addrs := map[string]string{"node-1": "", "node-2": n2.addr, "node-3": n3.addr, "node-4": n4.addr}
 	for _, m := range []*servedMember{n2, n3} {
@@ -160,13 +148,7 @@ func TestTakeWaitsForAHandoffInFlight(t *testing.T) {
 	r123 := ring.New([]string{"node-1", "node-2", "node-3"}, 1, ring.Config{})
 	r12 := ring.New([]string{"node-1", "node-2"}, 2, ring.Config{})
 	r124 := ring.New([]string{"node-1", "node-2", "node-4"}, 3, ring.Config{})
-	var k []byte
-	for i := 0; k == nil; i++ {
-		c := []byte("k:" + strconv.Itoa(i))
-		if r123.Owner(c) == "node-3" && r12.Owner(c) == "node-2" && r124.Owner(c) == "node-4" {
-			k = c
-		}
-	}
+	k := keyOwnedByEach([]*ring.Ring{r123, r12, r124}, "node-3", "node-2", "node-4")
 	incr := [][]byte{[]byte("INCR"), k}
 	for _, via := range []string{"take", "last"} {
 		t.Run(via, func(t *testing.T) {
@@ -250,13 +232,7 @@ func TestPullAsksPastAMemberThatLeft(t *testing.T) {
 	r123 := ring.New([]string{"node-1", "node-2", "node-3"}, 1, ring.Config{})
 	r12 := ring.New([]string{"node-1", "node-2"}, 2, ring.Config{})
 	r1234 := ring.New([]string{"node-1", "node-2", "node-3", "node-4"}, 3, ring.Config{})
-	var k []byte
-	for i := 0; k == nil; i++ {
-		c := []byte("k:" + strconv.Itoa(i))
-		if r123.Owner(c) == "node-3" && r12.Owner(c) == "node-2" && r1234.Owner(c) == "node-4" {
-			k = c
-		}
-	}
+	k := keyOwnedByEach([]*ring.Ring{r123, r12, r1234}, "node-3", "node-2", "node-4")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -290,6 +266,21 @@ func heldOnlyBy(t *testing.T, key []byte, holder *servedMember, want string, oth
 	for _, m := range others {
 		if res, err := m.st.Do(context.Background(), key, store.Op{Kind: store.Inspect}); err != nil || res.Found {
 			t.Errorf("%s has a copy of %s (%v)", m.cl.self, key, err)
+		}
+	}
+}
+
+// keyOwnedByEach returns the first key "k:N" that each of rings gives to the owner at its index
+// (keyOwnedBy, for several rings at once).
+func keyOwnedByEach(rings []*ring.Ring, owners ...string) []byte {
+	for i := 0; ; i++ {
+		k := []byte("k:" + strconv.Itoa(i))
+		all := true
+		for j, r := range rings {
+			all = all && r.Owner(k) == owners[j]
+		}
+		if all {
+			return k
 		}
 	}
 }
