@@ -244,7 +244,12 @@ func (s *Store) commitTx(batch []*request) ([]*request, error) {
 			r.done <- struct{}{}
 		}
 		if i == len(batch)-1 && open != nil {
-			if next := s.nextInGroup(); next != nil {
+			next, err := s.nextInGroup()
+			if err != nil {
+				_ = tx.Rollback()
+				return batch, err
+			}
+			if next != nil {
 				batch = append(batch, next)
 			}
 		}

@@ -21,7 +21,10 @@ import (
 // it commits what it holds and the group goes on in the next transaction (counted in
 // GroupsSplit), so that a caller that breaks the rule (an operation outside the group's context
 // from the group's goroutine, which would wait for the commit the committer waits to make) costs
-// a pause and the atomicity of its group, never a deadlock.
+// a pause and the atomicity of its group, never a deadlock. If the store closes while a group
+// is open (a shutdown that stopped waiting for its EXEC), the transaction is rolled back: the
+// group's caller has not replied, so keeping none of it is what a crash would keep; the other
+// callers' requests in it are committed each on its own.
 
 // groupWait bounds the committer's wait for a group's next request.
 const groupWait = time.Second
@@ -99,9 +102,13 @@ func (s *Store) syncGroup(ctx context.Context) error {
 	return nil
 }
 
+// errGroupAbandoned rolls back a transaction holding an open group when the store closes.
+var errGroupAbandoned = fmt.Errorf("%w before the transaction ended", store.ErrClosed)
+
 // nextInGroup waits, on the committer, for the next request while a group is open in its
-// transaction: nil when none came within groupWait or the store is closing.
-func (s *Store) nextInGroup() *request {
+// transaction: nil when none came within groupWait, or errGroupAbandoned when the store is
+// closing.
+func (s *Store) nextInGroup() (*request, error) {
 	if s.groupTimer == nil {
 		s.groupTimer = time.NewTimer(groupWait)
 	} else {
@@ -110,12 +117,12 @@ func (s *Store) nextInGroup() *request {
 	defer s.groupTimer.Stop()
 	select {
 	case r := <-s.reqs:
-		return r
+		return r, nil
 	case <-s.groupTimer.C:
 		s.groupsSplit.Add(1)
-		return nil
+		return nil, nil
 	case <-s.quit:
-		return nil
+		return nil, errGroupAbandoned
 	}
 }
 

@@ -2,10 +2,12 @@ package disk_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/vela-cache/vela/store"
 )
@@ -139,5 +141,44 @@ func TestGroupSurvivesAWriteOutsideIt(t *testing.T) {
 	}
 	if n, _ := s.Len(ctx); n != 3 {
 		t.Fatalf("Len = %d, want 3", n)
+	}
+}
+
+// TestCloseDropsAnOpenGroup: a store closed while a group is open (a shutdown that stopped
+// waiting for its EXEC) keeps none of the group, and still commits another caller's write
+// that waited behind it.
+func TestCloseDropsAnOpenGroup(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vela.db")
+	s := open(t, path)
+	ctx := context.Background()
+	gctx, end := s.Group(ctx)
+	for _, k := range []string{"g1", "g2"} {
+		if _, err := s.Do(gctx, []byte(k), store.Op{Kind: store.Set, Value: []byte("in group")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	outside := make(chan error, 1)
+	go func() {
+		_, err := s.Do(ctx, []byte("other"), store.Op{Kind: store.Set, Value: []byte("outside")})
+		outside <- err
+	}()
+	// The committer holds the other write in the group's transaction until the group goes on.
+	time.Sleep(100 * time.Millisecond)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-outside; err != nil {
+		t.Fatalf("a write outside the group, queued before Close: %v", err)
+	}
+	if err := end(); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("ending the group after Close = %v, want store.ErrClosed", err)
+	}
+
+	s = open(t, path)
+	for key, want := range map[string]string{"g1": "", "g2": "", "other": "outside"} {
+		res := mustDo(t, s, key, store.Op{Kind: store.Get})
+		if string(res.Value) != want || res.Found != (want != "") {
+			t.Errorf("after reopening, %s = %q (found %v); want %q", key, res.Value, res.Found, want)
+		}
 	}
 }
