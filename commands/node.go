@@ -41,7 +41,13 @@ type Config struct {
 	// MaxSize, MaxMemory and EvictionPolicy are the store's bounds, for INFO (0: unbounded).
 	MaxSize, MaxMemory int64
 	EvictionPolicy     string
+	// ScriptLimit stops a script that runs longer (0: DefaultScriptLimit).
+	ScriptLimit time.Duration
 }
+
+// DefaultScriptLimit is how long a script may run before it is stopped: Redis's
+// busy-reply-threshold, past which Redis answers BUSY to everyone else.
+const DefaultScriptLimit = 5 * time.Second
 
 // Clients is what CLIENT LIST and INFO need from the listener. *resp.Server implements it.
 type Clients interface {
@@ -76,6 +82,7 @@ type Node struct {
 	remote     store.Transactor // runs transactions itself when the store is shared (txn_remote.go)
 	watches    watchedKeys      // the keys WATCH watches (watchkeys.go)
 	nextStripe atomic.Uint32    // deals connections to the gate's stripes
+	scripts    scripting        // EVAL's script cache and runner (script.go)
 }
 
 // Router decides where a command runs when the node is part of a cluster. Exec calls Route for
@@ -132,6 +139,9 @@ func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger
 	if cfg.MaxBulkLen <= 0 {
 		cfg.MaxBulkLen = 512 << 20
 	}
+	if cfg.ScriptLimit <= 0 {
+		cfg.ScriptLimit = DefaultScriptLimit
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -160,6 +170,7 @@ func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger
 	n.registerKeys()
 	n.registerVela()
 	n.registerTransactions()
+	n.registerScripts()
 	return n
 }
 

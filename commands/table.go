@@ -57,6 +57,10 @@ type Command struct {
 	Flags Flags
 	// FirstKey, LastKey and KeyStep give the key positions (LastKey -1: the last argument).
 	FirstKey, LastKey, KeyStep int
+	// MovableKeys, when set, finds the keys of a command whose arguments say where they are
+	// (EVAL's numkeys), as Redis's movablekeys; FirstKey is then 0, so that no router routes the
+	// command by its keys: its handler places it.
+	MovableKeys func(args [][]byte) [][]byte
 	// Group, Summary and Args document the command for COMMAND DOCS; a command Redis has takes
 	// Redis's own documentation instead (docs.go), and needs only its Group.
 	Group, Summary string
@@ -88,6 +92,9 @@ func (c *Command) Calls() uint64 { return c.calls.Load() }
 
 // Keys returns the key arguments of args according to the key positions.
 func (c *Command) Keys(args [][]byte) [][]byte {
+	if c.MovableKeys != nil {
+		return c.MovableKeys(args)
+	}
 	if c.FirstKey == 0 || len(args) <= c.FirstKey {
 		return nil
 	}

@@ -88,18 +88,22 @@ func (n *Node) registerTransactions() {
 }
 
 // txUnsupported says why this node cannot run transactions, or returns nil when it can.
-func (n *Node) txUnsupported() error {
+func (n *Node) txUnsupported() error { return n.isolationUnsupported("transactions (MULTI, WATCH)") }
+
+// isolationUnsupported says why this node cannot run what (transactions, scripts) in isolation
+// from every other command, or returns nil when it can.
+func (n *Node) isolationUnsupported(what string) error {
 	switch {
 	case n.router != nil && n.txr == nil:
 		if tr, ok := n.router.(TxRouter); ok && tr.TxUnsupported() != nil {
 			return tr.TxUnsupported()
 		}
-		return Error("ERR transactions (MULTI, WATCH) are not supported with topology.type = " + n.cfg.Topology)
+		return Error("ERR " + what + " are not supported with topology.type = " + n.cfg.Topology)
 	case n.gate == nil && n.remote == nil:
-		return Error("ERR transactions (MULTI, WATCH) are not supported with store.type = " + n.cfg.StoreType +
+		return Error("ERR " + what + " are not supported with store.type = " + n.cfg.StoreType +
 			" on Redis Cluster or Sentinel: other clients of the backing Redis change its keys")
 	case n.gate == nil && n.cfg.DefaultTTL > 0:
-		return Error("ERR transactions (MULTI, WATCH) are not supported with store.type = " + n.cfg.StoreType +
+		return Error("ERR " + what + " are not supported with store.type = " + n.cfg.StoreType +
 			" and default_ttl set: they run in Redis, which would not apply it")
 	}
 	return nil
@@ -214,46 +218,75 @@ func (n *Node) execTx(c *Ctx, _ [][]byte) (resp.Reply, error) {
 	if n.gate == nil {
 		return n.execRemote(c, tx)
 	}
+	var replies []resp.Reply
+	err := n.isolated(c, n.txKeys(tx), func() error {
+		if n.watchBroken(c) {
+			return nil
+		}
+		n.unwatchAll(c) // the transaction's own writes must not mark it
+		var err error
+		replies, err = n.asOneUnit(c, len(tx.queue), func() {
+			for _, q := range tx.queue {
+				c.execReplies = append(c.execReplies, n.exec(c, q.cmd, q.args))
+			}
+		})
+		return err
+	})
+	switch {
+	case err != nil:
+		return resp.Reply{}, err
+	case replies == nil: // a watched key changed
+		return resp.Reply{Kind: resp.KindNilArray}, nil
+	}
+	return resp.Array(replies), nil
+}
+
+// isolated runs fn with every other command of the node held back (the gate), as EXEC and
+// scripts run, once the store has landed the writes started before; keys are those fn will
+// name, which a cluster may first fetch from other members.
+func (n *Node) isolated(c *Ctx, keys [][]byte, fn func() error) error {
 	if n.txr != nil {
-		n.txr.TxPrepare(c, n.txKeys(tx))
+		n.txr.TxPrepare(c, keys)
 	}
 	defer c.runAfterExec() // deferred before the unlock below: runs after it
 	n.gate.lock()
 	defer n.gate.unlock()
 	// Writes other clients started on the pipelined path (disk store) have left the gate but
-	// may still be landing: let them land first, so the transaction's reads see one state.
+	// may still be landing: let them land first, so that what runs reads one state.
 	if d, ok := n.store.(store.Drainer); ok {
 		if err := d.Drain(c.Context()); err != nil {
-			return resp.Reply{}, err
+			return err
 		}
 	}
-	if n.watchBroken(c) {
-		return resp.Reply{Kind: resp.KindNilArray}, nil
-	}
-	n.unwatchAll(c) // the transaction's own writes must not mark it
-	// SETs may start on the store's pipelined path (the disk store then commits them together
-	// instead of one fsync each while every other client waits); a command that needs them done
-	// first settles them (Ctx.settle), and the rest are waited for at the end.
+	return fn()
+}
+
+// asOneUnit runs body, whose commands (n.exec) append their replies to c.execReplies, as EXEC
+// runs its queued commands, and returns their replies once every one is settled (a non-nil
+// slice). It must run isolated.
+//
+// SETs may start on the store's pipelined path (the disk store then commits them together
+// instead of one fsync each while every other client waits); a command that needs them done
+// first settles them (Ctx.settle), and the rest are waited for at the end. On a store that can
+// (the disk store), the commands commit as one unit: a crash keeps all of them or none, as
+// Redis's AOF does. They judge expiry at one instant, as Redis 7 does: a key live when the unit
+// starts does not expire halfway through it (TTLs and relative expiries still read the clock).
+func (n *Node) asOneUnit(c *Ctx, size int, body func()) ([]resp.Reply, error) {
 	c.execCtx = context.WithoutCancel(c.Context())
-	// On a store that can (the disk store), the transaction's operations commit as one unit:
-	// a crash keeps all of it or none, as Redis's AOF does.
 	end := func() error { return nil }
 	if g, ok := n.store.(store.Grouper); ok {
 		c.execCtx, end = g.Group(c.execCtx)
 	}
-	// Its commands judge expiry at one instant, as Redis 7 does: a key live when EXEC starts
-	// does not expire halfway through it (TTLs and relative expiries still read the clock).
 	c.execNow = now()
-	c.inExec, c.execReplies, c.execSettled = true, make([]resp.Reply, 0, len(tx.queue)), 0
+	c.inExec, c.execReplies, c.execSettled = true, make([]resp.Reply, 0, size), 0
 	defer func() { c.inExec, c.execReplies, c.execCtx, c.execNow = false, nil, nil, 0 }()
-	for _, q := range tx.queue {
-		c.execReplies = append(c.execReplies, n.exec(c, q.cmd, q.args))
-	}
+	body()
 	c.settle()
+	replies := c.execReplies
 	if err := end(); err != nil {
-		return resp.Reply{}, err
+		return nil, err
 	}
-	return resp.Array(c.execReplies), nil
+	return replies, nil
 }
 
 // runAfterExec runs what the commands of the EXEC that has just ended left for after it

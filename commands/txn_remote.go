@@ -34,7 +34,7 @@ var remoteData = map[string]bool{
 	"strlen": true, "getrange": true, "substr": true, "setrange": true, "del": true,
 	"unlink": true, "exists": true, "touch": true, "type": true, "expire": true, "pexpire": true,
 	"expireat": true, "pexpireat": true, "ttl": true, "pttl": true, "expiretime": true,
-	"pexpiretime": true, "persist": true, "dbsize": true, "unwatch": true,
+	"pexpiretime": true, "persist": true, "dbsize": true, "unwatch": true, "eval": true, "eval_ro": true,
 }
 
 // runsHere reports whether cmd, queued in a transaction another server runs, runs on this node
@@ -45,7 +45,7 @@ var remoteData = map[string]bool{
 // node's.
 func (n *Node) runsHere(cmd *Command) bool {
 	if n.txr != nil {
-		return cmd.FirstKey == 0 && cmd.Name != "unwatch"
+		return cmd.FirstKey == 0 && cmd.MovableKeys == nil && cmd.Name != "unwatch"
 	}
 	return remoteLocal(cmd)
 }
@@ -144,7 +144,7 @@ func (n *Node) execRemote(c *Ctx, tx *txState) (resp.Reply, error) {
 			continue
 		}
 		cmds = append(cmds, q.args)
-		if q.cmd.Flags&FlagWrite != 0 {
+		if q.cmd.Flags&FlagWrite != 0 || q.cmd.Name == "eval" { // a script writes what it declares
 			writes = append(writes, commandKeys(q.cmd, q.args)...)
 		}
 	}
@@ -203,6 +203,9 @@ func (n *Node) execRemote(c *Ctx, tx *txState) (resp.Reply, error) {
 
 // commandKeys returns the keys cmd names in args.
 func commandKeys(cmd *Command, args [][]byte) [][]byte {
+	if cmd.MovableKeys != nil {
+		return cmd.MovableKeys(args)
+	}
 	first, last, step := cmd.KeyPositions(len(args))
 	if first == 0 {
 		return nil

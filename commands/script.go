@@ -1,0 +1,338 @@
+package commands
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/vela-cache/vela/resp"
+	"github.com/vela-cache/vela/script"
+)
+
+// Scripts: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT, as Redis 7 runs them (the Lua side is
+// package script). A script runs where a transaction would (txn.go), and as one:
+//
+//   - on a node that alone changes its keys, here, with every other command held back (the
+//     gate), its commands judging expiry at one instant and, on the disk store, committing as
+//     one unit;
+//   - in a cluster, on the member owning the keys it declares (KEYS), which must all live on
+//     one member (else CROSSSLOT), as in Redis Cluster; a script declaring none runs on the node
+//     it was sent to. Another member receives the script's body (EVALSHA is resolved here)
+//     and runs it as its own. A command of the script naming a key that lives elsewhere gets
+//     Redis Cluster's "non local key" error, and one acting on every member is refused;
+//   - on the redis store over one Redis, in Redis itself, which the node's gate cannot
+//     isolate: EVAL goes there as it is, EVALSHA as EVAL.
+//
+// Each node keeps its own script cache, whatever its store: a script loaded through one member
+// or sidecar is unknown to the others until they run it once, and EVALSHA of it answers
+// NOSCRIPT there (clients then fall back to EVAL, as with Redis Cluster).
+
+// Script errors, with Redis's texts.
+const (
+	errNoScript        = Error("NOSCRIPT No matching script. Please use EVAL.")
+	errNegativeKeys    = Error("ERR Number of keys can't be negative")
+	errTooManyKeys     = Error("ERR Number of keys can't be greater than number of args")
+	errScriptUnknown   = "ERR Unknown Redis command called from script"
+	errScriptArity     = "ERR Wrong number of args calling Redis command from script"
+	errScriptForbidden = "ERR This Redis command is not allowed from script"
+	errScriptReadOnly  = "ERR Write commands are not allowed from read-only scripts."
+	errScriptNonLocal  = "ERR Script attempted to access a non local key in a cluster node"
+	errNotBusy         = Error("NOTBUSY No scripts in execution right now.")
+	errUnkillable      = Error("UNKILLABLE Sorry the script already executed write commands against the dataset. " +
+		"You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.")
+	errFlushOption = Error("ERR SCRIPT FLUSH only support SYNC|ASYNC option")
+)
+
+// noScriptNames are the commands Redis refuses inside a script (its noscript flag), besides
+// the transaction commands, the scripting commands and every CLIENT subcommand, and Vela's own
+// that make no sense there (VELA; FETCHLOCK, which waits, is refused as a blocking command).
+var noScriptNames = map[string]bool{
+	"quit": true, "auth": true, "hello": true, "reset": true, "config|get": true, "unwatch": true,
+	"eval": true, "evalsha": true, "eval_ro": true, "evalsha_ro": true,
+}
+
+// noScript reports whether a script may not call cmd.
+func noScript(cmd *Command) bool {
+	parent, _, _ := strings.Cut(cmd.Name, "|")
+	return noScriptNames[cmd.Name] || cmd.Flags&(flagTxControl|FlagBlocking) != 0 ||
+		parent == "client" || parent == "script" || parent == "vela"
+}
+
+// scripting is the node's script state.
+type scripting struct {
+	cache  *script.Cache
+	runner script.Runner
+	mu     sync.Mutex
+	run    *runningScript // the script running here, for SCRIPT KILL
+}
+
+// runningScript is a script running on this node.
+type runningScript struct {
+	cancel context.CancelCauseFunc
+	wrote  atomic.Bool // it has run a write command: SCRIPT KILL refuses to stop it
+}
+
+func (n *Node) registerScripts() {
+	const g = "scripting"
+	n.scripts.cache = script.NewCache()
+	n.scripts.runner = script.Runner{Limit: n.cfg.ScriptLimit, Log: n.log}
+	keys := func(args [][]byte) [][]byte { _, keys, _, _ := scriptArgs(args); return keys }
+	for _, c := range []*Command{
+		{Name: "eval", Arity: -3, Flags: flagExclusive, MovableKeys: keys, Handler: n.eval(false, false)},
+		{Name: "evalsha", Arity: -3, Flags: flagExclusive, MovableKeys: keys, Handler: n.eval(true, false)},
+		{Name: "eval_ro", Arity: -3, Flags: flagExclusive, MovableKeys: keys, Handler: n.eval(false, true)},
+		{Name: "evalsha_ro", Arity: -3, Flags: flagExclusive, MovableKeys: keys, Handler: n.eval(true, true)},
+		{Name: "script", Arity: -2, Subcommands: map[string]*Command{
+			"load":   {Name: "script|load", Arity: 3, Flags: FlagLoading, Handler: n.scriptLoad},
+			"exists": {Name: "script|exists", Arity: -3, Flags: FlagLoading, Handler: n.scriptExists},
+			"flush":  {Name: "script|flush", Arity: -2, Flags: FlagLoading, Handler: n.scriptFlush},
+			"kill":   {Name: "script|kill", Arity: 2, Flags: FlagLoading, Handler: n.scriptKill},
+			"help":   {Name: "script|help", Arity: 2, Flags: FlagLoading, Handler: n.scriptHelp},
+		}},
+	} {
+		c.Group = g
+		for _, sub := range c.Subcommands {
+			sub.Group = g
+		}
+		n.table.Register(c)
+	}
+}
+
+// scriptArgs splits EVAL's arguments after the script: numkeys, then the keys, then the
+// arguments.
+func scriptArgs(args [][]byte) (body []byte, keys, argv [][]byte, err error) {
+	if len(args) < 3 {
+		return nil, nil, nil, WrongArity(string(args[0]))
+	}
+	num, perr := strconv.ParseInt(string(args[2]), 10, 64)
+	switch {
+	case perr != nil:
+		return nil, nil, nil, ErrNotInteger
+	case num < 0:
+		return nil, nil, nil, errNegativeKeys
+	case num > int64(len(args)-3):
+		return nil, nil, nil, errTooManyKeys
+	}
+	return args[1], args[3 : 3+num], args[3+num:], nil
+}
+
+// eval returns the handler of EVAL (bySHA: EVALSHA) and of their read-only forms.
+func (n *Node) eval(bySHA, readOnly bool) Handler {
+	return func(c *Ctx, args [][]byte) (resp.Reply, error) {
+		body, keys, argv, err := scriptArgs(args)
+		if err != nil {
+			return resp.Reply{}, err
+		}
+		var s *script.Script
+		if bySHA {
+			s = n.scripts.cache.Get(string(body))
+		} else if s, err = n.scripts.cache.Load(body); err != nil {
+			return resp.Reply{}, Error(err.Error())
+		}
+		if c.inExec { // queued in MULTI: EXEC isolates it already
+			return n.runScript(c, s, keys, argv, readOnly), nil
+		}
+		if err := n.isolationUnsupported("scripts (EVAL, EVALSHA)"); err != nil {
+			return resp.Reply{}, err
+		}
+		if n.gate == nil {
+			return n.evalRemote(c, args, s, keys, readOnly, "")
+		}
+		if n.txr != nil && len(keys) > 0 {
+			place, err := n.txr.TxPlace(keys)
+			switch {
+			case err != nil:
+				return resp.Reply{}, err
+			case place != "" && c.Peer: // the sender's members changed before this node's
+				return resp.Reply{}, errMoved
+			case place != "":
+				return n.evalRemote(c, args, s, keys, readOnly, place)
+			}
+		}
+		if s == nil {
+			return resp.Reply{}, errNoScript
+		}
+		var reply resp.Reply
+		err = n.isolated(c, keys, func() error {
+			_, err := n.asOneUnit(c, 0, func() { reply = n.runScript(c, s, keys, argv, readOnly) })
+			return err
+		})
+		return reply, err
+	}
+}
+
+// runScript runs s here, isolated already.
+func (n *Node) runScript(c *Ctx, s *script.Script, keys, argv [][]byte, readOnly bool) resp.Reply {
+	if s == nil {
+		return errorReply(errNoScript)
+	}
+	ctx, cancel := context.WithCancelCause(c.Context())
+	defer cancel(nil)
+	run := &runningScript{cancel: cancel}
+	n.scripts.mu.Lock()
+	n.scripts.run = run
+	n.scripts.mu.Unlock()
+	defer func() {
+		n.scripts.mu.Lock()
+		n.scripts.run = nil
+		n.scripts.mu.Unlock()
+	}()
+	return n.scripts.runner.Run(ctx, s, keys, argv, &scriptCalls{n: n, c: c, readOnly: readOnly, run: run})
+}
+
+// evalRemote has a script run by the store's server (place "") or by the cluster member at
+// place: the body goes there, as EVAL, when this node knows it.
+func (n *Node) evalRemote(c *Ctx, args [][]byte, s *script.Script, keys [][]byte, readOnly bool, place string) (resp.Reply, error) {
+	send := args
+	switch {
+	case !equalFold(args[0], "evalsha") && !equalFold(args[0], "evalsha_ro"):
+	case s == nil:
+		return resp.Reply{}, errNoScript
+	default:
+		name := "EVAL"
+		if readOnly {
+			name = "EVAL_RO"
+		}
+		send = append([][]byte{[]byte(name), []byte(s.Body())}, args[2:]...)
+	}
+	var writes [][]byte
+	if !readOnly {
+		writes = keys
+	}
+	var tc interface {
+		Do(ctx context.Context, cmds [][][]byte, writes [][]byte) ([]resp.Reply, error)
+		Release(clean bool)
+	}
+	var err error
+	if place != "" {
+		tc, err = n.txr.TxConn(c.Context(), place)
+	} else {
+		tc, err = n.remote.TxConn(c.Context())
+	}
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	for _, k := range writes {
+		if n.near != nil {
+			n.near.Invalidate(k)
+		}
+	}
+	replies, err := tc.Do(c.Context(), [][][]byte{send}, writes)
+	tc.Release(err == nil)
+	for _, k := range writes {
+		n.NotifyKey(k)
+	}
+	if err != nil {
+		return resp.Reply{}, err
+	}
+	return replies[0], nil
+}
+
+// scriptCalls runs a script's commands (script.Caller) on this node, as EXEC runs its queued
+// commands, after Redis's checks for scripts.
+type scriptCalls struct {
+	n        *Node
+	c        *Ctx
+	readOnly bool
+	run      *runningScript
+}
+
+// Call implements script.Caller.
+func (sc *scriptCalls) Call(args [][]byte) resp.Reply {
+	n, c := sc.n, sc.c
+	top := n.table.Lookup(args[0])
+	if top == nil {
+		return resp.Error(errScriptUnknown)
+	}
+	cmd := top
+	if top.Subcommands != nil && (len(args) >= 2 || top.Handler == nil) {
+		if cmd = n.Lookup(args); cmd == top {
+			return resp.Error(errScriptUnknown)
+		}
+	}
+	switch {
+	case (cmd.Arity > 0 && len(args) != cmd.Arity) || len(args) < -cmd.Arity:
+		return resp.Error(errScriptArity)
+	case noScript(cmd):
+		return resp.Error(errScriptForbidden)
+	case sc.readOnly && cmd.Flags&FlagWrite != 0:
+		return resp.Error(errScriptReadOnly)
+	}
+	if n.txr != nil {
+		if cmd.Flags&FlagClusterWide != 0 {
+			return resp.Error("ERR " + strings.ToUpper(strings.ReplaceAll(cmd.Name, "|", " ")) +
+				" is not supported in scripts with topology.type = " + n.cfg.Topology + " (it acts on every member)")
+		}
+		if keys := commandKeys(cmd, args); len(keys) > 0 {
+			if place, err := n.txr.TxPlace(keys); err != nil || place != "" {
+				return resp.Error(errScriptNonLocal)
+			}
+		}
+	}
+	if cmd.Flags&FlagWrite != 0 {
+		sc.run.wrote.Store(true)
+	}
+	reply := n.exec(c, top, args)
+	if reply.Later != nil {
+		reply = reply.Later.Reply()
+	}
+	return reply
+}
+
+func (n *Node) scriptLoad(_ *Ctx, args [][]byte) (resp.Reply, error) {
+	s, err := n.scripts.cache.Load(args[2])
+	if err != nil {
+		return resp.Reply{}, Error(err.Error())
+	}
+	return resp.BulkString(s.SHA), nil
+}
+
+func (n *Node) scriptExists(_ *Ctx, args [][]byte) (resp.Reply, error) {
+	out := make([]resp.Reply, len(args)-2)
+	for i, sha := range args[2:] {
+		out[i] = resp.Bool(n.scripts.cache.Exists(string(sha)))
+	}
+	return resp.Array(out), nil
+}
+
+func (n *Node) scriptFlush(_ *Ctx, args [][]byte) (resp.Reply, error) {
+	if len(args) > 3 || (len(args) == 3 && !equalFold(args[2], "sync") && !equalFold(args[2], "async")) {
+		return resp.Reply{}, errFlushOption
+	}
+	n.scripts.cache.Flush()
+	return resp.OK, nil
+}
+
+// scriptKill stops the script running on this node, unless it has written (as Redis, which
+// would otherwise leave it half done). On the redis store scripts run in Redis: SCRIPT KILL
+// goes there.
+func (n *Node) scriptKill(c *Ctx, args [][]byte) (resp.Reply, error) {
+	if n.gate == nil && n.remote != nil {
+		return n.evalRemote(c, args, nil, nil, true, "")
+	}
+	n.scripts.mu.Lock()
+	defer n.scripts.mu.Unlock()
+	switch run := n.scripts.run; {
+	case run == nil:
+		return resp.Reply{}, errNotBusy
+	case run.wrote.Load():
+		return resp.Reply{}, errUnkillable
+	default:
+		run.cancel(script.ErrKilled)
+	}
+	return resp.OK, nil
+}
+
+func (n *Node) scriptHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
+	return HelpReply("SCRIPT",
+		"EXISTS <sha1> [<sha1> ...]",
+		"    Return information about the existence of the scripts in the script cache.",
+		"FLUSH [ASYNC|SYNC]",
+		"    Flush the Lua scripts cache.",
+		"KILL",
+		"    Kill the currently executing Lua script.",
+		"LOAD <script>",
+		"    Load a script into the scripts cache without executing it."), nil
+}

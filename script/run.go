@@ -1,0 +1,166 @@
+package script
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/vela-cache/vela/resp"
+)
+
+// Caller runs the commands a script calls with redis.call and redis.pcall.
+type Caller interface {
+	// Call runs args, the command's name first, and returns its reply: a command refused or
+	// failed answers an error reply with Redis's text.
+	Call(args [][]byte) resp.Reply
+}
+
+// Runner runs scripts. Its Lua states are reused from run to run (a new one costs about 100 µs);
+// a script cannot change what the next one finds, since every global and library table is
+// read-only, as in Redis 7. It is safe for concurrent use.
+type Runner struct {
+	// Limit stops a script that runs longer (0: never). Redis has no such stop: past its
+	// busy-reply-threshold it answers BUSY to every other client until SCRIPT KILL.
+	Limit time.Duration
+	// Log receives redis.log's messages; nil drops them.
+	Log *slog.Logger
+
+	pool sync.Pool // *state
+}
+
+// ErrStopped is the reply to a script that ran longer than Runner.Limit.
+const ErrStopped = Error("ERR Script stopped after running longer than Vela's limit on a script (the writes it made are kept)")
+
+// ErrKilled is the reply to a script stopped by SCRIPT KILL (the cause its context is cancelled
+// with), in Redis's words.
+const ErrKilled = Error("ERR Script killed by user with SCRIPT KILL...")
+
+// Run runs s with KEYS and ARGV set from keys and argv, sending its commands to c, and returns
+// its reply converted as Redis converts it. No error of the script, nor a panic of the Lua
+// implementation, escapes: each becomes an error reply. Cancelling ctx stops the script at its
+// next instruction; its reply is then the cancellation's cause when that is an Error (ErrKilled).
+func (r *Runner) Run(ctx context.Context, s *Script, keys, argv [][]byte, c Caller) (reply resp.Reply) {
+	st, _ := r.pool.Get().(*state)
+	if st == nil {
+		st = newState(r.Log)
+	}
+	broken := true
+	defer func() {
+		if p := recover(); p != nil {
+			reply = resp.Error("ERR script: internal error: " + panicText(p))
+		}
+		st.caller = nil
+		if broken {
+			st.L.Close() // a run that did not end cleanly may have left the state in any shape
+			return
+		}
+		r.pool.Put(st)
+	}()
+	if r.Limit > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, r.Limit, ErrStopped)
+		defer cancel()
+	}
+	reply = st.run(ctx, s, keys, argv, c)
+	broken = false
+	return reply
+}
+
+func panicText(p any) string {
+	if err, ok := p.(error); ok {
+		return err.Error()
+	}
+	if s, ok := p.(string); ok {
+		return s
+	}
+	return "panic"
+}
+
+// run runs s on the state.
+func (st *state) run(ctx context.Context, s *Script, keys, argv [][]byte, c Caller) resp.Reply {
+	L := st.L
+	st.caller, st.errLine = c, 0
+	st.globals.RawSetString("KEYS", stringList(L, keys))
+	st.globals.RawSetString("ARGV", stringList(L, argv))
+	fn := L.NewFunctionFromProto(s.proto)
+	fn.Env = st.env
+	L.SetContext(ctx)
+	defer L.RemoveContext()
+	L.Push(fn)
+	err := L.PCall(0, 1, st.onError)
+	if err != nil {
+		L.SetTop(0)
+		var msg string
+		var ae *lua.ApiError
+		switch {
+		case ctx.Err() != nil:
+			msg = ctx.Err().Error()
+			var reason Error
+			if errors.As(context.Cause(ctx), &reason) {
+				msg = string(reason) // Runner.Limit or Kill
+			}
+		case errors.As(err, &ae):
+			msg = errorText(ae.Object)
+		default:
+			msg = "ERR " + err.Error()
+		}
+		if st.errLine > 0 {
+			msg += " script: " + s.SHA + ", on @user_script:" + strconv.Itoa(st.errLine) + "."
+		}
+		return resp.Error(sanitize(msg))
+	}
+	v := L.Get(-1)
+	L.SetTop(0)
+	return toReply(v, 0)
+}
+
+// errorText is the reply text of a value a script raised: a table's err field (redis.call's
+// errors, error({err=…})), else "ERR " and the value as a string, as Redis's error handler
+// makes it.
+func errorText(v lua.LValue) string {
+	if t, ok := v.(*lua.LTable); ok {
+		if e, ok := t.RawGetString("err").(lua.LString); ok {
+			return string(e)
+		}
+		return "ERR unknown error"
+	}
+	if v == nil || v == lua.LNil {
+		return "ERR nil"
+	}
+	return "ERR " + lua.LVAsString(v)
+}
+
+// errorFrame is the error handler's work: it records the line of the script where the error
+// was raised (the first Lua frame, under the Go functions such as error and redis.call), which
+// Redis names after the script's SHA.
+func (st *state) errorFrame(L *lua.LState) int {
+	for level := 0; level < 64; level++ {
+		d, ok := L.GetStack(level)
+		if !ok {
+			break
+		}
+		if _, err := L.GetInfo("Sl", d, lua.LNil); err != nil {
+			break
+		}
+		if d.What != "G" && d.CurrentLine > 0 {
+			st.errLine = d.CurrentLine
+			break
+		}
+	}
+	L.Push(L.Get(1))
+	return 1
+}
+
+// stringList returns a Lua array of the byte strings in list.
+func stringList(L *lua.LState, list [][]byte) *lua.LTable {
+	t := L.CreateTable(len(list), 0)
+	for _, b := range list {
+		t.Append(lua.LString(b))
+	}
+	return t
+}
