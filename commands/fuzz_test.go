@@ -3,8 +3,10 @@ package commands_test
 import (
 	"bufio"
 	"bytes"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vela-cache/vela/commands"
 	"github.com/vela-cache/vela/internal/respclient"
@@ -97,4 +99,36 @@ func TestExecSeeds(t *testing.T) {
 		args := decodeArgs(encodeArgs(s...))
 		checkReply(t, args, node.Exec(ctx, args))
 	}
+}
+
+var scriptSeeds = []string{
+	"return 1", "return {1,2,{3,'x'},nil,5}", "return redis.call('set', KEYS[1], ARGV[1])",
+	"return redis.pcall('incr', KEYS[1])", "error('x')", "error({err='E x'})", "return {err='a\\r\\nb'}",
+	"return redis.error_reply('-')", "return redis.status_reply('a\\nb')", "local t = {} t[1] = t return t",
+	"while true do end", "return string.rep('x', 100)", "return loadstring('return 1')()",
+	"return pcall(redis.call)", "return redis.call('eval', 'return 1', '0')", "return #KEYS + #ARGV",
+	"return redis.sha1hex(ARGV[1])", "redis.log(redis.LOG_WARNING, 'x')", "x = ", "return 1.5e308 * 10",
+}
+
+// FuzzEval runs arbitrary scripts with arbitrary keys and arguments: no script may panic the
+// node or leave it unable to answer, every reply must be valid RESP with single-line errors,
+// and a script that never ends is stopped at the limit.
+func FuzzEval(f *testing.F) {
+	for _, s := range scriptSeeds {
+		f.Add(s, encodeArgs("k", "v"))
+	}
+	st := memory.New(memory.Config{MaxValueLen: 1 << 20})
+	node := commands.NewNode(st, commands.Config{MaxBulkLen: 1 << 20, ScriptLimit: 20 * time.Millisecond}, nil, nil)
+	ctx := &commands.Ctx{Node: node}
+	f.Fuzz(func(t *testing.T, body string, data []byte) {
+		if keys, _ := st.Usage(); keys > 10000 {
+			node.Exec(ctx, [][]byte{[]byte("FLUSHALL")})
+		}
+		extra := decodeArgs(data)
+		args := append([][]byte{[]byte("EVAL"), []byte(body), []byte(strconv.Itoa(len(extra) / 2))}, extra...)
+		checkReply(t, args, node.Exec(ctx, args))
+		if r := node.Exec(ctx, [][]byte{[]byte("EVAL"), []byte("return 1"), []byte("0")}); r.Kind != resp.KindInt || r.Int != 1 {
+			t.Fatalf("after %q, a plain script answers %+v", body, r)
+		}
+	})
 }

@@ -77,7 +77,8 @@ type runningScript struct {
 func (n *Node) registerScripts() {
 	const g = "scripting"
 	n.scripts.cache = script.NewCache()
-	n.scripts.runner = script.Runner{Limit: n.cfg.ScriptLimit, Log: n.log}
+	n.scripts.runner.Log = n.log
+	n.scripts.runner.SetLimit(n.cfg.ScriptLimit)
 	keys := func(args [][]byte) [][]byte { _, keys, _, _ := scriptArgs(args); return keys }
 	for _, c := range []*Command{
 		{Name: "eval", Arity: -3, Flags: flagExclusive, MovableKeys: keys, Handler: n.eval(false, false)},

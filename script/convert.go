@@ -9,8 +9,9 @@ import (
 )
 
 // maxDepth bounds the nesting of a table a script returns: a table that contains itself would
-// otherwise never end.
-const maxDepth = 1000
+// otherwise never end. Redis stops deeper, where Lua's C stack runs out; clients and tools stop
+// parsing much earlier (Vela's test client at 64 levels).
+const maxDepth = 60
 
 // toLua converts a command's reply into the Lua value a script sees, as Redis does in RESP2:
 // integers become numbers, bulk strings strings, nulls false, a status {ok=…}, an error

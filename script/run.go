@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -24,16 +25,18 @@ type Caller interface {
 // a script cannot change what the next one finds, since every global and library table is
 // read-only, as in Redis 7. It is safe for concurrent use.
 type Runner struct {
-	// Limit stops a script that runs longer (0: never). Redis has no such stop: past its
-	// busy-reply-threshold it answers BUSY to every other client until SCRIPT KILL.
-	Limit time.Duration
 	// Log receives redis.log's messages; nil drops them.
 	Log *slog.Logger
 
-	pool sync.Pool // *state
+	limit atomic.Int64 // nanoseconds; see SetLimit
+	pool  sync.Pool    // *state
 }
 
-// ErrStopped is the reply to a script that ran longer than Runner.Limit.
+// SetLimit makes the runner stop a script that runs longer than d (0: never). Redis has no such
+// stop: past its busy-reply-threshold it answers BUSY to every other client until SCRIPT KILL.
+func (r *Runner) SetLimit(d time.Duration) { r.limit.Store(int64(d)) }
+
+// ErrStopped is the reply to a script that ran longer than the runner's limit (SetLimit).
 const ErrStopped = Error("ERR Script stopped after running longer than Vela's limit on a script (the writes it made are kept)")
 
 // ErrKilled is the reply to a script stopped by SCRIPT KILL (the cause its context is cancelled
@@ -61,9 +64,9 @@ func (r *Runner) Run(ctx context.Context, s *Script, keys, argv [][]byte, c Call
 		}
 		r.pool.Put(st)
 	}()
-	if r.Limit > 0 {
+	if limit := time.Duration(r.limit.Load()); limit > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, r.Limit, ErrStopped)
+		ctx, cancel = context.WithTimeoutCause(ctx, limit, ErrStopped)
 		defer cancel()
 	}
 	reply = st.run(ctx, s, keys, argv, c)
@@ -102,7 +105,7 @@ func (st *state) run(ctx context.Context, s *Script, keys, argv [][]byte, c Call
 			msg = ctx.Err().Error()
 			var reason Error
 			if errors.As(context.Cause(ctx), &reason) {
-				msg = string(reason) // Runner.Limit or Kill
+				msg = string(reason) // the limit or SCRIPT KILL
 			}
 		case errors.As(err, &ae):
 			msg = errorText(ae.Object)

@@ -78,6 +78,14 @@ func newState(log *slog.Logger) *state {
 		s.RawSetString("upper", L.NewFunction(func(L *lua.LState) int { return mapBytes(L, 'a', 'z', 'A'-'a') }))
 		s.RawSetString("lower", L.NewFunction(func(L *lua.LState) int { return mapBytes(L, 'A', 'Z', 'a'-'A') }))
 	}
+	if tbl, ok := st.globals.RawGetString("table").(*lua.LTable); ok {
+		// The functions that change a table in place refuse the read-only ones.
+		for _, name := range []string{"insert", "remove", "sort"} {
+			if fn, ok := tbl.RawGetString(name).(*lua.LFunction); ok {
+				tbl.RawSetString(name, L.NewFunction(st.refuseReadOnly(fn)))
+			}
+		}
+	}
 	st.globals.RawSetString("redis", st.redisLib())
 	// As in Redis, pcall gives a caught error table (redis.call's) as its err string.
 	if err := L.DoString(pcallWrapper); err != nil {
@@ -91,6 +99,7 @@ func newState(log *slog.Logger) *state {
 		}
 	}
 	if mt, ok := L.GetMetatable(lua.LString("")).(*lua.LTable); ok {
+		mt.RawSetString("__index", st.globals.RawGetString("string")) // methods ("x"):len() through the view
 		mt.RawSetString("__metatable", st.readonly(mt, mt))
 	}
 	st.env = st.readonly(st.globals, L.NewFunction(st.globalMissing))
@@ -139,6 +148,20 @@ func (st *state) rawset(L *lua.LState) int {
 	L.RawSet(t, L.CheckAny(2), L.CheckAny(3))
 	L.Push(t)
 	return 1
+}
+
+// refuseReadOnly wraps a table function that changes its first argument so that it refuses the
+// read-only tables.
+func (st *state) refuseReadOnly(fn *lua.LFunction) lua.LGFunction {
+	return func(L *lua.LState) int {
+		if t, ok := L.Get(1).(*lua.LTable); ok && st.ro[t] {
+			L.Error(lua.LString("Attempt to modify a readonly table"), 0)
+		}
+		top := L.GetTop()
+		L.Insert(fn, 1)
+		L.Call(top, lua.MultRet)
+		return L.GetTop()
+	}
 }
 
 // strRep is string.rep, refusing a result larger than maxString.

@@ -264,3 +264,46 @@ func shaHex(body string) string {
 	sum := sha1.Sum([]byte(body))
 	return hex.EncodeToString(sum[:])
 }
+
+// TestScriptPlacementInCluster: in a partitioned cluster a script's declared keys must live on
+// one member (else CROSSSLOT, as in Redis Cluster), a key it names without declaring must live
+// where it runs, and each member keeps its own script cache (EVALSHA of a script loaded
+// through another member answers NOSCRIPT until this one has seen it).
+func TestScriptPlacementInCluster(t *testing.T) {
+	nodes := testnode.StartCluster(t, 3, nil)
+	testnode.WaitConverged(t, 10e9, nodes...)
+	cl := nodes[0].Cluster()
+	var here, there []string // keys node 0 owns, and keys another member owns
+	for i := 0; len(here) < 1 || len(there) < 1; i++ {
+		k := "k" + strconv.Itoa(i)
+		if cl.Owner([]byte(k)) == cl.Name() {
+			here = append(here, k)
+		} else {
+			there = append(there, k)
+		}
+	}
+	c := respclient.Dial(t, nodes[0].Addr())
+	defer c.Close()
+	expect := func(want string, args ...any) {
+		t.Helper()
+		if got := string(c.Do(args...).Raw); got != want {
+			t.Fatalf("%q: %q, want %q", args, got, want)
+		}
+	}
+	set := "return redis.call('SET', KEYS[1], ARGV[1])"
+	expect("-CROSSSLOT Keys in request don't hash to the same slot\r\n", "EVAL", set, "2", here[0], there[0], "v")
+	expect("+OK\r\n", "EVAL", set, "1", there[0], "v") // runs on the owner
+	expect("+OK\r\n", "EVAL", set, "1", here[0], "w") // runs here
+	expect("-ERR Script attempted to access a non local key in a cluster node script: "+shaHex("return redis.call('GET', ARGV[1])")+
+		", on @user_script:1.\r\n", "EVAL", "return redis.call('GET', ARGV[1])", "0", there[0])
+	expect("$1\r\nw\r\n", "EVAL", "return redis.call('GET', ARGV[1])", "0", here[0])
+	sha := shaHex("return 'loaded'")
+	other := respclient.Dial(t, nodes[1].Addr())
+	defer other.Close()
+	if got := string(other.Do("SCRIPT", "LOAD", "return 'loaded'").Raw); got != "$40\r\n"+sha+"\r\n" {
+		t.Fatalf("SCRIPT LOAD on node 1: %q", got)
+	}
+	expect("-NOSCRIPT No matching script. Please use EVAL.\r\n", "EVALSHA", sha, "0")
+	expect("$6\r\nloaded\r\n", "EVAL", "return 'loaded'", "0")
+	expect("$6\r\nloaded\r\n", "EVALSHA", sha, "1", there[0]) // known here now: its body goes to the owner
+}

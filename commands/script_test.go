@@ -1,0 +1,195 @@
+package commands_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vela-cache/vela/commands"
+	"github.com/vela-cache/vela/internal/testnode"
+	"github.com/vela-cache/vela/store/disk"
+)
+
+// TestScriptCannotChangeTheNext: Lua states are reused between scripts, so no script may leave
+// anything behind: every way to change a library, a global, the string metatable or a
+// protected table is refused, and the scripts run after each attempt still see the standard
+// library intact.
+func TestScriptCannotChangeTheNext(t *testing.T) {
+	srv := testnode.Start(t, testnode.Config())
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: 1})
+	defer c.Close()
+	attempts := []string{
+		"string.upper = nil",
+		"string.len = function() return 0 end",
+		"redis.call = nil",
+		"table.insert = nil",
+		"math.floor = nil",
+		"rawset(string, 'len', nil)",
+		"rawset(_G, 'x', 1)",
+		"table.insert(string, 'x')",
+		"table.insert(_G, 'x')",
+		"table.sort(getmetatable(''))",
+		"getmetatable('').__index = {}",
+		"getmetatable('').__index.upper = nil",
+		"rawset(getmetatable('').__index, 'upper', nil)",
+		"rawset(getmetatable(''), '__index', {})",
+		"setmetatable(_G, {})",
+		"setmetatable(string, {})",
+		"loadstring('string.upper = nil')()",
+		"pcall = nil",
+		"x = 1",
+		"KEYS = 1",
+		"_G.redis = nil",
+	}
+	const check = "return {string.upper('ab'), string.len('abc'), type(redis.call), type(table.insert), " +
+		"math.floor(2.5), ('x'):rep(2), type(pcall), type(rawget(_G, 'x')), type(KEYS), next(string)}"
+	want := []any{"AB", int64(3), "function", "function", int64(2), "xx", "function", "nil", "table"}
+	for round := range 3 { // the pool holds the states: try each more than once
+		for _, body := range attempts {
+			err := c.Eval(ctx, body, nil).Err()
+			if err == nil {
+				t.Errorf("round %d: %q ran without an error", round, body)
+			}
+			got, err := c.Eval(ctx, check, nil).Slice()
+			if err != nil || len(got) != len(want) {
+				t.Fatalf("after %q: %v, %v", body, got, err)
+			}
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("after %q: element %d is %v, want %v", body, i+1, got[i], want[i])
+				}
+			}
+		}
+	}
+}
+
+// TestScriptLimitStopsAScript: a script that never ends is stopped at the node's limit with a
+// clear error, and the node serves other clients afterwards.
+func TestScriptLimitStopsAScript(t *testing.T) {
+	srv := testnode.Start(t, testnode.Config())
+	commands.SetScriptLimit(srv.Node(), 300*time.Millisecond)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), ReadTimeout: 10 * time.Second})
+	defer c.Close()
+	err := c.Eval(ctx, "redis.call('SET', 'w', '1') while true do end", nil).Err()
+	if err == nil || !strings.HasPrefix(err.Error(), "ERR Script stopped after running longer than Vela's limit") ||
+		!strings.HasSuffix(err.Error(), ", on @user_script:1.") {
+		t.Fatalf("endless script: %v", err)
+	}
+	if v, err := c.Get(ctx, "w").Result(); err != nil || v != "1" {
+		t.Fatalf("GET w after the stopped script = %q, %v; want its write kept", v, err)
+	}
+}
+
+// TestScriptKill: SCRIPT KILL stops a script that has not written, whose client gets Redis's
+// reply, answers NOTBUSY when no script runs, and refuses to stop one that has written
+// (UNKILLABLE), which then runs until the limit.
+func TestScriptKill(t *testing.T) {
+	srv := testnode.Start(t, testnode.Config())
+	commands.SetScriptLimit(srv.Node(), 2*time.Second)
+	runner := redis.NewClient(&redis.Options{Addr: srv.Addr(), ReadTimeout: 10 * time.Second})
+	defer runner.Close()
+	killer := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer killer.Close()
+	if err := killer.ScriptKill(ctx).Err(); err == nil || err.Error() != "NOTBUSY No scripts in execution right now." {
+		t.Fatalf("SCRIPT KILL with no script running: %v", err)
+	}
+	kill := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			err := killer.ScriptKill(ctx).Err()
+			got := "OK"
+			if err != nil {
+				got = err.Error()
+			}
+			if got == want {
+				return
+			}
+			if !strings.HasPrefix(got, "NOTBUSY") || time.Now().After(deadline) {
+				t.Fatalf("SCRIPT KILL = %q, want %q", got, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	done := make(chan error, 1)
+	body := "local i = 0\nwhile true do i = i + 1 end"
+	go func() { done <- runner.Eval(ctx, body, nil).Err() }()
+	kill("OK")
+	err := <-done
+	wantKilled := "ERR Script killed by user with SCRIPT KILL... script: " + commandsSHA(body) + ", on @user_script:2."
+	if err == nil || err.Error() != wantKilled {
+		t.Fatalf("killed script: %v, want %q", err, wantKilled)
+	}
+
+	go func() { done <- runner.Eval(ctx, "redis.call('SET', 'k', 'v') while true do end", nil).Err() }()
+	kill("UNKILLABLE Sorry the script already executed write commands against the dataset. " +
+		"You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.")
+	if err := <-done; err == nil || !strings.HasPrefix(err.Error(), "ERR Script stopped") {
+		t.Fatalf("a script that wrote, past the limit: %v", err)
+	}
+}
+
+// TestScriptOddReturns: what a script returns cannot hurt the node: a table that contains
+// itself ends in an error element, and string.rep is bounded.
+func TestScriptOddReturns(t *testing.T) {
+	srv := testnode.Start(t, testnode.Config())
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer c.Close()
+	v, err := c.Eval(ctx, "local t = {} t[1] = t return t", nil).Result()
+	depth := 0
+	for err == nil {
+		s, ok := v.([]any)
+		if !ok || len(s) != 1 {
+			break
+		}
+		depth++
+		v = s[0]
+		if e, ok := v.(error); ok {
+			err = e
+		}
+	}
+	if err == nil || err.Error() != "ERR reached lua stack limit" || depth < 50 {
+		t.Fatalf("self-containing table: %d levels, then %v", depth, err)
+	}
+	if err := c.Eval(ctx, "return string.rep('x', 1e12)", nil).Err(); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("string.rep of 1e12 bytes: %v", err)
+	}
+	if v, err := c.Eval(ctx, "return 7", nil).Int(); err != nil || v != 7 {
+		t.Fatalf("a script after them: %v, %v", v, err)
+	}
+}
+
+// TestDiskScriptCommitsOnce: on the disk store a script's writes commit as one unit, as EXEC's
+// do: one commit for a script that writes 100 keys.
+func TestDiskScriptCommitsOnce(t *testing.T) {
+	cfg := testnode.Config()
+	cfg.Store.Type = "disk"
+	cfg.Store.DiskPath = t.TempDir() + "/vela.db"
+	srv := testnode.Start(t, cfg)
+	st, ok := srv.Store().(*disk.Store)
+	if !ok {
+		t.Fatalf("store is %T", srv.Store())
+	}
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer c.Close()
+	before := st.Commits()
+	n, err := c.Eval(ctx, "for i = 1, 100 do redis.call('SET', 'k' .. i, i) end return redis.call('INCR', 'k1')", nil).Int()
+	if err != nil || n != 2 {
+		t.Fatalf("script: %v, %v", n, err)
+	}
+	if got := st.Commits() - before; got != 1 {
+		t.Errorf("a script's 101 writes took %d commits, want 1", got)
+	}
+}
+
+// commandsSHA is a script's name.
+func commandsSHA(body string) string {
+	return redis.NewScript(body).Hash()
+}
+
+var _ = errors.New
+var _ = context.Background
