@@ -293,7 +293,7 @@ func TestScriptPlacementInCluster(t *testing.T) {
 	set := "return redis.call('SET', KEYS[1], ARGV[1])"
 	expect("-CROSSSLOT Keys in request don't hash to the same slot\r\n", "EVAL", set, "2", here[0], there[0], "v")
 	expect("+OK\r\n", "EVAL", set, "1", there[0], "v") // runs on the owner
-	expect("+OK\r\n", "EVAL", set, "1", here[0], "w") // runs here
+	expect("+OK\r\n", "EVAL", set, "1", here[0], "w")  // runs here
 	expect("-ERR Script attempted to access a non local key in a cluster node script: "+shaHex("return redis.call('GET', ARGV[1])")+
 		", on @user_script:1.\r\n", "EVAL", "return redis.call('GET', ARGV[1])", "0", there[0])
 	expect("$1\r\nw\r\n", "EVAL", "return redis.call('GET', ARGV[1])", "0", here[0])
