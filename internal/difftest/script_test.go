@@ -67,6 +67,11 @@ var scriptCases = [][]string{
 	{"EVAL", "return _VERSION", "0"}, {"EVAL", "return tostring(0.1)", "0"}, {"EVAL", "return 1/0", "0"},
 	{"EVAL", "return tonumber('0x10')", "0"}, {"EVAL", "return string.format('%d %s %5.2f', 3, 'a', 1.5)", "0"},
 	{"EVAL", "return ('x'):rep(2)", "0"}, {"EVAL", "return string.rep('ab', 3)", "0"},
+	{"EVAL", "return {bit.tobit(0xffffffff), bit.tobit(2^40+5), bit.tobit(1.5), bit.tobit(2.5), bit.tobit(-1.5), " +
+		"bit.bnot(0), bit.band(0xff, 0x0f, 0x3), bit.bor(1,2,4), bit.bxor(5,3), bit.lshift(1, 31), bit.lshift(1, 33), " +
+		"bit.rshift(-1, 28), bit.arshift(-256, 4), bit.rol(0x12345678, 8), bit.ror(0x12345678, 8), bit.bswap(0x12345678), " +
+		"bit.tohex(255), bit.tohex(-1, -4), bit.tohex(0x1234, 2), bit.tobit(-2^31), bit.tobit(2^31), bit.tohex(1, 0)}", "0"},
+	{"EVAL", "bit.band = nil", "0"},
 	{"EVAL", "return 1", "-1"}, {"EVAL", "return 1", "2", "a"}, {"EVAL", "return 1", "x"},
 	{"EVAL", "return redis.call('get', KEYS[1])", "1"},
 	{"EVAL_RO", "return redis.call('set','a','1')", "0"}, {"EVAL_RO", "return redis.pcall('set','a','1')", "0"},
