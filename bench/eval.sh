@@ -37,10 +37,9 @@ for name in get lock limit; do
   v=$(redis-cli -p "$VPORT" SCRIPT LOAD "${BODY[$name]}")
   [ "$v" = "${SHA[$name]}" ] || { echo "SCRIPT LOAD: Vela answered $v, Redis ${SHA[$name]}" >&2; exit 1; }
   # Both must answer the script the same way before it is measured.
-  r=$(redis-cli -p "$RPORT" EVALSHA "${SHA[$name]}" 1 probe:1 tok); v=$(redis-cli -p "$VPORT" EVALSHA "${SHA[$name]}" 1 probe:1 tok)
+  r=$(redis-cli -p "$RPORT" EVALSHA "${SHA[$name]}" 1 "probe:$name" tok); v=$(redis-cli -p "$VPORT" EVALSHA "${SHA[$name]}" 1 "probe:$name" tok)
   [ "$r" = "$v" ] || { echo "$name: Redis answered $r, Vela $v" >&2; exit 1; }
 done
-redis-cli -p "$RPORT" SET probe:1 x >/dev/null; redis-cli -p "$VPORT" SET probe:1 x >/dev/null
 
 rps() { # port name pipeline requests
   redis-benchmark -p "$1" -c 50 -P "$3" -n "$4" -r 100000 -q --csv EVALSHA "${SHA[$2]}" 1 "key:__rand_int__" tok 2>/dev/null |

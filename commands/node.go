@@ -305,6 +305,9 @@ func (n *Node) TryServeRESP(conn *resp.Conn, args [][]byte) (resp.Reply, bool) {
 	if cmd != nil && cmd.Flags&(FlagBlocking|FlagAdmin|FlagClusterWide|flagExclusive) != 0 {
 		return resp.Reply{}, false
 	}
+	if cmd != nil && cmd.Flags&flagScript != 0 && !n.inlineScripts() {
+		return resp.Reply{}, false
+	}
 	if n.txr != nil && cmd != nil && cmd.Flags&flagTxControl != 0 && cmd.FirstKey > 0 {
 		return resp.Reply{}, false // WATCH may wait for the member owning its keys (txn_routed.go)
 	}

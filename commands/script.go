@@ -70,8 +70,7 @@ type scripting struct {
 
 // runningScript is a script running on this node.
 type runningScript struct {
-	cancel context.CancelCauseFunc
-	wrote  atomic.Bool // it has run a write command: SCRIPT KILL refuses to stop it
+	wrote atomic.Bool // it has run a write command: SCRIPT KILL refuses to stop it
 }
 
 func (n *Node) registerScripts() {
@@ -81,10 +80,10 @@ func (n *Node) registerScripts() {
 	n.scripts.runner.SetLimit(n.cfg.ScriptLimit)
 	keys := func(args [][]byte) [][]byte { _, keys, _, _ := scriptArgs(args); return keys }
 	for _, c := range []*Command{
-		{Name: "eval", Arity: -3, Flags: flagExclusive, MovableKeys: keys, Handler: n.eval(false, false)},
-		{Name: "evalsha", Arity: -3, Flags: flagExclusive, MovableKeys: keys, Handler: n.eval(true, false)},
-		{Name: "eval_ro", Arity: -3, Flags: flagExclusive, MovableKeys: keys, Handler: n.eval(false, true)},
-		{Name: "evalsha_ro", Arity: -3, Flags: flagExclusive, MovableKeys: keys, Handler: n.eval(true, true)},
+		{Name: "eval", Arity: -3, Flags: flagScript, MovableKeys: keys, Handler: n.eval(false, false)},
+		{Name: "evalsha", Arity: -3, Flags: flagScript, MovableKeys: keys, Handler: n.eval(true, false)},
+		{Name: "eval_ro", Arity: -3, Flags: flagScript, MovableKeys: keys, Handler: n.eval(false, true)},
+		{Name: "evalsha_ro", Arity: -3, Flags: flagScript, MovableKeys: keys, Handler: n.eval(true, true)},
 		{Name: "script", Arity: -2, Subcommands: map[string]*Command{
 			"load":   {Name: "script|load", Arity: 3, Flags: FlagLoading, Handler: n.scriptLoad},
 			"exists": {Name: "script|exists", Arity: -3, Flags: FlagLoading, Handler: n.scriptExists},
@@ -164,14 +163,18 @@ func (n *Node) eval(bySHA, readOnly bool) Handler {
 	}
 }
 
+// inlineScripts reports whether scripts may run on an event loop: on a node whose commands all
+// run here, from memory (no router, no store that crosses the network or the disk), a script
+// never waits for anything but the gate, which the loop's own clients do not hold while it
+// runs. The loop's other clients then wait for the script, as Redis's do.
+func (n *Node) inlineScripts() bool { return n.router == nil && n.gate != nil && n.pipe == nil }
+
 // runScript runs s here, isolated already.
 func (n *Node) runScript(c *Ctx, s *script.Script, keys, argv [][]byte, readOnly bool) resp.Reply {
 	if s == nil {
 		return errorReply(errNoScript)
 	}
-	ctx, cancel := context.WithCancelCause(c.Context())
-	defer cancel(nil)
-	run := &runningScript{cancel: cancel}
+	run := &runningScript{}
 	n.scripts.mu.Lock()
 	n.scripts.run = run
 	n.scripts.mu.Unlock()
@@ -180,7 +183,7 @@ func (n *Node) runScript(c *Ctx, s *script.Script, keys, argv [][]byte, readOnly
 		n.scripts.run = nil
 		n.scripts.mu.Unlock()
 	}()
-	return n.scripts.runner.Run(ctx, s, keys, argv, &scriptCalls{n: n, c: c, readOnly: readOnly, run: run})
+	return n.scripts.runner.Run(s, keys, argv, &scriptCalls{n: n, c: c, readOnly: readOnly, run: run})
 }
 
 // evalRemote has a script run by the store's server (place "") or by the cluster member at
@@ -321,7 +324,7 @@ func (n *Node) scriptKill(c *Ctx, args [][]byte) (resp.Reply, error) {
 	case run.wrote.Load():
 		return resp.Reply{}, errUnkillable
 	default:
-		run.cancel(script.ErrKilled)
+		n.scripts.runner.Kill(script.ErrKilled)
 	}
 	return resp.OK, nil
 }

@@ -34,6 +34,7 @@ const (
 
 	flagTxControl // runs at once between MULTI and EXEC instead of being queued (MULTI, EXEC…)
 	flagExclusive // keeps every other command out while it runs (EXEC): never on an event loop
+	flagScript    // runs a script: keeps every other command out, on an event loop only on a lone node (Node.inlineScripts)
 )
 
 var flagNames = []struct {

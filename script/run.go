@@ -28,8 +28,10 @@ type Runner struct {
 	// Log receives redis.log's messages; nil drops them.
 	Log *slog.Logger
 
-	limit atomic.Int64 // nanoseconds; see SetLimit
-	pool  sync.Pool    // *state
+	limit   atomic.Int64 // nanoseconds; see SetLimit
+	pool    sync.Pool    // *state
+	mu      sync.Mutex
+	running map[*state]bool // the states running a script, for Kill
 }
 
 // SetLimit makes the runner stop a script that runs longer than d (0: never). Redis has no such
@@ -39,21 +41,32 @@ func (r *Runner) SetLimit(d time.Duration) { r.limit.Store(int64(d)) }
 // ErrStopped is the reply to a script that ran longer than the runner's limit (SetLimit).
 const ErrStopped = Error("ERR Script stopped after running longer than Vela's limit on a script (the writes it made are kept)")
 
-// ErrKilled is the reply to a script stopped by SCRIPT KILL (the cause its context is cancelled
-// with), in Redis's words.
+// ErrKilled is the reply to a script stopped by SCRIPT KILL (Kill's usual cause), in Redis's
+// words.
 const ErrKilled = Error("ERR Script killed by user with SCRIPT KILL...")
 
 // Run runs s with KEYS and ARGV set from keys and argv, sending its commands to c, and returns
 // its reply converted as Redis converts it. No error of the script, nor a panic of the Lua
-// implementation, escapes: each becomes an error reply. Cancelling ctx stops the script at its
-// next instruction; its reply is then the cancellation's cause when that is an Error (ErrKilled).
-func (r *Runner) Run(ctx context.Context, s *Script, keys, argv [][]byte, c Caller) (reply resp.Reply) {
+// implementation, escapes: each becomes an error reply. A script stopped (the limit, Kill) ends
+// at its next instruction with the cause as its reply.
+func (r *Runner) Run(s *Script, keys, argv [][]byte, c Caller) (reply resp.Reply) {
 	st, _ := r.pool.Get().(*state)
 	if st == nil {
 		st = newState(r.Log)
 	}
 	broken := true
+	st.arm(time.Duration(r.limit.Load()))
+	r.mu.Lock()
+	if r.running == nil {
+		r.running = map[*state]bool{}
+	}
+	r.running[st] = true
+	r.mu.Unlock()
 	defer func() {
+		r.mu.Lock()
+		delete(r.running, st)
+		r.mu.Unlock()
+		st.disarm()
 		if p := recover(); p != nil {
 			reply = resp.Error("ERR script: internal error: " + panicText(p))
 		}
@@ -64,14 +77,57 @@ func (r *Runner) Run(ctx context.Context, s *Script, keys, argv [][]byte, c Call
 		}
 		r.pool.Put(st)
 	}()
-	if limit := time.Duration(r.limit.Load()); limit > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, limit, ErrStopped)
-		defer cancel()
-	}
-	reply = st.run(ctx, s, keys, argv, c)
+	reply = st.run(s, keys, argv, c)
 	broken = false
 	return reply
+}
+
+// Kill stops every script the runner is running, with cause as its reply, and reports whether
+// there was one.
+func (r *Runner) Kill(cause Error) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for st := range r.running {
+		st.stop(cause)
+	}
+	return len(r.running) > 0
+}
+
+// arm prepares the state's stop context for a run that may last limit (0: no limit): a context
+// and a timer made once per state and reused, so that a run allocates neither.
+func (st *state) arm(limit time.Duration) {
+	st.stopMu.Lock()
+	defer st.stopMu.Unlock()
+	if st.stopCtx == nil || st.stopCtx.Err() != nil {
+		st.stopCtx, st.cancel = context.WithCancelCause(context.Background())
+	}
+	st.armed = true
+	if limit > 0 {
+		if st.timer == nil {
+			st.timer = time.AfterFunc(limit, func() { st.stop(ErrStopped) })
+		} else {
+			st.timer.Reset(limit)
+		}
+	}
+}
+
+// disarm ends a run: a stop arriving later (a timer that fired as the run ended) is ignored.
+func (st *state) disarm() {
+	st.stopMu.Lock()
+	st.armed = false
+	st.stopMu.Unlock()
+	if st.timer != nil {
+		st.timer.Stop()
+	}
+}
+
+// stop stops the state's current run, if any, with cause.
+func (st *state) stop(cause Error) {
+	st.stopMu.Lock()
+	defer st.stopMu.Unlock()
+	if st.armed {
+		st.cancel(cause)
+	}
 }
 
 func panicText(p any) string {
@@ -85,8 +141,8 @@ func panicText(p any) string {
 }
 
 // run runs s on the state.
-func (st *state) run(ctx context.Context, s *Script, keys, argv [][]byte, c Caller) resp.Reply {
-	L := st.L
+func (st *state) run(s *Script, keys, argv [][]byte, c Caller) resp.Reply {
+	L, ctx := st.L, st.stopCtx
 	st.caller, st.errLine = c, 0
 	st.globals.RawSetString("KEYS", stringList(L, keys))
 	st.globals.RawSetString("ARGV", stringList(L, argv))
@@ -105,7 +161,7 @@ func (st *state) run(ctx context.Context, s *Script, keys, argv [][]byte, c Call
 			msg = ctx.Err().Error()
 			var reason Error
 			if errors.As(context.Cause(ctx), &reason) {
-				msg = string(reason) // the limit or SCRIPT KILL
+				msg = string(reason) // the limit or Kill
 			}
 		case errors.As(err, &ae):
 			msg = errorText(ae.Object)

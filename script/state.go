@@ -1,8 +1,11 @@
 package script
 
 import (
+	"context"
 	"log/slog"
 	"strings"
+	"sync"
+	"time"
 
 	lua "github.com/yuin/gopher-lua"
 )
@@ -57,7 +60,20 @@ type state struct {
 
 	caller  Caller // the current run's, nil between runs
 	errLine int    // the script line of the current run's error, 0: unknown
+
+	// What stops a run (run.go): a cancellable context reused until it is cancelled, a timer
+	// for the limit, and whether a run is in progress, under stopMu.
+	stopMu  sync.Mutex
+	stopCtx context.Context
+	cancel  context.CancelCauseFunc
+	timer   *time.Timer
+	armed   bool
 }
+
+// Lua 5.1's compatibility "arg" table, which gopher-lua builds for every call of a function
+// taking "..." that does not use it (every script's chunk), costs a table and a map per run;
+// Redis's scripts do not use it.
+func init() { lua.CompatVarArg = false }
 
 // newState opens a Lua state with Redis's libraries and makes its globals read-only.
 func newState(log *slog.Logger) *state {
@@ -103,7 +119,11 @@ func newState(log *slog.Logger) *state {
 		mt.RawSetString("__index", st.globals.RawGetString("string")) // methods ("x"):len() through the view
 		mt.RawSetString("__metatable", st.readonly(mt, mt))
 	}
-	st.env = st.readonly(st.globals, L.NewFunction(st.globalMissing))
+	// Reads of globals go to the real table; only a miss reaches the function that raises.
+	gmt := L.NewTable()
+	gmt.RawSetString("__index", L.NewFunction(st.globalMissing))
+	L.SetMetatable(st.globals, gmt)
+	st.env = st.readonly(st.globals, st.globals)
 	st.globals.RawSetString("_G", st.env)
 	st.onError = L.NewFunction(st.errorFrame)
 	return st
@@ -129,14 +149,10 @@ func readonlyWrite(L *lua.LState) int {
 	return 0
 }
 
-// globalMissing is the globals' __index: a name that is not a global is an error, as in Redis 7.
+// globalMissing is the real globals' __index, reached when a name is not a global: an error,
+// as in Redis 7.
 func (st *state) globalMissing(L *lua.LState) int {
-	name := L.CheckAny(2)
-	if v := st.globals.RawGet(name); v != lua.LNil {
-		L.Push(v)
-		return 1
-	}
-	L.RaiseError("Script attempted to access nonexistent global variable '%s'", lua.LVAsString(name))
+	L.RaiseError("Script attempted to access nonexistent global variable '%s'", lua.LVAsString(L.CheckAny(2)))
 	return 0
 }
 
