@@ -42,7 +42,7 @@ for name in get lock limit; do
 done
 
 rps() { # port name pipeline requests
-  redis-benchmark -p "$1" -c 50 -P "$3" -n "$4" -r 100000 -q --csv EVALSHA "${SHA[$2]}" 1 "key:__rand_int__" tok 2>/dev/null |
+  redis-benchmark -p "$1" -c 50 -P "$3" -n "$4" -r 100000 -q --csv EVALSHA "${SHA[$2]}" 1 "$2:__rand_int__" tok 2>/dev/null |
     awk -F'","' 'NR>1 {gsub(/"/,"",$2); print $2; exit}'
 }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
