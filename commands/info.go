@@ -126,6 +126,7 @@ func (n *Node) infoSection(ctx context.Context, sec string) []string {
 			lines = append(lines, fmt.Sprintf("used_memory_dataset:%d", dataset))
 		}
 		lines = append(lines,
+			fmt.Sprintf("number_of_cached_scripts:%d", n.scripts.cache.Len()),
 			fmt.Sprintf("maxmemory:%s", n.setting("maxmemory", "0")),
 			"maxmemory_human:"+humanBytes(uint64(n.cfg.MaxMemory)),
 			"maxmemory_policy:"+n.setting("maxmemory-policy", "noeviction"),

@@ -196,3 +196,21 @@ func commandsSHA(body string) string {
 
 var _ = errors.New
 var _ = context.Background
+
+// TestScriptCacheInInfo: INFO memory's number_of_cached_scripts counts the scripts EVAL and
+// SCRIPT LOAD cached, and SCRIPT FLUSH empties the cache.
+func TestScriptCacheInInfo(t *testing.T) {
+	srv := testnode.Start(t, testnode.Config())
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer c.Close()
+	c.ScriptLoad(ctx, "return 1")
+	c.Eval(ctx, "return 2", nil)
+	c.Eval(ctx, "return 2", nil)
+	if got := infoFields(t, c, "memory")["number_of_cached_scripts"]; got != "2" {
+		t.Fatalf("number_of_cached_scripts = %q after two scripts, want 2", got)
+	}
+	c.ScriptFlush(ctx)
+	if got := infoFields(t, c, "memory")["number_of_cached_scripts"]; got != "0" {
+		t.Fatalf("number_of_cached_scripts = %q after SCRIPT FLUSH, want 0", got)
+	}
+}
