@@ -21,8 +21,8 @@ var removedGlobals = []string{
 	"_printregs", "_GOPHER_LUA_VERSION",
 }
 
-// libraries are the standard libraries scripts get, as in Redis; bit is added (bitlib.go). Redis
-// also has cjson, cmsgpack and struct, which Vela does not.
+// libraries are the standard libraries scripts get, as in Redis; bit (bitlib.go) and cjson
+// (cjson.go) are added. Redis also has cmsgpack and struct, which Vela does not.
 var libraries = []struct {
 	name string
 	open lua.LGFunction
@@ -104,13 +104,14 @@ func newState(log *slog.Logger) *state {
 	}
 	st.globals.RawSetString("redis", st.redisLib())
 	st.globals.RawSetString("bit", openBit(L))
+	st.globals.RawSetString("cjson", openCJSON(L))
 	// As in Redis, pcall gives a caught error table (redis.call's) as its err string.
 	if err := L.DoString(pcallWrapper); err != nil {
 		panic("script: " + err.Error()) // fixed code: a build defect
 	}
 	// Every library table is seen through a read-only view, and so is the string type's
 	// metatable (what getmetatable("") answers).
-	for _, name := range []string{"string", "table", "math", "coroutine", "redis", "bit"} {
+	for _, name := range []string{"string", "table", "math", "coroutine", "redis", "bit", "cjson"} {
 		if t, ok := st.globals.RawGetString(name).(*lua.LTable); ok {
 			st.globals.RawSetString(name, st.readonly(t, t))
 		}
