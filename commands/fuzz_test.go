@@ -108,6 +108,7 @@ var scriptSeeds = []string{
 	"while true do end", "return string.rep('x', 100)", "return loadstring('return 1')()",
 	"return pcall(redis.call)", "return redis.call('eval', 'return 1', '0')", "return #KEYS + #ARGV",
 	"return redis.sha1hex(ARGV[1])", "redis.log(redis.LOG_WARNING, 'x')", "x = ", "return 1.5e308 * 10",
+	"return cjson.encode(cjson.decode(KEYS[1]))", "return bit.tohex(tonumber(ARGV[1]) or 0, -3)",
 }
 
 // FuzzEval runs arbitrary scripts with arbitrary keys and arguments: no script may panic the
@@ -117,6 +118,7 @@ func FuzzEval(f *testing.F) {
 	for _, s := range scriptSeeds {
 		f.Add(s, encodeArgs("k", "v"))
 	}
+	f.Add("return cjson.encode(cjson.decode(KEYS[1]))", encodeArgs(`{"a":[1,2,{"b":null}],"c":"\u00e9"}`, "x"))
 	st := memory.New(memory.Config{MaxValueLen: 1 << 20})
 	node := commands.NewNode(st, commands.Config{MaxBulkLen: 1 << 20, ScriptLimit: 20 * time.Millisecond}, nil, nil)
 	ctx := &commands.Ctx{Node: node}
