@@ -28,10 +28,10 @@ type Runner struct {
 	// Log receives redis.log's messages; nil drops them.
 	Log *slog.Logger
 
-	limit   atomic.Int64 // nanoseconds; see SetLimit
-	pool    sync.Pool    // *state
-	mu      sync.Mutex
-	running map[*state]bool // the states running a script, for Kill
+	limit  atomic.Int64 // nanoseconds; see SetLimit
+	mu     sync.Mutex
+	free   []*state        // the states not running a script, to reuse
+	states map[*state]bool // every state made and not closed, for Kill (which stops those armed)
 }
 
 // SetLimit makes the runner stop a script that runs longer than d (0: never). Redis has no such
@@ -50,36 +50,47 @@ const ErrKilled = Error("ERR Script killed by user with SCRIPT KILL...")
 // implementation, escapes: each becomes an error reply. A script stopped (the limit, Kill) ends
 // at its next instruction with the cause as its reply.
 func (r *Runner) Run(s *Script, keys, argv [][]byte, c Caller) (reply resp.Reply) {
-	st, _ := r.pool.Get().(*state)
-	if st == nil {
-		st = newState(r.Log)
-	}
+	st := r.get()
 	broken := true
 	st.arm(time.Duration(r.limit.Load()))
-	r.mu.Lock()
-	if r.running == nil {
-		r.running = map[*state]bool{}
-	}
-	r.running[st] = true
-	r.mu.Unlock()
 	defer func() {
-		r.mu.Lock()
-		delete(r.running, st)
-		r.mu.Unlock()
 		st.disarm()
 		if p := recover(); p != nil {
 			reply = resp.Error("ERR script: internal error: " + panicText(p))
 		}
 		st.caller = nil
 		if broken {
+			r.mu.Lock()
+			delete(r.states, st)
+			r.mu.Unlock()
 			st.L.Close() // a run that did not end cleanly may have left the state in any shape
 			return
 		}
-		r.pool.Put(st)
+		r.mu.Lock()
+		r.free = append(r.free, st)
+		r.mu.Unlock()
 	}()
 	reply = st.run(s, keys, argv, c)
 	broken = false
 	return reply
+}
+
+// get returns a state to run a script on: a free one, or a new one. The states live as long as
+// the runner: as many as scripts ever ran at once, one per node when a gate isolates them.
+func (r *Runner) get() *state {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n := len(r.free); n > 0 {
+		st := r.free[n-1]
+		r.free = r.free[:n-1]
+		return st
+	}
+	st := newState(r.Log)
+	if r.states == nil {
+		r.states = map[*state]bool{}
+	}
+	r.states[st] = true
+	return st
 }
 
 // Kill stops every script the runner is running, with cause as its reply, and reports whether
@@ -87,10 +98,11 @@ func (r *Runner) Run(s *Script, keys, argv [][]byte, c Caller) (reply resp.Reply
 func (r *Runner) Kill(cause Error) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for st := range r.running {
-		st.stop(cause)
+	killed := false
+	for st := range r.states {
+		killed = st.stop(cause) || killed
 	}
-	return len(r.running) > 0
+	return killed
 }
 
 // arm prepares the state's stop context for a run that may last limit (0: no limit): a context
@@ -121,13 +133,14 @@ func (st *state) disarm() {
 	}
 }
 
-// stop stops the state's current run, if any, with cause.
-func (st *state) stop(cause Error) {
+// stop stops the state's current run, if any, with cause, and reports whether there was one.
+func (st *state) stop(cause Error) bool {
 	st.stopMu.Lock()
 	defer st.stopMu.Unlock()
 	if st.armed {
 		st.cancel(cause)
 	}
+	return st.armed
 }
 
 func panicText(p any) string {

@@ -100,8 +100,11 @@ func (c *Cache) Get(sha string) *Script {
 		return nil
 	}
 	c.mu.RLock()
-	s := c.scripts[strings.ToLower(sha)]
+	s := c.scripts[sha]
 	c.mu.RUnlock()
+	if s == nil && strings.ContainsAny(sha, "ABCDEF") {
+		return c.Get(strings.ToLower(sha))
+	}
 	return s
 }
 
