@@ -45,7 +45,7 @@ func openCJSON(L *lua.LState) *lua.LTable {
 		v, err := decodeJSON(L, d, null, 0)
 		if err == nil {
 			if _, extra := d.Token(); extra != io.EOF {
-				err = errors.New("Expected the end but found more data")
+				err = Error("Expected the end but found more data")
 			}
 		}
 		if err != nil {
@@ -70,23 +70,23 @@ func encodeJSON(b *bytes.Buffer, v lua.LValue, null *lua.LUserData, depth int) e
 		encodeString(b, string(v))
 	case *lua.LUserData:
 		if v != null {
-			return errors.New("Cannot serialise userdata: type not supported")
+			return Error("Cannot serialise userdata: type not supported")
 		}
 		b.WriteString("null")
 	case *lua.LTable:
 		if depth >= maxJSONDepth {
-			return errors.New("Cannot serialise, excessive nesting (" + strconv.Itoa(depth+1) + ")")
+			return Error("Cannot serialise, excessive nesting (" + strconv.Itoa(depth+1) + ")")
 		}
 		return encodeTable(b, v, null, depth+1)
 	default:
-		return errors.New("Cannot serialise " + v.Type().String() + ": type not supported")
+		return Error("Cannot serialise " + v.Type().String() + ": type not supported")
 	}
 	return nil
 }
 
 func encodeNumber(b *bytes.Buffer, f float64) error {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return errors.New("Cannot serialise number: must not be NaN or Inf")
+		return Error("Cannot serialise number: must not be NaN or Inf")
 	}
 	b.WriteString(strconv.FormatFloat(f, 'g', 14, 64))
 	return nil
@@ -107,7 +107,7 @@ func encodeTable(b *bytes.Buffer, t *lua.LTable, null *lua.LUserData, depth int)
 	})
 	if array && items > 0 {
 		if maxIndex > 10 && maxIndex > items*2 {
-			return errors.New("Cannot serialise table: excessively sparse array")
+			return Error("Cannot serialise table: excessively sparse array")
 		}
 		b.WriteByte('[')
 		for i := 1; i <= maxIndex; i++ {
@@ -138,7 +138,7 @@ func encodeTable(b *bytes.Buffer, t *lua.LTable, null *lua.LUserData, depth int)
 			}
 			pairs = append(pairs, pair{kb.String(), v})
 		default:
-			err = errors.New("Cannot serialise table: table key must be a number or string")
+			err = Error("Cannot serialise table: table key must be a number or string")
 		}
 	})
 	if err != nil {
@@ -202,7 +202,7 @@ func encodeString(b *bytes.Buffer, s string) {
 func decodeJSON(L *lua.LState, d *json.Decoder, null *lua.LUserData, depth int) (lua.LValue, error) {
 	tok, err := d.Token()
 	if err != nil {
-		return nil, errors.New("Expected value but found invalid token: " + err.Error())
+		return nil, Error("Expected value but found invalid token: " + err.Error())
 	}
 	switch tok := tok.(type) {
 	case nil:
@@ -219,7 +219,7 @@ func decodeJSON(L *lua.LState, d *json.Decoder, null *lua.LUserData, depth int) 
 		return lua.LString(tok), nil
 	case json.Delim:
 		if depth >= maxJSONDepth {
-			return nil, errors.New("Found too many nested data structures (" + strconv.Itoa(depth+1) + ")")
+			return nil, Error("Found too many nested data structures (" + strconv.Itoa(depth+1) + ")")
 		}
 		t := L.NewTable()
 		if tok == '[' {
@@ -248,5 +248,5 @@ func decodeJSON(L *lua.LState, d *json.Decoder, null *lua.LUserData, depth int) 
 		}
 		return t, nil
 	}
-	return nil, errors.New("Expected value but found invalid token")
+	return nil, Error("Expected value but found invalid token")
 }
