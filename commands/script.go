@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"context"
 	"strconv"
 	"strings"
 	"sync"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/vela-cache/vela/resp"
 	"github.com/vela-cache/vela/script"
+	"github.com/vela-cache/vela/store"
 )
 
 // Scripts: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT, as Redis 7 runs them (the Lua side is
@@ -205,10 +205,7 @@ func (n *Node) evalRemote(c *Ctx, args [][]byte, s *script.Script, keys [][]byte
 	if !readOnly {
 		writes = keys
 	}
-	var tc interface {
-		Do(ctx context.Context, cmds [][][]byte, writes [][]byte) ([]resp.Reply, error)
-		Release(clean bool)
-	}
+	var tc store.TxConn
 	var err error
 	if place != "" {
 		tc, err = n.txr.TxConn(c.Context(), place)

@@ -18,8 +18,6 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 	"github.com/yuin/gopher-lua/parse"
-
-	"github.com/vela-cache/vela/resp"
 )
 
 // chunkName names every script in Lua's messages ("user_script:3: …"), as Redis does.
@@ -129,6 +127,3 @@ func (c *Cache) Len() int {
 type Error string
 
 func (e Error) Error() string { return string(e) }
-
-// Reply returns the error as a reply.
-func (e Error) Reply() resp.Reply { return resp.Error(string(e)) }
