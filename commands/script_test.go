@@ -82,6 +82,18 @@ func TestScriptLimitStopsAScript(t *testing.T) {
 	if v, err := c.Get(ctx, "w").Result(); err != nil || v != "1" {
 		t.Fatalf("GET w after the stopped script = %q, %v; want its write kept", v, err)
 	}
+	// A script that catches the stop with pcall is stopped all the same, at its own line (not
+	// the sandbox's pcall wrapper's), and so is one looping in a coroutine.
+	for _, body := range []string{
+		"local n = 0\nwhile true do pcall(function() while true do n = n + 1 end end) end",
+		"local co = coroutine.wrap(function() while true do end end)\nco()",
+	} {
+		err := c.Eval(ctx, body, nil).Err()
+		if err == nil || !strings.HasPrefix(err.Error(), "ERR Script stopped after running longer than Vela's limit") ||
+			!strings.HasSuffix(err.Error(), ", on @user_script:2.") {
+			t.Fatalf("%q: %v", body, err)
+		}
+	}
 }
 
 // TestScriptKill: SCRIPT KILL stops a script that has not written, whose client gets Redis's

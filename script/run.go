@@ -208,8 +208,9 @@ func errorText(v lua.LValue) string {
 }
 
 // errorFrame is the error handler's work: it records the line of the script where the error
-// was raised (the first Lua frame, under the Go functions such as error and redis.call), which
-// Redis names after the script's SHA.
+// was raised (the first frame of the script's own code, under the Go functions such as error
+// and redis.call and the Lua of the sandbox, such as the pcall wrapper), which Redis names
+// after the script's SHA.
 func (st *state) errorFrame(L *lua.LState) int {
 	for level := 0; level < 64; level++ {
 		d, ok := L.GetStack(level)
@@ -219,7 +220,7 @@ func (st *state) errorFrame(L *lua.LState) int {
 		if _, err := L.GetInfo("Sl", d, lua.LNil); err != nil {
 			break
 		}
-		if d.What != "G" && d.CurrentLine > 0 {
+		if d.What != "G" && d.Source == chunkName && d.CurrentLine > 0 {
 			st.errLine = d.CurrentLine
 			break
 		}
