@@ -1,8 +1,6 @@
 package commands_test
 
 import (
-	"context"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -205,9 +203,6 @@ func TestDiskScriptCommitsOnce(t *testing.T) {
 func commandsSHA(body string) string {
 	return redis.NewScript(body).Hash()
 }
-
-var _ = errors.New
-var _ = context.Background
 
 // TestScriptCacheInInfo: INFO memory's number_of_cached_scripts counts the scripts EVAL and
 // SCRIPT LOAD cached, and SCRIPT FLUSH empties the cache.

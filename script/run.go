@@ -93,16 +93,13 @@ func (r *Runner) get() *state {
 	return st
 }
 
-// Kill stops every script the runner is running, with cause as its reply, and reports whether
-// there was one.
-func (r *Runner) Kill(cause Error) bool {
+// Kill stops every script the runner is running, with cause as its reply.
+func (r *Runner) Kill(cause Error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	killed := false
 	for st := range r.states {
-		killed = st.stop(cause) || killed
+		st.stop(cause)
 	}
-	return killed
 }
 
 // arm prepares the state's stop context for a run that may last limit (0: no limit): a context
@@ -133,14 +130,13 @@ func (st *state) disarm() {
 	}
 }
 
-// stop stops the state's current run, if any, with cause, and reports whether there was one.
-func (st *state) stop(cause Error) bool {
+// stop stops the state's current run, if any, with cause.
+func (st *state) stop(cause Error) {
 	st.stopMu.Lock()
 	defer st.stopMu.Unlock()
 	if st.armed {
 		st.cancel(cause)
 	}
-	return st.armed
 }
 
 func panicText(p any) string {
