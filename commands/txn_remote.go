@@ -35,6 +35,7 @@ var remoteData = map[string]bool{
 	"unlink": true, "exists": true, "touch": true, "type": true, "expire": true, "pexpire": true,
 	"expireat": true, "pexpireat": true, "ttl": true, "pttl": true, "expiretime": true,
 	"pexpiretime": true, "persist": true, "dbsize": true, "unwatch": true, "eval": true, "eval_ro": true,
+	"evalsha": true, "evalsha_ro": true, // sent as EVAL (remoteArgs)
 }
 
 // runsHere reports whether cmd, queued in a transaction another server runs, runs on this node
@@ -139,12 +140,20 @@ func (n *Node) execRemote(c *Ctx, tx *txState) (resp.Reply, error) {
 	}
 	cmds := [][][]byte{{[]byte("MULTI")}}
 	var writes [][]byte
-	for _, q := range tx.queue {
+	// answered[i] is set when this node answers queued command i itself, with local[i].
+	answered := make([]bool, len(tx.queue))
+	local := make([]resp.Reply, len(tx.queue))
+	for i, q := range tx.queue {
 		if n.runsHere(q.cmd) {
 			continue
 		}
-		cmds = append(cmds, q.args)
-		if q.cmd.Flags&FlagWrite != 0 || q.cmd.Name == "eval" { // a script writes what it declares
+		args, reply, ok := n.remoteArgs(q)
+		if !ok {
+			answered[i], local[i] = true, reply
+			continue
+		}
+		cmds = append(cmds, args)
+		if q.cmd.Flags&FlagWrite != 0 || q.cmd.Name == "eval" || q.cmd.Name == "evalsha" { // a script writes what it declares
 			writes = append(writes, commandKeys(q.cmd, q.args)...)
 		}
 	}
@@ -176,16 +185,19 @@ func (n *Node) execRemote(c *Ctx, tx *txState) (resp.Reply, error) {
 	c.inExec, c.execReplies, c.execSettled = true, make([]resp.Reply, 0, len(tx.queue)), 0
 	defer func() { c.inExec, c.execReplies, c.execCtx = false, nil, nil }()
 	next := 0
-	for _, q := range tx.queue {
+	for i, q := range tx.queue {
 		if n.runsHere(q.cmd) {
 			c.execReplies = append(c.execReplies, n.exec(c, q.cmd, q.args))
 			continue
 		}
-		r := resp.Error("ERR Redis answered fewer replies than commands")
-		if next < len(execReply.Elems) {
-			r = execReply.Elems[next]
+		r := local[i]
+		if !answered[i] {
+			r = resp.Error("ERR Redis answered fewer replies than commands")
+			if next < len(execReply.Elems) {
+				r = execReply.Elems[next]
+			}
+			next++
 		}
-		next++
 		c.execReplies = append(c.execReplies, r)
 		// Counted as run here (INFO commandstats, total_commands_processed); their time was
 		// spent by the server that ran them.
@@ -199,6 +211,29 @@ func (n *Node) execRemote(c *Ctx, tx *txState) (resp.Reply, error) {
 	}
 	c.settle()
 	return resp.Array(c.execReplies), nil
+}
+
+// remoteArgs returns what EXEC sends the store's server for the queued q, or ok false with
+// the reply this node answers instead. Scripts are this node's: the server's script cache is not
+// (SCRIPT LOAD, EXISTS and FLUSH act here), so EVAL adds its body to this node's cache, as it
+// does outside MULTI, and EVALSHA is sent as EVAL with the body this node knows, or answered
+// NOSCRIPT when it knows none, as outside MULTI.
+func (n *Node) remoteArgs(q queued) (args [][]byte, reply resp.Reply, ok bool) {
+	switch q.cmd.Name {
+	case "eval", "eval_ro":
+		_, _ = n.scripts.cache.Load(q.args[1]) // a body that does not compile fails in Redis too
+	case "evalsha", "evalsha_ro":
+		s := n.scripts.cache.Get(string(q.args[1]))
+		if s == nil {
+			return nil, errorReply(errNoScript), false
+		}
+		name := "EVAL"
+		if q.cmd.Name == "evalsha_ro" {
+			name = "EVAL_RO"
+		}
+		return append([][]byte{[]byte(name), []byte(s.Body())}, q.args[2:]...), resp.Reply{}, true
+	}
+	return q.args, resp.Reply{}, true
 }
 
 // commandKeys returns the keys cmd names in args.

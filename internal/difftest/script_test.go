@@ -102,6 +102,14 @@ var scriptCases = [][]string{
 	{"SCRIPT", "FLUSH", "ASYNC"}, {"SCRIPT", "NOSUCH"},
 	{"MULTI"}, {"EVAL", "return redis.call('incr', KEYS[1])", "1", "a"}, {"SET", "a", "5"},
 	{"EVAL", "return redis.call('incr', KEYS[1])", "1", "a"}, {"EXEC"},
+	// EVALSHA queued in MULTI: a script known (loaded before, or by an EVAL queued earlier in
+	// another transaction), and one unknown; redis-py's register_script in a pipeline does this.
+	{"SCRIPT", "FLUSH"}, {"SCRIPT", "LOAD", "return redis.call('incrby', KEYS[1], ARGV[1])"},
+	{"MULTI"}, {"EVALSHA", "65b45e1e1b8b36c8c3e885080b88ae484e64fde6", "1", "a", "2"},
+	{"EVALSHA", "ffffffffffffffffffffffffffffffffffffffff", "0"}, {"GET", "a"},
+	{"EVALSHA_RO", "65b45e1e1b8b36c8c3e885080b88ae484e64fde6", "1", "a", "2"}, {"EXEC"},
+	{"MULTI"}, {"EVAL", "return redis.call('get', KEYS[1])", "1", "a"}, {"EXEC"},
+	{"MULTI"}, {"EVALSHA", "4e6d8fc8bb01276962cce5371fa795a7763657ae", "1", "a"}, {"EXEC"},
 }
 
 // scriptTemplates are the bodies the seeded rounds run: the scripts applications send (locks,

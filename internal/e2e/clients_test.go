@@ -1,0 +1,136 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vela-cache/vela/internal/redistest"
+	"github.com/vela-cache/vela/internal/testnode"
+)
+
+// ioredisDir installs the pinned ioredis of testdata/ioredis (package-lock.json, npm ci) into a
+// fresh directory beside a copy of check.js, and returns that directory. Without node and npm,
+// or when the npm registry cannot be reached, the test is skipped, or fails under CI=true.
+func ioredisDir(t *testing.T) string {
+	t.Helper()
+	fail := func(format string, args ...any) {
+		t.Helper()
+		if os.Getenv("CI") == "true" {
+			t.Fatalf(format+"; required under CI=true", args...)
+		}
+		t.Skipf(format+"; install Node.js and npm to run this test", args...)
+	}
+	for _, tool := range []string{"node", "npm"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			fail("no %s on PATH (Debian: nodejs, npm)", tool)
+		}
+	}
+	dir := t.TempDir()
+	for _, name := range []string{"package.json", "package-lock.json", "check.js"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "ioredis", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fail("npm ci of ioredis: %v\n%s", err, out)
+	}
+	return dir
+}
+
+// transcript runs a client's check program (prog and its arguments, in dir) against the
+// server at addr, and returns the transcript it prints, one line per step.
+func transcript(t *testing.T, dir, addr string, prog ...string) []string {
+	t.Helper()
+	host, port, ok := strings.Cut(addr, ":")
+	if !ok {
+		t.Fatalf("address %q has no port", addr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, prog[0], append(prog[1:], host, port)...)
+	cmd.Dir = dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s against %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(prog, " "), addr, err, stdout.Bytes(), stderr.Bytes())
+	}
+	return strings.Split(strings.TrimRight(stdout.String(), "\n"), "\n")
+}
+
+// clientStores are the stores a real client's transcript is compared on: the memory store on
+// event loops and with a goroutine per client, the disk store, and the redis store without and
+// with the near cache.
+var clientStores = []string{"memory", "memory-goroutines", "disk", "redis", "redis-near"}
+
+// sameAsRedis runs a client's check program against a real redis-server and then against Vela
+// on each of clientStores, and requires every transcript to equal Redis's line for line.
+func sameAsRedis(t *testing.T, dir string, prog ...string) {
+	want := transcript(t, dir, redistest.Start(t).Addr, prog...)
+	for _, store := range clientStores {
+		t.Run(store, func(t *testing.T) {
+			base, near := strings.CutSuffix(store, "-near")
+			cfg := scriptStoreConfig(t, base)
+			cfg.NearCache.Enabled = near
+			got := transcript(t, dir, testnode.Start(t, cfg).Addr(), prog...)
+			mismatches := 0
+			for i := 0; i < len(want) || i < len(got); i++ {
+				var w, g string
+				if i < len(want) {
+					w = want[i]
+				}
+				if i < len(got) {
+					g = got[i]
+				}
+				if w != g {
+					mismatches++
+					t.Errorf("step %d:\n redis: %s\n  vela: %s", i+1, w, g)
+				}
+			}
+			if mismatches == 0 {
+				t.Logf("%d steps, the same as Redis's", len(got))
+			}
+		})
+	}
+}
+
+// TestIORedis runs ioredis (Node.js), unchanged, through 85 steps against a real redis-server
+// and against Vela on each store, and requires the transcripts to be equal. The steps are what
+// applications do through ioredis: its connect sequence (the INFO ready check, CLIENT SETNAME
+// from connectionName), string and key commands with their options and error texts, binary
+// keys and values, a 1 MiB value, scanStream, pipelines, MULTI with a command error inside and
+// with a syntax error, WATCH with and without a conflicting write from a second connection,
+// auto-pipelining, and scripts through defineCommand (EVALSHA, falling back to EVAL on
+// NOSCRIPT) in and out of a pipeline.
+func TestIORedis(t *testing.T) {
+	sameAsRedis(t, ioredisDir(t), "node", "check.js")
+}
+
+// TestRedisPy runs redis-py, unchanged, through 84 steps against a real redis-server and
+// against Vela on each store, and requires the transcripts to be equal: the connection's
+// client_name, INFO and CONFIG GET as redis-py parses them, string and key commands with the
+// keyword options redis-py maps to Redis's (ex, exat, keepttl, nx/xx/gt/lt…), decoded and raw
+// replies, binary values, scan_iter, pipelines with and without a transaction (errors kept in
+// place), a transaction's syntax error, WATCH with and without a conflicting write, the
+// transaction() helper, and register_script in and out of a pipeline.
+func TestRedisPy(t *testing.T) {
+	python := pythonWithRedis(t)
+	dir, err := filepath.Abs(filepath.Join("testdata", "redispy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameAsRedis(t, dir, python, "check.py")
+}
