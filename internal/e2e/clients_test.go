@@ -14,10 +14,11 @@ import (
 	"github.com/vela-cache/vela/internal/testnode"
 )
 
-// ioredisDir installs the pinned ioredis of testdata/ioredis (package-lock.json, npm ci) into a
-// fresh directory beside a copy of check.js, and returns that directory. Without node and npm,
-// or when the npm registry cannot be reached, the test is skipped, or fails under CI=true.
-func ioredisDir(t *testing.T) string {
+// nodeClientsDir installs the pinned Node.js clients of testdata/node (ioredis and node-redis,
+// package-lock.json, npm ci) into a fresh directory beside a copy of their check programs, and
+// returns that directory. Without node and npm, or when the npm registry cannot be reached, the
+// test is skipped, or fails under CI=true.
+func nodeClientsDir(t *testing.T) string {
 	t.Helper()
 	fail := func(format string, args ...any) {
 		t.Helper()
@@ -31,13 +32,18 @@ func ioredisDir(t *testing.T) string {
 			fail("no %s on PATH (Debian: nodejs, npm)", tool)
 		}
 	}
+	src := filepath.Join("testdata", "node")
+	files, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
-	for _, name := range []string{"package.json", "package-lock.json", "check.js"} {
-		b, err := os.ReadFile(filepath.Join("testdata", "ioredis", name))
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(src, f.Name()))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, f.Name()), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -46,7 +52,7 @@ func ioredisDir(t *testing.T) string {
 	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts")
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
-		fail("npm ci of ioredis: %v\n%s", err, out)
+		fail("npm ci of the Node.js clients: %v\n%s", err, out)
 	}
 	return dir
 }
@@ -116,7 +122,18 @@ func sameAsRedis(t *testing.T, dir string, prog ...string) {
 // auto-pipelining, and scripts through defineCommand (EVALSHA, falling back to EVAL on
 // NOSCRIPT) in and out of a pipeline.
 func TestIORedis(t *testing.T) {
-	sameAsRedis(t, ioredisDir(t), "node", "check.js")
+	sameAsRedis(t, nodeClientsDir(t), "node", "check-ioredis.js")
+}
+
+// TestNodeRedis runs node-redis (the npm package redis), unchanged, through 58 steps over RESP2
+// and again over RESP3 (its HELLO 3 and CLIENT SETINFO on connect) against a real
+// redis-server and against Vela on each store, and requires the transcripts to be equal:
+// string and key commands with its option objects, binary values through a type mapping,
+// scanIterator, MULTI with a failing command (MultiErrorReply and its replies), a pipeline,
+// WATCH on a duplicated connection with and without a conflicting write, and a script defined
+// with defineScript in and out of MULTI.
+func TestNodeRedis(t *testing.T) {
+	sameAsRedis(t, nodeClientsDir(t), "node", "check-node-redis.js")
 }
 
 // TestRedisPy runs redis-py, unchanged, through 84 steps against a real redis-server and

@@ -4,7 +4,7 @@
 // transcripts line by line, so every step must be deterministic: TTLs are reported as whether
 // they lie in a range, never as numbers.
 //
-// Usage: node check.js host port
+// Usage: node check-ioredis.js host port
 "use strict";
 
 const Redis = require("ioredis");
@@ -242,7 +242,7 @@ main().then(
   },
   (err) => {
     process.stdout.write(lines.join("\n") + "\n");
-    process.stderr.write(`check.js: ${err && err.stack ? err.stack : err}\n`);
+    process.stderr.write(`check-ioredis.js: ${err && err.stack ? err.stack : err}\n`);
     process.exit(1);
   },
 );
