@@ -66,6 +66,10 @@ type scripting struct {
 	runner script.Runner
 	mu     sync.Mutex
 	run    *runningScript // the script running here, for SCRIPT KILL
+
+	// calls is the running script's Caller, reused from run to run: scripts on a node run
+	// one at a time (the gate isolates each), so one serves them all.
+	calls scriptCalls
 }
 
 // runningScript is a script running on this node.
@@ -174,16 +178,25 @@ func (n *Node) runScript(c *Ctx, s *script.Script, keys, argv [][]byte, readOnly
 	if s == nil {
 		return errorReply(errNoScript)
 	}
-	run := &runningScript{}
 	n.scripts.mu.Lock()
-	n.scripts.run = run
+	sc := &n.scripts.calls
+	if n.scripts.run != nil { // not expected: the gate runs one script at a time
+		sc = &scriptCalls{run: &runningScript{}}
+	} else if sc.run == nil {
+		sc.run = &runningScript{}
+	}
+	sc.n, sc.c, sc.readOnly = n, c, readOnly
+	sc.run.wrote.Store(false)
+	prev := n.scripts.run
+	n.scripts.run = sc.run
 	n.scripts.mu.Unlock()
 	defer func() {
 		n.scripts.mu.Lock()
-		n.scripts.run = nil
+		n.scripts.run = prev
+		sc.c = nil
 		n.scripts.mu.Unlock()
 	}()
-	return n.scripts.runner.Run(s, keys, argv, &scriptCalls{n: n, c: c, readOnly: readOnly, run: run})
+	return n.scripts.runner.Run(s, keys, argv, sc)
 }
 
 // evalRemote has a script run by the store's server (place "") or by the cluster member at

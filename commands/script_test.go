@@ -1,6 +1,7 @@
 package commands_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +60,61 @@ func TestScriptCannotChangeTheNext(t *testing.T) {
 			for i := range want {
 				if got[i] != want[i] {
 					t.Fatalf("after %q: element %d is %v, want %v", body, i+1, got[i], want[i])
+				}
+			}
+		}
+	}
+}
+
+// TestScriptKeysAreItsOwn: KEYS and ARGV are ordinary tables a script may change, and the
+// runner reuses them from run to run; whatever one script does to them (more entries, fewer,
+// string keys, a metatable, entries removed), the next sees exactly the keys and arguments it
+// was sent, in runs with more, fewer and no keys.
+func TestScriptKeysAreItsOwn(t *testing.T) {
+	srv := testnode.Start(t, testnode.Config())
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: 1})
+	defer c.Close()
+	changes := []string{
+		"KEYS[#KEYS + 1] = 'extra' ARGV[#ARGV + 1] = 'extra'",
+		"KEYS[100] = 'far' ARGV[100] = 'far'",
+		"KEYS.name = 'x' ARGV.name = 'x'",
+		"setmetatable(KEYS, {__index = function() return 'meta' end}) setmetatable(ARGV, {__len = function() return 9 end})",
+		"KEYS[1] = nil ARGV[1] = nil",
+		"for i = #KEYS, 1, -1 do table.remove(KEYS, i) end for i = 1, 5 do table.insert(ARGV, 1, 'front') end",
+		"KEYS[1] = 5 ARGV[1] = {}",
+		"KEYS.name = 'x' KEYS.name = nil KEYS[3] = 'y' KEYS[3] = nil",
+	}
+	const check = "return {#KEYS, #ARGV, table.concat(KEYS, ','), table.concat(ARGV, ','), " +
+		"tostring(getmetatable(KEYS)), tostring(getmetatable(ARGV)), tostring(KEYS[#KEYS + 1]), " +
+		"tostring(ARGV[#ARGV + 1]), tostring(next(KEYS, #KEYS > 0 and #KEYS or nil)), tostring(KEYS.name)}"
+	sizes := [][2]int{{2, 3}, {1, 1}, {0, 0}, {3, 0}, {0, 2}, {2, 3}}
+	for round := range 2 {
+		for _, change := range changes {
+			for _, size := range sizes {
+				keys := make([]string, size[0])
+				for i := range keys {
+					keys[i] = fmt.Sprintf("k%d", i+1)
+				}
+				argv := make([]any, size[1])
+				for i := range argv {
+					argv[i] = fmt.Sprintf("a%d", i+1)
+				}
+				if err := c.Eval(ctx, change+" return 1", []string{"k1", "k2", "k3", "k4"}, "a1", "a2", "a3", "a4").Err(); err != nil {
+					t.Fatalf("%q: %v", change, err)
+				}
+				got, err := c.Eval(ctx, check, keys, argv...).Slice()
+				if err != nil {
+					t.Fatalf("after %q: %v", change, err)
+				}
+				strs := func(list []string) string { return strings.Join(list, ",") }
+				argStrs := make([]string, len(argv))
+				for i, a := range argv {
+					argStrs[i] = a.(string)
+				}
+				want := []any{int64(size[0]), int64(size[1]), strs(keys), strs(argStrs), "nil", "nil", "nil", "nil", "nil", "nil"}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("round %d, after %q, with %d keys and %d arguments: %v, want %v",
+						round, change, size[0], size[1], got, want)
 				}
 			}
 		}

@@ -69,6 +69,10 @@ func raise(L *lua.LState, msg string) {
 	L.Error(t, 0)
 }
 
+// maxKeptCallBuf is the largest argument buffer a state keeps for its next redis.call: one that
+// grew past it for a large value is let go.
+const maxKeptCallBuf = 64 << 10
+
 // call is redis.call (raising errors) and redis.pcall (returning them as {err=…} tables).
 func (st *state) call(L *lua.LState, raising bool) int {
 	fail := func(msg string) int {
@@ -84,16 +88,31 @@ func (st *state) call(L *lua.LState, raising bool) int {
 	if n == 0 {
 		return fail("ERR Please specify at least one argument for this redis lib call")
 	}
-	args := make([][]byte, n)
+	// The arguments are copied into one buffer the state reuses (commands copy what they
+	// keep, as they do from a connection's read buffer), and sliced once it has stopped
+	// growing.
+	buf, ends := st.callBuf[:0], st.callEnds[:0]
+	if buf == nil {
+		buf = make([]byte, 0, 256) // never nil: an empty argument is an empty string, not none
+	}
 	for i := 1; i <= n; i++ {
 		switch v := L.Get(i).(type) {
 		case lua.LString:
-			args[i-1] = []byte(v)
+			buf = append(buf, v...)
 		case lua.LNumber:
-			args[i-1] = strconv.AppendFloat(nil, float64(v), 'g', 17, 64)
+			buf = strconv.AppendFloat(buf, float64(v), 'g', 17, 64)
 		default:
 			return fail("ERR Lua redis lib command arguments must be strings or integers")
 		}
+		ends = append(ends, len(buf))
+	}
+	args, start := st.callArgs[:0], 0
+	for _, end := range ends {
+		args = append(args, buf[start:end:end])
+		start = end
+	}
+	if cap(buf) <= maxKeptCallBuf {
+		st.callBuf, st.callEnds, st.callArgs = buf[:0], ends[:0], args[:0]
 	}
 	if st.caller == nil {
 		return fail("ERR redis.call is not available outside a script's run")

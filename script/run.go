@@ -153,8 +153,8 @@ func panicText(p any) string {
 func (st *state) run(s *Script, keys, argv [][]byte, c Caller) resp.Reply {
 	L, ctx := st.L, st.stopCtx
 	st.caller, st.errLine = c, 0
-	st.globals.RawSetString("KEYS", stringList(L, keys))
-	st.globals.RawSetString("ARGV", stringList(L, argv))
+	st.keys.set(L, st.globals, "KEYS", keys)
+	st.argv.set(L, st.globals, "ARGV", argv)
 	fn := L.NewFunctionFromProto(s.proto)
 	fn.Env = st.env
 	L.SetContext(ctx)
@@ -225,11 +225,46 @@ func (st *state) errorFrame(L *lua.LState) int {
 	return 1
 }
 
-// stringList returns a Lua array of the byte strings in list.
-func stringList(L *lua.LState, list [][]byte) *lua.LTable {
-	t := L.CreateTable(len(list), 0)
-	for _, b := range list {
-		t.Append(lua.LString(b))
+// argTable is a state's KEYS or ARGV: one table reused from run to run, as long as each run
+// leaves it as it was given (a script may change it: Redis's are ordinary tables). Reusing it
+// saves a run two allocations and a write of the globals per table.
+type argTable struct {
+	t *lua.LTable
+	n int // the entries the last run was given
+}
+
+// boxedIndex holds the Lua numbers 1…63 already boxed as values (index 0: nil, where Next
+// starts), so that checking a table allocates nothing.
+var boxedIndex = func() []lua.LValue {
+	v := make([]lua.LValue, 64)
+	v[0] = lua.LNil
+	for i := 1; i < len(v); i++ {
+		v[i] = lua.LNumber(i)
 	}
-	return t
+	return v
+}()
+
+// set gives the global name of globals the strings of list, 1…len(list).
+func (a *argTable) set(L *lua.LState, globals *lua.LTable, name string, list [][]byte) {
+	if a.t == nil || !a.untouched() || len(list) >= len(boxedIndex) {
+		a.t, a.n = L.CreateTable(len(list), 0), 0
+		globals.RawSetString(name, a.t)
+	}
+	for i, b := range list {
+		a.t.RawSetInt(i+1, lua.LString(b))
+	}
+	for i := len(list) + 1; i <= a.n; i++ {
+		a.t.RawSetInt(i, lua.LNil)
+	}
+	a.n = len(list)
+}
+
+// untouched reports whether the last run left the table as it was given: no metatable and no
+// entry past its n (the entries up to n are overwritten anyway).
+func (a *argTable) untouched() bool {
+	if a.t.Metatable != lua.LNil || a.n >= len(boxedIndex) {
+		return false
+	}
+	k, _ := a.t.Next(boxedIndex[a.n])
+	return k == lua.LNil
 }

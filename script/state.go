@@ -61,6 +61,11 @@ type state struct {
 	caller  Caller // the current run's, nil between runs
 	errLine int    // the script line of the current run's error, 0: unknown
 
+	keys, argv argTable // KEYS and ARGV (run.go)
+	callArgs   [][]byte // redis.call's arguments, their bytes and where each ends, reused
+	callBuf    []byte   // (redislib.go)
+	callEnds   []int
+
 	// What stops a run (run.go): a cancellable context reused until it is cancelled, a timer
 	// for the limit, and whether a run is in progress, under stopMu.
 	stopMu  sync.Mutex
