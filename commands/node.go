@@ -12,6 +12,7 @@ import (
 
 	"github.com/vela-cache/vela/nearcache"
 	"github.com/vela-cache/vela/resp"
+	"github.com/vela-cache/vela/slowlog"
 	"github.com/vela-cache/vela/stats"
 	"github.com/vela-cache/vela/store"
 )
@@ -43,6 +44,8 @@ type Config struct {
 	EvictionPolicy     string
 	// ScriptLimit stops a script that runs longer (0: DefaultScriptLimit).
 	ScriptLimit time.Duration
+	// Slowlog is the log SLOWLOG serves and the node adds slow commands to; nil keeps none.
+	Slowlog *slowlog.Log
 }
 
 // DefaultScriptLimit is how long a script may run before it is stopped: Redis's
@@ -61,6 +64,7 @@ type Node struct {
 	store   store.Store
 	cfg     Config
 	stats   *stats.Stats
+	slowlog *slowlog.Log
 	log     *slog.Logger
 	started time.Time
 	runID   string
@@ -152,6 +156,7 @@ func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger
 	_, _ = rand.Read(id)
 	n := &Node{table: NewTable(), store: st, cfg: cfg, stats: counters, log: log,
 		started: time.Now(), runID: hex.EncodeToString(id)}
+	n.slowlog = newSlowlog(cfg.Slowlog)
 	n.pipe, _ = st.(store.Pipeliner)
 	if lp, ok := st.(store.LoopPipeliner); ok && lp.OnLoops() {
 		n.loopPipe = lp
@@ -171,6 +176,7 @@ func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger
 	n.registerVela()
 	n.registerTransactions()
 	n.registerScripts()
+	n.registerSlowlog()
 	return n
 }
 
@@ -217,6 +223,7 @@ type Ctx struct {
 	// tx is the connection's MULTI and WATCH state (txn.go), nil until it uses them; inExec is
 	// set while EXEC runs the queued commands, whose replies execReplies collects.
 	tx          *txState
+	inScript    bool // running a command a script called (the slow log names no client)
 	inExec      bool
 	execReplies []resp.Reply
 	execSettled int             // execReplies[:execSettled] hold no Later (settle)
@@ -412,14 +419,22 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 	}
 	// WATCH names keys but is about the connection's transaction: txn.go places it itself.
 	if n.router != nil && (cmd.FirstKey > 0 || cmd.Flags&FlagClusterWide != 0) && cmd.Flags&flagTxControl == 0 {
+		var start time.Duration
+		slowOn := n.slowlog.On()
+		if slowOn {
+			start = time.Since(n.started)
+		}
 		if reply, handled := n.router.Route(ctx, cmd, args); handled {
 			if reply.Kind == resp.KindError {
 				cmd.failed.Add(1)
 			}
+			if slowOn {
+				n.noteSlow(ctx, cmd, args, time.Since(n.started)-start)
+			}
 			return reply
 		}
 	}
-	return n.ExecLocal(ctx, cmd, args)
+	return n.execLocal(ctx, cmd, args, true)
 }
 
 // refuse answers err to cmd, refused before it ran. A refused EXEC discards the transaction,
@@ -475,6 +490,12 @@ func (c *Ctx) ReadUnlock() {
 // gate's read lock meanwhile (exec), except for WATCH, which takes it itself when its keys are
 // here.
 func (n *Node) ExecLocal(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
+	return n.execLocal(ctx, cmd, args, false)
+}
+
+// execLocal is ExecLocal; whole tells that args are the whole command a client sent (not a
+// router's part of one), which the slow log then takes if it was slow.
+func (n *Node) execLocal(ctx *Ctx, cmd *Command, args [][]byte, whole bool) resp.Reply {
 	if n.txr != nil && cmd.Flags&flagTxControl == 0 && n.gated(ctx, cmd) {
 		n.gate.rlock(ctx.stripe)
 		ctx.inGate = true
@@ -486,7 +507,7 @@ func (n *Node) ExecLocal(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 	var reply resp.Reply
 	var err error
 	ctx.cmd = cmd
-	if cmd.observer != nil || n.stats.On() {
+	if slowOn := whole && n.slowlog.On(); cmd.observer != nil || n.stats.On() || slowOn {
 		// Durations from the node's start time read only the monotonic clock, where
 		// time.Now would also read the wall clock.
 		start := time.Since(n.started)
@@ -495,6 +516,9 @@ func (n *Node) ExecLocal(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 		cmd.nsec.Add(uint64(took))
 		if cmd.observer != nil {
 			cmd.observer.Observe(took.Seconds())
+		}
+		if slowOn {
+			n.noteSlow(ctx, cmd, args, took)
 		}
 	} else {
 		reply, err = cmd.Handler(ctx, args)

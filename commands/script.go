@@ -288,7 +288,10 @@ func (sc *scriptCalls) Call(args [][]byte) resp.Reply {
 	if cmd.Flags&FlagWrite != 0 {
 		sc.run.wrote.Store(true)
 	}
+	was := c.inScript
+	c.inScript = true
 	reply := n.exec(c, top, args)
+	c.inScript = was
 	if reply.Later != nil {
 		reply = reply.Later.Reply()
 	}

@@ -36,6 +36,10 @@ type Config struct {
 	StampedeTimeout    time.Duration // default FETCHLOCK wait and lease
 	StatsEnabled       bool          // counters for STATS/INFO
 	EventLoops         int           // epoll loops serving clients (memory store, or redis store on one Redis without TLS); 0 none (default: half the CPUs, at least 1)
+	// SlowlogLogSlowerThan is the time in microseconds a command must run to enter the slow
+	// log (0: every command; -1: none); SlowlogMaxLen is how many entries it keeps.
+	SlowlogLogSlowerThan int64
+	SlowlogMaxLen        int
 
 	Store     StoreConfig
 	Topology  TopologyConfig
@@ -97,8 +101,11 @@ func Default() Config {
 		StampedeTimeout:    5 * time.Second,
 		StatsEnabled:       true,
 		EventLoops:         max(1, runtime.GOMAXPROCS(0)/2),
-		Store:              StoreConfig{Type: "memory", DiskPath: "./data/vela.db", RedisURL: "redis://127.0.0.1:6379/0"},
-		Topology:           TopologyConfig{Type: "local"},
+		// Redis's defaults.
+		SlowlogLogSlowerThan: 10000,
+		SlowlogMaxLen:        128,
+		Store:                StoreConfig{Type: "memory", DiskPath: "./data/vela.db", RedisURL: "redis://127.0.0.1:6379/0"},
+		Topology:             TopologyConfig{Type: "local"},
 		Cluster: ClusterConfig{NodeName: host, GossipListen: "127.0.0.1:7946", Replicas: 1,
 			GossipProfile: "lan", ForwardTimeout: time.Second},
 		NearCache: NearCacheConfig{L1TTL: 60 * time.Second, MaxSize: 100000},
@@ -167,6 +174,10 @@ func (c *Config) Validate() error {
 		return &Error{"event_loops", "must be between 0 and 1024"}
 	case c.Timeout < 0:
 		return &Error{"timeout", "must not be negative"}
+	case c.SlowlogLogSlowerThan < -1:
+		return &Error{"slowlog_log_slower_than", "must be -1 (no slow log), 0 (every command) or a number of microseconds"}
+	case c.SlowlogMaxLen < 0:
+		return &Error{"slowlog_max_len", "must not be negative"}
 	case c.SweepInterval < 0:
 		return &Error{"sweep_interval", "must not be negative"}
 	case c.StampedeTimeout < 0:

@@ -53,6 +53,8 @@ func (c *Config) keys() []key {
 		{"stampede_protection", kBool, "FETCHLOCK waits and GET coalescing", &c.StampedeProtection},
 		{"stampede_timeout", kDuration, "default FETCHLOCK wait and lease", &c.StampedeTimeout},
 		{"stats_enabled", kBool, "counters for STATS and INFO", &c.StatsEnabled},
+		{"slowlog_log_slower_than", kInt, "microseconds a command must run to enter SLOWLOG (0: every command, -1: none)", &c.SlowlogLogSlowerThan},
+		{"slowlog_max_len", kInt, "entries SLOWLOG keeps", &c.SlowlogMaxLen},
 		{"event_loops", kInt, "epoll loops serving clients of the memory store (0: a goroutine per client)", &c.EventLoops},
 		{"store.type", kString, "memory, disk or redis", &c.Store.Type},
 		{"store.disk.path", kString, "bbolt file of the disk store", &c.Store.DiskPath},

@@ -27,6 +27,7 @@ import (
 	"github.com/vela-cache/vela/partition"
 	"github.com/vela-cache/vela/replicate"
 	"github.com/vela-cache/vela/resp"
+	"github.com/vela-cache/vela/slowlog"
 	"github.com/vela-cache/vela/stats"
 	"github.com/vela-cache/vela/store"
 	"github.com/vela-cache/vela/store/disk"
@@ -93,6 +94,7 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 		MaxSize:        cfg.MaxSize,
 		MaxMemory:      cfg.MaxMemory,
 		EvictionPolicy: cfg.EvictionPolicy,
+		Slowlog:        slowlog.New(cfg.SlowlogLogSlowerThan, cfg.SlowlogMaxLen),
 	}, counters, log)
 	if cfg.NearCache.Enabled && cfg.Topology.Type == "local" {
 		if rs, ok := st.(*redisstore.Store); !ok || !rs.Trackable() {
@@ -378,22 +380,24 @@ func redisSettings(cfg config.Config) map[string]string {
 	// Redis's log levels are debug, verbose, notice and warning.
 	logLevel := map[string]string{"debug": "debug", "info": "notice", "warn": "warning", "error": "warning"}[cfg.LogLevel]
 	return map[string]string{
-		"maxclients":             strconv.Itoa(cfg.MaxClients),
-		"timeout":                strconv.FormatInt(int64(cfg.Timeout.Seconds()), 10),
-		"proto-max-bulk-len":     strconv.FormatInt(cfg.ProtoMaxBulkLen, 10),
-		"maxmemory":              strconv.FormatInt(cfg.MaxMemory, 10),
-		"maxmemory-policy":       policy,
-		"databases":              "1",
-		"save":                   "",
-		"appendonly":             "no",
-		"protected-mode":         map[bool]string{true: "yes", false: "no"}[cfg.ProtectedMode],
-		"bind":                   host,
-		"port":                   port,
-		"loglevel":               logLevel,
-		"cluster-enabled":        "no",            // a partitioned Vela is one cache to its clients, not a Redis Cluster
-		"maxmemory-samples":      "5",             // the memory store's eviction sample (memory.Config.Samples)
-		"notify-keyspace-events": "",              // Vela publishes no keyspace notifications
-		"requirepass":            cfg.RequirePass, // Redis shows it too, to clients allowed to run CONFIG
+		"maxclients":              strconv.Itoa(cfg.MaxClients),
+		"timeout":                 strconv.FormatInt(int64(cfg.Timeout.Seconds()), 10),
+		"proto-max-bulk-len":      strconv.FormatInt(cfg.ProtoMaxBulkLen, 10),
+		"maxmemory":               strconv.FormatInt(cfg.MaxMemory, 10),
+		"maxmemory-policy":        policy,
+		"databases":               "1",
+		"save":                    "",
+		"appendonly":              "no",
+		"protected-mode":          map[bool]string{true: "yes", false: "no"}[cfg.ProtectedMode],
+		"bind":                    host,
+		"port":                    port,
+		"loglevel":                logLevel,
+		"cluster-enabled":         "no",            // a partitioned Vela is one cache to its clients, not a Redis Cluster
+		"maxmemory-samples":       "5",             // the memory store's eviction sample (memory.Config.Samples)
+		"notify-keyspace-events":  "",              // Vela publishes no keyspace notifications
+		"requirepass":             cfg.RequirePass, // Redis shows it too, to clients allowed to run CONFIG
+		"slowlog-log-slower-than": strconv.FormatInt(cfg.SlowlogLogSlowerThan, 10),
+		"slowlog-max-len":         strconv.Itoa(cfg.SlowlogMaxLen),
 	}
 }
 
