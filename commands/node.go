@@ -177,6 +177,7 @@ func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger
 	n.registerTransactions()
 	n.registerScripts()
 	n.registerSlowlog()
+	n.registerMemory()
 	return n
 }
 

@@ -56,6 +56,14 @@ type Keyspace interface {
 // as floating-point numbers (JavaScript's node-redis parses them with Number) hold exactly.
 const CursorBits = 43
 
+// Sizer is implemented by stores that can tell what one key costs them (MEMORY USAGE).
+type Sizer interface {
+	// KeySize returns the bytes key's entry costs the store, as its bounds and INFO's
+	// used_memory count them, and false when key is missing or expired. It is not an access
+	// (no LRU/LFU bookkeeping, no hit or miss).
+	KeySize(ctx context.Context, key []byte) (int64, bool, error)
+}
+
 // MultiSetter is implemented by stores that can write several keys atomically.
 type MultiSetter interface {
 	// SetMulti writes every pair with the given expiry (0: none). With onlyIfNoneExist it writes

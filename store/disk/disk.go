@@ -894,3 +894,36 @@ func decodeRecord(raw []byte) record {
 	r.value = p
 	return r
 }
+
+// bboltElement is the header bbolt keeps beside every key and value on a leaf page.
+const bboltElement = 16
+
+// KeySize returns the bytes key's entry takes in the file (store.Sizer): its record in the data
+// bucket, its entry in the expiry index when it has an expiry, and one entry in the tag index
+// per tag, each with bbolt's element header. Pages' free space is not counted.
+func (s *Store) KeySize(ctx context.Context, key []byte) (int64, bool, error) {
+	res, err := s.Do(ctx, key, store.Op{Kind: store.Inspect})
+	if err != nil || !res.Found {
+		return 0, false, err
+	}
+	tags, err := s.KeyTags(ctx, key)
+	if err != nil {
+		return 0, false, err
+	}
+	record := 8 + uvarintLen(uint64(len(tags))) + int(res.Int)
+	size := bboltElement + 8 + len(key) + record
+	for _, t := range tags {
+		size += uvarintLen(uint64(len(t))) + len(t) // in the record
+		size += bboltElement + uvarintLen(uint64(len(t))) + len(t) + len(key)
+	}
+	if res.ExpireAt != 0 {
+		size += bboltElement + 8 + len(key)
+	}
+	return int64(size), true, nil
+}
+
+// uvarintLen is the length of v as a uvarint.
+func uvarintLen(v uint64) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(b[:], v)
+}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/vela-cache/vela/glob"
 	"github.com/vela-cache/vela/store"
+	"github.com/vela-cache/vela/tags"
 )
 
 // Len returns the number of live keys. Shards holding no key with an expiry are counted in O(1);
@@ -82,6 +83,29 @@ func (s *Store) Usage() (keys, bytes int64) {
 		bytes += s.shards[i].bytes.Load()
 	}
 	return keys, bytes
+}
+
+// KeySize returns what key's entry costs (store.Sizer): its item at the allocator's size class,
+// its tags in the tag index, and its share of its table (the table's bytes over its entries).
+func (s *Store) KeySize(_ context.Context, key []byte) (int64, bool, error) {
+	if s.closed.Load() {
+		return 0, false, store.ErrClosed
+	}
+	h, sh, t := s.locate(key)
+	sh.mu.RLock()
+	i := t.find(key, h)
+	if i < 0 || store.Expired(hdr(t.items[i]).expireAt, s.now()) {
+		sh.mu.RUnlock()
+		return 0, false, nil
+	}
+	hd := hdr(t.items[i])
+	size := itemCost(hd.keyLen(), int(hd.vlen)) + tableBytes(len(t.items))/int64(max(t.n, 1))
+	tagged := hd.tagged()
+	sh.mu.RUnlock()
+	if tagged {
+		size += tags.EntryCost(len(key), len(s.tags.Tags(key)))
+	}
+	return size, true, nil
 }
 
 // TagIndexLen returns the number of tags with keys and of tagged keys in the tag index.

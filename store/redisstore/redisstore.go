@@ -904,3 +904,23 @@ func (s *Store) mapErr(ctx context.Context, err error) error {
 	}
 	return fmt.Errorf("redis store: %w", err)
 }
+
+// KeySize returns what Redis says key costs it, MEMORY USAGE with its default sampling
+// (store.Sizer). The sets that hold the key's tags are not counted: they are shared by every key
+// of a tag.
+func (s *Store) KeySize(ctx context.Context, key []byte) (int64, bool, error) {
+	if s.closed.Load() {
+		return 0, false, store.ErrClosed
+	}
+	if s.cluster != nil && reserved(key) {
+		return 0, false, ErrReservedKey
+	}
+	n, err := s.c.MemoryUsage(ctx, string(key)).Result()
+	if errors.Is(err, redis.Nil) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, s.mapErr(ctx, err)
+	}
+	return n, true, nil
+}

@@ -29,8 +29,8 @@ import (
 	"github.com/vela-cache/vela/internal/respclient"
 )
 
-// names are the commands of DESIGN.md §3 that Redis has, the transaction, scripting and slow log
-// commands, and the subcommands Vela serves.
+// names are the commands of DESIGN.md §3 that Redis has, the transaction, scripting, slow log
+// and MEMORY USAGE commands, and the subcommands Vela serves.
 const names = `ping echo quit select auth hello client command info config time dbsize flushdb
 	flushall get set setnx setex psetex getset getdel getex mget mset msetnx incr decr incrby
 	decrby incrbyfloat append strlen del unlink exists touch type expire pexpire expireat pexpireat
@@ -38,7 +38,7 @@ const names = `ping echo quit select auth hello client command info config time 
 	client|setinfo client|list client|help command|count command|docs command|info command|list command|help config|get
 	config|help multi exec discard watch unwatch reset getrange substr setrange eval evalsha eval_ro script
 	evalsha_ro script|load script|exists script|flush script|kill script|help slowlog slowlog|get slowlog|len
-	slowlog|reset slowlog|help`
+	slowlog|reset slowlog|help memory memory|usage memory|help`
 
 func main() {
 	out := flag.String("o", "redisdocs.json", "file to write")
