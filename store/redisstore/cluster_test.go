@@ -138,6 +138,7 @@ type unpipelined struct {
 	store.MultiSetter
 	store.Sweeper
 	store.Tagger
+	store.Sizer
 }
 
 // clusterConformance runs the store conformance suite on Redis Cluster.
@@ -145,7 +146,7 @@ func clusterConformance(t *testing.T, rc *redisCluster) {
 	storetest.Run(t, func(t *testing.T) store.Store {
 		rc.flush(t)
 		s := open(t, rc.url)
-		return unpipelined{s, s, s, s, s}
+		return unpipelined{s, s, s, s, s, s}
 	})
 }
 

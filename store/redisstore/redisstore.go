@@ -907,7 +907,8 @@ func (s *Store) mapErr(ctx context.Context, err error) error {
 
 // KeySize returns what Redis says key costs it, MEMORY USAGE with its default sampling
 // (store.Sizer). The sets that hold the key's tags are not counted: they are shared by every key
-// of a tag.
+// of a tag. Redis's MEMORY USAGE reports a key that has expired but is not deleted yet; an
+// EXISTS sent first deletes such a key, so that an expired key has no size here either.
 func (s *Store) KeySize(ctx context.Context, key []byte) (int64, bool, error) {
 	if s.closed.Load() {
 		return 0, false, store.ErrClosed
@@ -915,8 +916,14 @@ func (s *Store) KeySize(ctx context.Context, key []byte) (int64, bool, error) {
 	if s.cluster != nil && reserved(key) {
 		return 0, false, ErrReservedKey
 	}
-	n, err := s.c.MemoryUsage(ctx, string(key)).Result()
-	if errors.Is(err, redis.Nil) {
+	var usage *redis.IntCmd
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Exists(ctx, string(key))
+		usage = p.MemoryUsage(ctx, string(key))
+		return nil
+	})
+	n, uerr := usage.Result()
+	if errors.Is(uerr, redis.Nil) {
 		return 0, false, nil
 	}
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -53,6 +54,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"TagKeys", testTagKeys},
 		{"Concurrent", testConcurrent},
 		{"Pipelined", testPipelined},
+		{"KeySize", testKeySize},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
 	}
@@ -992,3 +994,39 @@ type done struct {
 }
 
 func (d done) Wait() (store.Result, error) { return d.res, d.err }
+
+// testKeySize: a store that tells a key's cost (store.Sizer, MEMORY USAGE) says false for a key
+// that is missing, deleted or expired, and a size that grows with the value for a live one.
+func testKeySize(t *testing.T, s store.Store) {
+	sz, ok := s.(store.Sizer)
+	if !ok {
+		t.Skip("the store does not implement store.Sizer")
+	}
+	size := func(key string) (int64, bool) {
+		t.Helper()
+		n, found, err := sz.KeySize(ctx, []byte(key))
+		if err != nil {
+			t.Fatalf("KeySize(%s): %v", key, err)
+		}
+		return n, found
+	}
+	if _, found := size("missing"); found {
+		t.Error("a missing key has a size")
+	}
+	set(t, s, "small", "v")
+	set(t, s, "large", strings.Repeat("v", 5000))
+	small, found1 := size("small")
+	large, found2 := size("large")
+	if !found1 || !found2 || small <= 0 || large < small+4999 {
+		t.Errorf("sizes: 1-byte value %d (%v), 5000-byte %d (%v)", small, found1, large, found2)
+	}
+	do(t, s, "large", store.Op{Kind: store.Delete})
+	if _, found := size("large"); found {
+		t.Error("a deleted key has a size")
+	}
+	do(t, s, "brief", store.Op{Kind: store.Set, Value: []byte("v"), ExpireAt: now() + 50})
+	time.Sleep(80 * time.Millisecond)
+	if _, found := size("brief"); found {
+		t.Error("an expired key has a size")
+	}
+}
