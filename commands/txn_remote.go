@@ -36,6 +36,7 @@ var remoteData = map[string]bool{
 	"expireat": true, "pexpireat": true, "ttl": true, "pttl": true, "expiretime": true,
 	"pexpiretime": true, "persist": true, "dbsize": true, "unwatch": true, "eval": true, "eval_ro": true,
 	"evalsha": true, "evalsha_ro": true, // sent as EVAL (remoteArgs)
+	"memory|usage": true,
 }
 
 // runsHere reports whether cmd, queued in a transaction another server runs, runs on this node
