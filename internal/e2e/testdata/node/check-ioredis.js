@@ -9,37 +9,12 @@
 
 const Redis = require("ioredis");
 
+const { within, Transcript } = require("./transcript");
+
 const [host, portText] = process.argv.slice(2);
 const port = Number(portText);
-const lines = [];
-
-// show turns what ioredis returned into something JSON keeps exactly: Buffers as hex, errors as
-// their message, arrays and objects element by element.
-function show(v) {
-  if (Buffer.isBuffer(v)) return { hex: v.toString("hex") };
-  if (v instanceof Error) return { error: v.message };
-  if (Array.isArray(v)) return v.map(show);
-  if (v !== null && typeof v === "object") {
-    const out = {};
-    for (const k of Object.keys(v).sort()) out[k] = show(v[k]);
-    return out;
-  }
-  return v;
-}
-
-async function step(name, fn) {
-  let v;
-  try {
-    v = show(await fn());
-  } catch (err) {
-    v = { error: err && err.message ? err.message : String(err) };
-  }
-  lines.push(JSON.stringify([name, v]));
-}
-
-function within(ttl, lo, hi) {
-  return lo <= ttl && ttl <= hi ? `in [${lo}, ${hi}]` : `out of range: ${ttl}`;
-}
+const transcript = new Transcript();
+const step = (name, fn) => transcript.step(name, fn);
 
 async function main() {
   const options = {
@@ -236,13 +211,4 @@ async function main() {
   }
 }
 
-main().then(
-  () => {
-    process.stdout.write(lines.join("\n") + "\n");
-  },
-  (err) => {
-    process.stdout.write(lines.join("\n") + "\n");
-    process.stderr.write(`check-ioredis.js: ${err && err.stack ? err.stack : err}\n`);
-    process.exit(1);
-  },
-);
+transcript.finish(main(), "check-ioredis.js");

@@ -10,35 +10,11 @@
 
 const { createClient, defineScript, RESP_TYPES } = require("redis");
 
+const { within, Transcript } = require("./transcript");
+
 const [host, portText] = process.argv.slice(2);
 const port = Number(portText);
-const lines = [];
-
-// show turns what node-redis returned into something JSON keeps exactly: Buffers as hex, Maps
-// and objects with their keys sorted, errors as their message.
-function show(v) {
-  if (Buffer.isBuffer(v)) return { hex: v.toString("hex") };
-  if (v instanceof Error) {
-    const e = { error: v.constructor.name + ": " + v.message };
-    if (v.replies) e.replies = show(v.replies); // a transaction's replies, errors in place
-    return e;
-  }
-  if (Array.isArray(v)) return v.map(show);
-  if (v instanceof Map) return show(Object.fromEntries(v));
-  if (v instanceof Set) return { set: [...v].map(show).sort() };
-  if (typeof v === "bigint") return { bigint: v.toString() };
-  if (typeof v === "number" && !Number.isInteger(v)) return { float: String(v) };
-  if (v !== null && typeof v === "object") {
-    const out = {};
-    for (const k of Object.keys(v).sort()) out[k] = show(v[k]);
-    return out;
-  }
-  return v;
-}
-
-function within(ttl, lo, hi) {
-  return lo <= ttl && ttl <= hi ? `in [${lo}, ${hi}]` : `out of range: ${ttl}`;
-}
+const transcript = new Transcript();
 
 const cas = defineScript({
   SCRIPT:
@@ -54,15 +30,7 @@ const cas = defineScript({
 });
 
 async function run(RESP) {
-  const step = async (name, fn) => {
-    let v;
-    try {
-      v = show(await fn());
-    } catch (err) {
-      v = err instanceof Error ? show(err) : { error: String(err) };
-    }
-    lines.push(JSON.stringify([`resp${RESP} ${name}`, v]));
-  };
+  const step = (name, fn) => transcript.step(`resp${RESP} ${name}`, fn);
   const options = {
     socket: { host, port, connectTimeout: 5000, reconnectStrategy: false },
     name: "node-redis-check", // CLIENT SETNAME on connect
@@ -193,14 +161,10 @@ async function run(RESP) {
   }
 }
 
-(async () => {
-  await run(2);
-  await run(3);
-})().then(
-  () => process.stdout.write(lines.join("\n") + "\n"),
-  (err) => {
-    process.stdout.write(lines.join("\n") + "\n");
-    process.stderr.write(`check-node-redis.js: ${err && err.stack ? err.stack : err}\n`);
-    process.exit(1);
-  },
+transcript.finish(
+  (async () => {
+    await run(2);
+    await run(3);
+  })(),
+  "check-node-redis.js",
 );
