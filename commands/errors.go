@@ -110,6 +110,15 @@ func unknownSubcommand(parent string, sub []byte) error {
 	return Error(oneLine("ERR unknown subcommand '" + string(sub) + "'. Try " + upper(parent) + " HELP."))
 }
 
+// subcommandSyntaxError is Redis's reply to a known subcommand given arguments its handler
+// does not take (addReplySubcommandSyntaxError).
+func subcommandSyntaxError(parent string, sub []byte) error {
+	sub = cstr(sub)
+	sub = sub[:min(len(sub), 128)]
+	return Error(oneLine("ERR unknown subcommand or wrong number of arguments for '" + string(sub) +
+		"'. Try " + upper(parent) + " HELP."))
+}
+
 // errorReply maps any error to the reply the client sees. Store and command sentinels get Redis's
 // exact texts; anything else is an internal failure and is reported as "ERR <text>".
 func errorReply(err error) resp.Reply {

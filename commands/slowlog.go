@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"strconv"
 	"time"
 
 	"github.com/vela-cache/vela/resp"
@@ -39,12 +38,11 @@ func (n *Node) registerSlowlog() {
 
 func (n *Node) slowlogGet(_ *Ctx, args [][]byte) (resp.Reply, error) {
 	if len(args) > 3 {
-		return resp.Reply{}, Error("ERR unknown subcommand or wrong number of arguments for '" +
-			oneLine(string(cstr(args[1])[:min(len(cstr(args[1])), 128)])) + "'. Try SLOWLOG HELP.")
+		return resp.Reply{}, subcommandSyntaxError("slowlog", args[1])
 	}
 	count := 10
 	if len(args) == 3 {
-		v, err := strconv.ParseInt(string(args[2]), 10, 64)
+		v, err := intArg(args[2]) // Redis's integer syntax: no "+5", no spaces
 		if err != nil || v < -1 {
 			return resp.Reply{}, errSlowlogCount
 		}

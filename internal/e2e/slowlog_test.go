@@ -43,6 +43,8 @@ func slowlogSession(p string) [][]any {
 		{"SLOWLOG", "GET", "2"},
 		{"SLOWLOG", "GET", "-2"},
 		{"SLOWLOG", "GET", "x"},
+		{"SLOWLOG", "GET", "+5"},
+		{"SLOWLOG", "GET", " 5"},
 		{"SLOWLOG", "GET", "1", "2"},
 		{"SLOWLOG", "foo"},
 		{"SLOWLOG"},
