@@ -178,6 +178,7 @@ func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger
 	n.registerScripts()
 	n.registerSlowlog()
 	n.registerMemory()
+	n.registerObject()
 	return n
 }
 

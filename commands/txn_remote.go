@@ -36,7 +36,8 @@ var remoteData = map[string]bool{
 	"expireat": true, "pexpireat": true, "ttl": true, "pttl": true, "expiretime": true,
 	"pexpiretime": true, "persist": true, "dbsize": true, "unwatch": true, "eval": true, "eval_ro": true,
 	"evalsha": true, "evalsha_ro": true, // sent as EVAL (remoteArgs)
-	"memory|usage": true,
+	"memory|usage": true, "object|encoding": true, "object|refcount": true, "object|idletime": true,
+	"object|freq": true,
 }
 
 // runsHere reports whether cmd, queued in a transaction another server runs, runs on this node
@@ -53,12 +54,12 @@ func (n *Node) runsHere(cmd *Command) bool {
 }
 
 // remoteLocal reports whether cmd runs on this node inside a remote transaction: it is about
-// the connection or the server, not the keys.
+// the connection or the server (a container's HELP included), not the keys.
 func remoteLocal(cmd *Command) bool {
 	if cmd.FirstKey > 0 || cmd.Flags&FlagClusterWide != 0 {
 		return false
 	}
-	return cmd.Group == "connection" || cmd.Group == "server"
+	return cmd.Group == "connection" || cmd.Group == "server" || strings.HasSuffix(cmd.Name, "|help")
 }
 
 // remoteQueueable reports whether a transaction run by the store may contain cmd with args,

@@ -18,6 +18,7 @@ type state struct {
 	expireAt int64 // unix ms; 0: no expiry
 	tags     [][]byte
 	stamp    Stamp
+	enc      store.Encoding // how the value was written, kept for OBJECT ENCODING
 }
 
 // readState reads key's value, expiry and tags. Callers hold key's stripe.
@@ -26,7 +27,7 @@ func (cl *Cluster) readState(ctx context.Context, key []byte) (state, error) {
 	if err != nil || !val.Found {
 		return state{}, err
 	}
-	st := state{found: true, value: val.Value, expireAt: val.ExpireAt}
+	st := state{found: true, value: val.Value, expireAt: val.ExpireAt, enc: val.Enc}
 	if tr, ok := cl.store.(store.TagReader); ok {
 		if st.tags, err = tr.KeyTags(ctx, key); err != nil {
 			return state{}, err
@@ -36,13 +37,14 @@ func (cl *Cluster) readState(ctx context.Context, key []byte) (state, error) {
 }
 
 // args builds the copy of st: VELA RAPPLY key time node SET value pxat [tag …], or VELA RAPPLY
-// key time node DEL.
+// key time node DEL. SET is SETRAW or SETSTR for a value written as store.EncodeRaw or
+// store.EncodeNoInt.
 func (st state) args(key []byte) [][]byte {
 	args := [][]byte{wordVELA, wordRAPPLY, key, u64(st.stamp.Time), u64(st.stamp.Node)}
 	if !st.found {
 		return append(args, wordDEL)
 	}
-	args = append(args, wordSET, st.value, strconv.AppendInt(nil, st.expireAt, 10))
+	args = append(args, setWords[st.enc], st.value, strconv.AppendInt(nil, st.expireAt, 10))
 	return append(args, st.tags...)
 }
 
@@ -50,8 +52,10 @@ func (st state) args(key []byte) [][]byte {
 var (
 	wordVELA   = []byte("VELA")
 	wordRAPPLY = []byte("RAPPLY")
-	wordSET    = []byte("SET")
 	wordDEL    = []byte("DEL")
+	// setWords name a copy's value by how it was written, indexed by store.Encoding.
+	setWords = [...][]byte{store.EncodeByValue: []byte("SET"), store.EncodeNoInt: []byte("SETSTR"),
+		store.EncodeRaw: []byte("SETRAW")}
 )
 
 // argsArray is args returned by value, with the numbers written in num's spare capacity (at
@@ -72,7 +76,7 @@ func (st state) argsArray(num []byte, key []byte) (words [8 + maxTagsInto][]byte
 		return words, 6
 	}
 	b = strconv.AppendInt(b, st.expireAt, 10)
-	words[5], words[6], words[7] = wordSET, st.value, b[m:len(b):len(b)]
+	words[5], words[6], words[7] = setWords[st.enc], st.value, b[m:len(b):len(b)]
 	return words, 8 + copy(words[8:], st.tags)
 }
 
@@ -120,8 +124,8 @@ func parseState(w [][]byte) (state, error) {
 	}
 	switch {
 	case commands.ArgIs(w[2], "del") && len(w) == 3:
-	case commands.ArgIs(w[2], "set") && len(w) >= 5:
-		st.found, st.value = true, w[3]
+	case len(w) >= 5 && encodingOf(w[2]) >= 0:
+		st.found, st.value, st.enc = true, w[3], store.Encoding(encodingOf(w[2]))
 		if st.expireAt, err = strconv.ParseInt(string(w[4]), 10, 64); err != nil || st.expireAt < 0 {
 			return st, commands.ErrNotInteger
 		}
@@ -131,6 +135,16 @@ func parseState(w [][]byte) (state, error) {
 	}
 	st.stamp = in
 	return st, nil
+}
+
+// encodingOf returns the store.Encoding a copy's SET word names, -1 for another word.
+func encodingOf(word []byte) int {
+	for enc, w := range setWords {
+		if bytes.EqualFold(word, w) {
+			return enc
+		}
+	}
+	return -1
 }
 
 func parseStamp(t, n []byte) (Stamp, error) {
@@ -181,7 +195,8 @@ func (cl *Cluster) apply(ctx context.Context, key []byte, st state) (bool, error
 	}
 	op := store.Op{Kind: store.Delete}
 	if st.found {
-		op = store.Op{Kind: store.Set, Value: st.value, TTL: store.TTLSet, ExpireAt: st.expireAt, Tags: st.tags}
+		op = store.Op{Kind: store.Set, Value: st.value, TTL: store.TTLSet, ExpireAt: st.expireAt, Tags: st.tags,
+			Enc: st.enc}
 	}
 	if _, err := cl.store.Do(ctx, key, op); err != nil {
 		return false, err
@@ -229,7 +244,8 @@ func (cl *Cluster) rflush(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 		return resp.Reply{}, err
 	}
 	for i, st := range keep {
-		op := store.Op{Kind: store.Set, Value: st.value, TTL: store.TTLSet, ExpireAt: st.expireAt, Tags: st.tags}
+		op := store.Op{Kind: store.Set, Value: st.value, TTL: store.TTLSet, ExpireAt: st.expireAt, Tags: st.tags,
+			Enc: st.enc}
 		if _, err := cl.store.Do(ctx, []byte(keepKeys[i]), op); err != nil {
 			return resp.Reply{}, err
 		}

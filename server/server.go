@@ -523,15 +523,23 @@ func (s *Server) Start() error {
 	return nil
 }
 
-// sampleOps samples the command count for INFO's instantaneous_ops_per_sec until Shutdown.
+// ticker is a store whose clock the node advances: the memory store's idle clock.
+type ticker interface{ Tick() }
+
+// sampleOps samples the command count for INFO's instantaneous_ops_per_sec, and advances the
+// store's clock, until Shutdown.
 func (s *Server) sampleOps() {
 	defer s.sampler.Done()
 	tick := time.NewTicker(commands.OpsSampleEvery)
 	defer tick.Stop()
+	clock, _ := s.store.(ticker)
 	for {
 		select {
 		case <-tick.C:
 			s.node.SampleOps()
+			if clock != nil {
+				clock.Tick()
+			}
 		case <-s.stopSampler:
 			return
 		}

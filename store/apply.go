@@ -10,6 +10,9 @@ import (
 type Entry struct {
 	Value    []byte
 	ExpireAt int64 // absolute unix ms; 0: no expiry
+	// Enc is how the command that last wrote the value leaves Redis holding it (OBJECT
+	// ENCODING); Apply sets it on every Put.
+	Enc Encoding
 }
 
 // Action says what a store must do with the entry after Apply.
@@ -38,7 +41,7 @@ func Apply(cur Entry, exists bool, op *Op, now int64, maxLen int64) (Entry, Acti
 	switch op.Kind {
 	case Get:
 		if exists {
-			res.Value = cur.Value
+			res.Value, res.Enc = cur.Value, cur.Enc
 			if op.WithExpiry {
 				res.ExpireAt = cur.ExpireAt
 			}
@@ -47,7 +50,7 @@ func Apply(cur Entry, exists bool, op *Op, now int64, maxLen int64) (Entry, Acti
 
 	case Inspect, Touch:
 		if exists {
-			res.ExpireAt = cur.ExpireAt
+			res.ExpireAt, res.Enc = cur.ExpireAt, cur.Enc
 			res.Int = int64(len(cur.Value))
 		}
 		return cur, Keep, res, nil
@@ -61,7 +64,7 @@ func Apply(cur Entry, exists bool, op *Op, now int64, maxLen int64) (Entry, Acti
 			return cur, Keep, res, nil
 		}
 		res.Done = true
-		next := Entry{Value: clone(op.Value), ExpireAt: op.ExpireAt}
+		next := Entry{Value: clone(op.Value), ExpireAt: op.ExpireAt, Enc: op.Enc}
 		if op.TTL == TTLKeep {
 			next.ExpireAt = 0
 			if exists {
@@ -120,6 +123,7 @@ func Apply(cur Entry, exists bool, op *Op, now int64, maxLen int64) (Entry, Acti
 			return cur, Keep, res, ErrNaN
 		}
 		next.Value = sum.AppendHuman(nil)
+		next.Enc = EncodeNoInt // Redis makes a string of the sum, never an integer
 		res.Value = next.Value
 		return next, Put, res, nil
 
@@ -133,6 +137,7 @@ func Apply(cur Entry, exists bool, op *Op, now int64, maxLen int64) (Entry, Acti
 			// A fresh slice: the stored one may be referenced by replies in flight.
 			next.Value = make([]byte, 0, len(cur.Value)+len(op.Value))
 			next.Value = append(append(next.Value, cur.Value...), op.Value...)
+			next.Enc = EncodeRaw // Redis appends in place, to a raw string
 		} else {
 			next.Value = clone(op.Value)
 		}
@@ -147,7 +152,7 @@ func Apply(cur Entry, exists bool, op *Op, now int64, maxLen int64) (Entry, Acti
 		if op.Delta > maxLen-int64(len(op.Value)) {
 			return cur, Keep, res, ErrTooLarge
 		}
-		next := Entry{ExpireAt: op.ExpireAt}
+		next := Entry{ExpireAt: op.ExpireAt, Enc: EncodeRaw} // Redis writes in place, to a raw string
 		if exists {
 			next.ExpireAt = cur.ExpireAt
 		}
@@ -173,14 +178,14 @@ func Apply(cur Entry, exists bool, op *Op, now int64, maxLen int64) (Entry, Acti
 		if Expired(op.ExpireAt, now) {
 			return Entry{}, Remove, res, nil
 		}
-		return Entry{Value: cur.Value, ExpireAt: op.ExpireAt}, Put, res, nil
+		return Entry{Value: cur.Value, ExpireAt: op.ExpireAt, Enc: cur.Enc}, Put, res, nil
 
 	case Persist:
 		if !exists || cur.ExpireAt == 0 {
 			return cur, Keep, res, nil
 		}
 		res.Done = true
-		return Entry{Value: cur.Value}, Put, res, nil
+		return Entry{Value: cur.Value, Enc: cur.Enc}, Put, res, nil
 
 	case GetEx:
 		if !exists {
@@ -194,12 +199,12 @@ func Apply(cur Entry, exists bool, op *Op, now int64, maxLen int64) (Entry, Acti
 			if cur.ExpireAt == 0 {
 				return cur, Keep, res, nil
 			}
-			return Entry{Value: cur.Value}, Put, res, nil
+			return Entry{Value: cur.Value, Enc: cur.Enc}, Put, res, nil
 		default:
 			if Expired(op.ExpireAt, now) {
 				return Entry{}, Remove, res, nil
 			}
-			return Entry{Value: cur.Value, ExpireAt: op.ExpireAt}, Put, res, nil
+			return Entry{Value: cur.Value, ExpireAt: op.ExpireAt, Enc: cur.Enc}, Put, res, nil
 		}
 	}
 	return cur, Keep, res, nil

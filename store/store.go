@@ -283,6 +283,9 @@ type Op struct {
 	// that reads the expiry after the value reports it no later than it is (so a copy kept
 	// until then never outlives the key).
 	WithExpiry bool
+	// Enc is, for a Set that installs another store's entry (a cluster's copy of a key), how
+	// that entry's value was written; a store keeps it for OBJECT ENCODING.
+	Enc Encoding
 	// NoShare asks a Get to be read on its own, not joined to another caller's read in flight
 	// (request coalescing): that read may have reached the server before this caller's last
 	// command did, and a client that read after WATCH must see every write before its WATCH.
@@ -311,7 +314,10 @@ type Result struct {
 	// Shared is set on a Get answered by a read another caller began earlier (request
 	// coalescing): the value may predate a change the caller has since been told of, so a near
 	// cache must not keep it.
-	Shared   bool
+	Shared bool
+	// Enc is how the value a Get found was written (OBJECT ENCODING); stores that hold their
+	// values themselves fill it.
+	Enc      Encoding
 	Value    []byte
 	Int      int64
 	ExpireAt int64

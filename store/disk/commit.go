@@ -504,7 +504,7 @@ func (w *wtx) apply(key []byte, op *store.Op) (res store.Result, opErr, err erro
 	if err != nil {
 		return res, nil, err
 	}
-	next, action, res, opErr := store.Apply(store.Entry{Value: cur.value, ExpireAt: cur.expireAt}, exists, op, w.now, w.maxLen)
+	next, action, res, opErr := store.Apply(store.Entry{Value: cur.value, ExpireAt: cur.expireAt, Enc: cur.enc}, exists, op, w.now, w.maxLen)
 	res.Value = cloneBytes(res.Value) // it may alias the transaction's memory
 	if opErr != nil {
 		return res, opErr, nil
@@ -559,7 +559,7 @@ func (w *wtx) put(dk, key []byte, old record, existed bool, next store.Entry, ta
 	if !existed {
 		w.count++
 	}
-	return w.putIn(stData, dk, encodeRecord(next.ExpireAt, tags, next.Value))
+	return w.putIn(stData, dk, encodeRecord(next.ExpireAt, next.Enc, tags, next.Value))
 }
 
 // remove deletes key, whose current record is rec, with its expiry and tag index entries.

@@ -400,7 +400,7 @@ func (s *Store) read(key []byte, op *store.Op) (res store.Result, err error) {
 		var e store.Entry
 		live := false
 		if raw != nil {
-			e = store.Entry{ExpireAt: recExpire(raw), Value: recValue(raw)}
+			e = store.Entry{ExpireAt: recExpire(raw), Value: recValue(raw), Enc: recEnc(raw)}
 			live = !store.Expired(e.ExpireAt, now)
 		}
 		_, _, res, err = store.Apply(e, live, op, now, s.maxLen)
@@ -412,7 +412,7 @@ func (s *Store) read(key []byte, op *store.Op) (res store.Result, err error) {
 		var e store.Entry
 		live := false
 		if raw != nil {
-			e = store.Entry{ExpireAt: recExpire(raw), Value: recValue(raw)}
+			e = store.Entry{ExpireAt: recExpire(raw), Value: recValue(raw), Enc: recEnc(raw)}
 			live = !store.Expired(e.ExpireAt, now)
 		}
 		_, _, res, err = store.Apply(e, live, op, now, s.maxLen)
@@ -822,18 +822,28 @@ func tagKey(tag, key []byte) []byte {
 // record is a decoded data-bucket value. Its slices alias the transaction's memory.
 type record struct {
 	expireAt int64
+	enc      store.Encoding
 	tags     [][]byte
 	value    []byte
 }
 
+// A record's first word is the expiry; its top bit, which no expiry uses, says that one byte
+// follows with the value's store.Encoding. Records of store.EncodeByValue, and every record of
+// files written before the encoding was kept, have no such byte.
+const encFlag = 1 << 63
+
 // encodeRecord builds a data-bucket value.
-func encodeRecord(expireAt int64, tags [][]byte, value []byte) []byte {
-	n := 8 + binary.MaxVarintLen64 + len(value)
+func encodeRecord(expireAt int64, enc store.Encoding, tags [][]byte, value []byte) []byte {
+	n := 9 + binary.MaxVarintLen64 + len(value)
 	for _, t := range tags {
 		n += binary.MaxVarintLen64 + len(t)
 	}
 	b := make([]byte, 8, n)
 	binary.BigEndian.PutUint64(b, uint64(expireAt))
+	if enc != store.EncodeByValue {
+		b[0] |= encFlag >> 56
+		b = append(b, byte(enc))
+	}
 	b = binary.AppendUvarint(b, uint64(len(tags)))
 	for _, t := range tags {
 		b = binary.AppendUvarint(b, uint64(len(t)))
@@ -846,15 +856,33 @@ func recExpire(raw []byte) int64 {
 	if len(raw) < 8 {
 		return 0
 	}
-	return int64(binary.BigEndian.Uint64(raw))
+	return int64(binary.BigEndian.Uint64(raw) &^ encFlag)
+}
+
+func recEnc(raw []byte) store.Encoding {
+	if len(raw) < 9 || raw[0]&(encFlag>>56) == 0 {
+		return store.EncodeByValue
+	}
+	return store.Encoding(raw[8])
+}
+
+// recTags returns the part of a record from its tag count on.
+func recTags(raw []byte) []byte {
+	if len(raw) < 9 {
+		return nil
+	}
+	if raw[0]&(encFlag>>56) != 0 {
+		return raw[9:]
+	}
+	return raw[8:]
 }
 
 // recValue returns the value of a record without decoding its tags into a slice.
 func recValue(raw []byte) []byte {
-	if len(raw) < 9 {
+	p := recTags(raw)
+	if len(p) == 0 {
 		return nil
 	}
-	p := raw[8:]
 	n, w := binary.Uvarint(p)
 	p = p[w:]
 	for ; n > 0 && w > 0; n-- {
@@ -870,11 +898,11 @@ func recValue(raw []byte) []byte {
 
 // decodeRecord decodes a record; a malformed one decodes as far as it can.
 func decodeRecord(raw []byte) record {
-	r := record{expireAt: recExpire(raw)}
-	if len(raw) < 9 {
+	r := record{expireAt: recExpire(raw), enc: recEnc(raw)}
+	p := recTags(raw)
+	if len(p) == 0 {
 		return r
 	}
-	p := raw[8:]
 	n, w := binary.Uvarint(p)
 	if w <= 0 || n > uint64(len(p)) {
 		return r
@@ -895,6 +923,21 @@ func decodeRecord(raw []byte) record {
 	return r
 }
 
+// Object describes key for OBJECT (store.Describer). The disk store keeps no access data (a
+// read would have to write the file), so it reports no idle time or frequency; it does not
+// bound its memory, so small integers count as shared, as in a Redis without maxmemory.
+func (s *Store) Object(ctx context.Context, key []byte, _ store.ObjectField) (store.Object, bool, error) {
+	res, err := s.Do(ctx, key, store.Op{Kind: store.Get})
+	if err != nil || !res.Found {
+		return store.Object{}, false, err
+	}
+	obj := store.Object{Encoding: res.Enc.Name(res.Value), RefCount: 1, Idle: -1, Freq: -1}
+	if res.Enc.SharedInt(res.Value) {
+		obj.RefCount = store.SharedRefCount
+	}
+	return obj, true, nil
+}
+
 // bboltElement is the header bbolt keeps beside every key and value on a leaf page.
 const bboltElement = 16
 
@@ -911,6 +954,9 @@ func (s *Store) KeySize(ctx context.Context, key []byte) (int64, bool, error) {
 		return 0, false, err
 	}
 	record := 8 + uvarintLen(uint64(len(tags))) + int(res.Int)
+	if res.Enc != store.EncodeByValue {
+		record++ // the byte that says how the value was written
+	}
 	size := bboltElement + 8 + len(key) + record
 	for _, t := range tags {
 		size += uvarintLen(uint64(len(t))) + len(t) // in the record

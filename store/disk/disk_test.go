@@ -268,3 +268,35 @@ func TestScanContinuesOlderCursor(t *testing.T) {
 		}
 	}
 }
+
+// TestReopenKeepsEncoding: how a value was written (OBJECT ENCODING) survives a restart, beside
+// its tags and an expiry as late as Redis allows (the record's flag bit must not eat into it).
+func TestReopenKeepsEncoding(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vela.db")
+	ctx := context.Background()
+	s, err := disk.Open(disk.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	latest := int64(1<<63 - 1)
+	mustDo(t, s, "raw", store.Op{Kind: store.Set, Value: []byte("12"), Tags: [][]byte{[]byte("t")}, TTL: store.TTLSet, ExpireAt: latest})
+	mustDo(t, s, "raw", store.Op{Kind: store.Append, Value: []byte("3")})
+	mustDo(t, s, "float", store.Op{Kind: store.IncrByFloat, Value: []byte("3")})
+	mustDo(t, s, "int", store.Op{Kind: store.Set, Value: []byte("4")})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path)
+	for key, want := range map[string]string{"raw": "raw", "float": "embstr", "int": "int"} {
+		obj, found, err := s.Object(ctx, []byte(key), store.ObjectEncoding)
+		if err != nil || !found || obj.Encoding != want {
+			t.Errorf("%s after reopen: %q (found %v, %v), want %s", key, obj.Encoding, found, err, want)
+		}
+	}
+	if res := mustDo(t, s, "raw", store.Op{Kind: store.Get, WithExpiry: true}); string(res.Value) != "123" || res.ExpireAt != latest {
+		t.Errorf("raw after reopen: %q expiring at %d, want \"123\" at %d", res.Value, res.ExpireAt, latest)
+	}
+	if tags, err := s.KeyTags(ctx, []byte("raw")); err != nil || len(tags) != 1 || string(tags[0]) != "t" {
+		t.Errorf("raw's tags after reopen: %q, %v", tags, err)
+	}
+}

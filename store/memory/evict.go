@@ -52,7 +52,8 @@ func (s *Store) roomFor(sh *shard, t *table, key, value []byte, old item, tagged
 
 // LRU and LFU bookkeeping. An entry's meta is, under PolicyLRU, the store's millisecond clock at
 // its last access; under PolicyLFU, the minute of its last counter decay (24 bits) and a
-// logarithmic access counter (8 bits), as Redis keeps them.
+// logarithmic access counter (8 bits), as Redis keeps them; under PolicyTTLOnly, which evicts
+// nothing, the idle clock (in seconds) at its last access, for OBJECT IDLETIME only.
 const (
 	lfuInitVal   = 5  // a new key's counter, so it is not the first to go
 	lfuLogFactor = 10 // Redis's lfu-log-factor
@@ -70,7 +71,7 @@ func (s *Store) initialMeta(now int64) uint32 {
 	case PolicyLFU:
 		return s.minutes(now)<<8 | lfuInitVal
 	}
-	return 0
+	return s.idleClock.Load()
 }
 
 // accessedMeta is meta after one more access at now.
@@ -88,7 +89,7 @@ func (s *Store) accessedMeta(meta uint32, now int64) uint32 {
 		}
 		return s.minutes(now)<<8 | uint32(c)
 	}
-	return meta
+	return s.idleClock.Load()
 }
 
 // lfuDecayed is meta's counter less one per minute since its last decay.
@@ -105,6 +106,7 @@ func (s *Store) lfuDecayed(meta uint32, now int64) uint8 {
 // one header field that readers write, atomically, and only when it changes.
 func (s *Store) touch(hd *header, now int64) {
 	if s.policy == PolicyTTLOnly {
+		s.stamp(hd)
 		return
 	}
 	old := atomic.LoadUint32(&hd.meta)
@@ -112,6 +114,24 @@ func (s *Store) touch(hd *header, now int64) {
 		atomic.CompareAndSwapUint32(&hd.meta, old, next) // losing a race loses one access: fine
 	}
 }
+
+// stamp records an access under PolicyTTLOnly without reading the time: the idle clock is one
+// atomic load of a word that changes when Tick advances it, and an entry is written at most once
+// per tick, so a read of a key read before costs no write.
+func (s *Store) stamp(hd *header) {
+	if c := s.idleClock.Load(); atomic.LoadUint32(&hd.meta) != c {
+		atomic.StoreUint32(&hd.meta, c)
+	}
+}
+
+// Tick advances the idle clock that OBJECT IDLETIME reads under PolicyTTLOnly to the store's
+// current time. The node calls it ten times a second, as Redis updates its LRU clock; under the
+// other policies the entries keep the store's own clock and Tick changes nothing.
+func (s *Store) Tick() {
+	s.idleClock.Store(s.seconds(s.now()))
+}
+
+func (s *Store) seconds(now int64) uint32 { return uint32((now - s.epoch) / 1000) }
 
 // evictScore ranks an entry for eviction: higher goes first.
 func (s *Store) evictScore(hd *header, now int64) uint64 {

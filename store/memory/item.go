@@ -2,6 +2,8 @@ package memory
 
 import (
 	"unsafe"
+
+	"github.com/vela-cache/vela/store"
 )
 
 // An item is one stored entry in a single pointer-free allocation:
@@ -9,7 +11,7 @@ import (
 //	offset 0   expireAt int64   absolute unix ms, 0: none      (changed only under the shard's write lock)
 //	offset 8   meta     uint32  LRU clock or LFU counter       (atomic: readers bump it under the read lock)
 //	offset 12  hash     uint32  high half of the key's hash    (its place in the slot's table)
-//	offset 16  klen     uint32  key length; top bit: tagged
+//	offset 16  klen     uint32  key length; top bit: tagged; the two below: store.Encoding
 //	offset 20  vlen     uint32  value length
 //	offset 24  key bytes, then value bytes
 //
@@ -31,14 +33,19 @@ type header struct {
 const (
 	headerSize = int(unsafe.Sizeof(header{}))
 	taggedBit  = 1 << 31
+	encShift   = 29
+	encMask    = 3 << encShift
 	// maxKeyLen and maxValueLen are what the header's length fields can hold.
-	maxKeyLen   = taggedBit - 1
+	maxKeyLen   = 1<<encShift - 1
 	maxValueLen = 1<<32 - 1
 )
 
 func hdr(p item) *header { return (*header)(p) }
 
-func (h *header) keyLen() int { return int(h.klen &^ taggedBit) }
+func (h *header) keyLen() int { return int(h.klen &^ (taggedBit | encMask)) }
+
+// enc is how the value was written, for OBJECT ENCODING.
+func (h *header) enc() store.Encoding { return store.Encoding(h.klen & encMask >> encShift) }
 
 func (h *header) tagged() bool { return h.klen&taggedBit != 0 }
 
@@ -64,8 +71,8 @@ func valueOf(p item) []byte {
 	return unsafe.Slice((*byte)(unsafe.Add(p, headerSize+h.keyLen())), int(h.vlen))
 }
 
-// newItem allocates an item holding key and value.
-func newItem(key, value []byte, hash uint32, expireAt int64, meta uint32, tagged bool) item {
+// newItem allocates an item holding key and value, written as enc says.
+func newItem(key, value []byte, hash uint32, expireAt int64, meta uint32, tagged bool, enc store.Encoding) item {
 	b := make([]byte, headerSize+len(key)+len(value))
 	copy(b[headerSize:], key)
 	copy(b[headerSize+len(key):], value)
@@ -74,7 +81,7 @@ func newItem(key, value []byte, hash uint32, expireAt int64, meta uint32, tagged
 	h.expireAt = expireAt
 	h.meta = meta
 	h.hash = hash
-	h.klen = uint32(len(key))
+	h.klen = uint32(len(key)) | uint32(enc)<<encShift
 	if tagged {
 		h.klen |= taggedBit
 	}

@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"sync/atomic"
 
 	"github.com/vela-cache/vela/glob"
 	"github.com/vela-cache/vela/store"
@@ -106,6 +107,41 @@ func (s *Store) KeySize(_ context.Context, key []byte) (int64, bool, error) {
 		size += tags.EntryCost(len(key), len(s.tags.Tags(key)))
 	}
 	return size, true, nil
+}
+
+// Object describes key for OBJECT (store.Describer) without counting as an access. The idle
+// time is tracked under PolicyLRU (to the millisecond) and PolicyTTLOnly (to the last Tick), the
+// access counter under PolicyLFU. Small integers are shared, as in Redis, unless an LRU or LFU
+// policy runs with a memory bound.
+func (s *Store) Object(_ context.Context, key []byte, _ store.ObjectField) (store.Object, bool, error) {
+	if s.closed.Load() {
+		return store.Object{}, false, store.ErrClosed
+	}
+	now := s.now()
+	h, sh, t := s.locate(key)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	i := t.find(key, h)
+	if i < 0 || store.Expired(hdr(t.items[i]).expireAt, now) {
+		return store.Object{}, false, nil
+	}
+	p := t.items[i]
+	hd := hdr(p)
+	enc, value := hd.enc(), valueOf(p)
+	obj := store.Object{Encoding: enc.Name(value), RefCount: 1, Idle: -1, Freq: -1}
+	if enc.SharedInt(value) && (s.policy == PolicyTTLOnly || s.maxMemory == 0) {
+		obj.RefCount = store.SharedRefCount
+	}
+	meta := atomic.LoadUint32(&hd.meta)
+	switch s.policy {
+	case PolicyLFU:
+		obj.Freq = int64(s.lfuDecayed(meta, now))
+	case PolicyLRU:
+		obj.Idle = int64(s.clock(now)-meta) / 1000
+	default:
+		obj.Idle = max(int64(s.idleClock.Load())-int64(meta), 0)
+	}
+	return obj, true, nil
 }
 
 // TagIndexLen returns the number of tags with keys and of tagged keys in the tag index.

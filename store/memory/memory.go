@@ -105,7 +105,10 @@ type Store struct {
 	policy  Policy
 	samples int
 	epoch   int64 // origin of the LRU and LFU clocks, unix ms
-	closed  atomic.Bool
+	// idleClock is the seconds since epoch as of the last Tick: the access time of entries under
+	// PolicyTTLOnly (see stamp).
+	idleClock atomic.Uint32
+	closed    atomic.Bool
 
 	// Bounds and the store-wide totals they are checked against (only when bounded).
 	maxSize, maxMemory    int64
@@ -193,9 +196,13 @@ func (s *Store) Do(_ context.Context, key []byte, op store.Op) (store.Result, er
 					_, _, res, err := store.Apply(cur, false, &op, now, s.maxLen)
 					return res, err
 				}
-				s.touch(hd, now)
+				if op.Kind != store.Inspect { // as Redis's EXISTS, TTL and TYPE, no access
+					s.touch(hd, now)
+				}
+			} else if op.Kind != store.Inspect {
+				s.stamp(hd)
 			}
-			cur = store.Entry{Value: valueOf(p), ExpireAt: hd.expireAt}
+			cur = store.Entry{Value: valueOf(p), ExpireAt: hd.expireAt, Enc: hd.enc()}
 			live = true
 		}
 		sh.mu.RUnlock()
@@ -259,7 +266,7 @@ func (s *Store) apply(sh *shard, t *table, key []byte, h uint64, op *store.Op, n
 			s.removeAt(sh, t, i, true)
 			i, old = -1, nil
 		} else {
-			cur = store.Entry{Value: valueOf(old), ExpireAt: hd.expireAt}
+			cur = store.Entry{Value: valueOf(old), ExpireAt: hd.expireAt, Enc: hd.enc()}
 		}
 	}
 	applied := op
@@ -283,7 +290,7 @@ func (s *Store) apply(sh *shard, t *table, key []byte, h uint64, op *store.Op, n
 		value := next.Value
 		if op.Kind == store.Set {
 			value = op.Value
-		} else if i >= 0 && sameBytes(value, cur.Value) {
+		} else if i >= 0 && sameBytes(value, cur.Value) && next.Enc == cur.Enc {
 			s.setExpiry(sh, hdr(old), next.ExpireAt)
 			s.touch(hdr(old), now)
 			return res, nil
@@ -303,7 +310,7 @@ func (s *Store) apply(sh *shard, t *table, key []byte, h uint64, op *store.Op, n
 				i = t.find(key, h) // reclaiming expired entries may have moved it
 			}
 		}
-		s.put(sh, t, i, key, h, value, next.ExpireAt, tagged, op, now)
+		s.put(sh, t, i, key, h, value, next.ExpireAt, tagged, next.Enc, op, now)
 	}
 	return res, nil
 }
@@ -313,7 +320,7 @@ func sameBytes(a, b []byte) bool {
 }
 
 // put stores a new item for key in bucket i (or a new bucket when i < 0), replacing the old one.
-func (s *Store) put(sh *shard, t *table, i int, key []byte, h uint64, value []byte, expireAt int64, tagged bool, op *store.Op, now int64) {
+func (s *Store) put(sh *shard, t *table, i int, key []byte, h uint64, value []byte, expireAt int64, tagged bool, enc store.Encoding, op *store.Op, now int64) {
 	meta := s.initialMeta(now)
 	var dKeys, dBytes int64
 	var oldTagged bool
@@ -329,7 +336,7 @@ func (s *Store) put(sh *shard, t *table, i int, key []byte, h uint64, value []by
 	} else {
 		dKeys = 1
 	}
-	p := newItem(key, value, uint32(h>>32), expireAt, meta, tagged)
+	p := newItem(key, value, uint32(h>>32), expireAt, meta, tagged, enc)
 	dBytes += itemCost(len(key), len(value))
 	if expireAt != 0 {
 		sh.ttlKeys++

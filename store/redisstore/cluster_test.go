@@ -139,6 +139,7 @@ type unpipelined struct {
 	store.Sweeper
 	store.Tagger
 	store.Sizer
+	store.Describer
 }
 
 // clusterConformance runs the store conformance suite on Redis Cluster.
@@ -146,7 +147,7 @@ func clusterConformance(t *testing.T, rc *redisCluster) {
 	storetest.Run(t, func(t *testing.T) store.Store {
 		rc.flush(t)
 		s := open(t, rc.url)
-		return unpipelined{s, s, s, s, s, s}
+		return unpipelined{s, s, s, s, s, s, s}
 	})
 }
 

@@ -905,6 +905,46 @@ func (s *Store) mapErr(ctx context.Context, err error) error {
 	return fmt.Errorf("redis store: %w", err)
 }
 
+// objectFields are OBJECT's subcommands, by store.ObjectField.
+var objectFields = [...]string{"encoding", "refcount", "idletime", "freq"}
+
+// Object asks Redis the one OBJECT subcommand field (store.Describer): the answer, and any
+// error such as an idle time asked under an LFU policy, is Redis's own, as its policy decides.
+func (s *Store) Object(ctx context.Context, key []byte, field store.ObjectField) (store.Object, bool, error) {
+	if s.closed.Load() {
+		return store.Object{}, false, store.ErrClosed
+	}
+	if s.cluster != nil && reserved(key) {
+		return store.Object{}, false, ErrReservedKey
+	}
+	cmd := redis.NewCmd(ctx, "object", objectFields[field], string(key))
+	cmd.SetFirstKeyPos(2) // the key is not the first argument: route by it in a Redis Cluster
+	err := s.c.Process(ctx, cmd)
+	if errors.Is(err, redis.Nil) {
+		return store.Object{}, false, nil
+	}
+	if err != nil {
+		return store.Object{}, false, s.mapErr(ctx, err)
+	}
+	obj := store.Object{Idle: -1, Freq: -1}
+	switch v := cmd.Val().(type) {
+	case string:
+		obj.Encoding = v
+	case int64:
+		switch field {
+		case store.ObjectRefCount:
+			obj.RefCount = v
+		case store.ObjectIdleTime:
+			obj.Idle = v
+		case store.ObjectFreq:
+			obj.Freq = v
+		}
+	default:
+		return store.Object{}, false, fmt.Errorf("redis store: unexpected OBJECT reply %T", v)
+	}
+	return obj, true, nil
+}
+
 // KeySize returns what Redis says key costs it, MEMORY USAGE with its default sampling
 // (store.Sizer). The sets that hold the key's tags are not counted: they are shared by every key
 // of a tag. Redis's MEMORY USAGE reports a key that has expired but is not deleted yet; an

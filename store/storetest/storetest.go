@@ -55,6 +55,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Concurrent", testConcurrent},
 		{"Pipelined", testPipelined},
 		{"KeySize", testKeySize},
+		{"Object", testObject},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
 	}
@@ -1028,5 +1029,91 @@ func testKeySize(t *testing.T, s store.Store) {
 	time.Sleep(80 * time.Millisecond)
 	if _, found := size("brief"); found {
 		t.Error("an expired key has a size")
+	}
+}
+
+// testObject: a store that answers OBJECT (store.Describer) gives Redis's encoding for a value by
+// the command that wrote it, Redis's reference count for shared small integers, and nothing for
+// a key that is missing, deleted or expired. The expectations are what Redis 7 answers with its
+// defaults (no maxmemory), so the redis store, which asks Redis, must meet them too.
+func testObject(t *testing.T, s store.Store) {
+	d, ok := s.(store.Describer)
+	if !ok {
+		t.Skip("the store does not implement store.Describer")
+	}
+	describe := func(key string, field store.ObjectField) (store.Object, bool) {
+		t.Helper()
+		obj, found, err := d.Object(ctx, []byte(key), field)
+		if err != nil {
+			t.Fatalf("Object(%s, %d): %v", key, field, err)
+		}
+		return obj, found
+	}
+	check := func(key, encoding string, refcount int64) {
+		t.Helper()
+		enc, found1 := describe(key, store.ObjectEncoding)
+		ref, found2 := describe(key, store.ObjectRefCount)
+		if !found1 || !found2 || enc.Encoding != encoding || ref.RefCount != refcount {
+			t.Errorf("%s: encoding %q (found %v), refcount %d (found %v); want %q, %d",
+				key, enc.Encoding, found1, ref.RefCount, found2, encoding, refcount)
+		}
+	}
+	if _, found := describe("missing", store.ObjectEncoding); found {
+		t.Error("a missing key is described")
+	}
+	// Written whole: by the value.
+	set(t, s, "small-int", "123")
+	set(t, s, "large-int", "99999")
+	set(t, s, "negative", "-5")
+	set(t, s, "overflow", "12345678901234567890")
+	set(t, s, "leading-zero", "0123")
+	set(t, s, "emb", strings.Repeat("e", 44))
+	set(t, s, "raw", strings.Repeat("r", 45))
+	check("small-int", "int", store.SharedRefCount)
+	check("large-int", "int", 1)
+	check("negative", "int", 1)
+	check("overflow", "embstr", 1)
+	check("leading-zero", "embstr", 1)
+	check("emb", "embstr", 1)
+	check("raw", "raw", 1)
+	do(t, s, "incr", store.Op{Kind: store.IncrBy, Delta: 20000})
+	check("incr", "int", 1)
+	do(t, s, "incr", store.Op{Kind: store.IncrBy, Delta: -19990})
+	check("incr", "int", store.SharedRefCount)
+	do(t, s, "new-append", store.Op{Kind: store.Append, Value: []byte("12")})
+	check("new-append", "int", store.SharedRefCount)
+	// INCRBYFLOAT's sum is a string even when it reads as an integer.
+	do(t, s, "float", store.Op{Kind: store.IncrByFloat, Value: []byte("1.5")})
+	do(t, s, "float", store.Op{Kind: store.IncrByFloat, Value: []byte("1.5")})
+	check("float", "embstr", 1)
+	// Changed in place: raw, even when nothing was added.
+	do(t, s, "new-append", store.Op{Kind: store.Append, Value: []byte("")})
+	check("new-append", "raw", 1)
+	set(t, s, "empty", "")
+	do(t, s, "empty", store.Op{Kind: store.Append, Value: []byte("")})
+	check("empty", "raw", 1)
+	do(t, s, "new-range", store.Op{Kind: store.SetRange, Delta: 2, Value: []byte("ab")})
+	check("new-range", "raw", 1)
+	set(t, s, "range", "7")
+	do(t, s, "range", store.Op{Kind: store.SetRange, Value: []byte("")}) // no change
+	check("range", "int", store.SharedRefCount)
+	do(t, s, "range", store.Op{Kind: store.SetRange, Value: []byte("8")})
+	check("range", "raw", 1)
+	// The expiry does not change the value's encoding; a new SET does.
+	do(t, s, "range", store.Op{Kind: store.Expire, ExpireAt: far})
+	do(t, s, "range", store.Op{Kind: store.Persist})
+	do(t, s, "range", store.Op{Kind: store.GetEx, TTL: store.TTLSet, ExpireAt: far})
+	check("range", "raw", 1)
+	set(t, s, "range", "8")
+	check("range", "int", store.SharedRefCount)
+
+	do(t, s, "raw", store.Op{Kind: store.Delete})
+	if _, found := describe("raw", store.ObjectEncoding); found {
+		t.Error("a deleted key is described")
+	}
+	do(t, s, "brief", store.Op{Kind: store.Set, Value: []byte("v"), ExpireAt: now() + 50})
+	time.Sleep(80 * time.Millisecond)
+	if _, found := describe("brief", store.ObjectRefCount); found {
+		t.Error("an expired key is described")
 	}
 }

@@ -30,7 +30,7 @@ import (
 )
 
 // names are the commands of DESIGN.md §3 that Redis has, the transaction, scripting, slow log
-// and MEMORY USAGE commands, and the subcommands Vela serves.
+// MEMORY USAGE and OBJECT commands, and the subcommands Vela serves.
 const names = `ping echo quit select auth hello client command info config time dbsize flushdb
 	flushall get set setnx setex psetex getset getdel getex mget mset msetnx incr decr incrby
 	decrby incrbyfloat append strlen del unlink exists touch type expire pexpire expireat pexpireat
@@ -38,7 +38,8 @@ const names = `ping echo quit select auth hello client command info config time 
 	client|setinfo client|list client|help command|count command|docs command|info command|list command|help config|get
 	config|help multi exec discard watch unwatch reset getrange substr setrange eval evalsha eval_ro script
 	evalsha_ro script|load script|exists script|flush script|kill script|help slowlog slowlog|get slowlog|len
-	slowlog|reset slowlog|help memory memory|usage memory|help`
+	slowlog|reset slowlog|help memory memory|usage memory|help object object|encoding object|refcount
+	object|idletime object|freq object|help`
 
 func main() {
 	out := flag.String("o", "redisdocs.json", "file to write")
