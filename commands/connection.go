@@ -36,6 +36,7 @@ func (n *Node) registerConnection() {
 			"info":    sub("info", 2, FlagLoading, n.clientInfo),
 			"setinfo": setinfo,
 			"list":    sub("list", -2, FlagAdmin|FlagLoading, n.clientList),
+			"kill":    sub("kill", -3, FlagAdmin|FlagLoading, n.clientKill),
 			"help":    sub("help", 2, FlagLoading, n.clientHelp),
 		}},
 	} {
@@ -287,6 +288,96 @@ func (n *Node) clientList(c *Ctx, args [][]byte) (resp.Reply, error) {
 	return resp.Verbatim(b.String()), nil
 }
 
+// clientKill serves CLIENT KILL, in Redis 7.0's two forms: CLIENT KILL ip:port closes that
+// client (the caller included) and answers OK or "No such client"; CLIENT KILL with filters (ID,
+// TYPE, USER, ADDR, LADDR, SKIPME) closes every client matching all of them, by default not the
+// caller, and answers how many. Cluster members' peer connections are Vela's own and never
+// match. A killed client gets the replies it has coming, then its connection closes; the caller,
+// if it matched, after this reply.
+func (n *Node) clientKill(c *Ctx, args [][]byte) (resp.Reply, error) {
+	var id int64
+	var addr, laddr []byte
+	skipme, oldForm := true, len(args) == 3
+	if oldForm {
+		addr, skipme = args[2], false
+	} else {
+		for i := 2; i < len(args); i += 2 {
+			if i+1 >= len(args) {
+				return resp.Reply{}, ErrSyntax
+			}
+			v := args[i+1]
+			switch opt := args[i]; {
+			case equalFold(opt, "id"):
+				n, ok := intArgOK(v)
+				if !ok || n < 1 {
+					return resp.Reply{}, Error("ERR client-id should be greater than 0")
+				}
+				id = n
+			case equalFold(opt, "type"):
+				switch {
+				case equalFold(v, "normal"):
+				case equalFold(v, "master"), equalFold(v, "replica"), equalFold(v, "slave"), equalFold(v, "pubsub"):
+					return resp.Int(0), nil // Vela has no such clients
+				default:
+					return resp.Reply{}, formatError("Unknown client type '%s'", cstr(v))
+				}
+			case equalFold(opt, "user"):
+				if !equalFold(v, "default") { // the only user: AUTH's password is its
+					return resp.Reply{}, formatError("No such user '%s'", cstr(v))
+				}
+			case equalFold(opt, "addr"):
+				addr = v
+			case equalFold(opt, "laddr"):
+				laddr = v
+			case equalFold(opt, "skipme"):
+				switch {
+				case equalFold(v, "yes"):
+					skipme = true
+				case equalFold(v, "no"):
+					skipme = false
+				default:
+					return resp.Reply{}, ErrSyntax
+				}
+			default:
+				return resp.Reply{}, ErrSyntax
+			}
+		}
+	}
+	var killed []*resp.Conn
+	self := false
+	if n.clients != nil {
+		n.clients.Clients(func(conn *resp.Conn) {
+			switch {
+			case conn.IsPeer(),
+				addr != nil && conn.RemoteAddr() != string(addr),
+				laddr != nil && conn.LocalAddr() != string(laddr),
+				id != 0 && conn.ID != id,
+				skipme && conn == c.Conn:
+				return
+			}
+			if conn == c.Conn {
+				self = true
+			}
+			killed = append(killed, conn)
+		})
+	}
+	for _, conn := range killed {
+		if conn != c.Conn {
+			conn.Kill()
+		}
+	}
+	if self {
+		c.Conn.Quit() // closed after this reply, its later commands not run, as Redis does
+	}
+	if !oldForm {
+		return resp.Int(int64(len(killed))), nil
+	}
+	if len(killed) == 0 {
+		return resp.Reply{}, Error("ERR No such client")
+	}
+	return resp.OK, nil
+}
+
 // writeClientLine writes conn's line of CLIENT LIST and CLIENT INFO, with Redis's fields.
 func writeClientLine(b *strings.Builder, conn *resp.Conn) {
 	in := conn.Info()
@@ -319,6 +410,14 @@ func (n *Node) clientHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
 		"GETNAME", "    Return the name of the current connection.",
 		"ID", "    Return the ID of the current connection.",
 		"INFO", "    Return information about the current client connection.",
+		"KILL <ip:port>", "    Kill connection made from <ip:port>.",
+		"KILL <option> <value> [<option> <value> [...]]",
+		"    Kill connections. Options are:",
+		"    * ADDR (<ip:port>|<unixsocket>:0)", "      Kill connections made from the specified address",
+		"    * LADDR (<ip:port>|<unixsocket>:0)", "      Kill connections made to specified local address",
+		"    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)", "      Kill connections by type.",
+		"    * USER <username>", "      Kill connections authenticated by <username>.",
+		"    * SKIPME (YES|NO)", "      Skip killing current connection (default: yes).",
 		"LIST [TYPE NORMAL] [ID <id> [<id> ...]]", "    Return information about client connections.",
 		"SETINFO <option> <value>", "    Set client meta attr. Options are LIB-NAME and LIB-VER.",
 		"SETNAME <name>", "    Assign the name <name> to the current connection."), nil

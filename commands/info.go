@@ -134,13 +134,13 @@ func (n *Node) infoSection(ctx context.Context, sec string) []string {
 	case "stats":
 		s := n.stats
 		lines = []string{
-			fmt.Sprintf("total_connections_received:%d", s.Connections.Load()),
-			fmt.Sprintf("total_commands_processed:%d", s.Commands.Load()),
+			fmt.Sprintf("total_connections_received:%d", s.Connections.Since()),
+			fmt.Sprintf("total_commands_processed:%d", s.Commands.Since()),
 			fmt.Sprintf("instantaneous_ops_per_sec:%d", n.opsPerSec()),
-			fmt.Sprintf("expired_keys:%d", s.Expirations.Load()),
-			fmt.Sprintf("evicted_keys:%d", s.Evictions.Load()),
-			fmt.Sprintf("keyspace_hits:%d", s.Hits.Load()),
-			fmt.Sprintf("keyspace_misses:%d", s.Misses.Load()),
+			fmt.Sprintf("expired_keys:%d", s.Expirations.Since()),
+			fmt.Sprintf("evicted_keys:%d", s.Evictions.Since()),
+			fmt.Sprintf("keyspace_hits:%d", s.Hits.Since()),
+			fmt.Sprintf("keyspace_misses:%d", s.Misses.Since()),
 			fmt.Sprintf("total_error_replies:%d", n.errorReplies()),
 		}
 	case "commandstats":
@@ -208,7 +208,7 @@ func (n *Node) infoSection(ctx context.Context, sec string) []string {
 			lines = append(lines, "near_cache:off")
 		}
 		lines = append(lines, fmt.Sprintf("stats_enabled:%d", boolInt(n.stats.On())))
-		for _, f := range n.stats.Snapshot() {
+		for _, f := range n.stats.SnapshotSince() {
 			lines = append(lines, fmt.Sprintf("%s:%d", f.Name, f.Value))
 		}
 	}
@@ -223,14 +223,14 @@ func (n *Node) infoSection(ctx context.Context, sec string) []string {
 // appendCommandStats adds cmd's commandstats line, as Redis prints it, when cmd has been called
 // or refused.
 func appendCommandStats(lines []string, cmd *Command) []string {
-	calls, rejected, failed := cmd.calls.Load(), cmd.rejected.Load(), cmd.failed.Load()
+	calls, nsec, rejected, failed := cmd.sinceReset()
 	if calls == 0 && rejected == 0 {
 		return lines
 	}
-	usec := cmd.nsec.Load() / 1000
+	usec := nsec / 1000
 	perCall := 0.0
 	if calls > 0 {
-		perCall = float64(cmd.nsec.Load()) / 1000 / float64(calls)
+		perCall = float64(nsec) / 1000 / float64(calls)
 	}
 	return append(lines, fmt.Sprintf("cmdstat_%s:calls=%d,usec=%d,usec_per_call=%.2f,rejected_calls=%d,failed_calls=%d",
 		cmd.Name, calls, usec, perCall, rejected, failed))
@@ -239,21 +239,16 @@ func appendCommandStats(lines []string, cmd *Command) []string {
 // errorReplies is Redis's total_error_replies: every command refused or failed, and every
 // unknown one.
 func (n *Node) errorReplies() uint64 {
-	total := n.unknownCalls.Load()
+	total := n.unknownCalls.Since()
 	for _, cmd := range n.table.All() {
-		total += cmd.rejected.Load() + cmd.failed.Load()
+		_, _, rejected, failed := cmd.sinceReset()
+		total += rejected + failed
 		for _, sub := range cmd.Subcommands {
-			total += sub.rejected.Load() + sub.failed.Load()
+			_, _, rejected, failed := sub.sinceReset()
+			total += rejected + failed
 		}
 	}
 	return total
-}
-
-func (n *Node) setting(name, def string) string {
-	if v, ok := n.cfg.Settings[name]; ok {
-		return v
-	}
-	return def
 }
 
 func boolInt(b bool) int {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -77,7 +78,7 @@ type Node struct {
 	router    Router              // decides where keyed and cluster-wide commands run; nil: here
 	txr       TxRouter            // router, when it places transactions (txn_routed.go)
 
-	unknownCalls atomic.Uint64 // unknown commands answered, for INFO's total_error_replies
+	unknownCalls stats.Counter // unknown commands answered, for INFO's total_error_replies
 	ops          opsRate       // samples for INFO's instantaneous_ops_per_sec (opsrate.go)
 
 	near       *nearcache.Cache // the L1 in front of the store (near.go), or nil
@@ -87,6 +88,7 @@ type Node struct {
 	watches    watchedKeys      // the keys WATCH watches (watchkeys.go)
 	nextStripe atomic.Uint32    // deals connections to the gate's stripes
 	scripts    scripting        // EVAL's script cache and runner (script.go)
+	settingsMu sync.RWMutex     // guards cfg.Settings, which CONFIG SET changes (config.go)
 }
 
 // Router decides where a command runs when the node is part of a cluster. Exec calls Route for
@@ -403,10 +405,6 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 	if ctx.tx != nil && ctx.tx.multi && !ctx.inExec && cmd.Flags&flagTxControl == 0 {
 		return n.queue(ctx, cmd, args)
 	}
-	cmd.calls.Add(1)
-	if n.stats.On() {
-		n.stats.Commands.Inc()
-	}
 	if ctx.Conn != nil && cmd.Flags&FlagPipelined == 0 {
 		ctx.settle() // pipelined calls before this command complete first
 	}
@@ -427,6 +425,7 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 			start = time.Since(n.started)
 		}
 		if reply, handled := n.router.Route(ctx, cmd, args); handled {
+			n.ran(cmd)
 			if reply.Kind == resp.KindError {
 				cmd.failed.Add(1)
 			}
@@ -436,7 +435,18 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 			return reply
 		}
 	}
-	return n.execLocal(ctx, cmd, args, true)
+	reply := n.execLocal(ctx, cmd, args, true)
+	n.ran(cmd)
+	return reply
+}
+
+// ran counts a command that has run, as Redis counts it once it has: INFO read by a command
+// does not include that command, and CONFIG RESETSTAT counts itself.
+func (n *Node) ran(cmd *Command) {
+	cmd.calls.Add(1)
+	if n.stats.On() {
+		n.stats.Commands.Inc()
+	}
 }
 
 // refuse answers err to cmd, refused before it ran. A refused EXEC discards the transaction,

@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"bytes"
 	"cmp"
 	"slices"
 	"sort"
@@ -9,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vela-cache/vela/glob"
 	"github.com/vela-cache/vela/resp"
 )
 
@@ -29,7 +27,10 @@ func (n *Node) registerServer() {
 			}},
 		{Name: "config", Arity: -2,
 			Subcommands: map[string]*Command{
-				"get":  {Name: "config|get", Arity: -3, Flags: FlagAdmin | FlagLoading, Handler: n.configGet, Group: g},
+				"get": {Name: "config|get", Arity: -3, Flags: FlagAdmin | FlagLoading, Handler: n.configGet, Group: g},
+				"set": {Name: "config|set", Arity: -4, Flags: FlagAdmin | FlagLoading, Handler: n.configSet, Group: g},
+				"resetstat": {Name: "config|resetstat", Arity: 2, Flags: FlagAdmin | FlagLoading, Handler: n.configResetStat,
+					Group: g},
 				"help": csub("config", "help", 2, n.configHelp),
 			}},
 		{Name: "info", Arity: -1, Flags: FlagLoading, Handler: n.info},
@@ -77,40 +78,6 @@ func (n *Node) flush(c *Ctx, args [][]byte) (resp.Reply, error) {
 	return resp.OK, nil
 }
 
-// configGet serves CONFIG GET parameter [parameter …] from the settings the node was given,
-// with Redis 7's rules: a name without glob characters is looked up ignoring case and reported
-// as the client spelled it; a pattern reports the canonical names it matches; each parameter is
-// reported once.
-func (n *Node) configGet(c *Ctx, args [][]byte) (resp.Reply, error) {
-	names := make([]string, 0, len(n.cfg.Settings))
-	for name := range n.cfg.Settings {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	seen := map[string]bool{}
-	var kv []resp.Reply
-	for _, arg := range args[2:] {
-		if !bytes.ContainsAny(cstr(arg), "[*?") {
-			name := strings.ToLower(string(arg))
-			if v, ok := n.cfg.Settings[name]; ok && !seen[name] {
-				seen[name] = true
-				kv = append(kv, resp.BulkString(string(arg)), resp.BulkString(v))
-			}
-			continue
-		}
-		for _, name := range names {
-			if !seen[name] && glob.MatchFold(cstr(arg), []byte(name)) {
-				seen[name] = true
-				kv = append(kv, resp.BulkString(name), resp.BulkString(n.cfg.Settings[name]))
-			}
-		}
-	}
-	if kv == nil {
-		kv = []resp.Reply{}
-	}
-	return resp.Map(kv), nil
-}
-
 func (n *Node) commandHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
 	return HelpReply("COMMAND",
 		"(no subcommand)", "    Return details about all commands.",
@@ -118,12 +85,6 @@ func (n *Node) commandHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
 		"LIST", "    Return a list of all commands in this server.",
 		"INFO [<command-name> ...]", "    Return details about the given commands, or about all of them.",
 		"DOCS [<command-name> ...]", "    Return documentation details about the given commands, or about all of them."), nil
-}
-
-func (n *Node) configHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
-	return HelpReply("CONFIG",
-		"GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
-		"    Vela's configuration is fixed at start-up: there is no CONFIG SET."), nil
 }
 
 func (n *Node) commandAll(_ *Ctx, _ [][]byte) (resp.Reply, error) {

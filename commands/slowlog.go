@@ -98,11 +98,14 @@ func (n *Node) noteSlow(ctx *Ctx, cmd *Command, args [][]byte, took time.Duratio
 }
 
 // redactor returns which arguments of a command the slow log hides, as Redis redacts them: every
-// argument of AUTH, and the username and password after HELLO's AUTH; nil for other commands.
+// argument of AUTH, the username and password after HELLO's AUTH, and the value CONFIG SET gives
+// requirepass; nil for other commands.
 func redactor(name string, args [][]byte) func(i int) bool {
 	switch name {
 	case "auth":
 		return func(i int) bool { return i > 0 }
+	case "config|set":
+		return func(i int) bool { return i >= 3 && i%2 == 1 && equalFold(args[i-1], "requirepass") }
 	case "hello":
 		for i := 2; i+2 < len(args); i++ {
 			if equalFold(args[i], "auth") {

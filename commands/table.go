@@ -79,6 +79,9 @@ type Command struct {
 	rejected atomic.Uint64 // refused before running: wrong arity, not authenticated
 	failed   atomic.Uint64 // ran and answered an error
 	observer Observer      // receives each run's duration; set before serving (Table.Observe)
+	// base holds calls, nsec, rejected and failed as CONFIG RESETSTAT last read them: INFO
+	// counts from there, metrics from the start.
+	base [4]atomic.Uint64
 }
 
 // Observer receives the duration in seconds of every run of one command; a
@@ -90,6 +93,21 @@ type Observer interface {
 
 // Calls returns how many times the command has run.
 func (c *Command) Calls() uint64 { return c.calls.Load() }
+
+// sinceReset returns the command's calls, nanoseconds, refusals and failures since CONFIG
+// RESETSTAT.
+func (c *Command) sinceReset() (calls, nsec, rejected, failed uint64) {
+	return c.calls.Load() - c.base[0].Load(), c.nsec.Load() - c.base[1].Load(),
+		c.rejected.Load() - c.base[2].Load(), c.failed.Load() - c.base[3].Load()
+}
+
+// resetStats makes sinceReset count from now.
+func (c *Command) resetStats() {
+	c.base[0].Store(c.calls.Load())
+	c.base[1].Store(c.nsec.Load())
+	c.base[2].Store(c.rejected.Load())
+	c.base[3].Store(c.failed.Load())
+}
 
 // Keys returns the key arguments of args according to the key positions.
 func (c *Command) Keys(args [][]byte) [][]byte {

@@ -55,7 +55,7 @@ func (n *Node) InvalidateTags(ctx context.Context, tags [][]byte) ([][]byte, err
 
 // statsCmd serves STATS: every counter of stats.Stats.Snapshot, in its documented order.
 func (n *Node) statsCmd(_ *Ctx, _ [][]byte) (resp.Reply, error) {
-	fields := n.stats.Snapshot()
+	fields := n.stats.SnapshotSince()
 	kv := make([]resp.Reply, 0, 2*len(fields))
 	for _, f := range fields {
 		kv = append(kv, resp.BulkString(f.Name), resp.Int(int64(f.Value)))

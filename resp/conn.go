@@ -33,6 +33,7 @@ type Conn struct {
 	// counted against MaxClients. overLimit: accepted beyond MaxClients, it may only become a
 	// peer's (Config.AdmitOverLimit).
 	peer, overLimit bool
+	peerShared      atomic.Bool // copy of peer for other goroutines (IsPeer)
 	// settling is set while Settle resolves the waiting replies.
 	settling bool
 
@@ -242,6 +243,7 @@ func (c *Conn) later(r Reply) {
 func (c *Conn) SetPeer() {
 	if !c.peer {
 		c.peer, c.overLimit = true, false
+		c.peerShared.Store(true)
 		c.server.count.Add(-1)
 	}
 	if c.server.cfg.IdleTimeout > 0 {
@@ -250,6 +252,21 @@ func (c *Conn) SetPeer() {
 			_ = c.nc.SetReadDeadline(time.Now())
 		}
 	}
+}
+
+// IsPeer reports whether the connection is a cluster peer's (SetPeer). It is safe to call from
+// any goroutine.
+func (c *Conn) IsPeer() bool { return c.peerShared.Load() }
+
+// Kill ends the connection from any goroutine (CLIENT KILL). It shuts the socket's reading side,
+// so whoever serves the connection, its event loop or its goroutine, reads the end of the stream
+// as when a client hangs up: it writes the replies it has and closes the connection. The
+// descriptor itself stays open until then, so it cannot be reused under the one serving it.
+func (c *Conn) Kill() {
+	if cr, ok := c.nc.(interface{ CloseRead() error }); ok && cr.CloseRead() == nil {
+		return
+	}
+	_ = c.nc.SetReadDeadline(time.Now()) // a connection without CloseRead: end its wait for input
 }
 
 // Settle resolves the Later replies queued on the connection, in order, and buffers them for

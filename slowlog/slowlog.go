@@ -122,6 +122,23 @@ func (l *Log) Len() int {
 	return l.n
 }
 
+// SetThreshold changes the threshold (CONFIG SET slowlog-log-slower-than): microseconds, 0 for
+// every command, negative for none.
+func (l *Log) SetThreshold(threshold int64) { l.threshold.Store(max(threshold, -1)) }
+
+// SetMax changes how many entries are kept (CONFIG SET slowlog-max-len), dropping the oldest
+// beyond it.
+func (l *Log) SetMax(n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	keep := min(l.n, max(n, 0))
+	ring := make([]Entry, keep)
+	for i := range keep {
+		ring[i] = l.ring[(l.head+l.n-keep+i)%len(l.ring)]
+	}
+	l.ring, l.head, l.n, l.max = ring, 0, keep, n
+}
+
 // Reset drops every entry. Ids keep counting from where they were, as in Redis.
 func (l *Log) Reset() {
 	l.mu.Lock()

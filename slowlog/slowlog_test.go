@@ -101,3 +101,50 @@ func TestShortens(t *testing.T) {
 		t.Errorf("arguments %q", e.Args)
 	}
 }
+
+// TestResize: SetMax keeps the newest entries that fit, in order, whether the ring had wrapped
+// or not, and the log goes on filling and wrapping at the new length; SetThreshold turns the log
+// off and on.
+func TestResize(t *testing.T) {
+	l := New(0, 5)
+	add := func(from, to int) {
+		for i := from; i < to; i++ {
+			l.Add(args("SET", fmt.Sprint(i)), time.Millisecond, "a", "", nil)
+		}
+	}
+	ids := func() string {
+		var b strings.Builder
+		for _, e := range l.Get(-1) {
+			fmt.Fprintf(&b, "%d ", e.ID)
+		}
+		return b.String()
+	}
+	add(0, 8) // wrapped: 7 6 5 4 3
+	l.SetMax(3)
+	if got := ids(); got != "7 6 5 " {
+		t.Errorf("shrunk to 3: %s", got)
+	}
+	add(8, 10)
+	if got := ids(); got != "9 8 7 " {
+		t.Errorf("after two more: %s", got)
+	}
+	l.SetMax(6)
+	add(10, 14)
+	if got := ids(); got != "13 12 11 10 9 8 " {
+		t.Errorf("grown to 6 and filled: %s", got)
+	}
+	l.SetMax(0)
+	add(14, 15)
+	if got := ids(); got != "" || l.Len() != 0 {
+		t.Errorf("length 0: %q", got)
+	}
+	l.SetMax(2)
+	l.SetThreshold(-1)
+	if l.On() || l.Slow(time.Hour) {
+		t.Error("threshold -1 still logs")
+	}
+	l.SetThreshold(1000)
+	if !l.Slow(time.Millisecond) || l.Slow(999*time.Microsecond) {
+		t.Error("threshold 1000 µs misjudges")
+	}
+}

@@ -920,6 +920,9 @@ var configNames = []string{"maxclients", "timeout", "proto-max-bulk-len", "maxme
 
 func (g *Gen) config() []Step {
 	c := g.name("config")
+	if g.chance(0.4) {
+		return g.configSet(c)
+	}
 	switch g.r.Intn(6) {
 	case 0, 1, 2:
 		return exact(c, g.name("get"), g.pick(configNames...))
@@ -929,6 +932,45 @@ func (g *Gen) config() []Step {
 		return exact(c, g.name("get"))
 	}
 	return exact(c, g.pick("foo", "bad\r\nsub", "gett"))
+}
+
+// configSet sends CONFIG SET forms both servers answer alike without changing anything the
+// sequence depends on: errors, and parameters set to the value they have (the slow log's to
+// Redis's defaults, which both servers start with).
+func (g *Gen) configSet(c string) []Step {
+	set := g.name("set")
+	pair := func() []any {
+		switch g.r.Intn(8) {
+		case 0:
+			return []any{g.pick("slowlog-max-len", "SLOWLOG-MAX-LEN"), g.pick("128", "abc", "-1", "+5", "", "1.5")}
+		case 1:
+			return []any{g.pick("slowlog-log-slower-than", "Slowlog-Log-Slower-Than"), g.pick("10000", "-2", "x", "1e3")}
+		case 2:
+			return []any{g.pick("databases", "cluster-enabled"), g.pick("1", "16", "no")}
+		case 3:
+			return g.pick2Pairs([]any{"save", ""}, []any{"appendonly", "no"})
+		case 4:
+			return g.pick2Pairs([]any{"maxmemory", "0"}, []any{"MaxMemory-Samples", "5"})
+		case 5:
+			return []any{g.pick("nosuch-param", "requirepass2"), "1"}
+		}
+		return []any{"slowlog-max-len", "128"}
+	}
+	parts := append([]any{c, set}, pair()...)
+	for n := g.r.Intn(3); n > 0; n-- {
+		parts = append(parts, pair()...)
+	}
+	if g.chance(0.05) {
+		parts = append(parts, "dangling")
+	}
+	return exact(parts...)
+}
+
+func (g *Gen) pick2Pairs(a, b []any) []any {
+	if g.chance(0.5) {
+		return a
+	}
+	return b
 }
 
 func (g *Gen) info() []Step {

@@ -1,0 +1,160 @@
+package commands
+
+import (
+	"bytes"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/vela-cache/vela/glob"
+	"github.com/vela-cache/vela/redisnum"
+	"github.com/vela-cache/vela/resp"
+)
+
+// CONFIG GET, SET and RESETSTAT. GET and SET work on the node's settings: its configuration under Redis's parameter
+// names (Config.Settings). Vela reads its configuration at start-up; CONFIG SET changes what
+// can change while it serves (the slow log's threshold and length), accepts setting any other
+// parameter to the value it already has (so deployment scripts that pin Redis's defaults run
+// unchanged), and refuses the rest with Redis's error shape.
+
+// settable are the parameters CONFIG SET changes, with the range Redis accepts for each.
+var settable = map[string]struct{ min, max int64 }{
+	"slowlog-log-slower-than": {-1, 1<<63 - 1},
+	"slowlog-max-len":         {0, 1<<63 - 1},
+}
+
+// immutable are the parameters Redis itself never changes at run time.
+var immutable = map[string]bool{"databases": true, "cluster-enabled": true}
+
+// setting returns the value CONFIG GET reports for a parameter, or def when the node has none.
+func (n *Node) setting(name, def string) string {
+	n.settingsMu.RLock()
+	defer n.settingsMu.RUnlock()
+	if v, ok := n.cfg.Settings[name]; ok {
+		return v
+	}
+	return def
+}
+
+// configGet serves CONFIG GET parameter [parameter …] from the settings the node was given,
+// with Redis 7's rules: a name without glob characters is looked up ignoring case and reported
+// as the client spelled it; a pattern reports the canonical names it matches; each parameter is
+// reported once.
+func (n *Node) configGet(c *Ctx, args [][]byte) (resp.Reply, error) {
+	n.settingsMu.RLock()
+	defer n.settingsMu.RUnlock()
+	names := make([]string, 0, len(n.cfg.Settings))
+	for name := range n.cfg.Settings {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	seen := map[string]bool{}
+	var kv []resp.Reply
+	for _, arg := range args[2:] {
+		if !bytes.ContainsAny(cstr(arg), "[*?") {
+			name := strings.ToLower(string(arg))
+			if v, ok := n.cfg.Settings[name]; ok && !seen[name] {
+				seen[name] = true
+				kv = append(kv, resp.BulkString(string(arg)), resp.BulkString(v))
+			}
+			continue
+		}
+		for _, name := range names {
+			if !seen[name] && glob.MatchFold(cstr(arg), []byte(name)) {
+				seen[name] = true
+				kv = append(kv, resp.BulkString(name), resp.BulkString(n.cfg.Settings[name]))
+			}
+		}
+	}
+	if kv == nil {
+		kv = []resp.Reply{}
+	}
+	return resp.Map(kv), nil
+}
+
+// configSet serves CONFIG SET parameter value [parameter value …]: every pair is checked first,
+// in Redis's order (an unknown name, an immutable one, a name given twice, then each value),
+// and only then are they applied, so a refused command changes nothing.
+func (n *Node) configSet(_ *Ctx, args [][]byte) (resp.Reply, error) {
+	if len(args)%2 != 0 {
+		return resp.Reply{}, ErrSyntax
+	}
+	type change struct {
+		name  string
+		value int64
+	}
+	var changes []change
+	seen := map[string]bool{}
+	n.settingsMu.Lock()
+	defer n.settingsMu.Unlock()
+	for i := 2; i < len(args); i += 2 {
+		name := strings.ToLower(string(args[i]))
+		if _, known := n.cfg.Settings[name]; !known {
+			return resp.Reply{}, Error("ERR Unknown option or number of arguments for CONFIG SET - '" + string(args[i]) + "'")
+		}
+		if immutable[name] {
+			return resp.Reply{}, configSetFailed(string(args[i]), "can't set immutable config")
+		}
+		if seen[name] {
+			return resp.Reply{}, configSetFailed(string(args[i]), "duplicate parameter")
+		}
+		seen[name] = true
+	}
+	for i := 2; i < len(args); i += 2 {
+		name, value := strings.ToLower(string(args[i])), args[i+1]
+		r, ok := settable[name]
+		if !ok {
+			if string(value) == n.cfg.Settings[name] {
+				continue // already so: nothing to change
+			}
+			return resp.Reply{}, configSetFailed(name, "Vela reads it at start-up only: change its configuration and restart")
+		}
+		v, ok := redisnum.ParseInt(value)
+		switch {
+		case !ok:
+			return resp.Reply{}, configSetFailed(name, "argument couldn't be parsed into an integer")
+		case v < r.min || v > r.max:
+			return resp.Reply{}, configSetFailed(name, "argument must be between "+strconv.FormatInt(r.min, 10)+
+				" and "+strconv.FormatInt(r.max, 10)+" inclusive")
+		}
+		changes = append(changes, change{name, v})
+	}
+	for _, ch := range changes {
+		switch ch.name {
+		case "slowlog-log-slower-than":
+			n.slowlog.SetThreshold(ch.value)
+		case "slowlog-max-len":
+			n.slowlog.SetMax(int(min(ch.value, 1<<31-1)))
+		}
+		n.cfg.Settings[ch.name] = strconv.FormatInt(ch.value, 10)
+	}
+	return resp.OK, nil
+}
+
+// configResetStat serves CONFIG RESETSTAT: INFO's counters (stats, commandstats, errors) and
+// STATS count from now, as Redis resets its own. /metrics keeps counting from the start: its
+// counters never fall, as Prometheus expects.
+func (n *Node) configResetStat(_ *Ctx, _ [][]byte) (resp.Reply, error) {
+	n.stats.Reset()
+	n.unknownCalls.Reset()
+	for _, cmd := range n.table.All() {
+		cmd.resetStats()
+		for _, sub := range cmd.Subcommands {
+			sub.resetStats()
+		}
+	}
+	return resp.OK, nil
+}
+
+func configSetFailed(arg, why string) error {
+	return Error("ERR CONFIG SET failed (possibly related to argument '" + arg + "') - " + why)
+}
+
+func (n *Node) configHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
+	return HelpReply("CONFIG",
+		"GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
+		"SET <directive> <value>", "    Set the configuration <directive> to <value>.",
+		"    Vela changes slowlog-log-slower-than and slowlog-max-len while it serves; other",
+		"    parameters only to the value they already have.",
+		"RESETSTAT", "    Reset statistics reported by the INFO command."), nil
+}
