@@ -96,6 +96,8 @@ type Server struct {
 	loops    sync.WaitGroup // one per running event loop
 	nextID   atomic.Int64
 	count    atomic.Int64 // open connections
+	// maxClients is Config.MaxClients, which SetMaxClients changes while serving.
+	maxClients atomic.Int64
 
 	mu      sync.Mutex // guards clients and loopList; orders Serve starting with Shutdown
 	clients map[*Conn]struct{}
@@ -115,9 +117,15 @@ func NewServer(cfg Config, h Handler) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	inl, _ := h.(Inliner)
-	return &Server{cfg: cfg, handler: h, inliner: inl, log: log, ctx: ctx, cancel: cancel,
+	s := &Server{cfg: cfg, handler: h, inliner: inl, log: log, ctx: ctx, cancel: cancel,
 		clients: make(map[*Conn]struct{})}
+	s.maxClients.Store(int64(cfg.MaxClients))
+	return s
 }
+
+// SetMaxClients changes how many connections are served at once (CONFIG SET maxclients). The
+// connections already open stay; new ones beyond the limit are refused, as in Redis.
+func (s *Server) SetMaxClients(n int) { s.maxClients.Store(int64(n)) }
 
 // Listen binds the configured address. It is separate from Serve so that start-up can fail
 // before anything runs and tests can learn the port (Addr) of ":0".
@@ -175,8 +183,9 @@ func (s *Server) Serve() error {
 			}
 		}
 		n := s.count.Add(1)
-		over := n > int64(s.cfg.MaxClients)
-		if over && (s.cfg.AdmitOverLimit == nil || n > int64(s.cfg.MaxClients)+OverLimitReserve) {
+		limit := s.maxClients.Load()
+		over := n > limit
+		if over && (s.cfg.AdmitOverLimit == nil || n > limit+OverLimitReserve) {
 			s.count.Add(-1)
 			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
 			_, _ = io.WriteString(nc, errMaxClients)

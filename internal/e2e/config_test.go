@@ -43,6 +43,9 @@ func TestConfigSetLikeRedis(t *testing.T) {
 		{"CONFIG", "SET", "slowlog-log-slower-than", "10000", "slowlog-max-len", "128"},
 		// Already so.
 		{"CONFIG", "SET", "save", "", "appendonly", "no", "maxmemory", "0"},
+		{"CONFIG", "SET", "maxclients", "0"}, {"CONFIG", "SET", "maxclients", "abc"},
+		{"CONFIG", "SET", "maxclients", "4294967296"}, {"CONFIG", "SET", "maxclients", "5000"},
+		{"CONFIG", "GET", "maxclients"}, {"CONFIG", "SET", "maxclients", "10000"},
 	}
 	for _, args := range session {
 		w, g := want.Do(args...).Value, got.Do(args...).Value
@@ -50,6 +53,17 @@ func TestConfigSetLikeRedis(t *testing.T) {
 			t.Errorf("%v:\n redis: %v\n  vela: %v", args, w, g)
 		}
 	}
+	// The client limit, live: with this connection open, a limit of 1 refuses the next.
+	got.Do("CONFIG", "SET", "maxclients", "1").OK()
+	extra := respclient.Dial(t, vela.Addr())
+	if v, _, err := extra.Receive(); err != nil || !v.IsError() || v.Str != "ERR max number of clients reached" {
+		t.Errorf("a connection beyond maxclients 1 got %v, %v", v, err)
+	}
+	if info := got.Do("INFO", "clients").Value.Str; !strings.Contains(info, "maxclients:1\r\n") {
+		t.Errorf("INFO clients after CONFIG SET maxclients 1: %q", info)
+	}
+	got.Do("CONFIG", "SET", "maxclients", "10000").OK()
+	respclient.Dial(t, vela.Addr()).Do("PING").Status("PONG")
 	got.Do("CONFIG", "SET", "maxmemory", "100mb").Err("ERR CONFIG SET failed (possibly related to argument 'maxmemory') - Vela reads it at start-up only: change its configuration and restart")
 	if v := got.Do("CONFIG", "GET", "maxmemory").Value; len(v.Elems) != 2 || v.Elems[1].Str != "0" {
 		t.Errorf("CONFIG GET maxmemory after a refused CONFIG SET: %v", v)
