@@ -8,12 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vela-cache/vela/internal/redistest"
 	"github.com/vela-cache/vela/internal/respclient"
 	"github.com/vela-cache/vela/internal/testnode"
 )
@@ -139,5 +141,48 @@ func TestRedisCLIOutput(t *testing.T) {
 		if outputs["vela"][i] != outputs["redis"][i] {
 			t.Errorf("output %d differs:\nredis: %q\nvela:  %q", i, outputs["redis"][i], outputs["vela"][i])
 		}
+	}
+}
+
+// TestRedisCLIHotkeys runs `redis-cli --hotkeys`, which scans the keyspace and asks OBJECT FREQ
+// of each key: on a node under the lfu policy it names the two keys read most first; on a node
+// under ttl_only it stops at Redis's error, as it does against a Redis without an LFU policy.
+func TestRedisCLIHotkeys(t *testing.T) {
+	cfg := testnode.Config()
+	cfg.EvictionPolicy, cfg.MaxMemory = "lfu", 100<<20
+	addr := testnode.Start(t, cfg).Addr()
+	c := respclient.Dial(t, addr)
+	for i := range 20 {
+		c.Do("SET", fmt.Sprintf("key:%d", i), "v").OK()
+	}
+	for range 40 {
+		c.Do("GET", "key:3")
+		c.Do("GET", "key:11")
+	}
+	out := cli(t, addr, nil, "--hotkeys")
+	_, summary, ok := strings.Cut(out, "-------- summary -------")
+	top := regexp.MustCompile(`hot key found with counter: (\d+)\s+keyname: "(key:\d+)"`).FindAllStringSubmatch(summary, 2)
+	hot := func(i int) bool {
+		n, _ := strconv.Atoi(top[i][1])
+		return (top[i][2] == "key:3" || top[i][2] == "key:11") && n > 5 // a new key's counter is 5
+	}
+	if !ok || len(top) != 2 || !hot(0) || !hot(1) {
+		t.Errorf("redis-cli --hotkeys summary: %v in\n%s", top, out)
+	}
+
+	// Without an LFU policy redis-cli stops at the first key with the server's error.
+	refused := func(addr string) string {
+		respclient.Dial(t, addr).Do("SET", "k", "v").OK()
+		host, port, _ := strings.Cut(addr, ":")
+		out, err := exec.Command(redisCLI(t), "-h", host, "-p", port, "--hotkeys").CombinedOutput()
+		if err == nil {
+			t.Errorf("redis-cli --hotkeys against %s succeeded without an LFU policy", addr)
+		}
+		_, msg, _ := strings.Cut(string(out), "Error: ")
+		return msg
+	}
+	if plain, redisOut := refused(testnode.StartDefault(t).Addr()), refused(redistest.Start(t).Addr); plain != redisOut ||
+		!strings.Contains(plain, "An LFU maxmemory policy is not selected") {
+		t.Errorf("--hotkeys without an LFU policy:\n vela: %s\nredis: %s", plain, redisOut)
 	}
 }
