@@ -70,6 +70,10 @@ var fuzzSeeds = [][]string{
 	{"MULTI"}, {"DISCARD"}, {"UNWATCH"}, {"MULTI"}, {"WATCH", "a"}, {"RESET"},
 	{"SETRANGE", "k", "5", "x"}, {"SETRANGE", "k", "-1", ""}, {"GETRANGE", "k", "-9223372036854775808", "-1"},
 	{"SUBSTR", "k", "1", "9223372036854775807"},
+	{"OBJECT", "ENCODING", "k"}, {"OBJECT", "FREQ", "k"}, {"OBJECT", "IDLETIME", "k"},
+	{"OBJECT", "REFCOUNT", "k", "x"}, {"OBJECT", "HELP"}, {"CONFIG", "SET", "slowlog-max-len", "5", "a"},
+	{"CONFIG", "SET", "maxclients", "0"}, {"CONFIG", "RESETSTAT"}, {"CLIENT", "KILL", "ID", "1", "SKIPME", "no"},
+	{"CLIENT", "KILL", "1.2.3.4:5"}, {"CLIENT", "KILL", "TYPE", "normal", "LADDR"},
 }
 
 // FuzzExec runs arbitrary arguments through the command table on a memory store: no input may
