@@ -13,15 +13,17 @@ import (
 
 // CONFIG GET, SET and RESETSTAT. GET and SET work on the node's settings: its configuration under Redis's parameter
 // names (Config.Settings). Vela reads its configuration at start-up; CONFIG SET changes what
-// can change while it serves (the slow log's threshold and length, the client limit), accepts setting any other
+// can change while it serves (the slow log's threshold and length, the latency monitor's
+// threshold, the client limit), accepts setting any other
 // parameter to the value it already has (so deployment scripts that pin Redis's defaults run
 // unchanged), and refuses the rest with Redis's error shape.
 
 // settable are the parameters CONFIG SET changes, with the range Redis accepts for each.
 var settable = map[string]struct{ min, max int64 }{
-	"slowlog-log-slower-than": {-1, 1<<63 - 1},
-	"slowlog-max-len":         {0, 1<<63 - 1},
-	"maxclients":              {1, 4294967295},
+	"slowlog-log-slower-than":   {-1, 1<<63 - 1},
+	"slowlog-max-len":           {0, 1<<63 - 1},
+	"maxclients":                {1, 4294967295},
+	"latency-monitor-threshold": {0, 1<<63 - 1},
 }
 
 // clientLimiter is the server's connection limit, which CONFIG SET maxclients changes.
@@ -129,6 +131,8 @@ func (n *Node) configSet(_ *Ctx, args [][]byte) (resp.Reply, error) {
 			n.slowlog.SetThreshold(ch.value)
 		case "slowlog-max-len":
 			n.slowlog.SetMax(int(min(ch.value, 1<<31-1)))
+		case "latency-monitor-threshold":
+			n.latency.SetThreshold(ch.value)
 		case "maxclients":
 			if l, ok := n.clients.(clientLimiter); ok {
 				l.SetMaxClients(int(ch.value))
@@ -162,7 +166,7 @@ func (n *Node) configHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
 	return HelpReply("CONFIG",
 		"GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
 		"SET <directive> <value>", "    Set the configuration <directive> to <value>.",
-		"    Vela changes slowlog-log-slower-than, slowlog-max-len and maxclients while it",
-		"    serves; other parameters only to the value they already have.",
+		"    Vela changes slowlog-log-slower-than, slowlog-max-len, latency-monitor-threshold",
+		"    and maxclients while it serves; other parameters only to the value they have.",
 		"RESETSTAT", "    Reset statistics reported by the INFO command."), nil
 }

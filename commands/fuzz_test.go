@@ -74,6 +74,7 @@ var fuzzSeeds = [][]string{
 	{"OBJECT", "REFCOUNT", "k", "x"}, {"OBJECT", "HELP"}, {"CONFIG", "SET", "slowlog-max-len", "5", "a"},
 	{"CONFIG", "SET", "maxclients", "0"}, {"CONFIG", "RESETSTAT"}, {"CLIENT", "KILL", "ID", "1", "SKIPME", "no"},
 	{"CLIENT", "KILL", "1.2.3.4:5"}, {"CLIENT", "KILL", "TYPE", "normal", "LADDR"},
+	{"LATENCY", "LATEST"}, {"LATENCY", "HISTORY", "command"}, {"LATENCY", "RESET", "a", "a"},
 }
 
 // FuzzExec runs arbitrary arguments through the command table on a memory store: no input may

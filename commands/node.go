@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vela-cache/vela/latency"
 	"github.com/vela-cache/vela/nearcache"
 	"github.com/vela-cache/vela/resp"
 	"github.com/vela-cache/vela/slowlog"
@@ -47,6 +48,8 @@ type Config struct {
 	ScriptLimit time.Duration
 	// Slowlog is the log SLOWLOG serves and the node adds slow commands to; nil keeps none.
 	Slowlog *slowlog.Log
+	// Latency is the node's latency monitor (LATENCY); nil keeps none (a threshold of 0).
+	Latency *latency.Monitor
 }
 
 // DefaultScriptLimit is how long a script may run before it is stopped: Redis's
@@ -66,6 +69,7 @@ type Node struct {
 	cfg     Config
 	stats   *stats.Stats
 	slowlog *slowlog.Log
+	latency *latency.Monitor
 	log     *slog.Logger
 	started time.Time
 	runID   string
@@ -159,6 +163,9 @@ func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger
 	n := &Node{table: NewTable(), store: st, cfg: cfg, stats: counters, log: log,
 		started: time.Now(), runID: hex.EncodeToString(id)}
 	n.slowlog = newSlowlog(cfg.Slowlog)
+	if n.latency = cfg.Latency; n.latency == nil {
+		n.latency = latency.New(0)
+	}
 	n.pipe, _ = st.(store.Pipeliner)
 	if lp, ok := st.(store.LoopPipeliner); ok && lp.OnLoops() {
 		n.loopPipe = lp
@@ -181,6 +188,7 @@ func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger
 	n.registerSlowlog()
 	n.registerMemory()
 	n.registerObject()
+	n.registerLatency()
 	return n
 }
 
@@ -420,8 +428,8 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 	// WATCH names keys but is about the connection's transaction: txn.go places it itself.
 	if n.router != nil && (cmd.FirstKey > 0 || cmd.Flags&FlagClusterWide != 0) && cmd.Flags&flagTxControl == 0 {
 		var start time.Duration
-		slowOn := n.slowlog.On()
-		if slowOn {
+		slowOn, latOn := n.slowlog.On(), n.latency.On()
+		if slowOn || latOn {
 			start = time.Since(n.started)
 		}
 		if reply, handled := n.router.Route(ctx, cmd, args); handled {
@@ -429,8 +437,14 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 			if reply.Kind == resp.KindError {
 				cmd.failed.Add(1)
 			}
-			if slowOn {
-				n.noteSlow(ctx, cmd, args, time.Since(n.started)-start)
+			if slowOn || latOn {
+				took := time.Since(n.started) - start
+				if slowOn {
+					n.noteSlow(ctx, cmd, args, took)
+				}
+				if latOn {
+					n.noteLatency(cmd, took)
+				}
 			}
 			return reply
 		}
@@ -519,7 +533,8 @@ func (n *Node) execLocal(ctx *Ctx, cmd *Command, args [][]byte, whole bool) resp
 	var reply resp.Reply
 	var err error
 	ctx.cmd = cmd
-	if slowOn := whole && n.slowlog.On(); cmd.observer != nil || n.stats.On() || slowOn {
+	latOn := n.latency.On()
+	if slowOn := whole && n.slowlog.On(); cmd.observer != nil || n.stats.On() || slowOn || latOn {
 		// Durations from the node's start time read only the monotonic clock, where
 		// time.Now would also read the wall clock.
 		start := time.Since(n.started)
@@ -531,6 +546,9 @@ func (n *Node) execLocal(ctx *Ctx, cmd *Command, args [][]byte, whole bool) resp
 		}
 		if slowOn {
 			n.noteSlow(ctx, cmd, args, took)
+		}
+		if latOn {
+			n.noteLatency(cmd, took)
 		}
 	} else {
 		reply, err = cmd.Handler(ctx, args)

@@ -40,6 +40,9 @@ type Config struct {
 	// log (0: every command; -1: none); SlowlogMaxLen is how many entries it keeps.
 	SlowlogLogSlowerThan int64
 	SlowlogMaxLen        int
+	// LatencyMonitorThreshold is the milliseconds an event (a command, an expiry sweep) must
+	// take to enter LATENCY's history; 0 keeps none.
+	LatencyMonitorThreshold int64
 
 	Store     StoreConfig
 	Topology  TopologyConfig
@@ -178,6 +181,8 @@ func (c *Config) Validate() error {
 		return &Error{"slowlog_log_slower_than", "must be -1 (no slow log), 0 (every command) or a number of microseconds"}
 	case c.SlowlogMaxLen < 0:
 		return &Error{"slowlog_max_len", "must not be negative"}
+	case c.LatencyMonitorThreshold < 0:
+		return &Error{"latency_monitor_threshold", "must not be negative (0 turns the monitor off)"}
 	case c.SweepInterval < 0:
 		return &Error{"sweep_interval", "must not be negative"}
 	case c.StampedeTimeout < 0:

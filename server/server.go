@@ -22,6 +22,7 @@ import (
 	"github.com/vela-cache/vela/commands"
 	"github.com/vela-cache/vela/config"
 	"github.com/vela-cache/vela/fetchlock"
+	"github.com/vela-cache/vela/latency"
 	"github.com/vela-cache/vela/metrics"
 	"github.com/vela-cache/vela/nearcache"
 	"github.com/vela-cache/vela/partition"
@@ -95,6 +96,7 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 		MaxMemory:      cfg.MaxMemory,
 		EvictionPolicy: cfg.EvictionPolicy,
 		Slowlog:        slowlog.New(cfg.SlowlogLogSlowerThan, cfg.SlowlogMaxLen),
+		Latency:        latency.New(cfg.LatencyMonitorThreshold),
 	}, counters, log)
 	if cfg.NearCache.Enabled && cfg.Topology.Type == "local" {
 		if rs, ok := st.(*redisstore.Store); !ok || !rs.Trackable() {
@@ -380,24 +382,25 @@ func redisSettings(cfg config.Config) map[string]string {
 	// Redis's log levels are debug, verbose, notice and warning.
 	logLevel := map[string]string{"debug": "debug", "info": "notice", "warn": "warning", "error": "warning"}[cfg.LogLevel]
 	return map[string]string{
-		"maxclients":              strconv.Itoa(cfg.MaxClients),
-		"timeout":                 strconv.FormatInt(int64(cfg.Timeout.Seconds()), 10),
-		"proto-max-bulk-len":      strconv.FormatInt(cfg.ProtoMaxBulkLen, 10),
-		"maxmemory":               strconv.FormatInt(cfg.MaxMemory, 10),
-		"maxmemory-policy":        policy,
-		"databases":               "1",
-		"save":                    "",
-		"appendonly":              "no",
-		"protected-mode":          map[bool]string{true: "yes", false: "no"}[cfg.ProtectedMode],
-		"bind":                    host,
-		"port":                    port,
-		"loglevel":                logLevel,
-		"cluster-enabled":         "no",            // a partitioned Vela is one cache to its clients, not a Redis Cluster
-		"maxmemory-samples":       "5",             // the memory store's eviction sample (memory.Config.Samples)
-		"notify-keyspace-events":  "",              // Vela publishes no keyspace notifications
-		"requirepass":             cfg.RequirePass, // Redis shows it too, to clients allowed to run CONFIG
-		"slowlog-log-slower-than": strconv.FormatInt(cfg.SlowlogLogSlowerThan, 10),
-		"slowlog-max-len":         strconv.Itoa(cfg.SlowlogMaxLen),
+		"maxclients":                strconv.Itoa(cfg.MaxClients),
+		"timeout":                   strconv.FormatInt(int64(cfg.Timeout.Seconds()), 10),
+		"proto-max-bulk-len":        strconv.FormatInt(cfg.ProtoMaxBulkLen, 10),
+		"maxmemory":                 strconv.FormatInt(cfg.MaxMemory, 10),
+		"maxmemory-policy":          policy,
+		"databases":                 "1",
+		"save":                      "",
+		"appendonly":                "no",
+		"protected-mode":            map[bool]string{true: "yes", false: "no"}[cfg.ProtectedMode],
+		"bind":                      host,
+		"port":                      port,
+		"loglevel":                  logLevel,
+		"cluster-enabled":           "no",            // a partitioned Vela is one cache to its clients, not a Redis Cluster
+		"maxmemory-samples":         "5",             // the memory store's eviction sample (memory.Config.Samples)
+		"notify-keyspace-events":    "",              // Vela publishes no keyspace notifications
+		"requirepass":               cfg.RequirePass, // Redis shows it too, to clients allowed to run CONFIG
+		"slowlog-log-slower-than":   strconv.FormatInt(cfg.SlowlogLogSlowerThan, 10),
+		"slowlog-max-len":           strconv.Itoa(cfg.SlowlogMaxLen),
+		"latency-monitor-threshold": strconv.FormatInt(cfg.LatencyMonitorThreshold, 10),
 	}
 }
 
@@ -489,14 +492,14 @@ func (s *Server) Start() error {
 	}
 	if sw, ok := s.store.(store.Sweeper); ok && s.cfg.SweepInterval > 0 {
 		// The memory store counts every expiration itself (memory.Config.Stats), lazy ones
-		// included; for other stores the sweep's count is added here.
-		var onSwept func(int)
-		if s.cfg.Store.Type != "memory" {
-			onSwept = func(n int) {
-				if s.stats.On() {
-					s.stats.Expirations.Add(uint64(n))
-				}
+		// included; for other stores the sweep's count is added here. A long sweep is a latency
+		// spike ("expire-cycle", as Redis's active expiry).
+		countSwept := s.cfg.Store.Type != "memory"
+		onSwept := func(n int, took time.Duration) {
+			if countSwept && n > 0 && s.stats.On() {
+				s.stats.Expirations.Add(uint64(n))
 			}
+			s.node.Latency().Note("expire-cycle", took)
 		}
 		s.sweep = store.StartSweep(sw, s.cfg.SweepInterval, onSwept, s.log)
 	}

@@ -14,8 +14,9 @@ type SweepLoop struct {
 	once   sync.Once
 }
 
-// StartSweep sweeps s every interval; onSwept (may be nil) receives each sweep's count.
-func StartSweep(s Sweeper, interval time.Duration, onSwept func(int), log *slog.Logger) *SweepLoop {
+// StartSweep sweeps s every interval; onSwept (may be nil) receives each sweep's count and how
+// long it took.
+func StartSweep(s Sweeper, interval time.Duration, onSwept func(n int, took time.Duration), log *slog.Logger) *SweepLoop {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &SweepLoop{cancel: cancel, done: make(chan struct{})}
 	go func() {
@@ -28,12 +29,13 @@ func StartSweep(s Sweeper, interval time.Duration, onSwept func(int), log *slog.
 				return
 			case <-t.C:
 			}
+			start := time.Now()
 			n, err := s.Sweep(ctx)
 			if err != nil && ctx.Err() == nil {
 				log.Warn("ttl sweep failed", "err", err)
 			}
-			if n > 0 && onSwept != nil {
-				onSwept(n)
+			if onSwept != nil {
+				onSwept(n, time.Since(start))
 			}
 			if n > 0 {
 				log.Debug("ttl sweep", "removed", n)

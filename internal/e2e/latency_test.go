@@ -1,0 +1,61 @@
+package e2e_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/vela-cache/vela/internal/redistest"
+	"github.com/vela-cache/vela/internal/respclient"
+	"github.com/vela-cache/vela/internal/testnode"
+)
+
+// TestLatencyLikeRedis compares LATENCY with Redis's: the forms and errors with the monitor off
+// (both servers' default), then, with latency-monitor-threshold 1, a script that runs tens of
+// milliseconds: both record one "command" spike, at this second, shown by LATEST and HISTORY
+// and dropped by RESET. The spike's size is each server's own and only checked to be at least
+// the threshold.
+func TestLatencyLikeRedis(t *testing.T) {
+	want := respclient.Dial(t, redistest.Start(t).Addr)
+	got := respclient.Dial(t, testnode.StartDefault(t).Addr())
+	same := func(args ...any) {
+		t.Helper()
+		w, g := want.Do(args...).Value, got.Do(args...).Value
+		if fmt.Sprint(w) != fmt.Sprint(g) {
+			t.Errorf("%v:\n redis: %v\n  vela: %v", args, w, g)
+		}
+	}
+	for _, args := range [][]any{
+		{"LATENCY"}, {"LATENCY", "LATEST", "x"}, {"LATENCY", "HISTORY"}, {"LATENCY", "HISTORY", "command"},
+		{"LATENCY", "RESET"}, {"LATENCY", "RESET", "a", "b"}, {"LATENCY", "FOO"}, {"LATENCY", "LATEST"},
+		{"CONFIG", "GET", "latency-monitor-threshold"}, {"CONFIG", "SET", "latency-monitor-threshold", "-1"},
+		{"CONFIG", "SET", "latency-monitor-threshold", "abc"}, {"CONFIG", "SET", "latency-monitor-threshold", "1"},
+		{"CONFIG", "GET", "latency-monitor-threshold"},
+	} {
+		same(args...)
+	}
+	const slow = "local i = 0 while i < 3000000 do i = i + 1 end return i"
+	for name, c := range map[string]*respclient.Conn{"redis": want, "vela": got} {
+		before := time.Now().Unix()
+		c.SetTimeout(time.Minute) // a script under the race detector is slow
+		c.Do("EVAL", slow, "0").Int(3000000)
+		after := time.Now().Unix()
+		latest := c.Do("LATENCY", "LATEST").Value
+		if len(latest.Elems) != 1 || len(latest.Elems[0].Elems) != 4 {
+			t.Fatalf("%s: LATENCY LATEST after a slow script: %v", name, latest)
+		}
+		e := latest.Elems[0].Elems
+		if e[0].Str != "command" || e[1].Int < before || e[1].Int > after || e[2].Int < 1 || e[3].Int != e[2].Int {
+			t.Errorf("%s: LATENCY LATEST: %v", name, latest)
+		}
+		h := c.Do("LATENCY", "HISTORY", "command").Value
+		if len(h.Elems) != 1 || h.Elems[0].Elems[0].Int != e[1].Int || h.Elems[0].Elems[1].Int != e[2].Int {
+			t.Errorf("%s: LATENCY HISTORY command: %v", name, h)
+		}
+	}
+	same("LATENCY", "RESET", "command", "command", "nosuch")
+	same("LATENCY", "LATEST")
+	same("CONFIG", "SET", "latency-monitor-threshold", "0")
+	same("EVAL", "return 1", "0")
+	same("LATENCY", "LATEST")
+}
