@@ -195,6 +195,10 @@ func TestScriptKill(t *testing.T) {
 	}
 
 	go func() { done <- runner.Eval(ctx, "redis.call('SET', 'k', 'v') while true do end", nil).Err() }()
+	// The script writes first, but nothing outside it can see when it has (the dataset waits
+	// for the script): a kill sent at once may find it running and not yet written, and stop
+	// it. Give the one statement before the loop ample time, even under the race detector.
+	time.Sleep(300 * time.Millisecond)
 	kill("UNKILLABLE Sorry the script already executed write commands against the dataset. " +
 		"You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.")
 	if err := <-done; err == nil || !strings.HasPrefix(err.Error(), "ERR Script stopped") {
