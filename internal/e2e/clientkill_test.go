@@ -19,7 +19,7 @@ import (
 func TestClientKillLikeRedis(t *testing.T) {
 	want := respclient.Dial(t, redistest.Start(t).Addr)
 	got := respclient.Dial(t, testnode.StartDefault(t).Addr())
-	for _, args := range [][]any{
+	sameReplies(t, want, got, [][]any{
 		{"CLIENT", "KILL"}, {"CLIENT", "KILL", "1.2.3.4:5"}, {"CLIENT", "KILL", "ID", "abc"},
 		{"CLIENT", "KILL", "ID", "0"}, {"CLIENT", "KILL", "id", "-1"}, {"CLIENT", "KILL", "ID", "999999"},
 		{"CLIENT", "KILL", "TYPE", "foo"}, {"CLIENT", "KILL", "TYPE", "pubsub"},
@@ -28,12 +28,7 @@ func TestClientKillLikeRedis(t *testing.T) {
 		{"CLIENT", "KILL", "SKIPME", "maybe"}, {"CLIENT", "KILL", "ID"}, {"CLIENT", "KILL", "ID", "5", "extra"},
 		{"CLIENT", "KILL", "MAXAGE", "5"}, {"CLIENT", "KILL", "ADDR", "1.2.3.4:5", "ID", "3", "TYPE", "normal"},
 		{"CLIENT", "KILL", "USER", "default", "ADDR", "1.2.3.4:5"},
-	} {
-		w, g := want.Do(args...).Value, got.Do(args...).Value
-		if fmt.Sprint(w) != fmt.Sprint(g) {
-			t.Errorf("%v:\n redis: %v\n  vela: %v", args, w, g)
-		}
-	}
+	})
 
 	for _, loops := range []int{1, 0} {
 		t.Run(fmt.Sprintf("event_loops=%d", loops), func(t *testing.T) {

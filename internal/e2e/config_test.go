@@ -47,12 +47,7 @@ func TestConfigSetLikeRedis(t *testing.T) {
 		{"CONFIG", "SET", "maxclients", "4294967296"}, {"CONFIG", "SET", "maxclients", "5000"},
 		{"CONFIG", "GET", "maxclients"}, {"CONFIG", "SET", "maxclients", "10000"},
 	}
-	for _, args := range session {
-		w, g := want.Do(args...).Value, got.Do(args...).Value
-		if fmt.Sprint(w) != fmt.Sprint(g) {
-			t.Errorf("%v:\n redis: %v\n  vela: %v", args, w, g)
-		}
-	}
+	sameReplies(t, want, got, session)
 	// The client limit, live: with this connection open, a limit of 1 refuses the next.
 	got.Do("CONFIG", "SET", "maxclients", "1").OK()
 	extra := respclient.Dial(t, vela.Addr())
@@ -84,16 +79,11 @@ func TestConfigResetStatLikeRedis(t *testing.T) {
 	got := respclient.Dial(t, testnode.StartDefault(t).Addr())
 	fields := regexp.MustCompile(`(?m)^(total_commands_processed|keyspace_hits|keyspace_misses|total_error_replies|expired_keys|evicted_keys):\d+`)
 	usec := regexp.MustCompile(`usec=\d+,usec_per_call=[\d.]+`)
-	for _, args := range [][]any{
+	sameReplies(t, want, got, [][]any{
 		{"SET", "a", "1"}, {"GET", "a"}, {"GET", "nokey"}, {"NOSUCH"}, {"GET"}, {"INCR", "a"},
 		{"SET", "b", "x", "PX", "1"}, {"CONFIG", "RESETSTAT", "extra"}, {"CONFIG", "RESETSTAT"},
 		{"GET", "a"}, {"GET", "nokey2"}, {"INCR", "nokey2x", "y"},
-	} {
-		w, g := want.Do(args...).Value, got.Do(args...).Value
-		if fmt.Sprint(w) != fmt.Sprint(g) {
-			t.Errorf("%v:\n redis: %v\n  vela: %v", args, w, g)
-		}
-	}
+	})
 	ws, gs := want.Do("INFO", "stats").Value.Str, got.Do("INFO", "stats").Value.Str
 	if w, g := fields.FindAllString(ws, -1), fields.FindAllString(gs, -1); fmt.Sprint(w) != fmt.Sprint(g) {
 		t.Errorf("INFO stats after CONFIG RESETSTAT:\n redis: %v\n  vela: %v", w, g)

@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -20,20 +19,15 @@ func TestLatencyLikeRedis(t *testing.T) {
 	got := respclient.Dial(t, testnode.StartDefault(t).Addr())
 	same := func(args ...any) {
 		t.Helper()
-		w, g := want.Do(args...).Value, got.Do(args...).Value
-		if fmt.Sprint(w) != fmt.Sprint(g) {
-			t.Errorf("%v:\n redis: %v\n  vela: %v", args, w, g)
-		}
+		sameReplies(t, want, got, [][]any{args})
 	}
-	for _, args := range [][]any{
+	sameReplies(t, want, got, [][]any{
 		{"LATENCY"}, {"LATENCY", "LATEST", "x"}, {"LATENCY", "HISTORY"}, {"LATENCY", "HISTORY", "command"},
 		{"LATENCY", "RESET"}, {"LATENCY", "RESET", "a", "b"}, {"LATENCY", "FOO"}, {"LATENCY", "LATEST"},
 		{"CONFIG", "GET", "latency-monitor-threshold"}, {"CONFIG", "SET", "latency-monitor-threshold", "-1"},
 		{"CONFIG", "SET", "latency-monitor-threshold", "abc"}, {"CONFIG", "SET", "latency-monitor-threshold", "1"},
 		{"CONFIG", "GET", "latency-monitor-threshold"},
-	} {
-		same(args...)
-	}
+	})
 	const slow = "local i = 0 while i < 3000000 do i = i + 1 end return i"
 	for name, c := range map[string]*respclient.Conn{"redis": want, "vela": got} {
 		before := time.Now().Unix()

@@ -153,15 +153,10 @@ func TestObjectFreqLikeRedis(t *testing.T) {
 	cfg := testnode.Config()
 	cfg.EvictionPolicy, cfg.MaxMemory = "lfu", 100<<20
 	got := respclient.Dial(t, testnode.Start(t, cfg).Addr())
-	for _, args := range [][]any{
+	sameReplies(t, want, got, [][]any{
 		{"SET", "k", "value"}, {"OBJECT", "FREQ", "k"}, {"GET", "k"}, {"OBJECT", "FREQ", "k"},
 		{"EXISTS", "k"}, {"OBJECT", "FREQ", "k"}, {"OBJECT", "IDLETIME", "k"}, {"OBJECT", "IDLETIME", "nokey"},
 		{"OBJECT", "FREQ", "nokey"}, {"SET", "n", "5"}, {"OBJECT", "REFCOUNT", "n"}, {"OBJECT", "ENCODING", "n"},
 		{"INCR", "n"}, {"OBJECT", "REFCOUNT", "n"},
-	} {
-		w, g := want.Do(args...).Value, got.Do(args...).Value
-		if fmt.Sprint(w) != fmt.Sprint(g) {
-			t.Errorf("%v:\n redis: %v\n  vela: %v", args, w, g)
-		}
-	}
+	})
 }
