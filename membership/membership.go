@@ -95,7 +95,7 @@ type Config struct {
 	Transport memberlist.NodeAwareTransport
 	// OnChange is called for every change, one call at a time, from memberlist's goroutines
 	// (and once from the join's, when it succeeds): it must not block for long nor call back
-	// into the Membership's Leave or Shutdown.
+	// into the Membership's Leave or Shutdown. It is never called once Shutdown has returned.
 	OnChange func(Event)
 	// Log receives one line per join, leave and failure, and memberlist's own logs at debug.
 	Log *slog.Logger
@@ -153,8 +153,10 @@ type Membership struct {
 	leftOnce sync.Once
 	markOnce sync.Once
 	// notifyMu keeps OnChange calls one at a time: memberlist's event calls are serial, but the
-	// join's own event comes from joinLoop.
+	// join's own event comes from joinLoop. It also guards shut.
 	notifyMu sync.Mutex
+	// shut is set once Shutdown has stopped memberlist: changes it still reports are dropped.
+	shut bool
 }
 
 // lostMember is a member declared dead, remembered so it can be rejoined after a partition.
@@ -435,7 +437,15 @@ func (m *Membership) MarkLeaving(timeout time.Duration) {
 func (m *Membership) Shutdown() error {
 	m.stopOnce.Do(func() { close(m.stop) })
 	m.done.Wait()
-	return m.ml.Shutdown()
+	err := m.ml.Shutdown()
+	// memberlist's Shutdown waits neither for its packet handlers nor for its suspicion timers,
+	// and either may still report a change (a member declared dead, say). OnChange is not
+	// called after Shutdown returns, and a call under way when it starts has finished by then:
+	// the owner may tear down what OnChange touches (its WaitGroup, its pools) right after.
+	m.notifyMu.Lock()
+	m.shut = true
+	m.notifyMu.Unlock()
+	return err
 }
 
 // The metadata is the RESP address, followed by " leaving" once the member has started a
@@ -488,6 +498,9 @@ func (e *events) change(kind EventKind, n *memberlist.Node) {
 func (m *Membership) notifyMember(kind EventKind, mem Member) {
 	m.notifyMu.Lock()
 	defer m.notifyMu.Unlock()
+	if m.shut {
+		return
+	}
 	m.mu.Lock()
 	switch kind {
 	case Joined, Updated:

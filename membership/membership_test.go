@@ -3,9 +3,11 @@ package membership
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"go.uber.org/goleak"
 )
 
@@ -125,4 +127,57 @@ func TestOwnAddressAmongSeeds(t *testing.T) {
 	}
 	b := start("b", addrB)
 	waitFor(t, func() bool { return a.Joined() && b.Joined() && len(a.Members()) == 2 && len(b.Members()) == 2 })
+}
+
+// TestNoChangeAfterShutdown: memberlist may still report a change after its Shutdown (a
+// suspicion timer declaring a member dead, a packet handler still running); OnChange is not
+// called once Membership.Shutdown has returned, and a call under way finishes before it does,
+// so an owner may tear down what its callback uses right after Shutdown. The late report is
+// made here the way memberlist makes it, through the event delegate, since the timing of a
+// real one cannot be arranged.
+func TestNoChangeAfterShutdown(t *testing.T) {
+	var returned atomic.Bool
+	calls := atomic.Int32{}
+	a, err := Start(Config{NodeName: "a", Bind: "127.0.0.1:0", RESP: "127.0.0.1:7001", Profile: ProfileLocal,
+		OnChange: func(ev Event) {
+			if ev.Member.Name == "b" {
+				calls.Add(1)
+				time.Sleep(time.Millisecond) // keep a call under way while Shutdown runs
+				if returned.Load() {
+					t.Errorf("OnChange(%v %s) ran after Shutdown returned", ev.Kind, ev.Member.Name)
+				}
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, a.Joined)
+	late := &memberlist.Node{Name: "b", Addr: net.IPv4(127, 0, 0, 1), Port: 7946, Meta: []byte("127.0.0.1:7002")}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // memberlist's goroutines, reporting b joining and failing until after Shutdown
+		defer wg.Done()
+		for {
+			(*events)(a).NotifyJoin(late)
+			(*events)(a).NotifyLeave(late)
+			select {
+			case <-stop:
+				return
+			default:
+			}
+		}
+	}()
+	waitFor(t, func() bool { return calls.Load() > 10 })
+	if err := a.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	returned.Store(true)
+	before := calls.Load()
+	time.Sleep(50 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if after := calls.Load(); after != before {
+		t.Fatalf("OnChange was called %d times after Shutdown returned", after-before)
+	}
 }
