@@ -133,7 +133,20 @@ func TestUnreachableMemberDelaysWritesOnce(t *testing.T) {
 		i := strings.Index(info, "cluster_state_transfers_received:")
 		return strings.Fields(info[i:])[0]
 	}
+	// A member that joined may be sent the whole state twice, when its own request for it
+	// reaches a member that has just sent it: wait until no more arrive.
 	before := received()
+	for settle := time.Now().Add(10 * time.Second); ; {
+		time.Sleep(500 * time.Millisecond)
+		now := received()
+		if now == before {
+			break
+		}
+		if time.Now().After(settle) {
+			t.Fatalf("state transfers to node-2 still arriving after 10s: %s", now)
+		}
+		before = now
+	}
 
 	f.Split([]string{"node-1", "node-2"}, []string{"node-3"})
 	pairs := make([]any, 0, 20)
