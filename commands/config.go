@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/vela-cache/vela/glob"
+	"github.com/vela-cache/vela/latency"
 	"github.com/vela-cache/vela/redisnum"
 	"github.com/vela-cache/vela/resp"
 )
@@ -14,7 +15,7 @@ import (
 // CONFIG GET, SET and RESETSTAT. GET and SET work on the node's settings: its configuration under Redis's parameter
 // names (Config.Settings). Vela reads its configuration at start-up; CONFIG SET changes what
 // can change while it serves (the slow log's threshold and length, the latency monitor's
-// threshold, the client limit), accepts setting any other
+// threshold, latency tracking and its percentiles, the client limit), accepts setting any other
 // parameter to the value it already has (so deployment scripts that pin Redis's defaults run
 // unchanged), and refuses the rest with Redis's error shape.
 
@@ -86,8 +87,8 @@ func (n *Node) configSet(_ *Ctx, args [][]byte) (resp.Reply, error) {
 		return resp.Reply{}, ErrSyntax
 	}
 	type change struct {
-		name  string
-		value int64
+		name, shown string // the parameter and the value CONFIG GET reports after
+		apply       func()
 	}
 	var changes []change
 	seen := map[string]bool{}
@@ -108,6 +109,24 @@ func (n *Node) configSet(_ *Ctx, args [][]byte) (resp.Reply, error) {
 	}
 	for i := 2; i < len(args); i += 2 {
 		name, value := strings.ToLower(string(args[i])), args[i+1]
+		switch name {
+		case "latency-tracking":
+			on, ok := parseYesNo(value)
+			if !ok {
+				return resp.Reply{}, configSetFailed(name, "argument must be 'yes' or 'no'")
+			}
+			changes = append(changes, change{name, map[bool]string{true: "yes", false: "no"}[on],
+				func() { n.track.SetOn(on) }})
+			continue
+		case "latency-tracking-info-percentiles":
+			ps, err := latency.ParsePercentiles(string(value))
+			if err != nil {
+				return resp.Reply{}, configSetFailed(name, err.Error())
+			}
+			changes = append(changes, change{name, latency.FormatPercentiles(ps),
+				func() { n.track.SetPercentiles(ps) }})
+			continue
+		}
 		r, ok := settable[name]
 		if !ok {
 			if string(value) == n.cfg.Settings[name] {
@@ -123,24 +142,40 @@ func (n *Node) configSet(_ *Ctx, args [][]byte) (resp.Reply, error) {
 			return resp.Reply{}, configSetFailed(name, "argument must be between "+strconv.FormatInt(r.min, 10)+
 				" and "+strconv.FormatInt(r.max, 10)+" inclusive")
 		}
-		changes = append(changes, change{name, v})
+		changes = append(changes, change{name, strconv.FormatInt(v, 10), func() { n.setInt(name, v) }})
 	}
 	for _, ch := range changes {
-		switch ch.name {
-		case "slowlog-log-slower-than":
-			n.slowlog.SetThreshold(ch.value)
-		case "slowlog-max-len":
-			n.slowlog.SetMax(int(min(ch.value, 1<<31-1)))
-		case "latency-monitor-threshold":
-			n.latency.SetThreshold(ch.value)
-		case "maxclients":
-			if l, ok := n.clients.(clientLimiter); ok {
-				l.SetMaxClients(int(ch.value))
-			}
-		}
-		n.cfg.Settings[ch.name] = strconv.FormatInt(ch.value, 10)
+		ch.apply()
+		n.cfg.Settings[ch.name] = ch.shown
 	}
 	return resp.OK, nil
+}
+
+// setInt applies an integer parameter CONFIG SET changes (settable).
+func (n *Node) setInt(name string, v int64) {
+	switch name {
+	case "slowlog-log-slower-than":
+		n.slowlog.SetThreshold(v)
+	case "slowlog-max-len":
+		n.slowlog.SetMax(int(min(v, 1<<31-1)))
+	case "latency-monitor-threshold":
+		n.latency.SetThreshold(v)
+	case "maxclients":
+		if l, ok := n.clients.(clientLimiter); ok {
+			l.SetMaxClients(int(v))
+		}
+	}
+}
+
+// parseYesNo reads a boolean parameter as Redis does: "yes" or "no", in any case.
+func parseYesNo(b []byte) (on, ok bool) {
+	switch strings.ToLower(string(b)) {
+	case "yes":
+		return true, true
+	case "no":
+		return false, true
+	}
+	return false, false
 }
 
 // configResetStat serves CONFIG RESETSTAT: INFO's counters (stats, commandstats, errors) and
@@ -166,7 +201,8 @@ func (n *Node) configHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
 	return HelpReply("CONFIG",
 		"GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
 		"SET <directive> <value>", "    Set the configuration <directive> to <value>.",
-		"    Vela changes slowlog-log-slower-than, slowlog-max-len, latency-monitor-threshold",
-		"    and maxclients while it serves; other parameters only to the value they have.",
+		"    Vela changes slowlog-log-slower-than, slowlog-max-len, latency-monitor-threshold,",
+		"    latency-tracking, latency-tracking-info-percentiles and maxclients while it serves;",
+		"    other parameters only to the value they have.",
 		"RESETSTAT", "    Reset statistics reported by the INFO command."), nil
 }

@@ -6,18 +6,20 @@ import (
 	"os"
 	"runtime"
 	"runtime/metrics"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/vela-cache/vela/latency"
 	"github.com/vela-cache/vela/resp"
 )
 
 // infoSections are the sections INFO prints, in Redis's order, then Vela's; those marked notDefault
 // only when asked for by name or with "all" or "everything", as in Redis.
 var infoSections = []string{"server", "clients", "memory", "persistence", "stats", "replication",
-	"cpu", "commandstats", "cluster", "keyspace", "vela"}
+	"cpu", "commandstats", "latencystats", "cluster", "keyspace", "vela"}
 
-var notDefault = map[string]bool{"commandstats": true}
+var notDefault = map[string]bool{"commandstats": true, "latencystats": true}
 
 // InfoSection adds lines to a custom INFO section; other packages (cluster, near cache) register
 // theirs with AddInfoSection.
@@ -150,6 +152,17 @@ func (n *Node) infoSection(ctx context.Context, sec string) []string {
 				lines = appendCommandStats(lines, cmd.Subcommands[name])
 			}
 		}
+	case "latencystats":
+		if !n.track.On() {
+			break // as Redis: the heading alone while latency-tracking is off
+		}
+		ps := n.track.Percentiles()
+		for _, cmd := range n.table.All() {
+			lines = appendLatencyStats(lines, cmd, ps)
+			for _, name := range sortedSubcommands(cmd) {
+				lines = appendLatencyStats(lines, cmd.Subcommands[name], ps)
+			}
+		}
 	case "persistence":
 		// Vela never loads or saves a snapshot: a disk store is usable as soon as it opens.
 		lines = []string{"loading:0", "async_loading:0", "rdb_changes_since_last_save:0",
@@ -234,6 +247,26 @@ func appendCommandStats(lines []string, cmd *Command) []string {
 	}
 	return append(lines, fmt.Sprintf("cmdstat_%s:calls=%d,usec=%d,usec_per_call=%.2f,rejected_calls=%d,failed_calls=%d",
 		cmd.Name, calls, usec, perCall, rejected, failed))
+}
+
+// appendLatencyStats adds cmd's latencystats line, as Redis prints it, when cmd has run since
+// CONFIG RESETSTAT with latency-tracking on: each percentile of ps, in microseconds.
+func appendLatencyStats(lines []string, cmd *Command, ps []float64) []string {
+	s := cmd.runTimes()
+	if s == nil {
+		return lines
+	}
+	b := []byte("latency_percentiles_usec_" + cmd.Name + ":")
+	for i, p := range ps {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, 'p')
+		b = append(b, latency.FormatPercentile(p)...)
+		b = append(b, '=')
+		b = strconv.AppendFloat(b, float64(s.Percentile(p))/1000, 'f', 3, 64)
+	}
+	return append(lines, string(b))
 }
 
 // errorReplies is Redis's total_error_replies: every command refused or failed, and every

@@ -10,8 +10,12 @@ import (
 // LATENCY LATEST|HISTORY|RESET|HELP: Redis's latency monitor, fed with the events Vela has in
 // common with Redis: "command" (a command that ran at least latency-monitor-threshold
 // milliseconds), "fast-command" (one of those flagged fast: GET, SET…) and "expire-cycle" (a
-// pass of the expiry sweep). Off while the threshold is 0, Redis's default. DOCTOR, GRAPH and
-// HISTOGRAM are not served.
+// pass of the expiry sweep). Off while the threshold is 0, Redis's default.
+//
+// LATENCY HISTOGRAM: every command's distribution of run times, recorded while latency-tracking
+// is on (Redis's default), in Redis's buckets (latency.Histogram).
+//
+// DOCTOR and GRAPH are not served.
 
 func (n *Node) registerLatency() {
 	const g = "server"
@@ -20,10 +24,11 @@ func (n *Node) registerLatency() {
 	}
 	n.table.Register(&Command{Name: "latency", Arity: -2, Group: g,
 		Subcommands: map[string]*Command{
-			"latest":  sub("latest", 2, n.latencyLatest),
-			"history": sub("history", 3, n.latencyHistory),
-			"reset":   sub("reset", -2, n.latencyReset),
-			"help":    sub("help", 2, n.latencyHelp),
+			"latest":    sub("latest", 2, n.latencyLatest),
+			"history":   sub("history", 3, n.latencyHistory),
+			"reset":     sub("reset", -2, n.latencyReset),
+			"histogram": sub("histogram", -2, n.latencyHistogram),
+			"help":      sub("help", 2, n.latencyHelp),
 		}})
 }
 
@@ -66,11 +71,51 @@ func (n *Node) latencyReset(_ *Ctx, args [][]byte) (resp.Reply, error) {
 	return resp.Int(int64(n.latency.Reset(events...))), nil
 }
 
+// latencyHistogram serves LATENCY HISTOGRAM [command …]: for each command named (a container
+// such as CONFIG with each of its subcommands; unknown names skipped), or for every command, that
+// has run since CONFIG RESETSTAT, its runs and their cumulative distribution.
+func (n *Node) latencyHistogram(_ *Ctx, args [][]byte) (resp.Reply, error) {
+	var out []resp.Reply
+	add := func(cmd *Command) {
+		s := cmd.runTimes()
+		if s == nil {
+			return
+		}
+		var cdf []resp.Reply
+		s.CDF(func(usec, n int64) { cdf = append(cdf, resp.Int(usec), resp.Int(n)) })
+		out = append(out, resp.BulkString(cmd.Name), resp.Map([]resp.Reply{
+			resp.BulkString("calls"), resp.Int(s.Total()),
+			resp.BulkString("histogram_usec"), resp.Map(cdf)}))
+	}
+	addWithSubs := func(cmd *Command) {
+		add(cmd)
+		for _, name := range sortedSubcommands(cmd) {
+			add(cmd.Subcommands[name])
+		}
+	}
+	if len(args) == 2 {
+		for _, cmd := range n.table.All() {
+			addWithSubs(cmd)
+		}
+	}
+	for _, name := range args[2:] {
+		if cmd := n.table.Describe(name); cmd != nil {
+			addWithSubs(cmd)
+		}
+	}
+	if out == nil {
+		out = []resp.Reply{}
+	}
+	return resp.Map(out), nil
+}
+
 func (n *Node) latencyHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
-	// Redis's text, less DOCTOR, GRAPH and HISTOGRAM, which Vela does not serve.
+	// Redis's text, less DOCTOR and GRAPH, which Vela does not serve.
 	return HelpReply("LATENCY",
 		"HISTORY <event>", "    Return time-latency samples for the <event> class.",
 		"LATEST", "    Return the latest latency samples for all events.",
 		"RESET [<event> ...]", "    Reset latency data of one or more <event> classes.",
-		"    (default: reset all data for all event classes)"), nil
+		"    (default: reset all data for all event classes)",
+		"HISTOGRAM [COMMAND ...]", "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
+		"    If no commands are specified then all histograms are replied."), nil
 }

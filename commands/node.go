@@ -50,6 +50,10 @@ type Config struct {
 	Slowlog *slowlog.Log
 	// Latency is the node's latency monitor (LATENCY); nil keeps none (a threshold of 0).
 	Latency *latency.Monitor
+	// Tracking is latency-tracking: whether commands' run times are recorded for INFO
+	// latencystats and LATENCY HISTOGRAM, and the percentiles INFO prints. nil: on, with
+	// Redis's default percentiles.
+	Tracking *latency.Tracking
 }
 
 // DefaultScriptLimit is how long a script may run before it is stopped: Redis's
@@ -70,6 +74,7 @@ type Node struct {
 	stats   *stats.Stats
 	slowlog *slowlog.Log
 	latency *latency.Monitor
+	track   *latency.Tracking
 	log     *slog.Logger
 	started time.Time
 	runID   string
@@ -165,6 +170,9 @@ func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger
 	n.slowlog = newSlowlog(cfg.Slowlog)
 	if n.latency = cfg.Latency; n.latency == nil {
 		n.latency = latency.New(0)
+	}
+	if n.track = cfg.Tracking; n.track == nil {
+		n.track = latency.NewTracking(true, latency.DefaultPercentiles)
 	}
 	n.pipe, _ = st.(store.Pipeliner)
 	if lp, ok := st.(store.LoopPipeliner); ok && lp.OnLoops() {
@@ -428,8 +436,8 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 	// WATCH names keys but is about the connection's transaction: txn.go places it itself.
 	if n.router != nil && (cmd.FirstKey > 0 || cmd.Flags&FlagClusterWide != 0) && cmd.Flags&flagTxControl == 0 {
 		var start time.Duration
-		slowOn, latOn := n.slowlog.On(), n.latency.On()
-		if slowOn || latOn {
+		slowOn, latOn, trackOn := n.slowlog.On(), n.latency.On(), n.track.On()
+		if slowOn || latOn || trackOn {
 			start = time.Since(n.started)
 		}
 		if reply, handled := n.router.Route(ctx, cmd, args); handled {
@@ -437,13 +445,16 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 			if reply.Kind == resp.KindError {
 				cmd.failed.Add(1)
 			}
-			if slowOn || latOn {
+			if slowOn || latOn || trackOn {
 				took := time.Since(n.started) - start
 				if slowOn {
 					n.noteSlow(ctx, cmd, args, took)
 				}
 				if latOn {
 					n.noteLatency(cmd, took)
+				}
+				if trackOn {
+					cmd.recordRun(took)
 				}
 			}
 			return reply
@@ -534,7 +545,10 @@ func (n *Node) execLocal(ctx *Ctx, cmd *Command, args [][]byte, whole bool) resp
 	var err error
 	ctx.cmd = cmd
 	latOn := n.latency.On()
-	if slowOn := whole && n.slowlog.On(); cmd.observer != nil || n.stats.On() || slowOn || latOn {
+	// A router's part of a command (not whole) is not a run of its own: the router's caller
+	// records the whole command's run time.
+	trackOn := whole && n.track.On()
+	if slowOn := whole && n.slowlog.On(); cmd.observer != nil || n.stats.On() || slowOn || latOn || trackOn {
 		// Durations from the node's start time read only the monotonic clock, where
 		// time.Now would also read the wall clock.
 		start := time.Since(n.started)
@@ -549,6 +563,9 @@ func (n *Node) execLocal(ctx *Ctx, cmd *Command, args [][]byte, whole bool) resp
 		}
 		if latOn {
 			n.noteLatency(cmd, took)
+		}
+		if trackOn {
+			cmd.recordRun(took)
 		}
 	} else {
 		reply, err = cmd.Handler(ctx, args)

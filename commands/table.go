@@ -13,7 +13,9 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+	"time"
 
+	"github.com/vela-cache/vela/latency"
 	"github.com/vela-cache/vela/resp"
 )
 
@@ -79,6 +81,9 @@ type Command struct {
 	rejected atomic.Uint64 // refused before running: wrong arity, not authenticated
 	failed   atomic.Uint64 // ran and answered an error
 	observer Observer      // receives each run's duration; set before serving (Table.Observe)
+	// runs is the distribution of run times (INFO latencystats, LATENCY HISTOGRAM), made on
+	// the first run recorded and dropped by CONFIG RESETSTAT, as Redis does.
+	runs atomic.Pointer[latency.Histogram]
 	// base holds calls, nsec, rejected and failed as CONFIG RESETSTAT last read them: INFO
 	// counts from there, metrics from the start.
 	base [4]atomic.Uint64
@@ -101,8 +106,32 @@ func (c *Command) sinceReset() (calls, nsec, rejected, failed uint64) {
 		c.rejected.Load() - c.base[2].Load(), c.failed.Load() - c.base[3].Load()
 }
 
-// resetStats makes sinceReset count from now.
+// recordRun adds a run of d to the command's latency histogram.
+func (c *Command) recordRun(d time.Duration) {
+	h := c.runs.Load()
+	if h == nil {
+		h = new(latency.Histogram)
+		if !c.runs.CompareAndSwap(nil, h) {
+			h = c.runs.Load()
+		}
+	}
+	h.Record(int64(d))
+}
+
+// runTimes returns the command's run times recorded since CONFIG RESETSTAT, or nil when none
+// are.
+func (c *Command) runTimes() *latency.Snapshot {
+	if h := c.runs.Load(); h != nil {
+		if s := h.Snapshot(); s.Total() > 0 {
+			return s
+		}
+	}
+	return nil
+}
+
+// resetStats makes sinceReset count from now, and drops the run times.
 func (c *Command) resetStats() {
+	c.runs.Store(nil)
 	c.base[0].Store(c.calls.Load())
 	c.base[1].Store(c.nsec.Load())
 	c.base[2].Store(c.rejected.Load())

@@ -15,7 +15,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vela-cache/vela/latency"
 )
+
+// percentilesErr reports whether s is not a valid latency_tracking_info_percentiles.
+func percentilesErr(s string) error {
+	_, err := latency.ParsePercentiles(s)
+	return err
+}
 
 // Config is the whole configuration. Its zero value is not valid; start from Default.
 type Config struct {
@@ -43,6 +51,12 @@ type Config struct {
 	// LatencyMonitorThreshold is the milliseconds an event (a command, an expiry sweep) must
 	// take to enter LATENCY's history; 0 keeps none.
 	LatencyMonitorThreshold int64
+	// LatencyTracking records every command's run times for INFO latencystats and LATENCY
+	// HISTOGRAM (Redis's latency-tracking, on by default);
+	// LatencyTrackingInfoPercentiles are the percentiles INFO prints, in Redis's format:
+	// numbers from 0 to 100 separated by single spaces.
+	LatencyTracking                bool
+	LatencyTrackingInfoPercentiles string
 
 	Store     StoreConfig
 	Topology  TopologyConfig
@@ -105,10 +119,12 @@ func Default() Config {
 		StatsEnabled:       true,
 		EventLoops:         max(1, runtime.GOMAXPROCS(0)/2),
 		// Redis's defaults.
-		SlowlogLogSlowerThan: 10000,
-		SlowlogMaxLen:        128,
-		Store:                StoreConfig{Type: "memory", DiskPath: "./data/vela.db", RedisURL: "redis://127.0.0.1:6379/0"},
-		Topology:             TopologyConfig{Type: "local"},
+		SlowlogLogSlowerThan:           10000,
+		SlowlogMaxLen:                  128,
+		LatencyTracking:                true,
+		LatencyTrackingInfoPercentiles: "50 99 99.9",
+		Store:                          StoreConfig{Type: "memory", DiskPath: "./data/vela.db", RedisURL: "redis://127.0.0.1:6379/0"},
+		Topology:                       TopologyConfig{Type: "local"},
 		Cluster: ClusterConfig{NodeName: host, GossipListen: "127.0.0.1:7946", Replicas: 1,
 			GossipProfile: "lan", ForwardTimeout: time.Second},
 		NearCache: NearCacheConfig{L1TTL: 60 * time.Second, MaxSize: 100000},
@@ -183,6 +199,8 @@ func (c *Config) Validate() error {
 		return &Error{"slowlog_max_len", "must not be negative"}
 	case c.LatencyMonitorThreshold < 0:
 		return &Error{"latency_monitor_threshold", "must not be negative (0 turns the monitor off)"}
+	case percentilesErr(c.LatencyTrackingInfoPercentiles) != nil:
+		return &Error{"latency_tracking_info_percentiles", "must be numbers from 0 to 100 separated by single spaces, as \"50 99 99.9\""}
 	case c.SweepInterval < 0:
 		return &Error{"sweep_interval", "must not be negative"}
 	case c.StampedeTimeout < 0:

@@ -56,6 +56,8 @@ func (c *Config) keys() []key {
 		{"slowlog_log_slower_than", kInt, "microseconds a command must run to enter SLOWLOG (0: every command, -1: none)", &c.SlowlogLogSlowerThan},
 		{"slowlog_max_len", kInt, "entries SLOWLOG keeps", &c.SlowlogMaxLen},
 		{"latency_monitor_threshold", kInt, "milliseconds an event must take to enter LATENCY (0: none)", &c.LatencyMonitorThreshold},
+		{"latency_tracking", kBool, "record commands' run times for INFO latencystats and LATENCY HISTOGRAM", &c.LatencyTracking},
+		{"latency_tracking_info_percentiles", kString, "percentiles INFO latencystats prints, space-separated", &c.LatencyTrackingInfoPercentiles},
 		{"event_loops", kInt, "epoll loops serving clients of the memory store (0: a goroutine per client)", &c.EventLoops},
 		{"store.type", kString, "memory, disk or redis", &c.Store.Type},
 		{"store.disk.path", kString, "bbolt file of the disk store", &c.Store.DiskPath},

@@ -289,3 +289,10 @@ func FromInt(n int64) LongDouble {
 
 // AppendInt appends n in decimal.
 func AppendInt(dst []byte, n int64) []byte { return strconv.AppendInt(dst, n, 10) }
+
+// Float64 returns x rounded to the nearest float64, as Redis's string2d would have read the same
+// text.
+func (x LongDouble) Float64() float64 {
+	f, _ := x.f.Float64()
+	return f
+}

@@ -97,6 +97,7 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 		EvictionPolicy: cfg.EvictionPolicy,
 		Slowlog:        slowlog.New(cfg.SlowlogLogSlowerThan, cfg.SlowlogMaxLen),
 		Latency:        latency.New(cfg.LatencyMonitorThreshold),
+		Tracking:       latency.NewTracking(cfg.LatencyTracking, percentiles(cfg)),
 	}, counters, log)
 	if cfg.NearCache.Enabled && cfg.Topology.Type == "local" {
 		if rs, ok := st.(*redisstore.Store); !ok || !rs.Trackable() {
@@ -372,6 +373,15 @@ func (s *Server) Procs() int {
 	return 0
 }
 
+// percentiles are cfg's latency_tracking_info_percentiles (Validate has checked them).
+func percentiles(cfg config.Config) []float64 {
+	ps, err := latency.ParsePercentiles(cfg.LatencyTrackingInfoPercentiles)
+	if err != nil {
+		return latency.DefaultPercentiles
+	}
+	return ps
+}
+
 // redisSettings are the CONFIG GET parameters, under Redis's names.
 func redisSettings(cfg config.Config) map[string]string {
 	policy := map[string]string{"ttl_only": "noeviction", "lru": "allkeys-lru", "lfu": "allkeys-lfu"}[cfg.EvictionPolicy]
@@ -382,25 +392,27 @@ func redisSettings(cfg config.Config) map[string]string {
 	// Redis's log levels are debug, verbose, notice and warning.
 	logLevel := map[string]string{"debug": "debug", "info": "notice", "warn": "warning", "error": "warning"}[cfg.LogLevel]
 	return map[string]string{
-		"maxclients":                strconv.Itoa(cfg.MaxClients),
-		"timeout":                   strconv.FormatInt(int64(cfg.Timeout.Seconds()), 10),
-		"proto-max-bulk-len":        strconv.FormatInt(cfg.ProtoMaxBulkLen, 10),
-		"maxmemory":                 strconv.FormatInt(cfg.MaxMemory, 10),
-		"maxmemory-policy":          policy,
-		"databases":                 "1",
-		"save":                      "",
-		"appendonly":                "no",
-		"protected-mode":            map[bool]string{true: "yes", false: "no"}[cfg.ProtectedMode],
-		"bind":                      host,
-		"port":                      port,
-		"loglevel":                  logLevel,
-		"cluster-enabled":           "no",            // a partitioned Vela is one cache to its clients, not a Redis Cluster
-		"maxmemory-samples":         "5",             // the memory store's eviction sample (memory.Config.Samples)
-		"notify-keyspace-events":    "",              // Vela publishes no keyspace notifications
-		"requirepass":               cfg.RequirePass, // Redis shows it too, to clients allowed to run CONFIG
-		"slowlog-log-slower-than":   strconv.FormatInt(cfg.SlowlogLogSlowerThan, 10),
-		"slowlog-max-len":           strconv.Itoa(cfg.SlowlogMaxLen),
-		"latency-monitor-threshold": strconv.FormatInt(cfg.LatencyMonitorThreshold, 10),
+		"maxclients":                        strconv.Itoa(cfg.MaxClients),
+		"timeout":                           strconv.FormatInt(int64(cfg.Timeout.Seconds()), 10),
+		"proto-max-bulk-len":                strconv.FormatInt(cfg.ProtoMaxBulkLen, 10),
+		"maxmemory":                         strconv.FormatInt(cfg.MaxMemory, 10),
+		"maxmemory-policy":                  policy,
+		"databases":                         "1",
+		"save":                              "",
+		"appendonly":                        "no",
+		"protected-mode":                    map[bool]string{true: "yes", false: "no"}[cfg.ProtectedMode],
+		"bind":                              host,
+		"port":                              port,
+		"loglevel":                          logLevel,
+		"cluster-enabled":                   "no",            // a partitioned Vela is one cache to its clients, not a Redis Cluster
+		"maxmemory-samples":                 "5",             // the memory store's eviction sample (memory.Config.Samples)
+		"notify-keyspace-events":            "",              // Vela publishes no keyspace notifications
+		"requirepass":                       cfg.RequirePass, // Redis shows it too, to clients allowed to run CONFIG
+		"slowlog-log-slower-than":           strconv.FormatInt(cfg.SlowlogLogSlowerThan, 10),
+		"slowlog-max-len":                   strconv.Itoa(cfg.SlowlogMaxLen),
+		"latency-monitor-threshold":         strconv.FormatInt(cfg.LatencyMonitorThreshold, 10),
+		"latency-tracking":                  map[bool]string{true: "yes", false: "no"}[cfg.LatencyTracking],
+		"latency-tracking-info-percentiles": latency.FormatPercentiles(percentiles(cfg)),
 	}
 }
 
