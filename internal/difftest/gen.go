@@ -916,7 +916,7 @@ func (g *Gen) command() []Step {
 // configNames are parameters both servers report identically (the test starts them so).
 var configNames = []string{"maxclients", "timeout", "proto-max-bulk-len", "maxmemory", "maxmemory-policy",
 	"databases", "appendonly", "save", "requirepass", "maxmemory-samples", "notify-keyspace-events",
-	"nosuch-param", "MAXCLIENTS", "Databases"}
+	"nosuch-param", "MAXCLIENTS", "Databases", "latency-tracking", "latency-tracking-info-percentiles"}
 
 func (g *Gen) config() []Step {
 	c := g.name("config")
@@ -935,12 +935,13 @@ func (g *Gen) config() []Step {
 }
 
 // configSet sends CONFIG SET forms both servers answer alike without changing anything the
-// sequence depends on: errors, and parameters set to the value they have (the slow log's to
-// Redis's defaults, which both servers start with).
+// sequence depends on: errors, parameters set to the value they have (the slow log's to
+// Redis's defaults, which both servers start with), and latency tracking, which changes only
+// what the sequence does not compare.
 func (g *Gen) configSet(c string) []Step {
 	set := g.name("set")
 	pair := func() []any {
-		switch g.r.Intn(8) {
+		switch g.r.Intn(9) {
 		case 0:
 			return []any{g.pick("slowlog-max-len", "SLOWLOG-MAX-LEN"), g.pick("128", "abc", "-1", "+5", "", "1.5")}
 		case 1:
@@ -953,6 +954,13 @@ func (g *Gen) configSet(c string) []Step {
 			return g.pick2Pairs([]any{"maxmemory", "0"}, []any{"MaxMemory-Samples", "5"})
 		case 5:
 			return []any{g.pick("nosuch-param", "requirepass2"), "1"}
+		case 6:
+			// latency tracking changes only INFO latencystats and LATENCY HISTOGRAM, which the
+			// sequences do not compare
+			return []any{g.pick("latency-tracking", "Latency-Tracking"), g.pick("yes", "no", "YES", "maybe", "1")}
+		case 7:
+			return []any{"latency-tracking-info-percentiles",
+				g.pick("50 99 99.9", "99.9 50", "50  99", "abc", "101", "-0.5", "", "1e1 0x10", " 5", "100 0")}
 		}
 		return []any{"slowlog-max-len", "128"}
 	}
