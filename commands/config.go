@@ -183,7 +183,7 @@ func parseYesNo(b []byte) (on, ok bool) {
 // counters never fall, as Prometheus expects.
 func (n *Node) configResetStat(_ *Ctx, _ [][]byte) (resp.Reply, error) {
 	n.stats.Reset()
-	n.unknownCalls.Reset()
+	n.errs.reset()
 	for _, cmd := range n.table.All() {
 		cmd.resetStats()
 		for _, sub := range cmd.Subcommands {

@@ -17,7 +17,7 @@ import (
 // infoSections are the sections INFO prints, in Redis's order, then Vela's; those marked notDefault
 // only when asked for by name or with "all" or "everything", as in Redis.
 var infoSections = []string{"server", "clients", "memory", "persistence", "stats", "replication",
-	"cpu", "commandstats", "latencystats", "cluster", "keyspace", "vela"}
+	"cpu", "commandstats", "errorstats", "latencystats", "cluster", "keyspace", "vela"}
 
 var notDefault = map[string]bool{"commandstats": true, "latencystats": true}
 
@@ -143,7 +143,7 @@ func (n *Node) infoSection(ctx context.Context, sec string) []string {
 			fmt.Sprintf("evicted_keys:%d", s.Evictions.Since()),
 			fmt.Sprintf("keyspace_hits:%d", s.Hits.Since()),
 			fmt.Sprintf("keyspace_misses:%d", s.Misses.Since()),
-			fmt.Sprintf("total_error_replies:%d", n.errorReplies()),
+			fmt.Sprintf("total_error_replies:%d", n.errs.Total()),
 		}
 	case "commandstats":
 		for _, cmd := range n.table.All() {
@@ -152,6 +152,8 @@ func (n *Node) infoSection(ctx context.Context, sec string) []string {
 				lines = appendCommandStats(lines, cmd.Subcommands[name])
 			}
 		}
+	case "errorstats":
+		lines = n.errs.lines()
 	case "latencystats":
 		if !n.track.On() {
 			break // as Redis: the heading alone while latency-tracking is off
@@ -267,21 +269,6 @@ func appendLatencyStats(lines []string, cmd *Command, ps []float64) []string {
 		b = strconv.AppendFloat(b, float64(s.Percentile(p))/1000, 'f', 3, 64)
 	}
 	return append(lines, string(b))
-}
-
-// errorReplies is Redis's total_error_replies: every command refused or failed, and every
-// unknown one.
-func (n *Node) errorReplies() uint64 {
-	total := n.unknownCalls.Since()
-	for _, cmd := range n.table.All() {
-		_, _, rejected, failed := cmd.sinceReset()
-		total += rejected + failed
-		for _, sub := range cmd.Subcommands {
-			_, _, rejected, failed := sub.sinceReset()
-			total += rejected + failed
-		}
-	}
-	return total
 }
 
 func boolInt(b bool) int {

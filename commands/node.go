@@ -87,8 +87,8 @@ type Node struct {
 	router    Router              // decides where keyed and cluster-wide commands run; nil: here
 	txr       TxRouter            // router, when it places transactions (txn_routed.go)
 
-	unknownCalls stats.Counter // unknown commands answered, for INFO's total_error_replies
-	ops          opsRate       // samples for INFO's instantaneous_ops_per_sec (opsrate.go)
+	errs errorCounts // error replies, for INFO's total_error_replies and errorstats
+	ops  opsRate     // samples for INFO's instantaneous_ops_per_sec (opsrate.go)
 
 	near       *nearcache.Cache // the L1 in front of the store (near.go), or nil
 	nearShown  *nearcache.Cache // the near cache INFO reports: near, or one another layer uses
@@ -242,8 +242,11 @@ type Ctx struct {
 	started bool
 	// tx is the connection's MULTI and WATCH state (txn.go), nil until it uses them; inExec is
 	// set while EXEC runs the queued commands, whose replies execReplies collects.
-	tx          *txState
-	inScript    bool // running a command a script called (the slow log names no client)
+	tx       *txState
+	inScript bool // running a command a script called (the slow log names no client)
+	// errsCounted is set by a handler that has counted its reply's errors itself (EVAL: the
+	// errors its script passes on from the commands it called are counted already).
+	errsCounted bool
 	inExec      bool
 	execReplies []resp.Reply
 	execSettled int             // execReplies[:execSettled] hold no Later (settle)
@@ -389,7 +392,6 @@ func (n *Node) Exec(ctx *Ctx, args [][]byte) resp.Reply {
 // MULTI and EXEC it queues the command instead of running it (txn.go).
 func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 	if cmd == nil {
-		n.unknownCalls.Add(1)
 		return ctx.refused(errorReply(unknownCommand(args)))
 	}
 	if cmd.Subcommands != nil && (len(args) >= 2 || cmd.Handler == nil) {
@@ -400,8 +402,7 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 		var buf [32]byte
 		sub := cmd.Subcommands[string(lowerInto(buf[:0], args[1][:min(len(args[1]), 32)]))]
 		if sub == nil || len(args[1]) > 32 {
-			n.unknownCalls.Add(1) // Redis counts it against no command
-			return ctx.refused(errorReply(unknownSubcommand(cmd.Name, args[1])))
+			return ctx.refused(errorReply(unknownSubcommand(cmd.Name, args[1]))) // against no command, as Redis
 		}
 		cmd = sub
 	}
@@ -444,6 +445,7 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 			n.ran(cmd)
 			if reply.Kind == resp.KindError {
 				cmd.failed.Add(1)
+				n.errs.add(reply.Str)
 			}
 			if slowOn || latOn || trackOn {
 				took := time.Since(n.started) - start
@@ -479,14 +481,20 @@ func (n *Node) ran(cmd *Command) {
 func (n *Node) refuse(ctx *Ctx, cmd *Command, err Error) resp.Reply {
 	if cmd.Name == "exec" {
 		n.endTx(ctx)
-		return errorReply(Error("EXECABORT Transaction discarded because of: " + strings.TrimPrefix(string(err), "ERR ")))
+		reply := errorReply(Error("EXECABORT Transaction discarded because of: " + strings.TrimPrefix(string(err), "ERR ")))
+		n.errs.add(reply.Str)
+		return reply
 	}
 	return ctx.refused(errorReply(err))
 }
 
-// refused returns reply, the error for a command refused before it ran, and between MULTI and
-// EXEC marks the transaction so that EXEC runs nothing, as Redis's flagTransaction does.
+// refused returns reply, the error for a command refused before it ran, counted as an error
+// reply, and between MULTI and EXEC marks the transaction so that EXEC runs nothing, as Redis's
+// flagTransaction does.
 func (c *Ctx) refused(reply resp.Reply) resp.Reply {
+	if c.Node != nil {
+		c.Node.errs.add(reply.Str)
+	}
 	if c.tx != nil && c.tx.multi && !c.inExec {
 		c.tx.aborted = true
 	}
@@ -570,9 +578,19 @@ func (n *Node) execLocal(ctx *Ctx, cmd *Command, args [][]byte, whole bool) resp
 	} else {
 		reply, err = cmd.Handler(ctx, args)
 	}
+	counted := ctx.errsCounted
+	ctx.errsCounted = false
 	if err != nil {
+		reply, counted = errorReply(err), false
+	}
+	switch {
+	case counted:
+		// the handler counted its reply's errors itself (EVAL)
+	case !whole:
+		// A router's part of a command: the router's caller counts the whole command's reply.
+	case reply.Kind == resp.KindError:
 		cmd.failed.Add(1)
-		return errorReply(err)
+		n.errs.add(reply.Str)
 	}
 	return reply
 }
@@ -729,10 +747,11 @@ func (l *later) Reply() resp.Reply {
 	l.n.account(l.key, &l.op, res, err)
 	reply, err := l.build(res, err)
 	if err != nil {
+		reply = errorReply(err)
 		if l.cmd != nil {
 			l.cmd.failed.Add(1)
+			l.n.errs.add(reply.Str)
 		}
-		return errorReply(err)
 	}
 	return reply
 }

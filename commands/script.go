@@ -196,7 +196,32 @@ func (n *Node) runScript(c *Ctx, s *script.Script, keys, argv [][]byte, readOnly
 		sc.c = nil
 		n.scripts.mu.Unlock()
 	}()
-	return n.scripts.runner.Run(s, keys, argv, sc)
+	eval := c.cmd // the commands the script calls set c.cmd to theirs
+	reply, fresh := n.scripts.runner.Run(s, keys, argv, sc)
+	// As Redis counts them: the errors the script made itself are counted now; those it passes
+	// on from the commands it called were counted when they answered. Either makes the call a
+	// failed one.
+	for _, text := range fresh {
+		n.errs.add(text)
+	}
+	if eval != nil && hasError(reply) {
+		eval.failed.Add(1)
+	}
+	c.errsCounted = true
+	return reply
+}
+
+// hasError reports whether r is or holds an error reply.
+func hasError(r resp.Reply) bool {
+	if r.Kind == resp.KindError {
+		return true
+	}
+	for _, e := range r.Elems {
+		if hasError(e) {
+			return true
+		}
+	}
+	return false
 }
 
 // evalRemote has a script run by the store's server (place "") or by the cluster member at
@@ -258,30 +283,30 @@ func (sc *scriptCalls) Call(args [][]byte) resp.Reply {
 	n, c := sc.n, sc.c
 	top := n.table.Lookup(args[0])
 	if top == nil {
-		return resp.Error(errScriptUnknown)
+		return sc.refuse(nil, errScriptUnknown)
 	}
 	cmd := top
 	if top.Subcommands != nil && (len(args) >= 2 || top.Handler == nil) {
 		if cmd = n.Lookup(args); cmd == top {
-			return resp.Error(errScriptUnknown)
+			return sc.refuse(nil, errScriptUnknown)
 		}
 	}
 	switch {
 	case (cmd.Arity > 0 && len(args) != cmd.Arity) || len(args) < -cmd.Arity:
-		return resp.Error(errScriptArity)
+		return sc.refuse(cmd, errScriptArity)
 	case noScript(cmd):
-		return resp.Error(errScriptForbidden)
+		return sc.refuse(cmd, errScriptForbidden)
 	case sc.readOnly && cmd.Flags&FlagWrite != 0:
-		return resp.Error(errScriptReadOnly)
+		return sc.refuse(cmd, errScriptReadOnly)
 	}
 	if n.txr != nil {
 		if cmd.Flags&FlagClusterWide != 0 {
-			return resp.Error("ERR " + strings.ToUpper(strings.ReplaceAll(cmd.Name, "|", " ")) +
-				" is not supported in scripts with topology.type = " + n.cfg.Topology + " (it acts on every member)")
+			return sc.refuse(cmd, "ERR "+strings.ToUpper(strings.ReplaceAll(cmd.Name, "|", " "))+
+				" is not supported in scripts with topology.type = "+n.cfg.Topology+" (it acts on every member)")
 		}
 		if keys := commandKeys(cmd, args); len(keys) > 0 {
 			if place, err := n.txr.TxPlace(keys); err != nil || place != "" {
-				return resp.Error(errScriptNonLocal)
+				return sc.refuse(cmd, errScriptNonLocal)
 			}
 		}
 	}
@@ -296,6 +321,17 @@ func (sc *scriptCalls) Call(args [][]byte) resp.Reply {
 		reply = reply.Later.Reply()
 	}
 	return reply
+}
+
+// refuse answers a command the script may not call (cmd; nil when there is no such command),
+// counted where it is made as an error reply and as the command's rejected call, as Redis's
+// scriptCall counts it.
+func (sc *scriptCalls) refuse(cmd *Command, text string) resp.Reply {
+	if cmd != nil {
+		cmd.rejected.Add(1)
+	}
+	sc.n.errs.add(text)
+	return resp.Error(text)
 }
 
 func (n *Node) scriptLoad(_ *Ctx, args [][]byte) (resp.Reply, error) {

@@ -193,7 +193,9 @@ func (n *Node) refuseQueued(c *Ctx, cmd *Command, err error) resp.Reply {
 		cmd.rejected.Add(1)
 	}
 	c.tx.aborted = true
-	return errorReply(err)
+	reply := errorReply(err)
+	n.errs.add(reply.Str)
+	return reply
 }
 
 // execTx serves EXEC: it runs the queued commands with every other command of the node held

@@ -206,6 +206,7 @@ func (n *Node) execRemote(c *Ctx, tx *txState) (resp.Reply, error) {
 		q.cmd.calls.Add(1)
 		if r.Kind == resp.KindError {
 			q.cmd.failed.Add(1)
+			n.errs.add(r.Str)
 		}
 		if n.stats.On() {
 			n.stats.Commands.Inc()

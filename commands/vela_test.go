@@ -391,7 +391,7 @@ func TestInfoRedisSections(t *testing.T) {
 			headers = append(headers, line[2:])
 		}
 	}
-	want := "Server Clients Memory Persistence Stats Replication Cpu Cluster Keyspace Vela"
+	want := "Server Clients Memory Persistence Stats Replication Cpu Errorstats Cluster Keyspace Vela"
 	if got := strings.Join(headers, " "); got != want {
 		t.Fatalf("INFO sections: %s, want %s", got, want)
 	}

@@ -50,7 +50,9 @@ func toLua(L *lua.LState, r resp.Reply) lua.LValue {
 // toReply converts what a script returned into its reply, as Redis does: a string is a bulk
 // string, a number an integer (truncated), true 1, false and nil a null, a table with an err or
 // ok string an error or a status, any other table an array of its elements up to the first nil.
-func toReply(v lua.LValue, depth int) resp.Reply {
+// The texts of the errors it makes that no called command answered (st.called) are added to
+// *fresh: the caller counts them as Redis counts its error replies.
+func (st *state) toReply(v lua.LValue, depth int, fresh *[]string) resp.Reply {
 	switch v := v.(type) {
 	case lua.LString:
 		return resp.BulkString(string(v))
@@ -63,10 +65,15 @@ func toReply(v lua.LValue, depth int) resp.Reply {
 		return resp.Nil
 	case *lua.LTable:
 		if depth >= maxDepth {
-			return resp.Error("ERR reached lua stack limit")
+			*fresh = append(*fresh, errStackLimit)
+			return resp.Error(errStackLimit)
 		}
 		if e, ok := v.RawGetString("err").(lua.LString); ok {
-			return resp.Error(sanitize(string(e)))
+			text := sanitize(string(e))
+			if _, called := st.called[v]; !called {
+				*fresh = append(*fresh, text)
+			}
+			return resp.Error(text)
 		}
 		if s, ok := v.RawGetString("ok").(lua.LString); ok {
 			return resp.Status(sanitize(string(s)))
@@ -77,7 +84,7 @@ func toReply(v lua.LValue, depth int) resp.Reply {
 			if e == lua.LNil {
 				break
 			}
-			elems = append(elems, toReply(e, depth+1))
+			elems = append(elems, st.toReply(e, depth+1, fresh))
 		}
 		if elems == nil {
 			elems = []resp.Reply{}
@@ -86,6 +93,9 @@ func toReply(v lua.LValue, depth int) resp.Reply {
 	}
 	return resp.Nil
 }
+
+// errStackLimit is the reply to a script's reply nested deeper than maxDepth, Redis's text.
+const errStackLimit = "ERR reached lua stack limit"
 
 // sanitize makes s a status or error text as Redis does: it ends at a NUL byte (Redis handles
 // them as C strings) and its line breaks become spaces.

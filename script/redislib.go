@@ -122,7 +122,16 @@ func (st *state) call(L *lua.LState, raising bool) int {
 	}
 	reply := st.caller.Call(args)
 	if reply.IsError() {
-		return fail(reply.Str)
+		// The command's error, counted where it was answered: the table is remembered so that
+		// the script's reply, if it is this error, is not counted again.
+		t := L.NewTable()
+		t.RawSetString("err", lua.LString(reply.Str))
+		st.called[t] = struct{}{}
+		if raising {
+			L.Error(t, 0)
+		}
+		L.Push(t)
+		return 1
 	}
 	L.Push(toLua(L, reply))
 	return 1

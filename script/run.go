@@ -49,7 +49,12 @@ const ErrKilled = Error("ERR Script killed by user with SCRIPT KILL...")
 // its reply converted as Redis converts it. No error of the script, nor a panic of the Lua
 // implementation, escapes: each becomes an error reply. A script stopped (the limit, Kill) ends
 // at its next instruction with the cause as its reply.
-func (r *Runner) Run(s *Script, keys, argv [][]byte, c Caller) (reply resp.Reply) {
+//
+// fresh are the texts of the errors in the reply (the reply itself, or elements of it) that the
+// script made rather than a command it called answered: redis.error_reply, {err=…}, error(),
+// a stop. As in Redis, a command's error is counted once, where the command answered it, even
+// when the script passes it on.
+func (r *Runner) Run(s *Script, keys, argv [][]byte, c Caller) (reply resp.Reply, fresh []string) {
 	st := r.get()
 	broken := true
 	st.arm(time.Duration(r.limit.Load()))
@@ -57,7 +62,9 @@ func (r *Runner) Run(s *Script, keys, argv [][]byte, c Caller) (reply resp.Reply
 		st.disarm()
 		if p := recover(); p != nil {
 			reply = resp.Error("ERR script: internal error: " + panicText(p))
+			fresh = []string{reply.Str}
 		}
+		clear(st.called)
 		st.caller = nil
 		if broken {
 			r.mu.Lock()
@@ -70,9 +77,9 @@ func (r *Runner) Run(s *Script, keys, argv [][]byte, c Caller) (reply resp.Reply
 		r.free = append(r.free, st)
 		r.mu.Unlock()
 	}()
-	reply = st.run(s, keys, argv, c)
+	reply, fresh = st.run(s, keys, argv, c)
 	broken = false
-	return reply
+	return reply, fresh
 }
 
 // get returns a state to run a script on: a free one, or a new one. The states live as long as
@@ -149,8 +156,8 @@ func panicText(p any) string {
 	return "panic"
 }
 
-// run runs s on the state.
-func (st *state) run(s *Script, keys, argv [][]byte, c Caller) resp.Reply {
+// run runs s on the state (Run).
+func (st *state) run(s *Script, keys, argv [][]byte, c Caller) (resp.Reply, []string) {
 	L, ctx := st.L, st.stopCtx
 	st.caller, st.errLine = c, 0
 	st.keys.set(L, st.globals, "KEYS", keys)
@@ -180,11 +187,28 @@ func (st *state) run(s *Script, keys, argv [][]byte, c Caller) resp.Reply {
 		if st.errLine > 0 {
 			msg += " script: " + s.SHA + ", on @user_script:" + strconv.Itoa(st.errLine) + "."
 		}
-		return resp.Error(sanitize(msg))
+		reply := resp.Error(sanitize(msg))
+		if t, ok := errObject(err).(*lua.LTable); ok && ctx.Err() == nil {
+			if _, called := st.called[t]; called {
+				return reply, nil
+			}
+		}
+		return reply, []string{reply.Str}
 	}
 	v := L.Get(-1)
 	L.SetTop(0)
-	return toReply(v, 0)
+	var fresh []string
+	reply := st.toReply(v, 0, &fresh)
+	return reply, fresh
+}
+
+// errObject is the value a script raised, or nil.
+func errObject(err error) lua.LValue {
+	var ae *lua.ApiError
+	if errors.As(err, &ae) {
+		return ae.Object
+	}
+	return nil
 }
 
 // errorText is the reply text of a value a script raised: a table's err field (redis.call's

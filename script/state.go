@@ -60,6 +60,9 @@ type state struct {
 
 	caller  Caller // the current run's, nil between runs
 	errLine int    // the script line of the current run's error, 0: unknown
+	// called are the current run's error tables made from the error replies of the commands it
+	// called (redis.call raises them, redis.pcall returns them).
+	called map[*lua.LTable]struct{}
 
 	keys, argv argTable // KEYS and ARGV (run.go)
 	callArgs   [][]byte // redis.call's arguments, their bytes and where each ends, reused
@@ -83,7 +86,7 @@ func init() { lua.CompatVarArg = false }
 // newState opens a Lua state with Redis's libraries and makes its globals read-only.
 func newState(log *slog.Logger) *state {
 	L := lua.NewState(lua.Options{SkipOpenLibs: true, CallStackSize: 256, RegistrySize: 1024, RegistryMaxSize: 1 << 20, MinimizeStackMemory: true})
-	st := &state{L: L, log: log, ro: map[*lua.LTable]bool{}}
+	st := &state{L: L, log: log, ro: map[*lua.LTable]bool{}, called: map[*lua.LTable]struct{}{}}
 	for _, lib := range libraries {
 		L.Push(L.NewFunction(lib.open))
 		L.Push(lua.LString(lib.name))

@@ -1,0 +1,76 @@
+package commands
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// errorCounts are INFO's total_error_replies and errorstats: every error a command answered,
+// counted once where it was made, by its code (the reply's first word), as Redis's
+// afterErrorReply counts them. An error a script passes on from a command it called was
+// counted when the command answered it (script.Runner.Run).
+type errorCounts struct {
+	mu    sync.Mutex
+	total uint64
+	codes map[string]uint64
+}
+
+// maxErrorCodes bounds how many codes errorstats keeps: a script can make up any number of them
+// ({err="X1 …"}). Errors with a code beyond the first maxErrorCodes are counted in the total only.
+const maxErrorCodes = 128
+
+// errorCode is the code Redis files an error reply's text under: its first word, when it ends
+// within Redis's 32-character search (which counts the reply's leading '-'), else ERR.
+func errorCode(text string) string {
+	if i := strings.IndexByte(text[:min(len(text), 31)], ' '); i >= 0 {
+		return text[:i]
+	}
+	return "ERR"
+}
+
+// add counts an error reply with the given text.
+func (e *errorCounts) add(text string) {
+	code := errorCode(text)
+	e.mu.Lock()
+	e.total++
+	if e.codes == nil {
+		e.codes = map[string]uint64{}
+	}
+	if _, ok := e.codes[code]; ok || len(e.codes) < maxErrorCodes {
+		e.codes[code]++
+	}
+	e.mu.Unlock()
+}
+
+// Total is total_error_replies.
+func (e *errorCounts) Total() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.total
+}
+
+// lines are INFO's errorstats section: one line per code, in byte order as Redis's radix tree
+// lists them.
+func (e *errorCounts) lines() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	codes := make([]string, 0, len(e.codes))
+	for code := range e.codes {
+		codes = append(codes, code)
+	}
+	sort.Strings(codes)
+	out := make([]string, len(codes))
+	for i, code := range codes {
+		out[i] = fmt.Sprintf("errorstat_%s:count=%d", code, e.codes[code])
+	}
+	return out
+}
+
+// reset starts counting again (CONFIG RESETSTAT).
+func (e *errorCounts) reset() {
+	e.mu.Lock()
+	e.total, e.codes = 0, nil
+	e.mu.Unlock()
+}
