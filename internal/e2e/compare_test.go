@@ -2,6 +2,9 @@ package e2e_test
 
 import (
 	"fmt"
+	"regexp"
+	"sort"
+	"strings"
 	"testing"
 
 	"github.com/vela-cache/vela/internal/respclient"
@@ -17,4 +20,18 @@ func sameReplies(t *testing.T, redis, vela *respclient.Conn, commands [][]any) {
 			t.Errorf("%v:\n redis: %v\n  vela: %v", args, w, g)
 		}
 	}
+}
+
+// commandTimes are commandstats' times, which differ between any two servers.
+var commandTimes = regexp.MustCompile(`usec=\d+,usec_per_call=[\d.]+`)
+
+// infoLines returns the lines of INFO's section name from c, commandstats' times masked and its
+// lines sorted (Redis lists them in its hash table's order).
+func infoLines(c *respclient.Conn, name string) []string {
+	text := strings.TrimSpace(c.Do("INFO", name).Value.Text())
+	l := strings.Split(commandTimes.ReplaceAllString(text, "usec=U"), "\r\n")
+	if name == "commandstats" {
+		sort.Strings(l)
+	}
+	return l
 }
