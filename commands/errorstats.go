@@ -74,3 +74,7 @@ func (e *errorCounts) reset() {
 	e.total, e.codes = 0, nil
 	e.mu.Unlock()
 }
+
+// CountErrorReply counts an error reply answered outside any command (a protocol error) in
+// INFO's total_error_replies and errorstats, as Redis counts it.
+func (n *Node) CountErrorReply(text string) { n.errs.add(text) }

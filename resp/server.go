@@ -64,6 +64,9 @@ type Config struct {
 	Logger *slog.Logger
 	// OnAccept, when set, is called for every accepted connection (total_connections_received).
 	OnAccept func()
+	// OnProtocolError, when set, is called with the text of every protocol error answered
+	// (Redis counts them among its error replies).
+	OnProtocolError func(text string)
 	// AdmitOverLimit, when set, lets up to OverLimitReserve connections in beyond MaxClients, so
 	// that cluster peers can still connect to a node its clients have filled: such a connection
 	// may only run the commands AdmitOverLimit accepts (a peer's handshake) until it becomes a
@@ -340,7 +343,11 @@ func (s *Server) serveConn(c *Conn, args [][]byte, err error) {
 			var pe *ProtocolError
 			if errors.As(err, &pe) {
 				c.Settle() // the replies of the commands before it go first
-				c.out = Append(c.out, Error("ERR "+pe.Error()), c.proto)
+				text := "ERR " + pe.Error()
+				if s.cfg.OnProtocolError != nil {
+					s.cfg.OnProtocolError(text)
+				}
+				c.out = Append(c.out, Error(text), c.proto)
 				if c.flush() == nil {
 					c.lingerClose()
 				}

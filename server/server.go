@@ -147,16 +147,17 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 		}
 	}
 	rs := resp.NewServer(resp.Config{
-		AdmitOverLimit: admitPeer,
-		Addr:           cfg.Listen,
-		MaxClients:     cfg.MaxClients,
-		IdleTimeout:    cfg.Timeout,
-		RequireAuth:    cfg.RequirePass != "",
-		Limits:         resp.Limits{MaxBulkLen: cfg.ProtoMaxBulkLen},
-		Logger:         log,
-		OnAccept:       counters.Connections.Inc,
-		EventLoops:     loops,
-		Prefetcher:     prefetcher,
+		AdmitOverLimit:  admitPeer,
+		Addr:            cfg.Listen,
+		MaxClients:      cfg.MaxClients,
+		IdleTimeout:     cfg.Timeout,
+		RequireAuth:     cfg.RequirePass != "",
+		Limits:          resp.Limits{MaxBulkLen: cfg.ProtoMaxBulkLen},
+		Logger:          log,
+		OnAccept:        counters.Connections.Inc,
+		OnProtocolError: node.CountErrorReply,
+		EventLoops:      loops,
+		Prefetcher:      prefetcher,
 	}, node)
 	node.SetClients(rs)
 	for _, w := range opts.watchers {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
+	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -154,12 +156,46 @@ func TestDifferential(t *testing.T) {
 	if t.Failed() {
 		return
 	}
+	sameErrorCounts(t, rs.Addr, vela.Addr())
 	if steps >= 20000 && total < 20000 {
 		t.Fatalf("only %d commands ran", total)
 	}
 	if steps >= 20000 {
 		checkCoverage(t, replies)
 	}
+}
+
+// sameErrorCounts fails t unless the two servers, having been sent the same sequences, counted
+// the same error replies: INFO's total_error_replies and errorstats, and each command's rejected
+// and failed calls (its calls may differ: SCAN's cursors take the two servers different numbers
+// of steps, and the harness pings Redis once more while it starts).
+func sameErrorCounts(t *testing.T, redisAddr, velaAddr string) {
+	t.Helper()
+	total := regexp.MustCompile(`(?m)^total_error_replies:\d+`)
+	errorCalls := regexp.MustCompile(`(?m)^(cmdstat_[^:]+):.*(rejected_calls=\d+,failed_calls=\d+)`)
+	counts := func(addr string) (string, []string) {
+		c := respclient.Dial(t, addr)
+		defer c.Close()
+		lines := []string{total.FindString(c.Do("INFO", "stats").Value.Text())}
+		lines = append(lines, strings.Split(strings.TrimSpace(c.Do("INFO", "errorstats").Value.Text()), "\r\n")...)
+		var cmds []string
+		for _, m := range errorCalls.FindAllStringSubmatch(c.Do("INFO", "commandstats").Value.Text(), -1) {
+			if !strings.HasSuffix(m[2], "rejected_calls=0,failed_calls=0") {
+				cmds = append(cmds, m[1]+" "+m[2])
+			}
+		}
+		sort.Strings(cmds)
+		return strings.Join(lines, " "), cmds
+	}
+	wl, wc := counts(redisAddr)
+	gl, gc := counts(velaAddr)
+	if wl != gl {
+		t.Errorf("error replies\n redis: %s\n  vela: %s", wl, gl)
+	}
+	if !slices.Equal(wc, gc) {
+		t.Errorf("commands' rejected and failed calls\n redis: %v\n  vela: %v", wc, gc)
+	}
+	t.Logf("the same error replies counted: %s", gl)
 }
 
 // TestDifferentialRequirePass runs sequences against servers with a password: commands before

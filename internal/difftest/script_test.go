@@ -230,8 +230,8 @@ func runScripts(t *testing.T, redisAddr, velaAddr string, seed int64, steps int,
 }
 
 // TestScriptDifferential runs the fixed script cases and seeded scripts against Redis and Vela
-// on every store, replies compared byte for byte; on the redis store the scripts run in the
-// backing Redis.
+// on every store, replies compared byte for byte, and the error replies both counted; on the
+// redis store the scripts run in the backing Redis.
 func TestScriptDifferential(t *testing.T) {
 	for _, storeType := range []string{"memory", "disk", "redis", "redis-near"} {
 		t.Run(storeType, func(t *testing.T) {
@@ -242,6 +242,10 @@ func TestScriptDifferential(t *testing.T) {
 			sent := runScripts(t, rs.Addr, vela.Addr(), seed, steps, []string{"a", "b", "c", "d"}, true)
 			t.Logf("%d commands sent to each server", sent)
 			checkNearUsed(t, vela)
+			if storeType == "memory" || storeType == "disk" {
+				// On the redis store the scripts run in Redis, whose INFO counts their errors.
+				sameErrorCounts(t, rs.Addr, vela.Addr())
+			}
 		})
 	}
 }
