@@ -163,3 +163,35 @@ func TestPercentilesSetting(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParsePercentiles: any text CONFIG SET may bring is refused or read into percentiles
+// within 0–100, which CONFIG GET's form reads back as the same numbers.
+func FuzzParsePercentiles(f *testing.F) {
+	for _, s := range []string{"", "50 99 99.9", "1e1 0x10", "50  99", "nan", "inf", "-0", "100 0", "0x1p-2", "1e-320"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ps, err := ParsePercentiles(s)
+		if err != nil {
+			if err != ErrPercentileSyntax && err != ErrPercentileRange {
+				t.Fatalf("%q: unexpected error %v", s, err)
+			}
+			return
+		}
+		for _, p := range ps {
+			if !(p >= 0 && p <= 100) {
+				t.Fatalf("%q: percentile %v out of range", s, p)
+			}
+		}
+		again, err := ParsePercentiles(FormatPercentiles(ps))
+		if err != nil || len(again) != len(ps) {
+			t.Fatalf("%q: %q does not read back: %v %v", s, FormatPercentiles(ps), again, err)
+		}
+		for i := range ps {
+			// "%f" keeps six decimals, as Redis prints them
+			if d := again[i] - ps[i]; d > 1e-6 || d < -1e-6 {
+				t.Fatalf("%q: %v read back as %v", s, ps[i], again[i])
+			}
+		}
+	})
+}
