@@ -10,11 +10,14 @@ import (
 // errorCounts are INFO's total_error_replies and errorstats: every error a command answered,
 // counted once where it was made, by its code (the reply's first word), as Redis's
 // afterErrorReply counts them. An error a script passes on from a command it called was
-// counted when the command answered it (script.Runner.Run).
+// counted when the command answered it (script.Runner.Run). The counts never fall, for
+// /metrics; CONFIG RESETSTAT sets a baseline INFO counts from.
 type errorCounts struct {
-	mu    sync.Mutex
-	total uint64
-	codes map[string]uint64
+	mu        sync.Mutex
+	total     uint64
+	codes     map[string]uint64
+	baseTotal uint64            // total at the last reset
+	base      map[string]uint64 // codes at the last reset
 }
 
 // maxErrorCodes bounds how many codes errorstats keeps: a script can make up any number of them
@@ -44,37 +47,55 @@ func (e *errorCounts) add(text string) {
 	e.mu.Unlock()
 }
 
-// Total is total_error_replies.
+// Total is total_error_replies: the errors since the last reset.
 func (e *errorCounts) Total() uint64 {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.total
+	return e.total - e.baseTotal
 }
 
-// lines are INFO's errorstats section: one line per code, in byte order as Redis's radix tree
-// lists them.
+// lines are INFO's errorstats section: one line per code with errors since the last reset, in
+// byte order as Redis's radix tree lists them.
 func (e *errorCounts) lines() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	codes := make([]string, 0, len(e.codes))
-	for code := range e.codes {
-		codes = append(codes, code)
+	for code, n := range e.codes {
+		if n > e.base[code] {
+			codes = append(codes, code)
+		}
 	}
 	sort.Strings(codes)
 	out := make([]string, len(codes))
 	for i, code := range codes {
-		out[i] = fmt.Sprintf("errorstat_%s:count=%d", code, e.codes[code])
+		out[i] = fmt.Sprintf("errorstat_%s:count=%d", code, e.codes[code]-e.base[code])
 	}
 	return out
 }
 
-// reset starts counting again (CONFIG RESETSTAT).
+// reset makes INFO count from now (CONFIG RESETSTAT).
 func (e *errorCounts) reset() {
 	e.mu.Lock()
-	e.total, e.codes = 0, nil
+	e.baseTotal = e.total
+	e.base = make(map[string]uint64, len(e.codes))
+	for code, n := range e.codes {
+		e.base[code] = n
+	}
 	e.mu.Unlock()
 }
 
 // CountErrorReply counts an error reply answered outside any command (a protocol error) in
 // INFO's total_error_replies and errorstats, as Redis counts it.
 func (n *Node) CountErrorReply(text string) { n.errs.add(text) }
+
+// ErrorReplies calls fn with every error code and the errors answered under it since the node
+// started (CONFIG RESETSTAT aside), for /metrics, and returns the total.
+func (n *Node) ErrorReplies(fn func(code string, count uint64)) uint64 {
+	e := &n.errs
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for code, c := range e.codes {
+		fn(code, c)
+	}
+	return e.total
+}

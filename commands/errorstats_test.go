@@ -48,4 +48,8 @@ func TestErrorCountsBounded(t *testing.T) {
 	if e.Total() != 0 || len(e.lines()) != 0 {
 		t.Fatalf("after reset: %d, %v", e.Total(), e.lines())
 	}
+	e.add("E1 once more")
+	if e.Total() != 1 || fmt.Sprint(e.lines()) != "[errorstat_E1:count=1]" || e.total != maxErrorCodes+52 || e.codes["E1"] != 2 {
+		t.Fatalf("after reset and one more: %d %v (since start %d, E1 %d)", e.Total(), e.lines(), e.total, e.codes["E1"])
+	}
 }

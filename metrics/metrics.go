@@ -227,6 +227,8 @@ var (
 		"Tags that have at least one key.", nil, nil)
 	descTaggedKeys = prometheus.NewDesc(namespace+"_tagged_keys",
 		"Keys carrying at least one tag.", nil, nil)
+	descErrors = prometheus.NewDesc(namespace+"_error_replies_total",
+		"Error replies answered, by code, the reply's first word (INFO errorstats).", []string{"code"}, nil)
 	// statHelp documents each counter of stats.Stats.Snapshot, exported as vela_<name>_total.
 	statHelp = map[string]string{
 		"hits":              "Reads that found the key (keyspace_hits).",
@@ -255,7 +257,7 @@ var (
 // Describe sends every descriptor the collector uses.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descCommands, descProcessed, descConnections, descClients,
-		descKeys, descMemory, descTags, descTaggedKeys} {
+		descKeys, descMemory, descTags, descTaggedKeys, descErrors} {
 		ch <- d
 	}
 	names := make([]string, 0, len(statDescs))
@@ -284,6 +286,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, cmd := range n.Table().All() {
 		c.collectCalls(ch, cmd)
 	}
+	n.ErrorReplies(func(code string, count uint64) {
+		ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(count), code)
+	})
 	if u, ok := n.Store().(usageReporter); ok {
 		keys, bytes := u.Usage()
 		ch <- prometheus.MustNewConstMetric(descKeys, prometheus.GaugeValue, float64(keys))

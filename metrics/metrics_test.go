@@ -111,6 +111,10 @@ func TestScrapeMovesWithCommands(t *testing.T) {
 	c.Do(ctx, "SET", "tagged2", "v", "TAGS", "t")
 	c.Do(ctx, "TAGINVALIDATE", "t")
 	c.Do(ctx, "CONFIG", "GET", "maxmemory")
+	c.Do(ctx, "INCR", "k59")         // ERR value is not an integer
+	c.Do(ctx, "NOSUCH")              // ERR unknown command
+	c.Do(ctx, "EVALSHA", "ffff", 0)  // NOSCRIPT
+	c.Do(ctx, "CONFIG", "RESETSTAT") // INFO counts from here; /metrics does not fall
 	after := scrape(t, addr)
 
 	moved := []struct {
@@ -129,7 +133,9 @@ func TestScrapeMovesWithCommands(t *testing.T) {
 		{"vela_evictions_total", nil, 12},
 		{"vela_expirations_total", nil, 1},
 		{"vela_tag_invalidations_total", nil, 2},
-		{"vela_commands_processed_total", nil, 69},
+		{"vela_commands_processed_total", nil, 72},
+		{"vela_error_replies_total", []string{"code=ERR"}, 2},
+		{"vela_error_replies_total", []string{"code=NOSCRIPT"}, 1},
 	}
 	for _, m := range moved {
 		b := max(value(before, m.name, m.labels...), 0)
