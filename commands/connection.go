@@ -37,6 +37,8 @@ func (n *Node) registerConnection() {
 			"setinfo": setinfo,
 			"list":    sub("list", -2, FlagAdmin|FlagLoading, n.clientList),
 			"kill":    sub("kill", -3, FlagAdmin|FlagLoading, n.clientKill),
+			"pause":   sub("pause", -3, FlagAdmin|FlagLoading, n.clientPause),
+			"unpause": sub("unpause", 2, FlagAdmin|FlagLoading, n.clientUnpause),
 			"help":    sub("help", 2, FlagLoading, n.clientHelp),
 		}},
 	} {
@@ -419,6 +421,8 @@ func (n *Node) clientHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
 		"    * USER <username>", "      Kill connections authenticated by <username>.",
 		"    * SKIPME (YES|NO)", "      Skip killing current connection (default: yes).",
 		"LIST [TYPE NORMAL] [ID <id> [<id> ...]]", "    Return information about client connections.",
+		"UNPAUSE", "    Stop the current client pause, resuming traffic.",
+		"PAUSE <timeout> [WRITE|ALL]", "    Suspend all, or just write, clients for <timeout> milliseconds.",
 		"SETINFO <option> <value>", "    Set client meta attr. Options are LIB-NAME and LIB-VER.",
 		"SETNAME <name>", "    Assign the name <name> to the current connection."), nil
 }

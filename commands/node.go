@@ -87,8 +87,9 @@ type Node struct {
 	router    Router              // decides where keyed and cluster-wide commands run; nil: here
 	txr       TxRouter            // router, when it places transactions (txn_routed.go)
 
-	errs errorCounts // error replies, for INFO's total_error_replies and errorstats
-	ops  opsRate     // samples for INFO's instantaneous_ops_per_sec (opsrate.go)
+	errs  errorCounts // error replies, for INFO's total_error_replies and errorstats
+	pause clientPause // CLIENT PAUSE (pause.go)
+	ops   opsRate     // samples for INFO's instantaneous_ops_per_sec (opsrate.go)
 
 	near       *nearcache.Cache // the L1 in front of the store (near.go), or nil
 	nearShown  *nearcache.Cache // the near cache INFO reports: near, or one another layer uses
@@ -335,6 +336,9 @@ func (n *Node) TryServeRESP(conn *resp.Conn, args [][]byte) (resp.Reply, bool) {
 	if cmd != nil && cmd.Flags&(FlagBlocking|FlagAdmin|FlagClusterWide|flagExclusive) != 0 {
 		return resp.Reply{}, false
 	}
+	if cmd != nil && n.pause.until.Load() != 0 && n.heldByPause(n.session(conn), cmd) {
+		return resp.Reply{}, false // it waits for the pause's end on a goroutine
+	}
 	if cmd != nil && cmd.Flags&flagScript != 0 && !n.inlineScripts() {
 		return resp.Reply{}, false
 	}
@@ -417,6 +421,12 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 		}
 		if !ctx.inExec { // CLIENT LIST shows EXEC, not the commands it ran
 			ctx.Conn.SetLastCommand(&cmd.Name)
+		}
+		// CLIENT PAUSE holds the command back, even one MULTI would queue, as Redis does. A
+		// command already on an event loop when a pause starts runs: it arrived before it
+		// (TryServeRESP hands a command the pause holds to a goroutine, which waits).
+		if ctx.loop == nil && n.heldByPause(ctx, cmd) && !n.waitPause(ctx, cmd) {
+			return errorReply(errClientGone)
 		}
 	}
 	if ctx.tx != nil && ctx.tx.multi && !ctx.inExec && cmd.Flags&flagTxControl == 0 {

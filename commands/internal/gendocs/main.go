@@ -39,7 +39,7 @@ const names = `ping echo quit select auth hello client command info config time 
 	config|help multi exec discard watch unwatch reset getrange substr setrange eval evalsha eval_ro script
 	evalsha_ro script|load script|exists script|flush script|kill script|help slowlog slowlog|get slowlog|len
 	slowlog|reset slowlog|help memory memory|usage memory|help object object|encoding object|refcount
-	object|idletime object|freq object|help latency latency|latest latency|history latency|reset latency|histogram latency|help`
+	object|idletime object|freq object|help latency latency|latest latency|history latency|reset latency|histogram latency|help client|pause client|unpause`
 
 func main() {
 	out := flag.String("o", "redisdocs.json", "file to write")
