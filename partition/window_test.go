@@ -110,8 +110,15 @@ func (h *holdback) holds(parts ...string) bool {
 // long enough for a held handoff to wait on a loaded machine.
 func startHeld(t *testing.T, name string, h *holdback, seeds ...string) *server.Server {
 	t.Helper()
+	return startHeldTimeout(t, name, h, 3*time.Second, seeds...)
+}
+
+// startHeldTimeout is startHeld with the given forward timeout: how long a held-back request
+// waits before it fails, and a TAKE for a key on its way elsewhere before it is answered.
+func startHeldTimeout(t *testing.T, name string, h *holdback, timeout time.Duration, seeds ...string) *server.Server {
+	t.Helper()
 	cfg := testnode.ClusterConfig(name, seeds...)
-	cfg.Cluster.ForwardTimeout = 3 * time.Second
+	cfg.Cluster.ForwardTimeout = timeout
 	return testnode.Start(t, cfg, server.WithPeerDialer(h.dial))
 }
 
@@ -146,15 +153,21 @@ func joinHeldVia(t *testing.T, hold, hold2 *holdback, prefix string, n int, valu
 // hold1 and node-3's through hold3 (nil: none held), and waits until they agree.
 func startThree(t *testing.T, hold1, hold3 *holdback) (*server.Server, *server.Server, *server.Server) {
 	t.Helper()
+	return startThreeTimeout(t, 3*time.Second, hold1, hold3)
+}
+
+// startThreeTimeout is startThree with the given forward timeout (startHeldTimeout).
+func startThreeTimeout(t *testing.T, timeout time.Duration, hold1, hold3 *holdback) (*server.Server, *server.Server, *server.Server) {
+	t.Helper()
 	or := func(h *holdback) *holdback {
 		if h == nil {
 			return newHoldback("never")
 		}
 		return h
 	}
-	n1 := startHeld(t, "node-1", or(hold1))
-	n2 := startHeld(t, "node-2", newHoldback("never"), n1.Cluster().GossipAddr())
-	n3 := startHeld(t, "node-3", or(hold3), n1.Cluster().GossipAddr())
+	n1 := startHeldTimeout(t, "node-1", or(hold1), timeout)
+	n2 := startHeldTimeout(t, "node-2", newHoldback("never"), timeout, n1.Cluster().GossipAddr())
+	n3 := startHeldTimeout(t, "node-3", or(hold3), timeout, n1.Cluster().GossipAddr())
 	testnode.WaitConverged(t, 10*time.Second, n1, n2, n3)
 	return n1, n2, n3
 }
@@ -696,7 +709,12 @@ func TestLeavingMemberPassesFinalOn(t *testing.T) {
 func TestFinalOvertakenByJoin(t *testing.T) {
 	ctx := context.Background()
 	hold3 := newHoldback("RESTORE")
-	n1, n2, n3 := startThree(t, nil, hold3)
+	// node-3's held requests must outlast the join, the members' convergence on it (gossip
+	// can take seconds on a loaded machine) and the joiner's TAKE, which waits half a forward
+	// timeout for the held copy: with 3 s they sometimes did not, and the handoff gave up
+	// before the test released it.
+	const timeout = 8 * time.Second
+	n1, n2, n3 := startThreeTimeout(t, timeout, nil, hold3)
 	r123 := ring.New([]string{"node-1", "node-2", "node-3"}, 0, ring.Config{})
 	r12 := ring.New([]string{"node-1", "node-2"}, 0, ring.Config{})
 	r124 := ring.New([]string{"node-1", "node-2", "node-4"}, 0, ring.Config{})
@@ -730,8 +748,12 @@ func TestFinalOvertakenByJoin(t *testing.T) {
 	waitFor(t, 10*time.Second, "node-3 to pass the INCRBY on", func() bool { return hold3.holds(k, "FINAL") })
 
 	// node-4 joins and takes the key from node-3 for its client's read.
-	n4 := startHeld(t, "node-4", newHoldback("never"), n1.Cluster().GossipAddr())
+	n4 := startHeldTimeout(t, "node-4", newHoldback("never"), timeout, n1.Cluster().GossipAddr())
 	waitFor(t, 10*time.Second, "node-1, node-2 and node-4 to place the key on node-4", func() bool {
+		// node-4 alone, before its join completes, places every key on itself too.
+		if !n4.Cluster().Ready() || len(n4.Cluster().RingMembers()) < 3 {
+			return false
+		}
 		for _, srv := range []*server.Server{n1, n2, n4} {
 			if srv.Cluster().Owner([]byte(k)) != "node-4" {
 				return false
