@@ -75,6 +75,9 @@ type scripting struct {
 // runningScript is a script running on this node.
 type runningScript struct {
 	wrote atomic.Bool // it has run a write command: SCRIPT KILL refuses to stop it
+	// killed is set by SCRIPT KILL before it stops the runner's scripts, for a run the runner
+	// has not started yet (script.Runner.Run checks it once it has).
+	killed atomic.Bool
 }
 
 func (n *Node) registerScripts() {
@@ -187,6 +190,7 @@ func (n *Node) runScript(c *Ctx, s *script.Script, keys, argv [][]byte, readOnly
 	}
 	sc.n, sc.c, sc.readOnly = n, c, readOnly
 	sc.run.wrote.Store(false)
+	sc.run.killed.Store(false)
 	prev := n.scripts.run
 	n.scripts.run = sc.run
 	n.scripts.mu.Unlock()
@@ -323,6 +327,14 @@ func (sc *scriptCalls) Call(args [][]byte) resp.Reply {
 	return reply
 }
 
+// Killed implements the runner's check for a SCRIPT KILL that came before the run started.
+func (sc *scriptCalls) Killed() script.Error {
+	if sc.run.killed.Load() {
+		return script.ErrKilled
+	}
+	return ""
+}
+
 // refuse answers a command the script may not call (cmd; nil when there is no such command),
 // counted where it is made as an error reply and as the command's rejected call, as Redis's
 // scriptCall counts it.
@@ -373,6 +385,7 @@ func (n *Node) scriptKill(c *Ctx, args [][]byte) (resp.Reply, error) {
 	case run.wrote.Load():
 		return resp.Reply{}, errUnkillable
 	default:
+		run.killed.Store(true) // first: the run may not have started yet (scriptCalls.Killed)
 		n.scripts.runner.Kill(script.ErrKilled)
 	}
 	return resp.OK, nil

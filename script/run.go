@@ -21,6 +21,14 @@ type Caller interface {
 	Call(args [][]byte) resp.Reply
 }
 
+// killedCaller is a Caller that may be told to stop its script before the runner has started
+// it: Kill reaches only runs already started, and a caller that announced its run (SCRIPT KILL
+// then finds a script busy) before Run started it says here that the run is to stop at once.
+// Killed returns the cause, or "".
+type killedCaller interface {
+	Killed() Error
+}
+
 // Runner runs scripts. Its Lua states are reused from run to run (a new one costs about 100 µs);
 // a script cannot change what the next one finds, since every global and library table is
 // read-only, as in Redis 7. It is safe for concurrent use.
@@ -58,6 +66,11 @@ func (r *Runner) Run(s *Script, keys, argv [][]byte, c Caller) (reply resp.Reply
 	st := r.get()
 	broken := true
 	st.arm(time.Duration(r.limit.Load()))
+	if k, ok := c.(killedCaller); ok {
+		if cause := k.Killed(); cause != "" {
+			st.stop(cause) // a Kill that came before the run was armed
+		}
+	}
 	defer func() {
 		st.disarm()
 		if p := recover(); p != nil {
