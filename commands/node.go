@@ -458,16 +458,7 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 				n.errs.add(reply.Str)
 			}
 			if slowOn || latOn || trackOn {
-				took := time.Since(n.started) - start
-				if slowOn {
-					n.noteSlow(ctx, cmd, args, took)
-				}
-				if latOn {
-					n.noteLatency(cmd, took)
-				}
-				if trackOn {
-					cmd.recordRun(took)
-				}
+				n.noteRun(ctx, cmd, args, time.Since(n.started)-start, slowOn, latOn, trackOn)
 			}
 			return reply
 		}
@@ -475,6 +466,20 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 	reply := n.execLocal(ctx, cmd, args, true)
 	n.ran(cmd)
 	return reply
+}
+
+// noteRun records a command's run time where it is watched: the slow log (slow), the latency
+// monitor (lat) and the command's latency histogram (track).
+func (n *Node) noteRun(ctx *Ctx, cmd *Command, args [][]byte, took time.Duration, slow, lat, track bool) {
+	if slow {
+		n.noteSlow(ctx, cmd, args, took)
+	}
+	if lat {
+		n.noteLatency(cmd, took)
+	}
+	if track {
+		cmd.recordRun(took)
+	}
 }
 
 // ran counts a command that has run, as Redis counts it once it has: INFO read by a command
@@ -576,15 +581,7 @@ func (n *Node) execLocal(ctx *Ctx, cmd *Command, args [][]byte, whole bool) resp
 		if cmd.observer != nil {
 			cmd.observer.Observe(took.Seconds())
 		}
-		if slowOn {
-			n.noteSlow(ctx, cmd, args, took)
-		}
-		if latOn {
-			n.noteLatency(cmd, took)
-		}
-		if trackOn {
-			cmd.recordRun(took)
-		}
+		n.noteRun(ctx, cmd, args, took, slowOn, latOn, trackOn)
 	} else {
 		reply, err = cmd.Handler(ctx, args)
 	}
