@@ -19,14 +19,17 @@ func (e Error) Error() string { return string(e) }
 
 // Errors with fixed texts, exactly as Redis 7 words them.
 var (
-	ErrSyntax       = Error("ERR syntax error")
-	ErrNotInteger   = Error("ERR value is not an integer or out of range")
-	ErrIntRange     = Error("ERR value is out of range, value must between -2147483648 and 2147483647")
-	ErrNotFloat     = Error("ERR value is not a valid float")
-	ErrNoAuth       = Error("NOAUTH Authentication required.")
-	ErrWrongPass    = Error("WRONGPASS invalid username-password pair or user is disabled.")
-	ErrNoPassword   = Error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
-	ErrDBIndex      = Error("ERR DB index is out of range")
+	ErrSyntax     = Error("ERR syntax error")
+	ErrNotInteger = Error("ERR value is not an integer or out of range")
+	ErrIntRange   = Error("ERR value is out of range, value must between -2147483648 and 2147483647")
+	ErrNotFloat   = Error("ERR value is not a valid float")
+	ErrNoAuth     = Error("NOAUTH Authentication required.")
+	ErrWrongPass  = Error("WRONGPASS invalid username-password pair or user is disabled.")
+	ErrNoPassword = Error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+	ErrDBIndex    = Error("ERR DB index is out of range")
+	// ErrClusterDown is Redis Cluster's reply to a command on keys while the cluster is down: a
+	// cluster topology gives it while the node has seeds and has joined none of them yet.
+	ErrClusterDown  = Error("CLUSTERDOWN The cluster is down")
 	ErrInvalidCur   = Error("ERR invalid cursor")
 	ErrOverflow     = Error("ERR increment or decrement would overflow")
 	ErrDecrOverflow = Error("ERR decrement would overflow")

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,16 +32,17 @@ import (
 
 // Script errors, with Redis's texts.
 const (
-	errNoScript        = Error("NOSCRIPT No matching script. Please use EVAL.")
-	errNegativeKeys    = Error("ERR Number of keys can't be negative")
-	errTooManyKeys     = Error("ERR Number of keys can't be greater than number of args")
-	errScriptUnknown   = "ERR Unknown Redis command called from script"
-	errScriptArity     = "ERR Wrong number of args calling Redis command from script"
-	errScriptForbidden = "ERR This Redis command is not allowed from script"
-	errScriptReadOnly  = "ERR Write commands are not allowed from read-only scripts."
-	errScriptNonLocal  = "ERR Script attempted to access a non local key in a cluster node"
-	errNotBusy         = Error("NOTBUSY No scripts in execution right now.")
-	errUnkillable      = Error("UNKILLABLE Sorry the script already executed write commands against the dataset. " +
+	errNoScript          = Error("NOSCRIPT No matching script. Please use EVAL.")
+	errNegativeKeys      = Error("ERR Number of keys can't be negative")
+	errTooManyKeys       = Error("ERR Number of keys can't be greater than number of args")
+	errScriptUnknown     = "ERR Unknown Redis command called from script"
+	errScriptArity       = "ERR Wrong number of args calling Redis command from script"
+	errScriptForbidden   = "ERR This Redis command is not allowed from script"
+	errScriptReadOnly    = "ERR Write commands are not allowed from read-only scripts."
+	errScriptNonLocal    = "ERR Script attempted to access a non local key in a cluster node"
+	errScriptClusterDown = "ERR Script attempted to execute a command while the cluster is down"
+	errNotBusy           = Error("NOTBUSY No scripts in execution right now.")
+	errUnkillable        = Error("UNKILLABLE Sorry the script already executed write commands against the dataset. " +
 		"You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.")
 	errFlushOption = Error("ERR SCRIPT FLUSH only support SYNC|ASYNC option")
 )
@@ -309,7 +311,9 @@ func (sc *scriptCalls) Call(args [][]byte) resp.Reply {
 				" is not supported in scripts with topology.type = "+n.cfg.Topology+" (it acts on every member)")
 		}
 		if keys := commandKeys(cmd, args); len(keys) > 0 {
-			if place, err := n.txr.TxPlace(keys); err != nil || place != "" {
+			if place, err := n.txr.TxPlace(keys); errors.Is(err, ErrClusterDown) {
+				return sc.refuse(cmd, errScriptClusterDown)
+			} else if err != nil || place != "" {
 				return sc.refuse(cmd, errScriptNonLocal)
 			}
 		}

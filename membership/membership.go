@@ -266,8 +266,15 @@ func Start(cfg Config) (*Membership, error) {
 		m.meta.Store(&addr)
 		_ = ml.UpdateNode(time.Second)
 	}
+	// A node whose seeds are all itself (or that has none) is a cluster of its own from the
+	// start: decided here, so that it serves before Start returns.
+	seeds := m.otherSeeds(cfg.Join)
+	if len(seeds) == 0 {
+		m.joining.Store(false)
+		m.joinedNow()
+	}
 	m.done.Add(1)
-	go m.joinLoop()
+	go m.joinLoop(seeds)
 	return m, nil
 }
 
@@ -298,15 +305,11 @@ func (m *Membership) Members() []Member {
 	return append(out, dead...)
 }
 
-// joinLoop joins the seeds, retrying until one answers, then keeps trying to rejoin members
-// declared dead: after a partition heals, each side would otherwise go on without the other.
-func (m *Membership) joinLoop() {
+// joinLoop joins the seeds (the other nodes of cfg.Join), retrying until one answers, then
+// keeps trying to rejoin members declared dead: after a partition heals, each side would
+// otherwise go on without the other.
+func (m *Membership) joinLoop(seeds []string) {
 	defer m.done.Done()
-	seeds := m.otherSeeds(m.cfg.Join)
-	if len(seeds) == 0 {
-		m.joining.Store(false)
-		m.joinedNow()
-	}
 	t := time.NewTicker(m.cfg.RetryInterval)
 	defer t.Stop()
 	for {

@@ -129,6 +129,32 @@ func TestOwnAddressAmongSeeds(t *testing.T) {
 	waitFor(t, func() bool { return a.Joined() && b.Joined() && len(a.Members()) == 2 && len(b.Members()) == 2 })
 }
 
+// TestOnlyItselfAmongSeeds: a node whose seed list holds only itself is a cluster of its own
+// by the time Start returns, and has reported its whole member list (a cluster topology serves
+// clients only then).
+func TestOnlyItselfAmongSeeds(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	var whole atomic.Bool
+	m, err := Start(Config{NodeName: "a", Bind: addr, RESP: "127.0.0.1:7001", Profile: ProfileLocal,
+		Join: []string{addr}, OnChange: func(ev Event) {
+			if !ev.Joining {
+				whole.Store(true)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Shutdown()
+	if !m.Joined() || !whole.Load() {
+		t.Fatalf("after Start: joined %v, whole member list reported %v", m.Joined(), whole.Load())
+	}
+}
+
 // TestNoChangeAfterShutdown: memberlist may still report a change after its Shutdown (a
 // suspicion timer declaring a member dead, a packet handler still running); OnChange is not
 // called once Membership.Shutdown has returned, and a call under way finishes before it does,

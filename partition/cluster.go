@@ -227,6 +227,10 @@ type view struct {
 	// joining is set until this node has the whole member list of the cluster it joins: the
 	// ring is then this node alone, and a peer's command waits (awaitJoin) rather than run on it.
 	joining bool
+	// down is set while this node has seeds and has not joined a cluster yet: its ring of one
+	// would answer for keys the members hold (a miss, or a write its join would then drop), so
+	// clients' commands on keys get Redis Cluster's CLUSTERDOWN instead.
+	down bool
 }
 
 // pullWindow is how long after joining a node looks for a key it owns but lacks at the key's
@@ -396,12 +400,12 @@ func (cl *Cluster) setView(members []membership.Member) {
 		names = append(names, cl.self) // before membership starts: a cluster of one
 	}
 	old := cl.view.Load()
-	v := &view{addrs: addrs, joining: !cl.joinDone, gone: gone}
+	v := &view{addrs: addrs, joining: !cl.joinDone, down: !cl.joinDone && len(cl.cfg.Join) > 0, gone: gone}
 	sort.Strings(names)
 	names = slices.Compact(names)
 	if old != nil && slices.Equal(old.ring.Members(), names) {
 		nv := *old // only an address changed (or the join completed)
-		nv.addrs, nv.joining, nv.gone = addrs, v.joining, gone
+		nv.addrs, nv.joining, nv.down, nv.gone = addrs, v.joining, v.down, gone
 		cl.storeView(&nv)
 		return
 	}
@@ -516,10 +520,10 @@ func (cl *Cluster) wake() {
 	}
 }
 
-// Ready reports whether the node has joined the cluster and finished its first rebalancing
-// pass since.
+// Ready reports whether the node has joined the cluster (and serves clients' commands on keys)
+// and finished its first rebalancing pass since.
 func (cl *Cluster) Ready() bool {
-	return cl.ml != nil && cl.ml.Joined() && cl.synced.Load() && !cl.leaving.Load()
+	return cl.ml != nil && cl.ml.Joined() && !cl.view.Load().down && cl.synced.Load() && !cl.leaving.Load()
 }
 
 // Balanced reports whether the last handoff pass ran for the current ring: every key this node

@@ -16,6 +16,10 @@ import (
 // for the commands Vela does not know how to split.
 const errCrossSlot = "CROSSSLOT Keys in request don't hash to the same slot"
 
+// errClusterDown is the reply to a client's command on keys while this node has not joined its
+// cluster yet (view.down).
+var errClusterDown = string(commands.ErrClusterDown)
+
 var _ commands.Router = (*Cluster)(nil)
 
 // Route implements commands.Router.
@@ -55,6 +59,9 @@ func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 // route is Route for a client's command.
 func (cl *Cluster) route(c *commands.Ctx, cmd *commands.Command, args [][]byte) (resp.Reply, bool) {
 	if cmd.Flags&commands.FlagClusterWide != 0 {
+		if cl.view.Load().down {
+			return resp.Error(errClusterDown), true
+		}
 		return cl.clusterWide(c, cmd, args), true
 	}
 	first, last, step := cmd.KeyPositions(len(args))
@@ -62,6 +69,9 @@ func (cl *Cluster) route(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 		return resp.Reply{}, false
 	}
 	v := cl.view.Load()
+	if v.down {
+		return resp.Error(errClusterDown), true
+	}
 	if first+step > last {
 		key := args[first]
 		if cl.cfg.Replicas == 1 {

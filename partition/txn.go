@@ -21,6 +21,9 @@ func (cl *Cluster) TxUnsupported() error { return nil }
 // TxPlace implements commands.TxRouter: the owner of keys, "" when it is this node.
 func (cl *Cluster) TxPlace(keys [][]byte) (string, error) {
 	v := cl.view.Load()
+	if v.down {
+		return "", commands.ErrClusterDown
+	}
 	owner, together := v.ring.OwnerOfAll(keys)
 	return commands.PlaceOnOwner(owner, together, cl.self, v.addrs[owner])
 }

@@ -135,6 +135,10 @@ type Cluster struct {
 	// have not sent it their whole state since.
 	waitingFor map[string]struct{}
 
+	// down is set while this node has seeds and has joined none of them yet: alone, it holds
+	// none of the cluster's keys, so clients' commands on keys get CLUSTERDOWN.
+	down atomic.Bool
+
 	synced       atomic.Bool   // a member has sent this one its whole state, or it started alone
 	epoch        time.Time     // when Start ran: tick counts from it
 	tick         atomic.Int64  // when the pause watcher last ran, in ns since epoch (sync.go)
@@ -223,6 +227,8 @@ func New(node *commands.Node, st store.Store, cfg Config) (*Cluster, error) {
 func (cl *Cluster) Start(respAddr string) error {
 	if len(cl.cfg.Join) == 0 {
 		cl.synced.Store(true) // a new cluster: nothing to receive
+	} else {
+		cl.down.Store(true) // until membership reports a whole member list
 	}
 	ml, err := membership.Start(membership.Config{
 		NodeName: cl.cfg.NodeName, Bind: cl.cfg.GossipListen, Advertise: cl.cfg.Advertise,
@@ -247,6 +253,9 @@ func (cl *Cluster) Start(respAddr string) error {
 // and does not block.
 func (cl *Cluster) onChange(ev membership.Event) {
 	cl.setView(ev.Members)
+	if !ev.Joining {
+		cl.down.Store(false) // the member list is whole: joined, or a cluster of one
+	}
 	switch ev.Kind {
 	case membership.Joined:
 		if ev.Member.Name != cl.self {
@@ -321,7 +330,7 @@ func equal(a, b []string) bool {
 // Ready reports whether the node has joined the cluster and holds the whole state: a member
 // sent it everything, or it started the cluster.
 func (cl *Cluster) Ready() bool {
-	return cl.ml != nil && cl.ml.Joined() && cl.synced.Load()
+	return cl.ml != nil && cl.ml.Joined() && !cl.down.Load() && cl.synced.Load()
 }
 
 // Members returns the membership as memberlist sees it.

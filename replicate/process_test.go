@@ -240,7 +240,9 @@ func TestDiskStampsSurviveRestarts(t *testing.T) {
 	m1 = startMember(t, bin, "s1", m1.gossip, m3.gossip, disk("s1")...)
 	m3 = startMember(t, bin, "s3", m3.gossip, m1.gossip, disk("s3")...)
 	waitReady(t, 2, m1, m3)
-	m2 = startMember(t, bin, "s2", m2.gossip, m1.gossip, disk("s2")...)
+	// On a new gossip port: its old one has been free since the kill, and another process of
+	// this test may hold it now.
+	m2 = startMember(t, bin, "s2", "", m1.gossip, disk("s2")...)
 	waitReady(t, 3, m1, m2, m3)
 	for _, m := range []*member{m1, m2, m3} {
 		eventually(t, 5*time.Second, func() string {

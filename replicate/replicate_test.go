@@ -357,6 +357,9 @@ func TestJoinerKeepsKeysTaggedAfterAnInvalidation(t *testing.T) {
 		if len(third.Replicated().RingMembers()) != 3 {
 			return "node-3 has not joined"
 		}
+		if err := c3.Exists(ctx, "new").Err(); err != nil {
+			return "node-3 does not serve keys yet: " + err.Error() // CLUSTERDOWN until joined
+		}
 		return ""
 	})
 	must(t, c3.Do(ctx, "SET", "new", "v", "TAGS", "t").Err())

@@ -31,6 +31,9 @@ var (
 // holds every key. Writes run here and are copied to every member, or go to their key's owner
 // when they depend on the key's present state.
 func (cl *Cluster) Route(c *commands.Ctx, cmd *commands.Command, args [][]byte) (resp.Reply, bool) {
+	if cl.down.Load() && !c.Peer && (cmd.FirstKey > 0 || cmd.Flags&commands.FlagClusterWide != 0) {
+		return resp.Error(string(commands.ErrClusterDown)), true
+	}
 	if cmd.Flags&commands.FlagWrite == 0 {
 		if c.InExec() {
 			return resp.Reply{}, false // TxPrepare fetched the keys: EXEC must not wait for members

@@ -28,6 +28,9 @@ func (cl *Cluster) TxUnsupported() error { return nil }
 
 // TxPlace implements commands.TxRouter: the member owning every key, "" when it is this one.
 func (cl *Cluster) TxPlace(keys [][]byte) (string, error) {
+	if cl.down.Load() {
+		return "", commands.ErrClusterDown
+	}
 	v := cl.view.Load()
 	owner, together := v.ring.OwnerOfAll(keys)
 	return commands.PlaceOnOwner(owner, together, cl.self, v.addrs[owner])
