@@ -53,6 +53,10 @@ func (p *clientPause) set(until int64, all bool) {
 	p.changed()
 }
 
+// Paused reports whether a CLIENT PAUSE (WRITE or ALL) is in effect. The expiry sweep does not
+// run meanwhile, so that the keyspace stays as the pause found it, as in Redis.
+func (n *Node) Paused() bool { return n.pause.holds(true) }
+
 // end ends the pause (CLIENT UNPAUSE).
 func (p *clientPause) end() {
 	p.mu.Lock()

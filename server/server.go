@@ -514,7 +514,7 @@ func (s *Server) Start() error {
 			}
 			s.node.Latency().Note("expire-cycle", took)
 		}
-		s.sweep = store.StartSweep(sw, s.cfg.SweepInterval, onSwept, s.log)
+		s.sweep = store.StartSweep(sw, s.cfg.SweepInterval, s.node.Paused, onSwept, s.log)
 	}
 	if s.topo != nil {
 		// Join once the listener is up, so peers can forward to this node as soon as they see it.

@@ -15,8 +15,9 @@ type SweepLoop struct {
 }
 
 // StartSweep sweeps s every interval; onSwept (may be nil) receives each sweep's count and how
-// long it took.
-func StartSweep(s Sweeper, interval time.Duration, onSwept func(n int, took time.Duration), log *slog.Logger) *SweepLoop {
+// long it took. A round is skipped while hold (may be nil) reports true: a node whose clients
+// are paused (CLIENT PAUSE) keeps its keyspace as it is, as Redis stops its active expiry then.
+func StartSweep(s Sweeper, interval time.Duration, hold func() bool, onSwept func(n int, took time.Duration), log *slog.Logger) *SweepLoop {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &SweepLoop{cancel: cancel, done: make(chan struct{})}
 	go func() {
@@ -28,6 +29,9 @@ func StartSweep(s Sweeper, interval time.Duration, onSwept func(n int, took time
 			case <-ctx.Done():
 				return
 			case <-t.C:
+			}
+			if hold != nil && hold() {
+				continue
 			}
 			start := time.Now()
 			n, err := s.Sweep(ctx)

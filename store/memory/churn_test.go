@@ -23,7 +23,7 @@ func TestTagChurn(t *testing.T) {
 	const writes = 200_000
 	st := &stats.Stats{}
 	s := New(Config{Stats: st})
-	loop := store.StartSweep(s, 50*time.Millisecond, nil, slog.New(slog.DiscardHandler))
+	loop := store.StartSweep(s, 50*time.Millisecond, nil, nil, slog.New(slog.DiscardHandler))
 	defer func() { _ = loop.Shutdown(context.Background()) }()
 	baseline := heapAlloc()
 
