@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vela-cache/vela/glob"
 	"github.com/vela-cache/vela/resp"
 )
 
@@ -19,11 +20,13 @@ func (n *Node) registerServer() {
 	for _, c := range []*Command{
 		{Name: "command", Arity: -1, Flags: FlagLoading, Handler: n.commandAll,
 			Subcommands: map[string]*Command{
-				"count": csub("command", "count", 2, n.commandCount),
-				"info":  csub("command", "info", -2, n.commandInfo),
-				"docs":  csub("command", "docs", -2, n.commandDocs),
-				"list":  csub("command", "list", -2, n.commandList),
-				"help":  csub("command", "help", 2, n.commandHelp),
+				"count":           csub("command", "count", 2, n.commandCount),
+				"info":            csub("command", "info", -2, n.commandInfo),
+				"docs":            csub("command", "docs", -2, n.commandDocs),
+				"list":            csub("command", "list", -2, n.commandList),
+				"help":            csub("command", "help", 2, n.commandHelp),
+				"getkeys":         csub("command", "getkeys", -4, n.commandGetKeys(false)),
+				"getkeysandflags": csub("command", "getkeysandflags", -4, n.commandGetKeys(true)),
 			}},
 		{Name: "config", Arity: -2,
 			Subcommands: map[string]*Command{
@@ -82,9 +85,12 @@ func (n *Node) commandHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
 	return HelpReply("COMMAND",
 		"(no subcommand)", "    Return details about all commands.",
 		"COUNT", "    Return the total number of commands in this server.",
-		"LIST", "    Return a list of all commands in this server.",
+		"LIST [FILTERBY (MODULE <module-name>|ACLCAT <category>|PATTERN <pattern>)]",
+		"    Return a list of all commands in this server, or of those the filter selects.",
 		"INFO [<command-name> ...]", "    Return details about the given commands, or about all of them.",
-		"DOCS [<command-name> ...]", "    Return documentation details about the given commands, or about all of them."), nil
+		"DOCS [<command-name> ...]", "    Return documentation details about the given commands, or about all of them.",
+		"GETKEYS <full-command>", "    Return the keys from a full command.",
+		"GETKEYSANDFLAGS <full-command>", "    Return the keys and the access flags from a full command."), nil
 }
 
 func (n *Node) commandAll(_ *Ctx, _ [][]byte) (resp.Reply, error) {
@@ -100,14 +106,43 @@ func (n *Node) commandCount(_ *Ctx, _ [][]byte) (resp.Reply, error) {
 	return resp.Int(int64(n.table.Len())), nil
 }
 
+// commandList serves COMMAND LIST [FILTERBY MODULE name|ACLCAT category|PATTERN pattern]: the
+// names of every command and subcommand ("parent|sub"), as Redis 7 lists them. Vela has no
+// modules; a category is named without its "@", in any case; the pattern is a glob matched
+// without regard to case.
 func (n *Node) commandList(_ *Ctx, args [][]byte) (resp.Reply, error) {
-	if len(args) > 2 {
+	var keep func(cmd *Command) bool
+	switch {
+	case len(args) == 2:
+	case len(args) == 5 && equalFold(args[2], "filterby"):
+		arg := args[4]
+		switch {
+		case equalFold(args[3], "module"):
+			keep = func(*Command) bool { return false }
+		case equalFold(args[3], "aclcat"):
+			cat := "@" + string(arg)
+			keep = func(cmd *Command) bool {
+				return slices.ContainsFunc(aclCategoriesOf(cmd), func(r resp.Reply) bool { return strings.EqualFold(r.Text(), cat) })
+			}
+		case equalFold(args[3], "pattern"):
+			keep = func(cmd *Command) bool { return glob.MatchFold(arg, []byte(cmd.Name)) }
+		default:
+			return resp.Reply{}, ErrSyntax
+		}
+	default:
 		return resp.Reply{}, ErrSyntax
 	}
-	all := n.table.All()
-	out := make([]resp.Reply, len(all))
-	for i, cmd := range all {
-		out[i] = resp.BulkString(cmd.Name)
+	out := []resp.Reply{}
+	add := func(cmd *Command) {
+		if keep == nil || keep(cmd) {
+			out = append(out, resp.BulkString(cmd.Name))
+		}
+	}
+	for _, cmd := range n.table.All() {
+		add(cmd)
+		for _, name := range sortedSubcommands(cmd) {
+			add(cmd.Subcommands[name])
+		}
 	}
 	return resp.Array(out), nil
 }
@@ -209,9 +244,18 @@ func commandInfoReply(cmd *Command) resp.Reply {
 		resp.Int(int64(step)),
 		resp.Set(aclCategories(cmd)),
 		resp.Set([]resp.Reply{}), // tips
-		resp.Set([]resp.Reply{}), // key specifications
+		keySpecsReply(keySpecsOf(cmd)),
 		subs,
 	))
+}
+
+// aclCategoriesOf is cmd's ACL categories as COMMAND INFO lists them: Redis's for a command
+// Redis has, else derived (aclCategories).
+func aclCategoriesOf(cmd *Command) []resp.Reply {
+	if d, ok := redisDocs()[cmd.Name]; ok {
+		return d.info[4].Elems
+	}
+	return aclCategories(cmd)
 }
 
 // dangerous are the commands Redis puts in @dangerous besides the administrative ones.

@@ -106,7 +106,8 @@ var coverage = []string{
 	"del", "unlink", "exists", "touch", "type", "expire", "pexpire", "expireat", "pexpireat",
 	"ttl", "pttl", "expiretime", "pexpiretime", "persist", "keys", "scan",
 	"ping", "echo", "select", "auth", "hello", "client|setname", "client|getname", "client|id",
-	"client|list", "command", "command|count", "command|info", "command|docs", "config|get", "info",
+	"client|list", "command", "command|count", "command|info", "command|docs", "command|getkeys",
+	"command|getkeysandflags", "config|get", "info",
 	"time", "dbsize", "flushdb", "flushall", "multi", "exec", "discard", "watch", "unwatch", "reset",
 }
 

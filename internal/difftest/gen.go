@@ -892,7 +892,7 @@ func (g *Gen) client() []Step {
 
 func (g *Gen) command() []Step {
 	c := g.name("command")
-	switch g.r.Intn(9) {
+	switch g.r.Intn(10) {
 	case 0:
 		return one(Shape, c)
 	case 1:
@@ -909,8 +909,35 @@ func (g *Gen) command() []Step {
 		return exact(c, g.name("docs"), g.pick("nosuch", "get\x01"))
 	case 7:
 		return one(Shape, c, g.name("info"))
+	case 8:
+		return g.getkeys(c)
 	}
 	return exact(c, g.pick("foo", "count\r\n", "nosuch"))
+}
+
+// getkeys sends COMMAND GETKEYS or GETKEYSANDFLAGS with a command line of random length: a
+// command with keys (by position, count argument or variable flags), a subcommand, one without
+// keys or none at all, and arguments that may make it too short, too long or malformed.
+func (g *Gen) getkeys(c string) []Step {
+	line := []any{c, g.name(g.pick("getkeys", "getkeysandflags"))}
+	switch name := g.pick("get", "set", "mset", "msetnx", "mget", "del", "getex", "expire", "eval",
+		"evalsha_ro", "object", "memory", "config", "ping", "nosuch", ""); name {
+	case "eval", "evalsha_ro":
+		line = append(line, g.name(name), "return 1", g.pick("0", "1", "2", "-1", "1x", " 2", "x", "+1"))
+	case "object", "memory", "config":
+		line = append(line, g.name(name), g.name(g.pick("encoding", "usage", "freq", "get", "help", "nosuch")))
+	case "set":
+		line = append(line, g.name(name), g.key(), g.value())
+		for range g.r.Intn(4) {
+			line = append(line, g.pick("GET", "get", "EX", "10", "NX", "gets", "KEEPTTL"))
+		}
+	default:
+		line = append(line, g.name(name))
+	}
+	for range g.r.Intn(5) {
+		line = append(line, g.key())
+	}
+	return exact(line...)
 }
 
 // configNames are parameters both servers report identically (the test starts them so).
