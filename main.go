@@ -11,14 +11,10 @@ import (
 	"os/signal"
 	"runtime"
 	"syscall"
-	"time"
 
 	"github.com/vela-cache/vela/config"
 	"github.com/vela-cache/vela/server"
 )
-
-// shutdownTimeout bounds how long in-flight commands may take after SIGTERM.
-const shutdownTimeout = 10 * time.Second
 
 func main() {
 	os.Exit(run(os.Args[1:]))
@@ -49,9 +45,14 @@ func run(args []string) int {
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	s := <-sig
+	var s os.Signal
+	select {
+	case s = <-sig:
+	case <-srv.Stopped(): // SHUTDOWN
+		return 0
+	}
 	log.Info("shutting down", "signal", s.String())
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), server.ShutdownTimeout)
 	defer cancel()
 	go func() { // a second signal cuts the drain short: the connections still open are closed
 		select {

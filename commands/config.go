@@ -193,6 +193,30 @@ func (n *Node) configResetStat(_ *Ctx, _ [][]byte) (resp.Reply, error) {
 	return resp.OK, nil
 }
 
+// runtimeSettings are the parameters CONFIG SET changes while the node serves, which CONFIG
+// REWRITE writes back to its file.
+var runtimeSettings = []string{"slowlog-log-slower-than", "slowlog-max-len", "latency-monitor-threshold",
+	"latency-tracking", "latency-tracking-info-percentiles", "maxclients"}
+
+// configRewrite serves CONFIG REWRITE: the settings CONFIG SET changes are written to the file
+// the node was started from, as they are now, so that a restart keeps them (Config.Rewrite);
+// the rest of the file stays as it was.
+func (n *Node) configRewrite(_ *Ctx, _ [][]byte) (resp.Reply, error) {
+	if n.cfg.Rewrite == nil {
+		return resp.Reply{}, Error("ERR The server is running without a config file")
+	}
+	settings := map[string]string{}
+	for _, name := range runtimeSettings {
+		settings[name] = n.setting(name, "")
+	}
+	if err := n.cfg.Rewrite(settings); err != nil {
+		n.log.Warn("CONFIG REWRITE failed", "err", err)
+		return resp.Reply{}, Error("ERR Rewriting config file: " + err.Error())
+	}
+	n.log.Info("CONFIG REWRITE executed with success")
+	return resp.OK, nil
+}
+
 func configSetFailed(arg, why string) error {
 	return Error("ERR CONFIG SET failed (possibly related to argument '" + arg + "') - " + why)
 }
@@ -204,5 +228,6 @@ func (n *Node) configHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
 		"    Vela changes slowlog-log-slower-than, slowlog-max-len, latency-monitor-threshold,",
 		"    latency-tracking, latency-tracking-info-percentiles and maxclients while it serves;",
 		"    other parameters only to the value they have.",
-		"RESETSTAT", "    Reset statistics reported by the INFO command."), nil
+		"RESETSTAT", "    Reset statistics reported by the INFO command.",
+		"REWRITE", "    Rewrite the configuration file."), nil
 }

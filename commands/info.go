@@ -112,27 +112,7 @@ func (n *Node) infoSection(ctx context.Context, sec string) []string {
 			"blocked_clients:0",
 		}
 	case "memory":
-		used := heapBytes()
-		lines = []string{
-			fmt.Sprintf("used_memory:%d", used),
-			"used_memory_human:" + humanBytes(used),
-		}
-		if rss, ok := residentBytes(); ok {
-			lines = append(lines, fmt.Sprintf("used_memory_rss:%d", rss), "used_memory_rss_human:"+humanBytes(rss))
-			if used > 0 {
-				lines = append(lines, fmt.Sprintf("mem_fragmentation_ratio:%.2f", float64(rss)/float64(used)))
-			}
-		}
-		if u, ok := n.store.(usageReporter); ok {
-			_, dataset := u.Usage()
-			lines = append(lines, fmt.Sprintf("used_memory_dataset:%d", dataset))
-		}
-		lines = append(lines,
-			fmt.Sprintf("number_of_cached_scripts:%d", n.scripts.cache.Len()),
-			fmt.Sprintf("maxmemory:%s", n.setting("maxmemory", "0")),
-			"maxmemory_human:"+humanBytes(uint64(n.cfg.MaxMemory)),
-			"maxmemory_policy:"+n.setting("maxmemory-policy", "noeviction"),
-		)
+		lines = n.infoMemory(ctx)
 	case "stats":
 		s := n.stats
 		lines = []string{

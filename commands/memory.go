@@ -10,8 +10,8 @@ import (
 // bounds and used_memory count for the entry (the item at the allocator's size class, its tags,
 // its share of its table); on the disk store the bytes its records take in the file; on the
 // redis store Redis's own MEMORY USAGE. SAMPLES is checked as Redis checks it and has nothing to
-// sample: a string has no elements. In a cluster it runs on the key's owner. MEMORY DOCTOR,
-// STATS, MALLOC-STATS and PURGE describe Redis's allocator and are not served.
+// sample: a string has no elements. In a cluster it runs on the key's owner. MEMORY STATS,
+// DOCTOR, MALLOC-STATS and PURGE report on the node's own process (memstats.go).
 
 func (n *Node) registerMemory() {
 	const g = "server"
@@ -19,7 +19,11 @@ func (n *Node) registerMemory() {
 		Subcommands: map[string]*Command{
 			"usage": {Name: "memory|usage", Arity: -3, Flags: FlagReadOnly, FirstKey: 2, LastKey: 2, KeyStep: 1,
 				Handler: n.memoryUsage, Group: g},
-			"help": {Name: "memory|help", Arity: 2, Flags: FlagLoading, Handler: n.memoryHelp, Group: g},
+			"help":         {Name: "memory|help", Arity: 2, Flags: FlagLoading, Handler: n.memoryHelp, Group: g},
+			"stats":        {Name: "memory|stats", Arity: 2, Handler: n.memoryStats, Group: g},
+			"doctor":       {Name: "memory|doctor", Arity: 2, Handler: n.memoryDoctor, Group: g},
+			"malloc-stats": {Name: "memory|malloc-stats", Arity: 2, Handler: n.memoryMallocStats, Group: g},
+			"purge":        {Name: "memory|purge", Arity: 2, Handler: n.memoryPurge, Group: g},
 		}})
 }
 
@@ -52,8 +56,15 @@ func (n *Node) memoryUsage(c *Ctx, args [][]byte) (resp.Reply, error) {
 }
 
 func (n *Node) memoryHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
-	// Redis's text, less the subcommands about its allocator, which Vela does not serve.
 	return HelpReply("MEMORY",
+		"DOCTOR",
+		"    Return memory problems reports.",
+		"MALLOC-STATS",
+		"    Return the Go runtime's memory statistics.",
+		"PURGE",
+		"    Run a garbage collection and return the memory it frees to the system.",
+		"STATS",
+		"    Return information about the memory usage of the server.",
 		"USAGE <key> [SAMPLES <count>]",
 		"    Return memory in bytes used by <key> and its value. Nested values are",
 		"    sampled up to <count> times (default: 5, 0 means sample all).",

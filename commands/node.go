@@ -39,6 +39,10 @@ type Config struct {
 	Port int
 	// Settings are the values CONFIG GET reports, by Redis parameter name.
 	Settings map[string]string
+	// Rewrite writes settings (the parameters CONFIG SET changes, by Redis name, with their
+	// values now) to the configuration file the node was started from, for CONFIG REWRITE;
+	// nil when it was started without one.
+	Rewrite func(settings map[string]string) error
 	// StoreType and Topology name the layers below, for INFO's vela section.
 	StoreType, Topology string
 	// MaxSize, MaxMemory and EvictionPolicy are the store's bounds, for INFO (0: unbounded).
@@ -79,6 +83,13 @@ type Node struct {
 	started time.Time
 	runID   string
 	clients Clients
+
+	shutdown func() // SHUTDOWN's effect (SetShutdown)
+
+	// memStartup is used_memory when the node was made, memPeak the highest seen since
+	// (memstats.go).
+	memStartup uint64
+	memPeak    atomic.Uint64
 
 	pipe      store.Pipeliner     // the store's pipelined path, if it has one
 	loopPipe  store.LoopPipeliner // pipe, when event loops can drive its calls themselves
@@ -167,7 +178,7 @@ func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger
 	id := make([]byte, 20)
 	_, _ = rand.Read(id)
 	n := &Node{table: NewTable(), store: st, cfg: cfg, stats: counters, log: log,
-		started: time.Now(), runID: hex.EncodeToString(id)}
+		started: time.Now(), runID: hex.EncodeToString(id), memStartup: heapBytes()}
 	n.slowlog = newSlowlog(cfg.Slowlog)
 	if n.latency = cfg.Latency; n.latency == nil {
 		n.latency = latency.New(0)

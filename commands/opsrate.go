@@ -25,8 +25,8 @@ type opsSample struct {
 	count uint64
 }
 
-// SampleOps records the command count for INFO's instantaneous_ops_per_sec. The server calls it
-// every OpsSampleEvery.
+// SampleOps records the command count for INFO's instantaneous_ops_per_sec, and the memory in
+// use for used_memory_peak. The server calls it every OpsSampleEvery.
 func (n *Node) SampleOps() {
 	r := &n.ops
 	r.mu.Lock()
@@ -34,6 +34,7 @@ func (n *Node) SampleOps() {
 	r.next = (r.next + 1) % opsSamples
 	r.n = min(r.n+1, opsSamples)
 	r.mu.Unlock()
+	n.notePeak(heapBytes()) // used_memory_peak, sampled as Redis's cron samples it
 }
 
 // opsPerSec is the command rate over the sampled window: 0 until two samples exist.

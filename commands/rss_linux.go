@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"os"
 	"strconv"
+
+	"golang.org/x/sys/unix"
 )
 
 // residentBytes is the process's resident set size (INFO used_memory_rss), from /proc.
@@ -21,4 +23,13 @@ func residentBytes() (uint64, bool) {
 		return 0, false
 	}
 	return pages * uint64(os.Getpagesize()), true
+}
+
+// systemMemory is the machine's physical memory (INFO total_system_memory).
+func systemMemory() (uint64, bool) {
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err != nil {
+		return 0, false
+	}
+	return uint64(si.Totalram) * uint64(si.Unit), true
 }

@@ -52,7 +52,7 @@ const (
 // that make no sense there (VELA; FETCHLOCK, which waits, is refused as a blocking command).
 var noScriptNames = map[string]bool{
 	"quit": true, "auth": true, "hello": true, "reset": true, "config|get": true, "unwatch": true,
-	"eval": true, "evalsha": true, "eval_ro": true, "evalsha_ro": true,
+	"eval": true, "evalsha": true, "eval_ro": true, "evalsha_ro": true, "role": true, "shutdown": true,
 }
 
 // noScript reports whether a script may not call cmd.

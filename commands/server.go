@@ -30,13 +30,16 @@ func (n *Node) registerServer() {
 			}},
 		{Name: "config", Arity: -2,
 			Subcommands: map[string]*Command{
-				"get": {Name: "config|get", Arity: -3, Flags: FlagAdmin | FlagLoading, Handler: n.configGet, Group: g},
-				"set": {Name: "config|set", Arity: -4, Flags: FlagAdmin | FlagLoading, Handler: n.configSet, Group: g},
+				"get":     {Name: "config|get", Arity: -3, Flags: FlagAdmin | FlagLoading, Handler: n.configGet, Group: g},
+				"set":     {Name: "config|set", Arity: -4, Flags: FlagAdmin | FlagLoading, Handler: n.configSet, Group: g},
+				"rewrite": {Name: "config|rewrite", Arity: 2, Flags: FlagAdmin, Handler: n.configRewrite, Group: g},
 				"resetstat": {Name: "config|resetstat", Arity: 2, Flags: FlagAdmin | FlagLoading, Handler: n.configResetStat,
 					Group: g},
 				"help": csub("config", "help", 2, n.configHelp),
 			}},
 		{Name: "info", Arity: -1, Flags: FlagLoading, Handler: n.info},
+		{Name: "role", Arity: 1, Flags: FlagAdmin | FlagFast | FlagLoading, Handler: n.role},
+		{Name: "shutdown", Arity: -1, Flags: FlagAdmin | FlagLoading, Handler: n.shutdownCommand},
 		{Name: "time", Arity: 1, Flags: FlagFast | FlagLoading, Handler: n.time},
 		{Name: "dbsize", Arity: 1, Flags: FlagReadOnly | FlagFast | FlagClusterWide, Handler: n.dbsize},
 		{Name: "flushdb", Arity: -1, Flags: FlagWrite | FlagClusterWide, Handler: n.flush},
@@ -45,6 +48,13 @@ func (n *Node) registerServer() {
 		c.Group = g
 		n.table.Register(c)
 	}
+}
+
+// role serves ROLE as a Redis primary without replicas answers it, as INFO replication says:
+// every node takes writes, and a cluster's copies are Vela's own, not Redis replication.
+// Clients that check a node's role before writing (Sentinel-aware ones) see a primary.
+func (n *Node) role(_ *Ctx, _ [][]byte) (resp.Reply, error) {
+	return resp.Array([]resp.Reply{resp.BulkString("master"), resp.Int(0), resp.Array([]resp.Reply{})}), nil
 }
 
 func (n *Node) time(_ *Ctx, _ [][]byte) (resp.Reply, error) {

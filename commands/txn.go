@@ -146,9 +146,9 @@ func (n *Node) discard(c *Ctx, _ [][]byte) (resp.Reply, error) {
 // it may not run inside one.
 func (n *Node) queue(c *Ctx, cmd *Command, args [][]byte) resp.Reply {
 	tx := c.tx
-	if cmd.Flags&FlagBlocking != 0 {
+	if cmd.Flags&FlagBlocking != 0 || cmd.Name == "shutdown" {
 		// A command that waits for another client (FETCHLOCK) would wait forever inside EXEC,
-		// which keeps every other client out.
+		// which keeps every other client out. SHUTDOWN is Redis's no_multi too.
 		return n.refuseQueued(c, cmd, errNotInMulti)
 	}
 	if n.placing(c) {

@@ -27,6 +27,10 @@ func percentilesErr(s string) error {
 
 // Config is the whole configuration. Its zero value is not valid; start from Default.
 type Config struct {
+	// File is the TOML file the configuration was read from (-config), as an absolute path;
+	// "" when none was. CONFIG REWRITE writes to it.
+	File string
+
 	Listen             string        // RESP address
 	MetricsListen      string        // HTTP /metrics, /healthz, /readyz; "" disables
 	RequirePass        string        // password for AUTH; "" none

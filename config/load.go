@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -129,6 +130,10 @@ func Load(args []string, environ []string, usage io.Writer) (Config, error) {
 	if *configPath != "" {
 		if err := c.loadFile(*configPath, byName); err != nil {
 			return c, err
+		}
+		c.File = *configPath
+		if abs, err := filepath.Abs(*configPath); err == nil {
+			c.File = abs
 		}
 	}
 	env := map[string]string{}

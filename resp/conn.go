@@ -65,6 +65,7 @@ type Conn struct {
 	watching bool
 	wdone    chan watchResult // buffered 1; the watcher's single result
 	peerGone atomic.Bool      // the watcher saw the client go away
+	hangup   bool             // close without writing (Hangup)
 	wmu      sync.Mutex       // guards wstopping and wexited, shared with the watcher
 	// wstopping: the blocking command is over, so the watcher's next successful read is the
 	// connection's next read and ends it. wexited: the watcher has stopped reading. wread: bytes
@@ -125,6 +126,11 @@ func (c *Conn) SetProto(v int) {
 
 // Quit makes the connection close once the current reply is written.
 func (c *Conn) Quit() { c.quit = true }
+
+// Hangup makes the connection close once the command running now returns, without writing its
+// reply or any reply still buffered (SHUTDOWN: the client sees the connection close, as when
+// Redis exits). It must be called from the command's handler on the connection's goroutine.
+func (c *Conn) Hangup() { c.hangup = true }
 
 // Name returns the name set by CLIENT SETNAME or HELLO SETNAME.
 func (c *Conn) Name() string {

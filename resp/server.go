@@ -406,7 +406,7 @@ func (s *Server) serveConn(c *Conn, args [][]byte, err error) {
 			reply = s.handler.ServeRESP(c, args)
 		}
 		args = nil
-		if c.peerGone.Load() { // seen by Blocking's watcher: nobody is left to read the reply
+		if c.peerGone.Load() || c.hangup { // nobody is left to read the reply, or none is due
 			return
 		}
 		if reply.Later != nil || len(c.waiting) > 0 {

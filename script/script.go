@@ -123,6 +123,18 @@ func (c *Cache) Len() int {
 	return len(c.scripts)
 }
 
+// Bytes returns the length of the cached scripts' bodies and names (INFO
+// used_memory_scripts_eval); their compiled forms are not counted.
+func (c *Cache) Bytes() int64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var n int64
+	for sha, s := range c.scripts {
+		n += int64(len(sha) + len(s.body))
+	}
+	return n
+}
+
 // Error is an error whose text is the reply a client gets, as Redis words it.
 type Error string
 

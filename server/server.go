@@ -66,7 +66,34 @@ type Server struct {
 	sampler     sync.WaitGroup
 	once        sync.Once
 	errShut     error
+
+	// SHUTDOWN (shutdownByCommand): stopped is closed once the shutdown it began has ended.
+	stopOnce sync.Once
+	stopped  chan struct{}
 }
+
+// ShutdownTimeout bounds a shutdown's drain: how long in-flight commands, the graceful leave of a
+// cluster and the store's close may take.
+const ShutdownTimeout = 10 * time.Second
+
+// shutdownByCommand is SHUTDOWN's effect: the node shuts down as on SIGTERM, in the background
+// (the command's own connection must end first). Stopped reports when it is done.
+func (s *Server) shutdownByCommand() {
+	s.stopOnce.Do(func() {
+		s.log.Info("shutting down", "by", "SHUTDOWN")
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+			defer cancel()
+			if err := s.Shutdown(ctx); err != nil {
+				s.log.Error("shutdown", "err", err)
+			}
+			close(s.stopped)
+		}()
+	})
+}
+
+// Stopped is closed once a SHUTDOWN command has stopped the node; the process should then exit.
+func (s *Server) Stopped() <-chan struct{} { return s.stopped }
 
 // New builds a node from cfg; nothing listens until Start.
 func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
@@ -84,12 +111,17 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 	}
 	_, port, _ := net.SplitHostPort(cfg.Listen)
 	portNum, _ := strconv.Atoi(port)
+	var rewriter func(map[string]string) error
+	if cfg.File != "" {
+		rewriter = configRewriter(cfg.File)
+	}
 	node := commands.NewNode(st, commands.Config{
 		RequirePass:    cfg.RequirePass,
 		DefaultTTL:     cfg.DefaultTTL,
 		MaxBulkLen:     cfg.ProtoMaxBulkLen,
 		Port:           portNum,
 		Settings:       redisSettings(cfg),
+		Rewrite:        rewriter,
 		StoreType:      cfg.Store.Type,
 		Topology:       cfg.Topology.Type,
 		MaxSize:        cfg.MaxSize,
@@ -164,7 +196,9 @@ func New(cfg config.Config, log *slog.Logger, opt ...Option) (*Server, error) {
 		node.Watch(w)
 	}
 	s := &Server{cfg: cfg, log: log, store: st, stats: counters, node: node, leases: mgr,
-		redisLeases: redisLeases, resp: rs, loops: loops, serveErr: make(chan error, 1), stopSampler: make(chan struct{})}
+		redisLeases: redisLeases, resp: rs, loops: loops, serveErr: make(chan error, 1), stopSampler: make(chan struct{}),
+		stopped: make(chan struct{})}
+	node.SetShutdown(s.shutdownByCommand)
 	if cfg.MetricsListen != "" {
 		s.metrics = metrics.New(node, log)
 		s.metrics.AddReadyCheck("node", func(context.Context) error {

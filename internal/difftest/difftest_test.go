@@ -107,7 +107,7 @@ var coverage = []string{
 	"ttl", "pttl", "expiretime", "pexpiretime", "persist", "keys", "scan",
 	"ping", "echo", "select", "auth", "hello", "client|setname", "client|getname", "client|id",
 	"client|list", "command", "command|count", "command|info", "command|docs", "command|getkeys",
-	"command|getkeysandflags", "config|get", "info",
+	"command|getkeysandflags", "config|get", "info", "role",
 	"time", "dbsize", "flushdb", "flushall", "multi", "exec", "discard", "watch", "unwatch", "reset",
 }
 

@@ -123,7 +123,7 @@ func NewGen(seed int64, opts GenOptions) *Gen {
 		{15, g.keys}, {15, g.scan}, {15, g.object},
 		// Connection and server.
 		{8, g.ping}, {5, g.echo}, {2, g.quit}, {2, g.reset}, {5, g.selectDB}, {6, g.auth}, {8, g.hello},
-		{12, g.client}, {6, g.command}, {6, g.config}, {3, g.info}, {2, g.time}, {8, g.dbsize},
+		{12, g.client}, {6, g.command}, {6, g.config}, {3, g.info}, {2, g.role}, {2, g.time}, {8, g.dbsize},
 		{2, g.flush},
 		// Garbage and the wire.
 		{12, g.unknown}, {12, g.inline}, {2, g.protocolError},
@@ -1013,6 +1013,14 @@ func (g *Gen) info() []Step {
 		a = append(a, []byte(g.word(g.pick("server", "clients", "memory", "stats", "keyspace", "default", "all", "nosuch"))))
 	}
 	return []Step{{Args: a, Check: Shape}}
+}
+
+// role sends ROLE: both servers are primaries without replicas.
+func (g *Gen) role() []Step {
+	if g.chance(0.2) {
+		return exact(g.name("role"), "x")
+	}
+	return exact(g.name("role"))
 }
 
 func (g *Gen) time() []Step {

@@ -2,11 +2,15 @@ package e2e_test
 
 import (
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/vela-cache/vela/config"
 	"github.com/vela-cache/vela/internal/redistest"
 	"github.com/vela-cache/vela/internal/respclient"
 	"github.com/vela-cache/vela/internal/testnode"
@@ -94,5 +98,50 @@ func TestConfigResetStatLikeRedis(t *testing.T) {
 		if name, n := st.Elems[i].Str, st.Elems[i+1].Int; (name == "hits" && n != 1) || (name == "misses" && n != 1) {
 			t.Errorf("STATS after CONFIG RESETSTAT: %s %d, want 1", name, n)
 		}
+	}
+}
+
+// TestConfigRewrite: CONFIG REWRITE writes what CONFIG SET changed into the file the node was
+// started from, which then starts a node with those settings; the file's other lines, comments
+// included, stay. Without a file the reply is Redis's, as is the wrong argument count.
+func TestConfigRewrite(t *testing.T) {
+	noFile := testnode.StartDefault(t)
+	sameReplies(t, respclient.Dial(t, redistest.Start(t).Addr), respclient.Dial(t, noFile.Addr()), [][]any{
+		{"CONFIG", "REWRITE"}, {"CONFIG", "REWRITE", "x"},
+	})
+
+	path := filepath.Join(t.TempDir(), "vela.toml")
+	original := "# my node\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"\"\nslowlog_max_len = 128 # kept short\n\n[store]\ntype = \"memory\"\n"
+	if err := os.WriteFile(path, []byte(original), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	load := func() config.Config {
+		t.Helper()
+		cfg, err := config.Load([]string{"-config", path}, nil, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	c := respclient.Dial(t, testnode.Start(t, load()).Addr())
+	c.Do("CONFIG", "SET", "slowlog-max-len", "77", "latency-tracking", "no", "maxclients", "500").OK()
+	c.Do("CONFIG", "REWRITE").OK()
+	cfg := load()
+	if cfg.SlowlogMaxLen != 77 || cfg.LatencyTracking || cfg.MaxClients != 500 {
+		t.Fatalf("after the rewrite the file gives slowlog_max_len %d, latency_tracking %v, max_clients %d",
+			cfg.SlowlogMaxLen, cfg.LatencyTracking, cfg.MaxClients)
+	}
+	text, _ := os.ReadFile(path)
+	for _, want := range []string{"# my node\n", "slowlog_max_len = 77  # kept short\n", "[store]\ntype = \"memory\"\n"} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("the rewritten file lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(string(text), "latency_monitor_threshold") {
+		t.Errorf("a setting at its default was added:\n%s", text)
+	}
+	again := respclient.Dial(t, testnode.Start(t, load()).Addr())
+	if got := again.Do("CONFIG", "GET", "slowlog-max-len").Value.Elems[1].Text(); got != "77" {
+		t.Errorf("a node started from the rewritten file has slowlog-max-len %s", got)
 	}
 }

@@ -97,6 +97,12 @@ func (p *Proc) Kill() {
 // Stop sends SIGTERM and waits up to timeout for a clean exit; it returns the exit code.
 func (p *Proc) Stop(timeout time.Duration) (int, error) {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	return p.Wait(timeout)
+}
+
+// Wait waits up to timeout for the process to exit (after SHUTDOWN, say) and returns its exit
+// code; past timeout it kills the process and reports an error.
+func (p *Proc) Wait(timeout time.Duration) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	select {
@@ -104,7 +110,7 @@ func (p *Proc) Stop(timeout time.Duration) (int, error) {
 		return p.cmd.ProcessState.ExitCode(), nil
 	case <-ctx.Done():
 		p.Kill()
-		return -1, fmt.Errorf("vela did not exit within %v after SIGTERM", timeout)
+		return -1, fmt.Errorf("vela did not exit within %v", timeout)
 	}
 }
 

@@ -31,15 +31,19 @@ import (
 
 // names are the commands of DESIGN.md §3 that Redis has, the transaction, scripting, slow log
 // MEMORY USAGE and OBJECT commands, and the subcommands Vela serves.
-const names = `ping echo quit select auth hello client command info config time dbsize flushdb
-	flushall get set setnx setex psetex getset getdel getex mget mset msetnx incr decr incrby
-	decrby incrbyfloat append strlen del unlink exists touch type expire pexpire expireat pexpireat
-	ttl pttl expiretime pexpiretime persist keys scan client|setname client|getname client|id client|info
-	client|setinfo client|list client|kill client|help command|count command|docs command|info command|list command|help
-	command|getkeys command|getkeysandflags config|get config|set config|resetstat config|help multi exec discard watch unwatch reset getrange substr setrange eval evalsha eval_ro script
-	evalsha_ro script|load script|exists script|flush script|kill script|help slowlog slowlog|get slowlog|len
-	slowlog|reset slowlog|help memory memory|usage memory|help object object|encoding object|refcount
-	object|idletime object|freq object|help latency latency|latest latency|history latency|reset latency|histogram latency|help client|pause client|unpause`
+const names = `ping echo quit select auth hello client command info role shutdown config time dbsize
+	flushdb flushall get set setnx setex psetex getset getdel getex mget mset msetnx incr decr
+	incrby decrby incrbyfloat append strlen del unlink exists touch type expire pexpire expireat
+	pexpireat ttl pttl expiretime pexpiretime persist keys scan client|setname client|getname
+	client|id client|info client|setinfo client|list client|kill client|help command|count
+	command|docs command|info command|list command|help command|getkeys command|getkeysandflags
+	config|get config|set config|resetstat config|rewrite config|help multi exec discard watch
+	unwatch reset getrange substr setrange eval evalsha eval_ro script evalsha_ro script|load
+	script|exists script|flush script|kill script|help slowlog slowlog|get slowlog|len
+	slowlog|reset slowlog|help memory memory|usage memory|help memory|stats memory|doctor
+	memory|malloc-stats memory|purge object object|encoding object|refcount object|idletime
+	object|freq object|help latency latency|latest latency|history latency|reset
+	latency|histogram latency|help client|pause client|unpause`
 
 func main() {
 	out := flag.String("o", "redisdocs.json", "file to write")
