@@ -15,7 +15,7 @@ import (
 // LATENCY HISTOGRAM: every command's distribution of run times, recorded while latency-tracking
 // is on (Redis's default), in Redis's buckets (latency.Histogram).
 //
-// DOCTOR and GRAPH are not served.
+// LATENCY GRAPH and DOCTOR: latencydoctor.go.
 
 func (n *Node) registerLatency() {
 	const g = "server"
@@ -28,6 +28,8 @@ func (n *Node) registerLatency() {
 			"history":   sub("history", 3, n.latencyHistory),
 			"reset":     sub("reset", -2, n.latencyReset),
 			"histogram": sub("histogram", -2, n.latencyHistogram),
+			"graph":     sub("graph", 3, n.latencyGraph),
+			"doctor":    sub("doctor", 2, n.latencyDoctor),
 			"help":      sub("help", 2, n.latencyHelp),
 		}})
 }
@@ -110,8 +112,9 @@ func (n *Node) latencyHistogram(_ *Ctx, args [][]byte) (resp.Reply, error) {
 }
 
 func (n *Node) latencyHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
-	// Redis's text, less DOCTOR and GRAPH, which Vela does not serve.
 	return HelpReply("LATENCY",
+		"DOCTOR", "    Return a human readable latency analysis report.",
+		"GRAPH <event>", "    Return an ASCII latency graph for the <event> class.",
 		"HISTORY <event>", "    Return time-latency samples for the <event> class.",
 		"LATEST", "    Return the latest latency samples for all events.",
 		"RESET [<event> ...]", "    Reset latency data of one or more <event> classes.",

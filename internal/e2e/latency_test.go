@@ -1,6 +1,8 @@
 package e2e_test
 
 import (
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,10 +11,13 @@ import (
 	"github.com/vela-cache/vela/internal/testnode"
 )
 
+// digits are the numbers in a LATENCY GRAPH.
+var digits = regexp.MustCompile(`[0-9]+`)
+
 // TestLatencyLikeRedis compares LATENCY with Redis's: the forms and errors with the monitor off
 // (both servers' default), then, with latency-monitor-threshold 1, a script that runs tens of
-// milliseconds: both record one "command" spike, at this second, shown by LATEST and HISTORY
-// and dropped by RESET. The spike's size is each server's own and only checked to be at least
+// milliseconds: both record one "command" spike, at this second, shown by LATEST, HISTORY and
+// GRAPH (drawn alike) and dropped by RESET; Vela's DOCTOR reports it. The spike's size is each server's own and only checked to be at least
 // the threshold.
 func TestLatencyLikeRedis(t *testing.T) {
 	want := respclient.Dial(t, redistest.Start(t).Addr)
@@ -24,6 +29,7 @@ func TestLatencyLikeRedis(t *testing.T) {
 	sameReplies(t, want, got, [][]any{
 		{"LATENCY"}, {"LATENCY", "LATEST", "x"}, {"LATENCY", "HISTORY"}, {"LATENCY", "HISTORY", "command"},
 		{"LATENCY", "RESET"}, {"LATENCY", "RESET", "a", "b"}, {"LATENCY", "FOO"}, {"LATENCY", "LATEST"},
+		{"LATENCY", "GRAPH"}, {"LATENCY", "GRAPH", "command"}, {"LATENCY", "GRAPH", "a", "b"}, {"LATENCY", "DOCTOR", "x"},
 		{"CONFIG", "GET", "latency-monitor-threshold"}, {"CONFIG", "SET", "latency-monitor-threshold", "-1"},
 		{"CONFIG", "SET", "latency-monitor-threshold", "abc"}, {"CONFIG", "SET", "latency-monitor-threshold", "1"},
 		{"CONFIG", "GET", "latency-monitor-threshold"},
@@ -31,6 +37,7 @@ func TestLatencyLikeRedis(t *testing.T) {
 	// Some milliseconds in Redis; under the race detector on a loaded machine, well within
 	// Vela's script limit.
 	const slow = "local i = 0 while i < 300000 do i = i + 1 end return i"
+	graphs := map[string]string{}
 	for name, c := range map[string]*respclient.Conn{"redis": want, "vela": got} {
 		before := time.Now().Unix()
 		c.SetTimeout(time.Minute) // a script under the race detector is slow
@@ -48,6 +55,15 @@ func TestLatencyLikeRedis(t *testing.T) {
 		if len(h.Elems) != 1 || h.Elems[0].Elems[0].Int != e[1].Int || h.Elems[0].Elems[1].Int != e[2].Int {
 			t.Errorf("%s: LATENCY HISTORY command: %v", name, h)
 		}
+		// The graph's numbers (the spike's size, its age) are each server's own; its drawing is
+		// the same.
+		graphs[name] = digits.ReplaceAllString(c.Do("LATENCY", "GRAPH", "command").Value.Text(), "N")
+	}
+	if graphs["redis"] != graphs["vela"] {
+		t.Errorf("LATENCY GRAPH command:\n redis:\n%s\n  vela:\n%s", graphs["redis"], graphs["vela"])
+	}
+	if d := got.Do("LATENCY", "DOCTOR").Value.Text(); !strings.Contains(d, "1. command: 1 latency spikes") {
+		t.Errorf("LATENCY DOCTOR:\n%s", d)
 	}
 	same("LATENCY", "RESET", "command", "command", "nosuch")
 	same("LATENCY", "LATEST")
