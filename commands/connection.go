@@ -39,6 +39,7 @@ func (n *Node) registerConnection() {
 			"kill":    sub("kill", -3, FlagAdmin|FlagLoading, n.clientKill),
 			"pause":   sub("pause", -3, FlagAdmin|FlagLoading, n.clientPause),
 			"unpause": sub("unpause", 2, FlagAdmin|FlagLoading, n.clientUnpause),
+			"unblock": sub("unblock", -3, FlagAdmin|FlagLoading, n.clientUnblock),
 			"help":    sub("help", 2, FlagLoading, n.clientHelp),
 		}},
 	} {
@@ -424,7 +425,8 @@ func (n *Node) clientHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
 		"UNPAUSE", "    Stop the current client pause, resuming traffic.",
 		"PAUSE <timeout> [WRITE|ALL]", "    Suspend all, or just write, clients for <timeout> milliseconds.",
 		"SETINFO <option> <value>", "    Set client meta attr. Options are LIB-NAME and LIB-VER.",
-		"SETNAME <name>", "    Assign the name <name> to the current connection."), nil
+		"SETNAME <name>", "    Assign the name <name> to the current connection.",
+		"UNBLOCK <clientid> [TIMEOUT|ERROR]", "    Unblock the specified blocked client."), nil
 }
 
 // HelpReply is a container command's HELP reply as Redis shapes it: a heading, the given lines

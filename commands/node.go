@@ -84,7 +84,8 @@ type Node struct {
 	runID   string
 	clients Clients
 
-	shutdown func() // SHUTDOWN's effect (SetShutdown)
+	shutdown func()   // SHUTDOWN's effect (SetShutdown)
+	blocked  sync.Map // client ID → the context.CancelCauseFunc of its blocking command's wait (unblock.go)
 
 	// memStartup is used_memory when the node was made, memPeak the highest seen since
 	// (memstats.go).
@@ -265,6 +266,7 @@ type Ctx struct {
 	inGate      bool            // ExecLocal holds the gate's read lock for this connection (routed nodes)
 	readLocked  bool            // ReadLock holds the gate's read lock
 	execCtx     context.Context // Context while EXEC runs: the connection's, without its cancellation
+	blockCtx    context.Context // Context while a blocking command waits: CLIENT UNBLOCK ends it (unblock.go)
 	execNow     int64           // unix ms at which EXEC started, while it runs: when its keys expire
 	afterExec   []func()        // run once EXEC has let other commands in again (AfterExec)
 	// stripe is the gate stripe whose read lock the connection's commands take.
@@ -274,6 +276,9 @@ type Ctx struct {
 // Context returns the connection's context (cancelled when it closes), or Background. Inside
 // EXEC it is never cancelled: a transaction is not cut short halfway.
 func (c *Ctx) Context() context.Context {
+	if c.blockCtx != nil {
+		return c.blockCtx
+	}
 	if c.execCtx != nil {
 		return c.execCtx
 	}
@@ -443,6 +448,9 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 	if ctx.tx != nil && ctx.tx.multi && !ctx.inExec && cmd.Flags&flagTxControl == 0 {
 		return n.queue(ctx, cmd, args)
 	}
+	if cmd.Flags&FlagBlocking != 0 && ctx.Conn != nil && ctx.blockCtx == nil && !ctx.Peer {
+		return n.execUnblockable(ctx, cmd, args) // runs it, through exec again
+	}
 	if ctx.Conn != nil && cmd.Flags&FlagPipelined == 0 {
 		ctx.settle() // pipelined calls before this command complete first
 	}
@@ -464,6 +472,9 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 		}
 		if reply, handled := n.router.Route(ctx, cmd, args); handled {
 			n.ran(cmd)
+			if ctx.blockCtx != nil {
+				reply = unblockedReply(ctx, cmd, reply)
+			}
 			if reply.Kind == resp.KindError {
 				cmd.failed.Add(1)
 				n.errs.add(reply.Str)
@@ -600,6 +611,9 @@ func (n *Node) execLocal(ctx *Ctx, cmd *Command, args [][]byte, whole bool) resp
 	ctx.errsCounted = false
 	if err != nil {
 		reply, counted = errorReply(err), false
+	}
+	if ctx.blockCtx != nil {
+		reply = unblockedReply(ctx, cmd, reply)
 	}
 	switch {
 	case counted:

@@ -70,6 +70,9 @@ type Command struct {
 	Args           []Arg
 	// Since is the version that brought the command, for COMMAND DOCS; default: Vela's version.
 	Since string
+	// TimeoutReply, for a blocking command, is its reply when its wait times out: what it answers
+	// when CLIENT UNBLOCK … TIMEOUT ends the wait (a null array when nil).
+	TimeoutReply *resp.Reply
 	// Handler runs the command. A command with subcommands has a handler only when it may also
 	// be called bare (COMMAND).
 	Handler Handler

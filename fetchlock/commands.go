@@ -181,7 +181,8 @@ func Register(node *commands.Node, leases Leases, cfg CommandConfig) {
 	token := commands.Arg{Name: "token", Type: "string"}
 	for _, c := range []*commands.Command{
 		{Name: "fetchlock", Arity: -2, Flags: commands.FlagWrite | commands.FlagBlocking, FirstKey: 1, LastKey: 1, KeyStep: 1,
-			Handler: h.fetchlock, Group: g,
+			TimeoutReply: &timedOut,
+			Handler:      h.fetchlock, Group: g,
 			Summary: "Returns the value of a key, or the lease to fetch it (waiting while another caller holds it).",
 			Args: []commands.Arg{key,
 				{Name: "timeout", Type: "integer", Token: "TIMEOUT", Optional: true},
@@ -224,6 +225,10 @@ type handlers struct {
 }
 
 // fetchlock serves FETCHLOCK key [TIMEOUT ms] [LEASE ms] [REFRESH ms].
+// timedOut is FETCHLOCK's reply when its wait ends without the key or the lease: TIMEOUT, or
+// CLIENT UNBLOCK … TIMEOUT.
+var timedOut = resp.Array([]resp.Reply{resp.BulkString("TIMEOUT"), resp.Nil})
+
 func (h *handlers) fetchlock(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	req := LockRequest{Timeout: h.wait, Lease: h.lease}
 	for i := 2; i < len(args); i += 2 {

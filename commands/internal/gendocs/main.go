@@ -43,7 +43,8 @@ const names = `ping echo quit select auth hello client command info role shutdow
 	slowlog|reset slowlog|help memory memory|usage memory|help memory|stats memory|doctor
 	memory|malloc-stats memory|purge object object|encoding object|refcount object|idletime
 	object|freq object|help latency latency|latest latency|history latency|reset
-	latency|histogram latency|graph latency|doctor latency|help client|pause client|unpause`
+	latency|histogram latency|graph latency|doctor latency|help client|pause client|unpause
+	client|unblock`
 
 func main() {
 	out := flag.String("o", "redisdocs.json", "file to write")
