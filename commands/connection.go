@@ -30,17 +30,22 @@ func (n *Node) registerConnection() {
 		{Name: "hello", Arity: -1, Flags: FlagFast | FlagNoAuth | FlagLoading, Handler: n.hello},
 		{Name: "reset", Arity: 1, Flags: FlagFast | FlagNoAuth | FlagLoading | flagTxControl, Handler: n.reset},
 		{Name: "client", Arity: -2, Subcommands: map[string]*Command{
-			"setname": sub("setname", 3, FlagLoading, n.clientSetName),
-			"getname": sub("getname", 2, FlagLoading, n.clientGetName),
-			"id":      sub("id", 2, FlagLoading, n.clientID),
-			"info":    sub("info", 2, FlagLoading, n.clientInfo),
-			"setinfo": setinfo,
-			"list":    sub("list", -2, FlagAdmin|FlagLoading, n.clientList),
-			"kill":    sub("kill", -3, FlagAdmin|FlagLoading, n.clientKill),
-			"pause":   sub("pause", -3, FlagAdmin|FlagLoading, n.clientPause),
-			"unpause": sub("unpause", 2, FlagAdmin|FlagLoading, n.clientUnpause),
-			"unblock": sub("unblock", -3, FlagAdmin|FlagLoading, n.clientUnblock),
-			"help":    sub("help", 2, FlagLoading, n.clientHelp),
+			"setname":      sub("setname", 3, FlagLoading, n.clientSetName),
+			"getname":      sub("getname", 2, FlagLoading, n.clientGetName),
+			"id":           sub("id", 2, FlagLoading, n.clientID),
+			"info":         sub("info", 2, FlagLoading, n.clientInfo),
+			"setinfo":      setinfo,
+			"list":         sub("list", -2, FlagAdmin|FlagLoading, n.clientList),
+			"kill":         sub("kill", -3, FlagAdmin|FlagLoading, n.clientKill),
+			"pause":        sub("pause", -3, FlagAdmin|FlagLoading, n.clientPause),
+			"unpause":      sub("unpause", 2, FlagAdmin|FlagLoading, n.clientUnpause),
+			"unblock":      sub("unblock", -3, FlagAdmin|FlagLoading, n.clientUnblock),
+			"getredir":     sub("getredir", 2, FlagLoading, n.clientGetRedir),
+			"trackinginfo": sub("trackinginfo", 2, FlagLoading, n.clientTrackingInfo),
+			"caching":      sub("caching", 3, FlagLoading, n.clientCaching),
+			"tracking":     sub("tracking", -3, FlagLoading, n.clientTracking),
+			"no-evict":     sub("no-evict", 3, FlagAdmin|FlagLoading, n.clientNoEvict),
+			"help":         sub("help", 2, FlagLoading, n.clientHelp),
 		}},
 	} {
 		c.Group = g
@@ -391,6 +396,9 @@ func writeClientLine(b *strings.Builder, conn *resp.Conn) {
 	if in.WatchDirty {
 		flags += "d"
 	}
+	if in.NoEvict {
+		flags += "e"
+	}
 	if flags == "" {
 		flags = "N"
 	}
@@ -426,7 +434,12 @@ func (n *Node) clientHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
 		"PAUSE <timeout> [WRITE|ALL]", "    Suspend all, or just write, clients for <timeout> milliseconds.",
 		"SETINFO <option> <value>", "    Set client meta attr. Options are LIB-NAME and LIB-VER.",
 		"SETNAME <name>", "    Assign the name <name> to the current connection.",
-		"UNBLOCK <clientid> [TIMEOUT|ERROR]", "    Unblock the specified blocked client."), nil
+		"UNBLOCK <clientid> [TIMEOUT|ERROR]", "    Unblock the specified blocked client.",
+		"CACHING (YES|NO)", "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+		"GETREDIR", "    Return the client ID we are redirecting to when tracking is enabled.",
+		"NO-EVICT (ON|OFF)", "    Protect current client connection from eviction.",
+		"TRACKING (ON|OFF)", "    Vela does not serve client-side caching: ON is refused, OFF is OK.",
+		"TRACKINGINFO", "    Report tracking status for the current connection."), nil
 }
 
 // HelpReply is a container command's HELP reply as Redis shapes it: a heading, the given lines

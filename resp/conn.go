@@ -77,6 +77,7 @@ type Conn struct {
 	lastCmd    atomic.Pointer[string] // name of the last command, for CLIENT LIST cmd=
 	multi      atomic.Int32           // commands queued since MULTI plus one; 0 outside MULTI
 	watchDirty atomic.Bool            // a key the client WATCHes has changed
+	noEvict    atomic.Bool            // CLIENT NO-EVICT
 
 	// Session is the command layer's per-connection state; resp never looks inside it. Only the
 	// connection's goroutine touches it.
@@ -170,6 +171,9 @@ func (c *Conn) SetMulti(queued int) { c.multi.Store(int32(queued + 1)) }
 // Any goroutine may call it.
 func (c *Conn) SetWatchDirty(dirty bool) { c.watchDirty.Store(dirty) }
 
+// SetNoEvict records CLIENT NO-EVICT for CLIENT LIST's "e" flag (Vela evicts no client).
+func (c *Conn) SetNoEvict(on bool) { c.noEvict.Store(on) }
+
 // Info is a snapshot of the descriptive state of a connection.
 type Info struct {
 	ID                    int64
@@ -182,6 +186,8 @@ type Info struct {
 	Multi int
 	// WatchDirty: a key the client watches has changed since it was watched.
 	WatchDirty bool
+	// NoEvict: CLIENT NO-EVICT ON.
+	NoEvict bool
 }
 
 // Info returns a snapshot for CLIENT LIST. It is safe to call from any goroutine.
@@ -201,6 +207,7 @@ func (c *Conn) Info() Info {
 		Proto:      int(c.protoShared.Load()),
 		Multi:      int(c.multi.Load()) - 1,
 		WatchDirty: c.watchDirty.Load(),
+		NoEvict:    c.noEvict.Load(),
 	}
 }
 
