@@ -45,6 +45,7 @@ func (n *Node) registerConnection() {
 			"caching":      sub("caching", 3, FlagLoading, n.clientCaching),
 			"tracking":     sub("tracking", -3, FlagLoading, n.clientTracking),
 			"no-evict":     sub("no-evict", 3, FlagAdmin|FlagLoading, n.clientNoEvict),
+			"reply":        sub("reply", 3, FlagLoading, n.clientReply),
 			"help":         sub("help", 2, FlagLoading, n.clientHelp),
 		}},
 	} {
@@ -78,6 +79,7 @@ func (n *Node) quit(c *Ctx, _ [][]byte) (resp.Reply, error) {
 func (n *Node) reset(c *Ctx, _ [][]byte) (resp.Reply, error) {
 	n.endTx(c)
 	if c.Conn != nil {
+		c.Conn.ResetReplyMode()
 		c.Conn.SetProto(2)
 		c.Conn.SetName("")
 		if n.cfg.RequirePass != "" {
@@ -438,6 +440,7 @@ func (n *Node) clientHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
 		"CACHING (YES|NO)", "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
 		"GETREDIR", "    Return the client ID we are redirecting to when tracking is enabled.",
 		"NO-EVICT (ON|OFF)", "    Protect current client connection from eviction.",
+		"REPLY (ON|OFF|SKIP)", "    Control the replies sent to the current connection.",
 		"TRACKING (ON|OFF)", "    Vela does not serve client-side caching: ON is refused, OFF is OK.",
 		"TRACKINGINFO", "    Report tracking status for the current connection."), nil
 }

@@ -77,6 +77,28 @@ func (n *Node) clientTracking(_ *Ctx, args [][]byte) (resp.Reply, error) {
 	return resp.OK, nil
 }
 
+// clientReply serves CLIENT REPLY ON|OFF|SKIP (resp.Conn.SetReplyMode): OFF and SKIP answer
+// nothing, ON answers OK.
+func (n *Node) clientReply(c *Ctx, args [][]byte) (resp.Reply, error) {
+	mode := resp.ReplyOn
+	switch {
+	case equalFold(args[2], "on"):
+	case equalFold(args[2], "off"):
+		mode = resp.ReplyOff
+	case equalFold(args[2], "skip"):
+		mode = resp.ReplySkip
+	default:
+		return resp.Reply{}, ErrSyntax
+	}
+	if c.Conn != nil {
+		c.Conn.SetReplyMode(mode)
+	}
+	if mode == resp.ReplyOn {
+		return resp.OK, nil
+	}
+	return resp.NoReply, nil
+}
+
 func (n *Node) clientNoEvict(c *Ctx, args [][]byte) (resp.Reply, error) {
 	on := equalFold(args[2], "on")
 	if !on && !equalFold(args[2], "off") {

@@ -66,7 +66,11 @@ type Conn struct {
 	wdone    chan watchResult // buffered 1; the watcher's single result
 	peerGone atomic.Bool      // the watcher saw the client go away
 	hangup   bool             // close without writing (Hangup)
-	wmu      sync.Mutex       // guards wstopping and wexited, shared with the watcher
+	// CLIENT REPLY (SetReplyMode, filter): replyOff mutes every reply, skip the current
+	// command's, skipNext the next command's. muting is set when any is, so that a command's
+	// path checks one flag.
+	replyOff, skip, skipNext, muting bool
+	wmu                              sync.Mutex // guards wstopping and wexited, shared with the watcher
 	// wstopping: the blocking command is over, so the watcher's next successful read is the
 	// connection's next read and ends it. wexited: the watcher has stopped reading. wread: bytes
 	// it has read so far.
@@ -127,6 +131,78 @@ func (c *Conn) SetProto(v int) {
 
 // Quit makes the connection close once the current reply is written.
 func (c *Conn) Quit() { c.quit = true }
+
+// Reply modes (CLIENT REPLY).
+const (
+	ReplyOn   = iota // every command's reply is written
+	ReplyOff         // none is
+	ReplySkip        // the next command's reply is not
+)
+
+// SetReplyMode sets which replies are written, as CLIENT REPLY ON|OFF|SKIP sets it: ON writes
+// them all again, the current command's included; OFF writes none from the current command on;
+// SKIP (ignored under OFF) leaves out the next command's. It must be called from a handler; a
+// handler that answers nothing (OFF, SKIP) returns NoReply.
+func (c *Conn) SetReplyMode(mode int) {
+	switch mode {
+	case ReplyOn:
+		c.replyOff, c.skip = false, false
+	case ReplyOff:
+		c.replyOff = true
+	case ReplySkip:
+		c.skipNext = !c.replyOff
+	}
+	c.muting = c.replyOff || c.skip || c.skipNext
+}
+
+// ResetReplyMode ends CLIENT REPLY OFF and a SKIP still to come, as RESET does.
+func (c *Conn) ResetReplyMode() {
+	c.replyOff, c.skipNext = false, false
+	c.muting = c.skip
+}
+
+// NoReply is a handler's reply when the command answers nothing: nothing is written.
+var NoReply = Reply{Kind: KindNone}
+
+// filter is what is written for a command's reply r while CLIENT REPLY mutes some: r, or
+// nothing; a Later is still resolved in its turn. It is called once per command, after it ran,
+// when muting is set, and moves SKIP on to the next command, as Redis's resetClient does.
+func (c *Conn) filter(r Reply) Reply {
+	mute := c.replyOff || c.skip
+	c.skip, c.skipNext = c.skipNext, false
+	c.muting = c.replyOff || c.skip
+	switch {
+	case !mute:
+		return r
+	case r.Later != nil:
+		return Reply{Later: mutedLater{r.Later}}
+	}
+	return NoReply
+}
+
+// mutedLater is a Later whose reply is not written: it is resolved in its turn, so that the
+// replies after it keep their order, and then written as nothing.
+type mutedLater struct{ Later }
+
+func (m mutedLater) Reply() Reply {
+	m.Later.Reply()
+	return Reply{Kind: KindNone}
+}
+
+// Notify implements Notifier when the muted Later does.
+func (m mutedLater) Notify(fn func()) bool {
+	if n, ok := m.Later.(Notifier); ok {
+		return n.Notify(fn)
+	}
+	return false
+}
+
+// Flush implements Flusher when the muted Later does.
+func (m mutedLater) Flush() {
+	if f, ok := m.Later.(Flusher); ok {
+		f.Flush()
+	}
+}
 
 // Hangup makes the connection close once the command running now returns, without writing its
 // reply or any reply still buffered (SHUTDOWN: the client sees the connection close, as when

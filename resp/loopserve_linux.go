@@ -100,6 +100,9 @@ func (l *loop) process(c *Conn) {
 			l.handOff(c, args, nil)
 			return
 		}
+		if c.muting {
+			reply = c.filter(reply)
+		}
 		if reply.Later != nil || len(c.waiting) > 0 {
 			c.waiting = append(c.waiting, reply) // not c.later: its Settle would block the loop
 			if len(c.waiting) >= maxLater {

@@ -25,6 +25,7 @@ const (
 	KindDouble               // double (,1.5)
 	KindVerbatim             // verbatim string (=), format "txt"
 	KindPush                 // out-of-band push (>n)
+	KindNone                 // no reply at all: nothing is written (CLIENT REPLY OFF)
 )
 
 // Reply is one RESP reply value. Handlers return it by value; the connection writes it in the
@@ -154,6 +155,8 @@ func (r Reply) Text() string {
 // Append appends r to dst encoded for protocol version proto (2 or 3).
 func Append(dst []byte, r Reply, proto int) []byte {
 	switch r.Kind {
+	case KindNone:
+		return dst
 	case KindNil:
 		if proto >= 3 {
 			return append(dst, '_', '\r', '\n')

@@ -409,6 +409,9 @@ func (s *Server) serveConn(c *Conn, args [][]byte, err error) {
 		if c.peerGone.Load() || c.hangup { // nobody is left to read the reply, or none is due
 			return
 		}
+		if c.muting {
+			reply = c.filter(reply)
+		}
 		if reply.Later != nil || len(c.waiting) > 0 {
 			c.later(reply) // keep the order of the replies
 		} else {
