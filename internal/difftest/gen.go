@@ -123,7 +123,7 @@ func NewGen(seed int64, opts GenOptions) *Gen {
 		{15, g.keys}, {15, g.scan}, {15, g.object},
 		// Connection and server.
 		{8, g.ping}, {5, g.echo}, {2, g.quit}, {2, g.reset}, {5, g.selectDB}, {6, g.auth}, {8, g.hello},
-		{12, g.client}, {6, g.command}, {6, g.config}, {3, g.info}, {2, g.role}, {2, g.time}, {8, g.dbsize},
+		{12, g.client}, {6, g.command}, {6, g.config}, {3, g.info}, {2, g.role}, {2, g.time}, {5, g.getkeys}, {8, g.dbsize},
 		{2, g.flush},
 		// Garbage and the wire.
 		{12, g.unknown}, {12, g.inline}, {2, g.protocolError},
@@ -910,7 +910,7 @@ func (g *Gen) command() []Step {
 	case 7:
 		return one(Shape, c, g.name("info"))
 	case 8:
-		return g.getkeys(c)
+		return g.getkeys()
 	}
 	return exact(c, g.pick("foo", "count\r\n", "nosuch"))
 }
@@ -918,8 +918,8 @@ func (g *Gen) command() []Step {
 // getkeys sends COMMAND GETKEYS or GETKEYSANDFLAGS with a command line of random length: a
 // command with keys (by position, count argument or variable flags), a subcommand, one without
 // keys or none at all, and arguments that may make it too short, too long or malformed.
-func (g *Gen) getkeys(c string) []Step {
-	line := []any{c, g.name(g.pick("getkeys", "getkeysandflags"))}
+func (g *Gen) getkeys() []Step {
+	line := []any{g.name("command"), g.name(g.pick("getkeys", "getkeysandflags"))}
 	switch name := g.pick("get", "set", "mset", "msetnx", "mget", "del", "getex", "expire", "eval",
 		"evalsha_ro", "object", "memory", "config", "ping", "nosuch", ""); name {
 	case "eval", "evalsha_ro":
@@ -1156,7 +1156,7 @@ func (g *Gen) watch() []Step {
 }
 
 func (g *Gen) unwatch() []Step {
-	if g.chance(0.1) {
+	if g.chance(0.2) {
 		return g.arity("unwatch", 2)
 	}
 	return exact(g.name("unwatch"))
