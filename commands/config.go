@@ -183,6 +183,10 @@ func parseYesNo(b []byte) (on, ok bool) {
 // counters never fall, as Prometheus expects.
 func (n *Node) configResetStat(_ *Ctx, _ [][]byte) (resp.Reply, error) {
 	n.stats.Reset()
+	if n.clients != nil {
+		in, out, rejected := n.clients.NetStats()
+		n.netBase.Store(&[3]uint64{in, out, rejected})
+	}
 	n.errs.reset()
 	for _, cmd := range n.table.All() {
 		cmd.resetStats()

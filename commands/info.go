@@ -119,12 +119,26 @@ func (n *Node) infoSection(ctx context.Context, sec string) []string {
 			fmt.Sprintf("total_connections_received:%d", s.Connections.Since()),
 			fmt.Sprintf("total_commands_processed:%d", s.Commands.Since()),
 			fmt.Sprintf("instantaneous_ops_per_sec:%d", n.opsPerSec()),
+		}
+		if n.clients != nil {
+			in, out, rejected := n.clients.NetStats()
+			if b := n.netBase.Load(); b != nil {
+				in, out, rejected = in-b[0], out-b[1], rejected-b[2]
+			}
+			kin, kout := n.netKbps()
+			lines = append(lines, fmt.Sprintf("total_net_input_bytes:%d", in),
+				fmt.Sprintf("total_net_output_bytes:%d", out),
+				fmt.Sprintf("instantaneous_input_kbps:%.2f", kin),
+				fmt.Sprintf("instantaneous_output_kbps:%.2f", kout),
+				fmt.Sprintf("rejected_connections:%d", rejected))
+		}
+		lines = append(lines,
 			fmt.Sprintf("expired_keys:%d", s.Expirations.Since()),
 			fmt.Sprintf("evicted_keys:%d", s.Evictions.Since()),
 			fmt.Sprintf("keyspace_hits:%d", s.Hits.Since()),
 			fmt.Sprintf("keyspace_misses:%d", s.Misses.Since()),
 			fmt.Sprintf("total_error_replies:%d", n.errs.Total()),
-		}
+		)
 	case "commandstats":
 		for _, cmd := range n.table.All() {
 			lines = appendCommandStats(lines, cmd)

@@ -68,6 +68,9 @@ const DefaultScriptLimit = 5 * time.Second
 type Clients interface {
 	Clients(fn func(c *resp.Conn))
 	ClientCount() int
+	// NetStats returns the bytes read and written on every connection since the start, and the
+	// connections refused for the client limit.
+	NetStats() (in, out, rejected uint64)
 }
 
 // Node executes commands against a store. It implements resp.Handler.
@@ -84,8 +87,10 @@ type Node struct {
 	runID   string
 	clients Clients
 
-	shutdown func()   // SHUTDOWN's effect (SetShutdown)
-	blocked  sync.Map // client ID → the context.CancelCauseFunc of its blocking command's wait (unblock.go)
+	shutdown func() // SHUTDOWN's effect (SetShutdown)
+	// netBase is Clients.NetStats at the last CONFIG RESETSTAT, from which INFO counts.
+	netBase atomic.Pointer[[3]uint64]
+	blocked sync.Map // client ID → the context.CancelCauseFunc of its blocking command's wait (unblock.go)
 
 	// memStartup is used_memory when the node was made, memPeak the highest seen since
 	// (memstats.go).
@@ -221,6 +226,16 @@ func (n *Node) Store() store.Store { return n.store }
 
 // Stats returns the node's counters.
 func (n *Node) Stats() *stats.Stats { return n.stats }
+
+// NetStats returns the bytes read and written on every connection since the start, and the
+// connections refused for the client limit (zeros before SetClients); CONFIG RESETSTAT does not
+// move them.
+func (n *Node) NetStats() (in, out, rejected uint64) {
+	if n.clients == nil {
+		return 0, 0, 0
+	}
+	return n.clients.NetStats()
+}
 
 // ClientCount returns the number of open client connections (0 before SetClients).
 func (n *Node) ClientCount() int {

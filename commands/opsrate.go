@@ -21,8 +21,9 @@ type opsRate struct {
 }
 
 type opsSample struct {
-	at    time.Duration // since the node started
-	count uint64
+	at      time.Duration // since the node started
+	count   uint64
+	in, out uint64 // network bytes (Clients.NetStats)
 }
 
 // SampleOps records the command count for INFO's instantaneous_ops_per_sec, and the memory in
@@ -30,7 +31,11 @@ type opsSample struct {
 func (n *Node) SampleOps() {
 	r := &n.ops
 	r.mu.Lock()
-	r.samples[r.next] = opsSample{at: time.Since(n.started), count: n.stats.Commands.Load()}
+	smp := opsSample{at: time.Since(n.started), count: n.stats.Commands.Load()}
+	if n.clients != nil {
+		smp.in, smp.out, _ = n.clients.NetStats()
+	}
+	r.samples[r.next] = smp
 	r.next = (r.next + 1) % opsSamples
 	r.n = min(r.n+1, opsSamples)
 	r.mu.Unlock()
@@ -39,6 +44,17 @@ func (n *Node) SampleOps() {
 
 // opsPerSec is the command rate over the sampled window: 0 until two samples exist.
 func (n *Node) opsPerSec() int64 {
+	return int64(n.rate(func(s opsSample) uint64 { return s.count }))
+}
+
+// netKbps are INFO's instantaneous_input_kbps and instantaneous_output_kbps: the network rates
+// over the sampled window, in KiB per second, as Redis's.
+func (n *Node) netKbps() (in, out float64) {
+	return n.rate(func(s opsSample) uint64 { return s.in }) / 1024, n.rate(func(s opsSample) uint64 { return s.out }) / 1024
+}
+
+// rate is the per-second rate of a sampled counter over the window: 0 until two samples exist.
+func (n *Node) rate(of func(opsSample) uint64) float64 {
 	r := &n.ops
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -48,8 +64,8 @@ func (n *Node) opsPerSec() int64 {
 	newest := r.samples[(r.next+opsSamples-1)%opsSamples]
 	oldest := r.samples[(r.next+opsSamples-r.n)%opsSamples]
 	span := newest.at - oldest.at
-	if span <= 0 {
+	if span <= 0 || of(newest) < of(oldest) {
 		return 0
 	}
-	return int64(float64(newest.count-oldest.count) / span.Seconds())
+	return float64(of(newest)-of(oldest)) / span.Seconds()
 }

@@ -227,6 +227,12 @@ var (
 		"Tags that have at least one key.", nil, nil)
 	descTaggedKeys = prometheus.NewDesc(namespace+"_tagged_keys",
 		"Keys carrying at least one tag.", nil, nil)
+	descNetIn = prometheus.NewDesc(namespace+"_net_input_bytes_total",
+		"Bytes read from client and peer connections (INFO total_net_input_bytes).", nil, nil)
+	descNetOut = prometheus.NewDesc(namespace+"_net_output_bytes_total",
+		"Bytes written to client and peer connections (INFO total_net_output_bytes).", nil, nil)
+	descRejected = prometheus.NewDesc(namespace+"_rejected_connections_total",
+		"Connections refused for the client limit (INFO rejected_connections).", nil, nil)
 	descErrors = prometheus.NewDesc(namespace+"_error_replies_total",
 		"Error replies answered, by code, the reply's first word (INFO errorstats).", []string{"code"}, nil)
 	// statHelp documents each counter of stats.Stats.Snapshot, exported as vela_<name>_total.
@@ -257,7 +263,7 @@ var (
 // Describe sends every descriptor the collector uses.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descCommands, descProcessed, descConnections, descClients,
-		descKeys, descMemory, descTags, descTaggedKeys, descErrors} {
+		descKeys, descMemory, descTags, descTaggedKeys, descErrors, descNetIn, descNetOut, descRejected} {
 		ch <- d
 	}
 	names := make([]string, 0, len(statDescs))
@@ -283,6 +289,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descProcessed, prometheus.CounterValue, float64(s.Commands.Load()))
 	ch <- prometheus.MustNewConstMetric(descConnections, prometheus.CounterValue, float64(s.Connections.Load()))
 	ch <- prometheus.MustNewConstMetric(descClients, prometheus.GaugeValue, float64(n.ClientCount()))
+	in, out, rejected := n.NetStats()
+	ch <- prometheus.MustNewConstMetric(descNetIn, prometheus.CounterValue, float64(in))
+	ch <- prometheus.MustNewConstMetric(descNetOut, prometheus.CounterValue, float64(out))
+	ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(rejected))
 	for _, cmd := range n.Table().All() {
 		c.collectCalls(ch, cmd)
 	}

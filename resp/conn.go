@@ -82,6 +82,9 @@ type Conn struct {
 	multi      atomic.Int32           // commands queued since MULTI plus one; 0 outside MULTI
 	watchDirty atomic.Bool            // a key the client WATCHes has changed
 	noEvict    atomic.Bool            // CLIENT NO-EVICT
+	// netIn and netOut count the bytes read and written (INFO total_net_input_bytes…): each
+	// touched only by the connection's own reads and writes, added up by Server.NetStats.
+	netIn, netOut atomic.Uint64
 
 	// Session is the command layer's per-connection state; resp never looks inside it. Only the
 	// connection's goroutine touches it.
@@ -439,7 +442,8 @@ func (c *Conn) flush() error {
 func (c *Conn) writeOut() error {
 	timeout := c.server.cfg.IdleTimeout
 	if timeout <= 0 || c.peer {
-		_, err := c.nc.Write(c.out)
+		n, err := c.nc.Write(c.out)
+		c.netOut.Add(uint64(n))
 		return err
 	}
 	for p := c.out; len(p) > 0; {
@@ -447,7 +451,9 @@ func (c *Conn) writeOut() error {
 		if !c.server.closing.Load() {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
 		}
-		if _, err := c.nc.Write(p[:n]); err != nil {
+		w, err := c.nc.Write(p[:n])
+		c.netOut.Add(uint64(w))
+		if err != nil {
 			return err
 		}
 		p = p[n:]

@@ -301,6 +301,7 @@ func (l *loop) write(c *Conn) bool {
 	for len(c.out) > 0 {
 		n, err := c.fdio.Write(c.out)
 		if n > 0 {
+			c.netOut.Add(uint64(n))
 			c.out = c.out[:copy(c.out, c.out[n:])]
 			continue
 		}

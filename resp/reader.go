@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"sync/atomic"
 
 	"github.com/vela-cache/vela/redisnum"
 )
@@ -55,6 +56,8 @@ type Reader struct {
 
 	// requireAuth applies Redis's stricter limits to clients that have not authenticated.
 	requireAuth bool
+	// counted, when set, adds up the bytes read (INFO total_net_input_bytes).
+	counted *atomic.Uint64
 
 	// State of a multibulk command whose arguments have not all arrived yet. Offsets are relative
 	// to r, so they survive the buffer being compacted.
@@ -293,6 +296,9 @@ func (rd *Reader) FillFrom(src io.Reader) error {
 		rd.buf = grown
 	}
 	n, err := src.Read(rd.buf[rd.w:])
+	if n > 0 && rd.counted != nil {
+		rd.counted.Add(uint64(n))
+	}
 	rd.filled = n == len(rd.buf)-rd.w
 	rd.w += n
 	if n > 0 {

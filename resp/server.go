@@ -102,8 +102,11 @@ type Server struct {
 	// maxClients is Config.MaxClients, which SetMaxClients changes while serving.
 	maxClients atomic.Int64
 
-	mu      sync.Mutex // guards clients and loopList; orders Serve starting with Shutdown
+	mu      sync.Mutex // guards clients, closedIn, closedOut and loopList; orders Serve starting with Shutdown
 	clients map[*Conn]struct{}
+	// closedIn and closedOut are the bytes of the connections closed so far (NetStats).
+	closedIn, closedOut uint64
+	rejected            atomic.Uint64 // connections refused for the client limit
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -190,6 +193,7 @@ func (s *Server) Serve() error {
 		over := n > limit
 		if over && (s.cfg.AdmitOverLimit == nil || n > limit+OverLimitReserve) {
 			s.count.Add(-1)
+			s.rejected.Add(1)
 			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
 			_, _ = io.WriteString(nc, errMaxClients)
 			_ = nc.Close()
@@ -226,6 +230,20 @@ func (s *Server) Clients(fn func(c *Conn)) {
 
 // ClientCount returns the number of open connections, cluster peers' excluded.
 func (s *Server) ClientCount() int { return int(s.count.Load()) }
+
+// NetStats returns the bytes read from and written to every connection since the server
+// started, and the connections refused for the client limit (INFO total_net_input_bytes,
+// total_net_output_bytes, rejected_connections).
+func (s *Server) NetStats() (in, out, rejected uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in, out = s.closedIn, s.closedOut
+	for c := range s.clients {
+		in += c.netIn.Load()
+		out += c.netOut.Load()
+	}
+	return in, out, s.rejected.Load()
+}
 
 // Shutdown stops accepting, lets every connection finish the command batch it is executing,
 // then closes the connections. When ctx ends first, remaining connections are closed at once and
@@ -284,6 +302,7 @@ func (s *Server) newConn(nc net.Conn) *Conn {
 	c.SetProto(2)
 	c.lastActive.Store(c.created.UnixMilli())
 	c.rd = NewReader(nc, s.cfg.Limits)
+	c.rd.counted = &c.netIn
 	c.rd.SetRequireAuth(s.cfg.RequireAuth)
 	s.mu.Lock()
 	s.clients[c] = struct{}{}
@@ -389,6 +408,7 @@ func (s *Server) serveConn(c *Conn, args [][]byte, err error) {
 			continue
 		}
 		if c.overLimit && !s.cfg.AdmitOverLimit(args) {
+			s.rejected.Add(1)
 			c.out = append(c.out, errMaxClients...)
 			_ = c.flush()
 			return
@@ -437,6 +457,8 @@ func (s *Server) closeConn(c *Conn) {
 	}
 	s.mu.Lock()
 	delete(s.clients, c)
+	s.closedIn += c.netIn.Load() // with the delete, so that NetStats counts it once
+	s.closedOut += c.netOut.Load()
 	s.mu.Unlock()
 	if !c.peer {
 		s.count.Add(-1)
