@@ -78,6 +78,9 @@ func (n *Node) quit(c *Ctx, _ [][]byte) (resp.Reply, error) {
 // authenticated when the server has a password.
 func (n *Node) reset(c *Ctx, _ [][]byte) (resp.Reply, error) {
 	n.endTx(c)
+	if c.trk != nil {
+		n.clientCache.disable(c.trk) // as Redis's clearClientConnectionState
+	}
 	if c.Conn != nil {
 		c.Conn.ResetReplyMode()
 		c.Conn.SetProto(2)
@@ -395,6 +398,7 @@ func writeClientLine(b *strings.Builder, conn *resp.Conn) {
 	if in.Multi >= 0 {
 		flags += "x"
 	}
+	flags += in.TrackingFlags
 	if in.WatchDirty {
 		flags += "d"
 	}
@@ -404,9 +408,9 @@ func writeClientLine(b *strings.Builder, conn *resp.Conn) {
 	if flags == "" {
 		flags = "N"
 	}
-	fmt.Fprintf(b, "id=%d addr=%s laddr=%s fd=0 name=%s age=%d idle=%d flags=%s db=0 sub=0 psub=0 ssub=0 multi=%d qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s\n",
+	fmt.Fprintf(b, "id=%d addr=%s laddr=%s fd=0 name=%s age=%d idle=%d flags=%s db=0 sub=0 psub=0 ssub=0 multi=%d qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=%d resp=%d lib-name=%s lib-ver=%s\n",
 		in.ID, in.Addr, in.LocalAddr, in.Name, int64(in.Age.Seconds()), int64(in.Idle.Seconds()),
-		flags, in.Multi, in.LastCommand, in.Proto, in.LibName, in.LibVer)
+		flags, in.Multi, in.LastCommand, in.Redirect, in.Proto, in.LibName, in.LibVer)
 }
 
 // clientInfo serves CLIENT INFO: the connection's own CLIENT LIST line.

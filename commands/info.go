@@ -110,6 +110,7 @@ func (n *Node) infoSection(ctx context.Context, sec string) []string {
 			fmt.Sprintf("connected_clients:%d", connected),
 			"maxclients:" + n.setting("maxclients", "0"),
 			"blocked_clients:0",
+			fmt.Sprintf("tracking_clients:%d", n.clientCache.clients.Load()),
 		}
 	case "memory":
 		lines = n.infoMemory(ctx)
@@ -137,6 +138,12 @@ func (n *Node) infoSection(ctx context.Context, sec string) []string {
 			fmt.Sprintf("evicted_keys:%d", s.Evictions.Since()),
 			fmt.Sprintf("keyspace_hits:%d", s.Hits.Since()),
 			fmt.Sprintf("keyspace_misses:%d", s.Misses.Since()),
+		)
+		tk, ti, tp := n.clientCache.figures()
+		lines = append(lines,
+			fmt.Sprintf("tracking_total_keys:%d", tk),
+			fmt.Sprintf("tracking_total_items:%d", ti),
+			fmt.Sprintf("tracking_total_prefixes:%d", tp),
 			fmt.Sprintf("total_error_replies:%d", n.errs.Total()),
 		)
 	case "commandstats":

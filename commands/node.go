@@ -108,14 +108,16 @@ type Node struct {
 	pause clientPause // CLIENT PAUSE (pause.go)
 	ops   opsRate     // samples for INFO's instantaneous_ops_per_sec (opsrate.go)
 
-	near       *nearcache.Cache // the L1 in front of the store (near.go), or nil
-	nearShown  *nearcache.Cache // the near cache INFO reports: near, or one another layer uses
-	gate       *gate            // isolates EXEC (gate.go); nil when the store is shared with others
-	remote     store.Transactor // runs transactions itself when the store is shared (txn_remote.go)
-	watches    watchedKeys      // the keys WATCH watches (watchkeys.go)
-	nextStripe atomic.Uint32    // deals connections to the gate's stripes
-	scripts    scripting        // EVAL's script cache and runner (script.go)
-	settingsMu sync.RWMutex     // guards cfg.Settings, which CONFIG SET changes (config.go)
+	near      *nearcache.Cache // the L1 in front of the store (near.go), or nil
+	nearShown *nearcache.Cache // the near cache INFO reports: near, or one another layer uses
+	gate      *gate            // isolates EXEC (gate.go); nil when the store is shared with others
+	remote    store.Transactor // runs transactions itself when the store is shared (txn_remote.go)
+	watches   watchedKeys      // the keys WATCH watches (watchkeys.go)
+	// clientCache is the table of client tracking (clienttracking.go).
+	clientCache *tracker
+	nextStripe  atomic.Uint32 // deals connections to the gate's stripes
+	scripts     scripting     // EVAL's script cache and runner (script.go)
+	settingsMu  sync.RWMutex  // guards cfg.Settings, which CONFIG SET changes (config.go)
 }
 
 // Router decides where a command runs when the node is part of a cluster. Exec calls Route for
@@ -186,6 +188,10 @@ func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger
 	n := &Node{table: NewTable(), store: st, cfg: cfg, stats: counters, log: log,
 		started: time.Now(), runID: hex.EncodeToString(id), memStartup: heapBytes()}
 	n.slowlog = newSlowlog(cfg.Slowlog)
+	n.clientCache = newTracker()
+	if rn, ok := st.(store.RemovalNotifier); ok {
+		rn.NotifyRemovals(n.clientCache.removed)
+	}
 	if n.latency = cfg.Latency; n.latency == nil {
 		n.latency = latency.New(0)
 	}
@@ -286,6 +292,8 @@ type Ctx struct {
 	afterExec   []func()        // run once EXEC has let other commands in again (AfterExec)
 	// stripe is the gate stripe whose read lock the connection's commands take.
 	stripe uint8
+	// trk is the connection's client tracking (CLIENT TRACKING), nil until it first uses it.
+	trk *trackState
 }
 
 // Context returns the connection's context (cancelled when it closes), or Background. Inside
@@ -391,6 +399,9 @@ func (n *Node) TryServeRESP(conn *resp.Conn, args [][]byte) (resp.Reply, bool) {
 	ctx.loop = conn.Loop()
 	reply := n.exec(ctx, top, args)
 	ctx.loop = nil
+	if ctx.trk != nil || n.clientCache.bcastDue.Load() {
+		n.afterCommand(ctx, top)
+	}
 	return reply, true
 }
 
@@ -420,7 +431,12 @@ func (n *Node) Exec(ctx *Ctx, args [][]byte) resp.Reply {
 	if len(args) == 0 {
 		return resp.Error(string(ErrSyntax))
 	}
-	return n.exec(ctx, n.table.Lookup(args[0]), args)
+	cmd := n.table.Lookup(args[0])
+	reply := n.exec(ctx, cmd, args)
+	if ctx.trk != nil || n.clientCache.bcastDue.Load() {
+		n.afterCommand(ctx, cmd)
+	}
+	return reply
 }
 
 // exec is Exec with the command named by args[0] already looked up (nil: unknown). Between
@@ -477,6 +493,11 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 	if n.txr == nil && n.gated(ctx, cmd) {
 		n.gate.rlock(ctx.stripe)
 		defer n.gate.runlock(ctx.stripe)
+	}
+	// A tracking client's read remembers its keys before and after it runs (clienttracking.go).
+	if ctx.trk != nil && ctx.trk.on && cmd.Flags&FlagReadOnly != 0 {
+		n.trackRead(ctx, cmd, args, false)
+		defer n.trackRead(ctx, cmd, args, true)
 	}
 	// WATCH names keys but is about the connection's transaction: txn.go places it itself.
 	if n.router != nil && (cmd.FirstKey > 0 || cmd.Flags&FlagClusterWide != 0) && cmd.Flags&flagTxControl == 0 {
@@ -685,7 +706,7 @@ func (n *Node) do(c *Ctx, key []byte, op store.Op) (store.Result, error) {
 		return n.doNear(c, key, op)
 	}
 	res, err := n.store.Do(c.Context(), key, op)
-	n.account(key, &op, res, err)
+	n.account(key, &op, res, err, originOf(c))
 	return res, err
 }
 
@@ -714,15 +735,15 @@ func (n *Node) doNear(c *Ctx, key []byte, op store.Op) (store.Result, error) {
 // doStore is do without the near cache: op goes to the store.
 func (n *Node) doStore(c *Ctx, key []byte, op store.Op) (store.Result, error) {
 	res, err := n.store.Do(c.Context(), key, op)
-	n.account(key, &op, res, err)
+	n.account(key, &op, res, err, originOf(c))
 	return res, err
 }
 
 // start begins op on key on the store's pipelined path, or returns nil when there is none (the
 // handler then uses do). Only commands flagged FlagPipelined may use it.
 func (n *Node) start(c *Ctx, key []byte, op store.Op) store.Call {
-	if n.pipe == nil || c.Conn == nil {
-		return nil
+	if n.pipe == nil || c.Conn == nil || c.trk != nil {
+		return nil // a tracking client's reads remember their keys once done (exec)
 	}
 	if op.Cond != store.CondNone && n.watches.active() {
 		return nil // whether it writes is known only once done: Do, which marks watches exactly
@@ -754,7 +775,7 @@ func (n *Node) start(c *Ctx, key []byte, op store.Op) store.Call {
 // laterReply is the reply of a call begun with start: a Later that notifies the event loop when
 // the call does (store.NotifyingCall), or one that a goroutine waits for.
 func (n *Node) laterReply(c *Ctx, key []byte, op store.Op, call store.Call, build func(store.Result, error) (resp.Reply, error)) resp.Reply {
-	l := later{n: n, cmd: c.cmd, key: key, op: op, call: call, build: build}
+	l := later{n: n, cmd: c.cmd, key: key, op: op, call: call, build: build, origin: originOf(c)}
 	if nc, ok := call.(store.NotifyingCall); ok {
 		return resp.Reply{Later: &notifyingLater{later: l, nc: nc}}
 	}
@@ -780,18 +801,19 @@ func (l *notifyingLater) NotifiesOnLoop() bool { return true }
 // later is the reply of a pipelined call: it waits for the call, accounts for it as do does and
 // shapes the reply with build.
 type later struct {
-	n     *Node
-	cmd   *Command // whose failed_calls an error counts in (nil: none)
-	key   []byte   // aliases the read buffer, valid until the connection settles
-	op    store.Op
-	call  store.Call
-	build func(store.Result, error) (resp.Reply, error)
+	n      *Node
+	cmd    *Command // whose failed_calls an error counts in (nil: none)
+	key    []byte   // aliases the read buffer, valid until the connection settles
+	origin int64    // the client whose command it is (NOLOOP)
+	op     store.Op
+	call   store.Call
+	build  func(store.Result, error) (resp.Reply, error)
 }
 
 // Reply implements resp.Later.
 func (l *later) Reply() resp.Reply {
 	res, err := l.call.Wait()
-	l.n.account(l.key, &l.op, res, err)
+	l.n.account(l.key, &l.op, res, err, l.origin)
 	reply, err := l.build(res, err)
 	if err != nil {
 		reply = errorReply(err)
@@ -809,8 +831,9 @@ func readsKey(op *store.Op) bool {
 		op.Kind == store.Touch || op.ReturnOld
 }
 
-// account tells the watchers about a change and counts hits, misses and writes.
-func (n *Node) account(key []byte, op *store.Op, res store.Result, err error) {
+// account tells the watchers about a change, made by the client whose ID is origin, and counts
+// hits, misses and writes.
+func (n *Node) account(key []byte, op *store.Op, res store.Result, err error, origin int64) {
 	if err != nil {
 		// Redis finds a key of another type (a list another client made) before it refuses it:
 		// a hit.
@@ -819,8 +842,8 @@ func (n *Node) account(key []byte, op *store.Op, res store.Result, err error) {
 		}
 		return
 	}
-	if (len(n.watchers) > 0 || n.watches.active()) && changes(op, &res) {
-		n.NotifyKey(key)
+	if (len(n.watchers) > 0 || n.watches.active() || n.clientCache.active()) && changes(op, &res) {
+		n.notifyKey(key, origin)
 	}
 	if !n.stats.On() {
 		return

@@ -244,7 +244,7 @@ func (n *Node) setMulti(c *Ctx, pairs []store.KV, nx bool) (bool, error) {
 		done, err := ms.SetMulti(c.Context(), pairs, at, nx)
 		if done {
 			for _, kv := range pairs {
-				n.NotifyKey(kv.Key)
+				n.NotifyKeyBy(c, kv.Key)
 			}
 			if n.stats.On() {
 				n.stats.Writes.Add(uint64(len(pairs)))

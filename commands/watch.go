@@ -17,11 +17,19 @@ func (n *Node) Watch(w KeyWatcher) { n.watchers = append(n.watchers, w) }
 
 // NotifyKey tells every watcher that key changed. Commands registered by other packages call it
 // after their own writes (TAGINVALIDATE for each deleted key, FETCHFILL).
-func (n *Node) NotifyKey(key []byte) {
+func (n *Node) NotifyKey(key []byte) { n.notifyKey(key, 0) }
+
+// NotifyKeyBy is NotifyKey for a change c's command made: a client tracking with NOLOOP is
+// not told of its own changes.
+func (n *Node) NotifyKeyBy(c *Ctx, key []byte) { n.notifyKey(key, originOf(c)) }
+
+// notifyKey is NotifyKey for a change made by the client whose ID is origin (0: none).
+func (n *Node) notifyKey(key []byte, origin int64) {
 	n.watches.touch(key)
 	for _, w := range n.watchers {
 		w.KeyChanged(key)
 	}
+	n.clientCache.changed(key, origin)
 }
 
 // NotifyAll tells every watcher that every key may have changed.
@@ -29,6 +37,7 @@ func (n *Node) NotifyAll() {
 	for _, w := range n.watchers {
 		w.AllChanged()
 	}
+	n.clientCache.flushed()
 }
 
 // changes reports whether an Op of this kind, with this result, changed the key.

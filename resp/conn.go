@@ -86,6 +86,15 @@ type Conn struct {
 	// touched only by the connection's own reads and writes, added up by Server.NetStats.
 	netIn, netOut atomic.Uint64
 
+	// Pushes (push.go): pushBuf holds the messages queued by other goroutines, behind pushMu;
+	// pushing says it is not empty, idleRead that the connection's goroutine waits for input.
+	// pushDropped: the queue overflowed.
+	pushMu            sync.Mutex
+	pushBuf           []byte
+	pushDropped       bool
+	pushing, idleRead atomic.Bool
+	killed            atomic.Bool // Kill was called: a read's timeout is not a push's
+
 	// Session is the command layer's per-connection state; resp never looks inside it. Only the
 	// connection's goroutine touches it.
 	Session any
@@ -95,6 +104,8 @@ type Conn struct {
 	libName    string
 	libVer     string
 	closeHooks []func()
+	trackFlags string // SetTracking
+	redirect   int64
 }
 
 // Context is cancelled when the connection closes or the server shuts down, and during Blocking as
@@ -267,6 +278,10 @@ type Info struct {
 	WatchDirty bool
 	// NoEvict: CLIENT NO-EVICT ON.
 	NoEvict bool
+	// TrackingFlags are CLIENT LIST's letters for client tracking ("t", "tR", "tB"…), and
+	// Redirect the client its invalidations go to (-1: not tracking), as SetTracking set them.
+	TrackingFlags string
+	Redirect      int64
 }
 
 // Info returns a snapshot for CLIENT LIST. It is safe to call from any goroutine.
@@ -281,14 +296,27 @@ func (c *Conn) Info() Info {
 	return Info{
 		ID: c.ID, Addr: c.RemoteAddr(), LocalAddr: c.LocalAddr(),
 		Name: c.name, LibName: c.libName, LibVer: c.libVer, LastCommand: last,
-		Age:        now.Sub(c.created),
-		Idle:       now.Sub(time.UnixMilli(c.lastActive.Load())),
-		Proto:      int(c.protoShared.Load()),
-		Multi:      int(c.multi.Load()) - 1,
-		WatchDirty: c.watchDirty.Load(),
-		NoEvict:    c.noEvict.Load(),
+		Age:           now.Sub(c.created),
+		Idle:          now.Sub(time.UnixMilli(c.lastActive.Load())),
+		Proto:         int(c.protoShared.Load()),
+		Multi:         int(c.multi.Load()) - 1,
+		WatchDirty:    c.watchDirty.Load(),
+		NoEvict:       c.noEvict.Load(),
+		TrackingFlags: c.trackFlags, Redirect: c.redirect,
 	}
 }
+
+// SetTracking records, for CLIENT LIST, the connection's client-tracking letters and the
+// client its invalidations go to (-1: not tracking). Safe from any goroutine.
+func (c *Conn) SetTracking(flags string, redirect int64) {
+	c.mu.Lock()
+	c.trackFlags, c.redirect = flags, redirect
+	c.mu.Unlock()
+}
+
+// SpeaksRESP3 reports whether the connection has switched to RESP3 (HELLO 3), where pushes
+// reach it. Safe from any goroutine.
+func (c *Conn) SpeaksRESP3() bool { return c.protoShared.Load() >= 3 }
 
 // OnClose registers fn to run once the connection has closed (for example to release a lease the
 // client held). Hooks run on the connection's goroutine after the socket is closed.
@@ -355,6 +383,7 @@ func (c *Conn) IsPeer() bool { return c.peerShared.Load() }
 // as when a client hangs up: it writes the replies it has and closes the connection. The
 // descriptor itself stays open until then, so it cannot be reused under the one serving it.
 func (c *Conn) Kill() {
+	c.killed.Store(true)
 	if cr, ok := c.nc.(interface{ CloseRead() error }); ok && cr.CloseRead() == nil {
 		return
 	}
@@ -390,6 +419,9 @@ func (c *Conn) appendWaiting() {
 		}
 		c.out = Append(c.out, r, c.proto)
 		c.waiting[i] = Reply{}
+		if c.pushing.Load() {
+			c.takePushes()
+		}
 	}
 	c.waiting = c.waiting[:0]
 }
@@ -423,6 +455,7 @@ func (c *Conn) lingerClose() {
 // flush settles and writes the pending replies.
 func (c *Conn) flush() error {
 	c.Settle()
+	c.takePushes()
 	if len(c.out) == 0 {
 		return nil
 	}

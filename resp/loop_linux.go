@@ -316,6 +316,8 @@ func (l *loop) takeIncoming() bool {
 		// input already buffered is not: run it now.
 		if c.rd.Buffered() {
 			l.process(c)
+		} else if c.pushing.Load() { // queued while it moved here (wakeForPush found it away)
+			l.write(c)
 		}
 	}
 	if stopped {
@@ -439,6 +441,16 @@ func (lp *Loop) Post(fn func()) bool {
 	l.tasks = append(l.tasks, fn)
 	l.wakeLocked()
 	return true
+}
+
+// wakeForPush has the loop write c's queued pushes (Conn.Push) if c is idle on it. A
+// connection that is busy, parked or served by a goroutine takes them after its next reply.
+func (l *loop) wakeForPush(c *Conn) {
+	(&Loop{l}).Post(func() {
+		if c.inLoop && !c.parked && len(c.waiting) == 0 && l.conns[c.fdio.fd] == c {
+			l.write(c)
+		}
+	})
 }
 
 // runWatched and runTask run code given to the loop; a panic there is logged and costs the loop

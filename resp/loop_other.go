@@ -17,6 +17,7 @@ type fdIO struct{}
 func (l *loop) attach(*Conn) bool { return false }
 func (l *loop) give(*Conn) bool   { return false }
 func (l *loop) stop()             {}
+func (l *loop) wakeForPush(*Conn) {}
 
 func (s *Server) startLoops(int) error { return errors.New("resp: event loops need Linux") }
 

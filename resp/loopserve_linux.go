@@ -88,6 +88,9 @@ func (l *loop) process(c *Conn) {
 			l.handOff(c, args, nil)
 			return
 		}
+		if c.pushing.Load() && len(c.waiting) == 0 {
+			c.takePushes() // queued before this command: they go before its reply
+		}
 		reply, ok := l.s.inliner.TryServeRESP(c, args)
 		if !ok {
 			if len(c.waiting) > 0 {
@@ -111,6 +114,9 @@ func (l *loop) process(c *Conn) {
 			}
 		} else {
 			c.out = Append(c.out, reply, c.proto)
+			if c.pushing.Load() {
+				c.takePushes()
+			}
 		}
 		if c.quit {
 			if len(c.waiting) > 0 {
@@ -298,6 +304,7 @@ func (l *loop) resume(c *Conn) {
 // goroutine, whose blocking write waits for room; write then reports false.
 func (l *loop) write(c *Conn) bool {
 	c.Settle()
+	c.takePushes()
 	for len(c.out) > 0 {
 		n, err := c.fdio.Write(c.out)
 		if n > 0 {

@@ -291,13 +291,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) newConn(nc net.Conn) *Conn {
 	ctx, cancel := context.WithCancel(s.ctx)
 	c := &Conn{
-		ID:      s.nextID.Add(1),
-		server:  s,
-		nc:      nc,
-		ctx:     ctx,
-		cancel:  cancel,
-		created: time.Now(),
-		authed:  !s.cfg.RequireAuth,
+		ID:       s.nextID.Add(1),
+		server:   s,
+		nc:       nc,
+		ctx:      ctx,
+		cancel:   cancel,
+		created:  time.Now(),
+		authed:   !s.cfg.RequireAuth,
+		redirect: -1,
 	}
 	c.SetProto(2)
 	c.lastActive.Store(c.created.UnixMilli())
@@ -396,7 +397,18 @@ func (s *Server) serveConn(c *Conn, args [][]byte, err error) {
 			if c.watching {
 				err = c.collectWatch() // the watcher left by Blocking is already reading
 			} else {
+				if c.waitingInput() { // pushes queued since the flush: write them first
+					c.idleRead.Store(false)
+					continue
+				}
 				err = c.rd.Fill()
+			}
+			if c.inputWaitOver(err) { // a push cut the wait short: write it, wait again
+				if s.cfg.IdleTimeout <= 0 || c.peer {
+					_ = c.nc.SetReadDeadline(time.Time{})
+				}
+				err = nil
+				continue
 			}
 			if err != nil {
 				if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrDeadlineExceeded) && !s.closing.Load() {
@@ -412,6 +424,9 @@ func (s *Server) serveConn(c *Conn, args [][]byte, err error) {
 			c.out = append(c.out, errMaxClients...)
 			_ = c.flush()
 			return
+		}
+		if c.pushing.Load() && len(c.waiting) == 0 {
+			c.takePushes() // queued before this command: they go before its reply
 		}
 		var reply Reply
 		if c.loop != nil {
@@ -436,6 +451,9 @@ func (s *Server) serveConn(c *Conn, args [][]byte, err error) {
 			c.later(reply) // keep the order of the replies
 		} else {
 			c.out = Append(c.out, reply, c.proto)
+			if c.pushing.Load() {
+				c.takePushes()
+			}
 		}
 		if c.quit {
 			_ = c.flush()

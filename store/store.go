@@ -38,6 +38,15 @@ type Store interface {
 	Close() error
 }
 
+// RemovalNotifier is implemented by stores that remove keys on their own, when they expire or
+// are evicted. Client tracking needs to hear of those: a client caching the key is told.
+type RemovalNotifier interface {
+	// NotifyRemovals makes the store call fn with each key it removes on its own. fn must be
+	// quick and must not call the store: it may run with the store's locks held. Call it before
+	// the store is used.
+	NotifyRemovals(fn func(key []byte))
+}
+
 // Keyspace is implemented by stores that can enumerate and clear their keys.
 type Keyspace interface {
 	// Len returns the number of keys, live or not yet swept; the count Redis's DBSIZE gives.

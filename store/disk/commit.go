@@ -491,6 +491,7 @@ func (w *wtx) load(dk, key []byte) (record, bool, error) {
 	}
 	rec := decodeRecord(raw)
 	if store.Expired(rec.expireAt, w.now) {
+		w.s.removedOnItsOwn(key)
 		return record{}, false, w.remove(dk, key, rec)
 	}
 	return rec, true, nil
@@ -691,6 +692,7 @@ func (w *wtx) sweep(limit int) (int, error) {
 		raw := w.data.Get(dk)
 		if raw != nil {
 			if rec := decodeRecord(raw); rec.expireAt == at {
+				w.s.removedOnItsOwn(key)
 				if err := w.remove(dk, key, rec); err != nil {
 					return n, err
 				}

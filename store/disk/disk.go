@@ -72,6 +72,9 @@ var (
 
 // Store is the bbolt-backed store. It is safe for concurrent use.
 type Store struct {
+	// onRemove hears of each key the store expires (NotifyRemovals), or is nil. A removal in a
+	// transaction that then fails is reported too: a needless invalidation, never a missed one.
+	onRemove   func(key []byte)
 	db         *bolt.DB
 	maxLen     int64
 	maxBatch   int
@@ -552,6 +555,16 @@ func (s *Store) Flush(ctx context.Context) error {
 		return store.ErrClosed
 	}
 	return s.control(ctx, reqFlush)
+}
+
+// NotifyRemovals implements store.RemovalNotifier.
+func (s *Store) NotifyRemovals(fn func(key []byte)) { s.onRemove = fn }
+
+// removedOnItsOwn reports key, removed because it expired, to NotifyRemovals's function.
+func (s *Store) removedOnItsOwn(key []byte) {
+	if s.onRemove != nil {
+		s.onRemove(key)
+	}
 }
 
 // Sweep removes expired entries (and their tags) from the file, SweepBatch per transaction, until

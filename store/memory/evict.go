@@ -208,6 +208,9 @@ func (s *Store) evictOne(keep []byte) bool {
 	if j < 0 {
 		return false // deleted meanwhile: the caller checks the bound again
 	}
+	if s.onRemove != nil {
+		s.onRemove(keyOf(t.items[j]))
+	}
 	s.removeAt(sh, t, j, false)
 	if s.stats.On() {
 		s.stats.Evictions.Inc()

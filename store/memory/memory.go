@@ -97,14 +97,16 @@ type Config struct {
 
 // Store is the in-memory store. It is safe for concurrent use.
 type Store struct {
-	shards  [numShards]shard
-	tags    *tags.Index
-	maxLen  int64
-	now     func() int64
-	stats   *stats.Stats
-	policy  Policy
-	samples int
-	epoch   int64 // origin of the LRU and LFU clocks, unix ms
+	shards [numShards]shard
+	tags   *tags.Index
+	// onRemove hears of each key the store expires or evicts (NotifyRemovals), or is nil.
+	onRemove func(key []byte)
+	maxLen   int64
+	now      func() int64
+	stats    *stats.Stats
+	policy   Policy
+	samples  int
+	epoch    int64 // origin of the LRU and LFU clocks, unix ms
 	// idleClock is the seconds since epoch as of the last Tick: the access time of entries under
 	// PolicyTTLOnly (see stamp).
 	idleClock atomic.Uint32
@@ -364,6 +366,9 @@ func (s *Store) setExpiry(sh *shard, hd *header, expireAt int64) {
 	hd.expireAt = expireAt
 }
 
+// NotifyRemovals implements store.RemovalNotifier.
+func (s *Store) NotifyRemovals(fn func(key []byte)) { s.onRemove = fn }
+
 // removeAt deletes the item in bucket i of a locked shard's table, with its tags. expired says
 // the entry is being removed because it expired, which the stats count.
 func (s *Store) removeAt(sh *shard, t *table, i int, expired bool) {
@@ -373,6 +378,9 @@ func (s *Store) removeAt(sh *shard, t *table, i int, expired bool) {
 	if hd.tagged() {
 		key := keyOf(p)
 		dBytes -= tags.EntryCost(len(key), s.tags.Remove(key))
+	}
+	if expired && s.onRemove != nil {
+		s.onRemove(keyOf(p))
 	}
 	if hd.expireAt != 0 {
 		sh.ttlKeys--
