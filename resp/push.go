@@ -29,6 +29,7 @@ func (c *Conn) Push(msg []byte) bool {
 		if !dropped {
 			c.server.log.Warn("closing a client that does not read its pushed messages", "client", c.ID, "queued_bytes", maxPushBytes)
 			c.Kill()
+			_ = c.nc.SetWriteDeadline(time.Now()) // its server may be stuck writing to it
 		}
 		return false
 	}
