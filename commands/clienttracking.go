@@ -98,6 +98,15 @@ func invalidation(keys [][]byte) []byte {
 // sendLocked delivers msg to st's client, or to the client it redirects to. The caller holds
 // t.mu.
 func (t *tracker) sendLocked(st *trackState, msg []byte) {
+	if to := t.targetLocked(st); to != nil {
+		to.Push(msg)
+	}
+}
+
+// targetLocked returns the connection st's messages go to, or nil when none can take them: a
+// RESP2 one, or a redirect target that has gone (the client is then told, in RESP3, and
+// CLIENT LIST shows R). The caller holds t.mu.
+func (t *tracker) targetLocked(st *trackState) *resp.Conn {
 	to := st.conn
 	if st.redirect != 0 {
 		if st.redirConn == nil || st.redirConn.Context().Err() != nil {
@@ -108,13 +117,14 @@ func (t *tracker) sendLocked(st *trackState, msg []byte) {
 			if st.conn.SpeaksRESP3() {
 				st.conn.Push(resp.Append(append([]byte(nil), pushRedirBroken...), resp.Int(st.redirect), 3))
 			}
-			return
+			return nil
 		}
 		to = st.redirConn
 	}
-	if to.SpeaksRESP3() {
-		to.Push(msg)
+	if !to.SpeaksRESP3() {
+		return nil
 	}
+	return to
 }
 
 // publishLocked shows st in CLIENT LIST (flags t, R, B; redir).
@@ -255,10 +265,12 @@ func (t *tracker) invalidateLocked(key []byte, origin int64, byStore bool) {
 			kept[id] = struct{}{}
 			continue
 		}
-		if msg == nil {
-			msg = invalidation([][]byte{key})
+		if to := t.targetLocked(st); to != nil {
+			if msg == nil {
+				msg = invalidation([][]byte{key})
+			}
+			to.Push(msg)
 		}
-		t.sendLocked(st, msg)
 	}
 	if kept != nil {
 		t.table[string(key)] = kept
@@ -414,23 +426,16 @@ func (t *tracker) overlap(st *trackState, ps [][]byte) error {
 	return nil
 }
 
-// trackRead remembers the keys of a read-only command for c's client, before it runs and
-// again once it has (after), unless its mode says otherwise (BCAST; OPTIN without CLIENT
-// CACHING YES; OPTOUT after CLIENT CACHING NO). The scripts' own commands (EVAL_RO…) are not
-// reads: the commands they run are.
-func (n *Node) trackRead(c *Ctx, cmd *Command, args [][]byte, after bool) {
+// trackedKeys returns the keys a read-only command's run must remember for c's client, or nil
+// when its mode says otherwise (BCAST; OPTIN without CLIENT CACHING YES; OPTOUT after CLIENT
+// CACHING NO). The scripts' own commands (EVAL_RO…) are not reads: the commands they run are.
+// exec remembers them before the command runs (rememberBefore) and again once it has.
+func (n *Node) trackedKeys(c *Ctx, cmd *Command, args [][]byte) [][]byte {
 	st := c.trk
 	if st.bcast || (st.optin && !st.caching) || (st.optout && st.caching) || cmd.Flags&flagScript != 0 {
-		return
+		return nil
 	}
-	keys := cmd.Keys(args)
-	switch {
-	case len(keys) == 0:
-	case after:
-		n.clientCache.rememberAfter(st, keys)
-	default:
-		n.clientCache.rememberBefore(st, keys)
-	}
+	return cmd.Keys(args)
 }
 
 // afterCommand ends a client's command (top-level, not one EXEC or a script runs) for client

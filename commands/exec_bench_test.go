@@ -61,3 +61,36 @@ func BenchmarkExecNear(b *testing.B) {
 		b.Fatal("the near cache answered nothing")
 	}
 }
+
+// BenchmarkExecTracking is BenchmarkExec for a client with CLIENT TRACKING on: a GET of a key
+// it tracks already (remembered before and after the read), and a SET then GET of a key it
+// tracks, where the SET invalidates (its message built, not sent: the client speaks RESP2) and
+// the GET remembers the key again.
+func BenchmarkExecTracking(b *testing.B) {
+	n := NewNode(memory.New(memory.Config{}), Config{}, nil, nil)
+	ctx := &Ctx{Node: n}
+	ctx.trk = &trackState{conn: &resp.Conn{ID: 1}}
+	n.clientCache.enable(ctx.trk, 0, nil, false, false, false, false, nil)
+	val := bytes.Repeat([]byte("v"), 64)
+	set := [][]byte{[]byte("SET"), []byte("key:1"), val}
+	get := [][]byte{[]byte("GET"), []byte("key:1")}
+	n.Exec(ctx, set)
+	n.Exec(ctx, get)
+	b.Run("GET", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if r := n.Exec(ctx, get); r.Kind != resp.KindBulk {
+				b.Fatal(r)
+			}
+		}
+	})
+	b.Run("SET+GET", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			n.Exec(ctx, set)
+			if r := n.Exec(ctx, get); r.Kind != resp.KindBulk {
+				b.Fatal(r)
+			}
+		}
+	})
+}

@@ -496,8 +496,10 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 	}
 	// A tracking client's read remembers its keys before and after it runs (clienttracking.go).
 	if ctx.trk != nil && ctx.trk.on && cmd.Flags&FlagReadOnly != 0 {
-		n.trackRead(ctx, cmd, args, false)
-		defer n.trackRead(ctx, cmd, args, true)
+		if keys := n.trackedKeys(ctx, cmd, args); len(keys) > 0 {
+			n.clientCache.rememberBefore(ctx.trk, keys)
+			defer n.clientCache.rememberAfter(ctx.trk, keys)
+		}
 	}
 	// WATCH names keys but is about the connection's transaction: txn.go places it itself.
 	if n.router != nil && (cmd.FirstKey > 0 || cmd.Flags&FlagClusterWide != 0) && cmd.Flags&flagTxControl == 0 {

@@ -154,6 +154,12 @@ func (c *Command) Keys(args [][]byte) [][]byte {
 		last = len(args) + last
 	}
 	step := max(c.KeyStep, 1)
+	if step == 1 { // a run of keys: args' own, capped so that an append copies
+		if last = min(last, len(args)-1); last < c.FirstKey {
+			return nil
+		}
+		return args[c.FirstKey : last+1 : last+1]
+	}
 	var keys [][]byte
 	for i := c.FirstKey; i <= last && i < len(args); i += step {
 		keys = append(keys, args[i])
