@@ -212,6 +212,7 @@ func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger
 	}
 	n.registerConnection()
 	n.registerServer()
+	n.registerWait()
 	n.registerStrings()
 	n.registerKeys()
 	n.registerVela()

@@ -146,9 +146,10 @@ func (n *Node) discard(c *Ctx, _ [][]byte) (resp.Reply, error) {
 // it may not run inside one.
 func (n *Node) queue(c *Ctx, cmd *Command, args [][]byte) resp.Reply {
 	tx := c.tx
-	if cmd.Flags&FlagBlocking != 0 || cmd.Name == "shutdown" || cmd.Name == "client|reply" {
+	if (cmd.Flags&FlagBlocking != 0 && cmd.Name != "wait") || cmd.Name == "shutdown" || cmd.Name == "client|reply" {
 		// A command that waits for another client (FETCHLOCK) would wait forever inside EXEC,
-		// which keeps every other client out. SHUTDOWN is Redis's no_multi too. CLIENT REPLY
+		// which keeps every other client out (WAIT answers at once there, as in Redis). SHUTDOWN
+		// is Redis's no_multi too. CLIENT REPLY
 		// OFF or SKIP inside EXEC makes Redis write an EXEC reply missing elements its header
 		// counts: Vela refuses it there instead.
 		return n.refuseQueued(c, cmd, errNotInMulti)

@@ -727,3 +727,22 @@ func cloneArgs(args [][]byte) [][]byte {
 	}
 	return out
 }
+
+// AckedCopies implements commands.CopyCounter for WAIT: a write is acknowledged once every
+// other member not behind has applied its copy, so each of those holds every acknowledged
+// write.
+func (cl *Cluster) AckedCopies() int {
+	v := cl.view.Load()
+	if v == nil {
+		return 0
+	}
+	n := 0
+	cl.behindMu.Lock()
+	for member := range v.addrs {
+		if _, behind := cl.behind[member]; member != cl.cfg.NodeName && !behind {
+			n++
+		}
+	}
+	cl.behindMu.Unlock()
+	return n
+}

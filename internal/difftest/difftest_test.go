@@ -563,7 +563,7 @@ func TestDifferentialClusterTransactions(t *testing.T) {
 		t.Run(fmt.Sprintf("replicas=%d", replicas), func(t *testing.T) {
 			seed, steps, rs, nodes := diffClusterReplicas(t, 6000/replicas, replicas)
 			cl := nodes[0].Cluster()
-			total := transactionSequences(t, rs.Addr, nodes[0].Addr(), seed, steps, cl.Owner, cl.Name())
+			total := transactionSequences(t, rs.Addr, nodes[0].Addr(), seed, steps, cl.Owner, cl.Name(), false)
 			t.Logf("%d commands sent to each server", total)
 		})
 	}
@@ -571,8 +571,9 @@ func TestDifferentialClusterTransactions(t *testing.T) {
 
 // transactionSequences runs seeded sequences with transactions through the member at addr,
 // every key carrying one hash tag: first a tag another member owns (WATCH and EXEC go there),
-// then one that member owns (it runs them itself). It returns the commands sent.
-func transactionSequences(t *testing.T, redisAddr, addr string, seed int64, steps int, owner func([]byte) string, self string) int {
+// then one that member owns (it runs them itself). copies says that the members' writes are
+// copied before they are acknowledged (WAIT counts them). It returns the commands sent.
+func transactionSequences(t *testing.T, redisAddr, addr string, seed int64, steps int, owner func([]byte) string, self string, copies bool) int {
 	var remote, local string
 	for i := 0; remote == "" || local == ""; i++ {
 		tag := "{t" + strconv.Itoa(i) + "}"
@@ -584,7 +585,7 @@ func transactionSequences(t *testing.T, redisAddr, addr string, seed int64, step
 	}
 	total := 0
 	for i, prefix := range []string{remote, local} {
-		gen := difftest.GenOptions{MaxBulkLen: maxBulk, KeyPrefix: prefix, NoClusterWideInMulti: true}
+		gen := difftest.GenOptions{MaxBulkLen: maxBulk, KeyPrefix: prefix, NoClusterWideInMulti: true, CopiesCounted: copies}
 		sent, _ := runSequences(t, redisAddr, addr, seed+int64(10*i), steps/2, 2, gen, "")
 		total += sent
 	}
@@ -598,7 +599,7 @@ func transactionSequences(t *testing.T, redisAddr, addr string, seed int64, step
 func TestDifferentialReplicatedTransactions(t *testing.T) {
 	seed, steps, rs, nodes := diffReplicated(t, 4000)
 	cl := nodes[0].Replicated()
-	total := transactionSequences(t, rs.Addr, nodes[0].Addr(), seed, steps, cl.Owner, cl.Name())
+	total := transactionSequences(t, rs.Addr, nodes[0].Addr(), seed, steps, cl.Owner, cl.Name(), true)
 	sameAsRedis(t, rs.Addr, nodes)
 	t.Logf("%d commands sent to each server", total)
 }
@@ -611,7 +612,7 @@ func TestDifferentialReplicated(t *testing.T) {
 	seed, steps, rs, nodes := diffReplicated(t, 8000)
 	// A cluster refuses transactions: its keys live on several members. A replicated one
 	// refuses MSETNX over several owners (CROSSSLOT): the test sends it one key.
-	gen := difftest.GenOptions{MaxBulkLen: maxBulk, NoTransactions: true, OneKeyMSETNX: true}
+	gen := difftest.GenOptions{MaxBulkLen: maxBulk, NoTransactions: true, OneKeyMSETNX: true, CopiesCounted: true}
 	total := 0
 	for i, n := range nodes[:2] {
 		sent, _ := runSequences(t, rs.Addr, n.Addr(), seed+int64(10*i), steps/2, 1, gen, "")

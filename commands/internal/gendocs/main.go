@@ -44,7 +44,7 @@ const names = `ping echo quit select auth hello client command info role shutdow
 	memory|malloc-stats memory|purge object object|encoding object|refcount object|idletime
 	object|freq object|help latency latency|latest latency|history latency|reset
 	latency|histogram latency|graph latency|doctor latency|help client|pause client|unpause
-	client|unblock client|getredir client|trackinginfo client|caching client|tracking client|no-evict client|reply`
+	client|unblock client|getredir client|trackinginfo client|caching client|tracking client|no-evict client|reply wait`
 
 func main() {
 	out := flag.String("o", "redisdocs.json", "file to write")
