@@ -817,6 +817,7 @@ type later struct {
 func (l *later) Reply() resp.Reply {
 	res, err := l.call.Wait()
 	l.n.account(l.key, &l.op, res, err, l.origin)
+	l.n.clientCache.sendBroadcasts() // its command has ended already (afterCommand)
 	reply, err := l.build(res, err)
 	if err != nil {
 		reply = errorReply(err)
