@@ -109,7 +109,7 @@ func (n *Node) infoSection(ctx context.Context, sec string) []string {
 		lines = []string{
 			fmt.Sprintf("connected_clients:%d", connected),
 			"maxclients:" + n.setting("maxclients", "0"),
-			"blocked_clients:0",
+			fmt.Sprintf("blocked_clients:%d", n.blockedN.Load()),
 			fmt.Sprintf("tracking_clients:%d", n.clientCache.clients.Load()),
 		}
 	case "memory":

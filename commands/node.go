@@ -91,6 +91,8 @@ type Node struct {
 	// netBase is Clients.NetStats at the last CONFIG RESETSTAT, from which INFO counts.
 	netBase atomic.Pointer[[3]uint64]
 	blocked sync.Map // client ID → the context.CancelCauseFunc of its blocking command's wait (unblock.go)
+	// blockedN counts blocked's entries: INFO's blocked_clients.
+	blockedN atomic.Int64
 
 	// memStartup is used_memory when the node was made, memPeak the highest seen since
 	// (memstats.go).

@@ -34,7 +34,9 @@ func (n *Node) execUnblockable(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply
 	defer cancel(nil)
 	ctx.blockCtx = bctx
 	n.blocked.Store(ctx.Conn.ID, cancel)
+	n.blockedN.Add(1)
 	r := n.exec(ctx, cmd, args)
+	n.blockedN.Add(-1)
 	n.blocked.Delete(ctx.Conn.ID)
 	ctx.blockCtx = nil
 	return r

@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -38,6 +39,12 @@ func TestWaitLikeRedis(t *testing.T) {
 					t.Fatal(err)
 				}
 				deadline := time.Now().Add(5 * time.Second)
+				for !strings.Contains(other.Do("INFO", "clients").Value.Text(), "blocked_clients:1\r\n") {
+					if time.Now().After(deadline) {
+						t.Fatal("INFO never counted the WAIT among blocked_clients")
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
 				for other.Do("CLIENT", "UNBLOCK", id, reason).Value.Int != 1 {
 					if time.Now().After(deadline) {
 						t.Fatal("WAIT never became unblockable")
@@ -45,6 +52,9 @@ func TestWaitLikeRedis(t *testing.T) {
 					time.Sleep(5 * time.Millisecond)
 				}
 				v, _, err := waiter.Receive()
+				if info := other.Do("INFO", "clients").Value.Text(); !strings.Contains(info, "blocked_clients:0\r\n") {
+					t.Errorf("after the unblock: %s", info)
+				}
 				switch {
 				case err != nil:
 					t.Fatal(err)
