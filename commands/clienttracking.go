@@ -392,6 +392,12 @@ func (t *tracker) disable(st *trackState) {
 	st.publishLocked()
 }
 
+// TrackingFigures returns the clients with tracking on and the keys in the tracking table, for
+// metrics.
+func (n *Node) TrackingFigures() (clients, keys int64) {
+	return n.clientCache.clients.Load(), n.clientCache.keys.Load()
+}
+
 // figures returns INFO's tracking_total_keys, tracking_total_items and tracking_total_prefixes.
 func (t *tracker) figures() (keys, items, prefixes int64) {
 	t.mu.Lock()

@@ -61,6 +61,9 @@ func unblockedReply(ctx *Ctx, cmd *Command, r resp.Reply) resp.Reply {
 	return r
 }
 
+// BlockedClients returns the clients waiting in a blocking command (INFO blocked_clients).
+func (n *Node) BlockedClients() int64 { return n.blockedN.Load() }
+
 func (n *Node) clientUnblock(_ *Ctx, args [][]byte) (resp.Reply, error) {
 	if len(args) > 4 {
 		return resp.Reply{}, subcommandSyntaxError("client", args[1])

@@ -233,6 +233,12 @@ var (
 		"Bytes written to client and peer connections (INFO total_net_output_bytes).", nil, nil)
 	descRejected = prometheus.NewDesc(namespace+"_rejected_connections_total",
 		"Connections refused for the client limit (INFO rejected_connections).", nil, nil)
+	descBlocked = prometheus.NewDesc(namespace+"_blocked_clients",
+		"Clients waiting in a blocking command, FETCHLOCK or WAIT (INFO blocked_clients).", nil, nil)
+	descTracking = prometheus.NewDesc(namespace+"_tracking_clients",
+		"Clients with CLIENT TRACKING on (INFO tracking_clients).", nil, nil)
+	descTrackedKeys = prometheus.NewDesc(namespace+"_tracking_keys",
+		"Keys in the client tracking table (INFO tracking_total_keys).", nil, nil)
 	descErrors = prometheus.NewDesc(namespace+"_error_replies_total",
 		"Error replies answered, by code, the reply's first word (INFO errorstats).", []string{"code"}, nil)
 	// statHelp documents each counter of stats.Stats.Snapshot, exported as vela_<name>_total.
@@ -263,7 +269,8 @@ var (
 // Describe sends every descriptor the collector uses.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descCommands, descProcessed, descConnections, descClients,
-		descKeys, descMemory, descTags, descTaggedKeys, descErrors, descNetIn, descNetOut, descRejected} {
+		descKeys, descMemory, descTags, descTaggedKeys, descErrors, descNetIn, descNetOut, descRejected,
+		descBlocked, descTracking, descTrackedKeys} {
 		ch <- d
 	}
 	names := make([]string, 0, len(statDescs))
@@ -293,6 +300,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descNetIn, prometheus.CounterValue, float64(in))
 	ch <- prometheus.MustNewConstMetric(descNetOut, prometheus.CounterValue, float64(out))
 	ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(rejected))
+	ch <- prometheus.MustNewConstMetric(descBlocked, prometheus.GaugeValue, float64(n.BlockedClients()))
+	clients, keys := n.TrackingFigures()
+	ch <- prometheus.MustNewConstMetric(descTracking, prometheus.GaugeValue, float64(clients))
+	ch <- prometheus.MustNewConstMetric(descTrackedKeys, prometheus.GaugeValue, float64(keys))
 	for _, cmd := range n.Table().All() {
 		c.collectCalls(ch, cmd)
 	}

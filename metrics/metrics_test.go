@@ -96,6 +96,11 @@ func TestScrapeMovesWithCommands(t *testing.T) {
 	if v := value(before, "vela_connected_clients"); v != 1 {
 		t.Fatalf("vela_connected_clients = %v, want 1", v)
 	}
+	for _, name := range []string{"vela_blocked_clients", "vela_tracking_clients", "vela_tracking_keys"} {
+		if v := value(before, name); v != 0 {
+			t.Fatalf("%s = %v, want 0", name, v)
+		}
+	}
 	// 63 new keys through a store bounded at 50: 12 evictions, since by the last write the
 	// expired "short" has been removed by the GET that found it.
 	for i := 0; i < 60; i++ {
@@ -243,5 +248,49 @@ func TestNearCacheMetrics(t *testing.T) {
 	c.FlushAll(ctx)
 	if v := value(scrape(t, srv.MetricsAddr()), "vela_near_cache_flushes_total"); v <= before {
 		t.Fatalf("vela_near_cache_flushes_total %v -> %v after FLUSHALL", before, v)
+	}
+}
+
+// TestScrapeTrackingAndBlocked: the gauges of client tracking and of blocked clients follow a
+// client that turns tracking on and reads a key, and one that waits in WAIT until unblocked.
+func TestScrapeTrackingAndBlocked(t *testing.T) {
+	cfg := testnode.Config()
+	cfg.MetricsListen = "127.0.0.1:0"
+	srv := testnode.Start(t, cfg)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), Protocol: 3})
+	defer c.Close()
+	tracker := c.Conn()
+	defer tracker.Close()
+	if err := tracker.Do(ctx, "CLIENT", "TRACKING", "ON").Err(); err != nil {
+		t.Fatal(err)
+	}
+	tracker.Get(ctx, "k")
+	waiter := c.Conn()
+	defer waiter.Close()
+	id, err := waiter.ClientID(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- waiter.Do(ctx, "WAIT", "1", "0").Err() }()
+	deadline := time.Now().Add(5 * time.Second)
+	for value(scrape(t, srv.MetricsAddr()), "vela_blocked_clients") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("vela_blocked_clients never reached 1 while WAIT waited")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	m := scrape(t, srv.MetricsAddr())
+	if a, b := value(m, "vela_tracking_clients"), value(m, "vela_tracking_keys"); a != 1 || b != 1 {
+		t.Errorf("vela_tracking_clients = %v, vela_tracking_keys = %v, want 1 and 1", a, b)
+	}
+	if err := c.ClientUnblock(ctx, id).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("WAIT unblocked: %v", err)
+	}
+	if v := value(scrape(t, srv.MetricsAddr()), "vela_blocked_clients"); v != 0 {
+		t.Errorf("vela_blocked_clients = %v after the unblock", v)
 	}
 }
