@@ -24,8 +24,9 @@ import (
 //     Pub/Sub messages to a subscriber of __redis__:invalidate, and Vela serves no Pub/Sub.
 //
 // Writes by this node's clients, by scripts and transactions, copies from other members
-// (replicated topology), expiry and eviction all invalidate, as do FLUSHALL and FLUSHDB (a
-// null key list: drop everything). Vela's reads and writes run in parallel where Redis runs one
+// (replicated topology), owners' word of their keys' changes (partitioned topology, through a
+// ReadWatcher and TrackingInvalidate), expiry and eviction all invalidate, as do FLUSHALL and
+// FLUSHDB (a null key list: drop everything). Vela's reads and writes run in parallel where Redis runs one
 // command at a time, so a read remembers its keys both before and after it reads: a change
 // that lands between the read and the remembering is still reported, at worst once too often.
 
@@ -279,6 +280,28 @@ func (t *tracker) invalidateLocked(key []byte, origin int64, byStore bool) {
 	}
 }
 
+// tell invalidates keys for st's client alone and forgets that it read them: keys whose changes
+// this node cannot promise to hear of.
+func (t *tracker) tell(st *trackState, keys [][]byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, k := range keys {
+		if ids, ok := t.table[string(k)]; ok {
+			if _, ok := ids[st.conn.ID]; ok {
+				delete(ids, st.conn.ID)
+				t.items--
+			}
+			if len(ids) == 0 {
+				delete(t.table, string(k))
+				t.keys.Add(-1)
+			}
+		}
+	}
+	if to := t.targetLocked(st); to != nil {
+		to.Push(invalidation(keys))
+	}
+}
+
 // flushed reports FLUSHALL or FLUSHDB: every tracking client is told to drop everything, and
 // the table is emptied.
 func (t *tracker) flushed() {
@@ -392,6 +415,24 @@ func (t *tracker) disable(st *trackState) {
 	st.publishLocked()
 }
 
+// ReadWatcher is implemented by routers whose tracked reads must be registered elsewhere
+// first: a partitioned member registers with the owners of the keys it does not own, whose
+// changes only they see. exec calls WatchReads for a tracking client's read, before the read
+// runs; the keys it returns could not be registered, and the client is told to drop them right
+// after the reply. WatchReads may wait for other members: such a client's commands never run
+// on an event loop.
+type ReadWatcher interface {
+	WatchReads(c *Ctx, keys [][]byte) (unwatched [][]byte)
+}
+
+// TrackingInvalidate reports a change of key that this node learnt of from another member (its
+// owner): its tracking clients are told.
+func (n *Node) TrackingInvalidate(key []byte) { n.clientCache.changed(key, 0) }
+
+// TrackingFlush tells every tracking client to drop everything: this node may have missed
+// changes (an owner went quiet, the ring changed).
+func (n *Node) TrackingFlush() { n.clientCache.flushed() }
+
 // TrackingFigures returns the clients with tracking on and the keys in the tracking table, for
 // metrics.
 func (n *Node) TrackingFigures() (clients, keys int64) {
@@ -442,6 +483,30 @@ func (n *Node) trackedKeys(c *Ctx, cmd *Command, args [][]byte) [][]byte {
 		return nil
 	}
 	return cmd.Keys(args)
+}
+
+// txTrackedKeys returns the keys the reads queued in c's transaction must remember for its
+// client: EXEC sent to another member runs them there, out of exec's sight.
+func (n *Node) txTrackedKeys(c *Ctx, tx *txState) [][]byte {
+	if c.trk == nil || !c.trk.on {
+		return nil
+	}
+	var keys [][]byte
+	for _, q := range tx.queue {
+		if q.cmd.Flags&FlagReadOnly != 0 {
+			keys = append(keys, n.trackedKeys(c, q.cmd, q.args)...)
+		}
+	}
+	return keys
+}
+
+// trackedRead ends a tracked read: its keys are remembered again, and those WatchReads could
+// not register are invalidated for the client at once (after the read's reply).
+func (n *Node) trackedRead(st *trackState, keys, unwatched [][]byte) {
+	n.clientCache.rememberAfter(st, keys)
+	if len(unwatched) > 0 {
+		n.clientCache.tell(st, unwatched)
+	}
 }
 
 // afterCommand ends a client's command (top-level, not one EXEC or a script runs) for client

@@ -394,6 +394,11 @@ func (n *Node) TryServeRESP(conn *resp.Conn, args [][]byte) (resp.Reply, bool) {
 		return resp.Reply{}, false
 	}
 	ctx := n.session(conn)
+	if ctx.trk != nil && ctx.trk.on {
+		if _, ok := n.router.(ReadWatcher); ok {
+			return resp.Reply{}, false // its reads may wait for other members (WatchReads)
+		}
+	}
 	if n.router != nil && cmd != nil && cmd.FirstKey > 0 && cmd.Flags&flagTxControl == 0 { // what Exec routes
 		if ir, ok := n.router.(InlineRouter); !ok || !ir.Inline(ctx, cmd, args) {
 			return resp.Reply{}, false
@@ -501,7 +506,11 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 	if ctx.trk != nil && ctx.trk.on && cmd.Flags&FlagReadOnly != 0 {
 		if keys := n.trackedKeys(ctx, cmd, args); len(keys) > 0 {
 			n.clientCache.rememberBefore(ctx.trk, keys)
-			defer n.clientCache.rememberAfter(ctx.trk, keys)
+			var unwatched [][]byte
+			if rw, ok := n.router.(ReadWatcher); ok {
+				unwatched = rw.WatchReads(ctx, keys)
+			}
+			defer n.trackedRead(ctx.trk, keys, unwatched)
 		}
 	}
 	// WATCH names keys but is about the connection's transaction: txn.go places it itself.

@@ -12,7 +12,7 @@ import (
 const (
 	errCachingNotTracking = Error("ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled")
 	errNoRedirectClient   = Error("ERR The client ID you want redirect to does not exist")
-	errTrackingHere       = Error("ERR CLIENT TRACKING is not served by Vela with the partitioned topology or the redis store: it would miss changes made on other members or directly in Redis")
+	errTrackingHere       = Error("ERR CLIENT TRACKING is not served by Vela on the redis store: it would miss changes made directly in Redis")
 )
 
 // clientConn returns the connected client with this ID, or nil.
@@ -28,11 +28,14 @@ func (n *Node) clientConn(id int64) *resp.Conn {
 	return found
 }
 
-// trackingServed reports whether this node sees every change of the keys it serves, which
-// client tracking needs: not a partitioned member (other members' keys change there) nor a
-// node over an external Redis (other clients write to it directly).
+// trackingServed reports whether this node hears of every change of the keys it serves, which
+// client tracking needs: not a node over an external Redis (other clients write to it
+// directly); a partitioned member hears from the owners of the keys it reads (ReadWatcher).
 func (n *Node) trackingServed() bool {
-	return n.cfg.Topology != "partitioned" && n.cfg.StoreType != "redis"
+	if _, ok := n.router.(ReadWatcher); !ok && n.cfg.Topology == "partitioned" {
+		return false
+	}
+	return n.cfg.StoreType != "redis"
 }
 
 // trackingOf returns c's tracking state, creating it (and its clean-up when the connection

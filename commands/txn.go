@@ -217,6 +217,14 @@ func (n *Node) execTx(c *Ctx, _ [][]byte) (resp.Reply, error) {
 			return resp.Reply{}, err
 		}
 		if !c.Peer && tx.place != "" {
+			if keys := n.txTrackedKeys(c, tx); len(keys) > 0 { // its reads run elsewhere (exec)
+				n.clientCache.rememberBefore(c.trk, keys)
+				var unwatched [][]byte
+				if rw, ok := n.router.(ReadWatcher); ok {
+					unwatched = rw.WatchReads(c, keys)
+				}
+				defer n.trackedRead(c.trk, keys, unwatched)
+			}
 			return n.execRemote(c, tx)
 		}
 	}

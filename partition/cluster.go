@@ -196,6 +196,7 @@ type Cluster struct {
 	nearO       *nearOwner  // the members holding copies of this node's keys (near.go)
 	incarnation string      // this process's, random: readers tell a restarted owner by it
 	nearR       *nearReader // this node's copies of other members' keys; nil without a near cache
+	trackR      *nearReader // what this node's tracking clients read of other members' keys (tracking.go)
 }
 
 // view is one immutable routing state: the ring and where to reach each member.
@@ -301,6 +302,7 @@ func New(node *commands.Node, st store.Store, cfg Config) (*Cluster, error) {
 		cl.nearR = newNearReader(cfg.Near, cfg.NearTTL)
 		node.Watch(cl.nearR)
 	}
+	cl.trackR = newTrackReader(node)
 	cl.setView(nil)
 	cl.registerCommands()
 	node.AddInfoSection("vela", cl.infoLines)
@@ -324,6 +326,8 @@ func (cl *Cluster) Start(respAddr string) error {
 	go cl.rebalanceLoop()
 	cl.wg.Add(1)
 	go func() { defer cl.wg.Done(); cl.nearO.run(cl.stop) }()
+	cl.wg.Add(1)
+	go func() { defer cl.wg.Done(); cl.trackR.run(cl.stop) }()
 	if cl.nearR != nil {
 		cl.wg.Add(1)
 		go func() { defer cl.wg.Done(); cl.nearR.run(cl.stop) }()
@@ -445,15 +449,19 @@ func later(a, b time.Time) time.Time {
 }
 
 // storeView installs v. A near cache drops its copies: keys may have moved to owners that never
-// registered this node, and a window may have opened.
+// registered this node, and a window may have opened. Tracking clients drop theirs when the
+// ring changed.
 func (cl *Cluster) storeView(v *view) {
-	cl.view.Store(v)
+	old := cl.view.Swap(v)
 	next := make(chan struct{})
 	if ch := cl.viewed.Swap(&next); ch != nil {
 		close(*ch)
 	}
 	if cl.nearR != nil {
 		cl.nearR.c.Flush()
+	}
+	if old == nil || old.ring != v.ring { // keys may have moved: tracking clients drop them
+		cl.trackR.drop.Flush()
 	}
 }
 

@@ -321,8 +321,16 @@ func (o *nearOwner) sweep() {
 // sent with every message and registration; a new one means a restarted owner that has
 // forgotten this node's registrations, so every copy goes.
 type nearReader struct {
-	c   *nearcache.Cache
+	c   *nearcache.Cache // the near cache, or nil for the reader of tracked keys (tracking.go)
 	ttl time.Duration
+	// drop is what loses its copies when an owner's word may have been lost: the near cache,
+	// or the client tracking table. flushEvery, for the latter, drops everything that often
+	// when keys were registered since the last time, before their registrations run out (the
+	// near cache's copies run out with them by themselves); lastFlush and registered serve it.
+	drop       dropper
+	flushEvery time.Duration
+	lastFlush  time.Time
+	registered bool
 
 	mu     sync.Mutex
 	heard  map[string]int64  // owner → its last message (unix ms)
@@ -330,8 +338,14 @@ type nearReader struct {
 	inc    map[string]string // owner → its incarnation
 }
 
+// dropper is what a reader keeps of owners' keys.
+type dropper interface {
+	Invalidate(key []byte)
+	Flush()
+}
+
 func newNearReader(c *nearcache.Cache, ttl time.Duration) *nearReader {
-	return &nearReader{c: c, ttl: ttl, heard: map[string]int64{}, expect: map[string]int64{},
+	return &nearReader{c: c, drop: c, ttl: ttl, heard: map[string]int64{}, expect: map[string]int64{},
 		inc: map[string]string{}}
 }
 
@@ -354,7 +368,7 @@ func (r *nearReader) heardFrom(owner, inc string) {
 	}
 	r.mu.Unlock()
 	if restarted {
-		r.c.Flush()
+		r.drop.Flush()
 	}
 }
 
@@ -373,9 +387,10 @@ func (r *nearReader) filling(owner, inc string, until int64) bool {
 		r.heard[owner] = max(r.heard[owner], now)
 	}
 	r.expect[owner] = max(r.expect[owner], until)
+	r.registered = true
 	r.mu.Unlock()
 	if restarted {
-		r.c.Flush()
+		r.drop.Flush()
 		return false
 	}
 	return true
@@ -401,12 +416,16 @@ func (r *nearReader) check() {
 			delete(r.inc, owner)
 		}
 	}
+	if r.flushEvery > 0 && r.registered && time.Since(r.lastFlush) >= r.flushEvery {
+		quiet = true
+	}
 	if quiet {
 		clear(r.expect)
+		r.registered, r.lastFlush = false, time.Now()
 	}
 	r.mu.Unlock()
 	if quiet {
-		r.c.Flush()
+		r.drop.Flush()
 	}
 }
 
@@ -429,7 +448,7 @@ func (r *nearReader) run(stop <-chan struct{}) {
 func (r *nearReader) KeyChanged([]byte) {}
 
 // AllChanged implements commands.KeyWatcher: FLUSHALL drops every copy.
-func (r *nearReader) AllChanged() { r.c.Flush() }
+func (r *nearReader) AllChanged() { r.drop.Flush() }
 
 // nearGet serves a client's GET of owner's key through the near cache: the copy, or the
 // owner's value, kept when the owner registered this node. holders is nil with one copy of each
@@ -628,17 +647,19 @@ func (cl *Cluster) l1Message(c *commands.Ctx, args [][]byte) (resp.Reply, error)
 	if !c.Peer {
 		return resp.Reply{}, errPeerOnly
 	}
-	if cl.nearR == nil {
-		return resp.OK, nil
-	}
-	cl.nearR.heardFrom(string(args[2]), string(args[3]))
-	switch string(lower(args[1])) {
-	case "l1invalidate":
-		for _, k := range args[4:] {
-			cl.nearR.c.Invalidate(k)
+	for _, r := range []*nearReader{cl.nearR, cl.trackR} {
+		if r == nil {
+			continue
 		}
-	case "l1flush":
-		cl.nearR.c.Flush()
+		r.heardFrom(string(args[2]), string(args[3]))
+		switch string(lower(args[1])) {
+		case "l1invalidate":
+			for _, k := range args[4:] {
+				r.drop.Invalidate(k)
+			}
+		case "l1flush":
+			r.drop.Flush()
+		}
 	}
 	return resp.OK, nil
 }

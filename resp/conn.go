@@ -419,11 +419,11 @@ func (c *Conn) appendWaiting() {
 		}
 		c.out = Append(c.out, r, c.proto)
 		c.waiting[i] = Reply{}
-		if c.pushing.Load() {
-			c.takePushes()
-		}
 	}
 	c.waiting = c.waiting[:0]
+	// Pushes only after every reply: one queued meanwhile may follow any of their commands (an
+	// invalidation of a key the last one read).
+	c.takePushes()
 }
 
 // Bounds of lingerClose.

@@ -144,3 +144,35 @@ func testPushBound(t *testing.T, loops int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestPushAfterPendingReplies: a push queued while replies of earlier commands are still being
+// computed (Later) goes after all of them, never between two: it may concern the last one (an
+// invalidation of the key it read), on an event loop and on a goroutine.
+func TestPushAfterPendingReplies(t *testing.T) { inBothModes(t, testPushAfterPendingReplies) }
+
+func testPushAfterPendingReplies(t *testing.T, loops int) {
+	held := make(chan *resp.Conn, 1)
+	cfg := resp.Config{Addr: "127.0.0.1:0", EventLoops: loops}
+	srv := serveTest(t, resp.NewServer(cfg, resp.HandlerFunc(func(c *resp.Conn, args [][]byte) resp.Reply {
+		switch strings.ToUpper(string(args[0])) {
+		case "HOLD":
+			held <- c
+		case "SLOW": // a reply computed later
+			return resp.Reply{Later: newTimedLater(100*time.Millisecond, resp.BulkString(string(args[1])))}
+		case "LAST": // its reply is ready, behind the slow one; a push is queued as it runs
+			c.Push([]byte(">2\r\n$4\r\nnote\r\n$4\r\nlast\r\n"))
+			return resp.BulkString(string(args[1]))
+		}
+		return resp.Status("PONG")
+	})))
+	nc, br := dialLoop(t, srv)
+	if _, err := nc.Write([]byte("HOLD\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	expectLines(t, br, "+PONG")
+	<-held
+	if _, err := nc.Write([]byte("SLOW one\r\nLAST two\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	expectLines(t, br, "$3", "one", "$3", "two", ">2", "$4", "note", "$4", "last")
+}

@@ -6,14 +6,21 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/vela-cache/vela/internal/testnode"
 )
 
 // TestRueidisClientSideCache runs rueidis, which turns client tracking on (CLIENT TRACKING ON
-// OPTIN) for every connection it opens, with its defaults, against Vela and Redis: a cached
+// OPTIN) for every connection it opens, with its defaults, against Vela (one node, and a member
+// of a partitioned cluster) and Redis: a cached
 // GET is served from the client's memory the second time, and a change made by another
 // client reaches the cache through the invalidation message, as do a delete and FLUSHALL.
 func TestRueidisClientSideCache(t *testing.T) {
-	for name, addr := range targets(t) {
+	servers := targets(t)
+	members := testnode.StartCluster(t, 2, nil)
+	testnode.WaitConverged(t, 10*time.Second, members...)
+	servers["vela-partitioned"] = members[0].Addr() // the other member owns some of the keys
+	for name, addr := range servers {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()

@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"cmp"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -252,14 +253,24 @@ func TestClientTrackingExpiry(t *testing.T) {
 
 // TestClientTrackingUnderConcurrentWrites keeps a client-side cache the way a client library
 // does (every GET's reply cached, every invalidation applied) while four other connections
-// overwrite the same keys, on Vela, whose reads and writes run in parallel. When the writers
+// overwrite the same keys, on Vela, whose reads and writes run in parallel: on one node, and on
+// a member of a partitioned cluster whose other member owns half the keys and takes half the
+// writes. When the writers
 // stop, every value still cached must be the server's: a write that lands while a read is in
 // flight must not be lost between the read and its key's remembering. Pipelined reads on one
 // connection, and writes on goroutines as well as on the event loop, widen the window.
 func TestClientTrackingUnderConcurrentWrites(t *testing.T) {
 	cfg := testnode.Config()
 	cfg.EventLoops = 0 // every connection on a goroutine of its own: reads and writes in parallel
-	for name, addr := range map[string]string{"loops": testnode.StartDefault(t).Addr(), "goroutines": testnode.Start(t, cfg).Addr()} {
+	members := testnode.StartCluster(t, 2, nil)
+	testnode.WaitConverged(t, 10*time.Second, members...)
+	type setup struct{ reader, writer string }
+	for name, s := range map[string]setup{
+		"loops":       {testnode.StartDefault(t).Addr(), ""},
+		"goroutines":  {testnode.Start(t, cfg).Addr(), ""},
+		"partitioned": {members[0].Addr(), members[1].Addr()}, // half the keys the other member's
+	} {
+		addr, writeAddr := s.reader, cmp.Or(s.writer, s.reader)
 		t.Run(name, func(t *testing.T) {
 			const keys = 20
 			key := func(i int) string { return fmt.Sprint("cc:", i) }
@@ -270,6 +281,9 @@ func TestClientTrackingUnderConcurrentWrites(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					c := respclient.Dial(t, addr)
+					if w%2 == 1 {
+						c = respclient.Dial(t, writeAddr)
+					}
 					for n := 0; ; n++ {
 						select {
 						case <-stop:
@@ -323,6 +337,7 @@ func TestClientTrackingUnderConcurrentWrites(t *testing.T) {
 			}
 			close(stop)
 			wg.Wait()
+			time.Sleep(300 * time.Millisecond) // another member's word travels on its own connection
 			a.Send("PING")
 			if err := a.Flush(); err != nil {
 				t.Fatal(err)
@@ -339,9 +354,9 @@ func TestClientTrackingUnderConcurrentWrites(t *testing.T) {
 }
 
 // TestClientTrackingInClusters: in the replicated topology a client tracking on one member is
-// told of a write made through another (every member applies every write); a partitioned
-// member, which does not see the changes of the keys other members own, refuses CLIENT
-// TRACKING ON in words that say why.
+// told of a write made through another (every member applies every write); in the partitioned
+// topology, of a write to a key another member owns, made on the owner or forwarded to it, and
+// of a write forwarded to its own member, after GET and MGET.
 func TestClientTrackingInClusters(t *testing.T) {
 	t.Run("replicated", func(t *testing.T) {
 		nodes := testnode.StartReplicated(t, 2, nil)
@@ -357,10 +372,23 @@ func TestClientTrackingInClusters(t *testing.T) {
 	t.Run("partitioned", func(t *testing.T) {
 		nodes := testnode.StartCluster(t, 2, nil)
 		testnode.WaitConverged(t, 10*time.Second, nodes...)
+		cl := nodes[0].Cluster()
+		remote := testnode.TagOwnedBy(t, cl.Owner, nodes[1].Cluster().Name()) + "k"
+		local := testnode.TagOwnedBy(t, cl.Owner, cl.Name()) + "k"
 		a := respclient.Dial(t, nodes[0].Addr())
+		viaOwner, viaReader := respclient.Dial(t, nodes[1].Addr()), respclient.Dial(t, nodes[0].Addr())
 		a.Do("HELLO", "3")
-		a.Do("CLIENT", "TRACKING", "ON").ErrPrefix("ERR CLIENT TRACKING is not served by Vela with the partitioned topology")
-		a.Do("CLIENT", "TRACKINGINFO")
-		a.Do("CLIENT", "GETREDIR").Int(-1)
+		a.Do("CLIENT", "TRACKING", "ON").OK()
+		for _, w := range []*respclient.Conn{viaOwner, viaReader} { // a write on the owner, one forwarded to it
+			a.Do("GET", remote)
+			w.Do("SET", remote, "v").OK()
+			expectPush(t, a, remote, 5*time.Second)
+		}
+		a.Do("GET", local)
+		viaOwner.Do("SET", local, "v").OK() // forwarded here by the other member
+		expectPush(t, a, local, 5*time.Second)
+		a.Do("MGET", remote, local)
+		viaOwner.Do("DEL", remote).Int(1)
+		expectPush(t, a, remote, 5*time.Second)
 	})
 }
