@@ -756,7 +756,7 @@ func (n *Node) doStore(c *Ctx, key []byte, op store.Op) (store.Result, error) {
 // start begins op on key on the store's pipelined path, or returns nil when there is none (the
 // handler then uses do). Only commands flagged FlagPipelined may use it.
 func (n *Node) start(c *Ctx, key []byte, op store.Op) store.Call {
-	if n.pipe == nil || c.Conn == nil || c.trk != nil {
+	if n.pipe == nil || c.Conn == nil || (c.trk != nil && c.trk.on) {
 		return nil // a tracking client's reads remember their keys once done (exec)
 	}
 	if op.Cond != store.CondNone && n.watches.active() {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,18 @@ func pushServer(t *testing.T, cfg resp.Config, held chan<- *resp.Conn) *resp.Ser
 	})))
 }
 
+// dialHeld connects to srv and sends HOLD, and returns the connection, its reader and the
+// server's side of it.
+func dialHeld(t *testing.T, srv *resp.Server, held <-chan *resp.Conn) (net.Conn, *bufio.Reader, *resp.Conn) {
+	t.Helper()
+	nc, br := dialLoop(t, srv)
+	if _, err := nc.Write([]byte("HOLD\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	expectLines(t, br, "+PONG")
+	return nc, br, <-held
+}
+
 // TestPushReachesIdleClient: pushes from many goroutines reach a connection that sends nothing,
 // on an event loop and on a goroutine (whose wait for input they cut short, again and again),
 // whole and never inside a reply; a later command's reply follows them.
@@ -33,12 +46,7 @@ func TestPushReachesIdleClient(t *testing.T) { inBothModes(t, testPushReachesIdl
 func testPushReachesIdleClient(t *testing.T, loops int) {
 	held := make(chan *resp.Conn, 1)
 	srv := pushServer(t, resp.Config{EventLoops: loops}, held)
-	nc, br := dialLoop(t, srv)
-	if _, err := nc.Write([]byte("HOLD\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	expectLines(t, br, "+PONG")
-	c := <-held
+	nc, br, c := dialHeld(t, srv, held)
 	const senders, each = 8, 200
 	var wg sync.WaitGroup
 	for s := range senders {
@@ -95,12 +103,7 @@ func readPush(t *testing.T, br *bufio.Reader, got map[string]bool) {
 func TestPushKeepsIdleTimeout(t *testing.T) {
 	held := make(chan *resp.Conn, 1)
 	srv := pushServer(t, resp.Config{IdleTimeout: 300 * time.Millisecond}, held)
-	nc, br := dialLoop(t, srv)
-	if _, err := nc.Write([]byte("HOLD\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	expectLines(t, br, "+PONG")
-	c := <-held
+	_, br, c := dialHeld(t, srv, held)
 	start := time.Now()
 	for range 5 {
 		c.Push([]byte(">1\r\n$1\r\nx\r\n"))
@@ -122,12 +125,7 @@ func TestPushBound(t *testing.T) { inBothModes(t, testPushBound) }
 func testPushBound(t *testing.T, loops int) {
 	held := make(chan *resp.Conn, 1)
 	srv := pushServer(t, resp.Config{EventLoops: loops}, held)
-	nc, br := dialLoop(t, srv)
-	if _, err := nc.Write([]byte("HOLD\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	expectLines(t, br, "+PONG")
-	c := <-held
+	_, _, c := dialHeld(t, srv, held)
 	msg := []byte(">1\r\n$1048576\r\n" + strings.Repeat("x", 1<<20) + "\r\n")
 	refused := false
 	for i := 0; i < 1024 && !refused; i++ {
@@ -165,12 +163,7 @@ func testPushAfterPendingReplies(t *testing.T, loops int) {
 		}
 		return resp.Status("PONG")
 	})))
-	nc, br := dialLoop(t, srv)
-	if _, err := nc.Write([]byte("HOLD\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	expectLines(t, br, "+PONG")
-	<-held
+	nc, br, _ := dialHeld(t, srv, held)
 	if _, err := nc.Write([]byte("SLOW one\r\nLAST two\r\n")); err != nil {
 		t.Fatal(err)
 	}
