@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"cmp"
 	"fmt"
+	"github.com/vela-cache/vela/config"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -255,7 +256,7 @@ func TestClientTrackingExpiry(t *testing.T) {
 // does (every GET's reply cached, every invalidation applied) while four other connections
 // overwrite the same keys, on Vela, whose reads and writes run in parallel: on one node, and on
 // a member of a partitioned cluster whose other member owns half the keys and takes half the
-// writes. When the writers
+// writes (with and without a near cache). When the writers
 // stop, every value still cached must be the server's: a write that lands while a read is in
 // flight must not be lost between the read and its key's remembering. Pipelined reads on one
 // connection, and writes on goroutines as well as on the event loop, widen the window.
@@ -264,11 +265,14 @@ func TestClientTrackingUnderConcurrentWrites(t *testing.T) {
 	cfg.EventLoops = 0 // every connection on a goroutine of its own: reads and writes in parallel
 	members := testnode.StartCluster(t, 2, nil)
 	testnode.WaitConverged(t, 10*time.Second, members...)
+	near := testnode.StartCluster(t, 2, func(_ int, cfg *config.Config) { cfg.NearCache.Enabled = true })
+	testnode.WaitConverged(t, 10*time.Second, near...)
 	type setup struct{ reader, writer string }
 	for name, s := range map[string]setup{
-		"loops":       {testnode.StartDefault(t).Addr(), ""},
-		"goroutines":  {testnode.Start(t, cfg).Addr(), ""},
-		"partitioned": {members[0].Addr(), members[1].Addr()}, // half the keys the other member's
+		"loops":                  {testnode.StartDefault(t).Addr(), ""},
+		"goroutines":             {testnode.Start(t, cfg).Addr(), ""},
+		"partitioned":            {members[0].Addr(), members[1].Addr()}, // half the keys the other member's
+		"partitioned-near-cache": {near[0].Addr(), near[1].Addr()},
 	} {
 		addr, writeAddr := s.reader, cmp.Or(s.writer, s.reader)
 		t.Run(name, func(t *testing.T) {
@@ -369,26 +373,28 @@ func TestClientTrackingInClusters(t *testing.T) {
 		b.Do("SET", "shared", "2").OK()
 		expectPush(t, a, "shared", 5*time.Second)
 	})
-	t.Run("partitioned", func(t *testing.T) {
-		nodes := testnode.StartCluster(t, 2, nil)
-		testnode.WaitConverged(t, 10*time.Second, nodes...)
-		cl := nodes[0].Cluster()
-		remote := testnode.TagOwnedBy(t, cl.Owner, nodes[1].Cluster().Name()) + "k"
-		local := testnode.TagOwnedBy(t, cl.Owner, cl.Name()) + "k"
-		a := respclient.Dial(t, nodes[0].Addr())
-		viaOwner, viaReader := respclient.Dial(t, nodes[1].Addr()), respclient.Dial(t, nodes[0].Addr())
-		a.Do("HELLO", "3")
-		a.Do("CLIENT", "TRACKING", "ON").OK()
-		for _, w := range []*respclient.Conn{viaOwner, viaReader} { // a write on the owner, one forwarded to it
-			a.Do("GET", remote)
-			w.Do("SET", remote, "v").OK()
+	for _, near := range []bool{false, true} {
+		t.Run(fmt.Sprintf("partitioned-near-%v", near), func(t *testing.T) {
+			nodes := testnode.StartCluster(t, 2, func(_ int, cfg *config.Config) { cfg.NearCache.Enabled = near })
+			testnode.WaitConverged(t, 10*time.Second, nodes...)
+			cl := nodes[0].Cluster()
+			remote := testnode.TagOwnedBy(t, cl.Owner, nodes[1].Cluster().Name()) + "k"
+			local := testnode.TagOwnedBy(t, cl.Owner, cl.Name()) + "k"
+			a := respclient.Dial(t, nodes[0].Addr())
+			viaOwner, viaReader := respclient.Dial(t, nodes[1].Addr()), respclient.Dial(t, nodes[0].Addr())
+			a.Do("HELLO", "3")
+			a.Do("CLIENT", "TRACKING", "ON").OK()
+			for _, w := range []*respclient.Conn{viaOwner, viaReader} { // a write on the owner, one forwarded to it
+				a.Do("GET", remote)
+				w.Do("SET", remote, "v").OK()
+				expectPush(t, a, remote, 5*time.Second)
+			}
+			a.Do("GET", local)
+			viaOwner.Do("SET", local, "v").OK() // forwarded here by the other member
+			expectPush(t, a, local, 5*time.Second)
+			a.Do("MGET", remote, local)
+			viaOwner.Do("DEL", remote).Int(1)
 			expectPush(t, a, remote, 5*time.Second)
-		}
-		a.Do("GET", local)
-		viaOwner.Do("SET", local, "v").OK() // forwarded here by the other member
-		expectPush(t, a, local, 5*time.Second)
-		a.Do("MGET", remote, local)
-		viaOwner.Do("DEL", remote).Int(1)
-		expectPush(t, a, remote, 5*time.Second)
-	})
+		})
+	}
 }
