@@ -3,7 +3,6 @@ package e2e_test
 import (
 	"cmp"
 	"fmt"
-	"github.com/vela-cache/vela/config"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vela-cache/vela/config"
 	"github.com/vela-cache/vela/internal/redistest"
 	"github.com/vela-cache/vela/internal/respclient"
 	"github.com/vela-cache/vela/internal/testnode"
