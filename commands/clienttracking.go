@@ -19,9 +19,10 @@ import (
 //     per prefix and sent once the command that changed them has run.
 //   - OPTIN / OPTOUT: only the reads after CLIENT CACHING YES / all but those after CLIENT
 //     CACHING NO are remembered. NOLOOP: not the keys it changed itself.
-//   - REDIRECT id: the messages go to another RESP3 connection. A RESP2 connection, or one
-//     whose messages are redirected to a RESP2 one, receives nothing: Redis would send them as
-//     Pub/Sub messages to a subscriber of __redis__:invalidate, and Vela serves no Pub/Sub.
+//   - REDIRECT id: the messages go to another connection: as pushes to a RESP3 one, as Pub/Sub
+//     messages on __redis__:invalidate to a RESP2 one with a subscription (to anything, as in
+//     Redis). A RESP2 connection that redirects nowhere, or to a RESP2 connection without a
+//     subscription, receives nothing: RESP2 has no other way to carry them.
 //
 // Writes by this node's clients, by scripts and transactions, copies from other members
 // (replicated topology), owners' word of their keys' changes (partitioned topology, through a
@@ -100,7 +101,7 @@ func invalidation(keys [][]byte) []byte {
 // t.mu.
 func (t *tracker) sendLocked(st *trackState, msg []byte) {
 	if to := t.targetLocked(st); to != nil {
-		to.Push(msg)
+		deliver(to, msg)
 	}
 }
 
@@ -122,10 +123,29 @@ func (t *tracker) targetLocked(st *trackState) *resp.Conn {
 		}
 		to = st.redirConn
 	}
-	if !to.SpeaksRESP3() {
+	if !to.SpeaksRESP3() && (st.redirect == 0 || !to.Subscribed()) {
 		return nil
 	}
 	return to
+}
+
+// redirMessage starts an invalidation as a RESP2 redirect target receives it: a Pub/Sub message
+// on Redis's __redis__:invalidate channel, followed by the same payload as the push.
+var redirMessage = []byte("*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n")
+
+// deliver queues msg, an invalidation push, on to: as it is for a RESP3 connection, as a Pub/Sub
+// message for a RESP2 redirect target in the Pub/Sub context (targetLocked lets no other RESP2
+// connection through), as Redis sends them there.
+func deliver(to *resp.Conn, msg []byte) {
+	if to.SpeaksRESP3() {
+		to.Push(msg)
+		return
+	}
+	body := msg[len(pushInvalidate):]
+	if string(body) == "_\r\n" { // every key: a null, RESP2's
+		body = []byte("$-1\r\n")
+	}
+	to.Push(append(append(make([]byte, 0, len(redirMessage)+len(body)), redirMessage...), body...))
 }
 
 // publishLocked shows st in CLIENT LIST (flags t, R, B; redir).
@@ -270,7 +290,7 @@ func (t *tracker) invalidateLocked(key []byte, origin int64, byStore bool) {
 			if msg == nil {
 				msg = invalidation([][]byte{key})
 			}
-			to.Push(msg)
+			deliver(to, msg)
 		}
 	}
 	if kept != nil {
@@ -298,7 +318,7 @@ func (t *tracker) tell(st *trackState, keys [][]byte) {
 		}
 	}
 	if to := t.targetLocked(st); to != nil {
-		to.Push(invalidation(keys))
+		deliver(to, invalidation(keys))
 	}
 }
 

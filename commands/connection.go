@@ -22,13 +22,13 @@ func (n *Node) registerConnection() {
 		{Name: "libver", Type: "string", Token: "LIB-VER"},
 	}}}
 	for _, c := range []*Command{
-		{Name: "ping", Arity: -1, Flags: FlagFast, Handler: n.ping},
+		{Name: "ping", Arity: -1, Flags: FlagFast | flagPubSubContext, Handler: n.ping},
 		{Name: "echo", Arity: 2, Flags: FlagFast, Handler: n.echo},
-		{Name: "quit", Arity: -1, Flags: FlagFast | FlagNoAuth | FlagLoading | flagTxControl, Handler: n.quit},
+		{Name: "quit", Arity: -1, Flags: FlagFast | FlagNoAuth | FlagLoading | flagTxControl | flagPubSubContext, Handler: n.quit},
 		{Name: "select", Arity: 2, Flags: FlagFast | FlagLoading, Handler: n.selectDB},
 		{Name: "auth", Arity: -2, Flags: FlagFast | FlagNoAuth | FlagLoading, Handler: n.auth},
 		{Name: "hello", Arity: -1, Flags: FlagFast | FlagNoAuth | FlagLoading, Handler: n.hello},
-		{Name: "reset", Arity: 1, Flags: FlagFast | FlagNoAuth | FlagLoading | flagTxControl, Handler: n.reset},
+		{Name: "reset", Arity: 1, Flags: FlagFast | FlagNoAuth | FlagLoading | flagTxControl | flagPubSubContext, Handler: n.reset},
 		{Name: "client", Arity: -2, Subcommands: map[string]*Command{
 			"setname":      sub("setname", 3, FlagLoading, n.clientSetName),
 			"getname":      sub("getname", 2, FlagLoading, n.clientGetName),
@@ -58,6 +58,13 @@ func (n *Node) ping(c *Ctx, args [][]byte) (resp.Reply, error) {
 	if len(args) > 2 {
 		return resp.Reply{}, WrongArity("ping")
 	}
+	if c.sub.Active() && c.Proto() < 3 { // the Pub/Sub context: an array, as Redis answers there
+		msg := resp.BulkString("")
+		if len(args) == 2 {
+			msg = resp.Bulk(args[1])
+		}
+		return resp.Array([]resp.Reply{resp.BulkString("pong"), msg}), nil
+	}
 	if len(args) == 2 {
 		return resp.Bulk(args[1]), nil
 	}
@@ -78,6 +85,7 @@ func (n *Node) quit(c *Ctx, _ [][]byte) (resp.Reply, error) {
 // authenticated when the server has a password.
 func (n *Node) reset(c *Ctx, _ [][]byte) (resp.Reply, error) {
 	n.endTx(c)
+	n.dropSubscriptions(c)
 	if c.trk != nil {
 		n.clientCache.disable(c.trk) // as Redis's clearClientConnectionState
 	}
@@ -263,11 +271,15 @@ func (n *Node) clientSetInfo(c *Ctx, args [][]byte) (resp.Reply, error) {
 // argument rules: TYPE takes exactly one argument, ID lists clients in the order asked.
 func (n *Node) clientList(c *Ctx, args [][]byte) (resp.Reply, error) {
 	var ids []int64
+	var ofType func(*resp.Conn) bool
 	switch {
 	case len(args) == 4 && equalFold(args[2], "type"):
 		switch t := args[3]; {
 		case equalFold(t, "normal"):
-		case equalFold(t, "master"), equalFold(t, "replica"), equalFold(t, "slave"), equalFold(t, "pubsub"):
+			ofType = func(conn *resp.Conn) bool { return !subscribing(conn) }
+		case equalFold(t, "pubsub"):
+			ofType = subscribing
+		case equalFold(t, "master"), equalFold(t, "replica"), equalFold(t, "slave"):
 			return resp.Verbatim(""), nil // Vela has no such clients
 		default:
 			return resp.Reply{}, formatError("Unknown client type '%s'", cstr(t))
@@ -284,7 +296,11 @@ func (n *Node) clientList(c *Ctx, args [][]byte) (resp.Reply, error) {
 		return resp.Reply{}, ErrSyntax
 	}
 	var b strings.Builder
-	line := func(conn *resp.Conn) { writeClientLine(&b, conn) }
+	line := func(conn *resp.Conn) {
+		if ofType == nil || ofType(conn) {
+			writeClientLine(&b, conn)
+		}
+	}
 	if n.clients != nil {
 		if ids == nil {
 			n.clients.Clients(line)
@@ -310,6 +326,7 @@ func (n *Node) clientList(c *Ctx, args [][]byte) (resp.Reply, error) {
 func (n *Node) clientKill(c *Ctx, args [][]byte) (resp.Reply, error) {
 	var id int64
 	var addr, laddr []byte
+	var ofType func(*resp.Conn) bool
 	skipme, oldForm := true, len(args) == 3
 	if oldForm {
 		addr, skipme = args[2], false
@@ -329,7 +346,10 @@ func (n *Node) clientKill(c *Ctx, args [][]byte) (resp.Reply, error) {
 			case equalFold(opt, "type"):
 				switch {
 				case equalFold(v, "normal"):
-				case equalFold(v, "master"), equalFold(v, "replica"), equalFold(v, "slave"), equalFold(v, "pubsub"):
+					ofType = func(conn *resp.Conn) bool { return !subscribing(conn) }
+				case equalFold(v, "pubsub"):
+					ofType = subscribing
+				case equalFold(v, "master"), equalFold(v, "replica"), equalFold(v, "slave"):
 					return resp.Int(0), nil // Vela has no such clients
 				default:
 					return resp.Reply{}, formatError("Unknown client type '%s'", cstr(v))
@@ -365,6 +385,7 @@ func (n *Node) clientKill(c *Ctx, args [][]byte) (resp.Reply, error) {
 				addr != nil && conn.RemoteAddr() != string(addr),
 				laddr != nil && conn.LocalAddr() != string(laddr),
 				id != 0 && conn.ID != id,
+				ofType != nil && !ofType(conn),
 				skipme && conn == c.Conn:
 				return
 			}
@@ -391,10 +412,20 @@ func (n *Node) clientKill(c *Ctx, args [][]byte) (resp.Reply, error) {
 	return resp.OK, nil
 }
 
+// subscribing reports whether conn has a Pub/Sub subscription: its CLIENT LIST and CLIENT KILL
+// type is "pubsub" then, as in Redis, and "normal" otherwise.
+func subscribing(conn *resp.Conn) bool {
+	in := conn.Info()
+	return in.Sub+in.PSub+in.SSub > 0
+}
+
 // writeClientLine writes conn's line of CLIENT LIST and CLIENT INFO, with Redis's fields.
 func writeClientLine(b *strings.Builder, conn *resp.Conn) {
 	in := conn.Info()
 	flags := ""
+	if in.Sub+in.PSub+in.SSub > 0 {
+		flags += "P"
+	}
 	if in.Multi >= 0 {
 		flags += "x"
 	}
@@ -408,9 +439,9 @@ func writeClientLine(b *strings.Builder, conn *resp.Conn) {
 	if flags == "" {
 		flags = "N"
 	}
-	fmt.Fprintf(b, "id=%d addr=%s laddr=%s fd=0 name=%s age=%d idle=%d flags=%s db=0 sub=0 psub=0 ssub=0 multi=%d qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=%d resp=%d lib-name=%s lib-ver=%s\n",
+	fmt.Fprintf(b, "id=%d addr=%s laddr=%s fd=0 name=%s age=%d idle=%d flags=%s db=0 sub=%d psub=%d ssub=%d multi=%d qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=%d resp=%d lib-name=%s lib-ver=%s\n",
 		in.ID, in.Addr, in.LocalAddr, in.Name, int64(in.Age.Seconds()), int64(in.Idle.Seconds()),
-		flags, in.Multi, in.LastCommand, in.Redirect, in.Proto, in.LibName, in.LibVer)
+		flags, in.Sub, in.PSub, in.SSub, in.Multi, in.LastCommand, in.Redirect, in.Proto, in.LibName, in.LibVer)
 }
 
 // clientInfo serves CLIENT INFO: the connection's own CLIENT LIST line.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vela-cache/vela/latency"
 	"github.com/vela-cache/vela/nearcache"
+	"github.com/vela-cache/vela/pubsub"
 	"github.com/vela-cache/vela/resp"
 	"github.com/vela-cache/vela/slowlog"
 	"github.com/vela-cache/vela/stats"
@@ -117,6 +118,7 @@ type Node struct {
 	watches   watchedKeys      // the keys WATCH watches (watchkeys.go)
 	// clientCache is the table of client tracking (clienttracking.go).
 	clientCache *tracker
+	hub         *pubsub.Hub   // Pub/Sub subscriptions (pubsub.go)
 	nextStripe  atomic.Uint32 // deals connections to the gate's stripes
 	scripts     scripting     // EVAL's script cache and runner (script.go)
 	settingsMu  sync.RWMutex  // guards cfg.Settings, which CONFIG SET changes (config.go)
@@ -191,6 +193,7 @@ func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger
 		started: time.Now(), runID: hex.EncodeToString(id), memStartup: heapBytes()}
 	n.slowlog = newSlowlog(cfg.Slowlog)
 	n.clientCache = newTracker()
+	n.hub = pubsub.NewHub()
 	if rn, ok := st.(store.RemovalNotifier); ok {
 		rn.NotifyRemovals(n.clientCache.removed)
 	}
@@ -224,6 +227,7 @@ func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger
 	n.registerMemory()
 	n.registerObject()
 	n.registerLatency()
+	n.registerPubSub()
 	return n
 }
 
@@ -297,6 +301,8 @@ type Ctx struct {
 	stripe uint8
 	// trk is the connection's client tracking (CLIENT TRACKING), nil until it first uses it.
 	trk *trackState
+	// sub is the connection's Pub/Sub subscriptions, nil until it first subscribes.
+	sub *pubsub.Subscriber
 }
 
 // Context returns the connection's context (cancelled when it closes), or Background. Inside
@@ -377,6 +383,11 @@ func (n *Node) TryServeRESP(conn *resp.Conn, args [][]byte) (resp.Reply, bool) {
 	}
 	if cmd != nil && cmd.Flags&(FlagBlocking|FlagAdmin|FlagClusterWide|flagExclusive) != 0 {
 		return resp.Reply{}, false
+	}
+	if cmd != nil && cmd.Flags&flagFanout != 0 {
+		if _, ok := n.router.(Publisher); ok {
+			return resp.Reply{}, false // it waits for the other members
+		}
 	}
 	if cmd != nil && n.pause.until.Load() != 0 && n.heldByPause(n.session(conn), cmd) {
 		return resp.Reply{}, false // it waits for the pause's end on a goroutine
@@ -473,6 +484,10 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 		if !ctx.Conn.Authenticated() && cmd.Flags&FlagNoAuth == 0 {
 			cmd.rejected.Add(1)
 			return n.refuse(ctx, cmd, ErrNoAuth)
+		}
+		if ctx.sub != nil && cmd.Flags&flagPubSubContext == 0 && !ctx.inExec && ctx.sub.Active() && ctx.Conn.Proto() < 3 {
+			cmd.rejected.Add(1)
+			return n.refuse(ctx, cmd, pubsubContextError(cmd))
 		}
 		if !ctx.inExec { // CLIENT LIST shows EXEC, not the commands it ran
 			ctx.Conn.SetLastCommand(&cmd.Name)

@@ -34,9 +34,11 @@ const (
 	FlagLoading                       // allowed while the node is not ready
 	FlagPipelined                     // may overlap the commands pipelined before it (GET, SET)
 
-	flagTxControl // runs at once between MULTI and EXEC instead of being queued (MULTI, EXEC…)
-	flagExclusive // keeps every other command out while it runs (EXEC): never on an event loop
-	flagScript    // runs a script: keeps every other command out, on an event loop only on a lone node (Node.inlineScripts)
+	flagTxControl     // runs at once between MULTI and EXEC instead of being queued (MULTI, EXEC…)
+	flagExclusive     // keeps every other command out while it runs (EXEC): never on an event loop
+	flagScript        // runs a script: keeps every other command out, on an event loop only on a lone node (Node.inlineScripts)
+	flagPubSubContext // runs in the RESP2 Pub/Sub context: (P|S)(UN)SUBSCRIBE, PING, QUIT, RESET
+	flagFanout        // reaches every member of a cluster and waits for them (PUBLISH): never on an event loop there
 )
 
 var flagNames = []struct {

@@ -54,12 +54,13 @@ func (n *Node) runsHere(cmd *Command) bool {
 }
 
 // remoteLocal reports whether cmd runs on this node inside a remote transaction: it is about
-// the connection or the server (a container's HELP included, and WAIT), not the keys.
+// the connection, the server (a container's HELP included, and WAIT) or this node's Pub/Sub,
+// not the keys.
 func remoteLocal(cmd *Command) bool {
 	if cmd.FirstKey > 0 || cmd.Flags&FlagClusterWide != 0 {
 		return false
 	}
-	return cmd.Group == "connection" || cmd.Group == "server" || strings.HasSuffix(cmd.Name, "|help") ||
+	return cmd.Group == "connection" || cmd.Group == "server" || cmd.Group == "pubsub" || strings.HasSuffix(cmd.Name, "|help") ||
 		cmd.Name == "wait" // inside EXEC it answers this node's count at once
 }
 

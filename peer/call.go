@@ -158,3 +158,37 @@ func failed(addr string, err error) *Call {
 	c.finish(resp.Reply{}, err)
 	return c
 }
+
+// SendAll sends args to each of addrs at once, on the connection to each that pick chooses (so
+// that one client's requests keep their order), and returns the calls in the order of addrs.
+func (p *Pool) SendAll(addrs []string, args [][]byte, pick uint64, timeout time.Duration) []*Call {
+	calls := make([]*Call, len(addrs))
+	for i, addr := range addrs {
+		calls[i] = p.Send(addr, args, pick, timeout)
+	}
+	return calls
+}
+
+// Others returns the RESP addresses of members other than self that have one (addrs maps a
+// member's name to its address).
+func Others(members []string, self string, addrs map[string]string) []string {
+	out := make([]string, 0, len(members))
+	for _, m := range members {
+		if addr := addrs[m]; m != self && addr != "" {
+			out = append(out, addr)
+		}
+	}
+	return out
+}
+
+// SumInts waits for calls and adds up their integer replies (a cluster-wide count, such as
+// PUBLISH's deliveries); a call that failed or answered anything else counts nothing.
+func SumInts(calls []*Call) int64 {
+	var n int64
+	for _, c := range calls {
+		if r := c.Wait(); r.Kind == resp.KindInt {
+			n += r.Int
+		}
+	}
+	return n
+}

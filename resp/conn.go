@@ -106,6 +106,8 @@ type Conn struct {
 	closeHooks []func()
 	trackFlags string // SetTracking
 	redirect   int64
+	subs       [3]int      // SetSubscriptions: channels, patterns and shard channels
+	subscribed atomic.Bool // any of subs
 }
 
 // Context is cancelled when the connection closes or the server shuts down, and during Blocking as
@@ -282,6 +284,9 @@ type Info struct {
 	// Redirect the client its invalidations go to (-1: not tracking), as SetTracking set them.
 	TrackingFlags string
 	Redirect      int64
+	// Sub, PSub and SSub are the numbers of channels, patterns and shard channels the client
+	// is subscribed to, as SetSubscriptions set them.
+	Sub, PSub, SSub int
 }
 
 // Info returns a snapshot for CLIENT LIST. It is safe to call from any goroutine.
@@ -303,6 +308,7 @@ func (c *Conn) Info() Info {
 		WatchDirty:    c.watchDirty.Load(),
 		NoEvict:       c.noEvict.Load(),
 		TrackingFlags: c.trackFlags, Redirect: c.redirect,
+		Sub: c.subs[0], PSub: c.subs[1], SSub: c.subs[2],
 	}
 }
 
@@ -313,6 +319,19 @@ func (c *Conn) SetTracking(flags string, redirect int64) {
 	c.trackFlags, c.redirect = flags, redirect
 	c.mu.Unlock()
 }
+
+// SetSubscriptions records, for CLIENT LIST, how many channels, patterns and shard channels the
+// connection is subscribed to. Safe from any goroutine.
+func (c *Conn) SetSubscriptions(channels, patterns, shard int) {
+	c.mu.Lock()
+	c.subs = [3]int{channels, patterns, shard}
+	c.mu.Unlock()
+	c.subscribed.Store(channels+patterns+shard > 0)
+}
+
+// Subscribed reports whether the connection has a Pub/Sub subscription (SetSubscriptions):
+// a RESP2 connection then takes messages between replies. Safe from any goroutine.
+func (c *Conn) Subscribed() bool { return c.subscribed.Load() }
 
 // SpeaksRESP3 reports whether the connection has switched to RESP3 (HELLO 3), where pushes
 // reach it. Safe from any goroutine.

@@ -26,6 +26,7 @@ const (
 	KindVerbatim             // verbatim string (=), format "txt"
 	KindPush                 // out-of-band push (>n)
 	KindNone                 // no reply at all: nothing is written (CLIENT REPLY OFF)
+	KindSeq                  // several replies, Elems, written one after another (SUBSCRIBE a b)
 )
 
 // Reply is one RESP reply value. Handlers return it by value; the connection writes it in the
@@ -128,6 +129,10 @@ func Map(kv []Reply) Reply { return Reply{Kind: KindMap, Elems: kv} }
 // Set returns a RESP3 set reply (an array in RESP2).
 func Set(elems []Reply) Reply { return Reply{Kind: KindSet, Elems: elems} }
 
+// Seq returns several replies that one command writes one after another, as SUBSCRIBE does
+// for each channel it names.
+func Seq(replies []Reply) Reply { return Reply{Kind: KindSeq, Elems: replies} }
+
 // Push returns a RESP3 push reply (an array in RESP2).
 func Push(elems []Reply) Reply { return Reply{Kind: KindPush, Elems: elems} }
 
@@ -156,6 +161,11 @@ func (r Reply) Text() string {
 func Append(dst []byte, r Reply, proto int) []byte {
 	switch r.Kind {
 	case KindNone:
+		return dst
+	case KindSeq:
+		for _, e := range r.Elems {
+			dst = Append(dst, e, proto)
+		}
 		return dst
 	case KindNil:
 		if proto >= 3 {

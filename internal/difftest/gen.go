@@ -129,6 +129,9 @@ func NewGen(seed int64, opts GenOptions) *Gen {
 		{8, g.ping}, {5, g.echo}, {2, g.quit}, {2, g.reset}, {5, g.selectDB}, {6, g.auth}, {8, g.hello},
 		{12, g.client}, {6, g.command}, {6, g.config}, {3, g.info}, {2, g.role}, {3, g.wait}, {2, g.time}, {5, g.getkeys}, {8, g.dbsize},
 		{3, g.flush},
+		// Pub/Sub, without subscribers: a subscription would put a RESP2 connection in the
+		// Pub/Sub context (internal/e2e's TestPubSubLikeRedis plays those sessions).
+		{6, g.pubsub},
 		// Garbage and the wire.
 		{12, g.unknown}, {12, g.inline}, {2, g.protocolError},
 	}
@@ -1017,6 +1020,41 @@ func (g *Gen) info() []Step {
 		a = append(a, []byte(g.word(g.pick("server", "clients", "memory", "stats", "keyspace", "default", "all", "nosuch"))))
 	}
 	return []Step{{Args: a, Check: Shape}}
+}
+
+// pubsub sends PUBLISH, PUBSUB's introspection, and UNSUBSCRIBE and PUNSUBSCRIBE of at most one
+// channel (each answers one frame when nothing is subscribed), with their argument errors.
+func (g *Gen) pubsub() []Step {
+	channel := func() any { return g.pick("news", "n*", "", "a b", "\x00\xff") }
+	switch g.r.Intn(8) {
+	case 0:
+		return exact(g.name("publish"), channel(), g.value())
+	case 1:
+		return g.arity("publish", g.pick2(1, 3))
+	case 2:
+		if g.chance(0.2) {
+			return exact(g.name("pubsub"), g.word("channels"), "a", "b") // a syntax error
+		}
+		if g.chance(0.5) {
+			return exact(g.name("pubsub"), g.word("channels"))
+		}
+		return exact(g.name("pubsub"), g.word("channels"), channel())
+	case 3:
+		return exact(g.name("pubsub"), g.word("numsub"), channel(), channel())
+	case 4:
+		if g.chance(0.2) {
+			return exact(g.name("pubsub"), g.word("numpat"), "x")
+		}
+		return exact(g.name("pubsub"), g.word("numpat"))
+	case 5:
+		if g.chance(0.3) {
+			return exact(g.name("pubsub"))
+		}
+		return exact(g.name("pubsub"), g.pick("nosuch", "numsubx", ""))
+	case 6:
+		return exact(g.name(g.pick("unsubscribe", "punsubscribe")))
+	}
+	return exact(g.name(g.pick("unsubscribe", "punsubscribe")), channel())
 }
 
 // wait sends WAIT in forms that answer at once or within 2 ms on a node without replicas (Redis

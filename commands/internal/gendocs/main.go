@@ -30,7 +30,7 @@ import (
 )
 
 // names are the commands of DESIGN.md §3 that Redis has, the transaction, scripting, slow log
-// MEMORY USAGE and OBJECT commands, and the subcommands Vela serves.
+// MEMORY USAGE, OBJECT and Pub/Sub commands, and the subcommands Vela serves.
 const names = `ping echo quit select auth hello client command info role shutdown config time dbsize
 	flushdb flushall get set setnx setex psetex getset getdel getex mget mset msetnx incr decr
 	incrby decrby incrbyfloat append strlen del unlink exists touch type expire pexpire expireat
@@ -44,7 +44,9 @@ const names = `ping echo quit select auth hello client command info role shutdow
 	memory|malloc-stats memory|purge object object|encoding object|refcount object|idletime
 	object|freq object|help latency latency|latest latency|history latency|reset
 	latency|histogram latency|graph latency|doctor latency|help client|pause client|unpause
-	client|unblock client|getredir client|trackinginfo client|caching client|tracking client|no-evict client|reply wait`
+	client|unblock client|getredir client|trackinginfo client|caching client|tracking client|no-evict client|reply wait
+	subscribe unsubscribe psubscribe punsubscribe publish pubsub pubsub|channels pubsub|numsub
+	pubsub|numpat pubsub|help`
 
 func main() {
 	out := flag.String("o", "redisdocs.json", "file to write")

@@ -1,0 +1,316 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vela-cache/vela/internal/redistest"
+	"github.com/vela-cache/vela/internal/respclient"
+	"github.com/vela-cache/vela/internal/testnode"
+	"github.com/vela-cache/vela/server"
+)
+
+// pubsubMark ends what a step is waited for: the reply to PING with it, as an array in the
+// RESP2 Pub/Sub context and a bulk string elsewhere, ends with the same bytes.
+const pubsubMark = "__mark__"
+
+// runPubSub plays steps against the server at addr, on connections a and b (RESP2), c (RESP3),
+// p (RESP2, the publisher) and r (RESP2, the target of a's tracking redirect). It returns, for
+// each step, every frame the sender received for it and what every other connection received
+// meanwhile. Each connection's frames are read up to the reply of a PING sent after the step,
+// so the record does not depend on timing; they are sorted, since the order of one publish's
+// deliveries to one connection (a channel and its patterns) is not Redis's contract, nor is
+// whether a subscriber's own message comes before or after its PUBLISH's reply.
+func runPubSub(t *testing.T, addr string, steps []trackingStep) []string {
+	names := []byte("abcpr")
+	conns := map[byte]*respclient.Conn{}
+	for _, w := range names {
+		conns[w] = respclient.Dial(t, addr)
+	}
+	conns['c'].Do("HELLO", "3")
+	conns['p'].Do("FLUSHALL").OK()
+	ids := map[string]string{"$R": conns['r'].Do("CLIENT", "ID").Value.Text()}
+	var record []string
+	inMulti := map[byte]bool{}
+	for _, st := range steps {
+		args := make([]any, len(st.args))
+		for i, a := range st.args {
+			if id, ok := ids[a]; ok {
+				a = id
+			}
+			args[i] = a
+		}
+		sender := conns[st.who]
+		var line string
+		if inMulti[st.who] || strings.EqualFold(st.args[0], "MULTI") { // a PING would be queued: one frame
+			line = fmt.Sprintf("%c %v -> %q", st.who, st.args, sender.Do(args...).Raw)
+		} else {
+			sender.Send(args...)
+			line = fmt.Sprintf("%c %v -> %q", st.who, st.args, framesUntilMark(t, sender))
+		}
+		switch strings.ToUpper(st.args[0]) {
+		case "MULTI":
+			inMulti[st.who] = !strings.Contains(line, "-ERR")
+		case "EXEC", "DISCARD":
+			inMulti[st.who] = false
+		}
+		for _, w := range names {
+			if c := conns[w]; w != st.who && c != nil && !inMulti[w] {
+				got := framesUntilMark(t, c)
+				if len(got) > 0 {
+					line += fmt.Sprintf(" | %c got %q", w, got)
+				}
+				if slices.Contains(got, closedMark) {
+					delete(conns, w)
+				}
+			}
+		}
+		record = append(record, line)
+	}
+	return record
+}
+
+// closedMark is what framesUntilMark records for a connection the server closed (CLIENT KILL).
+const closedMark = "<closed>"
+
+// framesUntilMark sends PING pubsubMark on c and returns the frames received before its reply,
+// sorted, with what differs between two servers masked (HELLO's connection ID, the lines of
+// INFO and CLIENT LIST that are not about Pub/Sub).
+func framesUntilMark(t *testing.T, c *respclient.Conn) []string {
+	t.Helper()
+	c.Send("PING", pubsubMark)
+	var got []string
+	if err := c.Flush(); err != nil {
+		return append(got, closedMark)
+	}
+	for {
+		v, raw, err := c.Receive()
+		if err != nil {
+			return append(got, closedMark)
+		}
+		s := string(raw)
+		if strings.HasSuffix(s, "$8\r\n"+pubsubMark+"\r\n") {
+			slices.Sort(got)
+			return got
+		}
+		switch {
+		case strings.Contains(s, "pubsub_channels:"):
+			var keep []string
+			for _, l := range strings.Split(v.Text(), "\r\n") {
+				if strings.HasPrefix(l, "pubsub") {
+					keep = append(keep, l)
+				}
+			}
+			s = strings.Join(keep, ",")
+		case strings.Contains(s, " flags="):
+			var keep []string
+			for _, l := range strings.Split(strings.TrimSpace(v.Text()), "\n") {
+				for _, f := range strings.Fields(l) {
+					if strings.HasPrefix(f, "flags=") || strings.HasPrefix(f, "sub=") || strings.HasPrefix(f, "psub=") {
+						keep = append(keep, f)
+					}
+				}
+			}
+			slices.Sort(keep)
+			s = strings.Join(keep, " ")
+		}
+		got = append(got, helloID.ReplaceAllString(s, "id\r\n:ID\r\n"))
+	}
+}
+
+// TestPubSubLikeRedis plays the same Pub/Sub sessions against Redis and Vela and compares every
+// reply and every message byte for byte: subscriptions and their counts, messages and pattern
+// messages in RESP2 and RESP3, the RESP2 Pub/Sub context (its refusals, PING's array, RESET,
+// MULTI), PUBSUB's introspection, errors, INFO's and CLIENT LIST's Pub/Sub fields, CLIENT KILL
+// TYPE pubsub, and client tracking's invalidations redirected to a RESP2 subscriber as messages
+// on __redis__:invalidate.
+func TestPubSubLikeRedis(t *testing.T) {
+	redisAddr := redistest.Start(t).Addr
+	velaAddr := testnode.StartDefault(t).Addr()
+	s := func(who byte, args ...string) trackingStep { return trackingStep{who, args} }
+	sessions := map[string][]trackingStep{
+		"channels-and-patterns": {
+			s('a', "UNSUBSCRIBE"), s('a', "PUNSUBSCRIBE"), s('a', "UNSUBSCRIBE", "nothing"),
+			s('a', "SUBSCRIBE", "news", "sports"), s('a', "SUBSCRIBE", "news"), s('a', "PSUBSCRIBE", "n*", "s?orts"),
+			s('c', "SUBSCRIBE", "news"), s('c', "PSUBSCRIBE", "*s"), s('b', "PSUBSCRIBE", "[ns]*"),
+			s('p', "PUBLISH", "news", "hello"), s('p', "PUBLISH", "sports", "x\x00y"), s('p', "PUBLISH", "nobody", "z"),
+			s('p', "PUBLISH", "weather", ""),
+			s('p', "PUBSUB", "CHANNELS", "n*"), s('p', "PUBSUB", "CHANNELS", "s*"), s('p', "PUBSUB", "CHANNELS", "x*"),
+			s('p', "PUBSUB", "NUMSUB", "news", "sports", "none"), s('p', "PUBSUB", "NUMSUB"), s('p', "PUBSUB", "NUMPAT"),
+			s('p', "INFO", "stats"), s('p', "CLIENT", "LIST", "TYPE", "pubsub"), s('p', "CLIENT", "LIST", "TYPE", "normal"),
+			s('a', "UNSUBSCRIBE", "news", "never"), s('a', "PUNSUBSCRIBE", "n*"), s('a', "PUNSUBSCRIBE", "s?orts"),
+			s('p', "PUBLISH", "sports", "again"), s('a', "UNSUBSCRIBE"), s('a', "GET", "k"),
+			s('c', "UNSUBSCRIBE", "news"), s('c', "PUNSUBSCRIBE"), s('b', "PUNSUBSCRIBE", "[ns]*"),
+			s('p', "PUBSUB", "NUMPAT"), s('p', "PUBSUB", "CHANNELS"), s('p', "PUBLISH", "news", "gone"),
+			s('p', "INFO", "stats"),
+		},
+		"resp2-context": {
+			s('a', "SUBSCRIBE", "ch"), s('a', "GET", "k"), s('a', "PING"), s('a', "PING", "hi"),
+			s('a', "MULTI"), s('a', "CLIENT", "ID"), s('a', "PUBLISH", "ch", "x"), s('a', "EXEC"),
+			s('a', "SET", "k", "v"), s('a', "NOSUCH"), s('a', "GET"), s('a', "CLIENT", "NOSUCH"),
+			s('a', "RESET"), s('a', "GET", "k"), s('a', "PING"), s('p', "PUBSUB", "NUMSUB", "ch"),
+			s('c', "SUBSCRIBE", "ch"), s('c', "GET", "k"), s('c', "PING"), s('c', "SET", "k", "v"),
+			s('p', "PUBLISH", "ch", "to-c"), s('c', "UNSUBSCRIBE", "ch", "other"),
+			s('b', "MULTI"), s('b', "SUBSCRIBE", "ch"), s('b', "EXEC"), s('p', "PUBLISH", "ch", "after-exec"),
+			s('b', "GET", "k"), s('b', "UNSUBSCRIBE"), s('b', "GET", "k"), s('p', "PUBSUB", "CHANNELS"),
+			// Inside EXEC a subscribed connection's commands run, as in Redis.
+			s('b', "SUBSCRIBE", "ch"), s('c', "MULTI"), s('c', "SUBSCRIBE", "ch2"), s('c', "GET", "k"), s('c', "EXEC"),
+		},
+		"errors": {
+			s('p', "SUBSCRIBE"), s('p', "PSUBSCRIBE"), s('p', "PUBLISH"), s('p', "PUBLISH", "a"),
+			s('p', "PUBLISH", "a", "b", "c"), s('p', "PUBSUB"), s('p', "PUBSUB", "foo"),
+			s('p', "PUBSUB", "NUMPAT", "x"), s('p', "PUBSUB", "CHANNELS", "a", "b"), s('p', "PUBSUB", "HELP", "x"),
+			s('p', "EVAL", "return redis.call('publish', 'ch', 'from-script')", "0"),
+			s('p', "EVAL", "return pcall(redis.call, 'subscribe', 'ch') and 1 or 0", "0"),
+		},
+		"tracking-redirect": {
+			s('r', "SUBSCRIBE", "__redis__:invalidate"),
+			s('a', "CLIENT", "TRACKING", "ON", "REDIRECT", "$R"), s('a', "GET", "k1"), s('a', "MGET", "k2", "k3"),
+			s('p', "SET", "k1", "1"), s('p', "MSET", "k2", "1", "k3", "2"), s('a', "GET", "k1"),
+			s('p', "FLUSHALL"), s('a', "GET", "k1"), s('r', "UNSUBSCRIBE"), s('p', "SET", "k1", "2"),
+			s('r', "PSUBSCRIBE", "anything*"), s('a', "GET", "k1"), s('p', "DEL", "k1"),
+			s('a', "CLIENT", "TRACKING", "OFF"),
+			s('a', "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "b:", "REDIRECT", "$R"), s('p', "SET", "b:1", "x"),
+			s('p', "CLIENT", "KILL", "TYPE", "pubsub"), s('p', "CLIENT", "LIST", "TYPE", "pubsub"),
+		},
+	}
+	for name, steps := range sessions {
+		t.Run(name, func(t *testing.T) {
+			want, got := runPubSub(t, redisAddr, steps), runPubSub(t, velaAddr, steps)
+			for i := range want {
+				if want[i] != got[i] {
+					t.Errorf("step %d:\n redis: %s\n  vela: %s", i, want[i], got[i])
+				}
+			}
+		})
+	}
+}
+
+// TestPubSubGoRedis subscribes and publishes with go-redis, in RESP2 and RESP3: messages and
+// pattern messages arrive, in order, on the connection go-redis keeps for them.
+func TestPubSubGoRedis(t *testing.T) {
+	addr := testnode.StartDefault(t).Addr()
+	for _, proto := range []int{2, 3} {
+		t.Run(fmt.Sprintf("resp%d", proto), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			client := redis.NewClient(&redis.Options{Addr: addr, Protocol: proto})
+			defer client.Close()
+			sub := client.Subscribe(ctx, "orders")
+			defer sub.Close()
+			if err := sub.PSubscribe(ctx, "audit.*"); err != nil {
+				t.Fatal(err)
+			}
+			for range 2 { // the subscriptions' confirmations
+				if _, err := sub.Receive(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			const n = 500
+			for i := range n {
+				if got := client.Publish(ctx, "orders", fmt.Sprint(i)).Val(); got != 1 {
+					t.Fatalf("PUBLISH %d reached %d subscribers, want 1", i, got)
+				}
+			}
+			client.Publish(ctx, "audit.login", "alice")
+			ch := sub.Channel()
+			for i := range n {
+				select {
+				case m := <-ch:
+					if m.Channel != "orders" || m.Payload != fmt.Sprint(i) {
+						t.Fatalf("message %d: %+v", i, m)
+					}
+				case <-ctx.Done():
+					t.Fatalf("message %d did not arrive", i)
+				}
+			}
+			select {
+			case m := <-ch:
+				if m.Pattern != "audit.*" || m.Channel != "audit.login" || m.Payload != "alice" {
+					t.Fatalf("pattern message: %+v", m)
+				}
+			case <-ctx.Done():
+				t.Fatal("the pattern message did not arrive")
+			}
+			if got := client.PubSubNumSub(ctx, "orders").Val()["orders"]; got != 1 {
+				t.Errorf("PUBSUB NUMSUB orders: %d", got)
+			}
+		})
+	}
+}
+
+// TestPubSubInClusters: a message published through one member reaches the subscribers of every
+// member, PUBLISH counts them all, and one publisher's messages arrive in order; in the
+// partitioned topology (whatever member the channel's name would place it on) and the
+// replicated one.
+func TestPubSubInClusters(t *testing.T) {
+	topologies := map[string]func(t *testing.T) []*server.Server{
+		"partitioned": func(t *testing.T) []*server.Server {
+			nodes := testnode.StartCluster(t, 3, nil)
+			testnode.WaitConverged(t, 10*time.Second, nodes...)
+			return nodes
+		},
+		"replicated": func(t *testing.T) []*server.Server {
+			nodes := testnode.StartReplicated(t, 3, nil)
+			testnode.WaitReplicated(t, 10*time.Second, nodes...)
+			return nodes
+		},
+	}
+	for name, start := range topologies {
+		t.Run(name, func(t *testing.T) {
+			nodes := start(t)
+			var subs []*respclient.Conn
+			for i, n := range nodes {
+				c := respclient.Dial(t, n.Addr())
+				if i == 2 {
+					c.Do("HELLO", "3")
+					c.Send("PSUBSCRIBE", "ev*")
+				} else {
+					c.Send("SUBSCRIBE", "events")
+				}
+				if err := c.Flush(); err != nil {
+					t.Fatal(err)
+				}
+				if _, _, err := c.Receive(); err != nil {
+					t.Fatal(err)
+				}
+				subs = append(subs, c)
+			}
+			pub := respclient.Dial(t, nodes[1].Addr())
+			const n = 200
+			for i := range n {
+				pub.Send("PUBLISH", "events", fmt.Sprint(i))
+			}
+			if err := pub.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			for i := range n {
+				v, _, err := pub.Receive()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if v.Int != 3 {
+					t.Fatalf("PUBLISH %d reached %s subscribers, want 3", i, v)
+				}
+			}
+			for j, c := range subs {
+				for i := range n {
+					v, _, err := c.Receive()
+					if err != nil {
+						t.Fatalf("subscriber on member %d, message %d: %v", j, i, err)
+					}
+					if payload := v.Elems[len(v.Elems)-1].Text(); payload != fmt.Sprint(i) {
+						t.Fatalf("subscriber on member %d: message %d is %v", j, i, v)
+					}
+				}
+			}
+			pub.Do("PUBSUB", "NUMSUB", "events").Raws("*2\r\n$6\r\nevents\r\n:1\r\n") // each member answers for its own
+		})
+	}
+}

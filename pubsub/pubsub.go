@@ -1,0 +1,252 @@
+// Package pubsub delivers published messages to the connections subscribed to their channel,
+// or to a pattern that matches it, as Redis's Pub/Sub does on one server: SUBSCRIBE and
+// PUBLISH, and PSUBSCRIBE's glob patterns.
+//
+// A Hub holds one node's subscriptions. Delivering a message is queuing it on each subscriber's
+// connection (Conn.Push), which writes it between replies; the hub never writes to a socket
+// itself, so a slow subscriber holds no publisher back (its connection bounds what it queues).
+package pubsub
+
+import (
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/vela-cache/vela/glob"
+)
+
+// Conn is a subscriber's connection as the hub sees it.
+type Conn interface {
+	// Push queues msg, whole RESP, to be written between the connection's replies; it reports
+	// false when the connection is too far behind and is being closed.
+	Push(msg []byte) bool
+	// SpeaksRESP3 reports whether the connection takes RESP3 pushes (">"); otherwise messages
+	// go as RESP2 arrays ("*").
+	SpeaksRESP3() bool
+}
+
+// Kind is a namespace of subscriptions.
+type Kind uint8
+
+// The kinds of subscription.
+const (
+	Channel Kind = iota // SUBSCRIBE: one channel by name
+	Pattern             // PSUBSCRIBE: every channel whose name matches a glob pattern
+	kinds
+)
+
+// Subscriber is one connection's subscriptions. Only the connection's own commands change it
+// (one at a time); the hub reads it under its lock.
+type Subscriber struct {
+	conn Conn
+	// names are its subscriptions of each kind in the order they were made, which is the order
+	// UNSUBSCRIBE without arguments answers them in; set indexes them.
+	names [kinds][]string
+	set   [kinds]map[string]struct{}
+}
+
+// Count returns how many channels and patterns s is subscribed to: the count SUBSCRIBE,
+// UNSUBSCRIBE, PSUBSCRIBE and PUNSUBSCRIBE answer with.
+func (s *Subscriber) Count() int { return len(s.names[Channel]) + len(s.names[Pattern]) }
+
+// Active reports whether s has any subscription: a RESP2 connection is then in the Pub/Sub
+// context, where only the commands that change subscriptions (and PING, QUIT, RESET) run.
+func (s *Subscriber) Active() bool { return s != nil && s.Count() > 0 }
+
+// Len returns how many subscriptions of kind k s holds.
+func (s *Subscriber) Len(k Kind) int { return len(s.names[k]) }
+
+// Names returns s's subscriptions of kind k, oldest first. The slice is s's own: the caller
+// must not keep it across a change.
+func (s *Subscriber) Names(k Kind) []string { return s.names[k] }
+
+// Hub is a node's subscriptions, by kind and name. Its methods are safe from any goroutine.
+type Hub struct {
+	// mu guards subs; Publish takes it for reading, so publishers run in parallel.
+	mu   sync.RWMutex
+	subs [kinds]map[string]map[*Subscriber]struct{}
+}
+
+// NewHub returns an empty hub.
+func NewHub() *Hub {
+	h := &Hub{}
+	for k := range h.subs {
+		h.subs[k] = make(map[string]map[*Subscriber]struct{})
+	}
+	return h
+}
+
+// NewSubscriber returns the subscriptions of conn, none yet.
+func (h *Hub) NewSubscriber(conn Conn) *Subscriber { return &Subscriber{conn: conn} }
+
+// Subscribe adds s's subscription of kind k to name, and reports false when s had it already.
+func (h *Hub) Subscribe(s *Subscriber, k Kind, name string) bool {
+	if _, ok := s.set[k][name]; ok {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s.set[k] == nil {
+		s.set[k] = make(map[string]struct{})
+	}
+	s.set[k][name] = struct{}{}
+	s.names[k] = append(s.names[k], name)
+	m := h.subs[k][name]
+	if m == nil {
+		m = make(map[*Subscriber]struct{})
+		h.subs[k][name] = m
+	}
+	m[s] = struct{}{}
+	return true
+}
+
+// Unsubscribe removes s's subscription of kind k to name, and reports false when s did not
+// have it.
+func (h *Hub) Unsubscribe(s *Subscriber, k Kind, name string) bool {
+	if _, ok := s.set[k][name]; !ok {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.dropLocked(s, k, name)
+	delete(s.set[k], name)
+	s.names[k] = slices.DeleteFunc(s.names[k], func(n string) bool { return n == name })
+	return true
+}
+
+// UnsubscribeAll removes every subscription of kind k that s holds and returns their names,
+// oldest first.
+func (h *Hub) UnsubscribeAll(s *Subscriber, k Kind) []string {
+	names := s.names[k]
+	if len(names) == 0 {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, name := range names {
+		h.dropLocked(s, k, name)
+	}
+	s.names[k], s.set[k] = nil, nil
+	return names
+}
+
+// Drop removes all of s's subscriptions: its connection has closed or been reset.
+func (h *Hub) Drop(s *Subscriber) {
+	for k := range kinds {
+		h.UnsubscribeAll(s, k)
+	}
+}
+
+func (h *Hub) dropLocked(s *Subscriber, k Kind, name string) {
+	m := h.subs[k][name]
+	delete(m, s)
+	if len(m) == 0 {
+		delete(h.subs[k], name)
+	}
+}
+
+// Publish delivers msg on channel, to the subscribers of the channel and to those of every
+// pattern that matches it. It returns the number of deliveries, as PUBLISH answers: a
+// connection subscribed to the channel and to two matching patterns receives it three times.
+func (h *Hub) Publish(channel, msg []byte) int {
+	var m message
+	n := 0
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for s := range h.subs[Channel][string(channel)] {
+		s.conn.Push(m.encode(s.conn.SpeaksRESP3(), "message", nil, channel, msg))
+		n++
+	}
+	for pattern, subs := range h.subs[Pattern] {
+		if !glob.Match([]byte(pattern), channel) {
+			continue
+		}
+		var pm message // each pattern its own message: the pattern is in it
+		for s := range subs {
+			s.conn.Push(pm.encode(s.conn.SpeaksRESP3(), "pmessage", []byte(pattern), channel, msg))
+			n++
+		}
+	}
+	return n
+}
+
+// Channels returns the channels that have subscribers, those matching pattern only when
+// pattern is not nil, as PUBSUB CHANNELS answers (sorted).
+func (h *Hub) Channels(pattern []byte) []string {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	var out []string
+	for name := range h.subs[Channel] {
+		if pattern == nil || glob.Match(pattern, []byte(name)) {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// NumSub returns the number of subscribers of channel, not counting pattern subscriptions,
+// as PUBSUB NUMSUB answers.
+func (h *Hub) NumSub(channel []byte) int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.subs[Channel][string(channel)])
+}
+
+// NumPat returns the number of patterns subscribed to, by any connection: PUBSUB NUMPAT, and
+// INFO's pubsub_patterns.
+func (h *Hub) NumPat() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.subs[Pattern])
+}
+
+// NumChannels returns the number of channels with subscribers: INFO's pubsub_channels.
+func (h *Hub) NumChannels() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.subs[Channel])
+}
+
+// message is one published message, encoded once per protocol on first use.
+type message struct{ resp2, resp3 []byte }
+
+// encode returns the message as RESP3 (a push) or RESP2 (an array): its kind, the pattern that
+// matched (pmessage only), the channel and the payload.
+func (m *message) encode(resp3 bool, kind string, pattern, channel, payload []byte) []byte {
+	dst := &m.resp2
+	if resp3 {
+		dst = &m.resp3
+	}
+	if *dst != nil {
+		return *dst
+	}
+	n := 3
+	if pattern != nil {
+		n = 4
+	}
+	b := make([]byte, 0, 32+len(kind)+len(pattern)+len(channel)+len(payload))
+	if resp3 {
+		b = append(b, '>')
+	} else {
+		b = append(b, '*')
+	}
+	b = strconv.AppendInt(b, int64(n), 10)
+	b = append(b, '\r', '\n')
+	b = appendBulk(b, []byte(kind))
+	if pattern != nil {
+		b = appendBulk(b, pattern)
+	}
+	b = appendBulk(b, channel)
+	b = appendBulk(b, payload)
+	*dst = b
+	return b
+}
+
+func appendBulk(b, s []byte) []byte {
+	b = append(b, '$')
+	b = strconv.AppendInt(b, int64(len(s)), 10)
+	b = append(b, '\r', '\n')
+	b = append(b, s...)
+	return append(b, '\r', '\n')
+}
