@@ -137,7 +137,7 @@ func (n *Node) dropSubscriptions(c *Ctx) {
 }
 
 func (n *Node) publish(c *Ctx, args [][]byte) (resp.Reply, error) {
-	delivered := int64(n.hub.Publish(args[1], args[2]))
+	delivered := int64(n.hub.Publish(args[1], args[2], c.loop))
 	if p, ok := n.router.(Publisher); ok && !c.Peer {
 		delivered += p.Publish(c, args)
 	}

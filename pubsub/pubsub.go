@@ -13,13 +13,15 @@ import (
 	"sync"
 
 	"github.com/vela-cache/vela/glob"
+	"github.com/vela-cache/vela/resp"
 )
 
-// Conn is a subscriber's connection as the hub sees it.
+// Conn is a subscriber's connection as the hub sees it (a *resp.Conn).
 type Conn interface {
-	// Push queues msg, whole RESP, to be written between the connection's replies; it reports
-	// false when the connection is too far behind and is being closed.
-	Push(msg []byte) bool
+	// PushFrom queues msg, whole RESP, to be written between the connection's replies; it
+	// reports false when the connection is too far behind and is being closed. lp is the event
+	// loop the publisher runs on, or nil.
+	PushFrom(lp *resp.Loop, msg []byte) bool
 	// SpeaksRESP3 reports whether the connection takes RESP3 pushes (">"); otherwise messages
 	// go as RESP2 arrays ("*").
 	SpeaksRESP3() bool
@@ -64,14 +66,39 @@ func (s *Subscriber) Names(k Kind) []string { return s.names[k] }
 type Hub struct {
 	// mu guards subs; Publish takes it for reading, so publishers run in parallel.
 	mu   sync.RWMutex
-	subs [kinds]map[string]map[*Subscriber]struct{}
+	subs [kinds]map[string]*subscribers
+}
+
+// subscribers are those of one channel or pattern: a slice, which a publish walks, indexed so
+// that one leaves in constant time.
+type subscribers struct {
+	list []*Subscriber
+	pos  map[*Subscriber]int // index in list
+}
+
+func (ss *subscribers) add(s *Subscriber) {
+	ss.pos[s] = len(ss.list)
+	ss.list = append(ss.list, s)
+}
+
+func (ss *subscribers) remove(s *Subscriber) {
+	i, ok := ss.pos[s]
+	if !ok {
+		return
+	}
+	last := len(ss.list) - 1
+	ss.list[i] = ss.list[last]
+	ss.pos[ss.list[i]] = i
+	ss.list[last] = nil
+	ss.list = ss.list[:last]
+	delete(ss.pos, s)
 }
 
 // NewHub returns an empty hub.
 func NewHub() *Hub {
 	h := &Hub{}
 	for k := range h.subs {
-		h.subs[k] = make(map[string]map[*Subscriber]struct{})
+		h.subs[k] = make(map[string]*subscribers)
 	}
 	return h
 }
@@ -91,12 +118,12 @@ func (h *Hub) Subscribe(s *Subscriber, k Kind, name string) bool {
 	}
 	s.set[k][name] = struct{}{}
 	s.names[k] = append(s.names[k], name)
-	m := h.subs[k][name]
-	if m == nil {
-		m = make(map[*Subscriber]struct{})
-		h.subs[k][name] = m
+	ss := h.subs[k][name]
+	if ss == nil {
+		ss = &subscribers{pos: make(map[*Subscriber]int, 1)}
+		h.subs[k][name] = ss
 	}
-	m[s] = struct{}{}
+	ss.add(s)
 	return true
 }
 
@@ -138,34 +165,40 @@ func (h *Hub) Drop(s *Subscriber) {
 }
 
 func (h *Hub) dropLocked(s *Subscriber, k Kind, name string) {
-	m := h.subs[k][name]
-	delete(m, s)
-	if len(m) == 0 {
-		delete(h.subs[k], name)
+	if ss := h.subs[k][name]; ss != nil {
+		ss.remove(s)
+		if len(ss.list) == 0 {
+			delete(h.subs[k], name)
+		}
 	}
 }
 
 // Publish delivers msg on channel, to the subscribers of the channel and to those of every
 // pattern that matches it. It returns the number of deliveries, as PUBLISH answers: a
 // connection subscribed to the channel and to two matching patterns receives it three times.
-func (h *Hub) Publish(channel, msg []byte) int {
+//
+// lp is the event loop the publishing command runs on, or nil: a subscriber on the same loop
+// then gets the message with the loop's replies, without a wake-up.
+func (h *Hub) Publish(channel, msg []byte, lp *resp.Loop) int {
 	var m message
 	n := 0
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	for s := range h.subs[Channel][string(channel)] {
-		s.conn.Push(m.encode(s.conn.SpeaksRESP3(), "message", nil, channel, msg))
-		n++
+	if ss := h.subs[Channel][string(channel)]; ss != nil {
+		for _, s := range ss.list {
+			s.conn.PushFrom(lp, m.encode(s.conn.SpeaksRESP3(), "message", nil, channel, msg))
+		}
+		n += len(ss.list)
 	}
-	for pattern, subs := range h.subs[Pattern] {
+	for pattern, ss := range h.subs[Pattern] {
 		if !glob.Match([]byte(pattern), channel) {
 			continue
 		}
 		var pm message // each pattern its own message: the pattern is in it
-		for s := range subs {
-			s.conn.Push(pm.encode(s.conn.SpeaksRESP3(), "pmessage", []byte(pattern), channel, msg))
-			n++
+		for _, s := range ss.list {
+			s.conn.PushFrom(lp, pm.encode(s.conn.SpeaksRESP3(), "pmessage", []byte(pattern), channel, msg))
 		}
+		n += len(ss.list)
 	}
 	return n
 }
@@ -190,7 +223,10 @@ func (h *Hub) Channels(pattern []byte) []string {
 func (h *Hub) NumSub(channel []byte) int {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return len(h.subs[Channel][string(channel)])
+	if ss := h.subs[Channel][string(channel)]; ss != nil {
+		return len(ss.list)
+	}
+	return 0
 }
 
 // NumPat returns the number of patterns subscribed to, by any connection: PUBSUB NUMPAT, and

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 	"testing"
+
+	"github.com/vela-cache/vela/resp"
 )
 
 // conn records what a subscriber is pushed.
@@ -14,7 +16,7 @@ type conn struct {
 	got   []string
 }
 
-func (c *conn) Push(msg []byte) bool {
+func (c *conn) PushFrom(_ *resp.Loop, msg []byte) bool {
 	c.mu.Lock()
 	c.got = append(c.got, string(msg))
 	c.mu.Unlock()
@@ -41,7 +43,7 @@ func TestPublishReachesChannelsAndPatterns(t *testing.T) {
 	if h.Subscribe(s2, Channel, "news") {
 		t.Error("a second SUBSCRIBE to the same channel added it again")
 	}
-	if n := h.Publish([]byte("news"), []byte("hi")); n != 3 {
+	if n := h.Publish([]byte("news"), []byte("hi"), nil); n != 3 {
 		t.Errorf("Publish reached %d, want 3 (a channel and a pattern on one, a pattern on the other)", n)
 	}
 	got := c2.take()
@@ -56,7 +58,7 @@ func TestPublishReachesChannelsAndPatterns(t *testing.T) {
 	if got := c3.take(); !slices.Equal(got, []string{">4\r\n$8\r\npmessage\r\n$2\r\n*s\r\n$4\r\nnews\r\n$2\r\nhi\r\n"}) {
 		t.Errorf("RESP3 subscriber got %q", got)
 	}
-	if n := h.Publish([]byte("other"), []byte("x")); n != 0 {
+	if n := h.Publish([]byte("other"), []byte("x"), nil); n != 0 {
 		t.Errorf("a channel nobody listens to reached %d", n)
 	}
 	if s2.Count() != 2 || s3.Count() != 1 || !s2.Active() {
@@ -114,7 +116,7 @@ func TestConcurrentPublishAndSubscribe(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				if h.Publish([]byte("ch"), []byte(fmt.Sprint(p, i))) < 1 {
+				if h.Publish([]byte("ch"), []byte(fmt.Sprint(p, i)), nil) < 1 {
 					t.Error("a publish missed the steady subscriber")
 					return
 				}
@@ -145,8 +147,8 @@ func TestConcurrentPublishAndSubscribe(t *testing.T) {
 // discard is a subscriber's connection that keeps nothing.
 type discard struct{}
 
-func (discard) Push([]byte) bool  { return true }
-func (discard) SpeaksRESP3() bool { return false }
+func (discard) PushFrom(*resp.Loop, []byte) bool { return true }
+func (discard) SpeaksRESP3() bool                { return false }
 
 // BenchmarkPublish measures one PUBLISH delivered to a number of subscribers of the channel,
 // with 100 patterns subscribed that do not match it (each is tried).
@@ -163,7 +165,7 @@ func BenchmarkPublish(b *testing.B) {
 			channel, msg := []byte("orders"), []byte("a message of some 32 bytes......")
 			b.ReportAllocs()
 			for b.Loop() {
-				h.Publish(channel, msg)
+				h.Publish(channel, msg, nil)
 			}
 		})
 	}

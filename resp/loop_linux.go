@@ -54,12 +54,15 @@ type loop struct {
 	handle              *Loop                  // what code running on the loop sees of it
 	watched             map[int32]func(uint32) // descriptors watched for that code (Loop.Watch)
 	readyLocal          []*Conn                // parked connections the loop's own work made ready (LoopNotifier)
+	pushedLocal         []*Conn                // connections the loop's own work pushed to (Conn.PushFrom)
 	keys                [prefetchBatch][]byte  // scratch for prefetch
 
 	mu         sync.Mutex
 	incoming   []*Conn  // handed to the loop, not yet registered
 	readyList  []*Conn  // parked connections whose replies are ready
 	tasks      []func() // posted to run on the loop (Loop.Post)
+	pushed     []*Conn  // connections with pushes queued since the loop last looked (wakeForPush)
+	sparePush  []*Conn  // the other pushed list, swapped with pushed by the loop
 	spareTasks []func() // the other task list, swapped with tasks by the loop
 	spareReady []*Conn  // the other ready list, swapped with readyList by the loop
 	woken      bool     // wakefd has been written since the loop last drained it
@@ -281,6 +284,7 @@ func (l *loop) round(n int) bool {
 		l.serve(c, unix.EPOLLIN)
 	}
 	l.flushParked()
+	l.takePushedLocal()
 	l.writeQueued()
 	return true
 }
@@ -290,13 +294,19 @@ func (l *loop) round(n int) bool {
 func (l *loop) takeIncoming() bool {
 	_, _ = unix.Read(l.wakefd, l.wakeb[:])
 	l.mu.Lock()
-	list, ready, tasks, stopped := l.incoming, l.readyList, l.tasks, l.stopping
-	l.incoming, l.readyList, l.tasks, l.woken = nil, l.spareReady[:0], l.spareTasks[:0], false
-	l.spareReady, l.spareTasks = ready, tasks
+	list, ready, tasks, pushed, stopped := l.incoming, l.readyList, l.tasks, l.pushed, l.stopping
+	l.incoming, l.readyList, l.tasks, l.pushed, l.woken = nil, l.spareReady[:0], l.spareTasks[:0], l.sparePush[:0], false
+	l.spareReady, l.spareTasks, l.sparePush = ready, tasks, pushed
 	l.mu.Unlock()
 	for i, fn := range tasks {
 		tasks[i] = nil
 		l.runTask(fn)
+	}
+	for i, c := range pushed {
+		pushed[i] = nil
+		if l.idleHere(c) {
+			l.write(c)
+		}
 	}
 	for i, c := range ready {
 		ready[i] = nil
@@ -445,12 +455,40 @@ func (lp *Loop) Post(fn func()) bool {
 
 // wakeForPush has the loop write c's queued pushes (Conn.Push) if c is idle on it. A
 // connection that is busy, parked or served by a goroutine takes them after its next reply.
+// It allocates nothing: a subscriber may be pushed a message per publish.
 func (l *loop) wakeForPush(c *Conn) {
-	(&Loop{l}).Post(func() {
-		if c.inLoop && !c.parked && len(c.waiting) == 0 && l.conns[c.fdio.fd] == c {
-			l.write(c)
+	l.mu.Lock()
+	if !l.stopped {
+		l.pushed = append(l.pushed, c)
+		l.wakeLocked()
+	}
+	l.mu.Unlock()
+}
+
+// idleHere reports whether c is served by this loop and waits for nothing, so that its queued
+// pushes can be written now. A connection that is busy, parked or served by a goroutine takes
+// them after its next reply.
+func (l *loop) idleHere(c *Conn) bool {
+	return c.inLoop && !c.parked && len(c.waiting) == 0 && l.conns[c.fdio.fd] == c
+}
+
+// serves reports whether lp, which may be nil, is the loop c is registered with.
+func (lp *Loop) serves(c *Conn) bool { return lp != nil && lp.l == c.loop }
+
+// pushedHere notes, on the loop's goroutine, that c (one of its connections) has pushes queued:
+// the end of the poll round writes them with the round's replies (takePushedLocal).
+func (l *loop) pushedHere(c *Conn) { l.pushedLocal = append(l.pushedLocal, c) }
+
+// takePushedLocal queues the writes of the connections the round's own commands pushed to.
+func (l *loop) takePushedLocal() {
+	for i, c := range l.pushedLocal {
+		l.pushedLocal[i] = nil
+		if l.idleHere(c) {
+			c.takePushes()
+			l.queueWrite(c)
 		}
-	})
+	}
+	l.pushedLocal = l.pushedLocal[:0]
 }
 
 // runWatched and runTask run code given to the loop; a panic there is logged and costs the loop

@@ -19,6 +19,10 @@ func (l *loop) give(*Conn) bool   { return false }
 func (l *loop) stop()             {}
 func (l *loop) wakeForPush(*Conn) {}
 
+func (l *loop) pushedHere(*Conn) {}
+
+func (lp *Loop) serves(*Conn) bool { return false }
+
 func (s *Server) startLoops(int) error { return errors.New("resp: event loops need Linux") }
 
 func (s *Server) loopHeld() int { return 0 }

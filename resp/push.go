@@ -20,7 +20,12 @@ const maxPushBytes = 64 << 20
 // Push queues msg, whole RESP, to be written to the client after the reply being written, from
 // any goroutine. It reports false, queuing nothing, when the connection has fallen too far
 // behind; the connection is then being closed.
-func (c *Conn) Push(msg []byte) bool {
+func (c *Conn) Push(msg []byte) bool { return c.PushFrom(nil, msg) }
+
+// PushFrom is Push from code running on the event loop lp (a command the loop runs: Ctx's
+// Loop), or nil. A connection served by that same loop then has its pushes written at the end
+// of the loop's poll round, with the replies, instead of being woken for them.
+func (c *Conn) PushFrom(lp *Loop, msg []byte) bool {
 	c.pushMu.Lock()
 	if c.pushDropped || len(c.pushBuf)+len(msg) > maxPushBytes {
 		dropped := c.pushDropped
@@ -41,7 +46,11 @@ func (c *Conn) Push(msg []byte) bool {
 	}
 	c.pushing.Store(true)
 	if c.loop != nil {
-		c.loop.wakeForPush(c)
+		if lp.serves(c) {
+			c.loop.pushedHere(c)
+		} else {
+			c.loop.wakeForPush(c)
+		}
 	}
 	if c.idleRead.Load() { // its goroutine waits for input: end the wait
 		_ = c.nc.SetReadDeadline(time.Now())
@@ -56,10 +65,14 @@ func (c *Conn) takePushes() {
 		return
 	}
 	c.pushMu.Lock()
-	c.out = append(c.out, c.pushBuf...)
-	c.pushBuf = c.pushBuf[:0]
-	if cap(c.pushBuf) > 64<<10 {
-		c.pushBuf = nil
+	if len(c.out) == 0 { // the usual case for a subscriber: take the queue's buffer, give it out's
+		c.out, c.pushBuf = c.pushBuf, c.out[:0]
+	} else {
+		c.out = append(c.out, c.pushBuf...)
+		c.pushBuf = c.pushBuf[:0]
+	}
+	if cap(c.pushBuf) > 4*maxPendingOutput {
+		c.pushBuf = nil // do not keep a buffer grown by one burst
 	}
 	c.pushing.Store(false)
 	c.pushMu.Unlock()
