@@ -305,6 +305,25 @@ func (t *tracker) invalidateLocked(key []byte, origin int64, byStore bool) {
 func (t *tracker) tell(st *trackState, keys [][]byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.forgetLocked(st, keys)
+	if to := t.targetLocked(st); to != nil {
+		deliver(to, invalidation(keys))
+	}
+}
+
+// forgetOwn forgets, without telling it, that st's client read keys it is about to change on
+// another member (partitioned topology): the owner's word of the change comes back as anyone's
+// (TrackingInvalidate), and a NOLOOP client must not be told of its own write. Forgetting
+// first has the effect NOLOOP has on a local write: the client is no longer told of the key's
+// changes until it reads it again.
+func (t *tracker) forgetOwn(st *trackState, keys [][]byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.forgetLocked(st, keys)
+}
+
+// forgetLocked removes st's client from the table entries of keys. The caller holds t.mu.
+func (t *tracker) forgetLocked(st *trackState, keys [][]byte) {
 	for _, k := range keys {
 		if ids, ok := t.table[string(k)]; ok {
 			if _, ok := ids[st.conn.ID]; ok {
@@ -316,9 +335,6 @@ func (t *tracker) tell(st *trackState, keys [][]byte) {
 				t.keys.Add(-1)
 			}
 		}
-	}
-	if to := t.targetLocked(st); to != nil {
-		deliver(to, invalidation(keys))
 	}
 }
 

@@ -530,6 +530,11 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 	}
 	// WATCH names keys but is about the connection's transaction: txn.go places it itself.
 	if n.router != nil && (cmd.FirstKey > 0 || cmd.Flags&FlagClusterWide != 0) && cmd.Flags&flagTxControl == 0 {
+		if st := ctx.trk; st != nil && st.on && st.noloop && !st.bcast && cmd.Flags&FlagWrite != 0 {
+			if _, ok := n.router.(ReadWatcher); ok { // its owner may be another member
+				n.clientCache.forgetOwn(st, cmd.Keys(args))
+			}
+		}
 		var start time.Duration
 		slowOn, latOn, trackOn := n.slowlog.On(), n.latency.On(), n.track.On()
 		if slowOn || latOn || trackOn {

@@ -395,6 +395,19 @@ func TestClientTrackingInClusters(t *testing.T) {
 			a.Do("MGET", remote, local)
 			viaOwner.Do("DEL", remote).Int(1)
 			expectPush(t, a, remote, 5*time.Second)
+
+			// NOLOOP: a client's own write of another member's key is not reported back to it.
+			// The owner reports its keys' changes in order, so the report of a later write by
+			// someone else (marker) comes after any report of the client's own.
+			noloop := respclient.Dial(t, nodes[0].Addr())
+			noloop.Do("HELLO", "3")
+			noloop.Do("CLIENT", "TRACKING", "ON", "NOLOOP").OK()
+			marker := strings.TrimSuffix(remote, "k") + "marker" // the same hash tag: the same owner
+			noloop.Do("GET", remote)
+			noloop.Do("GET", marker)
+			noloop.Do("SET", remote, "own").OK()
+			viaOwner.Do("SET", marker, "x").OK()
+			expectPush(t, noloop, marker, 5*time.Second)
 		})
 	}
 }
