@@ -104,7 +104,7 @@ func (n *Node) pausesWrites(c *Ctx, cmd *Command) bool {
 	switch {
 	case cmd.Flags&FlagWrite != 0:
 		return true
-	case cmd.Name == "eval" || cmd.Name == "evalsha":
+	case cmd.Name == "eval" || cmd.Name == "evalsha" || cmd.Name == "publish": // as Redis 7 holds them
 		return true
 	case cmd.Name == "exec" && c.tx != nil:
 		for _, q := range c.tx.queue {

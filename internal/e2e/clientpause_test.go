@@ -66,9 +66,14 @@ func pauseSession(t *testing.T, addr string) []string {
 	note("EVAL in a WRITE pause: %q", held(t, b, brief, "EVAL", "return 1", "0"))
 	admin.Do("CLIENT", "PAUSE", "0", "WRITE").OK() // a shorter pause leaves the end where it was
 	note("DEL in a WRITE pause shortened: %q", held(t, a, brief, "DEL", "nosuch"))
+	note("PUBSUB NUMSUB in a WRITE pause: %s", held(t, admin, 5*time.Second, "PUBSUB", "NUMSUB", "ch"))
+	pub := respclient.Dial(t, addr)
+	pub.SetTimeout(10 * time.Second)
+	note("PUBLISH in a WRITE pause: %q", held(t, pub, brief, "PUBLISH", "ch", "m"))
 	admin.Do("CLIENT", "UNPAUSE").OK()
 	note("EVAL once unpaused: %s", next(t, b))
 	note("DEL once unpaused: %s", next(t, a))
+	note("PUBLISH once unpaused: %s", next(t, pub))
 
 	admin.Do("CLIENT", "PAUSE", "1500", "ALL").OK()
 	note("PING in an ALL pause: %q", held(t, a, brief, "PING"))
@@ -80,9 +85,9 @@ func pauseSession(t *testing.T, addr string) []string {
 
 // TestClientPauseLikeRedis compares CLIENT PAUSE and UNPAUSE with Redis's: their errors, byte
 // for byte, then a session on each server, on event loops and with a goroutine per client: a
-// WRITE pause holds back SET, a SET queued in MULTI, EVAL and DEL, not GET, TTL or EVAL_RO,
-// and releases them in order at UNPAUSE; a shorter pause does not end a longer one; an ALL
-// pause holds every command until it ends.
+// WRITE pause holds back SET, a SET queued in MULTI, EVAL, DEL and PUBLISH, not GET, TTL,
+// EVAL_RO or PUBSUB, and releases them in order at UNPAUSE; a shorter pause does not end a
+// longer one; an ALL pause holds every command until it ends.
 func TestClientPauseLikeRedis(t *testing.T) {
 	rs := redistest.Start(t)
 	want := pauseSession(t, rs.Addr)
