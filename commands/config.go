@@ -8,6 +8,7 @@ import (
 
 	"github.com/vela-cache/vela/glob"
 	"github.com/vela-cache/vela/latency"
+	"github.com/vela-cache/vela/pubsub"
 	"github.com/vela-cache/vela/redisnum"
 	"github.com/vela-cache/vela/resp"
 )
@@ -118,6 +119,13 @@ func (n *Node) configSet(_ *Ctx, args [][]byte) (resp.Reply, error) {
 			changes = append(changes, change{name, map[bool]string{true: "yes", false: "no"}[on],
 				func() { n.track.SetOn(on) }})
 			continue
+		case "notify-keyspace-events":
+			ev, ok := pubsub.ParseEvents(string(value))
+			if !ok {
+				return resp.Reply{}, configSetFailed(name, pubsub.BadEventClass)
+			}
+			changes = append(changes, change{name, ev.String(), func() { n.events.Store(uint32(ev)) }})
+			continue
 		case "latency-tracking-info-percentiles":
 			ps, err := latency.ParsePercentiles(string(value))
 			if err != nil {
@@ -200,7 +208,7 @@ func (n *Node) configResetStat(_ *Ctx, _ [][]byte) (resp.Reply, error) {
 // runtimeSettings are the parameters CONFIG SET changes while the node serves, which CONFIG
 // REWRITE writes back to its file.
 var runtimeSettings = []string{"slowlog-log-slower-than", "slowlog-max-len", "latency-monitor-threshold",
-	"latency-tracking", "latency-tracking-info-percentiles", "maxclients"}
+	"latency-tracking", "latency-tracking-info-percentiles", "maxclients", "notify-keyspace-events"}
 
 // configRewrite serves CONFIG REWRITE: the settings CONFIG SET changes are written to the file
 // the node was started from, as they are now, so that a restart keeps them (Config.Rewrite);
@@ -230,7 +238,8 @@ func (n *Node) configHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
 		"GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
 		"SET <directive> <value>", "    Set the configuration <directive> to <value>.",
 		"    Vela changes slowlog-log-slower-than, slowlog-max-len, latency-monitor-threshold,",
-		"    latency-tracking, latency-tracking-info-percentiles and maxclients while it serves;",
+		"    latency-tracking, latency-tracking-info-percentiles, maxclients and",
+		"    notify-keyspace-events while it serves;",
 		"    other parameters only to the value they have.",
 		"RESETSTAT", "    Reset statistics reported by the INFO command.",
 		"REWRITE", "    Rewrite the configuration file."), nil

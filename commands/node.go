@@ -119,6 +119,7 @@ type Node struct {
 	// clientCache is the table of client tracking (clienttracking.go).
 	clientCache *tracker
 	hub         *pubsub.Hub   // Pub/Sub subscriptions (pubsub.go)
+	events      atomic.Uint32 // the pubsub.Events keyspace notifications publish (notify.go)
 	nextStripe  atomic.Uint32 // deals connections to the gate's stripes
 	scripts     scripting     // EVAL's script cache and runner (script.go)
 	settingsMu  sync.RWMutex  // guards cfg.Settings, which CONFIG SET changes (config.go)
@@ -194,8 +195,11 @@ func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger
 	n.slowlog = newSlowlog(cfg.Slowlog)
 	n.clientCache = newTracker()
 	n.hub = pubsub.NewHub()
+	if ev, ok := pubsub.ParseEvents(cfg.Settings["notify-keyspace-events"]); ok {
+		n.events.Store(uint32(ev))
+	}
 	if rn, ok := st.(store.RemovalNotifier); ok {
-		rn.NotifyRemovals(n.clientCache.removed)
+		rn.NotifyRemovals(n.removedByStore)
 	}
 	if n.latency = cfg.Latency; n.latency == nil {
 		n.latency = latency.New(0)
@@ -879,6 +883,9 @@ func (n *Node) account(key []byte, op *store.Op, res store.Result, err error, or
 	}
 	if (len(n.watchers) > 0 || n.watches.active() || n.clientCache.active()) && changes(op, &res) {
 		n.notifyKey(key, origin)
+	}
+	if ev := pubsub.Events(n.events.Load()); ev != 0 {
+		n.opEvents(ev, key, op, &res)
 	}
 	if !n.stats.On() {
 		return

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"errors"
+	"github.com/vela-cache/vela/pubsub"
 	"github.com/vela-cache/vela/resp"
 	"github.com/vela-cache/vela/store"
 )
@@ -245,6 +246,7 @@ func (n *Node) setMulti(c *Ctx, pairs []store.KV, nx bool) (bool, error) {
 		if done {
 			for _, kv := range pairs {
 				n.NotifyKeyBy(c, kv.Key)
+				n.keyspaceEvent(pubsub.String, "set", kv.Key)
 			}
 			if n.stats.On() {
 				n.stats.Writes.Add(uint64(len(pairs)))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 
+	"github.com/vela-cache/vela/pubsub"
 	"github.com/vela-cache/vela/resp"
 	"github.com/vela-cache/vela/store"
 )
@@ -46,6 +47,7 @@ func (n *Node) InvalidateTags(ctx context.Context, tags [][]byte) ([][]byte, err
 	deleted, err := tg.InvalidateTags(ctx, tags)
 	for _, key := range deleted {
 		n.NotifyKey(key)
+		n.keyspaceEvent(pubsub.Generic, "del", key)
 	}
 	if n.stats.On() && len(deleted) > 0 {
 		n.stats.TagInvalidations.Add(uint64(len(deleted)))

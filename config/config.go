@@ -17,12 +17,19 @@ import (
 	"time"
 
 	"github.com/vela-cache/vela/latency"
+	"github.com/vela-cache/vela/pubsub"
 )
 
 // percentilesErr reports whether s is not a valid latency_tracking_info_percentiles.
 func percentilesErr(s string) error {
 	_, err := latency.ParsePercentiles(s)
 	return err
+}
+
+// validEvents reports whether s is a valid notify_keyspace_events.
+func validEvents(s string) bool {
+	_, ok := pubsub.ParseEvents(s)
+	return ok
 }
 
 // Config is the whole configuration. Its zero value is not valid; start from Default.
@@ -61,6 +68,9 @@ type Config struct {
 	// numbers from 0 to 100 separated by single spaces.
 	LatencyTracking                bool
 	LatencyTrackingInfoPercentiles string
+	// NotifyKeyspaceEvents selects the keyspace notifications published to Pub/Sub subscribers,
+	// in Redis's notify-keyspace-events letters ("" by default: none, as in Redis).
+	NotifyKeyspaceEvents string
 
 	Store     StoreConfig
 	Topology  TopologyConfig
@@ -205,6 +215,8 @@ func (c *Config) Validate() error {
 		return &Error{"latency_monitor_threshold", "must not be negative (0 turns the monitor off)"}
 	case percentilesErr(c.LatencyTrackingInfoPercentiles) != nil:
 		return &Error{"latency_tracking_info_percentiles", "must be numbers from 0 to 100 separated by single spaces, as \"50 99 99.9\""}
+	case !validEvents(c.NotifyKeyspaceEvents):
+		return &Error{"notify_keyspace_events", "must be letters of \"Ag$lshzxeKEtmdn\", as Redis's notify-keyspace-events"}
 	case c.SweepInterval < 0:
 		return &Error{"sweep_interval", "must not be negative"}
 	case c.StampedeTimeout < 0:

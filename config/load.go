@@ -59,6 +59,7 @@ func (c *Config) keys() []key {
 		{"latency_monitor_threshold", kInt, "milliseconds an event must take to enter LATENCY (0: none)", &c.LatencyMonitorThreshold},
 		{"latency_tracking", kBool, "record commands' run times for INFO latencystats and LATENCY HISTOGRAM", &c.LatencyTracking},
 		{"latency_tracking_info_percentiles", kString, "percentiles INFO latencystats prints, space-separated", &c.LatencyTrackingInfoPercentiles},
+		{"notify_keyspace_events", kString, "keyspace notifications to publish, Redis's letters (\"\": none)", &c.NotifyKeyspaceEvents},
 		{"event_loops", kInt, "epoll loops serving clients of the memory store (0: a goroutine per client)", &c.EventLoops},
 		{"store.type", kString, "memory, disk or redis", &c.Store.Type},
 		{"store.disk.path", kString, "bbolt file of the disk store", &c.Store.DiskPath},

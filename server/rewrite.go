@@ -18,6 +18,7 @@ var rewrittenKeys = map[string]struct {
 	"latency-tracking":                  {"latency_tracking", false},
 	"latency-tracking-info-percentiles": {"latency_tracking_info_percentiles", true},
 	"maxclients":                        {"max_clients", false},
+	"notify-keyspace-events":            {"notify_keyspace_events", true},
 }
 
 // configRewriter returns CONFIG REWRITE for a node started from file: it writes the settings

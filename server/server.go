@@ -26,6 +26,7 @@ import (
 	"github.com/vela-cache/vela/metrics"
 	"github.com/vela-cache/vela/nearcache"
 	"github.com/vela-cache/vela/partition"
+	"github.com/vela-cache/vela/pubsub"
 	"github.com/vela-cache/vela/replicate"
 	"github.com/vela-cache/vela/resp"
 	"github.com/vela-cache/vela/slowlog"
@@ -419,6 +420,7 @@ func percentiles(cfg config.Config) []float64 {
 
 // redisSettings are the CONFIG GET parameters, under Redis's names.
 func redisSettings(cfg config.Config) map[string]string {
+	events, _ := pubsub.ParseEvents(cfg.NotifyKeyspaceEvents) // Validate has checked it
 	policy := map[string]string{"ttl_only": "noeviction", "lru": "allkeys-lru", "lfu": "allkeys-lfu"}[cfg.EvictionPolicy]
 	host, port, _ := net.SplitHostPort(cfg.Listen)
 	if host == "" {
@@ -439,9 +441,9 @@ func redisSettings(cfg config.Config) map[string]string {
 		"bind":                              host,
 		"port":                              port,
 		"loglevel":                          logLevel,
-		"cluster-enabled":                   "no",            // a partitioned Vela is one cache to its clients, not a Redis Cluster
-		"maxmemory-samples":                 "5",             // the memory store's eviction sample (memory.Config.Samples)
-		"notify-keyspace-events":            "",              // Vela publishes no keyspace notifications
+		"cluster-enabled":                   "no", // a partitioned Vela is one cache to its clients, not a Redis Cluster
+		"maxmemory-samples":                 "5",  // the memory store's eviction sample (memory.Config.Samples)
+		"notify-keyspace-events":            events.String(),
 		"requirepass":                       cfg.RequirePass, // Redis shows it too, to clients allowed to run CONFIG
 		"slowlog-log-slower-than":           strconv.FormatInt(cfg.SlowlogLogSlowerThan, 10),
 		"slowlog-max-len":                   strconv.Itoa(cfg.SlowlogMaxLen),

@@ -39,12 +39,13 @@ type Store interface {
 }
 
 // RemovalNotifier is implemented by stores that remove keys on their own, when they expire or
-// are evicted. Client tracking needs to hear of those: a client caching the key is told.
+// are evicted. Client tracking needs to hear of those (a client caching the key is told), and
+// keyspace notifications publish them ("expired", "evicted").
 type RemovalNotifier interface {
-	// NotifyRemovals makes the store call fn with each key it removes on its own. fn must be
-	// quick and must not call the store: it may run with the store's locks held. Call it before
-	// the store is used.
-	NotifyRemovals(fn func(key []byte))
+	// NotifyRemovals makes the store call fn with each key it removes on its own, evicted or
+	// expired. fn must be quick and must not call the store: it may run with the store's locks
+	// held. Call it before the store is used.
+	NotifyRemovals(fn func(key []byte, evicted bool))
 }
 
 // Keyspace is implemented by stores that can enumerate and clear their keys.

@@ -975,9 +975,12 @@ func (g *Gen) config() []Step {
 func (g *Gen) configSet(c string) []Step {
 	set := g.name("set")
 	pair := func() []any {
-		switch g.r.Intn(9) {
+		switch g.r.Intn(10) {
 		case 0:
 			return []any{g.pick("slowlog-max-len", "SLOWLOG-MAX-LEN"), g.pick("128", "abc", "-1", "+5", "", "1.5")}
+		case 8: // no subscriber hears the events; CONFIG GET shows the classes as Redis spells them
+			return []any{g.pick("notify-keyspace-events", "Notify-Keyspace-Events"),
+				g.pick("", "KEA", "AKE", "Ex", "g$xe", "KEAmn", "Kq", "lshzt", "$$E")}
 		case 1:
 			return []any{g.pick("slowlog-log-slower-than", "Slowlog-Log-Slower-Than"), g.pick("10000", "-2", "x", "1e3")}
 		case 2:

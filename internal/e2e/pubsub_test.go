@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/vela-cache/vela/config"
 	"github.com/vela-cache/vela/internal/redistest"
 	"github.com/vela-cache/vela/internal/respclient"
 	"github.com/vela-cache/vela/internal/testnode"
@@ -180,6 +182,11 @@ func TestPubSubLikeRedis(t *testing.T) {
 			s('p', "CLIENT", "KILL", "TYPE", "pubsub"), s('p', "CLIENT", "LIST", "TYPE", "pubsub"),
 		},
 	}
+	samePubSub(t, redisAddr, velaAddr, sessions)
+}
+
+// samePubSub plays each session against Redis and Vela (runPubSub) and compares the records.
+func samePubSub(t *testing.T, redisAddr, velaAddr string, sessions map[string][]trackingStep) {
 	for name, steps := range sessions {
 		t.Run(name, func(t *testing.T) {
 			want, got := runPubSub(t, redisAddr, steps), runPubSub(t, velaAddr, steps)
@@ -311,6 +318,115 @@ func TestPubSubInClusters(t *testing.T) {
 				}
 			}
 			pub.Do("PUBSUB", "NUMSUB", "events").Raws("*2\r\n$6\r\nevents\r\n:1\r\n") // each member answers for its own
+		})
+	}
+}
+
+// TestKeyspaceNotificationsLikeRedis plays the same sessions against Redis and Vela with
+// keyspace notifications on (CONFIG SET notify-keyspace-events) and compares what a subscriber
+// to every keyspace and keyevent channel receives for each command, byte for byte: the events
+// of every string and key command (writes, deletes, expiry set and cleared, an expiry in the
+// past), expired and evicted keys, key misses, and the classes that select them.
+func TestKeyspaceNotificationsLikeRedis(t *testing.T) {
+	redisAddr := redistest.Start(t, "--maxmemory-policy", "allkeys-lru").Addr
+	velaAddr := testnode.StartDefault(t).Addr()
+	s := func(who byte, args ...string) trackingStep { return trackingStep{who, args} }
+	config := func(v string) trackingStep { return s('p', "CONFIG", "SET", "notify-keyspace-events", v) }
+	listen := s('a', "PSUBSCRIBE", "__key*__:*")
+	sessions := map[string][]trackingStep{
+		"strings": {
+			config("KEA"), s('p', "CONFIG", "GET", "notify-keyspace-events"), listen,
+			s('p', "SET", "k", "v"), s('p', "SET", "k", "v", "EX", "100"), s('p', "SET", "k", "v", "KEEPTTL"),
+			s('p', "SET", "k", "w", "NX"), s('p', "SET", "k", "w", "XX", "GET"), s('p', "SET", "n", "w", "XX"),
+			s('p', "SETNX", "k", "x"), s('p', "SETNX", "k2", "x"), s('p', "SETEX", "k", "10", "v"),
+			s('p', "PSETEX", "k", "10000", "v"), s('p', "GETSET", "k", "g"), s('p', "MSET", "a", "1", "b", "2"),
+			s('p', "MSETNX", "a", "1", "c", "3"), s('p', "MSETNX", "d", "1", "e", "3"),
+			s('p', "INCR", "i"), s('p', "DECRBY", "i", "5"), s('p', "INCRBYFLOAT", "i", "1.5"), s('p', "INCR", "k"),
+			s('p', "APPEND", "k", "x"), s('p', "SETRANGE", "k", "1", "yz"), s('p', "SETRANGE", "k", "1", ""),
+			s('p', "SETRANGE", "new", "0", ""), s('p', "GETDEL", "k"), s('p', "GETDEL", "k"),
+			s('p', "GETEX", "a", "EX", "100"), s('p', "GETEX", "a", "PERSIST"), s('p', "GETEX", "a", "PERSIST"),
+			s('p', "GETEX", "a"), s('p', "GET", "nosuch"), s('p', "MGET", "a", "nosuch"), s('p', "STRLEN", "nosuch"),
+			s('p', "GETRANGE", "nosuch", "0", "1"),
+		},
+		"keys": {
+			config("KEA"), listen,
+			s('p', "MSET", "a", "1", "b", "2", "c", "3"), s('p', "DEL", "a", "nosuch"), s('p', "UNLINK", "b"),
+			s('p', "EXPIRE", "c", "100"), s('p', "EXPIRE", "c", "50", "GT"), s('p', "PEXPIRE", "c", "100000"),
+			s('p', "EXPIREAT", "c", "4000000000"), s('p', "PERSIST", "c"), s('p', "PERSIST", "c"),
+			s('p', "EXPIRE", "c", "-1"), s('p', "SET", "d", "1"), s('p', "PEXPIREAT", "d", "1"),
+			s('p', "EXPIRE", "nosuch", "10"), s('p', "EXISTS", "nosuch"), s('p', "TTL", "nosuch"),
+			s('p', "TYPE", "nosuch"), s('p', "TOUCH", "nosuch"), s('p', "SET", "e", "1"),
+			s('p', "GETEX", "e", "PXAT", "1"), s('p', "FLUSHALL"),
+		},
+		"misses": {
+			config("KEm"), listen, s('p', "GET", "x"), s('p', "MGET", "x", "y"), s('p', "STRLEN", "x"),
+			s('p', "EXISTS", "x"), s('p', "TTL", "x"), s('p', "PTTL", "x"), s('p', "EXPIRETIME", "x"),
+			s('p', "TYPE", "x"), s('p', "TOUCH", "x"), s('p', "GETRANGE", "x", "0", "1"), s('p', "SUBSTR", "x", "0", "1"),
+			s('p', "GETSET", "x", "1"), s('p', "DEL", "x"), s('p', "SET", "x", "1", "GET"), s('p', "DEL", "x"),
+			s('p', "GETDEL", "x"), s('p', "GETEX", "x"), s('p', "GETEX", "x", "EX", "10"),
+			s('p', "OBJECT", "ENCODING", "x"), s('p', "OBJECT", "FREQ", "x"), s('p', "INCR", "x"),
+			s('p', "APPEND", "y", "z"), s('p', "EXPIRE", "z", "10"), s('p', "PERSIST", "z"),
+		},
+		"classes": {
+			config("Kg"), listen, s('p', "SET", "k", "v", "EX", "100"), s('p', "DEL", "k"),
+			config("E$"), s('p', "SET", "k", "v", "EX", "100"), s('p', "INCR", "i"), s('p', "DEL", "k"),
+			config("Km"), s('p', "GET", "nosuch"), s('p', "SET", "k", "v"),
+			config("g"), s('p', "DEL", "k"), config("K"), s('p', "DEL", "i"), config("KEA"),
+			s('p', "CONFIG", "GET", "notify-keyspace-events"), config("bogus"), config(""), s('p', "SET", "k", "v"),
+		},
+	}
+	samePubSub(t, redisAddr, velaAddr, sessions)
+}
+
+// TestKeyspaceExpiredAndEvicted: a key the background sweep expires, on the memory and the disk
+// store, is published as "expired" (class x), and a key the memory store evicts as "evicted"
+// (class e), in the messages Redis sends for them.
+func TestKeyspaceExpiredAndEvicted(t *testing.T) {
+	mem := testnode.Config()
+	mem.SweepInterval, mem.NotifyKeyspaceEvents = 20*time.Millisecond, "KEx"
+	disk := mem
+	disk.Store.Type, disk.Store.DiskPath = "disk", filepath.Join(t.TempDir(), "vela.db")
+	evict := testnode.Config()
+	evict.MaxSize, evict.EvictionPolicy, evict.NotifyKeyspaceEvents = 10, "lru", "Ee"
+	for name, cfg := range map[string]config.Config{"memory": mem, "disk": disk, "eviction": evict} {
+		t.Run(name, func(t *testing.T) {
+			addr := testnode.Start(t, cfg).Addr()
+			sub, c := respclient.Dial(t, addr), respclient.Dial(t, addr)
+			sub.Do("PSUBSCRIBE", "__key*__:*")
+			if name == "eviction" { // 20 keys in room for 10: 10 evicted, whichever LRU sampling picks
+				left := map[string]bool{}
+				for i := range 20 {
+					k := fmt.Sprintf("k%d%d", i%10, i/10) // names of one length: one length of message
+					c.Do("SET", k, "v").OK()
+					left[k] = true
+				}
+				for range 10 {
+					_, raw, err := sub.Receive()
+					if err != nil {
+						t.Fatal(err)
+					}
+					k, ok := strings.CutPrefix(string(raw), "*4\r\n$8\r\npmessage\r\n$10\r\n__key*__:*\r\n$22\r\n__keyevent@0__:evicted\r\n$3\r\n")
+					if k = strings.TrimSuffix(k, "\r\n"); !ok || !left[k] {
+						t.Fatalf("%q is not the eviction of a key left", raw)
+					}
+					delete(left, k)
+				}
+				return
+			}
+			c.Do("SET", "soon", "v", "PX", "30").OK()
+			want := []string{
+				"*4\r\n$8\r\npmessage\r\n$10\r\n__key*__:*\r\n$19\r\n__keyspace@0__:soon\r\n$7\r\nexpired\r\n",
+				"*4\r\n$8\r\npmessage\r\n$10\r\n__key*__:*\r\n$22\r\n__keyevent@0__:expired\r\n$4\r\nsoon\r\n",
+			}
+			for i, w := range want {
+				_, raw, err := sub.Receive() // no read of the key: the store removes it on its own
+				if err != nil {
+					t.Fatalf("message %d: %v", i, err)
+				}
+				if string(raw) != w {
+					t.Fatalf("message %d: %q, want %q", i, raw, w)
+				}
+			}
 		})
 	}
 }

@@ -74,7 +74,7 @@ var (
 type Store struct {
 	// onRemove hears of each key the store expires (NotifyRemovals), or is nil. A removal in a
 	// transaction that then fails is reported too: a needless invalidation, never a missed one.
-	onRemove   func(key []byte)
+	onRemove   func(key []byte, evicted bool)
 	db         *bolt.DB
 	maxLen     int64
 	maxBatch   int
@@ -558,12 +558,12 @@ func (s *Store) Flush(ctx context.Context) error {
 }
 
 // NotifyRemovals implements store.RemovalNotifier.
-func (s *Store) NotifyRemovals(fn func(key []byte)) { s.onRemove = fn }
+func (s *Store) NotifyRemovals(fn func(key []byte, evicted bool)) { s.onRemove = fn }
 
 // removedOnItsOwn reports key, removed because it expired, to NotifyRemovals's function.
 func (s *Store) removedOnItsOwn(key []byte) {
 	if s.onRemove != nil {
-		s.onRemove(key)
+		s.onRemove(key, false)
 	}
 }
 

@@ -209,7 +209,7 @@ func (s *Store) evictOne(keep []byte) bool {
 		return false // deleted meanwhile: the caller checks the bound again
 	}
 	if s.onRemove != nil {
-		s.onRemove(keyOf(t.items[j]))
+		s.onRemove(keyOf(t.items[j]), true)
 	}
 	s.removeAt(sh, t, j, false)
 	if s.stats.On() {

@@ -100,7 +100,7 @@ type Store struct {
 	shards [numShards]shard
 	tags   *tags.Index
 	// onRemove hears of each key the store expires or evicts (NotifyRemovals), or is nil.
-	onRemove func(key []byte)
+	onRemove func(key []byte, evicted bool)
 	maxLen   int64
 	now      func() int64
 	stats    *stats.Stats
@@ -367,7 +367,7 @@ func (s *Store) setExpiry(sh *shard, hd *header, expireAt int64) {
 }
 
 // NotifyRemovals implements store.RemovalNotifier.
-func (s *Store) NotifyRemovals(fn func(key []byte)) { s.onRemove = fn }
+func (s *Store) NotifyRemovals(fn func(key []byte, evicted bool)) { s.onRemove = fn }
 
 // removeAt deletes the item in bucket i of a locked shard's table, with its tags. expired says
 // the entry is being removed because it expired, which the stats count.
@@ -380,7 +380,7 @@ func (s *Store) removeAt(sh *shard, t *table, i int, expired bool) {
 		dBytes -= tags.EntryCost(len(key), s.tags.Remove(key))
 	}
 	if expired && s.onRemove != nil {
-		s.onRemove(keyOf(p))
+		s.onRemove(keyOf(p), false)
 	}
 	if hd.expireAt != 0 {
 		sh.ttlKeys--

@@ -1,0 +1,29 @@
+package pubsub
+
+import "testing"
+
+// TestEventsRoundTrip: notify-keyspace-events values read back as Redis 7.0.15's CONFIG GET
+// shows them (captured from it), and bad characters are refused.
+func TestEventsRoundTrip(t *testing.T) {
+	for in, want := range map[string]string{
+		"": "", "KEA": "AKE", "AKE": "AKE", "g$lshzxetd": "A", "Ex": "xE", "Kx": "xK", "KEAm": "AKEm",
+		"KEAn": "AKE", "KEAmn": "AKEm", "gK": "gK", "KEg$xe": "g$xeKE", "KEAz": "AKE", "$": "$",
+	} {
+		ev, ok := ParseEvents(in)
+		if !ok || ev.String() != want {
+			t.Errorf("%q: %q (%v), want %q", in, ev.String(), ok, want)
+		}
+	}
+	for _, bad := range []string{"q", "KEAq", " "} {
+		if _, ok := ParseEvents(bad); ok {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	ev, _ := ParseEvents("Kx")
+	if !ev.Publishes(Expired) || ev.Publishes(Generic) {
+		t.Error("Kx should publish expired events only")
+	}
+	if ev, _ := ParseEvents("x"); ev.Publishes(Expired) {
+		t.Error("x without K or E publishes nothing, as in Redis")
+	}
+}
