@@ -128,6 +128,8 @@ type Cluster struct {
 	stats *stats.Stats
 	log   *slog.Logger
 	pool  *peer.Pool
+	// silence is the pools' record of members not answering (WAIT's count, pubsub.go).
+	silence *peer.Silence
 	// copies carries, on connections of their own, the requests a member serves by itself
 	// without waiting for another member: copies of writes to replicas, near-cache messages and
 	// pulls (VELA TAKE). A peer's command forwarded here may wait for them on the goroutine
@@ -283,6 +285,7 @@ func New(node *commands.Node, st store.Store, cfg Config) (*Cluster, error) {
 		[][]byte{[]byte("VELA"), []byte("PEER"), []byte(cl.token)},
 		[][]byte{[]byte("HELLO"), []byte("3")})
 	silence := peer.NewSilence() // a member found not answering by one pool fails fast in both
+	cl.silence = silence
 	cl.pool = peer.NewPool(peer.Config{Conns: cfg.PeerConns, DialTimeout: cfg.ForwardTimeout,
 		Handshake: handshake, Dial: cfg.PeerDial, Log: cfg.Log, Silence: silence})
 	cl.copies = peer.NewPool(peer.Config{Conns: 1, DialTimeout: cfg.ForwardTimeout,

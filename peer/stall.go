@@ -59,6 +59,15 @@ type silentState struct {
 	err error       // what they fail with
 }
 
+// Answering reports whether addr is answering, as far as the pools that share s know: it has
+// not let a request time out since it last answered a probe.
+func (s *Silence) Answering(addr string) bool {
+	s.mu.Lock()
+	st := s.peers[addr]
+	s.mu.Unlock()
+	return st == nil || !st.on.Load()
+}
+
 // state returns addr's entry, creating it (answering) on first use.
 func (s *Silence) state(addr string) *silentState {
 	s.mu.Lock()

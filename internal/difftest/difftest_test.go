@@ -563,7 +563,7 @@ func TestDifferentialClusterTransactions(t *testing.T) {
 		t.Run(fmt.Sprintf("replicas=%d", replicas), func(t *testing.T) {
 			seed, steps, rs, nodes := diffClusterReplicas(t, 6000/replicas, replicas)
 			cl := nodes[0].Cluster()
-			total := transactionSequences(t, rs.Addr, nodes[0].Addr(), seed, steps, cl.Owner, cl.Name(), false)
+			total := transactionSequences(t, rs.Addr, nodes[0].Addr(), seed, steps, cl.Owner, cl.Name(), replicas > 1)
 			t.Logf("%d commands sent to each server", total)
 		})
 	}

@@ -79,8 +79,9 @@ type GenOptions struct {
 	// the disk store).
 	NoIdleTime bool
 	// CopiesCounted: Vela's writes are copied to other members before they are acknowledged
-	// (the replicated topology), so WAIT counts copies a lone Redis has not; its replies are
-	// then compared by kind, its errors still exactly.
+	// (the replicated topology, and the partitioned one with replicas > 1), so WAIT counts
+	// copies a lone Redis has not; its replies are then compared by kind, its errors still
+	// exactly.
 	CopiesCounted bool
 }
 

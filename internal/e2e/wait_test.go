@@ -1,10 +1,12 @@
 package e2e_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vela-cache/vela/config"
 	"github.com/vela-cache/vela/internal/redistest"
 	"github.com/vela-cache/vela/internal/respclient"
 	"github.com/vela-cache/vela/internal/testnode"
@@ -81,4 +83,23 @@ func TestWaitReplicated(t *testing.T) {
 		t.Errorf("WAIT 2 took %v with both copies made", took)
 	}
 	c.Do("WAIT", "3", "100").Int(2)
+}
+
+// TestWaitPartitioned: in the partitioned topology a write is acknowledged once its copies have
+// reached the key's other holders, so WAIT answers cluster.replicas − 1 at once (0 with one
+// copy: after its timeout when more are asked for).
+func TestWaitPartitioned(t *testing.T) {
+	for _, replicas := range []int{1, 2} {
+		t.Run(fmt.Sprint("replicas=", replicas), func(t *testing.T) {
+			nodes := testnode.StartCluster(t, 3, func(_ int, cfg *config.Config) { cfg.Cluster.Replicas = replicas })
+			testnode.WaitConverged(t, 10*time.Second, nodes...)
+			c := respclient.Dial(t, nodes[0].Addr())
+			for i := range 10 { // keys of every owner
+				c.Do("SET", fmt.Sprint("k", i), "v").OK()
+			}
+			c.Do("WAIT", "0", "0").Int(int64(replicas - 1))
+			c.Do("WAIT", fmt.Sprint(replicas-1), "5000").Int(int64(replicas - 1))
+			c.Do("WAIT", "3", "100").Int(int64(replicas - 1))
+		})
+	}
 }
