@@ -515,8 +515,16 @@ func (t *tracker) overlap(st *trackState, ps [][]byte) error {
 // exec remembers them before the command runs (rememberBefore) and again once it has.
 func (n *Node) trackedKeys(c *Ctx, cmd *Command, args [][]byte) [][]byte {
 	st := c.trk
-	if st.bcast || (st.optin && !st.caching) || (st.optout && st.caching) || cmd.Flags&flagScript != 0 {
+	if st.bcast || (st.optin && !st.caching) || (st.optout && st.caching) {
 		return nil
+	}
+	if cmd.Flags&flagScript != 0 {
+		// A script's reads are tracked one by one as they run here; on a partitioned member a
+		// script may run on its keys' owner instead, out of sight: its declared keys are then
+		// registered as a read's are (a key it only writes is reported too, needlessly).
+		if _, ok := n.router.(ReadWatcher); !ok {
+			return nil
+		}
 	}
 	return cmd.Keys(args)
 }

@@ -522,7 +522,7 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 		defer n.gate.runlock(ctx.stripe)
 	}
 	// A tracking client's read remembers its keys before and after it runs (clienttracking.go).
-	if ctx.trk != nil && ctx.trk.on && cmd.Flags&FlagReadOnly != 0 {
+	if ctx.trk != nil && ctx.trk.on && cmd.Flags&(FlagReadOnly|flagScript) != 0 {
 		if keys := n.trackedKeys(ctx, cmd, args); len(keys) > 0 {
 			n.clientCache.rememberBefore(ctx.trk, keys)
 			var unwatched [][]byte

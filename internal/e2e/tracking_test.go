@@ -408,6 +408,12 @@ func TestClientTrackingInClusters(t *testing.T) {
 			noloop.Do("SET", remote, "own").OK()
 			viaOwner.Do("SET", marker, "x").OK()
 			expectPush(t, noloop, marker, 5*time.Second)
+
+			// A script that reads another member's key runs on the owner: its key is
+			// registered all the same.
+			a.Do("EVAL", "return redis.call('GET', KEYS[1])", "1", remote)
+			viaOwner.Do("SET", remote, "from-owner").OK()
+			expectPush(t, a, remote, 5*time.Second)
 		})
 	}
 }
