@@ -184,6 +184,12 @@ func (n *Node) pubsubHelp(_ *Ctx, _ [][]byte) (resp.Reply, error) {
 	), nil
 }
 
+// PubSubFigures returns the channels with subscribers and the patterns subscribed to on this
+// node, for the metrics.
+func (n *Node) PubSubFigures() (channels, patterns int) {
+	return n.hub.NumChannels(), n.hub.NumPat()
+}
+
 // pubsubContextError is Redis's refusal of a command in the RESP2 Pub/Sub context.
 func pubsubContextError(cmd *Command) Error {
 	return Error("ERR Can't execute '" + cmd.Name + "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")

@@ -239,6 +239,10 @@ var (
 		"Clients with CLIENT TRACKING on (INFO tracking_clients).", nil, nil)
 	descTrackedKeys = prometheus.NewDesc(namespace+"_tracking_keys",
 		"Keys in the client tracking table (INFO tracking_total_keys).", nil, nil)
+	descChannels = prometheus.NewDesc(namespace+"_pubsub_channels",
+		"Pub/Sub channels with at least one subscriber on this node (INFO pubsub_channels).", nil, nil)
+	descPatterns = prometheus.NewDesc(namespace+"_pubsub_patterns",
+		"Pub/Sub patterns subscribed to on this node (INFO pubsub_patterns).", nil, nil)
 	descErrors = prometheus.NewDesc(namespace+"_error_replies_total",
 		"Error replies answered, by code, the reply's first word (INFO errorstats).", []string{"code"}, nil)
 	// statHelp documents each counter of stats.Stats.Snapshot, exported as vela_<name>_total.
@@ -270,7 +274,7 @@ var (
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descCommands, descProcessed, descConnections, descClients,
 		descKeys, descMemory, descTags, descTaggedKeys, descErrors, descNetIn, descNetOut, descRejected,
-		descBlocked, descTracking, descTrackedKeys} {
+		descBlocked, descTracking, descTrackedKeys, descChannels, descPatterns} {
 		ch <- d
 	}
 	names := make([]string, 0, len(statDescs))
@@ -304,6 +308,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	clients, keys := n.TrackingFigures()
 	ch <- prometheus.MustNewConstMetric(descTracking, prometheus.GaugeValue, float64(clients))
 	ch <- prometheus.MustNewConstMetric(descTrackedKeys, prometheus.GaugeValue, float64(keys))
+	channels, patterns := n.PubSubFigures()
+	ch <- prometheus.MustNewConstMetric(descChannels, prometheus.GaugeValue, float64(channels))
+	ch <- prometheus.MustNewConstMetric(descPatterns, prometheus.GaugeValue, float64(patterns))
 	for _, cmd := range n.Table().All() {
 		c.collectCalls(ch, cmd)
 	}

@@ -294,3 +294,42 @@ func TestScrapeTrackingAndBlocked(t *testing.T) {
 		t.Errorf("vela_blocked_clients = %v after the unblock", v)
 	}
 }
+
+// TestScrapePubSub: vela_pubsub_channels and vela_pubsub_patterns follow subscriptions as they
+// come and go.
+func TestScrapePubSub(t *testing.T) {
+	cfg := testnode.Config()
+	cfg.MetricsListen = "127.0.0.1:0"
+	srv := testnode.Start(t, cfg)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer c.Close()
+	figures := func() (float64, float64) {
+		m := scrape(t, srv.MetricsAddr())
+		return value(m, "vela_pubsub_channels"), value(m, "vela_pubsub_patterns")
+	}
+	if ch, pat := figures(); ch != 0 || pat != 0 {
+		t.Fatalf("before any subscription: %v channels, %v patterns", ch, pat)
+	}
+	sub := c.Subscribe(ctx, "a", "b")
+	if err := sub.PSubscribe(ctx, "c*"); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // the confirmations: the subscriptions are in place
+		if _, err := sub.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ch, pat := figures(); ch != 2 || pat != 1 {
+		t.Errorf("subscribed to 2 channels and 1 pattern: %v and %v", ch, pat)
+	}
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for ch, pat := figures(); ch != 0 || pat != 0; ch, pat = figures() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the subscriber left: %v channels, %v patterns", ch, pat)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
