@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -426,6 +427,116 @@ func TestKeyspaceExpiredAndEvicted(t *testing.T) {
 				if string(raw) != w {
 					t.Fatalf("message %d: %q, want %q", i, raw, w)
 				}
+			}
+		})
+	}
+}
+
+// TestPubSubUnderChurn publishes from four connections while eight others keep subscribing,
+// reading a little and leaving (by UNSUBSCRIBE or by hanging up), on event loops and on
+// goroutines. A steady subscriber must receive every message of its channel, each publisher's
+// in order, and when the churn ends the node must hold no subscription but the steady one's.
+func TestPubSubUnderChurn(t *testing.T) {
+	goroutines := testnode.Config()
+	goroutines.EventLoops = 0
+	for name, cfg := range map[string]config.Config{"loops": testnode.Config(), "goroutines": goroutines} {
+		t.Run(name, func(t *testing.T) {
+			addr := testnode.Start(t, cfg).Addr()
+			steady := respclient.Dial(t, addr)
+			steady.Do("SUBSCRIBE", "c0")
+			const publishers, each = 4, 500
+			var wg sync.WaitGroup
+			errs := make(chan error, 64)
+			for p := range publishers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c, err := respclient.DialErr(addr)
+					if err != nil {
+						errs <- err
+						return
+					}
+					defer c.Close()
+					for i := range each {
+						c.Send("PUBLISH", fmt.Sprint("c", i%4), fmt.Sprintf("%d:%d", p, i))
+						if i%50 == 49 {
+							if err := c.Flush(); err != nil {
+								errs <- err
+								return
+							}
+							for range 50 {
+								if _, _, err := c.Receive(); err != nil {
+									errs <- err
+									return
+								}
+							}
+						}
+					}
+				}()
+			}
+			for s := range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for round := range 15 {
+						c, err := respclient.DialErr(addr)
+						if err != nil {
+							errs <- err
+							return
+						}
+						if s%2 == 1 {
+							c.Send("HELLO", "3")
+						}
+						c.Send("SUBSCRIBE", fmt.Sprint("c", s%4))
+						c.Send("PSUBSCRIBE", "c*")
+						if err := c.Flush(); err != nil {
+							errs <- err
+							return
+						}
+						c.SetTimeout(200 * time.Millisecond)
+						for range 5 { // some messages, or a timeout once the publishers are done
+							if _, _, err := c.Receive(); err != nil {
+								break
+							}
+						}
+						if round%2 == 0 {
+							c.Send("UNSUBSCRIBE")
+							c.Send("PUNSUBSCRIBE")
+							_ = c.Flush()
+						}
+						_ = c.Close()
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			next := make([]int, publishers) // each publisher's next message on c0
+			for range publishers * each / 4 {
+				v, _, err := steady.Receive()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var p, i int
+				if _, err := fmt.Sscanf(v.Elems[2].Text(), "%d:%d", &p, &i); err != nil || i != next[p] {
+					t.Fatalf("message %v: want publisher %d's message %d", v, p, next[p])
+				}
+				next[p] += 4
+			}
+			check := respclient.Dial(t, addr)
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				numsub := check.Do("PUBSUB", "NUMSUB", "c0", "c1", "c2", "c3").Value.String()
+				numpat := check.Do("PUBSUB", "NUMPAT").Value.Int
+				if numsub == `*["c0", (integer) 1, "c1", (integer) 0, "c2", (integer) 0, "c3", (integer) 0]` && numpat == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("subscriptions left behind: NUMSUB %s, NUMPAT %d", numsub, numpat)
+				}
+				time.Sleep(10 * time.Millisecond)
 			}
 		})
 	}
