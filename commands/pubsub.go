@@ -124,7 +124,7 @@ func (n *Node) unsubscribe(k pubsub.Kind) Handler {
 // showSubscriptions publishes c's subscription counts for CLIENT LIST.
 func (n *Node) showSubscriptions(c *Ctx) {
 	if c.Conn != nil && c.sub != nil {
-		c.Conn.SetSubscriptions(c.sub.Len(pubsub.Channel), c.sub.Len(pubsub.Pattern), 0)
+		c.Conn.SetSubscriptions(c.sub.Len(pubsub.Channel), c.sub.Len(pubsub.Pattern))
 	}
 }
 

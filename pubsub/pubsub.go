@@ -58,10 +58,6 @@ func (s *Subscriber) Active() bool { return s != nil && s.Count() > 0 }
 // Len returns how many subscriptions of kind k s holds.
 func (s *Subscriber) Len(k Kind) int { return len(s.names[k]) }
 
-// Names returns s's subscriptions of kind k, oldest first. The slice is s's own: the caller
-// must not keep it across a change.
-func (s *Subscriber) Names(k Kind) []string { return s.names[k] }
-
 // Hub is a node's subscriptions, by kind and name. Its methods are safe from any goroutine.
 type Hub struct {
 	// mu guards subs; Publish takes it for reading, so publishers run in parallel.
