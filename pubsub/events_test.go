@@ -27,3 +27,22 @@ func TestEventsRoundTrip(t *testing.T) {
 		t.Error("x without K or E publishes nothing, as in Redis")
 	}
 }
+
+// FuzzParseEvents: any value ParseEvents takes reads back, through String, as the same classes
+// (but "n", which Redis 7.0's String leaves out, as Vela's does), and String's output is
+// accepted in turn.
+func FuzzParseEvents(f *testing.F) {
+	for _, s := range []string{"", "KEA", "g$lshzxetd", "Exm", "KEAmn", "q", "AAAA"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ev, ok := ParseEvents(s)
+		if !ok {
+			return
+		}
+		again, ok := ParseEvents(ev.String())
+		if !ok || again != ev&^New {
+			t.Fatalf("%q → %v → %q → %v", s, ev, ev.String(), again)
+		}
+	})
+}
