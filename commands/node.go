@@ -119,6 +119,7 @@ type Node struct {
 	// clientCache is the table of client tracking (clienttracking.go).
 	clientCache *tracker
 	hub         *pubsub.Hub   // Pub/Sub subscriptions (pubsub.go)
+	remotePS    store.PubSub  // the store's own Pub/Sub, which clients then share (the redis store), or nil
 	events      atomic.Uint32 // the pubsub.Events keyspace notifications publish (notify.go)
 	nextStripe  atomic.Uint32 // deals connections to the gate's stripes
 	scripts     scripting     // EVAL's script cache and runner (script.go)
@@ -195,6 +196,7 @@ func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger
 	n.slowlog = newSlowlog(cfg.Slowlog)
 	n.clientCache = newTracker()
 	n.hub = pubsub.NewHub()
+	n.remotePS, _ = st.(store.PubSub)
 	if ev, ok := pubsub.ParseEvents(cfg.Settings["notify-keyspace-events"]); ok {
 		n.events.Store(uint32(ev))
 	}
@@ -305,8 +307,10 @@ type Ctx struct {
 	stripe uint8
 	// trk is the connection's client tracking (CLIENT TRACKING), nil until it first uses it.
 	trk *trackState
-	// sub is the connection's Pub/Sub subscriptions, nil until it first subscribes.
-	sub *pubsub.Subscriber
+	// sub is the connection's Pub/Sub subscriptions, nil until it first subscribes; remoteSub
+	// holds them in the store's Pub/Sub, when the node has one (Node.remotePS).
+	sub       *pubsub.Subscriber
+	remoteSub store.Subscription
 }
 
 // Context returns the connection's context (cancelled when it closes), or Background. Inside
@@ -884,7 +888,7 @@ func (n *Node) account(key []byte, op *store.Op, res store.Result, err error, or
 	if (len(n.watchers) > 0 || n.watches.active() || n.clientCache.active()) && changes(op, &res) {
 		n.notifyKey(key, origin)
 	}
-	if ev := pubsub.Events(n.events.Load()); ev != 0 {
+	if ev := pubsub.Events(n.events.Load()); ev != 0 && n.remotePS == nil {
 		n.opEvents(ev, key, op, &res)
 	}
 	if !n.stats.On() {

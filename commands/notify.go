@@ -13,11 +13,12 @@ import (
 // (the key), as the parameter's classes select. The events are Redis's for each string and
 // key command; TAGINVALIDATE publishes "del" for each key it deletes. Events are published on
 // the node that ran the command or removed the key, to its own subscribers, as each Redis
-// Cluster node publishes its own. The "new" event (class n) is not published.
+// Cluster node publishes its own. The "new" event (class n) is not published. On the redis store
+// Pub/Sub is Redis's (remotePS), and so are keyspace notifications: Vela publishes none there.
 
 // keyspaceEvent publishes event, of class c, about key when notify-keyspace-events selects it.
 func (n *Node) keyspaceEvent(c pubsub.Events, event string, key []byte) {
-	if ev := pubsub.Events(n.events.Load()); ev != 0 {
+	if ev := pubsub.Events(n.events.Load()); ev != 0 && n.remotePS == nil {
 		n.hub.Notify(ev, c, event, key, nil)
 	}
 }

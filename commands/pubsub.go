@@ -8,8 +8,13 @@ import (
 // Pub/Sub, as Redis 7.0 serves it on one server: SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE,
 // PUNSUBSCRIBE, PUBLISH and PUBSUB's introspection (Redis 7's shard channels, SSUBSCRIBE and
 // SPUBLISH, are not served: Redis names their channels as keys, which a Vela cluster would
-// route to one member while subscribers are every member's clients). The subscriptions live in the node's hub (package pubsub); a message reaches a
-// subscriber as a push between its replies.
+// route to one member while subscribers are every member's clients). The subscriptions live in
+// the node's hub (package pubsub); a message reaches a subscriber as a push between its replies.
+//
+// On the redis store, Pub/Sub is Redis's own (store.PubSub): PUBLISH and PUBSUB go to Redis, and
+// each subscribed client also holds its subscriptions there, on a connection of its own, whose
+// messages it is pushed; the hub then only keeps its subscriptions' count and context. So every
+// Vela node in front of one Redis, and Redis's own clients, share its channels.
 //
 // A RESP2 connection with a subscription is in the Pub/Sub context: only the commands that
 // change subscriptions, PING (answered as an array), QUIT and RESET run, as in Redis; in RESP3
@@ -76,10 +81,40 @@ func subscribed(verb string, name []byte, count int) resp.Reply {
 	return resp.Push([]resp.Reply{resp.BulkString(verb), nameReply, resp.Int(int64(count))})
 }
 
+// remoteChange runs verb on names in the store's Pub/Sub for c (want: confirmations expected),
+// opening c's subscription there first.
+func (n *Node) remoteChange(c *Ctx, verb string, names [][]byte, want int) error {
+	if c.remoteSub == nil {
+		conn := c.Conn
+		sub := n.remotePS.Subscribe(func(pattern, channel string, payload []byte) {
+			var p []byte
+			if pattern != "" {
+				p = []byte(pattern)
+			}
+			conn.Push(pubsub.Message(conn.SpeaksRESP3(), p, []byte(channel), payload))
+		})
+		c.remoteSub = sub
+		conn.OnClose(sub.Close)
+	}
+	list := make([]string, len(names))
+	for i, name := range names {
+		list[i] = string(name)
+	}
+	if err := c.remoteSub.Change(c.Context(), verb, list, want); err != nil {
+		return Error("ERR " + err.Error())
+	}
+	return nil
+}
+
 func (n *Node) subscribe(k pubsub.Kind) Handler {
 	return func(c *Ctx, args [][]byte) (resp.Reply, error) {
 		if c.Conn == nil {
 			return resp.Reply{}, Error("ERR " + subscribeVerb[k] + " needs a client connection")
+		}
+		if n.remotePS != nil {
+			if err := n.remoteChange(c, subscribeVerb[k], args[1:], len(args)-1); err != nil {
+				return resp.Reply{}, err
+			}
 		}
 		s := n.subscriberOf(c)
 		out := make([]resp.Reply, 0, len(args)-1)
@@ -97,6 +132,15 @@ func (n *Node) unsubscribe(k pubsub.Kind) Handler {
 		s := c.sub
 		if s == nil {
 			s = n.hub.NewSubscriber(nil) // holds nothing, and is not kept
+		}
+		if c.remoteSub != nil {
+			want := len(args) - 1
+			if want == 0 {
+				want = s.Len(k)
+			}
+			if err := n.remoteChange(c, unsubscribeVerb[k], args[1:], want); err != nil {
+				return resp.Reply{}, err
+			}
 		}
 		var out []resp.Reply
 		if len(args) == 1 {
@@ -134,9 +178,20 @@ func (n *Node) dropSubscriptions(c *Ctx) {
 		n.hub.Drop(c.sub)
 		n.showSubscriptions(c)
 	}
+	if c.remoteSub != nil {
+		c.remoteSub.Close() // its OnClose hook closes it again: Close is idempotent
+		c.remoteSub = nil
+	}
 }
 
 func (n *Node) publish(c *Ctx, args [][]byte) (resp.Reply, error) {
+	if n.remotePS != nil {
+		delivered, err := n.remotePS.Publish(c.Context(), args[1], args[2])
+		if err != nil {
+			return resp.Reply{}, err
+		}
+		return resp.Int(delivered), nil
+	}
 	delivered := int64(n.hub.Publish(args[1], args[2], c.loop))
 	if p, ok := n.router.(Publisher); ok && !c.Peer {
 		delivered += p.Publish(c, args)
@@ -144,13 +199,20 @@ func (n *Node) publish(c *Ctx, args [][]byte) (resp.Reply, error) {
 	return resp.Int(delivered), nil
 }
 
-func (n *Node) pubsubChannels(_ *Ctx, args [][]byte) (resp.Reply, error) {
+func (n *Node) pubsubChannels(c *Ctx, args [][]byte) (resp.Reply, error) {
 	if len(args) > 3 {
 		return resp.Reply{}, subcommandSyntaxError("pubsub", args[1])
 	}
 	var pattern []byte
 	if len(args) == 3 {
 		pattern = args[2]
+	}
+	if n.remotePS != nil {
+		names, err := n.remotePS.PubSubChannels(c.Context(), string(pattern))
+		if err != nil {
+			return resp.Reply{}, err
+		}
+		return resp.BulkStrings(names...), nil
 	}
 	names := n.hub.Channels(pattern)
 	out := make([]resp.Reply, len(names))
@@ -160,15 +222,37 @@ func (n *Node) pubsubChannels(_ *Ctx, args [][]byte) (resp.Reply, error) {
 	return resp.Array(out), nil
 }
 
-func (n *Node) pubsubNumSub(_ *Ctx, args [][]byte) (resp.Reply, error) {
-	out := make([]resp.Reply, 0, 2*(len(args)-2))
-	for _, name := range args[2:] {
-		out = append(out, resp.Bulk(name), resp.Int(int64(n.hub.NumSub(name))))
+func (n *Node) pubsubNumSub(c *Ctx, args [][]byte) (resp.Reply, error) {
+	counts := make([]int64, len(args)-2)
+	if n.remotePS != nil && len(counts) > 0 {
+		names := make([]string, len(counts))
+		for i, name := range args[2:] {
+			names[i] = string(name)
+		}
+		var err error
+		if counts, err = n.remotePS.PubSubNumSub(c.Context(), names); err != nil {
+			return resp.Reply{}, err
+		}
+	} else {
+		for i, name := range args[2:] {
+			counts[i] = int64(n.hub.NumSub(name))
+		}
+	}
+	out := make([]resp.Reply, 0, 2*len(counts))
+	for i, name := range args[2:] {
+		out = append(out, resp.Bulk(name), resp.Int(counts[i]))
 	}
 	return resp.Array(out), nil // an array in RESP3 too, as Redis 7.0 answers
 }
 
-func (n *Node) pubsubNumPat(_ *Ctx, _ [][]byte) (resp.Reply, error) {
+func (n *Node) pubsubNumPat(c *Ctx, _ [][]byte) (resp.Reply, error) {
+	if n.remotePS != nil {
+		count, err := n.remotePS.PubSubNumPat(c.Context())
+		if err != nil {
+			return resp.Reply{}, err
+		}
+		return resp.Int(count), nil
+	}
 	return resp.Int(int64(n.hub.NumPat())), nil
 }
 

@@ -240,6 +240,17 @@ func (h *Hub) NumChannels() int {
 	return len(h.subs[Channel])
 }
 
+// Message returns a message as a subscriber receives it, in RESP3 (a push) or RESP2 (an
+// array): "message", or "pmessage" and the pattern when pattern is not nil, then the channel
+// and the payload.
+func Message(resp3 bool, pattern, channel, payload []byte) []byte {
+	var m message
+	if pattern != nil {
+		return m.encode(resp3, "pmessage", pattern, channel, payload)
+	}
+	return m.encode(resp3, "message", nil, channel, payload)
+}
+
 // message is one published message, encoded once per protocol on first use.
 type message struct{ resp2, resp3 []byte }
 

@@ -48,6 +48,31 @@ type RemovalNotifier interface {
 	NotifyRemovals(fn func(key []byte, evicted bool))
 }
 
+// PubSub is implemented by a store that is itself a Redis server (the redis store): Pub/Sub
+// then happens there, shared by its own clients and every Vela node in front of it.
+type PubSub interface {
+	// Publish publishes msg on channel and returns the deliveries.
+	Publish(ctx context.Context, channel, msg []byte) (int64, error)
+	// PubSubChannels, PubSubNumSub and PubSubNumPat answer PUBSUB CHANNELS, NUMSUB (the
+	// subscribers of each channel, in order) and NUMPAT.
+	PubSubChannels(ctx context.Context, pattern string) ([]string, error)
+	PubSubNumSub(ctx context.Context, channels []string) ([]int64, error)
+	PubSubNumPat(ctx context.Context) (int64, error)
+	// Subscribe opens one client's subscriptions, whose messages go to deliver (pattern "" for
+	// a channel subscription's), from a goroutine of the subscription's.
+	Subscribe(deliver func(pattern, channel string, payload []byte)) Subscription
+}
+
+// Subscription is one client's subscriptions in a PubSub store.
+type Subscription interface {
+	// Change runs verb ("subscribe", "psubscribe", "unsubscribe" or "punsubscribe") on names
+	// and returns once the server has confirmed it, want times (an UNSUBSCRIBE of no names
+	// drops them all: want is how many it held).
+	Change(ctx context.Context, verb string, names []string, want int) error
+	// Close ends the subscriptions.
+	Close()
+}
+
 // Keyspace is implemented by stores that can enumerate and clear their keys.
 type Keyspace interface {
 	// Len returns the number of keys, live or not yet swept; the count Redis's DBSIZE gives.

@@ -183,6 +183,9 @@ func TestPubSubLikeRedis(t *testing.T) {
 			s('p', "CLIENT", "KILL", "TYPE", "pubsub"), s('p', "CLIENT", "LIST", "TYPE", "pubsub"),
 		},
 	}
+	// Not run against the redis store: there a message reaches a subscriber through the
+	// backing Redis, after the PUBLISH has been answered, so the step it arrives in is not
+	// fixed (TestPubSubSidecars covers that store).
 	samePubSub(t, redisAddr, velaAddr, sessions)
 }
 
@@ -540,4 +543,42 @@ func TestPubSubUnderChurn(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPubSubSidecars: two Vela nodes on the redis store in front of one Redis share its
+// channels with each other and with Redis's own clients: a message published through one
+// reaches subscribers on the other, on Redis directly and on itself, PUBLISH counts them all,
+// and an UNSUBSCRIBE confirmed by a node leaves no message to come after it.
+func TestPubSubSidecars(t *testing.T) {
+	backing := redistest.Start(t).Addr
+	node := func() string {
+		cfg := testnode.Config()
+		cfg.Store.Type, cfg.Store.RedisURL = "redis", "redis://"+backing+"/0"
+		return testnode.Start(t, cfg).Addr()
+	}
+	a, b := node(), node()
+	subA, subB, direct := respclient.Dial(t, a), respclient.Dial(t, b), respclient.Dial(t, backing)
+	subA.Do("SUBSCRIBE", "news").Raws("*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n")
+	subB.Do("HELLO", "3")
+	subB.Do("PSUBSCRIBE", "n*").Raws(">3\r\n$10\r\npsubscribe\r\n$2\r\nn*\r\n:1\r\n")
+	direct.Do("SUBSCRIBE", "news")
+	pub := respclient.Dial(t, b)
+	pub.Do("PUBLISH", "news", "hello").Int(3)
+	for who, want := range map[*respclient.Conn]string{
+		subA:   "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n",
+		subB:   ">4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$5\r\nhello\r\n",
+		direct: "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n",
+	} {
+		if _, raw, err := who.Receive(); err != nil || string(raw) != want {
+			t.Fatalf("received %q (%v), want %q", raw, err, want)
+		}
+	}
+	respclient.Dial(t, a).Do("PUBSUB", "NUMSUB", "news").Raws("*2\r\n$4\r\nnews\r\n:2\r\n")
+	pub.Do("PUBSUB", "NUMPAT").Int(1)
+	subA.Do("UNSUBSCRIBE").Raws("*3\r\n$11\r\nunsubscribe\r\n$4\r\nnews\r\n:0\r\n")
+	pub.Do("PUBLISH", "news", "again").Int(2)
+	if got := framesUntilMark(t, subA); len(got) != 0 {
+		t.Errorf("after UNSUBSCRIBE: %q", got)
+	}
+	subA.Do("GET", "k").Nil() // out of the Pub/Sub context
 }
