@@ -208,7 +208,11 @@ func (n *Node) pubsubChannels(c *Ctx, args [][]byte) (resp.Reply, error) {
 		pattern = args[2]
 	}
 	if n.remotePS != nil {
-		names, err := n.remotePS.PubSubChannels(c.Context(), string(pattern))
+		p := "*" // no pattern: every channel, as Redis reads it
+		if pattern != nil {
+			p = string(pattern)
+		}
+		names, err := n.remotePS.PubSubChannels(c.Context(), p)
 		if err != nil {
 			return resp.Reply{}, err
 		}
