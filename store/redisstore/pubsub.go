@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -27,9 +28,11 @@ func (s *Store) Publish(ctx context.Context, channel, msg []byte) (int64, error)
 	return s.c.Publish(ctx, string(channel), msg).Result()
 }
 
-// PubSubChannels, PubSubNumSub and PubSubNumPat answer PUBSUB's questions from Redis.
+// PubSubChannels answers PUBSUB CHANNELS from Redis, without the channels Vela's nodes use
+// among themselves there (reservedPrefix: FETCHLOCK's), as its keys are kept out of KEYS.
 func (s *Store) PubSubChannels(ctx context.Context, pattern string) ([]string, error) {
-	return s.c.PubSubChannels(ctx, pattern).Result()
+	names, err := s.c.PubSubChannels(ctx, pattern).Result()
+	return slices.DeleteFunc(names, func(n string) bool { return strings.HasPrefix(n, reservedPrefix) }), err
 }
 
 // PubSubNumSub returns the subscribers of each channel, in order.
