@@ -1028,6 +1028,7 @@ func (g *Gen) info() []Step {
 
 // pubsub sends PUBLISH, PUBSUB's introspection, and UNSUBSCRIBE and PUNSUBSCRIBE of at most one
 // channel (each answers one frame when nothing is subscribed), with their argument errors.
+// Subcommand names never carry a NUL (see name).
 func (g *Gen) pubsub() []Step {
 	channel := func() any { return g.pick("news", "n*", "", "a b", "\x00\xff") }
 	switch g.r.Intn(8) {
@@ -1037,19 +1038,19 @@ func (g *Gen) pubsub() []Step {
 		return g.arity("publish", g.pick2(1, 3))
 	case 2:
 		if g.chance(0.2) {
-			return exact(g.name("pubsub"), g.word("channels"), "a", "b") // a syntax error
+			return exact(g.name("pubsub"), g.name("channels"), "a", "b") // a syntax error
 		}
 		if g.chance(0.5) {
-			return exact(g.name("pubsub"), g.word("channels"))
+			return exact(g.name("pubsub"), g.name("channels"))
 		}
-		return exact(g.name("pubsub"), g.word("channels"), channel())
+		return exact(g.name("pubsub"), g.name("channels"), channel())
 	case 3:
-		return exact(g.name("pubsub"), g.word("numsub"), channel(), channel())
+		return exact(g.name("pubsub"), g.name("numsub"), channel(), channel())
 	case 4:
 		if g.chance(0.2) {
-			return exact(g.name("pubsub"), g.word("numpat"), "x")
+			return exact(g.name("pubsub"), g.name("numpat"), "x")
 		}
-		return exact(g.name("pubsub"), g.word("numpat"))
+		return exact(g.name("pubsub"), g.name("numpat"))
 	case 5:
 		if g.chance(0.3) {
 			return exact(g.name("pubsub"))
