@@ -42,13 +42,7 @@ func runPubSub(t *testing.T, addr string, steps []trackingStep) []string {
 	var record []string
 	inMulti := map[byte]bool{}
 	for _, st := range steps {
-		args := make([]any, len(st.args))
-		for i, a := range st.args {
-			if id, ok := ids[a]; ok {
-				a = id
-			}
-			args[i] = a
-		}
+		args := st.argsWith(ids)
 		sender := conns[st.who]
 		var line string
 		if inMulti[st.who] || strings.EqualFold(st.args[0], "MULTI") { // a PING would be queued: one frame

@@ -67,13 +67,7 @@ func runTracking(t *testing.T, addr string, steps []trackingStep) []string {
 	var record []string
 	inMulti := map[byte]bool{}
 	for _, st := range steps {
-		args := make([]any, len(st.args))
-		for i, a := range st.args {
-			if id, ok := ids[a]; ok {
-				a = id
-			}
-			args[i] = a
-		}
+		args := st.argsWith(ids)
 		raw := string(conns[st.who].Do(args...).Raw)
 		raw = helloID.ReplaceAllString(raw, "id\r\n:ID\r\n")
 		if m := clientFlags.FindStringSubmatch(raw); m != nil { // CLIENT INFO: what tracking shows
@@ -129,6 +123,19 @@ func drainPushes(t *testing.T, c *respclient.Conn) string {
 		}
 		got += string(raw)
 	}
+}
+
+// argsWith returns the step's arguments for sending, with each placeholder of ids ("$B") replaced
+// by its value (a connection's ID).
+func (st trackingStep) argsWith(ids map[string]string) []any {
+	args := make([]any, len(st.args))
+	for i, a := range st.args {
+		if id, ok := ids[a]; ok {
+			a = id
+		}
+		args[i] = a
+	}
+	return args
 }
 
 func steps(who byte, cmds ...[]string) []trackingStep {
