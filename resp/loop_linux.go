@@ -4,7 +4,9 @@ package resp
 
 import (
 	"errors"
+	"net"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -32,8 +34,9 @@ const loopsSupported = true
 type loop struct {
 	s         *Server
 	epfd      int
-	file      *os.File        // epfd, registered with the runtime's poller
-	raw       syscall.RawConn // file's, to park until epfd is readable
+	blocking  bool            // the loop sleeps in epoll_pwait itself (waitBlocking); else parks in the scheduler
+	file      *os.File        // epfd, registered with the runtime's poller (not blocking)
+	raw       syscall.RawConn // file's, to park until epfd is readable (not blocking)
 	pollFn    func(uintptr) bool
 	pollErr   error         // error of the last poll
 	ended     bool          // a round found that the loop must end (it has closed everything)
@@ -73,8 +76,10 @@ type loop struct {
 // prefetchBatch is the most pipelined commands of one connection prefetched at once.
 const prefetchBatch = 16
 
-// newLoop creates the epoll instance and the eventfd that wakes it.
-func newLoop(s *Server) (*loop, error) {
+// newLoop creates the epoll instance and the eventfd that wakes it. A blocking loop sleeps in
+// epoll_pwait; any other parks in the scheduler until the runtime's poller finds its epoll
+// descriptor readable (see run).
+func newLoop(s *Server, blocking bool) (*loop, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
@@ -86,47 +91,58 @@ func newLoop(s *Server) (*loop, error) {
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wakefd)}
 	err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev)
-	if err == nil {
-		err = unix.SetNonblock(epfd, true) // so that os.NewFile registers it with the runtime poller
-	}
 	if err != nil {
 		_ = unix.Close(epfd)
 		_ = unix.Close(wakefd)
 		return nil, err
 	}
-	file := os.NewFile(uintptr(epfd), "epoll")
-	raw, err := file.SyscallConn()
-	if err != nil {
-		_ = file.Close()
-		_ = unix.Close(wakefd)
+	l := &loop{s: s, epfd: epfd, blocking: blocking, wakefd: wakefd,
+		events: make([]unix.EpollEvent, 256), conns: make(map[int32]*Conn), watched: make(map[int32]func(uint32))}
+	l.handle = &Loop{l: l}
+	if blocking {
+		return l, nil
+	}
+	// Non-blocking, so that os.NewFile registers it with the runtime's poller.
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		l.closeFDs()
 		return nil, err
 	}
-	l := &loop{s: s, epfd: epfd, file: file, raw: raw, wakefd: wakefd,
-		events: make([]unix.EpollEvent, 256), conns: make(map[int32]*Conn), watched: make(map[int32]func(uint32))}
+	l.file = os.NewFile(uintptr(epfd), "epoll")
+	if l.raw, err = l.file.SyscallConn(); err != nil {
+		l.closeFDs()
+		return nil, err
+	}
 	l.pollFn = l.poll
-	l.handle = &Loop{l: l}
 	return l, nil
 }
 
-// attach prepares c for loop mode: it needs the socket's descriptor, which only a TCP (or Unix)
-// socket exposes. It reports false when c must stay in goroutine mode.
+// closeFDs closes the epoll descriptor and the eventfd of a loop that never ran.
+func (l *loop) closeFDs() {
+	if l.file != nil {
+		_ = l.file.Close()
+	} else {
+		_ = unix.Close(l.epfd)
+	}
+	_ = unix.Close(l.wakefd)
+}
+
+// wrapForLoop gives an accepted connection the descriptor an event loop serves it through
+// (sock). A connection it cannot wrap (no descriptor, none left) stays in goroutine mode.
+func wrapForLoop(nc net.Conn) net.Conn {
+	if sk, err := newSock(nc); err == nil {
+		return sk
+	}
+	return nc
+}
+
+// attach prepares c for loop mode. It reports false when c must stay in goroutine mode.
 func (l *loop) attach(c *Conn) bool {
-	sc, ok := c.nc.(syscall.Conn)
+	sk, ok := c.nc.(*sock)
 	if !ok {
 		return false
 	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	fd := int32(-1)
-	if raw.Control(func(d uintptr) { fd = int32(d) }) != nil || fd < 0 {
-		return false
-	}
 	c.loop = l
-	c.fdio = &fdIO{raw: raw, fd: fd}
-	c.fdio.readFn = c.fdio.read
-	c.fdio.writeFn = c.fdio.write
+	c.fdio = &fdIO{fd: int32(sk.fd), sk: sk}
 	return true
 }
 
@@ -167,15 +183,21 @@ func (l *loop) wakeLocked() {
 
 // run is the loop goroutine. It ends after stop, having closed every connection it held.
 //
-// The loop never blocks in a system call: it polls its epoll instance without waiting, and when
-// nothing is ready it parks in the Go scheduler until the runtime's own poller reports the epoll
-// descriptor readable. A blocking epoll_wait would let the runtime hand the loop's P to another
-// thread each time and wake its monitor thread on return: three times Redis's context switches.
+// A blocking loop sleeps in epoll_pwait itself (runBlocking). Any other never blocks in a system
+// call: it polls its epoll instance without waiting, and when nothing is ready it parks in the Go
+// scheduler until the runtime's own poller reports the epoll descriptor readable. A blocking
+// epoll_wait made the way Go makes system calls that may block would let the runtime hand the
+// loop's processor to another thread each time and wake its monitor thread on return: three
+// times Redis's context switches.
 func (l *loop) run() {
 	defer l.s.loops.Done()
 	defer func() {
-		_ = l.file.Close() // the epoll descriptor
-		l.mu.Lock()        // wakefd is written under mu, and only while not stopped
+		if l.file != nil {
+			_ = l.file.Close() // the epoll descriptor
+		} else {
+			_ = unix.Close(l.epfd)
+		}
+		l.mu.Lock() // wakefd is written under mu, and only while not stopped
 		l.stopped = true
 		_ = unix.Close(l.wakefd)
 		tasks := l.tasks
@@ -189,6 +211,13 @@ func (l *loop) run() {
 	if idle > 0 {
 		l.tick = min(max(idle/10, 10*time.Millisecond), time.Second)
 		l.nextSweep = time.Now().Add(l.tick)
+	}
+	if l.blocking {
+		defer blockingLoops.Add(-1)
+		l.runBlocking(idle)
+		return
+	}
+	if idle > 0 {
 		_ = l.file.SetReadDeadline(l.nextSweep)
 	}
 	for {
@@ -211,6 +240,44 @@ func (l *loop) run() {
 			l.closeIdle(idle)
 			l.nextSweep = now.Add(l.tick)
 			_ = l.file.SetReadDeadline(l.nextSweep)
+		}
+	}
+}
+
+// runBlocking is run for a blocking loop. It sleeps in epoll_pwait, as Redis does, until an
+// event or the next idle sweep. The wait is a raw system call, so the runtime does not take the
+// loop's processor away during it (which costs a handoff to another thread and a wake-up of the
+// runtime's monitor thread per wait): the loop holds its processor for good, so a server has
+// blocking loops only when they leave the runtime at least one (startLoops). The runtime still
+// preempts the loop: it signals a goroutine it wants to stop (for a garbage collection, or one
+// that has held its processor for 10 ms), the signal ends the wait early (EINTR), and the loop
+// yields.
+func (l *loop) runBlocking(idle time.Duration) {
+	for {
+		timeout := -1
+		if len(l.unread) > 0 {
+			timeout = 0
+		} else if l.tick > 0 {
+			timeout = max(int(time.Until(l.nextSweep).Milliseconds())+1, 0)
+		}
+		n, err := waitEvents(l.epfd, l.events, timeout)
+		if err == unix.EINTR {
+			runtime.Gosched()
+			continue
+		}
+		if err != nil {
+			l.s.log.Error("event loop failed; its clients are closed", "err", err)
+			l.closeAll()
+			return
+		}
+		if (n > 0 || len(l.unread) > 0) && !l.round(n) {
+			return
+		}
+		if l.tick > 0 {
+			if now := time.Now(); !now.Before(l.nextSweep) {
+				l.closeIdle(idle)
+				l.nextSweep = now.Add(l.tick)
+			}
 		}
 	}
 }
@@ -313,6 +380,7 @@ func (l *loop) takeIncoming() bool {
 		l.resume(c)
 	}
 	for _, c := range list {
+		c.fdio.sk.enterLoop()
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET, Fd: c.fdio.fd}
 		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, int(c.fdio.fd), &ev); err != nil {
 			l.s.log.Warn("cannot register client with the event loop", "client", c.ID, "err", err)
@@ -342,6 +410,11 @@ func (l *loop) takeIncoming() bool {
 // replies c has buffered written before theirs.
 func (l *loop) handOff(c *Conn, args [][]byte, perr error) {
 	l.unregister(c)
+	if err := c.fdio.sk.leaveLoop(); err != nil {
+		l.s.log.Warn("cannot move a client off the event loop; closing it", "client", c.ID, "err", err)
+		l.s.closeConn(c)
+		return
+	}
 	go l.s.serveConn(c, args, perr)
 }
 
@@ -517,14 +590,21 @@ func (l *loop) recoverTask() {
 
 // startLoops creates n event loops and starts their goroutines. The accept loop, which calls
 // it, reads loopList without a lock; other goroutines take mu.
+//
+// The loops block in epoll_pwait (runBlocking) when, with those of every other server in the
+// process, they leave the Go runtime at least one processor for everything else; otherwise they
+// park in the scheduler.
 func (s *Server) startLoops(n int) error {
+	blocking := reserveBlocking(n)
 	list := make([]*loop, 0, n)
 	for range n {
-		l, err := newLoop(s)
+		l, err := newLoop(s, blocking)
 		if err != nil {
 			for _, l := range list {
-				_ = l.file.Close()
-				_ = unix.Close(l.wakefd)
+				l.closeFDs()
+			}
+			if blocking {
+				blockingLoops.Add(-int64(n))
 			}
 			return err
 		}
@@ -538,6 +618,23 @@ func (s *Server) startLoops(n int) error {
 		go l.run()
 	}
 	return nil
+}
+
+// blockingLoops is how many blocking event loops run in the process: each holds a processor.
+var blockingLoops atomic.Int64
+
+// reserveBlocking reserves n blocking loops if they and those already running leave at least
+// one of the runtime's processors free, and reports whether it did.
+func reserveBlocking(n int) bool {
+	for {
+		cur := blockingLoops.Load()
+		if cur+int64(n) >= int64(runtime.GOMAXPROCS(0)) {
+			return false
+		}
+		if blockingLoops.CompareAndSwap(cur, cur+int64(n)) {
+			return true
+		}
+	}
 }
 
 // loopHeld is how many connections the event loops hold right now.

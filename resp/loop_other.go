@@ -2,7 +2,10 @@
 
 package resp
 
-import "errors"
+import (
+	"errors"
+	"net"
+)
 
 // loopsSupported reports whether this platform has event loops; elsewhere than Linux every
 // connection is served by a goroutine of its own.
@@ -15,9 +18,11 @@ type loop struct{}
 type fdIO struct{}
 
 func (l *loop) attach(*Conn) bool { return false }
-func (l *loop) give(*Conn) bool   { return false }
-func (l *loop) stop()             {}
-func (l *loop) wakeForPush(*Conn) {}
+
+func wrapForLoop(nc net.Conn) net.Conn { return nc }
+func (l *loop) give(*Conn) bool        { return false }
+func (l *loop) stop()                  {}
+func (l *loop) wakeForPush(*Conn)      {}
 
 func (l *loop) pushedHere(*Conn) {}
 

@@ -202,6 +202,9 @@ func (s *Server) Serve() error {
 		if s.cfg.OnAccept != nil {
 			s.cfg.OnAccept()
 		}
+		if len(s.loopList) > 0 {
+			nc = wrapForLoop(nc)
+		}
 		c := s.newConn(nc)
 		c.overLimit = over
 		s.conns.Add(1)
