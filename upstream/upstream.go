@@ -84,8 +84,7 @@ const (
 type Conn struct {
 	cfg Config
 
-	nc      net.Conn // nil while disconnected
-	fd      int
+	fd      int // the connection's socket, in no poller but the loop's (resp.DupFD); -1 while disconnected
 	dialing bool
 	// dialFor and dialBytes are the requests, and their bytes in wbuf, queued when the dial
 	// under way began: a failed dial fails those; later ones get a dial of their own.
@@ -130,7 +129,7 @@ func (c *Conn) Push(p Pending, closedErr error) {
 		c.since = time.Now()
 	}
 	c.pending = append(c.pending, p)
-	if c.nc == nil && !c.dialing {
+	if c.fd < 0 && !c.dialing {
 		c.dial()
 	}
 }
@@ -182,30 +181,25 @@ func (c *Conn) connected(nc net.Conn, err error) {
 	c.Flush()
 }
 
-// watch registers nc's descriptor with the loop.
+// watch registers nc's socket with the loop, through a descriptor of its own: nc is closed, so
+// that the runtime's poller does not wake for every reply the loop reads.
 func (c *Conn) watch(nc net.Conn) error {
-	fd := -1
-	err := errors.New("connection has no descriptor")
-	if sc, ok := nc.(syscall.Conn); ok {
-		var raw syscall.RawConn
-		if raw, err = sc.SyscallConn(); err == nil {
-			err = raw.Control(func(d uintptr) { fd = int(d) })
-		}
-	}
-	if err == nil {
-		err = c.cfg.Loop.Watch(fd, c.readFn)
-	}
+	fd, err := resp.DupFD(nc)
+	_ = nc.Close()
 	if err != nil {
-		_ = nc.Close()
 		return err
 	}
-	c.nc, c.fd, c.blocked = nc, fd, false
+	if err := c.cfg.Loop.Watch(fd, c.readFn); err != nil {
+		_ = resp.CloseFD(fd)
+		return err
+	}
+	c.fd, c.blocked = fd, false
 	return nil
 }
 
 // Flush writes the queued requests, as far as the socket takes them.
 func (c *Conn) Flush() {
-	if c.nc == nil || c.blocked || len(c.wbuf) == 0 {
+	if c.fd < 0 || c.blocked || len(c.wbuf) == 0 {
 		return
 	}
 	for len(c.wbuf) > 0 {
@@ -231,7 +225,7 @@ func (c *Conn) Flush() {
 
 // readable is the loop's watch function for the connection.
 func (c *Conn) readable(events uint32) {
-	if c.nc == nil {
+	if c.fd < 0 {
 		return
 	}
 	if events&evOut != 0 && c.blocked {
@@ -245,7 +239,7 @@ func (c *Conn) readable(events uint32) {
 
 // read reads every reply waiting in the socket and completes their requests.
 func (c *Conn) read() {
-	for c.nc != nil {
+	for c.fd >= 0 {
 		if len(c.rbuf) == cap(c.rbuf) {
 			c.makeRoom()
 		}
@@ -304,7 +298,7 @@ func (c *Conn) complete() bool {
 		reply := c.rbuf[c.rpos : c.rpos+n]
 		c.rpos += n
 		p.Complete(reply, nil)
-		if c.nc == nil { // a completion shut the connection down
+		if c.fd < 0 { // a completion shut the connection down
 			return false
 		}
 	}
@@ -324,10 +318,10 @@ func (c *Conn) complete() bool {
 
 // fail closes the connection and completes every queued request with err.
 func (c *Conn) fail(err error) {
-	if c.nc != nil {
+	if c.fd >= 0 {
 		c.cfg.Loop.Unwatch(c.fd)
-		_ = c.nc.Close()
-		c.nc, c.fd, c.blocked = nil, -1, false
+		_ = resp.CloseFD(c.fd)
+		c.fd, c.blocked = -1, false
 	}
 	pending := c.pending
 	c.pending, c.wbuf, c.rbuf, c.rpos = nil, c.wbuf[:0], c.rbuf[:0], 0
@@ -394,12 +388,12 @@ func (c *Conn) Drive(done func() bool) {
 	deadline := time.Now().Add(c.cfg.Timeout)
 	for !done() {
 		left := time.Until(deadline)
-		if left <= 0 || c.nc == nil {
+		if left <= 0 || c.fd < 0 {
 			c.fail(ErrNoReply)
 			return
 		}
 		c.Flush()
-		if c.nc == nil {
+		if c.fd < 0 {
 			continue
 		}
 		if err := waitFD(c.fd, c.blocked, int(left.Milliseconds())+1); err != nil {
