@@ -416,14 +416,14 @@ func (n *Node) clientKill(c *Ctx, args [][]byte) (resp.Reply, error) {
 // type is "pubsub" then, as in Redis, and "normal" otherwise.
 func subscribing(conn *resp.Conn) bool {
 	in := conn.Info()
-	return in.Sub+in.PSub > 0
+	return in.Sub+in.PSub+in.SSub > 0
 }
 
 // writeClientLine writes conn's line of CLIENT LIST and CLIENT INFO, with Redis's fields.
 func writeClientLine(b *strings.Builder, conn *resp.Conn) {
 	in := conn.Info()
 	flags := ""
-	if in.Sub+in.PSub > 0 {
+	if in.Sub+in.PSub+in.SSub > 0 {
 		flags += "P"
 	}
 	if in.Multi >= 0 {
@@ -439,9 +439,9 @@ func writeClientLine(b *strings.Builder, conn *resp.Conn) {
 	if flags == "" {
 		flags = "N"
 	}
-	fmt.Fprintf(b, "id=%d addr=%s laddr=%s fd=0 name=%s age=%d idle=%d flags=%s db=0 sub=%d psub=%d ssub=0 multi=%d qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=%d resp=%d lib-name=%s lib-ver=%s\n",
+	fmt.Fprintf(b, "id=%d addr=%s laddr=%s fd=0 name=%s age=%d idle=%d flags=%s db=0 sub=%d psub=%d ssub=%d multi=%d qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=%d resp=%d lib-name=%s lib-ver=%s\n",
 		in.ID, in.Addr, in.LocalAddr, in.Name, int64(in.Age.Seconds()), int64(in.Idle.Seconds()),
-		flags, in.Sub, in.PSub, in.Multi, in.LastCommand, in.Redirect, in.Proto, in.LibName, in.LibVer)
+		flags, in.Sub, in.PSub, in.SSub, in.Multi, in.LastCommand, in.Redirect, in.Proto, in.LibName, in.LibVer)
 }
 
 // clientInfo serves CLIENT INFO: the connection's own CLIENT LIST line.

@@ -23,11 +23,8 @@ func TestEveryCommandDocumented(t *testing.T) {
 			t.Errorf("%s has neither Redis's documentation nor a summary", cmd.Name)
 		}
 		if fromRedis {
-			step := cmd.KeyStep
-			if cmd.FirstKey > 0 && step == 0 {
-				step = 1
-			}
-			keys := [3]int64{int64(cmd.FirstKey), int64(cmd.LastKey), int64(step)}
+			k := cmd.infoKeys()
+			keys := [3]int64{int64(k[0]), int64(k[1]), int64(k[2])}
 			if got := [3]int64{d.info[1].Int, d.info[2].Int, d.info[3].Int}; got != keys {
 				t.Errorf("%s: Redis gives key positions %v, the table %v", cmd.Name, got, keys)
 			}

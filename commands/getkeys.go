@@ -2,6 +2,7 @@ package commands
 
 import (
 	"bytes"
+	"slices"
 	"sync"
 
 	"github.com/vela-cache/vela/redisnum"
@@ -278,7 +279,10 @@ func (n *Node) commandGetKeys(withFlags bool) Handler {
 		if cmd == nil {
 			return resp.Reply{}, errGetKeysCommand
 		}
-		specs := keySpecsOf(cmd)
+		// Specs flagged not_key (shard channels) name no key: a command with only those has none.
+		specs := slices.DeleteFunc(slices.Clone(keySpecsOf(cmd)), func(ks keySpec) bool {
+			return slices.Contains(ks.flags, "not_key")
+		})
 		if len(specs) == 0 {
 			return resp.Reply{}, errGetKeysNoKeys
 		}

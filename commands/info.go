@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vela-cache/vela/latency"
+	"github.com/vela-cache/vela/pubsub"
 	"github.com/vela-cache/vela/resp"
 )
 
@@ -138,9 +139,9 @@ func (n *Node) infoSection(ctx context.Context, sec string) []string {
 			fmt.Sprintf("evicted_keys:%d", s.Evictions.Since()),
 			fmt.Sprintf("keyspace_hits:%d", s.Hits.Since()),
 			fmt.Sprintf("keyspace_misses:%d", s.Misses.Since()),
-			fmt.Sprintf("pubsub_channels:%d", n.hub.NumChannels()),
+			fmt.Sprintf("pubsub_channels:%d", n.hub.NumChannels(pubsub.Channel)),
 			fmt.Sprintf("pubsub_patterns:%d", n.hub.NumPat()),
-			"pubsubshard_channels:0", // shard channels are not served
+			fmt.Sprintf("pubsubshard_channels:%d", n.hub.NumChannels(pubsub.Shard)),
 		)
 		tk, ti, tp := n.clientCache.figures()
 		lines = append(lines,

@@ -310,7 +310,7 @@ type Ctx struct {
 	// sub is the connection's Pub/Sub subscriptions, nil until it first subscribes; remoteSub
 	// holds them in the store's Pub/Sub, when the node has one (Node.remotePS).
 	sub       *pubsub.Subscriber
-	remoteSub store.Subscription
+	remoteSub [2]store.Subscription // channels and patterns; shard channels (remoteSlot)
 }
 
 // Context returns the connection's context (cancelled when it closes), or Background. Inside

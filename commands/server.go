@@ -243,20 +243,25 @@ func commandInfoReply(cmd *Command) resp.Reply {
 	if flags == nil {
 		flags = []resp.Reply{}
 	}
-	step := cmd.KeyStep
-	if cmd.FirstKey > 0 && step == 0 {
-		step = 1
-	}
+	keys := cmd.infoKeys()
 	return resp.Array(append(entry,
 		resp.Set(flags),
-		resp.Int(int64(cmd.FirstKey)),
-		resp.Int(int64(cmd.LastKey)),
-		resp.Int(int64(step)),
+		resp.Int(int64(keys[0])),
+		resp.Int(int64(keys[1])),
+		resp.Int(int64(keys[2])),
 		resp.Set(aclCategories(cmd)),
 		resp.Set([]resp.Reply{}), // tips
 		keySpecsReply(keySpecsOf(cmd)),
 		subs,
 	))
+}
+
+// infoKeys returns the first key, last key and step COMMAND INFO reports for cmd.
+func (cmd *Command) infoKeys() [3]int {
+	if cmd.FirstKey == 0 {
+		return cmd.ChannelKeys
+	}
+	return [3]int{cmd.FirstKey, cmd.LastKey, max(cmd.KeyStep, 1)}
 }
 
 // aclCategoriesOf is cmd's ACL categories as COMMAND INFO lists them: Redis's for a command

@@ -62,6 +62,10 @@ type Command struct {
 	Flags Flags
 	// FirstKey, LastKey and KeyStep give the key positions (LastKey -1: the last argument).
 	FirstKey, LastKey, KeyStep int
+	// ChannelKeys are the key positions COMMAND INFO reports for a command whose arguments
+	// Redis declares as keys flagged not_key (the shard-channel commands' channels): FirstKey
+	// stays 0, so that no router, tracking or keyspace code takes them for keys.
+	ChannelKeys [3]int
 	// MovableKeys, when set, finds the keys of a command whose arguments say where they are
 	// (EVAL's numkeys), as Redis's movablekeys; FirstKey is then 0, so that no router routes the
 	// command by its keys: its handler places it.

@@ -1,6 +1,7 @@
 // Package pubsub delivers published messages to the connections subscribed to their channel,
 // or to a pattern that matches it, as Redis's Pub/Sub does on one server: SUBSCRIBE and
-// PUBLISH, and PSUBSCRIBE's glob patterns.
+// PUBLISH, PSUBSCRIBE's glob patterns, and Redis 7's shard channels (SSUBSCRIBE and SPUBLISH),
+// a namespace of their own.
 //
 // A Hub holds one node's subscriptions. Delivering a message is queuing it on each subscriber's
 // connection (Conn.Push), which writes it between replies; the hub never writes to a socket
@@ -34,6 +35,7 @@ type Kind uint8
 const (
 	Channel Kind = iota // SUBSCRIBE: one channel by name
 	Pattern             // PSUBSCRIBE: every channel whose name matches a glob pattern
+	Shard               // SSUBSCRIBE: one shard channel by name (SPUBLISH)
 	kinds
 )
 
@@ -51,9 +53,19 @@ type Subscriber struct {
 // UNSUBSCRIBE, PSUBSCRIBE and PUNSUBSCRIBE answer with.
 func (s *Subscriber) Count() int { return len(s.names[Channel]) + len(s.names[Pattern]) }
 
-// Active reports whether s has any subscription: a RESP2 connection is then in the Pub/Sub
-// context, where only the commands that change subscriptions (and PING, QUIT, RESET) run.
-func (s *Subscriber) Active() bool { return s != nil && s.Count() > 0 }
+// CountOf returns the count the (un)subscribe commands of kind k answer with: Count for
+// channels and patterns, and the shard channels alone for SSUBSCRIBE and SUNSUBSCRIBE.
+func (s *Subscriber) CountOf(k Kind) int {
+	if k == Shard {
+		return len(s.names[Shard])
+	}
+	return s.Count()
+}
+
+// Active reports whether s has any subscription, shard channels included: a RESP2 connection
+// is then in the Pub/Sub context, where only the commands that change subscriptions (and PING,
+// QUIT, RESET) run.
+func (s *Subscriber) Active() bool { return s != nil && s.Count()+len(s.names[Shard]) > 0 }
 
 // Len returns how many subscriptions of kind k s holds.
 func (s *Subscriber) Len(k Kind) int { return len(s.names[k]) }
@@ -199,13 +211,30 @@ func (h *Hub) Publish(channel, msg []byte, lp *resp.Loop) int {
 	return n
 }
 
-// Channels returns the channels that have subscribers, those matching pattern only when
-// pattern is not nil, as PUBSUB CHANNELS answers (sorted).
-func (h *Hub) Channels(pattern []byte) []string {
+// PublishShard delivers msg on the shard channel channel to its subscribers, as SPUBLISH
+// does, and returns their number.
+func (h *Hub) PublishShard(channel, msg []byte, lp *resp.Loop) int {
+	var m message
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	ss := h.subs[Shard][string(channel)]
+	if ss == nil {
+		return 0
+	}
+	for _, s := range ss.list {
+		s.conn.PushFrom(lp, m.encode(s.conn.SpeaksRESP3(), "smessage", nil, channel, msg))
+	}
+	return len(ss.list)
+}
+
+// Channels returns the channels (k: Channel) or shard channels (k: Shard) that have
+// subscribers, those matching pattern only when pattern is not nil, as PUBSUB CHANNELS and
+// PUBSUB SHARDCHANNELS answer (sorted).
+func (h *Hub) Channels(k Kind, pattern []byte) []string {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	var out []string
-	for name := range h.subs[Channel] {
+	for name := range h.subs[k] {
 		if pattern == nil || glob.Match(pattern, []byte(name)) {
 			out = append(out, name)
 		}
@@ -214,12 +243,12 @@ func (h *Hub) Channels(pattern []byte) []string {
 	return out
 }
 
-// NumSub returns the number of subscribers of channel, not counting pattern subscriptions,
-// as PUBSUB NUMSUB answers.
-func (h *Hub) NumSub(channel []byte) int {
+// NumSub returns the number of subscribers of channel (k: Channel, not counting pattern
+// subscriptions) or of a shard channel (k: Shard), as PUBSUB NUMSUB and SHARDNUMSUB answer.
+func (h *Hub) NumSub(k Kind, channel []byte) int {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	if ss := h.subs[Channel][string(channel)]; ss != nil {
+	if ss := h.subs[k][string(channel)]; ss != nil {
 		return len(ss.list)
 	}
 	return 0
@@ -233,11 +262,12 @@ func (h *Hub) NumPat() int {
 	return len(h.subs[Pattern])
 }
 
-// NumChannels returns the number of channels with subscribers: INFO's pubsub_channels.
-func (h *Hub) NumChannels() int {
+// NumChannels returns the number of channels (k: Channel) or shard channels (k: Shard) with
+// subscribers: INFO's pubsub_channels and pubsubshard_channels.
+func (h *Hub) NumChannels(k Kind) int {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return len(h.subs[Channel])
+	return len(h.subs[k])
 }
 
 // Message returns a message as a subscriber receives it, in RESP3 (a push) or RESP2 (an
@@ -249,6 +279,13 @@ func Message(resp3 bool, pattern, channel, payload []byte) []byte {
 		return m.encode(resp3, "pmessage", pattern, channel, payload)
 	}
 	return m.encode(resp3, "message", nil, channel, payload)
+}
+
+// ShardMessage returns a message to a shard channel as a subscriber receives it: "smessage",
+// the channel and the payload.
+func ShardMessage(resp3 bool, channel, payload []byte) []byte {
+	var m message
+	return m.encode(resp3, "smessage", nil, channel, payload)
 }
 
 // message is one published message, encoded once per protocol on first use.

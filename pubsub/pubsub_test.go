@@ -74,14 +74,14 @@ func TestUnsubscribeAndIntrospection(t *testing.T) {
 	}
 	h.Subscribe(b, Channel, "y")
 	h.Subscribe(b, Pattern, "y*")
-	if got := h.Channels(nil); !slices.Equal(got, []string{"x", "y", "z"}) {
+	if got := h.Channels(Channel, nil); !slices.Equal(got, []string{"x", "y", "z"}) {
 		t.Errorf("Channels: %q", got)
 	}
-	if got := h.Channels([]byte("[xy]")); !slices.Equal(got, []string{"x", "y"}) {
+	if got := h.Channels(Channel, []byte("[xy]")); !slices.Equal(got, []string{"x", "y"}) {
 		t.Errorf("Channels [xy]: %q", got)
 	}
-	if h.NumSub([]byte("y")) != 2 || h.NumPat() != 1 || h.NumChannels() != 3 {
-		t.Errorf("NumSub y %d, NumPat %d, NumChannels %d", h.NumSub([]byte("y")), h.NumPat(), h.NumChannels())
+	if h.NumSub(Channel, []byte("y")) != 2 || h.NumPat() != 1 || h.NumChannels(Channel) != 3 {
+		t.Errorf("NumSub y %d, NumPat %d, NumChannels %d", h.NumSub(Channel, []byte("y")), h.NumPat(), h.NumChannels(Channel))
 	}
 	if !h.Unsubscribe(a, Channel, "y") || h.Unsubscribe(a, Channel, "y") {
 		t.Error("Unsubscribe should report true once, then false")
@@ -89,11 +89,11 @@ func TestUnsubscribeAndIntrospection(t *testing.T) {
 	if got := h.UnsubscribeAll(a, Channel); !slices.Equal(got, []string{"x", "z"}) {
 		t.Errorf("UnsubscribeAll answered %q, want the order of subscription", got)
 	}
-	if a.Active() || h.NumChannels() != 1 {
-		t.Errorf("after UnsubscribeAll: active %v, %d channels", a.Active(), h.NumChannels())
+	if a.Active() || h.NumChannels(Channel) != 1 {
+		t.Errorf("after UnsubscribeAll: active %v, %d channels", a.Active(), h.NumChannels(Channel))
 	}
 	h.Drop(b)
-	if h.NumChannels() != 0 || h.NumPat() != 0 || b.Active() {
+	if h.NumChannels(Channel) != 0 || h.NumPat() != 0 || b.Active() {
 		t.Error("Drop left subscriptions behind")
 	}
 	var none *Subscriber
@@ -139,8 +139,8 @@ func TestConcurrentPublishAndSubscribe(t *testing.T) {
 	if got := len(steady.take()); got != publishers*each {
 		t.Errorf("the steady subscriber got %d messages, want %d", got, publishers*each)
 	}
-	if h.NumSub([]byte("ch")) != 1 || h.NumPat() != 0 {
-		t.Errorf("left behind: %d subscribers, %d patterns", h.NumSub([]byte("ch")), h.NumPat())
+	if h.NumSub(Channel, []byte("ch")) != 1 || h.NumPat() != 0 {
+		t.Errorf("left behind: %d subscribers, %d patterns", h.NumSub(Channel, []byte("ch")), h.NumPat())
 	}
 }
 
@@ -168,5 +168,40 @@ func BenchmarkPublish(b *testing.B) {
 				h.Publish(channel, msg, nil)
 			}
 		})
+	}
+}
+
+// Shard channels are a namespace of their own: SPUBLISH reaches their subscribers only, as
+// "smessage", PUBLISH never does, and their count is apart from the channels' and patterns'.
+func TestShardChannels(t *testing.T) {
+	h := NewHub()
+	c := &conn{}
+	s := h.NewSubscriber(c)
+	h.Subscribe(s, Shard, "x")
+	h.Subscribe(s, Pattern, "*")
+	if s.Count() != 1 || s.CountOf(Shard) != 1 || s.CountOf(Pattern) != 1 || !s.Active() {
+		t.Errorf("counts: channels and patterns %d, shard %d", s.Count(), s.CountOf(Shard))
+	}
+	if n := h.PublishShard([]byte("x"), []byte("hi"), nil); n != 1 {
+		t.Errorf("PublishShard reached %d, want 1 (the pattern does not match shard channels)", n)
+	}
+	if got := c.take(); !slices.Equal(got, []string{"*3\r\n$8\r\nsmessage\r\n$1\r\nx\r\n$2\r\nhi\r\n"}) {
+		t.Errorf("shard subscriber got %q", got)
+	}
+	if n := h.Publish([]byte("x"), []byte("hi"), nil); n != 1 { // the pattern only
+		t.Errorf("PUBLISH on x reached %d, want 1", n)
+	}
+	c.take()
+	if got := h.Channels(Shard, nil); !slices.Equal(got, []string{"x"}) || h.NumSub(Shard, []byte("x")) != 1 ||
+		h.NumSub(Channel, []byte("x")) != 0 || h.NumChannels(Shard) != 1 || h.NumChannels(Channel) != 0 {
+		t.Errorf("introspection: shard channels %q", got)
+	}
+	h.UnsubscribeAll(s, Pattern)
+	if !s.Active() {
+		t.Error("a subscriber with a shard channel left is not active")
+	}
+	h.Drop(s)
+	if s.Active() || h.NumChannels(Shard) != 0 {
+		t.Error("Drop left a shard subscription")
 	}
 }

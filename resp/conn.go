@@ -106,7 +106,7 @@ type Conn struct {
 	closeHooks []func()
 	trackFlags string // SetTracking
 	redirect   int64
-	subs       [2]int      // SetSubscriptions: channels and patterns
+	subs       [3]int      // SetSubscriptions: channels, patterns and shard channels
 	subscribed atomic.Bool // any of subs
 }
 
@@ -284,9 +284,9 @@ type Info struct {
 	// Redirect the client its invalidations go to (-1: not tracking), as SetTracking set them.
 	TrackingFlags string
 	Redirect      int64
-	// Sub and PSub are the numbers of channels and patterns the client is subscribed to, as
-	// SetSubscriptions set them.
-	Sub, PSub int
+	// Sub, PSub and SSub are the numbers of channels, patterns and shard channels the client
+	// is subscribed to, as SetSubscriptions set them.
+	Sub, PSub, SSub int
 }
 
 // Info returns a snapshot for CLIENT LIST. It is safe to call from any goroutine.
@@ -308,7 +308,7 @@ func (c *Conn) Info() Info {
 		WatchDirty:    c.watchDirty.Load(),
 		NoEvict:       c.noEvict.Load(),
 		TrackingFlags: c.trackFlags, Redirect: c.redirect,
-		Sub: c.subs[0], PSub: c.subs[1],
+		Sub: c.subs[0], PSub: c.subs[1], SSub: c.subs[2],
 	}
 }
 
@@ -320,13 +320,13 @@ func (c *Conn) SetTracking(flags string, redirect int64) {
 	c.mu.Unlock()
 }
 
-// SetSubscriptions records, for CLIENT LIST, how many channels and patterns the connection is
-// subscribed to. Safe from any goroutine.
-func (c *Conn) SetSubscriptions(channels, patterns int) {
+// SetSubscriptions records, for CLIENT LIST, how many channels, patterns and shard channels
+// the connection is subscribed to. Safe from any goroutine.
+func (c *Conn) SetSubscriptions(channels, patterns, shards int) {
 	c.mu.Lock()
-	c.subs = [2]int{channels, patterns}
+	c.subs = [3]int{channels, patterns, shards}
 	c.mu.Unlock()
-	c.subscribed.Store(channels+patterns > 0)
+	c.subscribed.Store(channels+patterns+shards > 0)
 }
 
 // Subscribed reports whether the connection has a Pub/Sub subscription (SetSubscriptions):

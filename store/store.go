@@ -51,12 +51,14 @@ type RemovalNotifier interface {
 // PubSub is implemented by a store that is itself a Redis server (the redis store): Pub/Sub
 // then happens there, shared by its own clients and every Vela node in front of it.
 type PubSub interface {
-	// Publish publishes msg on channel and returns the deliveries.
-	Publish(ctx context.Context, channel, msg []byte) (int64, error)
+	// Publish publishes msg on channel (a shard channel when shard is set: SPUBLISH) and
+	// returns the deliveries.
+	Publish(ctx context.Context, shard bool, channel, msg []byte) (int64, error)
 	// PubSubChannels, PubSubNumSub and PubSubNumPat answer PUBSUB CHANNELS, NUMSUB (the
-	// subscribers of each channel, in order) and NUMPAT.
-	PubSubChannels(ctx context.Context, pattern string) ([]string, error)
-	PubSubNumSub(ctx context.Context, channels []string) ([]int64, error)
+	// subscribers of each channel, in order) and NUMPAT; with shard set, SHARDCHANNELS and
+	// SHARDNUMSUB.
+	PubSubChannels(ctx context.Context, shard bool, pattern string) ([]string, error)
+	PubSubNumSub(ctx context.Context, shard bool, channels []string) ([]int64, error)
 	PubSubNumPat(ctx context.Context) (int64, error)
 	// Subscribe opens one client's subscriptions, whose messages go to deliver (pattern "" for
 	// a channel subscription's), from a goroutine of the subscription's.
@@ -65,9 +67,9 @@ type PubSub interface {
 
 // Subscription is one client's subscriptions in a PubSub store.
 type Subscription interface {
-	// Change runs verb ("subscribe", "psubscribe", "unsubscribe" or "punsubscribe") on names
-	// and returns once the server has confirmed it, want times (an UNSUBSCRIBE of no names
-	// drops them all: want is how many it held).
+	// Change runs verb ("subscribe", "psubscribe", "ssubscribe", "unsubscribe",
+	// "punsubscribe" or "sunsubscribe") on names and returns once the server has confirmed it,
+	// want times (an UNSUBSCRIBE of no names drops them all: want is how many it held).
 	Change(ctx context.Context, verb string, names []string, want int) error
 	// Close ends the subscriptions.
 	Close()

@@ -1026,26 +1026,27 @@ func (g *Gen) info() []Step {
 	return []Step{{Args: a, Check: Shape}}
 }
 
-// pubsub sends PUBLISH, PUBSUB's introspection, and UNSUBSCRIBE and PUNSUBSCRIBE of at most one
-// channel (each answers one frame when nothing is subscribed), with their argument errors.
-// Subcommand names never carry a NUL (see name).
+// pubsub sends PUBLISH and SPUBLISH, PUBSUB's introspection, and UNSUBSCRIBE, PUNSUBSCRIBE
+// and SUNSUBSCRIBE of at most one channel (each answers one frame when nothing is subscribed),
+// with their argument errors. Subcommand names never carry a NUL (see name).
 func (g *Gen) pubsub() []Step {
 	channel := func() any { return g.pick("news", "n*", "", "a b", "\x00\xff") }
 	switch g.r.Intn(8) {
 	case 0:
-		return exact(g.name("publish"), channel(), g.value())
+		return exact(g.name(g.pick("publish", "spublish")), channel(), g.value())
 	case 1:
-		return g.arity("publish", g.pick2(1, 3))
+		return g.arity(g.pick("publish", "spublish"), g.pick2(1, 3))
 	case 2:
+		list := g.pick("channels", "shardchannels")
 		if g.chance(0.2) {
-			return exact(g.name("pubsub"), g.name("channels"), "a", "b") // a syntax error
+			return exact(g.name("pubsub"), g.name(list), "a", "b") // a syntax error
 		}
 		if g.chance(0.5) {
-			return exact(g.name("pubsub"), g.name("channels"))
+			return exact(g.name("pubsub"), g.name(list))
 		}
-		return exact(g.name("pubsub"), g.name("channels"), channel())
+		return exact(g.name("pubsub"), g.name(list), channel())
 	case 3:
-		return exact(g.name("pubsub"), g.name("numsub"), channel(), channel())
+		return exact(g.name("pubsub"), g.name(g.pick("numsub", "shardnumsub")), channel(), channel())
 	case 4:
 		if g.chance(0.2) {
 			return exact(g.name("pubsub"), g.name("numpat"), "x")
@@ -1057,9 +1058,9 @@ func (g *Gen) pubsub() []Step {
 		}
 		return exact(g.name("pubsub"), g.pick("nosuch", "numsubx", ""))
 	case 6:
-		return exact(g.name(g.pick("unsubscribe", "punsubscribe")))
+		return exact(g.name(g.pick("unsubscribe", "punsubscribe", "sunsubscribe")))
 	}
-	return exact(g.name(g.pick("unsubscribe", "punsubscribe")), channel())
+	return exact(g.name(g.pick("unsubscribe", "punsubscribe", "sunsubscribe")), channel())
 }
 
 // wait sends WAIT in forms that answer at once or within 2 ms on a node without replicas (Redis

@@ -166,6 +166,24 @@ func TestPubSubLikeRedis(t *testing.T) {
 			s('p', "EVAL", "return redis.call('publish', 'ch', 'from-script')", "0"),
 			s('p', "EVAL", "return pcall(redis.call, 'subscribe', 'ch') and 1 or 0", "0"),
 		},
+		"shard-channels": {
+			s('a', "SUNSUBSCRIBE"), s('a', "SUNSUBSCRIBE", "nothing"),
+			s('a', "SSUBSCRIBE", "x", "y"), s('a', "SSUBSCRIBE", "x"), s('a', "GET", "k"), s('a', "PING"),
+			s('a', "SUBSCRIBE", "x"), s('a', "PSUBSCRIBE", "*"), s('c', "SSUBSCRIBE", "x"), s('b', "SSUBSCRIBE", "y"),
+			s('p', "SPUBLISH", "x", "shard"), s('p', "PUBLISH", "x", "plain"), s('p', "SPUBLISH", "nobody", "z"),
+			s('p', "PUBSUB", "SHARDCHANNELS", "y*"), s('p', "PUBSUB", "SHARDCHANNELS", "x*"), s('p', "PUBSUB", "CHANNELS"),
+			s('p', "PUBSUB", "SHARDNUMSUB", "x", "y", "q"), s('p', "PUBSUB", "SHARDNUMSUB"), s('p', "PUBSUB", "NUMSUB", "x"),
+			s('p', "INFO", "stats"), s('p', "CLIENT", "LIST", "TYPE", "pubsub"), s('a', "SUNSUBSCRIBE", "q"),
+			s('a', "SUNSUBSCRIBE", "y"), s('a', "SUNSUBSCRIBE"), s('a', "UNSUBSCRIBE"), s('a', "GET", "k"), s('a', "PUNSUBSCRIBE"), s('a', "GET", "k"),
+			s('a', "SSUBSCRIBE", "x"), s('a', "UNSUBSCRIBE"), s('a', "GET", "k"), s('a', "SUNSUBSCRIBE", "x", "x"),
+			s('a', "GET", "k"), s('b', "RESET"), s('p', "PUBSUB", "SHARDNUMSUB", "y"),
+			s('p', "MULTI"), s('p', "SSUBSCRIBE", "m"), s('p', "SUNSUBSCRIBE", "m"), s('p', "SPUBLISH", "x", "tx"), s('p', "EXEC"),
+			s('p', "SSUBSCRIBE"), s('p', "SPUBLISH", "x"), s('p', "PUBSUB", "SHARDCHANNELS", "a", "b"),
+			s('p', "EVAL", "return redis.call('spublish', 'x', 'from-script')", "0"),
+			s('p', "EVAL", "return pcall(redis.call, 'ssubscribe', 'x') and 1 or 0", "0"),
+			s('p', "COMMAND", "INFO", "spublish", "ssubscribe", "sunsubscribe"), s('p', "COMMAND", "GETKEYS", "SPUBLISH", "x", "m"),
+			s('p', "PUBSUB", "HELP"), s('p', "INFO", "stats"),
+		},
 		"tracking-redirect": {
 			s('r', "SUBSCRIBE", "__redis__:invalidate"),
 			s('a', "CLIENT", "TRACKING", "ON", "REDIRECT", "$R"), s('a', "GET", "k1"), s('a', "MGET", "k2", "k3"),
@@ -316,6 +334,18 @@ func TestPubSubInClusters(t *testing.T) {
 				}
 			}
 			pub.Do("PUBSUB", "NUMSUB", "events").Raws("*2\r\n$6\r\nevents\r\n:1\r\n") // each member answers for its own
+
+			// A shard channel too reaches every member's subscribers, whichever member owns
+			// its name on the ring.
+			shardSub := respclient.Dial(t, nodes[0].Addr())
+			shardSub.Do("SSUBSCRIBE", "orders").Raws("*3\r\n$10\r\nssubscribe\r\n$6\r\norders\r\n:1\r\n")
+			for i := range 3 {
+				respclient.Dial(t, nodes[i].Addr()).Do("SPUBLISH", "orders", fmt.Sprint("o", i)).Raws(":1\r\n")
+				if _, raw, err := shardSub.Receive(); err != nil || string(raw) != fmt.Sprintf("*3\r\n$8\r\nsmessage\r\n$6\r\norders\r\n$2\r\no%d\r\n", i) {
+					t.Fatalf("shard message published through member %d: %q, %v", i, raw, err)
+				}
+			}
+			pub.Do("PUBLISH", "orders", "plain").Raws(":0\r\n") // a channel of the same name is another
 		})
 	}
 }
@@ -577,4 +607,23 @@ func TestPubSubSidecars(t *testing.T) {
 		t.Errorf("after UNSUBSCRIBE: %q", got)
 	}
 	subA.Do("GET", "k").Nil() // out of the Pub/Sub context
+
+	// Shard channels are Redis's too, held apart from the channels of the same name.
+	subA.Do("SSUBSCRIBE", "news").Raws("*3\r\n$10\r\nssubscribe\r\n$4\r\nnews\r\n:1\r\n")
+	framesUntilMark(t, direct) // "again"
+	direct.Do("SSUBSCRIBE", "news")
+	pub.Do("SPUBLISH", "news", "sharded").Int(2)
+	for _, who := range []*respclient.Conn{subA, direct} {
+		if _, raw, err := who.Receive(); err != nil || string(raw) != "*3\r\n$8\r\nsmessage\r\n$4\r\nnews\r\n$7\r\nsharded\r\n" {
+			t.Fatalf("shard message: %q (%v)", raw, err)
+		}
+	}
+	pub.Do("PUBLISH", "news", "plain").Int(2) // subB's pattern and direct's channel; not subA
+	if got := framesUntilMark(t, subA); len(got) != 0 {
+		t.Errorf("a shard subscriber got a PUBLISH: %q", got)
+	}
+	pub.Do("PUBSUB", "SHARDCHANNELS").Strings("news")
+	pub.Do("PUBSUB", "SHARDNUMSUB", "news").Raws("*2\r\n$4\r\nnews\r\n:2\r\n")
+	subA.Do("SUNSUBSCRIBE").Raws("*3\r\n$12\r\nsunsubscribe\r\n$4\r\nnews\r\n:0\r\n")
+	pub.Do("PUBSUB", "SHARDNUMSUB", "news").Raws("*2\r\n$4\r\nnews\r\n:1\r\n")
 }

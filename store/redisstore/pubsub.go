@@ -23,21 +23,34 @@ var _ store.PubSub = (*Store)(nil)
 // confirmTimeout bounds the wait for Redis to confirm a subscription change.
 const confirmTimeout = 5 * time.Second
 
-// Publish publishes msg on channel in Redis and returns its count of deliveries.
-func (s *Store) Publish(ctx context.Context, channel, msg []byte) (int64, error) {
+// Publish publishes msg on channel (shard: a shard channel) in Redis and returns its count of
+// deliveries.
+func (s *Store) Publish(ctx context.Context, shard bool, channel, msg []byte) (int64, error) {
+	if shard {
+		return s.c.SPublish(ctx, string(channel), msg).Result()
+	}
 	return s.c.Publish(ctx, string(channel), msg).Result()
 }
 
-// PubSubChannels answers PUBSUB CHANNELS from Redis, without the channels Vela's nodes use
-// among themselves there (reservedPrefix: FETCHLOCK's), as its keys are kept out of KEYS.
-func (s *Store) PubSubChannels(ctx context.Context, pattern string) ([]string, error) {
-	names, err := s.c.PubSubChannels(ctx, pattern).Result()
+// PubSubChannels answers PUBSUB CHANNELS (shard: SHARDCHANNELS) from Redis, without the
+// channels Vela's nodes use among themselves there (reservedPrefix: FETCHLOCK's), as its keys
+// are kept out of KEYS.
+func (s *Store) PubSubChannels(ctx context.Context, shard bool, pattern string) ([]string, error) {
+	cmd := s.c.PubSubChannels
+	if shard {
+		cmd = s.c.PubSubShardChannels
+	}
+	names, err := cmd(ctx, pattern).Result()
 	return slices.DeleteFunc(names, func(n string) bool { return strings.HasPrefix(n, reservedPrefix) }), err
 }
 
-// PubSubNumSub returns the subscribers of each channel, in order.
-func (s *Store) PubSubNumSub(ctx context.Context, channels []string) ([]int64, error) {
-	m, err := s.c.PubSubNumSub(ctx, channels...).Result()
+// PubSubNumSub returns the subscribers of each channel (shard: shard channel), in order.
+func (s *Store) PubSubNumSub(ctx context.Context, shard bool, channels []string) ([]int64, error) {
+	cmd := s.c.PubSubNumSub
+	if shard {
+		cmd = s.c.PubSubShardNumSub
+	}
+	m, err := cmd(ctx, channels...).Result()
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +108,7 @@ func (sub *Subscription) receive(deliver func(pattern, channel string, payload [
 	}
 }
 
-// Change runs a (P)SUBSCRIBE or (P)UNSUBSCRIBE of names in Redis and waits for its
+// Change runs a (P|S)SUBSCRIBE or (P|S)UNSUBSCRIBE of names in Redis and waits for its
 // confirmations, so that no message published after it is missed (SUBSCRIBE) or delivered
 // (UNSUBSCRIBE). verb is Redis's name of the command; an UNSUBSCRIBE of no names drops all,
 // confirmed once per name Redis held (want says how many; at least one).
@@ -110,6 +123,10 @@ func (sub *Subscription) Change(ctx context.Context, verb string, names []string
 		err = sub.ps.Unsubscribe(ctx, names...)
 	case "punsubscribe":
 		err = sub.ps.PUnsubscribe(ctx, names...)
+	case "ssubscribe":
+		err = sub.ps.SSubscribe(ctx, names...)
+	case "sunsubscribe":
+		err = sub.ps.SUnsubscribe(ctx, names...)
 	default:
 		return fmt.Errorf("redis store: no Pub/Sub command %q", verb)
 	}
