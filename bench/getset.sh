@@ -11,6 +11,8 @@
 # It also prints the CPU time (user + system, from /proc) each server spent per request: at
 # pipeline 1 the single-threaded redis-benchmark is the bottleneck on a 2-core machine, so both
 # servers' rates sit at its limit and move with the noise, while their CPU per request does not.
+# THREADS, when set, runs redis-benchmark with that many threads (--threads): with 2 on a
+# 2-core machine the client no longer bounds the rate, and the servers share the CPU with it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-200000}
@@ -30,7 +32,7 @@ for p in "$RPORT" "$VPORT"; do
 done
 
 rps() { # port test pipeline size
-  redis-benchmark -p "$1" -t "$2" -c 50 -P "$3" -d "$4" -n "$N" -r 100000 -q --csv 2>/dev/null |
+  redis-benchmark -p "$1" -t "$2" -c 50 -P "$3" -d "$4" -n "$N" -r 100000 ${THREADS:+--threads "$THREADS"} -q --csv 2>/dev/null |
     awk -F'","' 'NR>1 {gsub(/"/,"",$2); print $2; exit}'
 }
 
