@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -153,4 +154,73 @@ func socketUse(t *testing.T, ino uint64) (fds int, epolls []int) {
 		}
 	}
 	return fds, epolls
+}
+
+// Blocking loops hold a processor each, so a process has them only while they leave the
+// runtime at least one: a second server beside a blocking loop parks its loop in the scheduler,
+// and a loop's end gives its processor back.
+func TestBlockingLoopsLeaveAProcessor(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("needs two processors")
+	}
+	if n := blockingLoops.Load(); n != 0 {
+		t.Fatalf("%d blocking loops before the test", n)
+	}
+	procs := runtime.GOMAXPROCS(0)
+	start := func() *Server {
+		t.Helper()
+		srv := NewServer(Config{Addr: "127.0.0.1:0", EventLoops: procs - 1},
+			HandlerFunc(func(*Conn, [][]byte) Reply { return Status("PONG") }))
+		srv.inliner = declineNap{srv.handler}
+		if err := srv.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = srv.Serve() }()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			srv.mu.Lock()
+			n := len(srv.loopList)
+			srv.mu.Unlock()
+			if n > 0 {
+				return srv
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the server started no loop")
+			}
+		}
+	}
+	stop := func(srv *Server) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+	}
+	blocking := func(srv *Server) bool {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		return srv.loopList[0].blocking
+	}
+	a := start()
+	b := start()
+	if !blocking(a) || blocking(b) {
+		t.Errorf("first server's loops blocking %v (want true), second's %v (want false)", blocking(a), blocking(b))
+	}
+	stop(a)
+	stop(b)
+	if n := blockingLoops.Load(); n != 0 {
+		t.Fatalf("%d blocking loops counted after both servers stopped", n)
+	}
+	c := start()
+	defer stop(c)
+	if !blocking(c) {
+		t.Error("a server started after the others stopped did not get blocking loops")
+	}
+	// A goroutine and a garbage collection still run beside the blocking loop.
+	done := make(chan struct{})
+	go func() { runtime.GC(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a garbage collection did not finish beside a blocking loop")
+	}
 }
