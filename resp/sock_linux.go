@@ -91,7 +91,9 @@ func (s *sock) leaveLoop() error {
 	return nil
 }
 
-// Read reads in goroutine mode. Only the connection's owner reads, and it alone replaces nc.
+// Read reads in goroutine mode: the connection's goroutine, or the watcher it starts while a
+// command waits (Conn.Blocking). nc is replaced only by the connection's owner, never while a
+// watcher runs, so it is read here without the lock.
 func (s *sock) Read(p []byte) (int, error) {
 	if s.nc == nil {
 		return 0, errLoopMode
