@@ -13,7 +13,7 @@ import (
 // (the key), as the parameter's classes select. The events are Redis's for each string and
 // key command; TAGINVALIDATE publishes "del" for each key it deletes. Events are published on
 // the node that ran the command or removed the key, to its own subscribers, as each Redis
-// Cluster node publishes its own. The "new" event (class n) is not published. On the redis store
+// Cluster node publishes its own. On the redis store
 // Pub/Sub is Redis's (remotePS), and so are keyspace notifications: Vela publishes none there.
 
 // keyspaceEvent publishes event, of class c, about key when notify-keyspace-events selects it.
@@ -35,9 +35,13 @@ func (n *Node) removedByStore(key []byte, evicted bool) {
 }
 
 // opEvents publishes the events of op's result on key, as Redis's command for it does, when ev
-// selects them.
+// selects them. A write that creates the key publishes "new" first (class n), as Redis's dbAdd
+// does before the command's own event.
 func (n *Node) opEvents(ev pubsub.Events, key []byte, op *store.Op, res *store.Result) {
 	pub := func(c pubsub.Events, event string) { n.hub.Notify(ev, c, event, key, nil) }
+	if ev&pubsub.New != 0 && creates(op, res) {
+		pub(pubsub.New, "new")
+	}
 	switch op.Kind {
 	case store.Set:
 		if res.Done {
@@ -80,6 +84,21 @@ func (n *Node) opEvents(ev pubsub.Events, key []byte, op *store.Op, res *store.R
 	if readsKey(op) && !res.Found {
 		pub(pubsub.KeyMiss, "keymiss")
 	}
+}
+
+// creates reports whether op, with result res, added its key: it was not there before (Apply
+// reports Found for a key that was, whatever the kind) and the write happened.
+func creates(op *store.Op, res *store.Result) bool {
+	if res.Found {
+		return false
+	}
+	switch op.Kind {
+	case store.Set, store.SetRange:
+		return res.Done
+	case store.IncrBy, store.IncrByFloat, store.Append:
+		return true
+	}
+	return false
 }
 
 // expireEvent is the event of an expiry set: "expire", or "del" when it has passed already,

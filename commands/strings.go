@@ -246,6 +246,9 @@ func (n *Node) setMulti(c *Ctx, pairs []store.KV, nx bool) (bool, error) {
 		if done {
 			for _, kv := range pairs {
 				n.NotifyKeyBy(c, kv.Key)
+				if kv.Created {
+					n.keyspaceEvent(pubsub.New, "new", kv.Key)
+				}
 				n.keyspaceEvent(pubsub.String, "set", kv.Key)
 			}
 			if n.stats.On() {

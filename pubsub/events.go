@@ -29,7 +29,7 @@ const (
 	Stream                      // t
 	KeyMiss                     // m: a read of a missing key
 	Module                      // d
-	New                         // n: a key created (accepted; Vela publishes no "new" events)
+	New                         // n: a key created
 
 	// All is Redis's "A": every class of event but key misses and new keys.
 	All = Generic | String | List | Set | Hash | ZSet | Expired | Evicted | Stream | Module
@@ -82,7 +82,7 @@ func ParseEvents(s string) (Events, bool) {
 }
 
 // String writes e as Redis's CONFIG GET shows it (keyspaceEventsFlagsToString of Redis 7.0,
-// which leaves "n" out).
+// which writes "n" among the class letters, and leaves it out beside "A").
 func (e Events) String() string {
 	var b strings.Builder
 	if e&All == All {
@@ -92,7 +92,7 @@ func (e Events) String() string {
 			ev Events
 			ch byte
 		}{{Generic, 'g'}, {String, '$'}, {List, 'l'}, {Set, 's'}, {Hash, 'h'}, {ZSet, 'z'},
-			{Expired, 'x'}, {Evicted, 'e'}, {Stream, 't'}, {Module, 'd'}} {
+			{Expired, 'x'}, {Evicted, 'e'}, {Stream, 't'}, {Module, 'd'}, {New, 'n'}} {
 			if e&c.ev != 0 {
 				b.WriteByte(c.ch)
 			}

@@ -243,6 +243,9 @@ type Call interface {
 // KV is one key and value for SetMulti.
 type KV struct {
 	Key, Value []byte
+	// Created is set by a MultiSetter that reports it (memory, disk): the write added the key,
+	// which was not live before (keyspace notifications' "new").
+	Created bool
 }
 
 // Kind says what an Op does.

@@ -395,6 +395,18 @@ func TestKeyspaceNotificationsLikeRedis(t *testing.T) {
 			s('p', "OBJECT", "ENCODING", "x"), s('p', "OBJECT", "FREQ", "x"), s('p', "INCR", "x"),
 			s('p', "APPEND", "y", "z"), s('p', "EXPIRE", "z", "10"), s('p', "PERSIST", "z"),
 		},
+		"new-keys": {
+			config("KEn"), s('p', "CONFIG", "GET", "notify-keyspace-events"), listen,
+			s('p', "SET", "k", "v"), s('p', "SET", "k", "w"), s('p', "SET", "n", "w", "XX"), s('p', "SET", "n", "w", "NX"),
+			s('p', "SETNX", "k", "x"), s('p', "SETNX", "k2", "x"), s('p', "GETSET", "g", "1"), s('p', "SET", "g2", "1", "GET"),
+			s('p', "MSET", "a", "1", "b", "2"), s('p', "MSETNX", "c", "1", "d", "2"), s('p', "INCR", "i"), s('p', "INCR", "i"),
+			s('p', "INCRBYFLOAT", "f", "1.5"), s('p', "APPEND", "ap", "x"), s('p', "APPEND", "ap", "y"),
+			s('p', "SETRANGE", "sr", "0", ""), s('p', "SETRANGE", "sr", "2", "x"), s('p', "GETEX", "none", "EX", "10"),
+			s('p', "SET", "e", "1", "PX", "100000"), s('p', "PEXPIREAT", "e", "1"), s('p', "SET", "e", "2"),
+			s('p', "DEL", "k"), s('p', "SET", "k", "v", "EX", "100"),
+			config("KEAn"), s('p', "CONFIG", "GET", "notify-keyspace-events"), s('p', "SET", "z", "1"), s('p', "INCR", "z"),
+			config("KEA"), s('p', "SET", "y", "1"),
+		},
 		"classes": {
 			config("Kg"), listen, s('p', "SET", "k", "v", "EX", "100"), s('p', "DEL", "k"),
 			config("E$"), s('p', "SET", "k", "v", "EX", "100"), s('p', "INCR", "i"), s('p', "DEL", "k"),
@@ -404,6 +416,10 @@ func TestKeyspaceNotificationsLikeRedis(t *testing.T) {
 		},
 	}
 	samePubSub(t, redisAddr, velaAddr, sessions)
+	// The disk store reports the keys MSET creates from its own transaction.
+	disk := testnode.Config()
+	disk.Store.Type, disk.Store.DiskPath = "disk", filepath.Join(t.TempDir(), "vela.db")
+	samePubSub(t, redisAddr, testnode.Start(t, disk).Addr(), map[string][]trackingStep{"new-keys-disk": sessions["new-keys"]})
 }
 
 // TestKeyspaceExpiredAndEvicted: a key the background sweep expires, on the memory and the disk

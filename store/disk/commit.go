@@ -599,9 +599,9 @@ func (w *wtx) setMulti(r *request) error {
 		}
 	}
 	op := store.Op{Kind: store.Set, ExpireAt: r.expireAt}
-	for _, kv := range r.pairs {
+	for i, kv := range r.pairs {
 		op.Value = kv.Value
-		_, opErr, err := w.apply(kv.Key, &op)
+		res, opErr, err := w.apply(kv.Key, &op)
 		if err != nil {
 			return err
 		}
@@ -609,6 +609,7 @@ func (w *wtx) setMulti(r *request) error {
 			r.err = opErr
 			return nil
 		}
+		r.pairs[i].Created = !res.Found // the caller's pairs: SetMulti reports it
 	}
 	r.ok = true
 	return nil

@@ -485,9 +485,11 @@ func (s *Store) setMultiLocked(pairs []store.KV, loc func(int) (uint64, *shard, 
 	for i, kv := range pairs {
 		h, sh, t := loc(i)
 		op.Value = kv.Value
-		if _, err := s.apply(sh, t, kv.Key, h, &op, now, false); err != nil {
+		res, err := s.apply(sh, t, kv.Key, h, &op, now, false)
+		if err != nil {
 			return false, err
 		}
+		pairs[i].Created = !res.Found
 	}
 	return true, nil
 }
