@@ -86,6 +86,7 @@ func (n *Node) quit(c *Ctx, _ [][]byte) (resp.Reply, error) {
 func (n *Node) reset(c *Ctx, _ [][]byte) (resp.Reply, error) {
 	n.endTx(c)
 	n.dropSubscriptions(c)
+	n.stopMonitor(c)
 	if c.trk != nil {
 		n.clientCache.disable(c.trk) // as Redis's clearClientConnectionState
 	}
@@ -423,6 +424,9 @@ func subscribing(conn *resp.Conn) bool {
 func writeClientLine(b *strings.Builder, conn *resp.Conn) {
 	in := conn.Info()
 	flags := ""
+	if in.Monitor {
+		flags += "O"
+	}
 	if in.Sub+in.PSub+in.SSub > 0 {
 		flags += "P"
 	}

@@ -123,6 +123,7 @@ type Node struct {
 	events      atomic.Uint32 // the pubsub.Events keyspace notifications publish (notify.go)
 	nextStripe  atomic.Uint32 // deals connections to the gate's stripes
 	scripts     scripting     // EVAL's script cache and runner (script.go)
+	monitors    monitors      // the connections in MONITOR mode (monitor.go)
 	settingsMu  sync.RWMutex  // guards cfg.Settings, which CONFIG SET changes (config.go)
 }
 
@@ -234,6 +235,7 @@ func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger
 	n.registerObject()
 	n.registerLatency()
 	n.registerPubSub()
+	n.registerMonitor()
 	return n
 }
 
@@ -497,6 +499,10 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 			cmd.rejected.Add(1)
 			return n.refuse(ctx, cmd, pubsubContextError(cmd))
 		}
+		if n.monitorRefuses(ctx, cmd) {
+			cmd.rejected.Add(1)
+			return n.refuse(ctx, cmd, errMonitorKeyspace)
+		}
 		if !ctx.inExec { // CLIENT LIST shows EXEC, not the commands it ran
 			ctx.Conn.SetLastCommand(&cmd.Name)
 		}
@@ -512,6 +518,9 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 	}
 	if cmd.Flags&FlagBlocking != 0 && ctx.Conn != nil && ctx.blockCtx == nil && !ctx.Peer {
 		return n.execUnblockable(ctx, cmd, args) // runs it, through exec again
+	}
+	if cmd.Flags&flagScript != 0 {
+		n.monitored(ctx, cmd, args) // before the commands it calls, as Redis shows a script
 	}
 	if ctx.Conn != nil && cmd.Flags&FlagPipelined == 0 {
 		ctx.settle() // pipelined calls before this command complete first
@@ -550,6 +559,9 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 		}
 		if reply, handled := n.router.Route(ctx, cmd, args); handled {
 			n.ran(cmd)
+			if n.monitors.list.Load() != nil && cmd.Flags&flagScript == 0 {
+				n.monitored(ctx, cmd, args)
+			}
 			if ctx.blockCtx != nil {
 				reply = unblockedReply(ctx, cmd, reply)
 			}
@@ -565,6 +577,9 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 	}
 	reply := n.execLocal(ctx, cmd, args, true)
 	n.ran(cmd)
+	if n.monitors.list.Load() != nil && cmd.Flags&flagScript == 0 {
+		n.monitored(ctx, cmd, args)
+	}
 	return reply
 }
 

@@ -54,7 +54,7 @@ var noScriptNames = map[string]bool{
 	"quit": true, "auth": true, "hello": true, "reset": true, "config|get": true, "unwatch": true,
 	"eval": true, "evalsha": true, "eval_ro": true, "evalsha_ro": true, "role": true, "shutdown": true,
 	"subscribe": true, "psubscribe": true, "unsubscribe": true, "punsubscribe": true,
-	"ssubscribe": true, "sunsubscribe": true,
+	"ssubscribe": true, "sunsubscribe": true, "monitor": true,
 }
 
 // noScript reports whether a script may not call cmd.

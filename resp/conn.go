@@ -82,6 +82,7 @@ type Conn struct {
 	multi      atomic.Int32           // commands queued since MULTI plus one; 0 outside MULTI
 	watchDirty atomic.Bool            // a key the client WATCHes has changed
 	noEvict    atomic.Bool            // CLIENT NO-EVICT
+	monitor    atomic.Bool            // MONITOR
 	// netIn and netOut count the bytes read and written (INFO total_net_input_bytes…): each
 	// touched only by the connection's own reads and writes, added up by Server.NetStats.
 	netIn, netOut atomic.Uint64
@@ -266,6 +267,9 @@ func (c *Conn) SetWatchDirty(dirty bool) { c.watchDirty.Store(dirty) }
 // SetNoEvict records CLIENT NO-EVICT for CLIENT LIST's "e" flag (Vela evicts no client).
 func (c *Conn) SetNoEvict(on bool) { c.noEvict.Store(on) }
 
+// SetMonitor records, for CLIENT LIST's O flag, whether the client is in MONITOR mode.
+func (c *Conn) SetMonitor(on bool) { c.monitor.Store(on) }
+
 // Info is a snapshot of the descriptive state of a connection.
 type Info struct {
 	ID                    int64
@@ -280,6 +284,8 @@ type Info struct {
 	WatchDirty bool
 	// NoEvict: CLIENT NO-EVICT ON.
 	NoEvict bool
+	// Monitor: the client has sent MONITOR and receives the commands the server runs.
+	Monitor bool
 	// TrackingFlags are CLIENT LIST's letters for client tracking ("t", "tR", "tB"…), and
 	// Redirect the client its invalidations go to (-1: not tracking), as SetTracking set them.
 	TrackingFlags string
@@ -307,6 +313,7 @@ func (c *Conn) Info() Info {
 		Multi:         int(c.multi.Load()) - 1,
 		WatchDirty:    c.watchDirty.Load(),
 		NoEvict:       c.noEvict.Load(),
+		Monitor:       c.monitor.Load(),
 		TrackingFlags: c.trackFlags, Redirect: c.redirect,
 		Sub: c.subs[0], PSub: c.subs[1], SSub: c.subs[2],
 	}

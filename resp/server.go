@@ -4,12 +4,14 @@
 package resp
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -218,7 +220,7 @@ func (s *Server) Serve() error {
 	}
 }
 
-// Clients calls fn for every open connection, in no particular order.
+// Clients calls fn for every open connection, oldest first (by ID), as Redis lists its clients.
 func (s *Server) Clients(fn func(c *Conn)) {
 	s.mu.Lock()
 	list := make([]*Conn, 0, len(s.clients))
@@ -226,6 +228,7 @@ func (s *Server) Clients(fn func(c *Conn)) {
 		list = append(list, c)
 	}
 	s.mu.Unlock()
+	slices.SortFunc(list, func(a, b *Conn) int { return cmp.Compare(a.ID, b.ID) })
 	for _, c := range list {
 		fn(c)
 	}

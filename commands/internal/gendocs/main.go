@@ -46,7 +46,8 @@ const names = `ping echo quit select auth hello client command info role shutdow
 	latency|histogram latency|graph latency|doctor latency|help client|pause client|unpause
 	client|unblock client|getredir client|trackinginfo client|caching client|tracking client|no-evict client|reply wait
 	subscribe unsubscribe psubscribe punsubscribe publish pubsub pubsub|channels pubsub|numsub
-	pubsub|numpat pubsub|help ssubscribe sunsubscribe spublish pubsub|shardchannels pubsub|shardnumsub`
+	pubsub|numpat pubsub|help ssubscribe sunsubscribe spublish pubsub|shardchannels pubsub|shardnumsub
+	monitor`
 
 func main() {
 	out := flag.String("o", "redisdocs.json", "file to write")
