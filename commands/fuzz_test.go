@@ -55,6 +55,7 @@ func checkReply(t *testing.T, args [][]byte, r resp.Reply) {
 
 var fuzzSeeds = [][]string{
 	{"SET", "k", "v", "EX", "10", "NX", "GET"}, {"SET", "k", "v", "KEEPTTL", "PXAT", "1"},
+	{"RENAME", "k", "k2"}, {"RENAMENX", "k2", "k"}, {"COPY", "k", "c", "DB", "0", "REPLACE"}, {"MONITOR"},
 	{"GETEX", "k", "PERSIST"}, {"GETEX", "k", "EXAT", "0"}, {"INCRBYFLOAT", "k", "1e308"},
 	{"INCRBY", "k", "-9223372036854775808"}, {"DECRBY", "k", "-9223372036854775808"},
 	{"APPEND", "k", "\r\n\x00"}, {"MSET", "a", "1", "b"}, {"MSETNX", "a", "1", "b", "2"},

@@ -42,7 +42,7 @@ func (n *Node) del(c *Ctx, args [][]byte) (resp.Reply, error) {
 	if b, ok := n.store.(store.Batcher); ok && len(args) > 2 {
 		results, err := b.DoBatch(c.Context(), args[1:], op)
 		for i, res := range results {
-			n.account(args[1+i], &op, res, nil, originOf(c))
+			n.account(args[1+i], &op, res, nil, originOf(c), false)
 			if res.Done {
 				count++
 			}

@@ -236,6 +236,7 @@ func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger
 	n.registerLatency()
 	n.registerPubSub()
 	n.registerMonitor()
+	n.registerRename()
 	return n
 }
 
@@ -293,6 +294,11 @@ type Ctx struct {
 	// set while EXEC runs the queued commands, whose replies execReplies collects.
 	tx       *txState
 	inScript bool // running a command a script called (the slow log names no client)
+	// quiet is set while a command that accounts for itself (RENAME, COPY) calls the store:
+	// no hit or miss is counted and no keyspace event published for the call (quietDo).
+	quiet bool
+	// inMove is set while RENAME or COPY, isolated, goes through the router (routeMove).
+	inMove bool
 	// errsCounted is set by a handler that has counted its reply's errors itself (EVAL: the
 	// errors its script passes on from the commands it called are counted already).
 	errsCounted bool
@@ -546,7 +552,8 @@ func (n *Node) exec(ctx *Ctx, cmd *Command, args [][]byte) resp.Reply {
 		}
 	}
 	// WATCH names keys but is about the connection's transaction: txn.go places it itself.
-	if n.router != nil && (cmd.FirstKey > 0 || cmd.Flags&FlagClusterWide != 0) && cmd.Flags&flagTxControl == 0 {
+	// RENAME and COPY (flagExclusive) place themselves, as a transaction is placed (rename.go).
+	if n.router != nil && (cmd.FirstKey > 0 || cmd.Flags&FlagClusterWide != 0) && cmd.Flags&(flagTxControl|flagExclusive) == 0 {
 		if st := ctx.trk; st != nil && st.on && st.noloop && !st.bcast && cmd.Flags&FlagWrite != 0 {
 			if _, ok := n.router.(ReadWatcher); ok { // its owner may be another member
 				n.clientCache.forgetOwn(st, cmd.Keys(args))
@@ -633,7 +640,7 @@ func (c *Ctx) refused(reply resp.Reply) resp.Reply {
 
 // gated reports whether cmd, run for ctx, takes the gate's read lock (see exec).
 func (n *Node) gated(ctx *Ctx, cmd *Command) bool {
-	return n.gate != nil && !ctx.inExec && !ctx.inGate && !ctx.readLocked && cmd.Flags&FlagBlocking == 0 &&
+	return n.gate != nil && !ctx.inExec && !ctx.inGate && !ctx.readLocked && cmd.Flags&(FlagBlocking|flagExclusive) == 0 &&
 		(cmd.FirstKey > 0 || cmd.Flags&(FlagWrite|FlagReadOnly|FlagClusterWide) != 0)
 }
 
@@ -692,9 +699,11 @@ func (n *Node) execLocal(ctx *Ctx, cmd *Command, args [][]byte, whole bool) resp
 		start := time.Since(n.started)
 		reply, err = cmd.Handler(ctx, args)
 		took := time.Since(n.started) - start
-		cmd.nsec.Add(uint64(took))
-		if cmd.observer != nil {
-			cmd.observer.Observe(took.Seconds())
+		if !ctx.inMove { // RENAME or COPY run again through the router: timed once, outside
+			cmd.nsec.Add(uint64(took))
+			if cmd.observer != nil {
+				cmd.observer.Observe(took.Seconds())
+			}
 		}
 		n.noteRun(ctx, cmd, args, took, slowOn, latOn, trackOn)
 	} else {
@@ -763,7 +772,7 @@ func (n *Node) do(c *Ctx, key []byte, op store.Op) (store.Result, error) {
 		return n.doNear(c, key, op)
 	}
 	res, err := n.store.Do(c.Context(), key, op)
-	n.account(key, &op, res, err, originOf(c))
+	n.account(key, &op, res, err, originOf(c), c.quiet)
 	return res, err
 }
 
@@ -774,7 +783,7 @@ func (n *Node) doNear(c *Ctx, key []byte, op store.Op) (store.Result, error) {
 		op.NoShare = true
 	}
 	if n.near != nil {
-		if op.Kind == store.Get && n.nearServes(c) {
+		if op.Kind == store.Get && !c.quiet && n.nearServes(c) {
 			if v, ok := n.nearGet(key); ok {
 				return store.Result{Found: true, Value: v}, nil
 			}
@@ -792,7 +801,7 @@ func (n *Node) doNear(c *Ctx, key []byte, op store.Op) (store.Result, error) {
 // doStore is do without the near cache: op goes to the store.
 func (n *Node) doStore(c *Ctx, key []byte, op store.Op) (store.Result, error) {
 	res, err := n.store.Do(c.Context(), key, op)
-	n.account(key, &op, res, err, originOf(c))
+	n.account(key, &op, res, err, originOf(c), c.quiet)
 	return res, err
 }
 
@@ -870,7 +879,7 @@ type later struct {
 // Reply implements resp.Later.
 func (l *later) Reply() resp.Reply {
 	res, err := l.call.Wait()
-	l.n.account(l.key, &l.op, res, err, l.origin)
+	l.n.account(l.key, &l.op, res, err, l.origin, false)
 	l.n.clientCache.sendBroadcasts() // its command has ended already (afterCommand)
 	reply, err := l.build(res, err)
 	if err != nil {
@@ -890,8 +899,8 @@ func readsKey(op *store.Op) bool {
 }
 
 // account tells the watchers about a change, made by the client whose ID is origin, and counts
-// hits, misses and writes.
-func (n *Node) account(key []byte, op *store.Op, res store.Result, err error, origin int64) {
+// hits, misses and writes. quiet leaves out the hits, misses and keyspace events (quietDo).
+func (n *Node) account(key []byte, op *store.Op, res store.Result, err error, origin int64, quiet bool) {
 	if err != nil {
 		// Redis finds a key of another type (a list another client made) before it refuses it:
 		// a hit.
@@ -903,7 +912,7 @@ func (n *Node) account(key []byte, op *store.Op, res store.Result, err error, or
 	if (len(n.watchers) > 0 || n.watches.active() || n.clientCache.active()) && changes(op, &res) {
 		n.notifyKey(key, origin)
 	}
-	if ev := pubsub.Events(n.events.Load()); ev != 0 && n.remotePS == nil {
+	if ev := pubsub.Events(n.events.Load()); ev != 0 && n.remotePS == nil && !quiet {
 		n.opEvents(ev, key, op, &res)
 	}
 	if !n.stats.On() {
@@ -911,7 +920,7 @@ func (n *Node) account(key []byte, op *store.Op, res store.Result, err error, or
 	}
 	// A hit or a miss is any command that reads the key, as Redis's lookupKeyRead counts them:
 	// GET, MGET, GETEX, GETDEL, GETSET, SET … GET, STRLEN, EXISTS, TOUCH, TYPE and the TTL family.
-	if readsKey(op) {
+	if readsKey(op) && !quiet {
 		if res.Found {
 			n.stats.Hits.Inc()
 		} else {

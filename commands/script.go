@@ -251,6 +251,13 @@ func (n *Node) evalRemote(c *Ctx, args [][]byte, s *script.Script, keys [][]byte
 	if !readOnly {
 		writes = keys
 	}
+	return n.runElsewhere(c, place, send, writes)
+}
+
+// runElsewhere has the command args run by the store's server (place "") or by the cluster
+// member at place, on a connection of its own, as a transaction sent there runs; writes are the
+// keys it may change, whose near-cache copies are dropped and whose watchers are told.
+func (n *Node) runElsewhere(c *Ctx, place string, args, writes [][]byte) (resp.Reply, error) {
 	var tc store.TxConn
 	var err error
 	if place != "" {
@@ -266,7 +273,7 @@ func (n *Node) evalRemote(c *Ctx, args [][]byte, s *script.Script, keys [][]byte
 			n.near.Invalidate(k)
 		}
 	}
-	replies, err := tc.Do(c.Context(), [][][]byte{send}, writes)
+	replies, err := tc.Do(c.Context(), [][][]byte{args}, writes)
 	tc.Release(err == nil)
 	for _, k := range writes {
 		n.NotifyKey(k)

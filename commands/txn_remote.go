@@ -38,6 +38,9 @@ var remoteData = map[string]bool{
 	"evalsha": true, "evalsha_ro": true, // sent as EVAL (remoteArgs)
 	"memory|usage": true, "object|encoding": true, "object|refcount": true, "object|idletime": true,
 	"object|freq": true,
+	// Redis's own inside a transaction there: the key's Vela tags do not follow it (outside one,
+	// store.Mover moves them too).
+	"rename": true, "renamenx": true, "copy": true,
 }
 
 // runsHere reports whether cmd, queued in a transaction another server runs, runs on this node

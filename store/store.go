@@ -195,6 +195,39 @@ type TxConn interface {
 	Release(clean bool)
 }
 
+// Mover is implemented by a store whose keys other processes change too, but whose server can
+// move and copy a key itself in one step: the redis store on one Redis runs RENAME, RENAMENX and
+// COPY there, its tag bookkeeping following the key.
+type Mover interface {
+	// Move moves or copies src to dst as how says and returns the command's integer reply (1
+	// done, 0 not: the destination exists and may not be replaced), or -1 when src does not
+	// exist and how is a rename (Redis's "no such key"). RENAME answers 1 when done.
+	Move(ctx context.Context, src, dst []byte, how MoveKind) (int64, error)
+}
+
+// MoveKind is what Mover.Move does.
+type MoveKind uint8
+
+// Move kinds.
+const (
+	MoveRename      MoveKind = iota + 1 // RENAME: dst is replaced
+	MoveRenameNX                        // RENAMENX: only when dst does not exist
+	MoveCopy                            // COPY: only when dst does not exist
+	MoveCopyReplace                     // COPY … REPLACE
+)
+
+// String returns the command of k, upper-case.
+func (k MoveKind) String() string {
+	switch k {
+	case MoveRename:
+		return "RENAME"
+	case MoveRenameNX:
+		return "RENAMENX"
+	default:
+		return "COPY"
+	}
+}
+
 // EventLoop is an event loop that commands run on (resp.Loop), as a store that lets the loop
 // drive its network calls sees it. Watch and Unwatch are called on the loop's goroutine; Post
 // from any goroutine.

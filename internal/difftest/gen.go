@@ -75,6 +75,10 @@ type GenOptions struct {
 	// SCAN, DBSIZE, FLUSHALL, FLUSHDB) out of transactions (a partitioned cluster refuses them
 	// there).
 	NoClusterWideInMulti bool
+	// NoMoves leaves out RENAME, RENAMENX and COPY, for a cluster whose keys live on several
+	// members: Vela answers CROSSSLOT to those over two owners, as Redis Cluster does (the
+	// transaction tests, whose keys share one hash tag, send them).
+	NoMoves bool
 	// NoIdleTime leaves out OBJECT IDLETIME on a key (for a store that keeps no access times:
 	// the disk store).
 	NoIdleTime bool
@@ -135,6 +139,9 @@ func NewGen(seed int64, opts GenOptions) *Gen {
 		{6, g.pubsub},
 		// Garbage and the wire.
 		{12, g.unknown}, {12, g.inline}, {2, g.protocolError},
+	}
+	if !opts.NoMoves {
+		g.cmds = append(g.cmds, weighted{15, g.move})
 	}
 	if !opts.NoTransactions {
 		g.cmds = append(g.cmds, weighted{6, g.multi}, weighted{5, g.watch}, weighted{2, g.unwatch},
@@ -713,6 +720,31 @@ func (g *Gen) ttl() []Step {
 		check = TTLMillis
 	}
 	return one(check, g.name(cmd), g.key())
+}
+
+// move is RENAME, RENAMENX or COPY, with COPY's options (DB only as 0 or a database neither
+// server has: Vela has only database 0, where Redis would copy to another).
+func (g *Gen) move() []Step {
+	cmd := g.pick("rename", "renamenx", "copy")
+	if g.chance(0.04) {
+		return g.arity(cmd, g.pick2(0, 1))
+	}
+	a := [][]byte{[]byte(g.name(cmd)), g.key(), g.key()}
+	if cmd == "copy" {
+		for n := g.r.Intn(3); n > 0; n-- {
+			switch g.r.Intn(7) {
+			case 0, 1, 2:
+				a = append(a, []byte(g.word("replace")))
+			case 3, 4:
+				a = append(a, []byte(g.word("db")), []byte(g.pick("0", "0", "16", "-1", "x", "99999999999", "0\x00")))
+			case 5:
+				a = append(a, []byte(g.word("db")))
+			default:
+				a = append(a, []byte(g.pick("foo", "", "replac")))
+			}
+		}
+	}
+	return []Step{{Args: a}}
 }
 
 func (g *Gen) persist() []Step {

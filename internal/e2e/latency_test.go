@@ -48,7 +48,9 @@ func TestLatencyLikeRedis(t *testing.T) {
 			t.Fatalf("%s: LATENCY LATEST after a slow script: %v", name, latest)
 		}
 		e := latest.Elems[0].Elems
-		if e[0].Str != "command" || e[1].Int < before || e[1].Int > after || e[2].Int < 1 || e[3].Int != e[2].Int {
+		// Redis stamps the spike with its cached clock, which serverCron refreshes: it may still
+		// read the second before the script started.
+		if e[0].Str != "command" || e[1].Int < before-1 || e[1].Int > after || e[2].Int < 1 || e[3].Int != e[2].Int {
 			t.Errorf("%s: LATENCY LATEST: %v", name, latest)
 		}
 		h := c.Do("LATENCY", "HISTORY", "command").Value

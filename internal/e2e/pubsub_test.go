@@ -407,6 +407,14 @@ func TestKeyspaceNotificationsLikeRedis(t *testing.T) {
 			config("KEAn"), s('p', "CONFIG", "GET", "notify-keyspace-events"), s('p', "SET", "z", "1"), s('p', "INCR", "z"),
 			config("KEA"), s('p', "SET", "y", "1"),
 		},
+		"rename-and-copy": {
+			config("KEAnm"), listen, s('p', "SET", "a", "1", "EX", "100"), s('p', "RENAME", "a", "b"),
+			s('p', "RENAME", "a", "b"), s('p', "SET", "c", "2"), s('p', "RENAME", "b", "c"), s('p', "RENAME", "c", "c"),
+			s('p', "RENAMENX", "c", "c"), s('p', "SET", "d", "3"), s('p', "RENAMENX", "c", "d"),
+			s('p', "RENAMENX", "c", "e"), s('p', "COPY", "e", "f"), s('p', "COPY", "e", "f"),
+			s('p', "COPY", "e", "f", "REPLACE"), s('p', "COPY", "nosuch", "g"), s('p', "COPY", "e", "e"),
+			s('p', "COPY", "e", "h", "DB", "0"), s('p', "TTL", "f"), s('p', "INFO", "stats"),
+		},
 		"classes": {
 			config("Kg"), listen, s('p', "SET", "k", "v", "EX", "100"), s('p', "DEL", "k"),
 			config("E$"), s('p', "SET", "k", "v", "EX", "100"), s('p', "INCR", "i"), s('p', "DEL", "k"),

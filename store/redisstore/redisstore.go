@@ -971,3 +971,41 @@ func (s *Store) KeySize(ctx context.Context, key []byte) (int64, bool, error) {
 	}
 	return n, true, nil
 }
+
+var _ store.Mover = (*Store)(nil)
+
+// errMoveCluster refuses RENAME, RENAMENX and COPY on Redis Cluster, where a key's tag records
+// live in its own slot and one script cannot move them to another.
+var errMoveCluster = errors.New("redis store: RENAME, RENAMENX and COPY are not supported on Redis Cluster")
+
+// Move implements store.Mover: RENAME, RENAMENX or COPY run in Redis by one script, which gives
+// the destination the tags the source carried. A rename of a key to itself answers as Redis
+// does; on Redis Cluster it is refused.
+func (s *Store) Move(ctx context.Context, src, dst []byte, how store.MoveKind) (int64, error) {
+	if s.closed.Load() {
+		return 0, store.ErrClosed
+	}
+	if s.cluster != nil {
+		return 0, errMoveCluster
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	replace := "0"
+	if how == store.MoveCopyReplace {
+		replace = "1"
+	}
+	r, err := scriptMove.Run(ctx, s.c, []string{string(src), string(dst)}, s.metaDB, s.userDB, how.String(), replace).Int64()
+	if err != nil {
+		return 0, s.mapErr(ctx, err)
+	}
+	if r != 0 {
+		s.wroteKey(dst)
+		if how != store.MoveCopy && how != store.MoveCopyReplace {
+			s.wroteKey(src)
+		}
+	}
+	if r == 0 && string(src) == string(dst) && how == store.MoveRename {
+		return 1, nil // RENAME of a key to itself: OK, as Redis answers
+	}
+	return r, nil
+}

@@ -157,3 +157,42 @@ redis.call('SELECT', ARGV[1])
 redis.call('FLUSHDB')
 return 1
 `)
+
+// scriptMove: KEYS src, dst; ARGV meta, user database, command (RENAME|RENAMENX|COPY), replace
+// (1|0). Runs RENAME, RENAMENX or COPY in the user database and, when it moved or copied the key,
+// gives dst the tags src carried (its records are dropped first: dst was replaced), dropping
+// src's records on a rename. Returns 1 done, 0 not (the destination exists), -1 no such key (a
+// rename of a missing key).
+var scriptMove = redis.NewScript(luaDropTags + `
+local src, dst = KEYS[1], KEYS[2]
+redis.call('SELECT', ARGV[2])
+if redis.call('EXISTS', src) == 0 then
+  if ARGV[3] == 'COPY' then return 0 end
+  return -1
+end
+if src == dst then return 0 end
+local ok, v = pcall(redis.call, 'GET', src)
+local r
+if ARGV[3] == 'COPY' then
+  if ARGV[4] == '1' then r = redis.call('COPY', src, dst, 'REPLACE') else r = redis.call('COPY', src, dst) end
+elseif ARGV[3] == 'RENAMENX' then
+  r = redis.call('RENAMENX', src, dst)
+else
+  redis.call('RENAME', src, dst)
+  r = 1
+end
+if r == 0 then return 0 end
+redis.call('SELECT', ARGV[1])
+droptags(dst)
+local fp = redis.call('GET', 'f:' .. src)
+if ok and v and fp and fp == redis.sha1hex(v) then
+  local tags = redis.call('SMEMBERS', 'k:' .. src)
+  for _, t in ipairs(tags) do
+    redis.call('SADD', 't:' .. t, dst)
+    redis.call('SADD', 'k:' .. dst, t)
+  end
+  if #tags > 0 then redis.call('SET', 'f:' .. dst, fp) end
+end
+if ARGV[3] ~= 'COPY' then droptags(src) end
+return 1
+`)
