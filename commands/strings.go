@@ -31,6 +31,7 @@ func (n *Node) registerStrings() {
 		{Name: "getrange", Arity: 4, Flags: FlagReadOnly, FirstKey: 1, LastKey: 1, Handler: n.getrange},
 		{Name: "setrange", Arity: 4, Flags: FlagWrite, FirstKey: 1, LastKey: 1, Handler: n.setrange},
 		{Name: "substr", Arity: 4, Flags: FlagReadOnly, FirstKey: 1, LastKey: 1, Handler: n.getrange},
+		{Name: "lcs", Arity: -3, Flags: FlagReadOnly, FirstKey: 1, LastKey: 2, KeyStep: 1, Handler: n.lcs},
 	} {
 		c.Group = g
 		n.table.Register(c)

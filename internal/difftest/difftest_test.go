@@ -548,7 +548,7 @@ func diffClusterReplicas(t *testing.T, def, replicas int) (seed int64, steps int
 func TestDifferentialCluster(t *testing.T) {
 	seed, steps, rs, nodes := diffCluster(t, 8000)
 	// A cluster refuses transactions: its keys live on several members.
-	gen := difftest.GenOptions{MaxBulkLen: maxBulk, NoTransactions: true, NoMoves: true}
+	gen := difftest.GenOptions{MaxBulkLen: maxBulk, NoTransactions: true, NoKeyPairs: true}
 	total, _ := runSequences(t, rs.Addr, nodes[0].Addr(), seed, steps, 2, gen, "")
 	t.Logf("%d commands sent to each server", total)
 	checkNearUsed(t, nodes[0])
@@ -612,7 +612,7 @@ func TestDifferentialReplicated(t *testing.T) {
 	seed, steps, rs, nodes := diffReplicated(t, 8000)
 	// A cluster refuses transactions: its keys live on several members. A replicated one
 	// refuses MSETNX over several owners (CROSSSLOT): the test sends it one key.
-	gen := difftest.GenOptions{MaxBulkLen: maxBulk, NoTransactions: true, OneKeyMSETNX: true, CopiesCounted: true, NoMoves: true}
+	gen := difftest.GenOptions{MaxBulkLen: maxBulk, NoTransactions: true, OneKeyMSETNX: true, CopiesCounted: true, NoKeyPairs: true}
 	total := 0
 	for i, n := range nodes[:2] {
 		sent, _ := runSequences(t, rs.Addr, n.Addr(), seed+int64(10*i), steps/2, 1, gen, "")

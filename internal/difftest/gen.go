@@ -75,10 +75,11 @@ type GenOptions struct {
 	// SCAN, DBSIZE, FLUSHALL, FLUSHDB) out of transactions (a partitioned cluster refuses them
 	// there).
 	NoClusterWideInMulti bool
-	// NoMoves leaves out RENAME, RENAMENX and COPY, for a cluster whose keys live on several
-	// members: Vela answers CROSSSLOT to those over two owners, as Redis Cluster does (the
-	// transaction tests, whose keys share one hash tag, send them).
-	NoMoves bool
+	// NoKeyPairs leaves out the commands on two keys that must live together (RENAME,
+	// RENAMENX, COPY, LCS), for a cluster whose keys live on several members: Vela answers
+	// CROSSSLOT to those over two owners, as Redis Cluster does (the transaction tests, whose
+	// keys share one hash tag, send them).
+	NoKeyPairs bool
 	// NoIdleTime leaves out OBJECT IDLETIME on a key (for a store that keeps no access times:
 	// the disk store).
 	NoIdleTime bool
@@ -140,8 +141,8 @@ func NewGen(seed int64, opts GenOptions) *Gen {
 		// Garbage and the wire.
 		{12, g.unknown}, {12, g.inline}, {2, g.protocolError},
 	}
-	if !opts.NoMoves {
-		g.cmds = append(g.cmds, weighted{15, g.move})
+	if !opts.NoKeyPairs {
+		g.cmds = append(g.cmds, weighted{15, g.move}, weighted{10, g.lcs})
 	}
 	if !opts.NoTransactions {
 		g.cmds = append(g.cmds, weighted{6, g.multi}, weighted{5, g.watch}, weighted{2, g.unwatch},
@@ -742,6 +743,31 @@ func (g *Gen) move() []Step {
 			default:
 				a = append(a, []byte(g.pick("foo", "", "replac")))
 			}
+		}
+	}
+	return []Step{{Args: a}}
+}
+
+// lcs is LCS with its options, rarely a wrong one.
+func (g *Gen) lcs() []Step {
+	if g.chance(0.03) {
+		return g.arity("lcs", g.pick2(0, 1))
+	}
+	a := [][]byte{[]byte(g.name("lcs")), g.key(), g.key()}
+	for n := g.r.Intn(4); n > 0; n-- {
+		switch g.r.Intn(9) {
+		case 0, 1:
+			a = append(a, []byte(g.word("idx")))
+		case 2:
+			a = append(a, []byte(g.word("len")))
+		case 3, 4:
+			a = append(a, []byte(g.word("withmatchlen")))
+		case 5, 6:
+			a = append(a, []byte(g.word("minmatchlen")), []byte(g.pick("0", "1", "2", "3", "-5", "x", "99999999999999999999")))
+		case 7:
+			a = append(a, []byte(g.word("minmatchlen")))
+		default:
+			a = append(a, []byte(g.pick("foo", "")))
 		}
 	}
 	return []Step{{Args: a}}

@@ -65,6 +65,7 @@ func TestRenameCarriesEntries(t *testing.T) {
 			checkHolders(t, nodes, k("b"), "v")
 			checkHolders(t, nodes, k("c"), "v")
 			checkHolders(t, nodes, k("a"), "")
+			c.Do("LCS", k("b"), k("c")).Bulk("v") // a read of two keys on one member
 			c.Do("TAGINVALIDATE", "t1").Int(2)
 			c.Do("EXISTS", k("b"), k("c")).Int(0)
 
@@ -91,6 +92,7 @@ func TestRenameCarriesEntries(t *testing.T) {
 				c.Do("SET", k("g"), "1").OK()
 				c.Do("RENAME", k("g"), other).Err("CROSSSLOT Keys in request don't hash to the same slot")
 				c.Do("COPY", k("g"), other).Err("CROSSSLOT Keys in request don't hash to the same slot")
+				c.Do("LCS", k("g"), other).Err("CROSSSLOT Keys in request don't hash to the same slot")
 			}
 		})
 	}
