@@ -237,6 +237,7 @@ func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger
 	n.registerPubSub()
 	n.registerMonitor()
 	n.registerRename()
+	n.registerDump()
 	return n
 }
 

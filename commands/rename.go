@@ -185,7 +185,7 @@ func (n *Node) renameHere(c *Ctx, src, dst []byte, nx bool) (resp.Reply, error) 
 			return resp.Int(0), err
 		}
 	}
-	if err := n.installCopy(c, src, dst, res); err != nil {
+	if err := n.installCopy(c, src, dst, res, false); err != nil {
 		return resp.Reply{}, err
 	}
 	if _, err := n.quietDo(c, src, store.Op{Kind: store.Delete}); err != nil {
@@ -217,7 +217,7 @@ func (n *Node) copyHere(c *Ctx, src, dst []byte, replace bool) (resp.Reply, erro
 			return resp.Int(0), err
 		}
 	}
-	if err := n.installCopy(c, src, dst, res); err != nil {
+	if err := n.installCopy(c, src, dst, res, true); err != nil {
 		return resp.Reply{}, err
 	}
 	if ev := pubsub.Events(n.events.Load()); ev != 0 && n.remotePS == nil {
@@ -227,8 +227,9 @@ func (n *Node) copyHere(c *Ctx, src, dst []byte, replace bool) (resp.Reply, erro
 	return resp.Int(1), nil
 }
 
-// installCopy writes src's entry, read as res (a Get with its expiry), to dst, with src's tags.
-func (n *Node) installCopy(c *Ctx, src, dst []byte, res store.Result) error {
+// installCopy writes src's entry, read as res (a Get with its expiry), to dst, with src's tags;
+// copied says that src stays (COPY), so that dst is an object of its own.
+func (n *Node) installCopy(c *Ctx, src, dst []byte, res store.Result, copied bool) error {
 	expireAt := res.ExpireAt
 	if expireAt < 0 { // the store cannot tell with the value: ask for the metadata
 		in, err := n.quietDo(c, src, store.Op{Kind: store.Inspect})
@@ -245,6 +246,9 @@ func (n *Node) installCopy(c *Ctx, src, dst []byte, res store.Result) error {
 		}
 	}
 	set := store.Op{Kind: store.Set, Value: res.Value, Tags: tags, Enc: res.Enc}
+	if copied && res.Enc == store.EncodeByValue && res.Enc.SharedInt(res.Value) {
+		set.Enc = store.EncodeCopiedInt // Redis's copy of a shared integer is an object of its own
+	}
 	if expireAt > 0 {
 		set.TTL, set.ExpireAt = store.TTLSet, expireAt
 	}

@@ -41,6 +41,7 @@ var remoteData = map[string]bool{
 	// Redis's own inside a transaction there: the key's Vela tags do not follow it (outside one,
 	// store.Mover moves them too).
 	"rename": true, "renamenx": true, "copy": true,
+	"dump": true, "restore": true, "lcs": true,
 }
 
 // runsHere reports whether cmd, queued in a transaction another server runs, runs on this node
@@ -201,7 +202,7 @@ func (n *Node) execRemote(c *Ctx, tx *txState) (resp.Reply, error) {
 		if !answered[i] {
 			r = resp.Error("ERR Redis answered fewer replies than commands")
 			if next < len(execReply.Elems) {
-				r = execReply.Elems[next]
+				r = remoteReply(q.cmd, execReply.Elems[next])
 			}
 			next++
 		}
@@ -219,6 +220,16 @@ func (n *Node) execRemote(c *Ctx, tx *txState) (resp.Reply, error) {
 	}
 	c.settle()
 	return resp.Array(c.execReplies), nil
+}
+
+// remoteReply is the reply of the queued cmd that the store's server answered r: as it is,
+// but for LCS … IDX, a map that the connection to the server, which speaks RESP2, received
+// flat (a RESP3 client must get the map).
+func remoteReply(cmd *Command, r resp.Reply) resp.Reply {
+	if cmd.Name == "lcs" && r.Kind == resp.KindArray && len(r.Elems) == 4 && r.Elems[0].Kind == resp.KindBulk {
+		return resp.Map(r.Elems)
+	}
+	return r
 }
 
 // remoteArgs returns what EXEC sends the store's server for the queued q, or ok false with

@@ -37,8 +37,8 @@ func (cl *Cluster) readState(ctx context.Context, key []byte) (state, error) {
 }
 
 // args builds the copy of st: VELA RAPPLY key time node SET value pxat [tag …], or VELA RAPPLY
-// key time node DEL. SET is SETRAW or SETSTR for a value written as store.EncodeRaw or
-// store.EncodeNoInt.
+// key time node DEL. SET is SETRAW, SETSTR or SETINT for a value written as store.EncodeRaw,
+// store.EncodeNoInt or store.EncodeCopiedInt.
 func (st state) args(key []byte) [][]byte {
 	args := [][]byte{wordVELA, wordRAPPLY, key, u64(st.stamp.Time), u64(st.stamp.Node)}
 	if !st.found {
@@ -55,7 +55,7 @@ var (
 	wordDEL    = []byte("DEL")
 	// setWords name a copy's value by how it was written, indexed by store.Encoding.
 	setWords = [...][]byte{store.EncodeByValue: []byte("SET"), store.EncodeNoInt: []byte("SETSTR"),
-		store.EncodeRaw: []byte("SETRAW")}
+		store.EncodeRaw: []byte("SETRAW"), store.EncodeCopiedInt: []byte("SETINT")}
 )
 
 // argsArray is args returned by value, with the numbers written in num's spare capacity (at

@@ -23,6 +23,10 @@ const (
 	EncodeNoInt
 	// EncodeRaw is a value changed in place (APPEND to an existing key, SETRANGE): "raw".
 	EncodeRaw
+	// EncodeCopiedInt is COPY's copy of a value Redis held as an integer: "int" as
+	// EncodeByValue, but an object of its own, never a shared one (Redis's dupStringObject).
+	// The memory store keeps an encoding in two bits: this is the last one that fits.
+	EncodeCopiedInt
 )
 
 // Redis's limits: an integer is held as such up to 20 characters, a string is embedded in its
@@ -38,7 +42,7 @@ const (
 
 // Name returns Redis's name for how it holds value written this way: "int", "embstr" or "raw".
 func (e Encoding) Name(value []byte) string {
-	if e == EncodeByValue && len(value) <= intEncodingMaxLen {
+	if (e == EncodeByValue || e == EncodeCopiedInt) && len(value) <= intEncodingMaxLen {
 		if _, ok := redisnum.ParseInt(value); ok {
 			return "int"
 		}

@@ -14,6 +14,9 @@
 //     are opaque and differ by design (Vela's cursor is a slot number).
 //   - CONFIG GET with several parameters: compared as unordered pairs (Redis returns dict order).
 //   - HELLO: compared with the "id" field ignored (connection ids differ).
+//   - DUMP: the two payloads must restore to the same value (Redis compresses a long value with
+//     LZF, Vela never does), and RESTORE's valid IDLETIME and FREQ are not generated (Vela
+//     checks but does not apply them).
 //   - CLIENT ID, CLIENT LIST (of real clients), TIME, INFO, COMMAND, COMMAND COUNT/INFO/DOCS of
 //     existing commands: shape only (type of reply). Their content is server-specific: ids,
 //     addresses, clocks, Redis's 240 commands, memory figures. TestCommandInfoDifferential

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vela-cache/vela/rdb"
 )
 
 // Check says how the two servers' replies to a Step are compared.
@@ -21,6 +23,7 @@ const (
 	Shape                       // same reply type; errors must still be equal
 	Hello                       // HELLO's map with the connection id ignored
 	ScanAll                     // run a whole SCAN iteration on each side, compare the key sets
+	DumpPayload                 // DUMP: payloads that RESTORE to the same value (Redis may compress, Vela does not)
 )
 
 // Step is one request and how its replies are compared.
@@ -130,6 +133,7 @@ func NewGen(seed int64, opts GenOptions) *Gen {
 		{25, g.append}, {10, g.strlen}, {15, g.getrange}, {15, g.setrange},
 		// Keys.
 		{25, g.del}, {25, g.exists}, {10, g.typ}, {60, g.expire}, {40, g.ttl}, {10, g.persist},
+		{10, g.dump}, {12, g.restore},
 		{15, g.keys}, {15, g.scan}, {15, g.object},
 		// Connection and server.
 		{8, g.ping}, {5, g.echo}, {2, g.quit}, {2, g.reset}, {5, g.selectDB}, {6, g.auth}, {8, g.hello},
@@ -766,6 +770,57 @@ func (g *Gen) lcs() []Step {
 			a = append(a, []byte(g.word("minmatchlen")), []byte(g.pick("0", "1", "2", "3", "-5", "x", "99999999999999999999")))
 		case 7:
 			a = append(a, []byte(g.word("minmatchlen")))
+		default:
+			a = append(a, []byte(g.pick("foo", "")))
+		}
+	}
+	return []Step{{Args: a}}
+}
+
+func (g *Gen) dump() []Step {
+	if g.chance(0.04) {
+		return g.arity("dump", g.pick2(0, 2))
+	}
+	return one(DumpPayload, g.name("dump"), g.key())
+}
+
+// restore is RESTORE of a value's payload (rdb.Dump writes what Redis writes, but for LZF),
+// sometimes a damaged one, with a TTL, relative or absolute, and options. IDLETIME and FREQ
+// come only with values both servers refuse: Vela does not apply valid ones (OBJECT IDLETIME
+// would differ).
+func (g *Gen) restore() []Step {
+	if g.chance(0.03) {
+		return g.arity("restore", g.pick2(1, 2))
+	}
+	payload := rdb.Dump(g.value())
+	switch g.r.Intn(12) {
+	case 0:
+		payload = append([]byte(nil), payload...)
+		payload[g.r.Intn(len(payload))] ^= byte(1 + g.r.Intn(255))
+	case 1:
+		payload = payload[:g.r.Intn(len(payload))]
+	}
+	// As every expiry here (doc.go): none falls due while the sequence runs.
+	ttl := g.pick("0", "0", "0", "2000000", "-1", "x")
+	abs := g.chance(0.15)
+	if abs {
+		ttl = g.pick("1", strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10))
+	}
+	a := [][]byte{[]byte(g.name("restore")), g.key(), []byte(ttl), payload}
+	if abs {
+		a = append(a, []byte(g.word("absttl")))
+	}
+	if g.chance(0.6) {
+		a = append(a, []byte(g.word("replace")))
+	}
+	if g.chance(0.1) {
+		switch g.r.Intn(4) {
+		case 0:
+			a = append(a, []byte(g.word("idletime")), []byte(g.pick("-1", "x")))
+		case 1:
+			a = append(a, []byte(g.word("freq")), []byte(g.pick("-1", "256", "x")))
+		case 2:
+			a = append(a, []byte(g.word(g.pick("idletime", "freq"))))
 		default:
 			a = append(a, []byte(g.pick("foo", "")))
 		}

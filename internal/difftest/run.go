@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vela-cache/vela/internal/respclient"
+	"github.com/vela-cache/vela/rdb"
 )
 
 // Tolerances for replies that depend on when each server ran the command. The servers run each
@@ -378,6 +379,10 @@ func equal(check Check, r, v reply) bool {
 		return r.v.Null == v.v.Null
 	case Hello:
 		return canonHello(r.v) == canonHello(v.v)
+	case DumpPayload:
+		rv, rerr := rdb.Restore([]byte(r.v.Str), 1<<30)
+		vv, verr := rdb.Restore([]byte(v.v.Str), 1<<30)
+		return r.v.Type == '$' && rerr == nil && verr == nil && bytes.Equal(rv, vv)
 	}
 	return false
 }
