@@ -33,10 +33,16 @@ func TestRenameCarriesEntries(t *testing.T) {
 		"redis": func(t *testing.T) ([]*server.Server, string) {
 			cfg := testnode.Config()
 			cfg.Store.Type, cfg.Store.RedisURL = "redis", "redis://"+redistest.Start(t).Addr+"/0"
-			return []*server.Server{testnode.Start(t, cfg)}, "{x}"
+			cfg.NearCache.Enabled = true
+			vela := testnode.Start(t, cfg)
+			redistest.WaitFor(t, "the near cache to go live", vela.Node().NearCache().Live)
+			return []*server.Server{vela}, "{x}"
 		},
 		"partitioned": func(t *testing.T) ([]*server.Server, string) {
-			nodes := testnode.StartCluster(t, 3, func(_ int, cfg *config.Config) { cfg.Cluster.Replicas = 2 })
+			nodes := testnode.StartCluster(t, 3, func(_ int, cfg *config.Config) {
+				cfg.Cluster.Replicas = 2
+				cfg.NearCache.Enabled = true // a reader's copy of a renamed key must go
+			})
 			testnode.WaitConverged(t, 10*time.Second, nodes...)
 			// Keys another member owns: the command is sent there.
 			return nodes, testnode.TagOwnedBy(t, nodes[0].Cluster().Owner, nodes[1].Cluster().Name())
@@ -54,7 +60,16 @@ func TestRenameCarriesEntries(t *testing.T) {
 			c := respclient.Dial(t, nodes[0].Addr())
 			k := func(s string) string { return tag + s }
 			c.Do("SET", k("a"), "v", "PX", "100000", "TAGS", "t1", "t2").OK()
+			reader := respclient.Dial(t, nodes[len(nodes)-1].Addr())
+			reader.Do("GET", k("a")).Bulk("v")
+			reader.Do("GET", k("a")).Bulk("v") // a near cache keeps a copy now
 			c.Do("RENAME", k("a"), k("b")).OK()
+			for deadline := time.Now().Add(2 * time.Second); !reader.Do("GET", k("a")).Value.Null; {
+				if time.Now().After(deadline) {
+					t.Fatal("the renamed key is still read through the last member after 2 s")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
 			c.Do("GET", k("b")).Bulk("v")
 			c.Do("PTTL", k("b")).IntBetween(90000, 100000)
 			c.Do("EXISTS", k("a")).Int(0)
