@@ -8,6 +8,8 @@
 # VELA_BIN runs that binary instead of building this tree; VELA_BENCH_ARGS adds flags to every
 # Vela member's command line (e.g. "-near_cache.enabled=true").
 # ROUNDS (default 3) alternates Vela and twemproxy that many times; the table gives medians.
+# THREADS runs redis-benchmark with that many threads (--threads), so that the client is not what
+# bounds the rates.
 # The nodes are measured once their handoff windows have closed (30 s after the cluster forms).
 # Each target's CPU per request is reported too, from /proc (user + system): for Vela the three
 # nodes, for twemproxy nutcracker plus its three redis-servers. At pipeline 1 the single-threaded
@@ -117,7 +119,7 @@ run() { # target port pipeline
   local pids t0
   if [ "$1" = twemproxy ]; then alive; pids=("${PEER_PIDS[@]}"); else pids=("${PIDS[@]:0:3}"); fi
   t0=$(ticks "${pids[@]}")
-  timeout 300 redis-benchmark -h 127.0.0.1 -p "$2" -t set,get -n "$N" -c "$C" -P "$3" -r "${KEYSPACE:-100000}" --csv 2>/dev/null |
+  timeout 300 redis-benchmark -h 127.0.0.1 -p "$2" -t set,get -n "$N" -c "$C" -P "$3" -r "${KEYSPACE:-100000}" ${THREADS:+--threads "$THREADS"} --csv 2>/dev/null |
     tr -d '"' | awk -F, -v t="$1" -v p="$3" 'NR>1 { print t "," p "," $1 "," $2 "," $5 }' >>"$CSV" ||
     echo "$1 pipeline $3: redis-benchmark failed or timed out" >&2
   # set and get: 2N requests

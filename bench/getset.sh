@@ -13,6 +13,9 @@
 # servers' rates sit at its limit and move with the noise, while their CPU per request does not.
 # THREADS, when set, runs redis-benchmark with that many threads (--threads): with 2 on a
 # 2-core machine the client no longer bounds the rate, and the servers share the CPU with it.
+# PIN=1 pins redis-benchmark to CPU 0 and each server to CPU 1 (taskset), the same for both:
+# neither server then competes with the client for a core, nor gets more than one (Vela's Go
+# runtime sees one CPU and runs its one loop in the scheduler: the conservative case for Vela).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-200000}
@@ -23,16 +26,18 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 RPORT=$(free_port); VPORT=$(free_port); MPORT=$(free_port)
 
 go build -o "$out/vela" .
-redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no --logfile "$out/redis.log" &
+SERVER_CPU=(); CLIENT_CPU=()
+if [ "${PIN:-0}" = 1 ]; then SERVER_CPU=(taskset -c 1); CLIENT_CPU=(taskset -c 0); fi
+"${SERVER_CPU[@]}" redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no --logfile "$out/redis.log" &
 RPID=$!
-"$out/vela" -listen "127.0.0.1:$VPORT" -metrics_listen "127.0.0.1:$MPORT" -log_level warn ${VELA_BENCH_ARGS:-} 2>"$out/vela.log" &
+"${SERVER_CPU[@]}" "$out/vela" -listen "127.0.0.1:$VPORT" -metrics_listen "127.0.0.1:$MPORT" -log_level warn ${VELA_BENCH_ARGS:-} 2>"$out/vela.log" &
 VPID=$!
 for p in "$RPORT" "$VPORT"; do
   for _ in $(seq 50); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
 done
 
 rps() { # port test pipeline size
-  redis-benchmark -p "$1" -t "$2" -c 50 -P "$3" -d "$4" -n "$N" -r 100000 ${THREADS:+--threads "$THREADS"} -q --csv 2>/dev/null |
+  "${CLIENT_CPU[@]}" redis-benchmark -p "$1" -t "$2" -c 50 -P "$3" -d "$4" -n "$N" -r 100000 ${THREADS:+--threads "$THREADS"} -q --csv 2>/dev/null |
     awk -F'","' 'NR>1 {gsub(/"/,"",$2); print $2; exit}'
 }
 

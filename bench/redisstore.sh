@@ -11,7 +11,8 @@
 #
 # Usage: bench/redisstore.sh [requests-per-run] [rounds]   (defaults 50000 and 3)
 # Environment: VELA_BIN runs that binary instead of building this tree; VELA_BENCH_ARGS adds flags to the Vela command line; VELA_URL_QUERY is appended to
-# the store URL (e.g. "?vela_pipeline_conns=1").
+# the store URL (e.g. "?vela_pipeline_conns=1"). THREADS runs redis-benchmark with that many
+# threads (--threads), so that the client is not what bounds the rates.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-50000}
@@ -42,7 +43,7 @@ CPU=0 # CPU µs per request of the last measured process
 rps() { # port test pipeline [pid whose CPU to measure]
   local t0=0
   [ -n "${4:-}" ] && t0=$(ticks "$4")
-  timeout 120 redis-benchmark -p "$1" -t "$2" -c 50 -P "$3" -n "$N" -r 100000 -q --csv 2>/dev/null |
+  timeout 120 redis-benchmark -p "$1" -t "$2" -c 50 -P "$3" -n "$N" -r 100000 ${THREADS:+--threads "$THREADS"} -q --csv 2>/dev/null |
     awk -F'","' 'NR>1 {gsub(/"/,"",$2); print $2; exit}'
   [ -n "${4:-}" ] && CPU=$(awk -v a="$t0" -v b="$(ticks "$4")" -v n="$N" -v hz="$TICK" 'BEGIN { printf "%.2f", (b - a) / hz * 1e6 / n }')
   return 0
