@@ -238,6 +238,7 @@ func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger
 	n.registerMonitor()
 	n.registerRename()
 	n.registerDump()
+	n.registerDatabases()
 	return n
 }
 

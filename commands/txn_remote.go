@@ -59,8 +59,12 @@ func (n *Node) runsHere(cmd *Command) bool {
 
 // remoteLocal reports whether cmd runs on this node inside a remote transaction: it is about
 // the connection, the server (a container's HELP included, and WAIT) or this node's Pub/Sub,
-// not the keys.
+// not the keys. MOVE and SWAPDB are answered here too, from Vela's one database: in the
+// store's Redis they would move keys between its databases, Vela's bookkeeping one among them.
 func remoteLocal(cmd *Command) bool {
+	if cmd.Name == "move" || cmd.Name == "swapdb" {
+		return true
+	}
 	if cmd.FirstKey > 0 || cmd.Flags&FlagClusterWide != 0 {
 		return false
 	}

@@ -133,7 +133,7 @@ func NewGen(seed int64, opts GenOptions) *Gen {
 		{25, g.append}, {10, g.strlen}, {15, g.getrange}, {15, g.setrange},
 		// Keys.
 		{25, g.del}, {25, g.exists}, {10, g.typ}, {60, g.expire}, {40, g.ttl}, {10, g.persist},
-		{10, g.dump}, {12, g.restore},
+		{10, g.dump}, {12, g.restore}, {4, g.databases},
 		{15, g.keys}, {15, g.scan}, {15, g.object},
 		// Connection and server.
 		{8, g.ping}, {5, g.echo}, {2, g.quit}, {2, g.reset}, {5, g.selectDB}, {6, g.auth}, {8, g.hello},
@@ -826,6 +826,16 @@ func (g *Gen) restore() []Step {
 		}
 	}
 	return []Step{{Args: a}}
+}
+
+// databases is MOVE or SWAPDB with indexes both servers answer alike: 0, and ones neither has
+// (Redis would move a key to database 1; Vela has only 0).
+func (g *Gen) databases() []Step {
+	db := func() []byte { return []byte(g.pick("0", "0", "16", "-1", "x", "99999999999", "0\x00")) }
+	if g.chance(0.5) {
+		return []Step{{Args: [][]byte{[]byte(g.name("move")), g.key(), db()}}}
+	}
+	return []Step{{Args: [][]byte{[]byte(g.name("swapdb")), db(), db()}}}
 }
 
 func (g *Gen) persist() []Step {
