@@ -20,7 +20,8 @@ import (
 // command they call after them as "[0 lua]". A command refused before it ran (unknown, wrong
 // arity, not authenticated) is not shown, nor are administrative ones (Redis's admin flag:
 // CONFIG, CLIENT LIST, SLOWLOG…), nor the peer commands of a cluster (VELA PEER, RESTORE…).
-// AUTH's arguments and HELLO's AUTH pair read "(redacted)".
+// AUTH's arguments and HELLO's AUTH pair read "(redacted)". An argument longer than 1 MiB is
+// shown cut, followed by how many bytes were left out (Redis shows it whole).
 //
 // A monitor is a replica in Redis's eyes: it may not run a command that reads or writes keys
 // (or PUBLISH, or a script), and gets "Replica can't interact with the keyspace". MONITOR inside
@@ -192,10 +193,21 @@ func monitorLine(c *Ctx, args [][]byte, t time.Time) []byte {
 			b = append(b, `"(redacted)"`...)
 			continue
 		}
+		if len(a) > monitorArgMax { // shown cut, so that a monitor never costs 4 × a huge value
+			b = appendRepr(b, a[:monitorArgMax])
+			b = append(b, "..."...)
+			b = strconv.AppendInt(b, int64(len(a)-monitorArgMax), 10)
+			b = append(b, " more bytes"...)
+			continue
+		}
 		b = appendRepr(b, a)
 	}
 	return append(b, '\r', '\n')
 }
+
+// monitorArgMax is the longest argument MONITOR shows whole. Redis shows every byte; quoted, a
+// byte takes up to four, and a 512 MB value would cost 2 GB per command to show.
+const monitorArgMax = 1 << 20
 
 // redactedArgs marks the arguments MONITOR must not show, as Redis redacts them: every
 // argument of AUTH, and the user name and password of HELLO's AUTH option. nil when none.
