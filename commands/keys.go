@@ -29,10 +29,26 @@ func (n *Node) registerKeys() {
 		{Name: "persist", Arity: 2, Flags: FlagWrite | FlagFast, FirstKey: 1, LastKey: 1, Handler: n.persist},
 		{Name: "keys", Arity: 2, Flags: FlagReadOnly | FlagClusterWide, Handler: n.keys},
 		{Name: "scan", Arity: -2, Flags: FlagReadOnly | FlagClusterWide, Handler: n.scan},
+		{Name: "randomkey", Arity: 1, Flags: FlagReadOnly | FlagClusterWide, Handler: n.randomKey},
 	} {
 		c.Group = g
 		n.table.Register(c)
 	}
+}
+
+// randomKey serves RANDOMKEY: a live key chosen at random (store.Sampler), or a null when
+// there is none. In a partitioned cluster each member offers one of its own and one of those is
+// chosen (partition's clusterWide).
+func (n *Node) randomKey(c *Ctx, _ [][]byte) (resp.Reply, error) {
+	sm, ok := n.store.(store.Sampler)
+	if !ok {
+		return resp.Reply{}, Error("ERR RANDOMKEY is not supported by store.type = " + n.cfg.StoreType)
+	}
+	k, found, err := sm.RandomKey(c.Context())
+	if err != nil || !found {
+		return resp.Nil, err
+	}
+	return resp.Bulk(k), nil
 }
 
 // del serves DEL and UNLINK; on a store.Batcher (the disk store) several keys go in one batch.

@@ -41,7 +41,7 @@ var remoteData = map[string]bool{
 	// Redis's own inside a transaction there: the key's Vela tags do not follow it (outside one,
 	// store.Mover moves them too).
 	"rename": true, "renamenx": true, "copy": true,
-	"dump": true, "restore": true, "lcs": true,
+	"dump": true, "restore": true, "lcs": true, "randomkey": true,
 }
 
 // runsHere reports whether cmd, queued in a transaction another server runs, runs on this node

@@ -4,6 +4,7 @@ package partition
 // merged.
 
 import (
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"time"
@@ -27,7 +28,7 @@ func (cl *Cluster) clusterWide(c *commands.Ctx, cmd *commands.Command, args [][]
 	// being handed over would count twice), and so does TAGINVALIDATE's reply when there are
 	// copies (each member still deletes all of its own); the rest run as they are.
 	wire := args
-	if cmd.Name == "dbsize" || cmd.Name == "keys" || (cmd.Name == "taginvalidate" && cl.cfg.Replicas > 1) {
+	if cmd.Name == "dbsize" || cmd.Name == "keys" || cmd.Name == "randomkey" || (cmd.Name == "taginvalidate" && cl.cfg.Replicas > 1) {
 		wire = append([][]byte{[]byte("VELA"), []byte("OWNED")}, args...)
 	}
 	peerArgs := outbound(v, wire, cmd.Flags)
@@ -55,7 +56,28 @@ func (cl *Cluster) clusterWide(c *commands.Ctx, cmd *commands.Command, args [][]
 	if len(members) == 0 { // leaving and alone: nothing holds keys
 		return cl.owned(c, cmd, args)
 	}
+	if cmd.Name == "randomkey" {
+		return pickRandom(replies)
+	}
 	return mergeAll(replies)
+}
+
+// pickRandom answers RANDOMKEY from the members' answers: the first error, else one of the keys
+// they offered, at random (a null when none had one).
+func pickRandom(replies []resp.Reply) resp.Reply {
+	var keys []resp.Reply
+	for _, r := range replies {
+		switch {
+		case r.IsError():
+			return r
+		case r.Kind == resp.KindBulk:
+			keys = append(keys, r)
+		}
+	}
+	if len(keys) == 0 {
+		return resp.Nil
+	}
+	return keys[rand.IntN(len(keys))]
 }
 
 // mergeAll combines the replies of a cluster-wide command: the first error wins; integers add
@@ -182,6 +204,15 @@ func (cl *Cluster) owned(c *commands.Ctx, cmd *commands.Command, args [][]byte) 
 			r.Elems[1].Elems = keep(r.Elems[1].Elems)
 		}
 		return r
+	case "randomkey":
+		// With copies, a key found here may be another member's: look again, a few times.
+		for range 8 {
+			r := settled(cl.node.ExecLocal(c, cmd, args))
+			if !filter || r.Kind != resp.KindBulk || cl.view.Load().ring.Owner(r.Bytes) == cl.self {
+				return r
+			}
+		}
+		return resp.Nil
 	case "taginvalidate":
 		if !filter {
 			break

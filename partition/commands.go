@@ -72,14 +72,15 @@ func (cl *Cluster) owner(_ *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	return resp.BulkStrings(cl.Holders(args[2])...), nil
 }
 
-// ownedCmd serves VELA OWNED DBSIZE|KEYS|SCAN … for peers running a cluster-wide command.
+// ownedCmd serves VELA OWNED DBSIZE|KEYS|SCAN|TAGINVALIDATE|RANDOMKEY … for peers running a
+// cluster-wide command.
 func (cl *Cluster) ownedCmd(c *commands.Ctx, args [][]byte) (resp.Reply, error) {
 	if !c.Peer {
 		return resp.Reply{}, errPeerOnly
 	}
 	inner := args[2:]
 	cmd := cl.node.Lookup(inner)
-	if cmd == nil || (cmd.Name != "dbsize" && cmd.Name != "keys" && cmd.Name != "scan" && cmd.Name != "taginvalidate") {
+	if cmd == nil || (cmd.Name != "dbsize" && cmd.Name != "keys" && cmd.Name != "scan" && cmd.Name != "taginvalidate" && cmd.Name != "randomkey") {
 		return resp.Reply{}, commands.ErrSyntax
 	}
 	if (cmd.Arity > 0 && len(inner) != cmd.Arity) || len(inner) < -cmd.Arity {

@@ -88,6 +88,12 @@ type Keyspace interface {
 	Flush(ctx context.Context) error
 }
 
+// Sampler is implemented by stores that can pick a key at random (RANDOMKEY).
+type Sampler interface {
+	// RandomKey returns a live key chosen at random, and false when the store holds none.
+	RandomKey(ctx context.Context) ([]byte, bool, error)
+}
+
 // CursorBits bounds the cursors Keyspace.Scan returns: below 2^43, a cluster can put a member
 // index above them and the whole cursor still stays below 2^53, which clients that keep cursors
 // as floating-point numbers (JavaScript's node-redis parses them with Number) hold exactly.

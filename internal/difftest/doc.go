@@ -21,6 +21,7 @@
 //     existing commands: shape only (type of reply). Their content is server-specific: ids,
 //     addresses, clocks, Redis's 240 commands, memory figures. TestCommandInfoDifferential
 //     compares COMMAND INFO and DOCS exactly for every command of the contract.
+//   - RANDOMKEY: shape only (a key or a null; which key is random on both).
 //   - CLIENT SETINFO is not generated: it does not exist in Redis 7.0.15 (it came in 7.2), while
 //     Vela serves it because go-redis sends it.
 //   - CLIENT HELP, CONFIG HELP, COMMAND HELP are not generated: Redis's help lists subcommands

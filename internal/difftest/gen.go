@@ -133,7 +133,7 @@ func NewGen(seed int64, opts GenOptions) *Gen {
 		{25, g.append}, {10, g.strlen}, {15, g.getrange}, {15, g.setrange},
 		// Keys.
 		{25, g.del}, {25, g.exists}, {10, g.typ}, {60, g.expire}, {40, g.ttl}, {10, g.persist},
-		{10, g.dump}, {12, g.restore}, {4, g.databases},
+		{10, g.dump}, {12, g.restore}, {4, g.databases}, {4, g.randomkey},
 		{15, g.keys}, {15, g.scan}, {15, g.object},
 		// Connection and server.
 		{8, g.ping}, {5, g.echo}, {2, g.quit}, {2, g.reset}, {5, g.selectDB}, {6, g.auth}, {8, g.hello},
@@ -836,6 +836,14 @@ func (g *Gen) databases() []Step {
 		return []Step{{Args: [][]byte{[]byte(g.name("move")), g.key(), db()}}}
 	}
 	return []Step{{Args: [][]byte{[]byte(g.name("swapdb")), db(), db()}}}
+}
+
+// randomkey is RANDOMKEY, compared by shape: a key (which one is random) or a null.
+func (g *Gen) randomkey() []Step {
+	if g.chance(0.05) {
+		return g.arity("randomkey", 1)
+	}
+	return one(Shape, g.name("randomkey"))
 }
 
 func (g *Gen) persist() []Step {

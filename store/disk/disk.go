@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -762,6 +763,51 @@ func (s *Store) Scan(ctx context.Context, cursor uint64, pattern []byte, count i
 	}
 	return keys, next, nil
 }
+
+// RandomKey returns a live key chosen at random (store.Sampler): keys are ordered by their
+// hash, so the first live one at or after a random hash is a uniformly random one. At most
+// maxRandomVisits expired records are stepped over before it gives up (none found), as a store
+// holding little but expired records not swept yet would make the walk long.
+func (s *Store) RandomKey(ctx context.Context) ([]byte, bool, error) {
+	if err := s.syncGroup(ctx); err != nil {
+		return nil, false, err
+	}
+	if err := s.settle(ctx); err != nil {
+		return nil, false, err
+	}
+	now := s.now()
+	var key []byte
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketData).Cursor()
+		k, v := c.Seek(u64(rand.Uint64()))
+		wrapped := false
+		for visited := 0; visited < maxRandomVisits; visited++ {
+			if k == nil {
+				if wrapped {
+					return nil
+				}
+				wrapped = true
+				if k, v = c.First(); k == nil {
+					return nil
+				}
+			}
+			if !store.Expired(recExpire(v), now) {
+				key, found = append([]byte{}, k[8:]...), true
+				return nil
+			}
+			k, v = c.Next()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, s.dbError(err)
+	}
+	return key, found, nil
+}
+
+// maxRandomVisits bounds RandomKey's walk over expired records.
+const maxRandomVisits = 100000
 
 // cursorShift turns a key's 64-bit hash into a SCAN cursor of store.CursorBits bits.
 const cursorShift = 64 - store.CursorBits

@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync/atomic"
 
 	"github.com/vela-cache/vela/glob"
@@ -286,4 +287,38 @@ func (s *Store) InvalidateTags(ctx context.Context, tagList [][]byte) ([][]byte,
 		sh.mu.Unlock()
 	}
 	return deleted, nil
+}
+
+// RandomKey returns a live key chosen at random (store.Sampler): a random slot, or the next one
+// holding a live key, and a random live key of that slot. Like Redis's, the choice is not
+// exactly uniform (a key alone in its slot is likelier than one sharing it).
+func (s *Store) RandomKey(_ context.Context) ([]byte, bool, error) {
+	now := s.now()
+	start := rand.IntN(numSlots)
+	for i := range numSlots {
+		slot := (start + i) % numSlots
+		sh := &s.shards[slot&shardMask]
+		sh.mu.RLock()
+		items := sh.slots[slot>>shardBits].items
+		live := 0
+		for _, p := range items {
+			if p != nil && !store.Expired(hdr(p).expireAt, now) {
+				live++
+			}
+		}
+		pick := rand.IntN(max(live, 1))
+		for _, p := range items {
+			if p == nil || store.Expired(hdr(p).expireAt, now) {
+				continue
+			}
+			if pick == 0 {
+				k := append([]byte{}, keyOf(p)...)
+				sh.mu.RUnlock()
+				return k, true, nil
+			}
+			pick--
+		}
+		sh.mu.RUnlock()
+	}
+	return nil, false, nil
 }

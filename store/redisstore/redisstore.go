@@ -1009,3 +1009,27 @@ func (s *Store) Move(ctx context.Context, src, dst []byte, how store.MoveKind) (
 	}
 	return r, nil
 }
+
+var _ store.Sampler = (*Store)(nil)
+
+// RandomKey implements store.Sampler with Redis's RANDOMKEY. On Redis Cluster, where it asks one
+// master and may find Vela's bookkeeping keys, it asks again (up to 16 times) past those.
+func (s *Store) RandomKey(ctx context.Context) ([]byte, bool, error) {
+	if s.closed.Load() {
+		return nil, false, store.ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	for range 16 {
+		k, err := s.c.RandomKey(ctx).Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			return nil, false, nil
+		case err != nil:
+			return nil, false, s.mapErr(ctx, err)
+		case s.cluster == nil || !reserved([]byte(k)):
+			return []byte(k), true, nil
+		}
+	}
+	return nil, false, nil
+}
