@@ -51,7 +51,17 @@ func TestComposeClusterRuns(t *testing.T) {
 	// Every address a container uses, and the loopback address standing in for it.
 	addrs := map[string]string{"redis:6379": backing.Addr}
 	nodes := []string{"vela1", "vela2", "vela3"}
-	port := func() string { return fmt.Sprintf("127.0.0.1:%d", redistest.FreePort(t)) }
+	// A port is free when picked, but a process given it earlier may not have bound it yet: the
+	// kernel can hand the same port out twice, so none is used twice here.
+	used := map[int]bool{}
+	port := func() string {
+		for {
+			if p := redistest.FreePort(t); !used[p] {
+				used[p] = true
+				return fmt.Sprintf("127.0.0.1:%d", p)
+			}
+		}
+	}
 	for _, n := range nodes {
 		addrs[n+":7946"] = port()
 	}
