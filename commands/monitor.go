@@ -27,7 +27,7 @@ import (
 // (or PUBLISH, or a script), and gets "Replica can't interact with the keyspace". MONITOR inside
 // MULTI fails at EXEC, a second MONITOR answers nothing, and RESET ends monitoring.
 //
-// While nobody monitors, a command pays one atomic load for it (Node.monitored).
+// While nobody monitors, a command pays two atomic loads for it (monitorRefuses, monitored).
 
 // Monitor errors, with Redis's texts.
 const (
