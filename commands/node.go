@@ -237,6 +237,7 @@ func NewNode(st store.Store, cfg Config, counters *stats.Stats, log *slog.Logger
 	n.registerPubSub()
 	n.registerMonitor()
 	n.registerRename()
+	n.registerBits()
 	n.registerDump()
 	n.registerDatabases()
 	return n
@@ -935,7 +936,7 @@ func (n *Node) account(key []byte, op *store.Op, res store.Result, err error, or
 		if res.Done {
 			n.stats.Deletes.Inc()
 		}
-	case store.Set, store.Expire, store.Persist, store.SetRange:
+	case store.Set, store.Expire, store.Persist, store.SetRange, store.SetBit, store.BitField:
 		if res.Done {
 			n.stats.Writes.Inc()
 		}

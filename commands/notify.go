@@ -64,6 +64,10 @@ func (n *Node) opEvents(ev pubsub.Events, key []byte, op *store.Op, res *store.R
 		if res.Done {
 			pub(pubsub.String, "setrange")
 		}
+	case store.SetBit, store.BitField:
+		if res.Done {
+			pub(pubsub.String, "setbit")
+		}
 	case store.Expire:
 		if res.Done {
 			pub(pubsub.Generic, expireEvent(op))
@@ -95,7 +99,7 @@ func creates(op *store.Op, res *store.Result) bool {
 	switch op.Kind {
 	case store.Set, store.SetRange:
 		return res.Done
-	case store.IncrBy, store.IncrByFloat, store.Append:
+	case store.IncrBy, store.IncrByFloat, store.Append, store.SetBit, store.BitField:
 		return true
 	}
 	return false

@@ -46,7 +46,8 @@ func (n *Node) rename(c *Ctx, args [][]byte) (resp.Reply, error) {
 	if nx {
 		how = store.MoveRenameNX
 	}
-	return n.moveKeys(c, args, how, func() (resp.Reply, error) { return n.renameHere(c, args[1], args[2], nx) })
+	return n.moveKeys(c, args, args[1:3], func() (resp.Reply, error) { return n.moveInStore(c, args[1:3], how) },
+		func() (resp.Reply, error) { return n.renameHere(c, args[1], args[2], nx) })
 }
 
 // copyKey serves COPY source destination [DB 0] [REPLACE]. Only database 0 exists: another
@@ -79,22 +80,22 @@ func (n *Node) copyKey(c *Ctx, args [][]byte) (resp.Reply, error) {
 	if replace {
 		how = store.MoveCopyReplace
 	}
-	return n.moveKeys(c, args, how, func() (resp.Reply, error) { return n.copyHere(c, args[1], args[2], replace) })
+	return n.moveKeys(c, args, args[1:3], func() (resp.Reply, error) { return n.moveInStore(c, args[1:3], how) },
+		func() (resp.Reply, error) { return n.copyHere(c, args[1], args[2], replace) })
 }
 
-// moveKeys runs a command that changes its two keys as one step (args is the command, its keys
-// at 1 and 2):
-// body runs it here, isolated. It places the command as a one-command transaction is placed.
-func (n *Node) moveKeys(c *Ctx, args [][]byte, how store.MoveKind, body func() (resp.Reply, error)) (resp.Reply, error) {
+// moveKeys runs a command that reads and changes its keys as one step (args is the command):
+// body runs it here, isolated; inStore runs it on the redis store, whose other clients this
+// node cannot hold back. It places the command as a one-command transaction is placed.
+func (n *Node) moveKeys(c *Ctx, args, keys [][]byte, inStore, body func() (resp.Reply, error)) (resp.Reply, error) {
 	if c.inMove { // the router runs it here (routeMove → Route → ExecLocal)
 		return body()
 	}
 	if c.inExec { // EXEC or a script isolates it already, on the member owning its keys
 		return n.routeMove(c, args, body)
 	}
-	keys := args[1:3]
-	if n.gate == nil { // the redis store: Redis moves the key, and its tags with it
-		return n.moveInStore(c, keys, how)
+	if n.gate == nil { // the redis store
+		return inStore()
 	}
 	if n.router != nil && n.txr == nil {
 		return resp.Reply{}, n.isolationUnsupported(string(args[0]))

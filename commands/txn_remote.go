@@ -42,6 +42,9 @@ var remoteData = map[string]bool{
 	// store.Mover moves them too).
 	"rename": true, "renamenx": true, "copy": true,
 	"dump": true, "restore": true, "lcs": true, "randomkey": true,
+	// Redis's own too: a value they change in place keeps its Vela tags only outside one.
+	"getbit": true, "setbit": true, "bitcount": true, "bitpos": true, "bitfield": true,
+	"bitfield_ro": true, "bitop": true,
 }
 
 // runsHere reports whether cmd, queued in a transaction another server runs, runs on this node

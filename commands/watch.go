@@ -52,5 +52,8 @@ func changes(op *store.Op, res *store.Result) bool {
 	case store.Set, store.Delete, store.Expire, store.Persist, store.SetRange:
 		return res.Done
 	}
-	return true // IncrBy, IncrByFloat and Append write whenever they succeed
+	// IncrBy, IncrByFloat and Append write whenever they succeed; so do SetBit and BitField, a
+	// key's encoding changing (Redis makes it raw) or the key being created even when no bit
+	// does (a BITFIELD whose every write OVERFLOW FAIL refused).
+	return true
 }

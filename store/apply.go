@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 
+	"github.com/vela-cache/vela/bitmap"
 	"github.com/vela-cache/vela/redisnum"
 )
 
@@ -164,6 +165,41 @@ func Apply(cur Entry, exists bool, op *Op, now int64, maxLen int64) (Entry, Acti
 		res.Int, res.Done = int64(len(next.Value)), true
 		return next, Put, res, nil
 
+	case SetBit:
+		if op.Delta < 0 || op.Delta>>3 >= maxLen {
+			return cur, Keep, res, ErrTooLarge
+		}
+		next := Entry{ExpireAt: op.ExpireAt, Enc: EncodeRaw} // Redis unshares the value: raw
+		if exists {
+			next.ExpireAt = cur.ExpireAt
+		}
+		var old int
+		var changed bool
+		next.Value, old, changed = bitmap.SetBit(cur.Value, uint64(op.Delta), bitArg(op.Value))
+		res.Int, res.Done = int64(old), changed || !exists
+		return next, Put, res, nil
+
+	case BitField:
+		ops, err := bitmap.DecodeFields(op.Value)
+		if err != nil {
+			return cur, Keep, res, err
+		}
+		for _, f := range ops {
+			// BITFIELD checks only a field's offset against the limit: its last byte may lie
+			// up to 8 bytes past it, as in Redis.
+			if _, last := f.Span(); f.Kind != bitmap.FieldGet && int64(last) >= maxLen+8 {
+				return cur, Keep, res, ErrTooLarge
+			}
+		}
+		next := Entry{ExpireAt: op.ExpireAt, Enc: EncodeRaw}
+		if exists {
+			next.ExpireAt = cur.ExpireAt
+		}
+		var results []bitmap.FieldResult
+		next.Value, results, res.Done = bitmap.Exec(cur.Value, ops)
+		res.Value = bitmap.EncodeResults(results)
+		return next, Put, res, nil
+
 	case Expire:
 		if !exists {
 			return cur, Keep, res, nil
@@ -214,4 +250,12 @@ func clone(b []byte) []byte {
 	c := make([]byte, len(b))
 	copy(c, b)
 	return c
+}
+
+// bitArg is SetBit's Value as a bit: 1 for "1", else 0.
+func bitArg(v []byte) int {
+	if len(v) == 1 && v[0] == '1' {
+		return 1
+	}
+	return 0
 }

@@ -211,6 +211,15 @@ type Mover interface {
 	Move(ctx context.Context, src, dst []byte, how MoveKind) (int64, error)
 }
 
+// BitOperator is implemented by a store whose keys other processes change too, but whose
+// server runs BITOP itself, reading the sources and writing the destination in one step (the
+// redis store). The destination's tags end as on any write without TAGS.
+type BitOperator interface {
+	// BitOp runs BITOP op (AND, OR, XOR or NOT) of srcs into dst and returns the result's
+	// length; expireAt, when not 0, is the result's expiry (a default TTL).
+	BitOp(ctx context.Context, op string, dst []byte, srcs [][]byte, expireAt int64) (int64, error)
+}
+
 // MoveKind is what Mover.Move does.
 type MoveKind uint8
 
@@ -322,6 +331,16 @@ const (
 	// missing key counts as empty; an empty Value changes nothing): Int (the new length), Done
 	// (it wrote). ExpireAt applies only to a new key.
 	SetRange
+	// SetBit sets the bit at offset Delta (0: the first byte's most significant bit) to Value,
+	// "1" or "0", growing the value with zero bytes to hold it (a missing key counts as empty):
+	// Int (the bit's old value), Done (the key was created or grown, or the bit changed: Redis
+	// then counts a change). ExpireAt applies only to a new key.
+	SetBit
+	// BitField runs the BITFIELD operations Value holds (bitmap.EncodeFields), at least one of
+	// them a SET or INCRBY, growing the value with zero bytes to hold every field written:
+	// Value (bitmap.EncodeResults), Done (an operation changed the value). ExpireAt applies
+	// only to a new key.
+	BitField
 )
 
 // Cond restricts when a Set or Expire applies. Conditions are bits so that EXPIRE's XX can be

@@ -131,6 +131,8 @@ func NewGen(seed int64, opts GenOptions) *Gen {
 		{60, g.get}, {80, g.set}, {10, g.setnx}, {15, g.setex}, {10, g.getset}, {10, g.getdel},
 		{30, g.getex}, {20, g.mget}, {20, g.mset}, {40, g.incr}, {40, g.incrbyfloat},
 		{25, g.append}, {10, g.strlen}, {15, g.getrange}, {15, g.setrange},
+		// Bits.
+		{10, g.getbit}, {15, g.setbit}, {10, g.bitcount}, {10, g.bitpos}, {20, g.bitfield},
 		// Keys.
 		{25, g.del}, {25, g.exists}, {10, g.typ}, {60, g.expire}, {40, g.ttl}, {10, g.persist},
 		{10, g.dump}, {12, g.restore}, {4, g.databases}, {4, g.randomkey},
@@ -146,7 +148,7 @@ func NewGen(seed int64, opts GenOptions) *Gen {
 		{12, g.unknown}, {12, g.inline}, {2, g.protocolError},
 	}
 	if !opts.NoKeyPairs {
-		g.cmds = append(g.cmds, weighted{15, g.move}, weighted{10, g.lcs})
+		g.cmds = append(g.cmds, weighted{15, g.move}, weighted{10, g.lcs}, weighted{10, g.bitop})
 	}
 	if !opts.NoTransactions {
 		g.cmds = append(g.cmds, weighted{6, g.multi}, weighted{5, g.watch}, weighted{2, g.unwatch},
@@ -1364,4 +1366,133 @@ func (g *Gen) unwatch() []Step {
 		return g.arity("unwatch", 2)
 	}
 	return exact(g.name("unwatch"))
+}
+
+// --- bits ---
+
+// bitOffset is a bit offset: mostly small, sometimes refused, and with a lowered
+// proto-max-bulk-len sometimes at its bound (cheap there, where the default bound would make
+// both servers allocate 512 MB).
+func (g *Gen) bitOffset() string {
+	if g.opts.MaxBulkLen > 0 && g.chance(0.04) {
+		return strconv.Itoa(g.opts.MaxBulkLen*8 - g.r.Intn(3) + 1)
+	}
+	if g.chance(0.6) {
+		return strconv.Itoa(g.r.Intn(90))
+	}
+	return g.pick("-1", "abc", "", "1.5", "01", "+1", "9223372036854775807", "4294967296", "#1")
+}
+
+func (g *Gen) getbit() []Step {
+	if g.chance(0.03) {
+		return g.arity("getbit", g.pick2(1, 3))
+	}
+	return exact(g.name("getbit"), g.key(), g.bitOffset())
+}
+
+func (g *Gen) setbit() []Step {
+	if g.chance(0.03) {
+		return g.arity("setbit", g.pick2(2, 4))
+	}
+	return exact(g.name("setbit"), g.key(), g.bitOffset(), g.pick("0", "1", "1", "0", "2", "-1", "a", "01", ""))
+}
+
+// bitIndex is a BITCOUNT or BITPOS start or end.
+func (g *Gen) bitIndex() string {
+	if g.chance(0.7) {
+		return strconv.Itoa(g.r.Intn(50) - 25)
+	}
+	return g.pick("0", "-1", "100", "-100", "abc", "", "9223372036854775807", "-9223372036854775808")
+}
+
+func (g *Gen) bitUnit() string { return g.word(g.pick("bit", "byte", "bit", "bits", "")) }
+
+func (g *Gen) bitcount() []Step {
+	a := []any{g.name("bitcount"), g.key()}
+	switch g.r.Intn(10) {
+	case 0:
+	case 1:
+		a = append(a, g.bitIndex())
+	case 2, 3, 4:
+		a = append(a, g.bitIndex(), g.bitIndex())
+	case 9:
+		a = append(a, g.bitIndex(), g.bitIndex(), g.bitUnit(), "x")
+	default:
+		a = append(a, g.bitIndex(), g.bitIndex(), g.bitUnit())
+	}
+	return exact(a...)
+}
+
+func (g *Gen) bitpos() []Step {
+	if g.chance(0.03) {
+		return g.arity("bitpos", 1)
+	}
+	a := []any{g.name("bitpos"), g.key(), g.pick("0", "1", "0", "1", "2", "-1", "x")}
+	switch g.r.Intn(10) {
+	case 0, 1:
+	case 2, 3:
+		a = append(a, g.bitIndex())
+	case 4, 5:
+		a = append(a, g.bitIndex(), g.bitIndex())
+	case 9:
+		a = append(a, g.bitIndex(), g.bitIndex(), g.bitUnit(), "x")
+	default:
+		a = append(a, g.bitIndex(), g.bitIndex(), g.bitUnit())
+	}
+	return exact(a...)
+}
+
+// bitfield is BITFIELD or BITFIELD_RO with up to six subcommands, mostly valid.
+func (g *Gen) bitfield() []Step {
+	a := []any{g.name(g.pick("bitfield", "bitfield", "bitfield_ro")), g.key()}
+	typ := func() string {
+		if g.chance(0.85) {
+			return g.pick("u", "i") + strconv.Itoa(1+g.r.Intn(64))
+		}
+		return g.pick("u64", "i65", "i0", "I8", "x", "", "i08", "u-1", "i8\x00x")
+	}
+	off := func() string {
+		if g.chance(0.25) {
+			return "#" + strconv.Itoa(g.r.Intn(8))
+		}
+		if g.chance(0.9) {
+			return strconv.Itoa(g.r.Intn(80))
+		}
+		return g.pick("-1", "#-1", "abc", "#", "1.5", "9223372036854775807", "#9223372036854775807")
+	}
+	val := func() string {
+		if g.chance(0.6) {
+			return strconv.Itoa(g.r.Intn(600) - 300)
+		}
+		if g.chance(0.7) {
+			return strconv.FormatInt(int64(g.r.Uint64()), 10)
+		}
+		return g.pick("9223372036854775807", "-9223372036854775808", "x", "1.5", "")
+	}
+	for n := g.r.Intn(7); n > 0; n-- {
+		switch g.r.Intn(12) {
+		case 0, 1, 2:
+			a = append(a, g.word("get"), typ(), off())
+		case 3, 4, 5:
+			a = append(a, g.word("set"), typ(), off(), val())
+		case 6, 7, 8:
+			a = append(a, g.word("incrby"), typ(), off(), val())
+		case 9, 10:
+			a = append(a, g.word("overflow"), g.word(g.pick("wrap", "sat", "fail", "fail", "sat", "nope")))
+		default:
+			a = append(a, g.pick("get", "set", "incrby", "overflow", "junk")) // too few arguments
+		}
+	}
+	return exact(a...)
+}
+
+func (g *Gen) bitop() []Step {
+	if g.chance(0.03) {
+		return g.arity("bitop", g.pick2(0, 2))
+	}
+	a := []any{g.name("bitop"), g.word(g.pick("and", "or", "xor", "not", "not", "nand", "")), g.key()}
+	for n := 1 + g.r.Intn(3); n > 0; n-- {
+		a = append(a, g.key())
+	}
+	return exact(a...)
 }

@@ -415,6 +415,16 @@ func TestKeyspaceNotificationsLikeRedis(t *testing.T) {
 			s('p', "COPY", "e", "f", "REPLACE"), s('p', "COPY", "nosuch", "g"), s('p', "COPY", "e", "e"),
 			s('p', "COPY", "e", "h", "DB", "0"), s('p', "TTL", "f"), s('p', "INFO", "stats"),
 		},
+		"bits": {
+			config("KEAnm"), listen, s('p', "SETBIT", "a", "3", "0"), s('p', "SETBIT", "a", "3", "0"),
+			s('p', "SETBIT", "a", "3", "1"), s('p', "SETBIT", "a", "20", "0"), s('p', "GETBIT", "nosuch", "1"),
+			s('p', "BITFIELD", "f", "SET", "u8", "0", "0"), s('p', "BITFIELD", "f", "SET", "u8", "0", "0"),
+			s('p', "BITFIELD", "f", "INCRBY", "u8", "0", "1"), s('p', "BITFIELD", "g", "OVERFLOW", "FAIL", "INCRBY", "u2", "0", "5"),
+			s('p', "BITFIELD", "nosuch", "GET", "u8", "0"), s('p', "BITFIELD_RO", "f", "GET", "u8", "0"),
+			s('p', "BITCOUNT", "nosuch"), s('p', "BITPOS", "nosuch", "1"), s('p', "BITOP", "OR", "d", "a", "nosuch"),
+			s('p', "BITOP", "OR", "d", "a", "f"), s('p', "BITOP", "AND", "d", "nosuch"), s('p', "BITOP", "AND", "d", "nosuch"),
+			s('p', "SET", "e", "1", "EX", "100"), s('p', "BITOP", "NOT", "e", "a"), s('p', "TTL", "e"), s('p', "INFO", "stats"),
+		},
 		"classes": {
 			config("Kg"), listen, s('p', "SET", "k", "v", "EX", "100"), s('p', "DEL", "k"),
 			config("E$"), s('p', "SET", "k", "v", "EX", "100"), s('p', "INCR", "i"), s('p', "DEL", "k"),

@@ -21,40 +21,7 @@ import (
 // holder of the keys (replicas = 2; every member when replicated) holds the new state.
 // Keys on two owners of a partitioned cluster get CROSSSLOT, as in Redis Cluster.
 func TestRenameCarriesEntries(t *testing.T) {
-	setups := map[string]func(t *testing.T) (nodes []*server.Server, tag string){
-		"memory": func(t *testing.T) ([]*server.Server, string) {
-			return []*server.Server{testnode.StartDefault(t)}, "{x}"
-		},
-		"disk": func(t *testing.T) ([]*server.Server, string) {
-			cfg := testnode.Config()
-			cfg.Store.Type, cfg.Store.DiskPath = "disk", filepath.Join(t.TempDir(), "vela.db")
-			return []*server.Server{testnode.Start(t, cfg)}, "{x}"
-		},
-		"redis": func(t *testing.T) ([]*server.Server, string) {
-			cfg := testnode.Config()
-			cfg.Store.Type, cfg.Store.RedisURL = "redis", "redis://"+redistest.Start(t).Addr+"/0"
-			cfg.NearCache.Enabled = true
-			vela := testnode.Start(t, cfg)
-			redistest.WaitFor(t, "the near cache to go live", vela.Node().NearCache().Live)
-			return []*server.Server{vela}, "{x}"
-		},
-		"partitioned": func(t *testing.T) ([]*server.Server, string) {
-			nodes := testnode.StartCluster(t, 3, func(_ int, cfg *config.Config) {
-				cfg.Cluster.Replicas = 2
-				cfg.NearCache.Enabled = true // a reader's copy of a renamed key must go
-			})
-			testnode.WaitConverged(t, 10*time.Second, nodes...)
-			// Keys another member owns: the command is sent there.
-			return nodes, testnode.TagOwnedBy(t, nodes[0].Cluster().Owner, nodes[1].Cluster().Name())
-		},
-		"replicated": func(t *testing.T) ([]*server.Server, string) {
-			nodes := testnode.StartReplicated(t, 3, nil)
-			testnode.WaitReplicated(t, 10*time.Second, nodes...)
-			cl := nodes[0].Replicated()
-			return nodes, testnode.TagOwnedBy(t, cl.Owner, nodes[1].Replicated().Name())
-		},
-	}
-	for name, setup := range setups {
+	for name, setup := range everyPlacement() {
 		t.Run(name, func(t *testing.T) {
 			nodes, tag := setup(t)
 			c := respclient.Dial(t, nodes[0].Addr())
@@ -97,13 +64,7 @@ func TestRenameCarriesEntries(t *testing.T) {
 			c.Do("DBSIZE").Int(0)
 
 			if len(nodes) > 1 && nodes[0].Cluster() != nil {
-				var other string // a key with another owner than tag's
-				for _, cand := range []string{"p", "q", "r", "s", "u", "w", "y", "z"} {
-					if nodes[0].Cluster().Owner([]byte(cand)) != nodes[0].Cluster().Owner([]byte(tag)) {
-						other = cand
-						break
-					}
-				}
+				other := otherOwner(nodes[0], tag)
 				c.Do("SET", k("g"), "1").OK()
 				c.Do("RENAME", k("g"), other).Err("CROSSSLOT Keys in request don't hash to the same slot")
 				c.Do("COPY", k("g"), other).Err("CROSSSLOT Keys in request don't hash to the same slot")
@@ -111,6 +72,56 @@ func TestRenameCarriesEntries(t *testing.T) {
 			}
 		})
 	}
+}
+
+// everyPlacement starts Vela on each store and topology: memory, disk, redis (with a near
+// cache), a partitioned cluster (replicas = 2, near caches) and a replicated one. Each returns
+// the nodes and a hash tag whose keys the first node does not own in a cluster, so that
+// commands through it are forwarded.
+func everyPlacement() map[string]func(t *testing.T) (nodes []*server.Server, tag string) {
+	return map[string]func(t *testing.T) (nodes []*server.Server, tag string){
+		"memory": func(t *testing.T) ([]*server.Server, string) {
+			return []*server.Server{testnode.StartDefault(t)}, "{x}"
+		},
+		"disk": func(t *testing.T) ([]*server.Server, string) {
+			cfg := testnode.Config()
+			cfg.Store.Type, cfg.Store.DiskPath = "disk", filepath.Join(t.TempDir(), "vela.db")
+			return []*server.Server{testnode.Start(t, cfg)}, "{x}"
+		},
+		"redis": func(t *testing.T) ([]*server.Server, string) {
+			cfg := testnode.Config()
+			cfg.Store.Type, cfg.Store.RedisURL = "redis", "redis://"+redistest.Start(t).Addr+"/0"
+			cfg.NearCache.Enabled = true
+			vela := testnode.Start(t, cfg)
+			redistest.WaitFor(t, "the near cache to go live", vela.Node().NearCache().Live)
+			return []*server.Server{vela}, "{x}"
+		},
+		"partitioned": func(t *testing.T) ([]*server.Server, string) {
+			nodes := testnode.StartCluster(t, 3, func(_ int, cfg *config.Config) {
+				cfg.Cluster.Replicas = 2
+				cfg.NearCache.Enabled = true // a reader's copy of a changed key must go
+			})
+			testnode.WaitConverged(t, 10*time.Second, nodes...)
+			// Keys another member owns: the command is sent there.
+			return nodes, testnode.TagOwnedBy(t, nodes[0].Cluster().Owner, nodes[1].Cluster().Name())
+		},
+		"replicated": func(t *testing.T) ([]*server.Server, string) {
+			nodes := testnode.StartReplicated(t, 3, nil)
+			testnode.WaitReplicated(t, 10*time.Second, nodes...)
+			cl := nodes[0].Replicated()
+			return nodes, testnode.TagOwnedBy(t, cl.Owner, nodes[1].Replicated().Name())
+		},
+	}
+}
+
+// otherOwner returns a key whose owner in n's partitioned cluster is not tag's.
+func otherOwner(n *server.Server, tag string) string {
+	for _, cand := range []string{"p", "q", "r", "s", "u", "w", "y", "z", "0", "1", "2", "3"} {
+		if n.Cluster().Owner([]byte(cand)) != n.Cluster().Owner([]byte(tag)) {
+			return cand
+		}
+	}
+	panic("every candidate key has the owner of " + tag)
 }
 
 // checkHolders checks that every member holding key in its own store (the key's holders in a

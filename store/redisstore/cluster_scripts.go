@@ -152,10 +152,11 @@ if r ~= false and r ~= 0 and redis.call('HDEL', KEYS[2], KEYS[1]) == 1 then inde
 return r
 `)
 
-// clusterUpdate: KEYS key, tag records, index; ARGV command (INCRBY|INCRBYFLOAT|APPEND|SETRANGE),
-// argument, pxat ("0": none), and SETRANGE's second argument. Runs the command, gives a key it creates the expiry, and moves a tagged key's
+// clusterUpdate: KEYS key, tag records, index; ARGV command (INCRBY|INCRBYFLOAT|APPEND|SETRANGE|
+// SETBIT|BITFIELD), argument, pxat ("0": none), then the command's further arguments
+// (luaRunUpdate). Runs the command, gives a key it creates the expiry, and moves a tagged key's
 // fingerprint to its new value (only if the key still carried its tags).
-var clusterUpdate = redis.NewScript(luaClusterLib + `
+var clusterUpdate = redis.NewScript(luaClusterLib + luaRunUpdate + `
 local rec = redis.call('HGET', KEYS[2], KEYS[1])
 local oldfp
 if rec then
@@ -163,8 +164,7 @@ if rec then
   if ok and v then oldfp = redis.sha1hex(v) end
 end
 local existed = redis.call('EXISTS', KEYS[1])
-local r
-if ARGV[4] then r = redis.call(ARGV[1], KEYS[1], ARGV[2], ARGV[4]) else r = redis.call(ARGV[1], KEYS[1], ARGV[2]) end
+local r = runupdate(KEYS[1], ARGV[1], ARGV[2], 4)
 -- Lua numbers are doubles: return INCRBY's result as the exact text Redis stored.
 if ARGV[1] == 'INCRBY' then r = redis.call('GET', KEYS[1]) end
 if existed == 0 and ARGV[3] ~= '0' then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end

@@ -69,6 +69,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/vela-cache/vela/bitmap"
 	"github.com/vela-cache/vela/store"
 )
 
@@ -485,6 +486,14 @@ func (s *Store) do(ctx context.Context, k string, op *store.Op) (store.Result, e
 		res.Int, res.Done = n, err == nil && len(op.Value) > 0
 		return res, err
 
+	case store.SetBit:
+		n, err := s.update(ctx, k, "SETBIT", op.Delta, op.ExpireAt, op.Value).Int64()
+		res.Int, res.Done = n, err == nil // Redis does not say whether the value changed
+		return res, err
+
+	case store.BitField:
+		return s.bitField(ctx, k, op)
+
 	case store.Expire:
 		args := append([]any{"pexpireat", k, op.ExpireAt}, condArgs(op.Cond)...)
 		n, err := s.c.Do(ctx, args...).Int64()
@@ -523,6 +532,46 @@ func (s *Store) update(ctx context.Context, k, cmd string, arg any, expireAt int
 		return clusterUpdate.Run(ctx, s.c, []string{k, bk.recs, bk.index}, append([]any{cmd, arg, expireAt}, extra...)...)
 	}
 	return scriptUpdate.Run(ctx, s.c, []string{k}, append([]any{s.metaDB, cmd, arg, expireAt, s.userDB}, extra...)...)
+}
+
+// bitField runs BITFIELD's writes in Redis, through the update script, which answers the bytes
+// each operation covers as they were before; the replies are worked out from those
+// (bitmap.Replay), exactly as Redis worked them out.
+func (s *Store) bitField(ctx context.Context, k string, op *store.Op) (store.Result, error) {
+	var res store.Result
+	ops, err := bitmap.DecodeFields(op.Value)
+	if err != nil {
+		return res, err
+	}
+	extra := make([]any, 0, 8*len(ops))
+	for _, f := range ops {
+		first, last := f.Span()
+		extra = append(extra, first, last)
+	}
+	for _, f := range ops {
+		if f.Kind != bitmap.FieldGet {
+			for _, a := range f.Args() {
+				extra = append(extra, a)
+			}
+		}
+	}
+	v, err := s.update(ctx, k, "BITFIELD", len(ops), op.ExpireAt, extra...).Slice()
+	if err != nil {
+		return res, err
+	}
+	if len(v) != 2+len(ops) {
+		return res, fmt.Errorf("redis store: the BITFIELD script answered %d values for %d operations", len(v), len(ops))
+	}
+	existed, _ := v[0].(int64)
+	oldLen, _ := v[1].(int64)
+	spans := make([][]byte, len(ops))
+	for i := range ops {
+		b, _ := v[2+i].(string)
+		spans[i] = []byte(b)
+	}
+	results, changed := bitmap.Replay(ops, spans, uint64(oldLen), existed == 1)
+	res.Found, res.Done, res.Value = existed == 1, changed, bitmap.EncodeResults(results)
+	return res, nil
 }
 
 // set runs a Set: a plain SET, or with tags the script that also records them.
@@ -874,6 +923,8 @@ var redisErrors = []struct {
 	{"ERR value is not a valid float", store.ErrNotFloat},
 	{"ERR increment would produce NaN or Infinity", store.ErrNaN},
 	{"ERR string exceeds maximum allowed size", store.ErrTooLarge},
+	// A bit offset past the backing Redis's proto-max-bulk-len (Vela checked its own).
+	{"ERR bit offset is not an integer or out of range", store.ErrTooLarge},
 	{"OOM ", store.ErrOOM},
 	{"WRONGTYPE ", store.ErrWrongType},
 }
@@ -1007,6 +1058,36 @@ func (s *Store) Move(ctx context.Context, src, dst []byte, how store.MoveKind) (
 	if r == 0 && string(src) == string(dst) && how == store.MoveRename {
 		return 1, nil // RENAME of a key to itself: OK, as Redis answers
 	}
+	return r, nil
+}
+
+var _ store.BitOperator = (*Store)(nil)
+
+// scriptBitOp: KEYS the destination, then the sources; ARGV the operation, pxat ("0": none).
+// BITOP, and the default TTL on its result.
+var scriptBitOp = redis.NewScript(`
+local r = redis.call('BITOP', ARGV[1], unpack(KEYS))
+if r > 0 and ARGV[2] ~= '0' then redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end
+return r
+`)
+
+// BitOp implements store.BitOperator. On Redis Cluster the keys must share a slot, as there.
+func (s *Store) BitOp(ctx context.Context, op string, dst []byte, srcs [][]byte, expireAt int64) (int64, error) {
+	if s.closed.Load() {
+		return 0, store.ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	keys := make([]string, 0, 1+len(srcs))
+	keys = append(keys, string(dst))
+	for _, k := range srcs {
+		keys = append(keys, string(k))
+	}
+	r, err := scriptBitOp.Run(ctx, s.c, keys, op, expireAt).Int64()
+	if err != nil {
+		return 0, s.mapErr(ctx, err)
+	}
+	s.wroteKey(dst)
 	return r, nil
 }
 

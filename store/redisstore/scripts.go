@@ -73,12 +73,41 @@ end
 return r
 `)
 
-// scriptUpdate: KEYS[1] key; ARGV meta, command (INCRBY|INCRBYFLOAT|APPEND|SETRANGE), argument,
-// pxat ("0": none), user database, and SETRANGE's second argument. Runs the command, gives the key the expiry if the command created it
+// luaRunUpdate is runupdate(key, command, argument, from), the command of an update script, whose
+// further arguments are ARGV[from] on: SETRANGE's and SETBIT's second argument, or for BITFIELD
+// (whose argument is the number of operations) each operation's first and last byte, then the
+// writes, six arguments each (OVERFLOW how SET|INCRBY type offset value). BITFIELD answers
+// whether the key existed, its length, and the bytes each operation covers as they were before
+// the writes (the caller works the replies out from them: Lua's numbers are doubles, which
+// would round BITFIELD's 64-bit ones). The writes go in runs short enough for Lua's stack.
+const luaRunUpdate = `
+local function runupdate(key, cmd, arg, from)
+  if cmd ~= 'BITFIELD' then
+    if ARGV[from] then return redis.call(cmd, key, arg, ARGV[from]) end
+    return redis.call(cmd, key, arg)
+  end
+  local out = {redis.call('EXISTS', key), redis.call('STRLEN', key)}
+  local n = tonumber(arg)
+  for i = 0, n - 1 do
+    out[#out+1] = redis.call('GETRANGE', key, ARGV[from + 2*i], ARGV[from + 2*i + 1])
+  end
+  local t = from + 2*n
+  while t <= #ARGV do
+    local last = math.min(t + 5999, #ARGV)
+    redis.call('BITFIELD', key, unpack(ARGV, t, last))
+    t = last + 1
+  end
+  return out
+end
+`
+
+// scriptUpdate: KEYS[1] key; ARGV meta, command (INCRBY|INCRBYFLOAT|APPEND|SETRANGE|SETBIT|
+// BITFIELD), argument, pxat ("0": none), user database, then the command's further arguments
+// (luaRunUpdate). Runs the command, gives the key the expiry if the command created it
 // (a default TTL), and moves a tagged key's fingerprint to its new value so that it keeps its
 // tags — only if it still carried them: a key whose tags a plain write ended does not get them
 // back (its stale records are dropped instead).
-var scriptUpdate = redis.NewScript(luaDropTags + `
+var scriptUpdate = redis.NewScript(luaDropTags + luaRunUpdate + `
 redis.call('SELECT', ARGV[1])
 local fp = redis.call('GET', 'f:' .. KEYS[1])
 redis.call('SELECT', ARGV[5])
@@ -88,8 +117,7 @@ if fp then
   carried = ok and v and redis.sha1hex(v) == fp
 end
 local existed = redis.call('EXISTS', KEYS[1])
-local r
-if ARGV[6] then r = redis.call(ARGV[2], KEYS[1], ARGV[3], ARGV[6]) else r = redis.call(ARGV[2], KEYS[1], ARGV[3]) end
+local r = runupdate(KEYS[1], ARGV[2], ARGV[3], 6)
 -- Lua numbers are doubles: return INCRBY's result as the exact text Redis stored.
 if ARGV[2] == 'INCRBY' then r = redis.call('GET', KEYS[1]) end
 if existed == 0 and ARGV[4] ~= '0' then redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end

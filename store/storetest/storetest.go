@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vela-cache/vela/bitmap"
 	"github.com/vela-cache/vela/store"
 )
 
@@ -39,6 +40,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"IncrByFloat", testIncrByFloat},
 		{"Append", testAppend},
 		{"SetRange", testSetRange},
+		{"SetBit", testSetBit},
+		{"BitField", testBitField},
 		{"Expire", testExpire},
 		{"Persist", testPersist},
 		{"GetEx", testGetEx},
@@ -360,6 +363,53 @@ func testSetRange(t *testing.T, s store.Store) {
 		t.Fatalf("setrange dropped the expiry: %d", got)
 	}
 	doErr(t, s, "big", store.Op{Kind: store.SetRange, Delta: 1 << 40, Value: []byte("x")}, store.ErrTooLarge)
+}
+
+func testSetBit(t *testing.T, s store.Store) {
+	if res := do(t, s, "a", store.Op{Kind: store.SetBit, Delta: 9, Value: []byte("1")}); res.Int != 0 || !res.Done {
+		t.Fatalf("setbit of a missing key = %+v", res)
+	}
+	wantValue(t, s, "a", "\x00\x40")
+	if res := do(t, s, "a", store.Op{Kind: store.SetBit, Delta: 9, Value: []byte("0")}); res.Int != 1 {
+		t.Fatalf("setbit of a set bit = %+v", res)
+	}
+	wantValue(t, s, "a", "\x00\x00")
+	do(t, s, "t", store.Op{Kind: store.Set, Value: []byte("x"), TTL: store.TTLSet, ExpireAt: far})
+	do(t, s, "t", store.Op{Kind: store.SetBit, Delta: 0, Value: []byte("1")})
+	wantValue(t, s, "t", "\xf8")
+	if got := expireAt(t, s, "t"); got != far {
+		t.Fatalf("setbit dropped the expiry: %d", got)
+	}
+	do(t, s, "new", store.Op{Kind: store.SetBit, Delta: 0, Value: []byte("1"), ExpireAt: far})
+	if got := expireAt(t, s, "new"); got != far {
+		t.Fatalf("setbit of a new key: expiry %d, want %d", got, far)
+	}
+}
+
+func testBitField(t *testing.T, s store.Store) {
+	ops := []bitmap.FieldOp{
+		{Kind: bitmap.FieldSet, Width: 8, Offset: 8, Arg: 255},
+		{Kind: bitmap.FieldIncrBy, Signed: true, Width: 64, Offset: 16, Arg: -1 << 63},
+		{Kind: bitmap.FieldIncrBy, Width: 8, Offset: 8, Arg: 1, Overflow: bitmap.Fail},
+		{Kind: bitmap.FieldGet, Width: 4, Offset: 8},
+	}
+	res := do(t, s, "f", store.Op{Kind: store.BitField, Value: bitmap.EncodeFields(ops), ExpireAt: far})
+	got, err := bitmap.DecodeResults(res.Value)
+	want := []bitmap.FieldResult{{Value: 0}, {Value: -1 << 63}, {Null: true}, {Value: 15}}
+	if err != nil || !slices.Equal(got, want) || !res.Done {
+		t.Fatalf("bitfield = %+v (%v), done %v; want %+v", got, err, res.Done, want)
+	}
+	wantValue(t, s, "f", "\x00\xff\x80\x00\x00\x00\x00\x00\x00\x00")
+	if got := expireAt(t, s, "f"); got != far {
+		t.Fatalf("bitfield of a new key: expiry %d, want %d", got, far)
+	}
+	// Writing what is there changes nothing.
+	same := []bitmap.FieldOp{{Kind: bitmap.FieldSet, Width: 8, Offset: 8, Arg: 255}}
+	if res := do(t, s, "f", store.Op{Kind: store.BitField, Value: bitmap.EncodeFields(same)}); res.Done {
+		t.Fatal("a bitfield write of the same bits counts as a change")
+	}
+	doErr(t, s, "big", store.Op{Kind: store.BitField, Value: bitmap.EncodeFields([]bitmap.FieldOp{
+		{Kind: bitmap.FieldSet, Width: 8, Offset: 1 << 45}})}, store.ErrTooLarge)
 }
 
 func testExpire(t *testing.T, s store.Store) {

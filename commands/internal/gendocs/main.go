@@ -47,7 +47,8 @@ const names = `ping echo quit select auth hello client command info role shutdow
 	client|unblock client|getredir client|trackinginfo client|caching client|tracking client|no-evict client|reply wait
 	subscribe unsubscribe psubscribe punsubscribe publish pubsub pubsub|channels pubsub|numsub
 	pubsub|numpat pubsub|help ssubscribe sunsubscribe spublish pubsub|shardchannels pubsub|shardnumsub
-	monitor rename renamenx copy lcs dump restore move swapdb randomkey`
+	monitor rename renamenx copy lcs dump restore move swapdb randomkey getbit setbit bitcount bitpos
+	bitfield bitfield_ro bitop`
 
 func main() {
 	out := flag.String("o", "redisdocs.json", "file to write")
