@@ -23,14 +23,21 @@ func SetBit(v []byte, offset uint64, bit int) (next []byte, old int, changed boo
 	size := max(uint64(len(v)), offset>>3+1)
 	next = make([]byte, size)
 	copy(next, v)
+	old, changed = SetBitIn(next, offset, bit)
+	return next, old, changed || size != uint64(len(v))
+}
+
+// SetBitIn sets the bit at offset of v, which holds it, to bit (0 or 1) in place, and returns
+// the bit's old value and whether it flipped.
+func SetBitIn(v []byte, offset uint64, bit int) (old int, changed bool) {
 	old = Bit(v, offset)
 	mask := byte(1) << (7 - offset&7)
 	if bit != 0 {
-		next[offset>>3] |= mask
+		v[offset>>3] |= mask
 	} else {
-		next[offset>>3] &^= mask
+		v[offset>>3] &^= mask
 	}
-	return next, old, size != uint64(len(v)) || old != bit
+	return old, old != bit
 }
 
 // Range is a BITCOUNT or BITPOS range as the client gave it: Start and End count from the end

@@ -83,25 +83,39 @@ func canonical(s []byte) bool {
 // SET or INCRBY the value is first grown with zero bytes to hold the farthest field written,
 // and the new value is a fresh slice; otherwise it is v itself.
 func Exec(v []byte, ops []FieldOp) (next []byte, results []FieldResult, changed bool) {
-	size := uint64(len(v))
-	for _, op := range ops {
-		if op.Kind != FieldGet {
-			size = max(size, (op.Offset+uint64(op.Width)-1)>>3+1)
-		}
-	}
+	size := Size(uint64(len(v)), ops)
 	next = v
 	if writesAny(ops) {
 		next = make([]byte, size)
 		copy(next, v)
 	}
-	grown := size != uint64(len(v))
+	results, changed = Run(next, ops, size != uint64(len(v)))
+	return next, results, changed
+}
+
+// Size is the length a value of n bytes has once ops have run: n, or more to hold the farthest
+// field a SET or INCRBY writes.
+func Size(n uint64, ops []FieldOp) uint64 {
+	for _, op := range ops {
+		if op.Kind != FieldGet {
+			_, last := op.Span()
+			n = max(n, last+1)
+		}
+	}
+	return n
+}
+
+// Run runs ops on v in place, v holding every field they write (Size), and returns one result
+// per op and whether any op changed the value; grown says v was grown for them, which counts as
+// a change for every write that ran.
+func Run(v []byte, ops []FieldOp, grown bool) (results []FieldResult, changed bool) {
 	results = make([]FieldResult, len(ops))
 	for i, op := range ops {
 		var c bool
-		results[i], c = op.run(next, op.Offset)
+		results[i], c = op.run(v, op.Offset)
 		changed = changed || c || (grown && op.Kind != FieldGet && !results[i].Null)
 	}
-	return next, results, changed
+	return results, changed
 }
 
 func writesAny(ops []FieldOp) bool {

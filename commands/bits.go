@@ -67,16 +67,28 @@ func (n *Node) readValue(c *Ctx, key []byte) ([]byte, bool, error) {
 	return res.Value, res.Found, err
 }
 
+// peekValue reads key's value as readValue does, but hands it to fn (store.Op.Peek): a store
+// holding it runs fn on the live value, which is then not copied. fn must not call the store
+// and must not keep the slice; it is not called for a missing key.
+func (n *Node) peekValue(c *Ctx, key []byte, fn func(v []byte)) (bool, error) {
+	peeked := false
+	res, err := n.do(c, key, store.Op{Kind: store.Get, Peek: func(v []byte) { peeked = true; fn(v) }})
+	if err == nil && res.Found && !peeked {
+		fn(res.Value)
+	}
+	return res.Found, err
+}
+
 func (n *Node) getbit(c *Ctx, args [][]byte) (resp.Reply, error) {
 	off, err := n.bitOffset(args[2], false, 0)
 	if err != nil {
 		return resp.Reply{}, err
 	}
-	v, _, err := n.readValue(c, args[1])
-	if err != nil {
+	bit := 0
+	if _, err := n.peekValue(c, args[1], func(v []byte) { bit = bitmap.Bit(v, off) }); err != nil {
 		return resp.Reply{}, err
 	}
-	return resp.Int(int64(bitmap.Bit(v, off))), nil
+	return resp.Int(int64(bit)), nil
 }
 
 func (n *Node) setbit(c *Ctx, args [][]byte) (resp.Reply, error) {
@@ -132,21 +144,30 @@ func bitRange(args [][]byte, unitFirst bool) (r *bitmap.Range, empty bool, err e
 // bitcount serves BITCOUNT key [start end [BYTE|BIT]]. As in Redis 7.0, a missing key answers
 // 0 before the arguments are looked at.
 func (n *Node) bitcount(c *Ctx, args [][]byte) (resp.Reply, error) {
-	v, found, err := n.readValue(c, args[1])
+	var r *bitmap.Range
+	var empty bool
+	var argErr error
+	switch len(args) {
+	case 2:
+	case 4, 5:
+		r, empty, argErr = bitRange(args[2:], false)
+	default:
+		argErr = ErrSyntax
+	}
+	// The arguments are checked only once the key is found, as in Redis.
+	count := int64(0)
+	found, err := n.peekValue(c, args[1], func(v []byte) {
+		if argErr == nil && !empty {
+			count = bitmap.Count(v, r)
+		}
+	})
 	if err != nil || !found {
 		return resp.Zero, err
 	}
-	switch len(args) {
-	case 2:
-		return resp.Int(bitmap.Count(v, nil)), nil
-	case 4, 5:
-		r, empty, err := bitRange(args[2:], false)
-		if err != nil || empty {
-			return resp.Zero, err
-		}
-		return resp.Int(bitmap.Count(v, r)), nil
+	if argErr != nil {
+		return resp.Reply{}, argErr
 	}
-	return resp.Reply{}, ErrSyntax
+	return resp.Int(count), nil
 }
 
 // bitpos serves BITPOS key bit [start [end [BYTE|BIT]]]. As in Redis 7.0, a missing key answers
@@ -159,24 +180,31 @@ func (n *Node) bitpos(c *Ctx, args [][]byte) (resp.Reply, error) {
 	if bit != 0 && bit != 1 {
 		return resp.Reply{}, errBitArg
 	}
-	v, found, err := n.readValue(c, args[1])
+	var r *bitmap.Range
+	var argErr error
+	switch len(args) {
+	case 3:
+	case 4, 5, 6:
+		r, _, argErr = bitRange(args[3:], true)
+	default:
+		argErr = ErrSyntax
+	}
+	// The arguments are checked only once the key is found, as in Redis.
+	pos := int64(0)
+	found, err := n.peekValue(c, args[1], func(v []byte) {
+		if argErr == nil {
+			pos = bitmap.Pos(v, int(bit), r)
+		}
+	})
 	switch {
 	case err != nil:
 		return resp.Reply{}, err
 	case !found:
 		return resp.Int(-bit), nil // 0 for a 0, -1 for a 1
+	case argErr != nil:
+		return resp.Reply{}, argErr
 	}
-	var r *bitmap.Range
-	switch len(args) {
-	case 3:
-	case 4, 5, 6:
-		if r, _, err = bitRange(args[3:], true); err != nil {
-			return resp.Reply{}, err
-		}
-	default:
-		return resp.Reply{}, ErrSyntax
-	}
-	return resp.Int(bitmap.Pos(v, int(bit), r)), nil
+	return resp.Int(pos), nil
 }
 
 // bitfield serves BITFIELD and BITFIELD_RO. Every subcommand is checked before any runs; the
@@ -233,11 +261,13 @@ func (n *Node) bitfield(c *Ctx, args [][]byte) (resp.Reply, error) {
 	var results []bitmap.FieldResult
 	switch {
 	case !writes:
-		v, _, err := n.readValue(c, args[1])
+		found, err := n.peekValue(c, args[1], func(v []byte) { _, results, _ = bitmap.Exec(v, ops) })
 		if err != nil {
 			return resp.Reply{}, err
 		}
-		_, results, _ = bitmap.Exec(v, ops)
+		if !found {
+			_, results, _ = bitmap.Exec(nil, ops)
+		}
 	case equalFold(args[0], "bitfield_ro"):
 		return resp.Reply{}, errBitfieldRO
 	default:

@@ -793,7 +793,9 @@ func (n *Node) doNear(c *Ctx, key []byte, op store.Op) (store.Result, error) {
 			t := n.near.Begin(key)
 			op.WithExpiry = true
 			res, err := n.doStore(c, key, op)
-			n.nearFill(key, t, res, err)
+			if res.Value != nil || op.Peek == nil { // a peeked value was not answered
+				n.nearFill(key, t, res, err)
+			}
 			return res, err
 		}
 		n.nearBeforeWrite(key, &op)

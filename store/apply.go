@@ -175,7 +175,7 @@ func Apply(cur Entry, exists bool, op *Op, now int64, maxLen int64) (Entry, Acti
 		}
 		var old int
 		var changed bool
-		next.Value, old, changed = bitmap.SetBit(cur.Value, uint64(op.Delta), bitArg(op.Value))
+		next.Value, old, changed = bitmap.SetBit(cur.Value, uint64(op.Delta), BitArg(op.Value))
 		res.Int, res.Done = int64(old), changed || !exists
 		return next, Put, res, nil
 
@@ -252,8 +252,8 @@ func clone(b []byte) []byte {
 	return c
 }
 
-// bitArg is SetBit's Value as a bit: 1 for "1", else 0.
-func bitArg(v []byte) int {
+// BitArg is SetBit's Value as a bit: 1 for "1", else 0.
+func BitArg(v []byte) int {
 	if len(v) == 1 && v[0] == '1' {
 		return 1
 	}

@@ -403,6 +403,12 @@ type Op struct {
 	// store's clock: the commands of one EXEC share the instant it started, so that, as in
 	// Redis 7, a key does not expire halfway through a transaction. The redis store ignores it.
 	Now int64
+	// Peek, on a Get, lets a store that holds its values hand the live value to Peek, under its
+	// lock, instead of answering a copy of it: a command that reads a few bits of a large value
+	// (GETBIT, BITCOUNT) then copies nothing. Peek must be quick and must not call the store;
+	// the slice is valid only during the call. A store that called it answers Found and a nil
+	// Value; any other store answers the value, and the caller reads that.
+	Peek func(value []byte)
 }
 
 // Result is what an Op produced; see each Kind for the fields it fills.

@@ -17,8 +17,9 @@ import (
 //
 // One allocation per entry, with no pointers inside, costs the garbage collector nothing to scan
 // and is about half of what a Go map entry with a string key and a []byte value costs. The value
-// bytes are never modified after the item is published, so a value slice handed to a reader stays
-// valid (and keeps the item alive) however the entry changes afterwards.
+// bytes of a value under 64 KiB are never modified after the item is published, so a value slice
+// handed to a reader stays valid (and keeps the item alive) however the entry changes
+// afterwards; larger values are changed in place and copied out to readers (inplace.go).
 type item = unsafe.Pointer
 
 // header is the fixed part of an item.
@@ -71,9 +72,10 @@ func valueOf(p item) []byte {
 	return unsafe.Slice((*byte)(unsafe.Add(p, headerSize+h.keyLen())), int(h.vlen))
 }
 
-// newItem allocates an item holding key and value, written as enc says.
+// newItem allocates an item holding key and value, written as enc says. It asks for the size
+// the allocator gives anyway, so that a large value may grow into the rest (inplace.go).
 func newItem(key, value []byte, hash uint32, expireAt int64, meta uint32, tagged bool, enc store.Encoding) item {
-	b := make([]byte, headerSize+len(key)+len(value))
+	b := make([]byte, allocSize(headerSize+len(key)+len(value)))
 	copy(b[headerSize:], key)
 	copy(b[headerSize+len(key):], value)
 	p := unsafe.Pointer(&b[0])

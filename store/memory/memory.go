@@ -205,6 +205,14 @@ func (s *Store) Do(_ context.Context, key []byte, op store.Op) (store.Result, er
 				s.stamp(hd)
 			}
 			cur = store.Entry{Value: valueOf(p), ExpireAt: hd.expireAt, Enc: hd.enc()}
+			switch {
+			case op.Kind != store.Get:
+			case op.Peek != nil:
+				op.Peek(cur.Value)
+				cur.Value = nil
+			default:
+				cur.Value = copyOut(cur.Value) // a large value may be changed in place (inplace.go)
+			}
 			live = true
 		}
 		sh.mu.RUnlock()
@@ -271,6 +279,11 @@ func (s *Store) apply(sh *shard, t *table, key []byte, h uint64, op *store.Op, n
 			cur = store.Entry{Value: valueOf(old), ExpireAt: hd.expireAt, Enc: hd.enc()}
 		}
 	}
+	if i >= 0 {
+		if res, ok := s.changeInPlace(old, op, now); ok {
+			return res, nil
+		}
+	}
 	applied := op
 	if op.Kind == store.Set {
 		// A Set's outcome never depends on the new value's bytes: let Apply decide without
@@ -282,6 +295,9 @@ func (s *Store) apply(sh *shard, t *table, key []byte, h uint64, op *store.Op, n
 	next, action, res, err := store.Apply(cur, i >= 0, applied, now, s.maxLen)
 	if err != nil {
 		return res, err
+	}
+	if i >= 0 && sameBytes(res.Value, cur.Value) {
+		res.Value = copyOut(res.Value) // the old value answered (GETEX, SET … GET): see copyOut
 	}
 	switch action {
 	case store.Remove:
