@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/vela-cache/vela/bitmap"
@@ -10,9 +11,12 @@ import (
 // Large values are changed in place. A write to a value copies it into a new item, so that a
 // reader holding the old one (a reply not yet written) keeps seeing it whole; for a large value
 // that copy is the whole cost of a write that changes a few bytes (a SETBIT on a 1 MiB bitmap,
-// an APPEND to a long log). So a value of inPlaceMin bytes or more is never handed to a reader:
-// reads copy it out under the shard's lock (copyOut), and SETBIT, BITFIELD, SETRANGE and APPEND
-// change it in its own item, under the shard's write lock, as Redis changes its string in place.
+// an APPEND to a long log). So SETBIT, BITFIELD, SETRANGE and APPEND change a value of
+// inPlaceMin bytes or more in its own item, under the shard's write lock, as Redis changes its
+// string in place, unless the value has been handed to a reader: such an item is "lent" (a word
+// just before its header, set atomically under the read lock), and the next change copies it
+// into a new item, which is not. Reads that only look at a value under the lock (store.Op.Peek:
+// GETBIT, BITCOUNT…) do not lend it.
 //
 // An item is allocated at the size the allocator gives it anyway (allocSize), so the bytes past
 // a value up to the end of its allocation are its room to grow: zero, since a value never
@@ -20,22 +24,38 @@ import (
 // so a value that keeps growing is copied once per allocation step (8 KiB past 32 KiB) rather
 // than once per write.
 
-// inPlaceMin is the smallest value changed in place, and copied out for readers.
+// inPlaceMin is the smallest value changed in place.
 const inPlaceMin = 64 << 10
 
-// copyOut returns v as a reader may keep it: v itself, or a copy when v is large enough to be
-// changed in place later. The caller holds the shard's lock.
-func copyOut(v []byte) []byte {
-	if len(v) < inPlaceMin {
-		return v
+// lentSize is the size of the word before a large value's item.
+const lentSize = 8
+
+// prefixOf is the size of what precedes the item of a value of n bytes: its lent word when the
+// value is large enough to be changed in place, else nothing.
+func prefixOf(n int) int {
+	if n >= inPlaceMin {
+		return lentSize
 	}
-	return append([]byte(nil), v...)
+	return 0
 }
 
-// roomOf is how long p's value may grow within p's allocation.
+// lend records that p's value is handed to a reader, when it is large enough for that to matter.
+// It may run under the shard's read lock.
+func lend(p item) {
+	if int(hdr(p).vlen) >= inPlaceMin {
+		if w := (*uint32)(unsafe.Add(p, -lentSize)); atomic.LoadUint32(w) == 0 {
+			atomic.StoreUint32(w, 1)
+		}
+	}
+}
+
+// lent reports whether p's large value has been handed to a reader.
+func lent(p item) bool { return atomic.LoadUint32((*uint32)(unsafe.Add(p, -lentSize))) != 0 }
+
+// roomOf is how long p's large value may grow within p's allocation.
 func roomOf(p item) int {
 	h := hdr(p)
-	return int(allocSize(headerSize+h.keyLen()+int(h.vlen))) - headerSize - h.keyLen()
+	return int(allocSize(lentSize+headerSize+h.keyLen()+int(h.vlen))) - lentSize - headerSize - h.keyLen()
 }
 
 // grownValue extends p's value to n bytes (n ≤ roomOf(p)) and returns it, aliasing the item.
@@ -51,7 +71,7 @@ func grownValue(p item, n int) []byte {
 // writes a new item as for any write (store.Apply, which also refuses what is out of range).
 func (s *Store) changeInPlace(p item, op *store.Op, now int64) (store.Result, bool) {
 	v := valueOf(p)
-	if len(v) < inPlaceMin {
+	if len(v) < inPlaceMin || lent(p) {
 		return store.Result{}, false
 	}
 	room := roomOf(p)

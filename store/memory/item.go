@@ -19,7 +19,8 @@ import (
 // and is about half of what a Go map entry with a string key and a []byte value costs. The value
 // bytes of a value under 64 KiB are never modified after the item is published, so a value slice
 // handed to a reader stays valid (and keeps the item alive) however the entry changes
-// afterwards; larger values are changed in place and copied out to readers (inplace.go).
+// afterwards; a larger value is changed in place until it is first handed to a reader, and its
+// item is preceded by the word that records that (inplace.go).
 type item = unsafe.Pointer
 
 // header is the fixed part of an item.
@@ -73,9 +74,11 @@ func valueOf(p item) []byte {
 }
 
 // newItem allocates an item holding key and value, written as enc says. It asks for the size
-// the allocator gives anyway, so that a large value may grow into the rest (inplace.go).
+// the allocator gives anyway, so that a large value may grow into the rest; a large value's
+// item starts after its lent word (inplace.go).
 func newItem(key, value []byte, hash uint32, expireAt int64, meta uint32, tagged bool, enc store.Encoding) item {
-	b := make([]byte, allocSize(headerSize+len(key)+len(value)))
+	pre := prefixOf(len(value))
+	b := make([]byte, allocSize(pre+headerSize+len(key)+len(value)))[pre:]
 	copy(b[headerSize:], key)
 	copy(b[headerSize+len(key):], value)
 	p := unsafe.Pointer(&b[0])
@@ -92,7 +95,9 @@ func newItem(key, value []byte, hash uint32, expireAt int64, meta uint32, tagged
 }
 
 // itemCost is what the allocator really hands out for an item of this key and value length.
-func itemCost(keyLen, valueLen int) int64 { return allocSize(headerSize + keyLen + valueLen) }
+func itemCost(keyLen, valueLen int) int64 {
+	return allocSize(prefixOf(valueLen) + headerSize + keyLen + valueLen)
+}
 
 // sizeClasses are the Go 1.26 runtime's small-object size classes (internal/runtime/gc), used to
 // count each allocation at the size the allocator really gives it.

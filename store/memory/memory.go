@@ -211,7 +211,7 @@ func (s *Store) Do(_ context.Context, key []byte, op store.Op) (store.Result, er
 				op.Peek(cur.Value)
 				cur.Value = nil
 			default:
-				cur.Value = copyOut(cur.Value) // a large value may be changed in place (inplace.go)
+				lend(p) // a large value is changed in place until it is lent (inplace.go)
 			}
 			live = true
 		}
@@ -296,8 +296,8 @@ func (s *Store) apply(sh *shard, t *table, key []byte, h uint64, op *store.Op, n
 	if err != nil {
 		return res, err
 	}
-	if i >= 0 && sameBytes(res.Value, cur.Value) {
-		res.Value = copyOut(res.Value) // the old value answered (GETEX, SET … GET): see copyOut
+	if i >= 0 && len(res.Value) > 0 && sameBytes(res.Value, cur.Value) {
+		lend(old) // the old value answered (GETEX, SET … GET), whose item may stay
 	}
 	switch action {
 	case store.Remove:
