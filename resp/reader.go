@@ -53,6 +53,11 @@ type Reader struct {
 	r, w   int  // buf[r:w] is read but not yet consumed
 	prev   int  // r before the command Next returned last, for Unread
 	filled bool // the last read filled all the room it was given
+	// need is how many bytes from r the argument still arriving ends at (0: none), so that one
+	// growth makes room for a large argument instead of one doubling per read; lastSize is the
+	// size of the command Next returned last, so that a buffer a client keeps filling with large
+	// commands is kept rather than given back after each.
+	need, lastSize int
 
 	// requireAuth applies Redis's stricter limits to clients that have not authenticated.
 	requireAuth bool
@@ -151,6 +156,7 @@ func (rd *Reader) Next() ([][]byte, error) {
 				return nil, &ProtocolError{"unauthenticated bulk length"}
 			}
 			if int64(len(data)-n)-2 < size { // not size+2, which can overflow
+				rd.need = rd.scan + n + int(size) + 2
 				return nil, nil // the argument has not fully arrived
 			}
 			start := rd.scan + n
@@ -165,6 +171,7 @@ func (rd *Reader) Next() ([][]byte, error) {
 		rd.args = args
 		rd.prev = rd.r
 		rd.r += rd.scan
+		rd.lastSize, rd.need = rd.scan, 0
 		rd.scan = 0
 		return args, nil
 	}
@@ -275,8 +282,8 @@ func (rd *Reader) Fill() error { return rd.FillFrom(rd.rd) }
 // socket without blocking, and one read that finds nothing returns src's error (EAGAIN).
 func (rd *Reader) FillFrom(src io.Reader) error {
 	if rd.r > 0 {
-		if rd.r == rd.w && len(rd.buf) > 4*initialBufSize && rd.pending == 0 {
-			rd.buf = make([]byte, initialBufSize) // give back a buffer grown by one big command
+		if rd.r == rd.w && len(rd.buf) > 4*initialBufSize && rd.pending == 0 && rd.lastSize < len(rd.buf)/4 {
+			rd.buf = make([]byte, initialBufSize) // give back a buffer grown by a big command
 		} else {
 			copy(rd.buf, rd.buf[rd.r:rd.w])
 		}
@@ -290,7 +297,10 @@ func (rd *Reader) FillFrom(src io.Reader) error {
 		if len(rd.buf) >= rd.limits.MaxQueryBuffer {
 			return ErrQueryBufferLimit
 		}
-		size := min(2*len(rd.buf), rd.limits.MaxQueryBuffer)
+		// Room for the argument arriving, when its length is known, with some to spare for what
+		// follows; but never more than four times what has arrived (the buffer is full of it),
+		// so that a client cannot make the server allocate what it did not send.
+		size := min(max(2*len(rd.buf), min(rd.need+initialBufSize, 4*len(rd.buf))), rd.limits.MaxQueryBuffer)
 		grown := make([]byte, size)
 		copy(grown, rd.buf[:rd.w])
 		rd.buf = grown

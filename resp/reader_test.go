@@ -151,6 +151,61 @@ func TestReaderDoesNotAllocateAnnounced(t *testing.T) {
 	}
 }
 
+// TestReaderKeepsRoomForLargeCommands: a client sending one large SET after another gets its
+// buffer grown a few times in all, to fit the argument it announced, not grown by doublings and
+// given back for every command; once it sends small commands again the room is given back.
+func TestReaderKeepsRoomForLargeCommands(t *testing.T) {
+	value := strings.Repeat("v", 100000)
+	var in turns // one command per turn, as a client waiting for each reply sends them
+	for range 20 {
+		in = append(in, []byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100000\r\n"+value+"\r\n"))
+	}
+	in = append(in, []byte("*1\r\n$4\r\nPING\r\n"))
+	rd := NewReader(&in, Limits{})
+	allocs, commands := 0, 0
+	last := &rd.buf[0]
+	for {
+		args, err := rd.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if args != nil {
+			commands++
+			if commands <= 20 && string(args[2]) != value {
+				t.Fatalf("command %d: the value did not survive", commands)
+			}
+			continue
+		}
+		if rd.Fill() != nil {
+			break
+		}
+		if &rd.buf[0] != last {
+			allocs, last = allocs+1, &rd.buf[0]
+		}
+	}
+	if commands != 21 || allocs > 3 {
+		t.Fatalf("%d commands read with %d buffer allocations, want 21 with at most 3", commands, allocs)
+	}
+	if rd.Fill(); len(rd.buf) > initialBufSize {
+		t.Fatalf("after a small command the buffer keeps %d bytes", len(rd.buf))
+	}
+}
+
+// turns is input that arrives in turns: a read returns bytes of the first turn only.
+type turns [][]byte
+
+func (t *turns) Read(p []byte) (int, error) {
+	for len(*t) > 0 && len((*t)[0]) == 0 {
+		*t = (*t)[1:]
+	}
+	if len(*t) == 0 {
+		return 0, io.EOF
+	}
+	k := copy(p, (*t)[0])
+	(*t)[0] = (*t)[0][k:]
+	return k, nil
+}
+
 func TestReaderQueryBufferLimit(t *testing.T) {
 	in := "*1\r\n$100000\r\n" + strings.Repeat("x", 100000)
 	_, err := parseAll(t, []byte(in), nil, Limits{MaxQueryBuffer: 64 << 10}, false)
