@@ -443,9 +443,13 @@ func writeClientLine(b *strings.Builder, conn *resp.Conn) {
 	if flags == "" {
 		flags = "N"
 	}
-	fmt.Fprintf(b, "id=%d addr=%s laddr=%s fd=0 name=%s age=%d idle=%d flags=%s db=0 sub=%d psub=%d ssub=%d multi=%d qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=%d resp=%d lib-name=%s lib-ver=%s\n",
+	// The buffers as of the client's last read: its input (the command being run included, as
+	// in Redis), the input buffer's size and peak, and the output buffer's capacity (omem).
+	fmt.Fprintf(b, "id=%d addr=%s laddr=%s fd=0 name=%s age=%d idle=%d flags=%s db=0 sub=%d psub=%d ssub=%d multi=%d qbuf=%d qbuf-free=%d argv-mem=0 multi-mem=0 rbs=%d rbp=%d obl=0 oll=0 omem=%d tot-mem=%d events=r cmd=%s user=default redir=%d resp=%d lib-name=%s lib-ver=%s\n",
 		in.ID, in.Addr, in.LocalAddr, in.Name, int64(in.Age.Seconds()), int64(in.Idle.Seconds()),
-		flags, in.Sub, in.PSub, in.SSub, in.Multi, in.LastCommand, in.Redirect, in.Proto, in.LibName, in.LibVer)
+		flags, in.Sub, in.PSub, in.SSub, in.Multi, in.QueryBuf, max(in.QueryBufSize-in.QueryBuf, 0),
+		in.QueryBufSize, in.QueryBufPeak, in.OutputBufSize, in.QueryBufSize+in.OutputBufSize,
+		in.LastCommand, in.Redirect, in.Proto, in.LibName, in.LibVer)
 }
 
 // clientInfo serves CLIENT INFO: the connection's own CLIENT LIST line.

@@ -104,12 +104,19 @@ func (n *Node) infoSection(ctx context.Context, sec string) []string {
 		}
 	case "clients":
 		connected := 0
+		var maxIn, maxOut int64 // the largest buffers of the clients, as of their last reads
 		if n.clients != nil {
 			connected = n.clients.ClientCount()
+			n.clients.Clients(func(c *resp.Conn) {
+				in, out := c.BufferSizes()
+				maxIn, maxOut = max(maxIn, in), max(maxOut, out)
+			})
 		}
 		lines = []string{
 			fmt.Sprintf("connected_clients:%d", connected),
 			"maxclients:" + n.setting("maxclients", "0"),
+			fmt.Sprintf("client_recent_max_input_buffer:%d", maxIn),
+			fmt.Sprintf("client_recent_max_output_buffer:%d", maxOut),
 			fmt.Sprintf("blocked_clients:%d", n.blockedN.Load()),
 			fmt.Sprintf("tracking_clients:%d", n.clientCache.clients.Load()),
 		}

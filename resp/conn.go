@@ -18,6 +18,10 @@ type Conn struct {
 	ID          int64
 	proto       int          // negotiated protocol version, 2 or 3; the connection's goroutine only
 	protoShared atomic.Int32 // copy of proto for CLIENT LIST on other goroutines
+	// Buffer sizes for CLIENT LIST and INFO on other goroutines, as of the connection's last
+	// read (noteBuffers): unparsed input, the input buffer's size and its peak, the output
+	// buffer's capacity.
+	qbufLen, qbufSize, qbufPeak, outSize atomic.Int64
 
 	server  *Server
 	nc      net.Conn
@@ -293,7 +297,33 @@ type Info struct {
 	// Sub, PSub and SSub are the numbers of channels, patterns and shard channels the client
 	// is subscribed to, as SetSubscriptions set them.
 	Sub, PSub, SSub int
+	// QueryBuf is the input read and not yet parsed, QueryBufSize the input buffer's size and
+	// QueryBufPeak the largest it has been, OutputBufSize the output buffer's capacity, in
+	// bytes, as of the connection's last read.
+	QueryBuf, QueryBufSize, QueryBufPeak, OutputBufSize int64
 }
+
+// noteBuffers publishes the connection's buffer sizes for Info. The goroutine or loop serving
+// the connection calls it after each read.
+func (c *Conn) noteBuffers() {
+	n, size := int64(c.rd.w-c.rd.r), int64(len(c.rd.buf))
+	if c.qbufLen.Load() != n {
+		c.qbufLen.Store(n)
+	}
+	if c.qbufSize.Load() != size {
+		c.qbufSize.Store(size)
+		if size > c.qbufPeak.Load() {
+			c.qbufPeak.Store(size)
+		}
+	}
+	if o := int64(cap(c.out)); c.outSize.Load() != o {
+		c.outSize.Store(o)
+	}
+}
+
+// BufferSizes returns the sizes of the connection's input and output buffers, in bytes, as of
+// its last read. It is safe to call from any goroutine.
+func (c *Conn) BufferSizes() (in, out int64) { return c.qbufSize.Load(), c.outSize.Load() }
 
 // Info returns a snapshot for CLIENT LIST. It is safe to call from any goroutine.
 func (c *Conn) Info() Info {
@@ -316,6 +346,8 @@ func (c *Conn) Info() Info {
 		Monitor:       c.monitor.Load(),
 		TrackingFlags: c.trackFlags, Redirect: c.redirect,
 		Sub: c.subs[0], PSub: c.subs[1], SSub: c.subs[2],
+		QueryBuf: c.qbufLen.Load(), QueryBufSize: c.qbufSize.Load(), QueryBufPeak: c.qbufPeak.Load(),
+		OutputBufSize: c.outSize.Load(),
 	}
 }
 

@@ -41,6 +41,7 @@ func (l *loop) serve(c *Conn, events uint32) {
 		return
 	}
 	c.lastActive.Store(l.roundMilli)
+	c.noteBuffers()
 	more := c.rd.filled || c.inputEnds
 	l.process(c)
 	if !more || !c.inLoop {

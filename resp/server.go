@@ -408,6 +408,7 @@ func (s *Server) serveConn(c *Conn, args [][]byte, err error) {
 					continue
 				}
 				err = c.rd.Fill()
+				c.noteBuffers()
 			}
 			if c.inputWaitOver(err) { // a push cut the wait short: write it, wait again
 				if s.cfg.IdleTimeout <= 0 || c.peer {

@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,48 @@ func TestNetStatsLikeRedis(t *testing.T) {
 			if _, ok := got[k]; !ok {
 				t.Errorf("INFO stats lacks %s", k)
 			}
+		}
+	}
+}
+
+// TestClientBuffers: CLIENT LIST shows a client's input as Redis counts it (qbuf: the command
+// being run, 26 bytes for CLIENT LIST) and its input buffer's size (rbs), on event loops and on
+// goroutines; INFO's client_recent_max_input_buffer shows the buffer of a client that sent a
+// 100 KB value, while it is connected.
+func TestClientBuffers(t *testing.T) {
+	field := func(line, name string) string {
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, name+"="); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	for _, loops := range []int{1, 0} {
+		cfg := testnode.Config()
+		cfg.EventLoops = loops
+		vela := testnode.Start(t, cfg)
+		redis := redistest.Start(t)
+		for _, addr := range []string{redis.Addr, vela.Addr()} {
+			line := respclient.Dial(t, addr).Do("CLIENT", "LIST").Value.Text()
+			if q := field(line, "qbuf"); q != "26" {
+				t.Errorf("%s, loops %d: qbuf=%s while running CLIENT LIST, want 26", addr, loops, q)
+			}
+			if rbs := field(line, "rbs"); rbs == "0" || rbs == "" {
+				t.Errorf("%s, loops %d: rbs=%q", addr, loops, rbs)
+			}
+		}
+		big := respclient.Dial(t, vela.Addr())
+		big.Do("SET", "k", strings.Repeat("v", 100000)).OK()
+		info := respclient.Dial(t, vela.Addr()).Do("INFO", "clients").Value.Text()
+		var maxIn int
+		for _, l := range strings.Split(info, "\r\n") {
+			if v, ok := strings.CutPrefix(l, "client_recent_max_input_buffer:"); ok {
+				maxIn, _ = strconv.Atoi(v)
+			}
+		}
+		if maxIn < 100000 {
+			t.Errorf("loops %d: client_recent_max_input_buffer %d with a client that sent 100 KB connected", loops, maxIn)
 		}
 	}
 }
