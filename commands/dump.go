@@ -13,8 +13,9 @@ import (
 // (redis-shake's scan mode, RIOT, MIGRATE-like scripts) work: DUMP answers a key's value in
 // Redis's RDB serialization (package rdb), RESTORE creates a key from one. Vela stores strings
 // only: a payload of another type is refused. DUMP never compresses (Redis would LZF-compress a
-// long value); RESTORE reads every encoding Redis writes. IDLETIME and FREQ are checked as
-// Redis checks them but not applied: the key starts with fresh access statistics.
+// long value); RESTORE reads every encoding Redis writes. IDLETIME and FREQ set the key's access
+// statistics on a store that keeps them (store.AccessSetter: the memory store); elsewhere they
+// are checked as Redis checks them and the key starts with fresh statistics.
 
 // RESTORE errors, with Redis's texts.
 const (
@@ -50,6 +51,7 @@ func (n *Node) dump(c *Ctx, args [][]byte) (resp.Reply, error) {
 // Redis's order: the options, an existing key, the TTL, the payload's footer, its value.
 func (n *Node) restore(c *Ctx, args [][]byte) (resp.Reply, error) {
 	var replace, absTTL, idle, freq bool
+	idleSecs, freqCount := int64(-1), int64(-1)
 	for i := 4; i < len(args); i++ {
 		more := i+1 < len(args)
 		switch {
@@ -65,7 +67,7 @@ func (n *Node) restore(c *Ctx, args [][]byte) (resp.Reply, error) {
 			case v < 0:
 				return resp.Reply{}, errRestoreIdle
 			}
-			idle = true
+			idle, idleSecs = true, v
 			i++
 		case equalFold(args[i], "freq") && more && !idle:
 			v, err := intArg(args[i+1])
@@ -75,7 +77,7 @@ func (n *Node) restore(c *Ctx, args [][]byte) (resp.Reply, error) {
 			case v < 0 || v > 255:
 				return resp.Reply{}, errRestoreFreq
 			}
-			freq = true
+			freq, freqCount = true, v
 			i++
 		default:
 			return resp.Reply{}, ErrSyntax
@@ -134,6 +136,11 @@ func (n *Node) restore(c *Ctx, args [][]byte) (resp.Reply, error) {
 		return resp.Reply{}, err
 	case !res.Done:
 		return resp.Reply{}, errBusyKey
+	}
+	if as, ok := n.store.(store.AccessSetter); ok && (idle || freq) {
+		if _, err := as.SetAccess(c.Context(), key, idleSecs, freqCount); err != nil {
+			return resp.Reply{}, err
+		}
 	}
 	n.keyspaceEvent(pubsub.New, "new", key)
 	n.keyspaceEvent(pubsub.Generic, "restore", key)

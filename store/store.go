@@ -220,6 +220,16 @@ type BitOperator interface {
 	BitOp(ctx context.Context, op string, dst []byte, srcs [][]byte, expireAt int64) (int64, error)
 }
 
+// AccessSetter is implemented by a store that keeps each key's access statistics itself (the
+// memory store, for OBJECT IDLETIME and FREQ and for LRU and LFU eviction): RESTORE's IDLETIME
+// and FREQ set them, as in Redis.
+type AccessSetter interface {
+	// SetAccess sets key's statistics, as Redis's objectSetLRUOrLFU does: under an LFU policy
+	// the counter to freq, under any other the last access to idle seconds ago; a value of -1
+	// was not given and changes nothing. It reports whether the key was there.
+	SetAccess(ctx context.Context, key []byte, idle, freq int64) (bool, error)
+}
+
 // MoveKind is what Mover.Move does.
 type MoveKind uint8
 

@@ -160,3 +160,40 @@ func TestObjectFreqLikeRedis(t *testing.T) {
 		{"INCR", "n"}, {"OBJECT", "REFCOUNT", "n"},
 	})
 }
+
+// TestRestoreSetsAccessLikeRedis: RESTORE's IDLETIME sets the key's idle time (ttl_only and
+// lru, against Redis under noeviction and allkeys-lru) and FREQ its LFU counter (lfu, against
+// Redis under allkeys-lfu); under an LFU policy IDLETIME changes nothing, and under the others
+// FREQ does not, as in Redis.
+func TestRestoreSetsAccessLikeRedis(t *testing.T) {
+	for _, tc := range []struct{ vela, redis string }{
+		{"ttl_only", "noeviction"}, {"lru", "allkeys-lru"}, {"lfu", "allkeys-lfu"},
+	} {
+		t.Run(tc.vela, func(t *testing.T) {
+			want := respclient.Dial(t, redistest.Start(t, "--maxmemory-policy", tc.redis, "--maxmemory", "100mb").Addr)
+			cfg := testnode.Config()
+			cfg.EvictionPolicy = tc.vela
+			if tc.vela != "ttl_only" {
+				cfg.MaxMemory = 100 << 20
+			}
+			got := respclient.Dial(t, testnode.Start(t, cfg).Addr())
+			want.Do("SET", "src", "value").OK()
+			payload := want.Do("DUMP", "src").Value
+			for _, c := range []*respclient.Conn{want, got} {
+				c.Do("RESTORE", "idle", "0", payload.Text(), "IDLETIME", "86400").OK()
+				c.Do("RESTORE", "freq", "0", payload.Text(), "FREQ", "100").OK()
+				c.Do("RESTORE", "plain", "0", payload.Text()).OK()
+			}
+			if tc.vela == "lfu" {
+				sameReplies(t, want, got, [][]any{{"OBJECT", "FREQ", "freq"}, {"OBJECT", "FREQ", "idle"}, {"OBJECT", "FREQ", "plain"}})
+				return
+			}
+			for _, c := range []*respclient.Conn{want, got} {
+				c.Do("OBJECT", "IDLETIME", "idle").IntBetween(86400, 86401)
+				c.Do("OBJECT", "IDLETIME", "freq").IntBetween(0, 1)
+				c.Do("GET", "idle").Bulk("value")
+				c.Do("OBJECT", "IDLETIME", "idle").IntBetween(0, 1)
+			}
+		})
+	}
+}

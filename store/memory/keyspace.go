@@ -140,7 +140,10 @@ func (s *Store) Object(_ context.Context, key []byte, _ store.ObjectField) (stor
 	case PolicyLRU:
 		obj.Idle = int64(s.clock(now)-meta) / 1000
 	default:
-		obj.Idle = max(int64(s.idleClock.Load())-int64(meta), 0)
+		obj.Idle = int64(s.idleClock.Load() - meta) // modular: a restored idle time may exceed the store's age
+		if obj.Idle > 1<<31 {
+			obj.Idle = 0 // meta ahead of the clock: a read stamped it as the clock moved
+		}
 	}
 	return obj, true, nil
 }
@@ -321,4 +324,33 @@ func (s *Store) RandomKey(_ context.Context) ([]byte, bool, error) {
 		sh.mu.RUnlock()
 	}
 	return nil, false, nil
+}
+
+var _ store.AccessSetter = (*Store)(nil)
+
+// SetAccess implements store.AccessSetter. An idle time sets the entry's LRU clock (or, under
+// PolicyTTLOnly, its idle clock) that far back, modulo the clock's width, as Redis's 24-bit
+// LRU clock does.
+func (s *Store) SetAccess(_ context.Context, key []byte, idle, freq int64) (bool, error) {
+	if s.closed.Load() {
+		return false, store.ErrClosed
+	}
+	now := s.now()
+	h, sh, t := s.locate(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	i := t.find(key, h)
+	if i < 0 || store.Expired(hdr(t.items[i]).expireAt, now) {
+		return false, nil
+	}
+	hd := hdr(t.items[i])
+	switch {
+	case s.policy == PolicyLFU && freq >= 0:
+		atomic.StoreUint32(&hd.meta, s.minutes(now)<<8|uint32(min(freq, 255)))
+	case s.policy == PolicyLRU && idle >= 0:
+		atomic.StoreUint32(&hd.meta, s.clock(now-idle*1000))
+	case s.policy == PolicyTTLOnly && idle >= 0:
+		atomic.StoreUint32(&hd.meta, s.idleClock.Load()-uint32(idle))
+	}
+	return true, nil
 }
