@@ -1,6 +1,8 @@
 package commands
 
 import (
+	"context"
+
 	"github.com/vela-cache/vela/bitmap"
 	"github.com/vela-cache/vela/resp"
 	"github.com/vela-cache/vela/store"
@@ -67,6 +69,44 @@ func (n *Node) readValue(c *Ctx, key []byte) ([]byte, bool, error) {
 	return res.Value, res.Found, err
 }
 
+// commandReader is a store whose server answers a read-only command on one key itself (the
+// redis store): GETBIT, BITCOUNT, BITPOS and BITFIELD_RO on a large value then cost no transfer
+// of the value. The reply is an int64, nil for a null, or a []any of those.
+type commandReader interface {
+	ReadCommand(ctx context.Context, args [][]byte) (any, error)
+}
+
+// readInStore has the store's server answer the bit read args, when it can (commandReader):
+// ok false otherwise. Its hits and misses are the server's, not counted here.
+func (n *Node) readInStore(c *Ctx, args [][]byte) (reply resp.Reply, ok bool, err error) {
+	cr, isReader := n.store.(commandReader)
+	if !isReader {
+		return resp.Reply{}, false, nil
+	}
+	v, err := cr.ReadCommand(c.Context(), args)
+	if err != nil {
+		return resp.Reply{}, true, err
+	}
+	return nativeReply(v), true, nil
+}
+
+// nativeReply is a commandReader's reply as a RESP reply.
+func nativeReply(v any) resp.Reply {
+	switch v := v.(type) {
+	case int64:
+		return resp.Int(v)
+	case []any:
+		out := make([]resp.Reply, len(v))
+		for i, e := range v {
+			out[i] = nativeReply(e)
+		}
+		return resp.Array(out)
+	case string:
+		return resp.BulkString(v)
+	}
+	return resp.Nil
+}
+
 // peekValue reads key's value as readValue does, but hands it to fn (store.Op.Peek): a store
 // holding it runs fn on the live value, which is then not copied. fn must not call the store
 // and must not keep the slice; it is not called for a missing key.
@@ -83,6 +123,9 @@ func (n *Node) getbit(c *Ctx, args [][]byte) (resp.Reply, error) {
 	off, err := n.bitOffset(args[2], false, 0)
 	if err != nil {
 		return resp.Reply{}, err
+	}
+	if r, ok, err := n.readInStore(c, args); ok {
+		return r, err
 	}
 	bit := 0
 	if _, err := n.peekValue(c, args[1], func(v []byte) { bit = bitmap.Bit(v, off) }); err != nil {
@@ -144,6 +187,9 @@ func bitRange(args [][]byte, unitFirst bool) (r *bitmap.Range, empty bool, err e
 // bitcount serves BITCOUNT key [start end [BYTE|BIT]]. As in Redis 7.0, a missing key answers
 // 0 before the arguments are looked at.
 func (n *Node) bitcount(c *Ctx, args [][]byte) (resp.Reply, error) {
+	if r, ok, err := n.readInStore(c, args); ok {
+		return r, err
+	}
 	var r *bitmap.Range
 	var empty bool
 	var argErr error
@@ -179,6 +225,9 @@ func (n *Node) bitpos(c *Ctx, args [][]byte) (resp.Reply, error) {
 	}
 	if bit != 0 && bit != 1 {
 		return resp.Reply{}, errBitArg
+	}
+	if r, ok, err := n.readInStore(c, args); ok {
+		return r, err
 	}
 	var r *bitmap.Range
 	var argErr error
@@ -261,6 +310,9 @@ func (n *Node) bitfield(c *Ctx, args [][]byte) (resp.Reply, error) {
 	var results []bitmap.FieldResult
 	switch {
 	case !writes:
+		if r, ok, err := n.readInStore(c, args); ok {
+			return r, err
+		}
 		found, err := n.peekValue(c, args[1], func(v []byte) { _, results, _ = bitmap.Exec(v, ops) })
 		if err != nil {
 			return resp.Reply{}, err

@@ -1,6 +1,8 @@
 package e2e_test
 
 import (
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,5 +100,38 @@ func TestBitsDefaultTTL(t *testing.T) {
 			c.Do("BITOP", "NOT", "d", "c").Int(1)
 			c.Do("PTTL", "d").IntBetween(90000, 100000)
 		})
+	}
+}
+
+// TestBitReadsStayInRedis: on the redis store GETBIT, BITCOUNT, BITPOS and BITFIELD_RO run in
+// Redis: reading bits of a 1 MiB bitmap does not bring the bitmap to Vela (Redis's
+// total_net_output_bytes grows by far less than its size).
+func TestBitReadsStayInRedis(t *testing.T) {
+	redis := redistest.Start(t)
+	cfg := testnode.Config()
+	cfg.Store.Type, cfg.Store.RedisURL = "redis", "redis://"+redis.Addr+"/0"
+	c := respclient.Dial(t, testnode.Start(t, cfg).Addr())
+	c.Do("SETBIT", "big", "8388607", "1").Int(0)
+	direct := respclient.Dial(t, redis.Addr)
+	sent := func() int64 {
+		for _, l := range strings.Split(direct.Do("INFO", "stats").Value.Text(), "\r\n") {
+			if v, ok := strings.CutPrefix(l, "total_net_output_bytes:"); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				return n
+			}
+		}
+		t.Fatal("no total_net_output_bytes")
+		return 0
+	}
+	before := sent()
+	for range 5 {
+		c.Do("GETBIT", "big", "8388607").Int(1)
+		c.Do("BITCOUNT", "big").Int(1)
+		c.Do("BITPOS", "big", "1").Int(8388607)
+		c.Do("BITFIELD_RO", "big", "GET", "u8", "#1048575").Raws("*1\r\n:1\r\n")
+		c.Do("BITFIELD", "big", "GET", "u8", "#1048575").Raws("*1\r\n:1\r\n")
+	}
+	if grew := sent() - before; grew > 64<<10 {
+		t.Fatalf("Redis sent %d bytes for 25 bit reads of a 1 MiB bitmap", grew)
 	}
 }

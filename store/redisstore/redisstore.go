@@ -1063,6 +1063,29 @@ func (s *Store) Move(ctx context.Context, src, dst []byte, how store.MoveKind) (
 
 var _ store.BitOperator = (*Store)(nil)
 
+// ReadCommand runs a read-only command on one key (args[1]) in Redis and returns its reply as
+// go-redis gives it: an int64, a string, nil for a null, or a []any of those. The bit reads use
+// it, so that a bit of a large value costs no transfer of the value.
+func (s *Store) ReadCommand(ctx context.Context, args [][]byte) (any, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	a := make([]any, len(args))
+	for i, b := range args {
+		a[i] = b
+	}
+	v, err := s.c.Do(ctx, a...).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, s.mapErr(ctx, err)
+	}
+	return v, nil
+}
+
 // scriptBitOp: KEYS the destination, then the sources; ARGV the operation, pxat ("0": none).
 // BITOP, and the default TTL on its result.
 var scriptBitOp = redis.NewScript(`
