@@ -788,8 +788,9 @@ func (g *Gen) dump() []Step {
 
 // restore is RESTORE of a value's payload (rdb.Dump writes what Redis writes, but for LZF),
 // sometimes a damaged one, with a TTL, relative or absolute, and options. IDLETIME and FREQ
-// come only with values both servers refuse: Vela does not apply valid ones (OBJECT IDLETIME
-// would differ).
+// come only with values both servers refuse: Vela applies valid ones on the memory store only
+// (TestRestoreSetsAccessLikeRedis compares those with Redis), so OBJECT would differ on the
+// other stores.
 func (g *Gen) restore() []Step {
 	if g.chance(0.03) {
 		return g.arity("restore", g.pick2(1, 2))
